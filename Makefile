@@ -1,0 +1,105 @@
+# kvbench: build, test, run. `make run` and `make test` are the two set-up
+# commands; both install missing Debian packages first (as root or via sudo).
+
+CC      ?= cc
+PKGS    := build-essential pkg-config libbenchmark-dev libopenblas-dev libhwloc-dev gnuplot-nox libcmocka-dev
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+# snprintf truncation is the intended, safe behaviour for messages and labels
+WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-format-truncation
+OPT     ?= -O3 -g
+CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS)
+LDLIBS  := $(BLAS_LIBS) -lm -pthread
+
+BUILD   ?= build
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/kernels/kernels.c \
+           harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
+           harness/results.c
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h)
+
+# what `make run` runs: both backends on stories15m, a few minutes on 2 cores
+RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
+            --prompt 16 --tokens 512 --reps 3 --time-budget 240
+
+.PHONY: all deps run run-only test test-only test-asan check clean help
+all: $(BUILD)/kvbench $(BUILD)/test_kvbench
+
+help:
+	@echo "make run        install missing packages, build, run the default benchmark, plot"
+	@echo "make test       build and run the test suite"
+	@echo "make test-asan  the same tests under AddressSanitizer + UBSan"
+	@echo "make clean      remove build outputs (results/ is kept)"
+
+deps:
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "kvbench: installing missing packages:$$missing"; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"; \
+	else echo "kvbench: not root and no sudo; run this, then make again:"; \
+	     echo "  sudo apt-get install -y$$missing"; exit 1; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get install -y -q $$missing || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }
+
+# commit, dirty flag and flags for meta.json; rewritten only when they change
+$(BUILD)/kvb_build_info.h: FORCE
+	@mkdir -p $(BUILD)
+	@commit=$$(git rev-parse --verify -q HEAD 2>/dev/null || echo unknown); \
+	dirty=$$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo 1 || echo 0); \
+	git rev-parse --verify -q HEAD >/dev/null 2>&1 || dirty=-1; \
+	printf '#define KVB_GIT_COMMIT "%s"\n#define KVB_GIT_DIRTY %s\n#define KVB_BUILD_CFLAGS "%s"\n' \
+	  "$$commit" "$$dirty" "$(CC) $(CFLAGS)" > $@.tmp; \
+	cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/harness/results.o: harness/results.c $(HEADERS) $(BUILD)/kvb_build_info.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+
+$(BUILD)/libkvbench.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/kvbench: $(BUILD)/harness/main.o $(BUILD)/libkvbench.a
+	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/test_kvbench: $(BUILD)/tests/test_kvbench.o $(BUILD)/libkvbench.a
+	$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
+
+# run and test install packages first, then build in a fresh make so that
+# pkg-config sees what was just installed
+run: deps
+	@$(MAKE) --no-print-directory run-only
+test: deps
+	@$(MAKE) --no-print-directory test-only
+
+run-only: $(BUILD)/kvbench
+	./$(BUILD)/kvbench run $(RUN_ARGS) | tee $(BUILD)/last-run.txt
+	@dir=$$(sed -n 's/^results: //p' $(BUILD)/last-run.txt | tail -n 1); \
+	  [ -n "$$dir" ] && sh plots/plot.sh "$$dir"
+
+test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench
+	./$(BUILD)/test_kvbench
+	sh tests/cli_test.sh ./$(BUILD)/kvbench
+
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN_FLAGS)" \
+	  build-asan/kvbench build-asan/test_kvbench
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/test_kvbench
+	ASAN_OPTIONS=detect_leaks=1 sh tests/cli_test.sh ./build-asan/kvbench
+
+check: test
+
+clean:
+	rm -rf build build-asan

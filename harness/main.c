@@ -1,0 +1,564 @@
+/* main.c: the kvbench command line. Parses and validates every flag before any
+ * work starts (bad input: a message naming the value and what is allowed, exit
+ * 2), runs the points, writes results/<run-id>/ through a .partial directory
+ * renamed at the end. Exit status: 0 done, 1 a point failed or a file could not
+ * be written, 2 bad usage. Only this file exits. */
+#define _POSIX_C_SOURCE 200809L
+#include "ceiling.h"
+#include "model.h"
+#include "probe.h"
+#include "results.h"
+#include "run.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_USAGE = 2, MAX_LIST = 16 };
+
+typedef struct cli {
+    const char *backends, *dtypes, *modes, *preset, *checkpoint, *prompt_ids, *out;
+    int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings;
+    long long seed;
+    double time_budget;
+    /* model overrides; 0 = keep the preset's value */
+    int dim, hidden, layers, heads, kv_heads, head_dim, vocab, max_seq;
+    double rope_theta;
+} cli;
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kvbench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(see 'kvbench help')\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return usage_error("%s '%s': expected an integer from %lld to %lld", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return usage_error("%s '%s': expected a number from %g to %g", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* Splits a comma list in place; refuses empty items and more than max items. */
+static int split_list(const char *flag, char *s, char **items, int max, int *n)
+{
+    *n = 0;
+    for (char *tok = s;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = 0;
+        if (!*tok) return usage_error("%s: empty item in list", flag);
+        if (*n == max) return usage_error("%s: more than %d items", flag, max);
+        items[(*n)++] = tok;
+        if (!comma) break;
+        tok = comma + 1;
+    }
+    return 0;
+}
+
+static void print_help(const char *cmd)
+{
+    if (cmd && strcmp(cmd, "list") == 0) {
+        puts("usage: kvbench list\n\nBackends, model presets and storage types this build knows.");
+    } else if (cmd && strcmp(cmd, "info") == 0) {
+        puts("usage: kvbench info [--threads N] [--bw-mb MB]\n\n"
+             "CPU model, cores, OpenBLAS configuration and this machine's measured ceilings:\n"
+             "single-thread read bandwidth (STREAM-style sum over an array of --bw-mb MB,\n"
+             "default 1024, warm-up excluded, median of 7) and OpenBLAS sgemm GFLOP/s.");
+    } else if (cmd && strcmp(cmd, "export") == 0) {
+        puts("usage: kvbench export --preset NAME [--seed N] [model overrides] --out FILE\n\n"
+             "Writes the seeded random model as a llama2.c checkpoint (needs head-dim x heads = dim).");
+    } else if (cmd && strcmp(cmd, "run") == 0) {
+        puts("usage: kvbench run [flags]\n\n"
+             "Prefills a prompt, then decodes --tokens tokens greedily with every backend x\n"
+             "storage type x allocation mode, --reps times after a warm-up, timing each step.\n\n"
+             "  --backend LIST      backends (default nocache,contiguous; see 'kvbench list')\n"
+             "  --dtype LIST        cache storage types: f32,f16,bf16 (default f32)\n"
+             "  --mode LIST         contiguous allocation: grow,prealloc (default grow)\n"
+             "  --preset NAME       model shape (default stories15m; see 'kvbench list')\n"
+             "  --checkpoint FILE   llama2.c checkpoint instead of seeded random weights\n"
+             "  --dim --hidden --layers --heads --kv-heads --head-dim --vocab --max-seq N\n"
+             "  --rope-theta X      override one field of the preset\n"
+             "  --seed N            weights and prompt seed (default 1)\n"
+             "  --prompt P          prompt length in tokens (default 16)\n"
+             "  --prompt-ids LIST   explicit prompt token ids, e.g. 1,450,4996\n"
+             "  --tokens N          decode steps per repetition (default 128)\n"
+             "  --reps R            timed repetitions (default 3)\n"
+             "  --warmup N          untimed decode steps before them (default 8)\n"
+             "  --time-budget S     seconds per point; a point past it stops and is marked\n"
+             "                      cut_short (default 0: none)\n"
+             "  --threads N         OpenBLAS threads (default 1)\n"
+             "  --out DIR           result directory (default results/<run-id>); must not exist\n"
+             "  --no-ceilings       skip measuring read bandwidth and sgemm for meta.json\n"
+             "  --quiet             no progress line and no summary table");
+    } else {
+        puts("kvbench: what a KV cache buys and costs in autoregressive decoding\n\n"
+             "usage: kvbench <command> [flags]\n\n"
+             "commands:\n"
+             "  run      decode with each backend and write results/<run-id>/\n"
+             "  list     backends, presets, storage types\n"
+             "  info     machine description and measured ceilings\n"
+             "  export   write a seeded random model as a llama2.c checkpoint\n"
+             "  help [COMMAND]\n\n"
+             "'kvbench help run' (or 'kvbench run --help') lists the run flags.");
+    }
+}
+
+/* Flags shared by run and export; returns 1 when handled, 0 when unknown, or
+ * 2 + error when the value is bad. */
+static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
+{
+    struct { const char *name; int *dst; long long lo, hi; } ints[] = {
+        {"--prompt", &c->prompt, 1, 1 << 20}, {"--tokens", &c->tokens, 1, 1 << 20},
+        {"--reps", &c->reps, 1, 1000}, {"--warmup", &c->warmup, 0, 1 << 20},
+        {"--threads", &c->threads, 1, 1024}, {"--dim", &c->dim, 1, 1 << 20},
+        {"--hidden", &c->hidden, 1, 1 << 20}, {"--layers", &c->layers, 1, 4096},
+        {"--heads", &c->heads, 1, 4096}, {"--kv-heads", &c->kv_heads, 1, 4096},
+        {"--head-dim", &c->head_dim, 2, 65536}, {"--vocab", &c->vocab, 1, 1 << 24},
+        {"--max-seq", &c->max_seq, 1, 1 << 24},
+    };
+    struct { const char *name; const char **dst; } strs[] = {
+        {"--backend", &c->backends}, {"--dtype", &c->dtypes}, {"--mode", &c->modes},
+        {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
+        {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out},
+    };
+    *used_val = 1;
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(flag, ints[i].name) == 0) {
+            if (!val) return 2 + usage_error("%s needs a value", flag);
+            long long v = 0;
+            if (parse_int(flag, val, ints[i].lo, ints[i].hi, &v)) return 2 + EXIT_USAGE;
+            *ints[i].dst = (int)v;
+            return 1;
+        }
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strcmp(flag, strs[i].name) == 0) {
+            if (!val || !*val) return 2 + usage_error("%s needs a value", flag);
+            *strs[i].dst = val;
+            return 1;
+        }
+    if (strcmp(flag, "--seed") == 0) {
+        if (!val) return 2 + usage_error("--seed needs a value");
+        return parse_int(flag, val, 0, LLONG_MAX, &c->seed) ? 2 + EXIT_USAGE : 1;
+    }
+    if (strcmp(flag, "--time-budget") == 0) {
+        if (!val) return 2 + usage_error("--time-budget needs a value");
+        return parse_double(flag, val, 0, 1e7, &c->time_budget) ? 2 + EXIT_USAGE : 1;
+    }
+    if (strcmp(flag, "--rope-theta") == 0) {
+        if (!val) return 2 + usage_error("--rope-theta needs a value");
+        return parse_double(flag, val, 1.0001, 1e12, &c->rope_theta) ? 2 + EXIT_USAGE : 1;
+    }
+    *used_val = 0;
+    if (strcmp(flag, "--quiet") == 0) { c->quiet = 1; return 1; }
+    if (strcmp(flag, "--no-ceilings") == 0) { c->no_ceilings = 1; return 1; }
+    return 0;
+}
+
+static int parse_args(cli *c, int argc, char **argv, const char *cmd)
+{
+    for (int i = 0; i < argc; i++) {
+        char flag[64];
+        const char *a = argv[i], *val = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help(cmd); return -1; }
+        if (strncmp(a, "--", 2) != 0) return usage_error("unexpected argument '%s' to %s", a, cmd);
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (len >= sizeof flag) return usage_error("unknown flag '%s' for %s", a, cmd);
+        memcpy(flag, a, len);
+        flag[len] = 0;
+        val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+        int used;
+        int r = parse_flag(c, flag, val, &used);
+        if (r == 0) return usage_error("unknown flag '%s' for %s", flag, cmd);
+        if (r >= 2) return EXIT_USAGE;
+        if (eq && !used) return usage_error("%s takes no value", flag);
+        if (used && !eq) i++;
+    }
+    return 0;
+}
+
+/* Resolves preset or checkpoint plus overrides into a model. */
+static int build_model(const cli *c, kvb_model *m, const char **source)
+{
+    char msg[512];
+    kvb_model_config cfg;
+    if (c->checkpoint) {
+        if (c->preset) return usage_error("--preset and --checkpoint exclude each other");
+        kvb_status st = kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg);
+        if (st != KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: %s\n", msg);
+            return EXIT_USAGE;
+        }
+        *source = c->checkpoint;
+        return 0;
+    }
+    const char *preset = c->preset ? c->preset : "stories15m";
+    if (kvb_model_preset(preset, &cfg) != KVB_STATUS_OK) {
+        char names[256] = "";
+        for (int i = 0; kvb_model_preset_name(i); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     kvb_model_preset_name(i));
+        return usage_error("unknown preset '%s': allowed are %s", preset, names);
+    }
+    if (c->dim) cfg.dim = c->dim;
+    if (c->hidden) cfg.hidden_dim = c->hidden;
+    if (c->layers) cfg.n_layers = c->layers;
+    if (c->heads) cfg.n_heads = c->heads;
+    if (c->kv_heads) cfg.n_kv_heads = c->kv_heads;
+    if (c->head_dim) cfg.head_dim = c->head_dim;
+    else if (c->dim || c->heads) cfg.head_dim = cfg.dim / cfg.n_heads;
+    if (c->vocab) cfg.vocab_size = c->vocab;
+    if (c->max_seq) cfg.max_seq = c->max_seq;
+    if (c->rope_theta > 0) cfg.rope_theta = (float)c->rope_theta;
+    if (kvb_model_config_check(&cfg, msg, sizeof msg) != KVB_STATUS_OK)
+        return usage_error("bad model shape: %s", msg);
+    kvb_status st = kvb_model_init_random(m, &cfg, (uint64_t)c->seed, msg, sizeof msg);
+    if (st != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return 1;
+    }
+    *source = preset;
+    return 0;
+}
+
+static void cli_defaults(cli *c)
+{
+    memset(c, 0, sizeof *c);
+    c->backends = "nocache,contiguous";
+    c->dtypes = "f32";
+    c->modes = "grow";
+    c->prompt = 16;
+    c->tokens = 128;
+    c->reps = 3;
+    c->warmup = 8;
+    c->threads = 1;
+    c->seed = 1;
+}
+
+static int cmd_list(void)
+{
+    puts("backends:");
+    for (int i = 0; i < kvb_backend_count(); i++)
+        printf("  %-12s %s\n", kvb_backend_at(i)->name, kvb_backend_at(i)->description);
+    puts("presets:            dim hidden layers heads kv_heads head_dim  vocab max_seq  params");
+    for (int i = 0; kvb_model_preset_name(i); i++) {
+        kvb_model_config c;
+        kvb_model_preset(kvb_model_preset_name(i), &c);
+        printf("  %-14s %7d %6d %6d %5d %8d %8d %6d %7d %6.1fM\n", kvb_model_preset_name(i), c.dim,
+               c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size,
+               c.max_seq, (double)kvb_model_param_count(&c) / 1e6);
+    }
+    puts("storage types (--dtype):");
+    for (int i = 0; i < KVB_DTYPE_COUNT; i++)
+        printf("  %-6s %zu bytes per value\n", kvb_dtype_name((kvb_dtype)i), kvb_dtype_size((kvb_dtype)i));
+    puts("allocation modes (--mode): grow (capacity doubles), prealloc (max_seq up front)");
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    long long threads = 1, bw_mb = 1024;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { print_help("info"); return 0; }
+        if (i + 1 >= argc) return usage_error("unknown or incomplete flag '%s' for info", argv[i]);
+        if (strcmp(argv[i], "--threads") == 0) {
+            if (parse_int("--threads", argv[++i], 1, 1024, &threads)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--bw-mb") == 0) {
+            if (parse_int("--bw-mb", argv[++i], 16, 1 << 20, &bw_mb)) return EXIT_USAGE;
+        } else
+            return usage_error("unknown flag '%s' for info", argv[i]);
+    }
+    openblas_set_num_threads((int)threads);
+    kvb_ceilings k;
+    if (kvb_measure_ceilings(&k, (size_t)bw_mb << 20, 7) != 0) {
+        fprintf(stderr, "kvbench: not enough memory for a %lld MB bandwidth array\n", bw_mb);
+        return 1;
+    }
+    char cpu[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (strncmp(line, "model name", 10) == 0) {
+                char *p = strchr(line, ':');
+                if (p) { p[strcspn(p, "\n")] = 0; snprintf(cpu, sizeof cpu, "%s", p + 2); }
+                break;
+            }
+        fclose(f);
+    }
+    printf("cpu:            %s\n", cpu);
+    printf("online cores:   %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+    printf("openblas:       %s (threads %d)\n", openblas_get_config(), openblas_get_num_threads());
+    printf("clock:          CLOCK_MONOTONIC, resolution %.0f ns\n", k.clock_res_ns);
+    printf("read bandwidth: %.1f GB/s one thread (p10 %.1f, p90 %.1f; %zu MB array)\n",
+           k.read_gbs, k.read_gbs_p10, k.read_gbs_p90, k.read_bytes >> 20);
+    printf("sgemm:          %.1f GFLOP/s (n = %d, %d thread%s)\n", k.sgemm_gflops, k.sgemm_n,
+           k.blas_threads, k.blas_threads == 1 ? "" : "s");
+    return 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    cli c;
+    cli_defaults(&c);
+    int r = parse_args(&c, argc, argv, "export");
+    if (r) return r < 0 ? 0 : r;
+    if (!c.out) return usage_error("export needs --out FILE");
+    kvb_model m;
+    const char *src;
+    if ((r = build_model(&c, &m, &src)) != 0) return r;
+    char msg[512];
+    kvb_status st = kvb_model_save(&m, c.out, msg, sizeof msg);
+    kvb_model_free(&m);
+    if (st != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return st == KVB_STATUS_UNSUPPORTED ? EXIT_USAGE : 1;
+    }
+    printf("wrote %s\n", c.out);
+    return 0;
+}
+
+static void print_table(const kvb_point *pts, int n, const kvb_model_config *mc, int prompt_len)
+{
+    printf("%-24s %-9s %9s %9s %11s %12s %12s %9s %9s\n", "point", "status", "first_ms", "last_ms",
+           "total_ms", "cache_used_B", "reserved_B", "exp_total", "exp_tail");
+    for (int i = 0; i < n; i++) {
+        char label[128];
+        kvb_point_label(&pts[i], label, sizeof label);
+        if (pts[i].status == KVB_POINT_SKIPPED || pts[i].status == KVB_POINT_FAILED) {
+            printf("%-24s %-9s %s\n", label, kvb_point_status_name(pts[i].status), pts[i].reason);
+            continue;
+        }
+        kvb_point_summary s;
+        kvb_point_summarize(&pts[i], mc, prompt_len, &s);
+        printf("%-24s %-9s %9.3f %9.3f %11.1f %12zu %12zu %9.2f %9.2f\n", label,
+               kvb_point_status_name(pts[i].status), s.first_ns_median / 1e6,
+               s.last_ns_median / 1e6, s.total_ns_median / 1e6, s.used, s.reserved, s.fit_total_b,
+               s.fit_tail_b);
+    }
+}
+
+static int cmd_run(int argc, char **argv, const char *cmdline)
+{
+    cli c;
+    cli_defaults(&c);
+    int r = parse_args(&c, argc, argv, "run");
+    if (r) return r < 0 ? 0 : r;
+
+    /* every list and name is checked before the model is built */
+    char bl[1024], dl[256], ml[256];
+    char *bn[MAX_LIST], *dn[MAX_LIST], *mn[MAX_LIST];
+    int nb, nd, nm;
+    snprintf(bl, sizeof bl, "%s", c.backends);
+    snprintf(dl, sizeof dl, "%s", c.dtypes);
+    snprintf(ml, sizeof ml, "%s", c.modes);
+    if (split_list("--backend", bl, bn, MAX_LIST, &nb) || split_list("--dtype", dl, dn, MAX_LIST, &nd) ||
+        split_list("--mode", ml, mn, MAX_LIST, &nm))
+        return EXIT_USAGE;
+    const kvb_backend *backs[MAX_LIST];
+    kvb_dtype dts[MAX_LIST];
+    kvb_alloc modes[MAX_LIST];
+    for (int i = 0; i < nb; i++)
+        if (!(backs[i] = kvb_backend_find(bn[i]))) {
+            char names[256] = "";
+            for (int j = 0; j < kvb_backend_count(); j++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "",
+                         kvb_backend_at(j)->name);
+            return usage_error("unknown backend '%s': allowed are %s", bn[i], names);
+        }
+    for (int i = 0; i < nd; i++)
+        if (kvb_dtype_parse(dn[i], &dts[i]) != KVB_STATUS_OK)
+            return usage_error("unknown storage type '%s': allowed are f32, f16, bf16", dn[i]);
+    for (int i = 0; i < nm; i++)
+        if (kvb_alloc_parse(mn[i], &modes[i]) != KVB_STATUS_OK)
+            return usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
+
+    /* the result directory must be creatable now, not after an hour of work */
+    char final_dir[4096], partial[4200], run_id[128];
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(run_id, sizeof run_id, "%Y%m%d-%H%M%S", &tmv);
+    if (c.out) {
+        snprintf(final_dir, sizeof final_dir, "%s", c.out);
+        const char *slash = strrchr(final_dir, '/');
+        snprintf(run_id, sizeof run_id, "%s", slash ? slash + 1 : final_dir);
+    } else {
+        if (mkdir("results", 0777) != 0 && errno != EEXIST)
+            return usage_error("cannot create 'results/': %s", strerror(errno));
+        char base[128];
+        snprintf(base, sizeof base, "%s-%s", run_id, c.checkpoint ? "ckpt" : c.preset ? c.preset : "stories15m");
+        snprintf(run_id, sizeof run_id, "%s", base);
+        struct stat sb;
+        for (int k = 2; snprintf(final_dir, sizeof final_dir, "results/%s", run_id),
+                        stat(final_dir, &sb) == 0; k++)
+            snprintf(run_id, sizeof run_id, "%s-%d", base, k);
+    }
+    struct stat sb;
+    if (stat(final_dir, &sb) == 0)
+        return usage_error("output directory '%s' exists: kvbench never overwrites a run; "
+                           "choose another --out", final_dir);
+    snprintf(partial, sizeof partial, "%s.partial", final_dir);
+    if (mkdir(partial, 0777) != 0)
+        return usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
+
+    kvb_model m;
+    const char *source = NULL;
+    int *prompt = NULL;
+    kvb_point *pts = NULL;
+    int n_pts = 0, rc = 0, renamed = 0;
+    kvb_state st = {0};
+    if ((rc = build_model(&c, &m, &source)) != 0) { kvb_results_remove(partial); return rc; }
+
+    /* prompt: explicit ids, or seeded ids after a BOS of 1 as in llama2.c */
+    int P = c.prompt;
+    if (c.prompt_ids) {
+        char buf[65536];
+        char *ids[1024];
+        snprintf(buf, sizeof buf, "%s", c.prompt_ids);
+        if (split_list("--prompt-ids", buf, ids, 1024, &P)) { rc = EXIT_USAGE; goto done; }
+        prompt = malloc((size_t)P * sizeof *prompt);
+        for (int i = 0; prompt && i < P; i++) {
+            long long v = 0;
+            char what[64];
+            snprintf(what, sizeof what, "--prompt-ids item %d", i + 1);
+            if (parse_int(what, ids[i], 0, m.cfg.vocab_size - 1, &v)) { rc = EXIT_USAGE; goto done; }
+            prompt[i] = (int)v;
+        }
+    } else {
+        prompt = malloc((size_t)P * sizeof *prompt);
+        uint64_t s = (uint64_t)c.seed * 2654435761u + 12345u;
+        for (int i = 0; prompt && i < P; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            prompt[i] = i == 0 ? (m.cfg.vocab_size > 1) : (int)((s >> 33) % (uint64_t)m.cfg.vocab_size);
+        }
+    }
+    if (!prompt) { fprintf(stderr, "kvbench: out of memory\n"); rc = 1; goto done; }
+    if ((long long)P + c.tokens > m.cfg.max_seq) {
+        rc = usage_error("prompt %d + tokens %d = %lld positions exceed the model's max-seq %d: "
+                         "lower them or raise --max-seq", P, c.tokens, (long long)P + c.tokens,
+                         m.cfg.max_seq);
+        goto done;
+    }
+    if (kvb_state_init(&st, &m.cfg) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: out of memory for activations (max-seq %d)\n", m.cfg.max_seq);
+        rc = 1;
+        goto done;
+    }
+    openblas_set_num_threads(c.threads);
+
+    pts = calloc((size_t)nb * nd * nm, sizeof *pts);
+    if (!pts) { rc = 1; goto done; }
+    for (int i = 0; i < nb; i++) {
+        int recompute = (backs[i]->flags & KVB_BACKEND_RECOMPUTE) != 0;
+        for (int j = 0; j < (recompute ? 1 : nd); j++)
+            for (int k = 0; k < (recompute ? 1 : nm); k++) {
+                kvb_options o = {recompute ? KVB_DTYPE_F32 : dts[j],
+                                 recompute ? KVB_ALLOC_GROW : modes[k], 1};
+                if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
+                    fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
+                    rc = 1;
+                    goto done;
+                }
+            }
+    }
+
+    kvb_ceilings ceil;
+    int have_ceil = 0;
+    if (!c.no_ceilings) {
+        if (!c.quiet) fprintf(stderr, "measuring read bandwidth and sgemm ceilings...\n");
+        have_ceil = kvb_measure_ceilings(&ceil, 0, 7) == 0;
+    }
+    kvb_gen_config g = {prompt, P, c.tokens, c.reps, c.warmup, c.time_budget,
+                        !c.quiet && isatty(STDERR_FILENO)};
+    uint64_t started = (uint64_t)now;
+    int failed = 0;
+    for (int i = 0; i < n_pts; i++) {
+        char label[128];
+        kvb_point_label(&pts[i], label, sizeof label);
+        kvb_status s = kvb_run_point(&m, &st, &pts[i], &g, i, n_pts);
+        if (pts[i].status == KVB_POINT_SKIPPED)
+            fprintf(stderr, "kvbench: skipped %s: %s\n", label, pts[i].reason);
+        else if (s != KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: %s failed: %s\n", label, pts[i].reason);
+            failed = 1;
+        } else if (pts[i].status == KVB_POINT_CUT_SHORT)
+            fprintf(stderr, "kvbench: %s cut short: %s\n", label, pts[i].reason);
+    }
+
+    kvb_run_info info = {run_id, cmdline, source, (uint64_t)c.seed, &m.cfg, &g,
+                         openblas_get_num_threads(), have_ceil ? &ceil : NULL, started};
+    char msg[512];
+    if (kvb_results_write(partial, &info, pts, n_pts, msg, sizeof msg) != 0) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        kvb_results_remove(partial);
+        rc = 1;
+        goto done;
+    }
+    if (rename(partial, final_dir) != 0) {
+        fprintf(stderr, "kvbench: cannot rename '%s' to '%s': %s\n", partial, final_dir, strerror(errno));
+        rc = 1;
+        goto done;
+    }
+    renamed = 1;
+    if (!c.quiet) print_table(pts, n_pts, &m.cfg, P);
+    printf("results: %s\n", final_dir);
+    rc = failed;
+done:
+    if (!renamed) kvb_results_remove(partial);
+    for (int i = 0; i < n_pts; i++) kvb_point_free(&pts[i]);
+    free(pts);
+    free(prompt);
+    kvb_state_free(&st);
+    kvb_model_free(&m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    char cmdline[8192] = "";
+    for (int i = 0; i < argc; i++)
+        snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "", argv[i]);
+    if (argc < 2) return usage_error("no command given: allowed are run, list, info, export, help");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        print_help(argc > 2 ? argv[2] : NULL);
+        return 0;
+    }
+    if (strcmp(cmd, "list") == 0) {
+        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) { print_help("list"); return 0; }
+        if (argc > 2) return usage_error("list takes no arguments, got '%s'", argv[2]);
+        return cmd_list();
+    }
+    if (strcmp(cmd, "info") == 0) return cmd_info(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2, cmdline);
+    if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
+    return usage_error("unknown command '%s': allowed are run, list, info, export, help", cmd);
+}

@@ -1,0 +1,27 @@
+/* stats.h: order statistics and the power-law fit used by summaries and plots.
+ * Pure functions; inputs are never reordered (the sorts work on copies). */
+#ifndef KVB_STATS_H
+#define KVB_STATS_H
+
+#include <stddef.h>
+
+/* q-quantile (0..1) with linear interpolation between order statistics
+ * (the "type 7" rule of R and numpy). n == 0 gives NaN. */
+double kvb_quantile(const double *x, size_t n, double q);
+double kvb_median(const double *x, size_t n);
+
+typedef struct kvb_powerfit {
+    double a, b;              /* y = a * x^b */
+    double b_lo, b_hi;        /* 95% confidence interval of b (Student t) */
+    double r2;                /* of the log-log line */
+    size_t n;                 /* points used */
+} kvb_powerfit;
+
+/* Least squares of log y on log x over the points with x > 0 and y > 0.
+ * Fewer than 3 usable points gives n < 3 and NaN fields. */
+kvb_powerfit kvb_fit_power(const double *x, const double *y, size_t n);
+
+/* Two-sided 97.5% quantile of Student's t with df degrees of freedom. */
+double kvb_t975(size_t df);
+
+#endif

@@ -1,0 +1,201 @@
+/* contiguous.c: one dense K store and one V store per (sequence, layer).
+ *
+ * Layout of each store: [kv_head][token][head_dim] in the storage type, so
+ * attend streams each KV head's keys, then its values, as one sequential read
+ * (the kernel reuses each row for every query head of the group).
+ * Two allocation modes, as real systems use them:
+ *   grow      capacity starts at KVB_CONTIG_MIN_CAP tokens and doubles (capped at
+ *             max_seq); each doubling copies the store, as a dynamic cache does;
+ *   prealloc  capacity = max_seq from create, as a static cache does. The memory
+ *             is calloc'd: reserved at once, backed by the OS as tokens touch it.
+ * Conversion to f16/bf16 happens in append; attend computes in f32. */
+#include "kvb_backend.h"
+#include "kernels/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { KVB_CONTIG_MIN_CAP = 16 };
+
+typedef struct contig_store {
+    void *k, *v;              /* [kv_head][cap][head_dim], storage type */
+    int   len, cap;           /* tokens held, tokens room */
+} contig_store;
+
+struct kvb_cache {
+    kvb_shape     shape;
+    kvb_options   opt;
+    size_t        es;         /* bytes per stored element */
+    contig_store *stores;     /* [max_seqs][n_layers] */
+    float        *scratch;    /* attend's scores and row buffer, sized for max_seq */
+};
+
+static contig_store *store_at(const kvb_cache *c, int seq, int layer)
+{
+    return &c->stores[(size_t)seq * c->shape.n_layers + layer];
+}
+
+static size_t plane_bytes(const kvb_cache *c, int cap)   /* one of K or V */
+{
+    return (size_t)c->shape.n_kv_heads * (size_t)cap * (size_t)c->shape.head_dim * c->es;
+}
+
+static kvb_status store_resize(kvb_cache *c, contig_store *s, int new_cap)
+{
+    void *k = calloc(1, plane_bytes(c, new_cap));
+    void *v = calloc(1, plane_bytes(c, new_cap));
+    if (!k || !v) { free(k); free(v); return KVB_STATUS_NO_MEMORY; }
+    /* each KV head's run of tokens moves to its new, wider slot */
+    size_t old_head = (size_t)s->cap * c->shape.head_dim * c->es;
+    size_t new_head = (size_t)new_cap * c->shape.head_dim * c->es;
+    size_t live = (size_t)s->len * c->shape.head_dim * c->es;
+    for (int h = 0; s->len > 0 && h < c->shape.n_kv_heads; h++) {
+        memcpy((char *)k + h * new_head, (char *)s->k + h * old_head, live);
+        memcpy((char *)v + h * new_head, (char *)s->v + h * old_head, live);
+    }
+    free(s->k); free(s->v);
+    s->k = k; s->v = v; s->cap = new_cap;
+    return KVB_STATUS_OK;
+}
+
+static void contig_destroy(kvb_cache *c)
+{
+    if (!c) return;
+    if (c->stores)
+        for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) {
+            free(c->stores[i].k); free(c->stores[i].v);
+        }
+    free(c->stores);
+    free(c->scratch);
+    free(c);
+}
+
+static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
+                                const kvb_options *opt, char *msg, size_t msg_len)
+{
+    *out = NULL;
+    kvb_cache *c = calloc(1, sizeof *c);
+    if (!c) return KVB_STATUS_NO_MEMORY;
+    c->shape = *shape;
+    c->opt = *opt;
+    c->es = kvb_dtype_size(opt->dtype);
+    size_t n_stores = (size_t)opt->max_seqs * shape->n_layers;
+    c->stores = calloc(n_stores, sizeof *c->stores);
+    int g = shape->n_heads / shape->n_kv_heads;
+    c->scratch = malloc(kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim) * sizeof(float));
+    if (!c->stores || !c->scratch) { contig_destroy(c); return KVB_STATUS_NO_MEMORY; }
+    if (opt->alloc == KVB_ALLOC_PREALLOC)
+        for (size_t i = 0; i < n_stores; i++)
+            if (store_resize(c, &c->stores[i], shape->max_seq) != KVB_STATUS_OK) {
+                snprintf(msg, msg_len, "cannot preallocate %zu bytes for %d sequences x %d tokens",
+                         2 * plane_bytes(c, shape->max_seq) * n_stores, opt->max_seqs, shape->max_seq);
+                contig_destroy(c);
+                return KVB_STATUS_NO_MEMORY;
+            }
+    *out = c;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status check_index(const kvb_cache *c, int seq, int layer)
+{
+    return (seq < 0 || seq >= c->opt.max_seqs || layer < 0 || layer >= c->shape.n_layers)
+               ? KVB_STATUS_INVALID_ARG : KVB_STATUS_OK;
+}
+
+static kvb_status contig_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+{
+    if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
+    contig_store *s = store_at(c, seq, layer);
+    if (s->len == s->cap) {
+        if (s->cap >= c->shape.max_seq) return KVB_STATUS_FULL;
+        int want = s->cap ? 2 * s->cap : KVB_CONTIG_MIN_CAP;
+        kvb_status st = store_resize(c, s, want < c->shape.max_seq ? want : c->shape.max_seq);
+        if (st != KVB_STATUS_OK) return st;
+    }
+    const int hd = c->shape.head_dim;
+    const size_t head_bytes = (size_t)s->cap * hd * c->es;
+    const size_t off = (size_t)s->len * hd * c->es;
+    for (int h = 0; h < c->shape.n_kv_heads; h++) {
+        kvb_row_from_f32(c->opt.dtype, k + (size_t)h * hd, (char *)s->k + h * head_bytes + off, hd);
+        kvb_row_from_f32(c->opt.dtype, v + (size_t)h * hd, (char *)s->v + h * head_bytes + off, hd);
+    }
+    s->len++;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+{
+    if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
+    const contig_store *s = store_at(c, seq, layer);
+    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
+    const size_t head_bytes = (size_t)s->cap * hd * c->es;
+    for (int h = 0; h < c->shape.n_kv_heads; h++) {
+        size_t qo = (size_t)h * g * hd;
+        kvb_attend_group(c->opt.dtype, s->len ? (char *)s->k + h * head_bytes : NULL,
+                         s->len ? (char *)s->v + h * head_bytes : NULL, (size_t)hd,
+                         s->len, hd, g, q + qo, out + qo, c->scratch);
+    }
+    return KVB_STATUS_OK;
+}
+
+static kvb_memory contig_memory(const kvb_cache *c)
+{
+    kvb_memory m = {0, 0, sizeof *c};
+    size_t n_stores = (size_t)c->opt.max_seqs * c->shape.n_layers;
+    m.metadata += n_stores * sizeof *c->stores;
+    for (size_t i = 0; i < n_stores; i++) {
+        m.reserved += 2 * plane_bytes(c, c->stores[i].cap);
+        m.used += 2 * plane_bytes(c, c->stores[i].len);
+    }
+    return m;
+}
+
+static int contig_length(const kvb_cache *c, int seq, int layer)
+{
+    return check_index(c, seq, layer) == KVB_STATUS_OK ? store_at(c, seq, layer)->len : -1;
+}
+
+static kvb_status contig_seq_clear(kvb_cache *c, int seq)
+{
+    if (check_index(c, seq, 0) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
+    for (int l = 0; l < c->shape.n_layers; l++) {
+        contig_store *s = store_at(c, seq, l);
+        s->len = 0;
+        if (c->opt.alloc == KVB_ALLOC_GROW) {
+            free(s->k); free(s->v);
+            s->k = s->v = NULL; s->cap = 0;
+        }
+    }
+    return KVB_STATUS_OK;
+}
+
+static kvb_status contig_read_kv(const kvb_cache *c, int seq, int layer, int kv_head,
+                                 int token, float *k, float *v)
+{
+    if (check_index(c, seq, layer) != KVB_STATUS_OK || kv_head < 0 ||
+        kv_head >= c->shape.n_kv_heads)
+        return KVB_STATUS_INVALID_ARG;
+    const contig_store *s = store_at(c, seq, layer);
+    if (token < 0 || token >= s->len) return KVB_STATUS_INVALID_ARG;
+    const int hd = c->shape.head_dim;
+    size_t off = ((size_t)kv_head * s->cap + (size_t)token) * hd * c->es;
+    kvb_row_to_f32(c->opt.dtype, (const char *)s->k + off, k, hd);
+    kvb_row_to_f32(c->opt.dtype, (const char *)s->v + off, v, hd);
+    return KVB_STATUS_OK;
+}
+
+const kvb_backend kvb_backend_contiguous = {
+    .name = "contiguous",
+    .description = "dense [kv_head][token][head_dim] store per layer; grow (doubling) or prealloc",
+    .flags = 0,
+    .supports = NULL,                 /* every valid shape, every storage type and mode */
+    .create = contig_create,
+    .destroy = contig_destroy,
+    .append = contig_append,
+    .attend = contig_attend,
+    .memory = contig_memory,
+    .length = contig_length,
+    .seq_clear = contig_seq_clear,
+    .read_kv = contig_read_kv,
+};

@@ -1,0 +1,191 @@
+/* kernels.c: see kernels.h. The dot and axpy loops keep 16 independent partial
+ * sums so the compiler can vectorize them without -ffast-math; the attention
+ * kernel streams each K row once for all g query heads of its group (GQA reuse)
+ * and each V row once likewise. */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define KVB_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define KVB_HOT
+#endif
+
+static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+uint16_t kvb_f32_to_f16(float f)
+{
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u)                     /* Inf or NaN (keep NaN quiet) */
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
+    if (ax >= 0x477ff000u)                     /* rounds to >= 65520: overflow */
+        return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) {                    /* below 2^-14: f16 subnormal or 0 */
+        /* adding 0.5 aligns the mantissa so the FPU's own RNE does the rounding */
+        float r = bits_f32(ax) + 0.5f;
+        return (uint16_t)(sign | (uint16_t)(f32_bits(r) - 0x3f000000u));
+    }
+    uint32_t mant_odd = (ax >> 13) & 1u;
+    ax += 0xc8000fffu + mant_odd;              /* rebias exponent and round */
+    return (uint16_t)(sign | (uint16_t)(ax >> 13));
+}
+
+float kvb_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t em = h & 0x7fffu;
+    if (em >= 0x7c00u)                         /* Inf/NaN */
+        return bits_f32(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
+    if (em < 0x0400u)                          /* subnormal or zero: m * 2^-24 */
+        return bits_f32(sign | f32_bits((float)em * 5.9604644775390625e-8f));
+    return bits_f32(sign | ((em << 13) + 0x38000000u));
+}
+
+uint16_t kvb_f32_to_bf16(float f)
+{
+    uint32_t x = f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)       /* NaN: keep it a quiet NaN */
+        return (uint16_t)((x >> 16) | 0x40u);
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+float kvb_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
+
+void kvb_row_from_f32(kvb_dtype dt, const float *src, void *dst, int n)
+{
+    switch (dt) {
+    case KVB_DTYPE_F16: {
+        uint16_t *d = dst;
+        for (int i = 0; i < n; i++) d[i] = kvb_f32_to_f16(src[i]);
+        break;
+    }
+    case KVB_DTYPE_BF16: {
+        uint16_t *d = dst;
+        for (int i = 0; i < n; i++) d[i] = kvb_f32_to_bf16(src[i]);
+        break;
+    }
+    default:
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+KVB_HOT
+static void f16_row_to_f32(const uint16_t *s, float *d, int n)
+{
+    for (int i = 0; i < n; i++) d[i] = kvb_f16_to_f32(s[i]);
+}
+
+KVB_HOT
+static void bf16_row_to_f32(const uint16_t *s, float *d, int n)
+{
+    for (int i = 0; i < n; i++) d[i] = bits_f32((uint32_t)s[i] << 16);
+}
+
+void kvb_row_to_f32(kvb_dtype dt, const void *src, float *dst, int n)
+{
+    switch (dt) {
+    case KVB_DTYPE_F16:  f16_row_to_f32(src, dst, n); break;
+    case KVB_DTYPE_BF16: bf16_row_to_f32(src, dst, n); break;
+    default:             memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+KVB_HOT
+float kvb_dot_f32(const float *a, const float *b, int n)
+{
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+KVB_HOT
+void kvb_axpy_f32(float a, const float *x, float *y, int n)
+{
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+size_t kvb_attend_scratch_floats(int g, int n, int head_dim)
+{
+    return (size_t)g * (size_t)(n > 0 ? n : 1) + (size_t)head_dim + 2u * (size_t)g;
+}
+
+void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_stride,
+                      int n, int head_dim, int g, const float *q, float *out,
+                      float *scratch)
+{
+    const size_t es = kvb_dtype_size(dt);
+    const size_t row_bytes = row_stride * es;
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    float *scores = scratch;                         /* [g][n] */
+    float *row = scratch + (size_t)g * (size_t)(n > 0 ? n : 1);   /* [head_dim] */
+    float *maxs = row + head_dim;                    /* [g] */
+    float *inv_sum = maxs + g;                       /* [g] */
+
+    memset(out, 0, (size_t)g * (size_t)head_dim * sizeof(float));
+    if (n <= 0) return;
+    for (int i = 0; i < g; i++) maxs[i] = -INFINITY;
+
+    const char *kp = k;
+    for (int t = 0; t < n; t++, kp += row_bytes) {
+        const float *kr = (const float *)(const void *)kp;
+        if (dt != KVB_DTYPE_F32) { kvb_row_to_f32(dt, kp, row, head_dim); kr = row; }
+        for (int i = 0; i < g; i++) {
+            float s = kvb_dot_f32(q + (size_t)i * head_dim, kr, head_dim) * scale;
+            scores[(size_t)i * n + t] = s;
+            if (s > maxs[i]) maxs[i] = s;
+        }
+    }
+    for (int i = 0; i < g; i++) {
+        float *s = scores + (size_t)i * n, sum = 0.0f;
+        for (int t = 0; t < n; t++) { s[t] = expf(s[t] - maxs[i]); sum += s[t]; }
+        inv_sum[i] = 1.0f / sum;                     /* sum >= 1: the max term is exp(0) */
+    }
+    const char *vp = v;
+    for (int t = 0; t < n; t++, vp += row_bytes) {
+        const float *vr = (const float *)(const void *)vp;
+        if (dt != KVB_DTYPE_F32) { kvb_row_to_f32(dt, vp, row, head_dim); vr = row; }
+        for (int i = 0; i < g; i++)
+            kvb_axpy_f32(scores[(size_t)i * n + t], vr, out + (size_t)i * head_dim, head_dim);
+    }
+    for (int i = 0; i < g; i++)
+        for (int d = 0; d < head_dim; d++) out[(size_t)i * head_dim + d] *= inv_sum[i];
+}
+
+void kvb_attend_causal(const float *q, const float *k, const float *v, int T,
+                       int n_heads, int n_kv_heads, int head_dim, float *out,
+                       float *scratch)
+{
+    const int g = n_heads / n_kv_heads;
+    const size_t kv_stride = (size_t)n_kv_heads * head_dim;
+    const size_t q_stride = (size_t)n_heads * head_dim;
+    for (int i = 0; i < T; i++)
+        for (int h = 0; h < n_kv_heads; h++) {
+            size_t qo = (size_t)i * q_stride + (size_t)h * g * head_dim;
+            kvb_attend_group(KVB_DTYPE_F32, k + (size_t)h * head_dim, v + (size_t)h * head_dim,
+                             kv_stride, i + 1, head_dim, g, q + qo, out + qo, scratch);
+        }
+}
+
+KVB_HOT
+float kvb_sum_f32(const float *x, size_t n)
+{
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < n; i++) s += x[i];
+    return s;
+}

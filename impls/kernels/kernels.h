@@ -1,0 +1,55 @@
+/* kernels.h: hot loops shared by backends and by the harness's recompute path.
+ *
+ * Contract: pure functions over caller-owned memory, no allocation, no global
+ * state. Storage may be f32, f16 or bf16; arithmetic is always f32. The portable
+ * C here is the reference; on x86-64 with GCC the same source is also compiled
+ * for x86-64-v3 (AVX2/F16C) and x86-64-v4 (AVX-512) and picked at load time
+ * from CPUID (target_clones), so one binary runs on any x86-64 and on arm64. */
+#ifndef KVB_KERNELS_H
+#define KVB_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "../kvb_backend.h"
+
+/* Scalar conversions, round to nearest even; NaN stays NaN, overflow goes to Inf. */
+uint16_t kvb_f32_to_f16(float f);
+float    kvb_f16_to_f32(uint16_t h);
+uint16_t kvb_f32_to_bf16(float f);
+float    kvb_bf16_to_f32(uint16_t h);
+
+/* Row conversions: n elements of storage type dt <-> f32. */
+void kvb_row_from_f32(kvb_dtype dt, const float *src, void *dst, int n);
+void kvb_row_to_f32(kvb_dtype dt, const void *src, float *dst, int n);
+
+float kvb_dot_f32(const float *a, const float *b, int n);
+void  kvb_axpy_f32(float a, const float *x, float *y, int n);   /* y += a x */
+
+/* Sum of n floats: a pure streaming read, used to measure read bandwidth. */
+float kvb_sum_f32(const float *x, size_t n);
+
+/* Scratch floats kvb_attend_group needs for g heads over n tokens. */
+size_t kvb_attend_scratch_floats(int g, int n, int head_dim);
+
+/* Attention for the g query heads that share one KV head.
+ *   q, out:  [g][head_dim]
+ *   k, v:    n token rows of head_dim elements of type dt; row t starts
+ *            t * row_stride elements after row 0 (so one kernel serves a
+ *            [kv_head][token][head_dim] store, stride head_dim, and a
+ *            [token][kv_head][head_dim] activation, stride n_kv*head_dim)
+ *   scratch: kvb_attend_scratch_floats(g, n, head_dim) floats
+ * out = softmax(q k^T / sqrt(head_dim)) v, stable: the max score is
+ * subtracted before exp. n == 0 gives out = 0. */
+void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_stride,
+                      int n, int head_dim, int g, const float *q, float *out,
+                      float *scratch);
+
+/* Causal self-attention over T positions held in activations (the no-cache and
+ * prefill path): position i attends to positions 0..i.
+ *   q, out: [T][n_heads][head_dim]    k, v: [T][n_kv_heads][head_dim]
+ *   scratch: kvb_attend_scratch_floats(n_heads / n_kv_heads, T, head_dim) */
+void kvb_attend_causal(const float *q, const float *k, const float *v, int T,
+                       int n_heads, int n_kv_heads, int head_dim, float *out,
+                       float *scratch);
+
+#endif

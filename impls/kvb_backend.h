@@ -1,0 +1,140 @@
+/* kvb_backend.h: the one interface every KV-cache backend implements.
+ *
+ * Contract. A backend is a `static const kvb_backend` table of function pointers
+ * over an opaque kvb_cache. The harness never looks inside a cache; a backend never
+ * knows the harness exists. Every call that can fail returns a kvb_status and, where
+ * a person must act, writes a message into the cache's or caller's buffer.
+ * Optional slots may be NULL; each says its fallback. Adding a backend is one file
+ * in impls/ and one line in the registry (impls/registry.c).
+ *
+ * Units: tokens are counted per sequence and per layer; bytes are bytes. Keys are
+ * stored after RoPE. Query head h reads KV head h / (n_heads / n_kv_heads). */
+#ifndef KVB_BACKEND_H
+#define KVB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum kvb_status {
+    KVB_STATUS_OK = 0,
+    KVB_STATUS_INVALID_ARG,   /* a size, name or index outside what is allowed */
+    KVB_STATUS_NO_MEMORY,     /* malloc failed */
+    KVB_STATUS_UNSUPPORTED,   /* the backend cannot do this shape or option */
+    KVB_STATUS_FULL,          /* capacity (max_seq) reached */
+    KVB_STATUS_IO,            /* a file could not be read or written */
+    KVB_STATUS_FORMAT,        /* a file's content is truncated or inconsistent */
+    KVB_STATUS_COUNT
+} kvb_status;
+
+const char *kvb_status_str(kvb_status s);
+
+/* Storage type of cached K and V. Compute is always f32. */
+typedef enum kvb_dtype {
+    KVB_DTYPE_F32 = 0,
+    KVB_DTYPE_F16,            /* IEEE 754 binary16, round to nearest even */
+    KVB_DTYPE_BF16,           /* bfloat16: top half of an f32, round to nearest even */
+    KVB_DTYPE_COUNT
+} kvb_dtype;
+
+const char *kvb_dtype_name(kvb_dtype t);
+size_t      kvb_dtype_size(kvb_dtype t);               /* bytes per element */
+kvb_status  kvb_dtype_parse(const char *name, kvb_dtype *out);
+
+/* How a dense store obtains its memory. */
+typedef enum kvb_alloc {
+    KVB_ALLOC_GROW = 0,       /* capacity starts small and doubles as tokens arrive */
+    KVB_ALLOC_PREALLOC,       /* capacity = max_seq from the start */
+    KVB_ALLOC_COUNT
+} kvb_alloc;
+
+const char *kvb_alloc_name(kvb_alloc a);
+kvb_status  kvb_alloc_parse(const char *name, kvb_alloc *out);
+
+typedef struct kvb_shape {
+    int n_layers;
+    int n_heads;              /* query heads */
+    int n_kv_heads;           /* divides n_heads: == n_heads is MHA, 1 is MQA */
+    int head_dim;
+    int max_seq;              /* most tokens one sequence may hold */
+} kvb_shape;
+
+typedef struct kvb_options {
+    kvb_dtype dtype;
+    kvb_alloc alloc;
+    int       max_seqs;       /* sequences 0..max_seqs-1 exist from create, empty */
+} kvb_options;
+
+/* Checks sizes and divisibility; on failure writes a message naming the value. */
+kvb_status kvb_shape_check(const kvb_shape *s, char *msg, size_t msg_len);
+
+typedef struct kvb_memory {
+    size_t reserved;          /* bytes held for K/V, slack and unused capacity included */
+    size_t used;              /* bytes holding live tokens' K/V (scales included) */
+    size_t metadata;          /* bookkeeping: tables, lengths, per-sequence structs */
+} kvb_memory;
+
+typedef struct kvb_cache kvb_cache;   /* opaque; owned by its backend */
+
+enum {
+    /* The backend stores nothing: the harness recomputes the whole causal pass
+     * every step and never calls append/attend. */
+    KVB_BACKEND_RECOMPUTE = 1u << 0,
+};
+
+typedef struct kvb_backend {
+    const char *name;         /* registry key: "contiguous", "nocache", ... */
+    const char *description;  /* one line for `kvbench list` */
+    unsigned    flags;        /* KVB_BACKEND_* */
+
+    /* supports: may this shape/options pair be created? Writes the reason when
+     * not, so the harness reports "skipped" instead of "failed". Optional:
+     * NULL means every pair that kvb_shape_check accepts. */
+    kvb_status (*supports)(const kvb_shape *shape, const kvb_options *opt,
+                           char *why, size_t why_len);
+
+    /* create: a cache with max_seqs empty sequences. Refuses bad shapes. */
+    kvb_status (*create)(kvb_cache **out, const kvb_shape *shape,
+                         const kvb_options *opt, char *msg, size_t msg_len);
+
+    /* destroy: frees everything create and later calls allocated. NULL-safe. */
+    void (*destroy)(kvb_cache *c);
+
+    /* append: stores one token's K and V for one layer of one sequence.
+     * k, v: [n_kv_heads][head_dim], keys after RoPE. Tokens of a layer are
+     * appended in position order. NULL only for KVB_BACKEND_RECOMPUTE. */
+    kvb_status (*append)(kvb_cache *c, int seq, int layer,
+                         const float *k, const float *v);
+
+    /* attend: out = softmax(q K^T / sqrt(head_dim)) V over every token cached
+     * for (seq, layer), per query head. q, out: [n_heads][head_dim].
+     * NULL only for KVB_BACKEND_RECOMPUTE. */
+    kvb_status (*attend)(kvb_cache *c, int seq, int layer,
+                         const float *q, float *out);
+
+    /* memory: bytes reserved, used and metadata over the whole cache. */
+    kvb_memory (*memory)(const kvb_cache *c);
+
+    /* length: tokens held by (seq, layer). */
+    int (*length)(const kvb_cache *c, int seq, int layer);
+
+    /* seq_clear: drops a sequence's tokens and gives back what it can.
+     * Optional: NULL means only destroy releases memory. */
+    kvb_status (*seq_clear)(kvb_cache *c, int seq);
+
+    /* read_kv: copies one stored token of one KV head back out as f32
+     * (k, v: [head_dim]), for tests and debugging. Optional: NULL means the
+     * storage cannot be inspected; tests that need it report "skipped". */
+    kvb_status (*read_kv)(const kvb_cache *c, int seq, int layer, int kv_head,
+                          int token, float *k, float *v);
+} kvb_backend;
+
+/* The registry: a const table of every backend, looked up by name. */
+const kvb_backend *kvb_backend_find(const char *name);
+int                kvb_backend_count(void);
+const kvb_backend *kvb_backend_at(int i);
+
+/* Shorthand used by callers: supports() with its NULL fallback applied. */
+kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
+                                const kvb_options *o, char *why, size_t why_len);
+
+#endif

@@ -1,0 +1,121 @@
+/* registry.c: the const table of backends, looked up by name, and the small
+ * shared vocabulary of the interface (status strings, storage types, shape
+ * checks). Adding a backend: declare its table here and add one line below. */
+#include "kvb_backend.h"
+
+#include <stdio.h>
+#include <string.h>
+
+extern const kvb_backend kvb_backend_nocache;
+extern const kvb_backend kvb_backend_contiguous;
+
+static const kvb_backend *const registry[] = {
+    &kvb_backend_nocache,
+    &kvb_backend_contiguous,
+};
+
+int kvb_backend_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
+
+const kvb_backend *kvb_backend_at(int i)
+{
+    return (i >= 0 && i < kvb_backend_count()) ? registry[i] : NULL;
+}
+
+const kvb_backend *kvb_backend_find(const char *name)
+{
+    for (int i = 0; name && i < kvb_backend_count(); i++)
+        if (strcmp(registry[i]->name, name) == 0) return registry[i];
+    return NULL;
+}
+
+kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
+                                const kvb_options *o, char *why, size_t why_len)
+{
+    kvb_status st = kvb_shape_check(s, why, why_len);
+    if (st != KVB_STATUS_OK) return st;
+    if (o->dtype < 0 || o->dtype >= KVB_DTYPE_COUNT || o->alloc < 0 || o->alloc >= KVB_ALLOC_COUNT) {
+        snprintf(why, why_len, "storage type %d or allocation mode %d out of range",
+                 (int)o->dtype, (int)o->alloc);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    if (o->max_seqs < 1) {
+        snprintf(why, why_len, "max_seqs = %d: must be at least 1", o->max_seqs);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    return b->supports ? b->supports(s, o, why, why_len) : KVB_STATUS_OK;
+}
+
+static const char *const status_names[KVB_STATUS_COUNT] = {
+    [KVB_STATUS_OK] = "ok",
+    [KVB_STATUS_INVALID_ARG] = "invalid argument",
+    [KVB_STATUS_NO_MEMORY] = "out of memory",
+    [KVB_STATUS_UNSUPPORTED] = "unsupported by this backend",
+    [KVB_STATUS_FULL] = "cache full",
+    [KVB_STATUS_IO] = "input/output error",
+    [KVB_STATUS_FORMAT] = "bad file format",
+};
+
+const char *kvb_status_str(kvb_status s)
+{
+    return (s >= 0 && s < KVB_STATUS_COUNT) ? status_names[s] : "unknown status";
+}
+
+static const char *const dtype_names[KVB_DTYPE_COUNT] = {"f32", "f16", "bf16"};
+static const size_t dtype_sizes[KVB_DTYPE_COUNT] = {4, 2, 2};
+
+const char *kvb_dtype_name(kvb_dtype t)
+{
+    return (t >= 0 && t < KVB_DTYPE_COUNT) ? dtype_names[t] : "?";
+}
+
+size_t kvb_dtype_size(kvb_dtype t)
+{
+    return (t >= 0 && t < KVB_DTYPE_COUNT) ? dtype_sizes[t] : 0;
+}
+
+kvb_status kvb_dtype_parse(const char *name, kvb_dtype *out)
+{
+    for (int i = 0; name && i < KVB_DTYPE_COUNT; i++)
+        if (strcmp(name, dtype_names[i]) == 0) { *out = (kvb_dtype)i; return KVB_STATUS_OK; }
+    return KVB_STATUS_INVALID_ARG;
+}
+
+static const char *const alloc_names[KVB_ALLOC_COUNT] = {"grow", "prealloc"};
+
+const char *kvb_alloc_name(kvb_alloc a)
+{
+    return (a >= 0 && a < KVB_ALLOC_COUNT) ? alloc_names[a] : "?";
+}
+
+kvb_status kvb_alloc_parse(const char *name, kvb_alloc *out)
+{
+    for (int i = 0; name && i < KVB_ALLOC_COUNT; i++)
+        if (strcmp(name, alloc_names[i]) == 0) { *out = (kvb_alloc)i; return KVB_STATUS_OK; }
+    return KVB_STATUS_INVALID_ARG;
+}
+
+kvb_status kvb_shape_check(const kvb_shape *s, char *msg, size_t msg_len)
+{
+    const struct { const char *name; int v; } f[] = {
+        {"n_layers", s->n_layers}, {"n_heads", s->n_heads}, {"n_kv_heads", s->n_kv_heads},
+        {"head_dim", s->head_dim}, {"max_seq", s->max_seq},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < 1) {
+            snprintf(msg, msg_len, "%s = %d: must be at least 1", f[i].name, f[i].v);
+            return KVB_STATUS_INVALID_ARG;
+        }
+    if (s->n_heads % s->n_kv_heads != 0) {
+        snprintf(msg, msg_len, "n_heads = %d is not a multiple of n_kv_heads = %d",
+                 s->n_heads, s->n_kv_heads);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    /* keep every byte count of one sequence well inside size_t and int token indices */
+    double bytes = 2.0 * s->n_layers * s->n_kv_heads * (double)s->head_dim * s->max_seq * 4.0;
+    if (s->head_dim > 65536 || bytes > 1e15) {
+        snprintf(msg, msg_len, "shape too large: head_dim %d, %d layers x %d KV heads x %d tokens",
+                 s->head_dim, s->n_layers, s->n_kv_heads, s->max_seq);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    return KVB_STATUS_OK;
+}

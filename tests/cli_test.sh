@@ -1,0 +1,111 @@
+#!/bin/sh
+# cli_test.sh: the kvbench command as a user meets it. Bad input must give a
+# clear message naming the value, a non-zero exit (2 for usage), no crash and
+# no result directory; good input must give complete, consistent result files.
+# Usage: sh tests/cli_test.sh path/to/kvbench
+set -u
+KVB=${1:?usage: cli_test.sh path/to/kvbench}
+T=$(mktemp -d /tmp/kvbench-cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_fail CODE NEEDLE ARGS...: exit status CODE, stderr mentions NEEDLE,
+# and the --out directory (always $T/out) was not created.
+expect_fail() {
+  code=$1 needle=$2; shift 2
+  rm -rf "$T/out" "$T/out.partial"
+  "$KVB" "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?
+  if [ "$rc" -ne "$code" ]; then bad "kvbench $* -> exit $rc, wanted $code: $(cat "$T/stderr")"; return; fi
+  if ! grep -qF -- "$needle" "$T/stderr"; then bad "kvbench $* -> message lacks '$needle': $(cat "$T/stderr")"; return; fi
+  if [ -e "$T/out" ] || [ -e "$T/out.partial" ]; then bad "kvbench $* left a result directory"; return; fi
+  ok
+}
+
+expect_ok() {
+  "$KVB" "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?
+  if [ "$rc" -ne 0 ]; then bad "kvbench $* -> exit $rc: $(cat "$T/stderr")"; else ok; fi
+}
+
+R="run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --out $T/out"
+
+# --- usage and help ---
+expect_fail 2 "no command given"
+expect_ok help
+expect_ok help run
+expect_ok run --help
+expect_ok list
+grep -q "contiguous" "$T/stdout" && grep -q "stories110m" "$T/stdout" && grep -q "bf16" "$T/stdout" && ok || bad "list lacks a backend, preset or dtype"
+expect_ok info --help
+expect_fail 2 "frobnicate" frobnicate
+expect_fail 2 "extra" list extra
+
+# --- bad run flags: each names its value ---
+expect_fail 2 "unknown backend 'bogus'"      $R --backend bogus
+expect_fail 2 "allowed are nocache"          $R --backend contiguous,bogus
+expect_fail 2 "unknown preset 'huge'"        run --preset huge --out "$T/out"
+expect_fail 2 "unknown storage type 'f8'"    $R --dtype f8
+expect_fail 2 "unknown mode 'static'"        $R --mode static
+expect_fail 2 "--tokens '0'"                 $R --tokens 0
+expect_fail 2 "--tokens '-5'"                $R --tokens -5
+expect_fail 2 "--tokens 'abc'"               $R --tokens abc
+expect_fail 2 "--reps '1x'"                  $R --reps 1x
+expect_fail 2 "--time-budget 'soon'"         $R --time-budget soon
+expect_fail 2 "--dim '0'"                    $R --dim 0
+expect_fail 2 "heads = 6 is not a multiple of kv-heads = 4" $R --heads 6 --kv-heads 4 --head-dim 16
+expect_fail 2 "head-dim = 15"                $R --head-dim 15
+expect_fail 2 "unknown flag '--frobnicate'"  $R --frobnicate
+expect_fail 2 "--tokens needs a value"       run --preset tiny --out "$T/out" --tokens
+expect_fail 2 "--quiet takes no value"       $R --quiet=yes
+expect_fail 2 "empty item"                   $R --prompt-ids 1,,2
+expect_fail 2 "item 3 '4996'"                $R --prompt-ids 1,45,4996
+expect_fail 2 "exceed the model's max-seq 256" $R --tokens 300
+expect_fail 2 "unexpected argument 'stray'"  $R stray
+expect_fail 2 "cannot create output directory" run --preset tiny --tokens 2 --out /proc/kvbench-nope/out
+expect_fail 2 "exclude each other"           $R --checkpoint "$T/none.bin" --preset tiny
+expect_fail 2 "cannot open checkpoint"       run --checkpoint "$T/none.bin" --out "$T/out"
+mkdir -p "$T/exists"
+"$KVB" $R --out "$T/exists" >/dev/null 2>"$T/stderr"; rc=$?
+[ $rc -eq 2 ] && grep -q "never overwrites" "$T/stderr" && ok || bad "existing --out accepted (exit $rc)"
+
+# --- a complete run: files, rows, and nocache == contiguous tokens ---
+expect_ok run --preset tiny --prompt 4 --tokens 20 --reps 2 --dtype f32,f16 --mode grow,prealloc \
+  --no-ceilings --quiet --out "$T/ok"
+for f in meta.json tokens.csv summary.json; do [ -s "$T/ok/$f" ] && ok || bad "missing $f"; done
+[ ! -e "$T/ok.partial" ] && ok || bad "partial directory left behind"
+ls -a "$T/ok" | grep -q '\.tmp$' && bad "temporary file left in result" || ok
+head -n 1 "$T/ok/tokens.csv" | grep -q '^backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,reserved_bytes,used_bytes,metadata_bytes,rss_bytes$' \
+  && ok || bad "tokens.csv header"
+rows=$(($(wc -l < "$T/ok/tokens.csv") - 1))
+# nocache once + contiguous x 2 dtypes x 2 modes, each 2 reps x 20 steps
+[ "$rows" -eq 200 ] && ok || bad "tokens.csv has $rows rows, wanted 200"
+[ "$(grep -c '"status": "ok"' "$T/ok/summary.json")" -eq 5 ] && ok || bad "summary.json lacks 5 ok points"
+nc=$(awk -F, '$1=="nocache" && $4==0 {print $7}' "$T/ok/tokens.csv" | tr '\n' ' ')
+ct=$(awk -F, '$1=="contiguous" && $2=="f32" && $3=="grow" && $4==0 {print $7}' "$T/ok/tokens.csv" | tr '\n' ' ')
+[ -n "$nc" ] && [ "$nc" = "$ct" ] && ok || bad "nocache tokens '$nc' differ from contiguous '$ct'"
+# used bytes at the last step: 2 x 2 layers x 2 kv heads x 16 x 4 bytes x 24 tokens
+last=$(awk -F, '$1=="contiguous" && $2=="f32" && $3=="grow" && $4==0 && $5==19 {print $11}' "$T/ok/tokens.csv")
+[ "$last" = "12288" ] && ok || bad "used bytes $last, wanted 12288"
+grep -q '"commit"' "$T/ok/meta.json" && grep -q '"openblas"' "$T/ok/meta.json" && ok || bad "meta.json lacks git/openblas"
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c "import json,sys; [json.load(open(f)) for f in sys.argv[1:]]" "$T/ok/meta.json" "$T/ok/summary.json" \
+    && ok || bad "result JSON does not parse"
+fi
+
+# --- the time budget cuts a slow point short and says so ---
+expect_ok run --preset stories15m --backend nocache --tokens 400 --reps 2 --warmup 0 \
+  --time-budget 0.3 --no-ceilings --quiet --out "$T/cut"
+grep -q '"status": "cut_short"' "$T/cut/summary.json" && grep -q "cut short" "$T/stderr" && ok \
+  || bad "time budget did not mark the point cut_short"
+
+# --- llama2.c checkpoints through the CLI ---
+expect_ok export --preset tiny --out "$T/tiny.bin"
+expect_ok run --checkpoint "$T/tiny.bin" --tokens 8 --reps 1 --no-ceilings --quiet --out "$T/ck"
+size=$(wc -c < "$T/tiny.bin")
+head -c $((size - 3)) "$T/tiny.bin" > "$T/trunc.bin"
+expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

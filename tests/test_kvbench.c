@@ -1,0 +1,786 @@
+/* test_kvbench.c: correctness of every backend, the kernels, the model, the
+ * checkpoint loader, the statistics and the library's input checks (cmocka).
+ *
+ * Usage: test_kvbench [REGEX]. Parametric tests name every case by its
+ * parameters, e.g. attend(backend=contiguous,mode=grow,dt=f16,nh=8,nkv=2,hd=64,ctx=17),
+ * and run only the cases the extended regex matches; other tests run when their
+ * own name matches. The same check function judges real backends and the
+ * planted wrong ones, so a test that cannot fail would show up here. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../harness/model.h"
+#include "../harness/run.h"
+#include "../harness/results.h"
+#include "../harness/stats.h"
+#include "../impls/kernels/kernels.h"
+#include "../impls/kvb_backend.h"
+
+typedef struct test_ctx {
+    regex_t re;
+    int     has_re;
+    char    tmpdir[256];
+} test_ctx;
+
+/* state NULL: every case (the planted-bug test judges the whole grid) */
+static int case_selected(void **state, const char *name)
+{
+    if (!state) return 1;
+    test_ctx *t = *state;
+    return !t->has_re || regexec(&t->re, name, 0, NULL, 0) == 0;
+}
+
+/* xorshift-based uniform in [-1, 1): deterministic per seed */
+static float urand(uint64_t *s)
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return (float)((*s >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+/* ---- float64 reference ------------------------------------------------- */
+
+/* out[h] = softmax(q_h K_j^T / sqrt(hd)) V_j with j = h / (nh / nkv);
+ * k, v: [ctx][nkv][hd] as given to append (before storage rounding). */
+static void ref_attend(const float *q, const float *k, const float *v, int ctx, int nh, int nkv,
+                       int hd, double *out)
+{
+    int g = nh / nkv;
+    double *s = malloc((size_t)ctx * sizeof *s);
+    for (int h = 0; h < nh; h++) {
+        int j = h / g;
+        double mx = -INFINITY, sum = 0;
+        for (int t = 0; t < ctx; t++) {
+            double d = 0;
+            for (int i = 0; i < hd; i++)
+                d += (double)q[h * hd + i] * k[((size_t)t * nkv + j) * hd + i];
+            s[t] = d / sqrt((double)hd);
+            if (s[t] > mx) mx = s[t];
+        }
+        for (int t = 0; t < ctx; t++) { s[t] = exp(s[t] - mx); sum += s[t]; }
+        for (int i = 0; i < hd; i++) {
+            double acc = 0;
+            for (int t = 0; t < ctx; t++) acc += s[t] * v[((size_t)t * nkv + j) * hd + i];
+            out[h * hd + i] = acc / sum;
+        }
+    }
+    free(s);
+}
+
+static double rel_l2(const float *x, const double *ref, size_t n)
+{
+    double e = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - ref[i];
+        e += d * d;
+        r += ref[i] * ref[i];
+        if (!isfinite(x[i])) return INFINITY;
+    }
+    return sqrt(e / (r > 0 ? r : 1));
+}
+
+/* Largest relative L2 error each storage type may show against float64 on the
+ * inputs below (keys and values in [-1,1), queries in [-2,2)): f32 is at
+ * rounding level; f16 keeps 11 significant bits, bf16 keeps 8. */
+static double tolerance(kvb_dtype dt)
+{
+    switch (dt) {
+    case KVB_DTYPE_F16:  return 2e-3;
+    case KVB_DTYPE_BF16: return 1.5e-2;
+    default:             return 2e-5;
+    }
+}
+
+/* ---- planted wrong backends: contiguous with one bug each --------------- */
+
+typedef struct wrapped { kvb_cache *inner; kvb_shape shape; } wrapped;
+
+static kvb_status w_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o, char *m, size_t n)
+{
+    wrapped *w = calloc(1, sizeof *w);
+    if (!w) return KVB_STATUS_NO_MEMORY;
+    w->shape = *s;
+    kvb_status st = kvb_backend_find("contiguous")->create(&w->inner, s, o, m, n);
+    if (st != KVB_STATUS_OK) { free(w); return st; }
+    *out = (kvb_cache *)(void *)w;
+    return KVB_STATUS_OK;
+}
+static void w_destroy(kvb_cache *c)
+{
+    wrapped *w = (wrapped *)(void *)c;
+    if (!w) return;
+    kvb_backend_find("contiguous")->destroy(w->inner);
+    free(w);
+}
+static kvb_status w_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+{
+    return kvb_backend_find("contiguous")->append(((wrapped *)(void *)c)->inner, seq, layer, k, v);
+}
+/* bug 1: forgets the 1/sqrt(head_dim) scale */
+static kvb_status w_attend_noscale(kvb_cache *c, int seq, int layer, const float *q, float *out)
+{
+    wrapped *w = (wrapped *)(void *)c;
+    size_t n = (size_t)w->shape.n_heads * w->shape.head_dim;
+    float *q2 = malloc(n * sizeof *q2);
+    for (size_t i = 0; i < n; i++) q2[i] = q[i] * sqrtf((float)w->shape.head_dim);
+    kvb_status st = kvb_backend_find("contiguous")->attend(w->inner, seq, layer, q2, out);
+    free(q2);
+    return st;
+}
+/* bug 2: stores values 0.5% too large (a storage bug small enough to hide in noise) */
+static kvb_status w_append_skewed(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+{
+    wrapped *w = (wrapped *)(void *)c;
+    size_t n = (size_t)w->shape.n_kv_heads * w->shape.head_dim;
+    float *v2 = malloc(n * sizeof *v2);
+    for (size_t i = 0; i < n; i++) v2[i] = v[i] * 1.005f;
+    kvb_status st = w_append(c, seq, layer, k, v2);
+    free(v2);
+    return st;
+}
+static kvb_status w_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+{
+    return kvb_backend_find("contiguous")->attend(((wrapped *)(void *)c)->inner, seq, layer, q, out);
+}
+static kvb_memory w_memory(const kvb_cache *c)
+{
+    return kvb_backend_find("contiguous")->memory(((const wrapped *)(const void *)c)->inner);
+}
+static int w_length(const kvb_cache *c, int seq, int layer)
+{
+    return kvb_backend_find("contiguous")->length(((const wrapped *)(const void *)c)->inner, seq, layer);
+}
+
+static const kvb_backend wrong_noscale = {
+    .name = "wrong-noscale", .description = "planted bug: no 1/sqrt(d)",
+    .create = w_create, .destroy = w_destroy, .append = w_append, .attend = w_attend_noscale,
+    .memory = w_memory, .length = w_length,
+};
+static const kvb_backend wrong_skewed = {
+    .name = "wrong-skewed-v", .description = "planted bug: values stored 0.5% large",
+    .create = w_create, .destroy = w_destroy, .append = w_append_skewed, .attend = w_attend,
+    .memory = w_memory, .length = w_length,
+};
+
+/* ---- the attend check ----------------------------------------------------- */
+
+static const struct { int nh, nkv; } head_shapes[] = {{8, 8}, {8, 2}, {8, 1}};   /* MHA, GQA 4:1, MQA */
+static const int head_dims[] = {16, 64, 128};
+static const int contexts[] = {1, 2, 17, 1000};
+
+typedef struct check_result { int cases, failed, skipped; double worst[KVB_DTYPE_COUNT]; } check_result;
+
+/* Appends ctx random tokens to layer 1 of sequence 1 of a 2-layer, 2-sequence
+ * cache (layer 0 and sequence 0 get other data, so mixing them up shows), then
+ * compares attend with the float64 reference. Every storage type and mode. */
+static check_result check_attend(void **state, const kvb_backend *b, int verbose)
+{
+    check_result r = {0};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
+    for (size_t hi = 0; hi < sizeof head_dims / sizeof head_dims[0]; hi++)
+    for (size_t ci = 0; ci < sizeof contexts / sizeof contexts[0]; ci++)
+    for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
+    for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++) {
+        int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], ctx = contexts[ci];
+        char name[160];
+        snprintf(name, sizeof name, "attend(backend=%s,mode=%s,dt=%s,nh=%d,nkv=%d,hd=%d,ctx=%d)",
+                 b->name, kvb_alloc_name((kvb_alloc)mode), kvb_dtype_name((kvb_dtype)dt), nh, nkv, hd, ctx);
+        if (!case_selected(state, name)) continue;
+        kvb_shape shape = {2, nh, nkv, hd, 1024};
+        kvb_options opt = {(kvb_dtype)dt, (kvb_alloc)mode, 2};
+        char why[256];
+        if (kvb_backend_supports(b, &shape, &opt, why, sizeof why) != KVB_STATUS_OK) {
+            r.skipped++;
+            continue;
+        }
+        r.cases++;
+        size_t kvn = (size_t)ctx * nkv * hd;
+        float *k = malloc(kvn * sizeof *k), *v = malloc(kvn * sizeof *v);
+        float *q = malloc((size_t)nh * hd * sizeof *q), *out = malloc((size_t)nh * hd * sizeof *out);
+        double *ref = malloc((size_t)nh * hd * sizeof *ref);
+        float *junk = malloc((size_t)nkv * hd * sizeof *junk);
+        for (size_t i = 0; i < kvn; i++) { k[i] = urand(&seed); v[i] = urand(&seed); }
+        for (int i = 0; i < nh * hd; i++) q[i] = 2.0f * urand(&seed);
+        kvb_cache *c = NULL;
+        char msg[256] = "";
+        assert_int_equal(b->create(&c, &shape, &opt, msg, sizeof msg), KVB_STATUS_OK);
+        int ok = 1;
+        for (int t = 0; t < ctx && ok; t++) {
+            for (int i = 0; i < nkv * hd; i++) junk[i] = 50.0f * urand(&seed);
+            ok = b->append(c, 0, 1, junk, junk) == KVB_STATUS_OK &&         /* other sequence */
+                 b->append(c, 1, 0, junk, junk) == KVB_STATUS_OK &&         /* other layer */
+                 b->append(c, 1, 1, k + (size_t)t * nkv * hd, v + (size_t)t * nkv * hd) == KVB_STATUS_OK;
+        }
+        ok = ok && b->length(c, 1, 1) == ctx && b->attend(c, 1, 1, q, out) == KVB_STATUS_OK;
+        double err = INFINITY;
+        if (ok) {
+            ref_attend(q, k, v, ctx, nh, nkv, hd, ref);
+            err = rel_l2(out, ref, (size_t)nh * hd);
+        }
+        if (err > r.worst[dt] || !isfinite(err)) r.worst[dt] = err;
+        if (!(err <= tolerance((kvb_dtype)dt))) {
+            r.failed++;
+            if (verbose) print_message("FAIL %s: rel L2 error %.3g > tolerance %.3g\n", name, err,
+                                       tolerance((kvb_dtype)dt));
+        }
+        b->destroy(c);
+        free(k); free(v); free(q); free(out); free(ref); free(junk);
+    }
+    return r;
+}
+
+static void test_attend_every_backend(void **state)
+{
+    int backends = 0;
+    for (int i = 0; i < kvb_backend_count(); i++) {
+        const kvb_backend *b = kvb_backend_at(i);
+        if (b->flags & KVB_BACKEND_RECOMPUTE) continue;     /* checked by the causal test */
+        check_result r = check_attend(state, b, 1);
+        print_message("%s: %d cases, %d failed, %d skipped; worst rel L2 f32 %.2g f16 %.2g bf16 %.2g\n",
+                      b->name, r.cases, r.failed, r.skipped, r.worst[0], r.worst[1], r.worst[2]);
+        assert_int_equal(r.failed, 0);
+        backends += r.cases > 0;
+    }
+    if (backends == 0) skip();     /* the filter selected no case */
+}
+
+static void test_attend_rejects_planted_bugs(void **state)
+{
+    (void)state;
+    const kvb_backend *wrong[] = {&wrong_noscale, &wrong_skewed};
+    for (size_t i = 0; i < 2; i++) {
+        check_result r = check_attend(NULL, wrong[i], 0);
+        print_message("%s: %d of %d cases rejected\n", wrong[i]->name, r.failed, r.cases);
+        assert_true(r.failed > 0);
+    }
+    /* the unscaled softmax differs from the true one at every context above 1,
+     * in every storage type: the check must reject all of those cases */
+    check_result r = check_attend(NULL, &wrong_noscale, 0);
+    int single_token = 0;
+    for (size_t i = 0; i < sizeof contexts / sizeof contexts[0]; i++) single_token += contexts[i] == 1;
+    int n_ctx = (int)(sizeof contexts / sizeof contexts[0]);
+    assert_int_equal(r.failed, r.cases - r.cases * single_token / n_ctx);
+}
+
+/* The no-cache path: causal attention over activations, every position. */
+static void test_causal_matches_reference(void **state)
+{
+    uint64_t seed = 7;
+    int ran = 0;
+    for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
+    for (size_t hi = 0; hi < sizeof head_dims / sizeof head_dims[0]; hi++) {
+        int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], T = 67;
+        char name[128];
+        snprintf(name, sizeof name, "attend(backend=nocache,dt=f32,nh=%d,nkv=%d,hd=%d,ctx=1..%d)",
+                 nh, nkv, hd, T);
+        if (!case_selected(state, name)) continue;
+        ran++;
+        size_t qn = (size_t)T * nh * hd, kn = (size_t)T * nkv * hd;
+        float *q = malloc(qn * 4), *k = malloc(kn * 4), *v = malloc(kn * 4), *o = malloc(qn * 4);
+        float *scr = malloc(kvb_attend_scratch_floats(nh / nkv, T, hd) * 4);
+        double *ref = malloc((size_t)nh * hd * sizeof *ref);
+        for (size_t i = 0; i < qn; i++) q[i] = 2.0f * urand(&seed);
+        for (size_t i = 0; i < kn; i++) { k[i] = urand(&seed); v[i] = urand(&seed); }
+        kvb_attend_causal(q, k, v, T, nh, nkv, hd, o, scr);
+        for (int p = 0; p < T; p++) {
+            ref_attend(q + (size_t)p * nh * hd, k, v, p + 1, nh, nkv, hd, ref);
+            double e = rel_l2(o + (size_t)p * nh * hd, ref, (size_t)nh * hd);
+            if (!(e <= tolerance(KVB_DTYPE_F32)))
+                fail_msg("%s at position %d: rel L2 error %.3g", name, p, e);
+        }
+        free(q); free(k); free(v); free(o); free(scr); free(ref);
+    }
+    if (!ran) skip();
+}
+
+/* ---- storage conversions --------------------------------------------------- */
+
+static float bits_to_f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static void test_f16_bf16_conversions(void **state)
+{
+    (void)state;
+    assert_int_equal(kvb_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(kvb_f32_to_f16(-2.0f), 0xc000);
+    assert_int_equal(kvb_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(kvb_f32_to_f16(65519.0f), 0x7bff);             /* rounds down */
+    assert_int_equal(kvb_f32_to_f16(65520.0f), 0x7c00);             /* tie to even: Inf */
+    assert_int_equal(kvb_f32_to_f16(1e9f), 0x7c00);
+    assert_int_equal(kvb_f32_to_f16(bits_to_f(0x33800000u)), 0x0001); /* 2^-24 */
+    assert_int_equal(kvb_f32_to_f16(bits_to_f(0x33000000u)), 0x0000); /* 2^-25 ties to 0 */
+    assert_int_equal(kvb_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);    /* tie to even */
+    assert_int_equal(kvb_f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);    /* tie to even, up */
+    assert_true(isnan(kvb_f16_to_f32(kvb_f32_to_f16(NAN))));
+    assert_true(isinf(kvb_f16_to_f32(kvb_f32_to_f16(-INFINITY))));
+    assert_true(kvb_f16_to_f32(kvb_f32_to_f16(-INFINITY)) < 0);
+    /* every finite f16 and bf16 survives a trip through f32 exactly */
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00u) == 0x7c00u) continue;
+        assert_int_equal(kvb_f32_to_f16(kvb_f16_to_f32((uint16_t)h)), h);
+        if ((h & 0x7f80u) == 0x7f80u) continue;
+        assert_int_equal(kvb_f32_to_bf16(kvb_bf16_to_f32((uint16_t)h)), h);
+    }
+    assert_int_equal(kvb_f32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(kvb_f32_to_bf16(bits_to_f(0x3f808000u)), 0x3f80);  /* tie to even */
+    assert_int_equal(kvb_f32_to_bf16(bits_to_f(0x3f818000u)), 0x3f82);  /* tie to even, up */
+    assert_true(isnan(kvb_bf16_to_f32(kvb_f32_to_bf16(NAN))));
+    /* the row converters agree with the scalar ones (they may be SIMD clones) */
+    uint64_t seed = 3;
+    float src[333], back[333];
+    uint16_t h16[333];
+    for (int i = 0; i < 333; i++) src[i] = 100.0f * urand(&seed);
+    for (int dt = KVB_DTYPE_F16; dt <= KVB_DTYPE_BF16; dt++) {
+        kvb_row_from_f32((kvb_dtype)dt, src, h16, 333);
+        kvb_row_to_f32((kvb_dtype)dt, h16, back, 333);
+        for (int i = 0; i < 333; i++) {
+            float want = dt == KVB_DTYPE_F16 ? kvb_f16_to_f32(kvb_f32_to_f16(src[i]))
+                                             : kvb_bf16_to_f32(kvb_f32_to_bf16(src[i]));
+            assert_true(back[i] == want);
+        }
+    }
+}
+
+/* ---- cache storage, memory accounting, capacity ------------------------- */
+
+static void test_contiguous_storage_and_memory(void **state)
+{
+    (void)state;
+    const kvb_backend *b = kvb_backend_find("contiguous");
+    assert_non_null(b);
+    const int L = 3, nkv = 2, hd = 8, max_seq = 100;    /* 100: not a power of two */
+    for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
+    for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++) {
+        kvb_shape shape = {L, 4, nkv, hd, max_seq};
+        kvb_options opt = {(kvb_dtype)dt, (kvb_alloc)mode, 1};
+        kvb_cache *c;
+        char msg[128];
+        assert_int_equal(b->create(&c, &shape, &opt, msg, sizeof msg), KVB_STATUS_OK);
+        size_t es = kvb_dtype_size((kvb_dtype)dt), per_tok = 2 * (size_t)L * nkv * hd * es;
+        float k[16], v[16], rk[8], rv[8];
+        for (int n = 1; n <= max_seq; n++) {
+            for (int l = 0; l < L; l++) {
+                for (int i = 0; i < nkv * hd; i++) {
+                    k[i] = (float)(n * 1000 + l * 100 + i) * 0.01f;   /* names its token, layer, slot */
+                    v[i] = -k[i];
+                }
+                assert_int_equal(b->append(c, 0, l, k, v), KVB_STATUS_OK);
+            }
+            kvb_memory m = b->memory(c);
+            assert_int_equal(m.used, per_tok * (size_t)n);
+            int cap = max_seq;
+            if (mode == KVB_ALLOC_GROW) {
+                cap = 16;
+                while (cap < n) cap *= 2;
+                if (cap > max_seq) cap = max_seq;
+            }
+            assert_int_equal(m.reserved, per_tok * (size_t)cap);
+            assert_true(m.metadata > 0);
+        }
+        /* a full cache refuses the next token and stays intact */
+        assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_FULL);
+        assert_int_equal(b->length(c, 0, 0), max_seq);
+        /* [kv_head][token][head_dim]: every token and head reads back what was stored */
+        for (int n = 1; n <= max_seq; n += 7)
+            for (int l = 0; l < L; l++)
+                for (int h = 0; h < nkv; h++) {
+                    assert_int_equal(b->read_kv(c, 0, l, h, n - 1, rk, rv), KVB_STATUS_OK);
+                    for (int i = 0; i < hd; i++) {
+                        float want = (float)(n * 1000 + l * 100 + h * hd + i) * 0.01f;
+                        uint32_t w16[1];          /* room for any storage type */
+                        kvb_row_from_f32((kvb_dtype)dt, &want, w16, 1);
+                        float wr = want;
+                        if (dt != KVB_DTYPE_F32) kvb_row_to_f32((kvb_dtype)dt, w16, &wr, 1);
+                        assert_true(rk[i] == wr);
+                        assert_true(rv[i] == -wr);
+                    }
+                }
+        assert_int_equal(b->read_kv(c, 0, 0, 0, max_seq, rk, rv), KVB_STATUS_INVALID_ARG);
+        assert_int_equal(b->append(c, 1, 0, k, v), KVB_STATUS_INVALID_ARG);   /* no sequence 1 */
+        assert_int_equal(b->append(c, 0, L, k, v), KVB_STATUS_INVALID_ARG);   /* no layer L */
+        assert_int_equal(b->seq_clear(c, 0), KVB_STATUS_OK);
+        kvb_memory m = b->memory(c);
+        assert_int_equal(m.used, 0);
+        assert_int_equal(m.reserved, mode == KVB_ALLOC_GROW ? 0 : per_tok * (size_t)max_seq);
+        b->destroy(c);
+    }
+}
+
+/* ---- library input checks ------------------------------------------------ */
+
+static void test_bad_shapes_and_names(void **state)
+{
+    (void)state;
+    char msg[256];
+    kvb_shape good = {2, 8, 2, 64, 128};
+    assert_int_equal(kvb_shape_check(&good, msg, sizeof msg), KVB_STATUS_OK);
+    int *fields[] = {&good.n_layers, &good.n_heads, &good.n_kv_heads, &good.head_dim, &good.max_seq};
+    for (size_t i = 0; i < 5; i++)
+        for (int bad = -1; bad <= 0; bad++) {
+            kvb_shape s = good;
+            int *f = (int *)((char *)&s + ((char *)fields[i] - (char *)&good));
+            *f = bad;
+            assert_int_equal(kvb_shape_check(&s, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+            assert_non_null(strstr(msg, "must be at least 1"));
+        }
+    kvb_shape s = good;
+    s.n_kv_heads = 3;
+    assert_int_equal(kvb_shape_check(&s, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(msg, "not a multiple"));
+    kvb_options o = {KVB_DTYPE_F32, KVB_ALLOC_GROW, 0};
+    assert_int_equal(kvb_backend_supports(kvb_backend_find("contiguous"), &good, &o, msg, sizeof msg),
+                     KVB_STATUS_INVALID_ARG);
+    o.max_seqs = 1;
+    o.dtype = KVB_DTYPE_F16;
+    assert_int_equal(kvb_backend_supports(kvb_backend_find("nocache"), &good, &o, msg, sizeof msg),
+                     KVB_STATUS_UNSUPPORTED);
+    assert_null(kvb_backend_find("no-such-backend"));
+    assert_null(kvb_backend_find(NULL));
+    kvb_dtype dt;
+    kvb_alloc al;
+    assert_int_equal(kvb_dtype_parse("f8", &dt), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_dtype_parse("bf16", &dt), KVB_STATUS_OK);
+    assert_int_equal(dt, KVB_DTYPE_BF16);
+    assert_int_equal(kvb_alloc_parse("static", &al), KVB_STATUS_INVALID_ARG);
+    assert_string_equal(kvb_status_str(KVB_STATUS_FULL), "cache full");
+    assert_string_equal(kvb_status_str((kvb_status)99), "unknown status");
+    kvb_model_config c;
+    assert_int_equal(kvb_model_preset("nope", &c), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_model_preset("tiny", &c), KVB_STATUS_OK);
+    c.n_kv_heads = 3;
+    assert_int_equal(kvb_model_config_check(&c, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    kvb_model_preset("tiny", &c);
+    c.head_dim = 15;
+    assert_int_equal(kvb_model_config_check(&c, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    kvb_model_preset("tiny", &c);
+    c.dim = 0;
+    assert_int_equal(kvb_model_config_check(&c, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(msg, "dim = 0"));
+}
+
+/* ---- the full model ----------------------------------------------------- */
+
+/* Greedy generation of n tokens after a prompt; logits of every step kept. */
+static void generate(const kvb_model *m, const kvb_backend *b, kvb_options o, const int *prompt,
+                     int P, int n, int *tokens_out, float *logits_out)
+{
+    kvb_state st;
+    assert_int_equal(kvb_state_init(&st, &m->cfg), KVB_STATUS_OK);
+    kvb_shape shape = kvb_model_kv_shape(&m->cfg);
+    kvb_cache *c = NULL;
+    char msg[128];
+    assert_int_equal(b->create(&c, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
+    int *toks = malloc((size_t)(P + n + 1) * sizeof *toks);
+    memcpy(toks, prompt, (size_t)P * sizeof *toks);
+    assert_int_equal(kvb_forward_seq(m, &st, b, c, 0, toks, P, NULL), KVB_STATUS_OK);
+    int V = m->cfg.vocab_size;
+    toks[P] = kvb_argmax(st.logits, V);
+    for (int i = 0; i < n; i++) {
+        int pos = P + i;
+        kvb_status s = (b->flags & KVB_BACKEND_RECOMPUTE)
+                           ? kvb_forward_seq(m, &st, NULL, NULL, 0, toks, pos + 1, NULL)
+                           : kvb_forward_token(m, &st, b, c, 0, toks[pos], pos, NULL);
+        assert_int_equal(s, KVB_STATUS_OK);
+        memcpy(logits_out + (size_t)i * V, st.logits, (size_t)V * sizeof(float));
+        toks[pos + 1] = kvb_argmax(st.logits, V);
+        tokens_out[i] = toks[pos + 1];
+    }
+    if (!(b->flags & KVB_BACKEND_RECOMPUTE)) assert_int_equal(b->length(c, 0, 0), P + n);
+    free(toks);
+    b->destroy(c);
+    kvb_state_free(&st);
+}
+
+static double rel_l2_f(const float *a, const float *b, size_t n)
+{
+    double e = 0, r = 0;
+    for (size_t i = 0; i < n; i++) { e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); r += (double)b[i] * b[i]; }
+    return sqrt(e / (r > 0 ? r : 1));
+}
+
+static void test_model_nocache_equals_contiguous(void **state)
+{
+    const struct { const char *name; int heads, kv; } shapes[] = {{"mha", 4, 4}, {"gqa", 4, 2}, {"mqa", 4, 1}};
+    int ran = 0;
+    for (size_t si = 0; si < 3; si++) {
+        char name[96];
+        snprintf(name, sizeof name, "model(preset=tiny,%s,steps=64)", shapes[si].name);
+        if (!case_selected(state, name)) continue;
+        ran++;
+        kvb_model_config cfg;
+        kvb_model_preset("tiny", &cfg);
+        cfg.n_heads = shapes[si].heads;
+        cfg.n_kv_heads = shapes[si].kv;
+        cfg.head_dim = cfg.dim / cfg.n_heads;
+        kvb_model m;
+        char msg[256];
+        assert_int_equal(kvb_model_init_random(&m, &cfg, 42 + si, msg, sizeof msg), KVB_STATUS_OK);
+        const int P = 5, n = 64, V = cfg.vocab_size;
+        int prompt[5] = {1, 17, 99, 3, 200};
+        int *tk[3];
+        float *lg[3];
+        const kvb_backend *nc = kvb_backend_find("nocache"), *ct = kvb_backend_find("contiguous");
+        kvb_options o_nc = {KVB_DTYPE_F32, KVB_ALLOC_GROW, 1}, o_grow = o_nc, o_pre = {KVB_DTYPE_F32, KVB_ALLOC_PREALLOC, 1};
+        for (int i = 0; i < 3; i++) {
+            tk[i] = malloc((size_t)n * sizeof(int));
+            lg[i] = malloc((size_t)n * V * sizeof(float));
+        }
+        generate(&m, nc, o_nc, prompt, P, n, tk[0], lg[0]);
+        generate(&m, ct, o_grow, prompt, P, n, tk[1], lg[1]);
+        generate(&m, ct, o_pre, prompt, P, n, tk[2], lg[2]);
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            double e = rel_l2_f(lg[1] + (size_t)i * V, lg[0] + (size_t)i * V, (size_t)V);
+            if (e > worst) worst = e;
+            if (!(e < 1e-4)) fail_msg("%s: step %d logits differ, rel L2 %.3g", name, i, e);
+            assert_int_equal(tk[0][i], tk[1][i]);
+        }
+        /* grow and prealloc do the same arithmetic in the same order */
+        assert_memory_equal(lg[1], lg[2], (size_t)n * V * sizeof(float));
+        assert_memory_equal(tk[1], tk[2], (size_t)n * sizeof(int));
+        int distinct = 0;
+        for (int i = 0; i < n; i++) distinct += i == 0 || tk[0][i] != tk[0][i - 1];
+        print_message("%s: worst logits rel L2 nocache vs contiguous %.2g, %d token changes\n",
+                      name, worst, distinct);
+        /* f16 and bf16 caches run the same model; their logits stay close */
+        for (int dt = KVB_DTYPE_F16; dt <= KVB_DTYPE_BF16; dt++) {
+            kvb_options o = {(kvb_dtype)dt, KVB_ALLOC_GROW, 1};
+            generate(&m, ct, o, prompt, P, 1, tk[2], lg[2]);
+            double e = rel_l2_f(lg[2], lg[0], (size_t)V);
+            assert_true(e < (dt == KVB_DTYPE_F16 ? 5e-3 : 3e-2));
+        }
+        for (int i = 0; i < 3; i++) { free(tk[i]); free(lg[i]); }
+        kvb_model_free(&m);
+    }
+    if (!ran) skip();
+}
+
+/* ---- llama2.c checkpoints ------------------------------------------------ */
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static void *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    rewind(f);
+    void *p = malloc(*n);
+    assert_int_equal(fread(p, 1, *n, f), *n);
+    fclose(f);
+    return p;
+}
+
+static void test_checkpoint_roundtrip_and_refusals(void **state)
+{
+    test_ctx *t = *state;
+    char path[512], bad[512], msg[512];
+    snprintf(path, sizeof path, "%s/tiny.bin", t->tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.bin", t->tmpdir);
+    for (int shared = 0; shared <= 1; shared++) {
+        kvb_model_config cfg;
+        kvb_model_preset("tiny", &cfg);
+        cfg.shared_classifier = shared;
+        kvb_model m, l;
+        assert_int_equal(kvb_model_init_random(&m, &cfg, 5, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_model_save(&m, path, msg, sizeof msg), KVB_STATUS_OK);
+        kvb_status st = kvb_model_load(&l, path, 0, msg, sizeof msg);
+        if (st != KVB_STATUS_OK) fail_msg("load: %s", msg);
+        assert_int_equal(l.n_floats, m.n_floats);
+        assert_memory_equal(l.mem, m.mem, m.n_floats * sizeof(float));
+        assert_int_equal(l.cfg.shared_classifier, shared);
+        assert_int_equal(l.cfg.n_kv_heads, cfg.n_kv_heads);
+        assert_int_equal(l.cfg.max_seq, cfg.max_seq);
+        assert_true(shared ? l.w.wcls == l.w.token_embedding : l.w.wcls != l.w.token_embedding);
+        kvb_model_free(&l);
+
+        /* the file is exactly the size the header implies: header + weights + RoPE tables */
+        size_t n;
+        unsigned char *bytes = read_all(path, &n);
+        size_t expect = 28 + 4 * (m.n_floats + (size_t)cfg.max_seq * cfg.head_dim);
+        assert_int_equal(n, expect);
+        const size_t cuts[] = {n - 1, n - 4, n / 2, 28, 27, 10, 0};
+        for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+            write_bytes(bad, bytes, cuts[i]);
+            assert_int_equal(kvb_model_load(&l, bad, 0, msg, sizeof msg), KVB_STATUS_FORMAT);
+            assert_non_null(strstr(msg, bad));
+        }
+        unsigned char *longer = calloc(1, n + 8);
+        memcpy(longer, bytes, n);
+        write_bytes(bad, longer, n + 8);
+        assert_int_equal(kvb_model_load(&l, bad, 0, msg, sizeof msg), KVB_STATUS_FORMAT);
+        assert_non_null(strstr(msg, "trailing"));
+        free(longer);
+        /* inconsistent headers: each field broken in turn */
+        const struct { int field; int32_t value; } breaks[] = {
+            {0, 0}, {0, -64}, {0, 63}, {1, 0}, {2, -1}, {3, 0}, {4, 3}, {4, 0}, {6, 0}, {5, 0}};
+        for (size_t i = 0; i < sizeof breaks / sizeof breaks[0]; i++) {
+            unsigned char *cp = malloc(n);
+            memcpy(cp, bytes, n);
+            memcpy(cp + 4 * breaks[i].field, &breaks[i].value, 4);
+            write_bytes(bad, cp, n);
+            kvb_status s2 = kvb_model_load(&l, bad, 0, msg, sizeof msg);
+            if (s2 != KVB_STATUS_FORMAT) fail_msg("header field %d = %d accepted", breaks[i].field, breaks[i].value);
+            free(cp);
+        }
+        /* a non-finite weight is refused */
+        unsigned char *cp = malloc(n);
+        memcpy(cp, bytes, n);
+        float inf = INFINITY;
+        memcpy(cp + 28 + 4 * 10, &inf, 4);
+        write_bytes(bad, cp, n);
+        assert_int_equal(kvb_model_load(&l, bad, 0, msg, sizeof msg), KVB_STATUS_FORMAT);
+        free(cp);
+        free(bytes);
+        kvb_model_free(&m);
+    }
+    assert_int_equal(kvb_model_load(&(kvb_model){0}, "/nonexistent/x.bin", 0, msg, sizeof msg), KVB_STATUS_IO);
+    assert_non_null(strstr(msg, "/nonexistent/x.bin"));
+    remove(path);
+    remove(bad);
+}
+
+/* ---- statistics ----------------------------------------------------------- */
+
+static void test_stats(void **state)
+{
+    (void)state;
+    double x[] = {5, 1, 4, 2, 3};
+    assert_true(kvb_median(x, 5) == 3.0);
+    assert_true(fabs(kvb_quantile(x, 5, 0.1) - 1.4) < 1e-12);   /* numpy: 1.4 */
+    assert_true(fabs(kvb_quantile(x, 4, 0.5) - 3.0) < 1e-12);   /* {5,1,4,2}: 3.0 */
+    assert_true(isnan(kvb_median(x, 0)));
+    assert_true(x[0] == 5);                                      /* input untouched */
+    double n[50], y[50], yn[50];
+    uint64_t s = 11;
+    for (int i = 0; i < 50; i++) {
+        n[i] = i + 1;
+        y[i] = 3.0 * pow(n[i], 2.0);
+    }
+    kvb_powerfit f = kvb_fit_power(n, y, 50);
+    assert_true(fabs(f.b - 2.0) < 1e-9 && fabs(f.a - 3.0) < 1e-9 && f.r2 > 0.999999);
+    /* the 95% interval covers the true exponent in about 95% of noisy trials */
+    int covered = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        for (int i = 0; i < 50; i++) yn[i] = y[i] * exp(0.05 * (urand(&s) + urand(&s) + urand(&s)));
+        f = kvb_fit_power(n, yn, 50);
+        covered += f.b_lo < 2.0 && 2.0 < f.b_hi;
+        assert_true(f.b_hi - f.b_lo < 0.1);
+    }
+    print_message("power fit: 95%% interval covered the true exponent in %d of 400 trials\n", covered);
+    assert_true(covered >= 360 && covered <= 396);
+    assert_true(fabs(kvb_t975(10) - 2.228) < 1e-9);
+    assert_true(fabs(kvb_t975(120) - 1.980) < 2e-3);
+    f = kvb_fit_power(n, y, 2);
+    assert_true(f.n == 2 && isnan(f.b));
+}
+
+/* The summary of a hand-made point: medians per position and bytes. */
+static void test_point_summary(void **state)
+{
+    (void)state;
+    kvb_point p;
+    kvb_options o = {KVB_DTYPE_F16, KVB_ALLOC_GROW, 1};
+    assert_int_equal(kvb_point_init(&p, kvb_backend_find("contiguous"), &o, 4, 3), KVB_STATUS_OK);
+    kvb_model_config cfg;
+    kvb_model_preset("tiny", &cfg);
+    for (int r = 0; r < 3; r++) {
+        p.steps_done[r] = 4;
+        p.prefill_ns[r] = 100;
+        for (int i = 0; i < 4; i++)
+            p.rec[r * 4 + i] = (kvb_step_record){10 + i, 0, (uint64_t)(1000 * (i + 1) + r), 0, 0, 0, 0, 0};
+    }
+    p.rec[3].used = 123;
+    kvb_point_summary s;
+    kvb_point_summarize(&p, &cfg, 10, &s);
+    assert_int_equal(s.steps, 4);
+    assert_true(s.first_ns_median == 1001 && s.last_ns_median == 4001);
+    assert_true(s.total_ns_median == 10000 + 4);   /* reps total 10000+4r: median r = 1 */
+    assert_int_equal(s.used, 123);
+    assert_int_equal(s.analytic_used, 2 * 2 * 2 * 16 * 2 * 14);   /* layers kv hd es tokens */
+    p.steps_done[2] = 2;                                           /* a cut-short repetition */
+    kvb_point_summarize(&p, &cfg, 10, &s);
+    assert_int_equal(s.full_reps, 2);
+    kvb_point_free(&p);
+
+    /* fitted exponents: constant steps give total ~ n^1; steps growing with
+     * position give an exponent that approaches 2 in the tail */
+    for (int growing = 0; growing <= 1; growing++) {
+        assert_int_equal(kvb_point_init(&p, kvb_backend_find("contiguous"), &o, 400, 1), KVB_STATUS_OK);
+        p.steps_done[0] = 400;
+        for (int i = 0; i < 400; i++)
+            p.rec[i] = (kvb_step_record){i, 0, (uint64_t)(growing ? 1000 * (i + 1) : 5000), 0, 0, 0, 0, 0};
+        kvb_point_summarize(&p, &cfg, 0, &s);
+        if (!growing) {
+            assert_true(fabs(s.fit_total_b - 1.0) < 1e-9 && fabs(s.fit_tail_b - 1.0) < 1e-9);
+            assert_true(fabs(s.fit_latency_b) < 1e-9);
+        } else {
+            /* sum of 1..n = n(n+1)/2: the tail's local slope is 2 - 1/n-ish */
+            assert_true(s.fit_tail_b > 1.99 && s.fit_tail_b < 2.0);
+            assert_true(s.fit_total_b > 1.8 && s.fit_total_b < 2.0);
+            assert_true(fabs(s.fit_latency_b - 1.0) < 1e-9);
+        }
+        kvb_point_free(&p);
+    }
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    test_ctx ctx_storage = {0};   /* handed to every test as its initial state */
+    test_ctx *ctx = &ctx_storage;
+    if (argc > 1) {
+        if (regcomp(&ctx->re, argv[1], REG_EXTENDED | REG_NOSUB) != 0) {
+            fprintf(stderr, "test_kvbench: '%s' is not a valid extended regex\n", argv[1]);
+            return 2;
+        }
+        ctx->has_re = 1;
+    }
+    snprintf(ctx->tmpdir, sizeof ctx->tmpdir, "/tmp/kvbench-test-%ld", (long)getpid());
+    if (mkdir(ctx->tmpdir, 0700) != 0) {
+        fprintf(stderr, "test_kvbench: cannot create %s\n", ctx->tmpdir);
+        return 2;
+    }
+    struct { const char *name; CMUnitTestFunction fn; int parametric; } all[] = {
+        {"attend_every_backend", test_attend_every_backend, 1},
+        {"attend_rejects_planted_bugs", test_attend_rejects_planted_bugs, 0},
+        {"causal_matches_reference", test_causal_matches_reference, 1},
+        {"f16_bf16_conversions", test_f16_bf16_conversions, 0},
+        {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
+        {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
+        {"model_nocache_equals_contiguous", test_model_nocache_equals_contiguous, 1},
+        {"checkpoint_roundtrip_and_refusals", test_checkpoint_roundtrip_and_refusals, 0},
+        {"stats", test_stats, 0},
+        {"point_summary", test_point_summary, 0},
+    };
+    struct CMUnitTest tests[sizeof all / sizeof all[0]];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (!ctx->has_re || all[i].parametric || regexec(&ctx->re, all[i].name, 0, NULL, 0) == 0) {
+            struct CMUnitTest u = {all[i].name, all[i].fn, NULL, NULL, ctx};
+            tests[n++] = u;
+        }
+    int failed = _cmocka_run_group_tests("kvbench", tests, n, NULL, NULL);
+    rmdir(ctx->tmpdir);
+    if (ctx->has_re) regfree(&ctx->re);
+    return failed ? 1 : 0;
+}
