@@ -332,8 +332,8 @@ kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c)
     s->V = malloc(T * kvd * sizeof(float));
     s->H1 = malloc(T * h * sizeof(float));
     s->H3 = malloc(T * h * sizeof(float));
-    s->scratch = malloc(kvb_attend_scratch_floats(c->n_heads / c->n_kv_heads, c->max_seq,
-                                                  c->head_dim) * sizeof(float));
+    s->scratch = malloc(kvb_attend_causal_scratch_floats(c->n_heads, c->n_kv_heads, c->max_seq,
+                                                         c->head_dim) * sizeof(float));
     float *all[] = {s->x, s->xb, s->xb2, s->q, s->att, s->k, s->v, s->hb, s->hb2, s->logits,
                     s->inv_freq, s->X, s->XB, s->Q, s->O, s->K, s->V, s->H1, s->H3, s->scratch};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -482,7 +482,7 @@ kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, const kvb_backend *
             kvb_status st = b->append(cache, seq, l, s->K + (size_t)i * kvd, s->V + (size_t)i * kvd);
             if (st != KVB_STATUS_OK) return st;
         }
-        kvb_attend_causal(s->Q, s->K, s->V, T, c->n_heads, c->n_kv_heads, c->head_dim, s->O,
+        kvb_attend_causal_gemm(s->Q, s->K, s->V, T, c->n_heads, c->n_kv_heads, c->head_dim, s->O,
                           s->scratch);
         attn += kvb_now_ns() - t0;
         matmul(s->X, s->O, w->wo + (size_t)l * d * qd, T, d, qd, 1.0f);    /* X += O Wo^T */

@@ -61,7 +61,7 @@ typedef struct kvb_state {
     float *Q, *O;             /* [max_seq][n_heads * head_dim] */
     float *K, *V;             /* [max_seq][n_kv_heads * head_dim] */
     float *H1, *H3;           /* [max_seq][hidden] */
-    float *scratch;           /* kvb_attend_causal's, for max_seq */
+    float *scratch;           /* kvb_attend_causal_gemm's, for max_seq */
     int    max_seq;
 } kvb_state;
 

@@ -2,7 +2,7 @@
  *
  * Flagged KVB_BACKEND_RECOMPUTE: at every decode step the harness re-runs the
  * causal forward pass over the whole sequence (every layer recomputes K and V
- * for every earlier token, attention uses kvb_attend_causal) and keeps the last
+ * for every earlier token, attention uses kvb_attend_causal_gemm) and keeps the last
  * position. That is the quadratic path a KV cache removes. Its cache object only
  * exists so the harness treats every backend alike; it holds no K/V, so its
  * memory is zero and the transient activations show up in the resident set. */

@@ -3,8 +3,8 @@
  *
  * Usage: test_kvbench [REGEX]. Parametric tests name every case by its
  * parameters, e.g. attend(backend=contiguous,mode=grow,dt=f16,nh=8,nkv=2,hd=64,ctx=17),
- * and run only the cases the extended regex matches; other tests run when their
- * own name matches. The same check function judges real backends and the
+ * and run only the cases the extended regex matches (all of them when it matches
+ * the test's own name); other tests run when their own name matches. The same check function judges real backends and the
  * planted wrong ones, so a test that cannot fail would show up here. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -281,7 +281,7 @@ static void test_causal_matches_reference(void **state)
     int ran = 0;
     for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
     for (size_t hi = 0; hi < sizeof head_dims / sizeof head_dims[0]; hi++) {
-        int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], T = 67;
+        int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], T = 300;  /* > 2 blocks */
         char name[128];
         snprintf(name, sizeof name, "attend(backend=nocache,dt=f32,nh=%d,nkv=%d,hd=%d,ctx=1..%d)",
                  nh, nkv, hd, T);
@@ -289,16 +289,20 @@ static void test_causal_matches_reference(void **state)
         ran++;
         size_t qn = (size_t)T * nh * hd, kn = (size_t)T * nkv * hd;
         float *q = malloc(qn * 4), *k = malloc(kn * 4), *v = malloc(kn * 4), *o = malloc(qn * 4);
-        float *scr = malloc(kvb_attend_scratch_floats(nh / nkv, T, hd) * 4);
+        float *scr = malloc(kvb_attend_causal_scratch_floats(nh, nkv, T, hd) * 4);
         double *ref = malloc((size_t)nh * hd * sizeof *ref);
         for (size_t i = 0; i < qn; i++) q[i] = 2.0f * urand(&seed);
         for (size_t i = 0; i < kn; i++) { k[i] = urand(&seed); v[i] = urand(&seed); }
-        kvb_attend_causal(q, k, v, T, nh, nkv, hd, o, scr);
-        for (int p = 0; p < T; p++) {
-            ref_attend(q + (size_t)p * nh * hd, k, v, p + 1, nh, nkv, hd, ref);
-            double e = rel_l2(o + (size_t)p * nh * hd, ref, (size_t)nh * hd);
-            if (!(e <= tolerance(KVB_DTYPE_F32)))
-                fail_msg("%s at position %d: rel L2 error %.3g", name, p, e);
+        for (int variant = 0; variant < 2; variant++) {
+            memset(o, 0xff, qn * 4);              /* NaN: a position left unwritten fails */
+            (variant ? kvb_attend_causal_gemm : kvb_attend_causal_rows)(q, k, v, T, nh, nkv, hd, o, scr);
+            for (int p = 0; p < T; p++) {
+                ref_attend(q + (size_t)p * nh * hd, k, v, p + 1, nh, nkv, hd, ref);
+                double e = rel_l2(o + (size_t)p * nh * hd, ref, (size_t)nh * hd);
+                if (!(e <= tolerance(KVB_DTYPE_F32)))
+                    fail_msg("%s variant %s at position %d: rel L2 error %.3g", name,
+                             variant ? "gemm" : "rows", p, e);
+            }
         }
         free(q); free(k); free(v); free(o); free(scr); free(ref);
     }
@@ -772,13 +776,18 @@ int main(int argc, char **argv)
         {"stats", test_stats, 0},
         {"point_summary", test_point_summary, 0},
     };
-    struct CMUnitTest tests[sizeof all / sizeof all[0]];
+    enum { N_TESTS = sizeof all / sizeof all[0] };
+    struct CMUnitTest tests[N_TESTS];
+    test_ctx unfiltered = *ctx;       /* for a parametric test selected by its own name */
+    unfiltered.has_re = 0;
     size_t n = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (!ctx->has_re || all[i].parametric || regexec(&ctx->re, all[i].name, 0, NULL, 0) == 0) {
-            struct CMUnitTest u = {all[i].name, all[i].fn, NULL, NULL, ctx};
+    for (size_t i = 0; i < N_TESTS; i++) {
+        int name_hit = !ctx->has_re || regexec(&ctx->re, all[i].name, 0, NULL, 0) == 0;
+        if (name_hit || all[i].parametric) {
+            struct CMUnitTest u = {all[i].name, all[i].fn, NULL, NULL, name_hit ? &unfiltered : ctx};
             tests[n++] = u;
         }
+    }
     int failed = _cmocka_run_group_tests("kvbench", tests, n, NULL, NULL);
     rmdir(ctx->tmpdir);
     if (ctx->has_re) regfree(&ctx->re);

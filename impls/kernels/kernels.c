@@ -4,6 +4,7 @@
  * and each V row once likewise. */
 #include "kernels.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -162,9 +163,16 @@ void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_str
         for (int d = 0; d < head_dim; d++) out[(size_t)i * head_dim + d] *= inv_sum[i];
 }
 
-void kvb_attend_causal(const float *q, const float *k, const float *v, int T,
-                       int n_heads, int n_kv_heads, int head_dim, float *out,
-                       float *scratch)
+size_t kvb_attend_causal_scratch_floats(int n_heads, int n_kv_heads, int T, int head_dim)
+{
+    size_t rows = kvb_attend_scratch_floats(n_heads / n_kv_heads, T, head_dim);
+    size_t gemm = (size_t)KVB_CAUSAL_BLOCK * (size_t)(T > 0 ? T : 1);
+    return rows > gemm ? rows : gemm;
+}
+
+void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int T,
+                            int n_heads, int n_kv_heads, int head_dim, float *out,
+                            float *scratch)
 {
     const int g = n_heads / n_kv_heads;
     const size_t kv_stride = (size_t)n_kv_heads * head_dim;
@@ -188,4 +196,35 @@ float kvb_sum_f32(const float *x, size_t n)
     for (int j = 0; j < 16; j++) s += acc[j];
     for (; i < n; i++) s += x[i];
     return s;
+}
+
+void kvb_attend_causal_gemm(const float *q, const float *k, const float *v, int T,
+                            int n_heads, int n_kv_heads, int head_dim, float *out,
+                            float *scratch)
+{
+    const int g = n_heads / n_kv_heads;
+    const int qs = n_heads * head_dim, kvs = n_kv_heads * head_dim;   /* row strides */
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    float *S = scratch;                   /* [rows][keys]: one block's scores, then weights */
+    for (int h = 0; h < n_heads; h++) {
+        const float *kh = k + (size_t)(h / g) * head_dim, *vh = v + (size_t)(h / g) * head_dim;
+        for (int i0 = 0; i0 < T; i0 += KVB_CAUSAL_BLOCK) {
+            int rows = T - i0 < KVB_CAUSAL_BLOCK ? T - i0 : KVB_CAUSAL_BLOCK;
+            int keys = i0 + rows;         /* the block's last row sees every key up to it */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, head_dim, scale,
+                        q + (size_t)i0 * qs + (size_t)h * head_dim, qs, kh, kvs, 0.0f, S, keys);
+            for (int r = 0; r < rows; r++) {
+                float *s = S + (size_t)r * keys;
+                int n = i0 + r + 1;       /* row i0 + r attends to keys 0..i0 + r */
+                float mx = s[0], sum = 0.0f;
+                for (int t = 1; t < n; t++) mx = s[t] > mx ? s[t] : mx;
+                for (int t = 0; t < n; t++) { s[t] = expf(s[t] - mx); sum += s[t]; }
+                float inv = 1.0f / sum;
+                for (int t = 0; t < n; t++) s[t] *= inv;
+                for (int t = n; t < keys; t++) s[t] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f,
+                        S, keys, vh, kvs, 0.0f, out + (size_t)i0 * qs + (size_t)h * head_dim, qs);
+        }
+    }
 }

@@ -47,9 +47,19 @@ void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_str
 /* Causal self-attention over T positions held in activations (the no-cache and
  * prefill path): position i attends to positions 0..i.
  *   q, out: [T][n_heads][head_dim]    k, v: [T][n_kv_heads][head_dim]
- *   scratch: kvb_attend_scratch_floats(n_heads / n_kv_heads, T, head_dim) */
-void kvb_attend_causal(const float *q, const float *k, const float *v, int T,
-                       int n_heads, int n_kv_heads, int head_dim, float *out,
-                       float *scratch);
+ *   scratch: kvb_attend_causal_scratch_floats(n_heads, n_kv_heads, T, head_dim)
+ * Two variants, both checked against the float64 reference by the tests:
+ *   _rows  one kvb_attend_group call per position (streams K/V once per group);
+ *   _gemm  query rows in blocks of KVB_CAUSAL_BLOCK: scores and the weighted sum
+ *          of values as OpenBLAS sgemm, masked to the causal triangle. It does up
+ *          to twice the flops of the triangle, at GEMM speed; the harness uses it. */
+enum { KVB_CAUSAL_BLOCK = 128 };
+size_t kvb_attend_causal_scratch_floats(int n_heads, int n_kv_heads, int T, int head_dim);
+void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int T,
+                            int n_heads, int n_kv_heads, int head_dim, float *out,
+                            float *scratch);
+void kvb_attend_causal_gemm(const float *q, const float *k, const float *v, int T,
+                            int n_heads, int n_kv_heads, int head_dim, float *out,
+                            float *scratch);
 
 #endif
