@@ -60,22 +60,29 @@ $(BUILD)/kvb_build_info.h: FORCE
 	cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 
+# V=1 shows the full compiler lines
+Q := $(if $(V),,@)
+
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/harness/results.o: harness/results.c $(HEADERS) $(BUILD)/kvb_build_info.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
 
 $(BUILD)/libkvbench.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/kvbench: $(BUILD)/harness/main.o $(BUILD)/libkvbench.a
-	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/test_kvbench: $(BUILD)/tests/test_kvbench.o $(BUILD)/libkvbench.a
-	$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
 
 # run and test install packages first, then build in a fresh make so that
 # pkg-config sees what was just installed
@@ -84,10 +91,12 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory test-only
 
+# kvbench's own exit status decides; plots are drawn only from a complete run
 run-only: $(BUILD)/kvbench
-	./$(BUILD)/kvbench run $(RUN_ARGS) | tee $(BUILD)/last-run.txt
-	@dir=$$(sed -n 's/^results: //p' $(BUILD)/last-run.txt | tail -n 1); \
-	  [ -n "$$dir" ] && sh plots/plot.sh "$$dir"
+	./$(BUILD)/kvbench run $(RUN_ARGS) > $(BUILD)/last-run.txt; rc=$$?; cat $(BUILD)/last-run.txt; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-run.txt | tail -n 1); \
+	  sh plots/plot.sh "$$dir"
 
 test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench
 	./$(BUILD)/test_kvbench

@@ -211,6 +211,10 @@ static int build_model(const cli *c, kvb_model *m, const char **source)
     kvb_model_config cfg;
     if (c->checkpoint) {
         if (c->preset) return usage_error("--preset and --checkpoint exclude each other");
+        if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim || c->vocab ||
+            c->rope_theta > 0)
+            return usage_error("--checkpoint takes its shape from the file: only --max-seq may "
+                               "override it");
         kvb_status st = kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg);
         if (st != KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s\n", msg);
@@ -400,6 +404,11 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         if (kvb_alloc_parse(mn[i], &modes[i]) != KVB_STATUS_OK)
             return usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
 
+    kvb_model_config probe;
+    if (!c.checkpoint && kvb_model_preset(c.preset ? c.preset : "stories15m", &probe) != KVB_STATUS_OK)
+        return usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b",
+                           c.preset);
+
     /* the result directory must be creatable now, not after an hour of work */
     char final_dir[4096], partial[4200], run_id[128];
     time_t now = time(NULL);
@@ -416,18 +425,34 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         char base[128];
         snprintf(base, sizeof base, "%s-%s", run_id, c.checkpoint ? "ckpt" : c.preset ? c.preset : "stories15m");
         snprintf(run_id, sizeof run_id, "%s", base);
+        /* a run started in the same second, or interrupted, holds the name: take the next */
         struct stat sb;
-        for (int k = 2; snprintf(final_dir, sizeof final_dir, "results/%s", run_id),
-                        stat(final_dir, &sb) == 0; k++)
+        for (int k = 2;; k++) {
+            snprintf(final_dir, sizeof final_dir, "results/%s", run_id);
+            snprintf(partial, sizeof partial, "%s.partial", final_dir);
+            if (stat(final_dir, &sb) != 0) {
+                if (mkdir(partial, 0777) == 0) break;
+                if (errno != EEXIST)
+                    return usage_error("cannot create output directory '%s': %s", partial,
+                                       strerror(errno));
+            }
+            if (k > 1000) return usage_error("no free run name under results/ for '%s'", base);
             snprintf(run_id, sizeof run_id, "%s-%d", base, k);
+        }
     }
-    struct stat sb;
-    if (stat(final_dir, &sb) == 0)
-        return usage_error("output directory '%s' exists: kvbench never overwrites a run; "
-                           "choose another --out", final_dir);
-    snprintf(partial, sizeof partial, "%s.partial", final_dir);
-    if (mkdir(partial, 0777) != 0)
-        return usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
+    if (c.out) {
+        struct stat sb;
+        if (stat(final_dir, &sb) == 0)
+            return usage_error("output directory '%s' exists: kvbench never overwrites a run; "
+                               "choose another --out", final_dir);
+        snprintf(partial, sizeof partial, "%s.partial", final_dir);
+        if (mkdir(partial, 0777) != 0) {
+            if (errno == EEXIST)
+                return usage_error("'%s' exists: an earlier run into this --out was interrupted; "
+                                   "remove it or choose another --out", partial);
+            return usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
+        }
+    }
 
     kvb_model m;
     const char *source = NULL;
@@ -522,12 +547,21 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         rc = 1;
         goto done;
     }
-    if (rename(partial, final_dir) != 0) {
-        fprintf(stderr, "kvbench: cannot rename '%s' to '%s': %s\n", partial, final_dir, strerror(errno));
+    /* the results are complete: from here on they are kept whatever happens */
+    renamed = 1;
+    struct stat sb;
+    if (stat(final_dir, &sb) == 0) {
+        fprintf(stderr, "kvbench: '%s' appeared during the run; the complete results stay in '%s'\n",
+                final_dir, partial);
         rc = 1;
         goto done;
     }
-    renamed = 1;
+    if (rename(partial, final_dir) != 0) {
+        fprintf(stderr, "kvbench: cannot rename '%s' to '%s': %s; the complete results stay there\n",
+                partial, final_dir, strerror(errno));
+        rc = 1;
+        goto done;
+    }
     if (!c.quiet) print_table(pts, n_pts, &m.cfg, P);
     printf("results: %s\n", final_dir);
     rc = failed;

@@ -1,6 +1,7 @@
 /* model.c: see model.h. The decode step is matrix-vector work (sgemv); the
  * sequence pass is matrix-matrix work (sgemm) plus causal attention. Both use
  * the same RMSNorm, RoPE and SwiGLU code so their logits agree to f32 rounding. */
+#define _POSIX_C_SOURCE 200809L   /* fileno, fstat */
 #include "model.h"
 #include "probe.h"
 #include "../impls/kernels/kernels.h"
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct { const char *name; kvb_model_config cfg; } presets[] = {
     /* name          dim  hidden layers heads kv  hd  vocab  max_seq theta shared */
@@ -61,7 +63,15 @@ kvb_status kvb_model_config_check(const kvb_model_config *c, char *msg, size_t m
         snprintf(msg, msg_len, "rope-theta = %g: must be a finite number above 1", (double)c->rope_theta);
         return KVB_STATUS_INVALID_ARG;
     }
-    double bytes = 4.0 * (double)kvb_model_param_count(c);
+    if ((double)c->n_heads * c->head_dim > (1 << 24)) {
+        snprintf(msg, msg_len, "heads x head-dim = %.0f: at most %d", (double)c->n_heads * c->head_dim,
+                 1 << 24);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    /* counted in double: the size_t count could wrap for absurd shapes */
+    double d = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double bytes = 4.0 * ((double)c->vocab_size * d * 2 + c->n_layers * (2 * d + 2 * d * qd +
+                          2 * d * kvd + 3 * d * c->hidden_dim) + d);
     if (bytes > 64e9) {
         snprintf(msg, msg_len, "model needs %.1f GB of f32 weights: over the 64 GB this tool allows",
                  bytes / 1e9);
@@ -193,6 +203,12 @@ kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
     }
     int32_t hdr[7];
     kvb_status st = KVB_STATUS_FORMAT;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(msg, msg_len, "checkpoint '%s' is not a regular file", path);
+        st = KVB_STATUS_IO;
+        goto out;
+    }
     long file_size = -1;
     if (fseek(f, 0, SEEK_END) == 0) file_size = ftell(f);
     rewind(f);
@@ -270,6 +286,11 @@ out:
 kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_t msg_len)
 {
     const kvb_model_config *c = &m->cfg;
+    if (c->rope_theta != 10000.0f) {
+        snprintf(msg, msg_len, "llama2.c checkpoints have no field for rope-theta (%g): only the "
+                 "default 10000 round-trips", (double)c->rope_theta);
+        return KVB_STATUS_UNSUPPORTED;
+    }
     if (c->head_dim * c->n_heads != c->dim) {
         snprintf(msg, msg_len, "llama2.c checkpoints need head_dim x heads = dim (%d x %d != %d)",
                  c->head_dim, c->n_heads, c->dim);

@@ -34,15 +34,36 @@
 #define KVB_BUILD_CFLAGS "unknown"
 #endif
 
-static void json_str(FILE *f, const char *s)
+/* Length of the valid UTF-8 sequence at s, or 0 (paths need not be UTF-8). */
+static int utf8_len(const unsigned char *s)
 {
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    if (s[0] >= 0xf5) n = 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0;
+    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))) return 0;
+    return n;
+}
+
+/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
+static void json_str(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)(str ? str : "");
     fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*s) {
+        unsigned char c = *s;
+        if (c >= 0x80) {
+            int n = utf8_len(s);
+            if (n) { fwrite(s, 1, (size_t)n, f); s += n; }
+            else { fputs("\\ufffd", f); s++; }
+            continue;
+        }
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c < 0x20) fprintf(f, "\\u%04x", c);
         else fputc(c, f);
+        s++;
     }
     fputc('"', f);
 }
@@ -128,6 +149,31 @@ static kvb_powerfit fit_geometric(const double *x, const double *y, int lo, int 
     return f;
 }
 
+/* 95% t interval of the total-time exponent over the full repetitions of p,
+ * fitted from n = lo to N; NaN with fewer than two. x: 1..N. */
+static void exponent_interval(const kvb_point *p, const double *x, int lo, double *b_lo, double *b_hi)
+{
+    const int N = p->n_tokens;
+    double *cum = malloc((size_t)N * sizeof *cum), sum = 0, sum2 = 0;
+    size_t k = 0;
+    *b_lo = *b_hi = NAN;
+    if (!cum) return;
+    for (int r = 0; r < p->reps; r++) {
+        if (p->steps_done[r] != N) continue;
+        double run = 0;
+        for (int i = 0; i < N; i++) cum[i] = run += (double)p->rec[(size_t)r * N + i].step_ns;
+        double b = fit_geometric(x, cum, lo, N).b;
+        if (!isfinite(b)) continue;
+        sum += b; sum2 += b * b; k++;
+    }
+    free(cum);
+    if (k < 2) return;
+    double mean = sum / (double)k, var = (sum2 - (double)k * mean * mean) / (double)(k - 1);
+    double half = kvb_t975(k - 1) * sqrt(var > 0 ? var : 0) / sqrt((double)k);
+    *b_lo = mean - half;
+    *b_hi = mean + half;
+}
+
 void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prompt_len,
                          kvb_point_summary *o)
 {
@@ -195,10 +241,15 @@ void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prom
      * decade of n weighs the same in the fit. The whole range mixes the fixed
      * cost of a step with its growth; the last quarter shows the asymptote. */
     kvb_powerfit f = fit_geometric(cnt, cum, 1, o->steps);
-    o->fit_total_b = f.b; o->fit_total_b_lo = f.b_lo; o->fit_total_b_hi = f.b_hi;
+    o->fit_total_b = f.b;
     o->fit_total_a = f.a; o->fit_total_r2 = f.r2;
     f = fit_geometric(cnt, cum, o->steps - o->steps / 4, o->steps);
-    o->fit_tail_b = f.b; o->fit_tail_b_lo = f.b_lo; o->fit_tail_b_hi = f.b_hi;
+    o->fit_tail_b = f.b;
+    /* The points of one cumulative curve are not independent, so a regression
+     * interval from it would be far too narrow; the interval is over the
+     * full repetitions instead: a t interval of their own exponents. */
+    exponent_interval(p, cnt, 1, &o->fit_total_b_lo, &o->fit_total_b_hi);
+    exponent_interval(p, cnt, N - N / 4, &o->fit_tail_b_lo, &o->fit_tail_b_hi);
     f = kvb_fit_power(pos, med, (size_t)o->steps);
     o->fit_latency_b = f.b; o->fit_latency_b_lo = f.b_lo; o->fit_latency_b_hi = f.b_hi;
     if (o->steps > 0) {
@@ -393,8 +444,8 @@ static int write_summary(const char *dir, const kvb_run_info *in, const kvb_poin
         fprintf(f, ",\n     \"cache_bytes\": {\"reserved\": %zu, \"used\": %zu, \"metadata\": %zu, "
                    "\"analytic_used\": %zu}, \"rss_bytes\": %zu",
                 s.reserved, s.used, s.metadata, s.analytic_used, s.rss);
-        fprintf(f, ",\n     \"fit_total_time\": {\"model\": \"T(n) = a * n^b, n = tokens decoded\", "
-                   "\"b\": "); json_num(f, s.fit_total_b);
+        fprintf(f, ",\n     \"fit_total_time\": {\"model\": \"T(n) = a * n^b, n = tokens decoded; "
+                   "b from the median curve, b_ci95 over repetitions\", \"b\": "); json_num(f, s.fit_total_b);
         fprintf(f, ", \"b_ci95\": ["); json_num(f, s.fit_total_b_lo);
         fprintf(f, ", "); json_num(f, s.fit_total_b_hi);
         fprintf(f, "], \"a_ns\": "); json_num(f, s.fit_total_a);

@@ -159,8 +159,7 @@ kvb_status kvb_run_point(const kvb_model *m, kvb_state *s, kvb_point *p,
             snprintf(p->reason, sizeof p->reason,
                      "time budget %.1f s reached in repetition %d after %d of %d steps",
                      g->time_budget_s, r + 1, rr.steps_done, g->n_tokens);
-            if (rr.steps_done > 0) p->reps_done = r + 1;   /* a partial repetition is kept */
-            break;
+            break;            /* its records are kept; reps_done counts full ones only */
         }
         p->reps_done = r + 1;
         if (deadline && kvb_now_ns() > deadline && r + 1 < g->reps) {

@@ -18,6 +18,8 @@
 
 enum { KVB_CONTIG_MIN_CAP = 16 };
 
+extern const kvb_backend kvb_backend_contiguous;
+
 typedef struct contig_store {
     void *k, *v;              /* [kv_head][cap][head_dim], storage type */
     int   len, cap;           /* tokens held, tokens room */
@@ -75,6 +77,8 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
                                 const kvb_options *opt, char *msg, size_t msg_len)
 {
     *out = NULL;
+    kvb_status st = kvb_backend_supports(&kvb_backend_contiguous, shape, opt, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
     kvb_cache *c = calloc(1, sizeof *c);
     if (!c) return KVB_STATUS_NO_MEMORY;
     c->shape = *shape;

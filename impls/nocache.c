@@ -15,6 +15,8 @@ struct kvb_cache {
     kvb_shape shape;
 };
 
+extern const kvb_backend kvb_backend_nocache;
+
 static kvb_status nocache_supports(const kvb_shape *s, const kvb_options *o,
                                    char *why, size_t why_len)
 {
@@ -30,7 +32,9 @@ static kvb_status nocache_supports(const kvb_shape *s, const kvb_options *o,
 static kvb_status nocache_create(kvb_cache **out, const kvb_shape *shape,
                                  const kvb_options *opt, char *msg, size_t msg_len)
 {
-    (void)opt; (void)msg; (void)msg_len;
+    *out = NULL;
+    kvb_status st = kvb_backend_supports(&kvb_backend_nocache, shape, opt, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
     *out = calloc(1, sizeof **out);
     if (!*out) return KVB_STATUS_NO_MEMORY;
     (*out)->shape = *shape;

@@ -66,6 +66,14 @@ expect_fail 2 "unexpected argument 'stray'"  $R stray
 expect_fail 2 "cannot create output directory" run --preset tiny --tokens 2 --out /proc/kvbench-nope/out
 expect_fail 2 "exclude each other"           $R --checkpoint "$T/none.bin" --preset tiny
 expect_fail 2 "cannot open checkpoint"       run --checkpoint "$T/none.bin" --out "$T/out"
+expect_fail 2 "only --max-seq may override" run --checkpoint "$T/none.bin" --heads 2 --out "$T/out"
+expect_fail 2 "not a regular file"           run --checkpoint "$T" --out "$T/out"
+expect_fail 2 "rope-theta"                   export --preset tiny --rope-theta 500000 --out "$T/theta.bin"
+[ ! -e "$T/theta.bin" ] && ok || bad "export with an unsupported rope-theta wrote a file"
+mkdir -p "$T/left.partial"
+"$KVB" $R --out "$T/left" >/dev/null 2>"$T/stderr"; rc=$?
+[ $rc -eq 2 ] && grep -q "was interrupted" "$T/stderr" && [ ! -e "$T/left" ] && ok \
+  || bad "a leftover .partial was not reported (exit $rc): $(cat "$T/stderr")"
 mkdir -p "$T/exists"
 "$KVB" $R --out "$T/exists" >/dev/null 2>"$T/stderr"; rc=$?
 [ $rc -eq 2 ] && grep -q "never overwrites" "$T/stderr" && ok || bad "existing --out accepted (exit $rc)"
@@ -92,6 +100,8 @@ grep -q '"commit"' "$T/ok/meta.json" && grep -q '"openblas"' "$T/ok/meta.json" &
 if command -v python3 >/dev/null 2>&1; then
   python3 -c "import json,sys; [json.load(open(f)) for f in sys.argv[1:]]" "$T/ok/meta.json" "$T/ok/summary.json" \
     && ok || bad "result JSON does not parse"
+else
+  echo "note: python3 not installed: the result JSON was not parsed"
 fi
 
 # --- the time budget cuts a slow point short and says so ---

@@ -570,7 +570,190 @@ static void test_model_nocache_equals_contiguous(void **state)
     if (!ran) skip();
 }
 
+/* The whole decoder in float64, written from the Llama definition without any
+ * of the model's code: logits of the last of T tokens. */
+static void ref_model_logits(const kvb_model *m, const int *tok, int T, double *logits)
+{
+    const kvb_model_config *c = &m->cfg;
+    const kvb_model_weights *w = &m->w;
+    int d = c->dim, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, H = c->hidden_dim;
+    int qd = nh * hd, kvd = nkv * hd;
+    double *x = calloc((size_t)T * d, 8), *xn = calloc((size_t)T * d, 8);
+    double *q = calloc((size_t)T * qd, 8), *k = calloc((size_t)T * kvd, 8), *v = calloc((size_t)T * kvd, 8);
+    double *att = calloc((size_t)T * qd, 8), *h1 = calloc((size_t)H, 8), *h3 = calloc((size_t)H, 8);
+    double *sc = calloc((size_t)T, 8);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < d; i++) x[t * d + i] = w->token_embedding[(size_t)tok[t] * d + i];
+    for (int l = 0; l < c->n_layers; l++) {
+        for (int t = 0; t < T; t++) {
+            double ss = 0;
+            for (int i = 0; i < d; i++) ss += x[t * d + i] * x[t * d + i];
+            double r = 1.0 / sqrt(ss / d + 1e-5);
+            for (int i = 0; i < d; i++) xn[t * d + i] = w->rms_att[(size_t)l * d + i] * x[t * d + i] * r;
+            for (int o = 0; o < qd + 2 * kvd; o++) {
+                const float *row = o < qd ? w->wq + ((size_t)l * qd + o) * d
+                                 : o < qd + kvd ? w->wk + ((size_t)l * kvd + o - qd) * d
+                                                : w->wv + ((size_t)l * kvd + o - qd - kvd) * d;
+                double acc = 0;
+                for (int i = 0; i < d; i++) acc += row[i] * xn[t * d + i];
+                if (o < qd) q[t * qd + o] = acc;
+                else if (o < qd + kvd) k[t * kvd + o - qd] = acc;
+                else v[t * kvd + o - qd - kvd] = acc;
+            }
+            for (int hh = 0; hh < nh + nkv; hh++)        /* rotate pairs (2j, 2j+1) */
+                for (int j = 0; j < hd / 2; j++) {
+                    double a = t * pow((double)c->rope_theta, -2.0 * j / hd);
+                    double *p = hh < nh ? q + t * qd + hh * hd + 2 * j : k + t * kvd + (hh - nh) * hd + 2 * j;
+                    double p0 = p[0], p1 = p[1];
+                    p[0] = p0 * cos(a) - p1 * sin(a);
+                    p[1] = p0 * sin(a) + p1 * cos(a);
+                }
+        }
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < nh; h++) {
+                int j = h / (nh / nkv);
+                double mx = -INFINITY, sum = 0;
+                for (int u = 0; u <= t; u++) {
+                    double dd = 0;
+                    for (int i = 0; i < hd; i++) dd += q[t * qd + h * hd + i] * k[u * kvd + j * hd + i];
+                    sc[u] = dd / sqrt((double)hd);
+                    mx = sc[u] > mx ? sc[u] : mx;
+                }
+                for (int u = 0; u <= t; u++) { sc[u] = exp(sc[u] - mx); sum += sc[u]; }
+                for (int i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (int u = 0; u <= t; u++) acc += sc[u] * v[u * kvd + j * hd + i];
+                    att[t * qd + h * hd + i] = acc / sum;
+                }
+            }
+        for (int t = 0; t < T; t++) {
+            for (int o = 0; o < d; o++) {
+                double acc = 0;
+                for (int i = 0; i < qd; i++) acc += w->wo[((size_t)l * d + o) * qd + i] * att[t * qd + i];
+                x[t * d + o] += acc;
+            }
+            double ss = 0;
+            for (int i = 0; i < d; i++) ss += x[t * d + i] * x[t * d + i];
+            double r = 1.0 / sqrt(ss / d + 1e-5);
+            for (int i = 0; i < d; i++) xn[t * d + i] = w->rms_ffn[(size_t)l * d + i] * x[t * d + i] * r;
+            for (int o = 0; o < H; o++) {
+                double a1 = 0, a3 = 0;
+                for (int i = 0; i < d; i++) {
+                    a1 += w->w1[((size_t)l * H + o) * d + i] * xn[t * d + i];
+                    a3 += w->w3[((size_t)l * H + o) * d + i] * xn[t * d + i];
+                }
+                h1[o] = a1 / (1 + exp(-a1)) * a3;
+            }
+            for (int o = 0; o < d; o++) {
+                double acc = 0;
+                for (int i = 0; i < H; i++) acc += w->w2[((size_t)l * d + o) * H + i] * h1[i];
+                x[t * d + o] += acc;
+            }
+        }
+    }
+    double *xl = x + (size_t)(T - 1) * d, ss = 0;
+    for (int i = 0; i < d; i++) ss += xl[i] * xl[i];
+    double r = 1.0 / sqrt(ss / d + 1e-5);
+    for (int o = 0; o < c->vocab_size; o++) {
+        double acc = 0;
+        for (int i = 0; i < d; i++) acc += w->wcls[(size_t)o * d + i] * w->rms_final[i] * xl[i] * r;
+        logits[o] = acc;
+    }
+    free(x); free(xn); free(q); free(k); free(v); free(att); free(h1); free(h3); free(sc);
+}
+
+/* Both decode paths against the float64 decoder, step by step. */
+static void test_model_matches_float64_reference(void **state)
+{
+    (void)state;
+    const struct { int heads, kv; } shapes[] = {{4, 4}, {4, 1}};
+    for (size_t si = 0; si < 2; si++) {
+        kvb_model_config cfg;
+        kvb_model_preset("tiny", &cfg);
+        cfg.n_heads = shapes[si].heads;
+        cfg.n_kv_heads = shapes[si].kv;
+        cfg.head_dim = cfg.dim / cfg.n_heads;
+        cfg.rope_theta = 500.0f;                 /* large rotations within a few positions */
+        kvb_model m;
+        char msg[128];
+        assert_int_equal(kvb_model_init_random(&m, &cfg, 9, msg, sizeof msg), KVB_STATUS_OK);
+        const int P = 3, n = 6, V = cfg.vocab_size;
+        int prompt[3] = {1, 77, 200}, toks[16];
+        float *lg[2];
+        const kvb_backend *bk[2] = {kvb_backend_find("nocache"), kvb_backend_find("contiguous")};
+        kvb_options o = {KVB_DTYPE_F32, KVB_ALLOC_GROW, 1};
+        for (int b = 0; b < 2; b++) {
+            lg[b] = malloc((size_t)n * V * sizeof(float));
+            generate(&m, bk[b], o, prompt, P, n, toks + P + 1, lg[b]);
+        }
+        memcpy(toks, prompt, sizeof prompt);
+        /* the token fed at each step is the one chosen before it */
+        kvb_state st;
+        assert_int_equal(kvb_state_init(&st, &cfg), KVB_STATUS_OK);
+        assert_int_equal(kvb_forward_seq(&m, &st, NULL, NULL, 0, toks, P, NULL), KVB_STATUS_OK);
+        toks[P] = kvb_argmax(st.logits, V);
+        kvb_state_free(&st);
+        double *ref = malloc((size_t)V * sizeof *ref);
+        for (int i = 0; i < n; i++) {
+            ref_model_logits(&m, toks, P + i + 1, ref);
+            for (int b = 0; b < 2; b++) {
+                double e = rel_l2(lg[b] + (size_t)i * V, ref, (size_t)V);
+                if (!(e < 1e-4)) fail_msg("%s, heads %d/%d, step %d: rel L2 %.3g against float64",
+                                          bk[b]->name, cfg.n_heads, cfg.n_kv_heads, i, e);
+            }
+        }
+        free(ref); free(lg[0]); free(lg[1]);
+        kvb_model_free(&m);
+    }
+}
+
 /* ---- llama2.c checkpoints ------------------------------------------------ */
+
+/* A checkpoint written by hand in llama2.c's order, each tensor filled with
+ * id * 1000 + index, so every weight's position in the file is checked
+ * independently of kvb_model_save. */
+static void test_checkpoint_llama2c_layout(void **state)
+{
+    test_ctx *t = *state;
+    char path[512], msg[256];
+    snprintf(path, sizeof path, "%s/hand.bin", t->tmpdir);
+    const int dim = 8, hidden = 12, L = 2, nh = 2, nkv = 1, vocab = 10, seq = 4, hd = dim / nh;
+    int32_t hdr[7] = {dim, hidden, L, nh, nkv, -vocab, seq};    /* separate classifier */
+    const size_t sizes[] = {
+        (size_t)vocab * dim, (size_t)L * dim, (size_t)L * dim * nh * hd, (size_t)L * dim * nkv * hd,
+        (size_t)L * dim * nkv * hd, (size_t)L * nh * hd * dim, (size_t)L * dim, (size_t)L * dim * hidden,
+        (size_t)L * hidden * dim, (size_t)L * dim * hidden, (size_t)dim, (size_t)seq * hd / 2,
+        (size_t)seq * hd / 2, (size_t)vocab * dim};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(hdr, sizeof hdr, 1, f);
+    for (size_t id = 0; id < 14; id++)
+        for (size_t i = 0; i < sizes[id]; i++) {
+            float v = (float)(id * 1000 + i);
+            fwrite(&v, 4, 1, f);
+        }
+    fclose(f);
+    kvb_model m;
+    kvb_status st = kvb_model_load(&m, path, 0, msg, sizeof msg);
+    if (st != KVB_STATUS_OK) fail_msg("load: %s", msg);
+    const float *tensors[] = {m.w.token_embedding, m.w.rms_att, m.w.wq, m.w.wk, m.w.wv, m.w.wo,
+                              m.w.rms_ffn, m.w.w1, m.w.w2, m.w.w3, m.w.rms_final};
+    for (size_t id = 0; id < 11; id++) {
+        assert_true(tensors[id][0] == (float)(id * 1000));
+        assert_true(tensors[id][sizes[id] - 1] == (float)(id * 1000 + sizes[id] - 1));
+    }
+    assert_true(m.w.wcls[0] == 13000.0f && m.w.wcls[sizes[13] - 1] == (float)(13000 + sizes[13] - 1));
+    assert_int_equal(m.cfg.head_dim, hd);
+    assert_int_equal(m.cfg.n_kv_heads, nkv);
+    assert_int_equal(m.cfg.max_seq, seq);
+    assert_int_equal(m.cfg.shared_classifier, 0);
+    kvb_model_free(&m);
+    assert_int_equal(kvb_model_load(&m, t->tmpdir, 0, msg, sizeof msg), KVB_STATUS_IO);
+    assert_non_null(strstr(msg, "not a regular file"));
+    remove(path);
+}
+
+
 
 static void write_bytes(const char *path, const void *p, size_t n)
 {
@@ -772,6 +955,8 @@ int main(int argc, char **argv)
         {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
         {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
         {"model_nocache_equals_contiguous", test_model_nocache_equals_contiguous, 1},
+        {"model_matches_float64_reference", test_model_matches_float64_reference, 0},
+        {"checkpoint_llama2c_layout", test_checkpoint_llama2c_layout, 0},
         {"checkpoint_roundtrip_and_refusals", test_checkpoint_roundtrip_and_refusals, 0},
         {"stats", test_stats, 0},
         {"point_summary", test_point_summary, 0},

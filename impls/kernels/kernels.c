@@ -71,8 +71,11 @@ void kvb_row_from_f32(kvb_dtype dt, const float *src, void *dst, int n)
         for (int i = 0; i < n; i++) d[i] = kvb_f32_to_bf16(src[i]);
         break;
     }
-    default:
+    case KVB_DTYPE_F32:
         memcpy(dst, src, (size_t)n * sizeof(float));
+        break;
+    default:                  /* unknown types are refused at create; write nothing */
+        break;
     }
 }
 
@@ -93,7 +96,8 @@ void kvb_row_to_f32(kvb_dtype dt, const void *src, float *dst, int n)
     switch (dt) {
     case KVB_DTYPE_F16:  f16_row_to_f32(src, dst, n); break;
     case KVB_DTYPE_BF16: bf16_row_to_f32(src, dst, n); break;
-    default:             memcpy(dst, src, (size_t)n * sizeof(float));
+    case KVB_DTYPE_F32:  memcpy(dst, src, (size_t)n * sizeof(float)); break;
+    default:             memset(dst, 0, (size_t)n * sizeof(float)); break;
     }
 }
 
