@@ -7,15 +7,16 @@
 #include "../impls/kernels/kernels.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-int kvb_measure_ceilings(kvb_ceilings *c, size_t bytes, int passes)
+int kvb_measure_read(kvb_read_bw *r, size_t bytes, int passes)
 {
-    memset(c, 0, sizeof *c);
-    if (bytes == 0) bytes = (size_t)1 << 30;
+    memset(r, 0, sizeof *r);
     if (passes < 3) passes = 3;
     size_t n = bytes / sizeof(float);
+    if (n < 1024) n = 1024;
     float *a = malloc(n * sizeof(float));
     double *s = malloc((size_t)passes * sizeof(double));
     if (!a || !s) { free(a); free(s); return -1; }
@@ -27,15 +28,28 @@ int kvb_measure_ceilings(kvb_ceilings *c, size_t bytes, int passes)
         s[p] = (double)(n * sizeof(float)) / (double)(kvb_now_ns() - t0);   /* bytes/ns = GB/s */
     }
     (void)sink;
-    c->read_bytes = n * sizeof(float);
-    c->read_gbs = kvb_median(s, (size_t)passes);
-    c->read_gbs_p10 = kvb_quantile(s, (size_t)passes, 0.1);
-    c->read_gbs_p90 = kvb_quantile(s, (size_t)passes, 0.9);
+    r->bytes = n * sizeof(float);
+    r->passes = passes;
+    r->gbs = kvb_median(s, (size_t)passes);
+    r->gbs_p10 = kvb_quantile(s, (size_t)passes, 0.1);
+    r->gbs_p90 = kvb_quantile(s, (size_t)passes, 0.9);
     free(a);
+    free(s);
+    return 0;
+}
+
+int kvb_measure_ceilings(kvb_ceilings *c, size_t dram_bytes, size_t ws_bytes, int passes)
+{
+    memset(c, 0, sizeof *c);
+    c->working_set.gbs = NAN;
+    if (passes < 3) passes = 3;
+    if (kvb_measure_read(&c->dram, dram_bytes ? dram_bytes : (size_t)1 << 30, passes) != 0) return -1;
+    if (ws_bytes && kvb_measure_read(&c->working_set, ws_bytes, 3 * passes) != 0) return -1;
 
     const int m = 1024;
     float *A = malloc((size_t)m * m * sizeof(float) * 3);
-    if (!A) { free(s); return -1; }
+    double *s = malloc((size_t)passes * sizeof(double));
+    if (!A || !s) { free(A); free(s); return -1; }
     float *B = A + (size_t)m * m, *C = B + (size_t)m * m;
     for (size_t i = 0; i < (size_t)m * m; i++) { A[i] = (float)(i % 7) * 0.1f; B[i] = (float)(i % 5) * 0.1f; }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, A, m, B, m, 0.0f, C, m);

@@ -5,17 +5,29 @@
 
 #include <stddef.h>
 
+/* Single-thread streaming read of one array: the median pass and its spread. */
+typedef struct kvb_read_bw {
+    size_t bytes;             /* array size */
+    int    passes;            /* timed passes after one untimed warm-up pass */
+    double gbs, gbs_p10, gbs_p90;
+} kvb_read_bw;
+
 typedef struct kvb_ceilings {
-    double read_gbs;          /* one thread, median of passes, warm-up excluded */
-    double read_gbs_p10, read_gbs_p90;
-    size_t read_bytes;        /* array size: well past the last-level cache */
+    kvb_read_bw dram;         /* 1 GiB by default: well past the last-level cache */
+    kvb_read_bw working_set;  /* the size one decode step streams (weights + KV); a
+                               * working set that fits a large cache reads faster
+                               * than dram, so a step is judged against both */
     double sgemm_gflops;      /* OpenBLAS sgemm, n x n x n, median */
     int    sgemm_n;
     int    blas_threads;
     double clock_res_ns;
 } kvb_ceilings;
 
-/* bytes = 0 picks 1 GiB; passes >= 3. Returns 0, or -1 when memory is short. */
-int kvb_measure_ceilings(kvb_ceilings *c, size_t bytes, int passes);
+/* Median read bandwidth over an array of `bytes`; -1 when memory is short. */
+int kvb_measure_read(kvb_read_bw *r, size_t bytes, int passes);
+
+/* dram_bytes = 0 picks 1 GiB; ws_bytes = 0 skips the working-set figure.
+ * Returns 0, or -1 when memory is short. */
+int kvb_measure_ceilings(kvb_ceilings *c, size_t dram_bytes, size_t ws_bytes, int passes);
 
 #endif

@@ -86,6 +86,14 @@ static void json_point_head(FILE *f, const kvb_point *p)
     fprintf(f, ", \"mode\": "); json_str(f, rc ? "-" : kvb_alloc_name(p->opt.alloc));
 }
 
+static void json_read_bw(FILE *f, const kvb_read_bw *r)
+{
+    fprintf(f, "{\"gbs\": "); json_num(f, r->gbs);
+    fprintf(f, ", \"p10\": "); json_num(f, r->gbs_p10);
+    fprintf(f, ", \"p90\": "); json_num(f, r->gbs_p90);
+    fprintf(f, ", \"array_bytes\": %zu, \"passes\": %d}", r->bytes, r->passes);
+}
+
 static int cpu_model(char *buf, size_t n)
 {
     snprintf(buf, n, "unknown");
@@ -323,10 +331,11 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
     fprintf(f, ", \"page_bytes\": %ld}", sysconf(_SC_PAGESIZE));
     if (in->ceil) {
         const kvb_ceilings *k = in->ceil;
-        fprintf(f, ",\n  \"ceilings\": {\"read_gbs_1thread\": "); json_num(f, k->read_gbs);
-        fprintf(f, ", \"read_gbs_p10\": "); json_num(f, k->read_gbs_p10);
-        fprintf(f, ", \"read_gbs_p90\": "); json_num(f, k->read_gbs_p90);
-        fprintf(f, ", \"read_array_bytes\": %zu, \"sgemm_gflops\": ", k->read_bytes);
+        fprintf(f, ",\n  \"ceilings\": {\"read_1thread\": ");
+        json_read_bw(f, &k->dram);
+        fprintf(f, ",\n    \"read_1thread_working_set\": ");
+        json_read_bw(f, &k->working_set);
+        fprintf(f, ",\n    \"sgemm_gflops\": ");
         json_num(f, k->sgemm_gflops);
         fprintf(f, ", \"sgemm_n\": %d, \"sgemm_threads\": %d, \"clock_resolution_ns\": ",
                 k->sgemm_n, k->blas_threads);
@@ -415,7 +424,8 @@ static int write_summary(const char *dir, const kvb_run_info *in, const kvb_poin
     out_file o;
     if (out_open(&o, dir, "summary.json", msg, n)) return -1;
     FILE *f = o.f;
-    double ceil_bw = in->ceil ? in->ceil->read_gbs : NAN;
+    double ceil_bw = in->ceil ? in->ceil->dram.gbs : NAN;
+    double ceil_ws = in->ceil ? in->ceil->working_set.gbs : NAN;
     fprintf(f, "{\n  \"run_id\": "); json_str(f, in->run_id);
     fprintf(f, ",\n  \"units\": \"times in ns, bytes in bytes, GB = 1e9 bytes\",\n  \"points\": [");
     for (int i = 0; i < n_pts; i++) {
@@ -464,6 +474,8 @@ static int write_summary(const char *dir, const kvb_run_info *in, const kvb_poin
         fprintf(f, ", \"gbs\": "); json_num(f, t > 0 ? s.last_step_gbytes / t : NAN);
         fprintf(f, ", \"fraction_of_read_ceiling\": ");
         json_num(f, t > 0 ? s.last_step_gbytes / t / ceil_bw : NAN);
+        fprintf(f, ", \"fraction_of_working_set_read_ceiling\": ");
+        json_num(f, t > 0 ? s.last_step_gbytes / t / ceil_ws : NAN);
         fprintf(f, "}}");
     }
     fprintf(f, "\n  ]\n}\n");
