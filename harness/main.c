@@ -111,7 +111,7 @@ static void print_help(const char *cmd)
              "  --prompt-ids LIST   explicit prompt token ids, e.g. 1,450,4996\n"
              "  --tokens N          decode steps per repetition (default 128)\n"
              "  --reps R            timed repetitions (default 3)\n"
-             "  --warmup N          untimed decode steps before them (default 8)\n"
+             "  --warmup N          untimed decode steps before them (default 32)\n"
              "  --time-budget S     seconds per point; a point past it stops and is marked\n"
              "                      cut_short (default 0: none)\n"
              "  --threads N         OpenBLAS threads (default 1)\n"
@@ -262,7 +262,7 @@ static void cli_defaults(cli *c)
     c->prompt = 16;
     c->tokens = 128;
     c->reps = 3;
-    c->warmup = 8;
+    c->warmup = 32;
     c->threads = 1;
     c->seed = 1;
 }
