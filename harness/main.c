@@ -508,8 +508,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         int recompute = (backs[i]->flags & KVB_BACKEND_RECOMPUTE) != 0;
         for (int j = 0; j < (recompute ? 1 : nd); j++)
             for (int k = 0; k < (recompute ? 1 : nm); k++) {
-                kvb_options o = {recompute ? KVB_DTYPE_F32 : dts[j],
-                                 recompute ? KVB_ALLOC_GROW : modes[k], 1};
+                kvb_options o = {.dtype = recompute ? KVB_DTYPE_F32 : dts[j],
+                                 .alloc = recompute ? KVB_ALLOC_GROW : modes[k], .max_seqs = 1};
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
                     rc = 1;

@@ -143,16 +143,59 @@ static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q
     return KVB_STATUS_OK;
 }
 
+static kvb_memory contig_seq_memory(const kvb_cache *c, int seq)
+{
+    kvb_memory m = {0, 0, 0, 0};
+    if (check_index(c, seq, 0) != KVB_STATUS_OK) return m;
+    m.metadata = (size_t)c->shape.n_layers * sizeof *c->stores;
+    for (int l = 0; l < c->shape.n_layers; l++) {
+        m.reserved += 2 * plane_bytes(c, store_at(c, seq, l)->cap);
+        m.used += 2 * plane_bytes(c, store_at(c, seq, l)->len);
+    }
+    m.capacity = m.reserved;
+    return m;
+}
+
 static kvb_memory contig_memory(const kvb_cache *c)
 {
-    kvb_memory m = {0, 0, sizeof *c};
-    size_t n_stores = (size_t)c->opt.max_seqs * c->shape.n_layers;
-    m.metadata += n_stores * sizeof *c->stores;
-    for (size_t i = 0; i < n_stores; i++) {
-        m.reserved += 2 * plane_bytes(c, c->stores[i].cap);
-        m.used += 2 * plane_bytes(c, c->stores[i].len);
+    kvb_memory m = {0, 0, sizeof *c, 0};
+    for (int q = 0; q < c->opt.max_seqs; q++) {
+        kvb_memory s = contig_seq_memory(c, q);
+        m.reserved += s.reserved;
+        m.used += s.used;
+        m.metadata += s.metadata;
     }
+    m.capacity = m.reserved;
     return m;
+}
+
+/* No sharing in a dense store: the child gets its own copy, as a dense cache
+ * must do for parallel sampling or beam search. */
+static kvb_status contig_seq_fork(kvb_cache *c, int parent, int child)
+{
+    if (check_index(c, parent, 0) != KVB_STATUS_OK || check_index(c, child, 0) != KVB_STATUS_OK ||
+        parent == child)
+        return KVB_STATUS_INVALID_ARG;
+    int n = store_at(c, parent, 0)->len;
+    for (int l = 0; l < c->shape.n_layers; l++)
+        if (store_at(c, parent, l)->len != n || store_at(c, child, l)->len != 0)
+            return KVB_STATUS_INVALID_ARG;
+    for (int l = 0; l < c->shape.n_layers; l++) {
+        contig_store *p = store_at(c, parent, l), *d = store_at(c, child, l);
+        if (d->cap < p->cap) {
+            kvb_status st = store_resize(c, d, p->cap);
+            if (st != KVB_STATUS_OK) return st;          /* earlier layers keep their room only */
+        }
+        size_t live = (size_t)n * c->shape.head_dim * c->es;
+        for (int h = 0; h < c->shape.n_kv_heads; h++) {
+            size_t po = (size_t)h * p->cap * c->shape.head_dim * c->es;
+            size_t dof = (size_t)h * d->cap * c->shape.head_dim * c->es;
+            memcpy((char *)d->k + dof, (const char *)p->k + po, live);
+            memcpy((char *)d->v + dof, (const char *)p->v + po, live);
+        }
+    }
+    for (int l = 0; l < c->shape.n_layers; l++) store_at(c, child, l)->len = n;
+    return KVB_STATUS_OK;
 }
 
 static int contig_length(const kvb_cache *c, int seq, int layer)
@@ -201,5 +244,7 @@ const kvb_backend kvb_backend_contiguous = {
     .memory = contig_memory,
     .length = contig_length,
     .seq_clear = contig_seq_clear,
+    .seq_fork = contig_seq_fork,
+    .seq_memory = contig_seq_memory,
     .read_kv = contig_read_kv,
 };

@@ -62,15 +62,22 @@ typedef struct kvb_options {
     kvb_dtype dtype;
     kvb_alloc alloc;
     int       max_seqs;       /* sequences 0..max_seqs-1 exist from create, empty */
+    /* paged backends (KVB_BACKEND_PAGED) only; 0 picks the default */
+    int       block_tokens;   /* tokens per block, 1..256; default 16 */
+    size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */
+    size_t    pool_bytes;     /* pool size in bytes; both 0: room for max_seqs x max_seq */
 } kvb_options;
 
 /* Checks sizes and divisibility; on failure writes a message naming the value. */
 kvb_status kvb_shape_check(const kvb_shape *s, char *msg, size_t msg_len);
 
 typedef struct kvb_memory {
-    size_t reserved;          /* bytes held for K/V, slack and unused capacity included */
-    size_t used;              /* bytes holding live tokens' K/V (scales included) */
-    size_t metadata;          /* bookkeeping: tables, lengths, per-sequence structs */
+    size_t reserved;          /* bytes held for K/V by sequences, slack included */
+    size_t used;              /* bytes holding live tokens' K/V (scales included);
+                               * a token shared by forked sequences counts once */
+    size_t metadata;          /* bookkeeping: tables, lengths, counts */
+    size_t capacity;          /* bytes allocated for K/V, held or not (a pool's
+                               * free blocks included); >= reserved */
 } kvb_memory;
 
 typedef struct kvb_cache kvb_cache;   /* opaque; owned by its backend */
@@ -79,6 +86,10 @@ enum {
     /* The backend stores nothing: the harness recomputes the whole causal pass
      * every step and never calls append/attend. */
     KVB_BACKEND_RECOMPUTE = 1u << 0,
+    /* Tokens live in blocks of a shared pool: block_tokens and the pool size
+     * in kvb_options apply, and append may return KVB_STATUS_FULL when the
+     * pool is exhausted (leaving every sequence as it was). */
+    KVB_BACKEND_PAGED = 1u << 1,
 };
 
 typedef struct kvb_backend {
@@ -120,6 +131,17 @@ typedef struct kvb_backend {
     /* seq_clear: drops a sequence's tokens and gives back what it can.
      * Optional: NULL means only destroy releases memory. */
     kvb_status (*seq_clear)(kvb_cache *c, int seq);
+
+    /* seq_fork: the empty sequence child receives parent's tokens (every layer
+     * of parent must hold the same count). Where the backend can, they are
+     * shared, and copied only when one side first writes into a shared block.
+     * Optional: NULL means the backend cannot fork; callers report "skipped". */
+    kvb_status (*seq_fork)(kvb_cache *c, int parent, int child);
+
+    /* seq_memory: the bytes one sequence holds (reserved counts every block
+     * or slot it references, shared ones too) and uses. Optional: NULL means
+     * only the whole-cache figure exists. */
+    kvb_memory (*seq_memory)(const kvb_cache *c, int seq);
 
     /* read_kv: copies one stored token of one KV head back out as f32
      * (k, v: [head_dim]), for tests and debugging. Optional: NULL means the

@@ -45,7 +45,7 @@ static void nocache_destroy(kvb_cache *c) { free(c); }
 
 static kvb_memory nocache_memory(const kvb_cache *c)
 {
-    kvb_memory m = {0, 0, sizeof *c};
+    kvb_memory m = {0, 0, sizeof *c, 0};
     return m;
 }
 
@@ -67,5 +67,7 @@ const kvb_backend kvb_backend_nocache = {
     .memory = nocache_memory,
     .length = nocache_length,
     .seq_clear = NULL,                /* nothing to clear */
+    .seq_fork = NULL,                 /* nothing to share */
+    .seq_memory = NULL,
     .read_kv = NULL,                  /* nothing stored */
 };

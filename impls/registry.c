@@ -8,10 +8,14 @@
 
 extern const kvb_backend kvb_backend_nocache;
 extern const kvb_backend kvb_backend_contiguous;
+extern const kvb_backend kvb_backend_paged;
+extern const kvb_backend kvb_backend_paged_tokmajor;
 
 static const kvb_backend *const registry[] = {
     &kvb_backend_nocache,
     &kvb_backend_contiguous,
+    &kvb_backend_paged,
+    &kvb_backend_paged_tokmajor,
 };
 
 int kvb_backend_count(void) { return (int)(sizeof registry / sizeof registry[0]); }

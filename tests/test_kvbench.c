@@ -177,7 +177,8 @@ static const kvb_backend wrong_skewed = {
 
 static const struct { int nh, nkv; } head_shapes[] = {{8, 8}, {8, 2}, {8, 1}};   /* MHA, GQA 4:1, MQA */
 static const int head_dims[] = {16, 64, 128};
-static const int contexts[] = {1, 2, 17, 1000};
+static const int contexts[] = {1, 2, 17, 48, 768, 1000};   /* 48, 768: whole blocks of 3, 16, 256 */
+static const int paged_blocks[] = {1, 3, 16, 256};
 
 typedef struct check_result { int cases, failed, skipped; double worst[KVB_DTYPE_COUNT]; } check_result;
 
@@ -192,14 +193,19 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
     for (size_t hi = 0; hi < sizeof head_dims / sizeof head_dims[0]; hi++)
     for (size_t ci = 0; ci < sizeof contexts / sizeof contexts[0]; ci++)
     for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
-    for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++) {
+    for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++)
+    for (size_t bi = 0; bi < ((b->flags & KVB_BACKEND_PAGED) ? sizeof paged_blocks / sizeof paged_blocks[0] : 1); bi++) {
         int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], ctx = contexts[ci];
-        char name[160];
-        snprintf(name, sizeof name, "attend(backend=%s,mode=%s,dt=%s,nh=%d,nkv=%d,hd=%d,ctx=%d)",
-                 b->name, kvb_alloc_name((kvb_alloc)mode), kvb_dtype_name((kvb_dtype)dt), nh, nkv, hd, ctx);
+        int bs = (b->flags & KVB_BACKEND_PAGED) ? paged_blocks[bi] : 0;
+        char name[160], blk[16] = "";
+        if (bs) snprintf(blk, sizeof blk, ",bs=%d", bs);
+        snprintf(name, sizeof name, "attend(backend=%s,mode=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)",
+                 b->name, kvb_alloc_name((kvb_alloc)mode), kvb_dtype_name((kvb_dtype)dt), blk, nh, nkv,
+                 hd, ctx);
         if (!case_selected(state, name)) continue;
         kvb_shape shape = {2, nh, nkv, hd, 1024};
-        kvb_options opt = {(kvb_dtype)dt, (kvb_alloc)mode, 2};
+        kvb_options opt = {.dtype = (kvb_dtype)dt, .alloc = (kvb_alloc)mode, .max_seqs = 2,
+                           .block_tokens = bs};
         char why[256];
         if (kvb_backend_supports(b, &shape, &opt, why, sizeof why) != KVB_STATUS_OK) {
             r.skipped++;
@@ -367,7 +373,7 @@ static void test_contiguous_storage_and_memory(void **state)
     for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
     for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++) {
         kvb_shape shape = {L, 4, nkv, hd, max_seq};
-        kvb_options opt = {(kvb_dtype)dt, (kvb_alloc)mode, 1};
+        kvb_options opt = {.dtype = (kvb_dtype)dt, .alloc = (kvb_alloc)mode, .max_seqs = 1};
         kvb_cache *c;
         char msg[128];
         assert_int_equal(b->create(&c, &shape, &opt, msg, sizeof msg), KVB_STATUS_OK);
@@ -421,6 +427,199 @@ static void test_contiguous_storage_and_memory(void **state)
     }
 }
 
+/* ---- paged: fork, copy on write, exhaustion, and a randomized model ------- */
+
+/* Token t of sequence "lineage" x: K/V values that name it, so a read-back
+ * tells which sequence wrote which token. */
+static void token_kv(int L_idx, int id, int nkv, int hd, float *k, float *v)
+{
+    for (int i = 0; i < nkv * hd; i++) {
+        k[i] = (float)id + 0.001f * (float)i + 0.5f * (float)L_idx;
+        v[i] = -k[i];
+    }
+}
+
+static void append_token(const kvb_backend *b, kvb_cache *c, int seq, int L, int nkv, int hd, int id)
+{
+    float k[64], v[64];
+    for (int l = 0; l < L; l++) {
+        token_kv(l, id, nkv, hd, k, v);
+        assert_int_equal(b->append(c, seq, l, k, v), KVB_STATUS_OK);
+    }
+}
+
+/* Every token of seq reads back as ids[0..n) in every layer and head. */
+static void expect_tokens(const kvb_backend *b, const kvb_cache *c, int seq, int L, int nkv, int hd,
+                          const int *ids, int n)
+{
+    float k[64], v[64], rk[16], rv[16];
+    for (int l = 0; l < L; l++) {
+        assert_int_equal(b->length(c, seq, l), n);
+        for (int t = 0; t < n; t++) {
+            token_kv(l, ids[t], nkv, hd, k, v);
+            for (int h = 0; h < nkv; h++) {
+                assert_int_equal(b->read_kv(c, seq, l, h, t, rk, rv), KVB_STATUS_OK);
+                if (memcmp(rk, k + h * hd, (size_t)hd * 4) != 0 || memcmp(rv, v + h * hd, (size_t)hd * 4) != 0)
+                    fail_msg("seq %d layer %d head %d token %d: expected id %d", seq, l, h, t, ids[t]);
+            }
+        }
+    }
+}
+
+static void test_paged_fork_cow_and_exhaustion(void **state)
+{
+    (void)state;
+    const int L = 2, nkv = 2, hd = 8, bt = 4;
+    kvb_shape shape = {L, 4, nkv, hd, 64};
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 4,
+                     .block_tokens = bt, .pool_blocks = 8};
+    const char *names[] = {"paged", "paged-tokmajor"};
+    for (int ni = 0; ni < 2; ni++) {
+        const kvb_backend *b = kvb_backend_find(names[ni]);
+        kvb_cache *c;
+        char msg[128];
+        assert_int_equal(b->create(&c, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
+        size_t block_b = 2 * (size_t)L * nkv * bt * hd * 4, tok_b = 2 * (size_t)L * nkv * hd * 4;
+        assert_int_equal(b->memory(c).capacity, 8 * block_b);
+        int pa[32], ch[32];
+        for (int t = 0; t < 6; t++) { pa[t] = ch[t] = 100 + t; append_token(b, c, 0, L, nkv, hd, pa[t]); }
+        kvb_memory m = b->memory(c);
+        assert_int_equal(m.reserved, 2 * block_b);              /* 6 tokens in 4-token blocks */
+        assert_int_equal(m.used, 6 * tok_b);
+        assert_true(m.reserved - m.used < block_b);              /* waste below one block */
+        /* fork: nothing is copied, both see the same 6 tokens */
+        assert_int_equal(b->seq_fork(c, 0, 1), KVB_STATUS_OK);
+        assert_int_equal(b->memory(c).reserved, 2 * block_b);
+        assert_int_equal(b->memory(c).used, 6 * tok_b);          /* shared tokens count once */
+        assert_int_equal(b->seq_memory(c, 1).reserved, 2 * block_b);
+        expect_tokens(b, c, 1, L, nkv, hd, ch, 6);
+        /* diverge: the first write into the shared, partly filled block copies it */
+        pa[6] = 200; append_token(b, c, 0, L, nkv, hd, pa[6]);
+        assert_int_equal(b->memory(c).reserved, 3 * block_b);
+        ch[6] = 300; append_token(b, c, 1, L, nkv, hd, ch[6]);  /* old block now private: no copy */
+        assert_int_equal(b->memory(c).reserved, 3 * block_b);
+        for (int t = 7; t < 10; t++) {
+            pa[t] = 200 + t; append_token(b, c, 0, L, nkv, hd, pa[t]);
+            ch[t] = 300 + t; append_token(b, c, 1, L, nkv, hd, ch[t]);
+        }
+        expect_tokens(b, c, 0, L, nkv, hd, pa, 10);
+        expect_tokens(b, c, 1, L, nkv, hd, ch, 10);
+        /* 1 shared full block + 2 private x 2 = 5 blocks; used counts the shared 4 tokens once */
+        assert_int_equal(b->memory(c).reserved, 5 * block_b);
+        assert_int_equal(b->memory(c).used, (4 + 2 * 6) * tok_b);
+        /* exhaustion: fill the pool, then the failing append changes nothing */
+        int n0 = 10;
+        while (b->memory(c).reserved < 8 * block_b) { pa[n0] = 400 + n0; append_token(b, c, 0, L, nkv, hd, pa[n0]); n0++; }
+        while (n0 % bt) { pa[n0] = 400 + n0; append_token(b, c, 0, L, nkv, hd, pa[n0]); n0++; }
+        kvb_memory before = b->memory(c);
+        float k[64], v[64];
+        token_kv(0, 999, nkv, hd, k, v);
+        assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_FULL);
+        assert_int_equal(b->append(c, 2, 0, k, v), KVB_STATUS_FULL);   /* a new sequence too */
+        kvb_memory after = b->memory(c);
+        assert_memory_equal(&before, &after, sizeof before);
+        expect_tokens(b, c, 0, L, nkv, hd, pa, n0);
+        expect_tokens(b, c, 1, L, nkv, hd, ch, 10);
+        /* freeing the child returns only its private blocks; the shared one stays with the parent */
+        assert_int_equal(b->seq_clear(c, 1), KVB_STATUS_OK);
+        assert_int_equal(b->memory(c).reserved, 6 * block_b);
+        expect_tokens(b, c, 0, L, nkv, hd, pa, n0);
+        append_token(b, c, 2, L, nkv, hd, 7);                    /* room again */
+        /* a fork of a sequence mid-step (layers of unequal length) is refused */
+        token_kv(0, 8, nkv, hd, k, v);
+        assert_int_equal(b->append(c, 2, 0, k, v), KVB_STATUS_OK);
+        assert_int_equal(b->seq_fork(c, 2, 3), KVB_STATUS_INVALID_ARG);
+        assert_int_equal(b->seq_fork(c, 0, 2), KVB_STATUS_INVALID_ARG);   /* child not empty */
+        assert_int_equal(b->seq_clear(c, 0), KVB_STATUS_OK);
+        assert_int_equal(b->seq_clear(c, 2), KVB_STATUS_OK);
+        assert_int_equal(b->memory(c).reserved, 0);
+        assert_int_equal(b->memory(c).used, 0);
+        b->destroy(c);
+    }
+    /* bad block sizes and pools are refused at create */
+    kvb_cache *c;
+    char msg[160];
+    kvb_options bad = o;
+    bad.block_tokens = 257;
+    assert_int_equal(kvb_backend_find("paged")->create(&c, &shape, &bad, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(msg, "257"));
+    bad = o;
+    bad.pool_blocks = 0;
+    bad.pool_bytes = 100;                                        /* smaller than one block */
+    assert_int_equal(kvb_backend_find("paged")->create(&c, &shape, &bad, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+}
+
+/* Thousands of random add/append/fork/free operations against a plain model
+ * of what each sequence holds; the pool must end fully returned. */
+static void test_paged_randomized(void **state)
+{
+    (void)state;
+    const int L = 2, nkv = 1, hd = 4, S = 6, MAXT = 40;
+    uint64_t seed = 12345;
+    for (int bt = 1; bt <= 8; bt += 7) {
+        kvb_shape shape = {L, 2, nkv, hd, MAXT};
+        kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = S,
+                         .block_tokens = bt, .pool_blocks = (size_t)(MAXT / bt + 4)};
+        const kvb_backend *b = kvb_backend_find("paged");
+        kvb_cache *c;
+        char msg[128];
+        assert_int_equal(b->create(&c, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
+        int ids[6][40], len[6] = {0}, next_id = 1, fulls = 0, forks = 0;
+        for (int op = 0; op < 4000; op++) {
+            int r = (int)((urand(&seed) + 1.0f) * 50.0f), s1 = (int)((urand(&seed) + 1.0f) * 3.0f) % S;
+            int s2 = (int)((urand(&seed) + 1.0f) * 3.0f) % S;
+            if (r < 70) {                                    /* append one token, every layer */
+                if (len[s1] == MAXT) continue;
+                float k[4], v[4];
+                kvb_memory before = b->memory(c);
+                token_kv(0, next_id, nkv, hd, k, v);
+                kvb_status st = b->append(c, s1, 0, k, v);
+                if (st == KVB_STATUS_FULL) {
+                    kvb_memory after = b->memory(c);
+                    assert_memory_equal(&before, &after, sizeof before);
+                    fulls++;
+                    continue;
+                }
+                assert_int_equal(st, KVB_STATUS_OK);
+                for (int l = 1; l < L; l++) {
+                    token_kv(l, next_id, nkv, hd, k, v);
+                    assert_int_equal(b->append(c, s1, l, k, v), KVB_STATUS_OK);  /* block already held */
+                }
+                ids[s1][len[s1]++] = next_id++;
+            } else if (r < 85) {                             /* fork into an empty slot */
+                if (len[s2] != 0 || s1 == s2) continue;
+                assert_int_equal(b->seq_fork(c, s1, s2), KVB_STATUS_OK);
+                memcpy(ids[s2], ids[s1], sizeof ids[0]);
+                len[s2] = len[s1];
+                forks++;
+            } else {                                         /* free */
+                assert_int_equal(b->seq_clear(c, s1), KVB_STATUS_OK);
+                len[s1] = 0;
+            }
+            if (op % 97 == 0)
+                for (int q = 0; q < S; q++) expect_tokens(b, c, q, L, nkv, hd, ids[q], len[q]);
+            /* sharing can only save: used lies between the longest sequence and
+             * the sum of all of them, and never above what is held */
+            kvb_memory m = b->memory(c);
+            size_t tok_b = 2 * (size_t)L * nkv * hd * 4, sum = 0, mx = 0;
+            for (int q = 0; q < S; q++) {
+                sum += (size_t)len[q] * tok_b;
+                mx = (size_t)len[q] * tok_b > mx ? (size_t)len[q] * tok_b : mx;
+            }
+            assert_true(m.reserved <= m.capacity && m.used <= m.reserved);
+            assert_true(m.used >= mx && m.used <= sum);
+        }
+        for (int q = 0; q < S; q++) expect_tokens(b, c, q, L, nkv, hd, ids[q], len[q]);
+        print_message("paged randomized (block %d): %d forks, %d pool-full refusals\n", bt, forks, fulls);
+        assert_true(forks > 50 && fulls > 0);
+        for (int q = 0; q < S; q++) assert_int_equal(b->seq_clear(c, q), KVB_STATUS_OK);
+        kvb_memory m = b->memory(c);
+        assert_int_equal(m.reserved, 0);
+        assert_int_equal(m.used, 0);
+        b->destroy(c);
+    }
+}
+
 /* ---- library input checks ------------------------------------------------ */
 
 static void test_bad_shapes_and_names(void **state)
@@ -442,7 +641,7 @@ static void test_bad_shapes_and_names(void **state)
     s.n_kv_heads = 3;
     assert_int_equal(kvb_shape_check(&s, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
     assert_non_null(strstr(msg, "not a multiple"));
-    kvb_options o = {KVB_DTYPE_F32, KVB_ALLOC_GROW, 0};
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 0};
     assert_int_equal(kvb_backend_supports(kvb_backend_find("contiguous"), &good, &o, msg, sizeof msg),
                      KVB_STATUS_INVALID_ARG);
     o.max_seqs = 1;
@@ -535,7 +734,8 @@ static void test_model_nocache_equals_contiguous(void **state)
         int *tk[3];
         float *lg[3];
         const kvb_backend *nc = kvb_backend_find("nocache"), *ct = kvb_backend_find("contiguous");
-        kvb_options o_nc = {KVB_DTYPE_F32, KVB_ALLOC_GROW, 1}, o_grow = o_nc, o_pre = {KVB_DTYPE_F32, KVB_ALLOC_PREALLOC, 1};
+        kvb_options o_nc = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 1}, o_grow = o_nc,
+                    o_pre = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_PREALLOC, .max_seqs = 1};
         for (int i = 0; i < 3; i++) {
             tk[i] = malloc((size_t)n * sizeof(int));
             lg[i] = malloc((size_t)n * V * sizeof(float));
@@ -553,13 +753,25 @@ static void test_model_nocache_equals_contiguous(void **state)
         /* grow and prealloc do the same arithmetic in the same order */
         assert_memory_equal(lg[1], lg[2], (size_t)n * V * sizeof(float));
         assert_memory_equal(tk[1], tk[2], (size_t)n * sizeof(int));
+        /* so does a paged cache, whatever its block size or layout */
+        const char *paged[] = {"paged", "paged-tokmajor"};
+        const int blocks[] = {1, 3, 16, 256};
+        for (int pi = 0; pi < 2; pi++)
+            for (int bi = 0; bi < 4; bi++) {
+                kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 1,
+                                 .block_tokens = blocks[bi]};
+                generate(&m, kvb_backend_find(paged[pi]), o, prompt, P, n, tk[2], lg[2]);
+                if (memcmp(lg[1], lg[2], (size_t)n * V * sizeof(float)) != 0)
+                    fail_msg("%s: %s with %d-token blocks differs from contiguous", name, paged[pi], blocks[bi]);
+                assert_memory_equal(tk[1], tk[2], (size_t)n * sizeof(int));
+            }
         int distinct = 0;
         for (int i = 0; i < n; i++) distinct += i == 0 || tk[0][i] != tk[0][i - 1];
         print_message("%s: worst logits rel L2 nocache vs contiguous %.2g, %d token changes\n",
                       name, worst, distinct);
         /* f16 and bf16 caches run the same model; their logits stay close */
         for (int dt = KVB_DTYPE_F16; dt <= KVB_DTYPE_BF16; dt++) {
-            kvb_options o = {(kvb_dtype)dt, KVB_ALLOC_GROW, 1};
+            kvb_options o = {.dtype = (kvb_dtype)dt, .alloc = KVB_ALLOC_GROW, .max_seqs = 1};
             generate(&m, ct, o, prompt, P, 1, tk[2], lg[2]);
             double e = rel_l2_f(lg[2], lg[0], (size_t)V);
             assert_true(e < (dt == KVB_DTYPE_F16 ? 5e-3 : 3e-2));
@@ -681,7 +893,7 @@ static void test_model_matches_float64_reference(void **state)
         int prompt[3] = {1, 77, 200}, toks[16];
         float *lg[2];
         const kvb_backend *bk[2] = {kvb_backend_find("nocache"), kvb_backend_find("contiguous")};
-        kvb_options o = {KVB_DTYPE_F32, KVB_ALLOC_GROW, 1};
+        kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 1};
         for (int b = 0; b < 2; b++) {
             lg[b] = malloc((size_t)n * V * sizeof(float));
             generate(&m, bk[b], o, prompt, P, n, toks + P + 1, lg[b]);
@@ -885,7 +1097,7 @@ static void test_point_summary(void **state)
 {
     (void)state;
     kvb_point p;
-    kvb_options o = {KVB_DTYPE_F16, KVB_ALLOC_GROW, 1};
+    kvb_options o = {.dtype = KVB_DTYPE_F16, .alloc = KVB_ALLOC_GROW, .max_seqs = 1};
     assert_int_equal(kvb_point_init(&p, kvb_backend_find("contiguous"), &o, 4, 3), KVB_STATUS_OK);
     kvb_model_config cfg;
     kvb_model_preset("tiny", &cfg);
@@ -954,6 +1166,8 @@ int main(int argc, char **argv)
         {"f16_bf16_conversions", test_f16_bf16_conversions, 0},
         {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
         {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
+        {"paged_fork_cow_and_exhaustion", test_paged_fork_cow_and_exhaustion, 0},
+        {"paged_randomized", test_paged_randomized, 0},
         {"model_nocache_equals_contiguous", test_model_nocache_equals_contiguous, 1},
         {"model_matches_float64_reference", test_model_matches_float64_reference, 0},
         {"checkpoint_llama2c_layout", test_checkpoint_llama2c_layout, 0},

@@ -125,13 +125,13 @@ size_t kvb_attend_scratch_floats(int g, int n, int head_dim)
     return (size_t)g * (size_t)(n > 0 ? n : 1) + (size_t)head_dim + 2u * (size_t)g;
 }
 
-void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_stride,
-                      int n, int head_dim, int g, const float *q, float *out,
-                      float *scratch)
+void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                     int head_dim, int g, const float *q, float *out, float *scratch)
 {
-    const size_t es = kvb_dtype_size(dt);
-    const size_t row_bytes = row_stride * es;
+    const size_t row_bytes = row_stride * kvb_dtype_size(dt);
     const float scale = 1.0f / sqrtf((float)head_dim);
+    int n = 0;
+    for (int r = 0; r < n_runs; r++) n += runs[r].n;
     float *scores = scratch;                         /* [g][n] */
     float *row = scratch + (size_t)g * (size_t)(n > 0 ? n : 1);   /* [head_dim] */
     float *maxs = row + head_dim;                    /* [g] */
@@ -141,30 +141,42 @@ void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_str
     if (n <= 0) return;
     for (int i = 0; i < g; i++) maxs[i] = -INFINITY;
 
-    const char *kp = k;
-    for (int t = 0; t < n; t++, kp += row_bytes) {
-        const float *kr = (const float *)(const void *)kp;
-        if (dt != KVB_DTYPE_F32) { kvb_row_to_f32(dt, kp, row, head_dim); kr = row; }
-        for (int i = 0; i < g; i++) {
-            float s = kvb_dot_f32(q + (size_t)i * head_dim, kr, head_dim) * scale;
-            scores[(size_t)i * n + t] = s;
-            if (s > maxs[i]) maxs[i] = s;
+    for (int r = 0, t = 0; r < n_runs; r++) {
+        const char *kp = runs[r].k;
+        for (int j = 0; j < runs[r].n; j++, t++, kp += row_bytes) {
+            const float *kr = (const float *)(const void *)kp;
+            if (dt != KVB_DTYPE_F32) { kvb_row_to_f32(dt, kp, row, head_dim); kr = row; }
+            for (int i = 0; i < g; i++) {
+                float sc = kvb_dot_f32(q + (size_t)i * head_dim, kr, head_dim) * scale;
+                scores[(size_t)i * n + t] = sc;
+                if (sc > maxs[i]) maxs[i] = sc;
+            }
         }
     }
     for (int i = 0; i < g; i++) {
-        float *s = scores + (size_t)i * n, sum = 0.0f;
-        for (int t = 0; t < n; t++) { s[t] = expf(s[t] - maxs[i]); sum += s[t]; }
+        float *sc = scores + (size_t)i * n, sum = 0.0f;
+        for (int t = 0; t < n; t++) { sc[t] = expf(sc[t] - maxs[i]); sum += sc[t]; }
         inv_sum[i] = 1.0f / sum;                     /* sum >= 1: the max term is exp(0) */
     }
-    const char *vp = v;
-    for (int t = 0; t < n; t++, vp += row_bytes) {
-        const float *vr = (const float *)(const void *)vp;
-        if (dt != KVB_DTYPE_F32) { kvb_row_to_f32(dt, vp, row, head_dim); vr = row; }
-        for (int i = 0; i < g; i++)
-            kvb_axpy_f32(scores[(size_t)i * n + t], vr, out + (size_t)i * head_dim, head_dim);
+    for (int r = 0, t = 0; r < n_runs; r++) {
+        const char *vp = runs[r].v;
+        for (int j = 0; j < runs[r].n; j++, t++, vp += row_bytes) {
+            const float *vr = (const float *)(const void *)vp;
+            if (dt != KVB_DTYPE_F32) { kvb_row_to_f32(dt, vp, row, head_dim); vr = row; }
+            for (int i = 0; i < g; i++)
+                kvb_axpy_f32(scores[(size_t)i * n + t], vr, out + (size_t)i * head_dim, head_dim);
+        }
     }
     for (int i = 0; i < g; i++)
         for (int d = 0; d < head_dim; d++) out[(size_t)i * head_dim + d] *= inv_sum[i];
+}
+
+void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_stride,
+                      int n, int head_dim, int g, const float *q, float *out,
+                      float *scratch)
+{
+    kvb_kv_run run = {k, v, n > 0 ? n : 0};
+    kvb_attend_runs(dt, &run, 1, row_stride, head_dim, g, q, out, scratch);
 }
 
 size_t kvb_attend_causal_scratch_floats(int n_heads, int n_kv_heads, int T, int head_dim)

@@ -44,6 +44,18 @@ void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_str
                       int n, int head_dim, int g, const float *q, float *out,
                       float *scratch);
 
+/* The same attention over K/V held in separate runs of rows (the blocks of a
+ * paged cache, in sequence order): run r holds n rows starting at k and v, row
+ * to row row_stride elements apart. Scores, softmax and the weighted sum are
+ * computed exactly as for one run, so a paged cache gives bit-identical output
+ * to a contiguous one. scratch: kvb_attend_scratch_floats(g, total rows, head_dim). */
+typedef struct kvb_kv_run {
+    const void *k, *v;
+    int         n;
+} kvb_kv_run;
+void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                     int head_dim, int g, const float *q, float *out, float *scratch);
+
 /* Causal self-attention over T positions held in activations (the no-cache and
  * prefill path): position i attends to positions 0..i.
  *   q, out: [T][n_heads][head_dim]    k, v: [T][n_kv_heads][head_dim]

@@ -1,0 +1,364 @@
+/* paged.c: a block pool and per-sequence block tables, as in vLLM's PagedAttention.
+ *
+ * Tokens live in fixed-size blocks of block_tokens tokens taken from one pool
+ * per cache, on demand; each sequence keeps a table of its blocks in order. A
+ * block id names the same slot in every layer's pool, so one table serves all
+ * layers and a block holds block_tokens tokens of every layer.
+ *
+ * Layout of one block in one layer's K (or V) pool:
+ *   paged           [kv_head][block_tokens][head_dim]   (head-major)
+ *   paged-tokmajor  [block_tokens][kv_head][head_dim]   (token-major)
+ * attend works one KV head at a time, so head-major gives it a contiguous run
+ * of block_tokens x head_dim values per block: the same streaming read as the
+ * contiguous store, broken only at block edges. Token-major keeps a token's
+ * heads together (one write per append) but makes attend stride over the other
+ * heads' rows; it is registered too so the difference is measured, not assumed.
+ *
+ * Sharing: seq_fork copies the parent's table and raises each block's
+ * reference count. The first append into a shared block (necessarily the
+ * partly filled last one) copies it to a fresh block for the writer: copy on
+ * write. A block goes back to the pool when its count reaches zero.
+ * Exhaustion: an append that needs a block when none is free returns
+ * KVB_STATUS_FULL before changing anything.
+ * Accounting: reserved = blocks held x block bytes (a shared block once);
+ * used = tokens written into held blocks x bytes per token (shared once);
+ * capacity = the whole pool; metadata = tables, counts and lengths. */
+#include "kvb_backend.h"
+#include "kernels/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { KVB_PAGED_DEFAULT_BLOCK = 16, KVB_PAGED_MAX_BLOCK = 256 };
+
+extern const kvb_backend kvb_backend_paged;
+extern const kvb_backend kvb_backend_paged_tokmajor;
+
+typedef struct paged_seq {
+    int *table;               /* [n_table] block ids, in token order */
+    int  n_table, cap_table;
+    int *len;                 /* [n_layers] tokens appended per layer */
+} paged_seq;
+
+struct kvb_cache {
+    kvb_shape   shape;
+    kvb_options opt;
+    int         token_major;  /* layout: 0 head-major, 1 token-major */
+    size_t      es;           /* bytes per stored element */
+    int         bt;           /* tokens per block */
+    size_t      n_blocks;     /* pool size */
+    size_t      block_elems;  /* elements of one block in one layer's K (or V) pool */
+    void      **k_pool;       /* [n_layers] -> [n_blocks][block_elems] */
+    void      **v_pool;
+    int        *refs;         /* [n_blocks] owners of each block; 0 = free */
+    int       **fill;         /* [n_layers][n_blocks] tokens written into each block */
+    int        *free_ids;     /* [n_blocks] stack of free block ids */
+    size_t      n_free;
+    paged_seq  *seqs;         /* [max_seqs] */
+    kvb_kv_run *runs;         /* attend's per-block runs, [max blocks of one sequence] */
+    float      *scratch;      /* attend's scores and row buffer, for max_seq tokens */
+};
+
+static size_t block_bytes(const kvb_cache *c)   /* one block, every layer, K and V */
+{
+    return 2 * (size_t)c->shape.n_layers * c->block_elems * c->es;
+}
+
+static size_t token_bytes(const kvb_cache *c)   /* one token of one layer, K and V */
+{
+    return 2 * (size_t)c->shape.n_kv_heads * c->shape.head_dim * c->es;
+}
+
+static int max_blocks_per_seq(const kvb_cache *c)
+{
+    return (c->shape.max_seq + c->bt - 1) / c->bt;
+}
+
+static kvb_status paged_supports(const kvb_shape *s, const kvb_options *o, char *why, size_t n)
+{
+    (void)s;
+    if (o->alloc != KVB_ALLOC_GROW) {
+        snprintf(why, n, "mode %s does not apply to a paged cache: its pool is sized by "
+                 "--pool-mb or --pool-blocks, and blocks are taken on demand", kvb_alloc_name(o->alloc));
+        return KVB_STATUS_UNSUPPORTED;
+    }
+    if (o->block_tokens < 0 || o->block_tokens > KVB_PAGED_MAX_BLOCK) {
+        snprintf(why, n, "block size %d tokens: allowed are 1 to %d", o->block_tokens,
+                 KVB_PAGED_MAX_BLOCK);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    return KVB_STATUS_OK;
+}
+
+static void paged_destroy(kvb_cache *c)
+{
+    if (!c) return;
+    for (int l = 0; l < c->shape.n_layers; l++) {
+        if (c->k_pool) free(c->k_pool[l]);
+        if (c->v_pool) free(c->v_pool[l]);
+        if (c->fill) free(c->fill[l]);
+    }
+    for (int q = 0; c->seqs && q < c->opt.max_seqs; q++) {
+        free(c->seqs[q].table);
+        free(c->seqs[q].len);
+    }
+    free(c->k_pool); free(c->v_pool); free(c->fill); free(c->refs); free(c->free_ids);
+    free(c->seqs); free(c->runs); free(c->scratch);
+    free(c);
+}
+
+static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, const kvb_options *opt,
+                                      char *msg, size_t msg_len, const kvb_backend *self, int token_major)
+{
+    *out = NULL;
+    kvb_status st = kvb_backend_supports(self, shape, opt, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
+    kvb_cache *c = calloc(1, sizeof *c);
+    if (!c) return KVB_STATUS_NO_MEMORY;
+    c->shape = *shape;
+    c->opt = *opt;
+    c->token_major = token_major;
+    c->es = kvb_dtype_size(opt->dtype);
+    c->bt = opt->block_tokens ? opt->block_tokens : KVB_PAGED_DEFAULT_BLOCK;
+    c->block_elems = (size_t)shape->n_kv_heads * c->bt * shape->head_dim;
+    if (opt->pool_blocks) c->n_blocks = opt->pool_blocks;
+    else if (opt->pool_bytes) c->n_blocks = opt->pool_bytes / block_bytes(c);
+    else c->n_blocks = (size_t)opt->max_seqs * max_blocks_per_seq(c);
+    if (c->n_blocks < 1 || c->n_blocks > (size_t)1 << 30) {
+        snprintf(msg, msg_len, "pool of %zu blocks (%zu bytes each, %d tokens): must hold 1 to 2^30 "
+                 "blocks", c->n_blocks, block_bytes(c), c->bt);
+        paged_destroy(c);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    int L = shape->n_layers;
+    c->k_pool = calloc((size_t)L, sizeof *c->k_pool);
+    c->v_pool = calloc((size_t)L, sizeof *c->v_pool);
+    c->fill = calloc((size_t)L, sizeof *c->fill);
+    c->refs = calloc(c->n_blocks, sizeof *c->refs);
+    c->free_ids = malloc(c->n_blocks * sizeof *c->free_ids);
+    c->seqs = calloc((size_t)opt->max_seqs, sizeof *c->seqs);
+    c->runs = malloc((size_t)max_blocks_per_seq(c) * sizeof *c->runs);
+    int g = shape->n_heads / shape->n_kv_heads;
+    c->scratch = malloc(kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim) * sizeof(float));
+    int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs && c->scratch;
+    for (int l = 0; ok && l < L; l++) {
+        /* calloc: the pool is reserved now and backed by the OS as blocks are touched */
+        c->k_pool[l] = calloc(c->n_blocks, c->block_elems * c->es);
+        c->v_pool[l] = calloc(c->n_blocks, c->block_elems * c->es);
+        c->fill[l] = calloc(c->n_blocks, sizeof **c->fill);
+        ok = c->k_pool[l] && c->v_pool[l] && c->fill[l];
+    }
+    for (int q = 0; ok && q < opt->max_seqs; q++)
+        ok = (c->seqs[q].len = calloc((size_t)L, sizeof *c->seqs[q].len)) != NULL;
+    if (!ok) {
+        snprintf(msg, msg_len, "cannot allocate a pool of %zu blocks (%zu bytes)", c->n_blocks,
+                 c->n_blocks * block_bytes(c));
+        paged_destroy(c);
+        return KVB_STATUS_NO_MEMORY;
+    }
+    /* pop order hands out low ids first, so a fresh pool fills front to back */
+    for (size_t i = 0; i < c->n_blocks; i++) c->free_ids[i] = (int)(c->n_blocks - 1 - i);
+    c->n_free = c->n_blocks;
+    *out = c;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status paged_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o,
+                               char *msg, size_t n)
+{
+    return paged_create_layout(out, s, o, msg, n, &kvb_backend_paged, 0);
+}
+
+static kvb_status paged_tm_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o,
+                                  char *msg, size_t n)
+{
+    return paged_create_layout(out, s, o, msg, n, &kvb_backend_paged_tokmajor, 1);
+}
+
+static int seq_ok(const kvb_cache *c, int seq) { return seq >= 0 && seq < c->opt.max_seqs; }
+
+/* Address of (block, layer, kv_head, slot) in a pool, and the row stride. */
+static char *slot_at(const kvb_cache *c, void *const *pool, int block, int layer, int h, int slot)
+{
+    size_t e = c->token_major ? ((size_t)slot * c->shape.n_kv_heads + h) * c->shape.head_dim
+                              : ((size_t)h * c->bt + slot) * c->shape.head_dim;
+    return (char *)pool[layer] + ((size_t)block * c->block_elems + e) * c->es;
+}
+
+static size_t row_stride(const kvb_cache *c)
+{
+    return c->token_major ? (size_t)c->shape.n_kv_heads * c->shape.head_dim : (size_t)c->shape.head_dim;
+}
+
+static void block_release(kvb_cache *c, int b)
+{
+    if (--c->refs[b] > 0) return;
+    for (int l = 0; l < c->shape.n_layers; l++) c->fill[l][b] = 0;
+    c->free_ids[c->n_free++] = b;
+}
+
+static int block_take(kvb_cache *c)
+{
+    int b = c->free_ids[--c->n_free];
+    c->refs[b] = 1;
+    return b;
+}
+
+static kvb_status table_reserve(paged_seq *s, int n)
+{
+    if (n <= s->cap_table) return KVB_STATUS_OK;
+    int cap = s->cap_table ? s->cap_table : 4;
+    while (cap < n) cap *= 2;
+    int *t = realloc(s->table, (size_t)cap * sizeof *t);
+    if (!t) return KVB_STATUS_NO_MEMORY;
+    s->table = t;
+    s->cap_table = cap;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status paged_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+{
+    if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers) return KVB_STATUS_INVALID_ARG;
+    paged_seq *s = &c->seqs[seq];
+    int pos = s->len[layer];
+    if (pos >= c->shape.max_seq) return KVB_STATUS_FULL;
+    int bi = pos / c->bt, slot = pos % c->bt;
+    if (bi == s->n_table) {                          /* first token of a new block */
+        if (c->n_free == 0) return KVB_STATUS_FULL;
+        if (table_reserve(s, bi + 1) != KVB_STATUS_OK) return KVB_STATUS_NO_MEMORY;
+        s->table[s->n_table++] = block_take(c);
+    } else if (c->refs[s->table[bi]] > 1) {          /* shared: copy on write */
+        if (c->n_free == 0) return KVB_STATUS_FULL;
+        int old = s->table[bi], nb = block_take(c);
+        for (int l = 0; l < c->shape.n_layers; l++) {
+            memcpy(slot_at(c, c->k_pool, nb, l, 0, 0), slot_at(c, c->k_pool, old, l, 0, 0),
+                   c->block_elems * c->es);
+            memcpy(slot_at(c, c->v_pool, nb, l, 0, 0), slot_at(c, c->v_pool, old, l, 0, 0),
+                   c->block_elems * c->es);
+            /* the copy holds what this sequence owns of the old block */
+            int mine = s->len[l] - bi * c->bt;
+            c->fill[l][nb] = mine < 0 ? 0 : mine > c->bt ? c->bt : mine;
+        }
+        block_release(c, old);
+        s->table[bi] = nb;
+    }
+    int b = s->table[bi], hd = c->shape.head_dim;
+    for (int h = 0; h < c->shape.n_kv_heads; h++) {
+        kvb_row_from_f32(c->opt.dtype, k + (size_t)h * hd, slot_at(c, c->k_pool, b, layer, h, slot), hd);
+        kvb_row_from_f32(c->opt.dtype, v + (size_t)h * hd, slot_at(c, c->v_pool, b, layer, h, slot), hd);
+    }
+    if (c->fill[layer][b] < slot + 1) c->fill[layer][b] = slot + 1;
+    s->len[layer] = pos + 1;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+{
+    if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers) return KVB_STATUS_INVALID_ARG;
+    const paged_seq *s = &c->seqs[seq];
+    const int n = s->len[layer], hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
+    const int nb = (n + c->bt - 1) / c->bt;
+    for (int h = 0; h < c->shape.n_kv_heads; h++) {
+        for (int i = 0; i < nb; i++) {
+            c->runs[i].k = slot_at(c, c->k_pool, s->table[i], layer, h, 0);
+            c->runs[i].v = slot_at(c, c->v_pool, s->table[i], layer, h, 0);
+            c->runs[i].n = i + 1 < nb ? c->bt : n - i * c->bt;
+        }
+        size_t qo = (size_t)h * g * hd;
+        kvb_attend_runs(c->opt.dtype, c->runs, nb, row_stride(c), hd, g, q + qo, out + qo, c->scratch);
+    }
+    return KVB_STATUS_OK;
+}
+
+static kvb_memory paged_seq_memory(const kvb_cache *c, int seq)
+{
+    kvb_memory m = {0, 0, 0, 0};
+    if (!seq_ok(c, seq)) return m;
+    const paged_seq *s = &c->seqs[seq];
+    m.reserved = (size_t)s->n_table * block_bytes(c);
+    for (int l = 0; l < c->shape.n_layers; l++) m.used += (size_t)s->len[l] * token_bytes(c);
+    m.metadata = sizeof *s + (size_t)s->cap_table * sizeof *s->table +
+                 (size_t)c->shape.n_layers * sizeof *s->len;
+    m.capacity = m.reserved;
+    return m;
+}
+
+static kvb_memory paged_memory(const kvb_cache *c)
+{
+    kvb_memory m = {0, 0, sizeof *c, c->n_blocks * block_bytes(c)};
+    m.reserved = (c->n_blocks - c->n_free) * block_bytes(c);
+    for (int l = 0; l < c->shape.n_layers; l++)
+        for (size_t b = 0; b < c->n_blocks; b++) m.used += (size_t)c->fill[l][b] * token_bytes(c);
+    m.metadata += c->n_blocks * (sizeof *c->refs + sizeof *c->free_ids +
+                                 (size_t)c->shape.n_layers * sizeof **c->fill);
+    for (int q = 0; q < c->opt.max_seqs; q++) m.metadata += paged_seq_memory(c, q).metadata;
+    return m;
+}
+
+static int paged_length(const kvb_cache *c, int seq, int layer)
+{
+    return seq_ok(c, seq) && layer >= 0 && layer < c->shape.n_layers ? c->seqs[seq].len[layer] : -1;
+}
+
+static kvb_status paged_seq_clear(kvb_cache *c, int seq)
+{
+    if (!seq_ok(c, seq)) return KVB_STATUS_INVALID_ARG;
+    paged_seq *s = &c->seqs[seq];
+    for (int i = 0; i < s->n_table; i++) block_release(c, s->table[i]);
+    s->n_table = 0;
+    memset(s->len, 0, (size_t)c->shape.n_layers * sizeof *s->len);
+    return KVB_STATUS_OK;
+}
+
+static kvb_status paged_seq_fork(kvb_cache *c, int parent, int child)
+{
+    if (!seq_ok(c, parent) || !seq_ok(c, child) || parent == child) return KVB_STATUS_INVALID_ARG;
+    paged_seq *p = &c->seqs[parent], *d = &c->seqs[child];
+    if (d->n_table != 0) return KVB_STATUS_INVALID_ARG;
+    for (int l = 0; l < c->shape.n_layers; l++)
+        if (p->len[l] != p->len[0] || d->len[l] != 0) return KVB_STATUS_INVALID_ARG;
+    if (table_reserve(d, p->n_table) != KVB_STATUS_OK) return KVB_STATUS_NO_MEMORY;
+    for (int i = 0; i < p->n_table; i++) {
+        d->table[i] = p->table[i];
+        c->refs[p->table[i]]++;
+    }
+    d->n_table = p->n_table;
+    memcpy(d->len, p->len, (size_t)c->shape.n_layers * sizeof *d->len);
+    return KVB_STATUS_OK;
+}
+
+static kvb_status paged_read_kv(const kvb_cache *c, int seq, int layer, int kv_head, int token,
+                                float *k, float *v)
+{
+    if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers || kv_head < 0 ||
+        kv_head >= c->shape.n_kv_heads || token < 0 || token >= c->seqs[seq].len[layer])
+        return KVB_STATUS_INVALID_ARG;
+    int b = c->seqs[seq].table[token / c->bt], slot = token % c->bt;
+    kvb_row_to_f32(c->opt.dtype, slot_at(c, c->k_pool, b, layer, kv_head, slot), k, c->shape.head_dim);
+    kvb_row_to_f32(c->opt.dtype, slot_at(c, c->v_pool, b, layer, kv_head, slot), v, c->shape.head_dim);
+    return KVB_STATUS_OK;
+}
+
+/* The two layouts share every slot but create, which picks the layout. */
+#define KVB_PAGED_SLOTS                                                   \
+    .flags = KVB_BACKEND_PAGED, .supports = paged_supports,             \
+    .destroy = paged_destroy, .append = paged_append,                   \
+    .attend = paged_attend, .memory = paged_memory,                     \
+    .length = paged_length, .seq_clear = paged_seq_clear,               \
+    .seq_fork = paged_seq_fork, .seq_memory = paged_seq_memory,         \
+    .read_kv = paged_read_kv
+
+const kvb_backend kvb_backend_paged = {
+    .name = "paged",
+    .description = "block pool + block tables, [kv_head][token][head_dim] blocks; fork shares (COW)",
+    .create = paged_create,
+    KVB_PAGED_SLOTS,
+};
+
+const kvb_backend kvb_backend_paged_tokmajor = {
+    .name = "paged-tokmajor",
+    .description = "paged with [token][kv_head][head_dim] blocks: the layout alternative, measured",
+    .create = paged_tm_create,
+    KVB_PAGED_SLOTS,
+};
