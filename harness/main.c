@@ -4,6 +4,7 @@
  * renamed at the end. Exit status: 0 done, 1 a point failed or a file could not
  * be written, 2 bad usage. Only this file exits. */
 #define _POSIX_C_SOURCE 200809L
+#include "attend_bench.h"
 #include "ceiling.h"
 #include "model.h"
 #include "probe.h"
@@ -13,6 +14,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +26,10 @@
 enum { EXIT_USAGE = 2, MAX_LIST = 16 };
 
 typedef struct cli {
-    const char *backends, *dtypes, *modes, *preset, *checkpoint, *prompt_ids, *out;
+    const char *backends, *dtypes, *modes, *blocks, *preset, *checkpoint, *prompt_ids, *out;
+    const char *ctxs, *csv;           /* kvbench attend */
     int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings;
+    long long pool_mb, pool_blocks;  /* paged pool size; 0: room for every sequence */
     long long seed;
     double time_budget;
     /* model overrides; 0 = keep the preset's value */
@@ -92,6 +96,20 @@ static void print_help(const char *cmd)
              "single-thread read bandwidth (STREAM-style sum over an array of --bw-mb MiB,\n"
              "default 1024, and over a cache-sized 64 MiB one; warm-up excluded, median of\n"
              "7 and 21 passes) and OpenBLAS sgemm GFLOP/s.");
+    } else if (cmd && strcmp(cmd, "attend") == 0) {
+        puts("usage: kvbench attend [flags]\n\n"
+             "Fills one layer of each cache with the same seeded K/V, then times attend alone,\n"
+             "the cases interleaved round by round, and checks each output against float64.\n\n"
+             "  --backend LIST      backends with an attend (default contiguous,paged)\n"
+             "  --dtype LIST        f32,f16,bf16 (default f32)\n"
+             "  --block LIST        paged block sizes, 1..256 (default 16)\n"
+             "  --ctx LIST          context lengths (default 1024,8192,32768)\n"
+             "  --heads N --kv-heads N --head-dim N   shape (default 32, 8, 128)\n"
+             "  --reps R            timed rounds (default 21); medians and p10/p90 reported\n"
+             "  --seed N            data seed (default 1)\n"
+             "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
+             "ratio = median / contiguous's median at the same storage type and context;\n"
+             "waste = 1 - used / reserved bytes; GB/s = K and V bytes read / median, GB = 1e9.");
     } else if (cmd && strcmp(cmd, "export") == 0) {
         puts("usage: kvbench export --preset NAME [--seed N] [model overrides] --out FILE\n\n"
              "Writes the seeded random model as a llama2.c checkpoint (needs head-dim x heads = dim).");
@@ -102,6 +120,9 @@ static void print_help(const char *cmd)
              "  --backend LIST      backends (default nocache,contiguous; see 'kvbench list')\n"
              "  --dtype LIST        cache storage types: f32,f16,bf16 (default f32)\n"
              "  --mode LIST         contiguous allocation: grow,prealloc (default grow)\n"
+             "  --block LIST        paged block sizes in tokens, 1..256 (default 16)\n"
+             "  --pool-mb N         paged pool size in MiB (or --pool-blocks N); default:\n"
+             "                      room for the whole sequence\n"
              "  --preset NAME       model shape (default stories15m; see 'kvbench list')\n"
              "  --checkpoint FILE   llama2.c checkpoint instead of seeded random weights\n"
              "  --dim --hidden --layers --heads --kv-heads --head-dim --vocab --max-seq N\n"
@@ -123,6 +144,7 @@ static void print_help(const char *cmd)
              "usage: kvbench <command> [flags]\n\n"
              "commands:\n"
              "  run      decode with each backend and write results/<run-id>/\n"
+             "  attend   time attend alone across backends, block sizes and contexts\n"
              "  list     backends, presets, storage types\n"
              "  info     machine description and measured ceilings\n"
              "  export   write a seeded random model as a llama2.c checkpoint\n"
@@ -147,7 +169,8 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
     struct { const char *name; const char **dst; } strs[] = {
         {"--backend", &c->backends}, {"--dtype", &c->dtypes}, {"--mode", &c->modes},
         {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
-        {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out},
+        {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out}, {"--block", &c->blocks},
+        {"--ctx", &c->ctxs}, {"--csv", &c->csv},
     };
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -164,6 +187,11 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
             *strs[i].dst = val;
             return 1;
         }
+    if (strcmp(flag, "--pool-mb") == 0 || strcmp(flag, "--pool-blocks") == 0) {
+        if (!val) return 2 + usage_error("%s needs a value", flag);
+        return parse_int(flag, val, 1, 1ll << 40, flag[7] == 'm' ? &c->pool_mb : &c->pool_blocks)
+                   ? 2 + EXIT_USAGE : 1;
+    }
     if (strcmp(flag, "--seed") == 0) {
         if (!val) return 2 + usage_error("--seed needs a value");
         return parse_int(flag, val, 0, LLONG_MAX, &c->seed) ? 2 + EXIT_USAGE : 1;
@@ -259,6 +287,7 @@ static void cli_defaults(cli *c)
     c->backends = "nocache,contiguous";
     c->dtypes = "f32";
     c->modes = "grow";
+    c->blocks = "16";
     c->prompt = 16;
     c->tokens = 128;
     c->reps = 3;
@@ -372,6 +401,133 @@ static void print_table(const kvb_point *pts, int n, const kvb_model_config *mc,
     }
 }
 
+/* Parses a comma list of integers in [lo, hi] into out (at most MAX_LIST). */
+static int parse_int_list(const char *flag, const char *list, long long lo, long long hi, int *out, int *n)
+{
+    char buf[512];
+    char *items[MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (split_list(flag, buf, items, MAX_LIST, n)) return EXIT_USAGE;
+    for (int i = 0; i < *n; i++) {
+        long long v = 0;
+        if (parse_int(flag, items[i], lo, hi, &v)) return EXIT_USAGE;
+        out[i] = (int)v;
+    }
+    return 0;
+}
+
+/* Resolves --backend and --dtype lists; names every bad one. */
+static int parse_backends_dtypes(const cli *c, const kvb_backend **backs, int *nb, kvb_dtype *dts, int *nd)
+{
+    char bl[1024], dl[256];
+    char *bn[MAX_LIST], *dn[MAX_LIST];
+    snprintf(bl, sizeof bl, "%s", c->backends);
+    snprintf(dl, sizeof dl, "%s", c->dtypes);
+    if (split_list("--backend", bl, bn, MAX_LIST, nb) || split_list("--dtype", dl, dn, MAX_LIST, nd))
+        return EXIT_USAGE;
+    for (int i = 0; i < *nb; i++)
+        if (!(backs[i] = kvb_backend_find(bn[i]))) {
+            char names[256] = "";
+            for (int j = 0; j < kvb_backend_count(); j++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "",
+                         kvb_backend_at(j)->name);
+            return usage_error("unknown backend '%s': allowed are %s", bn[i], names);
+        }
+    for (int i = 0; i < *nd; i++)
+        if (kvb_dtype_parse(dn[i], &dts[i]) != KVB_STATUS_OK)
+            return usage_error("unknown storage type '%s': allowed are f32, f16, bf16", dn[i]);
+    return 0;
+}
+
+static int cmd_attend(int argc, char **argv)
+{
+    cli c;
+    cli_defaults(&c);
+    c.backends = "contiguous,paged";
+    c.ctxs = "1024,8192,32768";
+    c.reps = 21;
+    int r = parse_args(&c, argc, argv, "attend");
+    if (r) return r < 0 ? 0 : r;
+    const kvb_backend *backs[MAX_LIST];
+    kvb_dtype dts[MAX_LIST];
+    int nb, nd, nk, nc, blocks[MAX_LIST], ctxs[MAX_LIST];
+    if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
+    if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
+    if ((r = parse_int_list("--ctx", c.ctxs, 1, 1 << 22, ctxs, &nc)) != 0) return r;
+    kvb_shape shape = {1, c.heads ? c.heads : 32, c.kv_heads ? c.kv_heads : 8,
+                       c.head_dim ? c.head_dim : 128, ctxs[0]};
+    char msg[512];
+    if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
+
+    kvb_attend_case *cases = calloc((size_t)nb * nd * nk, sizeof *cases);
+    if (!cases) return 1;
+    FILE *csv = NULL;
+    char tmp[4200] = "";
+    if (c.csv) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
+        if (!(csv = fopen(tmp, "w"))) {
+            free(cases);
+            return usage_error("cannot write '%s': %s", tmp, strerror(errno));
+        }
+        fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
+                     "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
+                     "waste,rel_err\n");
+    }
+    printf("%-72s %10s %10s %10s %7s %7s %6s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
+           "ratio", "waste", "rel_err");
+    int rc = 0;
+    for (int ci = 0; ci < nc && rc == 0; ci++) {
+        shape.max_seq = ctxs[ci];
+        int n = 0;
+        for (int i = 0; i < nb; i++)
+            for (int j = 0; j < nd; j++)
+                for (int k = 0; k < ((backs[i]->flags & KVB_BACKEND_PAGED) ? nk : 1); k++) {
+                    memset(&cases[n], 0, sizeof cases[n]);
+                    cases[n].backend = backs[i];
+                    cases[n].opt.dtype = dts[j];
+                    cases[n].opt.block_tokens = (backs[i]->flags & KVB_BACKEND_PAGED) ? blocks[k] : 0;
+                    n++;
+                }
+        if (kvb_attend_bench(cases, n, &shape, c.reps, (unsigned long long)c.seed, msg, sizeof msg) !=
+            KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: %s\n", msg);
+            rc = 1;
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            const kvb_attend_case *a = &cases[i];
+            char name[192];
+            kvb_attend_case_name(a, &shape, name, sizeof name);
+            if (a->skipped) { printf("%-72s skipped: %s\n", name, a->why); continue; }
+            double base = NAN;
+            for (int j = 0; j < n; j++)
+                if (!cases[j].skipped && strcmp(cases[j].backend->name, "contiguous") == 0 &&
+                    cases[j].opt.dtype == a->opt.dtype)
+                    base = cases[j].median_ns;
+            double waste = a->mem.reserved ? 1.0 - (double)a->mem.used / (double)a->mem.reserved : 0;
+            printf("%-72s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.1e\n", name, a->median_ns / 1e3,
+                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste, a->rel_err);
+            if (csv)
+                fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e\n",
+                        name, a->backend->name, kvb_dtype_name(a->opt.dtype), a->opt.block_tokens,
+                        shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.max_seq, c.reps,
+                        a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
+                        a->mem.reserved, a->mem.used, waste, a->rel_err);
+        }
+        fflush(stdout);
+    }
+    free(cases);
+    if (csv) {
+        int bad = ferror(csv) | (fclose(csv) != 0);
+        if (rc || bad || rename(tmp, c.csv) != 0) {
+            if (!rc) fprintf(stderr, "kvbench: writing '%s' failed\n", c.csv);
+            remove(tmp);
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
 static int cmd_run(int argc, char **argv, const char *cmdline)
 {
     cli c;
@@ -380,32 +536,21 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if (r) return r < 0 ? 0 : r;
 
     /* every list and name is checked before the model is built */
-    char bl[1024], dl[256], ml[256];
-    char *bn[MAX_LIST], *dn[MAX_LIST], *mn[MAX_LIST];
+    char ml[256];
+    char *mn[MAX_LIST];
     int nb, nd, nm;
-    snprintf(bl, sizeof bl, "%s", c.backends);
-    snprintf(dl, sizeof dl, "%s", c.dtypes);
-    snprintf(ml, sizeof ml, "%s", c.modes);
-    if (split_list("--backend", bl, bn, MAX_LIST, &nb) || split_list("--dtype", dl, dn, MAX_LIST, &nd) ||
-        split_list("--mode", ml, mn, MAX_LIST, &nm))
-        return EXIT_USAGE;
     const kvb_backend *backs[MAX_LIST];
     kvb_dtype dts[MAX_LIST];
     kvb_alloc modes[MAX_LIST];
-    for (int i = 0; i < nb; i++)
-        if (!(backs[i] = kvb_backend_find(bn[i]))) {
-            char names[256] = "";
-            for (int j = 0; j < kvb_backend_count(); j++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "",
-                         kvb_backend_at(j)->name);
-            return usage_error("unknown backend '%s': allowed are %s", bn[i], names);
-        }
-    for (int i = 0; i < nd; i++)
-        if (kvb_dtype_parse(dn[i], &dts[i]) != KVB_STATUS_OK)
-            return usage_error("unknown storage type '%s': allowed are f32, f16, bf16", dn[i]);
+    if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
+    snprintf(ml, sizeof ml, "%s", c.modes);
+    if (split_list("--mode", ml, mn, MAX_LIST, &nm)) return EXIT_USAGE;
     for (int i = 0; i < nm; i++)
         if (kvb_alloc_parse(mn[i], &modes[i]) != KVB_STATUS_OK)
             return usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
+    int nk, blocks[MAX_LIST];
+    if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
+    if (c.pool_mb && c.pool_blocks) return usage_error("--pool-mb and --pool-blocks exclude each other");
 
     kvb_model_config probe;
     if (!c.checkpoint && kvb_model_preset(c.preset ? c.preset : "stories15m", &probe) != KVB_STATUS_OK)
@@ -502,14 +647,20 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     }
     openblas_set_num_threads(c.threads);
 
-    pts = calloc((size_t)nb * nd * nm, sizeof *pts);
+    /* a point per backend x storage type x (allocation mode, or block size for
+     * a paged backend); nocache stores nothing, so it is one point */
+    pts = calloc((size_t)nb * nd * (nm > nk ? nm : nk), sizeof *pts);
     if (!pts) { rc = 1; goto done; }
     for (int i = 0; i < nb; i++) {
         int recompute = (backs[i]->flags & KVB_BACKEND_RECOMPUTE) != 0;
+        int paged = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
         for (int j = 0; j < (recompute ? 1 : nd); j++)
-            for (int k = 0; k < (recompute ? 1 : nm); k++) {
+            for (int k = 0; k < (recompute ? 1 : paged ? nk : nm); k++) {
                 kvb_options o = {.dtype = recompute ? KVB_DTYPE_F32 : dts[j],
-                                 .alloc = recompute ? KVB_ALLOC_GROW : modes[k], .max_seqs = 1};
+                                 .alloc = recompute || paged ? KVB_ALLOC_GROW : modes[k],
+                                 .max_seqs = 1, .block_tokens = paged ? blocks[k] : 0,
+                                 .pool_blocks = (size_t)c.pool_blocks,
+                                 .pool_bytes = (size_t)c.pool_mb << 20};
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
                     rc = 1;
@@ -587,7 +738,7 @@ int main(int argc, char **argv)
     char cmdline[8192] = "";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "", argv[i]);
-    if (argc < 2) return usage_error("no command given: allowed are run, list, info, export, help");
+    if (argc < 2) return usage_error("no command given: allowed are run, attend, list, info, export, help");
     const char *cmd = argv[1];
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         print_help(argc > 2 ? argv[2] : NULL);
@@ -601,5 +752,6 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2, cmdline);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
-    return usage_error("unknown command '%s': allowed are run, list, info, export, help", cmd);
+    if (strcmp(cmd, "attend") == 0) return cmd_attend(argc - 2, argv + 2);
+    return usage_error("unknown command '%s': allowed are run, attend, list, info, export, help", cmd);
 }

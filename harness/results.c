@@ -81,9 +81,10 @@ static void json_point_head(FILE *f, const kvb_point *p)
     kvb_point_label(p, label, sizeof label);
     fprintf(f, "{\"label\": "); json_str(f, label);
     fprintf(f, ", \"backend\": "); json_str(f, p->backend->name);
-    int rc = (p->backend->flags & KVB_BACKEND_RECOMPUTE) != 0;   /* stores nothing: "-" */
-    fprintf(f, ", \"dtype\": "); json_str(f, rc ? "-" : kvb_dtype_name(p->opt.dtype));
-    fprintf(f, ", \"mode\": "); json_str(f, rc ? "-" : kvb_alloc_name(p->opt.alloc));
+    char mode[32];
+    kvb_point_mode(p, mode, sizeof mode);
+    fprintf(f, ", \"dtype\": "); json_str(f, kvb_point_dtype(p));
+    fprintf(f, ", \"mode\": "); json_str(f, mode);
 }
 
 static void json_read_bw(FILE *f, const kvb_read_bw *r)
@@ -372,13 +373,13 @@ static int write_tokens(const char *dir, const kvb_point *pts, int n_pts, char *
                  "reserved_bytes,used_bytes,metadata_bytes,rss_bytes\n");
     for (int i = 0; i < n_pts; i++) {
         const kvb_point *p = &pts[i];
-        int rc = (p->backend->flags & KVB_BACKEND_RECOMPUTE) != 0;
+        char mode[32];
+        kvb_point_mode(p, mode, sizeof mode);
         for (int r = 0; r < p->reps; r++)
             for (int s = 0; s < p->steps_done[r]; s++) {
                 const kvb_step_record *e = &p->rec[(size_t)r * p->n_tokens + s];
                 fprintf(o.f, "%s,%s,%s,%d,%d,%d,%d,%llu,%llu,%zu,%zu,%zu,%zu\n", p->backend->name,
-                        rc ? "-" : kvb_dtype_name(p->opt.dtype), rc ? "-" : kvb_alloc_name(p->opt.alloc),
-                        r, s, e->position, e->token, (unsigned long long)e->step_ns,
+                        kvb_point_dtype(p), mode, r, s, e->position, e->token, (unsigned long long)e->step_ns,
                         (unsigned long long)e->attn_ns, e->reserved, e->used, e->metadata, e->rss);
             }
     }

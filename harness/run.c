@@ -13,13 +13,29 @@ const char *kvb_point_status_name(kvb_point_status s)
     return (s >= 0 && s <= KVB_POINT_FAILED) ? n[s] : "?";
 }
 
+const char *kvb_point_dtype(const kvb_point *p)
+{
+    return (p->backend->flags & KVB_BACKEND_RECOMPUTE) ? "-" : kvb_dtype_name(p->opt.dtype);
+}
+
+void kvb_point_mode(const kvb_point *p, char *buf, size_t n)
+{
+    if (p->backend->flags & KVB_BACKEND_RECOMPUTE)
+        snprintf(buf, n, "-");
+    else if (p->backend->flags & KVB_BACKEND_PAGED)
+        snprintf(buf, n, "bs%d", p->opt.block_tokens ? p->opt.block_tokens : 16);
+    else
+        snprintf(buf, n, "%s", kvb_alloc_name(p->opt.alloc));
+}
+
 void kvb_point_label(const kvb_point *p, char *buf, size_t n)
 {
+    char mode[32];
+    kvb_point_mode(p, mode, sizeof mode);
     if (p->backend->flags & KVB_BACKEND_RECOMPUTE)
         snprintf(buf, n, "%s", p->backend->name);
     else
-        snprintf(buf, n, "%s/%s/%s", p->backend->name, kvb_dtype_name(p->opt.dtype),
-                 kvb_alloc_name(p->opt.alloc));
+        snprintf(buf, n, "%s/%s/%s", p->backend->name, kvb_point_dtype(p), mode);
 }
 
 kvb_status kvb_point_init(kvb_point *p, const kvb_backend *b, const kvb_options *o,
@@ -99,7 +115,10 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
     uint64_t a = kvb_now_ns();
     st = kvb_forward_seq(m, s, b, cache, 0, tokens, g->prompt_len, NULL);
     r->prefill_ns = kvb_now_ns() - a;
-    if (st != KVB_STATUS_OK)
+    if (st == KVB_STATUS_FULL && (b->flags & KVB_BACKEND_PAGED))
+        snprintf(p->reason, sizeof p->reason, "pool full during the %d-token prefill, sequence 0",
+                 g->prompt_len);
+    else if (st != KVB_STATUS_OK)
         snprintf(p->reason, sizeof p->reason, "prefill failed: %s", kvb_status_str(st));
     int pos = g->prompt_len;
     tokens[pos] = kvb_argmax(s->logits, m->cfg.vocab_size);
@@ -111,8 +130,11 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
                        : kvb_forward_token(m, s, b, cache, 0, tokens[pos], pos, &tm);
         uint64_t e = kvb_now_ns();
         if (st != KVB_STATUS_OK) {
-            snprintf(p->reason, sizeof p->reason, "decode failed at position %d: %s", pos,
-                     kvb_status_str(st));
+            if (st == KVB_STATUS_FULL && (b->flags & KVB_BACKEND_PAGED))
+                snprintf(p->reason, sizeof p->reason, "pool full at token %d, sequence 0", pos);
+            else
+                snprintf(p->reason, sizeof p->reason, "decode failed at position %d: %s", pos,
+                         kvb_status_str(st));
             break;
         }
         tokens[pos + 1] = kvb_argmax(s->logits, m->cfg.vocab_size);

@@ -1,0 +1,121 @@
+/* attend_bench.c: see attend_bench.h. */
+#include "attend_bench.h"
+#include "probe.h"
+#include "stats.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *buf, size_t n)
+{
+    char blk[24] = "";
+    if (c->backend->flags & KVB_BACKEND_PAGED)
+        snprintf(blk, sizeof blk, ",bs=%d", c->opt.block_tokens ? c->opt.block_tokens : 16);
+    snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
+             kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);
+}
+
+static float urand(uint64_t *s)       /* uniform in [-1, 1) */
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return (float)((*s >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+/* out[h] for query head h reading KV head h / (nh / nkv), in double. */
+static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, double *out)
+{
+    int ctx = s->max_seq, nh = s->n_heads, nkv = s->n_kv_heads, hd = s->head_dim, g = nh / nkv;
+    double *sc = malloc((size_t)ctx * sizeof *sc);
+    if (!sc) return;
+    for (int h = 0; h < nh; h++) {
+        const float *qh = q + (size_t)h * hd;
+        double mx = -INFINITY, sum = 0;
+        for (int t = 0; t < ctx; t++) {
+            const float *kt = k + ((size_t)t * nkv + h / g) * hd;
+            double d = 0;
+            for (int i = 0; i < hd; i++) d += (double)qh[i] * kt[i];
+            sc[t] = d / sqrt((double)hd);
+            mx = sc[t] > mx ? sc[t] : mx;
+        }
+        for (int t = 0; t < ctx; t++) { sc[t] = exp(sc[t] - mx); sum += sc[t]; }
+        for (int i = 0; i < hd; i++) out[(size_t)h * hd + i] = 0;
+        for (int t = 0; t < ctx; t++) {
+            const float *vt = v + ((size_t)t * nkv + h / g) * hd;
+            for (int i = 0; i < hd; i++) out[(size_t)h * hd + i] += sc[t] / sum * vt[i];
+        }
+    }
+    free(sc);
+}
+
+kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,
+                            unsigned long long seed, char *msg, size_t msg_len)
+{
+    const int ctx = s->max_seq, nkv = s->n_kv_heads, hd = s->head_dim, nh = s->n_heads;
+    const size_t kvn = (size_t)ctx * nkv * hd, qn = (size_t)nh * hd;
+    float *k = malloc(kvn * sizeof *k), *v = malloc(kvn * sizeof *v), *q = malloc(qn * sizeof *q);
+    float *out = malloc(qn * sizeof *out);
+    double *ref = malloc(qn * sizeof *ref), *t = malloc((size_t)reps * n_cases * sizeof *t);
+    kvb_cache **caches = calloc((size_t)n_cases, sizeof *caches);
+    kvb_status st = KVB_STATUS_OK;
+    if (!k || !v || !q || !out || !ref || !t || !caches) {
+        snprintf(msg, msg_len, "out of memory for %d tokens of K/V", ctx);
+        st = KVB_STATUS_NO_MEMORY;
+        goto out;
+    }
+    uint64_t r = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < kvn; i++) { k[i] = urand(&r); v[i] = urand(&r); }
+    for (size_t i = 0; i < qn; i++) q[i] = 2.0f * urand(&r);
+    reference(q, k, v, s, ref);
+
+    for (int c = 0; c < n_cases; c++) {
+        kvb_attend_case *a = &cases[c];
+        a->opt.max_seqs = 1;
+        a->opt.alloc = KVB_ALLOC_GROW;
+        char why[160];
+        if (kvb_backend_supports(a->backend, s, &a->opt, why, sizeof why) != KVB_STATUS_OK ||
+            !a->backend->attend) {
+            a->skipped = 1;
+            snprintf(a->why, sizeof a->why, "%s", a->backend->attend ? why : "stores nothing");
+            continue;
+        }
+        st = a->backend->create(&caches[c], s, &a->opt, msg, msg_len);
+        for (int i = 0; st == KVB_STATUS_OK && i < ctx; i++)
+            st = a->backend->append(caches[c], 0, 0, k + (size_t)i * nkv * hd, v + (size_t)i * nkv * hd);
+        if (st != KVB_STATUS_OK) {
+            char name[160];
+            kvb_attend_case_name(a, s, name, sizeof name);
+            snprintf(msg, msg_len, "%s: filling the cache failed: %s", name, kvb_status_str(st));
+            goto out;
+        }
+        a->mem = a->backend->memory(caches[c]);
+        a->kv_bytes = 2 * kvn * kvb_dtype_size(a->opt.dtype);
+        a->backend->attend(caches[c], 0, 0, q, out);
+        double e = 0, rr = 0;
+        for (size_t i = 0; i < qn; i++) { e += (out[i] - ref[i]) * (out[i] - ref[i]); rr += ref[i] * ref[i]; }
+        a->rel_err = sqrt(e / (rr > 0 ? rr : 1));
+    }
+    for (int round = -2; round < reps; round++)        /* two untimed warm-up rounds */
+        for (int c = 0; c < n_cases; c++) {
+            if (!caches[c]) continue;
+            uint64_t t0 = kvb_now_ns();
+            cases[c].backend->attend(caches[c], 0, 0, q, out);
+            uint64_t dt = kvb_now_ns() - t0;
+            if (round >= 0) t[(size_t)c * reps + round] = (double)dt;
+        }
+    for (int c = 0; c < n_cases; c++) {
+        if (!caches[c]) continue;
+        const double *x = t + (size_t)c * reps;
+        cases[c].median_ns = kvb_median(x, (size_t)reps);
+        cases[c].p10_ns = kvb_quantile(x, (size_t)reps, 0.1);
+        cases[c].p90_ns = kvb_quantile(x, (size_t)reps, 0.9);
+        cases[c].gbs = (double)cases[c].kv_bytes / cases[c].median_ns;
+    }
+out:
+    for (int c = 0; caches && c < n_cases; c++)
+        if (caches[c]) cases[c].backend->destroy(caches[c]);
+    free(caches); free(k); free(v); free(q); free(out); free(ref); free(t);
+    return st;
+}

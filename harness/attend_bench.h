@@ -1,0 +1,37 @@
+/* attend_bench.h: attend alone, timed across backends, storage types, block
+ * sizes and contexts for one head shape, as `kvbench attend` reports it.
+ *
+ * Every case of one context holds the same seeded K/V and query, and the cases
+ * are timed interleaved (one call of each per round), so slow drifts of a shared
+ * machine fall on all of them alike and their ratios stay meaningful. Each
+ * case's output is also checked against a float64 reference: the timed call is
+ * the checked call. Bytes read = K and V of every cached token in the storage
+ * type; GB = 10^9 bytes. */
+#ifndef KVB_ATTEND_BENCH_H
+#define KVB_ATTEND_BENCH_H
+
+#include <stddef.h>
+#include "../impls/kvb_backend.h"
+
+typedef struct kvb_attend_case {
+    const kvb_backend *backend;
+    kvb_options        opt;          /* dtype, block_tokens */
+    /* results */
+    int         skipped;
+    char        why[160];
+    double      median_ns, p10_ns, p90_ns;
+    double      gbs;                 /* kv_bytes / median */
+    size_t      kv_bytes;            /* K and V of every token, as stored */
+    kvb_memory  mem;
+    double      rel_err;             /* relative L2 against float64 */
+} kvb_attend_case;
+
+/* Cases' name, in the form the tests use: attend(backend=...,dt=...,bs=...,nh=..,...). */
+void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *buf, size_t n);
+
+/* Times every case at shape s (one layer; max_seq = the context) over reps
+ * interleaved rounds after 2 warm-up rounds. */
+kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,
+                            unsigned long long seed, char *msg, size_t msg_len);
+
+#endif
