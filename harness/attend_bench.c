@@ -51,7 +51,7 @@ static void reference(const float *q, const float *k, const float *v, const kvb_
 }
 
 kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,
-                            unsigned long long seed, char *msg, size_t msg_len)
+                            int n_seqs, unsigned long long seed, char *msg, size_t msg_len)
 {
     const int ctx = s->max_seq, nkv = s->n_kv_heads, hd = s->head_dim, nh = s->n_heads;
     const size_t kvn = (size_t)ctx * nkv * hd, qn = (size_t)nh * hd;
@@ -72,7 +72,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
 
     for (int c = 0; c < n_cases; c++) {
         kvb_attend_case *a = &cases[c];
-        a->opt.max_seqs = 1;
+        a->opt.max_seqs = n_seqs > 1 ? n_seqs : 1;
         a->opt.alloc = KVB_ALLOC_GROW;
         char why[160];
         if (kvb_backend_supports(a->backend, s, &a->opt, why, sizeof why) != KVB_STATUS_OK ||
@@ -83,7 +83,8 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
         }
         st = a->backend->create(&caches[c], s, &a->opt, msg, msg_len);
         for (int i = 0; st == KVB_STATUS_OK && i < ctx; i++)
-            st = a->backend->append(caches[c], 0, 0, k + (size_t)i * nkv * hd, v + (size_t)i * nkv * hd);
+            for (int q2 = 0; st == KVB_STATUS_OK && q2 < a->opt.max_seqs; q2++)
+                st = a->backend->append(caches[c], q2, 0, k + (size_t)i * nkv * hd, v + (size_t)i * nkv * hd);
         if (st != KVB_STATUS_OK) {
             char name[160];
             kvb_attend_case_name(a, s, name, sizeof name);

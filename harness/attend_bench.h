@@ -30,8 +30,10 @@ typedef struct kvb_attend_case {
 void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *buf, size_t n);
 
 /* Times every case at shape s (one layer; max_seq = the context) over reps
- * interleaved rounds after 2 warm-up rounds. */
+ * interleaved rounds after 2 warm-up rounds. With n_seqs > 1 the cache holds
+ * that many sequences, filled token by token in turn, so a paged sequence's
+ * blocks are scattered through the pool as in a server; sequence 0 is timed. */
 kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,
-                            unsigned long long seed, char *msg, size_t msg_len);
+                            int n_seqs, unsigned long long seed, char *msg, size_t msg_len);
 
 #endif

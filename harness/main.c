@@ -10,6 +10,7 @@
 #include "probe.h"
 #include "results.h"
 #include "run.h"
+#include "serve.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -28,6 +29,9 @@ enum { EXIT_USAGE = 2, MAX_LIST = 16 };
 typedef struct cli {
     const char *backends, *dtypes, *modes, *blocks, *preset, *checkpoint, *prompt_ids, *out;
     const char *ctxs, *csv;           /* kvbench attend */
+    const char *lengths, *forks;      /* kvbench serve-sim */
+    int  sequences, max_prompt, max_output, fork_n, no_attend;
+    double budget_mb;
     int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings;
     long long pool_mb, pool_blocks;  /* paged pool size; 0: room for every sequence */
     long long seed;
@@ -106,10 +110,38 @@ static void print_help(const char *cmd)
              "  --ctx LIST          context lengths (default 1024,8192,32768)\n"
              "  --heads N --kv-heads N --head-dim N   shape (default 32, 8, 128)\n"
              "  --reps R            timed rounds (default 21); medians and p10/p90 reported\n"
+             "  --sequences N       fill N sequences in turn and time the first (default 1):\n"
+             "                      a paged sequence's blocks then lie scattered in the pool\n"
              "  --seed N            data seed (default 1)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
              "ratio = median / contiguous's median at the same storage type and context;\n"
              "waste = 1 - used / reserved bytes; GB/s = K and V bytes read / median, GB = 1e9.");
+    } else if (cmd && strcmp(cmd, "serve-sim") == 0) {
+        puts("usage: kvbench serve-sim [flags]\n\n"
+             "Serves --sequences requests with seeded prompt/output lengths in rounds under one\n"
+             "KV memory budget: admit first come first served while prompts fit, decode one\n"
+             "token per running sequence per round, preempt the latest request when memory\n"
+             "runs out. Only the preset's KV shape is used; K/V values are seeded noise.\n\n"
+             "  --backend LIST      contiguous,paged (default)\n"
+             "  --mode LIST         contiguous: prealloc,grow (default both)\n"
+             "  --block LIST        paged block sizes (default 16)\n"
+             "  --dtype LIST        f32,f16,bf16 (default f32)\n"
+             "  --preset NAME       KV shape (default stories15m)\n"
+             "  --sequences N       requests (default 64)\n"
+             "  --max-prompt N --max-output N   length bounds (default 128, 384)\n"
+             "  --lengths LIST      uniform,longtail (default both; longtail: lognormal, median\n"
+             "                      max/8, sigma 1)\n"
+             "  --fork LIST         none,parallel,beam (default none) with --fork-n N (default 4)\n"
+             "  --budget-mb X       KV budget in MiB (default: a quarter of every request at its\n"
+             "                      longest)\n"
+             "  --no-attend         memory only: skip attention (much faster)\n"
+             "  --seed N, --csv FILE\n\n"
+             "Columns: max_run = most sequences running at once; mean_run = their mean over\n"
+             "rounds: the sequences the budget holds;\n"
+             "util = used / reserved KV bytes (mean over rounds); live/bud = used / budget;\n"
+             "shared = 1 - bytes held / bytes the same sequences would hold without sharing;\n"
+             "preempt = requests preempted; step_us = median time of one sequence's token\n"
+             "(append + attend over every layer).");
     } else if (cmd && strcmp(cmd, "export") == 0) {
         puts("usage: kvbench export --preset NAME [--seed N] [model overrides] --out FILE\n\n"
              "Writes the seeded random model as a llama2.c checkpoint (needs head-dim x heads = dim).");
@@ -145,6 +177,7 @@ static void print_help(const char *cmd)
              "commands:\n"
              "  run      decode with each backend and write results/<run-id>/\n"
              "  attend   time attend alone across backends, block sizes and contexts\n"
+             "  serve-sim  many sequences under one memory budget: utilization, fit, sharing\n"
              "  list     backends, presets, storage types\n"
              "  info     machine description and measured ceilings\n"
              "  export   write a seeded random model as a llama2.c checkpoint\n"
@@ -164,13 +197,15 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
         {"--hidden", &c->hidden, 1, 1 << 20}, {"--layers", &c->layers, 1, 4096},
         {"--heads", &c->heads, 1, 4096}, {"--kv-heads", &c->kv_heads, 1, 4096},
         {"--head-dim", &c->head_dim, 2, 65536}, {"--vocab", &c->vocab, 1, 1 << 24},
-        {"--max-seq", &c->max_seq, 1, 1 << 24},
+        {"--max-seq", &c->max_seq, 1, 1 << 24}, {"--sequences", &c->sequences, 1, 4096},
+        {"--max-prompt", &c->max_prompt, 1, 1 << 20}, {"--max-output", &c->max_output, 1, 1 << 20},
+        {"--fork-n", &c->fork_n, 2, 64},
     };
     struct { const char *name; const char **dst; } strs[] = {
         {"--backend", &c->backends}, {"--dtype", &c->dtypes}, {"--mode", &c->modes},
         {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
         {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out}, {"--block", &c->blocks},
-        {"--ctx", &c->ctxs}, {"--csv", &c->csv},
+        {"--ctx", &c->ctxs}, {"--csv", &c->csv}, {"--lengths", &c->lengths}, {"--fork", &c->forks},
     };
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -200,6 +235,10 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
         if (!val) return 2 + usage_error("--time-budget needs a value");
         return parse_double(flag, val, 0, 1e7, &c->time_budget) ? 2 + EXIT_USAGE : 1;
     }
+    if (strcmp(flag, "--budget-mb") == 0) {
+        if (!val) return 2 + usage_error("--budget-mb needs a value");
+        return parse_double(flag, val, 0.001, 1e7, &c->budget_mb) ? 2 + EXIT_USAGE : 1;
+    }
     if (strcmp(flag, "--rope-theta") == 0) {
         if (!val) return 2 + usage_error("--rope-theta needs a value");
         return parse_double(flag, val, 1.0001, 1e12, &c->rope_theta) ? 2 + EXIT_USAGE : 1;
@@ -207,6 +246,7 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
     *used_val = 0;
     if (strcmp(flag, "--quiet") == 0) { c->quiet = 1; return 1; }
     if (strcmp(flag, "--no-ceilings") == 0) { c->no_ceilings = 1; return 1; }
+    if (strcmp(flag, "--no-attend") == 0) { c->no_attend = 1; return 1; }
     return 0;
 }
 
@@ -446,6 +486,7 @@ static int cmd_attend(int argc, char **argv)
     c.backends = "contiguous,paged";
     c.ctxs = "1024,8192,32768";
     c.reps = 21;
+    c.sequences = 1;
     int r = parse_args(&c, argc, argv, "attend");
     if (r) return r < 0 ? 0 : r;
     const kvb_backend *backs[MAX_LIST];
@@ -488,7 +529,8 @@ static int cmd_attend(int argc, char **argv)
                     cases[n].opt.block_tokens = (backs[i]->flags & KVB_BACKEND_PAGED) ? blocks[k] : 0;
                     n++;
                 }
-        if (kvb_attend_bench(cases, n, &shape, c.reps, (unsigned long long)c.seed, msg, sizeof msg) !=
+        if (kvb_attend_bench(cases, n, &shape, c.reps, c.sequences, (unsigned long long)c.seed, msg,
+                             sizeof msg) !=
             KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s\n", msg);
             rc = 1;
@@ -521,6 +563,129 @@ static int cmd_attend(int argc, char **argv)
         int bad = ferror(csv) | (fclose(csv) != 0);
         if (rc || bad || rename(tmp, c.csv) != 0) {
             if (!rc) fprintf(stderr, "kvbench: writing '%s' failed\n", c.csv);
+            remove(tmp);
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    cli c;
+    cli_defaults(&c);
+    c.backends = "contiguous,paged";
+    c.modes = "prealloc,grow";
+    c.lengths = "uniform,longtail";
+    c.forks = "none";
+    c.sequences = 64;
+    c.max_prompt = 128;
+    c.max_output = 384;
+    c.fork_n = 4;
+    int r = parse_args(&c, argc, argv, "serve-sim");
+    if (r) return r < 0 ? 0 : r;
+    const kvb_backend *backs[MAX_LIST];
+    kvb_dtype dts[MAX_LIST];
+    kvb_alloc modes[MAX_LIST];
+    kvb_len_dist lens[MAX_LIST];
+    kvb_fork_kind forks[MAX_LIST];
+    int nb, nd, nm, nk, nl, nf, blocks[MAX_LIST];
+    if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
+    if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
+    char buf[256];
+    char *items[MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", c.modes);
+    if (split_list("--mode", buf, items, MAX_LIST, &nm)) return EXIT_USAGE;
+    for (int i = 0; i < nm; i++)
+        if (kvb_alloc_parse(items[i], &modes[i]) != KVB_STATUS_OK)
+            return usage_error("unknown mode '%s': allowed are grow, prealloc", items[i]);
+    snprintf(buf, sizeof buf, "%s", c.lengths);
+    if (split_list("--lengths", buf, items, MAX_LIST, &nl)) return EXIT_USAGE;
+    for (int i = 0; i < nl; i++) {
+        int j = 0;
+        while (j < KVB_LEN_COUNT && strcmp(items[i], kvb_len_dist_name((kvb_len_dist)j)) != 0) j++;
+        if (j == KVB_LEN_COUNT) return usage_error("unknown --lengths '%s': allowed are uniform, longtail", items[i]);
+        lens[i] = (kvb_len_dist)j;
+    }
+    snprintf(buf, sizeof buf, "%s", c.forks);
+    if (split_list("--fork", buf, items, MAX_LIST, &nf)) return EXIT_USAGE;
+    for (int i = 0; i < nf; i++) {
+        int j = 0;
+        while (j < KVB_FORK_COUNT && strcmp(items[i], kvb_fork_kind_name((kvb_fork_kind)j)) != 0) j++;
+        if (j == KVB_FORK_COUNT) return usage_error("unknown --fork '%s': allowed are none, parallel, beam", items[i]);
+        forks[i] = (kvb_fork_kind)j;
+    }
+    kvb_model_config mc;
+    if (kvb_model_preset(c.preset ? c.preset : "stories15m", &mc) != KVB_STATUS_OK)
+        return usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b", c.preset);
+    kvb_serve_config sc = {
+        .shape = {mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim, c.max_prompt + c.max_output},
+        .n_requests = c.sequences, .max_prompt = c.max_prompt, .max_output = c.max_output,
+        .fork_n = c.fork_n, .attend = !c.no_attend, .seed = (uint64_t)c.seed,
+    };
+    size_t tok_bytes = 2 * (size_t)mc.n_layers * mc.n_kv_heads * mc.head_dim * 4;
+    /* default budget: a quarter of what every request at its longest would need */
+    sc.budget_bytes = c.budget_mb > 0 ? (size_t)(c.budget_mb * 1048576.0)
+                                      : (size_t)c.sequences * sc.shape.max_seq * tok_bytes / 4;
+    printf("serve-sim: %d requests, prompt <= %d, output <= %d tokens, %s shape (%d layers, %d kv "
+           "heads x %d), budget %.1f MB (%.0f f32 tokens)%s\n", c.sequences, c.max_prompt,
+           c.max_output, c.preset ? c.preset : "stories15m", mc.n_layers, mc.n_kv_heads, mc.head_dim,
+           (double)sc.budget_bytes / 1e6, (double)sc.budget_bytes / (double)tok_bytes,
+           sc.attend ? "" : ", attention off");
+    printf("%-26s %-9s %-9s %7s %8s %8s %8s %7s %7s %9s %7s %7s\n", "cache", "lengths", "fork",
+           "max_run", "mean_run", "util", "live/bud", "shared", "preempt", "step_us", "rounds", "wall_s");
+    FILE *csv = NULL;
+    char tmp[4200] = "";
+    if (c.csv) {
+        snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
+        if (!(csv = fopen(tmp, "w"))) return usage_error("cannot write '%s': %s", tmp, strerror(errno));
+        fprintf(csv, "cache,lengths,fork,fork_n,requests,budget_bytes,max_running,mean_running,"
+                     "utilization,budget_live,sharing_saved,preemptions,step_ns_median,step_ns_p10,"
+                     "step_ns_p90,tokens,rounds,wall_s,status,reason\n");
+    }
+    int rc = 0;
+    for (int li = 0; li < nl; li++)
+        for (int fi = 0; fi < nf; fi++)
+            for (int i = 0; i < nb; i++)
+                for (int j = 0; j < nd; j++) {
+                    int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
+                    if (backs[i]->flags & KVB_BACKEND_RECOMPUTE) continue;   /* holds no KV */
+                    for (int k = 0; k < (pg ? nk : nm); k++) {
+                        kvb_options o = {.dtype = dts[j], .alloc = pg ? KVB_ALLOC_GROW : modes[k],
+                                         .block_tokens = pg ? blocks[k] : 0};
+                        sc.lengths = lens[li];
+                        sc.fork = forks[fi];
+                        char name[64];
+                        snprintf(name, sizeof name, "%s/%s/%s%d", backs[i]->name, kvb_dtype_name(dts[j]),
+                                 pg ? "bs" : kvb_alloc_name(modes[k]), pg ? blocks[k] : 0);
+                        if (!pg) name[strlen(name) - 1] = 0;          /* drop the 0 */
+                        kvb_serve_result res;
+                        kvb_serve_run(backs[i], o, &sc, &res);
+                        if (res.status != KVB_STATUS_OK) {
+                            printf("%-26s %-9s %-9s failed: %s\n", name, kvb_len_dist_name(sc.lengths),
+                                   kvb_fork_kind_name(sc.fork), res.reason);
+                            rc = 1;
+                        } else
+                            printf("%-26s %-9s %-9s %7d %8.1f %8.3f %8.3f %7.3f %7d %9.1f %7d %7.1f\n",
+                                   name, kvb_len_dist_name(sc.lengths), kvb_fork_kind_name(sc.fork),
+                                   res.max_running, res.mean_running, res.utilization, res.budget_live,
+                                   res.sharing_saved, res.preemptions, res.step_ns_median / 1e3,
+                                   res.rounds, res.wall_s);
+                        fflush(stdout);
+                        if (csv)
+                            fprintf(csv, "%s,%s,%s,%d,%d,%zu,%d,%.3f,%.5f,%.5f,%.5f,%d,%.0f,%.0f,%.0f,%lld,%d,%.3f,%s,\"%s\"\n",
+                                    name, kvb_len_dist_name(sc.lengths), kvb_fork_kind_name(sc.fork),
+                                    sc.fork == KVB_FORK_NONE ? 1 : sc.fork_n, sc.n_requests, sc.budget_bytes,
+                                    res.max_running, res.mean_running, res.utilization, res.budget_live,
+                                    res.sharing_saved, res.preemptions, res.step_ns_median, res.step_ns_p10,
+                                    res.step_ns_p90, res.tokens, res.rounds, res.wall_s,
+                                    kvb_status_str(res.status), res.reason);
+                    }
+                }
+    if (csv) {
+        int bad = ferror(csv) | (fclose(csv) != 0);
+        if (bad || rename(tmp, c.csv) != 0) {
+            fprintf(stderr, "kvbench: writing '%s' failed\n", c.csv);
             remove(tmp);
             rc = 1;
         }
@@ -738,7 +903,7 @@ int main(int argc, char **argv)
     char cmdline[8192] = "";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "", argv[i]);
-    if (argc < 2) return usage_error("no command given: allowed are run, attend, list, info, export, help");
+    if (argc < 2) return usage_error("no command given: allowed are run, attend, serve-sim, list, info, export, help");
     const char *cmd = argv[1];
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         print_help(argc > 2 ? argv[2] : NULL);
@@ -753,5 +918,6 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2, cmdline);
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(cmd, "attend") == 0) return cmd_attend(argc - 2, argv + 2);
-    return usage_error("unknown command '%s': allowed are run, attend, list, info, export, help", cmd);
+    if (strcmp(cmd, "serve-sim") == 0) return cmd_serve(argc - 2, argv + 2);
+    return usage_error("unknown command '%s': allowed are run, attend, serve-sim, list, info, export, help", cmd);
 }

@@ -6,8 +6,10 @@
  * Two allocation modes, as real systems use them:
  *   grow      capacity starts at KVB_CONTIG_MIN_CAP tokens and doubles (capped at
  *             max_seq); each doubling copies the store, as a dynamic cache does;
- *   prealloc  capacity = max_seq from create, as a static cache does. The memory
- *             is calloc'd: reserved at once, backed by the OS as tokens touch it.
+ *   prealloc  capacity = max_seq as soon as a sequence takes its first token, as
+ *             a static cache or a slot-based server does. The memory is calloc'd:
+ *             reserved at once, backed by the OS as tokens touch it.
+ * seq_clear gives a sequence's stores back in both modes.
  * Conversion to f16/bf16 happens in append; attend computes in f32. */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
@@ -89,14 +91,6 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
     int g = shape->n_heads / shape->n_kv_heads;
     c->scratch = malloc(kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim) * sizeof(float));
     if (!c->stores || !c->scratch) { contig_destroy(c); return KVB_STATUS_NO_MEMORY; }
-    if (opt->alloc == KVB_ALLOC_PREALLOC)
-        for (size_t i = 0; i < n_stores; i++)
-            if (store_resize(c, &c->stores[i], shape->max_seq) != KVB_STATUS_OK) {
-                snprintf(msg, msg_len, "cannot preallocate %zu bytes for %d sequences x %d tokens",
-                         2 * plane_bytes(c, shape->max_seq) * n_stores, opt->max_seqs, shape->max_seq);
-                contig_destroy(c);
-                return KVB_STATUS_NO_MEMORY;
-            }
     *out = c;
     return KVB_STATUS_OK;
 }
@@ -113,7 +107,8 @@ static kvb_status contig_append(kvb_cache *c, int seq, int layer, const float *k
     contig_store *s = store_at(c, seq, layer);
     if (s->len == s->cap) {
         if (s->cap >= c->shape.max_seq) return KVB_STATUS_FULL;
-        int want = s->cap ? 2 * s->cap : KVB_CONTIG_MIN_CAP;
+        int want = c->opt.alloc == KVB_ALLOC_PREALLOC ? c->shape.max_seq
+                   : s->cap ? 2 * s->cap : KVB_CONTIG_MIN_CAP;
         kvb_status st = store_resize(c, s, want < c->shape.max_seq ? want : c->shape.max_seq);
         if (st != KVB_STATUS_OK) return st;
     }
@@ -209,10 +204,8 @@ static kvb_status contig_seq_clear(kvb_cache *c, int seq)
     for (int l = 0; l < c->shape.n_layers; l++) {
         contig_store *s = store_at(c, seq, l);
         s->len = 0;
-        if (c->opt.alloc == KVB_ALLOC_GROW) {
-            free(s->k); free(s->v);
-            s->k = s->v = NULL; s->cap = 0;
-        }
+        free(s->k); free(s->v);
+        s->k = s->v = NULL; s->cap = 0;
     }
     return KVB_STATUS_OK;
 }

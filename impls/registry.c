@@ -9,12 +9,14 @@
 extern const kvb_backend kvb_backend_nocache;
 extern const kvb_backend kvb_backend_contiguous;
 extern const kvb_backend kvb_backend_paged;
+extern const kvb_backend kvb_backend_paged_blockmajor;
 extern const kvb_backend kvb_backend_paged_tokmajor;
 
 static const kvb_backend *const registry[] = {
     &kvb_backend_nocache,
     &kvb_backend_contiguous,
     &kvb_backend_paged,
+    &kvb_backend_paged_blockmajor,
     &kvb_backend_paged_tokmajor,
 };
 
