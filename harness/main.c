@@ -132,8 +132,8 @@ static void print_help(const char *cmd)
              "  --lengths LIST      uniform,longtail (default both; longtail: lognormal, median\n"
              "                      max/8, sigma 1)\n"
              "  --fork LIST         none,parallel,beam (default none) with --fork-n N (default 4)\n"
-             "  --budget-mb X       KV budget in MiB (default: a quarter of every request at its\n"
-             "                      longest)\n"
+             "  --budget-mb X       KV budget in MiB (default: a quarter of what every sequence,\n"
+             "                      forks included, would need at its longest)\n"
              "  --no-attend         memory only: skip attention (much faster)\n"
              "  --seed N, --csv FILE\n\n"
              "Columns: max_run = most sequences running at once; mean_run = their mean over\n"
@@ -624,16 +624,15 @@ static int cmd_serve(int argc, char **argv)
         .fork_n = c.fork_n, .attend = !c.no_attend, .seed = (uint64_t)c.seed,
     };
     size_t tok_bytes = 2 * (size_t)mc.n_layers * mc.n_kv_heads * mc.head_dim * 4;
-    /* default budget: a quarter of what every request at its longest would need */
-    sc.budget_bytes = c.budget_mb > 0 ? (size_t)(c.budget_mb * 1048576.0)
-                                      : (size_t)c.sequences * sc.shape.max_seq * tok_bytes / 4;
+    /* default budget: a quarter of what every sequence at its longest would need */
+    size_t quarter = (size_t)c.sequences * sc.shape.max_seq * tok_bytes / 4;
     printf("serve-sim: %d requests, prompt <= %d, output <= %d tokens, %s shape (%d layers, %d kv "
-           "heads x %d), budget %.1f MB (%.0f f32 tokens)%s\n", c.sequences, c.max_prompt,
+           "heads x %d, %zu f32 bytes per token), budget %s%s\n", c.sequences, c.max_prompt,
            c.max_output, c.preset ? c.preset : "stories15m", mc.n_layers, mc.n_kv_heads, mc.head_dim,
-           (double)sc.budget_bytes / 1e6, (double)sc.budget_bytes / (double)tok_bytes,
+           tok_bytes, c.budget_mb > 0 ? "as given" : "a quarter of all sequences at their longest",
            sc.attend ? "" : ", attention off");
-    printf("%-26s %-9s %-9s %7s %8s %8s %8s %7s %7s %9s %7s %7s\n", "cache", "lengths", "fork",
-           "max_run", "mean_run", "util", "live/bud", "shared", "preempt", "step_us", "rounds", "wall_s");
+    printf("%-26s %-9s %-9s %8s %7s %8s %8s %8s %7s %7s %9s %7s %7s\n", "cache", "lengths", "fork",
+           "budgetMB", "max_run", "mean_run", "util", "live/bud", "shared", "preempt", "step_us", "rounds", "wall_s");
     FILE *csv = NULL;
     char tmp[4200] = "";
     if (c.csv) {
@@ -655,6 +654,8 @@ static int cmd_serve(int argc, char **argv)
                                          .block_tokens = pg ? blocks[k] : 0};
                         sc.lengths = lens[li];
                         sc.fork = forks[fi];
+                        sc.budget_bytes = c.budget_mb > 0 ? (size_t)(c.budget_mb * 1048576.0)
+                                          : quarter * (size_t)(sc.fork == KVB_FORK_NONE ? 1 : sc.fork_n);
                         char name[64];
                         snprintf(name, sizeof name, "%s/%s/%s%d", backs[i]->name, kvb_dtype_name(dts[j]),
                                  pg ? "bs" : kvb_alloc_name(modes[k]), pg ? blocks[k] : 0);
@@ -666,9 +667,9 @@ static int cmd_serve(int argc, char **argv)
                                    kvb_fork_kind_name(sc.fork), res.reason);
                             rc = 1;
                         } else
-                            printf("%-26s %-9s %-9s %7d %8.1f %8.3f %8.3f %7.3f %7d %9.1f %7d %7.1f\n",
+                            printf("%-26s %-9s %-9s %8.2f %7d %8.1f %8.3f %8.3f %7.3f %7d %9.1f %7d %7.1f\n",
                                    name, kvb_len_dist_name(sc.lengths), kvb_fork_kind_name(sc.fork),
-                                   res.max_running, res.mean_running, res.utilization, res.budget_live,
+                                   (double)sc.budget_bytes / 1e6, res.max_running, res.mean_running, res.utilization, res.budget_live,
                                    res.sharing_saved, res.preemptions, res.step_ns_median / 1e3,
                                    res.rounds, res.wall_s);
                         fflush(stdout);

@@ -267,6 +267,7 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
             }
             if (S.state[r] == REQ_RUNNING && finished == S.group) {
                 S.state[r] = REQ_DONE;
+                for (int i = 0; i < S.group; i++) res->output_tokens += S.target[r * S.group + i] - S.prompt[r];
                 done++;
                 running--;
             }

@@ -55,7 +55,8 @@ typedef struct kvb_serve_result {
     kvb_status status;
     char       reason[200];
     int        rounds;
-    long long  tokens;            /* tokens decoded, all sequences */
+    long long  tokens;            /* decode steps run, redone ones after preemption included */
+    long long  output_tokens;     /* output tokens of the finished sequences */
     int        preemptions;
     int        max_running;       /* most sequences running at once */
     double     mean_running;      /* over rounds */

@@ -110,6 +110,32 @@ expect_ok run --preset stories15m --backend nocache --tokens 400 --reps 2 --warm
 grep -q '"status": "cut_short"' "$T/cut/summary.json" && grep -q "cut short" "$T/stderr" && ok \
   || bad "time budget did not mark the point cut_short"
 
+# --- paged runs, attend timing and the serving simulation ---
+expect_ok run --preset tiny --backend contiguous,paged --block 1,16 --tokens 20 --reps 1 --no-ceilings --quiet --out "$T/pg"
+grep -q '"label": "paged/f32/bs1"' "$T/pg/summary.json" && ok || bad "paged point missing from summary"
+a=$(awk -F, '$1=="contiguous" {print $7}' "$T/pg/tokens.csv" | tr '\n' ' ')
+p=$(awk -F, '$1=="paged" && $3=="bs1" {print $7}' "$T/pg/tokens.csv" | tr '\n' ' ')
+[ -n "$a" ] && [ "$a" = "$p" ] && ok || bad "paged tokens '$p' differ from contiguous '$a'"
+"$KVB" run --preset tiny --backend paged --pool-blocks 2 --tokens 100 --reps 1 --no-ceilings --quiet \
+  --out "$T/full" >/dev/null 2>"$T/stderr"; rc=$?
+[ $rc -eq 1 ] && grep -q "pool full at token 32, sequence 0" "$T/stderr" && ok || bad "pool exhaustion not reported (exit $rc): $(cat "$T/stderr")"
+expect_fail 2 "--block '0'"                  $R --backend paged --block 0
+expect_fail 2 "--block '300'"                $R --backend paged --block 300
+expect_fail 2 "exclude each other"           $R --pool-mb 1 --pool-blocks 4
+expect_ok attend --ctx 64,100 --block 3,16 --heads 4 --kv-heads 2 --head-dim 16 --reps 3 --csv "$T/att.csv"
+[ "$(grep -c 'attend(backend=paged,dt=f32,bs=3,nh=4,nkv=2,hd=16,ctx=100)' "$T/stdout")" -eq 1 ] && ok || bad "attend case missing"
+[ "$(wc -l < "$T/att.csv")" -eq 7 ] && ok || bad "attend csv rows: $(wc -l < "$T/att.csv")"
+expect_fail 2 "--ctx '0'"                    attend --ctx 0
+expect_fail 2 "not a multiple"               attend --heads 6 --kv-heads 4
+expect_ok serve-sim --preset tiny --sequences 12 --max-prompt 16 --max-output 32 --fork none,beam --csv "$T/serve.csv"
+[ "$(wc -l < "$T/serve.csv")" -eq 13 ] && ok || bad "serve-sim csv rows: $(wc -l < "$T/serve.csv")"
+grep -q "paged/f32/bs16 *longtail *beam" "$T/stdout" && ok || bad "serve-sim lacks a paged beam row"
+expect_fail 2 "unknown --lengths 'zipf'"     serve-sim --lengths zipf
+expect_fail 2 "unknown --fork 'tree'"        serve-sim --fork tree
+expect_fail 2 "--fork-n '1'"                 serve-sim --fork-n 1
+"$KVB" serve-sim --preset tiny --sequences 4 --max-prompt 64 --budget-mb 0.01 >"$T/stdout" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q "does not fit" "$T/stdout" && ok || bad "an impossible budget was not reported (exit $rc)"
+
 # --- llama2.c checkpoints through the CLI ---
 expect_ok export --preset tiny --out "$T/tiny.bin"
 expect_ok run --checkpoint "$T/tiny.bin" --tokens 8 --reps 1 --no-ceilings --quiet --out "$T/ck"

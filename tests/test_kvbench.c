@@ -24,6 +24,7 @@
 #include "../harness/model.h"
 #include "../harness/run.h"
 #include "../harness/results.h"
+#include "../harness/serve.h"
 #include "../harness/stats.h"
 #include "../impls/kernels/kernels.h"
 #include "../impls/kvb_backend.h"
@@ -620,6 +621,50 @@ static void test_paged_randomized(void **state)
     }
 }
 
+/* The serving simulation on a small shape: every backend decodes the same
+ * tokens; paging holds more live bytes per byte reserved than a preallocated
+ * store; forks share blocks only where the backend can share. */
+static void test_serve_sim(void **state)
+{
+    (void)state;
+    kvb_serve_config sc = {.shape = {2, 4, 2, 16, 96}, .n_requests = 24, .max_prompt = 32,
+                           .max_output = 64, .lengths = KVB_LEN_UNIFORM, .fork = KVB_FORK_NONE,
+                           .fork_n = 3, .attend = 1, .seed = 5};
+    size_t tok = 2 * 2 * 2 * 16 * 4;
+    sc.budget_bytes = 6 * 96 * tok;                       /* six requests at their longest */
+    const kvb_backend *ct = kvb_backend_find("contiguous"), *pg = kvb_backend_find("paged");
+    kvb_options pre = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_PREALLOC};
+    kvb_options grow = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW};
+    kvb_options pag = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .block_tokens = 8};
+    for (int f = 0; f < KVB_FORK_COUNT; f++) {
+        sc.fork = (kvb_fork_kind)f;
+        kvb_serve_result rp, rg, rq;
+        assert_int_equal(kvb_serve_run(ct, pre, &sc, &rp), KVB_STATUS_OK);
+        assert_int_equal(kvb_serve_run(ct, grow, &sc, &rg), KVB_STATUS_OK);
+        assert_int_equal(kvb_serve_run(pg, pag, &sc, &rq), KVB_STATUS_OK);
+        print_message("serve %s: util prealloc %.3f grow %.3f paged %.3f; mean running %.1f %.1f %.1f; "
+                      "shared %.3f\n", kvb_fork_kind_name(sc.fork), rp.utilization, rg.utilization,
+                      rq.utilization, rp.mean_running, rg.mean_running, rq.mean_running, rq.sharing_saved);
+        /* the same requests finish everywhere; preemption only adds redone work */
+        assert_true(rp.output_tokens == rg.output_tokens && rg.output_tokens == rq.output_tokens);
+        assert_true(rp.tokens >= rp.output_tokens && rq.tokens >= rq.output_tokens);
+        assert_true(rp.max_running <= 6);                 /* each sequence reserves its longest */
+        assert_true(rq.utilization > rg.utilization && rg.utilization > rp.utilization);
+        assert_true(rq.utilization > 0.8);
+        assert_true(rq.mean_running > rp.mean_running);
+        assert_true(rp.sharing_saved == 0 && rg.sharing_saved == 0);
+        if (sc.fork == KVB_FORK_NONE) assert_true(rq.sharing_saved == 0);
+        else assert_true(rq.sharing_saved > 0.05);
+    }
+    /* a request that can never fit is reported, not looped on */
+    sc.fork = KVB_FORK_NONE;
+    sc.budget_bytes = 20 * tok;
+    kvb_serve_result r;
+    assert_int_equal(kvb_serve_run(pg, pag, &sc, &r), KVB_STATUS_FULL);
+    assert_non_null(strstr(r.reason, "budget"));
+    assert_int_equal(kvb_serve_run(ct, pre, &sc, &r), KVB_STATUS_FULL);
+}
+
 /* ---- library input checks ------------------------------------------------ */
 
 static void test_bad_shapes_and_names(void **state)
@@ -1168,6 +1213,7 @@ int main(int argc, char **argv)
         {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
         {"paged_fork_cow_and_exhaustion", test_paged_fork_cow_and_exhaustion, 0},
         {"paged_randomized", test_paged_randomized, 0},
+        {"serve_sim", test_serve_sim, 0},
         {"model_nocache_equals_contiguous", test_model_nocache_equals_contiguous, 1},
         {"model_matches_float64_reference", test_model_matches_float64_reference, 0},
         {"checkpoint_llama2c_layout", test_checkpoint_llama2c_layout, 0},
