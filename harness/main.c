@@ -456,6 +456,26 @@ static int parse_int_list(const char *flag, const char *list, long long lo, long
     return 0;
 }
 
+/* Parses a comma list of names into their indices in names[]; an unknown one
+ * is refused with the allowed names. */
+static int parse_enum_list(const char *flag, const char *list, const char *const *names, int n_names,
+                           int *out, int *n)
+{
+    char buf[512], allowed[256] = "";
+    char *items[MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (split_list(flag, buf, items, MAX_LIST, n)) return EXIT_USAGE;
+    for (int j = 0; j < n_names; j++)
+        snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "", names[j]);
+    for (int i = 0; i < *n; i++) {
+        int j = 0;
+        while (j < n_names && strcmp(items[i], names[j]) != 0) j++;
+        if (j == n_names) return usage_error("unknown %s '%s': allowed are %s", flag, items[i], allowed);
+        out[i] = j;
+    }
+    return 0;
+}
+
 /* Resolves --backend and --dtype lists; names every bad one. */
 static int parse_backends_dtypes(const cli *c, const kvb_backend **backs, int *nb, kvb_dtype *dts, int *nd)
 {
@@ -592,29 +612,17 @@ static int cmd_serve(int argc, char **argv)
     int nb, nd, nm, nk, nl, nf, blocks[MAX_LIST];
     if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
-    char buf[256];
-    char *items[MAX_LIST];
-    snprintf(buf, sizeof buf, "%s", c.modes);
-    if (split_list("--mode", buf, items, MAX_LIST, &nm)) return EXIT_USAGE;
-    for (int i = 0; i < nm; i++)
-        if (kvb_alloc_parse(items[i], &modes[i]) != KVB_STATUS_OK)
-            return usage_error("unknown mode '%s': allowed are grow, prealloc", items[i]);
-    snprintf(buf, sizeof buf, "%s", c.lengths);
-    if (split_list("--lengths", buf, items, MAX_LIST, &nl)) return EXIT_USAGE;
-    for (int i = 0; i < nl; i++) {
-        int j = 0;
-        while (j < KVB_LEN_COUNT && strcmp(items[i], kvb_len_dist_name((kvb_len_dist)j)) != 0) j++;
-        if (j == KVB_LEN_COUNT) return usage_error("unknown --lengths '%s': allowed are uniform, longtail", items[i]);
-        lens[i] = (kvb_len_dist)j;
-    }
-    snprintf(buf, sizeof buf, "%s", c.forks);
-    if (split_list("--fork", buf, items, MAX_LIST, &nf)) return EXIT_USAGE;
-    for (int i = 0; i < nf; i++) {
-        int j = 0;
-        while (j < KVB_FORK_COUNT && strcmp(items[i], kvb_fork_kind_name((kvb_fork_kind)j)) != 0) j++;
-        if (j == KVB_FORK_COUNT) return usage_error("unknown --fork '%s': allowed are none, parallel, beam", items[i]);
-        forks[i] = (kvb_fork_kind)j;
-    }
+    static const char *const mode_names[] = {"grow", "prealloc"};
+    static const char *const len_names[] = {"uniform", "longtail"};
+    static const char *const fork_names[] = {"none", "parallel", "beam"};
+    int mi[MAX_LIST], lsel[MAX_LIST], fsel[MAX_LIST];
+    if ((r = parse_enum_list("--mode", c.modes, mode_names, 2, mi, &nm)) != 0 ||
+        (r = parse_enum_list("--lengths", c.lengths, len_names, 2, lsel, &nl)) != 0 ||
+        (r = parse_enum_list("--fork", c.forks, fork_names, 3, fsel, &nf)) != 0)
+        return r;
+    for (int i = 0; i < nm; i++) modes[i] = (kvb_alloc)mi[i];
+    for (int i = 0; i < nl; i++) lens[i] = (kvb_len_dist)lsel[i];
+    for (int i = 0; i < nf; i++) forks[i] = (kvb_fork_kind)fsel[i];
     kvb_model_config mc;
     if (kvb_model_preset(c.preset ? c.preset : "stories15m", &mc) != KVB_STATUS_OK)
         return usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b", c.preset);

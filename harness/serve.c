@@ -215,8 +215,7 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
                     if (parent == child || S.cur[parent] != S.cur[child]) continue;
                     b->seq_clear(S.c, child);
                     if (b->seq_fork(S.c, parent, child) != KVB_STATUS_OK) {
-                        /* no room even to copy: keep the beam as it was by refilling it later */
-                        S.cur[child] = 0;
+                        S.cur[child] = 0;      /* no room to fork: the beam is dropped */
                         continue;
                     }
                 }
