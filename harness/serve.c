@@ -133,6 +133,10 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
     sim S = {.b = b, .cfg = cfg, .group = cfg->fork == KVB_FORK_NONE ? 1 : cfg->fork_n,
              .rng = cfg->seed * 0x9e3779b97f4a7c15ull + 7};
     const int N = cfg->n_requests, slots = N * S.group;
+    if (!b->append || !b->attend || !b->seq_clear) {
+        snprintf(res->reason, sizeof res->reason, "%s holds no K/V or cannot free a sequence", b->name);
+        return res->status = KVB_STATUS_UNSUPPORTED;
+    }
     if (S.group > 1 && !b->seq_fork) {
         snprintf(res->reason, sizeof res->reason, "%s cannot fork", b->name);
         return res->status = KVB_STATUS_UNSUPPORTED;
