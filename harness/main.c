@@ -375,18 +375,8 @@ static int cmd_info(int argc, char **argv)
         fprintf(stderr, "kvbench: not enough memory for a %lld MB bandwidth array\n", bw_mb);
         return 1;
     }
-    char cpu[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (strncmp(line, "model name", 10) == 0) {
-                char *p = strchr(line, ':');
-                if (p) { p[strcspn(p, "\n")] = 0; snprintf(cpu, sizeof cpu, "%s", p + 2); }
-                break;
-            }
-        fclose(f);
-    }
+    char cpu[256];
+    kvb_cpu_model(cpu, sizeof cpu);
     printf("cpu:            %s\n", cpu);
     printf("online cores:   %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
     printf("openblas:       %s (threads %d)\n", openblas_get_config(), openblas_get_num_threads());

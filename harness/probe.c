@@ -3,6 +3,7 @@
 #include "probe.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,4 +34,22 @@ size_t kvb_rss_bytes(void)
     fclose(f);
     long page = sysconf(_SC_PAGESIZE);
     return (n == 2 && page > 0) ? (size_t)resident * (size_t)page : 0;
+}
+
+void kvb_cpu_model(char *buf, size_t n)
+{
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0 && strncmp(line, "Model", 5) != 0) continue;
+        char *c = strchr(line, ':');
+        if (!c) continue;
+        c += 1 + (c[1] == ' ');
+        c[strcspn(c, "\n")] = 0;
+        snprintf(buf, n, "%s", c);
+        break;
+    }
+    fclose(f);
 }

@@ -1,4 +1,4 @@
-/* probe.h: clocks and memory probes. CLOCK_MONOTONIC nanoseconds; the process's
+/* probe.h: clocks, memory probes and the CPU's name. CLOCK_MONOTONIC nanoseconds; the process's
  * resident set from /proc/self/statm (0 where the OS has no such file). */
 #ifndef KVB_PROBE_H
 #define KVB_PROBE_H
@@ -9,5 +9,8 @@
 uint64_t kvb_now_ns(void);
 uint64_t kvb_clock_resolution_ns(void);   /* smallest nonzero step seen between reads */
 size_t   kvb_rss_bytes(void);
+/* The CPU's model name from /proc/cpuinfo ("model name", or "Model" on arm64);
+ * "unknown" where there is none. */
+void     kvb_cpu_model(char *buf, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
 /* results.c: see results.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "results.h"
+#include "probe.h"
 #include "stats.h"
 
 #include <cblas.h>
@@ -93,27 +94,6 @@ static void json_read_bw(FILE *f, const kvb_read_bw *r)
     fprintf(f, ", \"p10\": "); json_num(f, r->gbs_p10);
     fprintf(f, ", \"p90\": "); json_num(f, r->gbs_p90);
     fprintf(f, ", \"array_bytes\": %zu, \"passes\": %d}", r->bytes, r->passes);
-}
-
-static int cpu_model(char *buf, size_t n)
-{
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return -1;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0 || strncmp(line, "Model", 5) == 0) {
-            char *c = strchr(line, ':');
-            if (c) {
-                c += 1 + (c[1] == ' ');
-                c[strcspn(c, "\n")] = 0;
-                snprintf(buf, n, "%s", c);
-                break;
-            }
-        }
-    }
-    fclose(f);
-    return 0;
 }
 
 /* Flops and bytes of one decode step at `pos` (context pos+1), from the shape. */
@@ -309,7 +289,7 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
     if (out_open(&o, dir, "meta.json", msg, n)) return -1;
     FILE *f = o.f;
     char cpu[256], date[64], host[256] = "unknown";
-    cpu_model(cpu, sizeof cpu);
+    kvb_cpu_model(cpu, sizeof cpu);
     gethostname(host, sizeof host - 1);
     time_t now = (time_t)in->started_unix;
     struct tm tmv;
