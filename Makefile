@@ -17,7 +17,8 @@ LDLIBS  := $(BLAS_LIBS) -lm -pthread
 BUILD   ?= build
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/kernels/kernels.c \
+LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/quant.c \
+           impls/kernels/kernels.c impls/kernels/quant.c impls/kernels/quant_avx512.c \
            harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
            harness/attend_bench.c harness/serve.c \
            harness/results.c

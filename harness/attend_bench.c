@@ -11,9 +11,14 @@
 
 void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *buf, size_t n)
 {
-    char blk[24] = "";
+    char blk[80] = "";
     if (c->backend->flags & KVB_BACKEND_PAGED)
         snprintf(blk, sizeof blk, ",bs=%d", c->opt.block_tokens ? c->opt.block_tokens : 16);
+    if (c->backend->flags & KVB_BACKEND_QUANT)
+        snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s", c->opt.group ? c->opt.group : 32, c->opt.residual,
+                 c->opt.key_axis == KVB_KEY_AXIS_CHANNEL || (c->opt.key_axis == KVB_KEY_AXIS_DEFAULT &&
+                                                             c->opt.dtype == KVB_DTYPE_Q2)
+                     ? "channel" : "token");
     snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
              kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);
 }
@@ -50,8 +55,14 @@ static void reference(const float *q, const float *k, const float *v, const kvb_
     free(sc);
 }
 
+int kvb_outlier_channel(int i, int head_dim)
+{
+    return 2 * ((i * 7 + 3) % (head_dim / 2));     /* spread over the head, pairs kept whole for RoPE */
+}
+
 kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,
-                            int n_seqs, unsigned long long seed, char *msg, size_t msg_len)
+                            int n_seqs, int key_outliers, unsigned long long seed, char *msg,
+                            size_t msg_len)
 {
     const int ctx = s->max_seq, nkv = s->n_kv_heads, hd = s->head_dim, nh = s->n_heads;
     const size_t kvn = (size_t)ctx * nkv * hd, qn = (size_t)nh * hd;
@@ -68,6 +79,17 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
     uint64_t r = seed * 0x9e3779b97f4a7c15ull + 1;
     for (size_t i = 0; i < kvn; i++) { k[i] = urand(&r); v[i] = urand(&r); }
     for (size_t i = 0; i < qn; i++) q[i] = 2.0f * urand(&r);
+    for (int o = 0; o < key_outliers && o < hd / 2; o++) {
+        int ch = kvb_outlier_channel(o, hd);
+        for (size_t row = 0; row < (size_t)ctx * nkv; row++) {
+            k[row * hd + ch] *= KVB_OUTLIER_SCALE;
+            k[row * hd + ch + 1] *= KVB_OUTLIER_SCALE;
+        }
+        for (int h = 0; h < nh; h++) {
+            q[(size_t)h * hd + ch] /= KVB_OUTLIER_SCALE;
+            q[(size_t)h * hd + ch + 1] /= KVB_OUTLIER_SCALE;
+        }
+    }
     reference(q, k, v, s, ref);
 
     for (int c = 0; c < n_cases; c++) {
@@ -92,11 +114,17 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
             goto out;
         }
         a->mem = a->backend->memory(caches[c]);
-        a->kv_bytes = 2 * kvn * kvb_dtype_size(a->opt.dtype);
+        a->kv_bytes = a->backend->seq_memory ? a->backend->seq_memory(caches[c], 0).used
+                                             : 2 * kvn * kvb_dtype_size(a->opt.dtype);
         a->backend->attend(caches[c], 0, 0, q, out);
-        double e = 0, rr = 0;
-        for (size_t i = 0; i < qn; i++) { e += (out[i] - ref[i]) * (out[i] - ref[i]); rr += ref[i] * ref[i]; }
+        double e = 0, rr = 0, mx = 0;
+        for (size_t i = 0; i < qn; i++) {
+            e += (out[i] - ref[i]) * (out[i] - ref[i]);
+            rr += ref[i] * ref[i];
+            mx = fmax(mx, fabs(out[i] - ref[i]));
+        }
         a->rel_err = sqrt(e / (rr > 0 ? rr : 1));
+        a->max_abs_err = isfinite(e) ? mx : INFINITY;
     }
     for (int round = -2; round < reps; round++)        /* two untimed warm-up rounds */
         for (int c = 0; c < n_cases; c++) {

@@ -24,6 +24,7 @@ typedef struct kvb_attend_case {
     size_t      kv_bytes;            /* K and V of every token, as stored */
     kvb_memory  mem;
     double      rel_err;             /* relative L2 against float64 */
+    double      max_abs_err;         /* largest |out - float64| over every element */
 } kvb_attend_case;
 
 /* Cases' name, in the form the tests use: attend(backend=...,dt=...,bs=...,nh=..,...). */
@@ -32,8 +33,18 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
 /* Times every case at shape s (one layer; max_seq = the context) over reps
  * interleaved rounds after 2 warm-up rounds. With n_seqs > 1 the cache holds
  * that many sequences, filled token by token in turn, so a paged sequence's
- * blocks are scattered through the pool as in a server; sequence 0 is timed. */
+ * blocks are scattered through the pool as in a server; sequence 0 is timed.
+ * K, V uniform in [-1, 1), q in [-2, 2). key_outliers > 0 multiplies that many
+ * channel pairs of every key by KVB_OUTLIER_SCALE and the same query channels
+ * by its inverse: the scores are unchanged, the keys hold outlier channels as
+ * real models' keys do. kv_bytes: what sequence 0 holds (codes, scales, f32
+ * residual), i.e. what attend reads. */
+enum { KVB_OUTLIER_SCALE = 30 };
 kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,
-                            int n_seqs, unsigned long long seed, char *msg, size_t msg_len);
+                            int n_seqs, int key_outliers, unsigned long long seed, char *msg,
+                            size_t msg_len);
+
+/* The channel of the i-th outlier pair's first element (its pair is +1). */
+int kvb_outlier_channel(int i, int head_dim);
 
 #endif

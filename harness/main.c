@@ -30,6 +30,8 @@ typedef struct cli {
     const char *backends, *dtypes, *modes, *blocks, *preset, *checkpoint, *prompt_ids, *out;
     const char *ctxs, *csv;           /* kvbench attend */
     const char *lengths, *forks;      /* kvbench serve-sim */
+    const char *key_axes;             /* quantized backends */
+    int  group, residual, key_outliers;
     int  sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
     int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings;
@@ -199,13 +201,15 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
         {"--head-dim", &c->head_dim, 2, 65536}, {"--vocab", &c->vocab, 1, 1 << 24},
         {"--max-seq", &c->max_seq, 1, 1 << 24}, {"--sequences", &c->sequences, 1, 4096},
         {"--max-prompt", &c->max_prompt, 1, 1 << 20}, {"--max-output", &c->max_output, 1, 1 << 20},
-        {"--fork-n", &c->fork_n, 2, 64},
+        {"--fork-n", &c->fork_n, 2, 64}, {"--group", &c->group, 8, 256},
+        {"--residual", &c->residual, 0, 65536}, {"--key-outliers", &c->key_outliers, 0, 4096},
     };
     struct { const char *name; const char **dst; } strs[] = {
         {"--backend", &c->backends}, {"--dtype", &c->dtypes}, {"--mode", &c->modes},
         {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
         {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out}, {"--block", &c->blocks},
         {"--ctx", &c->ctxs}, {"--csv", &c->csv}, {"--lengths", &c->lengths}, {"--fork", &c->forks},
+        {"--key-axis", &c->key_axes},
     };
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -334,6 +338,33 @@ static void cli_defaults(cli *c)
     c->warmup = 32;
     c->threads = 1;
     c->seed = 1;
+    c->residual = -1;                 /* the format's default: 128 for q2, else 0 */
+    c->key_axes = "default";
+}
+
+/* The quantization options of one case: --group, --residual (default 128 for
+ * q2 as in KIVI, 0 otherwise) and one key axis. */
+static void set_quant_options(const cli *c, kvb_key_axis axis, kvb_options *o)
+{
+    if (!kvb_dtype_is_quant(o->dtype)) return;
+    o->group = c->group;
+    o->residual = c->residual >= 0 ? c->residual : o->dtype == KVB_DTYPE_Q2 ? 128 : 0;
+    o->key_axis = axis;
+}
+
+/* --key-axis: a list of default, token, channel; --group must be a power of two. */
+static int parse_key_axes(const cli *c, kvb_key_axis *axes, int *n)
+{
+    char buf[256];
+    char *items[MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", c->key_axes);
+    if (split_list("--key-axis", buf, items, MAX_LIST, n)) return EXIT_USAGE;
+    for (int i = 0; i < *n; i++)
+        if (kvb_key_axis_parse(items[i], &axes[i]) != KVB_STATUS_OK)
+            return usage_error("unknown --key-axis '%s': allowed are default, token, channel", items[i]);
+    if (c->group && (c->group & (c->group - 1)))
+        return usage_error("--group %d: must be a power of two from 8 to 256", c->group);
+    return 0;
 }
 
 static int cmd_list(void)
@@ -349,9 +380,17 @@ static int cmd_list(void)
                c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.vocab_size,
                c.max_seq, (double)kvb_model_param_count(&c) / 1e6);
     }
-    puts("storage types (--dtype):");
+    puts("storage types (--dtype): bits per value, scales and minimums included (groups of 32)");
+    static const char *const what[KVB_DTYPE_COUNT] = {
+        "IEEE binary32", "IEEE binary16", "bfloat16",
+        "int8 codes, f16 scale per group (llama.cpp q8_0)",
+        "4-bit symmetric codes, f16 scale per group (q4_0)",
+        "4-bit codes, f16 scale and minimum per group (q4_1)",
+        "2-bit codes, f16 scale and zero point per group; KIVI: keys per channel, 128 f32 residual",
+    };
     for (int i = 0; i < KVB_DTYPE_COUNT; i++)
-        printf("  %-6s %zu bytes per value\n", kvb_dtype_name((kvb_dtype)i), kvb_dtype_size((kvb_dtype)i));
+        printf("  %-6s %5.2f  %s%s\n", kvb_dtype_name((kvb_dtype)i), kvb_dtype_bits((kvb_dtype)i, 32), what[i],
+               kvb_dtype_is_quant((kvb_dtype)i) ? " [backend quant]" : "");
     puts("allocation modes (--mode): grow (capacity doubles), prealloc (max_seq up front)");
     return 0;
 }
@@ -485,7 +524,7 @@ static int parse_backends_dtypes(const cli *c, const kvb_backend **backs, int *n
         }
     for (int i = 0; i < *nd; i++)
         if (kvb_dtype_parse(dn[i], &dts[i]) != KVB_STATUS_OK)
-            return usage_error("unknown storage type '%s': allowed are f32, f16, bf16", dn[i]);
+            return usage_error("unknown storage type '%s': allowed are f32, f16, bf16, q8, q4, q4_1, q2", dn[i]);
     return 0;
 }
 
@@ -501,16 +540,18 @@ static int cmd_attend(int argc, char **argv)
     if (r) return r < 0 ? 0 : r;
     const kvb_backend *backs[MAX_LIST];
     kvb_dtype dts[MAX_LIST];
-    int nb, nd, nk, nc, blocks[MAX_LIST], ctxs[MAX_LIST];
+    int nb, nd, nk, nc, na, blocks[MAX_LIST], ctxs[MAX_LIST];
+    kvb_key_axis axes[MAX_LIST];
     if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = parse_int_list("--ctx", c.ctxs, 1, 1 << 22, ctxs, &nc)) != 0) return r;
+    if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
     kvb_shape shape = {1, c.heads ? c.heads : 32, c.kv_heads ? c.kv_heads : 8,
                        c.head_dim ? c.head_dim : 128, ctxs[0]};
     char msg[512];
     if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
 
-    kvb_attend_case *cases = calloc((size_t)nb * nd * nk, sizeof *cases);
+    kvb_attend_case *cases = calloc((size_t)nb * nd * (nk > na ? nk : na), sizeof *cases);
     if (!cases) return 1;
     FILE *csv = NULL;
     char tmp[4200] = "";
@@ -522,25 +563,31 @@ static int cmd_attend(int argc, char **argv)
         }
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
-                     "waste,rel_err\n");
+                     "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers\n");
     }
-    printf("%-72s %10s %10s %10s %7s %7s %6s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
-           "ratio", "waste", "rel_err");
+    if (c.key_outliers)
+        printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
+               KVB_OUTLIER_SCALE, KVB_OUTLIER_SCALE);
+    printf("%-88s %10s %10s %10s %7s %7s %6s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
+           "ratio", "waste", "rel_err", "max_abs");
     int rc = 0;
     for (int ci = 0; ci < nc && rc == 0; ci++) {
         shape.max_seq = ctxs[ci];
         int n = 0;
         for (int i = 0; i < nb; i++)
-            for (int j = 0; j < nd; j++)
-                for (int k = 0; k < ((backs[i]->flags & KVB_BACKEND_PAGED) ? nk : 1); k++) {
+            for (int j = 0; j < nd; j++) {
+                int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0, qt = kvb_dtype_is_quant(dts[j]);
+                for (int k = 0; k < (pg ? nk : qt ? na : 1); k++) {
                     memset(&cases[n], 0, sizeof cases[n]);
                     cases[n].backend = backs[i];
                     cases[n].opt.dtype = dts[j];
-                    cases[n].opt.block_tokens = (backs[i]->flags & KVB_BACKEND_PAGED) ? blocks[k] : 0;
+                    cases[n].opt.block_tokens = pg ? blocks[k] : 0;
+                    set_quant_options(&c, qt ? axes[k] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
                     n++;
                 }
-        if (kvb_attend_bench(cases, n, &shape, c.reps, c.sequences, (unsigned long long)c.seed, msg,
-                             sizeof msg) !=
+            }
+        if (kvb_attend_bench(cases, n, &shape, c.reps, c.sequences, c.key_outliers,
+                             (unsigned long long)c.seed, msg, sizeof msg) !=
             KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s\n", msg);
             rc = 1;
@@ -550,21 +597,27 @@ static int cmd_attend(int argc, char **argv)
             const kvb_attend_case *a = &cases[i];
             char name[192];
             kvb_attend_case_name(a, &shape, name, sizeof name);
-            if (a->skipped) { printf("%-72s skipped: %s\n", name, a->why); continue; }
+            if (a->skipped) { printf("%-88s skipped: %s\n", name, a->why); continue; }
+            /* quantized types compare with the f32 store they replace */
+            kvb_dtype bdt = kvb_dtype_is_quant(a->opt.dtype) ? KVB_DTYPE_F32 : a->opt.dtype;
             double base = NAN;
             for (int j = 0; j < n; j++)
                 if (!cases[j].skipped && strcmp(cases[j].backend->name, "contiguous") == 0 &&
-                    cases[j].opt.dtype == a->opt.dtype)
+                    cases[j].opt.dtype == bdt)
                     base = cases[j].median_ns;
             double waste = a->mem.reserved ? 1.0 - (double)a->mem.used / (double)a->mem.reserved : 0;
-            printf("%-72s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.1e\n", name, a->median_ns / 1e3,
-                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste, a->rel_err);
+            printf("%-88s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.1e %8.1e\n", name, a->median_ns / 1e3,
+                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste, a->rel_err,
+                   a->max_abs_err);
             if (csv)
-                fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e\n",
+                fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e,"
+                             "%.3e,%d,%d,%s,%d\n",
                         name, a->backend->name, kvb_dtype_name(a->opt.dtype), a->opt.block_tokens,
                         shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.max_seq, c.reps,
                         a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
-                        a->mem.reserved, a->mem.used, waste, a->rel_err);
+                        a->mem.reserved, a->mem.used, waste, a->rel_err, a->max_abs_err,
+                        a->opt.group ? a->opt.group : 32, a->opt.residual,
+                        kvb_key_axis_name(a->opt.key_axis), c.key_outliers);
         }
         fflush(stdout);
     }

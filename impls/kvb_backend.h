@@ -28,16 +28,26 @@ typedef enum kvb_status {
 
 const char *kvb_status_str(kvb_status s);
 
-/* Storage type of cached K and V. Compute is always f32. */
+/* Storage type of cached K and V. Compute is always f32. The quantized types
+ * hold groups of values with an f16 scale (and minimum); only backends flagged
+ * KVB_BACKEND_QUANT store them (impls/kernels/quant.h has the formats). */
 typedef enum kvb_dtype {
     KVB_DTYPE_F32 = 0,
     KVB_DTYPE_F16,            /* IEEE 754 binary16, round to nearest even */
     KVB_DTYPE_BF16,           /* bfloat16: top half of an f32, round to nearest even */
+    KVB_DTYPE_Q8,             /* 8-bit symmetric, f16 scale per group (q8_0: 8.5 bits at 32) */
+    KVB_DTYPE_Q4,             /* 4-bit symmetric, f16 scale per group (q4_0: 4.5 bits at 32) */
+    KVB_DTYPE_Q4_1,           /* 4-bit with f16 scale and minimum per group (q4_1: 5 bits) */
+    KVB_DTYPE_Q2,             /* 2-bit with f16 scale and zero point per group (KIVI: 3 bits) */
     KVB_DTYPE_COUNT
 } kvb_dtype;
 
 const char *kvb_dtype_name(kvb_dtype t);
-size_t      kvb_dtype_size(kvb_dtype t);               /* bytes per element */
+size_t      kvb_dtype_size(kvb_dtype t);               /* bytes per element; 0 if quantized */
+int         kvb_dtype_is_quant(kvb_dtype t);
+/* Bits per stored value, scales and minimums included, for groups of `group`
+ * values (0: the default, 32). */
+double      kvb_dtype_bits(kvb_dtype t, int group);
 kvb_status  kvb_dtype_parse(const char *name, kvb_dtype *out);
 
 /* How a dense store obtains its memory. */
@@ -49,6 +59,17 @@ typedef enum kvb_alloc {
 
 const char *kvb_alloc_name(kvb_alloc a);
 kvb_status  kvb_alloc_parse(const char *name, kvb_alloc *out);
+
+/* Which way keys are grouped for quantization (values are always per token). */
+typedef enum kvb_key_axis {
+    KVB_KEY_AXIS_DEFAULT = 0, /* the format's own: channel for q2 (KIVI), token otherwise */
+    KVB_KEY_AXIS_TOKEN,       /* groups along head_dim within one token */
+    KVB_KEY_AXIS_CHANNEL,     /* groups along `group` tokens within one channel */
+    KVB_KEY_AXIS_COUNT
+} kvb_key_axis;
+
+const char *kvb_key_axis_name(kvb_key_axis a);
+kvb_status  kvb_key_axis_parse(const char *name, kvb_key_axis *out);
 
 typedef struct kvb_shape {
     int n_layers;
@@ -66,6 +87,10 @@ typedef struct kvb_options {
     int       block_tokens;   /* tokens per block, 1..256; default 16 */
     size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */
     size_t    pool_bytes;     /* pool size in bytes; both 0: room for max_seqs x max_seq */
+    /* quantized backends (KVB_BACKEND_QUANT) only */
+    int          group;       /* values per scale: 8..256, a power of two; 0: 32 */
+    int          residual;    /* newest tokens kept in f32 before they are quantized, 0..65536 */
+    kvb_key_axis key_axis;
 } kvb_options;
 
 /* Checks sizes and divisibility; on failure writes a message naming the value. */
@@ -90,6 +115,9 @@ enum {
      * in kvb_options apply, and append may return KVB_STATUS_FULL when the
      * pool is exhausted (leaving every sequence as it was). */
     KVB_BACKEND_PAGED = 1u << 1,
+    /* Stores the quantized types (KVB_DTYPE_Q*), and only those; group,
+     * residual and key_axis in kvb_options apply. */
+    KVB_BACKEND_QUANT = 1u << 2,
 };
 
 typedef struct kvb_backend {

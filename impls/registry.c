@@ -11,6 +11,7 @@ extern const kvb_backend kvb_backend_contiguous;
 extern const kvb_backend kvb_backend_paged;
 extern const kvb_backend kvb_backend_paged_blockmajor;
 extern const kvb_backend kvb_backend_paged_tokmajor;
+extern const kvb_backend kvb_backend_quant;
 
 static const kvb_backend *const registry[] = {
     &kvb_backend_nocache,
@@ -18,6 +19,7 @@ static const kvb_backend *const registry[] = {
     &kvb_backend_paged,
     &kvb_backend_paged_blockmajor,
     &kvb_backend_paged_tokmajor,
+    &kvb_backend_quant,
 };
 
 int kvb_backend_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
@@ -44,6 +46,12 @@ kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
                  (int)o->dtype, (int)o->alloc);
         return KVB_STATUS_INVALID_ARG;
     }
+    if (kvb_dtype_is_quant(o->dtype) != !!(b->flags & KVB_BACKEND_QUANT)) {
+        snprintf(why, why_len, "storage type %s: %s", kvb_dtype_name(o->dtype),
+                 (b->flags & KVB_BACKEND_QUANT) ? "this backend stores only q8, q4, q4_1 and q2"
+                                                 : "quantized types are stored by backend quant");
+        return KVB_STATUS_UNSUPPORTED;
+    }
     if (o->max_seqs < 1) {
         snprintf(why, why_len, "max_seqs = %d: must be at least 1", o->max_seqs);
         return KVB_STATUS_INVALID_ARG;
@@ -66,8 +74,23 @@ const char *kvb_status_str(kvb_status s)
     return (s >= 0 && s < KVB_STATUS_COUNT) ? status_names[s] : "unknown status";
 }
 
-static const char *const dtype_names[KVB_DTYPE_COUNT] = {"f32", "f16", "bf16"};
-static const size_t dtype_sizes[KVB_DTYPE_COUNT] = {4, 2, 2};
+static const char *const dtype_names[KVB_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8", "q4", "q4_1", "q2"};
+static const size_t dtype_sizes[KVB_DTYPE_COUNT] = {4, 2, 2, 0, 0, 0, 0};
+/* code bits and f16 words per group of the quantized types */
+static const int dtype_code_bits[KVB_DTYPE_COUNT] = {32, 16, 16, 8, 4, 4, 2};
+static const int dtype_group_words[KVB_DTYPE_COUNT] = {0, 0, 0, 1, 1, 2, 2};
+
+int kvb_dtype_is_quant(kvb_dtype t)
+{
+    return t >= KVB_DTYPE_Q8 && t < KVB_DTYPE_COUNT;
+}
+
+double kvb_dtype_bits(kvb_dtype t, int group)
+{
+    if (t < 0 || t >= KVB_DTYPE_COUNT) return 0;
+    if (group <= 0) group = 32;
+    return dtype_code_bits[t] + 16.0 * dtype_group_words[t] / group;
+}
 
 const char *kvb_dtype_name(kvb_dtype t)
 {
@@ -79,11 +102,35 @@ size_t kvb_dtype_size(kvb_dtype t)
     return (t >= 0 && t < KVB_DTYPE_COUNT) ? dtype_sizes[t] : 0;
 }
 
+/* Index of name in names[0..n), or -1: the one lookup behind every *_parse. */
+static int name_index(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
 kvb_status kvb_dtype_parse(const char *name, kvb_dtype *out)
 {
-    for (int i = 0; name && i < KVB_DTYPE_COUNT; i++)
-        if (strcmp(name, dtype_names[i]) == 0) { *out = (kvb_dtype)i; return KVB_STATUS_OK; }
-    return KVB_STATUS_INVALID_ARG;
+    int i = name_index(dtype_names, KVB_DTYPE_COUNT, name);
+    if (i < 0) return KVB_STATUS_INVALID_ARG;
+    *out = (kvb_dtype)i;
+    return KVB_STATUS_OK;
+}
+
+static const char *const axis_names[KVB_KEY_AXIS_COUNT] = {"default", "token", "channel"};
+
+const char *kvb_key_axis_name(kvb_key_axis a)
+{
+    return (a >= 0 && a < KVB_KEY_AXIS_COUNT) ? axis_names[a] : "?";
+}
+
+kvb_status kvb_key_axis_parse(const char *name, kvb_key_axis *out)
+{
+    int i = name_index(axis_names, KVB_KEY_AXIS_COUNT, name);
+    if (i < 0) return KVB_STATUS_INVALID_ARG;
+    *out = (kvb_key_axis)i;
+    return KVB_STATUS_OK;
 }
 
 static const char *const alloc_names[KVB_ALLOC_COUNT] = {"grow", "prealloc"};
@@ -95,9 +142,10 @@ const char *kvb_alloc_name(kvb_alloc a)
 
 kvb_status kvb_alloc_parse(const char *name, kvb_alloc *out)
 {
-    for (int i = 0; name && i < KVB_ALLOC_COUNT; i++)
-        if (strcmp(name, alloc_names[i]) == 0) { *out = (kvb_alloc)i; return KVB_STATUS_OK; }
-    return KVB_STATUS_INVALID_ARG;
+    int i = name_index(alloc_names, KVB_ALLOC_COUNT, name);
+    if (i < 0) return KVB_STATUS_INVALID_ARG;
+    *out = (kvb_alloc)i;
+    return KVB_STATUS_OK;
 }
 
 kvb_status kvb_shape_check(const kvb_shape *s, char *msg, size_t msg_len)
