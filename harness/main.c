@@ -5,6 +5,7 @@
  * be written, 2 bad usage. Only this file exits. */
 #define _POSIX_C_SOURCE 200809L
 #include "attend_bench.h"
+#include "quality.h"
 #include "ceiling.h"
 #include "model.h"
 #include "probe.h"
@@ -31,7 +32,7 @@ typedef struct cli {
     const char *ctxs, *csv;           /* kvbench attend */
     const char *lengths, *forks;      /* kvbench serve-sim */
     const char *key_axes;             /* quantized backends */
-    int  group, residual, key_outliers;
+    int  group, residual, key_outliers, untied;
     int  sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
     int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings;
@@ -107,8 +108,14 @@ static void print_help(const char *cmd)
              "Fills one layer of each cache with the same seeded K/V, then times attend alone,\n"
              "the cases interleaved round by round, and checks each output against float64.\n\n"
              "  --backend LIST      backends with an attend (default contiguous,paged)\n"
-             "  --dtype LIST        f32,f16,bf16 (default f32)\n"
+             "  --dtype LIST        f32,f16,bf16; q8,q4,q4_1,q2 for quant (default f32)\n"
              "  --block LIST        paged block sizes, 1..256 (default 16)\n"
+             "  --group N           quant: values per scale, a power of two 8..256 (default 32)\n"
+             "  --residual N        quant: newest tokens kept in f32 (default 128 for q2, else 0)\n"
+             "  --key-axis LIST     quant: default,token,channel: keys grouped per token or per\n"
+             "                      channel across --group tokens (default: channel for q2)\n"
+             "  --key-outliers N    make N channel pairs of the keys 30x larger (queries /30:\n"
+             "                      same scores), as in real models' keys\n"
              "  --ctx LIST          context lengths (default 1024,8192,32768)\n"
              "  --heads N --kv-heads N --head-dim N   shape (default 32, 8, 128)\n"
              "  --reps R            timed rounds (default 21); medians and p10/p90 reported\n"
@@ -116,8 +123,10 @@ static void print_help(const char *cmd)
              "                      a paged sequence's blocks then lie scattered in the pool\n"
              "  --seed N            data seed (default 1)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
-             "ratio = median / contiguous's median at the same storage type and context;\n"
-             "waste = 1 - used / reserved bytes; GB/s = K and V bytes read / median, GB = 1e9.");
+             "ratio = median / contiguous's median at the same storage type (f32 for the\n"
+             "quantized ones) and context; waste = 1 - used / reserved bytes; GB/s = bytes\n"
+             "the sequence holds (codes, scales, f32 residual) / median, GB = 1e9;\n"
+             "rel_err, max_abs: relative L2 and largest absolute error against float64.");
     } else if (cmd && strcmp(cmd, "serve-sim") == 0) {
         puts("usage: kvbench serve-sim [flags]\n\n"
              "Serves --sequences requests with seeded prompt/output lengths in rounds under one\n"
@@ -127,7 +136,8 @@ static void print_help(const char *cmd)
              "  --backend LIST      contiguous,paged (default)\n"
              "  --mode LIST         contiguous: prealloc,grow (default both)\n"
              "  --block LIST        paged block sizes (default 16)\n"
-             "  --dtype LIST        f32,f16,bf16 (default f32)\n"
+             "  --dtype LIST        f32,f16,bf16; q8,q4,q4_1,q2 for quant (default f32)\n"
+             "  --group N --residual N   quant settings as for run\n"
              "  --preset NAME       KV shape (default stories15m)\n"
              "  --sequences N       requests (default 64)\n"
              "  --max-prompt N --max-output N   length bounds (default 128, 384)\n"
@@ -152,7 +162,10 @@ static void print_help(const char *cmd)
              "Prefills a prompt, then decodes --tokens tokens greedily with every backend x\n"
              "storage type x allocation mode, --reps times after a warm-up, timing each step.\n\n"
              "  --backend LIST      backends (default nocache,contiguous; see 'kvbench list')\n"
-             "  --dtype LIST        cache storage types: f32,f16,bf16 (default f32)\n"
+             "  --dtype LIST        cache storage types: f32,f16,bf16; q8,q4,q4_1,q2 for the\n"
+             "                      quant backend (default f32). Every lossy type also gets\n"
+             "                      KL, top-1 agreement and attend error against the f32\n"
+             "                      cache over the same tokens (quality.csv)\n"
              "  --mode LIST         contiguous allocation: grow,prealloc (default grow)\n"
              "  --block LIST        paged block sizes in tokens, 1..256 (default 16)\n"
              "  --pool-mb N         paged pool size in MiB (or --pool-blocks N); default:\n"
@@ -161,6 +174,14 @@ static void print_help(const char *cmd)
              "  --checkpoint FILE   llama2.c checkpoint instead of seeded random weights\n"
              "  --dim --hidden --layers --heads --kv-heads --head-dim --vocab --max-seq N\n"
              "  --rope-theta X      override one field of the preset\n"
+             "  --untied            random weights with a separate classifier (a tied one makes\n"
+             "                      random models copy their input token: KL would be ~0)\n"
+             "  --key-outliers N    scale N channel pairs of Wk by 30 and of Wq by 1/30: same\n"
+             "                      model, keys with outlier channels\n"
+             "  --group N           quant: values per scale, a power of two 8..256 (default 32)\n"
+             "  --residual N        quant: newest tokens kept in f32 (default 128 for q2, else 0)\n"
+             "  --key-axis LIST     quant: default,token,channel: keys grouped per token or per\n"
+             "                      channel across --group tokens (default: channel for q2)\n"
              "  --seed N            weights and prompt seed (default 1)\n"
              "  --prompt P          prompt length in tokens (default 16)\n"
              "  --prompt-ids LIST   explicit prompt token ids, e.g. 1,450,4996\n"
@@ -251,6 +272,7 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
     if (strcmp(flag, "--quiet") == 0) { c->quiet = 1; return 1; }
     if (strcmp(flag, "--no-ceilings") == 0) { c->no_ceilings = 1; return 1; }
     if (strcmp(flag, "--no-attend") == 0) { c->no_attend = 1; return 1; }
+    if (strcmp(flag, "--untied") == 0) { c->untied = 1; return 1; }
     return 0;
 }
 
@@ -285,7 +307,7 @@ static int build_model(const cli *c, kvb_model *m, const char **source)
     if (c->checkpoint) {
         if (c->preset) return usage_error("--preset and --checkpoint exclude each other");
         if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim || c->vocab ||
-            c->rope_theta > 0)
+            c->rope_theta > 0 || c->untied)
             return usage_error("--checkpoint takes its shape from the file: only --max-seq may "
                                "override it");
         kvb_status st = kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg);
@@ -314,6 +336,7 @@ static int build_model(const cli *c, kvb_model *m, const char **source)
     if (c->vocab) cfg.vocab_size = c->vocab;
     if (c->max_seq) cfg.max_seq = c->max_seq;
     if (c->rope_theta > 0) cfg.rope_theta = (float)c->rope_theta;
+    if (c->untied) cfg.shared_classifier = 0;
     if (kvb_model_config_check(&cfg, msg, sizeof msg) != KVB_STATUS_OK)
         return usage_error("bad model shape: %s", msg);
     kvb_status st = kvb_model_init_random(m, &cfg, (uint64_t)c->seed, msg, sizeof msg);
@@ -340,6 +363,18 @@ static void cli_defaults(cli *c)
     c->seed = 1;
     c->residual = -1;                 /* the format's default: 128 for q2, else 0 */
     c->key_axes = "default";
+}
+
+/* Whether backend b is paired with storage type dts[j] in a cross product:
+ * quantized types go with quantized backends only, and the mismatched pairs
+ * are left out silently unless b has no type of its kind in the list (then
+ * they are kept, to be reported as skipped with the reason). */
+static int pair_wanted(const kvb_backend *b, const kvb_dtype *dts, int nd, int j)
+{
+    int quant = (b->flags & KVB_BACKEND_QUANT) != 0, any = 0;
+    if (b->flags & KVB_BACKEND_RECOMPUTE) return 1;
+    for (int i = 0; i < nd; i++) any |= kvb_dtype_is_quant(dts[i]) == quant;
+    return !any || kvb_dtype_is_quant(dts[j]) == quant;
 }
 
 /* The quantization options of one case: --group, --residual (default 128 for
@@ -577,6 +612,7 @@ static int cmd_attend(int argc, char **argv)
         for (int i = 0; i < nb; i++)
             for (int j = 0; j < nd; j++) {
                 int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0, qt = kvb_dtype_is_quant(dts[j]);
+                if (!pair_wanted(backs[i], dts, nd, j)) continue;
                 for (int k = 0; k < (pg ? nk : qt ? na : 1); k++) {
                     memset(&cases[n], 0, sizeof cases[n]);
                     cases[n].backend = backs[i];
@@ -617,7 +653,7 @@ static int cmd_attend(int argc, char **argv)
                         a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
                         a->mem.reserved, a->mem.used, waste, a->rel_err, a->max_abs_err,
                         a->opt.group ? a->opt.group : 32, a->opt.residual,
-                        kvb_key_axis_name(a->opt.key_axis), c.key_outliers);
+                        kvb_key_axis_name(kvb_key_axis_resolve(a->opt.dtype, a->opt.key_axis)), c.key_outliers);
         }
         fflush(stdout);
     }
@@ -700,9 +736,11 @@ static int cmd_serve(int argc, char **argv)
                 for (int j = 0; j < nd; j++) {
                     int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
                     if (backs[i]->flags & KVB_BACKEND_RECOMPUTE) continue;   /* holds no KV */
+                    if (!pair_wanted(backs[i], dts, nd, j)) continue;
                     for (int k = 0; k < (pg ? nk : nm); k++) {
                         kvb_options o = {.dtype = dts[j], .alloc = pg ? KVB_ALLOC_GROW : modes[k],
                                          .block_tokens = pg ? blocks[k] : 0};
+                        set_quant_options(&c, KVB_KEY_AXIS_DEFAULT, &o);
                         sc.lengths = lens[li];
                         sc.fork = forks[fi];
                         sc.budget_bytes = c.budget_mb > 0 ? (size_t)(c.budget_mb * 1048576.0)
@@ -745,6 +783,87 @@ static int cmd_serve(int argc, char **argv)
     return rc;
 }
 
+/* For every point whose storage is lossy (f16, bf16, quantized): KL and top-1
+ * agreement against the f32 contiguous cache over the run's tokens, and the
+ * per-layer attend error; printed, and written as quality.csv into dir (a
+ * temporary name, then renamed). 0 when there is nothing to do or all is
+ * written; -1 with msg set otherwise. */
+static int write_quality(const cli *c, const kvb_model *m, kvb_state *st, const kvb_point *pts, int n_pts,
+                         const int *prompt, int P, const char *dir, char *msg, size_t msg_len)
+{
+    int any = 0;
+    for (int i = 0; i < n_pts; i++)
+        any |= !(pts[i].backend->flags & KVB_BACKEND_RECOMPUTE) && pts[i].opt.dtype != KVB_DTYPE_F32 &&
+               pts[i].status != KVB_POINT_SKIPPED && pts[i].status != KVB_POINT_FAILED;
+    if (!any) return 0;
+    if (!c->quiet) fprintf(stderr, "quality: reference generation (contiguous f32), %d tokens...\n", c->tokens);
+    kvb_quality_ref ref;
+    if (kvb_quality_reference(m, st, prompt, P, c->tokens, &ref, msg, msg_len) != KVB_STATUS_OK) return -1;
+    char path[4400], tmp[4500];
+    snprintf(path, sizeof path, "%s/quality.csv", dir);
+    snprintf(tmp, sizeof tmp, "%s/.quality.csv.tmp", dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(msg, msg_len, "cannot write '%s': %s", tmp, strerror(errno));
+        kvb_quality_ref_free(&ref);
+        return -1;
+    }
+    fprintf(f, "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_rel_l2_mean,"
+               "attn_max_abs");
+    printf("quality against contiguous/f32 over %d generated tokens (teacher-forced; attend vs float64 "
+           "per layer, mean over steps):\n", c->tokens);
+    printf("%-28s %10s %10s %10s %7s %12s %12s  rel_l2 at context", "point", "KL_mean", "KL_p99", "KL_max",
+           "top1", "attn_rel_l2", "attn_maxabs");
+    int first = 1, rc = 0;
+    for (int i = 0; i < n_pts && rc == 0; i++) {
+        const kvb_point *p = &pts[i];
+        if ((p->backend->flags & KVB_BACKEND_RECOMPUTE) || p->opt.dtype == KVB_DTYPE_F32 ||
+            p->status == KVB_POINT_SKIPPED || p->status == KVB_POINT_FAILED)
+            continue;
+        kvb_quality q;
+        if (kvb_quality_compare(m, st, p->backend, &p->opt, &ref, &q, msg, msg_len) != KVB_STATUS_OK) {
+            rc = -1;
+            break;
+        }
+        if (first) {
+            for (int j = 0; j < q.n_ctx; j++) fprintf(f, ",attn_rel_l2_ctx%d", q.ctx[j]);
+            for (int j = 0; j < q.n_ctx; j++) printf(" %d", q.ctx[j]);
+            fputc('\n', f);
+            putchar('\n');
+            first = 0;
+        }
+        char label[128], mode[32];
+        kvb_point_label(p, label, sizeof label);
+        kvb_point_mode(p, mode, sizeof mode);
+        double rel = 0, mabs = 0;
+        for (int l = 0; l < q.n_layers; l++) { rel += q.rel_l2_mean[l] / q.n_layers; mabs = fmax(mabs, q.max_abs[l]); }
+        printf("%-28s %10.2e %10.2e %10.2e %7.3f %12.2e %12.2e  layers 0..%d:", label, q.kl_mean, q.kl_p99,
+               q.kl_max, q.top1, rel, mabs, q.n_layers - 1);
+        for (int j = 0; j < q.n_ctx; j++) {
+            double r2 = 0;
+            for (int l = 0; l < q.n_layers; l++) r2 += q.rel_l2_at[(size_t)l * q.n_ctx + j] / q.n_layers;
+            printf(" %.1e", r2);
+        }
+        putchar('\n');
+        for (int l = 0; l < q.n_layers; l++) {
+            fprintf(f, "%s,%s,%s,%s,%d,%.6e,%.6e,%.6e,%.6e,%.6f,%d,%.6e,%.6e", label, p->backend->name,
+                    kvb_dtype_name(p->opt.dtype), mode, q.n_steps, q.kl_mean, q.kl_p50, q.kl_p99, q.kl_max,
+                    q.top1, l, q.rel_l2_mean[l], q.max_abs[l]);
+            for (int j = 0; j < q.n_ctx; j++) fprintf(f, ",%.6e", q.rel_l2_at[(size_t)l * q.n_ctx + j]);
+            fputc('\n', f);
+        }
+        kvb_quality_free(&q);
+    }
+    kvb_quality_ref_free(&ref);
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (rc == 0 && (bad || rename(tmp, path) != 0)) {
+        snprintf(msg, msg_len, "writing '%s' failed", path);
+        rc = -1;
+    }
+    if (rc) remove(tmp);
+    return rc;
+}
+
 static int cmd_run(int argc, char **argv, const char *cmdline)
 {
     cli c;
@@ -765,8 +884,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     for (int i = 0; i < nm; i++)
         if (kvb_alloc_parse(mn[i], &modes[i]) != KVB_STATUS_OK)
             return usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
-    int nk, blocks[MAX_LIST];
+    int nk, na, blocks[MAX_LIST];
+    kvb_key_axis axes[MAX_LIST];
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
+    if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
     if (c.pool_mb && c.pool_blocks) return usage_error("--pool-mb and --pool-blocks exclude each other");
 
     kvb_model_config probe;
@@ -866,18 +987,29 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
 
     /* a point per backend x storage type x (allocation mode, or block size for
      * a paged backend); nocache stores nothing, so it is one point */
-    pts = calloc((size_t)nb * nd * (nm > nk ? nm : nk), sizeof *pts);
+    if (c.key_outliers) {
+        if (c.key_outliers > m.cfg.head_dim / 2) {
+            rc = usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
+                             m.cfg.head_dim / 2);
+            goto done;
+        }
+        kvb_model_key_outliers(&m, c.key_outliers);
+    }
+    pts = calloc((size_t)nb * nd * (nm > nk ? (nm > na ? nm : na) : (nk > na ? nk : na)), sizeof *pts);
     if (!pts) { rc = 1; goto done; }
     for (int i = 0; i < nb; i++) {
         int recompute = (backs[i]->flags & KVB_BACKEND_RECOMPUTE) != 0;
         int paged = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
+        int quant = (backs[i]->flags & KVB_BACKEND_QUANT) != 0;
         for (int j = 0; j < (recompute ? 1 : nd); j++)
-            for (int k = 0; k < (recompute ? 1 : paged ? nk : nm); k++) {
+            for (int k = 0; k < (recompute ? 1 : paged ? nk : quant ? na : nm); k++) {
+                if (!pair_wanted(backs[i], dts, nd, j)) continue;
                 kvb_options o = {.dtype = recompute ? KVB_DTYPE_F32 : dts[j],
-                                 .alloc = recompute || paged ? KVB_ALLOC_GROW : modes[k],
+                                 .alloc = recompute || paged || quant ? KVB_ALLOC_GROW : modes[k],
                                  .max_seqs = 1, .block_tokens = paged ? blocks[k] : 0,
                                  .pool_blocks = (size_t)c.pool_blocks,
                                  .pool_bytes = (size_t)c.pool_mb << 20};
+                set_quant_options(&c, quant ? axes[k] : KVB_KEY_AXIS_DEFAULT, &o);
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
                     rc = 1;
@@ -916,6 +1048,13 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     kvb_run_info info = {run_id, cmdline, source, (uint64_t)c.seed, &m.cfg, &g,
                          openblas_get_num_threads(), have_ceil ? &ceil : NULL, started};
     char msg[512];
+    /* lossy storage: accuracy against the f32 contiguous cache, beside time and memory */
+    if (write_quality(&c, &m, &st, pts, n_pts, prompt, P, partial, msg, sizeof msg) != 0) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        kvb_results_remove(partial);
+        rc = 1;
+        goto done;
+    }
     if (kvb_results_write(partial, &info, pts, n_pts, msg, sizeof msg) != 0) {
         fprintf(stderr, "kvbench: %s\n", msg);
         kvb_results_remove(partial);

@@ -97,7 +97,7 @@ static void json_read_bw(FILE *f, const kvb_read_bw *r)
 }
 
 /* Flops and bytes of one decode step at `pos` (context pos+1), from the shape. */
-static void step_work(const kvb_model_config *c, int recompute, int pos, size_t es,
+static void step_work(const kvb_model_config *c, int recompute, int pos, double es,
                       double *flop, double *bytes)
 {
     double d = c->dim, qd = (double)c->n_heads * c->head_dim,
@@ -111,7 +111,7 @@ static void step_work(const kvb_model_config *c, int recompute, int pos, size_t 
         *bytes = 4 * (mat + cls);
     } else {
         *flop = 2 * (mat + cls) + attn_per_ctx * ctx;
-        *bytes = 4 * (mat + cls) + 2 * L * kvd * ctx * (double)es;
+        *bytes = 4 * (mat + cls) + 2 * L * kvd * ctx * es;
     }
 }
 
@@ -222,9 +222,12 @@ void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prom
         o->used = last->used;
         o->metadata = last->metadata;
         o->rss = last->rss;
-        size_t es = (p->backend->flags & KVB_BACKEND_RECOMPUTE) ? 0 : kvb_dtype_size(p->opt.dtype);
-        o->analytic_used = 2 * (size_t)m->n_layers * m->n_kv_heads * m->head_dim * es *
-                           (size_t)(last->position + 1);
+        /* bytes per value, scales included; a quantized cache's f32 residual
+         * window is not in this figure, so used exceeds it by that window */
+        double es = (p->backend->flags & KVB_BACKEND_RECOMPUTE) ? 0
+                    : kvb_dtype_bits(p->opt.dtype, p->opt.group) / 8.0;
+        o->analytic_used = (size_t)(2.0 * m->n_layers * m->n_kv_heads * m->head_dim * es *
+                                    (double)(last->position + 1) + 0.5);
     }
     /* total time to generate n tokens; n on a geometric grid so that every
      * decade of n weighs the same in the fit. The whole range mixes the fixed
@@ -244,7 +247,7 @@ void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prom
     if (o->steps > 0) {
         int rc = (p->backend->flags & KVB_BACKEND_RECOMPUTE) != 0;
         double fl, by;
-        step_work(m, rc, o->last_pos, rc ? 4 : kvb_dtype_size(p->opt.dtype), &fl, &by);
+        step_work(m, rc, o->last_pos, rc ? 4.0 : kvb_dtype_bits(p->opt.dtype, p->opt.group) / 8.0, &fl, &by);
         o->last_step_gflop = fl / 1e9;
         o->last_step_gbytes = by / 1e9;
     }
@@ -254,7 +257,9 @@ out:
 
 /* ---- files ------------------------------------------------------------- */
 
-static const char *const result_files[] = {"meta.json", "tokens.csv", "positions.csv", "summary.json"};
+/* quality.csv is written by the run command itself (lossy storage only) */
+static const char *const result_files[] = {"meta.json", "tokens.csv", "positions.csv", "summary.json",
+                                           "quality.csv"};
 
 typedef struct out_file {
     FILE *f;

@@ -3,6 +3,8 @@
  *   tokens.csv    one row per point x repetition x decode step
  *   positions.csv one row per point x position: median, p10, p90 over repetitions
  *   summary.json  per point: totals, per-position medians, bytes, fitted exponents
+ *   quality.csv   lossy storage only (f16, bf16, quantized): KL, top-1 agreement
+ *                 and attend error per layer against the f32 cache (quality.h)
  * Every file is written under a temporary name and renamed; the directory
  * itself is built as <dir>.partial and renamed to <dir> only when complete. */
 #ifndef KVB_RESULTS_H

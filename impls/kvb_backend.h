@@ -70,6 +70,8 @@ typedef enum kvb_key_axis {
 
 const char *kvb_key_axis_name(kvb_key_axis a);
 kvb_status  kvb_key_axis_parse(const char *name, kvb_key_axis *out);
+/* DEFAULT made concrete for storage type t: CHANNEL for q2, else TOKEN. */
+kvb_key_axis kvb_key_axis_resolve(kvb_dtype t, kvb_key_axis a);
 
 typedef struct kvb_shape {
     int n_layers;

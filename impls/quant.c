@@ -138,9 +138,8 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
     c->group = opt->group ? opt->group : 32;
     c->opt.group = c->group;
     c->residual = opt->residual;
-    c->channel = opt->key_axis == KVB_KEY_AXIS_CHANNEL ||
-                 (opt->key_axis == KVB_KEY_AXIS_DEFAULT && opt->dtype == KVB_DTYPE_Q2);
-    c->opt.key_axis = c->channel ? KVB_KEY_AXIS_CHANNEL : KVB_KEY_AXIS_TOKEN;
+    c->opt.key_axis = kvb_key_axis_resolve(opt->dtype, opt->key_axis);
+    c->channel = c->opt.key_axis == KVB_KEY_AXIS_CHANNEL;
     c->unit = c->channel ? c->group : 1;
     /* the tail never holds more than max_seq tokens, nor residual + unit */
     c->ring = c->residual + c->unit < shape->max_seq ? c->residual + c->unit : shape->max_seq;

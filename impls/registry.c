@@ -133,6 +133,12 @@ kvb_status kvb_key_axis_parse(const char *name, kvb_key_axis *out)
     return KVB_STATUS_OK;
 }
 
+kvb_key_axis kvb_key_axis_resolve(kvb_dtype t, kvb_key_axis a)
+{
+    if (a != KVB_KEY_AXIS_DEFAULT) return a;
+    return t == KVB_DTYPE_Q2 ? KVB_KEY_AXIS_CHANNEL : KVB_KEY_AXIS_TOKEN;
+}
+
 static const char *const alloc_names[KVB_ALLOC_COUNT] = {"grow", "prealloc"};
 
 const char *kvb_alloc_name(kvb_alloc a)

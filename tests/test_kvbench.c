@@ -621,8 +621,7 @@ static void test_quant_fused_equals_dequantized(void **state)
         double e = rel_l2(out, ref, (size_t)nh * hd);
         if (!(e <= 2e-5)) fail_msg("%s: rel L2 %.3g against attention over the read-back values", name, e);
         int quantized = memcmp(k, rk, kvn * 4) != 0 || memcmp(v, rv, kvn * 4) != 0;
-        int unit = vs[vi].axis == KVB_KEY_AXIS_CHANNEL ||
-                   (vs[vi].axis == KVB_KEY_AXIS_DEFAULT && qtypes[fi] == KVB_DTYPE_Q2) ? vs[vi].group : 1;
+        int unit = kvb_key_axis_resolve(qtypes[fi], vs[vi].axis) == KVB_KEY_AXIS_CHANNEL ? vs[vi].group : 1;
         assert_int_equal(quantized, ctx >= vs[vi].residual + unit);     /* the residual window holds */
         if (quantized) {
             ref_attend(q, k, v, ctx, nh, nkv, hd, ref);

@@ -1,0 +1,266 @@
+/* quality.c: see quality.h. The per-layer attend check wraps the candidate
+ * cache in a "shadow" backend that keeps an exact f32 copy of every K/V the
+ * model appends and, on each attend, compares the cache's output with float64
+ * attention over that copy; the model code is unchanged and unaware of it. */
+#include "quality.h"
+#include "attend_bench.h"
+#include "stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- reference run ---------------------------------------------------------- */
+
+static void log_softmax(const float *x, int n, float *out)
+{
+    double mx = x[0], sum = 0;
+    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
+    double lse = mx + log(sum);
+    for (int i = 0; i < n; i++) out[i] = (float)((double)x[i] - lse);
+}
+
+void kvb_quality_ref_free(kvb_quality_ref *ref)
+{
+    free(ref->tokens);
+    free(ref->logp);
+    memset(ref, 0, sizeof *ref);
+}
+
+kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *prompt, int prompt_len,
+                                 int n_steps, kvb_quality_ref *ref, char *msg, size_t msg_len)
+{
+    memset(ref, 0, sizeof *ref);
+    const kvb_backend *b = kvb_backend_find("contiguous");
+    const int V = m->cfg.vocab_size;
+    kvb_shape sh = kvb_model_kv_shape(&m->cfg);
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 1};
+    kvb_cache *c = NULL;
+    kvb_status st = b->create(&c, &sh, &o, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
+    ref->tokens = malloc((size_t)(prompt_len + n_steps) * sizeof *ref->tokens);
+    ref->logp = malloc((size_t)n_steps * V * sizeof *ref->logp);
+    if (!ref->tokens || !ref->logp) { st = KVB_STATUS_NO_MEMORY; goto out; }
+    ref->n_steps = n_steps;
+    ref->prompt_len = prompt_len;
+    ref->vocab = V;
+    memcpy(ref->tokens, prompt, (size_t)prompt_len * sizeof *prompt);
+    /* step i's distribution predicts the token at position prompt_len + i */
+    st = kvb_forward_seq(m, s, b, c, 0, prompt, prompt_len, NULL);
+    for (int i = 0; st == KVB_STATUS_OK && i < n_steps; i++) {
+        log_softmax(s->logits, V, ref->logp + (size_t)i * V);
+        ref->tokens[prompt_len + i] = kvb_argmax(s->logits, V);
+        if (i + 1 < n_steps)
+            st = kvb_forward_token(m, s, b, c, 0, ref->tokens[prompt_len + i], prompt_len + i, NULL);
+    }
+out:
+    b->destroy(c);
+    if (st != KVB_STATUS_OK) {
+        snprintf(msg, msg_len, "reference generation (contiguous f32) failed: %s", kvb_status_str(st));
+        kvb_quality_ref_free(ref);
+    }
+    return st;
+}
+
+/* ---- the shadow backend ----------------------------------------------------- */
+
+typedef struct shadow {
+    const kvb_backend *inner;
+    kvb_cache         *cache;
+    kvb_shape          shape;
+    float   *k, *v;           /* [layer][max_seq][n_kv_heads * head_dim]: as appended */
+    int     *len;             /* [layer] */
+    double  *ref, *sc;        /* [n_heads * head_dim], [max_seq] */
+    kvb_quality *q;
+    long    *n_checked;       /* [layer] */
+} shadow;
+
+static shadow *as_shadow(kvb_cache *c) { return (shadow *)(void *)c; }
+
+static kvb_status sh_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o, char *m, size_t n)
+{
+    (void)out; (void)s; (void)o;
+    snprintf(m, n, "the shadow cache is built by kvb_quality_compare only");
+    return KVB_STATUS_UNSUPPORTED;
+}
+
+static void sh_destroy(kvb_cache *c) { (void)c; }   /* kvb_quality_compare owns it */
+
+static kvb_status sh_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+{
+    shadow *w = as_shadow(c);
+    kvb_status st = w->inner->append(w->cache, seq, layer, k, v);
+    if (st != KVB_STATUS_OK) return st;
+    size_t row = (size_t)w->shape.n_kv_heads * w->shape.head_dim;
+    size_t off = ((size_t)layer * w->shape.max_seq + (size_t)w->len[layer]) * row;
+    memcpy(w->k + off, k, row * sizeof *k);
+    memcpy(w->v + off, v, row * sizeof *v);
+    w->len[layer]++;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status sh_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+{
+    shadow *w = as_shadow(c);
+    kvb_status st = w->inner->attend(w->cache, seq, layer, q, out);
+    if (st != KVB_STATUS_OK) return st;
+    const int nh = w->shape.n_heads, nkv = w->shape.n_kv_heads, hd = w->shape.head_dim, g = nh / nkv;
+    const int n = w->len[layer];
+    const float *K = w->k + (size_t)layer * w->shape.max_seq * nkv * hd;
+    const float *V = w->v + (size_t)layer * w->shape.max_seq * nkv * hd;
+    for (int h = 0; h < nh; h++) {
+        double mx = -INFINITY, sum = 0;
+        for (int t = 0; t < n; t++) {
+            const float *kt = K + ((size_t)t * nkv + h / g) * hd;
+            double d = 0;
+            for (int i = 0; i < hd; i++) d += (double)q[(size_t)h * hd + i] * kt[i];
+            w->sc[t] = d / sqrt((double)hd);
+            mx = w->sc[t] > mx ? w->sc[t] : mx;
+        }
+        for (int t = 0; t < n; t++) { w->sc[t] = exp(w->sc[t] - mx); sum += w->sc[t]; }
+        for (int i = 0; i < hd; i++) w->ref[(size_t)h * hd + i] = 0;
+        for (int t = 0; t < n; t++) {
+            const float *vt = V + ((size_t)t * nkv + h / g) * hd;
+            for (int i = 0; i < hd; i++) w->ref[(size_t)h * hd + i] += w->sc[t] / sum * vt[i];
+        }
+    }
+    double e = 0, r = 0, mabs = 0;
+    for (int i = 0; i < nh * hd; i++) {
+        double d = out[i] - w->ref[i];
+        e += d * d;
+        r += w->ref[i] * w->ref[i];
+        mabs = fmax(mabs, fabs(d));
+    }
+    double rel = sqrt(e / (r > 0 ? r : 1));
+    kvb_quality *qq = w->q;
+    qq->rel_l2_mean[layer] += rel;
+    qq->max_abs[layer] = fmax(qq->max_abs[layer], isfinite(mabs) ? mabs : INFINITY);
+    w->n_checked[layer]++;
+    for (int j = 0; j < qq->n_ctx; j++)
+        if (qq->ctx[j] == n) qq->rel_l2_at[(size_t)layer * qq->n_ctx + j] = rel;
+    return KVB_STATUS_OK;
+}
+
+static kvb_memory sh_memory(const kvb_cache *c)
+{
+    const shadow *w = (const shadow *)(const void *)c;
+    return w->inner->memory(w->cache);
+}
+
+static int sh_length(const kvb_cache *c, int seq, int layer)
+{
+    const shadow *w = (const shadow *)(const void *)c;
+    return w->inner->length(w->cache, seq, layer);
+}
+
+static const kvb_backend shadow_backend = {
+    .name = "shadow",
+    .description = "wraps a cache; checks every attend against float64 over exact K/V",
+    .create = sh_create,
+    .destroy = sh_destroy,
+    .append = sh_append,
+    .attend = sh_attend,
+    .memory = sh_memory,
+    .length = sh_length,
+};
+
+/* ---- comparison ------------------------------------------------------------- */
+
+void kvb_quality_free(kvb_quality *q)
+{
+    free(q->rel_l2_mean);
+    free(q->max_abs);
+    free(q->rel_l2_at);
+    memset(q, 0, sizeof *q);
+}
+
+kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backend *b,
+                               const kvb_options *o, const kvb_quality_ref *ref, kvb_quality *q,
+                               char *msg, size_t msg_len)
+{
+    memset(q, 0, sizeof *q);
+    const int V = ref->vocab, L = m->cfg.n_layers, P = ref->prompt_len, N = ref->n_steps;
+    shadow w = {.inner = b, .shape = kvb_model_kv_shape(&m->cfg), .q = q};
+    kvb_options oo = *o;
+    oo.max_seqs = 1;
+    kvb_status st = b->create(&w.cache, &w.shape, &oo, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
+    size_t row = (size_t)w.shape.n_kv_heads * w.shape.head_dim;
+    w.k = malloc((size_t)L * w.shape.max_seq * row * sizeof *w.k);
+    w.v = malloc((size_t)L * w.shape.max_seq * row * sizeof *w.v);
+    w.len = calloc((size_t)L, sizeof *w.len);
+    w.n_checked = calloc((size_t)L, sizeof *w.n_checked);
+    w.ref = malloc((size_t)w.shape.n_heads * w.shape.head_dim * sizeof *w.ref);
+    w.sc = malloc((size_t)w.shape.max_seq * sizeof *w.sc);
+    q->n_layers = L;
+    q->n_steps = N;
+    /* decode step i attends over P + i + 1 tokens, i < N - 1 (the last
+     * distribution comes from the step before): contexts P+1 .. P+N-1 */
+    const int last = P + N - 1;
+    for (int c = 1; c <= last && q->n_ctx < KVB_QUALITY_MAX_CTX - 1; c *= 2)
+        if (c > P) q->ctx[q->n_ctx++] = c;
+    if (N > 1 && (q->n_ctx == 0 || q->ctx[q->n_ctx - 1] != last)) q->ctx[q->n_ctx++] = last;
+    q->rel_l2_mean = calloc((size_t)L, sizeof *q->rel_l2_mean);
+    q->max_abs = calloc((size_t)L, sizeof *q->max_abs);
+    q->rel_l2_at = calloc((size_t)L * q->n_ctx, sizeof *q->rel_l2_at);
+    double *kl = malloc((size_t)(N > 0 ? N : 1) * sizeof *kl);
+    float *lp = malloc((size_t)V * sizeof *lp);
+    if (!w.k || !w.v || !w.len || !w.n_checked || !w.ref || !w.sc || !q->rel_l2_mean || !q->max_abs ||
+        !q->rel_l2_at || !kl || !lp) {
+        st = KVB_STATUS_NO_MEMORY;
+        snprintf(msg, msg_len, "out of memory for the quality comparison");
+        goto out;
+    }
+    kvb_cache *wc = (kvb_cache *)(void *)&w;
+    st = kvb_forward_seq(m, s, &shadow_backend, wc, 0, ref->tokens, P, NULL);
+    int agree = 0;
+    for (int i = 0; st == KVB_STATUS_OK && i < N; i++) {
+        log_softmax(s->logits, V, lp);
+        const float *lr = ref->logp + (size_t)i * V;
+        double d = 0;
+        for (int j = 0; j < V; j++) d += exp((double)lr[j]) * ((double)lr[j] - (double)lp[j]);
+        kl[i] = d > 0 ? d : 0;                        /* rounding can give -1e-12 */
+        agree += kvb_argmax(lp, V) == ref->tokens[P + i];
+        if (i + 1 < N) st = kvb_forward_token(m, s, &shadow_backend, wc, 0, ref->tokens[P + i], P + i, NULL);
+    }
+    if (st != KVB_STATUS_OK) {
+        snprintf(msg, msg_len, "replaying the reference tokens failed: %s", kvb_status_str(st));
+        goto out;
+    }
+    q->top1 = N ? (double)agree / N : 0;
+    q->kl_mean = 0;
+    for (int i = 0; i < N; i++) q->kl_mean += kl[i] / N;
+    q->kl_p50 = kvb_quantile(kl, (size_t)N, 0.5);
+    q->kl_p99 = kvb_quantile(kl, (size_t)N, 0.99);
+    q->kl_max = kvb_quantile(kl, (size_t)N, 1.0);
+    for (int l = 0; l < L; l++)
+        if (w.n_checked[l]) q->rel_l2_mean[l] /= (double)w.n_checked[l];
+out:
+    b->destroy(w.cache);
+    free(w.k); free(w.v); free(w.len); free(w.n_checked); free(w.ref); free(w.sc);
+    free(kl); free(lp);
+    if (st != KVB_STATUS_OK) kvb_quality_free(q);
+    return st;
+}
+
+void kvb_model_key_outliers(kvb_model *m, int n_pairs)
+{
+    const kvb_model_config *c = &m->cfg;
+    const int hd = c->head_dim, g = c->n_heads / c->n_kv_heads;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int p = 0; p < n_pairs && p < hd / 2; p++) {
+            int ch = kvb_outlier_channel(p, hd);
+            for (int h = 0; h < c->n_kv_heads; h++)
+                for (int e = ch; e < ch + 2; e++) {
+                    /* key row (h, e) grows; the matching query rows of its group shrink */
+                    float *wk = m->w.wk + ((size_t)l * c->n_kv_heads * hd + (size_t)h * hd + e) * c->dim;
+                    for (int i = 0; i < c->dim; i++) wk[i] *= KVB_OUTLIER_SCALE;
+                    for (int j = 0; j < g; j++) {
+                        float *wq = m->w.wq + ((size_t)l * c->n_heads * hd + (size_t)(h * g + j) * hd + e) * c->dim;
+                        for (int i = 0; i < c->dim; i++) wq[i] /= KVB_OUTLIER_SCALE;
+                    }
+                }
+        }
+}
