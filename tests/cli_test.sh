@@ -136,6 +136,30 @@ expect_fail 2 "--fork-n '1'"                 serve-sim --fork-n 1
 "$KVB" serve-sim --preset tiny --sequences 4 --max-prompt 64 --budget-mb 0.01 >"$T/stdout" 2>&1; rc=$?
 [ $rc -eq 1 ] && grep -q "does not fit" "$T/stdout" && ok || bad "an impossible budget was not reported (exit $rc)"
 
+# --- the quantized backend: flags, the quality file, attend cases ---
+expect_ok list
+grep -q "^  q8 *8.50" "$T/stdout" && grep -q "^  q2 *3.00" "$T/stdout" && ok || bad "list lacks the bits of q8/q2"
+expect_fail 2 "--group 24: must be a power of two" $R --backend quant --dtype q8 --group 24
+expect_fail 2 "--group '7'"                  $R --backend quant --dtype q8 --group 7
+expect_fail 2 "--residual '-1'"              $R --backend quant --dtype q8 --residual -1
+expect_fail 2 "unknown --key-axis 'diagonal'" $R --backend quant --dtype q8 --key-axis diagonal
+expect_fail 2 "--key-outliers 100: at most head_dim / 2 = 8" $R --backend quant --dtype q8 --key-outliers 100
+expect_fail 2 "only --max-seq may override" run --checkpoint "$T/none.bin" --untied --out "$T/out"
+expect_ok run --preset tiny --backend contiguous,quant --dtype f32,q8,q2 --group 16 --residual 4 \
+  --key-axis token,channel --key-outliers 2 --tokens 20 --reps 1 --no-ceilings --quiet --out "$T/q"
+grep -q '"label": "quant/q8/g16-r4-ktoken"' "$T/q/summary.json" && grep -q '"label": "quant/q2/g16-r4-kchannel"' "$T/q/summary.json" \
+  && ok || bad "quant points missing from summary.json"
+grep -q '"label": "contiguous/q8' "$T/q/summary.json" && bad "a contiguous/q8 point was made" || ok
+# 4 quantized points x 2 layers, plus the header
+[ "$(wc -l < "$T/q/quality.csv")" -eq 9 ] && ok || bad "quality.csv rows: $(wc -l < "$T/q/quality.csv")"
+head -n 1 "$T/q/quality.csv" | grep -q '^point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,' \
+  && ok || bad "quality.csv header"
+ls -a "$T/q" | grep -q '\.tmp$' && bad "temporary file left in the quantized result" || ok
+expect_ok attend --backend contiguous,quant --dtype f32,q4 --heads 4 --kv-heads 2 --head-dim 32 --ctx 64 --reps 3
+grep -q 'attend(backend=quant,dt=q4,g=32,r=0,keys=token,nh=4,nkv=2,hd=32,ctx=64) ' "$T/stdout" && ok \
+  || bad "attend lacks the quant case"
+grep -q 'skipped' "$T/stdout" && bad "attend paired contiguous with q4 or quant with f32" || ok
+
 # --- llama2.c checkpoints through the CLI ---
 expect_ok export --preset tiny --out "$T/tiny.bin"
 expect_ok run --checkpoint "$T/tiny.bin" --tokens 8 --reps 1 --no-ceilings --quiet --out "$T/ck"
