@@ -598,13 +598,14 @@ static int cmd_attend(int argc, char **argv)
         }
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
-                     "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers\n");
+                     "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers,bytes_per_token,"
+                     "analytic_bytes_per_token\n");
     }
     if (c.key_outliers)
         printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
                KVB_OUTLIER_SCALE, KVB_OUTLIER_SCALE);
-    printf("%-88s %10s %10s %10s %7s %7s %6s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
-           "ratio", "waste", "rel_err", "max_abs");
+    printf("%-88s %10s %10s %10s %7s %7s %6s %8s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
+           "ratio", "waste", "B/token", "rel_err", "max_abs");
     int rc = 0;
     for (int ci = 0; ci < nc && rc == 0; ci++) {
         shape.max_seq = ctxs[ci];
@@ -642,18 +643,20 @@ static int cmd_attend(int argc, char **argv)
                     cases[j].opt.dtype == bdt)
                     base = cases[j].median_ns;
             double waste = a->mem.reserved ? 1.0 - (double)a->mem.used / (double)a->mem.reserved : 0;
-            printf("%-88s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.1e %8.1e\n", name, a->median_ns / 1e3,
-                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste, a->rel_err,
-                   a->max_abs_err);
+            printf("%-88s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.0f %8.1e %8.1e\n", name, a->median_ns / 1e3,
+                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste,
+                   (double)a->kv_bytes / shape.max_seq, a->rel_err, a->max_abs_err);
             if (csv)
                 fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e,"
-                             "%.3e,%d,%d,%s,%d\n",
+                             "%.3e,%d,%d,%s,%d,%.1f,%.1f\n",
                         name, a->backend->name, kvb_dtype_name(a->opt.dtype), a->opt.block_tokens,
                         shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.max_seq, c.reps,
                         a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
                         a->mem.reserved, a->mem.used, waste, a->rel_err, a->max_abs_err,
                         a->opt.group ? a->opt.group : 32, a->opt.residual,
-                        kvb_key_axis_name(kvb_key_axis_resolve(a->opt.dtype, a->opt.key_axis)), c.key_outliers);
+                        kvb_key_axis_name(kvb_key_axis_resolve(a->opt.dtype, a->opt.key_axis)), c.key_outliers,
+                        (double)a->kv_bytes / shape.max_seq,
+                        2.0 * shape.n_kv_heads * shape.head_dim * kvb_dtype_bits(a->opt.dtype, a->opt.group) / 8.0);
         }
         fflush(stdout);
     }
