@@ -15,8 +15,10 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
     if (c->backend->flags & KVB_BACKEND_PAGED)
         snprintf(blk, sizeof blk, ",bs=%d", c->opt.block_tokens ? c->opt.block_tokens : 16);
     if (c->backend->flags & KVB_BACKEND_QUANT)
-        snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s", c->opt.group ? c->opt.group : 32, c->opt.residual,
-                 kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)));
+        snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s%s%s", c->opt.group ? c->opt.group : 32, c->opt.residual,
+                 kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),
+                 c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? ",kernel=" : "",
+                 c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? c->opt.qkernel : "");
     snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
              kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);
 }

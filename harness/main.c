@@ -31,7 +31,7 @@ typedef struct cli {
     const char *backends, *dtypes, *modes, *blocks, *preset, *checkpoint, *prompt_ids, *out;
     const char *ctxs, *csv;           /* kvbench attend */
     const char *lengths, *forks;      /* kvbench serve-sim */
-    const char *key_axes;             /* quantized backends */
+    const char *key_axes, *qkernels;  /* quantized backends */
     int  group, residual, key_outliers, untied;
     int  sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
@@ -114,6 +114,8 @@ static void print_help(const char *cmd)
              "  --residual N        quant: newest tokens kept in f32 (default 128 for q2, else 0)\n"
              "  --key-axis LIST     quant: default,token,channel: keys grouped per token or per\n"
              "                      channel across --group tokens (default: channel for q2)\n"
+             "  --qkernel LIST      quant's fused loops: auto,portable,avx512,avx512-vnni\n"
+             "                      (default auto: the fastest this CPU has), timed side by side\n"
              "  --key-outliers N    make N channel pairs of the keys 30x larger (queries /30:\n"
              "                      same scores), as in real models' keys\n"
              "  --ctx LIST          context lengths (default 1024,8192,32768)\n"
@@ -178,6 +180,8 @@ static void print_help(const char *cmd)
              "                      random models copy their input token: KL would be ~0)\n"
              "  --key-outliers N    scale N channel pairs of Wk by 30 and of Wq by 1/30: same\n"
              "                      model, keys with outlier channels\n"
+             "  --qkernel NAME      quant's fused loops: auto (default), portable, avx512,\n"
+             "                      avx512-vnni\n"
              "  --group N           quant: values per scale, a power of two 8..256 (default 32)\n"
              "  --residual N        quant: newest tokens kept in f32 (default 128 for q2, else 0)\n"
              "  --key-axis LIST     quant: default,token,channel: keys grouped per token or per\n"
@@ -230,7 +234,7 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
         {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
         {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out}, {"--block", &c->blocks},
         {"--ctx", &c->ctxs}, {"--csv", &c->csv}, {"--lengths", &c->lengths}, {"--fork", &c->forks},
-        {"--key-axis", &c->key_axes},
+        {"--key-axis", &c->key_axes}, {"--qkernel", &c->qkernels},
     };
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -363,6 +367,7 @@ static void cli_defaults(cli *c)
     c->seed = 1;
     c->residual = -1;                 /* the format's default: 128 for q2, else 0 */
     c->key_axes = "default";
+    c->qkernels = "auto";
 }
 
 /* Whether backend b is paired with storage type dts[j] in a cross product:
@@ -575,18 +580,20 @@ static int cmd_attend(int argc, char **argv)
     if (r) return r < 0 ? 0 : r;
     const kvb_backend *backs[MAX_LIST];
     kvb_dtype dts[MAX_LIST];
-    int nb, nd, nk, nc, na, blocks[MAX_LIST], ctxs[MAX_LIST];
+    int nb, nd, nk, nc, na, nq, blocks[MAX_LIST], ctxs[MAX_LIST], qk[MAX_LIST];
     kvb_key_axis axes[MAX_LIST];
+    static const char *const qk_names[] = {"auto", "portable", "avx512", "avx512-vnni"};
     if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = parse_int_list("--ctx", c.ctxs, 1, 1 << 22, ctxs, &nc)) != 0) return r;
     if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
+    if ((r = parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
     kvb_shape shape = {1, c.heads ? c.heads : 32, c.kv_heads ? c.kv_heads : 8,
                        c.head_dim ? c.head_dim : 128, ctxs[0]};
     char msg[512];
     if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
 
-    kvb_attend_case *cases = calloc((size_t)nb * nd * (nk > na ? nk : na), sizeof *cases);
+    kvb_attend_case *cases = calloc((size_t)nb * nd * (nk > na * nq ? nk : na * nq), sizeof *cases);
     if (!cases) return 1;
     FILE *csv = NULL;
     char tmp[4200] = "";
@@ -604,7 +611,7 @@ static int cmd_attend(int argc, char **argv)
     if (c.key_outliers)
         printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
                KVB_OUTLIER_SCALE, KVB_OUTLIER_SCALE);
-    printf("%-88s %10s %10s %10s %7s %7s %6s %8s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
+    printf("%-100s %10s %10s %10s %7s %7s %6s %8s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
            "ratio", "waste", "B/token", "rel_err", "max_abs");
     int rc = 0;
     for (int ci = 0; ci < nc && rc == 0; ci++) {
@@ -614,12 +621,13 @@ static int cmd_attend(int argc, char **argv)
             for (int j = 0; j < nd; j++) {
                 int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0, qt = kvb_dtype_is_quant(dts[j]);
                 if (!pair_wanted(backs[i], dts, nd, j)) continue;
-                for (int k = 0; k < (pg ? nk : qt ? na : 1); k++) {
+                for (int k = 0; k < (pg ? nk : qt ? na * nq : 1); k++) {
                     memset(&cases[n], 0, sizeof cases[n]);
                     cases[n].backend = backs[i];
                     cases[n].opt.dtype = dts[j];
                     cases[n].opt.block_tokens = pg ? blocks[k] : 0;
-                    set_quant_options(&c, qt ? axes[k] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
+                    set_quant_options(&c, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
+                    if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
                     n++;
                 }
             }
@@ -634,7 +642,7 @@ static int cmd_attend(int argc, char **argv)
             const kvb_attend_case *a = &cases[i];
             char name[192];
             kvb_attend_case_name(a, &shape, name, sizeof name);
-            if (a->skipped) { printf("%-88s skipped: %s\n", name, a->why); continue; }
+            if (a->skipped) { printf("%-100s skipped: %s\n", name, a->why); continue; }
             /* quantized types compare with the f32 store they replace */
             kvb_dtype bdt = kvb_dtype_is_quant(a->opt.dtype) ? KVB_DTYPE_F32 : a->opt.dtype;
             double base = NAN;
@@ -643,7 +651,7 @@ static int cmd_attend(int argc, char **argv)
                     cases[j].opt.dtype == bdt)
                     base = cases[j].median_ns;
             double waste = a->mem.reserved ? 1.0 - (double)a->mem.used / (double)a->mem.reserved : 0;
-            printf("%-88s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.0f %8.1e %8.1e\n", name, a->median_ns / 1e3,
+            printf("%-100s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.0f %8.1e %8.1e\n", name, a->median_ns / 1e3,
                    a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste,
                    (double)a->kv_bytes / shape.max_seq, a->rel_err, a->max_abs_err);
             if (csv)
@@ -887,10 +895,13 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     for (int i = 0; i < nm; i++)
         if (kvb_alloc_parse(mn[i], &modes[i]) != KVB_STATUS_OK)
             return usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
-    int nk, na, blocks[MAX_LIST];
+    int nk, na, nq, qk[MAX_LIST], blocks[MAX_LIST];
     kvb_key_axis axes[MAX_LIST];
+    static const char *const qk_names[] = {"auto", "portable", "avx512", "avx512-vnni"};
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
+    if ((r = parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
+    if (nq != 1) return usage_error("--qkernel: run takes one kernel (attend compares several)");
     if (c.pool_mb && c.pool_blocks) return usage_error("--pool-mb and --pool-blocks exclude each other");
 
     kvb_model_config probe;
@@ -1013,6 +1024,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                                  .pool_blocks = (size_t)c.pool_blocks,
                                  .pool_bytes = (size_t)c.pool_mb << 20};
                 set_quant_options(&c, quant ? axes[k] : KVB_KEY_AXIS_DEFAULT, &o);
+                if (quant) o.qkernel = qk_names[qk[0]];
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
                     rc = 1;

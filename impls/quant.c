@@ -20,6 +20,8 @@
  *   tail    [kv_head][ring][head_dim] f32, token p in row p % ring
  * attend: scores = one fused pass over the codes (quant.h's kernels) plus the
  * f32 tail, softmax, then one fused pass over the value codes plus the tail.
+ * With a kernel that rounds the query to int8 (avx512-vnni), keys per token
+ * meet the rounded query, the tail included.
  * append refuses NaN or Inf (KVB_STATUS_INVALID_ARG, cache unchanged). */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
@@ -53,6 +55,7 @@ struct kvb_cache {
     float   *kscratch;            /* kvb_qkernels_scratch_floats(g, head_dim) */
     float   *cscratch;            /* per-channel keys: d, a, codes row, q*d: (3 + g) x head_dim */
     float   *per_head;            /* [2][g]: 1/sum of each head's weights; q.a per head */
+    float   *qround;              /* [g][head_dim]: the query as a rounding kernel sees it */
     float   *stage;               /* [unit][head_dim]: the rows being quantized */
     uint8_t *codes;               /* [unit][head_dim] unpacked codes */
 };
@@ -112,6 +115,7 @@ static kvb_status quant_supports(const kvb_shape *s, const kvb_options *o, char 
         snprintf(why, n, "key axis %d out of range", (int)o->key_axis);
         return KVB_STATUS_INVALID_ARG;
     }
+    if (!kvb_qkernels_find(o->qkernel, s->head_dim, group, why, n)) return KVB_STATUS_UNSUPPORTED;
     return KVB_STATUS_OK;
 }
 
@@ -120,7 +124,7 @@ static void quant_destroy(kvb_cache *c)
     if (!c) return;
     if (c->stores)
         for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) store_free(&c->stores[i]);
-    free(c->stores); free(c->scores); free(c->kscratch); free(c->cscratch); free(c->per_head); free(c->stage); free(c->codes);
+    free(c->stores); free(c->scores); free(c->kscratch); free(c->cscratch); free(c->per_head); free(c->qround); free(c->stage); free(c->codes);
     free(c);
 }
 
@@ -146,16 +150,18 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
     c->np = kvb_qparams(c->fmt);
     c->n_grp = shape->head_dim / c->group;
     c->code_row = kvb_qcode_bytes(c->fmt, shape->head_dim);
-    c->kern = kvb_qkernels_pick(shape->head_dim, c->group);
+    c->kern = kvb_qkernels_find(opt->qkernel, shape->head_dim, c->group, msg, msg_len);
+    c->opt.qkernel = c->kern->name;     /* a static string: the caller's may not outlive us */
     const int g = shape->n_heads / shape->n_kv_heads, hd = shape->head_dim;
     c->stores = calloc((size_t)opt->max_seqs * shape->n_layers, sizeof *c->stores);
     c->scores = malloc((size_t)g * shape->max_seq * sizeof *c->scores);
     c->kscratch = malloc(kvb_qkernels_scratch_floats(g, hd) * sizeof(float));
     c->cscratch = malloc((size_t)(3 + g) * hd * sizeof(float));
     c->per_head = malloc(2 * (size_t)g * sizeof(float));
+    c->qround = malloc((size_t)g * hd * sizeof(float));
     c->stage = malloc((size_t)c->unit * hd * sizeof(float));
     c->codes = malloc((size_t)c->unit * hd);
-    if (!c->stores || !c->scores || !c->kscratch || !c->cscratch || !c->per_head || !c->stage || !c->codes) {
+    if (!c->stores || !c->scores || !c->kscratch || !c->cscratch || !c->per_head || !c->qround || !c->stage || !c->codes) {
         quant_destroy(c);
         return KVB_STATUS_NO_MEMORY;
     }
@@ -302,6 +308,13 @@ static kvb_status quant_attend(kvb_cache *c, int seq, int layer, const float *q,
     for (int h = 0; h < c->shape.n_kv_heads; h++) {
         const float *qh = q + (size_t)h * g * hd;
         float *oh = out + (size_t)h * g * hd;
+        /* a kernel that rounds the query for its integer dot products: every key
+         * of the head (the f32 tail too) then meets the same rounded query, so
+         * attend has one definition; per-channel keys take the f32 query */
+        if (c->kern->rounds_query && !c->channel) {
+            for (int i = 0; i < g; i++) kvb_qround_query(qh + (size_t)i * hd, hd, c->qround + (size_t)i * hd);
+            qh = c->qround;
+        }
         if (s->nq > 0) {
             if (c->channel) {
                 channel_scores(c, s, h, g, qh, scale);
@@ -348,8 +361,9 @@ static kvb_memory quant_memory(const kvb_cache *c)
 {
     kvb_memory m = {0, 0, sizeof *c, 0};
     const int g = c->shape.n_heads / c->shape.n_kv_heads, hd = c->shape.head_dim;
+    /* scratch: scores, kernel scratch, per-channel scratch, rounded query, staging */
     m.metadata += ((size_t)g * c->shape.max_seq + kvb_qkernels_scratch_floats(g, hd) + (size_t)(3 + g) * hd +
-                   (size_t)c->unit * hd + 2 * (size_t)g) * sizeof(float) + (size_t)c->unit * hd;
+                   (size_t)g * hd + (size_t)c->unit * hd + 2 * (size_t)g) * sizeof(float) + (size_t)c->unit * hd;
     for (int q = 0; q < c->opt.max_seqs; q++) {
         kvb_memory s = quant_seq_memory(c, q);
         m.reserved += s.reserved;

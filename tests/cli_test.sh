@@ -144,6 +144,8 @@ expect_fail 2 "--group '7'"                  $R --backend quant --dtype q8 --gro
 expect_fail 2 "--residual '-1'"              $R --backend quant --dtype q8 --residual -1
 expect_fail 2 "unknown --key-axis 'diagonal'" $R --backend quant --dtype q8 --key-axis diagonal
 expect_fail 2 "--key-outliers 100: at most head_dim / 2 = 8" $R --backend quant --dtype q8 --key-outliers 100
+expect_fail 2 "unknown --qkernel 'neon'"     $R --backend quant --dtype q8 --qkernel neon
+expect_fail 2 "run takes one kernel"         $R --backend quant --dtype q8 --qkernel portable,avx512
 expect_fail 2 "only --max-seq may override" run --checkpoint "$T/none.bin" --untied --out "$T/out"
 expect_ok run --preset tiny --backend contiguous,quant --dtype f32,q8,q2 --group 16 --residual 4 \
   --key-axis token,channel --key-outliers 2 --tokens 20 --reps 1 --no-ceilings --quiet --out "$T/q"
@@ -159,6 +161,9 @@ expect_ok attend --backend contiguous,quant --dtype f32,q4 --heads 4 --kv-heads 
 grep -q 'attend(backend=quant,dt=q4,g=32,r=0,keys=token,nh=4,nkv=2,hd=32,ctx=64) ' "$T/stdout" && ok \
   || bad "attend lacks the quant case"
 grep -q 'skipped' "$T/stdout" && bad "attend paired contiguous with q4 or quant with f32" || ok
+expect_ok attend --backend quant --dtype q8 --qkernel portable,avx512 --group 16 --heads 4 --kv-heads 2 --head-dim 16 --ctx 8 --reps 1
+grep -q 'kernel=avx512.*skipped: quant kernel .avx512. needs head_dim and group multiples of 32' "$T/stdout" && ok \
+  || bad "a SIMD kernel on head_dim 16 was not reported as skipped: $(cat "$T/stdout")"
 
 # --- llama2.c checkpoints through the CLI ---
 expect_ok export --preset tiny --out "$T/tiny.bin"

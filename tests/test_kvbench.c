@@ -95,7 +95,8 @@ static double rel_l2(const float *x, const double *ref, size_t n)
 /* Largest relative L2 error each storage type may show against float64 on the
  * inputs below (keys and values in [-1,1), queries in [-2,2)): f32 is at
  * rounding level; f16 keeps 11 significant bits, bf16 keeps 8. The quantized
- * types: about 1.4x the worst measured over the whole grid (q8 5.1e-3, q4
+ * types: about 1.4x the worst measured over the whole grid (q8 5.7e-3 with the
+ * integer kernel's rounded query, q4
  * 9.3e-2, q4_1 8.6e-2, q2 0.43 with uniform values: 4 levels leave an rms
  * error of a third of the values' rms, and the average over tokens keeps it). */
 static double tolerance(kvb_dtype dt)
@@ -103,7 +104,7 @@ static double tolerance(kvb_dtype dt)
     switch (dt) {
     case KVB_DTYPE_F16:  return 2e-3;
     case KVB_DTYPE_BF16: return 1.5e-2;
-    case KVB_DTYPE_Q8:   return 7e-3;
+    case KVB_DTYPE_Q8:   return 8e-3;
     case KVB_DTYPE_Q4:   return 0.13;
     case KVB_DTYPE_Q4_1: return 0.12;
     case KVB_DTYPE_Q2:   return 0.6;
@@ -480,14 +481,16 @@ static void test_quant_roundtrip(void **state)
     b->destroy(c);
 }
 
-/* Both kernel tables against a float64 reference over read-back rows. */
+/* Every kernel table against a float64 reference over read-back rows (and, for
+ * a table that rounds the query, the rounded query). */
 static void test_quant_kernels_match_dequantized(void **state)
 {
-    const kvb_qkernels *tables[2] = {&kvb_qkernels_portable, kvb_qkernels_avx512()};
+    const kvb_qkernels *tables[3] = {&kvb_qkernels_portable, kvb_qkernels_avx512(), kvb_qkernels_avx512_vnni()};
+    const char *names[3] = {"portable", "avx512", "avx512-vnni"};
     uint64_t seed = 5;
     int ran = 0;
-    for (int ti = 0; ti < 2; ti++) {
-        if (!tables[ti]) { print_message("avx512 kernels: not on this CPU, skipped\n"); continue; }
+    for (int ti = 0; ti < 3; ti++) {
+        if (!tables[ti]) { print_message("%s kernels: not on this CPU, skipped\n", names[ti]); continue; }
         for (int fi = 0; fi < N_QTYPES; fi++)
         for (int hd = 32; hd <= 256; hd *= 2)
         for (int group = 32; group <= hd; group *= 2)
@@ -517,13 +520,24 @@ static void test_quant_kernels_match_dequantized(void **state)
                     kvb_qpack(f, u, hd, codes + (size_t)t * cb);
                 }
                 kvb_qrows r = {f, codes, raw ? NULL : w, cb, (size_t)ng * np, n, hd, group};
+                /* tm: the size of each value's terms, |d| c + |a|: a kernel may sum
+                 * d c and a apart (folded), so rounding scales with them */
+                float *tm = malloc((size_t)n * hd * 4);
                 for (int t = 0; t < n; t++) {
-                    if (raw) kvb_qrow_codes(&r, t, deq + (size_t)t * hd);
-                    else     kvb_qrow_dequant(&r, t, deq + (size_t)t * hd);
+                    kvb_qrow_codes(&r, t, tm + (size_t)t * hd);
+                    if (raw) { memcpy(deq + (size_t)t * hd, tm + (size_t)t * hd, (size_t)hd * 4); continue; }
+                    kvb_qrow_dequant(&r, t, deq + (size_t)t * hd);
+                    for (int i = 0; i < hd; i++) {
+                        float d, a;
+                        kvb_qgroup_coeffs(f, w + ((size_t)t * ng + i / group) * np, &d, &a);
+                        tm[(size_t)t * hd + i] = fabsf(d) * tm[(size_t)t * hd + i] + fabsf(a);
+                    }
                 }
                 for (int i = 0; i < g * hd; i++) q[i] = 2.0f * urand(&seed);
                 for (int i = 0; i < g * n; i++) wt[i] = 0.5f + 0.5f * urand(&seed);
                 tables[ti]->scores(&r, g, q, 0.125f, sc, (size_t)n, scr);
+                if (tables[ti]->rounds_query && !raw)       /* the reference meets the same query */
+                    for (int h = 0; h < g; h++) kvb_qround_query(q + (size_t)h * hd, hd, q + (size_t)h * hd);
                 for (int i = 0; i < g * hd; i++) out[i] = 1.0f;    /* accum adds to what is there */
                 if (!raw) tables[ti]->accum(&r, g, wt, (size_t)n, out, scr);
                 for (int h = 0; h < g; h++)
@@ -531,9 +545,9 @@ static void test_quant_kernels_match_dequantized(void **state)
                         double want = 0, mag = 0;
                         for (int i = 0; i < hd; i++) {
                             want += (double)q[h * hd + i] * deq[(size_t)t * hd + i];
-                            mag += fabs((double)q[h * hd + i] * deq[(size_t)t * hd + i]);
+                            mag += fabs((double)q[h * hd + i]) * tm[(size_t)t * hd + i];
                         }
-                        if (!(fabs(sc[(size_t)h * n + t] - 0.125 * want) <= 2e-6 * 0.125 * mag + 1e-30))
+                        if (!(fabs(sc[(size_t)h * n + t] - 0.125 * want) <= 1e-5 * 0.125 * mag + 1e-30))
                             fail_msg("%s: score[%d][%d] = %.9g, want %.9g", name, h, t, sc[(size_t)h * n + t],
                                      0.125 * want);
                     }
@@ -542,17 +556,18 @@ static void test_quant_kernels_match_dequantized(void **state)
                         double want = 1.0, mag = 1.0;
                         for (int t = 0; t < n; t++) {
                             want += (double)wt[(size_t)h * n + t] * deq[(size_t)t * hd + i];
-                            mag += fabs((double)wt[(size_t)h * n + t] * deq[(size_t)t * hd + i]);
+                            mag += fabs((double)wt[(size_t)h * n + t]) * tm[(size_t)t * hd + i];
                         }
-                        if (!(fabs(out[h * hd + i] - want) <= 2e-6 * mag))
+                        if (!(fabs(out[h * hd + i] - want) <= 1e-5 * mag))
                             fail_msg("%s: out[%d][%d] = %.9g, want %.9g", name, h, i, out[h * hd + i], want);
                     }
                 free(codes); free(u); free(w); free(x); free(deq); free(q); free(wt); free(sc); free(out); free(scr);
+                free(tm);
             }
         }
     }
     /* the SIMD softmax's exp against libm */
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 3; ti++) {
         if (!tables[ti]) continue;
         float sv[37];
         double ref[37], sum = 0;
@@ -581,10 +596,13 @@ static void test_quant_fused_equals_dequantized(void **state)
     uint64_t seed = 11;
     int ran = 0;
     static const int ctxs[] = {1, 2, 17, 31, 32, 33, 100, 300};
+    static const char *const kernels[] = {"portable", "avx512", "avx512-vnni"};
     static const struct { int group, residual; kvb_key_axis axis; } vs[] = {
         {32, 0, KVB_KEY_AXIS_TOKEN}, {32, 0, KVB_KEY_AXIS_CHANNEL}, {32, 128, KVB_KEY_AXIS_DEFAULT},
         {64, 7, KVB_KEY_AXIS_CHANNEL}, {16, 40, KVB_KEY_AXIS_TOKEN},
     };
+    int skipped = 0;
+    for (size_t ki = 0; ki < sizeof kernels / sizeof kernels[0]; ki++)
     for (int fi = 0; fi < N_QTYPES; fi++)
     for (size_t vi = 0; vi < sizeof vs / sizeof vs[0]; vi++)
     for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
@@ -593,14 +611,16 @@ static void test_quant_fused_equals_dequantized(void **state)
         int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], ctx = ctxs[ci];
         kvb_shape sh = {1, nh, nkv, hd, 512};
         kvb_options o = {.dtype = qtypes[fi], .max_seqs = 1, .group = vs[vi].group,
-                         .residual = vs[vi].residual, .key_axis = vs[vi].axis};
-        char name[200], why[128];
-        snprintf(name, sizeof name, "quant_fused(dt=%s,g=%d,r=%d,keys=%s,nh=%d,nkv=%d,hd=%d,ctx=%d)",
-                 kvb_dtype_name(qtypes[fi]), vs[vi].group, vs[vi].residual, kvb_key_axis_name(vs[vi].axis),
-                 nh, nkv, hd, ctx);
-        if (!case_selected(state, name) || kvb_backend_supports(b, &sh, &o, why, sizeof why) != KVB_STATUS_OK)
-            continue;
+                         .residual = vs[vi].residual, .key_axis = vs[vi].axis, .qkernel = kernels[ki]};
+        char name[220], why[160];
+        snprintf(name, sizeof name, "quant_fused(kernel=%s,dt=%s,g=%d,r=%d,keys=%s,nh=%d,nkv=%d,hd=%d,ctx=%d)",
+                 kernels[ki], kvb_dtype_name(qtypes[fi]), vs[vi].group, vs[vi].residual,
+                 kvb_key_axis_name(vs[vi].axis), nh, nkv, hd, ctx);
+        if (!case_selected(state, name)) continue;
+        if (kvb_backend_supports(b, &sh, &o, why, sizeof why) != KVB_STATUS_OK) { skipped++; continue; }
         ran++;
+        const kvb_qkernels *kt = kvb_qkernels_find(kernels[ki], hd, vs[vi].group, why, sizeof why);
+        int rounded = kt->rounds_query && kvb_key_axis_resolve(qtypes[fi], vs[vi].axis) == KVB_KEY_AXIS_TOKEN;
         size_t kvn = (size_t)ctx * nkv * hd;
         float *k = malloc(kvn * 4), *v = malloc(kvn * 4), *rk = malloc(kvn * 4), *rv = malloc(kvn * 4);
         float *q = malloc((size_t)nh * hd * 4), *out = malloc((size_t)nh * hd * 4);
@@ -617,7 +637,13 @@ static void test_quant_fused_equals_dequantized(void **state)
             for (int h = 0; h < nkv; h++)
                 assert_int_equal(b->read_kv(c, 0, 0, h, t, rk + ((size_t)t * nkv + h) * hd,
                                             rv + ((size_t)t * nkv + h) * hd), KVB_STATUS_OK);
-        ref_attend(q, rk, rv, ctx, nh, nkv, hd, ref);
+        float *qr = malloc((size_t)nh * hd * 4);
+        for (int h = 0; h < nh; h++) {
+            if (rounded) kvb_qround_query(q + (size_t)h * hd, hd, qr + (size_t)h * hd);
+            else         memcpy(qr + (size_t)h * hd, q + (size_t)h * hd, (size_t)hd * 4);
+        }
+        ref_attend(qr, rk, rv, ctx, nh, nkv, hd, ref);
+        free(qr);
         double e = rel_l2(out, ref, (size_t)nh * hd);
         if (!(e <= 2e-5)) fail_msg("%s: rel L2 %.3g against attention over the read-back values", name, e);
         int quantized = memcmp(k, rk, kvn * 4) != 0 || memcmp(v, rv, kvn * 4) != 0;
@@ -630,6 +656,7 @@ static void test_quant_fused_equals_dequantized(void **state)
         b->destroy(c);
         free(k); free(v); free(rk); free(rv); free(q); free(out); free(ref);
     }
+    print_message("quant fused: %d cases, %d skipped (kernel or shape unsupported here)\n", ran, skipped);
     if (!ran) skip();
 }
 

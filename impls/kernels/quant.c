@@ -3,6 +3,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -188,6 +189,7 @@ float kvb_softmax_exp_portable(float *s, int n)
 
 const kvb_qkernels kvb_qkernels_portable = {
     .name = "portable",
+    .rounds_query = 0,
     .scores = scores_portable,
     .accum = accum_portable,
     .softmax_exp = kvb_softmax_exp_portable,
@@ -195,7 +197,50 @@ const kvb_qkernels kvb_qkernels_portable = {
 
 const kvb_qkernels *kvb_qkernels_pick(int head_dim, int group)
 {
-    const kvb_qkernels *simd = kvb_qkernels_avx512();
-    if (simd && head_dim % 32 == 0 && group % 32 == 0) return simd;
+    const kvb_qkernels *vnni = kvb_qkernels_avx512_vnni(), *simd = kvb_qkernels_avx512();
+    if (head_dim % 32 == 0 && group % 32 == 0) {
+        if (vnni) return vnni;
+        if (simd) return simd;
+    }
     return &kvb_qkernels_portable;
+}
+
+const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why, size_t why_len)
+{
+    if (!name || !*name || strcmp(name, "auto") == 0) return kvb_qkernels_pick(head_dim, group);
+    if (strcmp(name, "portable") == 0) return &kvb_qkernels_portable;
+    const kvb_qkernels *t = strcmp(name, "avx512") == 0        ? kvb_qkernels_avx512()
+                            : strcmp(name, "avx512-vnni") == 0 ? kvb_qkernels_avx512_vnni()
+                                                               : NULL;
+    if (!t && strcmp(name, "avx512") != 0 && strcmp(name, "avx512-vnni") != 0)
+        snprintf(why, why_len, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni", name);
+    else if (!t)
+        snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
+    else if (head_dim % 32 || group % 32) {
+        snprintf(why, why_len, "quant kernel '%s' needs head_dim and group multiples of 32 (have %d, %d)",
+                 name, head_dim, group);
+        t = NULL;
+    }
+    return t;
+}
+
+void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq)
+{
+    for (int c = 0; c < n / 32; c++) {
+        float amax = 0.0f;
+        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(q[32 * c + e]));
+        float iq = amax > 0.0f ? 127.0f / amax : 0.0f;
+        sq[c] = amax / 127.0f;
+        for (int e = 0; e < 32; e++) qi[32 * c + e] = (int8_t)clampi(q[32 * c + e] * iq, -127, 127);
+    }
+}
+
+void kvb_qround_query(const float *q, int n, float *out)
+{
+    for (int c = 0; c < n / 32; c++) {
+        int8_t qi[32];
+        float sq;
+        kvb_qquant_query(q + 32 * c, 32, qi, &sq);
+        for (int e = 0; e < 32; e++) out[32 * c + e] = sq * (float)qi[e];
+    }
 }

@@ -79,7 +79,10 @@ typedef struct kvb_qrows {
 
 /* One implementation of the fused loops (a `static const` table per ISA). */
 typedef struct kvb_qkernels {
-    const char *name;         /* "avx512", "portable" */
+    const char *name;         /* "portable", "avx512", "avx512-vnni" */
+    /* 1: scores of rows with d/m words use the query rounded by kvb_qround_query
+     * (integer dot products); the result is exact for that query. 0: the f32 query. */
+    int rounds_query;
     /* scores: s[i*s_stride + t] = scale * dot(q_i, x'_t) for the g query heads
      * q: [g][head_dim], for every row t of k. */
     void (*scores)(const kvb_qrows *k, int g, const float *q, float scale,
@@ -102,11 +105,25 @@ static inline size_t kvb_qkernels_scratch_floats(int g, int head_dim)
 
 extern const kvb_qkernels kvb_qkernels_portable;
 
-/* The AVX-512 table if this CPU and build have it, else NULL. */
+/* The AVX-512 tables if this CPU and build have them, else NULL. */
 const kvb_qkernels *kvb_qkernels_avx512(void);
+const kvb_qkernels *kvb_qkernels_avx512_vnni(void);
 
-/* The fastest table for rows of head_dim values in groups of `group`: AVX-512 when the
- * CPU has it and head_dim and group are multiples of 32, else portable. */
+/* The table called name ("portable", "avx512", "avx512-vnni"); NULL with why
+ * set when the name is unknown or this CPU lacks it, or the shape does not
+ * suit it (SIMD tables need head_dim and group multiples of 32). */
+const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why, size_t why_len);
+
+/* The query as the integer kernels see it: per 32 values, qi = round(q / sq)
+ * in -127..127 with sq = max|q| / 127 (0 when all are 0). kvb_qquant_query
+ * gives qi and sq (n/32 of them); kvb_qround_query gives sq * qi. n: a
+ * multiple of 32. */
+void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq);
+void kvb_qround_query(const float *q, int n, float *out);
+
+/* The fastest table for rows of head_dim values in groups of `group`:
+ * AVX512-VNNI, then AVX-512 when the CPU has it and head_dim and group are
+ * multiples of 32, else portable. */
 const kvb_qkernels *kvb_qkernels_pick(int head_dim, int group);
 
 /* Portable helpers shared by both tables and by the per-channel key path. */

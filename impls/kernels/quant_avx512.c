@@ -24,7 +24,9 @@
 #define KVB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define KVB_INLINE inline __attribute__((always_inline))
 
-enum { TILE = 64, PF = 32 };   /* value rows per tile; rows ahead to prefetch */
+/* value rows per tile; rows ahead to prefetch (float loops, integer key loop):
+ * measured on the 2-core Xeon, 16 to 128 rows differ by under 10% */
+enum { TILE = 64, PF = 32, PFK = 32 };
 
 /* Chunk c of a row (32 codes) as floats, in chunk order. */
 static KVB_INLINE KVB_AVX512 void load_chunk(const int bits, const uint8_t *row, int c, __m512 *x0, __m512 *x1)
@@ -184,59 +186,150 @@ static KVB_INLINE KVB_AVX512 void accum_row(const kvb_qrows *v, const int bits, 
     }
 }
 
+/* The same for one or two heads: w x' = (w d) c + (w a), so the codes are
+ * scaled by one FMA per head and the w a terms are summed as scalars (ca),
+ * instead of dequantizing first: 3 vector operations per 16 values, not 4. */
+static KVB_INLINE KVB_AVX512 void accum_row_folded(const kvb_qrows *v, const int bits, const int asym,
+                                                   const int zero, const int HB, const float *w, size_t w_stride,
+                                                   int t, int c, int gi, __m512 *a0, __m512 *a1, float *ca)
+{
+    if (c == 0) {
+        const char *nr = (const char *)(v->codes + (size_t)(t + TILE) * v->code_stride);
+        for (size_t b = 0; b < v->code_stride; b += 64) _mm_prefetch(nr + b, _MM_HINT_T0);
+    }
+    __m512 x0, x1;
+    load_chunk(bits, v->codes + (size_t)t * v->code_stride, c, &x0, &x1);
+    const uint16_t *p = v->params + (size_t)t * v->param_stride + (asym ? 2 * gi : gi);
+    float d = _cvtsh_ss(p[0]), a = asym ? _cvtsh_ss(p[1]) : -(float)zero * d;
+    for (int h = 0; h < HB; h++) {
+        float wt = w[(size_t)h * w_stride + t];
+        __m512 wd = _mm512_set1_ps(wt * d);
+        a0[h] = _mm512_fmadd_ps(wd, x0, a0[h]);
+        a1[h] = _mm512_fmadd_ps(wd, x1, a1[h]);
+        ca[h] += wt * a;
+    }
+}
+
 /* out (chunk order) += sum over rows of w * x' for heads 0..HB-1. Each chunk
  * pass over a tile feeds U = 4/HB sets of accumulators in turn (U rows at a
- * time), so no single FMA chain limits a pass with few heads. */
+ * time), so no single FMA chain limits a pass with few heads. For one or two
+ * heads the rows are folded (accum_row_folded) and the sums of w a of each
+ * group land in cst[HB][groups]; with more heads a row is dequantized once and
+ * shared by all of them. */
 static KVB_INLINE KVB_AVX512 void accum_heads(const kvb_qrows *v, const int bits, const int asym, const int zero,
-                                              const int HB, const float *w, size_t w_stride, float *op)
+                                              const int HB, const float *w, size_t w_stride, float *op,
+                                              float *cst)
 {
     const int cpg = v->group / 32, ng = v->head_dim / v->group, U = HB >= 4 ? 1 : 4 / HB;
+    const int fold = HB <= 2;
     for (int t0 = 0; t0 < v->n; t0 += TILE) {
         int t1 = t0 + TILE < v->n ? t0 + TILE : v->n;
         for (int gi = 0; gi < ng; gi++)
             for (int c = gi * cpg; c < (gi + 1) * cpg; c++) {
                 __m512 a0[8], a1[8];                          /* [U][HB] */
-                for (int j = 0; j < U * HB; j++) a0[j] = a1[j] = _mm512_setzero_ps();
+                float ca[8];
+                for (int j = 0; j < U * HB; j++) { a0[j] = a1[j] = _mm512_setzero_ps(); ca[j] = 0.0f; }
                 int t = t0;
                 for (; t + U <= t1; t += U)
-                    for (int u = 0; u < U; u++)
-                        accum_row(v, bits, asym, zero, HB, w, w_stride, t + u, c, gi, a0 + u * HB, a1 + u * HB);
-                for (; t < t1; t++) accum_row(v, bits, asym, zero, HB, w, w_stride, t, c, gi, a0, a1);
+                    for (int u = 0; u < U; u++) {
+                        if (fold) accum_row_folded(v, bits, asym, zero, HB, w, w_stride, t + u, c, gi,
+                                                   a0 + u * HB, a1 + u * HB, ca + u * HB);
+                        else      accum_row(v, bits, asym, zero, HB, w, w_stride, t + u, c, gi,
+                                            a0 + u * HB, a1 + u * HB);
+                    }
+                for (; t < t1; t++) {
+                    if (fold) accum_row_folded(v, bits, asym, zero, HB, w, w_stride, t, c, gi, a0, a1, ca);
+                    else      accum_row(v, bits, asym, zero, HB, w, w_stride, t, c, gi, a0, a1);
+                }
                 for (int h = 0; h < HB; h++) {
                     __m512 s0 = a0[h], s1 = a1[h];
+                    float sc = ca[h];
                     for (int u = 1; u < U; u++) {
                         s0 = _mm512_add_ps(s0, a0[u * HB + h]);
                         s1 = _mm512_add_ps(s1, a1[u * HB + h]);
+                        sc += ca[u * HB + h];
                     }
                     float *o = op + (size_t)h * v->head_dim + 32 * c;
                     _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), s0));
                     _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), s1));
+                    if (fold && c == gi * cpg) cst[h * ng + gi] += sc;   /* once per group, not per chunk */
                 }
             }
     }
 }
 
+/* One or two heads over rows of NC chunks (head_dim 32 NC, NC constant): each
+ * row is read once, front to back, all its chunks going into 2 NC accumulators
+ * per head held in registers; the codes are scaled by w d per group (folded,
+ * as in accum_row_folded). Sequential rows suit the hardware prefetcher. */
+static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bits, const int asym, const int zero,
+                                                const int HB, const int NC, const float *w, size_t w_stride,
+                                                float *op, float *cst)
+{
+    const int cpg = v->group / 32, ng = v->head_dim / v->group;
+    __m512 acc[2][2 * 8];                                  /* [head][2 * chunk] */
+    for (int h = 0; h < HB; h++)
+        for (int j = 0; j < 2 * NC; j++) acc[h][j] = _mm512_setzero_ps();
+    for (int t = 0; t < v->n; t++) {
+        const uint8_t *row = v->codes + (size_t)t * v->code_stride;
+        const uint16_t *p = v->params + (size_t)t * v->param_stride;
+        _mm_prefetch((const char *)row + PF * v->code_stride, _MM_HINT_T0);
+        for (int c = 0; c < NC; c++) {
+            const int gi = c / cpg;
+            __m512 x0, x1;
+            load_chunk(bits, row, c, &x0, &x1);
+            float d = _cvtsh_ss(p[asym ? 2 * gi : gi]);
+            float a = asym ? _cvtsh_ss(p[2 * gi + 1]) : -(float)zero * d;
+            for (int h = 0; h < HB; h++) {
+                float wt = w[(size_t)h * w_stride + t];
+                __m512 wd = _mm512_set1_ps(wt * d);
+                acc[h][2 * c] = _mm512_fmadd_ps(wd, x0, acc[h][2 * c]);
+                acc[h][2 * c + 1] = _mm512_fmadd_ps(wd, x1, acc[h][2 * c + 1]);
+                if (c % cpg == 0) cst[h * ng + gi] += wt * a;
+            }
+        }
+    }
+    for (int h = 0; h < HB; h++)
+        for (int c = 0; c < NC; c++) {
+            float *o = op + (size_t)h * v->head_dim + 32 * c;
+            _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[h][2 * c]));
+            _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), acc[h][2 * c + 1]));
+        }
+}
+
 static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, const int asym, const int zero,
                                             int g, const float *w, size_t w_stride, float *out, float *scratch)
 {
-    const int hd = v->head_dim;
+    const int hd = v->head_dim, ng = hd / v->group;
     float *op = scratch;                                      /* [g][head_dim], chunk order */
-    memset(op, 0, (size_t)g * hd * sizeof *op);
+    float *cst = scratch + (size_t)g * hd;                    /* [g][groups]: folded w a sums */
+    memset(op, 0, ((size_t)g * hd + (size_t)g * ng) * sizeof *op);
     for (int h0 = 0; h0 < g;) {
         int left = g - h0, hb = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *wh = w + (size_t)h0 * w_stride;
-        float *oh = op + (size_t)h0 * hd;
+        float *oh = op + (size_t)h0 * hd, *ch = cst + (size_t)h0 * ng;
+        /* head_dim 64 and 128 with one or two heads: whole rows in registers */
+        if (hb <= 2 && (hd == 64 || hd == 128)) {
+            hb = left >= 2 ? 2 : 1;
+            if (hd == 128 && hb == 1)      accum_rows_nc(v, bits, asym, zero, 1, 4, wh, w_stride, oh, ch);
+            else if (hd == 128)            accum_rows_nc(v, bits, asym, zero, 2, 4, wh, w_stride, oh, ch);
+            else if (hb == 1)              accum_rows_nc(v, bits, asym, zero, 1, 2, wh, w_stride, oh, ch);
+            else                           accum_rows_nc(v, bits, asym, zero, 2, 2, wh, w_stride, oh, ch);
+            h0 += hb;
+            continue;
+        }
         switch (hb) {
-        case 8:  accum_heads(v, bits, asym, zero, 8, wh, w_stride, oh); break;
-        case 4:  accum_heads(v, bits, asym, zero, 4, wh, w_stride, oh); break;
-        case 2:  accum_heads(v, bits, asym, zero, 2, wh, w_stride, oh); break;
-        default: accum_heads(v, bits, asym, zero, 1, wh, w_stride, oh); break;
+        case 8:  accum_heads(v, bits, asym, zero, 8, wh, w_stride, oh, ch); break;
+        case 4:  accum_heads(v, bits, asym, zero, 4, wh, w_stride, oh, ch); break;
+        case 2:  accum_heads(v, bits, asym, zero, 2, wh, w_stride, oh, ch); break;
+        default: accum_heads(v, bits, asym, zero, 1, wh, w_stride, oh, ch); break;
         }
         h0 += hb;
     }
     for (int h = 0; h < g; h++)
         for (int e = 0; e < hd; e++)
-            out[(size_t)h * hd + e] += op[(size_t)h * hd + (e / 32) * 32 + chunk_pos(bits, e % 32)];
+            out[(size_t)h * hd + e] += op[(size_t)h * hd + (e / 32) * 32 + chunk_pos(bits, e % 32)] +
+                                       cst[(size_t)h * ng + e / v->group];
 }
 
 /* One instance per format: (bits, asym, zero) of q8, q4, q4_1 and q2 as
@@ -307,20 +400,204 @@ static KVB_AVX512 float softmax_exp_avx512(float *s, int n)
 
 static const kvb_qkernels avx512 = {
     .name = "avx512",
+    .rounds_query = 0,
     .scores = scores_avx512,
     .accum = accum_avx512,
     .softmax_exp = softmax_exp_avx512,
 };
 
-const kvb_qkernels *kvb_qkernels_avx512(void)
+/* ---- AVX512-VNNI scores: integer dot products ---------------------------------
+ *
+ * The query is rounded to int8 per 32 values (qi = round(q / sq), sq = max|q| /
+ * 127, as llama.cpp's q8_0 vec_dot does) and vpdpbusd multiplies the unsigned
+ * codes by it 64 bytes at a time: no code is widened to float. Lane l of a 64-
+ * byte block holds the sum over 4 bytes (q8: 4 values; q4: 4 low nibbles with
+ * their query bytes, then 4 high ones, 8 values), all in one chunk, so per lane
+ *     dot = d[group] * sq[chunk] * (sum qi c - zero sum qi) + m[group] * sq[chunk] * sum qi
+ * The zero term starts the integer sum; d and m come from the row's f16 words,
+ * spread over the lanes by one permute. Rows: R at a time, as above. */
+
+#define KVB_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+typedef struct vnni_query {
+    const int8_t  *qi;        /* [HB][hd] bytes in block order (q4: per 128 values, 64 low then 64 high) */
+    const float   *sql;       /* [HB][nb][16] sq of each lane's chunk */
+    const int32_t *corr;      /* [HB][nb][16] -zero * sum qi over the lane (symmetric formats) */
+    const float   *qs;        /* [HB][nb][16] sq * sum qi over the lane (asymmetric formats) */
+    const int32_t *idx;       /* [nb][2][16] word index of each lane's d, and of its m */
+    int nb;                   /* 64-byte blocks per row */
+} vnni_query;
+
+static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, const int asym, const int HB,
+                                           const int R, const vnni_query *vq, int t, float scale, float *s,
+                                           size_t s_stride)
+{
+    const int hd = k->head_dim, nb = vq->nb, nw = (hd / k->group) * (asym ? 2 : 1);
+    const __mmask16 wmask = (__mmask16)((1u << nw) - 1u);
+    __m512 acc[8];
+    for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        const uint8_t *row = k->codes + (size_t)(t + r) * k->code_stride;
+        const uint16_t *p = k->params + (size_t)(t + r) * k->param_stride;
+        for (size_t b = 0; b < k->code_stride; b += 64)
+            _mm_prefetch((const char *)row + PFK * k->code_stride + b, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + PFK * k->param_stride), _MM_HINT_T0);
+        __m512 words = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(wmask, p));
+        for (int b = 0; b < nb; b++) {
+            __m512 dl = _mm512_permutexvar_ps(_mm512_loadu_si512(vq->idx + b * 32), words), ml = dl;
+            if (asym) ml = _mm512_permutexvar_ps(_mm512_loadu_si512(vq->idx + b * 32 + 16), words);
+            __m512i c0 = _mm512_loadu_si512(row + 64 * b), c1 = c0;
+            if (bits == 4) {
+                const __m512i lo4 = _mm512_set1_epi8(15);
+                c1 = _mm512_and_si512(_mm512_srli_epi16(c0, 4), lo4);
+                c0 = _mm512_and_si512(c0, lo4);
+            }
+            for (int h = 0; h < HB; h++) {
+                const size_t lane = ((size_t)h * nb + b) * 16;
+                __m512i ai = asym ? _mm512_setzero_si512() : _mm512_loadu_si512(vq->corr + lane);
+                const int8_t *qb = vq->qi + (size_t)h * hd + (size_t)b * 64 * (bits == 4 ? 2 : 1);
+                ai = _mm512_dpbusd_epi32(ai, c0, _mm512_loadu_si512(qb));
+                if (bits == 4) ai = _mm512_dpbusd_epi32(ai, c1, _mm512_loadu_si512(qb + 64));
+                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(ai), dl);
+                acc[h * R + r] = _mm512_fmadd_ps(f, _mm512_loadu_ps(vq->sql + lane), acc[h * R + r]);
+                if (asym) acc[h * R + r] = _mm512_fmadd_ps(ml, _mm512_loadu_ps(vq->qs + lane), acc[h * R + r]);
+            }
+        }
+    }
+    if (R * HB < 4) {
+        for (int j = 0; j < R * HB; j++)
+            s[(size_t)(j / R) * s_stride + t + j % R] = scale * _mm512_reduce_add_ps(acc[j]);
+        return;
+    }
+    for (int j = 0; j < R * HB; j += 4) {
+        float v[4];
+        _mm_storeu_ps(v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
+        for (int i = 0; i < 4; i++) s[(size_t)((j + i) / R) * s_stride + t + (j + i) % R] = v[i];
+    }
+}
+
+static KVB_INLINE KVB_VNNI void vnni_heads(const kvb_qrows *k, const int bits, const int asym, const int HB,
+                                           const vnni_query *vq, float scale, float *s, size_t s_stride)
+{
+    const int R = HB >= 4 ? 1 : 4 / HB;
+    int t = 0;
+    for (; t + R <= k->n; t += R) vnni_block(k, bits, asym, HB, R, vq, t, scale, s, s_stride);
+    for (; t < k->n; t++) vnni_block(k, bits, asym, HB, 1, vq, t, scale, s, s_stride);
+}
+
+/* Whether the integer path takes these rows: 8-bit rows of whole 64-byte blocks
+ * or 4-bit rows of whole 128-value blocks, every d/m word of a row in one
+ * 16-word load. */
+static int vnni_fits(const kvb_qrows *k)
+{
+    int nw = (k->head_dim / k->group) * (k->fmt->asym ? 2 : 1);
+    if (!k->params || k->fmt->bits == 2 || nw > 16) return 0;
+    return k->fmt->bits == 8 ? k->head_dim % 64 == 0 : k->head_dim % 128 == 0;
+}
+
+static KVB_INLINE KVB_VNNI void vnni_fmt(const kvb_qrows *k, const int bits, const int asym, const int zero,
+                                         int g, const float *q, float scale, float *s, size_t s_stride,
+                                         float *scratch)
+{
+    const int hd = k->head_dim, vals = bits == 8 ? 64 : 128, nb = hd / vals, np = asym ? 2 : 1;
+    /* scratch, in floats: qi (g*hd bytes), sq per chunk, then per lane sql and
+     * corr or qs, and the word indices; (2g+1)*hd floats hold it all */
+    int8_t *qi = (int8_t *)(void *)scratch;
+    float *sqc = scratch + ((size_t)g * hd + 3) / 4;       /* [hd/32] of the head at hand */
+    float *sql = sqc + hd / 32;
+    float *qs = sql + (size_t)g * nb * 16;
+    int32_t *corr = (int32_t *)(void *)qs;                 /* one or the other */
+    int32_t *idx = (int32_t *)(void *)(qs + (size_t)g * nb * 16);
+    const int per_lane = vals / 16;                        /* values a lane sums: 4 or 8 */
+    for (int b = 0; b < nb; b++)
+        for (int l = 0; l < 16; l++) {
+            int grp = (b * vals + l * per_lane) / k->group;
+            idx[b * 32 + l] = grp * np;
+            idx[b * 32 + 16 + l] = grp * np + 1;
+        }
+    for (int h = 0; h < g; h++) {
+        int8_t *qb = qi + (size_t)h * hd;
+        kvb_qquant_query(q + (size_t)h * hd, hd, qb, sqc);
+        if (bits == 4) {                         /* per 128 values: even ones, then odd ones */
+            int8_t tmp[128];
+            for (int b = 0; b < nb; b++) {
+                for (int e = 0; e < 128; e++) tmp[(e & 1) * 64 + e / 2] = qb[b * 128 + e];
+                memcpy(qb + b * 128, tmp, 128);
+            }
+        }
+        for (int b = 0; b < nb; b++)
+            for (int l = 0; l < 16; l++) {
+                const int8_t *lb = qb + (size_t)b * (bits == 4 ? 128 : 64) + 4 * l;
+                int sum = lb[0] + lb[1] + lb[2] + lb[3];
+                if (bits == 4) sum += lb[64] + lb[65] + lb[66] + lb[67];
+                size_t lane = ((size_t)h * nb + b) * 16 + (size_t)l;
+                float sq = sqc[(b * vals + l * per_lane) / 32];
+                sql[lane] = sq;
+                if (asym) qs[lane] = sq * (float)sum;
+                else      corr[lane] = -zero * sum;
+            }
+    }
+    vnni_query vq = {qi, sql, corr, qs, idx, nb};
+    for (int h0 = 0; h0 < g;) {
+        int left = g - h0, hb = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        vnni_query vh = vq;
+        vh.qi += (size_t)h0 * hd;
+        vh.sql += (size_t)h0 * nb * 16;
+        vh.corr += (size_t)h0 * nb * 16;
+        vh.qs += (size_t)h0 * nb * 16;
+        float *sh = s + (size_t)h0 * s_stride;
+        switch (hb) {
+        case 8:  vnni_heads(k, bits, asym, 8, &vh, scale, sh, s_stride); break;
+        case 4:  vnni_heads(k, bits, asym, 4, &vh, scale, sh, s_stride); break;
+        case 2:  vnni_heads(k, bits, asym, 2, &vh, scale, sh, s_stride); break;
+        default: vnni_heads(k, bits, asym, 1, &vh, scale, sh, s_stride); break;
+        }
+        h0 += hb;
+    }
+}
+
+/* Every row with d/m words sees the rounded query (kvb_qround_query), whichever
+ * path computes it, so the table's arithmetic has one definition. */
+static KVB_VNNI void scores_vnni(const kvb_qrows *k, int g, const float *q, float scale,
+                                 float *s, size_t s_stride, float *scratch)
+{
+    if (vnni_fits(k)) {
+        if (k->fmt->bits == 8)  vnni_fmt(k, 8, 0, 128, g, q, scale, s, s_stride, scratch);
+        else if (k->fmt->asym)  vnni_fmt(k, 4, 1, 0, g, q, scale, s, s_stride, scratch);
+        else                    vnni_fmt(k, 4, 0, 8, g, q, scale, s, s_stride, scratch);
+        return;
+    }
+    if (!k->params) { scores_avx512(k, g, q, scale, s, s_stride, scratch); return; }
+    /* the float path over the rounded query: its rows go last in scratch */
+    float *qr = scratch + (size_t)(g + 1) * k->head_dim;
+    for (int h = 0; h < g; h++) kvb_qround_query(q + (size_t)h * k->head_dim, k->head_dim, qr + (size_t)h * k->head_dim);
+    scores_avx512(k, g, qr, scale, s, s_stride, scratch);
+}
+
+static const kvb_qkernels avx512_vnni = {
+    .name = "avx512-vnni",
+    .rounds_query = 1,
+    .scores = scores_vnni,
+    .accum = accum_avx512,
+    .softmax_exp = softmax_exp_avx512,
+};
+
+static int have_avx512(void)
 {
     __builtin_cpu_init();
-    int ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    return ok ? &avx512 : NULL;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+const kvb_qkernels *kvb_qkernels_avx512(void) { return have_avx512() ? &avx512 : NULL; }
+
+const kvb_qkernels *kvb_qkernels_avx512_vnni(void)
+{
+    return have_avx512() && __builtin_cpu_supports("avx512vnni") ? &avx512_vnni : NULL;
 }
 
 #else
 const kvb_qkernels *kvb_qkernels_avx512(void) { return NULL; }
+const kvb_qkernels *kvb_qkernels_avx512_vnni(void) { return NULL; }
 #endif
