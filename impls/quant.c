@@ -53,7 +53,7 @@ struct kvb_cache {
     qstore  *stores;              /* [max_seqs][n_layers] */
     float   *scores;              /* [g][max_seq] */
     float   *kscratch;            /* kvb_qkernels_scratch_floats(g, head_dim) */
-    float   *cscratch;            /* per-channel keys: d, a, codes row, q*d: (3 + g) x head_dim */
+    float   *cscratch;            /* per-channel keys: d, a, f16 words or q*d: (3 + g) x head_dim */
     float   *per_head;            /* [2][g]: 1/sum of each head's weights; q.a per head */
     float   *qround;              /* [g][head_dim]: the query as a rounding kernel sees it */
     float   *stage;               /* [unit][head_dim]: the rows being quantized */
@@ -275,12 +275,18 @@ static kvb_qrows rows_of(const kvb_cache *c, const qstore *s, int h, int keys)
  * costs one product q*d per head, then the kernel's dot over raw codes. */
 static void channel_scores(kvb_cache *c, const qstore *s, int h, int g, const float *q, float scale)
 {
-    const int hd = c->shape.head_dim, n = s->len;
-    float *d = c->cscratch, *a = d + hd, *qd = a + 2 * hd;               /* qd: [g][hd] */
+    const int hd = c->shape.head_dim, n = s->len, np = c->np;
+    /* cscratch, (3 + g) x hd floats: d, a, then the block's words [hd][np] (read
+     * before anything else lands there), then the query times d [g][hd] */
+    float *d = c->cscratch, *a = d + hd, *words = d + 2 * hd, *qd = d + 2 * hd;
     float *qa = c->per_head + g;
     for (int b = 0; b < s->nq / c->group; b++) {
-        const uint16_t *w = s->kw + h * kwords(c, s->cap) + (size_t)b * hd * c->np;
-        for (int j = 0; j < hd; j++) kvb_qgroup_coeffs(c->fmt, w + (size_t)j * c->np, &d[j], &a[j]);
+        /* the block's f16 words in one vectorized conversion, then split into d and a */
+        kvb_row_to_f32(KVB_DTYPE_F16, s->kw + h * kwords(c, s->cap) + (size_t)b * hd * np, words, hd * np);
+        for (int j = 0; j < hd; j++) {
+            d[j] = words[(size_t)j * np];
+            a[j] = np == 2 ? words[(size_t)j * 2 + 1] : -(float)c->fmt->zero * d[j];
+        }
         for (int i = 0; i < g; i++) {
             for (int j = 0; j < hd; j++) qd[(size_t)i * hd + j] = q[(size_t)i * hd + j] * d[j];
             qa[i] = scale * kvb_dot_f32(q + (size_t)i * hd, a, hd);
