@@ -88,6 +88,23 @@ static KVB_INLINE KVB_AVX512 __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/* scale * the lane sums of acc[h * R + r] into s[h * s_stride + t + r]: four
+ * accumulators share one shuffle tree where there are four. */
+static KVB_INLINE KVB_AVX512 void store_scores(const __m512 *acc, const int HB, const int R, int t, float scale,
+                                               float *s, size_t s_stride)
+{
+    if (R * HB < 4) {
+        for (int j = 0; j < R * HB; j++)
+            s[(size_t)(j / R) * s_stride + t + j % R] = scale * _mm512_reduce_add_ps(acc[j]);
+        return;
+    }
+    for (int j = 0; j < R * HB; j += 4) {
+        float v[4];
+        _mm_storeu_ps(v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
+        for (int i = 0; i < 4; i++) s[(size_t)((j + i) / R) * s_stride + t + (j + i) % R] = v[i];
+    }
+}
+
 /* Scores of rows t..t+R-1 for heads 0..HB-1 (queries qp in chunk order). */
 static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bits, const int asym,
                                                const int zero, const int HB, const int R, const float *qp,
@@ -120,16 +137,7 @@ static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bit
                 }
             }
     }
-    if (R * HB < 4) {
-        for (int j = 0; j < R * HB; j++)
-            s[(size_t)(j / R) * s_stride + t + j % R] = scale * _mm512_reduce_add_ps(acc[j]);
-        return;
-    }
-    for (int j = 0; j < R * HB; j += 4) {
-        float v[4];
-        _mm_storeu_ps(v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
-        for (int i = 0; i < 4; i++) s[(size_t)((j + i) / R) * s_stride + t + (j + i) % R] = v[i];
-    }
+    store_scores(acc, HB, R, t, scale, s, s_stride);
 }
 
 /* Every row for heads 0..HB-1: blocks of 4 / HB rows (1 for 8 heads), then single rows. */
@@ -464,16 +472,7 @@ static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, c
             }
         }
     }
-    if (R * HB < 4) {
-        for (int j = 0; j < R * HB; j++)
-            s[(size_t)(j / R) * s_stride + t + j % R] = scale * _mm512_reduce_add_ps(acc[j]);
-        return;
-    }
-    for (int j = 0; j < R * HB; j += 4) {
-        float v[4];
-        _mm_storeu_ps(v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
-        for (int i = 0; i < 4; i++) s[(size_t)((j + i) / R) * s_stride + t + (j + i) % R] = v[i];
-    }
+    store_scores(acc, HB, R, t, scale, s, s_stride);
 }
 
 static KVB_INLINE KVB_VNNI void vnni_heads(const kvb_qrows *k, const int bits, const int asym, const int HB,
