@@ -8,8 +8,9 @@ BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 # snprintf truncation is the intended, safe behaviour for messages and labels
+# (the flag only where the compiler knows it: clang does not)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
-           -Wno-format-truncation
+           $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
 OPT     ?= -O3 -g
 CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS)
 LDLIBS  := $(BLAS_LIBS) -lm -pthread

@@ -57,7 +57,13 @@ static void reference(const float *q, const float *k, const float *v, const kvb_
 
 int kvb_outlier_channel(int i, int head_dim)
 {
-    return 2 * ((i * 7 + 3) % (head_dim / 2));     /* spread over the head, pairs kept whole for RoPE */
+    /* pairs kept whole for RoPE, spread over the head: a stride coprime to the
+     * number of pairs visits every pair once before any repeats */
+    int pairs = head_dim / 2, step = 1;
+    static const int primes[] = {7, 5, 3, 11, 13, 17, 19, 23};
+    for (size_t j = 0; j < sizeof primes / sizeof primes[0] && step == 1; j++)
+        if (pairs % primes[j]) step = primes[j];
+    return 2 * ((i * step + 3) % pairs);
 }
 
 kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape *s, int reps,

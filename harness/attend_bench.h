@@ -44,7 +44,8 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
                             int n_seqs, int key_outliers, unsigned long long seed, char *msg,
                             size_t msg_len);
 
-/* The channel of the i-th outlier pair's first element (its pair is +1). */
+/* The channel of the i-th outlier pair's first element (its pair is +1);
+ * i < head_dim / 2 gives distinct pairs. */
 int kvb_outlier_channel(int i, int head_dim);
 
 #endif

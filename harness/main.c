@@ -592,6 +592,9 @@ static int cmd_attend(int argc, char **argv)
                        c.head_dim ? c.head_dim : 128, ctxs[0]};
     char msg[512];
     if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
+    if (c.key_outliers > shape.head_dim / 2)
+        return usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
+                           shape.head_dim / 2);
 
     kvb_attend_case *cases = calloc((size_t)nb * nd * (nk > na * nq ? nk : na * nq), sizeof *cases);
     if (!cases) return 1;
@@ -821,8 +824,8 @@ static int write_quality(const cli *c, const kvb_model *m, kvb_state *st, const 
     }
     fprintf(f, "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_rel_l2_mean,"
                "attn_max_abs");
-    printf("quality against contiguous/f32 over %d generated tokens (teacher-forced; attend vs float64 "
-           "per layer, mean over steps):\n", c->tokens);
+    printf("quality against contiguous/f32 over %d generated tokens: %d next-token distributions through "
+           "the cache (teacher-forced; attend vs float64 per layer, mean over steps):\n", c->tokens, c->tokens - 1);
     printf("%-28s %10s %10s %10s %7s %12s %12s  rel_l2 at context", "point", "KL_mean", "KL_p99", "KL_max",
            "top1", "attn_rel_l2", "attn_maxabs");
     int first = 1, rc = 0;
@@ -1009,21 +1012,23 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         }
         kvb_model_key_outliers(&m, c.key_outliers);
     }
-    pts = calloc((size_t)nb * nd * (nm > nk ? (nm > na ? nm : na) : (nk > na ? nk : na)), sizeof *pts);
+    pts = calloc((size_t)nb * nd * (size_t)(nm + nk + na * nm), sizeof *pts);   /* enough for any kind */
     if (!pts) { rc = 1; goto done; }
     for (int i = 0; i < nb; i++) {
         int recompute = (backs[i]->flags & KVB_BACKEND_RECOMPUTE) != 0;
         int paged = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
         int quant = (backs[i]->flags & KVB_BACKEND_QUANT) != 0;
-        for (int j = 0; j < (recompute ? 1 : nd); j++)
-            for (int k = 0; k < (recompute ? 1 : paged ? nk : quant ? na : nm); k++) {
+        for (int j = 0; j < (recompute ? 1 : nd); j++) {
+            /* a quantized point per key axis x allocation mode */
+            int qt = quant && kvb_dtype_is_quant(dts[j]);
+            for (int k = 0; k < (recompute ? 1 : paged ? nk : qt ? na * nm : quant ? 1 : nm); k++) {
                 if (!pair_wanted(backs[i], dts, nd, j)) continue;
                 kvb_options o = {.dtype = recompute ? KVB_DTYPE_F32 : dts[j],
-                                 .alloc = recompute || paged || quant ? KVB_ALLOC_GROW : modes[k],
+                                 .alloc = recompute || paged ? KVB_ALLOC_GROW : modes[qt ? k % nm : k],
                                  .max_seqs = 1, .block_tokens = paged ? blocks[k] : 0,
                                  .pool_blocks = (size_t)c.pool_blocks,
                                  .pool_bytes = (size_t)c.pool_mb << 20};
-                set_quant_options(&c, quant ? axes[k] : KVB_KEY_AXIS_DEFAULT, &o);
+                set_quant_options(&c, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
                 if (quant) o.qkernel = qk_names[qk[0]];
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
@@ -1031,6 +1036,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                     goto done;
                 }
             }
+        }
     }
 
     kvb_ceilings ceil;

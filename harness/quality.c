@@ -204,7 +204,7 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
     if (N > 1 && (q->n_ctx == 0 || q->ctx[q->n_ctx - 1] != last)) q->ctx[q->n_ctx++] = last;
     q->rel_l2_mean = calloc((size_t)L, sizeof *q->rel_l2_mean);
     q->max_abs = calloc((size_t)L, sizeof *q->max_abs);
-    q->rel_l2_at = calloc((size_t)L * q->n_ctx, sizeof *q->rel_l2_at);
+    q->rel_l2_at = calloc((size_t)L * (q->n_ctx ? q->n_ctx : 1), sizeof *q->rel_l2_at);
     double *kl = malloc((size_t)(N > 0 ? N : 1) * sizeof *kl);
     float *lp = malloc((size_t)V * sizeof *lp);
     if (!w.k || !w.v || !w.len || !w.n_checked || !w.ref || !w.sc || !q->rel_l2_mean || !q->max_abs ||
@@ -214,27 +214,32 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
         goto out;
     }
     kvb_cache *wc = (kvb_cache *)(void *)&w;
+    /* step 0's distribution comes from the prefill, whose attention runs on
+     * the activations, not the cache: it is not compared (it would add a 0) */
     st = kvb_forward_seq(m, s, &shadow_backend, wc, 0, ref->tokens, P, NULL);
-    int agree = 0;
+    int agree = 0, n_cmp = 0;
     for (int i = 0; st == KVB_STATUS_OK && i < N; i++) {
-        log_softmax(s->logits, V, lp);
-        const float *lr = ref->logp + (size_t)i * V;
-        double d = 0;
-        for (int j = 0; j < V; j++) d += exp((double)lr[j]) * ((double)lr[j] - (double)lp[j]);
-        kl[i] = d > 0 ? d : 0;                        /* rounding can give -1e-12 */
-        agree += kvb_argmax(lp, V) == ref->tokens[P + i];
+        if (i > 0) {
+            log_softmax(s->logits, V, lp);
+            const float *lr = ref->logp + (size_t)i * V;
+            double d = 0;
+            for (int j = 0; j < V; j++) d += exp((double)lr[j]) * ((double)lr[j] - (double)lp[j]);
+            kl[n_cmp++] = d > 0 ? d : 0;              /* rounding can give -1e-12 */
+            agree += kvb_argmax(lp, V) == ref->tokens[P + i];
+        }
         if (i + 1 < N) st = kvb_forward_token(m, s, &shadow_backend, wc, 0, ref->tokens[P + i], P + i, NULL);
     }
     if (st != KVB_STATUS_OK) {
         snprintf(msg, msg_len, "replaying the reference tokens failed: %s", kvb_status_str(st));
         goto out;
     }
-    q->top1 = N ? (double)agree / N : 0;
-    q->kl_mean = 0;
-    for (int i = 0; i < N; i++) q->kl_mean += kl[i] / N;
-    q->kl_p50 = kvb_quantile(kl, (size_t)N, 0.5);
-    q->kl_p99 = kvb_quantile(kl, (size_t)N, 0.99);
-    q->kl_max = kvb_quantile(kl, (size_t)N, 1.0);
+    q->n_steps = n_cmp;
+    q->top1 = n_cmp ? (double)agree / n_cmp : NAN;
+    q->kl_mean = n_cmp ? 0 : NAN;
+    for (int i = 0; i < n_cmp; i++) q->kl_mean += kl[i] / n_cmp;
+    q->kl_p50 = n_cmp ? kvb_quantile(kl, (size_t)n_cmp, 0.5) : NAN;
+    q->kl_p99 = n_cmp ? kvb_quantile(kl, (size_t)n_cmp, 0.99) : NAN;
+    q->kl_max = n_cmp ? kvb_quantile(kl, (size_t)n_cmp, 1.0) : NAN;
     for (int l = 0; l < L; l++)
         if (w.n_checked[l]) q->rel_l2_mean[l] /= (double)w.n_checked[l];
 out:

@@ -3,7 +3,8 @@
  * The reference is the f32 contiguous cache: it generates n tokens greedily
  * from the prompt and keeps every step's next-token distribution. A candidate
  * cache is then fed the same tokens (teacher forcing, so both see the same
- * history) and compared step by step:
+ * history) and compared at the n - 1 steps whose distribution comes through
+ * the cache (the first comes from the prefill's GEMM attention):
  *   KL(ref || cand) of the next-token distributions, in nats;
  *   top-1 agreement: the fraction of steps whose argmax is the same token.
  * While it runs, every attend of the candidate is also checked against float64
@@ -25,8 +26,8 @@ typedef struct kvb_quality_ref {
 enum { KVB_QUALITY_MAX_CTX = 24 };
 
 typedef struct kvb_quality {
-    int    n_steps;
-    double kl_mean, kl_p50, kl_p99, kl_max;   /* nats */
+    int    n_steps;           /* distributions compared: generated tokens - 1 */
+    double kl_mean, kl_p50, kl_p99, kl_max;   /* nats; NaN when n_steps is 0 */
     double top1;                               /* fraction of steps that agree */
     int    n_layers;
     double *rel_l2_mean;      /* [n_layers]: attend's relative L2 against float64, mean over steps */

@@ -25,8 +25,9 @@ void kvb_point_mode(const kvb_point *p, char *buf, size_t n)
     else if (p->backend->flags & KVB_BACKEND_PAGED)
         snprintf(buf, n, "bs%d", p->opt.block_tokens ? p->opt.block_tokens : 16);
     else if (p->backend->flags & KVB_BACKEND_QUANT)   /* group, residual, key axis */
-        snprintf(buf, n, "g%d-r%d-k%s", p->opt.group ? p->opt.group : 32, p->opt.residual,
-                 kvb_key_axis_name(kvb_key_axis_resolve(p->opt.dtype, p->opt.key_axis)));
+        snprintf(buf, n, "g%d-r%d-k%s%s", p->opt.group ? p->opt.group : 32, p->opt.residual,
+                 kvb_key_axis_name(kvb_key_axis_resolve(p->opt.dtype, p->opt.key_axis)),
+                 p->opt.alloc == KVB_ALLOC_PREALLOC ? "-prealloc" : "");
     else
         snprintf(buf, n, "%s", kvb_alloc_name(p->opt.alloc));
 }

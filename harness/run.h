@@ -52,8 +52,8 @@ typedef struct kvb_point {
 
 /* A point's label, e.g. "contiguous/f16/grow", "paged/f32/bs16" or "nocache";
  * its storage type ("-" for nocache) and mode: the allocation mode of a dense
- * store, "bs<N>" for a paged one, "g<group>-r<residual>-k<token|channel>" for a
- * quantized one, "-" for nocache. */
+ * store, "bs<N>" for a paged one, "g<group>-r<residual>-k<token|channel>" (and
+ * "-prealloc") for a quantized one, "-" for nocache. */
 void kvb_point_label(const kvb_point *p, char *buf, size_t n);
 const char *kvb_point_dtype(const kvb_point *p);
 void kvb_point_mode(const kvb_point *p, char *buf, size_t n);

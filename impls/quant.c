@@ -115,6 +115,10 @@ static kvb_status quant_supports(const kvb_shape *s, const kvb_options *o, char 
         snprintf(why, n, "key axis %d out of range", (int)o->key_axis);
         return KVB_STATUS_INVALID_ARG;
     }
+    if (!kvb_qkernels_known(o->qkernel)) {
+        snprintf(why, n, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni", o->qkernel);
+        return KVB_STATUS_INVALID_ARG;
+    }
     if (!kvb_qkernels_find(o->qkernel, s->head_dim, group, why, n)) return KVB_STATUS_UNSUPPORTED;
     return KVB_STATUS_OK;
 }
@@ -179,10 +183,11 @@ static kvb_status store_resize(kvb_cache *c, qstore *s, int new_cap)
     uint16_t *vw = malloc((size_t)nkv * vwords(c, new_cap) * 2);
     if (!kc || !vc || !kw || !vw) { free(kc); free(vc); free(kw); free(vw); return KVB_STATUS_NO_MEMORY; }
     for (int h = 0; h < nkv && s->nq > 0; h++) {
-        memcpy(kc + h * new_cap * c->code_row, s->kc + h * s->cap * c->code_row, (size_t)s->nq * c->code_row);
-        memcpy(vc + h * new_cap * c->code_row, s->vc + h * s->cap * c->code_row, (size_t)s->nq * c->code_row);
-        memcpy(kw + h * kwords(c, new_cap), s->kw + h * kwords(c, s->cap), kwords(c, s->nq) * 2);
-        memcpy(vw + h * vwords(c, new_cap), s->vw + h * vwords(c, s->cap), vwords(c, s->nq) * 2);
+        size_t hn = (size_t)h * (size_t)new_cap, ho = (size_t)h * (size_t)s->cap;
+        memcpy(kc + hn * c->code_row, s->kc + ho * c->code_row, (size_t)s->nq * c->code_row);
+        memcpy(vc + hn * c->code_row, s->vc + ho * c->code_row, (size_t)s->nq * c->code_row);
+        memcpy(kw + (size_t)h * kwords(c, new_cap), s->kw + (size_t)h * kwords(c, s->cap), kwords(c, s->nq) * 2);
+        memcpy(vw + (size_t)h * vwords(c, new_cap), s->vw + (size_t)h * vwords(c, s->cap), vwords(c, s->nq) * 2);
     }
     free(s->kc); free(s->vc); free(s->kw); free(s->vw);
     s->kc = kc; s->vc = vc; s->kw = kw; s->vw = vw; s->cap = new_cap;
@@ -244,10 +249,12 @@ static kvb_status quant_append(kvb_cache *c, int seq, int layer, const float *k,
     }
     int flush = s->len + 1 - s->nq >= c->residual + c->unit;
     if (flush && s->nq + c->unit > s->cap) {
-        int cap_max = (c->shape.max_seq + c->unit - 1) / c->unit * c->unit;
-        int want = c->opt.alloc == KVB_ALLOC_PREALLOC ? cap_max
-                   : s->cap ? 2 * s->cap : (QUANT_MIN_CAP + c->unit - 1) / c->unit * c->unit;
-        kvb_status st = store_resize(c, s, want < cap_max ? want : cap_max);
+        /* at most max_seq - residual tokens are ever quantized, in whole units
+         * (a flush implies max_seq >= residual + unit, so this is >= unit) */
+        long long cap_max = (long long)(c->shape.max_seq - c->residual) / c->unit * c->unit;
+        long long want = c->opt.alloc == KVB_ALLOC_PREALLOC ? cap_max
+                         : s->cap ? 2LL * s->cap : (QUANT_MIN_CAP + c->unit - 1) / c->unit * c->unit;
+        kvb_status st = store_resize(c, s, (int)(want < cap_max ? want : cap_max));
         if (st != KVB_STATUS_OK) return st;
     }
     for (int h = 0; h < nkv; h++) {
@@ -312,14 +319,14 @@ static kvb_status quant_attend(kvb_cache *c, int seq, int layer, const float *q,
     if (n == 0) return KVB_STATUS_OK;
     float *sc = c->scores;                                      /* [g][n] */
     for (int h = 0; h < c->shape.n_kv_heads; h++) {
-        const float *qh = q + (size_t)h * g * hd;
+        const float *qh = q + (size_t)h * g * hd, *qt = qh;
         float *oh = out + (size_t)h * g * hd;
-        /* a kernel that rounds the query for its integer dot products: every key
-         * of the head (the f32 tail too) then meets the same rounded query, so
-         * attend has one definition; per-channel keys take the f32 query */
+        /* a kernel that rounds the query for its integer dot products (once,
+         * inside): the f32 tail meets the same rounded query (qt), so attend has
+         * one definition; per-channel keys take the f32 query throughout */
         if (c->kern->rounds_query && !c->channel) {
             for (int i = 0; i < g; i++) kvb_qround_query(qh + (size_t)i * hd, hd, c->qround + (size_t)i * hd);
-            qh = c->qround;
+            qt = c->qround;
         }
         if (s->nq > 0) {
             if (c->channel) {
@@ -331,7 +338,7 @@ static kvb_status quant_attend(kvb_cache *c, int seq, int layer, const float *q,
         }
         for (int t = s->nq; t < n; t++) {
             const float *kr = tail_row(c, s->kt, h, t);
-            for (int i = 0; i < g; i++) sc[(size_t)i * n + t] = scale * kvb_dot_f32(qh + (size_t)i * hd, kr, hd);
+            for (int i = 0; i < g; i++) sc[(size_t)i * n + t] = scale * kvb_dot_f32(qt + (size_t)i * hd, kr, hd);
         }
         float *inv = c->per_head;
         for (int i = 0; i < g; i++) inv[i] = 1.0f / c->kern->softmax_exp(sc + (size_t)i * n, n);

@@ -597,18 +597,20 @@ static void test_quant_fused_equals_dequantized(void **state)
     int ran = 0;
     static const int ctxs[] = {1, 2, 17, 31, 32, 33, 100, 300};
     static const char *const kernels[] = {"portable", "avx512", "avx512-vnni"};
+    static const int hds[] = {16, 64, 128, 256};
+    /* residual 600 > max_seq 512: the ring is the whole sequence, nothing is quantized */
     static const struct { int group, residual; kvb_key_axis axis; } vs[] = {
         {32, 0, KVB_KEY_AXIS_TOKEN}, {32, 0, KVB_KEY_AXIS_CHANNEL}, {32, 128, KVB_KEY_AXIS_DEFAULT},
-        {64, 7, KVB_KEY_AXIS_CHANNEL}, {16, 40, KVB_KEY_AXIS_TOKEN},
+        {64, 7, KVB_KEY_AXIS_CHANNEL}, {16, 40, KVB_KEY_AXIS_TOKEN}, {32, 600, KVB_KEY_AXIS_CHANNEL},
     };
     int skipped = 0;
     for (size_t ki = 0; ki < sizeof kernels / sizeof kernels[0]; ki++)
     for (int fi = 0; fi < N_QTYPES; fi++)
     for (size_t vi = 0; vi < sizeof vs / sizeof vs[0]; vi++)
     for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
-    for (size_t hi = 0; hi < sizeof head_dims / sizeof head_dims[0]; hi++)
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
     for (size_t ci = 0; ci < sizeof ctxs / sizeof ctxs[0]; ci++) {
-        int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = head_dims[hi], ctx = ctxs[ci];
+        int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, hd = hds[hi], ctx = ctxs[ci];
         kvb_shape sh = {1, nh, nkv, hd, 512};
         kvb_options o = {.dtype = qtypes[fi], .max_seqs = 1, .group = vs[vi].group,
                          .residual = vs[vi].residual, .key_axis = vs[vi].axis, .qkernel = kernels[ki]};
@@ -710,6 +712,53 @@ static void test_quant_memory_and_lifecycle(void **state)
         assert_int_equal(b->length(c, 1, 1), max_seq);
         b->destroy(c);
     }
+    /* fork with quantized tokens and a part-filled f32 ring, then different tokens
+     * into each: each sequence reads back its own history and attends over it */
+    {
+        const int fnh = 4, fkv = 2, fhd = 64, n0 = 50, n1 = 20;
+        kvb_shape fs = {1, fnh, fkv, fhd, 128};
+        kvb_options fo = {.dtype = KVB_DTYPE_Q4, .max_seqs = 2, .group = 32, .residual = 5,
+                          .key_axis = KVB_KEY_AXIS_CHANNEL};
+        kvb_cache *c;
+        char msg[128];
+        assert_int_equal(b->create(&c, &fs, &fo, msg, sizeof msg), KVB_STATUS_OK);
+        uint64_t seed = 17;
+        float kv[2][128];
+        for (int t = 0; t < n0; t++) {
+            for (int i = 0; i < fkv * fhd; i++) { kv[0][i] = urand(&seed); kv[1][i] = urand(&seed); }
+            assert_int_equal(b->append(c, 0, 0, kv[0], kv[1]), KVB_STATUS_OK);
+        }
+        assert_int_equal(b->seq_fork(c, 0, 1), KVB_STATUS_OK);   /* 32 quantized, 18 in the ring */
+        for (int t = 0; t < n1; t++)
+            for (int sq = 0; sq < 2; sq++) {
+                for (int i = 0; i < fkv * fhd; i++) { kv[0][i] = urand(&seed); kv[1][i] = urand(&seed); }
+                assert_int_equal(b->append(c, sq, 0, kv[0], kv[1]), KVB_STATUS_OK);
+            }
+        float *rk[2], *rv[2], q[256], out[256];
+        double ref[256];
+        for (int sq = 0; sq < 2; sq++) {
+            rk[sq] = malloc((size_t)(n0 + n1) * fkv * fhd * 4);
+            rv[sq] = malloc((size_t)(n0 + n1) * fkv * fhd * 4);
+            for (int t = 0; t < n0 + n1; t++)
+                for (int h = 0; h < fkv; h++)
+                    assert_int_equal(b->read_kv(c, sq, 0, h, t, rk[sq] + ((size_t)t * fkv + h) * fhd,
+                                                rv[sq] + ((size_t)t * fkv + h) * fhd), KVB_STATUS_OK);
+        }
+        /* the 32 tokens quantized before the fork read back alike; the 18 then in
+         * the ring were quantized after it, with per-channel scales that also
+         * saw each sequence's own later tokens, so they may differ */
+        assert_memory_equal(rk[0], rk[1], (size_t)32 * fkv * fhd * 4);
+        assert_memory_equal(rv[0], rv[1], (size_t)32 * fkv * fhd * 4);
+        assert_true(memcmp(rk[0] + (size_t)n0 * fkv * fhd, rk[1] + (size_t)n0 * fkv * fhd, (size_t)n1 * fkv * fhd * 4) != 0);
+        for (int i = 0; i < fnh * fhd; i++) q[i] = 2.0f * urand(&seed);
+        for (int sq = 0; sq < 2; sq++) {
+            assert_int_equal(b->attend(c, sq, 0, q, out), KVB_STATUS_OK);
+            ref_attend(q, rk[sq], rv[sq], n0 + n1, fnh, fkv, fhd, ref);
+            assert_true(rel_l2(out, ref, (size_t)fnh * fhd) <= 2e-5);
+            free(rk[sq]); free(rv[sq]);
+        }
+        b->destroy(c);
+    }
     /* options out of range are refused with their value named */
     kvb_shape sh = {1, 4, 2, 64, 16};
     char why[160];
@@ -724,6 +773,9 @@ static void test_quant_memory_and_lifecycle(void **state)
         assert_int_not_equal(kvb_backend_supports(b, &sh, &bad[i], why, sizeof why), KVB_STATUS_OK);
         if (!strstr(why, names[i])) fail_msg("case %zu: message '%s' lacks '%s'", i, why, names[i]);
     }
+    kvb_options bad_kernel = {.dtype = KVB_DTYPE_Q8, .max_seqs = 1, .qkernel = "neon"};
+    assert_int_equal(kvb_backend_supports(b, &sh, &bad_kernel, why, sizeof why), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(why, "'neon'"));
     kvb_options q8 = {.dtype = KVB_DTYPE_Q8, .max_seqs = 1};
     assert_int_equal(kvb_backend_supports(kvb_backend_find("contiguous"), &sh, &q8, why, sizeof why),
                      KVB_STATUS_UNSUPPORTED);

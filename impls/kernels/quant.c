@@ -205,22 +205,31 @@ const kvb_qkernels *kvb_qkernels_pick(int head_dim, int group)
     return &kvb_qkernels_portable;
 }
 
+int kvb_qkernels_known(const char *name)
+{
+    static const char *const names[] = {"auto", "portable", "avx512", "avx512-vnni"};
+    if (!name || !*name) return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0) return 1;
+    return 0;
+}
+
 const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why, size_t why_len)
 {
     if (!name || !*name || strcmp(name, "auto") == 0) return kvb_qkernels_pick(head_dim, group);
     if (strcmp(name, "portable") == 0) return &kvb_qkernels_portable;
-    const kvb_qkernels *t = strcmp(name, "avx512") == 0        ? kvb_qkernels_avx512()
-                            : strcmp(name, "avx512-vnni") == 0 ? kvb_qkernels_avx512_vnni()
-                                                               : NULL;
-    if (!t && strcmp(name, "avx512") != 0 && strcmp(name, "avx512-vnni") != 0)
+    if (!kvb_qkernels_known(name)) {
         snprintf(why, why_len, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni", name);
-    else if (!t)
-        snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
-    else if (head_dim % 32 || group % 32) {
+        return NULL;
+    }
+    /* the shape first: the same answer on every CPU */
+    if (head_dim % 32 || group % 32) {
         snprintf(why, why_len, "quant kernel '%s' needs head_dim and group multiples of 32 (have %d, %d)",
                  name, head_dim, group);
-        t = NULL;
+        return NULL;
     }
+    const kvb_qkernels *t = strcmp(name, "avx512") == 0 ? kvb_qkernels_avx512() : kvb_qkernels_avx512_vnni();
+    if (!t) snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
     return t;
 }
 

@@ -22,10 +22,12 @@
  * The fused loops compute, in f32, exactly the dot products and weighted sums of
  * the dequantized values x' (never materializing more than one row of them): the
  * tests check them against attention over read-back values to float rounding.
- * Two implementations: portable C (one row dequantized into a scratch of head_dim
- * floats, then dot/axpy) and AVX-512 (head_dim and group multiples of 32: codes
- * widened and scaled in registers, shared by every query head of a GQA group),
- * picked at cache creation from CPUID. */
+ * Three implementations (tables below), picked at cache creation from CPUID:
+ * portable C (one row dequantized into a scratch of head_dim floats, then
+ * dot/axpy); AVX-512 (head_dim and group multiples of 32: codes widened and
+ * scaled in registers, shared by every query head of a GQA group); and
+ * AVX512-VNNI (the same, but key scores as int8 dot products against the
+ * rounded query where a row fits its blocks). */
 #ifndef KVB_QUANT_H
 #define KVB_QUANT_H
 
@@ -113,6 +115,7 @@ const kvb_qkernels *kvb_qkernels_avx512_vnni(void);
  * set when the name is unknown or this CPU lacks it, or the shape does not
  * suit it (SIMD tables need head_dim and group multiples of 32). */
 const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why, size_t why_len);
+int kvb_qkernels_known(const char *name);     /* NULL, "", or one of the four names */
 
 /* The query as the integer kernels see it: per 32 values, qi = round(q / sq)
  * in -127..127 with sq = max|q| / 127 (0 when all are 0). kvb_qquant_query

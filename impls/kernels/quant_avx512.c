@@ -1,5 +1,5 @@
-/* quant_avx512.c: the AVX-512 fused loops of quant.h for 8- and 4-bit codes
- * quantized per token, head_dim and group multiples of 32.
+/* quant_avx512.c: the AVX-512 and AVX512-VNNI fused loops of quant.h for 8-, 4-
+ * and 2-bit codes, head_dim and group multiples of 32.
  *
  * Work unit: a chunk of 32 values of one row (a group holds group/32 chunks).
  * The chunk's codes are widened to two vectors of 16 floats and dequantized
@@ -16,7 +16,9 @@
  * when CPUID reports AVX-512F/BW/VL/DQ, FMA and F16C. Elsewhere the table is NULL. */
 #include "quant.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+/* GCC on x86-64 only: clang's __builtin_cpu_supports lacks some of these
+ * feature names; other compilers and CPUs get the portable table. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
