@@ -6,6 +6,8 @@ PKGS    := build-essential pkg-config libbenchmark-dev libopenblas-dev libhwloc-
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+GBENCH_LIBS := $(shell pkg-config --libs benchmark 2>/dev/null || echo -lbenchmark) -lpthread
+CXX     ?= g++
 
 # snprintf truncation is the intended, safe behaviour for messages and labels
 # (the flag only where the compiler knows it: clang does not)
@@ -13,6 +15,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-pr
            $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
 OPT     ?= -O3 -g
 CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS)
+CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -pthread
 LDLIBS  := $(BLAS_LIBS) -lm -pthread
 
 BUILD   ?= build
@@ -24,19 +27,20 @@ LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c imp
            harness/attend_bench.c harness/serve.c harness/quality.c \
            harness/results.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h)
+HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
 
 # what `make run` runs: both backends on stories15m, a few minutes on 2 cores
 RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
             --prompt 16 --tokens 512 --reps 3 --time-budget 240
 
-.PHONY: all deps run run-only test test-only test-asan check clean help
-all: $(BUILD)/kvbench $(BUILD)/test_kvbench
+.PHONY: all deps run run-only test test-only test-asan bench bench-only check clean help
+all: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
 
 help:
 	@echo "make run        install missing packages, build, run the default benchmark, plot"
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the same tests under AddressSanitizer + UBSan"
+	@echo "make bench      Google Benchmark micro-benchmarks -> results/<run-id>-gbench/gbench.json"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
@@ -83,6 +87,20 @@ $(BUILD)/kvbench: $(BUILD)/harness/main.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/bench/kvbench_gbench.o: bench/kvbench_gbench.c $(HEADERS) $(BUILD)/kvb_build_info.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+
+$(BUILD)/bench/gbench.o: bench/gbench.cc bench/gbench.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o $(BUILD)/libkvbench.a
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CXX) $(CXXFLAGS) $^ $(LDLIBS) $(GBENCH_LIBS) -o $@
+
 $(BUILD)/test_kvbench: $(BUILD)/tests/test_kvbench.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
@@ -101,15 +119,31 @@ run-only: $(BUILD)/kvbench
 	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-run.txt | tail -n 1); \
 	  sh plots/plot.sh "$$dir"
 
-test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench
+test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
 	./$(BUILD)/test_kvbench
-	sh tests/cli_test.sh ./$(BUILD)/kvbench
+	sh tests/cli_test.sh ./$(BUILD)/kvbench ./$(BUILD)/kvbench-gbench
+
+# Google Benchmark JSON into results/<run-id>-gbench/, built as .partial and
+# renamed only when every case ran without error. BENCH_ARGS: any
+# --benchmark_* flag; the default selects the headline cases (a few minutes).
+BENCH_ARGS ?= --benchmark_filter='attend/(contiguous|quant)/(f32|f16|q8|q4)/nh=32/nkv=(32|8)/hd=128/ctx=(8192|32768)$$|append/contiguous/f32|prefill|decode' \
+              --benchmark_min_time=0.5
+bench: deps
+	@$(MAKE) --no-print-directory bench-only
+bench-only: $(BUILD)/kvbench-gbench
+	@mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-gbench; \
+	  if [ -e "$$dir" ] || [ -e "$$dir.partial" ]; then echo "bench: $$dir exists; try again in a second"; exit 1; fi; \
+	  mkdir "$$dir.partial" && \
+	  ./$(BUILD)/kvbench-gbench $(BENCH_ARGS) --benchmark_out="$$dir.partial/gbench.json" \
+	    --benchmark_out_format=json; rc=$$?; \
+	  if [ $$rc -eq 0 ]; then mv "$$dir.partial" "$$dir" && echo "results: $$dir"; \
+	  else echo "bench: a case failed (exit $$rc); the incomplete output stays in $$dir.partial"; exit $$rc; fi
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN_FLAGS)" \
-	  build-asan/kvbench build-asan/test_kvbench
+	  build-asan/kvbench build-asan/test_kvbench build-asan/kvbench-gbench
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/test_kvbench
-	ASAN_OPTIONS=detect_leaks=1 sh tests/cli_test.sh ./build-asan/kvbench
+	ASAN_OPTIONS=detect_leaks=1 sh tests/cli_test.sh ./build-asan/kvbench ./build-asan/kvbench-gbench
 
 check: test
 

@@ -2,9 +2,10 @@
 # cli_test.sh: the kvbench command as a user meets it. Bad input must give a
 # clear message naming the value, a non-zero exit (2 for usage), no crash and
 # no result directory; good input must give complete, consistent result files.
-# Usage: sh tests/cli_test.sh path/to/kvbench
+# Usage: sh tests/cli_test.sh path/to/kvbench [path/to/kvbench-gbench]
 set -u
-KVB=${1:?usage: cli_test.sh path/to/kvbench}
+KVB=${1:?usage: cli_test.sh path/to/kvbench [path/to/kvbench-gbench]}
+GB=${2:-}
 T=$(mktemp -d /tmp/kvbench-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 pass=0 fail=0
@@ -171,6 +172,29 @@ expect_ok run --checkpoint "$T/tiny.bin" --tokens 8 --reps 1 --no-ceilings --qui
 size=$(wc -c < "$T/tiny.bin")
 head -c $((size - 3)) "$T/tiny.bin" > "$T/trunc.bin"
 expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
+
+# --- the Google Benchmark binary: flags, JSON, and a failing case's exit status ---
+if [ -n "$GB" ]; then
+  "$GB" --frobnicate >"$T/stdout" 2>"$T/stderr"; rc=$?
+  [ $rc -eq 2 ] && grep -q "unknown flag '--frobnicate'" "$T/stderr" && ok || bad "gbench bad flag: exit $rc"
+  "$GB" --no-ceilings --benchmark_filter='attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256$|append/quant/q4/nh=32/nkv=8' \
+    --benchmark_min_time=0.01 --benchmark_out="$T/gb.json" --benchmark_out_format=json >"$T/stdout" 2>"$T/stderr"; rc=$?
+  [ $rc -eq 0 ] && ok || bad "gbench run: exit $rc: $(cat "$T/stderr")"
+  if command -v python3 >/dev/null 2>&1; then
+    python3 - "$T/gb.json" <<'PY' && ok || bad "gbench JSON lacks the cases, counters or context"
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = [b["name"] for b in d["benchmarks"]]
+assert "attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256" in names, names
+assert "append/quant/q4/nh=32/nkv=8/hd=128" in names, names
+assert all(b["kv_bytes_per_second"] > 0 for b in d["benchmarks"])
+assert "kvbench_commit" in d["context"] and "cpu_model" in d["context"]
+PY
+  fi
+  "$GB" --no-ceilings --selftest-failure --benchmark_filter='selftest' >"$T/stdout" 2>"$T/stderr"; rc=$?
+  [ $rc -eq 1 ] && grep -q "1 case(s) reported an error" "$T/stderr" && ok \
+    || bad "a failing gbench case did not make the exit status 1 (exit $rc)"
+fi
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

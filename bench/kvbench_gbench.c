@@ -1,0 +1,310 @@
+/* kvbench_gbench.c: kvbench's micro-benchmarks on Google Benchmark (gbench.h).
+ *
+ * Cases, each named by its parameters:
+ *   attend/<backend>/<dtype>/nh=N/nkv=N/hd=N/ctx=N   attend over ctx cached tokens, one layer,
+ *       for an MHA (32/32/128) and a GQA (32/8/128) shape, ctx 256..32768 (powers of two),
+ *       every backend and storage type that supports the shape;
+ *   append/<backend>/<dtype>/nh=N/nkv=N/hd=N         one token's K/V into one layer;
+ *   prefill/stories15m/T=N                           the GEMM prompt pass (contiguous f32);
+ *   decode/stories15m/ctx=N                          one full model step (contiguous f32) at
+ *       context N..N+255.
+ * Counters: kv_bytes_per_second (K/V bytes the step reads or writes, declared below,
+ * GB = 10^9: Google Benchmark's own bytes_per_second uses 1024), tokens_per_second.
+ * Setup (filling a cache) is outside the timed loop and done once per case, not
+ * once per Google Benchmark run of it. Every Google Benchmark flag works
+ * (--benchmark_filter, _repetitions, _out, _out_format, _min_time); the exit
+ * status is 1 when any case reported an error, 2 for a bad flag.
+ * --no-ceilings skips measuring read bandwidth and sgemm for the context block;
+ * --selftest-failure adds a case that always fails (the tests use it). */
+#include "gbench.h"
+#include "../harness/ceiling.h"
+#include "../harness/model.h"
+#include "../harness/probe.h"
+#include "../impls/kvb_backend.h"
+#include "kvb_build_info.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N_CTX = 8, CTX0 = 256, APPEND_SEQ = 4096, DECODE_SPAN = 256 };
+
+typedef struct bench_ctx bench_ctx;
+
+typedef struct kv_case {
+    bench_ctx         *ctx;
+    const kvb_backend *backend;
+    kvb_options        opt;
+    kvb_shape          shape;       /* one layer; max_seq = the context for attend */
+} kv_case;
+
+/* What the running case built, kept across Google Benchmark's runs of it so a
+ * 32768-token cache is filled once; the next case frees it. */
+struct bench_ctx {
+    const void *owner;               /* the case the state below belongs to */
+    kvb_cache  *cache;
+    const kvb_backend *backend;
+    float      *q, *out;
+    kvb_model   model;
+    kvb_state   state;
+    int         have_model;
+};
+
+static float urand(uint64_t *s)
+{
+    *s ^= *s << 13; *s ^= *s >> 7; *s ^= *s << 17;
+    return (float)((*s >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+static void release(bench_ctx *c)
+{
+    if (c->cache) c->backend->destroy(c->cache);
+    free(c->q); free(c->out);
+    c->cache = NULL; c->q = c->out = NULL; c->owner = NULL;
+}
+
+/* K/V bytes of n tokens as stored (scales included; quantized types at their bits). */
+static double kv_bytes(const kv_case *k, double n)
+{
+    return 2.0 * n * k->shape.n_kv_heads * k->shape.head_dim * kvb_dtype_bits(k->opt.dtype, k->opt.group) / 8.0;
+}
+
+static void bm_attend(kvb_gb_state *st, void *user)
+{
+    kv_case *k = user;
+    bench_ctx *c = k->ctx;
+    const kvb_shape *s = &k->shape;
+    char msg[256] = "";
+    if (c->owner != k) {
+        release(c);
+        size_t row = (size_t)s->n_kv_heads * s->head_dim;
+        float *kv = malloc(2 * row * sizeof *kv);
+        c->q = malloc((size_t)s->n_heads * s->head_dim * sizeof *c->q);
+        c->out = malloc((size_t)s->n_heads * s->head_dim * sizeof *c->out);
+        kvb_status st2 = kv && c->q && c->out ? k->backend->create(&c->cache, s, &k->opt, msg, sizeof msg)
+                                               : KVB_STATUS_NO_MEMORY;
+        c->backend = k->backend;
+        uint64_t r = 0x9e3779b97f4a7c15ull;
+        for (int t = 0; st2 == KVB_STATUS_OK && t < s->max_seq; t++) {
+            for (size_t i = 0; i < 2 * row; i++) kv[i] = urand(&r);
+            st2 = k->backend->append(c->cache, 0, 0, kv, kv + row);
+        }
+        for (int i = 0; c->q && i < s->n_heads * s->head_dim; i++) c->q[i] = 2.0f * urand(&r);
+        free(kv);
+        if (st2 != KVB_STATUS_OK) {
+            char e[300];
+            snprintf(e, sizeof e, "filling the cache failed: %s%s%s", kvb_status_str(st2), msg[0] ? ": " : "", msg);
+            release(c);
+            kvb_gb_skip_with_error(st, e);
+            return;
+        }
+        c->owner = k;
+    }
+    while (kvb_gb_keep_running(st))
+        if (k->backend->attend(c->cache, 0, 0, c->q, c->out) != KVB_STATUS_OK) {
+            kvb_gb_skip_with_error(st, "attend failed");
+            break;
+        }
+    double it = (double)kvb_gb_iterations(st);
+    kvb_gb_counter(st, "kv_bytes_per_second", kv_bytes(k, s->max_seq) * it, KVB_GB_COUNTER_RATE);
+    kvb_gb_counter(st, "tokens_per_second", it, KVB_GB_COUNTER_RATE);   /* one attend = one token's layer */
+}
+
+static void bm_append(kvb_gb_state *st, void *user)
+{
+    kv_case *k = user;
+    bench_ctx *c = k->ctx;
+    char msg[256] = "";
+    release(c);
+    size_t row = (size_t)k->shape.n_kv_heads * k->shape.head_dim;
+    float *kv = malloc(2 * row * sizeof *kv);
+    if (!kv || k->backend->create(&c->cache, &k->shape, &k->opt, msg, sizeof msg) != KVB_STATUS_OK) {
+        free(kv);
+        kvb_gb_skip_with_error(st, msg[0] ? msg : "out of memory");
+        return;
+    }
+    c->backend = k->backend;
+    uint64_t r = 7;
+    for (size_t i = 0; i < 2 * row; i++) kv[i] = urand(&r);
+    int len = 0;
+    while (kvb_gb_keep_running(st)) {
+        if (len == k->shape.max_seq) {         /* full: start over, untimed */
+            kvb_gb_pause(st);
+            k->backend->seq_clear(c->cache, 0);
+            len = 0;
+            kvb_gb_resume(st);
+        }
+        if (k->backend->append(c->cache, 0, 0, kv, kv + row) != KVB_STATUS_OK) {
+            kvb_gb_skip_with_error(st, "append failed");
+            break;
+        }
+        len++;
+    }
+    free(kv);
+    release(c);
+    double it = (double)kvb_gb_iterations(st);
+    kvb_gb_counter(st, "kv_bytes_per_second", kv_bytes(k, 1) * it, KVB_GB_COUNTER_RATE);
+    kvb_gb_counter(st, "tokens_per_second", it, KVB_GB_COUNTER_RATE);
+}
+
+/* The model (stories15m, seeded) and its activations, built on first use. */
+static int need_model(bench_ctx *c, kvb_gb_state *st)
+{
+    if (c->have_model) return 0;
+    kvb_model_config cfg;
+    char msg[256];
+    if (kvb_model_preset("stories15m", &cfg) != KVB_STATUS_OK ||
+        kvb_model_init_random(&c->model, &cfg, 1, msg, sizeof msg) != KVB_STATUS_OK) {
+        kvb_gb_skip_with_error(st, "cannot build the stories15m model");
+        return -1;
+    }
+    if (kvb_state_init(&c->state, &cfg) != KVB_STATUS_OK) {
+        kvb_model_free(&c->model);
+        kvb_gb_skip_with_error(st, "out of memory for activations");
+        return -1;
+    }
+    c->have_model = 1;
+    return 0;
+}
+
+static void bm_model(kvb_gb_state *st, void *user, int decode)
+{
+    bench_ctx *c = user;
+    if (need_model(c, st)) return;
+    release(c);
+    const kvb_model *m = &c->model;
+    const kvb_backend *b = kvb_backend_find("contiguous");
+    int n = (int)kvb_gb_arg(st, 0);
+    kvb_shape sh = kvb_model_kv_shape(&m->cfg);
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_PREALLOC, .max_seqs = 1};
+    char msg[256];
+    int *tokens = malloc((size_t)(n + DECODE_SPAN) * sizeof *tokens);
+    if (!tokens || n + DECODE_SPAN > sh.max_seq || b->create(&c->cache, &sh, &o, msg, sizeof msg) != KVB_STATUS_OK) {
+        free(tokens);
+        kvb_gb_skip_with_error(st, "cannot set up the model case");
+        return;
+    }
+    c->backend = b;
+    for (int i = 0; i < n + DECODE_SPAN; i++) tokens[i] = 1 + (i * 7919) % (m->cfg.vocab_size - 1);
+    kvb_status s = KVB_STATUS_OK;
+    int pos = n;
+    if (decode) s = kvb_forward_seq(m, &c->state, b, c->cache, 0, tokens, n, NULL);
+    while (s == KVB_STATUS_OK && kvb_gb_keep_running(st)) {
+        if (!decode || pos == n + DECODE_SPAN) {          /* start over, untimed */
+            kvb_gb_pause(st);
+            b->seq_clear(c->cache, 0);
+            if (decode) s = kvb_forward_seq(m, &c->state, b, c->cache, 0, tokens, n, NULL);
+            pos = n;
+            kvb_gb_resume(st);
+        }
+        if (s != KVB_STATUS_OK) break;
+        s = decode ? kvb_forward_token(m, &c->state, b, c->cache, 0, tokens[pos], pos, NULL)
+                   : kvb_forward_seq(m, &c->state, b, c->cache, 0, tokens, n, NULL);
+        pos++;
+    }
+    if (s != KVB_STATUS_OK) kvb_gb_skip_with_error(st, kvb_status_str(s));
+    free(tokens);
+    release(c);
+    double it = (double)kvb_gb_iterations(st);
+    kvb_gb_counter(st, "tokens_per_second", decode ? it : it * n, KVB_GB_COUNTER_RATE);
+}
+
+static void bm_prefill(kvb_gb_state *st, void *user) { bm_model(st, user, 0); }
+static void bm_decode(kvb_gb_state *st, void *user) { bm_model(st, user, 1); }
+
+static void bm_fail(kvb_gb_state *st, void *user)
+{
+    (void)user;
+    kvb_gb_skip_with_error(st, "selftest: this case fails on purpose");
+}
+
+/* Google Benchmark's context block: build, machine and its ceilings. */
+static void add_context(int measure)
+{
+    char cpu[256], buf[128];
+    kvb_cpu_model(cpu, sizeof cpu);
+    kvb_gb_add_context("kvbench_commit", KVB_GIT_COMMIT);
+    kvb_gb_add_context("kvbench_dirty", KVB_GIT_DIRTY == 1 ? "1" : "0");
+    kvb_gb_add_context("cpu_model", cpu);
+    kvb_gb_add_context("openblas", openblas_get_config());
+    snprintf(buf, sizeof buf, "%d", openblas_get_num_threads());
+    kvb_gb_add_context("openblas_threads", buf);
+    if (!measure) return;
+    kvb_ceilings k;
+    if (kvb_measure_ceilings(&k, 0, (size_t)64 << 20, 7) != 0) return;
+    snprintf(buf, sizeof buf, "%.2f", k.dram.gbs);
+    kvb_gb_add_context("read_gbs_1thread", buf);
+    snprintf(buf, sizeof buf, "%zu", k.dram.bytes);
+    kvb_gb_add_context("read_array_bytes", buf);
+    snprintf(buf, sizeof buf, "%.1f", k.sgemm_gflops);
+    kvb_gb_add_context("sgemm_gflops", buf);
+}
+
+int main(int argc, char **argv)
+{
+    kvb_gb_initialize(&argc, argv);
+    int measure = 1, selftest = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-ceilings") == 0) { measure = 0; continue; }
+        if (strcmp(argv[i], "--selftest-failure") == 0) { selftest = 1; continue; }
+        fprintf(stderr, "kvbench-gbench: unknown flag '%s': allowed are Google Benchmark's "
+                        "--benchmark_* flags, --no-ceilings and --selftest-failure\n", argv[i]);
+        return 2;
+    }
+    openblas_set_num_threads(1);
+    add_context(measure);
+
+    static const struct { int nh, nkv; } shapes[] = {{32, 32}, {32, 8}};
+    const int hd = 128;
+    bench_ctx ctx = {0};
+    /* at most: backends x dtypes x shapes x (contexts + 1 append) */
+    size_t max_cases = (size_t)kvb_backend_count() * KVB_DTYPE_COUNT * 2 * (N_CTX + 1);
+    kv_case *cases = calloc(max_cases, sizeof *cases);
+    if (!cases) return 1;
+    size_t n = 0;
+    char name[256], why[256];
+    for (int bi = 0; bi < kvb_backend_count(); bi++) {
+        const kvb_backend *b = kvb_backend_at(bi);
+        if (b->flags & KVB_BACKEND_RECOMPUTE) continue;
+        for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
+            for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+                for (int ci = 0; ci <= N_CTX; ci++) {
+                    int append = ci == N_CTX, len = append ? APPEND_SEQ : CTX0 << ci;
+                    kv_case *k = &cases[n];
+                    k->ctx = &ctx;
+                    k->backend = b;
+                    k->opt = (kvb_options){.dtype = (kvb_dtype)dt, .alloc = KVB_ALLOC_GROW, .max_seqs = 1,
+                                           .residual = dt == KVB_DTYPE_Q2 ? 128 : 0};
+                    k->shape = (kvb_shape){1, shapes[si].nh, shapes[si].nkv, hd, len};
+                    if (kvb_backend_supports(b, &k->shape, &k->opt, why, sizeof why) != KVB_STATUS_OK) continue;
+                    if (append)
+                        snprintf(name, sizeof name, "append/%s/%s/nh=%d/nkv=%d/hd=%d", b->name,
+                                 kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd);
+                    else
+                        snprintf(name, sizeof name, "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d", b->name,
+                                 kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd, len);
+                    kvb_gb_bench *g = kvb_gb_register(name, append ? bm_append : bm_attend, k);
+                    if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
+                    n++;
+                }
+    }
+    kvb_gb_bench *g = kvb_gb_register("prefill/stories15m", bm_prefill, &ctx);
+    static const int64_t prompts[] = {128, 512};
+    for (int i = 0; g && i < 2; i++) kvb_gb_args(g, &prompts[i], 1);
+    if (g) { kvb_gb_arg_name(g, "T"); kvb_gb_unit(g, KVB_GB_MILLISECOND); }
+    g = kvb_gb_register("decode/stories15m", bm_decode, &ctx);
+    static const int64_t contexts[] = {16, 512};
+    for (int i = 0; g && i < 2; i++) kvb_gb_args(g, &contexts[i], 1);
+    if (g) { kvb_gb_arg_name(g, "ctx"); kvb_gb_unit(g, KVB_GB_MILLISECOND); }
+    /* a case that always fails, so the tests can check the exit status */
+    if (selftest) kvb_gb_register("selftest/fails", bm_fail, NULL);
+
+    int failed = kvb_gb_run();
+    release(&ctx);
+    if (ctx.have_model) { kvb_state_free(&ctx.state); kvb_model_free(&ctx.model); }
+    free(cases);
+    kvb_gb_shutdown();
+    if (failed) fprintf(stderr, "kvbench-gbench: %d case(s) reported an error\n", failed);
+    return failed ? 1 : 0;
+}
