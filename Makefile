@@ -7,6 +7,8 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 GBENCH_LIBS := $(shell pkg-config --libs benchmark 2>/dev/null || echo -lbenchmark) -lpthread
+HWLOC_CFLAGS := $(shell pkg-config --cflags hwloc 2>/dev/null)
+HWLOC_LIBS  := $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
 CXX     ?= g++
 
 # snprintf truncation is the intended, safe behaviour for messages and labels
@@ -14,9 +16,9 @@ CXX     ?= g++
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
            $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
 OPT     ?= -O3 -g
-CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS)
+CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS) $(HWLOC_CFLAGS)
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -pthread
-LDLIBS  := $(BLAS_LIBS) -lm -pthread
+LDLIBS  := $(BLAS_LIBS) $(HWLOC_LIBS) -lm -pthread
 
 BUILD   ?= build
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -24,7 +26,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/quant.c \
            impls/kernels/kernels.c impls/kernels/quant.c impls/kernels/quant_avx512.c \
            harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
-           harness/attend_bench.c harness/serve.c harness/quality.c \
+           harness/attend_bench.c harness/serve.c harness/quality.c harness/topo.c \
            harness/results.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)

@@ -14,12 +14,14 @@
  * once per Google Benchmark run of it. Every Google Benchmark flag works
  * (--benchmark_filter, _repetitions, _out, _out_format, _min_time); the exit
  * status is 1 when any case reported an error, 2 for a bad flag.
+ * --pin compact|spread binds the benchmark thread (hwloc; verified, or a note);
  * --no-ceilings skips measuring read bandwidth and sgemm for the context block;
  * --selftest-failure adds a case that always fails (the tests use it). */
 #include "gbench.h"
 #include "../harness/ceiling.h"
 #include "../harness/model.h"
 #include "../harness/probe.h"
+#include "../harness/topo.h"
 #include "../impls/kvb_backend.h"
 #include "kvb_build_info.h"
 
@@ -219,10 +221,23 @@ static void bm_fail(kvb_gb_state *st, void *user)
     kvb_gb_skip_with_error(st, "selftest: this case fails on purpose");
 }
 
-/* Google Benchmark's context block: build, machine and its ceilings. */
-static void add_context(int measure)
+/* Google Benchmark's context block: build, machine (hwloc), pinning, ceilings. */
+static void add_context(int measure, kvb_pin pin)
 {
-    char cpu[256], buf[128];
+    char cpu[256], buf[512], msg[256];
+    kvb_topo topo;
+    if (kvb_topo_init(&topo, msg, sizeof msg) == KVB_STATUS_OK) {
+        kvb_topo_describe(&topo, buf, sizeof buf);
+        kvb_gb_add_context("topology", buf);
+        int core = -1, cpu_id = -1;
+        msg[0] = 0;
+        if (pin != KVB_PIN_NONE && kvb_topo_pin(&topo, pin, 0, &core, &cpu_id, msg, sizeof msg) != KVB_STATUS_OK)
+            fprintf(stderr, "kvbench-gbench: --pin %s: %s\n", kvb_pin_name(pin), msg);
+        snprintf(buf, sizeof buf, "%s core %d cpu %d%s%s", kvb_pin_name(pin), core, cpu_id, msg[0] ? ": " : "", msg);
+        kvb_gb_add_context("pinning", buf);
+        kvb_topo_free(&topo);
+    } else
+        kvb_gb_add_context("topology", msg);
     kvb_cpu_model(cpu, sizeof cpu);
     kvb_gb_add_context("kvbench_commit", KVB_GIT_COMMIT);
     kvb_gb_add_context("kvbench_dirty", KVB_GIT_DIRTY == 1 ? "1" : "0");
@@ -245,15 +260,25 @@ int main(int argc, char **argv)
 {
     kvb_gb_initialize(&argc, argv);
     int measure = 1, selftest = 0;
+    kvb_pin pin = KVB_PIN_NONE;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-ceilings") == 0) { measure = 0; continue; }
         if (strcmp(argv[i], "--selftest-failure") == 0) { selftest = 1; continue; }
+        if (strncmp(argv[i], "--pin=", 6) == 0 || (strcmp(argv[i], "--pin") == 0 && i + 1 < argc)) {
+            const char *v = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
+            if (kvb_pin_parse(v, &pin) != KVB_STATUS_OK) {
+                fprintf(stderr, "kvbench-gbench: unknown --pin '%s': allowed are none, compact, spread\n", v);
+                return 2;
+            }
+            continue;
+        }
         fprintf(stderr, "kvbench-gbench: unknown flag '%s': allowed are Google Benchmark's "
-                        "--benchmark_* flags, --no-ceilings and --selftest-failure\n", argv[i]);
+                        "--benchmark_* flags, --pin none|compact|spread, --no-ceilings and "
+                        "--selftest-failure\n", argv[i]);
         return 2;
     }
     openblas_set_num_threads(1);
-    add_context(measure);
+    add_context(measure, pin);
 
     static const struct { int nh, nkv; } shapes[] = {{32, 32}, {32, 8}};
     const int hd = 128;

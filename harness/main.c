@@ -12,6 +12,7 @@
 #include "results.h"
 #include "run.h"
 #include "serve.h"
+#include "topo.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -32,6 +33,7 @@ typedef struct cli {
     const char *ctxs, *csv;           /* kvbench attend */
     const char *lengths, *forks;      /* kvbench serve-sim */
     const char *key_axes, *qkernels;  /* quantized backends */
+    const char *pin;                  /* none, compact, spread */
     int  group, residual, key_outliers, untied;
     int  sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
@@ -124,6 +126,7 @@ static void print_help(const char *cmd)
              "  --sequences N       fill N sequences in turn and time the first (default 1):\n"
              "                      a paged sequence's blocks then lie scattered in the pool\n"
              "  --seed N            data seed (default 1)\n"
+             "  --pin POLICY        none (default), compact, spread (hwloc)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
              "ratio = median / contiguous's median at the same storage type (f32 for the\n"
              "quantized ones) and context; waste = 1 - used / reserved bytes; GB/s = bytes\n"
@@ -195,6 +198,8 @@ static void print_help(const char *cmd)
              "  --time-budget S     seconds per point; a point past it stops and is marked\n"
              "                      cut_short (default 0: none)\n"
              "  --threads N         OpenBLAS threads (default 1)\n"
+             "  --pin POLICY        none (default), compact, spread: bind the decode thread to a\n"
+             "                      core (hwloc, verified; recorded in meta.json)\n"
              "  --out DIR           result directory (default results/<run-id>); must not exist\n"
              "  --no-ceilings       skip measuring read bandwidth and sgemm for meta.json\n"
              "  --quiet             no progress line and no summary table");
@@ -234,7 +239,7 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
         {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
         {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out}, {"--block", &c->blocks},
         {"--ctx", &c->ctxs}, {"--csv", &c->csv}, {"--lengths", &c->lengths}, {"--fork", &c->forks},
-        {"--key-axis", &c->key_axes}, {"--qkernel", &c->qkernels},
+        {"--key-axis", &c->key_axes}, {"--qkernel", &c->qkernels}, {"--pin", &c->pin},
     };
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -368,6 +373,23 @@ static void cli_defaults(cli *c)
     c->residual = -1;                 /* the format's default: 128 for q2, else 0 */
     c->key_axes = "default";
     c->qkernels = "auto";
+    c->pin = "none";
+}
+
+/* --pin: binds the calling (decode) thread; a machine where hwloc cannot bind
+ * gets a note on stderr and runs unpinned. Fills the run's record. */
+static int apply_pin(const cli *c, const kvb_topo *topo, int have_topo, kvb_pin *pin, int *core, int *cpu,
+                     char *note, size_t note_len)
+{
+    *core = *cpu = -1;
+    note[0] = 0;
+    if (kvb_pin_parse(c->pin, pin) != KVB_STATUS_OK)
+        return usage_error("unknown --pin '%s': allowed are none, compact, spread", c->pin);
+    if (*pin == KVB_PIN_NONE) return 0;
+    if (!have_topo) snprintf(note, note_len, "hwloc could not load the topology; running unpinned");
+    else if (kvb_topo_pin(topo, *pin, 0, core, cpu, note, note_len) == KVB_STATUS_OK) return 0;
+    fprintf(stderr, "kvbench: --pin %s: %s\n", c->pin, note);
+    return 0;
 }
 
 /* Whether backend b is paired with storage type dts[j] in a cross product:
@@ -454,10 +476,19 @@ static int cmd_info(int argc, char **argv)
         fprintf(stderr, "kvbench: not enough memory for a %lld MB bandwidth array\n", bw_mb);
         return 1;
     }
-    char cpu[256];
+    char cpu[256], msg[256], topo_line[512];
     kvb_cpu_model(cpu, sizeof cpu);
     printf("cpu:            %s\n", cpu);
     printf("online cores:   %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
+    kvb_topo topo;
+    if (kvb_topo_init(&topo, msg, sizeof msg) == KVB_STATUS_OK) {
+        kvb_topo_describe(&topo, topo_line, sizeof topo_line);
+        printf("topology:       %s (hwloc)\n", topo_line);
+        printf("pinning:        %s\n", topo.can_bind ? "hwloc can bind threads here (--pin compact|spread)"
+                                                     : "hwloc cannot bind threads here: --pin runs unpinned");
+        kvb_topo_free(&topo);
+    } else
+        printf("topology:       %s\n", msg);
     printf("openblas:       %s (threads %d)\n", openblas_get_config(), openblas_get_num_threads());
     printf("clock:          CLOCK_MONOTONIC, resolution %.0f ns\n", k.clock_res_ns);
     const kvb_read_bw *rb[2] = {&k.dram, &k.working_set};
@@ -595,6 +626,16 @@ static int cmd_attend(int argc, char **argv)
     if (c.key_outliers > shape.head_dim / 2)
         return usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
                            shape.head_dim / 2);
+    {
+        kvb_topo topo;
+        char tmsg[256], note[256];
+        int have = kvb_topo_init(&topo, tmsg, sizeof tmsg) == KVB_STATUS_OK, core, cpu;
+        kvb_pin pin;
+        r = apply_pin(&c, &topo, have, &pin, &core, &cpu, note, sizeof note);
+        if (have) kvb_topo_free(&topo);     /* the binding outlives the topology object */
+        if (r) return r;
+        if (pin != KVB_PIN_NONE && core >= 0) printf("pinned (%s): core %d, cpu %d\n", c.pin, core, cpu);
+    }
 
     kvb_attend_case *cases = calloc((size_t)nb * nd * (nk > na * nq ? nk : na * nq), sizeof *cases);
     if (!cases) return 1;
@@ -963,6 +1004,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     kvb_point *pts = NULL;
     int n_pts = 0, rc = 0, renamed = 0;
     kvb_state st = {0};
+    kvb_topo topo;
+    int have_topo = 0;
     if ((rc = build_model(&c, &m, &source)) != 0) { kvb_results_remove(partial); return rc; }
 
     /* prompt: explicit ids, or seeded ids after a BOS of 1 as in llama2.c */
@@ -1049,6 +1092,12 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         size_t ws = 4 * kvb_model_param_count(&m.cfg) + 2 * (size_t)sh.n_layers * sh.n_kv_heads * sh.head_dim * 4 * (size_t)(P + c.tokens);
         have_ceil = kvb_measure_ceilings(&ceil, 0, ws, 7) == 0;
     }
+    char topo_msg[256], pin_note[256];
+    have_topo = kvb_topo_init(&topo, topo_msg, sizeof topo_msg) == KVB_STATUS_OK;
+    kvb_pin pin;
+    int pin_core, pin_cpu;
+    if ((rc = apply_pin(&c, &topo, have_topo, &pin, &pin_core, &pin_cpu, pin_note, sizeof pin_note)) != 0)
+        goto done;
     kvb_gen_config g = {prompt, P, c.tokens, c.reps, c.warmup, c.time_budget,
                         !c.quiet && isatty(STDERR_FILENO)};
     uint64_t started = (uint64_t)now;
@@ -1067,7 +1116,8 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     }
 
     kvb_run_info info = {run_id, cmdline, source, (uint64_t)c.seed, &m.cfg, &g,
-                         openblas_get_num_threads(), have_ceil ? &ceil : NULL, started};
+                         openblas_get_num_threads(), have_ceil ? &ceil : NULL, started,
+                         have_topo ? &topo : NULL, pin, pin_core, pin_cpu, pin_note[0] ? pin_note : NULL};
     char msg[512];
     /* lossy storage: accuracy against the f32 contiguous cache, beside time and memory */
     if (write_quality(&c, &m, &st, pts, n_pts, prompt, P, partial, msg, sizeof msg) != 0) {
@@ -1107,6 +1157,7 @@ done:
     free(prompt);
     kvb_state_free(&st);
     kvb_model_free(&m);
+    if (have_topo) kvb_topo_free(&topo);
     return rc;
 }
 

@@ -314,7 +314,22 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
     fprintf(f, ",\n  \"machine\": {\"host\": "); json_str(f, host);
     fprintf(f, ", \"cpu_model\": "); json_str(f, cpu);
     fprintf(f, ", \"online_cores\": %ld", sysconf(_SC_NPROCESSORS_ONLN));
-    fprintf(f, ", \"page_bytes\": %ld}", sysconf(_SC_PAGESIZE));
+    fprintf(f, ", \"page_bytes\": %ld", sysconf(_SC_PAGESIZE));
+    if (in->topo) {
+        const kvb_topo *t = in->topo;
+        fprintf(f, ",\n    \"topology\": {\"source\": \"hwloc\", \"packages\": %d, \"cores\": %d, \"pus\": %d, "
+                   "\"numa_nodes\": %d, \"l1d_bytes\": %zu, \"l1d_count\": %d, \"l2_bytes\": %zu, "
+                   "\"l2_count\": %d, \"l3_bytes\": %zu, \"l3_count\": %d, \"memory_bytes\": %zu, "
+                   "\"can_bind\": %s}",
+                t->packages, t->cores, t->pus, t->numa_nodes, t->cache_bytes[0], t->cache_count[0],
+                t->cache_bytes[1], t->cache_count[1], t->cache_bytes[2], t->cache_count[2], t->memory_bytes,
+                t->can_bind ? "true" : "false");
+    }
+    fprintf(f, "}");
+    fprintf(f, ",\n  \"pinning\": {\"policy\": "); json_str(f, kvb_pin_name(in->pin));
+    fprintf(f, ", \"threads\": 1, \"core\": %d, \"cpu\": %d, \"note\": ", in->pin_core, in->pin_cpu);
+    json_str(f, in->pin_note ? in->pin_note : "");
+    fprintf(f, "}");
     if (in->ceil) {
         const kvb_ceilings *k = in->ceil;
         fprintf(f, ",\n  \"ceilings\": {\"read_1thread\": ");

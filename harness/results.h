@@ -13,6 +13,7 @@
 #include "ceiling.h"
 #include "model.h"
 #include "run.h"
+#include "topo.h"
 
 typedef struct kvb_run_info {
     const char           *run_id;
@@ -24,6 +25,10 @@ typedef struct kvb_run_info {
     int                   blas_threads;
     const kvb_ceilings   *ceil;           /* NULL when not measured */
     uint64_t              started_unix;
+    const kvb_topo       *topo;           /* NULL when hwloc could not load it */
+    kvb_pin               pin;            /* policy asked for */
+    int                   pin_core, pin_cpu;   /* where the decode thread ran; -1: unpinned */
+    const char           *pin_note;       /* why unpinned, when pinning was asked and failed */
 } kvb_run_info;
 
 /* Per-point figures derived from the records (also used by tests). */

@@ -166,6 +166,17 @@ expect_ok attend --backend quant --dtype q8 --qkernel portable,avx512 --group 16
 grep -q 'kernel=avx512.*skipped: quant kernel .avx512. needs head_dim and group multiples of 32' "$T/stdout" && ok \
   || bad "a SIMD kernel on head_dim 16 was not reported as skipped: $(cat "$T/stdout")"
 
+# --- topology and pinning ---
+expect_ok info
+grep -q "^topology: .*cores [0-9]" "$T/stdout" && ok || bad "info lacks the hwloc topology: $(cat "$T/stdout")"
+expect_fail 2 "unknown --pin 'tight'"        $R --pin tight
+expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --out "$T/pin"
+grep -q '"pinning": {"policy": "compact"' "$T/pin/meta.json" && grep -q '"topology": {"source": "hwloc"' "$T/pin/meta.json" \
+  && ok || bad "meta.json lacks the pinning or topology record"
+# bound and verified (core 0), or a note saying why not
+grep -q '"core": 0, "cpu": [0-9]' "$T/pin/meta.json" || grep -q 'running unpinned' "$T/stderr" && ok \
+  || bad "--pin compact neither bound nor said why: $(grep pinning "$T/pin/meta.json")"
+
 # --- llama2.c checkpoints through the CLI ---
 expect_ok export --preset tiny --out "$T/tiny.bin"
 expect_ok run --checkpoint "$T/tiny.bin" --tokens 8 --reps 1 --no-ceilings --quiet --out "$T/ck"
@@ -175,6 +186,8 @@ expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
 
 # --- the Google Benchmark binary: flags, JSON, and a failing case's exit status ---
 if [ -n "$GB" ]; then
+  "$GB" --pin tight >"$T/stdout" 2>"$T/stderr"; rc=$?
+  [ $rc -eq 2 ] && grep -q "unknown --pin 'tight'" "$T/stderr" && ok || bad "gbench bad --pin: exit $rc"
   "$GB" --frobnicate >"$T/stdout" 2>"$T/stderr"; rc=$?
   [ $rc -eq 2 ] && grep -q "unknown flag '--frobnicate'" "$T/stderr" && ok || bad "gbench bad flag: exit $rc"
   "$GB" --no-ceilings --benchmark_filter='attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256$|append/quant/q4/nh=32/nkv=8' \
@@ -189,6 +202,7 @@ assert "attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256" in names, names
 assert "append/quant/q4/nh=32/nkv=8/hd=128" in names, names
 assert all(b["kv_bytes_per_second"] > 0 for b in d["benchmarks"])
 assert "kvbench_commit" in d["context"] and "cpu_model" in d["context"]
+assert "topology" in d["context"] and "pinning" in d["context"]
 PY
   fi
   "$GB" --no-ceilings --selftest-failure --benchmark_filter='selftest' >"$T/stdout" 2>"$T/stderr"; rc=$?

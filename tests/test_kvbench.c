@@ -26,6 +26,7 @@
 #include "../harness/results.h"
 #include "../harness/serve.h"
 #include "../harness/stats.h"
+#include "../harness/topo.h"
 #include "../impls/kernels/kernels.h"
 #include "../impls/kernels/quant.h"
 #include "../impls/kvb_backend.h"
@@ -779,6 +780,37 @@ static void test_quant_memory_and_lifecycle(void **state)
     kvb_options q8 = {.dtype = KVB_DTYPE_Q8, .max_seqs = 1};
     assert_int_equal(kvb_backend_supports(kvb_backend_find("contiguous"), &sh, &q8, why, sizeof why),
                      KVB_STATUS_UNSUPPORTED);
+}
+
+/* ---- topology and pinning (hwloc) ------------------------------------------ */
+
+static void test_topology_and_pin(void **state)
+{
+    (void)state;
+    kvb_topo t;
+    char msg[256];
+    if (kvb_topo_init(&t, msg, sizeof msg) != KVB_STATUS_OK) { print_message("%s\n", msg); skip(); }
+    assert_true(t.packages >= 1 && t.cores >= t.packages && t.pus >= t.cores);
+    assert_true(t.numa_nodes >= 1 || t.numa_nodes == 0);
+    for (int i = 0; i < KVB_TOPO_CACHE_LEVELS; i++)
+        if (t.cache_count[i]) assert_true(t.cache_bytes[i] >= 1024);   /* a cache level is at least 1 KiB */
+    kvb_pin p;
+    assert_int_equal(kvb_pin_parse("spread", &p), KVB_STATUS_OK);
+    assert_int_equal(p, KVB_PIN_SPREAD);
+    assert_int_equal(kvb_pin_parse("loose", &p), KVB_STATUS_INVALID_ARG);
+    int core, cpu;
+    assert_int_equal(kvb_topo_pin(&t, KVB_PIN_NONE, 0, &core, &cpu, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(core, -1);
+    /* thread i of a compact pool lands on core i (mod cores), verified by hwloc */
+    for (int i = 0; i < 2 * t.cores && i < 8; i++) {
+        kvb_status st = kvb_topo_pin(&t, KVB_PIN_COMPACT, i, &core, &cpu, msg, sizeof msg);
+        if (st == KVB_STATUS_UNSUPPORTED) { print_message("pin: %s\n", msg); break; }
+        assert_int_equal(st, KVB_STATUS_OK);
+        assert_int_equal(core, i % t.cores);
+        assert_true(cpu >= 0);
+    }
+    kvb_topo_unpin(&t);                  /* the tests after this one run unbound again */
+    kvb_topo_free(&t);
 }
 
 /* ---- cache storage, memory accounting, capacity ------------------------- */
@@ -1640,6 +1672,7 @@ int main(int argc, char **argv)
         {"quant_kernels_match_dequantized", test_quant_kernels_match_dequantized, 1},
         {"quant_fused_equals_dequantized", test_quant_fused_equals_dequantized, 1},
         {"quant_memory_and_lifecycle", test_quant_memory_and_lifecycle, 0},
+        {"topology_and_pin", test_topology_and_pin, 0},
         {"stats", test_stats, 0},
         {"point_summary", test_point_summary, 0},
     };
