@@ -13,6 +13,7 @@
 #include "run.h"
 #include "serve.h"
 #include "topo.h"
+#include "../impls/kernels/kernels.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -491,6 +492,7 @@ static int cmd_info(int argc, char **argv)
         printf("topology:       %s\n", msg);
     printf("openblas:       %s (threads %d)\n", openblas_get_config(), openblas_get_num_threads());
     printf("clock:          CLOCK_MONOTONIC, resolution %.0f ns\n", k.clock_res_ns);
+    printf("attend kernels: %s\n", kvb_kernels_path());
     const kvb_read_bw *rb[2] = {&k.dram, &k.working_set};
     for (int i = 0; i < 2; i++)
         printf("read bandwidth: %.1f GB/s one thread over a %zu MiB array (p10 %.1f, p90 %.1f)\n",

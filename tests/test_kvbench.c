@@ -312,6 +312,62 @@ static void test_attend_rejects_planted_bugs(void **state)
     assert_int_equal(r.failed, r.cases - r.cases * single_token / n_ctx);
 }
 
+/* The attention paths kvb_attend_runs chooses between, each against float64,
+ * on runs of rows (as a paged cache holds them) with an odd row stride. */
+static void test_attend_paths_match_reference(void **state)
+{
+    const kvb_attend_runs_fn paths[2] = {kvb_attend_runs_portable, kvb_attend_runs_avx512()};
+    const char *names[2] = {"portable", "avx512"};
+    uint64_t seed = 23;
+    int ran = 0;
+    for (int pi = 0; pi < 2; pi++) {
+        if (!paths[pi]) { print_message("%s path: not in this build or CPU, skipped\n", names[pi]); continue; }
+        for (int dt = 0; dt <= KVB_DTYPE_BF16; dt++)
+        for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
+        for (int hd = 16; hd <= 256; hd *= 2) {
+            static const int ctxs[] = {1, 3, 64, 130, 700};
+            for (size_t ci = 0; ci < sizeof ctxs / sizeof ctxs[0]; ci++) {
+                int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, g = nh / nkv, n = ctxs[ci];
+                char name[160];
+                snprintf(name, sizeof name, "attend_path(impl=%s,dt=%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", names[pi],
+                         kvb_dtype_name((kvb_dtype)dt), nh, nkv, hd, n);
+                if (!case_selected(state, name)) continue;
+                ran++;
+                /* token rows of one KV head, stride hd + 16 elements, split into runs of 1..37 rows */
+                size_t stride = (size_t)hd + 16, es = kvb_dtype_size((kvb_dtype)dt);
+                char *kb = malloc((size_t)n * stride * es), *vb = malloc((size_t)n * stride * es);
+                float *k = malloc((size_t)n * hd * 4), *v = malloc((size_t)n * hd * 4), *kk = malloc(stride * 4);
+                float *q = malloc((size_t)g * hd * 4), *out = malloc((size_t)g * hd * 4);
+                float *scr = malloc(kvb_attend_scratch_floats(g, n, hd) * 4);
+                double *ref = malloc((size_t)g * hd * sizeof *ref);
+                for (int t = 0; t < n; t++)
+                    for (int part = 0; part < 2; part++) {
+                        for (size_t i = 0; i < stride; i++) kk[i] = urand(&seed);
+                        kvb_row_from_f32((kvb_dtype)dt, kk, (part ? vb : kb) + (size_t)t * stride * es, (int)stride);
+                        /* the reference sees the stored values */
+                        kvb_row_to_f32((kvb_dtype)dt, (part ? vb : kb) + (size_t)t * stride * es,
+                                       (part ? v : k) + (size_t)t * hd, hd);
+                    }
+                for (int i = 0; i < g * hd; i++) q[i] = 2.0f * urand(&seed);
+                kvb_kv_run runs[64];
+                int nr = 0;
+                for (int t = 0; t < n && nr < 64;) {
+                    int m = 1 + (t * 7 + 3) % 37;
+                    if (m > n - t || nr == 63) m = n - t;
+                    runs[nr++] = (kvb_kv_run){kb + (size_t)t * stride * es, vb + (size_t)t * stride * es, m};
+                    t += m;
+                }
+                paths[pi]((kvb_dtype)dt, runs, nr, stride, hd, g, q, out, scr);
+                ref_attend(q, k, v, n, g, 1, hd, ref);
+                double e = rel_l2(out, ref, (size_t)g * hd);
+                if (!(e <= 2e-5)) fail_msg("%s: rel L2 %.3g", name, e);
+                free(kb); free(vb); free(k); free(v); free(kk); free(q); free(out); free(scr); free(ref);
+            }
+        }
+    }
+    if (!ran) skip();
+}
+
 /* The no-cache path: causal attention over activations, every position. */
 static void test_causal_matches_reference(void **state)
 {
@@ -1658,6 +1714,7 @@ int main(int argc, char **argv)
         {"attend_every_backend", test_attend_every_backend, 1},
         {"attend_rejects_planted_bugs", test_attend_rejects_planted_bugs, 0},
         {"causal_matches_reference", test_causal_matches_reference, 1},
+        {"attend_paths_match_reference", test_attend_paths_match_reference, 1},
         {"f16_bf16_conversions", test_f16_bf16_conversions, 0},
         {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
         {"bad_shapes_and_names", test_bad_shapes_and_names, 0},

@@ -128,6 +128,24 @@ size_t kvb_attend_scratch_floats(int g, int n, int head_dim)
 void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                      int head_dim, int g, const float *q, float *out, float *scratch)
 {
+    kvb_attend_runs_fn simd = head_dim % 16 == 0 ? kvb_attend_runs_avx512() : NULL;
+    (simd ? simd : kvb_attend_runs_portable)(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch);
+}
+
+const char *kvb_kernels_path(void)
+{
+    if (kvb_attend_runs_avx512()) return "avx512 (attend_avx512.c, chosen from CPUID)";
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "x86-64-v3 AVX2 (portable C, compiler-vectorized clone chosen from CPUID)";
+#endif
+    return "portable C";
+}
+
+void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                              int head_dim, int g, const float *q, float *out, float *scratch)
+{
     const size_t row_bytes = row_stride * kvb_dtype_size(dt);
     const float scale = 1.0f / sqrtf((float)head_dim);
     int n = 0;

@@ -56,6 +56,20 @@ typedef struct kvb_kv_run {
 void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                      int head_dim, int g, const float *q, float *out, float *scratch);
 
+/* The implementations kvb_attend_runs chooses between, at every call, from
+ * CPUID and the shape: the AVX-512 one (attend_avx512.c; head_dim a multiple
+ * of 16) where the CPU has it, else the portable C (which GCC also builds for
+ * x86-64-v3, AVX2, and picks at load time). Both are exposed so the tests can
+ * hold each to the float64 reference. The AVX-512 getter is NULL elsewhere. */
+typedef void (*kvb_attend_runs_fn)(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                                   int head_dim, int g, const float *q, float *out, float *scratch);
+void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                              int head_dim, int g, const float *q, float *out, float *scratch);
+kvb_attend_runs_fn kvb_attend_runs_avx512(void);
+
+/* The path kvb_attend_runs takes for head_dim 128 on this CPU, for `kvbench info`. */
+const char *kvb_kernels_path(void);
+
 /* Causal self-attention over T positions held in activations (the no-cache and
  * prefill path): position i attends to positions 0..i.
  *   q, out: [T][n_heads][head_dim]    k, v: [T][n_kv_heads][head_dim]

@@ -19,12 +19,9 @@
 /* GCC on x86-64 only: clang's __builtin_cpu_supports lacks some of these
  * feature names; other compilers and CPUs get the portable table. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#include <immintrin.h>
-#include <math.h>
 #include <string.h>
 
-#define KVB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
-#define KVB_INLINE inline __attribute__((always_inline))
+#include "simd_avx512.h"
 
 /* value rows per tile; rows ahead to prefetch (float loops, integer key loop):
  * measured on the 2-core Xeon, 16 to 128 rows differ by under 10% */
@@ -75,36 +72,6 @@ static int chunk_pos(int bits, int e)
     if (bits == 8) return e;
     if (bits == 4) return (e & 1) * 16 + e / 2;
     return ((e & 3) >> 1) * 16 + (e & 1) * 8 + e / 4;     /* 2-bit: code r of byte j */
-}
-
-/* Sums of four vectors' lanes: {sum a, sum b, sum c, sum d}. */
-static KVB_INLINE KVB_AVX512 __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
-{
-    /* per 128-bit lane: (a0+a2, b0+b2, a1+a3, b1+b3), likewise for c, d */
-    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-    /* per 128-bit lane: partial sums of a, b, c, d */
-    __m512 s = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* scale * the lane sums of acc[h * R + r] into s[h * s_stride + t + r]: four
- * accumulators share one shuffle tree where there are four. */
-static KVB_INLINE KVB_AVX512 void store_scores(const __m512 *acc, const int HB, const int R, int t, float scale,
-                                               float *s, size_t s_stride)
-{
-    if (R * HB < 4) {
-        for (int j = 0; j < R * HB; j++)
-            s[(size_t)(j / R) * s_stride + t + j % R] = scale * _mm512_reduce_add_ps(acc[j]);
-        return;
-    }
-    for (int j = 0; j < R * HB; j += 4) {
-        float v[4];
-        _mm_storeu_ps(v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
-        for (int i = 0; i < 4; i++) s[(size_t)((j + i) / R) * s_stride + t + (j + i) % R] = v[i];
-    }
 }
 
 /* Scores of rows t..t+R-1 for heads 0..HB-1 (queries qp in chunk order). */
@@ -368,44 +335,6 @@ static KVB_AVX512 void accum_avx512(const kvb_qrows *v, int g, const float *w, s
         break;
     default: accum_fmt(v, 2, 1, 0, g, w, w_stride, out, scratch); break;
     }
-}
-
-/* exp(x) for x <= 0 (softmax after the max is subtracted), Cephes expf's
- * polynomial on the reduced argument, 2^n applied by scalef (0 below ~-104). */
-static KVB_INLINE KVB_AVX512 __m512 exp_ps(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
-static KVB_AVX512 float softmax_exp_avx512(float *s, int n)
-{
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    int t = 0;
-    for (; t + 16 <= n; t += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + t));
-    __mmask16 tail = (__mmask16)((1u << (n - t)) - 1u);
-    mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + t));
-    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
-    for (t = 0; t + 16 <= n; t += 16) {
-        __m512 e = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
-        _mm512_storeu_ps(s + t, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    __m512 e = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + t), m));
-    _mm512_mask_storeu_ps(s + t, tail, e);
-    sum = _mm512_mask_add_ps(sum, tail, sum, e);
-    return _mm512_reduce_add_ps(sum);
 }
 
 static const kvb_qkernels avx512 = {

@@ -1,0 +1,205 @@
+/* attend_avx512.c: the AVX-512 path of kvb_attend_runs for f32, f16 and bf16
+ * rows (head_dim a multiple of 16), chosen at run time; kernels.c keeps the
+ * portable reference, and the tests hold every path to float64.
+ *
+ * Keys: rows R at a time (4/HB rows for HB <= 2 heads, else one), 16 values
+ * per vector, converted in registers (f16: vcvtph2ps; bf16: a 16-bit shift),
+ * each row read once for all HB query heads of its GQA group; the horizontal
+ * sums of four (head, row) pairs share one shuffle tree. Softmax: vectorized
+ * max and exp. Values: for one or two heads and head_dim <= 128, whole rows of
+ * accumulators stay in registers and rows stream front to back; four heads
+ * take tiles of rows 64 columns at a time (4 x 4 sums); otherwise tiles are
+ * walked 16 values at a time with up to 8 heads' sums in registers. */
+#include "kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <string.h>
+
+#include "simd_avx512.h"
+
+enum { PF_ROWS = 4, TILE_ROWS = 64 };
+
+/* 16 values of a stored row from element e on, as f32. */
+static KVB_INLINE KVB_AVX512 __m512 load16(const int dt, const char *row, int e)
+{
+    if (dt == KVB_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * (size_t)e)));
+    if (dt == KVB_DTYPE_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * (size_t)e))), 16));
+    return _mm512_loadu_ps((const float *)(const void *)row + e);
+}
+
+static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R, const char *row0,
+                                               size_t row_bytes, int n, int hd, const float *q, float scale,
+                                               float *s, size_t s_stride)
+{
+    int t = 0;
+    for (; t + R <= n; t += R) {
+        __m512 acc[8];
+        for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
+        for (int r = 0; r < R; r++) {
+            const char *row = row0 + (size_t)(t + r) * row_bytes;
+            for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + PF_ROWS * row_bytes + b, _MM_HINT_T0);
+            for (int e = 0; e < hd; e += 16) {
+                __m512 x = load16(dt, row, e);
+                for (int h = 0; h < HB; h++)
+                    acc[h * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + e), x, acc[h * R + r]);
+            }
+        }
+        store_scores(acc, HB, R, t, scale, s, s_stride);
+    }
+    for (; t < n; t++) {                         /* the rows left over: one at a time */
+        __m512 acc[8];
+        const char *row = row0 + (size_t)t * row_bytes;
+        for (int h = 0; h < HB; h++) acc[h] = _mm512_setzero_ps();
+        for (int e = 0; e < hd; e += 16) {
+            __m512 x = load16(dt, row, e);
+            for (int h = 0; h < HB; h++) acc[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + e), x, acc[h]);
+        }
+        store_scores(acc, HB, 1, t, scale, s, s_stride);
+    }
+}
+
+/* Rows in sequence order across runs: the value loops walk tokens in one global
+ * order, with tiles over the global index, so splitting the same rows into
+ * other runs (a paged cache's blocks) changes no addition: bit-identical output. */
+typedef struct row_cursor { const kvb_kv_run *runs; int r, off; } row_cursor;
+
+static KVB_INLINE const char *cursor_next(row_cursor *c, size_t row_bytes)
+{
+    while (c->runs[c->r].n == c->off) { c->r++; c->off = 0; }
+    return (const char *)c->runs[c->r].v + (size_t)c->off++ * row_bytes;
+}
+
+/* out[h] += sum_t w[h][t] row_t, one or two heads, NC16 = head_dim / 16 <= 8:
+ * whole rows of sums in registers, rows streamed once, front to back. */
+static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, const int NC16, const kvb_kv_run *runs,
+                                                    size_t row_bytes, int n, const float *w, size_t w_stride,
+                                                    float *out, int hd)
+{
+    __m512 acc[2][8];
+    for (int h = 0; h < HB; h++)
+        for (int c = 0; c < NC16; c++) acc[h][c] = _mm512_setzero_ps();
+    row_cursor cur = {runs, 0, 0};
+    for (int t = 0; t < n; t++) {
+        const char *row = cursor_next(&cur, row_bytes);
+        for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + PF_ROWS * row_bytes + b, _MM_HINT_T0);
+        for (int c = 0; c < NC16; c++) {
+            __m512 x = load16(dt, row, 16 * c);
+            for (int h = 0; h < HB; h++)
+                acc[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)h * w_stride + t]), x, acc[h][c]);
+        }
+    }
+    for (int h = 0; h < HB; h++)
+        for (int c = 0; c < NC16; c++) {
+            float *o = out + (size_t)h * hd + 16 * c;
+            _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[h][c]));
+        }
+}
+
+/* Any head count and head_dim: tiles of TILE_ROWS rows (global index), COLS
+ * values at a time (64 for four heads: 4 x 4 sums, one broadcast per row and
+ * block; 16 otherwise, up to 8 heads' sums), so each tile is read from memory
+ * once and re-read from cache for the next column block. */
+static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB, const int NCV, const kvb_kv_run *runs,
+                                                     size_t row_bytes, int n, const float *w, size_t w_stride,
+                                                     float *out, int hd)
+{
+    row_cursor start = {runs, 0, 0};
+    for (int t0 = 0; t0 < n; t0 += TILE_ROWS) {
+        int t1 = t0 + TILE_ROWS < n ? t0 + TILE_ROWS : n;
+        row_cursor cur = start;
+        for (int e0 = 0; e0 < hd; e0 += 16 * NCV) {
+            __m512 acc[8][4];
+            for (int h = 0; h < HB; h++)
+                for (int c = 0; c < NCV; c++) acc[h][c] = _mm512_setzero_ps();
+            cur = start;
+            for (int t = t0; t < t1; t++) {
+                const char *row = cursor_next(&cur, row_bytes);
+                if (e0 == 0)   /* the next rows, whole: the later column blocks then hit the cache */
+                    for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + TILE_ROWS * row_bytes + b, _MM_HINT_T0);
+                __m512 x[4];
+                for (int c = 0; c < NCV; c++) x[c] = load16(dt, row, e0 + 16 * c);
+                for (int h = 0; h < HB; h++) {
+                    __m512 wt = _mm512_set1_ps(w[(size_t)h * w_stride + t]);
+                    for (int c = 0; c < NCV; c++) acc[h][c] = _mm512_fmadd_ps(wt, x[c], acc[h][c]);
+                }
+            }
+            for (int h = 0; h < HB; h++)
+                for (int c = 0; c < NCV; c++) {
+                    float *o = out + (size_t)h * hd + e0 + 16 * c;
+                    _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[h][c]));
+                }
+        }
+        start = cur;
+    }
+}
+
+static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs, int n_runs, size_t row_bytes,
+                                            int hd, int g, const float *q, float *out, float *scores, int n)
+{
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h0 = 0; h0 < g;) {
+        int left = g - h0, hb = left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const float *qh = q + (size_t)h0 * hd;
+        float *sh = scores + (size_t)h0 * n;
+        for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
+            const char *k = runs[r].k;
+            if (hb == 4)      dense_scores(dt, 4, 1, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else              dense_scores(dt, 1, 4, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+        }
+        h0 += hb;
+    }
+    for (int h = 0; h < g; h++) {
+        float inv = 1.0f / softmax_exp_avx512(scores + (size_t)h * n, n);
+        for (int t = 0; t < n; t++) scores[(size_t)h * n + t] *= inv;   /* weights sum to 1 */
+    }
+    for (int h0 = 0; h0 < g;) {
+        int left = g - h0, hb = left >= 8 && left % 4 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        const float *wh = scores + (size_t)h0 * n;
+        float *oh = out + (size_t)h0 * hd;
+        /* constant accumulator counts for the head_dims models use */
+        if (hb <= 2 && (hd == 128 || hd == 64)) {
+            if (hd == 128 && hb == 2)      dense_values_rows(dt, 2, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            else if (hd == 128)            dense_values_rows(dt, 1, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            else if (hb == 2)              dense_values_rows(dt, 2, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            else                           dense_values_rows(dt, 1, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        } else if (hb == 4 && hd % 64 == 0) dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 8)                  dense_values_tiles(dt, 8, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 4)                  dense_values_tiles(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 2)                  dense_values_tiles(dt, 2, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else                               dense_values_tiles(dt, 1, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        h0 += hb;
+    }
+}
+
+/* One instance per storage type, the type a constant inside. */
+static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                                          int head_dim, int g, const float *q, float *out, float *scratch)
+{
+    int n = 0;
+    for (int r = 0; r < n_runs; r++) n += runs[r].n;
+    memset(out, 0, (size_t)g * (size_t)head_dim * sizeof(float));
+    if (n <= 0) return;
+    size_t row_bytes = row_stride * kvb_dtype_size(dt);
+    switch (dt) {
+    case KVB_DTYPE_F16:  dense_run(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n); break;
+    case KVB_DTYPE_BF16: dense_run(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n); break;
+    default:             dense_run(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n); break;
+    }
+}
+
+kvb_attend_runs_fn kvb_attend_runs_avx512(void)
+{
+    __builtin_cpu_init();
+    int ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return ok ? attend_runs_avx512 : NULL;
+}
+
+#else
+kvb_attend_runs_fn kvb_attend_runs_avx512(void) { return NULL; }
+#endif
