@@ -23,9 +23,12 @@
 
 #include "simd_avx512.h"
 
-/* value rows per tile; rows ahead to prefetch (float loops, integer key loop):
- * measured on the 2-core Xeon, 16 to 128 rows differ by under 10% */
-enum { TILE = 64, PF = 32, PFK = 32 };
+/* value rows per tile; how far ahead to prefetch: about 2 KiB of codes and at
+ * least 4 rows (on the 2-core Xeon, 16 rows of q8 and 32 of q4 ran 5-10% faster
+ * than a fixed 8 or 32 rows for both) */
+enum { TILE = 64, PF_BYTES = 2048 };
+
+static inline size_t pf_rows(size_t stride) { size_t r = PF_BYTES / stride; return r < 4 ? 4 : r; }
 
 /* Chunk c of a row (32 codes) as floats, in chunk order. */
 static KVB_INLINE KVB_AVX512 void load_chunk(const int bits, const uint8_t *row, int c, __m512 *x0, __m512 *x1)
@@ -86,9 +89,9 @@ static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bit
     for (int r = 0; r < R; r++) {
         row[r] = k->codes + (size_t)(t + r) * k->code_stride;
         p[r] = k->params ? k->params + (size_t)(t + r) * k->param_stride : NULL;
-        /* a row is little work: ask for rows PF ahead so several misses overlap */
+        /* a row is little work: ask for rows ~2 KiB ahead so several misses overlap */
         for (size_t b = 0; b < k->code_stride; b += 64)
-            _mm_prefetch((const char *)row[r] + PF * k->code_stride + b, _MM_HINT_T0);
+            _mm_prefetch((const char *)row[r] + pf_rows(k->code_stride) * k->code_stride + b, _MM_HINT_T0);
     }
     for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
     for (int gi = 0; gi < ng; gi++) {
@@ -250,7 +253,8 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
     for (int t = 0; t < v->n; t++) {
         const uint8_t *row = v->codes + (size_t)t * v->code_stride;
         const uint16_t *p = v->params + (size_t)t * v->param_stride;
-        _mm_prefetch((const char *)row + PF * v->code_stride, _MM_HINT_T0);
+        for (size_t b = 0; b < v->code_stride; b += 64) _mm_prefetch((const char *)row + pf_rows(v->code_stride) * v->code_stride + b, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + pf_rows(v->code_stride) * v->param_stride), _MM_HINT_T0);
         for (int c = 0; c < NC; c++) {
             const int gi = c / cpg;
             __m512 x0, x1;
@@ -379,8 +383,8 @@ static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, c
         const uint8_t *row = k->codes + (size_t)(t + r) * k->code_stride;
         const uint16_t *p = k->params + (size_t)(t + r) * k->param_stride;
         for (size_t b = 0; b < k->code_stride; b += 64)
-            _mm_prefetch((const char *)row + PFK * k->code_stride + b, _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + PFK * k->param_stride), _MM_HINT_T0);
+            _mm_prefetch((const char *)row + pf_rows(k->code_stride) * k->code_stride + b, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + pf_rows(k->code_stride) * k->param_stride), _MM_HINT_T0);
         __m512 words = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(wmask, p));
         for (int b = 0; b < nb; b++) {
             __m512 dl = _mm512_permutexvar_ps(_mm512_loadu_si512(vq->idx + b * 32), words), ml = dl;
