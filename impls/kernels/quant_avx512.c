@@ -278,6 +278,49 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
         }
 }
 
+/* Four heads (GQA 4:1), an even number of chunks: tiles of rows walked two
+ * chunks (64 values) at a time with 4 x 4 sums in registers, so each weight is
+ * broadcast once per row and pair, and each row's codes are widened once. */
+static KVB_INLINE KVB_AVX512 void accum_4heads(const kvb_qrows *v, const int bits, const int asym, const int zero,
+                                               const float *w, size_t w_stride, float *op)
+{
+    const int nc = v->head_dim / 32, cpg = v->group / 32;
+    for (int t0 = 0; t0 < v->n; t0 += TILE) {
+        int t1 = t0 + TILE < v->n ? t0 + TILE : v->n;
+        for (int c = 0; c < nc; c += 2) {
+            __m512 acc[4][4];
+            for (int h = 0; h < 4; h++)
+                for (int j = 0; j < 4; j++) acc[h][j] = _mm512_setzero_ps();
+            for (int t = t0; t < t1; t++) {
+                const uint8_t *row = v->codes + (size_t)t * v->code_stride;
+                const uint16_t *p = v->params + (size_t)t * v->param_stride;
+                if (c == 0) {
+                    const char *nr = (const char *)(row + (size_t)TILE * v->code_stride);
+                    for (size_t b = 0; b < v->code_stride; b += 64) _mm_prefetch(nr + b, _MM_HINT_T0);
+                }
+                __m512 x[4], d0, a0, d1, a1;
+                load_chunk(bits, row, c, &x[0], &x[1]);
+                load_chunk(bits, row, c + 1, &x[2], &x[3]);
+                group_coeffs(asym, zero, p, c / cpg, &d0, &a0);
+                group_coeffs(asym, zero, p, (c + 1) / cpg, &d1, &a1);
+                x[0] = _mm512_fmadd_ps(x[0], d0, a0);
+                x[1] = _mm512_fmadd_ps(x[1], d0, a0);
+                x[2] = _mm512_fmadd_ps(x[2], d1, a1);
+                x[3] = _mm512_fmadd_ps(x[3], d1, a1);
+                for (int h = 0; h < 4; h++) {
+                    __m512 wt = _mm512_set1_ps(w[(size_t)h * w_stride + t]);
+                    for (int j = 0; j < 4; j++) acc[h][j] = _mm512_fmadd_ps(wt, x[j], acc[h][j]);
+                }
+            }
+            for (int h = 0; h < 4; h++)
+                for (int j = 0; j < 4; j++) {
+                    float *o = op + (size_t)h * v->head_dim + 32 * c + 16 * j;
+                    _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), acc[h][j]));
+                }
+        }
+    }
+}
+
 static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, const int asym, const int zero,
                                             int g, const float *w, size_t w_stride, float *out, float *scratch)
 {
@@ -301,7 +344,10 @@ static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, 
         }
         switch (hb) {
         case 8:  accum_heads(v, bits, asym, zero, 8, wh, w_stride, oh, ch); break;
-        case 4:  accum_heads(v, bits, asym, zero, 4, wh, w_stride, oh, ch); break;
+        case 4:
+            if ((hd / 32) % 2 == 0) accum_4heads(v, bits, asym, zero, wh, w_stride, oh);
+            else                    accum_heads(v, bits, asym, zero, 4, wh, w_stride, oh, ch);
+            break;
         case 2:  accum_heads(v, bits, asym, zero, 2, wh, w_stride, oh, ch); break;
         default: accum_heads(v, bits, asym, zero, 1, wh, w_stride, oh, ch); break;
         }
