@@ -252,6 +252,10 @@ static void add_context(int measure, kvb_pin pin)
     kvb_gb_add_context("read_gbs_1thread", buf);
     snprintf(buf, sizeof buf, "%zu", k.dram.bytes);
     kvb_gb_add_context("read_array_bytes", buf);
+    if (k.dram_all.threads) {
+        snprintf(buf, sizeof buf, "%.2f (%d threads)", k.dram_all.gbs, k.dram_all.threads);
+        kvb_gb_add_context("read_gbs_all_cores", buf);
+    }
     snprintf(buf, sizeof buf, "%.1f", k.sgemm_gflops);
     kvb_gb_add_context("sgemm_gflops", buf);
 }

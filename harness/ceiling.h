@@ -5,10 +5,11 @@
 
 #include <stddef.h>
 
-/* Single-thread streaming read of one array: the median pass and its spread. */
+/* Streaming read of one array: the median pass and its spread. */
 typedef struct kvb_read_bw {
     size_t bytes;             /* array size */
     int    passes;            /* timed passes after one untimed warm-up pass */
+    int    threads;           /* threads reading disjoint slices of it at once */
     double gbs, gbs_p10, gbs_p90;
 } kvb_read_bw;
 
@@ -17,14 +18,18 @@ typedef struct kvb_ceilings {
     kvb_read_bw working_set;  /* the size one decode step streams (weights + KV); a
                                * working set that fits a large cache reads faster
                                * than dram, so a step is judged against both */
+    kvb_read_bw dram_all;     /* the dram array read by one thread per online core */
     double sgemm_gflops;      /* OpenBLAS sgemm, n x n x n, median */
     int    sgemm_n;
     int    blas_threads;
     double clock_res_ns;
 } kvb_ceilings;
 
-/* Median read bandwidth over an array of `bytes`; -1 when memory is short. */
+/* Median read bandwidth over an array of `bytes`; -1 when memory is short.
+ * With threads > 1 each thread sums its own slice and a pass is timed from the
+ * common start to the last thread's end. */
 int kvb_measure_read(kvb_read_bw *r, size_t bytes, int passes);
+int kvb_measure_read_threads(kvb_read_bw *r, size_t bytes, int passes, int threads);
 
 /* dram_bytes = 0 picks 1 GiB; ws_bytes = 0 skips the working-set figure.
  * Returns 0, or -1 when memory is short. */

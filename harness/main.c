@@ -102,10 +102,12 @@ static void print_help(const char *cmd)
         puts("usage: kvbench list\n\nBackends, model presets and storage types this build knows.");
     } else if (cmd && strcmp(cmd, "info") == 0) {
         puts("usage: kvbench info [--threads N] [--bw-mb MB]\n\n"
-             "CPU model, cores, OpenBLAS configuration and this machine's measured ceilings:\n"
-             "single-thread read bandwidth (STREAM-style sum over an array of --bw-mb MiB,\n"
-             "default 1024, and over a cache-sized 64 MiB one; warm-up excluded, median of\n"
-             "7 and 21 passes) and OpenBLAS sgemm GFLOP/s.");
+             "CPU model, hwloc topology (packages, cores, PUs, NUMA nodes, caches), whether\n"
+             "threads can be pinned, the attention kernel path, OpenBLAS configuration and\n"
+             "this machine's measured ceilings: read bandwidth (STREAM-style sum over an\n"
+             "array of --bw-mb MiB, default 1024, by one thread and by one thread per online\n"
+             "core, and over a cache-sized 64 MiB one; warm-up excluded, median of 7 and 21\n"
+             "passes) and OpenBLAS sgemm GFLOP/s.");
     } else if (cmd && strcmp(cmd, "attend") == 0) {
         puts("usage: kvbench attend [flags]\n\n"
              "Fills one layer of each cache with the same seeded K/V, then times attend alone,\n"
@@ -493,10 +495,12 @@ static int cmd_info(int argc, char **argv)
     printf("openblas:       %s (threads %d)\n", openblas_get_config(), openblas_get_num_threads());
     printf("clock:          CLOCK_MONOTONIC, resolution %.0f ns\n", k.clock_res_ns);
     printf("attend kernels: %s\n", kvb_kernels_path());
-    const kvb_read_bw *rb[2] = {&k.dram, &k.working_set};
-    for (int i = 0; i < 2; i++)
-        printf("read bandwidth: %.1f GB/s one thread over a %zu MiB array (p10 %.1f, p90 %.1f)\n",
-               rb[i]->gbs, rb[i]->bytes >> 20, rb[i]->gbs_p10, rb[i]->gbs_p90);
+    const kvb_read_bw *rb[3] = {&k.dram, &k.working_set, &k.dram_all};
+    for (int i = 0; i < 3; i++)
+        if (rb[i]->threads)
+            printf("read bandwidth: %.1f GB/s %d thread%s over a %zu MiB array (p10 %.1f, p90 %.1f)\n",
+                   rb[i]->gbs, rb[i]->threads, rb[i]->threads == 1 ? "" : "s", rb[i]->bytes >> 20,
+                   rb[i]->gbs_p10, rb[i]->gbs_p90);
     printf("sgemm:          %.1f GFLOP/s (n = %d, %d thread%s)\n", k.sgemm_gflops, k.sgemm_n,
            k.blas_threads, k.blas_threads == 1 ? "" : "s");
     return 0;

@@ -336,6 +336,11 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
         json_read_bw(f, &k->dram);
         fprintf(f, ",\n    \"read_1thread_working_set\": ");
         json_read_bw(f, &k->working_set);
+        if (k->dram_all.threads) {
+            fprintf(f, ",\n    \"read_all_cores\": ");
+            json_read_bw(f, &k->dram_all);
+            fprintf(f, ", \"read_threads\": %d", k->dram_all.threads);
+        }
         fprintf(f, ",\n    \"sgemm_gflops\": ");
         json_num(f, k->sgemm_gflops);
         fprintf(f, ", \"sgemm_n\": %d, \"sgemm_threads\": %d, \"clock_resolution_ns\": ",

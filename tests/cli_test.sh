@@ -169,6 +169,8 @@ grep -q 'kernel=avx512.*skipped: quant kernel .avx512. needs head_dim and group 
 # --- topology and pinning ---
 expect_ok info
 grep -q "^topology: .*cores [0-9]" "$T/stdout" && ok || bad "info lacks the hwloc topology: $(cat "$T/stdout")"
+grep -q "^attend kernels: " "$T/stdout" && grep -q "^read bandwidth: .* 1 thread over a 1024 MiB array" "$T/stdout" \
+  && ok || bad "info lacks the kernel path or the read ceiling"
 expect_fail 2 "unknown --pin 'tight'"        $R --pin tight
 expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --out "$T/pin"
 grep -q '"pinning": {"policy": "compact"' "$T/pin/meta.json" && grep -q '"topology": {"source": "hwloc"' "$T/pin/meta.json" \
