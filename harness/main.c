@@ -678,6 +678,7 @@ static int cmd_attend(int argc, char **argv)
                     cases[n].opt.block_tokens = pg ? blocks[k] : 0;
                     set_quant_options(&c, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
                     if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
+                    cases[n].opt.threads = c.threads;
                     n++;
                 }
             }
@@ -1076,7 +1077,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                                  .alloc = recompute || paged ? KVB_ALLOC_GROW : modes[qt ? k % nm : k],
                                  .max_seqs = 1, .block_tokens = paged ? blocks[k] : 0,
                                  .pool_blocks = (size_t)c.pool_blocks,
-                                 .pool_bytes = (size_t)c.pool_mb << 20};
+                                 .pool_bytes = (size_t)c.pool_mb << 20, .threads = c.threads};
                 set_quant_options(&c, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
                 if (quant) o.qkernel = qk_names[qk[0]];
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {

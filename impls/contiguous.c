@@ -10,15 +10,21 @@
  *             a static cache or a slot-based server does. The memory is calloc'd:
  *             reserved at once, backed by the OS as tokens touch it.
  * seq_clear gives a sequence's stores back in both modes.
- * Conversion to f16/bf16 happens in append; attend computes in f32. */
+ * Conversion to f16/bf16 happens in append; attend computes in f32.
+ * With threads > 1 attend splits over KV heads; when there are fewer KV heads
+ * than threads, each head's context is also cut into parts (at least 256 tokens
+ * each) whose outputs are merged by their softmax statistics, as Flash-Decoding
+ * does. Threads come from a pool the cache owns. */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
+#include "kernels/pool.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { KVB_CONTIG_MIN_CAP = 16 };
+enum { KVB_CONTIG_MIN_CAP = 16, KVB_CONTIG_MIN_PART = 256 };
 
 extern const kvb_backend kvb_backend_contiguous;
 
@@ -32,7 +38,12 @@ struct kvb_cache {
     kvb_options   opt;
     size_t        es;         /* bytes per stored element */
     contig_store *stores;     /* [max_seqs][n_layers] */
-    float        *scratch;    /* attend's scores and row buffer, sized for max_seq */
+    float        *scratch;    /* [threads][kvb_attend_scratch_floats(g, max_seq, hd)] */
+    size_t        scratch_per;
+    kvb_pool     *pool;       /* NULL when single-threaded */
+    int           threads, max_parts;
+    float        *part_out;   /* [n_kv_heads * max_parts][g][head_dim]: split contexts' outputs */
+    float        *part_ml;    /* [n_kv_heads * max_parts][g][2]: their max and sum */
 };
 
 static contig_store *store_at(const kvb_cache *c, int seq, int layer)
@@ -72,6 +83,9 @@ static void contig_destroy(kvb_cache *c)
         }
     free(c->stores);
     free(c->scratch);
+    free(c->part_out);
+    free(c->part_ml);
+    kvb_pool_destroy(c->pool);
     free(c);
 }
 
@@ -89,8 +103,24 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
     size_t n_stores = (size_t)opt->max_seqs * shape->n_layers;
     c->stores = calloc(n_stores, sizeof *c->stores);
     int g = shape->n_heads / shape->n_kv_heads;
-    c->scratch = malloc(kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim) * sizeof(float));
-    if (!c->stores || !c->scratch) { contig_destroy(c); return KVB_STATUS_NO_MEMORY; }
+    c->threads = opt->threads > 1 ? opt->threads : 1;
+    /* parts per head when heads are fewer than threads, each at least KVB_CONTIG_MIN_PART tokens */
+    int want = (c->threads + shape->n_kv_heads - 1) / shape->n_kv_heads;
+    int room = shape->max_seq / KVB_CONTIG_MIN_PART;
+    c->max_parts = c->threads > 1 && shape->n_kv_heads < c->threads ? (want < room ? want : room) : 1;
+    if (c->max_parts < 1) c->max_parts = 1;
+    c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
+    c->scratch = malloc(c->scratch_per * (size_t)c->threads * sizeof(float));
+    size_t items = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
+    if (c->max_parts > 1) {
+        c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
+        c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
+    }
+    kvb_status pst = c->threads > 1 ? kvb_pool_create(&c->pool, c->threads) : KVB_STATUS_OK;
+    if (!c->stores || !c->scratch || pst != KVB_STATUS_OK || (c->max_parts > 1 && (!c->part_out || !c->part_ml))) {
+        contig_destroy(c);
+        return KVB_STATUS_NO_MEMORY;
+    }
     *out = c;
     return KVB_STATUS_OK;
 }
@@ -123,18 +153,64 @@ static kvb_status contig_append(kvb_cache *c, int seq, int layer, const float *k
     return KVB_STATUS_OK;
 }
 
+/* One attend's work, split into items: (KV head, part of its context). */
+typedef struct attend_job {
+    kvb_cache          *c;
+    const contig_store *s;
+    const float        *q;
+    float              *out;
+    int                 parts;
+} attend_job;
+
+static void attend_item(void *arg, int item, int thread)
+{
+    const attend_job *j = arg;
+    const kvb_cache *c = j->c;
+    const contig_store *s = j->s;
+    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
+    const int h = item / j->parts, p = item % j->parts;
+    const size_t head_bytes = (size_t)s->cap * hd * c->es, qo = (size_t)h * g * hd;
+    float *scratch = c->scratch + (size_t)thread * c->scratch_per;
+    if (j->parts == 1) {
+        kvb_attend_group(c->opt.dtype, s->len ? (char *)s->k + h * head_bytes : NULL,
+                         s->len ? (char *)s->v + h * head_bytes : NULL, (size_t)hd, s->len, hd, g, j->q + qo,
+                         j->out + qo, scratch);
+        return;
+    }
+    int t0 = (int)((long long)s->len * p / j->parts), t1 = (int)((long long)s->len * (p + 1) / j->parts);
+    size_t off = (size_t)t0 * hd * c->es;
+    kvb_kv_run run = {(char *)s->k + h * head_bytes + off, (char *)s->v + h * head_bytes + off, t1 - t0};
+    kvb_attend_runs_ml(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, c->part_out + (size_t)item * g * hd,
+                       scratch, c->part_ml + (size_t)item * g * 2);
+}
+
 static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
 {
     if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     const contig_store *s = store_at(c, seq, layer);
-    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
-    const size_t head_bytes = (size_t)s->cap * hd * c->es;
-    for (int h = 0; h < c->shape.n_kv_heads; h++) {
-        size_t qo = (size_t)h * g * hd;
-        kvb_attend_group(c->opt.dtype, s->len ? (char *)s->k + h * head_bytes : NULL,
-                         s->len ? (char *)s->v + h * head_bytes : NULL, (size_t)hd,
-                         s->len, hd, g, q + qo, out + qo, c->scratch);
-    }
+    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads, nkv = c->shape.n_kv_heads;
+    int parts = s->len / KVB_CONTIG_MIN_PART < c->max_parts ? s->len / KVB_CONTIG_MIN_PART : c->max_parts;
+    attend_job job = {c, s, q, out, parts > 1 ? parts : 1};
+    kvb_pool_run(c->pool, nkv * job.parts, attend_item, &job);
+    if (job.parts == 1) return KVB_STATUS_OK;
+    /* merge each head's parts: weights l_p exp(m_p - m) on the parts' normalized outputs */
+    for (int h = 0; h < nkv; h++)
+        for (int i = 0; i < g; i++) {
+            float m = -INFINITY, wsum = 0.0f, *o = out + ((size_t)h * g + i) * hd;
+            for (int p = 0; p < job.parts; p++) {
+                float mp = c->part_ml[(((size_t)h * job.parts + p) * g + i) * 2];
+                m = mp > m ? mp : m;
+            }
+            for (int d = 0; d < hd; d++) o[d] = 0.0f;
+            for (int p = 0; p < job.parts; p++) {
+                size_t it = (size_t)h * job.parts + p;
+                const float *ml = c->part_ml + (it * g + i) * 2, *po = c->part_out + (it * g + i) * hd;
+                float w = ml[1] * expf(ml[0] - m);
+                wsum += w;
+                for (int d = 0; d < hd; d++) o[d] += w * po[d];
+            }
+            for (int d = 0; d < hd; d++) o[d] /= wsum;
+        }
     return KVB_STATUS_OK;
 }
 

@@ -85,6 +85,8 @@ typedef struct kvb_options {
     kvb_dtype dtype;
     kvb_alloc alloc;
     int       max_seqs;       /* sequences 0..max_seqs-1 exist from create, empty */
+    int       threads;        /* threads one attend may use, 0 or 1: the caller's alone;
+                               * backends without threading run single-threaded */
     /* paged backends (KVB_BACKEND_PAGED) only; 0 picks the default */
     int       block_tokens;   /* tokens per block, 1..256; default 16 */
     size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */

@@ -137,7 +137,8 @@ static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB,
 }
 
 static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs, int n_runs, size_t row_bytes,
-                                            int hd, int g, const float *q, float *out, float *scores, int n)
+                                            int hd, int g, const float *q, float *out, float *scores, int n,
+                                            float *ml)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     for (int h0 = 0; h0 < g;) {
@@ -153,7 +154,8 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         h0 += hb;
     }
     for (int h = 0; h < g; h++) {
-        float inv = 1.0f / softmax_exp_avx512(scores + (size_t)h * n, n);
+        float mx, sum = softmax_exp_max_avx512(scores + (size_t)h * n, n, &mx), inv = 1.0f / sum;
+        if (ml) { ml[2 * h] = mx; ml[2 * h + 1] = sum; }
         for (int t = 0; t < n; t++) scores[(size_t)h * n + t] *= inv;   /* weights sum to 1 */
     }
     for (int h0 = 0; h0 < g;) {
@@ -177,7 +179,8 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
 
 /* One instance per storage type, the type a constant inside. */
 static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                                          int head_dim, int g, const float *q, float *out, float *scratch)
+                                          int head_dim, int g, const float *q, float *out, float *scratch,
+                                          float *ml)
 {
     int n = 0;
     for (int r = 0; r < n_runs; r++) n += runs[r].n;
@@ -185,9 +188,9 @@ static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, 
     if (n <= 0) return;
     size_t row_bytes = row_stride * kvb_dtype_size(dt);
     switch (dt) {
-    case KVB_DTYPE_F16:  dense_run(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n); break;
-    case KVB_DTYPE_BF16: dense_run(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n); break;
-    default:             dense_run(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n); break;
+    case KVB_DTYPE_F16:  dense_run(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
+    case KVB_DTYPE_BF16: dense_run(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
+    default:             dense_run(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
     }
 }
 

@@ -128,8 +128,14 @@ size_t kvb_attend_scratch_floats(int g, int n, int head_dim)
 void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                      int head_dim, int g, const float *q, float *out, float *scratch)
 {
+    kvb_attend_runs_ml(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch, NULL);
+}
+
+void kvb_attend_runs_ml(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                        int head_dim, int g, const float *q, float *out, float *scratch, float *ml)
+{
     kvb_attend_runs_fn simd = head_dim % 16 == 0 ? kvb_attend_runs_avx512() : NULL;
-    (simd ? simd : kvb_attend_runs_portable)(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch);
+    (simd ? simd : kvb_attend_runs_portable)(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch, ml);
 }
 
 const char *kvb_kernels_path(void)
@@ -144,7 +150,7 @@ const char *kvb_kernels_path(void)
 }
 
 void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                              int head_dim, int g, const float *q, float *out, float *scratch)
+                              int head_dim, int g, const float *q, float *out, float *scratch, float *ml)
 {
     const size_t row_bytes = row_stride * kvb_dtype_size(dt);
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -175,6 +181,7 @@ void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, 
         float *sc = scores + (size_t)i * n, sum = 0.0f;
         for (int t = 0; t < n; t++) { sc[t] = expf(sc[t] - maxs[i]); sum += sc[t]; }
         inv_sum[i] = 1.0f / sum;                     /* sum >= 1: the max term is exp(0) */
+        if (ml) { ml[2 * i] = maxs[i]; ml[2 * i + 1] = sum; }
     }
     for (int r = 0, t = 0; r < n_runs; r++) {
         const char *vp = runs[r].v;

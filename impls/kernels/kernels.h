@@ -62,9 +62,17 @@ void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t ro
  * x86-64-v3, AVX2, and picks at load time). Both are exposed so the tests can
  * hold each to the float64 reference. The AVX-512 getter is NULL elsewhere. */
 typedef void (*kvb_attend_runs_fn)(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                                   int head_dim, int g, const float *q, float *out, float *scratch);
+                                   int head_dim, int g, const float *q, float *out, float *scratch,
+                                   float *ml);
 void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                              int head_dim, int g, const float *q, float *out, float *scratch);
+                              int head_dim, int g, const float *q, float *out, float *scratch, float *ml);
+
+/* kvb_attend_runs that also gives, per query head i, ml[2i] = the largest
+ * scaled score and ml[2i+1] = the sum of exp(score - that max) over the rows
+ * (n >= 1): what merging attention over parts of one context needs
+ * (Flash-Decoding): out = sum_p w_p out_p / sum_p w_p, w_p = l_p exp(m_p - m). */
+void kvb_attend_runs_ml(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
+                        int head_dim, int g, const float *q, float *out, float *scratch, float *ml);
 kvb_attend_runs_fn kvb_attend_runs_avx512(void);
 
 /* The path kvb_attend_runs takes for head_dim 128 on this CPU, for `kvbench info`. */

@@ -65,14 +65,18 @@ static KVB_INLINE KVB_AVX512 __m512 exp_ps(__m512 x)
     return _mm512_scalef_ps(p, n);
 }
 
-static KVB_AVX512 __attribute__((unused)) float softmax_exp_avx512(float *s, int n)
+/* s[t] = exp(s[t] - max) over n > 0 scores; returns the sum, and the max in
+ * *max_out when it is not NULL. */
+static KVB_INLINE KVB_AVX512 float softmax_exp_max_avx512(float *s, int n, float *max_out)
 {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     int t = 0;
     for (; t + 16 <= n; t += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + t));
     __mmask16 tail = (__mmask16)((1u << (n - t)) - 1u);
     mx = _mm512_mask_max_ps(mx, tail, mx, _mm512_maskz_loadu_ps(tail, s + t));
-    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    float mf = _mm512_reduce_max_ps(mx);
+    if (max_out) *max_out = mf;
+    __m512 m = _mm512_set1_ps(mf), sum = _mm512_setzero_ps();
     for (t = 0; t + 16 <= n; t += 16) {
         __m512 e = exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + t), m));
         _mm512_storeu_ps(s + t, e);
@@ -82,6 +86,11 @@ static KVB_AVX512 __attribute__((unused)) float softmax_exp_avx512(float *s, int
     _mm512_mask_storeu_ps(s + t, tail, e);
     sum = _mm512_mask_add_ps(sum, tail, sum, e);
     return _mm512_reduce_add_ps(sum);
+}
+
+static KVB_AVX512 __attribute__((unused)) float softmax_exp_avx512(float *s, int n)
+{
+    return softmax_exp_max_avx512(s, n, NULL);
 }
 
 #endif

@@ -1,0 +1,23 @@
+/* pool.h: a small persistent thread pool for splitting one attend over cores.
+ *
+ * Contract. kvb_pool_create starts threads - 1 workers (the caller is the last
+ * thread); kvb_pool_run calls fn(arg, item, thread) once for every item in
+ * 0..n-1, spread over the threads (each takes the next free item), and returns
+ * when all are done. `thread` is in 0..threads-1 and unique among concurrent
+ * calls, so fn may use per-thread scratch. One kvb_pool_run at a time per pool.
+ * A pool of 1 thread runs everything in the caller. The pool owns its threads;
+ * kvb_pool_destroy joins them. */
+#ifndef KVB_POOL_H
+#define KVB_POOL_H
+
+#include "../kvb_backend.h"
+
+typedef struct kvb_pool kvb_pool;
+typedef void (*kvb_pool_fn)(void *arg, int item, int thread);
+
+kvb_status kvb_pool_create(kvb_pool **out, int threads);
+void       kvb_pool_destroy(kvb_pool *p);            /* NULL-safe */
+int        kvb_pool_threads(const kvb_pool *p);
+void       kvb_pool_run(kvb_pool *p, int n, kvb_pool_fn fn, void *arg);
+
+#endif
