@@ -91,6 +91,7 @@ rows=$(($(wc -l < "$T/ok/tokens.csv") - 1))
 # nocache once + contiguous x 2 dtypes x 2 modes, each 2 reps x 20 steps
 [ "$rows" -eq 200 ] && ok || bad "tokens.csv has $rows rows, wanted 200"
 [ "$(grep -c '"status": "ok"' "$T/ok/summary.json")" -eq 5 ] && ok || bad "summary.json lacks 5 ok points"
+grep -q '"attend_threads": 1' "$T/ok/summary.json" && ok || bad "summary.json lacks attend_threads"
 nc=$(awk -F, '$1=="nocache" && $4==0 {print $7}' "$T/ok/tokens.csv" | tr '\n' ' ')
 ct=$(awk -F, '$1=="contiguous" && $2=="f32" && $3=="grow" && $4==0 {print $7}' "$T/ok/tokens.csv" | tr '\n' ' ')
 [ -n "$nc" ] && [ "$nc" = "$ct" ] && ok || bad "nocache tokens '$nc' differ from contiguous '$ct'"
@@ -172,7 +173,9 @@ grep -q "^topology: .*cores [0-9]" "$T/stdout" && ok || bad "info lacks the hwlo
 grep -q "^attend kernels: " "$T/stdout" && grep -q "^read bandwidth: .* 1 thread over a 1024 MiB array" "$T/stdout" \
   && ok || bad "info lacks the kernel path or the read ceiling"
 expect_fail 2 "unknown --pin 'tight'"        $R --pin tight
-expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --out "$T/pin"
+expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --threads 2 --out "$T/pin"
+grep -q '"label": "contiguous/f32/grow", "backend": "contiguous", "dtype": "f32", "mode": "grow", "attend_threads": 2' \
+  "$T/pin/summary.json" && ok || bad "--threads 2 not recorded as the contiguous point's attend_threads"
 grep -q '"pinning": {"policy": "compact"' "$T/pin/meta.json" && grep -q '"topology": {"source": "hwloc"' "$T/pin/meta.json" \
   && ok || bad "meta.json lacks the pinning or topology record"
 # bound and verified (core 0), or a note saying why not
