@@ -139,7 +139,7 @@ bench-only: $(BUILD)/kvbench-gbench
 	  mkdir "$$dir.partial" && \
 	  ./$(BUILD)/kvbench-gbench $(BENCH_ARGS) --benchmark_out="$$dir.partial/gbench.json" \
 	    --benchmark_out_format=json; rc=$$?; \
-	  if [ $$rc -eq 0 ]; then mv "$$dir.partial" "$$dir" && echo "results: $$dir"; \
+	  if [ $$rc -eq 0 ] && [ -s "$$dir.partial/gbench.json" ]; then mv "$$dir.partial" "$$dir" && echo "results: $$dir"; \
 	  else echo "bench: a case failed (exit $$rc); the incomplete output stays in $$dir.partial"; exit $$rc; fi
 
 test-asan: deps

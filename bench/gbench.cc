@@ -102,10 +102,11 @@ void kvb_gb_counter(kvb_gb_state *st, const char *name, double value, unsigned f
                                                                                    : benchmark::Counter::kIs1000);
 }
 
-int kvb_gb_run(void)
+int kvb_gb_run(int *n_run)
 {
     CountingReporter reporter(benchmark::CreateDefaultDisplayReporter());
-    benchmark::RunSpecifiedBenchmarks(&reporter);
+    std::size_t n = benchmark::RunSpecifiedBenchmarks(&reporter);
+    if (n_run) *n_run = static_cast<int>(n);
     return reporter.failed();
 }
 

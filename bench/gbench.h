@@ -68,9 +68,10 @@ void    kvb_gb_skip_with_error(kvb_gb_state *st, const char *msg);
 int64_t kvb_gb_iterations(const kvb_gb_state *st);
 
 /* Runs the benchmarks the flags select with the default console reporter (and
- * the file reporter --benchmark_out asks for). Returns the number of cases
- * that reported an error (Google Benchmark itself would exit 0). */
-int  kvb_gb_run(void);
+ * the file reporter --benchmark_out asks for). Returns the number of runs that
+ * reported an error (Google Benchmark itself would exit 0); *n_run gets how many
+ * benchmarks ran (0: the filter matched none). */
+int  kvb_gb_run(int *n_run);
 void kvb_gb_shutdown(void);
 
 #ifdef __cplusplus

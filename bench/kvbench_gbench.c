@@ -5,15 +5,15 @@
  *       for an MHA (32/32/128) and a GQA (32/8/128) shape, ctx 256..32768 (powers of two),
  *       every backend and storage type that supports the shape;
  *   append/<backend>/<dtype>/nh=N/nkv=N/hd=N         one token's K/V into one layer;
- *   prefill/stories15m/T=N                           the GEMM prompt pass (contiguous f32);
- *   decode/stories15m/ctx=N                          one full model step (contiguous f32) at
+ *   prefill/stories15m/T:N                           the GEMM prompt pass (contiguous f32);
+ *   decode/stories15m/ctx:N                          one full model step (contiguous f32) at
  *       context N..N+255.
  * Counters: kv_bytes_per_second (K/V bytes the step reads or writes, declared below,
  * GB = 10^9: Google Benchmark's own bytes_per_second uses 1024), tokens_per_second.
  * Setup (filling a cache) is outside the timed loop and done once per case, not
  * once per Google Benchmark run of it. Every Google Benchmark flag works
  * (--benchmark_filter, _repetitions, _out, _out_format, _min_time); the exit
- * status is 1 when any case reported an error, 2 for a bad flag.
+ * status is 1 when any run reported an error or none ran, 2 for a bad flag.
  * --pin compact|spread binds the benchmark thread (hwloc; verified, or a note);
  * --no-ceilings skips measuring read bandwidth and sgemm for the context block;
  * --selftest-failure adds a case that always fails (the tests use it). */
@@ -226,6 +226,20 @@ static void add_context(int measure, kvb_pin pin)
 {
     char cpu[256], buf[512], msg[256];
     kvb_topo topo;
+    /* the ceilings first: their all-cores read must not run on a pinned core */
+    kvb_ceilings k;
+    if (measure && kvb_measure_ceilings(&k, 0, (size_t)64 << 20, 7) == 0) {
+        snprintf(buf, sizeof buf, "%.2f", k.dram.gbs);
+        kvb_gb_add_context("read_gbs_1thread", buf);
+        snprintf(buf, sizeof buf, "%zu", k.dram.bytes);
+        kvb_gb_add_context("read_array_bytes", buf);
+        if (k.dram_all.threads) {
+            snprintf(buf, sizeof buf, "%.2f (%d threads)", k.dram_all.gbs, k.dram_all.threads);
+            kvb_gb_add_context("read_gbs_all_cores", buf);
+        }
+        snprintf(buf, sizeof buf, "%.1f", k.sgemm_gflops);
+        kvb_gb_add_context("sgemm_gflops", buf);
+    }
     if (kvb_topo_init(&topo, msg, sizeof msg) == KVB_STATUS_OK) {
         kvb_topo_describe(&topo, buf, sizeof buf);
         kvb_gb_add_context("topology", buf);
@@ -245,19 +259,6 @@ static void add_context(int measure, kvb_pin pin)
     kvb_gb_add_context("openblas", openblas_get_config());
     snprintf(buf, sizeof buf, "%d", openblas_get_num_threads());
     kvb_gb_add_context("openblas_threads", buf);
-    if (!measure) return;
-    kvb_ceilings k;
-    if (kvb_measure_ceilings(&k, 0, (size_t)64 << 20, 7) != 0) return;
-    snprintf(buf, sizeof buf, "%.2f", k.dram.gbs);
-    kvb_gb_add_context("read_gbs_1thread", buf);
-    snprintf(buf, sizeof buf, "%zu", k.dram.bytes);
-    kvb_gb_add_context("read_array_bytes", buf);
-    if (k.dram_all.threads) {
-        snprintf(buf, sizeof buf, "%.2f (%d threads)", k.dram_all.gbs, k.dram_all.threads);
-        kvb_gb_add_context("read_gbs_all_cores", buf);
-    }
-    snprintf(buf, sizeof buf, "%.1f", k.sgemm_gflops);
-    kvb_gb_add_context("sgemm_gflops", buf);
 }
 
 int main(int argc, char **argv)
@@ -329,11 +330,12 @@ int main(int argc, char **argv)
     /* a case that always fails, so the tests can check the exit status */
     if (selftest) kvb_gb_register("selftest/fails", bm_fail, NULL);
 
-    int failed = kvb_gb_run();
+    int ran = 0, failed = kvb_gb_run(&ran);
     release(&ctx);
     if (ctx.have_model) { kvb_state_free(&ctx.state); kvb_model_free(&ctx.model); }
     free(cases);
     kvb_gb_shutdown();
-    if (failed) fprintf(stderr, "kvbench-gbench: %d case(s) reported an error\n", failed);
-    return failed ? 1 : 0;
+    if (failed) fprintf(stderr, "kvbench-gbench: %d run(s) reported an error\n", failed);
+    if (!ran) fprintf(stderr, "kvbench-gbench: no benchmark matched the filter: nothing ran\n");
+    return failed || !ran ? 1 : 0;
 }

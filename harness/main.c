@@ -129,7 +129,8 @@ static void print_help(const char *cmd)
              "  --sequences N       fill N sequences in turn and time the first (default 1):\n"
              "                      a paged sequence's blocks then lie scattered in the pool\n"
              "  --seed N            data seed (default 1)\n"
-             "  --pin POLICY        none (default), compact, spread (hwloc)\n"
+             "  --threads N         attention threads for the contiguous cache (default 1)\n"
+             "  --pin POLICY        none (default), compact, spread (hwloc; one thread only)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
              "ratio = median / contiguous's median at the same storage type (f32 for the\n"
              "quantized ones) and context; waste = 1 - used / reserved bytes; GB/s = bytes\n"
@@ -200,7 +201,8 @@ static void print_help(const char *cmd)
              "  --warmup N          untimed decode steps before them (default 32)\n"
              "  --time-budget S     seconds per point; a point past it stops and is marked\n"
              "                      cut_short (default 0: none)\n"
-             "  --threads N         OpenBLAS threads (default 1)\n"
+             "  --threads N         OpenBLAS threads, and attention threads for the contiguous\n"
+             "                      cache (default 1)\n"
              "  --pin POLICY        none (default), compact, spread: bind the decode thread to a\n"
              "                      core (hwloc, verified; recorded in meta.json)\n"
              "  --out DIR           result directory (default results/<run-id>); must not exist\n"
@@ -389,7 +391,11 @@ static int apply_pin(const cli *c, const kvb_topo *topo, int have_topo, kvb_pin 
     if (kvb_pin_parse(c->pin, pin) != KVB_STATUS_OK)
         return usage_error("unknown --pin '%s': allowed are none, compact, spread", c->pin);
     if (*pin == KVB_PIN_NONE) return 0;
-    if (!have_topo) snprintf(note, note_len, "hwloc could not load the topology; running unpinned");
+    /* a cache's attention pool starts its threads from the decode thread and
+     * would inherit a one-core binding: pinning is for single-threaded runs */
+    if (c->threads > 1) snprintf(note, note_len, "pinning binds one thread; with --threads %d all run unpinned",
+                                 c->threads);
+    else if (!have_topo) snprintf(note, note_len, "hwloc could not load the topology; running unpinned");
     else if (kvb_topo_pin(topo, *pin, 0, core, cpu, note, note_len) == KVB_STATUS_OK) return 0;
     fprintf(stderr, "kvbench: --pin %s: %s\n", c->pin, note);
     return 0;

@@ -331,7 +331,8 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
     }
     fprintf(f, "}");
     fprintf(f, ",\n  \"pinning\": {\"policy\": "); json_str(f, kvb_pin_name(in->pin));
-    fprintf(f, ", \"threads\": 1, \"core\": %d, \"cpu\": %d, \"note\": ", in->pin_core, in->pin_cpu);
+    fprintf(f, ", \"threads_bound\": %d, \"core\": %d, \"cpu\": %d, \"note\": ", in->pin_core >= 0 ? 1 : 0,
+            in->pin_core, in->pin_cpu);
     json_str(f, in->pin_note ? in->pin_note : "");
     fprintf(f, "}");
     if (in->ceil) {

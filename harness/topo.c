@@ -20,7 +20,12 @@ kvb_status kvb_topo_init(kvb_topo *t, char *msg, size_t msg_len)
 {
     memset(t, 0, sizeof *t);
     hwloc_topology_t hw;
-    if (hwloc_topology_init(&hw) != 0 || hwloc_topology_load(hw) != 0) {
+    if (hwloc_topology_init(&hw) != 0) {
+        snprintf(msg, msg_len, "hwloc could not start");
+        return KVB_STATUS_UNSUPPORTED;
+    }
+    if (hwloc_topology_load(hw) != 0) {
+        hwloc_topology_destroy(hw);
         snprintf(msg, msg_len, "hwloc could not load this machine's topology");
         return KVB_STATUS_UNSUPPORTED;
     }
@@ -98,6 +103,7 @@ kvb_status kvb_topo_pin(const kvb_topo *t, kvb_pin p, int index, int *core, int 
     hwloc_bitmap_free(last);
     hwloc_bitmap_free(set);
     if (!ok) {
+        if (rc == 0) kvb_topo_unpin(t);              /* bound but not verified: undo it */
         snprintf(msg, msg_len, "binding to core %u %s; running unpinned", c->logical_index,
                  rc ? "was refused" : "could not be verified");
         return KVB_STATUS_UNSUPPORTED;

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KVB_CONTIG_MIN_CAP = 16, KVB_CONTIG_MIN_PART = 256 };
+enum { KVB_CONTIG_MIN_CAP = 16, KVB_CONTIG_MIN_PART = 256, KVB_CONTIG_MIN_THREADED = 256 * 1024 };
 
 extern const kvb_backend kvb_backend_contiguous;
 
@@ -191,7 +191,10 @@ static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q
     const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads, nkv = c->shape.n_kv_heads;
     int parts = s->len / KVB_CONTIG_MIN_PART < c->max_parts ? s->len / KVB_CONTIG_MIN_PART : c->max_parts;
     attend_job job = {c, s, q, out, parts > 1 ? parts : 1};
-    kvb_pool_run(c->pool, nkv * job.parts, attend_item, &job);
+    /* waking the pool costs microseconds: below KVB_CONTIG_MIN_THREADED bytes of
+     * K/V the caller's thread alone is faster */
+    size_t bytes = 2 * (size_t)s->len * nkv * hd * c->es;
+    kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, nkv * job.parts, attend_item, &job);
     if (job.parts == 1) return KVB_STATUS_OK;
     /* merge each head's parts: weights l_p exp(m_p - m) on the parts' normalized outputs */
     for (int h = 0; h < nkv; h++)

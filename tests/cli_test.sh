@@ -173,9 +173,12 @@ grep -q "^topology: .*cores [0-9]" "$T/stdout" && ok || bad "info lacks the hwlo
 grep -q "^attend kernels: " "$T/stdout" && grep -q "^read bandwidth: .* 1 thread over a 1024 MiB array" "$T/stdout" \
   && ok || bad "info lacks the kernel path or the read ceiling"
 expect_fail 2 "unknown --pin 'tight'"        $R --pin tight
-expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --threads 2 --out "$T/pin"
+expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --threads 2 --out "$T/pin2"
+grep -q 'pinning binds one thread; with --threads 2 all run unpinned' "$T/stderr" && grep -q '"threads_bound": 0' "$T/pin2/meta.json" \
+  && ok || bad "--pin with --threads 2 was applied or not recorded as unpinned"
+expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --out "$T/pin"
 grep -q '"label": "contiguous/f32/grow", "backend": "contiguous", "dtype": "f32", "mode": "grow", "attend_threads": 2' \
-  "$T/pin/summary.json" && ok || bad "--threads 2 not recorded as the contiguous point's attend_threads"
+  "$T/pin2/summary.json" && ok || bad "--threads 2 not recorded as the contiguous point's attend_threads"
 grep -q '"pinning": {"policy": "compact"' "$T/pin/meta.json" && grep -q '"topology": {"source": "hwloc"' "$T/pin/meta.json" \
   && ok || bad "meta.json lacks the pinning or topology record"
 # bound and verified (core 0), or a note saying why not
@@ -193,6 +196,8 @@ expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
 if [ -n "$GB" ]; then
   "$GB" --pin tight >"$T/stdout" 2>"$T/stderr"; rc=$?
   [ $rc -eq 2 ] && grep -q "unknown --pin 'tight'" "$T/stderr" && ok || bad "gbench bad --pin: exit $rc"
+  "$GB" --no-ceilings --benchmark_filter=nothing-matches-this >"$T/stdout" 2>"$T/stderr"; rc=$?
+  [ $rc -eq 1 ] && grep -q "nothing ran" "$T/stderr" && ok || bad "gbench with an empty filter: exit $rc"
   "$GB" --frobnicate >"$T/stdout" 2>"$T/stderr"; rc=$?
   [ $rc -eq 2 ] && grep -q "unknown flag '--frobnicate'" "$T/stderr" && ok || bad "gbench bad flag: exit $rc"
   "$GB" --no-ceilings --benchmark_filter='attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256$|append/quant/q4/nh=32/nkv=8' \
@@ -211,7 +216,7 @@ assert "topology" in d["context"] and "pinning" in d["context"]
 PY
   fi
   "$GB" --no-ceilings --selftest-failure --benchmark_filter='selftest' >"$T/stdout" 2>"$T/stderr"; rc=$?
-  [ $rc -eq 1 ] && grep -q "1 case(s) reported an error" "$T/stderr" && ok \
+  [ $rc -eq 1 ] && grep -q "1 run(s) reported an error" "$T/stderr" && ok \
     || bad "a failing gbench case did not make the exit status 1 (exit $rc)"
 fi
 

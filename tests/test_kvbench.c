@@ -326,12 +326,16 @@ static void test_attend_paths_match_reference(void **state)
     int ran = 0;
     for (int pi = 0; pi < 2; pi++) {
         if (!paths[pi]) { print_message("%s path: not in this build or CPU, skipped\n", names[pi]); continue; }
+        /* query heads per KV head: every register-blocking case of the SIMD path
+         * (1, 2, 4, 8 and the leftovers of 3 and 9); head_dims not powers of two too */
+        static const int gs[] = {1, 2, 3, 4, 8, 9}, hds[] = {16, 32, 48, 64, 80, 128, 256};
         for (int dt = 0; dt <= KVB_DTYPE_BF16; dt++)
-        for (size_t hs = 0; hs < sizeof head_shapes / sizeof head_shapes[0]; hs++)
-        for (int hd = 16; hd <= 256; hd *= 2) {
+        for (size_t gi = 0; gi < sizeof gs / sizeof gs[0]; gi++)
+        for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
             static const int ctxs[] = {1, 3, 64, 130, 700};
+            int hd = hds[hi];
             for (size_t ci = 0; ci < sizeof ctxs / sizeof ctxs[0]; ci++) {
-                int nh = head_shapes[hs].nh, nkv = head_shapes[hs].nkv, g = nh / nkv, n = ctxs[ci];
+                int nh = gs[gi], nkv = 1, g = nh / nkv, n = ctxs[ci];
                 char name[160];
                 snprintf(name, sizeof name, "attend_path(impl=%s,dt=%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", names[pi],
                          kvb_dtype_name((kvb_dtype)dt), nh, nkv, hd, n);
@@ -851,7 +855,6 @@ static void test_topology_and_pin(void **state)
     char msg[256];
     if (kvb_topo_init(&t, msg, sizeof msg) != KVB_STATUS_OK) { print_message("%s\n", msg); skip(); }
     assert_true(t.packages >= 1 && t.cores >= t.packages && t.pus >= t.cores);
-    assert_true(t.numa_nodes >= 1 || t.numa_nodes == 0);
     for (int i = 0; i < KVB_TOPO_CACHE_LEVELS; i++)
         if (t.cache_count[i]) assert_true(t.cache_bytes[i] >= 1024);   /* a cache level is at least 1 KiB */
     kvb_pin p;

@@ -5,7 +5,8 @@
  * 0..n-1, spread over the threads (each takes the next free item), and returns
  * when all are done. `thread` is in 0..threads-1 and unique among concurrent
  * calls, so fn may use per-thread scratch. One kvb_pool_run at a time per pool.
- * A pool of 1 thread runs everything in the caller. The pool owns its threads;
+ * A pool of 1 thread (or a NULL pool) runs everything in the caller. The pool
+ * owns its threads;
  * kvb_pool_destroy joins them. */
 #ifndef KVB_POOL_H
 #define KVB_POOL_H
