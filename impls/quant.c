@@ -26,6 +26,7 @@
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
+#include "kernels/pool.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,11 +52,15 @@ struct kvb_cache {
     int      group, residual, unit, ring, channel, np, n_grp;
     size_t   code_row;            /* bytes of packed codes per row */
     qstore  *stores;              /* [max_seqs][n_layers] */
-    float   *scores;              /* [g][max_seq] */
-    float   *kscratch;            /* kvb_qkernels_scratch_floats(g, head_dim) */
-    float   *cscratch;            /* per-channel keys: d, a, f16 words or q*d: (3 + g) x head_dim */
-    float   *per_head;            /* [2][g]: 1/sum of each head's weights; q.a per head */
-    float   *qround;              /* [g][head_dim]: the query as a rounding kernel sees it */
+    struct qscratch {             /* one per attend thread */
+        float *scores;            /* [g][max_seq] */
+        float *kscratch;          /* kvb_qkernels_scratch_floats(g, head_dim) */
+        float *cscratch;          /* per-channel keys: d, a, f16 words or q*d: (3 + g) x head_dim */
+        float *per_head;          /* [2][g]: 1/sum of each head's weights; q.a per head */
+        float *qround;            /* [g][head_dim]: the query as a rounding kernel sees it */
+    } *scr;                       /* [threads] */
+    int       threads;
+    kvb_pool *pool;               /* NULL when single-threaded; attend splits over KV heads */
     float   *stage;               /* [unit][head_dim]: the rows being quantized */
     uint8_t *codes;               /* [unit][head_dim] unpacked codes */
 };
@@ -128,7 +133,13 @@ static void quant_destroy(kvb_cache *c)
     if (!c) return;
     if (c->stores)
         for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) store_free(&c->stores[i]);
-    free(c->stores); free(c->scores); free(c->kscratch); free(c->cscratch); free(c->per_head); free(c->qround); free(c->stage); free(c->codes);
+    for (int t = 0; c->scr && t < c->threads; t++) {
+        struct qscratch *w = &c->scr[t];
+        free(w->scores); free(w->kscratch); free(w->cscratch); free(w->per_head); free(w->qround);
+    }
+    free(c->scr);
+    kvb_pool_destroy(c->pool);
+    free(c->stores); free(c->stage); free(c->codes);
     free(c);
 }
 
@@ -158,14 +169,22 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
     c->opt.qkernel = c->kern->name;     /* a static string: the caller's may not outlive us */
     const int g = shape->n_heads / shape->n_kv_heads, hd = shape->head_dim;
     c->stores = calloc((size_t)opt->max_seqs * shape->n_layers, sizeof *c->stores);
-    c->scores = malloc((size_t)g * shape->max_seq * sizeof *c->scores);
-    c->kscratch = malloc(kvb_qkernels_scratch_floats(g, hd) * sizeof(float));
-    c->cscratch = malloc((size_t)(3 + g) * hd * sizeof(float));
-    c->per_head = malloc(2 * (size_t)g * sizeof(float));
-    c->qround = malloc((size_t)g * hd * sizeof(float));
+    c->threads = opt->threads > 1 ? opt->threads : 1;
+    c->scr = calloc((size_t)c->threads, sizeof *c->scr);
     c->stage = malloc((size_t)c->unit * hd * sizeof(float));
     c->codes = malloc((size_t)c->unit * hd);
-    if (!c->stores || !c->scores || !c->kscratch || !c->cscratch || !c->per_head || !c->qround || !c->stage || !c->codes) {
+    int ok = c->stores && c->scr && c->stage && c->codes;
+    for (int t = 0; ok && t < c->threads; t++) {
+        struct qscratch *w = &c->scr[t];
+        w->scores = malloc((size_t)g * shape->max_seq * sizeof(float));
+        w->kscratch = malloc(kvb_qkernels_scratch_floats(g, hd) * sizeof(float));
+        w->cscratch = malloc((size_t)(3 + g) * hd * sizeof(float));
+        w->per_head = malloc(2 * (size_t)g * sizeof(float));
+        w->qround = malloc((size_t)g * hd * sizeof(float));
+        ok = w->scores && w->kscratch && w->cscratch && w->per_head && w->qround;
+    }
+    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads) == KVB_STATUS_OK;
+    if (!ok) {
         quant_destroy(c);
         return KVB_STATUS_NO_MEMORY;
     }
@@ -280,13 +299,14 @@ static kvb_qrows rows_of(const kvb_cache *c, const qstore *s, int h, int keys)
 /* Scores of the quantized per-channel keys: with x'[t][j] = d[j]*c[t][j] + a[j]
  * over a block of `group` tokens, q.x'_t = (q*d).c_t + q.a, so each block
  * costs one product q*d per head, then the kernel's dot over raw codes. */
-static void channel_scores(kvb_cache *c, const qstore *s, int h, int g, const float *q, float scale)
+static void channel_scores(const kvb_cache *c, struct qscratch *w, const qstore *s, int h, int g, const float *q,
+                           float scale)
 {
     const int hd = c->shape.head_dim, n = s->len, np = c->np;
     /* cscratch, (3 + g) x hd floats: d, a, then the block's words [hd][np] (read
      * before anything else lands there), then the query times d [g][hd] */
-    float *d = c->cscratch, *a = d + hd, *words = d + 2 * hd, *qd = d + 2 * hd;
-    float *qa = c->per_head + g;
+    float *d = w->cscratch, *a = d + hd, *words = d + 2 * hd, *qd = d + 2 * hd;
+    float *qa = w->per_head + g;
     for (int b = 0; b < s->nq / c->group; b++) {
         /* the block's f16 words in one vectorized conversion, then split into d and a */
         kvb_row_to_f32(KVB_DTYPE_F16, s->kw + h * kwords(c, s->cap) + (size_t)b * hd * np, words, hd * np);
@@ -302,57 +322,73 @@ static void channel_scores(kvb_cache *c, const qstore *s, int h, int g, const fl
             .fmt = c->fmt, .n = c->group, .head_dim = hd, .group = c->group, .code_stride = c->code_row,
             .codes = s->kc + ((size_t)h * s->cap + (size_t)b * c->group) * c->code_row, .params = NULL,
         };
-        float *sb = c->scores + (size_t)b * c->group;
-        c->kern->scores(&raw, g, qd, scale, sb, (size_t)n, c->kscratch);
+        float *sb = w->scores + (size_t)b * c->group;
+        c->kern->scores(&raw, g, qd, scale, sb, (size_t)n, w->kscratch);
         for (int i = 0; i < g; i++)
             for (int u = 0; u < c->group; u++) sb[(size_t)i * n + u] += qa[i];
     }
 }
 
+/* Attention for KV head h: its g query heads, with thread-private scratch w. */
+static void quant_head(const kvb_cache *c, struct qscratch *w, const qstore *s, int h, const float *q, float *out)
+{
+    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads, n = s->len;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = w->scores;                                      /* [g][n] */
+    const float *qh = q + (size_t)h * g * hd, *qt = qh;
+    float *oh = out + (size_t)h * g * hd;
+    /* a kernel that rounds the query for its integer dot products (once,
+     * inside): the f32 tail meets the same rounded query (qt), so attend has
+     * one definition; per-channel keys take the f32 query throughout */
+    if (c->kern->rounds_query && !c->channel) {
+        for (int i = 0; i < g; i++) kvb_qround_query(qh + (size_t)i * hd, hd, w->qround + (size_t)i * hd);
+        qt = w->qround;
+    }
+    if (s->nq > 0) {
+        if (c->channel) {
+            channel_scores(c, w, s, h, g, qh, scale);
+        } else {
+            kvb_qrows kr = rows_of(c, s, h, 1);
+            c->kern->scores(&kr, g, qh, scale, sc, (size_t)n, w->kscratch);
+        }
+    }
+    for (int t = s->nq; t < n; t++) {
+        const float *kr = tail_row(c, s->kt, h, t);
+        for (int i = 0; i < g; i++) sc[(size_t)i * n + t] = scale * kvb_dot_f32(qt + (size_t)i * hd, kr, hd);
+    }
+    float *inv = w->per_head;
+    for (int i = 0; i < g; i++) inv[i] = 1.0f / c->kern->softmax_exp(sc + (size_t)i * n, n);
+    if (s->nq > 0) {
+        kvb_qrows vr = rows_of(c, s, h, 0);
+        c->kern->accum(&vr, g, sc, (size_t)n, oh, w->kscratch);
+    }
+    for (int t = s->nq; t < n; t++) {
+        const float *vr = tail_row(c, s->vt, h, t);
+        for (int i = 0; i < g; i++) kvb_axpy_f32(sc[(size_t)i * n + t], vr, oh + (size_t)i * hd, hd);
+    }
+    for (int i = 0; i < g; i++)
+        for (int j = 0; j < hd; j++) oh[(size_t)i * hd + j] *= inv[i];
+}
+
+typedef struct quant_job { kvb_cache *c; const qstore *s; const float *q; float *out; } quant_job;
+
+static void quant_item(void *arg, int h, int thread)
+{
+    const quant_job *j = arg;
+    quant_head(j->c, &j->c->scr[thread], j->s, h, j->q, j->out);
+}
+
+/* Split over KV heads when the pool exists and the codes are worth waking it
+ * for (256 KiB, as for the contiguous cache); each head writes its own rows of out. */
 static kvb_status quant_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
 {
     if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     const qstore *s = store_at(c, seq, layer);
-    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads, n = s->len;
-    const float scale = 1.0f / sqrtf((float)hd);
-    memset(out, 0, (size_t)c->shape.n_heads * hd * sizeof *out);
-    if (n == 0) return KVB_STATUS_OK;
-    float *sc = c->scores;                                      /* [g][n] */
-    for (int h = 0; h < c->shape.n_kv_heads; h++) {
-        const float *qh = q + (size_t)h * g * hd, *qt = qh;
-        float *oh = out + (size_t)h * g * hd;
-        /* a kernel that rounds the query for its integer dot products (once,
-         * inside): the f32 tail meets the same rounded query (qt), so attend has
-         * one definition; per-channel keys take the f32 query throughout */
-        if (c->kern->rounds_query && !c->channel) {
-            for (int i = 0; i < g; i++) kvb_qround_query(qh + (size_t)i * hd, hd, c->qround + (size_t)i * hd);
-            qt = c->qround;
-        }
-        if (s->nq > 0) {
-            if (c->channel) {
-                channel_scores(c, s, h, g, qh, scale);
-            } else {
-                kvb_qrows kr = rows_of(c, s, h, 1);
-                c->kern->scores(&kr, g, qh, scale, sc, (size_t)n, c->kscratch);
-            }
-        }
-        for (int t = s->nq; t < n; t++) {
-            const float *kr = tail_row(c, s->kt, h, t);
-            for (int i = 0; i < g; i++) sc[(size_t)i * n + t] = scale * kvb_dot_f32(qt + (size_t)i * hd, kr, hd);
-        }
-        float *inv = c->per_head;
-        for (int i = 0; i < g; i++) inv[i] = 1.0f / c->kern->softmax_exp(sc + (size_t)i * n, n);
-        if (s->nq > 0) {
-            kvb_qrows vr = rows_of(c, s, h, 0);
-            c->kern->accum(&vr, g, sc, (size_t)n, oh, c->kscratch);
-        }
-        for (int t = s->nq; t < n; t++) {
-            const float *vr = tail_row(c, s->vt, h, t);
-            for (int i = 0; i < g; i++) kvb_axpy_f32(sc[(size_t)i * n + t], vr, oh + (size_t)i * hd, hd);
-        }
-        for (int i = 0; i < g; i++)
-            for (int j = 0; j < hd; j++) oh[(size_t)i * hd + j] *= inv[i];
-    }
+    memset(out, 0, (size_t)c->shape.n_heads * c->shape.head_dim * sizeof *out);
+    if (s->len == 0) return KVB_STATUS_OK;
+    quant_job job = {c, s, q, out};
+    size_t bytes = qbytes(c, s->nq) + tail_bytes(c, s->len - s->nq);
+    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, c->shape.n_kv_heads, quant_item, &job);
     return KVB_STATUS_OK;
 }
 
@@ -374,9 +410,11 @@ static kvb_memory quant_memory(const kvb_cache *c)
 {
     kvb_memory m = {0, 0, sizeof *c, 0};
     const int g = c->shape.n_heads / c->shape.n_kv_heads, hd = c->shape.head_dim;
-    /* scratch: scores, kernel scratch, per-channel scratch, rounded query, staging */
+    /* scratch per attend thread: scores, kernel scratch, per-channel scratch,
+     * rounded query, per-head sums; and the staging rows */
     m.metadata += ((size_t)g * c->shape.max_seq + kvb_qkernels_scratch_floats(g, hd) + (size_t)(3 + g) * hd +
-                   (size_t)g * hd + (size_t)c->unit * hd + 2 * (size_t)g) * sizeof(float) + (size_t)c->unit * hd;
+                   (size_t)g * hd + 2 * (size_t)g) * sizeof(float) * (size_t)c->threads +
+                  (size_t)c->unit * hd * (sizeof(float) + 1);
     for (int q = 0; q < c->opt.max_seqs; q++) {
         kvb_memory s = quant_seq_memory(c, q);
         m.reserved += s.reserved;
