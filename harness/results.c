@@ -76,8 +76,8 @@ static void json_num(FILE *f, double v)       /* JSON has no NaN: write null */
 }
 
 /* {"label": ..., "backend": ..., "dtype": ..., "mode": ..., "attend_threads": N  (left open);
- * attend_threads is what the backend uses: the contiguous and quantized caches
- * split attend over threads, the others run it on the caller's thread */
+ * attend_threads is what the cache may use (no-cache's causal pass runs on the
+ * caller's thread and OpenBLAS's) */
 static void json_point_head(FILE *f, const kvb_point *p)
 {
     char label[128];
@@ -88,7 +88,7 @@ static void json_point_head(FILE *f, const kvb_point *p)
     kvb_point_mode(p, mode, sizeof mode);
     fprintf(f, ", \"dtype\": "); json_str(f, kvb_point_dtype(p));
     fprintf(f, ", \"mode\": "); json_str(f, mode);
-    int threaded = strcmp(p->backend->name, "contiguous") == 0 || strcmp(p->backend->name, "quant") == 0;
+    int threaded = !(p->backend->flags & KVB_BACKEND_RECOMPUTE);     /* every cache but no-cache */
     fprintf(f, ", \"attend_threads\": %d", threaded && p->opt.threads > 1 ? p->opt.threads : 1);
 }
 

@@ -31,6 +31,7 @@
  * capacity = the whole pool; metadata = tables, counts and lengths. */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
+#include "kernels/pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +70,11 @@ struct kvb_cache {
     int        *free_ids;     /* [n_blocks] stack of free block ids */
     size_t      n_free;
     paged_seq  *seqs;         /* [max_seqs] */
-    kvb_kv_run *runs;         /* attend's per-block runs, [max blocks of one sequence] */
-    float      *scratch;      /* attend's scores and row buffer, for max_seq tokens */
+    kvb_kv_run *runs;         /* attend's per-block runs, [threads][max blocks of one sequence] */
+    float      *scratch;      /* attend's scores and row buffer, [threads][for max_seq tokens] */
+    size_t      scratch_per;
+    int         threads;
+    kvb_pool   *pool;         /* NULL when single-threaded; attend splits over KV heads */
 };
 
 static size_t block_bytes(const kvb_cache *c)   /* one block, every layer, K and V */
@@ -118,6 +122,7 @@ static void paged_destroy(kvb_cache *c)
     }
     free(c->k_pool); free(c->v_pool); free(c->fill); free(c->refs); free(c->free_ids);
     free(c->seqs); free(c->runs); free(c->scratch);
+    kvb_pool_destroy(c->pool);
     free(c);
 }
 
@@ -152,10 +157,13 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
     c->refs = calloc(c->n_blocks, sizeof *c->refs);
     c->free_ids = malloc(c->n_blocks * sizeof *c->free_ids);
     c->seqs = calloc((size_t)opt->max_seqs, sizeof *c->seqs);
-    c->runs = malloc((size_t)max_blocks_per_seq(c) * sizeof *c->runs);
+    c->threads = opt->threads > 1 ? opt->threads : 1;
+    c->runs = malloc((size_t)c->threads * max_blocks_per_seq(c) * sizeof *c->runs);
     int g = shape->n_heads / shape->n_kv_heads;
-    c->scratch = malloc(kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim) * sizeof(float));
+    c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
+    c->scratch = malloc((size_t)c->threads * c->scratch_per * sizeof(float));
     int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs && c->scratch;
+    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads) == KVB_STATUS_OK;
     for (int l = 0; ok && l < L; l++) {
         /* The pool is written once here, front to back, as a serving system
          * fills its pool at start-up: the OS then backs each head's plane
@@ -303,21 +311,34 @@ static kvb_status paged_append(kvb_cache *c, int seq, int layer, const float *k,
     return KVB_STATUS_OK;
 }
 
+typedef struct paged_job { kvb_cache *c; const paged_seq *s; int layer; const float *q; float *out; } paged_job;
+
+/* KV head h's blocks as runs, then attention over them, with thread-private
+ * runs and scratch. */
+static void paged_head(void *arg, int h, int thread)
+{
+    const paged_job *j = arg;
+    kvb_cache *c = j->c;
+    const int n = j->s->len[j->layer], hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
+    const int nb = (n + c->bt - 1) / c->bt;
+    kvb_kv_run *runs = c->runs + (size_t)thread * max_blocks_per_seq(c);
+    for (int i = 0; i < nb; i++) {
+        runs[i].k = slot_at(c, c->k_pool, j->s->table[i], j->layer, h, 0);
+        runs[i].v = slot_at(c, c->v_pool, j->s->table[i], j->layer, h, 0);
+        runs[i].n = i + 1 < nb ? c->bt : n - i * c->bt;
+    }
+    size_t qo = (size_t)h * g * hd;
+    kvb_attend_runs(c->opt.dtype, runs, nb, row_stride(c), hd, g, j->q + qo, j->out + qo,
+                    c->scratch + (size_t)thread * c->scratch_per);
+}
+
+/* Split over KV heads above 256 KiB of K/V (as the dense caches). */
 static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
 {
     if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers) return KVB_STATUS_INVALID_ARG;
-    const paged_seq *s = &c->seqs[seq];
-    const int n = s->len[layer], hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
-    const int nb = (n + c->bt - 1) / c->bt;
-    for (int h = 0; h < c->shape.n_kv_heads; h++) {
-        for (int i = 0; i < nb; i++) {
-            c->runs[i].k = slot_at(c, c->k_pool, s->table[i], layer, h, 0);
-            c->runs[i].v = slot_at(c, c->v_pool, s->table[i], layer, h, 0);
-            c->runs[i].n = i + 1 < nb ? c->bt : n - i * c->bt;
-        }
-        size_t qo = (size_t)h * g * hd;
-        kvb_attend_runs(c->opt.dtype, c->runs, nb, row_stride(c), hd, g, q + qo, out + qo, c->scratch);
-    }
+    paged_job job = {c, &c->seqs[seq], layer, q, out};
+    size_t bytes = 2 * (size_t)c->seqs[seq].len[layer] * c->shape.n_kv_heads * c->shape.head_dim * c->es;
+    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, c->shape.n_kv_heads, paged_head, &job);
     return KVB_STATUS_OK;
 }
 

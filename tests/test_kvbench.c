@@ -222,9 +222,14 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
             snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s", quant_variants[bi].group ? quant_variants[bi].group : 32,
                      quant_variants[bi].residual, kvb_key_axis_name(quant_variants[bi].axis));
         /* dense stores: one thread, and three (split over heads, and over the
-         * context where heads are fewer: MQA and GQA 4:1 at 768 and 1000 tokens) */
+         * context where heads are fewer: MQA and GQA 4:1 at 768 and 1000 tokens);
+         * paged: over heads, where the K/V pass 256 KiB */
         int threads = !bs && !qv && bi == 1 ? 3 : 0;
         if (threads) snprintf(blk, sizeof blk, ",threads=%d", threads);
+        if (bs && bi % 2) {                 /* paged: block sizes 3 and 256 on two threads */
+            threads = 2;
+            snprintf(blk, sizeof blk, ",bs=%d,threads=2", bs);
+        }
         snprintf(name, sizeof name, "attend(backend=%s,mode=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)",
                  b->name, kvb_alloc_name((kvb_alloc)mode), kvb_dtype_name((kvb_dtype)dt), blk, nh, nkv,
                  hd, ctx);
