@@ -864,7 +864,9 @@ static void test_topology_and_pin(void **state)
     kvb_topo t;
     char msg[256];
     if (kvb_topo_init(&t, msg, sizeof msg) != KVB_STATUS_OK) { print_message("%s\n", msg); skip(); }
-    assert_true(t.packages >= 1 && t.cores >= t.packages && t.pus >= t.cores);
+    /* some virtual machines hide packages or cores from hwloc: only what must hold */
+    assert_true(t.pus >= 1 && t.pus >= t.cores);
+    if (t.packages > 0 && t.cores > 0) assert_true(t.cores >= t.packages);
     for (int i = 0; i < KVB_TOPO_CACHE_LEVELS; i++)
         if (t.cache_count[i]) assert_true(t.cache_bytes[i] >= 1024);   /* a cache level is at least 1 KiB */
     kvb_pin p;
