@@ -29,12 +29,10 @@ static float urand(uint64_t *s)       /* uniform in [-1, 1) */
     return (float)((*s >> 40) * (2.0 / 16777216.0) - 1.0);
 }
 
-/* out[h] for query head h reading KV head h / (nh / nkv), in double. */
-static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, double *out)
+void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv, int hd,
+                          double *out, double *sc)
 {
-    int ctx = s->max_seq, nh = s->n_heads, nkv = s->n_kv_heads, hd = s->head_dim, g = nh / nkv;
-    double *sc = malloc((size_t)ctx * sizeof *sc);
-    if (!sc) return;
+    const int g = nh / nkv;
     for (int h = 0; h < nh; h++) {
         const float *qh = q + (size_t)h * hd;
         double mx = -INFINITY, sum = 0;
@@ -52,6 +50,13 @@ static void reference(const float *q, const float *k, const float *v, const kvb_
             for (int i = 0; i < hd; i++) out[(size_t)h * hd + i] += sc[t] / sum * vt[i];
         }
     }
+}
+
+static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, double *out)
+{
+    double *sc = malloc((size_t)s->max_seq * sizeof *sc);
+    if (!sc) return;
+    kvb_attend_reference(q, k, v, s->max_seq, s->n_heads, s->n_kv_heads, s->head_dim, out, sc);
     free(sc);
 }
 

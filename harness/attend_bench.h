@@ -44,6 +44,12 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
                             int n_seqs, int key_outliers, unsigned long long seed, char *msg,
                             size_t msg_len);
 
+/* Attention in float64, the reference every lossy figure is measured against:
+ * out[h] for query head h reading KV head h / (nh / nkv) over ctx tokens;
+ * q: [nh][hd], k, v: [ctx][nkv][hd], out: [nh][hd], sc: ctx doubles of scratch. */
+void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv, int hd,
+                          double *out, double *sc);
+
 /* The channel of the i-th outlier pair's first element (its pair is +1);
  * i < head_dim / 2 gives distinct pairs. */
 int kvb_outlier_channel(int i, int head_dim);

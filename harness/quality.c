@@ -106,26 +106,10 @@ static kvb_status sh_attend(kvb_cache *c, int seq, int layer, const float *q, fl
     shadow *w = as_shadow(c);
     kvb_status st = w->inner->attend(w->cache, seq, layer, q, out);
     if (st != KVB_STATUS_OK) return st;
-    const int nh = w->shape.n_heads, nkv = w->shape.n_kv_heads, hd = w->shape.head_dim, g = nh / nkv;
+    const int nh = w->shape.n_heads, nkv = w->shape.n_kv_heads, hd = w->shape.head_dim;
     const int n = w->len[layer];
-    const float *K = w->k + (size_t)layer * w->shape.max_seq * nkv * hd;
-    const float *V = w->v + (size_t)layer * w->shape.max_seq * nkv * hd;
-    for (int h = 0; h < nh; h++) {
-        double mx = -INFINITY, sum = 0;
-        for (int t = 0; t < n; t++) {
-            const float *kt = K + ((size_t)t * nkv + h / g) * hd;
-            double d = 0;
-            for (int i = 0; i < hd; i++) d += (double)q[(size_t)h * hd + i] * kt[i];
-            w->sc[t] = d / sqrt((double)hd);
-            mx = w->sc[t] > mx ? w->sc[t] : mx;
-        }
-        for (int t = 0; t < n; t++) { w->sc[t] = exp(w->sc[t] - mx); sum += w->sc[t]; }
-        for (int i = 0; i < hd; i++) w->ref[(size_t)h * hd + i] = 0;
-        for (int t = 0; t < n; t++) {
-            const float *vt = V + ((size_t)t * nkv + h / g) * hd;
-            for (int i = 0; i < hd; i++) w->ref[(size_t)h * hd + i] += w->sc[t] / sum * vt[i];
-        }
-    }
+    kvb_attend_reference(q, w->k + (size_t)layer * w->shape.max_seq * nkv * hd,
+                         w->v + (size_t)layer * w->shape.max_seq * nkv * hd, n, nh, nkv, hd, w->ref, w->sc);
     double e = 0, r = 0, mabs = 0;
     for (int i = 0; i < nh * hd; i++) {
         double d = out[i] - w->ref[i];

@@ -340,7 +340,7 @@ static void quant_head(const kvb_cache *c, struct qscratch *w, const qstore *s, 
     /* a kernel that rounds the query for its integer dot products (once,
      * inside): the f32 tail meets the same rounded query (qt), so attend has
      * one definition; per-channel keys take the f32 query throughout */
-    if (c->kern->rounds_query && !c->channel) {
+    if (c->kern->rounds_query && !c->channel && n > s->nq) {
         for (int i = 0; i < g; i++) kvb_qround_query(qh + (size_t)i * hd, hd, w->qround + (size_t)i * hd);
         qt = w->qround;
     }

@@ -2,6 +2,7 @@
  * shared vocabulary of the interface (status strings, storage types, shape
  * checks). Adding a backend: declare its table here and add one line below. */
 #include "kvb_backend.h"
+#include "kernels/quant.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -76,9 +77,6 @@ const char *kvb_status_str(kvb_status s)
 
 static const char *const dtype_names[KVB_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8", "q4", "q4_1", "q2"};
 static const size_t dtype_sizes[KVB_DTYPE_COUNT] = {4, 2, 2, 0, 0, 0, 0};
-/* code bits and f16 words per group of the quantized types */
-static const int dtype_code_bits[KVB_DTYPE_COUNT] = {32, 16, 16, 8, 4, 4, 2};
-static const int dtype_group_words[KVB_DTYPE_COUNT] = {0, 0, 0, 1, 1, 2, 2};
 
 int kvb_dtype_is_quant(kvb_dtype t)
 {
@@ -87,9 +85,10 @@ int kvb_dtype_is_quant(kvb_dtype t)
 
 double kvb_dtype_bits(kvb_dtype t, int group)
 {
-    if (t < 0 || t >= KVB_DTYPE_COUNT) return 0;
+    const kvb_qformat *f = kvb_qformat_of(t);          /* the quantized types' one description */
+    if (!f) return 8.0 * (double)kvb_dtype_size(t);
     if (group <= 0) group = 32;
-    return dtype_code_bits[t] + 16.0 * dtype_group_words[t] / group;
+    return f->bits + 16.0 * kvb_qparams(f) / group;
 }
 
 const char *kvb_dtype_name(kvb_dtype t)
