@@ -14,6 +14,8 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
     char blk[80] = "";
     if (c->backend->flags & KVB_BACKEND_PAGED)
         snprintf(blk, sizeof blk, ",bs=%d", c->opt.block_tokens ? c->opt.block_tokens : 16);
+    if (c->opt.kernel && strcmp(c->opt.kernel, "auto") && !(c->backend->flags & KVB_BACKEND_QUANT))
+        snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",kernel=%s", c->opt.kernel);
     if (c->backend->flags & KVB_BACKEND_QUANT)
         snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s%s%s", c->opt.group ? c->opt.group : 32, c->opt.residual,
                  kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),

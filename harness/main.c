@@ -34,6 +34,7 @@ typedef struct cli {
     const char *ctxs, *csv;           /* kvbench attend */
     const char *lengths, *forks;      /* kvbench serve-sim */
     const char *key_axes, *qkernels;  /* quantized backends */
+    const char *kernels;              /* attend loops of contiguous and paged */
     const char *pin;                  /* none, compact, spread */
     int  group, residual, key_outliers, untied;
     int  sequences, max_prompt, max_output, fork_n, no_attend;
@@ -121,6 +122,8 @@ static void print_help(const char *cmd)
              "                      channel across --group tokens (default: channel for q2)\n"
              "  --qkernel LIST      quant's fused loops: auto,portable,avx512,avx512-vnni\n"
              "                      (default auto: the fastest this CPU has), timed side by side\n"
+             "  --kernel LIST       contiguous and paged attend loops: auto,portable,avx2,avx512\n"
+             "                      (default auto), timed side by side\n"
              "  --key-outliers N    make N channel pairs of the keys 30x larger (queries /30:\n"
              "                      same scores), as in real models' keys\n"
              "  --ctx LIST          context lengths (default 1024,8192,32768)\n"
@@ -131,7 +134,8 @@ static void print_help(const char *cmd)
              "  --seed N            data seed (default 1)\n"
              "  --threads N         attention threads for the contiguous and quant caches\n"
              "                      (default 1)\n"
-             "  --pin POLICY        none (default), compact, spread (hwloc; one thread only)\n"
+             "  --pin POLICY        none (default), compact, spread: bind this thread and each\n"
+             "                      attention worker (--threads) to its own core (hwloc)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
              "ratio = median / contiguous's median at the same storage type (f32 for the\n"
              "quantized ones) and context; waste = 1 - used / reserved bytes; GB/s = bytes\n"
@@ -190,6 +194,8 @@ static void print_help(const char *cmd)
              "                      model, keys with outlier channels\n"
              "  --qkernel NAME      quant's fused loops: auto (default), portable, avx512,\n"
              "                      avx512-vnni\n"
+             "  --kernel NAME       contiguous and paged attend loops: auto (default), portable,\n"
+             "                      avx2, avx512\n"
              "  --group N           quant: values per scale, a power of two 8..256 (default 32)\n"
              "  --residual N        quant: newest tokens kept in f32 (default 128 for q2, else 0)\n"
              "  --key-axis LIST     quant: default,token,channel: keys grouped per token or per\n"
@@ -204,8 +210,9 @@ static void print_help(const char *cmd)
              "                      cut_short (default 0: none)\n"
              "  --threads N         OpenBLAS threads, and attention threads for the contiguous\n"
              "                      and quant caches (default 1)\n"
-             "  --pin POLICY        none (default), compact, spread: bind the decode thread to a\n"
-             "                      core (hwloc, verified; recorded in meta.json)\n"
+             "  --pin POLICY        none (default), compact, spread: bind the decode thread and\n"
+             "                      each attention worker (--threads) to its own core (hwloc,\n"
+             "                      verified; recorded per thread in meta.json)\n"
              "  --out DIR           result directory (default results/<run-id>); must not exist\n"
              "  --no-ceilings       skip measuring read bandwidth and sgemm for meta.json\n"
              "  --quiet             no progress line and no summary table");
@@ -245,7 +252,7 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
         {"--preset", &c->preset}, {"--checkpoint", &c->checkpoint},
         {"--prompt-ids", &c->prompt_ids}, {"--out", &c->out}, {"--block", &c->blocks},
         {"--ctx", &c->ctxs}, {"--csv", &c->csv}, {"--lengths", &c->lengths}, {"--fork", &c->forks},
-        {"--key-axis", &c->key_axes}, {"--qkernel", &c->qkernels}, {"--pin", &c->pin},
+        {"--key-axis", &c->key_axes}, {"--qkernel", &c->qkernels}, {"--kernel", &c->kernels}, {"--pin", &c->pin},
     };
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
@@ -379,27 +386,32 @@ static void cli_defaults(cli *c)
     c->residual = -1;                 /* the format's default: 128 for q2, else 0 */
     c->key_axes = "default";
     c->qkernels = "auto";
+    c->kernels = "auto";
     c->pin = "none";
 }
 
-/* --pin: binds the calling (decode) thread; a machine where hwloc cannot bind
- * gets a note on stderr and runs unpinned. Fills the run's record. */
-static int apply_pin(const cli *c, const kvb_topo *topo, int have_topo, kvb_pin *pin, int *core, int *cpu,
-                     char *note, size_t note_len)
+/* --pin: binds the calling (decode) thread as thread 0, and (through
+ * kvb_options.thread_start) each attention worker a cache starts; a machine
+ * where hwloc cannot bind gets a note on stderr and runs unpinned. */
+static int apply_pin(const cli *c, const kvb_topo *topo, kvb_pin_set *ps)
 {
-    *core = *cpu = -1;
-    note[0] = 0;
-    if (kvb_pin_parse(c->pin, pin) != KVB_STATUS_OK)
+    kvb_pin pin;
+    if (kvb_pin_parse(c->pin, &pin) != KVB_STATUS_OK)
         return usage_error("unknown --pin '%s': allowed are none, compact, spread", c->pin);
-    if (*pin == KVB_PIN_NONE) return 0;
-    /* a cache's attention pool starts its threads from the decode thread and
-     * would inherit a one-core binding: pinning is for single-threaded runs */
-    if (c->threads > 1) snprintf(note, note_len, "pinning binds one thread; with --threads %d all run unpinned",
-                                 c->threads);
-    else if (!have_topo) snprintf(note, note_len, "hwloc could not load the topology; running unpinned");
-    else if (kvb_topo_pin(topo, *pin, 0, core, cpu, note, note_len) == KVB_STATUS_OK) return 0;
-    fprintf(stderr, "kvbench: --pin %s: %s\n", c->pin, note);
+    if (c->threads > KVB_PIN_MAX_THREADS && pin != KVB_PIN_NONE)
+        return usage_error("--pin with --threads %d: at most %d threads can be pinned", c->threads,
+                           KVB_PIN_MAX_THREADS);
+    if (kvb_pin_set_init(ps, topo, pin) != KVB_STATUS_OK)
+        fprintf(stderr, "kvbench: --pin %s: %s\n", c->pin, ps->note);
     return 0;
+}
+
+/* The options' hook that pins a cache's workers, when pinning is on. */
+static void pin_workers(kvb_options *o, kvb_pin_set *ps)
+{
+    if (ps->policy == KVB_PIN_NONE || ps->core[0] < 0) return;
+    o->thread_start = kvb_pin_thread_start;
+    o->thread_start_arg = ps;
 }
 
 /* Whether backend b is paired with storage type dts[j] in a cross product:
@@ -624,14 +636,16 @@ static int cmd_attend(int argc, char **argv)
     if (r) return r < 0 ? 0 : r;
     const kvb_backend *backs[MAX_LIST];
     kvb_dtype dts[MAX_LIST];
-    int nb, nd, nk, nc, na, nq, blocks[MAX_LIST], ctxs[MAX_LIST], qk[MAX_LIST];
+    int nb, nd, nk, nc, na, nq, nf, blocks[MAX_LIST], ctxs[MAX_LIST], qk[MAX_LIST], fk[MAX_LIST];
     kvb_key_axis axes[MAX_LIST];
     static const char *const qk_names[] = {"auto", "portable", "avx512", "avx512-vnni"};
+    static const char *const fk_names[] = {"auto", "portable", "avx2", "avx512"};
     if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = parse_int_list("--ctx", c.ctxs, 1, 1 << 22, ctxs, &nc)) != 0) return r;
     if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
     if ((r = parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
+    if ((r = parse_enum_list("--kernel", c.kernels, fk_names, 4, fk, &nf)) != 0) return r;
     kvb_shape shape = {1, c.heads ? c.heads : 32, c.kv_heads ? c.kv_heads : 8,
                        c.head_dim ? c.head_dim : 128, ctxs[0]};
     char msg[512];
@@ -639,25 +653,28 @@ static int cmd_attend(int argc, char **argv)
     if (c.key_outliers > shape.head_dim / 2)
         return usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
                            shape.head_dim / 2);
-    {
-        kvb_topo topo;
-        char tmsg[256], note[256];
-        int have = kvb_topo_init(&topo, tmsg, sizeof tmsg) == KVB_STATUS_OK, core, cpu;
-        kvb_pin pin;
-        r = apply_pin(&c, &topo, have, &pin, &core, &cpu, note, sizeof note);
-        if (have) kvb_topo_free(&topo);     /* the binding outlives the topology object */
-        if (r) return r;
-        if (pin != KVB_PIN_NONE && core >= 0) printf("pinned (%s): core %d, cpu %d\n", c.pin, core, cpu);
+    kvb_topo topo;
+    kvb_pin_set pins;
+    char tmsg[256];
+    int have_topo = kvb_topo_init(&topo, tmsg, sizeof tmsg) == KVB_STATUS_OK;
+    if ((r = apply_pin(&c, have_topo ? &topo : NULL, &pins)) != 0) {
+        if (have_topo) kvb_topo_free(&topo);
+        return r;
     }
+    if (pins.core[0] >= 0) printf("pinned (%s): thread 0 on core %d, cpu %d\n", c.pin, pins.core[0], pins.cpu[0]);
 
-    kvb_attend_case *cases = calloc((size_t)nb * nd * (nk > na * nq ? nk : na * nq), sizeof *cases);
-    if (!cases) return 1;
+    kvb_attend_case *cases = calloc((size_t)nb * nd * (nk * nf > na * nq ? nk * nf : na * nq), sizeof *cases);
+    if (!cases) {
+        if (have_topo) kvb_topo_free(&topo);
+        return 1;
+    }
     FILE *csv = NULL;
     char tmp[4200] = "";
     if (c.csv) {
         snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
         if (!(csv = fopen(tmp, "w"))) {
             free(cases);
+            if (have_topo) kvb_topo_free(&topo);
             return usage_error("cannot write '%s': %s", tmp, strerror(errno));
         }
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
@@ -678,14 +695,16 @@ static int cmd_attend(int argc, char **argv)
             for (int j = 0; j < nd; j++) {
                 int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0, qt = kvb_dtype_is_quant(dts[j]);
                 if (!pair_wanted(backs[i], dts, nd, j)) continue;
-                for (int k = 0; k < (pg ? nk : qt ? na * nq : 1); k++) {
+                for (int k = 0; k < (pg ? nk * nf : qt ? na * nq : nf); k++) {
                     memset(&cases[n], 0, sizeof cases[n]);
                     cases[n].backend = backs[i];
                     cases[n].opt.dtype = dts[j];
-                    cases[n].opt.block_tokens = pg ? blocks[k] : 0;
+                    cases[n].opt.block_tokens = pg ? blocks[k / nf] : 0;
+                    if (!qt) cases[n].opt.kernel = fk_names[fk[k % nf]];
                     set_quant_options(&c, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
                     if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
                     cases[n].opt.threads = c.threads;
+                    pin_workers(&cases[n].opt, &pins);
                     n++;
                 }
             }
@@ -727,6 +746,9 @@ static int cmd_attend(int argc, char **argv)
         fflush(stdout);
     }
     free(cases);
+    for (int i = 1; i < kvb_pin_set_threads(&pins); i++)
+        printf("pinned (%s): thread %d on core %d, cpu %d\n", c.pin, i, pins.core[i], pins.cpu[i]);
+    if (have_topo) kvb_topo_free(&topo);
     if (csv) {
         int bad = ferror(csv) | (fclose(csv) != 0);
         if (rc || bad || rename(tmp, c.csv) != 0) {
@@ -960,6 +982,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
     if ((r = parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
     if (nq != 1) return usage_error("--qkernel: run takes one kernel (attend compares several)");
+    static const char *const fk_names[] = {"auto", "portable", "avx2", "avx512"};
+    int fk[MAX_LIST], nf;
+    if ((r = parse_enum_list("--kernel", c.kernels, fk_names, 4, fk, &nf)) != 0) return r;
+    if (nf != 1) return usage_error("--kernel: run takes one kernel (attend compares several)");
     if (c.pool_mb && c.pool_blocks) return usage_error("--pool-mb and --pool-blocks exclude each other");
 
     kvb_model_config probe;
@@ -1019,6 +1045,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     int n_pts = 0, rc = 0, renamed = 0;
     kvb_state st = {0};
     kvb_topo topo;
+    kvb_pin_set pins;
     int have_topo = 0;
     if ((rc = build_model(&c, &m, &source)) != 0) { kvb_results_remove(partial); return rc; }
 
@@ -1087,6 +1114,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                                  .pool_bytes = (size_t)c.pool_mb << 20, .threads = c.threads};
                 set_quant_options(&c, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
                 if (quant) o.qkernel = qk_names[qk[0]];
+                o.kernel = fk_names[fk[0]];
                 if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
                     rc = 1;
@@ -1106,12 +1134,10 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         size_t ws = 4 * kvb_model_param_count(&m.cfg) + 2 * (size_t)sh.n_layers * sh.n_kv_heads * sh.head_dim * 4 * (size_t)(P + c.tokens);
         have_ceil = kvb_measure_ceilings(&ceil, 0, ws, 7) == 0;
     }
-    char topo_msg[256], pin_note[256];
+    char topo_msg[256];
     have_topo = kvb_topo_init(&topo, topo_msg, sizeof topo_msg) == KVB_STATUS_OK;
-    kvb_pin pin;
-    int pin_core, pin_cpu;
-    if ((rc = apply_pin(&c, &topo, have_topo, &pin, &pin_core, &pin_cpu, pin_note, sizeof pin_note)) != 0)
-        goto done;
+    if ((rc = apply_pin(&c, have_topo ? &topo : NULL, &pins)) != 0) goto done;
+    for (int i = 0; i < n_pts; i++) pin_workers(&pts[i].opt, &pins);
     kvb_gen_config g = {prompt, P, c.tokens, c.reps, c.warmup, c.time_budget,
                         !c.quiet && isatty(STDERR_FILENO)};
     uint64_t started = (uint64_t)now;
@@ -1131,7 +1157,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
 
     kvb_run_info info = {run_id, cmdline, source, (uint64_t)c.seed, &m.cfg, &g,
                          openblas_get_num_threads(), have_ceil ? &ceil : NULL, started,
-                         have_topo ? &topo : NULL, pin, pin_core, pin_cpu, pin_note[0] ? pin_note : NULL};
+                         have_topo ? &topo : NULL, &pins};
     char msg[512];
     /* lossy storage: accuracy against the f32 contiguous cache, beside time and memory */
     if (write_quality(&c, &m, &st, pts, n_pts, prompt, P, partial, msg, sizeof msg) != 0) {

@@ -330,10 +330,14 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
                 t->can_bind ? "true" : "false");
     }
     fprintf(f, "}");
-    fprintf(f, ",\n  \"pinning\": {\"policy\": "); json_str(f, kvb_pin_name(in->pin));
-    fprintf(f, ", \"threads_bound\": %d, \"core\": %d, \"cpu\": %d, \"note\": ", in->pin_core >= 0 ? 1 : 0,
-            in->pin_core, in->pin_cpu);
-    json_str(f, in->pin_note ? in->pin_note : "");
+    const kvb_pin_set *ps = in->pins;
+    fprintf(f, ",\n  \"pinning\": {\"policy\": "); json_str(f, kvb_pin_name(ps->policy));
+    fprintf(f, ", \"threads_bound\": %d, \"core\": %d, \"cpu\": %d, \"threads\": [", kvb_pin_set_bound(ps),
+            ps->core[0], ps->cpu[0]);
+    for (int i = 0; i < kvb_pin_set_threads(ps); i++)
+        fprintf(f, "%s{\"thread\": %d, \"core\": %d, \"cpu\": %d}", i ? ", " : "", i, ps->core[i], ps->cpu[i]);
+    fprintf(f, "], \"note\": ");
+    json_str(f, ps->note);
     fprintf(f, "}");
     if (in->ceil) {
         const kvb_ceilings *k = in->ceil;

@@ -26,9 +26,7 @@ typedef struct kvb_run_info {
     const kvb_ceilings   *ceil;           /* NULL when not measured */
     uint64_t              started_unix;
     const kvb_topo       *topo;           /* NULL when hwloc could not load it */
-    kvb_pin               pin;            /* policy asked for */
-    int                   pin_core, pin_cpu;   /* where the decode thread ran; -1: unpinned */
-    const char           *pin_note;       /* why unpinned, when pinning was asked and failed */
+    const kvb_pin_set    *pins;           /* policy asked for, where each thread ran */
 } kvb_run_info;
 
 /* Per-point figures derived from the records (also used by tests). */

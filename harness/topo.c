@@ -116,3 +116,42 @@ void kvb_topo_unpin(const kvb_topo *t)
     hwloc_topology_t hw = (hwloc_topology_t)t->hw;
     if (hw && t->can_bind) hwloc_set_cpubind(hw, hwloc_topology_get_topology_cpuset(hw), HWLOC_CPUBIND_THREAD);
 }
+
+kvb_status kvb_pin_set_init(kvb_pin_set *ps, const kvb_topo *t, kvb_pin p)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->topo = t;
+    ps->policy = p;
+    for (int i = 0; i < KVB_PIN_MAX_THREADS; i++) ps->core[i] = ps->cpu[i] = -1;
+    ps->ran[0] = 1;
+    if (p == KVB_PIN_NONE) return KVB_STATUS_OK;
+    if (!t) {
+        snprintf(ps->note, sizeof ps->note, "hwloc could not load the topology; running unpinned");
+        return KVB_STATUS_UNSUPPORTED;
+    }
+    return kvb_topo_pin(t, p, 0, &ps->core[0], &ps->cpu[0], ps->note, sizeof ps->note);
+}
+
+void kvb_pin_thread_start(void *pin_set, int thread)
+{
+    kvb_pin_set *ps = pin_set;
+    if (!ps || !ps->topo || ps->policy == KVB_PIN_NONE || thread <= 0 || thread >= KVB_PIN_MAX_THREADS) return;
+    char msg[128];
+    /* a failed bind leaves -1 in this thread's slots: the record shows it unpinned */
+    kvb_topo_pin(ps->topo, ps->policy, thread, &ps->core[thread], &ps->cpu[thread], msg, sizeof msg);
+    ps->ran[thread] = 1;
+}
+
+int kvb_pin_set_threads(const kvb_pin_set *ps)
+{
+    int n = 0;
+    for (int i = 0; i < KVB_PIN_MAX_THREADS; i++) n = ps->ran[i] ? i + 1 : n;
+    return n;
+}
+
+int kvb_pin_set_bound(const kvb_pin_set *ps)
+{
+    int n = 0;
+    for (int i = 0; i < KVB_PIN_MAX_THREADS; i++) n += ps->core[i] >= 0;
+    return n;
+}

@@ -47,6 +47,27 @@ void kvb_topo_describe(const kvb_topo *t, char *buf, size_t n);
 kvb_status kvb_topo_pin(const kvb_topo *t, kvb_pin p, int index, int *core, int *cpu,
                         char *msg, size_t msg_len);
 
+/* Pinning for a whole run: the caller's thread is thread 0, and each worker a
+ * backend starts calls kvb_pin_thread_start (a kvb_options.thread_start) with
+ * its index, binding itself under the same policy. Each thread writes only its
+ * own slots; kvb_pool_create waits for its workers, so the record is complete
+ * when a cache's create returns. core/cpu -1: that thread is unpinned. */
+enum { KVB_PIN_MAX_THREADS = 64 };
+typedef struct kvb_pin_set {
+    const kvb_topo *topo;     /* not owned; outlives the run */
+    kvb_pin         policy;
+    int             ran[KVB_PIN_MAX_THREADS];   /* thread i asked to be bound */
+    int             core[KVB_PIN_MAX_THREADS], cpu[KVB_PIN_MAX_THREADS];
+    char            note[256];   /* why thread 0 runs unpinned, when it does */
+} kvb_pin_set;
+
+/* Binds the calling thread as thread 0; returns the policy's status (the note
+ * says why when not OK; the run carries on unpinned). */
+kvb_status kvb_pin_set_init(kvb_pin_set *ps, const kvb_topo *t, kvb_pin p);
+void       kvb_pin_thread_start(void *pin_set, int thread);
+int        kvb_pin_set_threads(const kvb_pin_set *ps); /* threads recorded: highest index + 1 */
+int        kvb_pin_set_bound(const kvb_pin_set *ps);   /* of those, verified bound */
+
 /* Lets the calling thread run anywhere again (the whole machine's cpuset). */
 void kvb_topo_unpin(const kvb_topo *t);
 

@@ -40,6 +40,7 @@ struct kvb_cache {
     contig_store *stores;     /* [max_seqs][n_layers] */
     float        *scratch;    /* [threads][kvb_attend_scratch_floats(g, max_seq, hd)] */
     size_t        scratch_per;
+    kvb_attend_runs_fn attend;  /* the loops opt.kernel names, chosen once at create */
     kvb_pool     *pool;       /* NULL when single-threaded */
     int           threads, max_parts;
     float        *part_out;   /* [n_kv_heads * max_parts][g][head_dim]: split contexts' outputs */
@@ -100,6 +101,8 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
     c->shape = *shape;
     c->opt = *opt;
     c->es = kvb_dtype_size(opt->dtype);
+    c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* checked by supports */
+    c->opt.kernel = kvb_attend_kernel_name(c->attend);   /* a static string: the caller's may not outlive us */
     size_t n_stores = (size_t)opt->max_seqs * shape->n_layers;
     c->stores = calloc(n_stores, sizeof *c->stores);
     int g = shape->n_heads / shape->n_kv_heads;
@@ -116,7 +119,7 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
         c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
         c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
     }
-    kvb_status pst = c->threads > 1 ? kvb_pool_create(&c->pool, c->threads) : KVB_STATUS_OK;
+    kvb_status pst = c->threads > 1 ? kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) : KVB_STATUS_OK;
     if (!c->stores || !c->scratch || pst != KVB_STATUS_OK || (c->max_parts > 1 && (!c->part_out || !c->part_ml))) {
         contig_destroy(c);
         return KVB_STATUS_NO_MEMORY;
@@ -172,16 +175,16 @@ static void attend_item(void *arg, int item, int thread)
     const size_t head_bytes = (size_t)s->cap * hd * c->es, qo = (size_t)h * g * hd;
     float *scratch = c->scratch + (size_t)thread * c->scratch_per;
     if (j->parts == 1) {
-        kvb_attend_group(c->opt.dtype, s->len ? (char *)s->k + h * head_bytes : NULL,
-                         s->len ? (char *)s->v + h * head_bytes : NULL, (size_t)hd, s->len, hd, g, j->q + qo,
-                         j->out + qo, scratch);
+        kvb_kv_run run = {s->len ? (char *)s->k + h * head_bytes : NULL, s->len ? (char *)s->v + h * head_bytes : NULL,
+                          s->len};
+        c->attend(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, j->out + qo, scratch, NULL);
         return;
     }
     int t0 = (int)((long long)s->len * p / j->parts), t1 = (int)((long long)s->len * (p + 1) / j->parts);
     size_t off = (size_t)t0 * hd * c->es;
     kvb_kv_run run = {(char *)s->k + h * head_bytes + off, (char *)s->v + h * head_bytes + off, t1 - t0};
-    kvb_attend_runs_ml(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, c->part_out + (size_t)item * g * hd,
-                       scratch, c->part_ml + (size_t)item * g * 2);
+    c->attend(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, c->part_out + (size_t)item * g * hd, scratch,
+              c->part_ml + (size_t)item * g * 2);
 }
 
 static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
@@ -196,24 +199,9 @@ static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q
     size_t bytes = 2 * (size_t)s->len * nkv * hd * c->es;
     kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, nkv * job.parts, attend_item, &job);
     if (job.parts == 1) return KVB_STATUS_OK;
-    /* merge each head's parts: weights l_p exp(m_p - m) on the parts' normalized outputs */
     for (int h = 0; h < nkv; h++)
-        for (int i = 0; i < g; i++) {
-            float m = -INFINITY, wsum = 0.0f, *o = out + ((size_t)h * g + i) * hd;
-            for (int p = 0; p < job.parts; p++) {
-                float mp = c->part_ml[(((size_t)h * job.parts + p) * g + i) * 2];
-                m = mp > m ? mp : m;
-            }
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            for (int p = 0; p < job.parts; p++) {
-                size_t it = (size_t)h * job.parts + p;
-                const float *ml = c->part_ml + (it * g + i) * 2, *po = c->part_out + (it * g + i) * hd;
-                float w = ml[1] * expf(ml[0] - m);
-                wsum += w;
-                for (int d = 0; d < hd; d++) o[d] += w * po[d];
-            }
-            for (int d = 0; d < hd; d++) o[d] /= wsum;
-        }
+        kvb_attend_merge(job.parts, g, hd, c->part_out + (size_t)h * job.parts * g * hd,
+                         c->part_ml + (size_t)h * job.parts * g * 2, out + (size_t)h * g * hd);
     return KVB_STATUS_OK;
 }
 

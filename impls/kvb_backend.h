@@ -87,6 +87,14 @@ typedef struct kvb_options {
     int       max_seqs;       /* sequences 0..max_seqs-1 exist from create, empty */
     int       threads;        /* threads one attend may use, 0 or 1: the caller's alone;
                                * backends without threading run single-threaded */
+    /* called once in each worker thread a backend starts for attend (thread
+     * 1..threads-1; the caller's own is 0) before it takes any work: the
+     * harness pins them to cores. NULL: nothing. */
+    void      (*thread_start)(void *arg, int thread);
+    void       *thread_start_arg;
+    const char *kernel;       /* attend loops over f32/f16/bf16 rows (contiguous, paged):
+                               * NULL or "auto" (fastest here), "avx512", "avx2",
+                               * "portable" (impls/kernels/kernels.h) */
     /* paged backends (KVB_BACKEND_PAGED) only; 0 picks the default */
     int       block_tokens;   /* tokens per block, 1..256; default 16 */
     size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */

@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KVB_PAGED_DEFAULT_BLOCK = 16, KVB_PAGED_MAX_BLOCK = 256 };
+enum { KVB_PAGED_DEFAULT_BLOCK = 16, KVB_PAGED_MAX_BLOCK = 256, PAGED_MIN_PART = 256 };
 
 extern const kvb_backend kvb_backend_paged;
 extern const kvb_backend kvb_backend_paged_blockmajor;
@@ -75,6 +75,10 @@ struct kvb_cache {
     size_t      scratch_per;
     int         threads;
     kvb_pool   *pool;         /* NULL when single-threaded; attend splits over KV heads */
+    kvb_attend_runs_fn attend;  /* the loops opt.kernel names, chosen once at create */
+    int         max_parts;    /* context parts per KV head when heads are fewer than threads */
+    float      *part_out;     /* [n_kv_heads * max_parts][g][head_dim]: the parts' outputs */
+    float      *part_ml;      /* [n_kv_heads * max_parts][g][2]: their max and sum */
 };
 
 static size_t block_bytes(const kvb_cache *c)   /* one block, every layer, K and V */
@@ -121,7 +125,7 @@ static void paged_destroy(kvb_cache *c)
         free(c->seqs[q].len);
     }
     free(c->k_pool); free(c->v_pool); free(c->fill); free(c->refs); free(c->free_ids);
-    free(c->seqs); free(c->runs); free(c->scratch);
+    free(c->seqs); free(c->runs); free(c->scratch); free(c->part_out); free(c->part_ml);
     kvb_pool_destroy(c->pool);
     free(c);
 }
@@ -158,12 +162,24 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
     c->free_ids = malloc(c->n_blocks * sizeof *c->free_ids);
     c->seqs = calloc((size_t)opt->max_seqs, sizeof *c->seqs);
     c->threads = opt->threads > 1 ? opt->threads : 1;
+    c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* checked by supports */
+    c->opt.kernel = kvb_attend_kernel_name(c->attend);
     c->runs = malloc((size_t)c->threads * max_blocks_per_seq(c) * sizeof *c->runs);
     int g = shape->n_heads / shape->n_kv_heads;
     c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
     c->scratch = malloc((size_t)c->threads * c->scratch_per * sizeof(float));
-    int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs && c->scratch;
-    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads) == KVB_STATUS_OK;
+    /* as the contiguous cache: parts of at least PAGED_MIN_PART tokens when KV heads are fewer than threads */
+    int want = (c->threads + shape->n_kv_heads - 1) / shape->n_kv_heads, room = shape->max_seq / PAGED_MIN_PART;
+    c->max_parts = c->threads > 1 && shape->n_kv_heads < c->threads ? (want < room ? want : room) : 1;
+    if (c->max_parts < 1) c->max_parts = 1;
+    size_t items = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
+    if (c->max_parts > 1) {
+        c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
+        c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
+    }
+    int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs && c->scratch &&
+             (c->max_parts == 1 || (c->part_out && c->part_ml));
+    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) == KVB_STATUS_OK;
     for (int l = 0; ok && l < L; l++) {
         /* The pool is written once here, front to back, as a serving system
          * fills its pool at start-up: the OS then backs each head's plane
@@ -311,34 +327,52 @@ static kvb_status paged_append(kvb_cache *c, int seq, int layer, const float *k,
     return KVB_STATUS_OK;
 }
 
-typedef struct paged_job { kvb_cache *c; const paged_seq *s; int layer; const float *q; float *out; } paged_job;
+typedef struct paged_job {
+    kvb_cache *c; const paged_seq *s; int layer; const float *q; float *out; int parts;
+} paged_job;
 
-/* KV head h's blocks as runs, then attention over them, with thread-private
- * runs and scratch. */
-static void paged_head(void *arg, int h, int thread)
+/* Item (KV head h, part p of its blocks) as runs, then attention over them,
+ * with thread-private runs and scratch. With one part the output goes
+ * straight to out; with more, each part's output and (max, sum) are merged. */
+static void paged_item(void *arg, int item, int thread)
 {
     const paged_job *j = arg;
     kvb_cache *c = j->c;
+    const int h = item / j->parts, p = item % j->parts;
     const int n = j->s->len[j->layer], hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
-    const int nb = (n + c->bt - 1) / c->bt;
+    const int nb = (n + c->bt - 1) / c->bt, b0 = (int)((long long)nb * p / j->parts),
+              b1 = (int)((long long)nb * (p + 1) / j->parts);
     kvb_kv_run *runs = c->runs + (size_t)thread * max_blocks_per_seq(c);
-    for (int i = 0; i < nb; i++) {
-        runs[i].k = slot_at(c, c->k_pool, j->s->table[i], j->layer, h, 0);
-        runs[i].v = slot_at(c, c->v_pool, j->s->table[i], j->layer, h, 0);
-        runs[i].n = i + 1 < nb ? c->bt : n - i * c->bt;
+    for (int i = b0; i < b1; i++) {
+        runs[i - b0].k = slot_at(c, c->k_pool, j->s->table[i], j->layer, h, 0);
+        runs[i - b0].v = slot_at(c, c->v_pool, j->s->table[i], j->layer, h, 0);
+        runs[i - b0].n = i + 1 < nb ? c->bt : n - i * c->bt;
     }
     size_t qo = (size_t)h * g * hd;
-    kvb_attend_runs(c->opt.dtype, runs, nb, row_stride(c), hd, g, j->q + qo, j->out + qo,
-                    c->scratch + (size_t)thread * c->scratch_per);
+    float *scratch = c->scratch + (size_t)thread * c->scratch_per;
+    if (j->parts == 1)
+        c->attend(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo, j->out + qo, scratch, NULL);
+    else
+        c->attend(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo,
+                  c->part_out + (size_t)item * g * hd, scratch, c->part_ml + (size_t)item * g * 2);
 }
 
-/* Split over KV heads above 256 KiB of K/V (as the dense caches). */
+/* Split over KV heads above 256 KiB of K/V (as the contiguous cache), and
+ * over parts of the block table when heads are fewer than threads. */
 static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
 {
     if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers) return KVB_STATUS_INVALID_ARG;
-    paged_job job = {c, &c->seqs[seq], layer, q, out};
-    size_t bytes = 2 * (size_t)c->seqs[seq].len[layer] * c->shape.n_kv_heads * c->shape.head_dim * c->es;
-    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, c->shape.n_kv_heads, paged_head, &job);
+    const int n = c->seqs[seq].len[layer], nkv = c->shape.n_kv_heads, hd = c->shape.head_dim;
+    const int g = c->shape.n_heads / nkv, nb = (n + c->bt - 1) / c->bt;
+    int parts = n / PAGED_MIN_PART < c->max_parts ? n / PAGED_MIN_PART : c->max_parts;
+    parts = parts < nb ? parts : nb;                 /* at least one block each */
+    paged_job job = {c, &c->seqs[seq], layer, q, out, parts > 1 ? parts : 1};
+    size_t bytes = 2 * (size_t)n * nkv * hd * c->es;
+    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, nkv * job.parts, paged_item, &job);
+    if (job.parts > 1)
+        for (int h = 0; h < nkv; h++)
+            kvb_attend_merge(job.parts, g, hd, c->part_out + (size_t)h * job.parts * g * hd,
+                             c->part_ml + (size_t)h * job.parts * g * 2, out + (size_t)h * g * hd);
     return KVB_STATUS_OK;
 }
 

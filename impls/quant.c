@@ -183,7 +183,7 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
         w->qround = malloc((size_t)g * hd * sizeof(float));
         ok = w->scores && w->kscratch && w->cscratch && w->per_head && w->qround;
     }
-    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads) == KVB_STATUS_OK;
+    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) == KVB_STATUS_OK;
     if (!ok) {
         quant_destroy(c);
         return KVB_STATUS_NO_MEMORY;

@@ -2,6 +2,7 @@
  * shared vocabulary of the interface (status strings, storage types, shape
  * checks). Adding a backend: declare its table here and add one line below. */
 #include "kvb_backend.h"
+#include "kernels/kernels.h"
 #include "kernels/quant.h"
 
 #include <stdio.h>
@@ -57,6 +58,14 @@ kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
         snprintf(why, why_len, "max_seqs = %d: must be at least 1", o->max_seqs);
         return KVB_STATUS_INVALID_ARG;
     }
+    if (!kvb_attend_kernel_known(o->kernel)) {
+        snprintf(why, why_len, "attend kernel '%s': allowed are auto, avx512, avx2, portable", o->kernel);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    /* the quantized backend has its own loops (qkernel); recompute attends activations */
+    if (!(b->flags & (KVB_BACKEND_QUANT | KVB_BACKEND_RECOMPUTE)) &&
+        !kvb_attend_kernel_find(o->kernel, s->head_dim, why, why_len))
+        return KVB_STATUS_UNSUPPORTED;
     return b->supports ? b->supports(s, o, why, why_len) : KVB_STATUS_OK;
 }
 

@@ -166,6 +166,12 @@ grep -q 'skipped' "$T/stdout" && bad "attend paired contiguous with q4 or quant 
 expect_ok attend --backend quant --dtype q8 --qkernel portable,avx512 --group 16 --heads 4 --kv-heads 2 --head-dim 16 --ctx 8 --reps 1
 grep -q 'kernel=avx512.*skipped: quant kernel .avx512. needs head_dim and group multiples of 32' "$T/stdout" && ok \
   || bad "a SIMD kernel on head_dim 16 was not reported as skipped: $(cat "$T/stdout")"
+expect_fail 2 "unknown --kernel 'sse9': allowed are auto, portable, avx2, avx512" attend --kernel sse9
+expect_ok attend --backend contiguous,paged --dtype f16 --kernel portable,avx2,avx512 --heads 4 --kv-heads 2 --head-dim 8 --ctx 40 --reps 1
+grep -q 'attend(backend=contiguous,dt=f16,kernel=portable,nh=4,nkv=2,hd=8,ctx=40) *[0-9]' "$T/stdout" && ok \
+  || bad "attend --kernel portable did not run: $(cat "$T/stdout")"
+grep -q "kernel=avx512,nh=4,nkv=2,hd=8,ctx=40) *skipped: attend kernel 'avx512' needs head_dim a multiple of 16" \
+  "$T/stdout" && ok || bad "avx512 on head_dim 8 was not reported as skipped: $(cat "$T/stdout")"
 
 # --- topology and pinning ---
 expect_ok info
@@ -174,8 +180,10 @@ grep -q "^attend kernels: " "$T/stdout" && grep -q "^read bandwidth: .* 1 thread
   && ok || bad "info lacks the kernel path or the read ceiling"
 expect_fail 2 "unknown --pin 'tight'"        $R --pin tight
 expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --threads 2 --out "$T/pin2"
-grep -q 'pinning binds one thread; with --threads 2 all run unpinned' "$T/stderr" && grep -q '"threads_bound": 0' "$T/pin2/meta.json" \
-  && ok || bad "--pin with --threads 2 was applied or not recorded as unpinned"
+# the decode thread and the cache's attention worker each bound and verified, or a note saying why not
+{ grep -q '"threads_bound": 2, "core": [0-9]*, "cpu": [0-9]*, "threads": \[{"thread": 0, "core": [0-9]' "$T/pin2/meta.json" \
+  && grep -q '{"thread": 1, "core": [0-9]*, "cpu": [0-9]*}' "$T/pin2/meta.json"; } || grep -q 'running unpinned' "$T/stderr" \
+  && ok || bad "--pin with --threads 2 did not bind both threads: $(grep pinning "$T/pin2/meta.json")"
 expect_ok run --preset tiny --tokens 4 --reps 1 --no-ceilings --quiet --pin compact --out "$T/pin"
 grep -q '"label": "contiguous/f32/grow", "backend": "contiguous", "dtype": "f32", "mode": "grow", "attend_threads": 2' \
   "$T/pin2/summary.json" && ok || bad "--threads 2 not recorded as the contiguous point's attend_threads"

@@ -223,7 +223,8 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
                      quant_variants[bi].residual, kvb_key_axis_name(quant_variants[bi].axis));
         /* dense stores: one thread, and three (split over heads, and over the
          * context where heads are fewer: MQA and GQA 4:1 at 768 and 1000 tokens);
-         * paged: over heads, where the K/V pass 256 KiB */
+         * paged: over heads where the K/V pass 256 KiB, and over parts of the
+         * block table for MQA at 768 and 1000 tokens */
         int threads = !bs && !qv && bi == 1 ? 3 : 0;
         if (threads) snprintf(blk, sizeof blk, ",threads=%d", threads);
         if (bs && bi % 2) {                 /* paged: block sizes 3 and 256 on two threads */
@@ -325,20 +326,24 @@ static void test_attend_rejects_planted_bugs(void **state)
  * on runs of rows (as a paged cache holds them) with an odd row stride. */
 static void test_attend_paths_match_reference(void **state)
 {
-    const kvb_attend_runs_fn paths[2] = {kvb_attend_runs_portable, kvb_attend_runs_avx512()};
-    const char *names[2] = {"portable", "avx512"};
+    const char *names[3] = {"portable", "avx2", "avx512"};
     uint64_t seed = 23;
     int ran = 0;
-    for (int pi = 0; pi < 2; pi++) {
-        if (!paths[pi]) { print_message("%s path: not in this build or CPU, skipped\n", names[pi]); continue; }
+    for (int pi = 0; pi < 3; pi++) {
+        if (!kvb_attend_kernel_find(names[pi], 16, NULL, 0)) {
+            print_message("%s path: not in this build or CPU, skipped\n", names[pi]);
+            continue;
+        }
         /* query heads per KV head: every register-blocking case of the SIMD path
          * (1, 2, 4, 8 and the leftovers of 3 and 9); head_dims not powers of two too */
-        static const int gs[] = {1, 2, 3, 4, 8, 9}, hds[] = {16, 32, 48, 64, 80, 128, 256};
+        static const int gs[] = {1, 2, 3, 4, 8, 9}, hds[] = {8, 16, 24, 32, 48, 64, 80, 128, 256};
         for (int dt = 0; dt <= KVB_DTYPE_BF16; dt++)
         for (size_t gi = 0; gi < sizeof gs / sizeof gs[0]; gi++)
         for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
             static const int ctxs[] = {1, 3, 64, 130, 700};
             int hd = hds[hi];
+            kvb_attend_runs_fn path = kvb_attend_kernel_find(names[pi], hd, NULL, 0);
+            if (!path) continue;             /* its vector width does not divide head_dim */
             for (size_t ci = 0; ci < sizeof ctxs / sizeof ctxs[0]; ci++) {
                 int nh = gs[gi], nkv = 1, g = nh / nkv, n = ctxs[ci];
                 char name[160];
@@ -370,10 +375,16 @@ static void test_attend_paths_match_reference(void **state)
                     runs[nr++] = (kvb_kv_run){kb + (size_t)t * stride * es, vb + (size_t)t * stride * es, m};
                     t += m;
                 }
-                paths[pi]((kvb_dtype)dt, runs, nr, stride, hd, g, q, out, scr, NULL);
+                path((kvb_dtype)dt, runs, nr, stride, hd, g, q, out, scr, NULL);
                 ref_attend(q, k, v, n, g, 1, hd, ref);
                 double e = rel_l2(out, ref, (size_t)g * hd);
                 if (!(e <= 2e-5)) fail_msg("%s: rel L2 %.3g", name, e);
+                /* the same rows as one run: bit-identical (a paged cache equals a contiguous one) */
+                float *one = malloc((size_t)g * hd * 4);
+                kvb_kv_run whole = {kb, vb, n};
+                path((kvb_dtype)dt, &whole, 1, stride, hd, g, q, one, scr, NULL);
+                if (memcmp(one, out, (size_t)g * hd * 4) != 0) fail_msg("%s: runs differ from one run", name);
+                free(one);
                 free(kb); free(vb); free(k); free(v); free(kk); free(q); free(out); free(scr); free(ref);
             }
         }
@@ -884,6 +895,27 @@ static void test_topology_and_pin(void **state)
         assert_int_equal(core, i % t.cores);
         assert_true(cpu >= 0);
     }
+    /* a threaded cache's workers bind themselves through kvb_options.thread_start:
+     * the record is complete when create returns */
+    kvb_pin_set ps;
+    if (kvb_pin_set_init(&ps, &t, KVB_PIN_COMPACT) == KVB_STATUS_OK) {
+        kvb_shape sh = {1, 4, 2, 32, 64};
+        kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 1, .threads = 3,
+                         .thread_start = kvb_pin_thread_start, .thread_start_arg = &ps};
+        static const char *const names[] = {"contiguous", "paged", "quant"};
+        for (int bi = 0; bi < 3; bi++) {
+            memset(ps.ran + 1, 0, sizeof ps.ran - sizeof ps.ran[0]);
+            o.dtype = bi == 2 ? KVB_DTYPE_Q8 : KVB_DTYPE_F32;
+            kvb_cache *c;
+            kvb_status cst = kvb_backend_find(names[bi])->create(&c, &sh, &o, msg, sizeof msg);
+            if (cst != KVB_STATUS_OK) fail_msg("%s: %s", names[bi], msg);
+            assert_int_equal(kvb_pin_set_threads(&ps), 3);
+            assert_int_equal(kvb_pin_set_bound(&ps), 3);
+            for (int i = 0; i < 3; i++) assert_int_equal(ps.core[i], i % t.cores);
+            kvb_backend_find(names[bi])->destroy(c);
+        }
+    } else
+        print_message("pin set: %s\n", ps.note);
     kvb_topo_unpin(&t);                  /* the tests after this one run unbound again */
     kvb_topo_free(&t);
 }

@@ -134,18 +134,77 @@ void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t ro
 void kvb_attend_runs_ml(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                         int head_dim, int g, const float *q, float *out, float *scratch, float *ml)
 {
-    kvb_attend_runs_fn simd = head_dim % 16 == 0 ? kvb_attend_runs_avx512() : NULL;
-    (simd ? simd : kvb_attend_runs_portable)(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch, ml);
+    kvb_attend_kernel_find(NULL, head_dim, NULL, 0)(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch, ml);
+}
+
+void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, const float *part_ml, float *out)
+{
+    for (int i = 0; i < g; i++) {
+        float m = -INFINITY, wsum = 0.0f, *o = out + (size_t)i * head_dim;
+        for (int p = 0; p < parts; p++) {
+            float mp = part_ml[((size_t)p * g + i) * 2];
+            m = mp > m ? mp : m;
+        }
+        for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
+        for (int p = 0; p < parts; p++) {   /* weights l_p exp(m_p - m) on the normalized outputs */
+            const float *ml = part_ml + ((size_t)p * g + i) * 2, *po = part_out + ((size_t)p * g + i) * head_dim;
+            float w = ml[1] * expf(ml[0] - m);
+            wsum += w;
+            for (int d = 0; d < head_dim; d++) o[d] += w * po[d];
+        }
+        for (int d = 0; d < head_dim; d++) o[d] /= wsum;
+    }
+}
+
+/* Fastest first; head_dim must be a multiple of `multiple`. */
+static const struct { const char *name; kvb_attend_runs_fn (*get)(void); int multiple; } attend_kernels[] = {
+    {"avx512", kvb_attend_runs_avx512, 16},
+    {"avx2", kvb_attend_runs_avx2, 8},
+    {"portable", NULL, 1},
+};
+enum { N_ATTEND_KERNELS = (int)(sizeof attend_kernels / sizeof attend_kernels[0]) };
+
+int kvb_attend_kernel_known(const char *name)
+{
+    if (!name || strcmp(name, "auto") == 0) return 1;
+    for (int i = 0; i < N_ATTEND_KERNELS; i++)
+        if (strcmp(name, attend_kernels[i].name) == 0) return 1;
+    return 0;
+}
+
+kvb_attend_runs_fn kvb_attend_kernel_find(const char *name, int head_dim, char *why, size_t why_len)
+{
+    int any = !name || strcmp(name, "auto") == 0;
+    for (int i = 0; i < N_ATTEND_KERNELS; i++) {
+        if (!any && strcmp(name, attend_kernels[i].name) != 0) continue;
+        kvb_attend_runs_fn f = attend_kernels[i].get ? attend_kernels[i].get() : kvb_attend_runs_portable;
+        if (f && head_dim % attend_kernels[i].multiple == 0) return f;
+        if (any) continue;
+        if (!why) return NULL;
+        if (head_dim % attend_kernels[i].multiple)   /* the shape first: the same answer on every CPU */
+            snprintf(why, why_len, "attend kernel '%s' needs head_dim a multiple of %d (got %d)", name,
+                     attend_kernels[i].multiple, head_dim);
+        else
+            snprintf(why, why_len, "attend kernel '%s': this CPU (or this build) lacks it", name);
+        return NULL;
+    }
+    if (any) return kvb_attend_runs_portable;
+    if (why) snprintf(why, why_len, "attend kernel '%s': allowed are auto, avx512, avx2, portable", name);
+    return NULL;
+}
+
+const char *kvb_attend_kernel_name(kvb_attend_runs_fn f)
+{
+    for (int i = 0; i < N_ATTEND_KERNELS; i++)
+        if (f == (attend_kernels[i].get ? attend_kernels[i].get() : kvb_attend_runs_portable))
+            return attend_kernels[i].name;
+    return "unknown";
 }
 
 const char *kvb_kernels_path(void)
 {
     if (kvb_attend_runs_avx512()) return "avx512 (attend_avx512.c, chosen from CPUID)";
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return "x86-64-v3 AVX2 (portable C, compiler-vectorized clone chosen from CPUID)";
-#endif
+    if (kvb_attend_runs_avx2()) return "avx2 (attend_avx2.c, chosen from CPUID)";
     return "portable C";
 }
 

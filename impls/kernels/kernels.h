@@ -57,15 +57,26 @@ void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t ro
                      int head_dim, int g, const float *q, float *out, float *scratch);
 
 /* The implementations kvb_attend_runs chooses between, at every call, from
- * CPUID and the shape: the AVX-512 one (attend_avx512.c; head_dim a multiple
- * of 16) where the CPU has it, else the portable C (which GCC also builds for
- * x86-64-v3, AVX2, and picks at load time). Both are exposed so the tests can
- * hold each to the float64 reference. The AVX-512 getter is NULL elsewhere. */
+ * CPUID and the shape: AVX-512 (attend_avx512.c; head_dim a multiple of 16),
+ * else AVX2 with FMA and F16C (attend_avx2.c; a multiple of 8), else the
+ * portable C (which GCC also builds for x86-64-v3 and picks at load time).
+ * All are exposed so the tests hold each to the float64 reference; a getter
+ * returns NULL where the CPU (or the compiler) lacks its instructions. */
 typedef void (*kvb_attend_runs_fn)(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                                    int head_dim, int g, const float *q, float *out, float *scratch,
                                    float *ml);
 void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                               int head_dim, int g, const float *q, float *out, float *scratch, float *ml);
+kvb_attend_runs_fn kvb_attend_runs_avx512(void);
+kvb_attend_runs_fn kvb_attend_runs_avx2(void);
+
+/* By name: "avx512", "avx2", "portable"; NULL or "auto" gives the fastest
+ * this CPU runs at head_dim (never NULL). A named kernel the CPU lacks, or
+ * whose vector width does not divide head_dim, gives NULL and says why.
+ * _known: whether the name is one of these at all (for checking flags). */
+kvb_attend_runs_fn kvb_attend_kernel_find(const char *name, int head_dim, char *why, size_t why_len);
+int                kvb_attend_kernel_known(const char *name);
+const char        *kvb_attend_kernel_name(kvb_attend_runs_fn f);
 
 /* kvb_attend_runs that also gives, per query head i, ml[2i] = the largest
  * scaled score and ml[2i+1] = the sum of exp(score - that max) over the rows
@@ -73,7 +84,12 @@ void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, 
  * (Flash-Decoding): out = sum_p w_p out_p / sum_p w_p, w_p = l_p exp(m_p - m). */
 void kvb_attend_runs_ml(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
                         int head_dim, int g, const float *q, float *out, float *scratch, float *ml);
-kvb_attend_runs_fn kvb_attend_runs_avx512(void);
+
+/* Flash-Decoding's merge of attention over `parts` disjoint parts of one
+ * context for the same g query heads: part_out [parts][g][head_dim] holds
+ * each part's normalized output and part_ml [parts][g][2] its (max, sum) from
+ * kvb_attend_runs_ml; out [g][head_dim] gets the attention over the whole. */
+void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, const float *part_ml, float *out);
 
 /* The path kvb_attend_runs takes for head_dim 128 on this CPU, for `kvbench info`. */
 const char *kvb_kernels_path(void);

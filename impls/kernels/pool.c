@@ -17,6 +17,9 @@ struct kvb_pool {
     unsigned long   generation;       /* bumped by each run; workers wait for a change */
     int             busy;             /* workers still inside the current run */
     int             quit;
+    int             started;          /* workers past their start function */
+    kvb_pool_start_fn start;
+    void           *start_arg;
     kvb_pool_fn     fn;
     void           *arg;
     int             n;
@@ -33,7 +36,10 @@ static void *worker_main(void *a)
     worker *w = a;
     kvb_pool *p = w->pool;
     unsigned long seen = 0;
+    if (p->start) p->start(p->start_arg, w->index);
     pthread_mutex_lock(&p->mu);
+    p->started++;
+    pthread_cond_broadcast(&p->done);
     for (;;) {
         while (!p->quit && p->generation == seen) pthread_cond_wait(&p->wake, &p->mu);
         if (p->quit) break;
@@ -47,13 +53,15 @@ static void *worker_main(void *a)
     return NULL;
 }
 
-kvb_status kvb_pool_create(kvb_pool **out, int threads)
+kvb_status kvb_pool_create(kvb_pool **out, int threads, kvb_pool_start_fn start, void *start_arg)
 {
     *out = NULL;
     if (threads < 1 || threads > 1024) return KVB_STATUS_INVALID_ARG;
     kvb_pool *p = calloc(1, sizeof *p);
     if (!p) return KVB_STATUS_NO_MEMORY;
     p->threads = 1;
+    p->start = start;
+    p->start_arg = start_arg;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -69,6 +77,9 @@ kvb_status kvb_pool_create(kvb_pool **out, int threads)
             }
             p->threads++;
         }
+        pthread_mutex_lock(&p->mu);
+        while (p->started < p->threads - 1) pthread_cond_wait(&p->done, &p->mu);
+        pthread_mutex_unlock(&p->mu);
     }
     *out = p;
     return KVB_STATUS_OK;

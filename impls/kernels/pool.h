@@ -5,9 +5,10 @@
  * 0..n-1, spread over the threads (each takes the next free item), and returns
  * when all are done. `thread` is in 0..threads-1 and unique among concurrent
  * calls, so fn may use per-thread scratch. One kvb_pool_run at a time per pool.
- * A pool of 1 thread (or a NULL pool) runs everything in the caller. The pool
- * owns its threads;
- * kvb_pool_destroy joins them. */
+ * A pool of 1 thread (or a NULL pool) runs everything in the caller. start,
+ * when not NULL, runs first in each worker (start(start_arg, thread)), and
+ * kvb_pool_create returns after all have run it, so what it records is there
+ * to read. The pool owns its threads; kvb_pool_destroy joins them. */
 #ifndef KVB_POOL_H
 #define KVB_POOL_H
 
@@ -16,7 +17,8 @@
 typedef struct kvb_pool kvb_pool;
 typedef void (*kvb_pool_fn)(void *arg, int item, int thread);
 
-kvb_status kvb_pool_create(kvb_pool **out, int threads);
+typedef void (*kvb_pool_start_fn)(void *arg, int thread);
+kvb_status kvb_pool_create(kvb_pool **out, int threads, kvb_pool_start_fn start, void *start_arg);
 void       kvb_pool_destroy(kvb_pool *p);            /* NULL-safe */
 int        kvb_pool_threads(const kvb_pool *p);
 void       kvb_pool_run(kvb_pool *p, int n, kvb_pool_fn fn, void *arg);
