@@ -129,7 +129,7 @@ test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
 # Google Benchmark JSON into results/<run-id>-gbench/, built as .partial and
 # renamed only when every case ran without error. BENCH_ARGS: any
 # --benchmark_* flag; the default selects the headline cases (a few minutes).
-BENCH_ARGS ?= --benchmark_filter='attend/(contiguous|quant)/(f32|f16|q8|q4)/nh=32/nkv=(32|8)/hd=128/ctx=(8192|32768)$$|append/contiguous/f32|prefill|decode' \
+BENCH_ARGS ?= --benchmark_filter='attend/(contiguous|quant)/(f32|f16|q8|q4)/nh=32/nkv=(32|8)/hd=128/ctx=(8192|32768)(/threads=[0-9]+)?$$|append/contiguous/f32|prefill|decode' \
               --benchmark_min_time=0.5
 bench: deps
 	@$(MAKE) --no-print-directory bench-only

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { N_CTX = 8, CTX0 = 256, APPEND_SEQ = 4096, DECODE_SPAN = 256 };
 
@@ -51,6 +52,7 @@ struct bench_ctx {
     kvb_model   model;
     kvb_state   state;
     int         have_model;
+    double      read_gbs[2];         /* measured read ceilings: one thread, all cores; 0: not measured */
 };
 
 static float urand(uint64_t *s)
@@ -111,6 +113,10 @@ static void bm_attend(kvb_gb_state *st, void *user)
     double it = (double)kvb_gb_iterations(st);
     kvb_gb_counter(st, "kv_bytes_per_second", kv_bytes(k, s->max_seq) * it, KVB_GB_COUNTER_RATE);
     kvb_gb_counter(st, "tokens_per_second", it, KVB_GB_COUNTER_RATE);   /* one attend = one token's layer */
+    double ceil = c->read_gbs[k->opt.threads > 1];
+    if (ceil > 0)   /* bytes per second over the ceiling's: a rate counter of bytes / ceiling */
+        kvb_gb_counter(st, "fraction_of_read_ceiling", kv_bytes(k, s->max_seq) * it / (ceil * 1e9),
+                       KVB_GB_COUNTER_RATE);
 }
 
 static void bm_append(kvb_gb_state *st, void *user)
@@ -222,13 +228,15 @@ static void bm_fail(kvb_gb_state *st, void *user)
 }
 
 /* Google Benchmark's context block: build, machine (hwloc), pinning, ceilings. */
-static void add_context(int measure, kvb_pin pin)
+static void add_context(int measure, kvb_pin pin, double read_gbs[2], kvb_topo *topo, int *have_topo,
+                        kvb_pin_set *pins)
 {
     char cpu[256], buf[512], msg[256];
-    kvb_topo topo;
     /* the ceilings first: their all-cores read must not run on a pinned core */
     kvb_ceilings k;
     if (measure && kvb_measure_ceilings(&k, 0, (size_t)64 << 20, 7) == 0) {
+        read_gbs[0] = k.dram.gbs;
+        read_gbs[1] = k.dram_all.threads ? k.dram_all.gbs : k.dram.gbs;
         snprintf(buf, sizeof buf, "%.2f", k.dram.gbs);
         kvb_gb_add_context("read_gbs_1thread", buf);
         snprintf(buf, sizeof buf, "%zu", k.dram.bytes);
@@ -240,18 +248,18 @@ static void add_context(int measure, kvb_pin pin)
         snprintf(buf, sizeof buf, "%.1f", k.sgemm_gflops);
         kvb_gb_add_context("sgemm_gflops", buf);
     }
-    if (kvb_topo_init(&topo, msg, sizeof msg) == KVB_STATUS_OK) {
-        kvb_topo_describe(&topo, buf, sizeof buf);
+    *have_topo = kvb_topo_init(topo, msg, sizeof msg) == KVB_STATUS_OK;
+    if (*have_topo) {
+        kvb_topo_describe(topo, buf, sizeof buf);
         kvb_gb_add_context("topology", buf);
-        int core = -1, cpu_id = -1;
-        msg[0] = 0;
-        if (pin != KVB_PIN_NONE && kvb_topo_pin(&topo, pin, 0, &core, &cpu_id, msg, sizeof msg) != KVB_STATUS_OK)
-            fprintf(stderr, "kvbench-gbench: --pin %s: %s\n", kvb_pin_name(pin), msg);
-        snprintf(buf, sizeof buf, "%s core %d cpu %d%s%s", kvb_pin_name(pin), core, cpu_id, msg[0] ? ": " : "", msg);
-        kvb_gb_add_context("pinning", buf);
-        kvb_topo_free(&topo);
     } else
         kvb_gb_add_context("topology", msg);
+    /* this thread is thread 0; a threaded case's workers bind themselves (kvb_options.thread_start) */
+    if (kvb_pin_set_init(pins, *have_topo ? topo : NULL, pin) != KVB_STATUS_OK)
+        fprintf(stderr, "kvbench-gbench: --pin %s: %s\n", kvb_pin_name(pin), pins->note);
+    snprintf(buf, sizeof buf, "%s core %d cpu %d%s%s", kvb_pin_name(pin), pins->core[0], pins->cpu[0],
+             pins->note[0] ? ": " : "", pins->note);
+    kvb_gb_add_context("pinning", buf);
     kvb_cpu_model(cpu, sizeof cpu);
     kvb_gb_add_context("kvbench_commit", KVB_GIT_COMMIT);
     kvb_gb_add_context("kvbench_dirty", KVB_GIT_DIRTY == 1 ? "1" : "0");
@@ -283,13 +291,19 @@ int main(int argc, char **argv)
         return 2;
     }
     openblas_set_num_threads(1);
-    add_context(measure, pin);
+    bench_ctx ctx = {0};
+    kvb_topo topo;
+    kvb_pin_set pins;
+    int have_topo = 0;
+    add_context(measure, pin, ctx.read_gbs, &topo, &have_topo, &pins);
 
     static const struct { int nh, nkv; } shapes[] = {{32, 32}, {32, 8}};
     const int hd = 128;
-    bench_ctx ctx = {0};
-    /* at most: backends x dtypes x shapes x (contexts + 1 append) */
-    size_t max_cases = (size_t)kvb_backend_count() * KVB_DTYPE_COUNT * 2 * (N_CTX + 1);
+    /* attend on one thread, and on one per core where there are more (named /threads=N) */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const int n_threads = cores > 1 ? 2 : 1, thread_counts[2] = {1, cores > 1 ? (int)(cores < 64 ? cores : 64) : 1};
+    /* at most: backends x dtypes x shapes x (contexts x thread counts + 1 append) */
+    size_t max_cases = (size_t)kvb_backend_count() * KVB_DTYPE_COUNT * 2 * (N_CTX * n_threads + 1);
     kv_case *cases = calloc(max_cases, sizeof *cases);
     if (!cases) return 1;
     size_t n = 0;
@@ -299,21 +313,29 @@ int main(int argc, char **argv)
         if (b->flags & KVB_BACKEND_RECOMPUTE) continue;
         for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
             for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-                for (int ci = 0; ci <= N_CTX; ci++) {
-                    int append = ci == N_CTX, len = append ? APPEND_SEQ : CTX0 << ci;
+                for (int ci = 0; ci <= N_CTX * n_threads; ci++) {
+                    int append = ci == N_CTX * n_threads, len = append ? APPEND_SEQ : CTX0 << (ci % N_CTX);
+                    int threads = append ? 1 : thread_counts[ci / N_CTX];
                     kv_case *k = &cases[n];
                     k->ctx = &ctx;
                     k->backend = b;
                     k->opt = (kvb_options){.dtype = (kvb_dtype)dt, .alloc = KVB_ALLOC_GROW, .max_seqs = 1,
-                                           .residual = dt == KVB_DTYPE_Q2 ? 128 : 0};
+                                           .residual = dt == KVB_DTYPE_Q2 ? 128 : 0, .threads = threads};
+                    if (pins.core[0] >= 0) {
+                        k->opt.thread_start = kvb_pin_thread_start;
+                        k->opt.thread_start_arg = &pins;
+                    }
                     k->shape = (kvb_shape){1, shapes[si].nh, shapes[si].nkv, hd, len};
                     if (kvb_backend_supports(b, &k->shape, &k->opt, why, sizeof why) != KVB_STATUS_OK) continue;
                     if (append)
                         snprintf(name, sizeof name, "append/%s/%s/nh=%d/nkv=%d/hd=%d", b->name,
                                  kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd);
-                    else
+                    else if (threads == 1)
                         snprintf(name, sizeof name, "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d", b->name,
                                  kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd, len);
+                    else
+                        snprintf(name, sizeof name, "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d/threads=%d", b->name,
+                                 kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd, len, threads);
                     kvb_gb_bench *g = kvb_gb_register(name, append ? bm_append : bm_attend, k);
                     if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
                     n++;
@@ -334,6 +356,7 @@ int main(int argc, char **argv)
     release(&ctx);
     if (ctx.have_model) { kvb_state_free(&ctx.state); kvb_model_free(&ctx.model); }
     free(cases);
+    if (have_topo) kvb_topo_free(&topo);
     kvb_gb_shutdown();
     if (failed) fprintf(stderr, "kvbench-gbench: %d run(s) reported an error\n", failed);
     if (!ran) fprintf(stderr, "kvbench-gbench: no benchmark matched the filter: nothing ran\n");

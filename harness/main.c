@@ -132,11 +132,14 @@ static void print_help(const char *cmd)
              "  --sequences N       fill N sequences in turn and time the first (default 1):\n"
              "                      a paged sequence's blocks then lie scattered in the pool\n"
              "  --seed N            data seed (default 1)\n"
-             "  --threads N         attention threads for the contiguous and quant caches\n"
-             "                      (default 1)\n"
+             "  --threads N         attention threads (default 1): over KV heads, and over parts\n"
+             "                      of the context (contiguous, paged) when heads are fewer\n"
              "  --pin POLICY        none (default), compact, spread: bind this thread and each\n"
              "                      attention worker (--threads) to its own core (hwloc)\n"
+             "  --no-ceilings       skip measuring the read ceiling (the ceil column shows -)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
+             "ceil = GB/s / this machine's read ceiling, measured first (one thread's, or all\n"
+             "cores' with --threads above 1).\n"
              "ratio = median / contiguous's median at the same storage type (f32 for the\n"
              "quantized ones) and context; waste = 1 - used / reserved bytes; GB/s = bytes\n"
              "the sequence holds (codes, scales, f32 residual) / median, GB = 1e9;\n"
@@ -653,6 +656,18 @@ static int cmd_attend(int argc, char **argv)
     if (c.key_outliers > shape.head_dim / 2)
         return usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
                            shape.head_dim / 2);
+    /* the ceiling every GB/s figure is given against: one thread's read, or all
+     * cores' with --threads above 1; measured before pinning */
+    kvb_ceilings ceil;
+    double ceil_gbs = 0;
+    if (!c.no_ceilings) {
+        fprintf(stderr, "measuring the read ceiling...\n");
+        if (kvb_measure_ceilings(&ceil, 0, 0, 5) == 0)
+            ceil_gbs = c.threads > 1 && ceil.dram_all.threads ? ceil.dram_all.gbs : ceil.dram.gbs;
+    }
+    if (ceil_gbs > 0)
+        printf("read ceiling: %.2f GB/s (%s, 1 GiB array, median of 5); ceil = GB/s / that\n", ceil_gbs,
+               c.threads > 1 && ceil.dram_all.threads ? "all cores" : "1 thread");
     kvb_topo topo;
     kvb_pin_set pins;
     char tmsg[256];
@@ -680,13 +695,13 @@ static int cmd_attend(int argc, char **argv)
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
                      "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers,bytes_per_token,"
-                     "analytic_bytes_per_token\n");
+                     "analytic_bytes_per_token,read_ceiling_gbs,fraction_of_read_ceiling\n");
     }
     if (c.key_outliers)
         printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
                KVB_OUTLIER_SCALE, KVB_OUTLIER_SCALE);
-    printf("%-100s %10s %10s %10s %7s %7s %6s %8s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
-           "ratio", "waste", "B/token", "rel_err", "max_abs");
+    printf("%-100s %10s %10s %10s %7s %5s %7s %6s %8s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
+           "ceil", "ratio", "waste", "B/token", "rel_err", "max_abs");
     int rc = 0;
     for (int ci = 0; ci < nc && rc == 0; ci++) {
         shape.max_seq = ctxs[ci];
@@ -728,12 +743,14 @@ static int cmd_attend(int argc, char **argv)
                     cases[j].opt.dtype == bdt)
                     base = cases[j].median_ns;
             double waste = a->mem.reserved ? 1.0 - (double)a->mem.used / (double)a->mem.reserved : 0;
-            printf("%-100s %10.1f %10.1f %10.1f %7.2f %7.3f %6.3f %8.0f %8.1e %8.1e\n", name, a->median_ns / 1e3,
-                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, a->median_ns / base, waste,
+            char frac[16] = "-";
+            if (ceil_gbs > 0) snprintf(frac, sizeof frac, "%.2f", a->gbs / ceil_gbs);
+            printf("%-100s %10.1f %10.1f %10.1f %7.2f %5s %7.3f %6.3f %8.0f %8.1e %8.1e\n", name, a->median_ns / 1e3,
+                   a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, frac, a->median_ns / base, waste,
                    (double)a->kv_bytes / shape.max_seq, a->rel_err, a->max_abs_err);
             if (csv)
                 fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e,"
-                             "%.3e,%d,%d,%s,%d,%.1f,%.1f\n",
+                             "%.3e,%d,%d,%s,%d,%.1f,%.1f,%.3f,%.4f\n",
                         name, a->backend->name, kvb_dtype_name(a->opt.dtype), a->opt.block_tokens,
                         shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.max_seq, c.reps,
                         a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
@@ -741,7 +758,8 @@ static int cmd_attend(int argc, char **argv)
                         a->opt.group ? a->opt.group : 32, a->opt.residual,
                         kvb_key_axis_name(kvb_key_axis_resolve(a->opt.dtype, a->opt.key_axis)), c.key_outliers,
                         (double)a->kv_bytes / shape.max_seq,
-                        2.0 * shape.n_kv_heads * shape.head_dim * kvb_dtype_bits(a->opt.dtype, a->opt.group) / 8.0);
+                        2.0 * shape.n_kv_heads * shape.head_dim * kvb_dtype_bits(a->opt.dtype, a->opt.group) / 8.0,
+                        ceil_gbs, ceil_gbs > 0 ? a->gbs / ceil_gbs : NAN);
         }
         fflush(stdout);
     }

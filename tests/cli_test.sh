@@ -127,6 +127,10 @@ expect_fail 2 "exclude each other"           $R --pool-mb 1 --pool-blocks 4
 expect_ok attend --ctx 64,100 --block 3,16 --heads 4 --kv-heads 2 --head-dim 16 --reps 3 --csv "$T/att.csv"
 [ "$(grep -c 'attend(backend=paged,dt=f32,bs=3,nh=4,nkv=2,hd=16,ctx=100)' "$T/stdout")" -eq 1 ] && ok || bad "attend case missing"
 [ "$(wc -l < "$T/att.csv")" -eq 7 ] && ok || bad "attend csv rows: $(wc -l < "$T/att.csv")"
+# every GB/s figure also as a fraction of the read ceiling measured in the same run
+grep -q '^read ceiling: [0-9.]* GB/s' "$T/stdout" && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling$' \
+  && [ "$(awk -F, 'NR > 1 && $NF + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
+  || bad "attend lacks the fraction of the read ceiling: $(head -n 2 "$T/att.csv")"
 expect_fail 2 "--ctx '0'"                    attend --ctx 0
 expect_fail 2 "not a multiple"               attend --heads 6 --kv-heads 4
 expect_ok serve-sim --preset tiny --sequences 12 --max-prompt 16 --max-output 32 --fork none,beam --csv "$T/serve.csv"
@@ -159,15 +163,15 @@ grep -q '"label": "contiguous/q8' "$T/q/summary.json" && bad "a contiguous/q8 po
 head -n 1 "$T/q/quality.csv" | grep -q '^point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,' \
   && ok || bad "quality.csv header"
 ls -a "$T/q" | grep -q '\.tmp$' && bad "temporary file left in the quantized result" || ok
-expect_ok attend --backend contiguous,quant --dtype f32,q4 --heads 4 --kv-heads 2 --head-dim 32 --ctx 64 --reps 3
+expect_ok attend --backend contiguous,quant --dtype f32,q4 --heads 4 --kv-heads 2 --head-dim 32 --ctx 64 --reps 3 --no-ceilings
 grep -q 'attend(backend=quant,dt=q4,g=32,r=0,keys=token,nh=4,nkv=2,hd=32,ctx=64) ' "$T/stdout" && ok \
   || bad "attend lacks the quant case"
 grep -q 'skipped' "$T/stdout" && bad "attend paired contiguous with q4 or quant with f32" || ok
-expect_ok attend --backend quant --dtype q8 --qkernel portable,avx512 --group 16 --heads 4 --kv-heads 2 --head-dim 16 --ctx 8 --reps 1
+expect_ok attend --backend quant --dtype q8 --qkernel portable,avx512 --group 16 --heads 4 --kv-heads 2 --head-dim 16 --ctx 8 --reps 1 --no-ceilings
 grep -q 'kernel=avx512.*skipped: quant kernel .avx512. needs head_dim and group multiples of 32' "$T/stdout" && ok \
   || bad "a SIMD kernel on head_dim 16 was not reported as skipped: $(cat "$T/stdout")"
 expect_fail 2 "unknown --kernel 'sse9': allowed are auto, portable, avx2, avx512" attend --kernel sse9
-expect_ok attend --backend contiguous,paged --dtype f16 --kernel portable,avx2,avx512 --heads 4 --kv-heads 2 --head-dim 8 --ctx 40 --reps 1
+expect_ok attend --backend contiguous,paged --dtype f16 --kernel portable,avx2,avx512 --heads 4 --kv-heads 2 --head-dim 8 --ctx 40 --reps 1 --no-ceilings
 grep -q 'attend(backend=contiguous,dt=f16,kernel=portable,nh=4,nkv=2,hd=8,ctx=40) *[0-9]' "$T/stdout" && ok \
   || bad "attend --kernel portable did not run: $(cat "$T/stdout")"
 grep -q "kernel=avx512,nh=4,nkv=2,hd=8,ctx=40) *skipped: attend kernel 'avx512' needs head_dim a multiple of 16" \
@@ -208,15 +212,21 @@ if [ -n "$GB" ]; then
   [ $rc -eq 1 ] && grep -q "nothing ran" "$T/stderr" && ok || bad "gbench with an empty filter: exit $rc"
   "$GB" --frobnicate >"$T/stdout" 2>"$T/stderr"; rc=$?
   [ $rc -eq 2 ] && grep -q "unknown flag '--frobnicate'" "$T/stderr" && ok || bad "gbench bad flag: exit $rc"
-  "$GB" --no-ceilings --benchmark_filter='attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256$|append/quant/q4/nh=32/nkv=8' \
+  "$GB" --benchmark_filter='attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256(/threads=[0-9]+)?$|append/quant/q4/nh=32/nkv=8' \
     --benchmark_min_time=0.01 --benchmark_out="$T/gb.json" --benchmark_out_format=json >"$T/stdout" 2>"$T/stderr"; rc=$?
   [ $rc -eq 0 ] && ok || bad "gbench run: exit $rc: $(cat "$T/stderr")"
   if command -v python3 >/dev/null 2>&1; then
-    python3 - "$T/gb.json" <<'PY' && ok || bad "gbench JSON lacks the cases, counters or context"
+    python3 - "$T/gb.json" "$(getconf _NPROCESSORS_ONLN)" <<'PY' && ok || bad "gbench JSON lacks the cases, counters or context"
 import json, sys
 d = json.load(open(sys.argv[1]))
 names = [b["name"] for b in d["benchmarks"]]
 assert "attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256" in names, names
+cores = min(int(sys.argv[2]), 64)
+if cores > 1:
+    assert "attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256/threads=%d" % cores in names, names
+# attend figures also as a fraction of the read ceiling measured in the same run
+assert float(d["context"]["read_gbs_1thread"]) > 0
+assert all(0 < b["fraction_of_read_ceiling"] for b in d["benchmarks"] if b["name"].startswith("attend/"))
 assert "append/quant/q4/nh=32/nkv=8/hd=128" in names, names
 assert all(b["kv_bytes_per_second"] > 0 for b in d["benchmarks"])
 assert "kvbench_commit" in d["context"] and "cpu_model" in d["context"]
