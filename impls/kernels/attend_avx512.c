@@ -17,7 +17,7 @@
 
 #include "simd_avx512.h"
 
-enum { PF_ROWS = 32, TILE_ROWS = 64 };
+enum { PF_ROWS = 4, TILE_ROWS = 64 };
 
 /* 16 values of a stored row from element e on, as f32. */
 static KVB_INLINE KVB_AVX512 __m512 load16(const int dt, const char *row, int e)
@@ -147,7 +147,7 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         float *sh = scores + (size_t)h0 * n;
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
-            if (hb == 4)      dense_scores(dt, 4, 2, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            if (hb == 4)      dense_scores(dt, 4, 1, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
             else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
             else              dense_scores(dt, 1, 4, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
         }
