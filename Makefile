@@ -28,7 +28,7 @@ LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c imp
            impls/kernels/quant_avx512.c \
            harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
            harness/attend_bench.c harness/serve.c harness/quality.c harness/topo.c \
-           harness/results.c
+           harness/results.c harness/sweep.c harness/report.c harness/textio.c harness/compare.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
 
@@ -36,7 +36,7 @@ HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
 RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
             --prompt 16 --tokens 512 --reps 3 --time-budget 240
 
-.PHONY: all deps run run-only test test-only test-asan bench bench-only check clean help
+.PHONY: all deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots check clean help
 all: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
 
 help:
@@ -44,6 +44,8 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the same tests under AddressSanitizer + UBSan"
 	@echo "make bench      Google Benchmark micro-benchmarks -> results/<run-id>-gbench/gbench.json"
+	@echo "make sweep      the default sweep (SWEEP=smoke|default|long-context) -> results/<UTC>-sweep-NAME/"
+	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
@@ -120,7 +122,22 @@ run-only: $(BUILD)/kvbench
 	./$(BUILD)/kvbench run $(RUN_ARGS) > $(BUILD)/last-run.txt; rc=$$?; cat $(BUILD)/last-run.txt; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-run.txt | tail -n 1); \
-	  sh plots/plot.sh "$$dir"
+	  KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh "$$dir"
+
+# a named sweep (bench/sweeps/$(SWEEP).sweep) into results/<UTC>-sweep-$(SWEEP)/,
+# then its plots; interrupted, it stays .partial: kvbench sweep --resume DIR.partial
+SWEEP ?= default
+sweep: deps
+	@$(MAKE) --no-print-directory sweep-only
+sweep-only: $(BUILD)/kvbench
+	./$(BUILD)/kvbench sweep $(SWEEP) > $(BUILD)/last-sweep.txt; rc=$$?; cat $(BUILD)/last-sweep.txt; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-sweep.txt | tail -n 1); \
+	  KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh "$$dir"
+
+# plots and report for the newest result directory, or RESULTS=dir
+plots: $(BUILD)/kvbench
+	KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh $(RESULTS)
 
 test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
 	./$(BUILD)/test_kvbench

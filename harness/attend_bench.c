@@ -21,6 +21,7 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
                  kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? ",kernel=" : "",
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? c->opt.qkernel : "");
+    if (c->opt.threads > 1) snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",threads=%d", c->opt.threads);
     snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
              kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);
 }
@@ -154,6 +155,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
         cases[c].p10_ns = kvb_quantile(x, (size_t)reps, 0.1);
         cases[c].p90_ns = kvb_quantile(x, (size_t)reps, 0.9);
         cases[c].gbs = (double)cases[c].kv_bytes / cases[c].median_ns;
+        if (cases[c].samples_ns) memcpy(cases[c].samples_ns, x, (size_t)reps * sizeof *x);
     }
 out:
     for (int c = 0; caches && c < n_cases; c++)

@@ -25,6 +25,8 @@ typedef struct kvb_attend_case {
     kvb_memory  mem;
     double      rel_err;             /* relative L2 against float64 */
     double      max_abs_err;         /* largest |out - float64| over every element */
+    double     *samples_ns;          /* [reps] each round's time, in round order (the caller
+                                      * may point it at room for reps values; NULL: not kept) */
 } kvb_attend_case;
 
 /* Cases' name, in the form the tests use: attend(backend=...,dt=...,bs=...,nh=..,...). */

@@ -3,10 +3,13 @@
  * 2), runs the points, writes results/<run-id>/ through a .partial directory
  * renamed at the end. Exit status: 0 done, 1 a point failed or a file could not
  * be written, 2 bad usage. Only this file exits. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "attend_bench.h"
 #include "quality.h"
 #include "ceiling.h"
+#include "compare.h"
+#include "report.h"
+#include "sweep.h"
 #include "model.h"
 #include "probe.h"
 #include "results.h"
@@ -19,6 +22,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +223,55 @@ static void print_help(const char *cmd)
              "  --out DIR           result directory (default results/<run-id>); must not exist\n"
              "  --no-ceilings       skip measuring read bandwidth and sgemm for meta.json\n"
              "  --quiet             no progress line and no summary table");
+    } else if (cmd && strcmp(cmd, "sweep") == 0) {
+        puts("usage: kvbench sweep NAME|FILE [--set section.key=value ...] [--out DIR] [--quiet]\n"
+             "       kvbench sweep NAME --emit-jobs [--out DIR]   (one command per point)\n"
+             "       kvbench sweep --resume DIR.partial [--only POINT]\n\n"
+             "Runs a named sweep (bench/sweeps/NAME.sweep: smoke, default, long-context), a\n"
+             "definition file, or one made of --set alone. A sweep is the product of its lists:\n"
+             "  run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq\n"
+             "           group budget\n"
+             "  attend.  backends dtypes shapes (H/KV/HD) ctxs blocks threads reps group budget\n"
+             "  quality. preset dtypes tokens max_seq group budget\n"
+             "  serve.   preset backends blocks sequences budget\n"
+             "Each point is one kvbench command run as a child process into DIR/points/<point>/;\n"
+             "budget is seconds per point: a decode point stops there and is marked cut_short,\n"
+             "and any point still running at twice its budget plus a minute is stopped and\n"
+             "marked timed_out (never dropped). DIR (default results/<UTC>-sweep-NAME) is built\n"
+             "as DIR.partial: an interrupted sweep keeps every finished point and --resume runs\n"
+             "the rest. DIR/sweep.csv lists every point's status, time and command. At the end:\n"
+             "report.md, report.html and plot data (plots/plot.sh DIR draws the images).\n\n"
+             "--emit-jobs creates DIR.partial and prints one command per point instead\n"
+             "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or a Slurm\n"
+             "array on machines of one kind; a last --resume finishes the sweep. To compare\n"
+             "machines, sweep on each, then 'kvbench merge OUT DIR...'.");
+    } else if (cmd && strcmp(cmd, "report") == 0) {
+        puts("usage: kvbench report DIR\n\n"
+             "Writes DIR/plots/*.dat and *.vars (what plots/*.gp draw), DIR/report.md and\n"
+             "DIR/report.html for a run, a sweep or a merge. plots/plot.sh DIR runs it and draws.");
+    } else if (cmd && strcmp(cmd, "compare") == 0) {
+        puts("usage: kvbench compare BASE NEW [--alpha A] [--min-change F] [--tolerance F]\n"
+             "                       [--gate-times auto|yes|no] [--filter REGEX]\n"
+             "                       [--markdown FILE] [--json FILE] [--quiet]\n\n"
+             "BASE and NEW: result directories (run, sweep, merge) or Google Benchmark JSON\n"
+             "files. Cases are matched by name:\n"
+             "  time        each repetition's time (decode totals, attend rounds, gbench runs);\n"
+             "  ratio       paged or quant over the contiguous cache timed beside it, per round;\n"
+             "  of ceiling  the fraction of the run's own read ceiling, per round;\n"
+             "  exact       cache bytes: any growth regresses;\n"
+             "  tolerance   errors on seeded inputs: growth past --tolerance (default 0.10)\n"
+             "              regresses (kernels differ in the last bits between CPUs).\n"
+             "A sampled case regresses only when the two-sided Mann-Whitney U test gives p <\n"
+             "--alpha (default 0.05) AND its median moved the wrong way by at least\n"
+             "--min-change (default 0.10); sample sizes that cannot reach alpha are reported\n"
+             "as too few. Absolute times are gated only when both sides ran on the same\n"
+             "machine (--gate-times auto); elsewhere they are reported, not judged.\n"
+             "Exit status: 0 nothing regressed, 1 something did, 2 unusable input.");
+    } else if (cmd && strcmp(cmd, "merge") == 0) {
+        puts("usage: kvbench merge OUT SWEEP_DIR...\n\n"
+             "Copies each machine's sweep directory to OUT/machines/<host>/ (its machine.txt,\n"
+             "definition and points kept), refuses two from the same host, and writes the\n"
+             "report: the plots then carry every machine, each series marked @host.");
     } else {
         puts("kvbench: what a KV cache buys and costs in autoregressive decoding\n\n"
              "usage: kvbench <command> [flags]\n\n"
@@ -226,6 +279,10 @@ static void print_help(const char *cmd)
              "  run      decode with each backend and write results/<run-id>/\n"
              "  attend   time attend alone across backends, block sizes and contexts\n"
              "  serve-sim  many sequences under one memory budget: utilization, fit, sharing\n"
+             "  sweep    a named product of runs, attend tables, quality and serving points\n"
+             "  report   report.md, report.html and plot data for a result directory\n"
+             "  merge    combine several machines' sweep directories\n"
+             "  compare  BASE NEW: regressions, with a Mann-Whitney U test per case\n"
              "  list     backends, presets, storage types\n"
              "  info     machine description and measured ceilings\n"
              "  export   write a seeded random model as a llama2.c checkpoint\n"
@@ -679,8 +736,12 @@ static int cmd_attend(int argc, char **argv)
     }
     if (pins.core[0] >= 0) printf("pinned (%s): thread 0 on core %d, cpu %d\n", c.pin, pins.core[0], pins.cpu[0]);
 
-    kvb_attend_case *cases = calloc((size_t)nb * nd * (nk * nf > na * nq ? nk * nf : na * nq), sizeof *cases);
-    if (!cases) {
+    size_t max_cases = (size_t)nb * nd * (size_t)(nk * nf > na * nq ? nk * nf : na * nq);
+    kvb_attend_case *cases = calloc(max_cases, sizeof *cases);
+    double *samples = calloc(max_cases * (size_t)c.reps, sizeof *samples);   /* [case][round] */
+    if (!cases || !samples) {
+        free(cases);
+        free(samples);
         if (have_topo) kvb_topo_free(&topo);
         return 1;
     }
@@ -690,13 +751,14 @@ static int cmd_attend(int argc, char **argv)
         snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
         if (!(csv = fopen(tmp, "w"))) {
             free(cases);
+            free(samples);
             if (have_topo) kvb_topo_free(&topo);
             return usage_error("cannot write '%s': %s", tmp, strerror(errno));
         }
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
                      "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers,bytes_per_token,"
-                     "analytic_bytes_per_token,read_ceiling_gbs,fraction_of_read_ceiling\n");
+                     "analytic_bytes_per_token,read_ceiling_gbs,fraction_of_read_ceiling,threads,samples_ns\n");
     }
     if (c.key_outliers)
         printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
@@ -720,6 +782,7 @@ static int cmd_attend(int argc, char **argv)
                     set_quant_options(&c, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
                     if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
                     cases[n].opt.threads = c.threads;
+                    cases[n].samples_ns = samples + (size_t)n * (size_t)c.reps;
                     pin_workers(&cases[n].opt, &pins);
                     n++;
                 }
@@ -757,9 +820,9 @@ static int cmd_attend(int argc, char **argv)
             printf("%-100s %10.1f %10.1f %10.1f %7.2f %5s %7.3f %6.3f %8.0f %8.1e %8.1e\n", name, a->median_ns / 1e3,
                    a->p10_ns / 1e3, a->p90_ns / 1e3, a->gbs, frac, a->median_ns / base, waste,
                    (double)a->kv_bytes / shape.max_seq, a->rel_err, a->max_abs_err);
-            if (csv)
+            if (csv) {
                 fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e,"
-                             "%.3e,%d,%d,%s,%d,%.1f,%.1f,%.3f,%.4f\n",
+                             "%.3e,%d,%d,%s,%d,%.1f,%.1f,%.3f,%.4f,%d,",
                         name, a->backend->name, kvb_dtype_name(a->opt.dtype), a->opt.block_tokens,
                         shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.max_seq, c.reps,
                         a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
@@ -768,11 +831,17 @@ static int cmd_attend(int argc, char **argv)
                         kvb_key_axis_name(kvb_key_axis_resolve(a->opt.dtype, a->opt.key_axis)), c.key_outliers,
                         (double)a->kv_bytes / shape.max_seq,
                         2.0 * shape.n_kv_heads * shape.head_dim * kvb_dtype_bits(a->opt.dtype, a->opt.group) / 8.0,
-                        ceil_gbs, ceil_gbs > 0 ? a->gbs / ceil_gbs : NAN);
+                        ceil_gbs, ceil_gbs > 0 ? a->gbs / ceil_gbs : NAN, c.threads > 1 ? c.threads : 1);
+                /* every round's time, in round order: rounds interleave the cases, so
+                 * two cases' i-th samples were taken side by side (kvbench compare pairs them) */
+                for (int k = 0; k < c.reps; k++) fprintf(csv, "%s%.0f", k ? ";" : "", a->samples_ns[k]);
+                fputc('\n', csv);
+            }
         }
         fflush(stdout);
     }
     free(cases);
+    free(samples);
     for (int i = 1; i < kvb_pin_set_threads(&pins); i++)
         printf("pinned (%s): thread %d on core %d, cpu %d\n", c.pin, i, pins.core[i], pins.cpu[i]);
     if (have_topo) kvb_topo_free(&topo);
@@ -1228,12 +1297,336 @@ done:
     return rc;
 }
 
+/* The kvbench binary itself, for the sweep's child processes. */
+static void self_path(const char *argv0, char *buf, size_t n)
+{
+    ssize_t len = readlink("/proc/self/exe", buf, n - 1);
+    if (len > 0) { buf[len] = 0; return; }
+    if (!realpath(argv0, buf)) snprintf(buf, n, "%s", argv0);
+}
+
+static int cmd_sweep(int argc, char **argv, const char *argv0)
+{
+    kvb_sweep sw;
+    memset(&sw, 0, sizeof sw);
+    const char *def = NULL, *out = NULL, *resume = NULL, *only = NULL;
+    int emit = 0, quiet = 0;
+    char msg[1024], file[1200], dir[1200], exe[1200];
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("sweep"); return 0; }
+        if (strcmp(a, "--emit-jobs") == 0) { emit = 1; continue; }
+        if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
+        if ((strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--resume") == 0 ||
+             strcmp(a, "--only") == 0) && i + 1 >= argc)
+            return usage_error("%s needs a value", a);
+        if (strcmp(a, "--set") == 0) {
+            if (!def) def = "";                      /* a sweep may come from --set alone */
+            if (kvb_sweep_set(&sw, argv[++i], msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
+        } else if (strcmp(a, "--out") == 0) out = argv[++i];
+        else if (strcmp(a, "--resume") == 0) resume = argv[++i];
+        else if (strcmp(a, "--only") == 0) only = argv[++i];
+        else if (a[0] == '-') return usage_error("unknown flag '%s' for sweep", a);
+        else if (def && def[0]) return usage_error("sweep takes one definition, got '%s' and '%s'", def, a);
+        else {
+            if (sw.n) return usage_error("name the sweep '%s' before any --set", a);
+            def = a;
+        }
+    }
+    self_path(argv0, exe, sizeof exe);
+    char partial[1300];
+    if (resume) {
+        if (def || out || emit) return usage_error("--resume DIR takes the definition and directory from DIR");
+        static char trimmed[1200];
+        snprintf(trimmed, sizeof trimmed, "%s", resume);
+        size_t len = strlen(trimmed);
+        while (len > 1 && trimmed[len - 1] == '/') trimmed[--len] = 0;
+        resume = trimmed;
+        if (len < 9 || strcmp(resume + len - 8, ".partial") != 0)
+            return usage_error("--resume '%s': expected an unfinished sweep directory (NAME.partial)", resume);
+        snprintf(file, sizeof file, "%s/sweep.def", resume);
+        if (kvb_sweep_load(&sw, file, msg, sizeof msg) != KVB_STATUS_OK)
+            return usage_error("--resume '%s': %s", resume, msg);
+        /* the name it was started under: results/<stamp>-sweep-NAME.partial, or the directory's own */
+        const char *nm = strstr(resume, "-sweep-"), *base = strrchr(resume, '/');
+        nm = nm ? nm + 7 : base ? base + 1 : resume;
+        snprintf(sw.name, sizeof sw.name, "%.*s", (int)(resume + len - 8 - nm), nm);
+        snprintf(partial, sizeof partial, "%s", resume);
+    } else {
+        if (only) return usage_error("--only ID goes with --resume DIR (the commands --emit-jobs prints)");
+        if (!def) return usage_error("sweep needs a definition: a name in bench/sweeps/ (smoke, default, "
+                                     "long-context), a .sweep file, or --set section.key=value");
+        if (def[0]) {
+            kvb_sweep overrides = sw;
+            memset(&sw, 0, sizeof sw);
+            if (strchr(def, '/') || strstr(def, ".sweep")) snprintf(file, sizeof file, "%s", def);
+            else snprintf(file, sizeof file, "bench/sweeps/%s.sweep", def);
+            if (kvb_sweep_load(&sw, file, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
+            for (int i = 0; i < overrides.n; i++) {
+                char kv[400];
+                snprintf(kv, sizeof kv, "%s=%s", overrides.key[i], overrides.val[i]);
+                if (kvb_sweep_set(&sw, kv, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
+            }
+        } else
+            snprintf(sw.name, sizeof sw.name, "custom");
+        if (out) snprintf(dir, sizeof dir, "%s", out);
+        else {
+            time_t t = time(NULL);
+            char stamp[32];
+            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&t));
+            snprintf(dir, sizeof dir, "results/%s-sweep-%s", stamp, sw.name);
+        }
+        snprintf(partial, sizeof partial, "%s.partial", dir);
+    }
+    kvb_sweep_point *pts;
+    int n = kvb_sweep_expand(&sw, partial, &pts, msg, sizeof msg);
+    if (n < 0) return usage_error("%s", msg);
+    if (!resume) {
+        struct stat st;
+        if (stat(dir, &st) == 0 || stat(partial, &st) == 0) {
+            free(pts);
+            return usage_error("'%s' (or its .partial) exists: choose another --out, or --resume it", dir);
+        }
+        if (mkdir(partial, 0755) != 0) {
+            free(pts);
+            fprintf(stderr, "kvbench: cannot create '%s': %s\n", partial, strerror(errno));
+            return 1;
+        }
+        snprintf(file, sizeof file, "%s/sweep.def", partial);
+        if (kvb_sweep_save(&sw, file, msg, sizeof msg) != KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: %s\n", msg);
+            free(pts);
+            return 1;
+        }
+    }
+    if (emit) {
+        /* one command per point, for GNU parallel or a Slurm array; each runs its
+         * point into this directory, and a last --resume finishes the sweep */
+        char abs[PATH_MAX];
+        const char *where = realpath(partial, abs) ? abs : partial;
+        /* the machine once, now: jobs starting together must not all measure it */
+        if (kvb_sweep_describe(exe, partial, quiet) != 0) {
+            free(pts);
+            fprintf(stderr, "kvbench: cannot write %s/machine.txt\n", partial);
+            return 1;
+        }
+        for (int i = 0; i < n; i++) printf("%s sweep --quiet --resume %s --only %s\n", exe, where, pts[i].id);
+        free(pts);
+        fprintf(stderr, "kvbench: %d jobs for %s; when they are done: %s sweep --resume %s\n", n, where, exe, where);
+        return 0;
+    }
+    free(pts);
+    if (!quiet && !only) fprintf(stderr, "kvbench: sweep %s: %d points into %s\n", sw.name, n, partial);
+    int rc = kvb_sweep_run(&sw, exe, partial, quiet, only);
+    if (rc == -1) return only ? EXIT_USAGE : 1;
+    if (only) return rc == 0 ? 0 : 1;
+    if (rc != 0) {
+        fprintf(stderr, "kvbench: %s; finished points are kept: resume with\n  kvbench sweep --resume %s\n",
+                rc > 0 ? "some points failed" : "some points are not done", partial);
+        return 1;
+    }
+    char final[1300];
+    snprintf(final, sizeof final, "%.*s", (int)(strlen(partial) - strlen(".partial")), partial);
+    if (rename(partial, final) != 0) {
+        fprintf(stderr, "kvbench: cannot rename '%s': %s\n", partial, strerror(errno));
+        return 1;
+    }
+    if (kvb_report(final, msg, sizeof msg) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return 1;
+    }
+    printf("results: %s\n", final);
+    return 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) { print_help("report"); return 0; }
+    if (argc != 1) return usage_error("report takes one result directory");
+    char msg[1024];
+    kvb_status st = kvb_report(argv[0], msg, sizeof msg);
+    if (st != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return st == KVB_STATUS_INVALID_ARG ? EXIT_USAGE : 1;
+    }
+    printf("report: %s/report.md, %s/report.html\n", argv[0], argv[0]);
+    return 0;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) { print_help("merge"); return 0; }
+    if (argc < 2) return usage_error("merge needs OUT and at least one sweep directory");
+    char msg[1024];
+    kvb_status st = kvb_sweep_merge(argv[0], (const char *const *)argv + 1, argc - 1, msg, sizeof msg);
+    if (st != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return st == KVB_STATUS_INVALID_ARG ? EXIT_USAGE : 1;
+    }
+    if (kvb_report(argv[0], msg, sizeof msg) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return 1;
+    }
+    printf("results: %s\n", argv[0]);
+    return 0;
+}
+
+static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "of ceiling", "exact", "tolerance"};
+
+/* Writes the comparison as markdown or JSON into path (temporary name, then renamed). */
+static int write_compare(const char *path, int json, const kvb_cmp_set *b, const kvb_cmp_set *nw,
+                         const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc, const kvb_cmp_result *res,
+                         int n, const kvb_cmp_opts *o, const int *counts)
+{
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return usage_error("cannot write '%s': %s", tmp, strerror(errno));
+    if (json) {
+        fprintf(f, "{\n  \"base_machine\": \"%s\", \"new_machine\": \"%s\", \"times_gated\": %d,\n", b->machine,
+                nw->machine, o->gate_times);
+        fprintf(f, "  \"alpha\": %g, \"min_change\": %g, \"tolerance\": %g,\n  \"counts\": {", o->alpha, o->min_change,
+                o->tolerance);
+        for (int v = 0; v < KVB_VERDICT_COUNT; v++)
+            fprintf(f, "%s\"%s\": %d", v ? ", " : "", kvb_verdict_name((kvb_verdict)v), counts[v]);
+        fprintf(f, "},\n  \"cases\": [\n");
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "    {\"case\": \"%s\", \"kind\": \"%s\", \"base\": %.9g, \"new\": %.9g, \"change\": %.6g, "
+                       "\"n_base\": %d, \"n_new\": %d, \"p\": ", bc[i]->name, cmp_kind_names[bc[i]->kind],
+                    res[i].base, res[i].new_, isfinite(res[i].change) ? res[i].change : 0, bc[i]->n, nc[i]->n);
+            if (isnan(res[i].p)) fprintf(f, "null"); else fprintf(f, "%.6g", res[i].p);
+            fprintf(f, ", \"verdict\": \"%s\"}%s\n", kvb_verdict_name(res[i].verdict), i + 1 < n ? "," : "");
+        }
+        fprintf(f, "  ]\n}\n");
+    } else {
+        fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
+        fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; absolute times %s\n\n", o->alpha,
+                100 * o->min_change, 100 * o->tolerance, o->gate_times ? "gated" : "reported only");
+        fprintf(f, "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
+                    res[i].new_, 100 * res[i].change);
+            if (isnan(res[i].p)) fprintf(f, "-"); else fprintf(f, "%.3g", res[i].p);
+            fprintf(f, " | %s%s%s |\n", res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "",
+                    kvb_verdict_name(res[i].verdict), res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "");
+        }
+        fprintf(f, "\n%d regressed, %d improved, %d same, %d too few samples, %d info only\n",
+                counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
+                counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
+    }
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        fprintf(stderr, "kvbench: writing '%s' failed\n", path);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_compare(int argc, char **argv)
+{
+    kvb_cmp_opts o = {0.05, 0.10, 0.10, -1};
+    const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "auto";
+    int quiet = 0, ns = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("compare"); return 0; }
+        if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
+        if (a[0] == '-' && i + 1 >= argc) return usage_error("%s needs a value", a);
+        if (strcmp(a, "--alpha") == 0) { if (parse_double("--alpha", argv[++i], 1e-6, 0.5, &o.alpha)) return EXIT_USAGE; }
+        else if (strcmp(a, "--min-change") == 0) {
+            if (parse_double("--min-change", argv[++i], 0, 10, &o.min_change)) return EXIT_USAGE;
+        } else if (strcmp(a, "--tolerance") == 0) {
+            if (parse_double("--tolerance", argv[++i], 0, 10, &o.tolerance)) return EXIT_USAGE;
+        } else if (strcmp(a, "--gate-times") == 0) gate = argv[++i];
+        else if (strcmp(a, "--markdown") == 0) md = argv[++i];
+        else if (strcmp(a, "--json") == 0) js = argv[++i];
+        else if (strcmp(a, "--filter") == 0) filter = argv[++i];
+        else if (a[0] == '-') return usage_error("unknown flag '%s' for compare", a);
+        else if (ns == 2) return usage_error("compare takes BASE and NEW, got a third: '%s'", a);
+        else side[ns++] = a;
+    }
+    if (ns != 2) return usage_error("compare needs BASE and NEW (result directories or Google Benchmark JSON files)");
+    if (strcmp(gate, "auto") && strcmp(gate, "yes") && strcmp(gate, "no"))
+        return usage_error("unknown --gate-times '%s': allowed are auto, yes, no", gate);
+    regex_t re;
+    if (filter && regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0)
+        return usage_error("--filter '%s' is not a valid extended regular expression", filter);
+    kvb_cmp_set b, nw;
+    char msg[1024];
+    if (kvb_cmp_load(&b, side[0], msg, sizeof msg) != KVB_STATUS_OK) {
+        if (filter) regfree(&re);
+        return usage_error("base: %s", msg);
+    }
+    if (kvb_cmp_load(&nw, side[1], msg, sizeof msg) != KVB_STATUS_OK) {
+        kvb_cmp_free(&b);
+        if (filter) regfree(&re);
+        return usage_error("new: %s", msg);
+    }
+    /* absolute times compare only on one machine; ratios and fixed figures anywhere */
+    o.gate_times = !strcmp(gate, "yes") || (!strcmp(gate, "auto") && b.machine[0] && !strcmp(b.machine, nw.machine));
+    const kvb_cmp_case **bc = calloc((size_t)b.n, sizeof *bc), **nc = calloc((size_t)b.n, sizeof *nc);
+    kvb_cmp_result *res = calloc((size_t)b.n, sizeof *res);
+    int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0}, rc = 0;
+    for (int i = 0; bc && nc && res && i < b.n; i++) {
+        if (filter && regexec(&re, b.c[i].name, 0, NULL, 0) != 0) continue;
+        const kvb_cmp_case *m = NULL;
+        for (int j = 0; j < nw.n && !m; j++)
+            if (!strcmp(nw.c[j].name, b.c[i].name) && nw.c[j].kind == b.c[i].kind) m = &nw.c[j];
+        if (!m) { only_base++; continue; }
+        bc[n] = &b.c[i];
+        nc[n] = m;
+        res[n] = kvb_cmp_judge(b.c[i].kind, b.c[i].v, b.c[i].n, m->v, m->n, &o);
+        counts[res[n].verdict]++;
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "kvbench: no common cases between '%s' and '%s' (different sweeps or shapes?)\n", side[0],
+                side[1]);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (!quiet) {
+        printf("base: %s (%s)\nnew:  %s (%s)\n", side[0], b.machine, side[1], nw.machine);
+        printf("absolute times %s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n\n",
+               o.gate_times ? "gated (same machine)" : "reported only (different machines: --gate-times yes to gate)",
+               o.alpha, 100 * o.min_change, 100 * o.tolerance);
+        printf("%-96s %-10s %12s %12s %8s %8s  %s\n", "case", "kind", "base", "new", "change", "p", "verdict");
+        for (int i = 0; i < n; i++) {
+            char p[16] = "-";
+            if (!isnan(res[i].p)) snprintf(p, sizeof p, "%.3g", res[i].p);
+            printf("%-96s %-10s %12.5g %12.5g %+7.1f%% %8s  %s\n", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
+                   res[i].new_, 100 * res[i].change, p, kvb_verdict_name(res[i].verdict));
+        }
+        printf("\n");
+    }
+    for (int i = 0; i < n; i++)
+        if (res[i].verdict == KVB_VERDICT_REGRESSED) fprintf(stdout, "REGRESSED: %s %+.1f%% (p %.3g)\n", bc[i]->name,
+                                                             100 * res[i].change, res[i].p);
+    printf("compare: %d cases: %d regressed, %d improved, %d same, %d too few samples, %d info only", n,
+           counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
+           counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
+    if (only_base) printf("; %d base cases missing from new", only_base);
+    printf("\n");
+    if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
+    if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
+    rc = counts[KVB_VERDICT_REGRESSED] ? 1 : 0;
+done:
+    free(bc); free(nc); free(res);
+    kvb_cmp_free(&b);
+    kvb_cmp_free(&nw);
+    if (filter) regfree(&re);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     char cmdline[8192] = "";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "", argv[i]);
-    if (argc < 2) return usage_error("no command given: allowed are run, attend, serve-sim, list, info, export, help");
+    if (argc < 2)
+        return usage_error("no command given: allowed are run, attend, serve-sim, sweep, report, merge, compare, "
+                           "list, info, export, help");
     const char *cmd = argv[1];
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         print_help(argc > 2 ? argv[2] : NULL);
@@ -1249,5 +1642,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(cmd, "attend") == 0) return cmd_attend(argc - 2, argv + 2);
     if (strcmp(cmd, "serve-sim") == 0) return cmd_serve(argc - 2, argv + 2);
-    return usage_error("unknown command '%s': allowed are run, attend, serve-sim, list, info, export, help", cmd);
+    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2, argv[0]);
+    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 2, argv + 2);
+    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
+    if (strcmp(cmd, "compare") == 0) return cmd_compare(argc - 2, argv + 2);
+    return usage_error("unknown command '%s': allowed are run, attend, serve-sim, sweep, report, merge, compare, "
+                       "list, info, export, help", cmd);
 }

@@ -72,3 +72,71 @@ kvb_powerfit kvb_fit_power(const double *x, const double *y, size_t n)
     f.r2 = sst > 0 ? 1.0 - sse / sst : 1.0;
     return f;
 }
+
+typedef struct ranked { double v; int from_x; double rank; } ranked;
+
+static int cmp_ranked(const void *a, const void *b)
+{
+    double x = ((const ranked *)a)->v, y = ((const ranked *)b)->v;
+    return x < y ? -1 : x > y;
+}
+
+int kvb_mann_whitney(const double *x, size_t nx, const double *y, size_t ny, kvb_mwu *out)
+{
+    size_t N = nx + ny;
+    if (!nx || !ny || N > KVB_MWU_MAX) return -1;
+    ranked *r = malloc(N * sizeof *r);
+    if (!r) return -1;
+    for (size_t i = 0; i < nx; i++) r[i] = (ranked){x[i], 1, 0};
+    for (size_t i = 0; i < ny; i++) r[nx + i] = (ranked){y[i], 0, 0};
+    qsort(r, N, sizeof *r, cmp_ranked);
+    double tie_term = 0;                         /* sum of t^3 - t over tie groups */
+    for (size_t i = 0; i < N;) {                 /* ties share the mean of their ranks */
+        size_t j = i;
+        while (j + 1 < N && r[j + 1].v == r[i].v) j++;
+        for (size_t k = i; k <= j; k++) r[k].rank = (double)(i + j + 2) / 2.0;
+        double t = (double)(j - i + 1);
+        tie_term += t * t * t - t;
+        i = j + 1;
+    }
+    double rx2 = 0;                              /* doubled rank sum of x: mid-ranks become integers */
+    for (size_t i = 0; i < N; i++) rx2 += r[i].from_x ? 2 * r[i].rank : 0;
+    double mean2 = (double)nx * (double)(N + 1);
+    out->u = rx2 / 2 - (double)nx * (double)(nx + 1) / 2;
+    if (N > KVB_MWU_EXACT) {
+        /* normal approximation with the tie correction and a continuity correction */
+        double var = (double)nx * (double)ny / 12.0 * ((double)(N + 1) - tie_term / ((double)N * (double)(N - 1)));
+        double z = var > 0 ? (fabs(out->u - (double)nx * (double)ny / 2) - 0.5) / sqrt(var) : 0;
+        out->p = z > 0 ? erfc(z / sqrt(2.0)) : 1.0;
+        out->p_min = 2.0 * exp(lgamma((double)nx + 1) + lgamma((double)ny + 1) - lgamma((double)N + 1));
+        free(r);
+        return 0;
+    }
+    /* exact: ways[k][s], the subsets of k of the pooled items whose doubled rank sum is s */
+    size_t smax = N * (N + 1);
+    double *ways = calloc((nx + 1) * (smax + 1), sizeof *ways);
+    if (!ways) { free(r); return -1; }
+    ways[0] = 1;
+    for (size_t i = 0; i < N; i++) {
+        size_t d = (size_t)(2 * r[i].rank + 0.5);
+        size_t top = i + 1 < nx ? i + 1 : nx;
+        for (size_t k = top; k >= 1; k--)
+            for (size_t s = smax; s >= d; s--) ways[k * (smax + 1) + s] += ways[(k - 1) * (smax + 1) + s - d];
+    }
+    const double *w = ways + nx * (smax + 1);
+    double total = 0, extreme = 0, obs = fabs(rx2 - mean2), far = 0;
+    for (size_t s = 0; s <= smax; s++)
+        if (w[s] != 0) {
+            total += w[s];
+            if (fabs((double)s - mean2) >= obs - 1e-9) extreme += w[s];
+            if (fabs((double)s - mean2) > far) far = fabs((double)s - mean2);
+        }
+    double least = 0;                            /* the most extreme sums these sizes allow */
+    for (size_t s = 0; s <= smax; s++)
+        if (w[s] != 0 && fabs((double)s - mean2) >= far - 1e-9) least += w[s];
+    out->p = extreme / total;
+    out->p_min = least / total;
+    free(r);
+    free(ways);
+    return 0;
+}

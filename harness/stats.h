@@ -24,4 +24,19 @@ kvb_powerfit kvb_fit_power(const double *x, const double *y, size_t n);
 /* Two-sided 97.5% quantile of Student's t with df degrees of freedom. */
 double kvb_t975(size_t df);
 
+/* Mann-Whitney U test of two independent samples, two-sided, as Google
+ * Benchmark's compare tool runs it. u: U of the first sample (the number of
+ * pairs with x > y, ties counting one half); p: the exact probability, under
+ * the null hypothesis that both come from one distribution, of a rank sum at
+ * least as far from its mean as the one observed, counted over every way of
+ * splitting the pooled ranks (ties keep their mid-ranks); p_min: the smallest
+ * p these sample sizes can give (2 / C(nx + ny, nx) without ties), so a caller
+ * can say when there are too few repetitions to reach a significance level.
+ * Exact up to KVB_MWU_EXACT values in all; beyond, the normal approximation
+ * with tie and continuity corrections. Returns -1 when a sample is empty or
+ * nx + ny > KVB_MWU_MAX. */
+enum { KVB_MWU_EXACT = 60, KVB_MWU_MAX = 100000 };
+typedef struct kvb_mwu { double u, p, p_min; } kvb_mwu;
+int kvb_mann_whitney(const double *x, size_t nx, const double *y, size_t ny, kvb_mwu *out);
+
 #endif

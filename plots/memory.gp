@@ -1,14 +1,12 @@
-# memory.gp: cache bytes against position for every backend: reserved (dashed)
-# and used (solid). Used must lie on the analytic line 2 x layers x kv_heads x
-# head_dim x bytes per element x tokens; reserved shows each allocation policy.
-# Variables as in latency.gp.
-if (term eq 'png') { set terminal pngcairo size 900,560 font 'sans,11' } else { set terminal svg size 900,560 font 'sans,11' }
-set output outfile
-n = words(labels)
-set title sprintf('kvbench KV cache memory: %s, %s, %s', model, cpu, date)
-set key top left box opaque
-set grid
-set xlabel 'position (tokens already in context)'
+# memory.gp: cache bytes against tokens for every series: reserved (dashed)
+# and used (solid), with the analytic line tokens x bytes per token (dotted,
+# black); used must lie on it. Data blocks: tokens, reserved, used, analytic (MB).
+name = 'memory'; w = 1000; h = 620
+load 'plots/common.gp'
+set title sprintf('KV cache memory against tokens (%s)', machine)
+set key top left
+set xlabel 'tokens in the cache'
 set ylabel 'cache bytes (MB, 10^6)'
-plot for [i=1:n] datafile index (i-1) using 1:($6/1e6) with lines dt 2 lw 2 lc i title word(labels, i).' reserved', \
-     for [i=1:n] datafile index (i-1) using 1:($7/1e6) with lines lw 2 lc i title word(labels, i).' used'
+plot for [i=1:n] data index (i-1) using 1:2 with lines dt 2 lw 2 lc i title labels[i].' reserved', \
+     for [i=1:n] data index (i-1) using 1:3 with lines lw 2 lc i title labels[i].' used', \
+     for [i=1:n] data index (i-1) using 1:($4 > 0 ? $4 : 1/0) with lines dt 3 lw 1 lc black title (i == 1 ? 'analytic: tokens x bytes per token' : '')

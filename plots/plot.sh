@@ -1,25 +1,29 @@
 #!/bin/sh
-# plot.sh RESULT_DIR: draws per-token latency and cache memory from
-# RESULT_DIR/positions.csv with plots/*.gp, writing PNG and SVG next to the data.
-# gnuplot reads one block per point, so the CSV is regrouped into blank-line
-# separated blocks first (positions.dat, removed afterwards).
+# plot.sh [RESULT_DIR]: writes RESULT_DIR's plot data and report (kvbench
+# report), then draws every plot it has data for with plots/*.gp, as PNG and
+# SVG in RESULT_DIR/plots/. Without an argument: the newest directory under
+# results/ (baselines excluded). KVBENCH names the binary (default
+# ./build/kvbench). Run from the repository root.
 set -eu
-dir=${1:?usage: plot.sh RESULT_DIR}
-here=$(cd "$(dirname "$0")" && pwd)
-[ -s "$dir/positions.csv" ] || { echo "plot.sh: no $dir/positions.csv" >&2; exit 2; }
+kvb=${KVBENCH:-./build/kvbench}
+dir=${1:-}
+if [ -z "$dir" ]; then
+  dir=$(ls -1d results/*/ 2>/dev/null | grep -v -e '/baselines/' -e '\.partial/' -e 'gbench/' | sort | tail -n 1)
+  dir=${dir%/}
+  [ -n "$dir" ] || { echo "plot.sh: no result directory under results/" >&2; exit 2; }
+fi
+[ -d "$dir" ] || { echo "plot.sh: '$dir' is not a directory" >&2; exit 2; }
 command -v gnuplot >/dev/null 2>&1 || { echo "plot.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 2; }
-dat="$dir/.positions.dat"
-awk -F, 'NR > 1 { if ($1 != last) { if (NR > 2) printf "\n\n"; printf "# %s\n", $1; last = $1 }
-                  print $2, $4, $5, $6, $7, $8, $9 }' "$dir/positions.csv" > "$dat"
-labels=$(awk -F, 'NR > 1 && $1 != last { printf "%s ", $1; last = $1 }' "$dir/positions.csv")
-title=$(sed -n 's/.*"source": "\([^"]*\)".*/\1/p' "$dir/meta.json" | head -n 1)
-cpu=$(sed -n 's/.*"cpu_model": "\([^"]*\)".*/\1/p' "$dir/meta.json" | head -n 1)
-date=$(sed -n 's/.*"date": "\([^"]*\)".*/\1/p' "$dir/meta.json" | head -n 1)
-for gp in latency memory; do
+"$kvb" report "$dir" >/dev/null
+drawn=""
+for gp in latency memory scaling bandwidth quant paged; do
+  [ -s "$dir/plots/$gp.vars" ] || continue
   for term in png svg; do
-    gnuplot -e "datafile='$dat'; labels='$labels'; model='$title'; cpu='$cpu'; date='$date'; \
-                term='$term'; outfile='$dir/$gp.$term'" "$here/$gp.gp"
+    gnuplot -e "dir='$dir'; term='$term'" "plots/$gp.gp" 2> "$dir/plots/$gp.err" || {
+      echo "plot.sh: gnuplot failed on $gp.gp:" >&2; cat "$dir/plots/$gp.err" >&2; exit 1; }
+    [ -s "$dir/plots/$gp.err" ] && { echo "plot.sh: gnuplot warned on $gp.gp:" >&2; cat "$dir/plots/$gp.err" >&2; }
+    rm -f "$dir/plots/$gp.err"
   done
+  drawn="$drawn $gp"
 done
-rm -f "$dat"
-echo "plots: $dir/latency.png $dir/memory.png (and .svg)"
+echo "plots:$drawn in $dir/plots/ (png, svg); report: $dir/report.md, $dir/report.html"

@@ -128,9 +128,12 @@ expect_ok attend --ctx 64,100 --block 3,16 --heads 4 --kv-heads 2 --head-dim 16 
 [ "$(grep -c 'attend(backend=paged,dt=f32,bs=3,nh=4,nkv=2,hd=16,ctx=100)' "$T/stdout")" -eq 1 ] && ok || bad "attend case missing"
 [ "$(wc -l < "$T/att.csv")" -eq 7 ] && ok || bad "attend csv rows: $(wc -l < "$T/att.csv")"
 # every GB/s figure also as a fraction of the read ceiling measured in the same run
-grep -q '^read ceiling so far: [0-9.]* GB/s' "$T/stdout" && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling$' \
-  && [ "$(awk -F, 'NR > 1 && $NF + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
+grep -q '^read ceiling so far: [0-9.]* GB/s' "$T/stdout" \
+  && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling,threads,samples_ns$' \
+  && [ "$(awk -F, 'NR > 1 && $(NF - 2) + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
   || bad "attend lacks the fraction of the read ceiling: $(head -n 2 "$T/att.csv")"
+[ "$(awk -F, 'NR > 1 { print split($NF, s, ";") }' "$T/att.csv" | sort -u)" = "3" ] && ok \
+  || bad "attend csv does not keep each of the 3 rounds' times"
 expect_fail 2 "--ctx '0'"                    attend --ctx 0
 expect_fail 2 "not a multiple"               attend --heads 6 --kv-heads 4
 expect_ok serve-sim --preset tiny --sequences 12 --max-prompt 16 --max-output 32 --fork none,beam --csv "$T/serve.csv"
@@ -203,6 +206,50 @@ expect_ok run --checkpoint "$T/tiny.bin" --tokens 8 --reps 1 --no-ceilings --qui
 size=$(wc -c < "$T/tiny.bin")
 head -c $((size - 3)) "$T/tiny.bin" > "$T/trunc.bin"
 expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
+
+# --- sweeps, reports, merges ---
+SW="--set run.preset=tiny --set run.backends=nocache,contiguous,paged --set run.tokens=8 --set run.reps=2 --set run.warmup=0 \
+ --set attend.backends=contiguous,paged --set attend.shapes=4/2/16 --set attend.ctxs=64,128 --set attend.blocks=4,16 --set attend.reps=2 \
+ --set serve.preset=tiny --set serve.backends=contiguous,paged --set serve.blocks=4,16 --set serve.sequences=4"
+expect_fail 2 "unknown sweep key 'run.tokenz'"  sweep --set run.tokenz=4
+expect_fail 2 "cannot read sweep file 'bench/sweeps/nosuch.sweep'" sweep nosuch
+expect_fail 2 "sweep needs a definition"        sweep
+expect_fail 2 "expected an unfinished sweep directory" sweep --resume "$T"
+expect_ok sweep $SW --quiet --out "$T/sw"
+[ -d "$T/sw" ] && [ ! -e "$T/sw.partial" ] && [ "$(grep -c ',ok,' "$T/sw/sweep.csv")" -eq 6 ] && ok \
+  || bad "sweep did not finish its 6 points: $(cat "$T/sw/sweep.csv" 2>/dev/null)"
+grep -q '^host: ' "$T/sw/machine.txt" && [ -s "$T/sw/report.md" ] && [ -s "$T/sw/report.html" ] && ok \
+  || bad "sweep lacks machine.txt or its report"
+for p in latency memory scaling bandwidth paged; do [ -s "$T/sw/plots/$p.dat" ] || bad "sweep: no $p.dat"; done; ok
+[ ! -e "$T/sw/plots/quant.dat" ] && grep -q 'Not in this run' "$T/sw/report.md" && ok \
+  || bad "a plot without data was not left out"
+# the paged series come from one attend command with the contiguous cache beside them
+grep -q 'paged/f32 x1 4/2/16 ctx 128 | 16 |' "$T/sw/report.md" && ok || bad "report lacks the paged overhead rows"
+# a point that fails keeps the sweep unfinished; the finished points stay and resume skips them
+expect_fail 1 "some points failed" sweep $SW --set attend.shapes=4/3/16 --quiet --out "$T/sw2"
+[ -d "$T/sw2.partial" ] && [ "$(grep -c ',ok,' "$T/sw2.partial/sweep.csv")" -eq 4 ] \
+  && grep -q ',failed,' "$T/sw2.partial/sweep.csv" && ok || bad "failed sweep: $(cat "$T/sw2.partial/sweep.csv")"
+"$KVB" sweep --resume "$T/sw2.partial" >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ $rc -eq 1 ] && grep -q "resuming: 4 of 6 points already done" "$T/stderr" && ok || bad "resume: exit $rc: $(cat "$T/stderr")"
+# a decode point past its budget is cut short and marked, not dropped
+expect_ok sweep --set run.backends=nocache --set run.tokens=200 --set run.warmup=0 \
+  --set run.budget=0.5 --quiet --out "$T/sw3"
+grep -q "run-stories15m-nocache-f32-t1,run,cut_short," "$T/sw3/sweep.csv" && ok || bad "budget: $(cat "$T/sw3/sweep.csv")"
+# jobs for GNU parallel or a Slurm array, run one by one, then finished by --resume
+"$KVB" sweep $SW --emit-jobs --out "$T/sw4" >"$T/jobs.txt" 2>"$T/stderr"
+[ "$(wc -l < "$T/jobs.txt")" -eq 6 ] && grep -q -- "--resume $T/sw4.partial --only run-tiny-contiguous-f32-t1" "$T/jobs.txt" \
+  && ok || bad "emit-jobs: $(cat "$T/jobs.txt")"
+sh "$T/jobs.txt" && expect_ok sweep --resume "$T/sw4.partial" && [ -s "$T/sw4/report.md" ] && ok || bad "jobs then --resume"
+# merging machines: two sweeps of one host are refused; another host's is kept apart
+expect_fail 2 "both come from host" merge "$T/m1" "$T/sw" "$T/sw4"
+sed -i 's/^host: .*/host: othermachine/' "$T/sw4/machine.txt"
+expect_ok merge "$T/m2" "$T/sw" "$T/sw4"
+[ -d "$T/m2/machines/othermachine/points" ] && grep -q ' on othermachine' "$T/m2/plots/bandwidth.vars" && ok \
+  || bad "merge lost a machine or its label"
+# a single run's report: latency, memory, scaling
+expect_ok report "$T/ck"
+[ -s "$T/ck/plots/scaling.vars" ] && grep -q 'b = ' "$T/ck/plots/scaling.vars" && ok || bad "report of a run lacks the fit"
+expect_fail 2 "is not a kvbench result" report "$T"
 
 # --- the Google Benchmark binary: flags, JSON, and a failing case's exit status ---
 if [ -n "$GB" ]; then

@@ -26,6 +26,8 @@
 #include "../harness/results.h"
 #include "../harness/serve.h"
 #include "../harness/stats.h"
+#include "../harness/compare.h"
+#include "../harness/sweep.h"
 #include "../harness/topo.h"
 #include "../impls/kernels/kernels.h"
 #include "../impls/kernels/quant.h"
@@ -920,6 +922,190 @@ static void test_topology_and_pin(void **state)
     kvb_topo_free(&t);
 }
 
+/* ---- sweeps: definitions and their expansion into points ------------------ */
+
+static void test_sweep_expand(void **state)
+{
+    (void)state;
+    kvb_sweep s;
+    memset(&s, 0, sizeof s);
+    char msg[512];
+    static const char *const set[] = {
+        "run.backends=nocache,contiguous,paged,quant", "run.dtypes = f32,f16,q8", "run.blocks=4,16",
+        "run.threads=1,2", "run.tokens=64", "attend.backends=contiguous,paged,quant", "attend.dtypes=f32,q4",
+        "attend.blocks=4,16", "quality.dtypes=q8,q2", "serve.backends=contiguous,paged", "run.tokens=32"};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        assert_int_equal(kvb_sweep_set(&s, set[i], msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(s.n, 10);                  /* run.tokens replaced, not added */
+    kvb_sweep_point *p;
+    int n = kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg);
+    /* run: nocache once per thread count (2), contiguous f32,f16 x 2 threads (4),
+     * paged 2 types x 2 blocks x 2 threads (8), quant q8 x 2 (2); attend: contiguous
+     * f32, paged f32 (blocks inside), quant q4 (3); quality 1; serve 1 */
+    assert_int_equal(n, 16 + 3 + 1 + 1);
+    int runs = 0, attends = 0, tokens32 = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < i; j++) assert_string_not_equal(p[i].id, p[j].id);
+        int out = 0;
+        for (int a = 0; a < p[i].argc; a++) {
+            out |= strncmp(p[i].argv[a], "/out/points/", 12) == 0;
+            tokens32 += a > 0 && strcmp(p[i].argv[a - 1], "--tokens") == 0 && strcmp(p[i].argv[a], "32") == 0;
+            /* quantized types only on quant, paged block sizes only on paged */
+            if (a > 0 && strcmp(p[i].argv[a - 1], "--dtype") == 0 && strcmp(p[i].kind, "run") == 0)
+                assert_int_equal(strstr(p[i].id, "quant") != NULL, p[i].argv[a][0] == 'q');
+            if (strcmp(p[i].argv[a], "--block") == 0 && strcmp(p[i].kind, "serve") != 0)
+                assert_non_null(strstr(p[i].id, "paged"));
+        }
+        assert_true(out);
+        assert_null(p[i].argv[p[i].argc]);
+        runs += strcmp(p[i].kind, "run") == 0;
+        attends += strcmp(p[i].kind, "attend") == 0;
+    }
+    assert_int_equal(runs, 16);
+    assert_int_equal(attends, 3);
+    assert_int_equal(tokens32, 16);
+    assert_string_equal(p[0].id, "run-stories15m-nocache-f32-t1");
+    free(p);
+    /* bad input names the key or value */
+    assert_int_equal(kvb_sweep_set(&s, "run.tokenz=5", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(msg, "run.tokenz"));
+    assert_int_equal(kvb_sweep_set(&s, "run.tokens", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_sweep_set(&s, "run.tokens=5;rm", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_sweep_set(&s, "attend.shapes=32x8", msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "32x8"));
+    assert_int_equal(kvb_sweep_set(&s, "attend.shapes=32/8/128", msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(kvb_sweep_set(&s, "run.budget=0", msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "budget"));
+    kvb_sweep empty;
+    memset(&empty, 0, sizeof empty);
+    assert_int_equal(kvb_sweep_expand(&empty, "/out", &p, msg, sizeof msg), -1);
+    /* every named sweep in the repository loads and expands */
+    static const char *const named[] = {"bench/sweeps/smoke.sweep", "bench/sweeps/default.sweep",
+                                        "bench/sweeps/long-context.sweep"};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        kvb_sweep d;
+        memset(&d, 0, sizeof d);
+        if (kvb_sweep_load(&d, named[i], msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        int m = kvb_sweep_expand(&d, "/out", &p, msg, sizeof msg);
+        if (m <= 0) fail_msg("%s: %s", named[i], msg);
+        free(p);
+    }
+}
+
+/* ---- the regression gate: Mann-Whitney U and the verdicts ----------------- */
+
+/* Two-sided p by brute force over every split of the pooled values (mid-ranks for ties). */
+static double brute_mwu_p(const double *x, int nx, const double *y, int ny)
+{
+    int N = nx + ny;
+    double v[24], rank[24];
+    for (int i = 0; i < nx; i++) v[i] = x[i];
+    for (int i = 0; i < ny; i++) v[nx + i] = y[i];
+    for (int i = 0; i < N; i++) {
+        int below = 0, equal = 0;
+        for (int j = 0; j < N; j++) { below += v[j] < v[i]; equal += v[j] == v[i]; }
+        rank[i] = below + (equal + 1) / 2.0;
+    }
+    double obs = 0, mean = nx * (N + 1) / 2.0, hits = 0, all = 0;
+    for (int i = 0; i < nx; i++) obs += rank[i];
+    for (unsigned m = 0; m < (1u << N); m++) {
+        if (__builtin_popcount(m) != nx) continue;
+        double s = 0;
+        for (int i = 0; i < N; i++) s += (m >> i & 1) ? rank[i] : 0;
+        all++;
+        hits += fabs(s - mean) >= fabs(obs - mean) - 1e-9;
+    }
+    return hits / all;
+}
+
+static void test_mann_whitney(void **state)
+{
+    (void)state;
+    kvb_mwu m;
+    /* by hand: complete separation; p = 2 / C(n1 + n2, n1) */
+    const double a[] = {1, 2, 3}, b[] = {4, 5, 6};
+    assert_int_equal(kvb_mann_whitney(a, 3, b, 3, &m), 0);
+    assert_true(m.u == 0 && fabs(m.p - 0.1) < 1e-12 && fabs(m.p_min - 0.1) < 1e-12);
+    const double c[] = {1, 2, 3, 4, 5}, d[] = {6, 7, 8, 9, 10};
+    assert_int_equal(kvb_mann_whitney(d, 5, c, 5, &m), 0);
+    assert_true(m.u == 25 && fabs(m.p - 2.0 / 252) < 1e-12);
+    /* U counts pairs x > y: {1, 4} vs {2, 3} -> U = 2 (4 beats both), p = 1 */
+    const double e[] = {1, 4}, f[] = {2, 3};
+    assert_int_equal(kvb_mann_whitney(e, 2, f, 2, &m), 0);
+    assert_true(m.u == 2 && fabs(m.p - 1.0) < 1e-12);
+    /* ties and every size pair up to 6 x 6, against exhaustive enumeration */
+    uint64_t seed = 99;
+    for (int nx = 1; nx <= 6; nx++)
+        for (int ny = 1; ny <= 6; ny++)
+            for (int trial = 0; trial < 6; trial++) {
+                double x[6], y[6];
+                for (int i = 0; i < nx; i++) x[i] = floor(3 * (urand(&seed) + 1));        /* 0..5: ties */
+                for (int i = 0; i < ny; i++) y[i] = floor(3 * (urand(&seed) + 1)) + trial % 3;
+                assert_int_equal(kvb_mann_whitney(x, (size_t)nx, y, (size_t)ny, &m), 0);
+                double want = brute_mwu_p(x, nx, y, ny);
+                if (fabs(m.p - want) > 1e-9) fail_msg("nx=%d ny=%d: p %.9g, enumeration %.9g", nx, ny, m.p, want);
+            }
+    /* the normal approximation past the exact range agrees with the exact test near it */
+    double big_x[40], big_y[40];
+    for (int i = 0; i < 40; i++) { big_x[i] = i + 0.5 * urand(&seed); big_y[i] = i + 6 + 0.5 * urand(&seed); }
+    kvb_mwu exact, approx;
+    assert_int_equal(kvb_mann_whitney(big_x, 30, big_y, 30, &exact), 0);     /* 60: exact */
+    assert_int_equal(kvb_mann_whitney(big_x, 31, big_y, 31, &approx), 0);    /* 62: normal */
+    assert_true(fabs(exact.p - approx.p) < 0.05);
+    assert_int_equal(kvb_mann_whitney(a, 0, b, 3, &m), -1);
+}
+
+static void test_compare_verdicts(void **state)
+{
+    (void)state;
+    kvb_cmp_opts o = {0.05, 0.10, 0.10, 1};
+    uint64_t seed = 7;
+    /* a planted 20% slowdown with 3% noise, 9 repetitions a side: flagged every time;
+     * identical distributions: never (the 10% floor keeps noise out even when p < alpha) */
+    int flagged = 0, false_alarms = 0, pvalue_hits = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        double base[9], same[9], slow[9];
+        for (int i = 0; i < 9; i++) {
+            base[i] = 1e6 * (1 + 0.03 * urand(&seed));
+            same[i] = 1e6 * (1 + 0.03 * urand(&seed));
+            slow[i] = 1.2e6 * (1 + 0.03 * urand(&seed));
+        }
+        flagged += kvb_cmp_judge(KVB_CMP_TIME, base, 9, slow, 9, &o).verdict == KVB_VERDICT_REGRESSED;
+        kvb_cmp_result r = kvb_cmp_judge(KVB_CMP_TIME, base, 9, same, 9, &o);
+        false_alarms += r.verdict == KVB_VERDICT_REGRESSED;
+        pvalue_hits += r.p < 0.05;
+        /* the same shift in a ratio, and as a drop in the fraction of the ceiling */
+        assert_int_equal(kvb_cmp_judge(KVB_CMP_RATIO, base, 9, slow, 9, &o).verdict, KVB_VERDICT_REGRESSED);
+        assert_int_equal(kvb_cmp_judge(KVB_CMP_CEILING, slow, 9, base, 9, &o).verdict, KVB_VERDICT_REGRESSED);
+        assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, slow, 9, base, 9, &o).verdict, KVB_VERDICT_IMPROVED);
+    }
+    assert_int_equal(flagged, 200);
+    assert_int_equal(false_alarms, 0);
+    assert_true(pvalue_hits < 30);                   /* about alpha x 200 = 10 expected */
+    /* a significant but small change is not a regression */
+    double b5[5] = {100, 101, 102, 103, 104}, n5[5] = {105, 106, 107, 108, 109};
+    kvb_cmp_result r = kvb_cmp_judge(KVB_CMP_TIME, b5, 5, n5, 5, &o);
+    assert_true(r.p < 0.05);
+    assert_int_equal(r.verdict, KVB_VERDICT_SAME);
+    /* three repetitions a side cannot reach alpha 0.05 (p >= 0.1): too few to judge */
+    double b3[3] = {1, 1.01, 1.02}, n3[3] = {2, 2.01, 2.02};
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, b3, 3, n3, 3, &o).verdict, KVB_VERDICT_TOO_FEW);
+    /* times from another machine are reported, not judged */
+    o.gate_times = 0;
+    double s9[9], f9[9];
+    for (int i = 0; i < 9; i++) { s9[i] = 1 + 0.01 * i; f9[i] = 2 + 0.01 * i; }
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, s9, 9, f9, 9, &o).verdict, KVB_VERDICT_INFO);
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_RATIO, s9, 9, f9, 9, &o).verdict, KVB_VERDICT_REGRESSED);
+    /* fixed figures: any growth of bytes; errors past the tolerance */
+    double by[1] = {4096}, by2[1] = {4097}, e1[1] = {1e-3}, e2[1] = {1.05e-3}, e3[1] = {1.2e-3};
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_EXACT, by, 1, by2, 1, &o).verdict, KVB_VERDICT_REGRESSED);
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_EXACT, by, 1, by, 1, &o).verdict, KVB_VERDICT_SAME);
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_TOL, e1, 1, e2, 1, &o).verdict, KVB_VERDICT_SAME);
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_TOL, e1, 1, e3, 1, &o).verdict, KVB_VERDICT_REGRESSED);
+}
+
 /* ---- cache storage, memory accounting, capacity ------------------------- */
 
 static void test_contiguous_storage_and_memory(void **state)
@@ -1781,6 +1967,9 @@ int main(int argc, char **argv)
         {"quant_fused_equals_dequantized", test_quant_fused_equals_dequantized, 1},
         {"quant_memory_and_lifecycle", test_quant_memory_and_lifecycle, 0},
         {"topology_and_pin", test_topology_and_pin, 0},
+        {"sweep_expand", test_sweep_expand, 0},
+        {"mann_whitney", test_mann_whitney, 0},
+        {"compare_verdicts", test_compare_verdicts, 0},
         {"stats", test_stats, 0},
         {"point_summary", test_point_summary, 0},
     };

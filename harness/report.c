@@ -1,0 +1,809 @@
+/* report.c: see report.h. Reads what kvbench itself wrote (positions.csv,
+ * summary.json, attend.csv, quality.csv, serve.csv), so the JSON reading here
+ * is a search for known keys in kvbench's own, stable output, not a parser. */
+#define _XOPEN_SOURCE 700
+#include "report.h"
+#include "textio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum { CELL = 96, MAX_COLS = 8 };
+
+typedef enum plot_id { P_LATENCY, P_MEMORY, P_SCALING, P_BANDWIDTH, P_QUANT, P_PAGED, P_COUNT } plot_id;
+
+static const struct {
+    const char *name, *title, *how;
+    int cols;
+    const char *head[MAX_COLS];
+} plot_info[P_COUNT] = {
+    {"latency", "Per-token latency against position",
+     "Median step time over repetitions at each position, with the p10-p90 band; linear and log-log axes. "
+     "A cache gives a flat line plus a slow rise (one linear read of the cache per step); no-cache rises "
+     "with position because every step recomputes the whole sequence.",
+     4, {"series", "first token (ms)", "last token (ms)", "last token p10-p90 (ms)"}},
+    {"memory", "Cache memory against tokens",
+     "Bytes reserved (dashed) and holding live tokens (solid) after each step, with the analytic line "
+     "tokens x 2 x layers x kv_heads x head_dim x bytes per element (dotted). Used must lie on it; "
+     "reserved shows the allocation policy.",
+     5, {"series", "reserved (MB)", "used (MB)", "analytic (MB)", "waste"}},
+    {"scaling", "Total generation time against tokens (log-log)",
+     "Cumulative decode time for n tokens with each backend's fitted power law T = a n^b (exponent and "
+     "its 95% interval in the legend). No-cache should sit near 2 or above, a cache near 1 until its "
+     "attention term, linear in position, dominates the step. The marker shows where a cache's attention "
+     "time overtakes the rest of its step.",
+     5, {"series", "status", "b [95% interval]", "b, last quarter", "attention > rest of step from"}},
+    {"bandwidth", "Attend bandwidth against context",
+     "K/V bytes read per second by one attend call (GB = 10^9) at each context length, with the read "
+     "ceiling measured in the same runs (dashed: one thread; dotted: all cores).",
+     4, {"series", "largest context", "GB/s there", "fraction of read ceiling"}},
+    {"quant", "Quantization: error against bytes per token",
+     "Each lossy storage type at its measured bytes per token: the relative L2 error of attention "
+     "against float64 and the KL divergence of the next-token distribution against the f32 cache "
+     "(teacher-forced). Lower-left is better: the trade-off frontier.",
+     5, {"point", "bytes/token", "attend rel L2", "KL mean (nats)", "top-1"}},
+    {"paged", "Paged cache: overhead, waste and fit against block size",
+     "Left: attend time of the paged cache over the contiguous one at the largest context (1 = no "
+     "overhead). Middle: KV memory waste (1 - used/reserved) in the serving simulation, paged at each "
+     "block size, contiguous allocation as horizontal lines. Right: sequences held at once (mean over "
+     "rounds) under the same memory budget.",
+     4, {"series", "block", "value", "what"}},
+};
+
+/* Every list grows as needed: a merge of many machines must not drop series. */
+typedef struct plot {
+    FILE  *dat;
+    int    drawn;                     /* its data and vars were written: plot.sh draws it */
+    int    blocks;
+    char (*label)[160];               /* [n_label], the legend of each block */
+    int    n_label, cap_label;
+    char  *extra;                     /* more gnuplot assignments (malloc'd) */
+    size_t extra_len, extra_cap;
+    char (*cell)[MAX_COLS][CELL];     /* [rows] the report's table */
+    int    rows, cap_rows;
+} plot;
+
+typedef struct attend_rec {
+    char   shape[32], dtype[16], backend[32], host[64];
+    int    block, threads, ctx;
+    double ratio;
+} attend_rec;
+
+typedef struct report {
+    const char *dir;
+    char        plots_dir[2200];
+    plot        p[P_COUNT];
+    int         multi;                /* several machines: series carry their host */
+    int         failed;               /* out of memory or a file that would not open */
+    double      ceil1, ceil_n;        /* highest read ceilings seen: one thread, all cores */
+    int         ctx_min, ctx_max;     /* attend contexts seen */
+    attend_rec *rec;
+    int         n_rec, cap_rec;
+    FILE       *serve;                /* serve.dat: every machine's serving series */
+    int         n_serve, n_ref;
+    char        last_serve[160];
+    char        machine[4096], config[4096];
+    char       *points;               /* the points' statuses, as the report lists them */
+    size_t      points_len, points_cap;
+} report;
+
+/* Grows *buf (elements of size el) to hold at least need; 0 or -1. */
+static int grow(void *buf, int *cap, int need, size_t el)
+{
+    if (need <= *cap) return 0;
+    int c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *b = realloc(*(void **)buf, (size_t)c * el);
+    if (!b) return -1;
+    *(void **)buf = b;
+    *cap = c;
+    return 0;
+}
+
+static void appendf(report *r, char **s, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) { r->failed = 1; return; }
+    if (*len + (size_t)n + 1 > *cap) {
+        size_t c = *cap ? *cap : 1024;
+        while (c < *len + (size_t)n + 1) c *= 2;
+        char *b = realloc(*s, c);
+        if (!b) { r->failed = 1; return; }
+        *s = b;
+        *cap = c;
+    }
+    va_start(ap, fmt);
+    vsnprintf(*s + *len, *cap - *len, fmt, ap);
+    va_end(ap);
+    *len += (size_t)n;
+}
+
+#define EXTRA(r, id, ...) appendf((r), &(r)->p[id].extra, &(r)->p[id].extra_len, &(r)->p[id].extra_cap, __VA_ARGS__)
+
+static void row(report *r, plot *p, int n, ...)
+{
+    if (grow(&p->cell, &p->cap_rows, p->rows + 1, sizeof *p->cell)) { r->failed = 1; return; }
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < MAX_COLS; i++) p->cell[p->rows][i][0] = 0;
+    for (int i = 0; i < n && i < MAX_COLS; i++) snprintf(p->cell[p->rows][i], CELL, "%s", va_arg(ap, const char *));
+    va_end(ap);
+    p->rows++;
+}
+
+/* The plot's data file, opened on first use; a file that will not open makes
+ * the whole report fail (writes then go to /dev/null so callers need no check). */
+static FILE *dat(report *r, plot_id id)
+{
+    plot *p = &r->p[id];
+    if (p->dat) return p->dat;
+    char path[2400];
+    snprintf(path, sizeof path, "%s/%s.dat.tmp", r->plots_dir, plot_info[id].name);
+    if (!(p->dat = fopen(path, "w"))) {
+        r->failed = 1;
+        p->dat = fopen("/dev/null", "w");
+    }
+    return p->dat;
+}
+
+/* A new gnuplot data block (index i) named for the legend. */
+static void block(report *r, plot_id id, const char *label)
+{
+    plot *p = &r->p[id];
+    FILE *f = dat(r, id);
+    if (grow(&p->label, &p->cap_label, p->n_label + 1, sizeof *p->label)) { r->failed = 1; return; }
+    if (p->blocks++) fprintf(f, "\n\n");
+    fprintf(f, "# %s\n", label);
+    snprintf(p->label[p->n_label++], sizeof p->label[0], "%s", label);
+}
+
+
+
+
+
+
+static void fmt(char *b, size_t n, const char *f, double v)
+{
+    if (isnan(v)) snprintf(b, n, "-");
+    else snprintf(b, n, f, v);
+}
+
+/* ---- decode runs: latency, memory, scaling ------------------------------- */
+
+static void read_run(report *r, const char *dir, const char *host, int threads)
+{
+    char path[2400], line[1024];
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *sum = kvb_slurp(path);
+    snprintf(path, sizeof path, "%s/positions.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!sum || !f) { free(sum); if (f) fclose(f); return; }
+    char cur[128] = "";
+    double cum = 0, a = NAN, b = NAN, bpt = NAN, first = NAN, last = NAN, lp10 = NAN, lp90 = NAN;
+    double reserved = 0, used = 0, analytic = 0;
+    int n = 0, over = -1, streak = 0, nocache = 0, last_pos = 0, first_pos = 0;
+    const char *seg = NULL, *seg_end = NULL;
+    char name[160];
+    for (int more = 1; more;) {
+        char *fl[16];
+        int nf = 0;
+        more = fgets(line, sizeof line, f) != NULL;
+        if (more) {
+            if (strncmp(line, "label,", 6) == 0) continue;
+            nf = kvb_csv_fields(line, fl, 16);
+            if (nf < 10) continue;
+        }
+        if (!more || strcmp(fl[0], cur) != 0) {
+            if (cur[0]) {                    /* the previous series' table rows */
+                char c1[CELL], c2[CELL], c3[CELL], c4[CELL], c5[CELL];
+                fmt(c1, sizeof c1, "%.2f", first);
+                fmt(c2, sizeof c2, "%.2f", last);
+                snprintf(c3, sizeof c3, "%.2f-%.2f", lp10, lp90);
+                row(r, &r->p[P_LATENCY], 4, name, c1, c2, c3);
+                fmt(c1, sizeof c1, "%.2f", reserved / 1e6);
+                fmt(c2, sizeof c2, "%.2f", used / 1e6);
+                fmt(c3, sizeof c3, "%.2f", analytic / 1e6);
+                fmt(c4, sizeof c4, "%.3f", reserved > 0 ? 1 - used / reserved : NAN);
+                row(r, &r->p[P_MEMORY], 5, name, c1, c2, c3, c4);
+                char st[32], ci[CELL];
+                kvb_json_str(seg, seg_end, "status", st, sizeof st);
+                const char *ft = seg ? strstr(seg, "\"fit_total_time\"") : NULL;
+                const char *tt = seg ? strstr(seg, "\"fit_total_time_tail\"") : NULL;
+                double lo = ft ? kvb_json_num(ft, seg_end, "b_ci95") : NAN, hi = NAN;
+                if (ft && !isnan(lo)) {
+                    const char *q = strstr(ft, "\"b_ci95\": [");
+                    q = q ? strchr(q, ',') : NULL;
+                    hi = q ? strtod(q + 1, NULL) : NAN;
+                }
+                if (isnan(lo)) snprintf(ci, sizeof ci, "%.3f", b);
+                else snprintf(ci, sizeof ci, "%.3f [%.3f, %.3f]", b, lo, hi);
+                fmt(c4, sizeof c4, "%.3f", tt ? kvb_json_num(tt, seg_end, "b") : NAN);
+                if (nocache) snprintf(c5, sizeof c5, "(no cache)");
+                else if (over >= 0) snprintf(c5, sizeof c5, "position %d", over);
+                else snprintf(c5, sizeof c5, "not by position %d", last_pos);
+                row(r, &r->p[P_SCALING], 5, name, st[0] ? st : "ok", ci, c4, c5);
+                /* the legend carries the exponent */
+                plot *ps = &r->p[P_SCALING];
+                snprintf(ps->label[ps->n_label - 1], sizeof ps->label[0], "%s: b = %s", name, ci);
+                if (over >= 0)             /* the plot's x is tokens decoded, n = position - first + 1 */
+                    EXTRA(r, P_SCALING, "over[%d] = %d\n", ps->n_label, over - first_pos + 1);
+            }
+            if (!more) break;
+            snprintf(cur, sizeof cur, "%s", fl[0]);
+            snprintf(name, sizeof name, "%s", cur);
+            if (threads > 1) snprintf(name + strlen(name), sizeof name - strlen(name), " x%d", threads);
+            if (r->multi) snprintf(name + strlen(name), sizeof name - strlen(name), " on %s", host);
+            char pat[200];
+            snprintf(pat, sizeof pat, "{\"label\": \"%s\",", cur);
+            seg = strstr(sum, pat);
+            seg_end = seg ? strstr(seg + 1, "{\"label\": \"") : NULL;
+            a = seg ? kvb_json_num(seg, seg_end, "a_ns") : NAN;
+            b = seg ? kvb_json_num(seg, seg_end, "b") : NAN;
+            double au = seg ? kvb_json_num(seg, seg_end, "analytic_used") : NAN;
+            double lpos = seg ? kvb_json_num(seg, seg_end, "last_position") : NAN;
+            bpt = au / (lpos + 1);
+            nocache = strncmp(cur, "nocache", 7) == 0;
+            cum = 0; n = 0; over = -1; streak = 0; first = NAN;
+            block(r, P_LATENCY, name);
+            block(r, P_MEMORY, name);
+            block(r, P_SCALING, name);
+        }
+        int pos = atoi(fl[1]);
+        double med = atof(fl[3]), p10 = atof(fl[4]), p90 = atof(fl[5]), attn = atof(fl[6]);
+        reserved = atof(fl[7]);
+        used = atof(fl[8]);
+        analytic = isnan(bpt) ? NAN : (pos + 1) * bpt;
+        if (isnan(first)) { first = med / 1e6; first_pos = pos; }
+        last = med / 1e6; lp10 = p10 / 1e6; lp90 = p90 / 1e6; last_pos = pos;
+        fprintf(dat(r, P_LATENCY), "%d %.6g %.6g %.6g\n", pos, med / 1e6, p10 / 1e6, p90 / 1e6);
+        fprintf(dat(r, P_MEMORY), "%d %.6g %.6g %.6g\n", pos + 1, reserved / 1e6, used / 1e6,
+                isnan(analytic) ? 0.0 : analytic / 1e6);
+        cum += med;
+        n++;
+        fprintf(dat(r, P_SCALING), "%d %.6g %.6g\n", n, cum / 1e9, isnan(a) ? NAN : a * pow(n, b) / 1e9);
+        /* attention over the rest of the step, three positions in a row */
+        streak = attn > med - attn ? streak + 1 : 0;
+        if (!nocache && over < 0 && streak == 3) over = pos - 2;
+    }
+    fclose(f);
+    free(sum);
+}
+
+/* ---- attend tables --------------------------------------------------------- */
+
+/* One attend point's table. Rows of other backends (the contiguous cache run
+ * beside it for the ratio) are not drawn again. */
+static void read_attend(report *r, const char *path, const char *host, int threads, const char *backend)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[2048], head_line[2048];
+    char *h[40], *fl[40];
+    if (!fgets(head_line, sizeof head_line, f)) { fclose(f); return; }
+    int nh = kvb_csv_fields(head_line, h, 40);
+    int c_b = kvb_csv_col(h, nh, "backend"), c_d = kvb_csv_col(h, nh, "dtype"), c_k = kvb_csv_col(h, nh, "block_tokens");
+    int c_h = kvb_csv_col(h, nh, "n_heads"), c_v = kvb_csv_col(h, nh, "n_kv_heads"), c_hd = kvb_csv_col(h, nh, "head_dim");
+    int c_ctx = kvb_csv_col(h, nh, "ctx"), c_ns = kvb_csv_col(h, nh, "median_ns"), c_gbs = kvb_csv_col(h, nh, "gbs");
+    int c_ceil = kvb_csv_col(h, nh, "read_ceiling_gbs"), c_frac = kvb_csv_col(h, nh, "fraction_of_read_ceiling");
+    int c_ratio = kvb_csv_col(h, nh, "ratio_to_contiguous");
+    if (c_b < 0 || c_d < 0 || c_ctx < 0 || c_ns < 0 || c_gbs < 0 || c_h < 0 || c_v < 0 || c_hd < 0) {
+        fclose(f);
+        return;
+    }
+    /* rows come context by context; a series is one block size of one backend and type */
+    struct arow { char name[160]; int ctx; double gbs, frac; } *rows = NULL;
+    int n = 0, cap = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (grow(&rows, &cap, n + 1, sizeof *rows)) { r->failed = 1; break; }
+        if (kvb_csv_fields(line, fl, 40) < nh || (backend && strcmp(fl[c_b], backend) != 0)) continue;
+        int blk = c_k >= 0 ? atoi(fl[c_k]) : 0, ctx = atoi(fl[c_ctx]);
+        double ceil = c_ceil >= 0 ? atof(fl[c_ceil]) : NAN;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%s/%s/%s", fl[c_h], fl[c_v], fl[c_hd]);
+        char *name = rows[n].name;
+        snprintf(name, sizeof rows[n].name, "%s/%s", fl[c_b], fl[c_d]);
+        if (blk) snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), "/bs%d", blk);
+        snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), " x%d %s", threads, shape);
+        if (r->multi) snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), " on %s", host);
+        rows[n].ctx = ctx;
+        if (!r->ctx_min || ctx < r->ctx_min) r->ctx_min = ctx;
+        if (ctx > r->ctx_max) r->ctx_max = ctx;
+        rows[n].gbs = atof(fl[c_gbs]);
+        rows[n].frac = c_frac >= 0 ? atof(fl[c_frac]) : NAN;
+        n++;
+        if (ceil > 0) {
+            double *c = threads > 1 ? &r->ceil_n : &r->ceil1;
+            if (ceil > *c) *c = ceil;
+        }
+        if (grow(&r->rec, &r->cap_rec, r->n_rec + 1, sizeof *r->rec) == 0) {
+            attend_rec *x = &r->rec[r->n_rec++];
+            snprintf(x->host, sizeof x->host, "%s", host);
+            snprintf(x->shape, sizeof x->shape, "%s", shape);
+            snprintf(x->dtype, sizeof x->dtype, "%s", fl[c_d]);
+            snprintf(x->backend, sizeof x->backend, "%s", fl[c_b]);
+            x->block = blk; x->threads = threads; x->ctx = ctx;
+            x->ratio = c_ratio >= 0 ? atof(fl[c_ratio]) : NAN;
+        }
+    }
+    fclose(f);
+    for (int i = 0; i < n; i++) {
+        int first = 1;
+        for (int j = 0; j < i; j++) first &= strcmp(rows[j].name, rows[i].name) != 0;
+        if (!first) continue;
+        block(r, P_BANDWIDTH, rows[i].name);
+        int last = i;
+        for (int j = i; j < n; j++)
+            if (strcmp(rows[j].name, rows[i].name) == 0) {
+                fprintf(dat(r, P_BANDWIDTH), "%d %.6g\n", rows[j].ctx, rows[j].gbs);
+                last = j;
+            }
+        char c1[CELL], c2[CELL], c3[CELL];
+        snprintf(c1, sizeof c1, "%d", rows[last].ctx);
+        snprintf(c2, sizeof c2, "%.2f", rows[last].gbs);
+        fmt(c3, sizeof c3, "%.2f", rows[last].frac);
+        row(r, &r->p[P_BANDWIDTH], 4, rows[i].name, c1, c2, c3);
+    }
+    free(rows);
+}
+
+/* Paged over contiguous at the largest context of each series: the ratio
+ * measured within its own attend command. */
+static void paged_overhead(report *r)
+{
+    char last_series[160] = "";
+    for (int i = 0; i < r->n_rec; i++) {
+        attend_rec *p = &r->rec[i];
+        if (strncmp(p->backend, "paged", 5) != 0 || isnan(p->ratio)) continue;
+        int larger = 0;
+        for (int k = 0; k < r->n_rec; k++)
+            larger |= r->rec[k].ctx > p->ctx && !strcmp(r->rec[k].backend, p->backend) &&
+                      r->rec[k].block == p->block && !strcmp(r->rec[k].dtype, p->dtype) &&
+                      r->rec[k].threads == p->threads && !strcmp(r->rec[k].shape, p->shape) &&
+                      !strcmp(r->rec[k].host, p->host);
+        if (larger) continue;
+        char series[160], cb[CELL], cv[CELL];
+        snprintf(series, sizeof series, "%s/%s x%d %s ctx %d%s%s", p->backend, p->dtype, p->threads, p->shape, p->ctx,
+                 r->multi ? " on " : "", r->multi ? p->host : "");
+        if (strcmp(series, last_series) != 0) {
+            block(r, P_PAGED, series);
+            snprintf(last_series, sizeof last_series, "%s", series);
+        }
+        fprintf(dat(r, P_PAGED), "%d %.6g\n", p->block, p->ratio);
+        snprintf(cb, sizeof cb, "%d", p->block);
+        snprintf(cv, sizeof cv, "%.3f", p->ratio);
+        row(r, &r->p[P_PAGED], 4, series, cb, cv, "attend time / contiguous (same run)");
+    }
+}
+
+/* ---- quality and serving ---------------------------------------------------- */
+
+static void read_quality(report *r, const char *dir, const char *host)
+{
+    char path[2400], line[2048], head_line[2048];
+    snprintf(path, sizeof path, "%s/quality.csv", dir);
+    FILE *f = fopen(path, "r");
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    char *sum = kvb_slurp(path);
+    if (!f || !sum) { if (f) fclose(f); free(sum); return; }
+    char *h[32], *fl[32];
+    int nh = fgets(head_line, sizeof head_line, f) ? kvb_csv_fields(head_line, h, 32) : 0;
+    int c_kl = kvb_csv_col(h, nh, "kl_mean"), c_t1 = kvb_csv_col(h, nh, "top1"), c_e = kvb_csv_col(h, nh, "attn_rel_l2_mean");
+    int c_dt = kvb_csv_col(h, nh, "dtype");
+    char cur[128] = "", dtype[16] = "";
+    double err = 0, kl = NAN, top1 = NAN;
+    int layers = 0;
+    for (int more = 1; more && c_kl >= 0 && c_e >= 0;) {
+        int n = 0;
+        more = fgets(line, sizeof line, f) != NULL;
+        if (more && (n = kvb_csv_fields(line, fl, 32)) < nh) continue;
+        if (!more || strcmp(fl[0], cur) != 0) {
+            if (cur[0] && layers) {
+                char pat[200];
+                snprintf(pat, sizeof pat, "{\"label\": \"%s\",", cur);
+                const char *seg = strstr(sum, pat), *end = seg ? strstr(seg + 1, "{\"label\": \"") : NULL;
+                const char *cb = seg ? strstr(seg, "\"cache_bytes\"") : NULL;
+                double used = cb ? kvb_json_num(cb, end, "used") : NAN;
+                double lpos = seg ? kvb_json_num(seg, end, "last_position") : NAN;
+                double bpt = used / (lpos + 1);
+                char name[160], c1[CELL], c2[CELL], c3[CELL], c4[CELL];
+                snprintf(name, sizeof name, "%s%s%s", cur, r->multi ? " on " : "", r->multi ? host : "");
+                {
+                    if (!r->p[P_QUANT].blocks) block(r, P_QUANT, "full model (teacher-forced)");
+                    /* the point's label, short: storage type, and where keys are grouped per channel */
+                    char shortname[64];
+                    snprintf(shortname, sizeof shortname, "%s%s", dtype, strstr(cur, "kchannel") ? " (channel keys)" : "");
+                    fprintf(dat(r, P_QUANT), "%.6g %.6g %.6g \"%s\"\n", bpt, err / layers, kl, shortname);
+                }
+                fmt(c1, sizeof c1, "%.0f", bpt);
+                fmt(c2, sizeof c2, "%.2e", err / layers);
+                fmt(c3, sizeof c3, "%.2e", kl);
+                fmt(c4, sizeof c4, "%.1f%%", top1 * 100);
+                row(r, &r->p[P_QUANT], 5, name, c1, c2, c3, c4);
+            }
+            if (!more) break;
+            snprintf(cur, sizeof cur, "%s", fl[0]);
+            snprintf(dtype, sizeof dtype, "%s", c_dt >= 0 ? fl[c_dt] : "");
+            err = 0; layers = 0;
+        }
+        kl = atof(fl[c_kl]);
+        top1 = c_t1 >= 0 ? atof(fl[c_t1]) : NAN;
+        err += atof(fl[c_e]);
+        layers++;
+    }
+    fclose(f);
+    free(sum);
+}
+
+static void read_serve(report *r, const char *path, const char *host)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[2048], head_line[2048], *h[32], *fl[32];
+    int nh = fgets(head_line, sizeof head_line, f) ? kvb_csv_fields(head_line, h, 32) : 0;
+    int c_c = kvb_csv_col(h, nh, "cache"), c_l = kvb_csv_col(h, nh, "lengths"), c_u = kvb_csv_col(h, nh, "utilization");
+    int c_m = kvb_csv_col(h, nh, "mean_running");
+    if (c_c < 0 || c_l < 0 || c_u < 0 || c_m < 0) { fclose(f); return; }
+    plot *p = &r->p[P_PAGED];
+    const char *on = r->multi ? " on " : "", *hn = r->multi ? host : "";
+    while (fgets(line, sizeof line, f)) {
+        if (kvb_csv_fields(line, fl, 32) < nh) continue;
+        double util = atof(fl[c_u]), run = atof(fl[c_m]);
+        char cb[CELL], cv[CELL], name[160];
+        snprintf(name, sizeof name, "%s %s%s%s", fl[c_c], fl[c_l], on, hn);
+        const char *bs = strstr(fl[c_c], "/bs");
+        if (bs) {                               /* paged: a point per block size, a block per lengths */
+            char series[160];
+            snprintf(series, sizeof series, "paged %s%s%s", fl[c_l], on, hn);
+            if (!r->serve) {
+                char sp[2400];
+                snprintf(sp, sizeof sp, "%s/serve.dat.tmp", r->plots_dir);
+                if (!(r->serve = fopen(sp, "w"))) { r->failed = 1; break; }
+            }
+            if (strcmp(series, r->last_serve)) {
+                if (r->n_serve) fprintf(r->serve, "\n\n");
+                fprintf(r->serve, "# %s\n", series);
+                snprintf(r->last_serve, sizeof r->last_serve, "%s", series);
+                EXTRA(r, P_PAGED, "serve_label[%d] = \"%s\"\n", ++r->n_serve, series);
+            }
+            fprintf(r->serve, "%d %.6g %.6g\n", atoi(bs + 3), 1 - util, run);
+            snprintf(cb, sizeof cb, "%d", atoi(bs + 3));
+        } else {                                 /* contiguous modes: reference lines */
+            r->n_ref++;
+            EXTRA(r, P_PAGED, "ref_label[%d] = \"%s\"; ref_waste[%d] = %.6g; ref_run[%d] = %.6g\n", r->n_ref, name,
+                  r->n_ref, 1 - util, r->n_ref, run);
+            snprintf(cb, sizeof cb, "-");
+        }
+        snprintf(cv, sizeof cv, "%.3f / %.1f", 1 - util, run);
+        row(r, p, 4, name, cb, cv, "waste / sequences held");
+    }
+    fclose(f);
+}
+
+/* ---- walking the directory ---------------------------------------------------- */
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int threads_of(const char *id)
+{
+    const char *t = strrchr(id, '-');
+    return t && t[1] == 't' ? atoi(t + 2) : 1;
+}
+
+static void read_machine(report *r, const char *mdir, const char *host)
+{
+    char path[2400];
+    snprintf(path, sizeof path, "%s/machine.txt", mdir);
+    char *m = kvb_slurp(path);
+    size_t len = strlen(r->machine);
+    if (m) snprintf(r->machine + len, sizeof r->machine - len, "%s%s", len ? "\n" : "", m);
+    free(m);
+    snprintf(path, sizeof path, "%s/sweep.def", mdir);
+    char *d = kvb_slurp(path);
+    if (d && !r->config[0]) snprintf(r->config, sizeof r->config, "%s", d);
+    free(d);
+    snprintf(path, sizeof path, "%s/summary.json", mdir);
+    if (!is_dir(mdir)) return;
+    if (!r->machine[0] || !r->config[0]) {       /* a single run: its meta.json says what ran, where */
+        snprintf(path, sizeof path, "%s/meta.json", mdir);
+        char *meta = kvb_slurp(path);
+        if (meta) {
+            char cpu[256], cmd[1024], date[64], mhost[128];
+            kvb_json_str(meta, NULL, "cpu_model", cpu, sizeof cpu);
+            kvb_json_str(meta, NULL, "command", cmd, sizeof cmd);
+            kvb_json_str(meta, NULL, "date", date, sizeof date);
+            kvb_json_str(meta, NULL, "host", mhost, sizeof mhost);
+            if (!r->machine[0])
+                snprintf(r->machine, sizeof r->machine, "host: %s\ncpu: %s\ndate: %s", mhost[0] ? mhost : host, cpu, date);
+            if (!r->config[0]) snprintf(r->config, sizeof r->config, "%s", cmd);
+        }
+        free(meta);
+    }
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void read_sweep_or_run(report *r, const char *mdir, const char *host)
+{
+    char path[2400];
+    read_machine(r, mdir, host);
+    snprintf(path, sizeof path, "%s/points", mdir);
+    DIR *d = opendir(path);
+    if (!d) {                                    /* a single kvbench run */
+        read_run(r, mdir, host, 1);
+        read_quality(r, mdir, host);
+        return;
+    }
+    char **names = NULL;
+    int n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.' && !strchr(e->d_name, '.')) {   /* points, not .partial/.log/.status */
+            if (grow(&names, &cap, n + 1, sizeof *names)) { r->failed = 1; break; }
+            names[n++] = strdup(e->d_name);
+        }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    /* every point's status, so a timed-out or failed point is listed, never silently missing */
+    snprintf(path, sizeof path, "%s/sweep.csv", mdir);
+    FILE *idx = fopen(path, "r");
+    char line[4096], *f[8];
+    while (idx && fgets(line, sizeof line, idx)) {
+        if (strncmp(line, "point,", 6) == 0 || kvb_csv_fields(line, f, 8) < 4) continue;
+        appendf(r, &r->points, &r->points_len, &r->points_cap, "| %s%s%s | %s | %s | %s |\n", f[0],
+                r->multi ? " on " : "", r->multi ? host : "", f[1], f[2], f[3]);
+    }
+    if (idx) fclose(idx);
+    for (int i = 0; i < n; i++) {
+        char pd[2400], st[32] = "ok";
+        snprintf(pd, sizeof pd, "%s/points/%s.status", mdir, names[i]);
+        FILE *sf = fopen(pd, "r");
+        if (sf) { if (fscanf(sf, "%31s", st) != 1) st[0] = 0; fclose(sf); }
+        snprintf(pd, sizeof pd, "%s/points/%s", mdir, names[i]);
+        if (strcmp(st, "failed") == 0) { free(names[i]); continue; }   /* listed above, not drawn */
+        if (strncmp(names[i], "run-", 4) == 0) read_run(r, pd, host, threads_of(names[i]));
+        else if (strncmp(names[i], "quality-", 8) == 0) read_quality(r, pd, host);
+        else if (strncmp(names[i], "attend-", 7) == 0) {
+            /* attend-<shape>-<backend>-<dtype>-t<N>; a backend name may hold '-' */
+            char backend[64] = "";
+            const char *b0 = strchr(names[i] + 7, '-'), *t = strrchr(names[i], '-');
+            const char *dt0 = t && t > names[i] ? t - 1 : NULL;
+            while (dt0 && dt0 > names[i] && *dt0 != '-') dt0--;
+            if (b0 && dt0 && dt0 > b0) snprintf(backend, sizeof backend, "%.*s", (int)(dt0 - b0 - 1), b0 + 1);
+            snprintf(path, sizeof path, "%s/attend.csv", pd);
+            read_attend(r, path, host, threads_of(names[i]), backend[0] ? backend : NULL);
+        } else if (strncmp(names[i], "serve-", 6) == 0) {
+            snprintf(path, sizeof path, "%s/serve.csv", pd);
+            read_serve(r, path, host);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static int finish_file(const char *tmp, FILE *f)
+{
+    char final[2400];
+    int bad = ferror(f) | (fclose(f) != 0);
+    snprintf(final, sizeof final, "%.*s", (int)(strlen(tmp) - 4), tmp);
+    if (bad || rename(tmp, final) != 0) { remove(tmp); return -1; }
+    return 0;
+}
+
+static void html_escape(FILE *f, const char *s)
+{
+    for (; *s; s++)
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else fputc(*s, f);
+}
+
+static void report_free(report *r)
+{
+    for (int i = 0; i < P_COUNT; i++) {
+        if (r->p[i].dat) fclose(r->p[i].dat);   /* still open only on an error path */
+        free(r->p[i].label);
+        free(r->p[i].extra);
+        free(r->p[i].cell);
+    }
+    free(r->rec);
+    free(r->points);
+    free(r);
+}
+
+kvb_status kvb_report(const char *dir, char *msg, size_t msg_len)
+{
+    report *r = calloc(1, sizeof *r);
+    if (!r) { snprintf(msg, msg_len, "out of memory"); return KVB_STATUS_NO_MEMORY; }
+    r->dir = dir;
+    char path[2400], tmp[2500], mpath[2400];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    snprintf(mpath, sizeof mpath, "%s/machines", dir);
+    snprintf(tmp, sizeof tmp, "%s/sweep.csv", dir);
+    if (!is_dir(dir) || (stat(path, &st) != 0 && !is_dir(mpath) && stat(tmp, &st) != 0)) {
+        snprintf(msg, msg_len, "'%s' is not a kvbench result: no summary.json, sweep.csv or machines/", dir);
+        free(r);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    snprintf(r->plots_dir, sizeof r->plots_dir, "%s/plots", dir);
+    mkdir(r->plots_dir, 0755);
+    if (!is_dir(r->plots_dir)) {
+        snprintf(msg, msg_len, "cannot create '%s': %s", r->plots_dir, strerror(errno));
+        free(r);
+        return KVB_STATUS_IO;
+    }
+    DIR *md = opendir(mpath);
+    if (md) {
+        char *hosts[16];
+        int nm = 0;
+        for (struct dirent *e; (e = readdir(md)) && nm < 16;)
+            if (e->d_name[0] != '.') hosts[nm++] = strdup(e->d_name);
+        closedir(md);
+        qsort(hosts, (size_t)nm, sizeof *hosts, cmp_str);
+        r->multi = nm > 1;
+        for (int i = 0; i < nm; i++) {
+            char sub[2400];
+            snprintf(sub, sizeof sub, "%s/%s", mpath, hosts[i]);
+            read_sweep_or_run(r, sub, hosts[i]);
+            free(hosts[i]);
+        }
+    } else
+        read_sweep_or_run(r, dir, "this machine");
+    paged_overhead(r);
+    if (r->serve) {     /* the serving data went to its own file: the paged plot reads both */
+        snprintf(tmp, sizeof tmp, "%s/serve.dat.tmp", r->plots_dir);
+        if (finish_file(tmp, r->serve) != 0) r->failed = 1;
+        dat(r, P_PAGED);
+    }
+
+    /* title line pieces for every plot */
+    char cpu[256] = "", date[64] = "", host[128] = "";
+    for (const char *l = r->machine; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (!cpu[0]) sscanf(l, "cpu: %255[^\n]", cpu);
+        if (!date[0]) sscanf(l, "date: %63[^\n]", date);
+        if (!host[0]) sscanf(l, "host: %127[^\n]", host);
+    }
+    int status = 0;
+    for (int i = 0; i < P_COUNT; i++) {
+        plot *p = &r->p[i];
+        if (!p->dat) continue;
+        snprintf(tmp, sizeof tmp, "%s/%s.dat.tmp", r->plots_dir, plot_info[i].name);
+        status |= finish_file(tmp, p->dat);
+        p->dat = NULL;
+        p->drawn = 1;
+        snprintf(tmp, sizeof tmp, "%s/%s.vars.tmp", r->plots_dir, plot_info[i].name);
+        FILE *v = fopen(tmp, "w");
+        if (!v) { status = -1; continue; }
+        fprintf(v, "# written by kvbench report: what %s.gp draws\n", plot_info[i].name);
+        fprintf(v, "machine = \"%s%s%s\"\n", r->multi ? "several machines" : cpu, date[0] ? ", " : "", date);
+        fprintf(v, "n = %d\narray labels[%d]\n", p->n_label, p->n_label > 0 ? p->n_label : 1);
+        for (int k = 0; k < p->n_label; k++) fprintf(v, "labels[%d] = \"%s\"\n", k + 1, p->label[k]);
+        if (i == P_SCALING)
+            fprintf(v, "array over[%d]\ndo for [k = 1:%d] { over[k] = -1 }\n", p->n_label > 0 ? p->n_label : 1,
+                    p->n_label > 0 ? p->n_label : 1);
+        if (i == P_BANDWIDTH)
+            fprintf(v, "ceil1 = %.6g\nceil_n = %.6g\nctx_min = %d\nctx_max = %d\n", r->ceil1, r->ceil_n, r->ctx_min,
+                    r->ctx_max);
+        if (i == P_PAGED) {
+            int nr = r->n_ref ? r->n_ref : 1, ns = r->n_serve ? r->n_serve : 1;
+            fprintf(v, "n_ref = %d\narray ref_label[%d]\narray ref_waste[%d]\narray ref_run[%d]\n", r->n_ref, nr, nr,
+                    nr);
+            fprintf(v, "n_serve = %d\narray serve_label[%d]\n", r->n_serve, ns);
+        }
+        if (p->extra) fputs(p->extra, v);
+        status |= finish_file(tmp, v);
+    }
+
+    /* report.md and report.html: the same sections */
+    char mdt[2400], htt[2400];
+    snprintf(mdt, sizeof mdt, "%s/report.md.tmp", dir);
+    snprintf(htt, sizeof htt, "%s/report.html.tmp", dir);
+    FILE *md_f = fopen(mdt, "w"), *h = fopen(htt, "w");
+    if (!md_f || !h) {
+        if (md_f) fclose(md_f);
+        if (h) fclose(h);
+        snprintf(msg, msg_len, "cannot write the report in '%s'", dir);
+        report_free(r);
+        return KVB_STATUS_IO;
+    }
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    fprintf(md_f, "# kvbench report: %s\n\n## Machine\n\n```\n%s\n```\n\n## Configuration\n\n```\n%s\n```\n\n", base,
+            r->machine, r->config);
+    fprintf(h, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>kvbench report: ");
+    html_escape(h, base);
+    fprintf(h, "</title>\n<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:"
+               "collapse}td,th{border:1px solid #bbb;padding:2px 8px;text-align:right}td:first-child{text-align:"
+               "left}img{max-width:100%%}pre{background:#f4f4f4;padding:8px}</style></head><body>\n<h1>kvbench "
+               "report: ");
+    html_escape(h, base);
+    fprintf(h, "</h1>\n<h2>Machine</h2>\n<pre>");
+    html_escape(h, r->machine);
+    fprintf(h, "</pre>\n<h2>Configuration</h2>\n<pre>");
+    html_escape(h, r->config);
+    fprintf(h, "</pre>\n");
+    if (r->points) {
+        fprintf(md_f, "## Points\n\n| point | kind | status | seconds |\n|---|---|---|---|\n%s\n", r->points);
+        fprintf(h, "<h2>Points</h2>\n<table>\n<tr><th>point</th><th>kind</th><th>status</th><th>seconds</th></tr>\n");
+        for (const char *l = r->points; *l;) {     /* the markdown rows, as HTML */
+            const char *e = strchr(l, '\n');
+            size_t len = e ? (size_t)(e - l) : strlen(l);
+            char rowbuf[512];
+            snprintf(rowbuf, sizeof rowbuf, "%.*s", (int)len, l);
+            fprintf(h, "<tr>");
+            for (char *save = NULL, *c = strtok_r(rowbuf, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
+                while (*c == ' ') c++;
+                size_t cl = strlen(c);
+                while (cl && c[cl - 1] == ' ') c[--cl] = 0;
+                if (!*c) continue;
+                fprintf(h, "<td>");
+                html_escape(h, c);
+                fprintf(h, "</td>");
+            }
+            fprintf(h, "</tr>\n");
+            l = e ? e + 1 : l + len;
+        }
+        fprintf(h, "</table>\n");
+    }
+    for (int i = 0; i < P_COUNT; i++) {
+        plot *p = &r->p[i];
+        fprintf(md_f, "## %s\n\n", plot_info[i].title);
+        fprintf(h, "<h2>%s</h2>\n", plot_info[i].title);
+        if (!p->drawn) {
+            fprintf(md_f, "Not in this run.\n\n");
+            fprintf(h, "<p>Not in this run.</p>\n");
+            continue;
+        }
+        fprintf(md_f, "%s\n\n![%s](plots/%s.png)\n\n", plot_info[i].how, plot_info[i].name, plot_info[i].name);
+        fprintf(h, "<p>%s</p>\n<p><img src=\"plots/%s.svg\" alt=\"%s\"></p>\n<table>\n<tr>", plot_info[i].how,
+                plot_info[i].name, plot_info[i].name);
+        fprintf(md_f, "|");
+        for (int c = 0; c < plot_info[i].cols; c++) {
+            fprintf(md_f, " %s |", plot_info[i].head[c]);
+            fprintf(h, "<th>%s</th>", plot_info[i].head[c]);
+        }
+        fprintf(md_f, "\n|");
+        for (int c = 0; c < plot_info[i].cols; c++) fprintf(md_f, "---|");
+        fprintf(md_f, "\n");
+        fprintf(h, "</tr>\n");
+        for (int k = 0; k < p->rows; k++) {
+            fprintf(md_f, "|");
+            fprintf(h, "<tr>");
+            for (int c = 0; c < plot_info[i].cols; c++) {
+                fprintf(md_f, " %s |", p->cell[k][c]);
+                fprintf(h, "<td>");
+                html_escape(h, p->cell[k][c]);
+                fprintf(h, "</td>");
+            }
+            fprintf(md_f, "\n");
+            fprintf(h, "</tr>\n");
+        }
+        fprintf(md_f, "\n");
+        fprintf(h, "</table>\n");
+    }
+    fprintf(h, "</body></html>\n");
+    status |= finish_file(mdt, md_f);
+    status |= finish_file(htt, h);
+    (void)host;
+    status |= r->failed;
+    report_free(r);
+    if (status) {
+        snprintf(msg, msg_len, "writing the report or plot data in '%s' failed", dir);
+        return KVB_STATUS_IO;
+    }
+    return KVB_STATUS_OK;
+}

@@ -1,0 +1,26 @@
+/* textio.h: reading back what kvbench itself wrote: whole files, CSV lines
+ * (a quoted field may hold commas), and numbers or strings after a key in its
+ * own JSON. Searching kvbench's stable output for known keys, not parsing
+ * arbitrary JSON. */
+#ifndef KVB_TEXTIO_H
+#define KVB_TEXTIO_H
+
+#include <stddef.h>
+
+/* The file's bytes plus a terminating 0 (malloc'd), or NULL. */
+char *kvb_slurp(const char *path);
+
+/* Splits one CSV line in place; returns the field count (at most max). */
+int kvb_csv_fields(char *line, char **f, int max);
+
+/* The column of name among the n header fields, or -1. */
+int kvb_csv_col(char *const *head, int n, const char *name);
+
+/* The number after "key": within [s, end) (end NULL: to the string's end); a
+ * '[' before it is skipped (the first of a pair); NaN when absent or null. */
+double kvb_json_num(const char *s, const char *end, const char *key);
+
+/* The string after "key": within [s, end) into out; "" when absent. */
+void kvb_json_str(const char *s, const char *end, const char *key, char *out, size_t n);
+
+#endif
