@@ -36,7 +36,7 @@ HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
 RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
             --prompt 16 --tokens 512 --reps 3 --time-budget 240
 
-.PHONY: all deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots check clean help
+.PHONY: all deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots regress regress-only baseline baseline-only check clean help
 all: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
 
 help:
@@ -46,6 +46,8 @@ help:
 	@echo "make bench      Google Benchmark micro-benchmarks -> results/<run-id>-gbench/gbench.json"
 	@echo "make sweep      the default sweep (SWEEP=smoke|default|long-context) -> results/<UTC>-sweep-NAME/"
 	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
+	@echo "make regress    the smoke sweep against results/baselines/smoke (exit 1 on a regression)"
+	@echo "make baseline   refresh results/baselines/smoke"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
@@ -135,6 +137,40 @@ sweep-only: $(BUILD)/kvbench
 	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-sweep.txt | tail -n 1); \
 	  KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh "$$dir"
 
+# The regression gate: the smoke sweep, compared with the committed baseline
+# (kvbench compare: exit 1 on a regression). PLANT=pct builds a copy whose paged
+# attend does pct% more work, to check that the gate catches it.
+BASELINE ?= results/baselines/smoke
+PLANT    ?=
+# what may fail the gate: ratios measured within each run (on the baseline's CPU
+# model) and the deterministic figures; absolute times and read-ceiling fractions
+# of two runs on a shared machine drift past 10%, so they are reported, not gated
+# (REGRESS_GATE=all gates them too)
+REGRESS_GATE ?= ratio,exact,tolerance
+REGRESS_BUILD := $(if $(PLANT),build-plant$(PLANT),$(BUILD))
+regress: deps
+	@$(MAKE) --no-print-directory regress-only
+regress-only:
+	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) $(if $(PLANT),OPT="$(OPT) -DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)") \
+	  $(REGRESS_BUILD)/kvbench
+	@[ -d "$(BASELINE)" ] || { echo "regress: no baseline at $(BASELINE) (make baseline makes one)"; exit 2; }
+	@mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT)); \
+	  start=$$(date +%s); \
+	  ./$(REGRESS_BUILD)/kvbench sweep smoke --quiet --out "$$dir" > /dev/null || exit $$?; \
+	  ./$(REGRESS_BUILD)/kvbench compare "$(BASELINE)" "$$dir" --quiet --gate $(REGRESS_GATE) --markdown "$$dir/compare.md" \
+	    --json "$$dir/compare.json"; rc=$$?; \
+	  echo "regress: $$dir/compare.md ($$(( $$(date +%s) - start )) s)"; \
+	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
+	  exit $$rc
+
+# refreshes the committed baseline on purpose: the smoke sweep, report data kept, images not
+baseline: deps
+	@$(MAKE) --no-print-directory baseline-only
+baseline-only: $(BUILD)/kvbench
+	@rm -rf "$(BASELINE).new" "$(BASELINE).new.partial"; mkdir -p "$$(dirname $(BASELINE))"
+	./$(BUILD)/kvbench sweep smoke --quiet --out "$(BASELINE).new"
+	@rm -rf "$(BASELINE)" && mv "$(BASELINE).new" "$(BASELINE)" && echo "baseline: $(BASELINE)"
+
 # plots and report for the newest result directory, or RESULTS=dir
 plots: $(BUILD)/kvbench
 	KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh $(RESULTS)
@@ -168,4 +204,4 @@ test-asan: deps
 check: test
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-plant*

@@ -16,7 +16,7 @@
 
 static const char *const verdict_names[KVB_VERDICT_COUNT] = {
     [KVB_VERDICT_SAME] = "same", [KVB_VERDICT_REGRESSED] = "REGRESSED", [KVB_VERDICT_IMPROVED] = "improved",
-    [KVB_VERDICT_TOO_FEW] = "too few samples", [KVB_VERDICT_INFO] = "info (other machine)",
+    [KVB_VERDICT_TOO_FEW] = "too few samples", [KVB_VERDICT_INFO] = "changed (not gated)",
 };
 
 const char *kvb_verdict_name(kvb_verdict v) { return v < KVB_VERDICT_COUNT ? verdict_names[v] : "?"; }
@@ -269,11 +269,15 @@ static void load_dir(kvb_cmp_set *s, const char *dir, const char *prefix)
     for (int i = 0; i < n; i++) {
         char pd[2400];
         snprintf(pd, sizeof pd, "%s/points/%s", dir, names[i]);
-        if (!strncmp(names[i], "run-", 4)) load_run(s, pd, prefix);
-        else if (!strncmp(names[i], "quality-", 8)) load_quality(s, pd, prefix);
+        /* the point names its cases: the same backend in another point (another preset, or a
+         * contiguous row timed beside a paged one) is another case */
+        char pp[600];
+        snprintf(pp, sizeof pp, "%s%s:", prefix, names[i]);
+        if (!strncmp(names[i], "run-", 4)) load_run(s, pd, pp);
+        else if (!strncmp(names[i], "quality-", 8)) load_quality(s, pd, pp);
         else if (!strncmp(names[i], "attend-", 7)) {
             snprintf(path, sizeof path, "%s/attend.csv", pd);
-            load_attend(s, path, prefix);
+            load_attend(s, path, pp);
         }
         free(names[i]);
     }
@@ -329,14 +333,11 @@ kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, cons
     r.base = kvb_median(base, (size_t)nb);
     r.new_ = kvb_median(new_, (size_t)nn);
     r.change = r.base != 0 ? r.new_ / r.base - 1 : (r.new_ == 0 ? 0 : INFINITY);
-    if (kind == KVB_CMP_EXACT) {
-        r.verdict = r.new_ > r.base ? KVB_VERDICT_REGRESSED : r.new_ < r.base ? KVB_VERDICT_IMPROVED : KVB_VERDICT_SAME;
-        return r;
-    }
-    if (kind == KVB_CMP_TOL) {
-        double slack = o->tolerance * fabs(r.base) + 1e-12;
+    if (kind == KVB_CMP_EXACT || kind == KVB_CMP_TOL) {
+        double slack = kind == KVB_CMP_TOL ? o->tolerance * fabs(r.base) + 1e-12 : 0;
         r.verdict = r.new_ > r.base + slack ? KVB_VERDICT_REGRESSED
                     : r.new_ < r.base - slack ? KVB_VERDICT_IMPROVED : KVB_VERDICT_SAME;
+        if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
         return r;
     }
     kvb_mwu m;
@@ -347,6 +348,6 @@ kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, cons
     double worse = kind == KVB_CMP_CEILING ? -r.change : r.change;   /* > 0: the wrong way */
     if (r.p < o->alpha && worse >= o->min_change) r.verdict = KVB_VERDICT_REGRESSED;
     else if (r.p < o->alpha && -worse >= o->min_change) r.verdict = KVB_VERDICT_IMPROVED;
-    if (kind == KVB_CMP_TIME && !o->gate_times && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
+    if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
     return r;
 }

@@ -15,7 +15,9 @@
  * kvb_cmp_judge gives each matched case a verdict. Sampled kinds regress only
  * when the Mann-Whitney U test rejects equality at alpha AND the median moved
  * the wrong way by at least min_change; a pair of sample sizes that cannot
- * reach alpha is reported as too few, not judged. */
+ * reach alpha is reported as too few, not judged. Only the kinds in the
+ * options' gate mask can regress; the caller leaves absolute times out of it
+ * when the sides ran on different machines. */
 #ifndef KVB_COMPARE_H
 #define KVB_COMPARE_H
 
@@ -54,7 +56,8 @@ typedef struct kvb_cmp_opts {
     double alpha;             /* default 0.05 */
     double min_change;        /* default 0.10: a relative change of the median */
     double tolerance;         /* TOL kinds, default 0.10 relative */
-    int    gate_times;        /* 1: TIME cases can regress; 0: reported as info */
+    unsigned gate;            /* bit 1 << kind: that kind can regress; the others'
+                               * changes are reported as not gated */
 } kvb_cmp_opts;
 
 typedef struct kvb_cmp_result {

@@ -251,7 +251,7 @@ static void print_help(const char *cmd)
              "DIR/report.html for a run, a sweep or a merge. plots/plot.sh DIR runs it and draws.");
     } else if (cmd && strcmp(cmd, "compare") == 0) {
         puts("usage: kvbench compare BASE NEW [--alpha A] [--min-change F] [--tolerance F]\n"
-             "                       [--gate-times auto|yes|no] [--filter REGEX]\n"
+             "                       [--gate all|KINDS] [--any-machine] [--filter REGEX]\n"
              "                       [--markdown FILE] [--json FILE] [--quiet]\n\n"
              "BASE and NEW: result directories (run, sweep, merge) or Google Benchmark JSON\n"
              "files. Cases are matched by name:\n"
@@ -264,8 +264,10 @@ static void print_help(const char *cmd)
              "A sampled case regresses only when the two-sided Mann-Whitney U test gives p <\n"
              "--alpha (default 0.05) AND its median moved the wrong way by at least\n"
              "--min-change (default 0.10); sample sizes that cannot reach alpha are reported\n"
-             "as too few. Absolute times are gated only when both sides ran on the same\n"
-             "machine (--gate-times auto); elsewhere they are reported, not judged.\n"
+             "as too few. --gate names the kinds that can regress (time,ratio,ceiling,exact,\n"
+             "tolerance; default all). Of those, absolute times are gated only when both sides\n"
+             "ran on the same machine (CPU model and host), ratios and ceilings only on the\n"
+             "same CPU model; --any-machine lifts that. Other changes are reported.\n"
              "Exit status: 0 nothing regressed, 1 something did, 2 unusable input.");
     } else if (cmd && strcmp(cmd, "merge") == 0) {
         puts("usage: kvbench merge OUT SWEEP_DIR...\n\n"
@@ -1483,8 +1485,11 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
     FILE *f = fopen(tmp, "w");
     if (!f) return usage_error("cannot write '%s': %s", tmp, strerror(errno));
     if (json) {
-        fprintf(f, "{\n  \"base_machine\": \"%s\", \"new_machine\": \"%s\", \"times_gated\": %d,\n", b->machine,
-                nw->machine, o->gate_times);
+        fprintf(f, "{\n  \"base_machine\": \"%s\", \"new_machine\": \"%s\", \"gated_kinds\": [", b->machine,
+                nw->machine);
+        for (int k = 0, first = 1; k < KVB_CMP_KIND_COUNT; k++)
+            if (o->gate & (1u << k)) { fprintf(f, "%s\"%s\"", first ? "" : ", ", cmp_kind_names[k]); first = 0; }
+        fprintf(f, "],\n");
         fprintf(f, "  \"alpha\": %g, \"min_change\": %g, \"tolerance\": %g,\n  \"counts\": {", o->alpha, o->min_change,
                 o->tolerance);
         for (int v = 0; v < KVB_VERDICT_COUNT; v++)
@@ -1500,8 +1505,11 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
         fprintf(f, "  ]\n}\n");
     } else {
         fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
-        fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; absolute times %s\n\n", o->alpha,
-                100 * o->min_change, 100 * o->tolerance, o->gate_times ? "gated" : "reported only");
+        fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha, 100 * o->min_change,
+                100 * o->tolerance);
+        for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+            if (o->gate & (1u << k)) fprintf(f, " %s", cmp_kind_names[k]);
+        fprintf(f, "\n\n");
         fprintf(f, "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
         for (int i = 0; i < n; i++) {
             fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
@@ -1510,7 +1518,7 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
             fprintf(f, " | %s%s%s |\n", res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "",
                     kvb_verdict_name(res[i].verdict), res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "");
         }
-        fprintf(f, "\n%d regressed, %d improved, %d same, %d too few samples, %d info only\n",
+        fprintf(f, "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
                 counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
                 counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
     }
@@ -1525,20 +1533,21 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
 
 static int cmd_compare(int argc, char **argv)
 {
-    kvb_cmp_opts o = {0.05, 0.10, 0.10, -1};
-    const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "auto";
-    int quiet = 0, ns = 0;
+    kvb_cmp_opts o = {0.05, 0.10, 0.10, 0};
+    const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "all";
+    int quiet = 0, ns = 0, any_machine = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("compare"); return 0; }
         if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
+        if (strcmp(a, "--any-machine") == 0) { any_machine = 1; continue; }
         if (a[0] == '-' && i + 1 >= argc) return usage_error("%s needs a value", a);
         if (strcmp(a, "--alpha") == 0) { if (parse_double("--alpha", argv[++i], 1e-6, 0.5, &o.alpha)) return EXIT_USAGE; }
         else if (strcmp(a, "--min-change") == 0) {
             if (parse_double("--min-change", argv[++i], 0, 10, &o.min_change)) return EXIT_USAGE;
         } else if (strcmp(a, "--tolerance") == 0) {
             if (parse_double("--tolerance", argv[++i], 0, 10, &o.tolerance)) return EXIT_USAGE;
-        } else if (strcmp(a, "--gate-times") == 0) gate = argv[++i];
+        } else if (strcmp(a, "--gate") == 0) gate = argv[++i];
         else if (strcmp(a, "--markdown") == 0) md = argv[++i];
         else if (strcmp(a, "--json") == 0) js = argv[++i];
         else if (strcmp(a, "--filter") == 0) filter = argv[++i];
@@ -1547,8 +1556,24 @@ static int cmd_compare(int argc, char **argv)
         else side[ns++] = a;
     }
     if (ns != 2) return usage_error("compare needs BASE and NEW (result directories or Google Benchmark JSON files)");
-    if (strcmp(gate, "auto") && strcmp(gate, "yes") && strcmp(gate, "no"))
-        return usage_error("unknown --gate-times '%s': allowed are auto, yes, no", gate);
+    /* which kinds can regress: a list, or all of them */
+    unsigned mask = 0;
+    if (strcmp(gate, "all") == 0) mask = (1u << KVB_CMP_KIND_COUNT) - 1;
+    else {
+        char gl[256], *items[8];
+        int ng;
+        snprintf(gl, sizeof gl, "%s", gate);
+        if (split_list("--gate", gl, items, 8, &ng)) return EXIT_USAGE;
+        static const char *const gate_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact", "tolerance"};
+        for (int i = 0; i < ng; i++) {
+            int k = 0;
+            while (k < KVB_CMP_KIND_COUNT && strcmp(items[i], gate_names[k])) k++;
+            if (k == KVB_CMP_KIND_COUNT)
+                return usage_error("unknown --gate kind '%s': allowed are all, or a list of time, ratio, "
+                                   "ceiling, exact, tolerance", items[i]);
+            mask |= 1u << k;
+        }
+    }
     regex_t re;
     if (filter && regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0)
         return usage_error("--filter '%s' is not a valid extended regular expression", filter);
@@ -1564,7 +1589,16 @@ static int cmd_compare(int argc, char **argv)
         return usage_error("new: %s", msg);
     }
     /* absolute times compare only on one machine; ratios and fixed figures anywhere */
-    o.gate_times = !strcmp(gate, "yes") || (!strcmp(gate, "auto") && b.machine[0] && !strcmp(b.machine, nw.machine));
+    /* what the sides' machines allow: absolute times need the same machine, ratios and
+     * ceilings the same CPU model (its kernels and caches set them); fixed figures anywhere */
+    const char *bat = strstr(b.machine, " @ "), *nat = strstr(nw.machine, " @ ");
+    size_t bl = bat ? (size_t)(bat - b.machine) : strlen(b.machine), nl = nat ? (size_t)(nat - nw.machine) : strlen(nw.machine);
+    int same_cpu = bl && bl == nl && strncmp(b.machine, nw.machine, bl) == 0;
+    int same_machine = same_cpu && !strcmp(b.machine, nw.machine);
+    unsigned asked = mask;
+    if (!any_machine && !same_machine) mask &= ~(1u << KVB_CMP_TIME);
+    if (!any_machine && !same_cpu) mask &= ~((1u << KVB_CMP_RATIO) | (1u << KVB_CMP_CEILING));
+    o.gate = mask;
     const kvb_cmp_case **bc = calloc((size_t)b.n, sizeof *bc), **nc = calloc((size_t)b.n, sizeof *nc);
     kvb_cmp_result *res = calloc((size_t)b.n, sizeof *res);
     int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0}, rc = 0;
@@ -1588,9 +1622,12 @@ static int cmd_compare(int argc, char **argv)
     }
     if (!quiet) {
         printf("base: %s (%s)\nnew:  %s (%s)\n", side[0], b.machine, side[1], nw.machine);
-        printf("absolute times %s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n\n",
-               o.gate_times ? "gated (same machine)" : "reported only (different machines: --gate-times yes to gate)",
-               o.alpha, 100 * o.min_change, 100 * o.tolerance);
+        printf("gated kinds:");
+        for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+            if (o.gate & (1u << k)) printf(" %s", cmp_kind_names[k]);
+        printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n\n",
+               asked != mask ? (same_cpu ? " (times not: another host)" : " (times, ratios, ceilings not: another CPU)")
+                             : "", o.alpha, 100 * o.min_change, 100 * o.tolerance);
         printf("%-96s %-10s %12s %12s %8s %8s  %s\n", "case", "kind", "base", "new", "change", "p", "verdict");
         for (int i = 0; i < n; i++) {
             char p[16] = "-";
@@ -1603,7 +1640,7 @@ static int cmd_compare(int argc, char **argv)
     for (int i = 0; i < n; i++)
         if (res[i].verdict == KVB_VERDICT_REGRESSED) fprintf(stdout, "REGRESSED: %s %+.1f%% (p %.3g)\n", bc[i]->name,
                                                              100 * res[i].change, res[i].p);
-    printf("compare: %d cases: %d regressed, %d improved, %d same, %d too few samples, %d info only", n,
+    printf("compare: %d cases: %d regressed, %d improved, %d same, %d too few samples, %d changed but not gated", n,
            counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
            counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
     if (only_base) printf("; %d base cases missing from new", only_base);

@@ -85,6 +85,8 @@ typedef struct report {
     int         ctx_min, ctx_max;     /* attend contexts seen */
     attend_rec *rec;
     int         n_rec, cap_rec;
+    struct bw_series { char name[160]; int threads, block; char *points; size_t len, cap; } *bw;
+    int         n_bw, cap_bw;         /* attend bandwidth series, drawn one thread first */
     FILE       *serve;                /* serve.dat: every machine's serving series */
     int         n_serve, n_ref;
     char        last_serve[160];
@@ -339,11 +341,17 @@ static void read_attend(report *r, const char *path, const char *host, int threa
         int first = 1;
         for (int j = 0; j < i; j++) first &= strcmp(rows[j].name, rows[i].name) != 0;
         if (!first) continue;
-        block(r, P_BANDWIDTH, rows[i].name);
+        if (grow(&r->bw, &r->cap_bw, r->n_bw + 1, sizeof *r->bw)) { r->failed = 1; break; }
+        struct bw_series *b = &r->bw[r->n_bw++];
+        memset(b, 0, sizeof *b);
+        snprintf(b->name, sizeof b->name, "%s", rows[i].name);
+        b->threads = threads;
+        const char *bs = strstr(rows[i].name, "/bs");
+        b->block = bs ? atoi(bs + 3) : 0;
         int last = i;
         for (int j = i; j < n; j++)
             if (strcmp(rows[j].name, rows[i].name) == 0) {
-                fprintf(dat(r, P_BANDWIDTH), "%d %.6g\n", rows[j].ctx, rows[j].gbs);
+                appendf(r, &b->points, &b->len, &b->cap, "%d %.6g\n", rows[j].ctx, rows[j].gbs);
                 last = j;
             }
         char c1[CELL], c2[CELL], c3[CELL];
@@ -622,6 +630,8 @@ static void report_free(report *r)
     }
     free(r->rec);
     free(r->points);
+    for (int i = 0; i < r->n_bw; i++) free(r->bw[i].points);
+    free(r->bw);
     free(r);
 }
 
@@ -665,6 +675,18 @@ kvb_status kvb_report(const char *dir, char *msg, size_t msg_len)
     } else
         read_sweep_or_run(r, dir, "this machine");
     paged_overhead(r);
+    /* bandwidth: one thread's series, then the threaded ones (two panels); a paged
+     * cache at its default block size only (the paged plot has the others) */
+    int n1 = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < r->n_bw; i++) {
+            struct bw_series *b = &r->bw[i];
+            if ((b->threads > 1) != pass || (b->block && b->block != 16 && r->n_bw > 1)) continue;
+            block(r, P_BANDWIDTH, b->name);
+            if (b->points) fputs(b->points, dat(r, P_BANDWIDTH));
+            n1 += !pass;
+        }
+    EXTRA(r, P_BANDWIDTH, "n1 = %d\n", n1);
     if (r->serve) {     /* the serving data went to its own file: the paged plot reads both */
         snprintf(tmp, sizeof tmp, "%s/serve.dat.tmp", r->plots_dir);
         if (finish_file(tmp, r->serve) != 0) r->failed = 1;

@@ -53,7 +53,23 @@ kvb_status kvb_sweep_set(kvb_sweep *s, const char *assignment, char *msg, size_t
     snprintf(val, sizeof val, "%s", eq + 1);
     trim(key);
     trim(val);
+    /* run.KEY@BACKEND: that backend's own value (no-cache's tokens and budget, say) */
+    char base[64];
+    snprintf(base, sizeof base, "%s", key);
+    char *at = strchr(base, '@');
     int known = 0;
+    if (at) {
+        *at = 0;
+        static const char *const per_backend[] = {"run.tokens", "run.reps", "run.warmup", "run.prompt", "run.budget",
+                                                  "run.max_seq"};
+        for (size_t i = 0; i < sizeof per_backend / sizeof per_backend[0]; i++)
+            known |= strcmp(base, per_backend[i]) == 0 && at[1];
+        if (!known) {
+            snprintf(msg, msg_len, "sweep key '%s': a per-backend value (KEY@BACKEND) is allowed for run.tokens, "
+                     "run.reps, run.warmup, run.prompt, run.budget and run.max_seq", key);
+            return KVB_STATUS_INVALID_ARG;
+        }
+    }
     for (int i = 0; i < N_KNOWN; i++) known |= strcmp(key, known_keys[i]) == 0;
     if (!known) {
         snprintf(msg, msg_len, "unknown sweep key '%s': allowed are run.{preset,backends,dtypes,blocks,threads,"
@@ -135,6 +151,15 @@ static const char *get(const kvb_sweep *s, const char *key)
     for (int i = 0; i < s->n; i++)
         if (strcmp(s->key[i], key) == 0) return s->val[i];
     return NULL;
+}
+
+/* KEY@backend when the definition gives one, else KEY. */
+static const char *get_for(const kvb_sweep *s, const char *key, const char *backend)
+{
+    char k[96];
+    snprintf(k, sizeof k, "%s@%s", key, backend);
+    const char *v = get(s, k);
+    return v ? v : get(s, key);
 }
 
 /* Splits a comma list into items (pointers into buf); -1 past max. */
@@ -226,7 +251,8 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
             snprintf(p->kind, sizeof p->kind, "run");
             snprintf(p->id, sizeof p->id, "run-%s-%s-%s%s%s-t%s", preset, backs[i], nocache ? "f32" : dts[j],
                      paged ? "-bs" : "", paged ? blocks[k] : "", threads[t]);
-            p->budget_s = budget_of(s, "run", 120);
+            const char *bud = get_for(s, "run.budget", backs[i]);
+            p->budget_s = bud ? atof(bud) : 120;
             snprintf(path, sizeof path, "%s/points/%s", out_dir, p->id);
             snprintf(num, sizeof num, "%g", p->budget_s);
             size_t used = 0;
@@ -237,7 +263,8 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                                                  {"run.reps", "--reps"}, {"run.warmup", "--warmup"},
                                                  {"run.max_seq", "--max-seq"}, {"run.group", "--group"}};
             for (size_t o = 0; o < sizeof opt / sizeof opt[0]; o++)
-                if (get(s, opt[o][0])) ok = ok && add_args(p, &used, 2, opt[o][1], get(s, opt[o][0]));
+                if (get_for(s, opt[o][0], backs[i]))
+                    ok = ok && add_args(p, &used, 2, opt[o][1], get_for(s, opt[o][0], backs[i]));
             ok = ok && add_args(p, &used, 2, "--out", path);
             if (!ok) { snprintf(msg, msg_len, "point %s: command too long", p->id); free(pts); return -1; }
             n++;

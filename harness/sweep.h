@@ -11,6 +11,8 @@
  *   attend.  backends dtypes shapes (HEADS/KV_HEADS/HEAD_DIM) ctxs blocks threads reps budget
  *   quality. preset dtypes tokens max_seq budget
  *   serve.   preset backends blocks sequences budget
+ * run.KEY@BACKEND gives one backend its own tokens, reps, warmup, prompt,
+ * max_seq or budget (no-cache cannot decode as far as a cache in the time).
  * budget: seconds per point. A decode point stops itself there and is marked
  * cut short (kvbench run --time-budget); any point still running at twice its
  * budget plus a minute is stopped and marked timed_out. Never dropped. */

@@ -369,6 +369,13 @@ static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q,
     paged_job job = {c, &c->seqs[seq], layer, q, out, parts > 1 ? parts : 1};
     size_t bytes = 2 * (size_t)n * nkv * hd * c->es;
     kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, nkv * job.parts, paged_item, &job);
+#ifdef KVB_PLANT_SLOWDOWN_PCT
+    /* A deliberate slowdown, built only by `make regress PLANT=pct` to show that
+     * the regression gate catches one: the first pct% of the items attended
+     * again (the output is the same; the work grows by that fraction). */
+    for (int i = 0; i < (nkv * job.parts * KVB_PLANT_SLOWDOWN_PCT + 99) / 100 && i < nkv * job.parts; i++)
+        paged_item(&job, i, 0);
+#endif
     if (job.parts > 1)
         for (int h = 0; h < nkv; h++)
             kvb_attend_merge(job.parts, g, hd, c->part_out + (size_t)h * job.parts * g * hd,

@@ -13,10 +13,12 @@ set key top left
 if (n > 0) {
   set title 'attend time / contiguous'
   set ylabel 'ratio (1 = no overhead)'
+  set offsets 0, 0, graph 0.4, 0      # headroom for the key above the lines
   plot for [i=1:n] data index (i-1) using 1:2 with linespoints lw 2 pt 7 lc i title labels[i], 1 with lines dt 2 lc black notitle
 }
 if (n_serve > 0) {
   sdata = dir.'/plots/serve.dat'
+  set offsets 0, 0, 0, 0
   set key top right
   set title 'serving: KV memory waste'
   set ylabel '1 - used / reserved'

@@ -209,7 +209,7 @@ expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
 
 # --- sweeps, reports, merges ---
 SW="--set run.preset=tiny --set run.backends=nocache,contiguous,paged --set run.tokens=8 --set run.reps=2 --set run.warmup=0 \
- --set attend.backends=contiguous,paged --set attend.shapes=4/2/16 --set attend.ctxs=64,128 --set attend.blocks=4,16 --set attend.reps=2 \
+ --set attend.backends=contiguous,paged --set attend.shapes=4/2/16 --set attend.ctxs=64,128 --set attend.blocks=4,16 --set attend.reps=5 \
  --set serve.preset=tiny --set serve.backends=contiguous,paged --set serve.blocks=4,16 --set serve.sequences=4"
 expect_fail 2 "unknown sweep key 'run.tokenz'"  sweep --set run.tokenz=4
 expect_fail 2 "cannot read sweep file 'bench/sweeps/nosuch.sweep'" sweep nosuch
@@ -250,6 +250,28 @@ expect_ok merge "$T/m2" "$T/sw" "$T/sw4"
 expect_ok report "$T/ck"
 [ -s "$T/ck/plots/scaling.vars" ] && grep -q 'b = ' "$T/ck/plots/scaling.vars" && ok || bad "report of a run lacks the fit"
 expect_fail 2 "is not a kvbench result" report "$T"
+
+# --- the regression gate ---
+expect_fail 2 "no such result directory"  compare "$T/nothing" "$T/sw"
+expect_fail 2 "compare needs BASE and NEW" compare "$T/sw"
+expect_fail 2 "unknown --gate kind 'speed'" compare "$T/sw" "$T/sw" --gate speed
+expect_fail 2 "no common cases"           compare "$T/sw" "$T/sw3"
+expect_ok compare "$T/sw" "$T/sw" --markdown "$T/cmp.md" --json "$T/cmp.json"
+grep -q '^compare: [0-9]* cases: 0 regressed' "$T/stdout" && grep -q '| case | kind | base | new | change | p | verdict |' "$T/cmp.md" \
+  && grep -q '"verdict": "same"' "$T/cmp.json" && ok || bad "compare of a sweep with itself: $(tail -n 3 "$T/stdout")"
+# a planted 2x slowdown of the paged rows in one attend table: caught as ratios to the contiguous cache
+cp -R "$T/sw" "$T/sw_slow"
+f="$T/sw_slow/points/attend-4x2x16-paged-f32-t1/attend.csv"
+awk -F, 'BEGIN { OFS = "," } NR > 1 && $0 ~ /backend=paged/ { n = split($NF, s, ";"); o = "";
+  for (i = 1; i <= n; i++) o = o (i > 1 ? ";" : "") int(s[i] * 2); $NF = o } { print }' "$f" > "$f.new" && mv "$f.new" "$f"
+"$KVB" compare "$T/sw" "$T/sw_slow" --gate ratio >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ $rc -eq 1 ] && grep -q 'REGRESSED: attend-4x2x16-paged-f32-t1:attend(backend=paged,dt=f32,bs=[0-9]*,nh=4,nkv=2,hd=16,ctx=[0-9]*)/vs_contiguous +' \
+  "$T/stdout" && ! grep 'REGRESSED' "$T/stdout" | grep -qv 'paged-f32-t1:attend(backend=paged' && ok || bad "a planted slowdown was not flagged: $(grep -c REGRESSED "$T/stdout") flags"
+# and the same data the other way round is an improvement, not a regression
+expect_ok compare "$T/sw_slow" "$T/sw" --gate ratio
+grep -q ' improved' "$T/stdout" && ok || bad "the reverse comparison shows no improvement"
+# decode runs have too few repetitions (2) to judge: said so, not flagged
+grep -q 'run-tiny-contiguous-f32-t1:decode(contiguous/f32/grow)/total_ns.*too few samples' "$T/stdout" && ok || bad "too few samples not reported"
 
 # --- the Google Benchmark binary: flags, JSON, and a failing case's exit status ---
 if [ -n "$GB" ]; then

@@ -933,23 +933,29 @@ static void test_sweep_expand(void **state)
     static const char *const set[] = {
         "run.backends=nocache,contiguous,paged,quant", "run.dtypes = f32,f16,q8", "run.blocks=4,16",
         "run.threads=1,2", "run.tokens=64", "attend.backends=contiguous,paged,quant", "attend.dtypes=f32,q4",
-        "attend.blocks=4,16", "quality.dtypes=q8,q2", "serve.backends=contiguous,paged", "run.tokens=32"};
+        "attend.blocks=4,16", "quality.dtypes=q8,q2", "serve.backends=contiguous,paged", "run.tokens=32",
+        "run.tokens@nocache=16"};
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
         assert_int_equal(kvb_sweep_set(&s, set[i], msg, sizeof msg), KVB_STATUS_OK);
-    assert_int_equal(s.n, 10);                  /* run.tokens replaced, not added */
+    assert_int_equal(s.n, 11);                  /* run.tokens replaced, not added */
     kvb_sweep_point *p;
     int n = kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg);
     /* run: nocache once per thread count (2), contiguous f32,f16 x 2 threads (4),
      * paged 2 types x 2 blocks x 2 threads (8), quant q8 x 2 (2); attend: contiguous
      * f32, paged f32 (blocks inside), quant q4 (3); quality 1; serve 1 */
     assert_int_equal(n, 16 + 3 + 1 + 1);
-    int runs = 0, attends = 0, tokens32 = 0;
+    int runs = 0, attends = 0, tokens32 = 0, tokens16 = 0;
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < i; j++) assert_string_not_equal(p[i].id, p[j].id);
         int out = 0;
         for (int a = 0; a < p[i].argc; a++) {
             out |= strncmp(p[i].argv[a], "/out/points/", 12) == 0;
             tokens32 += a > 0 && strcmp(p[i].argv[a - 1], "--tokens") == 0 && strcmp(p[i].argv[a], "32") == 0;
+            /* the per-backend value reaches no-cache's points only */
+            if (a > 0 && strcmp(p[i].argv[a - 1], "--tokens") == 0 && strcmp(p[i].argv[a], "16") == 0) {
+                assert_non_null(strstr(p[i].id, "nocache"));
+                tokens16++;
+            }
             /* quantized types only on quant, paged block sizes only on paged */
             if (a > 0 && strcmp(p[i].argv[a - 1], "--dtype") == 0 && strcmp(p[i].kind, "run") == 0)
                 assert_int_equal(strstr(p[i].id, "quant") != NULL, p[i].argv[a][0] == 'q');
@@ -963,13 +969,16 @@ static void test_sweep_expand(void **state)
     }
     assert_int_equal(runs, 16);
     assert_int_equal(attends, 3);
-    assert_int_equal(tokens32, 16);
+    assert_int_equal(tokens32, 14);
+    assert_int_equal(tokens16, 2);
     assert_string_equal(p[0].id, "run-stories15m-nocache-f32-t1");
     free(p);
     /* bad input names the key or value */
     assert_int_equal(kvb_sweep_set(&s, "run.tokenz=5", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
     assert_non_null(strstr(msg, "run.tokenz"));
     assert_int_equal(kvb_sweep_set(&s, "run.tokens", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_sweep_set(&s, "run.dtypes@paged=f16", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(msg, "KEY@BACKEND"));
     assert_int_equal(kvb_sweep_set(&s, "run.tokens=5;rm", msg, sizeof msg), KVB_STATUS_INVALID_ARG);
     assert_int_equal(kvb_sweep_set(&s, "attend.shapes=32x8", msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg), -1);
@@ -1060,7 +1069,7 @@ static void test_mann_whitney(void **state)
 static void test_compare_verdicts(void **state)
 {
     (void)state;
-    kvb_cmp_opts o = {0.05, 0.10, 0.10, 1};
+    kvb_cmp_opts o = {0.05, 0.10, 0.10, (1u << KVB_CMP_KIND_COUNT) - 1};
     uint64_t seed = 7;
     /* a planted 20% slowdown with 3% noise, 9 repetitions a side: flagged every time;
      * identical distributions: never (the 10% floor keeps noise out even when p < alpha) */
@@ -1092,8 +1101,8 @@ static void test_compare_verdicts(void **state)
     /* three repetitions a side cannot reach alpha 0.05 (p >= 0.1): too few to judge */
     double b3[3] = {1, 1.01, 1.02}, n3[3] = {2, 2.01, 2.02};
     assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, b3, 3, n3, 3, &o).verdict, KVB_VERDICT_TOO_FEW);
-    /* times from another machine are reported, not judged */
-    o.gate_times = 0;
+    /* a kind left out of the gate (times from another machine) is reported, not judged */
+    o.gate &= ~(1u << KVB_CMP_TIME);
     double s9[9], f9[9];
     for (int i = 0; i < 9; i++) { s9[i] = 1 + 0.01 * i; f9[i] = 2 + 0.01 * i; }
     assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, s9, 9, f9, 9, &o).verdict, KVB_VERDICT_INFO);
