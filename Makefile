@@ -46,7 +46,7 @@ help:
 	@echo "make bench      Google Benchmark micro-benchmarks -> results/<run-id>-gbench/gbench.json"
 	@echo "make sweep      the default sweep (SWEEP=smoke|default|long-context) -> results/<UTC>-sweep-NAME/"
 	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
-	@echo "make regress    the smoke sweep against results/baselines/smoke (exit 1 on a regression)"
+	@echo "make regress    the smoke sweep against results/baselines/smoke (fails on a regression)"
 	@echo "make baseline   refresh results/baselines/smoke"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
@@ -138,7 +138,7 @@ sweep-only: $(BUILD)/kvbench
 	  KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh "$$dir"
 
 # The regression gate: the smoke sweep, compared with the committed baseline
-# (kvbench compare: exit 1 on a regression). PLANT=pct builds a copy whose paged
+# (kvbench compare exits 1 on a regression, so make fails). PLANT=pct builds a copy whose paged
 # attend does pct% more work, to check that the gate catches it.
 BASELINE ?= results/baselines/smoke
 PLANT    ?=

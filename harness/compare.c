@@ -198,7 +198,9 @@ static kvb_status load_gbench(kvb_cmp_set *s, const char *path, char *msg, size_
         return KVB_STATUS_FORMAT;
     }
     char cpu[128] = "", host[96] = "";
-    kvb_json_str(js, b, "cpu_model", cpu, sizeof cpu);
+    kvb_json_str(js, b, "cpu_model", cpu, sizeof cpu);   /* kvbench-gbench adds it; plain gbench does not */
+    if (!cpu[0])
+        snprintf(cpu, sizeof cpu, "%g CPUs at %g MHz", kvb_json_num(js, b, "num_cpus"), kvb_json_num(js, b, "mhz_per_cpu"));
     kvb_json_str(js, b, "host_name", host, sizeof host);
     snprintf(s->machine, sizeof s->machine, "%s @ %s", cpu, host);
     /* one flat object per run: {"name": ..., "run_name": ..., "run_type": ..., "real_time": ...} */
@@ -344,7 +346,7 @@ kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, cons
     if (kvb_mann_whitney(base, (size_t)nb, new_, (size_t)nn, &m) != 0) { r.verdict = KVB_VERDICT_TOO_FEW; return r; }
     r.p = m.p;
     r.p_min = m.p_min;
-    if (m.p_min > o->alpha) { r.verdict = KVB_VERDICT_TOO_FEW; return r; }
+    if (m.p_min >= o->alpha) { r.verdict = KVB_VERDICT_TOO_FEW; return r; }   /* p < alpha unreachable */
     double worse = kind == KVB_CMP_CEILING ? -r.change : r.change;   /* > 0: the wrong way */
     if (r.p < o->alpha && worse >= o->min_change) r.verdict = KVB_VERDICT_REGRESSED;
     else if (r.p < o->alpha && -worse >= o->min_change) r.verdict = KVB_VERDICT_IMPROVED;

@@ -251,7 +251,8 @@ static void print_help(const char *cmd)
              "DIR/report.html for a run, a sweep or a merge. plots/plot.sh DIR runs it and draws.");
     } else if (cmd && strcmp(cmd, "compare") == 0) {
         puts("usage: kvbench compare BASE NEW [--alpha A] [--min-change F] [--tolerance F]\n"
-             "                       [--gate all|KINDS] [--any-machine] [--filter REGEX]\n"
+             "                       [--gate all|KINDS] [--any-machine] [--allow-missing]\n"
+             "                       [--filter REGEX]\n"
              "                       [--markdown FILE] [--json FILE] [--quiet]\n\n"
              "BASE and NEW: result directories (run, sweep, merge) or Google Benchmark JSON\n"
              "files. Cases are matched by name:\n"
@@ -267,7 +268,8 @@ static void print_help(const char *cmd)
              "as too few. --gate names the kinds that can regress (time,ratio,ceiling,exact,\n"
              "tolerance; default all). Of those, absolute times are gated only when both sides\n"
              "ran on the same machine (CPU model and host), ratios and ceilings only on the\n"
-             "same CPU model; --any-machine lifts that. Other changes are reported.\n"
+             "same CPU model; --any-machine lifts that. Other changes are reported. A gated\n"
+             "case of BASE missing from NEW fails the comparison (--allow-missing: reported).\n"
              "Exit status: 0 nothing regressed, 1 something did, 2 unusable input.");
     } else if (cmd && strcmp(cmd, "merge") == 0) {
         puts("usage: kvbench merge OUT SWEEP_DIR...\n\n"
@@ -1473,7 +1475,23 @@ static int cmd_merge(int argc, char **argv)
     return 0;
 }
 
-static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "of ceiling", "exact", "tolerance"};
+static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact", "tolerance"};
+
+/* A JSON string: quotes and backslashes escaped, control characters dropped. */
+static void json_out(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fputs("null", f);
+}
 
 /* Writes the comparison as markdown or JSON into path (temporary name, then renamed). */
 static int write_compare(const char *path, int json, const kvb_cmp_set *b, const kvb_cmp_set *nw,
@@ -1485,8 +1503,11 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
     FILE *f = fopen(tmp, "w");
     if (!f) return usage_error("cannot write '%s': %s", tmp, strerror(errno));
     if (json) {
-        fprintf(f, "{\n  \"base_machine\": \"%s\", \"new_machine\": \"%s\", \"gated_kinds\": [", b->machine,
-                nw->machine);
+        fprintf(f, "{\n  \"base_machine\": ");
+        json_out(f, b->machine);
+        fprintf(f, ", \"new_machine\": ");
+        json_out(f, nw->machine);
+        fprintf(f, ", \"gated_kinds\": [");
         for (int k = 0, first = 1; k < KVB_CMP_KIND_COUNT; k++)
             if (o->gate & (1u << k)) { fprintf(f, "%s\"%s\"", first ? "" : ", ", cmp_kind_names[k]); first = 0; }
         fprintf(f, "],\n");
@@ -1496,10 +1517,16 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
             fprintf(f, "%s\"%s\": %d", v ? ", " : "", kvb_verdict_name((kvb_verdict)v), counts[v]);
         fprintf(f, "},\n  \"cases\": [\n");
         for (int i = 0; i < n; i++) {
-            fprintf(f, "    {\"case\": \"%s\", \"kind\": \"%s\", \"base\": %.9g, \"new\": %.9g, \"change\": %.6g, "
-                       "\"n_base\": %d, \"n_new\": %d, \"p\": ", bc[i]->name, cmp_kind_names[bc[i]->kind],
-                    res[i].base, res[i].new_, isfinite(res[i].change) ? res[i].change : 0, bc[i]->n, nc[i]->n);
-            if (isnan(res[i].p)) fprintf(f, "null"); else fprintf(f, "%.6g", res[i].p);
+            fprintf(f, "    {\"case\": ");
+            json_out(f, bc[i]->name);
+            fprintf(f, ", \"kind\": \"%s\", \"base\": ", cmp_kind_names[bc[i]->kind]);
+            json_num(f, res[i].base);
+            fprintf(f, ", \"new\": ");
+            json_num(f, res[i].new_);
+            fprintf(f, ", \"change\": ");
+            json_num(f, res[i].change);
+            fprintf(f, ", \"n_base\": %d, \"n_new\": %d, \"p\": ", bc[i]->n, nc[i]->n);
+            json_num(f, res[i].p);
             fprintf(f, ", \"verdict\": \"%s\"}%s\n", kvb_verdict_name(res[i].verdict), i + 1 < n ? "," : "");
         }
         fprintf(f, "  ]\n}\n");
@@ -1526,7 +1553,7 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
     if (bad || rename(tmp, path) != 0) {
         remove(tmp);
         fprintf(stderr, "kvbench: writing '%s' failed\n", path);
-        return 1;
+        return EXIT_USAGE;                   /* not 1: that means a regression */
     }
     return 0;
 }
@@ -1535,12 +1562,13 @@ static int cmd_compare(int argc, char **argv)
 {
     kvb_cmp_opts o = {0.05, 0.10, 0.10, 0};
     const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "all";
-    int quiet = 0, ns = 0, any_machine = 0;
+    int quiet = 0, ns = 0, any_machine = 0, allow_missing = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("compare"); return 0; }
         if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
         if (strcmp(a, "--any-machine") == 0) { any_machine = 1; continue; }
+        if (strcmp(a, "--allow-missing") == 0) { allow_missing = 1; continue; }
         if (a[0] == '-' && i + 1 >= argc) return usage_error("%s needs a value", a);
         if (strcmp(a, "--alpha") == 0) { if (parse_double("--alpha", argv[++i], 1e-6, 0.5, &o.alpha)) return EXIT_USAGE; }
         else if (strcmp(a, "--min-change") == 0) {
@@ -1591,7 +1619,10 @@ static int cmd_compare(int argc, char **argv)
     /* absolute times compare only on one machine; ratios and fixed figures anywhere */
     /* what the sides' machines allow: absolute times need the same machine, ratios and
      * ceilings the same CPU model (its kernels and caches set them); fixed figures anywhere */
-    const char *bat = strstr(b.machine, " @ "), *nat = strstr(nw.machine, " @ ");
+    /* "cpu @ host": the host after the last " @ " (CPU names hold " @ 2.20GHz") */
+    const char *bat = NULL, *nat = NULL;
+    for (const char *q = b.machine; (q = strstr(q, " @ ")); q++) bat = q;
+    for (const char *q = nw.machine; (q = strstr(q, " @ ")); q++) nat = q;
     size_t bl = bat ? (size_t)(bat - b.machine) : strlen(b.machine), nl = nat ? (size_t)(nat - nw.machine) : strlen(nw.machine);
     int same_cpu = bl && bl == nl && strncmp(b.machine, nw.machine, bl) == 0;
     int same_machine = same_cpu && !strcmp(b.machine, nw.machine);
@@ -1607,7 +1638,13 @@ static int cmd_compare(int argc, char **argv)
         const kvb_cmp_case *m = NULL;
         for (int j = 0; j < nw.n && !m; j++)
             if (!strcmp(nw.c[j].name, b.c[i].name) && nw.c[j].kind == b.c[i].kind) m = &nw.c[j];
-        if (!m) { only_base++; continue; }
+        /* a gated case that vanished (its point skipped, timed out, not run) is not a pass */
+        if (!m || m->n == 0) {
+            if (o.gate & (1u << b.c[i].kind)) {
+                if (only_base++ < 20) printf("MISSING: %s\n", b.c[i].name);
+            }
+            continue;
+        }
         bc[n] = &b.c[i];
         nc[n] = m;
         res[n] = kvb_cmp_judge(b.c[i].kind, b.c[i].v, b.c[i].n, m->v, m->n, &o);
@@ -1620,14 +1657,15 @@ static int cmd_compare(int argc, char **argv)
         rc = EXIT_USAGE;
         goto done;
     }
+    /* the gate actually applied, always: a CI log must show when a kind was dropped */
+    printf("gated kinds:");
+    for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+        if (o.gate & (1u << k)) printf(" %s", cmp_kind_names[k]);
+    printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n",
+           asked != mask ? (same_cpu ? " (times not: another host)" : " (times, ratios, ceilings not: another CPU)")
+                         : "", o.alpha, 100 * o.min_change, 100 * o.tolerance);
     if (!quiet) {
-        printf("base: %s (%s)\nnew:  %s (%s)\n", side[0], b.machine, side[1], nw.machine);
-        printf("gated kinds:");
-        for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
-            if (o.gate & (1u << k)) printf(" %s", cmp_kind_names[k]);
-        printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n\n",
-               asked != mask ? (same_cpu ? " (times not: another host)" : " (times, ratios, ceilings not: another CPU)")
-                             : "", o.alpha, 100 * o.min_change, 100 * o.tolerance);
+        printf("base: %s (%s)\nnew:  %s (%s)\n\n", side[0], b.machine, side[1], nw.machine);
         printf("%-96s %-10s %12s %12s %8s %8s  %s\n", "case", "kind", "base", "new", "change", "p", "verdict");
         for (int i = 0; i < n; i++) {
             char p[16] = "-";
@@ -1643,11 +1681,11 @@ static int cmd_compare(int argc, char **argv)
     printf("compare: %d cases: %d regressed, %d improved, %d same, %d too few samples, %d changed but not gated", n,
            counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
            counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
-    if (only_base) printf("; %d base cases missing from new", only_base);
+    if (only_base) printf("; %d gated base cases missing from new%s", only_base, allow_missing ? " (allowed)" : "");
     printf("\n");
     if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
     if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
-    rc = counts[KVB_VERDICT_REGRESSED] ? 1 : 0;
+    rc = counts[KVB_VERDICT_REGRESSED] || (only_base && !allow_missing) ? 1 : 0;
 done:
     free(bc); free(nc); free(res);
     kvb_cmp_free(&b);

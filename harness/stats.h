@@ -24,8 +24,9 @@ kvb_powerfit kvb_fit_power(const double *x, const double *y, size_t n);
 /* Two-sided 97.5% quantile of Student's t with df degrees of freedom. */
 double kvb_t975(size_t df);
 
-/* Mann-Whitney U test of two independent samples, two-sided, as Google
- * Benchmark's compare tool runs it. u: U of the first sample (the number of
+/* Mann-Whitney U test of two independent samples, two-sided (the test Google
+ * Benchmark's compare tool runs, there through scipy; exact here where scipy
+ * would approximate). u: U of the first sample (the number of
  * pairs with x > y, ties counting one half); p: the exact probability, under
  * the null hypothesis that both come from one distribution, of a rank sum at
  * least as far from its mean as the one observed, counted over every way of

@@ -270,6 +270,14 @@ awk -F, 'BEGIN { OFS = "," } NR > 1 && $0 ~ /backend=paged/ { n = split($NF, s, 
 # and the same data the other way round is an improvement, not a regression
 expect_ok compare "$T/sw_slow" "$T/sw" --gate ratio
 grep -q ' improved' "$T/stdout" && ok || bad "the reverse comparison shows no improvement"
+# a gated case that vanished from NEW (its point gone) fails the comparison; --allow-missing reports it
+cp -R "$T/sw" "$T/sw_gone" && rm -rf "$T/sw_gone/points/attend-4x2x16-paged-f32-t1"
+"$KVB" compare "$T/sw" "$T/sw_gone" --gate ratio,exact >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ $rc -eq 1 ] && grep -q '^MISSING: attend-4x2x16-paged-f32-t1:' "$T/stdout" && ok || bad "a missing case passed: exit $rc"
+expect_ok compare "$T/sw" "$T/sw_gone" --gate ratio,exact --allow-missing --json "$T/gone.json"
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['cases']" "$T/gone.json" && ok || bad "compare --json is not valid JSON"
+fi
 # decode runs have too few repetitions (2) to judge: said so, not flagged
 grep -q 'run-tiny-contiguous-f32-t1:decode(contiguous/f32/grow)/total_ns.*too few samples' "$T/stdout" && ok || bad "too few samples not reported"
 

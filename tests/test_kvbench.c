@@ -1101,6 +1101,10 @@ static void test_compare_verdicts(void **state)
     /* three repetitions a side cannot reach alpha 0.05 (p >= 0.1): too few to judge */
     double b3[3] = {1, 1.01, 1.02}, n3[3] = {2, 2.01, 2.02};
     assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, b3, 3, n3, 3, &o).verdict, KVB_VERDICT_TOO_FEW);
+    /* 1 against 39: the smallest p is exactly 2/40 = alpha, so p < alpha cannot happen */
+    double one[1] = {10}, many[39];
+    for (int i = 0; i < 39; i++) many[i] = 1 + 0.01 * i;
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, many, 39, one, 1, &o).verdict, KVB_VERDICT_TOO_FEW);
     /* a kind left out of the gate (times from another machine) is reported, not judged */
     o.gate &= ~(1u << KVB_CMP_TIME);
     double s9[9], f9[9];
