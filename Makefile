@@ -163,12 +163,17 @@ regress-only:
 	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
 	  exit $$rc
 
-# refreshes the committed baseline on purpose: the smoke sweep, report data kept, images not
+# refreshes the committed baseline on purpose: three runs of the smoke sweep in
+# $(BASELINE)/runs/ (compare pools them, so the drift between runs is part of the
+# baseline); their report data is kept, images are not drawn
+BASELINE_RUNS ?= 3
 baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
-	@rm -rf "$(BASELINE).new" "$(BASELINE).new.partial"; mkdir -p "$$(dirname $(BASELINE))"
-	./$(BUILD)/kvbench sweep smoke --quiet --out "$(BASELINE).new"
+	@rm -rf "$(BASELINE).new"; mkdir -p "$(BASELINE).new/runs"
+	@for i in $$(seq 1 $(BASELINE_RUNS)); do \
+	  ./$(BUILD)/kvbench sweep smoke --quiet --out "$(BASELINE).new/runs/$$i" > /dev/null || exit 1; \
+	  echo "baseline: run $$i of $(BASELINE_RUNS) done"; done
 	@rm -rf "$(BASELINE)" && mv "$(BASELINE).new" "$(BASELINE)" && echo "baseline: $(BASELINE)"
 
 # plots and report for the newest result directory, or RESULTS=dir

@@ -21,8 +21,17 @@ static const char *const verdict_names[KVB_VERDICT_COUNT] = {
 
 const char *kvb_verdict_name(kvb_verdict v) { return v < KVB_VERDICT_COUNT ? verdict_names[v] : "?"; }
 
+/* The case of that name and kind, made on first use: a side of several runs
+ * (a baseline's runs/) pools each case's samples across them. */
 static kvb_cmp_case *add_case(kvb_cmp_set *s, kvb_cmp_kind kind, const char *fmt, ...)
 {
+    char name[sizeof s->c[0].name];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < s->n; i++)
+        if (s->c[i].kind == kind && strcmp(s->c[i].name, name) == 0) return &s->c[i];
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 64;
         kvb_cmp_case *c = realloc(s->c, (size_t)cap * sizeof *c);
@@ -33,10 +42,7 @@ static kvb_cmp_case *add_case(kvb_cmp_set *s, kvb_cmp_kind kind, const char *fmt
     kvb_cmp_case *c = &s->c[s->n++];
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->name, sizeof c->name, fmt, ap);
-    va_end(ap);
+    snprintf(c->name, sizeof c->name, "%s", name);
     return c;
 }
 
@@ -215,11 +221,7 @@ static kvb_status load_gbench(kvb_cmp_set *s, const char *path, char *msg, size_
         double t = kvb_json_num(p, end, "real_time");
         double scale = !strcmp(unit, "us") ? 1e3 : !strcmp(unit, "ms") ? 1e6 : !strcmp(unit, "s") ? 1e9 : 1;
         if (name[0] && strcmp(type, "aggregate") != 0 && isfinite(t)) {
-            int i = 0;
-            char full[224];
-            snprintf(full, sizeof full, "%s/real_time_ns", name);
-            while (i < s->n && strcmp(s->c[i].name, full)) i++;
-            push(i < s->n ? &s->c[i] : add_case(s, KVB_CMP_TIME, "%s", full), t * scale);
+            push(add_case(s, KVB_CMP_TIME, "%s/real_time_ns", name), t * scale);
         }
         p = end + 1;
     }
@@ -298,9 +300,23 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
         return load_gbench(s, path, msg, msg_len);
     }
     char sub[2400];
-    snprintf(sub, sizeof sub, "%s/machines", path);
+    snprintf(sub, sizeof sub, "%s/runs", path);
     DIR *d = opendir(sub);
-    if (d) {                                     /* a merge: each machine's cases under its host */
+    if (d) {                                     /* several runs of one sweep: samples pooled */
+        char *names[64];
+        int n = 0;
+        for (struct dirent *e; (e = readdir(d)) && n < 64;)
+            if (e->d_name[0] != '.') names[n++] = strdup(e->d_name);
+        closedir(d);
+        qsort(names, (size_t)n, sizeof *names, cmp_names);
+        for (int i = 0; i < n; i++) {
+            char rd[2600];
+            snprintf(rd, sizeof rd, "%s/%s", sub, names[i]);
+            load_dir(s, rd, "");
+            free(names[i]);
+        }
+        d = NULL;
+    } else if (snprintf(sub, sizeof sub, "%s/machines", path) > 0 && (d = opendir(sub)) != NULL) {                                     /* a merge: each machine's cases under its host */
         for (struct dirent *e; (e = readdir(d));) {
             if (e->d_name[0] == '.') continue;
             char md[2600], prefix[300];
@@ -310,7 +326,7 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
         }
         closedir(d);
         snprintf(s->machine, sizeof s->machine, "several machines");
-    } else
+    } else if (!s->n)
         load_dir(s, path, "");
     if (s->n == 0) {
         snprintf(msg, msg_len, "'%s' holds no kvbench results (tokens.csv, attend.csv, quality.csv)", path);

@@ -1,7 +1,9 @@
 /* compare.h: kvbench compare BASE NEW, the regression gate.
  *
- * Contract. A side is a result directory (a run, a sweep or a merge) or a
- * Google Benchmark JSON file. kvb_cmp_load turns it into named cases, each a
+ * Contract. A side is a result directory (a run, a sweep or a merge), a
+ * directory of several runs of one sweep (runs/<n>/: their samples pooled,
+ * so the spread between runs is part of the side), or a Google Benchmark
+ * JSON file. kvb_cmp_load turns it into named cases, each a
  * set of samples of one kind:
  *   TIME     per-repetition times (decode totals, attend rounds, gbench
  *            repetitions); lower is better; absolute, so meaningful only when

@@ -278,6 +278,16 @@ expect_ok compare "$T/sw" "$T/sw_gone" --gate ratio,exact --allow-missing --json
 if command -v python3 >/dev/null 2>&1; then
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['cases']" "$T/gone.json" && ok || bad "compare --json is not valid JSON"
 fi
+# a side of several runs (a baseline's runs/) pools each case's samples
+mkdir -p "$T/pool/runs" && cp -R "$T/sw" "$T/pool/runs/1" && cp -R "$T/sw" "$T/pool/runs/2"
+expect_ok compare "$T/pool" "$T/sw" --json "$T/pool.json"
+if command -v python3 >/dev/null 2>&1; then
+  python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = [x for x in d['cases'] if x['kind'] == 'ratio']
+assert c and all(x['n_base'] == 2 * x['n_new'] for x in c), c[:2]" "$T/pool.json" && ok || bad "pooled runs: samples not doubled"
+fi
 # decode runs have too few repetitions (2) to judge: said so, not flagged
 grep -q 'run-tiny-contiguous-f32-t1:decode(contiguous/f32/grow)/total_ns.*too few samples' "$T/stdout" && ok || bad "too few samples not reported"
 
