@@ -165,7 +165,7 @@ regress-only:
 
 # refreshes the committed baseline on purpose: three runs of the smoke sweep in
 # $(BASELINE)/runs/ (compare pools them, so the drift between runs is part of the
-# baseline); their report data is kept, images are not drawn
+# baseline); only what compare reads is kept (no report or plot data)
 BASELINE_RUNS ?= 3
 baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
@@ -173,6 +173,7 @@ baseline-only: $(BUILD)/kvbench
 	@rm -rf "$(BASELINE).new"; mkdir -p "$(BASELINE).new/runs"
 	@for i in $$(seq 1 $(BASELINE_RUNS)); do \
 	  ./$(BUILD)/kvbench sweep smoke --quiet --out "$(BASELINE).new/runs/$$i" > /dev/null || exit 1; \
+	  rm -rf "$(BASELINE).new/runs/$$i/plots" "$(BASELINE).new/runs/$$i/report.md" "$(BASELINE).new/runs/$$i/report.html"; \
 	  echo "baseline: run $$i of $(BASELINE_RUNS) done"; done
 	@rm -rf "$(BASELINE)" && mv "$(BASELINE).new" "$(BASELINE)" && echo "baseline: $(BASELINE)"
 

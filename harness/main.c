@@ -1315,7 +1315,7 @@ static int cmd_sweep(int argc, char **argv, const char *argv0)
     memset(&sw, 0, sizeof sw);
     const char *def = NULL, *out = NULL, *resume = NULL, *only = NULL;
     int emit = 0, quiet = 0;
-    char msg[1024], file[1200], dir[1200], exe[1200];
+    char msg[1024], file[1200], dir[1200], exe[1200], trimmed[1200];
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("sweep"); return 0; }
@@ -1341,7 +1341,6 @@ static int cmd_sweep(int argc, char **argv, const char *argv0)
     char partial[1300];
     if (resume) {
         if (def || out || emit) return usage_error("--resume DIR takes the definition and directory from DIR");
-        static char trimmed[1200];
         snprintf(trimmed, sizeof trimmed, "%s", resume);
         size_t len = strlen(trimmed);
         while (len > 1 && trimmed[len - 1] == '/') trimmed[--len] = 0;
