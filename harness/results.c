@@ -324,10 +324,10 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
         fprintf(f, ",\n    \"topology\": {\"source\": \"hwloc\", \"packages\": %d, \"cores\": %d, \"pus\": %d, "
                    "\"numa_nodes\": %d, \"l1d_bytes\": %zu, \"l1d_count\": %d, \"l2_bytes\": %zu, "
                    "\"l2_count\": %d, \"l3_bytes\": %zu, \"l3_count\": %d, \"memory_bytes\": %zu, "
-                   "\"can_bind\": %s}",
+                   "\"os_memory_bytes\": %zu, \"can_bind\": %s}",
                 t->packages, t->cores, t->pus, t->numa_nodes, t->cache_bytes[0], t->cache_count[0],
                 t->cache_bytes[1], t->cache_count[1], t->cache_bytes[2], t->cache_count[2], t->memory_bytes,
-                t->can_bind ? "true" : "false");
+                t->os_memory_bytes, t->can_bind ? "true" : "false");
     }
     fprintf(f, "}");
     const kvb_pin_set *ps = in->pins;

@@ -4,6 +4,7 @@
 #include <hwloc.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const pin_names[KVB_PIN_COUNT] = {"none", "compact", "spread"};
 
@@ -43,6 +44,8 @@ kvb_status kvb_topo_init(kvb_topo *t, char *msg, size_t msg_len)
     }
     hwloc_obj_t root = hwloc_get_root_obj(hw);
     t->memory_bytes = root ? (size_t)root->total_memory : 0;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    t->os_memory_bytes = pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
     const struct hwloc_topology_support *sup = hwloc_topology_get_support(hw);
     t->can_bind = sup && sup->cpubind && sup->cpubind->set_thisthread_cpubind;
     return KVB_STATUS_OK;
@@ -56,11 +59,15 @@ void kvb_topo_free(kvb_topo *t)
 
 void kvb_topo_describe(const kvb_topo *t, char *buf, size_t n)
 {
+    char os[64] = "";
+    double gib = (double)(1u << 30);
+    if (t->os_memory_bytes > t->memory_bytes + t->memory_bytes / 20)   /* more than 5% apart */
+        snprintf(os, sizeof os, " in NUMA nodes, %.1f GiB to the OS", (double)t->os_memory_bytes / gib);
     snprintf(buf, n, "packages %d, cores %d, PUs %d, NUMA nodes %d; L1d %zu KiB x %d, L2 %zu KiB x %d, "
-                     "L3 %zu KiB x %d; memory %.1f GiB",
+                     "L3 %zu KiB x %d; memory %.1f GiB%s",
              t->packages, t->cores, t->pus, t->numa_nodes, t->cache_bytes[0] >> 10, t->cache_count[0],
              t->cache_bytes[1] >> 10, t->cache_count[1], t->cache_bytes[2] >> 10, t->cache_count[2],
-             (double)t->memory_bytes / (1u << 30));
+             (double)t->memory_bytes / gib, os);
 }
 
 /* The core for thread `index`: compact takes cores in order; spread alternates

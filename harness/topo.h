@@ -31,7 +31,9 @@ typedef struct kvb_topo {
     int    packages, cores, pus, numa_nodes;
     size_t cache_bytes[KVB_TOPO_CACHE_LEVELS];   /* L1d, L2, L3 size of one instance; 0: none */
     int    cache_count[KVB_TOPO_CACHE_LEVELS];   /* instances of each */
-    size_t memory_bytes;      /* total memory hwloc reports */
+    size_t memory_bytes;      /* total memory hwloc reports in its NUMA nodes */
+    size_t os_memory_bytes;   /* physical pages the OS counts: a VM with memory
+                               * added outside its NUMA nodes shows more here */
     int    can_bind;          /* hwloc can bind this thread here */
 } kvb_topo;
 

@@ -20,7 +20,7 @@
 #define KVB_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KVB_INLINE2 inline __attribute__((always_inline))
 
-enum { PF_ROWS = 4, TILE_ROWS = 64 };
+enum { TILE_ROWS = 64 };
 
 /* 8 values of a stored row from element e on, as f32. */
 static KVB_INLINE2 KVB_AVX2 __m256 load8(const int dt, const char *row, int e)
@@ -113,7 +113,7 @@ static KVB_INLINE2 KVB_AVX2 float softmax_exp_max8(float *s, int n, float *max_o
 }
 
 static KVB_INLINE2 KVB_AVX2 void scores8(const int dt, const int HB, const int R, const char *row0, size_t row_bytes,
-                                         int n, int hd, const float *q, float scale, float *s, size_t s_stride)
+                                         size_t pf, int n, int hd, const float *q, float scale, float *s, size_t s_stride)
 {
     int t = 0;
     for (; t + R <= n; t += R) {
@@ -121,7 +121,7 @@ static KVB_INLINE2 KVB_AVX2 void scores8(const int dt, const int HB, const int R
         for (int j = 0; j < R * HB; j++) acc[j] = _mm256_setzero_ps();
         for (int r = 0; r < R; r++) {
             const char *row = row0 + (size_t)(t + r) * row_bytes;
-            for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + PF_ROWS * row_bytes + b, _MM_HINT_T0);
+            for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + pf + b, _MM_HINT_T0);
             for (int e = 0; e < hd; e += 8) {
                 __m256 x = load8(dt, row, e);
                 for (int h = 0; h < HB; h++)
@@ -191,15 +191,16 @@ static KVB_INLINE2 KVB_AVX2 void run8(const int dt, const kvb_kv_run *runs, int 
                                       int g, const float *q, float *out, float *scores, int n, float *ml)
 {
     const float scale = 1.0f / sqrtf((float)hd);
+    const size_t pf = kvb_attend_prefetch_bytes(row_bytes);
     for (int h0 = 0; h0 < g;) {
         int left = g - h0, hb = left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *qh = q + (size_t)h0 * hd;
         float *sh = scores + (size_t)h0 * n;
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
-            if (hb == 4)      scores8(dt, 4, 2, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else if (hb == 2) scores8(dt, 2, 2, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else              scores8(dt, 1, 4, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            if (hb == 4)      scores8(dt, 4, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else if (hb == 2) scores8(dt, 2, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else              scores8(dt, 1, 4, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
         }
         h0 += hb;
     }

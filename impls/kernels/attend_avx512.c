@@ -17,7 +17,7 @@
 
 #include "simd_avx512.h"
 
-enum { PF_ROWS = 4, TILE_ROWS = 64 };
+enum { TILE_ROWS = 64 };
 
 /* 16 values of a stored row from element e on, as f32. */
 static KVB_INLINE KVB_AVX512 __m512 load16(const int dt, const char *row, int e)
@@ -31,8 +31,8 @@ static KVB_INLINE KVB_AVX512 __m512 load16(const int dt, const char *row, int e)
 }
 
 static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R, const char *row0,
-                                               size_t row_bytes, int n, int hd, const float *q, float scale,
-                                               float *s, size_t s_stride)
+                                               size_t row_bytes, size_t pf, int n, int hd, const float *q,
+                                               float scale, float *s, size_t s_stride)
 {
     int t = 0;
     for (; t + R <= n; t += R) {
@@ -40,7 +40,7 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
         for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
         for (int r = 0; r < R; r++) {
             const char *row = row0 + (size_t)(t + r) * row_bytes;
-            for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + PF_ROWS * row_bytes + b, _MM_HINT_T0);
+            for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + pf + b, _MM_HINT_T0);
             for (int e = 0; e < hd; e += 16) {
                 __m512 x = load16(dt, row, e);
                 for (int h = 0; h < HB; h++)
@@ -75,8 +75,8 @@ static KVB_INLINE const char *cursor_next(row_cursor *c, size_t row_bytes)
 /* out[h] += sum_t w[h][t] row_t, one or two heads, NC16 = head_dim / 16 <= 8:
  * whole rows of sums in registers, rows streamed once, front to back. */
 static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, const int NC16, const kvb_kv_run *runs,
-                                                    size_t row_bytes, int n, const float *w, size_t w_stride,
-                                                    float *out, int hd)
+                                                    size_t row_bytes, size_t pf, int n, const float *w,
+                                                    size_t w_stride, float *out, int hd)
 {
     __m512 acc[2][8];
     for (int h = 0; h < HB; h++)
@@ -84,7 +84,7 @@ static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, 
     row_cursor cur = {runs, 0, 0};
     for (int t = 0; t < n; t++) {
         const char *row = cursor_next(&cur, row_bytes);
-        for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + PF_ROWS * row_bytes + b, _MM_HINT_T0);
+        for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + pf + b, _MM_HINT_T0);
         for (int c = 0; c < NC16; c++) {
             __m512 x = load16(dt, row, 16 * c);
             for (int h = 0; h < HB; h++)
@@ -141,15 +141,16 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
                                             float *ml)
 {
     const float scale = 1.0f / sqrtf((float)hd);
+    const size_t pf = kvb_attend_prefetch_bytes(row_bytes);
     for (int h0 = 0; h0 < g;) {
         int left = g - h0, hb = left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *qh = q + (size_t)h0 * hd;
         float *sh = scores + (size_t)h0 * n;
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
-            if (hb == 4)      dense_scores(dt, 4, 1, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else              dense_scores(dt, 1, 4, k, row_bytes, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            if (hb == 4)      dense_scores(dt, 4, 1, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else              dense_scores(dt, 1, 4, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
         }
         h0 += hb;
     }
@@ -164,10 +165,10 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         float *oh = out + (size_t)h0 * hd;
         /* constant accumulator counts for the head_dims models use */
         if (hb <= 2 && (hd == 128 || hd == 64)) {
-            if (hd == 128 && hb == 2)      dense_values_rows(dt, 2, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-            else if (hd == 128)            dense_values_rows(dt, 1, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-            else if (hb == 2)              dense_values_rows(dt, 2, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-            else                           dense_values_rows(dt, 1, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            if (hd == 128 && hb == 2)      dense_values_rows(dt, 2, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+            else if (hd == 128)            dense_values_rows(dt, 1, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+            else if (hb == 2)              dense_values_rows(dt, 2, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+            else                           dense_values_rows(dt, 1, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         } else if (hb == 4 && hd % 64 == 0) dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
         else if (hb == 8)                  dense_values_tiles(dt, 8, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
         else if (hb == 4)                  dense_values_tiles(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
