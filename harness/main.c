@@ -143,7 +143,8 @@ static void print_help(const char *cmd)
              "  --no-ceilings       skip measuring the read ceiling (the ceil column shows -)\n"
              "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
              "ceil = GB/s / this machine's read ceiling (one thread's, or all cores' with\n"
-             "--threads above 1), the highest of the measurements before and between contexts.\n"
+             "--threads above 1), the higher of the measurements just before and just after\n"
+             "that context's cases.\n"
              "ratio = median / contiguous's median at the same storage type (f32 for the\n"
              "quantized ones) and context; waste = 1 - used / reserved bytes; GB/s = bytes\n"
              "the sequence holds (codes, scales, f32 residual) / median, GB = 1e9;\n"
@@ -719,16 +720,18 @@ static int cmd_attend(int argc, char **argv)
                            shape.head_dim / 2);
     /* the ceiling every GB/s figure is given against: one thread's read, or all
      * cores' with --threads above 1, over a 1 GiB array. Measured first (before
-     * pinning) and again after each context's cases, keeping the highest: on a
-     * shared machine the bandwidth drifts, and a ceiling is what it showed it
-     * can do during this run. */
+     * pinning) and again after each context's cases; a context's cases are
+     * judged against the higher of the two around them. On a shared machine the
+     * bandwidth drifts by a third within minutes (a Zen 5 VM: 20 to 38 GB/s),
+     * so the highest of a whole run would judge a slow spell's cases against a
+     * fast spell's ceiling. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int ceil_threads = c.threads > 1 && cores > 1 ? (int)cores : 1;
-    double ceil_gbs = 0;
+    double ceil_gbs = 0, ceil_before = 0;
     if (!c.no_ceilings) {
         kvb_read_bw rb;
         fprintf(stderr, "measuring the read ceiling...\n");
-        if (kvb_measure_read_threads(&rb, (size_t)1 << 30, 5, ceil_threads) == 0) ceil_gbs = rb.gbs;
+        if (kvb_measure_read_threads(&rb, (size_t)1 << 30, 5, ceil_threads) == 0) ceil_before = rb.gbs;
     }
     kvb_topo topo;
     kvb_pin_set pins;
@@ -798,13 +801,14 @@ static int cmd_attend(int argc, char **argv)
             rc = 1;
             break;
         }
-        if (ceil_gbs > 0) {
+        if (ceil_before > 0) {
             kvb_read_bw rb;
-            if (kvb_measure_read_threads(&rb, (size_t)1 << 30, 5, ceil_threads) == 0 && rb.gbs > ceil_gbs)
-                ceil_gbs = rb.gbs;
-            printf("read ceiling so far: %.2f GB/s (%d thread%s, 1 GiB array, median of 5; highest of the "
-                   "measurements before and between contexts); ceil = GB/s / that\n", ceil_gbs, ceil_threads,
+            double after = kvb_measure_read_threads(&rb, (size_t)1 << 30, 5, ceil_threads) == 0 ? rb.gbs : 0;
+            ceil_gbs = after > ceil_before ? after : ceil_before;
+            printf("read ceiling around these cases: %.2f GB/s (before %.2f, after %.2f; %d thread%s, 1 GiB "
+                   "array, median of 5); ceil = GB/s / that\n", ceil_gbs, ceil_before, after, ceil_threads,
                    ceil_threads == 1 ? "" : "s");
+            if (after > 0) ceil_before = after;
         }
         for (int i = 0; i < n; i++) {
             const kvb_attend_case *a = &cases[i];

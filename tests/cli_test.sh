@@ -128,7 +128,10 @@ expect_ok attend --ctx 64,100 --block 3,16 --heads 4 --kv-heads 2 --head-dim 16 
 [ "$(grep -c 'attend(backend=paged,dt=f32,bs=3,nh=4,nkv=2,hd=16,ctx=100)' "$T/stdout")" -eq 1 ] && ok || bad "attend case missing"
 [ "$(wc -l < "$T/att.csv")" -eq 7 ] && ok || bad "attend csv rows: $(wc -l < "$T/att.csv")"
 # every GB/s figure also as a fraction of the read ceiling measured in the same run
-grep -q '^read ceiling so far: [0-9.]* GB/s' "$T/stdout" \
+# (each context against the higher of the measurements just before and after its cases)
+[ "$(grep -c '^read ceiling around these cases: [0-9.]* GB/s (before [0-9.]*, after [0-9.]*;' "$T/stdout")" -eq 2 ] \
+  && awk '/^read ceiling around/ { c = $5; b = $8; a = $10; sub(/,/, "", b); sub(/;/, "", a);
+          m = (a + 0 > b + 0) ? a : b; if (c + 0 != m + 0) bad = 1 } END { exit bad }' "$T/stdout" \
   && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling,threads,samples_ns$' \
   && [ "$(awk -F, 'NR > 1 && $(NF - 2) + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
   || bad "attend lacks the fraction of the read ceiling: $(head -n 2 "$T/att.csv")"
