@@ -46,8 +46,8 @@ help:
 	@echo "make bench      Google Benchmark micro-benchmarks -> results/<run-id>-gbench/gbench.json"
 	@echo "make sweep      the default sweep (SWEEP=smoke|default|long-context) -> results/<UTC>-sweep-NAME/"
 	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
-	@echo "make regress    the smoke sweep against results/baselines/smoke (fails on a regression)"
-	@echo "make baseline   refresh results/baselines/smoke"
+	@echo "make regress    the smoke sweep against results/baselines/smoke/<this CPU> (fails on a regression)"
+	@echo "make baseline   record or refresh results/baselines/smoke/<this CPU>"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
@@ -140,7 +140,13 @@ sweep-only: $(BUILD)/kvbench
 # The regression gate: the smoke sweep, compared with the committed baseline
 # (kvbench compare exits 1 on a regression, so make fails). PLANT=pct builds a copy whose paged
 # attend does pct% more work, to check that the gate catches it.
-BASELINE ?= results/baselines/smoke
+# One baseline per CPU model, BASELINES/<kvbench info --cpu-key>/: ratios and
+# tolerance figures gate only against the CPU model they were measured on, so
+# a machine of another model is compared with the first baseline there and
+# only the figures that hold on any CPU gate (make baseline records one for it).
+# BASELINE=dir names one outright.
+BASELINES ?= results/baselines/smoke
+BASELINE  ?=
 PLANT    ?=
 # what may fail the gate: ratios measured within each run (on the baseline's CPU
 # model) and the deterministic figures; absolute times and read-ceiling fractions
@@ -153,29 +159,40 @@ regress: deps
 regress-only:
 	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) $(if $(PLANT),OPT="$(OPT) -DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)") \
 	  $(REGRESS_BUILD)/kvbench
-	@[ -d "$(BASELINE)" ] || { echo "regress: no baseline at $(BASELINE) (make baseline makes one)"; exit 2; }
-	@mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT)); \
+	@base="$(BASELINE)"; key=$$(./$(REGRESS_BUILD)/kvbench info --cpu-key) || exit 2; \
+	  if [ -z "$$base" ]; then base="$(BASELINES)/$$key"; \
+	    if [ ! -d "$$base" ]; then \
+	      base=$$(ls -d "$(BASELINES)"/*/ 2>/dev/null | head -n 1); base=$${base%/}; \
+	      [ -n "$$base" ] || { echo "regress: no baseline in $(BASELINES) (make baseline makes one)"; exit 2; }; \
+	      echo "regress: no baseline for this CPU ($$key) in $(BASELINES); comparing with $$base," \
+	           "where only figures that hold on any CPU can gate (make baseline records one for this CPU)"; \
+	    fi; fi; \
+	  [ -d "$$base" ] || { echo "regress: no baseline at $$base (make baseline makes one)"; exit 2; }; \
+	  echo "regress: baseline $$base"; \
+	  mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT)); \
 	  start=$$(date +%s); \
 	  ./$(REGRESS_BUILD)/kvbench sweep smoke --quiet --out "$$dir" > /dev/null || exit $$?; \
-	  ./$(REGRESS_BUILD)/kvbench compare "$(BASELINE)" "$$dir" --quiet --gate $(REGRESS_GATE) --markdown "$$dir/compare.md" \
+	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate $(REGRESS_GATE) --markdown "$$dir/compare.md" \
 	    --json "$$dir/compare.json"; rc=$$?; \
 	  echo "regress: $$dir/compare.md ($$(( $$(date +%s) - start )) s)"; \
 	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
 	  exit $$rc
 
-# refreshes the committed baseline on purpose: three runs of the smoke sweep in
-# $(BASELINE)/runs/ (compare pools them, so the drift between runs is part of the
-# baseline); only what compare reads is kept (no report or plot data)
+# records or refreshes this CPU's committed baseline on purpose: three runs of the
+# smoke sweep in $(BASELINES)/<cpu key>/runs/ (or $(BASELINE)/runs/; compare pools
+# them, so the drift between runs is part of the baseline); only what compare
+# reads is kept (no report or plot data)
 BASELINE_RUNS ?= 3
 baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
-	@rm -rf "$(BASELINE).new"; mkdir -p "$(BASELINE).new/runs"
-	@for i in $$(seq 1 $(BASELINE_RUNS)); do \
-	  ./$(BUILD)/kvbench sweep smoke --quiet --out "$(BASELINE).new/runs/$$i" > /dev/null || exit 1; \
-	  rm -rf "$(BASELINE).new/runs/$$i/plots" "$(BASELINE).new/runs/$$i/report.md" "$(BASELINE).new/runs/$$i/report.html"; \
-	  echo "baseline: run $$i of $(BASELINE_RUNS) done"; done
-	@rm -rf "$(BASELINE)" && mv "$(BASELINE).new" "$(BASELINE)" && echo "baseline: $(BASELINE)"
+	@base="$(BASELINE)"; [ -n "$$base" ] || base="$(BASELINES)/$$(./$(BUILD)/kvbench info --cpu-key)" || exit 2; \
+	  rm -rf "$$base.new"; mkdir -p "$$base.new/runs" || exit 1; \
+	  for i in $$(seq 1 $(BASELINE_RUNS)); do \
+	    ./$(BUILD)/kvbench sweep smoke --quiet --out "$$base.new/runs/$$i" > /dev/null || exit 1; \
+	    rm -rf "$$base.new/runs/$$i/plots" "$$base.new/runs/$$i/report.md" "$$base.new/runs/$$i/report.html"; \
+	    echo "baseline: run $$i of $(BASELINE_RUNS) done"; done; \
+	  rm -rf "$$base" && mv "$$base.new" "$$base" && echo "baseline: $$base"
 
 # plots and report for the newest result directory, or RESULTS=dir
 plots: $(BUILD)/kvbench

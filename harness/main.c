@@ -106,13 +106,15 @@ static void print_help(const char *cmd)
     if (cmd && strcmp(cmd, "list") == 0) {
         puts("usage: kvbench list\n\nBackends, model presets and storage types this build knows.");
     } else if (cmd && strcmp(cmd, "info") == 0) {
-        puts("usage: kvbench info [--threads N] [--bw-mb MB]\n\n"
+        puts("usage: kvbench info [--threads N] [--bw-mb MB] | --cpu-key\n\n"
              "CPU model, hwloc topology (packages, cores, PUs, NUMA nodes, caches), whether\n"
              "threads can be pinned, the attention kernel path, OpenBLAS configuration and\n"
              "this machine's measured ceilings: read bandwidth (STREAM-style sum over an\n"
              "array of --bw-mb MiB, default 1024, by one thread and by one thread per online\n"
              "core, and over a cache-sized 64 MiB one; warm-up excluded, median of 7 and 21\n"
-             "passes) and OpenBLAS sgemm GFLOP/s.");
+             "passes) and OpenBLAS sgemm GFLOP/s.\n\n"
+             "--cpu-key prints only the CPU model as a folder name (make regress picks\n"
+             "results/baselines/smoke/<that> as the baseline) and measures nothing.");
     } else if (cmd && strcmp(cmd, "attend") == 0) {
         puts("usage: kvbench attend [flags]\n\n"
              "Fills one layer of each cache with the same seeded K/V, then times attend alone,\n"
@@ -549,6 +551,12 @@ static int cmd_info(int argc, char **argv)
     long long threads = 1, bw_mb = 1024;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { print_help("info"); return 0; }
+        if (strcmp(argv[i], "--cpu-key") == 0) {   /* for scripts: nothing measured */
+            char key[256];
+            kvb_cpu_key(key, sizeof key);
+            printf("%s\n", key);
+            return 0;
+        }
         if (i + 1 >= argc) return usage_error("unknown or incomplete flag '%s' for info", argv[i]);
         if (strcmp(argv[i], "--threads") == 0) {
             if (parse_int("--threads", argv[++i], 1, 1024, &threads)) return EXIT_USAGE;

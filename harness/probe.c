@@ -53,3 +53,28 @@ void kvb_cpu_model(char *buf, size_t n)
     }
     fclose(f);
 }
+
+void kvb_cpu_key_of(const char *model, char *buf, size_t n)
+{
+    if (!n) return;
+    size_t o = 0;
+    int dash = 0;
+    for (const char *c = model; *c; c++) {
+        char ch = *c;
+        if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))) { dash = 1; continue; }
+        if (o + 1 + (dash && o > 0) >= n) break;
+        if (dash && o > 0) buf[o++] = '-';
+        buf[o++] = ch;
+        dash = 0;
+    }
+    buf[o] = 0;
+    if (o == 0) snprintf(buf, n, "unknown");
+}
+
+void kvb_cpu_key(char *buf, size_t n)
+{
+    char model[256];
+    kvb_cpu_model(model, sizeof model);
+    kvb_cpu_key_of(model, buf, n);
+}

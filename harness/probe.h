@@ -12,5 +12,10 @@ size_t   kvb_rss_bytes(void);
 /* The CPU's model name from /proc/cpuinfo ("model name", or "Model" on arm64);
  * "unknown" where there is none. */
 void     kvb_cpu_model(char *buf, size_t n);
+/* That name as a file name: lower case, each run of other characters one '-'
+ * ("Intel(R) Xeon(R) Processor" -> "intel-r-xeon-r-processor"): the folder of
+ * this CPU's regression baseline. */
+void     kvb_cpu_key(char *buf, size_t n);
+void     kvb_cpu_key_of(const char *model, char *buf, size_t n);   /* the same for any name */
 
 #endif

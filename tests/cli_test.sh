@@ -184,6 +184,9 @@ grep -q "kernel=avx512,nh=4,nkv=2,hd=8,ctx=40) *skipped: attend kernel 'avx512' 
   "$T/stdout" && ok || bad "avx512 on head_dim 8 was not reported as skipped: $(cat "$T/stdout")"
 
 # --- topology and pinning ---
+expect_ok info --cpu-key
+grep -Eqx '[a-z0-9]+(-[a-z0-9]+)*' "$T/stdout" && [ "$(wc -l < "$T/stdout")" -eq 1 ] && ok \
+  || bad "info --cpu-key is not one folder name: $(cat "$T/stdout")"
 expect_ok info
 grep -q "^topology: .*cores [0-9]" "$T/stdout" && ok || bad "info lacks the hwloc topology: $(cat "$T/stdout")"
 grep -q "^attend kernels: " "$T/stdout" && grep -q "^read bandwidth: .* 1 thread over a 1024 MiB array" "$T/stdout" \

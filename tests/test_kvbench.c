@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../harness/model.h"
+#include "../harness/probe.h"
 #include "../harness/run.h"
 #include "../harness/results.h"
 #include "../harness/serve.h"
@@ -870,6 +871,30 @@ static void test_quant_memory_and_lifecycle(void **state)
 }
 
 /* ---- topology and pinning (hwloc) ------------------------------------------ */
+
+/* The baseline folder of a CPU model: make regress finds it by this name. */
+static void test_cpu_key(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"Intel(R) Xeon(R) Processor", "intel-r-xeon-r-processor"},
+        {"AMD EPYC", "amd-epyc"},
+        {"  AMD Ryzen 9 7950X 16-Core Processor  ", "amd-ryzen-9-7950x-16-core-processor"},
+        {"Neoverse-N1", "neoverse-n1"},
+        {"(R)", "r"},
+        {"() --", "unknown"},
+        {"", "unknown"},
+    };
+    char key[64];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kvb_cpu_key_of(cases[i][0], key, sizeof key);
+        assert_string_equal(key, cases[i][1]);
+    }
+    kvb_cpu_key_of("Intel(R) Xeon(R) Processor", key, 9);   /* cut short: no dangling dash */
+    assert_string_equal(key, "intel-r");
+    kvb_cpu_key(key, sizeof key);
+    assert_true(strlen(key) > 0);
+}
 
 static void test_topology_and_pin(void **state)
 {
@@ -1979,6 +2004,7 @@ int main(int argc, char **argv)
         {"quant_kernels_match_dequantized", test_quant_kernels_match_dequantized, 1},
         {"quant_fused_equals_dequantized", test_quant_fused_equals_dequantized, 1},
         {"quant_memory_and_lifecycle", test_quant_memory_and_lifecycle, 0},
+        {"cpu_key", test_cpu_key, 0},
         {"topology_and_pin", test_topology_and_pin, 0},
         {"sweep_expand", test_sweep_expand, 0},
         {"mann_whitney", test_mann_whitney, 0},
