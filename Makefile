@@ -159,10 +159,10 @@ regress: deps
 regress-only:
 	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) $(if $(PLANT),OPT="$(OPT) -DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)") \
 	  $(REGRESS_BUILD)/kvbench
-	@base="$(BASELINE)"; key=$$(./$(REGRESS_BUILD)/kvbench info --cpu-key) || exit 2; \
+	@base="$(BASELINE)"; base=$${base%/}; key=$$(./$(REGRESS_BUILD)/kvbench info --cpu-key) || exit 2; \
 	  if [ -z "$$base" ]; then base="$(BASELINES)/$$key"; \
 	    if [ ! -d "$$base" ]; then \
-	      base=$$(ls -d "$(BASELINES)"/*/ 2>/dev/null | head -n 1); base=$${base%/}; \
+	      base=; for d in "$(BASELINES)"/*/; do case "$$d" in *.new/) ;; *) [ -d "$$d" ] && { base=$${d%/}; break; };; esac; done; \
 	      [ -n "$$base" ] || { echo "regress: no baseline in $(BASELINES) (make baseline makes one)"; exit 2; }; \
 	      echo "regress: no baseline for this CPU ($$key) in $(BASELINES); comparing with $$base," \
 	           "where only figures that hold on any CPU can gate (make baseline records one for this CPU)"; \
@@ -186,7 +186,7 @@ BASELINE_RUNS ?= 3
 baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
-	@base="$(BASELINE)"; [ -n "$$base" ] || base="$(BASELINES)/$$(./$(BUILD)/kvbench info --cpu-key)" || exit 2; \
+	@base="$(BASELINE)"; base=$${base%/}; [ -n "$$base" ] || base="$(BASELINES)/$$(./$(BUILD)/kvbench info --cpu-key)" || exit 2; \
 	  rm -rf "$$base.new"; mkdir -p "$$base.new/runs" || exit 1; \
 	  for i in $$(seq 1 $(BASELINE_RUNS)); do \
 	    ./$(BUILD)/kvbench sweep smoke --quiet --out "$$base.new/runs/$$i" > /dev/null || exit 1; \

@@ -25,38 +25,51 @@ static void *sum_slice(void *p)
     return NULL;
 }
 
-/* A reader thread free to run on any CPU. A thread inherits its creator's
- * binding: once --pin had bound the caller to one core, the "all cores"
- * ceiling's readers all shared that core (a two-core VM then read 33-35 GB/s
- * "with two threads" while attention on two pinned threads read 45). */
-static int start_reader(pthread_t *tid, slice *s)
+void kvb_cpu_mask_capture(kvb_cpu_mask *m)
+{
+    memset(m, 0, sizeof *m);
+#ifdef __linux__
+    cpu_set_t set;
+    _Static_assert(sizeof set <= sizeof m->bits, "cpu_set_t fits kvb_cpu_mask");
+    if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) == 0) {
+        memcpy(m->bits, &set, sizeof set);
+        m->valid = 1;
+    }
+#endif
+}
+
+/* A reader thread on the CPUs of `on` (see kvb_cpu_mask): the caller's binding
+ * once held the "all cores" ceiling's readers on one pinned core, so a two-core
+ * VM read 33-35 GB/s "with two threads" while two pinned attention threads
+ * read 45. */
+static int start_reader(pthread_t *tid, slice *s, const kvb_cpu_mask *on)
 {
 #ifdef __linux__
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    long n = sysconf(_SC_NPROCESSORS_CONF);
-    for (long i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &all);
     pthread_attr_t at;
-    if (pthread_attr_init(&at) == 0) {
-        int ok = pthread_attr_setaffinity_np(&at, sizeof all, &all) == 0 &&
+    if (on && on->valid && pthread_attr_init(&at) == 0) {
+        cpu_set_t set;
+        memcpy(&set, on->bits, sizeof set);
+        int ok = pthread_attr_setaffinity_np(&at, sizeof set, &set) == 0 &&
                  pthread_create(tid, &at, sum_slice, s) == 0;
         pthread_attr_destroy(&at);
         if (ok) return 1;
     }
+#else
+    (void)on;
 #endif
     return pthread_create(tid, NULL, sum_slice, s) == 0;
 }
 
 /* One pass over a[0..n) by `threads` threads; the wall time of the whole pass.
  * Thread start-up (tens of microseconds) is inside it, under 0.1% of a pass. */
-static double read_pass(const float *a, size_t n, int threads, slice *sl, pthread_t *tid)
+static double read_pass(const float *a, size_t n, int threads, slice *sl, pthread_t *tid, const kvb_cpu_mask *on)
 {
     uint64_t t0 = kvb_now_ns();
     size_t per = n / (size_t)threads;
     int started[30] = {0};
     for (int i = 0; i < threads; i++) {
         sl[i] = (slice){a + (size_t)i * per, i + 1 == threads ? n - (size_t)i * per : per, 0};
-        if (i > 0) started[i] = start_reader(&tid[i], &sl[i]);
+        if (i > 0) started[i] = start_reader(&tid[i], &sl[i], on);
         if (i > 0 && !started[i]) sum_slice(&sl[i]);     /* could not start one: read it here */
     }
     sum_slice(&sl[0]);
@@ -72,6 +85,14 @@ int kvb_measure_read(kvb_read_bw *r, size_t bytes, int passes)
 
 int kvb_measure_read_threads(kvb_read_bw *r, size_t bytes, int passes, int threads)
 {
+    kvb_cpu_mask here;
+    kvb_cpu_mask_capture(&here);
+    return kvb_measure_read_threads_on(r, bytes, passes, threads, &here);
+}
+
+int kvb_measure_read_threads_on(kvb_read_bw *r, size_t bytes, int passes, int threads,
+                                const kvb_cpu_mask *readers)
+{
     memset(r, 0, sizeof *r);
     if (threads < 1) threads = 1;
     if (threads > 30) threads = 30;
@@ -84,9 +105,9 @@ int kvb_measure_read_threads(kvb_read_bw *r, size_t bytes, int passes, int threa
     pthread_t tid[30];
     if (!a || !s) { free(a); free(s); return -1; }
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023) * 1e-3f;
-    read_pass(a, n, threads, sl, tid);                        /* warm-up pass */
+    read_pass(a, n, threads, sl, tid, readers);               /* warm-up pass */
     for (int p = 0; p < passes; p++)
-        s[p] = (double)(n * sizeof(float)) / read_pass(a, n, threads, sl, tid);   /* bytes/ns = GB/s */
+        s[p] = (double)(n * sizeof(float)) / read_pass(a, n, threads, sl, tid, readers);   /* bytes/ns = GB/s */
     r->bytes = n * sizeof(float);
     r->passes = passes;
     r->threads = threads;

@@ -31,6 +31,20 @@ typedef struct kvb_ceilings {
 int kvb_measure_read(kvb_read_bw *r, size_t bytes, int passes);
 int kvb_measure_read_threads(kvb_read_bw *r, size_t bytes, int passes, int threads);
 
+/* The CPUs a ceiling's extra reader threads may run on. A thread inherits its
+ * creator's binding, so a caller about to pin itself (--pin) captures its mask
+ * first and passes it to every later measurement; otherwise the readers would
+ * all share the pinned core. Captured from the calling thread (so a taskset
+ * limit holds); where the OS has no such call, valid is 0 and readers start
+ * as plain threads. */
+typedef struct kvb_cpu_mask {
+    unsigned long bits[16];   /* a cpu_set_t's bytes: 1024 CPUs */
+    int           valid;
+} kvb_cpu_mask;
+void kvb_cpu_mask_capture(kvb_cpu_mask *m);
+int  kvb_measure_read_threads_on(kvb_read_bw *r, size_t bytes, int passes, int threads,
+                                 const kvb_cpu_mask *readers);
+
 /* dram_bytes = 0 picks 1 GiB; ws_bytes = 0 skips the working-set figure.
  * Returns 0, or -1 when memory is short. */
 int kvb_measure_ceilings(kvb_ceilings *c, size_t dram_bytes, size_t ws_bytes, int passes);

@@ -736,10 +736,13 @@ static int cmd_attend(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int ceil_threads = c.threads > 1 && cores > 1 ? (int)cores : 1;
     double ceil_gbs = 0, ceil_before = 0;
+    kvb_cpu_mask readers;              /* taken before --pin binds this thread */
+    kvb_cpu_mask_capture(&readers);
     if (!c.no_ceilings) {
         kvb_read_bw rb;
         fprintf(stderr, "measuring the read ceiling...\n");
-        if (kvb_measure_read_threads(&rb, (size_t)1 << 30, 5, ceil_threads) == 0) ceil_before = rb.gbs;
+        if (kvb_measure_read_threads_on(&rb, (size_t)1 << 30, 5, ceil_threads, &readers) == 0)
+            ceil_before = rb.gbs;
     }
     kvb_topo topo;
     kvb_pin_set pins;
@@ -809,10 +812,14 @@ static int cmd_attend(int argc, char **argv)
             rc = 1;
             break;
         }
-        if (ceil_before > 0) {
+        double after = 0;
+        ceil_gbs = 0;
+        if (!c.no_ceilings) {
             kvb_read_bw rb;
-            double after = kvb_measure_read_threads(&rb, (size_t)1 << 30, 5, ceil_threads) == 0 ? rb.gbs : 0;
-            ceil_gbs = after > ceil_before ? after : ceil_before;
+            if (kvb_measure_read_threads_on(&rb, (size_t)1 << 30, 5, ceil_threads, &readers) == 0) after = rb.gbs;
+            ceil_gbs = after > ceil_before ? after : ceil_before;   /* a failed one counts as 0 */
+        }
+        if (ceil_gbs > 0) {
             printf("read ceiling around these cases: %.2f GB/s (before %.2f, after %.2f; %d thread%s, 1 GiB "
                    "array, median of 5); ceil = GB/s / that\n", ceil_gbs, ceil_before, after, ceil_threads,
                    ceil_threads == 1 ? "" : "s");

@@ -130,8 +130,8 @@ expect_ok attend --ctx 64,100 --block 3,16 --heads 4 --kv-heads 2 --head-dim 16 
 # every GB/s figure also as a fraction of the read ceiling measured in the same run
 # (each context against the higher of the measurements just before and after its cases)
 [ "$(grep -c '^read ceiling around these cases: [0-9.]* GB/s (before [0-9.]*, after [0-9.]*;' "$T/stdout")" -eq 2 ] \
-  && awk '/^read ceiling around/ { c = $5; b = $8; a = $10; sub(/,/, "", b); sub(/;/, "", a);
-          m = (a + 0 > b + 0) ? a : b; if (c + 0 != m + 0) bad = 1 } END { exit bad }' "$T/stdout" \
+  && awk '/^read ceiling around/ { c = $6; b = $9; a = $11; sub(/,/, "", b); sub(/;/, "", a);
+          m = (a + 0 > b + 0) ? a : b; if (c + 0 <= 0 || c + 0 != m + 0) bad = 1 } END { exit bad }' "$T/stdout" \
   && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling,threads,samples_ns$' \
   && [ "$(awk -F, 'NR > 1 && $(NF - 2) + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
   || bad "attend lacks the fraction of the read ceiling: $(head -n 2 "$T/att.csv")"

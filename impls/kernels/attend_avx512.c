@@ -11,8 +11,9 @@
  * registers and rows stream front to back; four heads at head_dim 64 or 128
  * take tiles of 32 rows, read whole by two passes of two heads; other four-head
  * shapes take tiles 64 columns at a time (4 x 4 sums); otherwise tiles are
- * walked 16 values at a time with up to 8 heads' sums in registers. The row
- * loops prefetch kvb_attend_prefetch_bytes() ahead. */
+ * walked 16 values at a time with up to 8 heads' sums in registers. The key
+ * loops and the one-or-two-head value loop prefetch kvb_attend_prefetch_bytes()
+ * ahead; the tiled loops prefetch the next tile. */
 #include "kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -33,10 +34,44 @@ static KVB_INLINE KVB_AVX512 __m512 load16(const int dt, const char *row, int e)
     return _mm512_loadu_ps((const float *)(const void *)row + e);
 }
 
-static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R, const char *row0,
-                                               size_t row_bytes, size_t pf, int n, int hd, const float *q,
-                                               float scale, float *s, size_t s_stride)
+/* The rows a prefetch aims at may lie past the end of the run being read (a
+ * paged cache's block): later_row finds row j of the `left` rows that follow
+ * it, in the runs from `later` on (up to 4 runs on; NULL beyond). Prefetching
+ * straight past a block's end fetched other sequences' rows: 4 interleaved
+ * sequences' paged f16 GQA attend ran 1.6x slower than with their own rows. */
+static KVB_INLINE const char *later_row(const kvb_kv_run *later, size_t left, size_t j, size_t row_bytes, int values)
 {
+    if (j >= left) return NULL;
+    for (int hop = 0; hop < 4; hop++, later++) {
+        if (j < (size_t)later->n) return (const char *)(values ? later->v : later->k) + j * row_bytes;
+        j -= (size_t)later->n;
+    }
+    return NULL;
+}
+
+static KVB_INLINE void prefetch_line_row(const char *p, size_t row_bytes)
+{
+    if (p)
+        for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+/* Key row idx of a run of n rows at row0 (left rows in the runs after it):
+ * past the end of the last run the address is kept as it is (in a contiguous
+ * cache, the next KV head's keys; a prefetch never faults). */
+static KVB_INLINE void prefetch_key_row(const char *row0, const kvb_kv_run *later, size_t left, size_t row_bytes,
+                                        int n, size_t idx)
+{
+    prefetch_line_row(idx < (size_t)n || !left ? row0 + idx * row_bytes
+                                               : later_row(later, left, idx - (size_t)n, row_bytes, 0),
+                      row_bytes);
+}
+
+static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R, const char *row0,
+                                               size_t row_bytes, const kvb_kv_run *later, size_t left, size_t pf,
+                                               int n, int hd,
+                                               const float *q, float scale, float *s, size_t s_stride)
+{
+    const size_t pfr = pf / row_bytes;
     int t = 0;
     for (; t + R <= n; t += R) {
         __m512 acc[8];
@@ -47,7 +82,7 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
              * 20% slower; with one or two heads, rows one after the other
              * measured 4-6% faster (f16 MHA), so they keep that order */
             const char *row = row0 + (size_t)t * row_bytes;
-            for (size_t b = 0; b < (size_t)R * row_bytes; b += 64) _mm_prefetch(row + pf + b, _MM_HINT_T0);
+            for (int r = 0; r < R; r++) prefetch_key_row(row0, later, left, row_bytes, n, (size_t)(t + r) + pfr);
             for (int e = 0; e < hd; e += 16) {
                 __m512 x[4];
                 for (int r = 0; r < R; r++) x[r] = load16(dt, row + (size_t)r * row_bytes, e);
@@ -59,7 +94,7 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
         } else
             for (int r = 0; r < R; r++) {
                 const char *row = row0 + (size_t)(t + r) * row_bytes;
-                for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + pf + b, _MM_HINT_T0);
+                prefetch_key_row(row0, later, left, row_bytes, n, (size_t)(t + r) + pfr);
                 for (int e = 0; e < hd; e += 16) {
                     __m512 x = load16(dt, row, e);
                     for (int h = 0; h < HB; h++)
@@ -91,6 +126,18 @@ static KVB_INLINE const char *cursor_next(row_cursor *c, size_t row_bytes)
     return (const char *)c->runs[c->r].v + (size_t)c->off++ * row_bytes;
 }
 
+/* The value row k rows after the one cursor_next last gave (row t of n in
+ * global order), for a prefetch: in its run when the run is long enough (a
+ * contiguous cache: always; one compare), else in the runs after it. */
+static KVB_INLINE const char *cursor_ahead(const row_cursor *c, size_t row_bytes, int k, int t, int n)
+{
+    const kvb_kv_run *run = &c->runs[c->r];
+    int i = c->off - 1 + k;
+    if (i < run->n) return (const char *)run->v + (size_t)i * row_bytes;
+    int left = n - (t + 1) - (run->n - c->off);
+    return left > 0 ? later_row(run + 1, (size_t)left, (size_t)(i - run->n), row_bytes, 1) : NULL;
+}
+
 /* out[h] += sum_t w[h][t] row_t, one or two heads, NC16 = head_dim / 16 <= 8:
  * whole rows of sums in registers, rows streamed once, front to back. */
 static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, const int NC16, const kvb_kv_run *runs,
@@ -100,14 +147,21 @@ static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, 
     __m512 acc[2][8];
     for (int h = 0; h < HB; h++)
         for (int c = 0; c < NC16; c++) acc[h][c] = _mm512_setzero_ps();
-    row_cursor cur = {runs, 0, 0};
-    for (int t = 0; t < n; t++) {
-        const char *row = cursor_next(&cur, row_bytes);
-        for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + pf + b, _MM_HINT_T0);
-        for (int c = 0; c < NC16; c++) {
-            __m512 x = load16(dt, row, 16 * c);
-            for (int h = 0; h < HB; h++)
-                acc[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)h * w_stride + t]), x, acc[h][c]);
+    const size_t pfr = pf / row_bytes;
+    for (int r = 0, t = 0; t < n; r++) {          /* run by run: no cursor in this light loop */
+        const char *v0 = runs[r].v;
+        const size_t left = (size_t)(n - t - runs[r].n);
+        for (int i = 0; i < runs[r].n; i++, t++) {
+            const char *row = v0 + (size_t)i * row_bytes;
+            size_t idx = (size_t)i + pfr;
+            prefetch_line_row(idx < (size_t)runs[r].n ? row + pf : later_row(runs + r + 1, left, idx - (size_t)runs[r].n,
+                                                                             row_bytes, 1),
+                              row_bytes);
+            for (int c = 0; c < NC16; c++) {
+                __m512 x = load16(dt, row, 16 * c);
+                for (int h = 0; h < HB; h++)
+                    acc[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)h * w_stride + t]), x, acc[h][c]);
+            }
         }
     }
     for (int h = 0; h < HB; h++)
@@ -136,8 +190,8 @@ static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB,
             cur = start;
             for (int t = t0; t < t1; t++) {
                 const char *row = cursor_next(&cur, row_bytes);
-                if (e0 == 0)   /* the next rows, whole: the later column blocks then hit the cache */
-                    for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + TILE_ROWS * row_bytes + b, _MM_HINT_T0);
+                if (e0 == 0)   /* the next tile's rows, whole: its later column blocks hit the cache */
+                    prefetch_line_row(cursor_ahead(&cur, row_bytes, TILE_ROWS, t, n), row_bytes);
                 __m512 x[4];
                 for (int c = 0; c < NCV; c++) x[c] = load16(dt, row, e0 + 16 * c);
                 for (int h = 0; h < HB; h++) {
@@ -178,8 +232,10 @@ static KVB_INLINE KVB_AVX512 void dense_values_pairs(const int dt, const int NC1
             const float *w0 = w + (size_t)hp * w_stride, *w1 = w0 + w_stride;
             for (int t = t0; t < t1; t++) {
                 const char *row = cursor_next(&cur, row_bytes);
-                for (size_t b = 64 * (size_t)(hp / 2); b < row_bytes; b += 128)   /* half the lines a pass */
-                    _mm_prefetch(row + PAIR_ROWS * row_bytes + b, _MM_HINT_T0);
+                /* the row a tile on, half its lines a pass */
+                const char *next = cursor_ahead(&cur, row_bytes, PAIR_ROWS, t, n);
+                for (size_t b = 64 * (size_t)(hp / 2); next && b < row_bytes; b += 128)
+                    _mm_prefetch(next + b, _MM_HINT_T0);
                 __m512 a0 = _mm512_set1_ps(w0[t]), a1 = _mm512_set1_ps(w1[t]);
                 for (int c = 0; c < NC16; c++) {
                     __m512 x = load16(dt, row, 16 * c);
@@ -209,9 +265,10 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         float *sh = scores + (size_t)h0 * n;
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
-            if (hb == 4)      dense_scores(dt, 4, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else              dense_scores(dt, 1, 4, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            const size_t after = (size_t)(n - t - runs[r].n);   /* rows in the runs after this one */
+            if (hb == 4)      dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else              dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
         }
         h0 += hb;
     }

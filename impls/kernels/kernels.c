@@ -289,8 +289,9 @@ void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int 
  * rows took f16 MHA at 32768 tokens from 46 to 60 ms. On AMD Zen 5, 4 rows (1
  * KiB of f16) leave the stream short of misses in flight: about 6 KiB ahead
  * read f16 MHA 17-20% faster and f32 MHA 9-14% (A/B runs in one process at
- * 32768 tokens, AVX-512 path; AVX2 path 5%), GQA within 5%, 12-16 KiB no
- * better. Other CPUs keep the Xeon's 4 rows. */
+ * 32768 tokens, AVX-512 path), GQA within 5%, 12-16 KiB no better. Other CPUs
+ * keep the Xeon's 4 rows. Targets past a run's end are redirected to the next
+ * runs (attend_avx512.c), which a paged cache needs at this distance. */
 size_t kvb_attend_prefetch_bytes(size_t row_bytes)
 {
     size_t rows = 4;

@@ -91,7 +91,7 @@ void kvb_attend_runs_ml(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t
  * kvb_attend_runs_ml; out [g][head_dim] gets the attention over the whole. */
 void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, const float *part_ml, float *out);
 
-/* How far ahead of the row it reads a row loop of the SIMD paths prefetches,
+/* How far ahead of the row it reads a row loop of the AVX-512 path prefetches,
  * in bytes (a whole number of rows of row_bytes): the CPU's own prefetchers
  * differ, so the distance is measured per vendor (see kernels.c). */
 size_t kvb_attend_prefetch_bytes(size_t row_bytes);
