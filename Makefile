@@ -24,7 +24,7 @@ BUILD   ?= build
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/quant.c \
-           impls/kernels/kernels.c impls/kernels/attend_avx512.c impls/kernels/attend_avx2.c impls/kernels/pool.c impls/kernels/quant.c \
+           impls/kernels/kernels.c impls/kernels/kvmem.c impls/kernels/attend_avx512.c impls/kernels/attend_avx2.c impls/kernels/pool.c impls/kernels/quant.c \
            impls/kernels/quant_avx512.c \
            harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
            harness/attend_bench.c harness/serve.c harness/quality.c harness/topo.c \

@@ -7,8 +7,9 @@
  *   grow      capacity starts at KVB_CONTIG_MIN_CAP tokens and doubles (capped at
  *             max_seq); each doubling copies the store, as a dynamic cache does;
  *   prealloc  capacity = max_seq as soon as a sequence takes its first token, as
- *             a static cache or a slot-based server does. The memory is calloc'd:
- *             reserved at once, backed by the OS as tokens touch it.
+ *             a static cache or a slot-based server does. The memory comes from
+ *             kvb_kv_alloc (zeroed; huge pages from 4 MiB on): reserved at once,
+ *             backed by the OS as tokens touch it.
  * seq_clear gives a sequence's stores back in both modes.
  * Conversion to f16/bf16 happens in append; attend computes in f32.
  * With threads > 1 attend splits over KV heads; when there are fewer KV heads
@@ -59,9 +60,9 @@ static size_t plane_bytes(const kvb_cache *c, int cap)   /* one of K or V */
 
 static kvb_status store_resize(kvb_cache *c, contig_store *s, int new_cap)
 {
-    void *k = calloc(1, plane_bytes(c, new_cap));
-    void *v = calloc(1, plane_bytes(c, new_cap));
-    if (!k || !v) { free(k); free(v); return KVB_STATUS_NO_MEMORY; }
+    size_t bytes = plane_bytes(c, new_cap);
+    void *k = kvb_kv_alloc(bytes), *v = kvb_kv_alloc(bytes);
+    if (!k || !v) { kvb_kv_free(k, bytes); kvb_kv_free(v, bytes); return KVB_STATUS_NO_MEMORY; }
     /* each KV head's run of tokens moves to its new, wider slot */
     size_t old_head = (size_t)s->cap * c->shape.head_dim * c->es;
     size_t new_head = (size_t)new_cap * c->shape.head_dim * c->es;
@@ -70,7 +71,7 @@ static kvb_status store_resize(kvb_cache *c, contig_store *s, int new_cap)
         memcpy((char *)k + h * new_head, (char *)s->k + h * old_head, live);
         memcpy((char *)v + h * new_head, (char *)s->v + h * old_head, live);
     }
-    free(s->k); free(s->v);
+    kvb_kv_free(s->k, plane_bytes(c, s->cap)); kvb_kv_free(s->v, plane_bytes(c, s->cap));
     s->k = k; s->v = v; s->cap = new_cap;
     return KVB_STATUS_OK;
 }
@@ -80,7 +81,8 @@ static void contig_destroy(kvb_cache *c)
     if (!c) return;
     if (c->stores)
         for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) {
-            free(c->stores[i].k); free(c->stores[i].v);
+            kvb_kv_free(c->stores[i].k, plane_bytes(c, c->stores[i].cap));
+            kvb_kv_free(c->stores[i].v, plane_bytes(c, c->stores[i].cap));
         }
     free(c->stores);
     free(c->scratch);
@@ -271,7 +273,7 @@ static kvb_status contig_seq_clear(kvb_cache *c, int seq)
     for (int l = 0; l < c->shape.n_layers; l++) {
         contig_store *s = store_at(c, seq, l);
         s->len = 0;
-        free(s->k); free(s->v);
+        kvb_kv_free(s->k, plane_bytes(c, s->cap)); kvb_kv_free(s->v, plane_bytes(c, s->cap));
         s->k = s->v = NULL; s->cap = 0;
     }
     return KVB_STATUS_OK;

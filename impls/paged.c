@@ -116,8 +116,8 @@ static void paged_destroy(kvb_cache *c)
 {
     if (!c) return;
     for (int l = 0; l < c->shape.n_layers; l++) {
-        if (c->k_pool) free(c->k_pool[l]);
-        if (c->v_pool) free(c->v_pool[l]);
+        if (c->k_pool) kvb_kv_free(c->k_pool[l], c->n_blocks * c->block_elems * c->es);
+        if (c->v_pool) kvb_kv_free(c->v_pool[l], c->n_blocks * c->block_elems * c->es);
         if (c->fill) free(c->fill[l]);
     }
     for (int q = 0; c->seqs && q < c->opt.max_seqs; q++) {
@@ -187,8 +187,8 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
          * planes' pages would interleave (one token touches every head's
          * plane) and attend would read ~5% slower at 32k tokens. */
         size_t bytes = c->n_blocks * c->block_elems * c->es;
-        c->k_pool[l] = malloc(bytes);
-        c->v_pool[l] = malloc(bytes);
+        c->k_pool[l] = kvb_kv_alloc(bytes);
+        c->v_pool[l] = kvb_kv_alloc(bytes);
         if (c->k_pool[l]) memset(c->k_pool[l], 0, bytes);
         if (c->v_pool[l]) memset(c->v_pool[l], 0, bytes);
         c->fill[l] = calloc(c->n_blocks, sizeof **c->fill);

@@ -95,9 +95,15 @@ static size_t tail_bytes(const kvb_cache *c, int rows)
     return 2 * (size_t)rows * c->shape.head_dim * c->shape.n_kv_heads * sizeof(float);
 }
 
-static void store_free(qstore *s)
+static size_t codes_bytes(const kvb_cache *c, int cap)   /* one of K or V's codes */
 {
-    free(s->kc); free(s->vc); free(s->kw); free(s->vw); free(s->kt); free(s->vt);
+    return (size_t)c->shape.n_kv_heads * (size_t)cap * c->code_row;
+}
+
+static void store_free(const kvb_cache *c, qstore *s)
+{
+    kvb_kv_free(s->kc, codes_bytes(c, s->cap)); kvb_kv_free(s->vc, codes_bytes(c, s->cap));
+    free(s->kw); free(s->vw); free(s->kt); free(s->vt);
     memset(s, 0, sizeof *s);
 }
 
@@ -132,7 +138,7 @@ static void quant_destroy(kvb_cache *c)
 {
     if (!c) return;
     if (c->stores)
-        for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) store_free(&c->stores[i]);
+        for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) store_free(c, &c->stores[i]);
     for (int t = 0; c->scr && t < c->threads; t++) {
         struct qscratch *w = &c->scr[t];
         free(w->scores); free(w->kscratch); free(w->cscratch); free(w->per_head); free(w->qround);
@@ -196,11 +202,14 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
 static kvb_status store_resize(kvb_cache *c, qstore *s, int new_cap)
 {
     const int nkv = c->shape.n_kv_heads;
-    uint8_t *kc = malloc((size_t)nkv * new_cap * c->code_row);
-    uint8_t *vc = malloc((size_t)nkv * new_cap * c->code_row);
+    uint8_t *kc = kvb_kv_alloc(codes_bytes(c, new_cap)), *vc = kvb_kv_alloc(codes_bytes(c, new_cap));
     uint16_t *kw = malloc((size_t)nkv * kwords(c, new_cap) * 2);
     uint16_t *vw = malloc((size_t)nkv * vwords(c, new_cap) * 2);
-    if (!kc || !vc || !kw || !vw) { free(kc); free(vc); free(kw); free(vw); return KVB_STATUS_NO_MEMORY; }
+    if (!kc || !vc || !kw || !vw) {
+        kvb_kv_free(kc, codes_bytes(c, new_cap)); kvb_kv_free(vc, codes_bytes(c, new_cap));
+        free(kw); free(vw);
+        return KVB_STATUS_NO_MEMORY;
+    }
     for (int h = 0; h < nkv && s->nq > 0; h++) {
         size_t hn = (size_t)h * (size_t)new_cap, ho = (size_t)h * (size_t)s->cap;
         memcpy(kc + hn * c->code_row, s->kc + ho * c->code_row, (size_t)s->nq * c->code_row);
@@ -208,7 +217,8 @@ static kvb_status store_resize(kvb_cache *c, qstore *s, int new_cap)
         memcpy(kw + (size_t)h * kwords(c, new_cap), s->kw + (size_t)h * kwords(c, s->cap), kwords(c, s->nq) * 2);
         memcpy(vw + (size_t)h * vwords(c, new_cap), s->vw + (size_t)h * vwords(c, s->cap), vwords(c, s->nq) * 2);
     }
-    free(s->kc); free(s->vc); free(s->kw); free(s->vw);
+    kvb_kv_free(s->kc, codes_bytes(c, s->cap)); kvb_kv_free(s->vc, codes_bytes(c, s->cap));
+    free(s->kw); free(s->vw);
     s->kc = kc; s->vc = vc; s->kw = kw; s->vw = vw; s->cap = new_cap;
     return KVB_STATUS_OK;
 }
@@ -433,7 +443,7 @@ static int quant_length(const kvb_cache *c, int seq, int layer)
 static kvb_status quant_seq_clear(kvb_cache *c, int seq)
 {
     if (check_index(c, seq, 0) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
-    for (int l = 0; l < c->shape.n_layers; l++) store_free(store_at(c, seq, l));
+    for (int l = 0; l < c->shape.n_layers; l++) store_free(c, store_at(c, seq, l));
     return KVB_STATUS_OK;
 }
 
@@ -451,13 +461,13 @@ static kvb_status quant_seq_fork(kvb_cache *c, int parent, int child)
         const qstore *p = store_at(c, parent, l);
         qstore *d = store_at(c, child, l);
         if (!p->kt) continue;
-        store_free(d);
+        store_free(c, d);
         d->kt = malloc(tail_bytes(c, c->ring) / 2);
         d->vt = malloc(tail_bytes(c, c->ring) / 2);
         kvb_status st = (d->kt && d->vt) ? KVB_STATUS_OK : KVB_STATUS_NO_MEMORY;
         if (st == KVB_STATUS_OK && p->cap) st = store_resize(c, d, p->cap);
         if (st != KVB_STATUS_OK) {               /* undo this fork's layers */
-            for (int j = 0; j <= l; j++) store_free(store_at(c, child, j));
+            for (int j = 0; j <= l; j++) store_free(c, store_at(c, child, j));
             return st;
         }
         memcpy(d->kt, p->kt, tail_bytes(c, c->ring) / 2);

@@ -872,6 +872,26 @@ static void test_quant_memory_and_lifecycle(void **state)
 
 /* ---- topology and pinning (hwloc) ------------------------------------------ */
 
+/* K/V memory: zeroed, writable to the last byte, huge-page aligned when large. */
+static void test_kv_alloc(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 4095, (size_t)4 << 20, ((size_t)4 << 20) + 12345, (size_t)9 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = kvb_kv_alloc(sizes[i]);
+        assert_non_null(p);
+        size_t nonzero = 0;
+        for (size_t j = 0; j < sizes[i]; j += 997) nonzero += p[j] != 0;
+        assert_int_equal(nonzero + (p[sizes[i] - 1] != 0), 0);
+#if defined(__linux__)
+        if (sizes[i] >= ((size_t)4 << 20)) assert_int_equal((uintptr_t)p % ((uintptr_t)2 << 20), 0);
+#endif
+        memset(p, 0xab, sizes[i]);
+        kvb_kv_free(p, sizes[i]);
+    }
+    kvb_kv_free(NULL, 123);
+}
+
 /* The baseline folder of a CPU model: make regress finds it by this name. */
 static void test_cpu_key(void **state)
 {
@@ -2004,6 +2024,7 @@ int main(int argc, char **argv)
         {"quant_kernels_match_dequantized", test_quant_kernels_match_dequantized, 1},
         {"quant_fused_equals_dequantized", test_quant_fused_equals_dequantized, 1},
         {"quant_memory_and_lifecycle", test_quant_memory_and_lifecycle, 0},
+        {"kv_alloc", test_kv_alloc, 0},
         {"cpu_key", test_cpu_key, 0},
         {"topology_and_pin", test_topology_and_pin, 0},
         {"sweep_expand", test_sweep_expand, 0},
