@@ -912,8 +912,12 @@ static void test_cpu_key(void **state)
     }
     kvb_cpu_key_of("Intel(R) Xeon(R) Processor", key, 9);   /* cut short: no dangling dash */
     assert_string_equal(key, "intel-r");
-    kvb_cpu_key(key, sizeof key);
-    assert_true(strlen(key) > 0);
+    kvb_cpu_key(key, sizeof key);                   /* this machine's: a folder name */
+    size_t len = strlen(key);
+    assert_true(len > 0 && key[0] != '-' && key[len - 1] != '-');
+    for (size_t i = 0; i < len; i++)
+        assert_true((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') ||
+                    (key[i] == '-' && key[i + 1] != '-'));
 }
 
 static void test_topology_and_pin(void **state)
