@@ -30,6 +30,13 @@ LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c imp
            harness/attend_bench.c harness/serve.c harness/quality.c harness/topo.c \
            harness/results.c harness/sweep.c harness/report.c harness/textio.c harness/compare.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+# the command line: main.c dispatches, cli*.c hold the commands outside it
+CLI_SRC := harness/main.c harness/cli.c harness/cli_sweep.c harness/cli_compare.c
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+# one cmocka binary per tests/test_*.c, one shell suite per tests/cli_*.sh
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/%)
+CLI_TESTS := $(wildcard tests/cli_*.sh)
 HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
 
 # what `make run` runs: both backends on stories15m, a few minutes on 2 cores
@@ -37,7 +44,7 @@ RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15
             --prompt 16 --tokens 512 --reps 3 --time-budget 240
 
 .PHONY: all deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots regress regress-only baseline baseline-only check clean help
-all: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
+all: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
 
 help:
 	@echo "make run        install missing packages, build, run the default benchmark, plot"
@@ -90,7 +97,7 @@ $(BUILD)/harness/results.o: harness/results.c $(HEADERS) $(BUILD)/kvb_build_info
 $(BUILD)/libkvbench.a: $(LIB_OBJ)
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/kvbench: $(BUILD)/harness/main.o $(BUILD)/libkvbench.a
+$(BUILD)/kvbench: $(CLI_OBJ) $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
@@ -108,7 +115,7 @@ $(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CXX) $(CXXFLAGS) $^ $(LDLIBS) $(GBENCH_LIBS) -o $@
 
-$(BUILD)/test_kvbench: $(BUILD)/tests/test_kvbench.o $(BUILD)/libkvbench.a
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
 
@@ -198,9 +205,11 @@ baseline-only: $(BUILD)/kvbench
 plots: $(BUILD)/kvbench
 	KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh $(RESULTS)
 
-test-only: $(BUILD)/kvbench $(BUILD)/test_kvbench $(BUILD)/kvbench-gbench
-	./$(BUILD)/test_kvbench
-	sh tests/cli_test.sh ./$(BUILD)/kvbench ./$(BUILD)/kvbench-gbench
+# every suite runs even when one fails; make fails if any did
+test-only: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
+	@rc=0; for t in $(TEST_BIN); do echo "./$$t"; ./$$t || rc=1; done; \
+	  for s in $(CLI_TESTS); do echo "sh $$s"; sh $$s ./$(BUILD)/kvbench ./$(BUILD)/kvbench-gbench || rc=1; done; \
+	  exit $$rc
 
 # Google Benchmark JSON into results/<run-id>-gbench/, built as .partial and
 # renamed only when every case ran without error. BENCH_ARGS: any
@@ -220,11 +229,18 @@ bench-only: $(BUILD)/kvbench-gbench
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN_FLAGS)" \
-	  build-asan/kvbench build-asan/test_kvbench build-asan/kvbench-gbench
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ./build-asan/test_kvbench
-	ASAN_OPTIONS=detect_leaks=1 sh tests/cli_test.sh ./build-asan/kvbench ./build-asan/kvbench-gbench
+	  build-asan/kvbench $(TEST_SRC:tests/%.c=build-asan/%) build-asan/kvbench-gbench
+	@export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1; rc=0; \
+	  for t in $(TEST_SRC:tests/%.c=build-asan/%); do echo "./$$t"; ./$$t || rc=1; done; \
+	  for s in $(CLI_TESTS); do echo "sh $$s"; sh $$s ./build-asan/kvbench ./build-asan/kvbench-gbench || rc=1; done; \
+	  exit $$rc
 
 check: test
 
 clean:
 	rm -rf build build-asan build-plant*
+
+.PRECIOUS: $(BUILD)/tests/%.o
+
+# fuzz targets (make fuzz): their own rules
+include fuzz/fuzz.mk

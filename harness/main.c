@@ -4,6 +4,7 @@
  * renamed at the end. Exit status: 0 done, 1 a point failed or a file could not
  * be written, 2 bad usage. Only this file exits. */
 #define _XOPEN_SOURCE 700
+#include "cli.h"
 #include "attend_bench.h"
 #include "quality.h"
 #include "ceiling.h"
@@ -31,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EXIT_USAGE = 2, MAX_LIST = 16 };
+enum { MAX_LIST = 16 };
 
 typedef struct cli {
     const char *backends, *dtypes, *modes, *blocks, *preset, *checkpoint, *prompt_ids, *out;
@@ -52,56 +53,7 @@ typedef struct cli {
     double rope_theta;
 } cli;
 
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kvbench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\n(see 'kvbench help')\n", stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-static int parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return usage_error("%s '%s': expected an integer from %lld to %lld", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *flag, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        return usage_error("%s '%s': expected a number from %g to %g", flag, s, lo, hi);
-    *out = v;
-    return 0;
-}
-
-/* Splits a comma list in place; refuses empty items and more than max items. */
-static int split_list(const char *flag, char *s, char **items, int max, int *n)
-{
-    *n = 0;
-    for (char *tok = s;;) {
-        char *comma = strchr(tok, ',');
-        if (comma) *comma = 0;
-        if (!*tok) return usage_error("%s: empty item in list", flag);
-        if (*n == max) return usage_error("%s: more than %d items", flag, max);
-        items[(*n)++] = tok;
-        if (!comma) break;
-        tok = comma + 1;
-    }
-    return 0;
-}
-
-static void print_help(const char *cmd)
+void kvb_print_help(const char *cmd)
 {
     if (cmd && strcmp(cmd, "list") == 0) {
         puts("usage: kvbench list\n\nBackends, model presets and storage types this build knows.");
@@ -324,38 +276,38 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
     *used_val = 1;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(flag, ints[i].name) == 0) {
-            if (!val) return 2 + usage_error("%s needs a value", flag);
+            if (!val) return 2 + kvb_usage_error("%s needs a value", flag);
             long long v = 0;
-            if (parse_int(flag, val, ints[i].lo, ints[i].hi, &v)) return 2 + EXIT_USAGE;
+            if (kvb_parse_int(flag, val, ints[i].lo, ints[i].hi, &v)) return 2 + KVB_EXIT_USAGE;
             *ints[i].dst = (int)v;
             return 1;
         }
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strcmp(flag, strs[i].name) == 0) {
-            if (!val || !*val) return 2 + usage_error("%s needs a value", flag);
+            if (!val || !*val) return 2 + kvb_usage_error("%s needs a value", flag);
             *strs[i].dst = val;
             return 1;
         }
     if (strcmp(flag, "--pool-mb") == 0 || strcmp(flag, "--pool-blocks") == 0) {
-        if (!val) return 2 + usage_error("%s needs a value", flag);
-        return parse_int(flag, val, 1, 1ll << 40, flag[7] == 'm' ? &c->pool_mb : &c->pool_blocks)
-                   ? 2 + EXIT_USAGE : 1;
+        if (!val) return 2 + kvb_usage_error("%s needs a value", flag);
+        return kvb_parse_int(flag, val, 1, 1ll << 40, flag[7] == 'm' ? &c->pool_mb : &c->pool_blocks)
+                   ? 2 + KVB_EXIT_USAGE : 1;
     }
     if (strcmp(flag, "--seed") == 0) {
-        if (!val) return 2 + usage_error("--seed needs a value");
-        return parse_int(flag, val, 0, LLONG_MAX, &c->seed) ? 2 + EXIT_USAGE : 1;
+        if (!val) return 2 + kvb_usage_error("--seed needs a value");
+        return kvb_parse_int(flag, val, 0, LLONG_MAX, &c->seed) ? 2 + KVB_EXIT_USAGE : 1;
     }
     if (strcmp(flag, "--time-budget") == 0) {
-        if (!val) return 2 + usage_error("--time-budget needs a value");
-        return parse_double(flag, val, 0, 1e7, &c->time_budget) ? 2 + EXIT_USAGE : 1;
+        if (!val) return 2 + kvb_usage_error("--time-budget needs a value");
+        return kvb_parse_double(flag, val, 0, 1e7, &c->time_budget) ? 2 + KVB_EXIT_USAGE : 1;
     }
     if (strcmp(flag, "--budget-mb") == 0) {
-        if (!val) return 2 + usage_error("--budget-mb needs a value");
-        return parse_double(flag, val, 0.001, 1e7, &c->budget_mb) ? 2 + EXIT_USAGE : 1;
+        if (!val) return 2 + kvb_usage_error("--budget-mb needs a value");
+        return kvb_parse_double(flag, val, 0.001, 1e7, &c->budget_mb) ? 2 + KVB_EXIT_USAGE : 1;
     }
     if (strcmp(flag, "--rope-theta") == 0) {
-        if (!val) return 2 + usage_error("--rope-theta needs a value");
-        return parse_double(flag, val, 1.0001, 1e12, &c->rope_theta) ? 2 + EXIT_USAGE : 1;
+        if (!val) return 2 + kvb_usage_error("--rope-theta needs a value");
+        return kvb_parse_double(flag, val, 1.0001, 1e12, &c->rope_theta) ? 2 + KVB_EXIT_USAGE : 1;
     }
     *used_val = 0;
     if (strcmp(flag, "--quiet") == 0) { c->quiet = 1; return 1; }
@@ -370,19 +322,19 @@ static int parse_args(cli *c, int argc, char **argv, const char *cmd)
     for (int i = 0; i < argc; i++) {
         char flag[64];
         const char *a = argv[i], *val = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help(cmd); return -1; }
-        if (strncmp(a, "--", 2) != 0) return usage_error("unexpected argument '%s' to %s", a, cmd);
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { kvb_print_help(cmd); return -1; }
+        if (strncmp(a, "--", 2) != 0) return kvb_usage_error("unexpected argument '%s' to %s", a, cmd);
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        if (len >= sizeof flag) return usage_error("unknown flag '%s' for %s", a, cmd);
+        if (len >= sizeof flag) return kvb_usage_error("unknown flag '%s' for %s", a, cmd);
         memcpy(flag, a, len);
         flag[len] = 0;
         val = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
         int used;
         int r = parse_flag(c, flag, val, &used);
-        if (r == 0) return usage_error("unknown flag '%s' for %s", flag, cmd);
-        if (r >= 2) return EXIT_USAGE;
-        if (eq && !used) return usage_error("%s takes no value", flag);
+        if (r == 0) return kvb_usage_error("unknown flag '%s' for %s", flag, cmd);
+        if (r >= 2) return KVB_EXIT_USAGE;
+        if (eq && !used) return kvb_usage_error("%s takes no value", flag);
         if (used && !eq) i++;
     }
     return 0;
@@ -394,15 +346,15 @@ static int build_model(const cli *c, kvb_model *m, const char **source)
     char msg[512];
     kvb_model_config cfg;
     if (c->checkpoint) {
-        if (c->preset) return usage_error("--preset and --checkpoint exclude each other");
+        if (c->preset) return kvb_usage_error("--preset and --checkpoint exclude each other");
         if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim || c->vocab ||
             c->rope_theta > 0 || c->untied)
-            return usage_error("--checkpoint takes its shape from the file: only --max-seq may "
+            return kvb_usage_error("--checkpoint takes its shape from the file: only --max-seq may "
                                "override it");
         kvb_status st = kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg);
         if (st != KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s\n", msg);
-            return EXIT_USAGE;
+            return KVB_EXIT_USAGE;
         }
         *source = c->checkpoint;
         return 0;
@@ -413,7 +365,7 @@ static int build_model(const cli *c, kvb_model *m, const char **source)
         for (int i = 0; kvb_model_preset_name(i); i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
                      kvb_model_preset_name(i));
-        return usage_error("unknown preset '%s': allowed are %s", preset, names);
+        return kvb_usage_error("unknown preset '%s': allowed are %s", preset, names);
     }
     if (c->dim) cfg.dim = c->dim;
     if (c->hidden) cfg.hidden_dim = c->hidden;
@@ -427,7 +379,7 @@ static int build_model(const cli *c, kvb_model *m, const char **source)
     if (c->rope_theta > 0) cfg.rope_theta = (float)c->rope_theta;
     if (c->untied) cfg.shared_classifier = 0;
     if (kvb_model_config_check(&cfg, msg, sizeof msg) != KVB_STATUS_OK)
-        return usage_error("bad model shape: %s", msg);
+        return kvb_usage_error("bad model shape: %s", msg);
     kvb_status st = kvb_model_init_random(m, &cfg, (uint64_t)c->seed, msg, sizeof msg);
     if (st != KVB_STATUS_OK) {
         fprintf(stderr, "kvbench: %s\n", msg);
@@ -464,9 +416,9 @@ static int apply_pin(const cli *c, const kvb_topo *topo, kvb_pin_set *ps)
 {
     kvb_pin pin;
     if (kvb_pin_parse(c->pin, &pin) != KVB_STATUS_OK)
-        return usage_error("unknown --pin '%s': allowed are none, compact, spread", c->pin);
+        return kvb_usage_error("unknown --pin '%s': allowed are none, compact, spread", c->pin);
     if (c->threads > KVB_PIN_MAX_THREADS && pin != KVB_PIN_NONE)
-        return usage_error("--pin with --threads %d: at most %d threads can be pinned", c->threads,
+        return kvb_usage_error("--pin with --threads %d: at most %d threads can be pinned", c->threads,
                            KVB_PIN_MAX_THREADS);
     if (kvb_pin_set_init(ps, topo, pin) != KVB_STATUS_OK)
         fprintf(stderr, "kvbench: --pin %s: %s\n", c->pin, ps->note);
@@ -509,12 +461,12 @@ static int parse_key_axes(const cli *c, kvb_key_axis *axes, int *n)
     char buf[256];
     char *items[MAX_LIST];
     snprintf(buf, sizeof buf, "%s", c->key_axes);
-    if (split_list("--key-axis", buf, items, MAX_LIST, n)) return EXIT_USAGE;
+    if (kvb_split_list("--key-axis", buf, items, MAX_LIST, n)) return KVB_EXIT_USAGE;
     for (int i = 0; i < *n; i++)
         if (kvb_key_axis_parse(items[i], &axes[i]) != KVB_STATUS_OK)
-            return usage_error("unknown --key-axis '%s': allowed are default, token, channel", items[i]);
+            return kvb_usage_error("unknown --key-axis '%s': allowed are default, token, channel", items[i]);
     if (c->group && (c->group & (c->group - 1)))
-        return usage_error("--group %d: must be a power of two from 8 to 256", c->group);
+        return kvb_usage_error("--group %d: must be a power of two from 8 to 256", c->group);
     return 0;
 }
 
@@ -550,20 +502,20 @@ static int cmd_info(int argc, char **argv)
 {
     long long threads = 1, bw_mb = 1024;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { print_help("info"); return 0; }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) { kvb_print_help("info"); return 0; }
         if (strcmp(argv[i], "--cpu-key") == 0) {   /* for scripts: nothing measured */
             char key[256];
             kvb_cpu_key(key, sizeof key);
             printf("%s\n", key);
             return 0;
         }
-        if (i + 1 >= argc) return usage_error("unknown or incomplete flag '%s' for info", argv[i]);
+        if (i + 1 >= argc) return kvb_usage_error("unknown or incomplete flag '%s' for info", argv[i]);
         if (strcmp(argv[i], "--threads") == 0) {
-            if (parse_int("--threads", argv[++i], 1, 1024, &threads)) return EXIT_USAGE;
+            if (kvb_parse_int("--threads", argv[++i], 1, 1024, &threads)) return KVB_EXIT_USAGE;
         } else if (strcmp(argv[i], "--bw-mb") == 0) {
-            if (parse_int("--bw-mb", argv[++i], 16, 1 << 20, &bw_mb)) return EXIT_USAGE;
+            if (kvb_parse_int("--bw-mb", argv[++i], 16, 1 << 20, &bw_mb)) return KVB_EXIT_USAGE;
         } else
-            return usage_error("unknown flag '%s' for info", argv[i]);
+            return kvb_usage_error("unknown flag '%s' for info", argv[i]);
     }
     openblas_set_num_threads((int)threads);
     kvb_ceilings k;
@@ -604,7 +556,7 @@ static int cmd_export(int argc, char **argv)
     cli_defaults(&c);
     int r = parse_args(&c, argc, argv, "export");
     if (r) return r < 0 ? 0 : r;
-    if (!c.out) return usage_error("export needs --out FILE");
+    if (!c.out) return kvb_usage_error("export needs --out FILE");
     kvb_model m;
     const char *src;
     if ((r = build_model(&c, &m, &src)) != 0) return r;
@@ -613,7 +565,7 @@ static int cmd_export(int argc, char **argv)
     kvb_model_free(&m);
     if (st != KVB_STATUS_OK) {
         fprintf(stderr, "kvbench: %s\n", msg);
-        return st == KVB_STATUS_UNSUPPORTED ? EXIT_USAGE : 1;
+        return st == KVB_STATUS_UNSUPPORTED ? KVB_EXIT_USAGE : 1;
     }
     printf("wrote %s\n", c.out);
     return 0;
@@ -645,10 +597,10 @@ static int parse_int_list(const char *flag, const char *list, long long lo, long
     char buf[512];
     char *items[MAX_LIST];
     snprintf(buf, sizeof buf, "%s", list);
-    if (split_list(flag, buf, items, MAX_LIST, n)) return EXIT_USAGE;
+    if (kvb_split_list(flag, buf, items, MAX_LIST, n)) return KVB_EXIT_USAGE;
     for (int i = 0; i < *n; i++) {
         long long v = 0;
-        if (parse_int(flag, items[i], lo, hi, &v)) return EXIT_USAGE;
+        if (kvb_parse_int(flag, items[i], lo, hi, &v)) return KVB_EXIT_USAGE;
         out[i] = (int)v;
     }
     return 0;
@@ -662,13 +614,13 @@ static int parse_enum_list(const char *flag, const char *list, const char *const
     char buf[512], allowed[256] = "";
     char *items[MAX_LIST];
     snprintf(buf, sizeof buf, "%s", list);
-    if (split_list(flag, buf, items, MAX_LIST, n)) return EXIT_USAGE;
+    if (kvb_split_list(flag, buf, items, MAX_LIST, n)) return KVB_EXIT_USAGE;
     for (int j = 0; j < n_names; j++)
         snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "", names[j]);
     for (int i = 0; i < *n; i++) {
         int j = 0;
         while (j < n_names && strcmp(items[i], names[j]) != 0) j++;
-        if (j == n_names) return usage_error("unknown %s '%s': allowed are %s", flag, items[i], allowed);
+        if (j == n_names) return kvb_usage_error("unknown %s '%s': allowed are %s", flag, items[i], allowed);
         out[i] = j;
     }
     return 0;
@@ -681,19 +633,19 @@ static int parse_backends_dtypes(const cli *c, const kvb_backend **backs, int *n
     char *bn[MAX_LIST], *dn[MAX_LIST];
     snprintf(bl, sizeof bl, "%s", c->backends);
     snprintf(dl, sizeof dl, "%s", c->dtypes);
-    if (split_list("--backend", bl, bn, MAX_LIST, nb) || split_list("--dtype", dl, dn, MAX_LIST, nd))
-        return EXIT_USAGE;
+    if (kvb_split_list("--backend", bl, bn, MAX_LIST, nb) || kvb_split_list("--dtype", dl, dn, MAX_LIST, nd))
+        return KVB_EXIT_USAGE;
     for (int i = 0; i < *nb; i++)
         if (!(backs[i] = kvb_backend_find(bn[i]))) {
             char names[256] = "";
             for (int j = 0; j < kvb_backend_count(); j++)
                 snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "",
                          kvb_backend_at(j)->name);
-            return usage_error("unknown backend '%s': allowed are %s", bn[i], names);
+            return kvb_usage_error("unknown backend '%s': allowed are %s", bn[i], names);
         }
     for (int i = 0; i < *nd; i++)
         if (kvb_dtype_parse(dn[i], &dts[i]) != KVB_STATUS_OK)
-            return usage_error("unknown storage type '%s': allowed are f32, f16, bf16, q8, q4, q4_1, q2", dn[i]);
+            return kvb_usage_error("unknown storage type '%s': allowed are f32, f16, bf16, q8, q4, q4_1, q2", dn[i]);
     return 0;
 }
 
@@ -722,9 +674,9 @@ static int cmd_attend(int argc, char **argv)
     kvb_shape shape = {1, c.heads ? c.heads : 32, c.kv_heads ? c.kv_heads : 8,
                        c.head_dim ? c.head_dim : 128, ctxs[0]};
     char msg[512];
-    if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
+    if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK) return kvb_usage_error("%s", msg);
     if (c.key_outliers > shape.head_dim / 2)
-        return usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
+        return kvb_usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
                            shape.head_dim / 2);
     /* the ceiling every GB/s figure is given against: one thread's read, or all
      * cores' with --threads above 1, over a 1 GiB array. Measured first (before
@@ -771,7 +723,7 @@ static int cmd_attend(int argc, char **argv)
             free(cases);
             free(samples);
             if (have_topo) kvb_topo_free(&topo);
-            return usage_error("cannot write '%s': %s", tmp, strerror(errno));
+            return kvb_usage_error("cannot write '%s': %s", tmp, strerror(errno));
         }
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
@@ -914,7 +866,7 @@ static int cmd_serve(int argc, char **argv)
     for (int i = 0; i < nf; i++) forks[i] = (kvb_fork_kind)fsel[i];
     kvb_model_config mc;
     if (kvb_model_preset(c.preset ? c.preset : "stories15m", &mc) != KVB_STATUS_OK)
-        return usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b", c.preset);
+        return kvb_usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b", c.preset);
     kvb_serve_config sc = {
         .shape = {mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim, c.max_prompt + c.max_output},
         .n_requests = c.sequences, .max_prompt = c.max_prompt, .max_output = c.max_output,
@@ -934,7 +886,7 @@ static int cmd_serve(int argc, char **argv)
     char tmp[4200] = "";
     if (c.csv) {
         snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
-        if (!(csv = fopen(tmp, "w"))) return usage_error("cannot write '%s': %s", tmp, strerror(errno));
+        if (!(csv = fopen(tmp, "w"))) return kvb_usage_error("cannot write '%s': %s", tmp, strerror(errno));
         fprintf(csv, "cache,lengths,fork,fork_n,requests,budget_bytes,max_running,mean_running,"
                      "utilization,budget_live,sharing_saved,preemptions,step_ns_median,step_ns_p10,"
                      "step_ns_p90,tokens,rounds,wall_s,status,reason\n");
@@ -1090,26 +1042,26 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     kvb_alloc modes[MAX_LIST];
     if ((r = parse_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
     snprintf(ml, sizeof ml, "%s", c.modes);
-    if (split_list("--mode", ml, mn, MAX_LIST, &nm)) return EXIT_USAGE;
+    if (kvb_split_list("--mode", ml, mn, MAX_LIST, &nm)) return KVB_EXIT_USAGE;
     for (int i = 0; i < nm; i++)
         if (kvb_alloc_parse(mn[i], &modes[i]) != KVB_STATUS_OK)
-            return usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
+            return kvb_usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
     int nk, na, nq, qk[MAX_LIST], blocks[MAX_LIST];
     kvb_key_axis axes[MAX_LIST];
     static const char *const qk_names[] = {"auto", "portable", "avx512", "avx512-vnni"};
     if ((r = parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = parse_key_axes(&c, axes, &na)) != 0) return r;
     if ((r = parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
-    if (nq != 1) return usage_error("--qkernel: run takes one kernel (attend compares several)");
+    if (nq != 1) return kvb_usage_error("--qkernel: run takes one kernel (attend compares several)");
     static const char *const fk_names[] = {"auto", "portable", "avx2", "avx512"};
     int fk[MAX_LIST], nf;
     if ((r = parse_enum_list("--kernel", c.kernels, fk_names, 4, fk, &nf)) != 0) return r;
-    if (nf != 1) return usage_error("--kernel: run takes one kernel (attend compares several)");
-    if (c.pool_mb && c.pool_blocks) return usage_error("--pool-mb and --pool-blocks exclude each other");
+    if (nf != 1) return kvb_usage_error("--kernel: run takes one kernel (attend compares several)");
+    if (c.pool_mb && c.pool_blocks) return kvb_usage_error("--pool-mb and --pool-blocks exclude each other");
 
     kvb_model_config probe;
     if (!c.checkpoint && kvb_model_preset(c.preset ? c.preset : "stories15m", &probe) != KVB_STATUS_OK)
-        return usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b",
+        return kvb_usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b",
                            c.preset);
 
     /* the result directory must be creatable now, not after an hour of work */
@@ -1124,7 +1076,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         snprintf(run_id, sizeof run_id, "%s", slash ? slash + 1 : final_dir);
     } else {
         if (mkdir("results", 0777) != 0 && errno != EEXIST)
-            return usage_error("cannot create 'results/': %s", strerror(errno));
+            return kvb_usage_error("cannot create 'results/': %s", strerror(errno));
         char base[128];
         snprintf(base, sizeof base, "%s-%s", run_id, c.checkpoint ? "ckpt" : c.preset ? c.preset : "stories15m");
         snprintf(run_id, sizeof run_id, "%s", base);
@@ -1136,24 +1088,24 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
             if (stat(final_dir, &sb) != 0) {
                 if (mkdir(partial, 0777) == 0) break;
                 if (errno != EEXIST)
-                    return usage_error("cannot create output directory '%s': %s", partial,
+                    return kvb_usage_error("cannot create output directory '%s': %s", partial,
                                        strerror(errno));
             }
-            if (k > 1000) return usage_error("no free run name under results/ for '%s'", base);
+            if (k > 1000) return kvb_usage_error("no free run name under results/ for '%s'", base);
             snprintf(run_id, sizeof run_id, "%s-%d", base, k);
         }
     }
     if (c.out) {
         struct stat sb;
         if (stat(final_dir, &sb) == 0)
-            return usage_error("output directory '%s' exists: kvbench never overwrites a run; "
+            return kvb_usage_error("output directory '%s' exists: kvbench never overwrites a run; "
                                "choose another --out", final_dir);
         snprintf(partial, sizeof partial, "%s.partial", final_dir);
         if (mkdir(partial, 0777) != 0) {
             if (errno == EEXIST)
-                return usage_error("'%s' exists: an earlier run into this --out was interrupted; "
+                return kvb_usage_error("'%s' exists: an earlier run into this --out was interrupted; "
                                    "remove it or choose another --out", partial);
-            return usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
+            return kvb_usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
         }
     }
 
@@ -1174,13 +1126,13 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         char buf[65536];
         char *ids[1024];
         snprintf(buf, sizeof buf, "%s", c.prompt_ids);
-        if (split_list("--prompt-ids", buf, ids, 1024, &P)) { rc = EXIT_USAGE; goto done; }
+        if (kvb_split_list("--prompt-ids", buf, ids, 1024, &P)) { rc = KVB_EXIT_USAGE; goto done; }
         prompt = malloc((size_t)P * sizeof *prompt);
         for (int i = 0; prompt && i < P; i++) {
             long long v = 0;
             char what[64];
             snprintf(what, sizeof what, "--prompt-ids item %d", i + 1);
-            if (parse_int(what, ids[i], 0, m.cfg.vocab_size - 1, &v)) { rc = EXIT_USAGE; goto done; }
+            if (kvb_parse_int(what, ids[i], 0, m.cfg.vocab_size - 1, &v)) { rc = KVB_EXIT_USAGE; goto done; }
             prompt[i] = (int)v;
         }
     } else {
@@ -1193,7 +1145,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     }
     if (!prompt) { fprintf(stderr, "kvbench: out of memory\n"); rc = 1; goto done; }
     if ((long long)P + c.tokens > m.cfg.max_seq) {
-        rc = usage_error("prompt %d + tokens %d = %lld positions exceed the model's max-seq %d: "
+        rc = kvb_usage_error("prompt %d + tokens %d = %lld positions exceed the model's max-seq %d: "
                          "lower them or raise --max-seq", P, c.tokens, (long long)P + c.tokens,
                          m.cfg.max_seq);
         goto done;
@@ -1209,7 +1161,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
      * a paged backend); nocache stores nothing, so it is one point */
     if (c.key_outliers) {
         if (c.key_outliers > m.cfg.head_dim / 2) {
-            rc = usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
+            rc = kvb_usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
                              m.cfg.head_dim / 2);
             goto done;
         }
@@ -1320,416 +1272,22 @@ done:
     return rc;
 }
 
-/* The kvbench binary itself, for the sweep's child processes. */
-static void self_path(const char *argv0, char *buf, size_t n)
-{
-    ssize_t len = readlink("/proc/self/exe", buf, n - 1);
-    if (len > 0) { buf[len] = 0; return; }
-    if (!realpath(argv0, buf)) snprintf(buf, n, "%s", argv0);
-}
-
-static int cmd_sweep(int argc, char **argv, const char *argv0)
-{
-    kvb_sweep sw;
-    memset(&sw, 0, sizeof sw);
-    const char *def = NULL, *out = NULL, *resume = NULL, *only = NULL;
-    int emit = 0, quiet = 0;
-    char msg[1024], file[1200], dir[1200], exe[1200], trimmed[1200];
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("sweep"); return 0; }
-        if (strcmp(a, "--emit-jobs") == 0) { emit = 1; continue; }
-        if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
-        if ((strcmp(a, "--set") == 0 || strcmp(a, "--out") == 0 || strcmp(a, "--resume") == 0 ||
-             strcmp(a, "--only") == 0) && i + 1 >= argc)
-            return usage_error("%s needs a value", a);
-        if (strcmp(a, "--set") == 0) {
-            if (!def) def = "";                      /* a sweep may come from --set alone */
-            if (kvb_sweep_set(&sw, argv[++i], msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
-        } else if (strcmp(a, "--out") == 0) out = argv[++i];
-        else if (strcmp(a, "--resume") == 0) resume = argv[++i];
-        else if (strcmp(a, "--only") == 0) only = argv[++i];
-        else if (a[0] == '-') return usage_error("unknown flag '%s' for sweep", a);
-        else if (def && def[0]) return usage_error("sweep takes one definition, got '%s' and '%s'", def, a);
-        else {
-            if (sw.n) return usage_error("name the sweep '%s' before any --set", a);
-            def = a;
-        }
-    }
-    self_path(argv0, exe, sizeof exe);
-    char partial[1300];
-    if (resume) {
-        if (def || out || emit) return usage_error("--resume DIR takes the definition and directory from DIR");
-        snprintf(trimmed, sizeof trimmed, "%s", resume);
-        size_t len = strlen(trimmed);
-        while (len > 1 && trimmed[len - 1] == '/') trimmed[--len] = 0;
-        resume = trimmed;
-        if (len < 9 || strcmp(resume + len - 8, ".partial") != 0)
-            return usage_error("--resume '%s': expected an unfinished sweep directory (NAME.partial)", resume);
-        snprintf(file, sizeof file, "%s/sweep.def", resume);
-        if (kvb_sweep_load(&sw, file, msg, sizeof msg) != KVB_STATUS_OK)
-            return usage_error("--resume '%s': %s", resume, msg);
-        /* the name it was started under: results/<stamp>-sweep-NAME.partial, or the directory's own */
-        const char *nm = strstr(resume, "-sweep-"), *base = strrchr(resume, '/');
-        nm = nm ? nm + 7 : base ? base + 1 : resume;
-        snprintf(sw.name, sizeof sw.name, "%.*s", (int)(resume + len - 8 - nm), nm);
-        snprintf(partial, sizeof partial, "%s", resume);
-    } else {
-        if (only) return usage_error("--only ID goes with --resume DIR (the commands --emit-jobs prints)");
-        if (!def) return usage_error("sweep needs a definition: a name in bench/sweeps/ (smoke, default, "
-                                     "long-context), a .sweep file, or --set section.key=value");
-        if (def[0]) {
-            kvb_sweep overrides = sw;
-            memset(&sw, 0, sizeof sw);
-            if (strchr(def, '/') || strstr(def, ".sweep")) snprintf(file, sizeof file, "%s", def);
-            else snprintf(file, sizeof file, "bench/sweeps/%s.sweep", def);
-            if (kvb_sweep_load(&sw, file, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
-            for (int i = 0; i < overrides.n; i++) {
-                char kv[400];
-                snprintf(kv, sizeof kv, "%s=%s", overrides.key[i], overrides.val[i]);
-                if (kvb_sweep_set(&sw, kv, msg, sizeof msg) != KVB_STATUS_OK) return usage_error("%s", msg);
-            }
-        } else
-            snprintf(sw.name, sizeof sw.name, "custom");
-        if (out) snprintf(dir, sizeof dir, "%s", out);
-        else {
-            time_t t = time(NULL);
-            char stamp[32];
-            strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&t));
-            snprintf(dir, sizeof dir, "results/%s-sweep-%s", stamp, sw.name);
-        }
-        snprintf(partial, sizeof partial, "%s.partial", dir);
-    }
-    kvb_sweep_point *pts;
-    int n = kvb_sweep_expand(&sw, partial, &pts, msg, sizeof msg);
-    if (n < 0) return usage_error("%s", msg);
-    if (!resume) {
-        struct stat st;
-        if (stat(dir, &st) == 0 || stat(partial, &st) == 0) {
-            free(pts);
-            return usage_error("'%s' (or its .partial) exists: choose another --out, or --resume it", dir);
-        }
-        if (mkdir(partial, 0755) != 0) {
-            free(pts);
-            fprintf(stderr, "kvbench: cannot create '%s': %s\n", partial, strerror(errno));
-            return 1;
-        }
-        snprintf(file, sizeof file, "%s/sweep.def", partial);
-        if (kvb_sweep_save(&sw, file, msg, sizeof msg) != KVB_STATUS_OK) {
-            fprintf(stderr, "kvbench: %s\n", msg);
-            free(pts);
-            return 1;
-        }
-    }
-    if (emit) {
-        /* one command per point, for GNU parallel or a Slurm array; each runs its
-         * point into this directory, and a last --resume finishes the sweep */
-        char abs[PATH_MAX];
-        const char *where = realpath(partial, abs) ? abs : partial;
-        /* the machine once, now: jobs starting together must not all measure it */
-        if (kvb_sweep_describe(exe, partial, quiet) != 0) {
-            free(pts);
-            fprintf(stderr, "kvbench: cannot write %s/machine.txt\n", partial);
-            return 1;
-        }
-        for (int i = 0; i < n; i++) printf("%s sweep --quiet --resume %s --only %s\n", exe, where, pts[i].id);
-        free(pts);
-        fprintf(stderr, "kvbench: %d jobs for %s; when they are done: %s sweep --resume %s\n", n, where, exe, where);
-        return 0;
-    }
-    free(pts);
-    if (!quiet && !only) fprintf(stderr, "kvbench: sweep %s: %d points into %s\n", sw.name, n, partial);
-    int rc = kvb_sweep_run(&sw, exe, partial, quiet, only);
-    if (rc == -1) return only ? EXIT_USAGE : 1;
-    if (only) return rc == 0 ? 0 : 1;
-    if (rc != 0) {
-        fprintf(stderr, "kvbench: %s; finished points are kept: resume with\n  kvbench sweep --resume %s\n",
-                rc > 0 ? "some points failed" : "some points are not done", partial);
-        return 1;
-    }
-    char final[1300];
-    snprintf(final, sizeof final, "%.*s", (int)(strlen(partial) - strlen(".partial")), partial);
-    if (rename(partial, final) != 0) {
-        fprintf(stderr, "kvbench: cannot rename '%s': %s\n", partial, strerror(errno));
-        return 1;
-    }
-    if (kvb_report(final, msg, sizeof msg) != KVB_STATUS_OK) {
-        fprintf(stderr, "kvbench: %s\n", msg);
-        return 1;
-    }
-    printf("results: %s\n", final);
-    return 0;
-}
-
-static int cmd_report(int argc, char **argv)
-{
-    if (argc == 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) { print_help("report"); return 0; }
-    if (argc != 1) return usage_error("report takes one result directory");
-    char msg[1024];
-    kvb_status st = kvb_report(argv[0], msg, sizeof msg);
-    if (st != KVB_STATUS_OK) {
-        fprintf(stderr, "kvbench: %s\n", msg);
-        return st == KVB_STATUS_INVALID_ARG ? EXIT_USAGE : 1;
-    }
-    printf("report: %s/report.md, %s/report.html\n", argv[0], argv[0]);
-    return 0;
-}
-
-static int cmd_merge(int argc, char **argv)
-{
-    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) { print_help("merge"); return 0; }
-    if (argc < 2) return usage_error("merge needs OUT and at least one sweep directory");
-    char msg[1024];
-    kvb_status st = kvb_sweep_merge(argv[0], (const char *const *)argv + 1, argc - 1, msg, sizeof msg);
-    if (st != KVB_STATUS_OK) {
-        fprintf(stderr, "kvbench: %s\n", msg);
-        return st == KVB_STATUS_INVALID_ARG ? EXIT_USAGE : 1;
-    }
-    if (kvb_report(argv[0], msg, sizeof msg) != KVB_STATUS_OK) {
-        fprintf(stderr, "kvbench: %s\n", msg);
-        return 1;
-    }
-    printf("results: %s\n", argv[0]);
-    return 0;
-}
-
-static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact", "tolerance"};
-
-/* A JSON string: quotes and backslashes escaped, control characters dropped. */
-static void json_out(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++)
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s >= 0x20) fputc(*s, f);
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-    if (isfinite(v)) fprintf(f, "%.9g", v);
-    else fputs("null", f);
-}
-
-/* Writes the comparison as markdown or JSON into path (temporary name, then renamed). */
-static int write_compare(const char *path, int json, const kvb_cmp_set *b, const kvb_cmp_set *nw,
-                         const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc, const kvb_cmp_result *res,
-                         int n, const kvb_cmp_opts *o, const int *counts)
-{
-    char tmp[1300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return usage_error("cannot write '%s': %s", tmp, strerror(errno));
-    if (json) {
-        fprintf(f, "{\n  \"base_machine\": ");
-        json_out(f, b->machine);
-        fprintf(f, ", \"new_machine\": ");
-        json_out(f, nw->machine);
-        fprintf(f, ", \"gated_kinds\": [");
-        for (int k = 0, first = 1; k < KVB_CMP_KIND_COUNT; k++)
-            if (o->gate & (1u << k)) { fprintf(f, "%s\"%s\"", first ? "" : ", ", cmp_kind_names[k]); first = 0; }
-        fprintf(f, "],\n");
-        fprintf(f, "  \"alpha\": %g, \"min_change\": %g, \"tolerance\": %g,\n  \"counts\": {", o->alpha, o->min_change,
-                o->tolerance);
-        for (int v = 0; v < KVB_VERDICT_COUNT; v++)
-            fprintf(f, "%s\"%s\": %d", v ? ", " : "", kvb_verdict_name((kvb_verdict)v), counts[v]);
-        fprintf(f, "},\n  \"cases\": [\n");
-        for (int i = 0; i < n; i++) {
-            fprintf(f, "    {\"case\": ");
-            json_out(f, bc[i]->name);
-            fprintf(f, ", \"kind\": \"%s\", \"base\": ", cmp_kind_names[bc[i]->kind]);
-            json_num(f, res[i].base);
-            fprintf(f, ", \"new\": ");
-            json_num(f, res[i].new_);
-            fprintf(f, ", \"change\": ");
-            json_num(f, res[i].change);
-            fprintf(f, ", \"n_base\": %d, \"n_new\": %d, \"p\": ", bc[i]->n, nc[i]->n);
-            json_num(f, res[i].p);
-            fprintf(f, ", \"verdict\": \"%s\"}%s\n", kvb_verdict_name(res[i].verdict), i + 1 < n ? "," : "");
-        }
-        fprintf(f, "  ]\n}\n");
-    } else {
-        fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
-        fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha, 100 * o->min_change,
-                100 * o->tolerance);
-        for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
-            if (o->gate & (1u << k)) fprintf(f, " %s", cmp_kind_names[k]);
-        fprintf(f, "\n\n");
-        fprintf(f, "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
-        for (int i = 0; i < n; i++) {
-            fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
-                    res[i].new_, 100 * res[i].change);
-            if (isnan(res[i].p)) fprintf(f, "-"); else fprintf(f, "%.3g", res[i].p);
-            fprintf(f, " | %s%s%s |\n", res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "",
-                    kvb_verdict_name(res[i].verdict), res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "");
-        }
-        fprintf(f, "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
-                counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
-                counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
-    }
-    int bad = ferror(f) | (fclose(f) != 0);
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        fprintf(stderr, "kvbench: writing '%s' failed\n", path);
-        return EXIT_USAGE;                   /* not 1: that means a regression */
-    }
-    return 0;
-}
-
-static int cmd_compare(int argc, char **argv)
-{
-    kvb_cmp_opts o = {0.05, 0.10, 0.10, 0};
-    const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "all";
-    int quiet = 0, ns = 0, any_machine = 0, allow_missing = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { print_help("compare"); return 0; }
-        if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
-        if (strcmp(a, "--any-machine") == 0) { any_machine = 1; continue; }
-        if (strcmp(a, "--allow-missing") == 0) { allow_missing = 1; continue; }
-        if (a[0] == '-' && i + 1 >= argc) return usage_error("%s needs a value", a);
-        if (strcmp(a, "--alpha") == 0) { if (parse_double("--alpha", argv[++i], 1e-6, 0.5, &o.alpha)) return EXIT_USAGE; }
-        else if (strcmp(a, "--min-change") == 0) {
-            if (parse_double("--min-change", argv[++i], 0, 10, &o.min_change)) return EXIT_USAGE;
-        } else if (strcmp(a, "--tolerance") == 0) {
-            if (parse_double("--tolerance", argv[++i], 0, 10, &o.tolerance)) return EXIT_USAGE;
-        } else if (strcmp(a, "--gate") == 0) gate = argv[++i];
-        else if (strcmp(a, "--markdown") == 0) md = argv[++i];
-        else if (strcmp(a, "--json") == 0) js = argv[++i];
-        else if (strcmp(a, "--filter") == 0) filter = argv[++i];
-        else if (a[0] == '-') return usage_error("unknown flag '%s' for compare", a);
-        else if (ns == 2) return usage_error("compare takes BASE and NEW, got a third: '%s'", a);
-        else side[ns++] = a;
-    }
-    if (ns != 2) return usage_error("compare needs BASE and NEW (result directories or Google Benchmark JSON files)");
-    /* which kinds can regress: a list, or all of them */
-    unsigned mask = 0;
-    if (strcmp(gate, "all") == 0) mask = (1u << KVB_CMP_KIND_COUNT) - 1;
-    else {
-        char gl[256], *items[8];
-        int ng;
-        snprintf(gl, sizeof gl, "%s", gate);
-        if (split_list("--gate", gl, items, 8, &ng)) return EXIT_USAGE;
-        static const char *const gate_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact", "tolerance"};
-        for (int i = 0; i < ng; i++) {
-            int k = 0;
-            while (k < KVB_CMP_KIND_COUNT && strcmp(items[i], gate_names[k])) k++;
-            if (k == KVB_CMP_KIND_COUNT)
-                return usage_error("unknown --gate kind '%s': allowed are all, or a list of time, ratio, "
-                                   "ceiling, exact, tolerance", items[i]);
-            mask |= 1u << k;
-        }
-    }
-    regex_t re;
-    if (filter && regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0)
-        return usage_error("--filter '%s' is not a valid extended regular expression", filter);
-    kvb_cmp_set b, nw;
-    char msg[1024];
-    if (kvb_cmp_load(&b, side[0], msg, sizeof msg) != KVB_STATUS_OK) {
-        if (filter) regfree(&re);
-        return usage_error("base: %s", msg);
-    }
-    if (kvb_cmp_load(&nw, side[1], msg, sizeof msg) != KVB_STATUS_OK) {
-        kvb_cmp_free(&b);
-        if (filter) regfree(&re);
-        return usage_error("new: %s", msg);
-    }
-    /* absolute times compare only on one machine; ratios and fixed figures anywhere */
-    /* what the sides' machines allow: absolute times need the same machine, ratios and
-     * ceilings the same CPU model (its kernels and caches set them); fixed figures anywhere */
-    /* "cpu @ host": the host after the last " @ " (CPU names hold " @ 2.20GHz") */
-    const char *bat = NULL, *nat = NULL;
-    for (const char *q = b.machine; (q = strstr(q, " @ ")); q++) bat = q;
-    for (const char *q = nw.machine; (q = strstr(q, " @ ")); q++) nat = q;
-    size_t bl = bat ? (size_t)(bat - b.machine) : strlen(b.machine), nl = nat ? (size_t)(nat - nw.machine) : strlen(nw.machine);
-    int same_cpu = bl && bl == nl && strncmp(b.machine, nw.machine, bl) == 0;
-    int same_machine = same_cpu && !strcmp(b.machine, nw.machine);
-    unsigned asked = mask;
-    if (!any_machine && !same_machine) mask &= ~(1u << KVB_CMP_TIME);
-    /* errors on seeded inputs depend on the kernel the CPU picks (VNNI rounds the query) */
-    if (!any_machine && !same_cpu)
-        mask &= ~((1u << KVB_CMP_RATIO) | (1u << KVB_CMP_CEILING) | (1u << KVB_CMP_TOL));
-    o.gate = mask;
-    const kvb_cmp_case **bc = calloc((size_t)b.n, sizeof *bc), **nc = calloc((size_t)b.n, sizeof *nc);
-    kvb_cmp_result *res = calloc((size_t)b.n, sizeof *res);
-    int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0}, rc = 0;
-    for (int i = 0; bc && nc && res && i < b.n; i++) {
-        if (filter && regexec(&re, b.c[i].name, 0, NULL, 0) != 0) continue;
-        const kvb_cmp_case *m = NULL;
-        for (int j = 0; j < nw.n && !m; j++)
-            if (!strcmp(nw.c[j].name, b.c[i].name) && nw.c[j].kind == b.c[i].kind) m = &nw.c[j];
-        /* a gated case that vanished (its point skipped, timed out, not run) is not a pass */
-        if (!m || m->n == 0) {
-            if (o.gate & (1u << b.c[i].kind)) {
-                if (only_base++ < 20) printf("MISSING: %s\n", b.c[i].name);
-            }
-            continue;
-        }
-        bc[n] = &b.c[i];
-        nc[n] = m;
-        res[n] = kvb_cmp_judge(b.c[i].kind, b.c[i].v, b.c[i].n, m->v, m->n, &o);
-        counts[res[n].verdict]++;
-        n++;
-    }
-    if (n == 0) {
-        fprintf(stderr, "kvbench: no common cases between '%s' and '%s' (different sweeps or shapes?)\n", side[0],
-                side[1]);
-        rc = EXIT_USAGE;
-        goto done;
-    }
-    /* the gate actually applied, always: a CI log must show when a kind was dropped */
-    printf("gated kinds:");
-    for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
-        if (o.gate & (1u << k)) printf(" %s", cmp_kind_names[k]);
-    printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n",
-           asked != mask ? (same_cpu ? " (times not: another host)" : " (times, ratios, ceilings, tolerances not: another CPU)")
-                         : "", o.alpha, 100 * o.min_change, 100 * o.tolerance);
-    if (!quiet) {
-        printf("base: %s (%s)\nnew:  %s (%s)\n\n", side[0], b.machine, side[1], nw.machine);
-        printf("%-96s %-10s %12s %12s %8s %8s  %s\n", "case", "kind", "base", "new", "change", "p", "verdict");
-        for (int i = 0; i < n; i++) {
-            char p[16] = "-";
-            if (!isnan(res[i].p)) snprintf(p, sizeof p, "%.3g", res[i].p);
-            printf("%-96s %-10s %12.5g %12.5g %+7.1f%% %8s  %s\n", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
-                   res[i].new_, 100 * res[i].change, p, kvb_verdict_name(res[i].verdict));
-        }
-        printf("\n");
-    }
-    for (int i = 0; i < n; i++)
-        if (res[i].verdict == KVB_VERDICT_REGRESSED) fprintf(stdout, "REGRESSED: %s %+.1f%% (p %.3g)\n", bc[i]->name,
-                                                             100 * res[i].change, res[i].p);
-    printf("compare: %d cases: %d regressed, %d improved, %d same, %d too few samples, %d changed but not gated", n,
-           counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
-           counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
-    if (only_base) printf("; %d gated base cases missing from new%s", only_base, allow_missing ? " (allowed)" : "");
-    printf("\n");
-    if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
-    if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
-    rc = counts[KVB_VERDICT_REGRESSED] || (only_base && !allow_missing) ? 1 : 0;
-done:
-    free(bc); free(nc); free(res);
-    kvb_cmp_free(&b);
-    kvb_cmp_free(&nw);
-    if (filter) regfree(&re);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     char cmdline[8192] = "";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "", argv[i]);
     if (argc < 2)
-        return usage_error("no command given: allowed are run, attend, serve-sim, sweep, report, merge, compare, "
+        return kvb_usage_error("no command given: allowed are run, attend, serve-sim, sweep, report, merge, compare, "
                            "list, info, export, help");
     const char *cmd = argv[1];
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        print_help(argc > 2 ? argv[2] : NULL);
+        kvb_print_help(argc > 2 ? argv[2] : NULL);
         return 0;
     }
     if (strcmp(cmd, "list") == 0) {
-        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) { print_help("list"); return 0; }
-        if (argc > 2) return usage_error("list takes no arguments, got '%s'", argv[2]);
+        if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) { kvb_print_help("list"); return 0; }
+        if (argc > 2) return kvb_usage_error("list takes no arguments, got '%s'", argv[2]);
         return cmd_list();
     }
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 2, argv + 2);
@@ -1737,10 +1295,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "export") == 0) return cmd_export(argc - 2, argv + 2);
     if (strcmp(cmd, "attend") == 0) return cmd_attend(argc - 2, argv + 2);
     if (strcmp(cmd, "serve-sim") == 0) return cmd_serve(argc - 2, argv + 2);
-    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2, argv[0]);
-    if (strcmp(cmd, "report") == 0) return cmd_report(argc - 2, argv + 2);
-    if (strcmp(cmd, "merge") == 0) return cmd_merge(argc - 2, argv + 2);
-    if (strcmp(cmd, "compare") == 0) return cmd_compare(argc - 2, argv + 2);
-    return usage_error("unknown command '%s': allowed are run, attend, serve-sim, sweep, report, merge, compare, "
+    if (strcmp(cmd, "sweep") == 0) return kvb_cmd_sweep(argc - 2, argv + 2, argv[0]);
+    if (strcmp(cmd, "report") == 0) return kvb_cmd_report(argc - 2, argv + 2);
+    if (strcmp(cmd, "merge") == 0) return kvb_cmd_merge(argc - 2, argv + 2);
+    if (strcmp(cmd, "compare") == 0) return kvb_cmd_compare(argc - 2, argv + 2);
+    return kvb_usage_error("unknown command '%s': allowed are run, attend, serve-sim, sweep, report, merge, compare, "
                        "list, info, export, help", cmd);
 }

@@ -1,0 +1,60 @@
+/* cli.c: the parsing helpers every kvbench command shares. Each refusal prints
+ * one line naming the flag, the value and what is allowed, and returns
+ * KVB_EXIT_USAGE for the command to return. */
+#define _XOPEN_SOURCE 700
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kvb_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kvbench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(see 'kvbench help')\n", stderr);
+    va_end(ap);
+    return KVB_EXIT_USAGE;
+}
+
+int kvb_parse_int(const char *flag, const char *s, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return kvb_usage_error("%s '%s': expected an integer from %lld to %lld", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int kvb_parse_double(const char *flag, const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return kvb_usage_error("%s '%s': expected a number from %g to %g", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* Splits a comma list in place; refuses empty items and more than max items. */
+int kvb_split_list(const char *flag, char *s, char **items, int max, int *n)
+{
+    *n = 0;
+    for (char *tok = s;;) {
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = 0;
+        if (!*tok) return kvb_usage_error("%s: empty item in list", flag);
+        if (*n == max) return kvb_usage_error("%s: more than %d items", flag, max);
+        items[(*n)++] = tok;
+        if (!comma) break;
+        tok = comma + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,234 @@
+/* cli_compare.c: kvbench compare BASE NEW, the regression gate's command:
+ * loads both sides (compare.h), judges each case, prints the table and writes
+ * the Markdown / JSON reports through temporary files. */
+#define _XOPEN_SOURCE 700
+#include "cli.h"
+#include "compare.h"
+
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact", "tolerance"};
+
+/* A JSON string: quotes and backslashes escaped, control characters dropped. */
+static void json_out(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s >= 0x20) fputc(*s, f);
+    fputc('"', f);
+}
+
+static void json_num(FILE *f, double v)
+{
+    if (isfinite(v)) fprintf(f, "%.9g", v);
+    else fputs("null", f);
+}
+
+/* Writes the comparison as markdown or JSON into path (temporary name, then renamed). */
+static int write_compare(const char *path, int json, const kvb_cmp_set *b, const kvb_cmp_set *nw,
+                         const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc, const kvb_cmp_result *res,
+                         int n, const kvb_cmp_opts *o, const int *counts)
+{
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return kvb_usage_error("cannot write '%s': %s", tmp, strerror(errno));
+    if (json) {
+        fprintf(f, "{\n  \"base_machine\": ");
+        json_out(f, b->machine);
+        fprintf(f, ", \"new_machine\": ");
+        json_out(f, nw->machine);
+        fprintf(f, ", \"gated_kinds\": [");
+        for (int k = 0, first = 1; k < KVB_CMP_KIND_COUNT; k++)
+            if (o->gate & (1u << k)) { fprintf(f, "%s\"%s\"", first ? "" : ", ", cmp_kind_names[k]); first = 0; }
+        fprintf(f, "],\n");
+        fprintf(f, "  \"alpha\": %g, \"min_change\": %g, \"tolerance\": %g,\n  \"counts\": {", o->alpha, o->min_change,
+                o->tolerance);
+        for (int v = 0; v < KVB_VERDICT_COUNT; v++)
+            fprintf(f, "%s\"%s\": %d", v ? ", " : "", kvb_verdict_name((kvb_verdict)v), counts[v]);
+        fprintf(f, "},\n  \"cases\": [\n");
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "    {\"case\": ");
+            json_out(f, bc[i]->name);
+            fprintf(f, ", \"kind\": \"%s\", \"base\": ", cmp_kind_names[bc[i]->kind]);
+            json_num(f, res[i].base);
+            fprintf(f, ", \"new\": ");
+            json_num(f, res[i].new_);
+            fprintf(f, ", \"change\": ");
+            json_num(f, res[i].change);
+            fprintf(f, ", \"n_base\": %d, \"n_new\": %d, \"p\": ", bc[i]->n, nc[i]->n);
+            json_num(f, res[i].p);
+            fprintf(f, ", \"verdict\": \"%s\"}%s\n", kvb_verdict_name(res[i].verdict), i + 1 < n ? "," : "");
+        }
+        fprintf(f, "  ]\n}\n");
+    } else {
+        fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
+        fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha, 100 * o->min_change,
+                100 * o->tolerance);
+        for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+            if (o->gate & (1u << k)) fprintf(f, " %s", cmp_kind_names[k]);
+        fprintf(f, "\n\n");
+        fprintf(f, "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
+                    res[i].new_, 100 * res[i].change);
+            if (isnan(res[i].p)) fprintf(f, "-"); else fprintf(f, "%.3g", res[i].p);
+            fprintf(f, " | %s%s%s |\n", res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "",
+                    kvb_verdict_name(res[i].verdict), res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "");
+        }
+        fprintf(f, "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
+                counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
+                counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
+    }
+    int bad = ferror(f) | (fclose(f) != 0);
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        fprintf(stderr, "kvbench: writing '%s' failed\n", path);
+        return KVB_EXIT_USAGE;                   /* not 1: that means a regression */
+    }
+    return 0;
+}
+
+int kvb_cmd_compare(int argc, char **argv)
+{
+    kvb_cmp_opts o = {0.05, 0.10, 0.10, 0};
+    const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "all";
+    int quiet = 0, ns = 0, any_machine = 0, allow_missing = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { kvb_print_help("compare"); return 0; }
+        if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
+        if (strcmp(a, "--any-machine") == 0) { any_machine = 1; continue; }
+        if (strcmp(a, "--allow-missing") == 0) { allow_missing = 1; continue; }
+        if (a[0] == '-' && i + 1 >= argc) return kvb_usage_error("%s needs a value", a);
+        if (strcmp(a, "--alpha") == 0) { if (kvb_parse_double("--alpha", argv[++i], 1e-6, 0.5, &o.alpha)) return KVB_EXIT_USAGE; }
+        else if (strcmp(a, "--min-change") == 0) {
+            if (kvb_parse_double("--min-change", argv[++i], 0, 10, &o.min_change)) return KVB_EXIT_USAGE;
+        } else if (strcmp(a, "--tolerance") == 0) {
+            if (kvb_parse_double("--tolerance", argv[++i], 0, 10, &o.tolerance)) return KVB_EXIT_USAGE;
+        } else if (strcmp(a, "--gate") == 0) gate = argv[++i];
+        else if (strcmp(a, "--markdown") == 0) md = argv[++i];
+        else if (strcmp(a, "--json") == 0) js = argv[++i];
+        else if (strcmp(a, "--filter") == 0) filter = argv[++i];
+        else if (a[0] == '-') return kvb_usage_error("unknown flag '%s' for compare", a);
+        else if (ns == 2) return kvb_usage_error("compare takes BASE and NEW, got a third: '%s'", a);
+        else side[ns++] = a;
+    }
+    if (ns != 2) return kvb_usage_error("compare needs BASE and NEW (result directories or Google Benchmark JSON files)");
+    /* which kinds can regress: a list, or all of them */
+    unsigned mask = 0;
+    if (strcmp(gate, "all") == 0) mask = (1u << KVB_CMP_KIND_COUNT) - 1;
+    else {
+        char gl[256], *items[8];
+        int ng;
+        snprintf(gl, sizeof gl, "%s", gate);
+        if (kvb_split_list("--gate", gl, items, 8, &ng)) return KVB_EXIT_USAGE;
+        static const char *const gate_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact", "tolerance"};
+        for (int i = 0; i < ng; i++) {
+            int k = 0;
+            while (k < KVB_CMP_KIND_COUNT && strcmp(items[i], gate_names[k])) k++;
+            if (k == KVB_CMP_KIND_COUNT)
+                return kvb_usage_error("unknown --gate kind '%s': allowed are all, or a list of time, ratio, "
+                                   "ceiling, exact, tolerance", items[i]);
+            mask |= 1u << k;
+        }
+    }
+    regex_t re;
+    if (filter && regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0)
+        return kvb_usage_error("--filter '%s' is not a valid extended regular expression", filter);
+    kvb_cmp_set b, nw;
+    char msg[1024];
+    if (kvb_cmp_load(&b, side[0], msg, sizeof msg) != KVB_STATUS_OK) {
+        if (filter) regfree(&re);
+        return kvb_usage_error("base: %s", msg);
+    }
+    if (kvb_cmp_load(&nw, side[1], msg, sizeof msg) != KVB_STATUS_OK) {
+        kvb_cmp_free(&b);
+        if (filter) regfree(&re);
+        return kvb_usage_error("new: %s", msg);
+    }
+    /* absolute times compare only on one machine; ratios and fixed figures anywhere */
+    /* what the sides' machines allow: absolute times need the same machine, ratios and
+     * ceilings the same CPU model (its kernels and caches set them); fixed figures anywhere */
+    /* "cpu @ host": the host after the last " @ " (CPU names hold " @ 2.20GHz") */
+    const char *bat = NULL, *nat = NULL;
+    for (const char *q = b.machine; (q = strstr(q, " @ ")); q++) bat = q;
+    for (const char *q = nw.machine; (q = strstr(q, " @ ")); q++) nat = q;
+    size_t bl = bat ? (size_t)(bat - b.machine) : strlen(b.machine), nl = nat ? (size_t)(nat - nw.machine) : strlen(nw.machine);
+    int same_cpu = bl && bl == nl && strncmp(b.machine, nw.machine, bl) == 0;
+    int same_machine = same_cpu && !strcmp(b.machine, nw.machine);
+    unsigned asked = mask;
+    if (!any_machine && !same_machine) mask &= ~(1u << KVB_CMP_TIME);
+    /* errors on seeded inputs depend on the kernel the CPU picks (VNNI rounds the query) */
+    if (!any_machine && !same_cpu)
+        mask &= ~((1u << KVB_CMP_RATIO) | (1u << KVB_CMP_CEILING) | (1u << KVB_CMP_TOL));
+    o.gate = mask;
+    const kvb_cmp_case **bc = calloc((size_t)b.n, sizeof *bc), **nc = calloc((size_t)b.n, sizeof *nc);
+    kvb_cmp_result *res = calloc((size_t)b.n, sizeof *res);
+    int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0}, rc = 0;
+    for (int i = 0; bc && nc && res && i < b.n; i++) {
+        if (filter && regexec(&re, b.c[i].name, 0, NULL, 0) != 0) continue;
+        const kvb_cmp_case *m = NULL;
+        for (int j = 0; j < nw.n && !m; j++)
+            if (!strcmp(nw.c[j].name, b.c[i].name) && nw.c[j].kind == b.c[i].kind) m = &nw.c[j];
+        /* a gated case that vanished (its point skipped, timed out, not run) is not a pass */
+        if (!m || m->n == 0) {
+            if (o.gate & (1u << b.c[i].kind)) {
+                if (only_base++ < 20) printf("MISSING: %s\n", b.c[i].name);
+            }
+            continue;
+        }
+        bc[n] = &b.c[i];
+        nc[n] = m;
+        res[n] = kvb_cmp_judge(b.c[i].kind, b.c[i].v, b.c[i].n, m->v, m->n, &o);
+        counts[res[n].verdict]++;
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "kvbench: no common cases between '%s' and '%s' (different sweeps or shapes?)\n", side[0],
+                side[1]);
+        rc = KVB_EXIT_USAGE;
+        goto done;
+    }
+    /* the gate actually applied, always: a CI log must show when a kind was dropped */
+    printf("gated kinds:");
+    for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+        if (o.gate & (1u << k)) printf(" %s", cmp_kind_names[k]);
+    printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n",
+           asked != mask ? (same_cpu ? " (times not: another host)" : " (times, ratios, ceilings, tolerances not: another CPU)")
+                         : "", o.alpha, 100 * o.min_change, 100 * o.tolerance);
+    if (!quiet) {
+        printf("base: %s (%s)\nnew:  %s (%s)\n\n", side[0], b.machine, side[1], nw.machine);
+        printf("%-96s %-10s %12s %12s %8s %8s  %s\n", "case", "kind", "base", "new", "change", "p", "verdict");
+        for (int i = 0; i < n; i++) {
+            char p[16] = "-";
+            if (!isnan(res[i].p)) snprintf(p, sizeof p, "%.3g", res[i].p);
+            printf("%-96s %-10s %12.5g %12.5g %+7.1f%% %8s  %s\n", bc[i]->name, cmp_kind_names[bc[i]->kind], res[i].base,
+                   res[i].new_, 100 * res[i].change, p, kvb_verdict_name(res[i].verdict));
+        }
+        printf("\n");
+    }
+    for (int i = 0; i < n; i++)
+        if (res[i].verdict == KVB_VERDICT_REGRESSED) fprintf(stdout, "REGRESSED: %s %+.1f%% (p %.3g)\n", bc[i]->name,
+                                                             100 * res[i].change, res[i].p);
+    printf("compare: %d cases: %d regressed, %d improved, %d same, %d too few samples, %d changed but not gated", n,
+           counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
+           counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
+    if (only_base) printf("; %d gated base cases missing from new%s", only_base, allow_missing ? " (allowed)" : "");
+    printf("\n");
+    if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
+    if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
+    rc = counts[KVB_VERDICT_REGRESSED] || (only_base && !allow_missing) ? 1 : 0;
+done:
+    free(bc); free(nc); free(res);
+    kvb_cmp_free(&b);
+    kvb_cmp_free(&nw);
+    if (filter) regfree(&re);
+    return rc;
+}
