@@ -28,7 +28,8 @@ LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c imp
            impls/kernels/quant_avx512.c \
            harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
            harness/attend_bench.c harness/serve.c harness/quality.c harness/topo.c \
-           harness/results.c harness/sweep.c harness/report.c harness/textio.c harness/compare.c
+           harness/results.c harness/sweep.c harness/report.c harness/textio.c harness/compare.c \
+           harness/datadir.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the command line: main.c dispatches, cli*.c hold the commands outside it
 CLI_SRC := harness/main.c harness/cli.c harness/cli_sweep.c harness/cli_compare.c
