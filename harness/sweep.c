@@ -36,7 +36,8 @@ static const char *const known_keys[] = {
     "run.reps", "run.warmup", "run.max_seq", "run.group", "run.budget",
     "attend.backends", "attend.dtypes", "attend.shapes", "attend.ctxs", "attend.blocks", "attend.threads",
     "attend.reps", "attend.group", "attend.budget",
-    "quality.preset", "quality.dtypes", "quality.tokens", "quality.max_seq", "quality.group", "quality.budget",
+    "quality.preset", "quality.dtypes", "quality.tokens", "quality.max_seq", "quality.group", "quality.residual",
+    "quality.budget",
     "serve.preset", "serve.backends", "serve.blocks", "serve.sequences", "serve.budget",
 };
 enum { N_KNOWN = (int)(sizeof known_keys / sizeof known_keys[0]) };
@@ -83,7 +84,7 @@ kvb_status kvb_sweep_set(kvb_sweep *s, const char *assignment, char *msg, size_t
     if (!known) {
         snprintf(msg, msg_len, "unknown sweep key '%s': allowed are run.{preset,backends,dtypes,blocks,threads,"
                  "prompt,tokens,reps,warmup,max_seq,group,budget}, attend.{backends,dtypes,shapes,ctxs,blocks,threads,"
-                 "reps,group,budget}, quality.{preset,dtypes,tokens,max_seq,group,budget}, serve.{preset,backends,blocks,"
+                 "reps,group,budget}, quality.{preset,dtypes,tokens,max_seq,group,residual,budget}, serve.{preset,backends,blocks,"
                  "sequences,budget}", key);
         return KVB_STATUS_INVALID_ARG;
     }
@@ -283,7 +284,7 @@ static const struct {
     {"blocks", V_INT, 1, 1, 1 << 24}, {"threads", V_INT, 1, 1, 1024}, {"ctxs", V_INT, 1, 1, 1 << 24},
     {"prompt", V_INT, 0, 1, 1 << 20}, {"tokens", V_INT, 0, 1, 1 << 20}, {"reps", V_INT, 0, 1, 1000},
     {"warmup", V_INT, 0, 0, 1 << 20}, {"max_seq", V_INT, 0, 1, 1 << 24}, {"group", V_INT, 0, 8, 256},
-    {"sequences", V_INT, 0, 1, 4096},
+    {"sequences", V_INT, 0, 1, 4096}, {"residual", V_INT, 0, 0, 65536},
 };
 
 static void backend_names(char *buf, size_t n)
@@ -516,6 +517,7 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
         if (get(s, "quality.tokens")) ok = ok && add_args(p, &used, 2, "--tokens", get(s, "quality.tokens"));
         if (get(s, "quality.max_seq")) ok = ok && add_args(p, &used, 2, "--max-seq", get(s, "quality.max_seq"));
         if (get(s, "quality.group")) ok = ok && add_args(p, &used, 2, "--group", get(s, "quality.group"));
+        if (get(s, "quality.residual")) ok = ok && add_args(p, &used, 2, "--residual", get(s, "quality.residual"));
         ok = ok && add_args(p, &used, 2, "--out", path);
         if (!ok) { snprintf(msg, msg_len, "point %s: command too long", p->id); free(pts); return -1; }
         n++;

@@ -9,7 +9,7 @@
  * Sections and keys (lists are comma-separated; a point per combination):
  *   run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq budget
  *   attend.  backends dtypes shapes (HEADS/KV_HEADS/HEAD_DIM) ctxs blocks threads reps budget
- *   quality. preset dtypes tokens max_seq budget
+ *   quality. preset dtypes tokens max_seq group residual budget
  *   serve.   preset backends blocks sequences budget
  * run.KEY@BACKEND gives one backend its own tokens, reps, warmup, prompt,
  * max_seq or budget (no-cache cannot decode as far as a cache in the time).
