@@ -1953,7 +1953,7 @@ static void test_point_summary(void **state)
     kvb_model_preset("tiny", &cfg);
     for (int r = 0; r < 3; r++) {
         p.steps_done[r] = 4;
-        p.prefill_ns[r] = 100;
+        p.prefill[r].step_ns = 100;
         for (int i = 0; i < 4; i++)
             p.rec[r * 4 + i] = (kvb_step_record){10 + i, 0, (uint64_t)(1000 * (i + 1) + r), 0, 0, 0, 0, 0};
     }
