@@ -199,8 +199,9 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
             st = KVB_STATUS_FULL;
             goto out;
         }
-        /* admission, first come first served */
-        while (S.q_len > 0) {
+        /* admission, first come first served (a large budget admits many
+         * long prompts in one round: the time budget is checked per request) */
+        while (S.q_len > 0 && !(deadline && running > 0 && kvb_now_ns() > deadline)) {
             int r = S.queue[S.q_head];
             if (admit(&S, r) != KVB_STATUS_OK) {
                 if (running == 0) {
