@@ -150,7 +150,9 @@ if [ -x "$TK" ]; then
   sleep 2
   kill -TERM "$tk" 2>/dev/null
   wait "$tk"
-  [ -z "$(ls -A "$T/tk")" ] && ok || bad "a killed test_kvbench left $(ls "$T/tk")"
+  [ -z "$(ls -A "$T/tk")" ] && [ ! -e "/tmp/kvbench-test-$tk" ] && ok \
+    || bad "a killed test_kvbench left $(ls "$T/tk") $(ls -d "/tmp/kvbench-test-$tk" 2>/dev/null)"
+  rm -rf "/tmp/kvbench-test-$tk"
 fi
 
 echo "cli-robust: $pass passed, $fail failed"
