@@ -141,7 +141,7 @@ else
 fi
 
 # --- the test binary: from any directory, and no temporary files left when killed ---
-TK="$(dirname "$KVB")/test_kvbench"
+TK="$(cd "$(dirname "$KVB")" && pwd)/test_kvbench"
 if [ -x "$TK" ]; then
   (cd / && "$TK" sweep_expand >"$T/tk.out" 2>&1) && ok || bad "test_kvbench sweep_expand fails outside the repository: $(tail -n 5 "$T/tk.out")"
   mkdir "$T/tk"
