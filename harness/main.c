@@ -425,6 +425,14 @@ static int check_memory(const char *what, double bytes)
     return 0;
 }
 
+/* Every case of a command is unsupported: said with the last reason; exit 3. */
+static int nothing_to_measure(const char *noun, int n, const char *why)
+{
+    fprintf(stderr, "kvbench: nothing to measure: all %d %s%s unsupported (the last: %s) (exit %d)\n", n, noun,
+            n == 1 ? " is" : "s are", why, KVB_EXIT_NOTHING);
+    return KVB_EXIT_NOTHING;
+}
+
 /* More threads than online cores share cores: the figures then measure the
  * scheduler, not the machine. Said on stderr; the caller records it too. */
 static int threads_oversubscribed(int threads)
@@ -789,9 +797,7 @@ static int cmd_attend(int argc, char **argv)
                 }
         note_group(&c, shape.head_dim, any_quant);
         if (runnable == 0) {
-            fprintf(stderr, "kvbench: nothing to measure: all %d case%s unsupported (the last: %s) (exit %d)\n",
-                    cases_n, cases_n == 1 ? " is" : "s are", why, KVB_EXIT_NOTHING);
-            return KVB_EXIT_NOTHING;
+            return nothing_to_measure("case", cases_n, why);
         }
         char what[96];
         snprintf(what, sizeof what, "attend's largest case (%d sequence%s at %d tokens)", c.sequences,
@@ -1034,9 +1040,7 @@ static int cmd_serve(int argc, char **argv)
         }
     note_group(&c, mc.head_dim, any_quant);
     if (runnable == 0) {
-        fprintf(stderr, "kvbench: nothing to measure: all %d cache%s unsupported (the last: %s) (exit %d)\n",
-                cases_n, cases_n == 1 ? " is" : "s are", why, KVB_EXIT_NOTHING);
-        return KVB_EXIT_NOTHING;
+        return nothing_to_measure("cache", cases_n, why);
     }
     /* the KV budget (a prealloc cache reserves up to it), plus the noise K/V per sequence */
     if ((r = check_memory("serve-sim's KV budget", budget_max + 3.0 * sc.shape.max_seq * tok_bytes)) != 0) return r;
