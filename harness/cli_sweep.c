@@ -161,6 +161,15 @@ int kvb_cmd_sweep(int argc, char **argv, const char *argv0)
             free(pts);
             return kvb_usage_error("'%s' (or its .partial) exists: choose another --out, or --resume it", dir);
         }
+        /* and each point's own command with --dry-run: what it would refuse is refused now, not an hour in
+         * (a resumed sweep was checked when it started) */
+        kvb_status dr = kvb_sweep_dry_run(pts, n, exe, msg, sizeof msg);
+        if (dr != KVB_STATUS_OK) {
+            free(pts);
+            if (dr == KVB_STATUS_INVALID_ARG) return kvb_usage_error("%s", msg);
+            fprintf(stderr, "kvbench: %s\n", msg);
+            return KVB_EXIT_FAIL;
+        }
     }
     sigset_t old;
     block_stop_signals(&old);

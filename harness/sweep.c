@@ -934,6 +934,36 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
     return 0;
 }
 
+kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg, size_t msg_len)
+{
+    for (int i = 0; i < n; i++) {
+        char *argv[KVB_SWEEP_MAX_ARGS + 1];
+        int a = 0;
+        for (; a < pts[i].argc && a < KVB_SWEEP_MAX_ARGS - 1; a++) argv[a] = pts[i].argv[a];
+        argv[a++] = "--dry-run";
+        argv[a] = NULL;
+        child_run cr = {0};
+        run_child(exe, argv, -1, 60, &cr);
+        if (cr.signo) {
+            snprintf(msg, msg_len, "interrupted (%s) while checking point %s", strsignal(cr.signo), pts[i].id);
+            return KVB_STATUS_IO;
+        }
+        if (cr.code == 0 || cr.code == 3) continue;       /* 3: nothing it can measure; the point will be skipped */
+        /* its reason: the last "kvbench: " line (a usage error ends with a pointer to help) */
+        char why[400] = "";
+        for (const char *l = cr.tail; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+            if (strncmp(l, "kvbench: ", 9) == 0) {
+                const char *e = strchr(l, '\n');
+                snprintf(why, sizeof why, "%.*s", (int)(e ? e - l - 9 : (long)strlen(l + 9)), l + 9);
+            }
+        if (!why[0]) last_line(cr.tail, why, sizeof why);
+        snprintf(msg, msg_len, "point %s: its command refuses it (exit %d): %s", pts[i].id, cr.code,
+                 why[0] ? why : "no message");
+        return cr.code == 2 ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
+    }
+    return KVB_STATUS_OK;
+}
+
 /* This process's host and CPU, for points whose child wrote no meta.json. */
 static void own_machine(point_state *ps)
 {

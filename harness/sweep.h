@@ -60,6 +60,14 @@ kvb_status kvb_sweep_save(const kvb_sweep *s, const char *file, char *msg, size_
  * output paths under it). */
 int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **out, char *msg, size_t msg_len);
 
+/* Runs each point's own command with --dry-run (kvbench run, attend and
+ * serve-sim check every flag, the model's shape and each case, measure and
+ * write nothing): a point its command would refuse refuses the sweep before
+ * anything is measured or made; msg names the point and the command's reason.
+ * Exit 0, or 3 (nothing it can measure: the point will be marked skipped),
+ * passes. INVALID_ARG for a refusal (exit 2), IO for any other failure. */
+kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg, size_t msg_len);
+
 /* What a run of the points came to. signo: a SIGINT, SIGTERM or SIGHUP that
  * reached the sweep (the caller blocks them; see kvb_sweep_run): the running
  * point's child was stopped and reaped, its lock released, and nothing more

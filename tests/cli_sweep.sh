@@ -101,6 +101,11 @@ expect_fail 2 "unknown backend 'bogus' after '@'" sweep $TINY --set run.backends
 expect_fail 2 "unknown storage type 'f8'" sweep $TINY --set attend.backends=contiguous --set attend.dtypes=f8 --out "$T/out"
 expect_fail 2 "empty item" sweep $TINY --set run.backends=contiguous, --out "$T/out"
 expect_fail 2 "expected a new directory's name" sweep $TINY --set run.backends=contiguous --out ""
+# what only the point's own command knows (the model's max-seq, a shape) is asked of it with --dry-run first
+expect_fail 2 "point run-tiny-contiguous-f32-t1: its command refuses it (exit 2): prompt 16 + tokens 300" \
+  sweep $TINY --set run.backends=contiguous --set run.tokens=300 --out "$T/out"
+expect_fail 2 "n_heads = 4 is not a multiple of n_kv_heads = 3" \
+  sweep --set attend.backends=contiguous --set attend.shapes=4/3/16 --emit-jobs --out "$T/out"
 
 # --- §5: a named sweep is found from any directory (kvb_data_path) ---
 mkdir -p "$T/elsewhere"
