@@ -177,7 +177,7 @@ for sig in INT TERM KILL; do
   cp=$(child_of $sp run) || { bad "$sig: no point child seen"; continue; }
   PIDS="$PIDS $cp"
   sleep 0.5
-  kill -s $sig $sp; wait $sp; rc=$?
+  kill -s $sig $sp; { wait $sp; } 2>/dev/null; rc=$?
   if [ $sig = KILL ]; then
     # a --resume racing the dying child must not start a second one on the point
     "$KVB" sweep --quiet --resume "$T/k$sig.partial" >/dev/null 2>"$T/race.err" &
@@ -187,7 +187,7 @@ for sig in INT TERM KILL; do
     sleep 0.3
     n=$(runners "$T/k$sig.partial/points/run-stories15m-nocache-f32-t1")
     [ "$n" -le 1 ] && ok || bad "SIGKILL then --resume: $n children run one point"
-    kill -TERM $rp 2>/dev/null; wait $rp
+    kill -TERM $rp 2>/dev/null; { wait $rp; } 2>/dev/null
   else
     # the sweep waited for its child: gone by the time the sweep is
     [ $rc -gt 128 ] && ! alive $cp && ok || bad "SIG$sig: exit $rc, child $cp alive: $(alive $cp && echo yes || echo no)"
@@ -198,7 +198,7 @@ done
 # interrupted while describing the machine: no info.<pid>.txt left
 "$KVB" sweep $TINY --set run.backends=contiguous --quiet --out "$T/desc" >/dev/null 2>&1 &
 sp=$!; PIDS="$PIDS $sp"
-child_of $sp info >/dev/null; kill -TERM $sp; wait $sp
+child_of $sp info >/dev/null; kill -TERM $sp; { wait $sp; } 2>/dev/null
 [ -d "$T/desc.partial" ] && [ -z "$(ls "$T/desc.partial" | grep '^info\.')" ] && ok \
   || bad "an interrupted description left: $(ls "$T/desc.partial" 2>&1)"
 
