@@ -100,7 +100,10 @@ expect_fail 2 "budget 'inf'" sweep $TINY --set run.backends=contiguous --set run
 expect_fail 2 "unknown backend 'bogus' after '@'" sweep $TINY --set run.backends=contiguous --set run.tokens@bogus=4 --out "$T/out"
 expect_fail 2 "unknown storage type 'f8'" sweep $TINY --set attend.backends=contiguous --set attend.dtypes=f8 --out "$T/out"
 expect_fail 2 "empty item" sweep $TINY --set run.backends=contiguous, --out "$T/out"
-expect_fail 2 "expected a new directory's name" sweep $TINY --set run.backends=contiguous --out ""
+mkdir -p "$T/empty"                              # --out '': refused, nothing left where it ran
+(cd "$T/empty" && "$KVB" sweep $TINY --set run.backends=contiguous --out "" >/dev/null 2>"$T/stderr"); rc=$?
+[ $rc -eq 2 ] && grep -q "expected a new directory's name" "$T/stderr" && [ -z "$(ls -A "$T/empty")" ] && ok \
+  || bad "sweep --out '' -> exit $rc, left: $(ls -A "$T/empty")"
 # what only the point's own command knows (the model's max-seq, a shape) is asked of it with --dry-run first
 expect_fail 2 "point run-tiny-contiguous-f32-t1: its command refuses it (exit 2): prompt 16 + tokens 300" \
   sweep $TINY --set run.backends=contiguous --set run.tokens=300 --out "$T/out"
