@@ -541,8 +541,8 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
     }
     if (overflow) { snprintf(msg, msg_len, "more than %zu points: split the sweep", cap - 2); free(pts); return -1; }
     for (int i = 0; i < n; i++)
-        if (strlen(pts[i].id) + 1 >= sizeof pts[i].id) {
-            snprintf(msg, msg_len, "point name too long: %.60s...", pts[i].id);
+        if (strlen(pts[i].id) + 1 >= sizeof pts[i].id || strchr(pts[i].id, '/') || pts[i].id[0] == '.') {
+            snprintf(msg, msg_len, "point name too long or not a folder name: %.60s...", pts[i].id);
             free(pts);
             return -1;
         }

@@ -132,6 +132,8 @@ static void test_values(void **state)
         {{"run.backends=contiguous,bogus"}, "unknown backend 'bogus'"},
         {{"run.backends=contiguous", "run.preset=huge"}, "unknown preset 'huge'"},
         {{"serve.backends=contiguous", "serve.preset=huge"}, "unknown preset 'huge'"},
+        {{"run.backends=contiguous", "run.preset=../../x"}, "unknown preset '../../x'"},   /* a point's folder */
+        {{"run.backends=paged", "run.blocks=../16"}, "'../16' is not a whole number"},
         {{"run.backends=contiguous", "run.dtypes=f8"}, "unknown storage type 'f8'"},
         {{"run.backends=contiguous", "run.tokens=abc"}, "'abc' is not a whole number"},
         {{"run.backends=contiguous", "run.tokens=0"}, "'0' is not a whole number"},
