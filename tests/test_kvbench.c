@@ -2057,8 +2057,15 @@ int main(int argc, char **argv)
     /* the tests run in a child; this process only waits and removes the
      * temporary directory, however the child ends (a crash, a kill) */
     pid_t child = fork();
-    if (child < 0) { rmdir(ctx->tmpdir); return 2; }
-    if (child > 0) return supervise(child, ctx->tmpdir);
+    if (child < 0) {
+        if (ctx->has_re) regfree(&ctx->re);
+        rmdir(ctx->tmpdir);
+        return 2;
+    }
+    if (child > 0) {
+        if (ctx->has_re) regfree(&ctx->re);
+        return supervise(child, ctx->tmpdir);
+    }
     struct { const char *name; CMUnitTestFunction fn; int parametric; } all[] = {
         {"attend_every_backend", test_attend_every_backend, 1},
         {"attend_rejects_planted_bugs", test_attend_rejects_planted_bugs, 0},
