@@ -231,10 +231,15 @@ for p in latency memory scaling bandwidth paged; do [ -s "$T/sw/plots/$p.dat" ] 
   || bad "a plot without data was not left out"
 # the paged series come from one attend command with the contiguous cache beside them
 grep -q 'paged/f32 x1 4/2/16 ctx 128 | 16 |' "$T/sw/report.md" && ok || bad "report lacks the paged overhead rows"
+# a value a point's own command refuses is refused before the sweep starts (its --dry-run), no directory made
+expect_fail 2 "n_heads = 4 is not a multiple of n_kv_heads = 3" sweep $SW --set attend.shapes=4/3/16 --quiet --out "$T/out"
 # a point that fails keeps the sweep unfinished; the finished points stay and resume skips them
-expect_fail 1 "some points failed" sweep $SW --set attend.shapes=4/3/16 --quiet --out "$T/sw2"
-[ -d "$T/sw2.partial" ] && [ "$(grep -c ',ok,' "$T/sw2.partial/sweep.csv")" -eq 4 ] \
-  && grep -q ',failed,' "$T/sw2.partial/sweep.csv" && ok || bad "failed sweep: $(cat "$T/sw2.partial/sweep.csv")"
+# (here: the definition changed under a started sweep, which only fails when the point runs)
+"$KVB" sweep $SW --emit-jobs --out "$T/sw2" >/dev/null 2>&1
+sed -i 's|^attend.shapes = .*|attend.shapes = 4/3/16|' "$T/sw2.partial/sweep.def"
+"$KVB" sweep --resume "$T/sw2.partial" --quiet >/dev/null 2>"$T/stderr"; rc=$?
+[ $rc -eq 1 ] && grep -q "some points failed" "$T/stderr" && [ "$(grep -c ',ok,' "$T/sw2.partial/sweep.csv")" -eq 4 ] \
+  && grep -q ',failed,' "$T/sw2.partial/sweep.csv" && ok || bad "failed sweep: exit $rc: $(cat "$T/stderr" "$T/sw2.partial/sweep.csv")"
 "$KVB" sweep --resume "$T/sw2.partial" >"$T/stdout" 2>"$T/stderr"; rc=$?
 [ $rc -eq 1 ] && grep -q "resuming: 4 of 6 points already done" "$T/stderr" && ok || bad "resume: exit $rc: $(cat "$T/stderr")"
 # a decode point past its budget is cut short and marked, not dropped
