@@ -12,8 +12,13 @@
 #define KVB_REPORT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "../impls/kvb_backend.h"
 
 kvb_status kvb_report(const char *dir, char *msg, size_t msg_len);
+
+/* kvb_report with its notes (no gnuplot, gnuplot's warnings: the report is
+ * still written, and says so) to `notes` (NULL: none); kvb_report gives stderr. */
+kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len);
 
 #endif
