@@ -9,7 +9,7 @@ load (k > 0 ? here[1:k] : './').'common.gp'
 set multiplot title sprintf('Per-token decode latency (%s)', machine)
 key_rows = n < 4 ? n : 4
 set lmargin at screen 0.07; set rmargin at screen 0.48
-set bmargin at screen 0.13 + key_rows * 0.045; set tmargin at screen 0.9
+set bmargin at screen 0.13 + key_rows * 0.045; set tmargin at screen 0.86
 set key at screen 0.5, screen 0.02 center bottom vertical maxrows 4
 set xlabel 'position (tokens already in context)'
 set ylabel 'step latency (ms)'

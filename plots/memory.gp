@@ -1,12 +1,12 @@
 # memory.gp: cache bytes against tokens for every series: reserved (dashed)
 # and used (solid), with the analytic line tokens x bytes per token (dotted,
 # black); used must lie on it. Data blocks: tokens, reserved, used, analytic
-# (MB). The key sits outside the axes, below: inside, its box hid a line.
-name = 'memory'; w = 1000; h = 700
+# (MB). The key sits outside the axes, on the right: inside, its box hid a line.
+name = 'memory'; w = 1200; h = 640
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 set title sprintf('KV cache memory against tokens (%s)', machine)
-set key outside below center horizontal maxcols 2
+set key outside right top vertical
 set xlabel 'tokens in the cache'
 set ylabel 'cache bytes (MB, 10^6)'
 plot for [i=1:n] data index (i-1) using 1:2 with lines dt 2 lw 2 lc rgb colour[i] title labels[i].' reserved', \

@@ -24,7 +24,7 @@ if (n_serve > 0) {
   set yrange [0:1]
   plot for [i=1:n_serve] sdata index (i-1) using 1:2 with linespoints lw 2 pt 7 lc rgb colour[i] title serve_label[i], \
        for [j=1:n_ref] ref_waste[j] with lines dt 2 lw 1.5 lc rgb colour[n_serve + j] title ref_label[j]
-  set title 'serving: sequences held at once (key as in the middle)'
+  set title 'serving: sequences held at once'
   set ylabel 'mean running sequences'
   set autoscale y
   set yrange [0:*]

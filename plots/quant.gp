@@ -12,7 +12,8 @@ unset key
 set logscale y
 set format y '%.0e'
 set xlabel 'cache bytes per token'
-set offsets graph 0.35, graph 0.35, graph 0.15, graph 0.15   # room for the labels
+set offsets 0, graph 0.35, graph 0.15, graph 0.15   # room for the labels
+set xrange [0:*]
 set title 'attention output, relative L2 vs float64'
 set ylabel 'relative L2 error'
 plot data using 1:($5 == 0 ? $2 : 1/0) with points pt 7 ps 1.3 lc rgb colour[1], \

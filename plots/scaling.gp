@@ -2,11 +2,11 @@
 # its fitted power law T = a n^b (dashed; b and its 95% interval in the
 # legend), and a vertical line where a cache's attention time overtakes the
 # rest of its step (over[i] > 0). Data blocks: n, total (s), fit (s).
-name = 'scaling'; w = 1000; h = 680
+name = 'scaling'; w = 1200; h = 640
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 set title sprintf('Total generation time against tokens, log-log (%s)', machine)
-set key outside below center vertical maxrows 5
+set key outside right top vertical
 set logscale xy
 set format y '%g'
 set xlabel 'tokens generated n'
