@@ -568,7 +568,7 @@ static void read_serve(report *r, const char *path, const char *host)
             snprintf(series, sizeof series, "paged %s%s%s", fl[c_l], on, hn);
             if (!r->serve) {
                 char sp[2400];
-                snprintf(sp, sizeof sp, "%s/serve.dat.tmp", r->plots_dir);
+                snprintf(sp, sizeof sp, "%s/serve%s.dat.tmp", r->plots_dir, r->tag);
                 if (!(r->serve = fopen(sp, "w"))) { r->failed = 1; break; }
             }
             if (strcmp(series, r->last_serve)) {
@@ -904,6 +904,7 @@ static int write_plot_data(report *r)
         /* a colour for every series a panel can hold: no two alike */
         int nc = p->n_label;
         if (i == P_PAGED && r->n_serve + r->n_ref > nc) nc = r->n_serve + r->n_ref;
+        if (i == P_BANDWIDTH) nc += r->n_hc;     /* several machines' ceilings: a colour each, after the series */
         if (nc < 2) nc = 2;
         fprintf(v, "array colour[%d]\n", nc);
         for (int k = 0; k < nc; k++) {
@@ -918,6 +919,7 @@ static int write_plot_data(report *r)
             int nh = r->n_hc > 0 ? r->n_hc : 1;
             fprintf(v, "ctx_min = %d\nctx_max = %d\nn_ceil = %d\narray ceil1s[%d]\narray ceilns[%d]\narray ceil_host[%d]\n",
                     r->ctx_min, r->ctx_max, r->n_hc, nh, nh, nh);
+            if (!r->n_hc) fprintf(v, "ceil1s[1] = 0; ceilns[1] = 0; ceil_host[1] = \"\"\n");
             for (int k = 0; k < r->n_hc; k++)
                 fprintf(v, "ceil1s[%d] = %.6g; ceilns[%d] = %.6g; ceil_host[%d] = \"%s%s\"\n", k + 1, r->hc[k].c1, k + 1,
                         r->hc[k].cn, k + 1, r->multi ? " of " : "", r->multi ? r->hc[k].host : "");
@@ -1216,7 +1218,11 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
         snprintf(msg, msg_len, "out of memory");
         ret = KVB_STATUS_NO_MEMORY;
     } else if (!md_f) {
-        snprintf(msg, msg_len, "cannot create '%s': %s", bad_path, strerror(e_open));
+        const char *first = NULL;       /* the first failure: plot data fails before the report */
+        for (int s = 0; s < n_sets && !first; s++)
+            if (rs[s]->err[0]) first = rs[s]->err;
+        if (first) snprintf(msg, msg_len, "report of '%s': %s", dir, first);
+        else snprintf(msg, msg_len, "cannot create '%s': %s", bad_path, strerror(e_open));
         ret = KVB_STATUS_IO;
     } else {
         const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;

@@ -3,14 +3,14 @@
 # log-log, where no-cache's growth and a cache's flat line separate clearly.
 # Data blocks: position, median, p10, p90 (ms). The key sits below both
 # panels, where it hides no line.
-name = 'latency'; w = 1200; h = 620
+name = 'latency'; w = 1200; h = 520
+key_entries = 'n'; key_cols = '3'
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 set multiplot title sprintf('Per-token decode latency (%s)', machine)
-key_rows = n < 4 ? n : 4
 set lmargin at screen 0.07; set rmargin at screen 0.48
-set bmargin at screen 0.13 + key_rows * 0.045; set tmargin at screen 0.86
-set key at screen 0.5, screen 0.02 center bottom vertical maxrows 4
+set bmargin at screen (key_rows * lh + 90.0) / h; set tmargin at screen 1 - 75.0 / h
+set key at screen 0.5, screen 0.01 center bottom vertical maxrows key_rows
 set xlabel 'position (tokens already in context)'
 set ylabel 'step latency (ms)'
 set title 'linear axes'

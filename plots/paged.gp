@@ -2,7 +2,8 @@
 # contiguous cache's at the largest context (from paged.dat, if attend points
 # ran); KV memory waste and sequences held at once in the serving simulation
 # (serve.dat), contiguous allocation as horizontal lines.
-name = 'paged'; w = 1200; h = 620
+name = 'paged'; w = 1200; h = 480
+key_entries = '(n > n_serve + n_ref) ? n : n_serve + n_ref'
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 panels = (n > 0) + 2 * (n_serve > 0)
@@ -10,8 +11,9 @@ set multiplot layout 1,panels title sprintf('Paged KV cache against block size (
 set logscale x 2
 set xrange [0.7:370]           # block sizes are 1..256
 set xlabel 'block size (tokens)'
-set key outside below center vertical maxrows 6
-set bmargin 10
+set key outside below center vertical maxrows key_rows
+set bmargin at screen (key_rows * lh + 80.0) / h
+set tmargin at screen 1 - 80.0 / h
 if (n > 0) {
   set title 'attend time / contiguous'
   set ylabel 'ratio (1 = no overhead)'
