@@ -1,6 +1,9 @@
 /* report.c: see report.h. Reads what kvbench itself wrote (positions.csv,
  * summary.json, attend.csv, quality.csv, serve.csv), so the JSON reading here
- * is a search for known keys in kvbench's own, stable output, not a parser. */
+ * is a search for known keys in kvbench's own, stable output, not a parser;
+ * CSV columns are found by name in the header, never by position or count.
+ * gnuplot runs as a child (posix_spawnp, no shell: paths are never parsed),
+ * its output to a temporary name renamed when it succeeds. */
 #define _XOPEN_SOURCE 700
 #include "report.h"
 #include "textio.h"
@@ -194,11 +197,6 @@ static void block(report *r, plot_id id, const char *label)
     fprintf(f, "# %s\n", label);
     snprintf(p->label[p->n_label++], sizeof p->label[0], "%s", label);
 }
-
-
-
-
-
 
 static void fmt(char *b, size_t n, const char *f, double v)
 {
@@ -1142,6 +1140,7 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
     char **hosts = NULL, **defs = NULL;
     int *set = NULL, nm = 0, cap = 0, n_sets = 1, oom = 0;
     DIR *md = opendir(mpath);
+    int merged = md != NULL;
     if (md) {
         for (struct dirent *e; (e = readdir(md));) {
             if (e->d_name[0] == '.') continue;
@@ -1184,7 +1183,7 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
         /* one set: the plain names; several: every file carries its set */
         if (n_sets > 1) snprintf(r->tag_own, sizeof r->tag_own, "-set%d", s + 1);
         r->tag = r->tag_own;
-        if (!md) collect(r, NULL, NULL, 0);
+        if (!merged) collect(r, NULL, NULL, 0);
         else {
             char **mine = malloc(((size_t)nm + 1) * sizeof *mine);
             int k = 0;
