@@ -1253,14 +1253,25 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
                         if (first < 0) first = i;
                         if (k >= (int)sizeof line - 1) break;
                     }
-                char diff[2048] = "";
+                char diff[2048] = "", back[2048] = "";   /* its lines set 1 lacks, and set 1's it lacks */
                 int f0 = 0;
                 while (f0 < nm && set[f0] != 0) f0++;
-                if (s > 0 && first >= 0 && f0 < nm) def_diff(defs[first], defs[f0], diff, sizeof diff);
-                fprintf(md_f, "- set %d: %s%s%s\n", s + 1, line, diff[0] ? "; differs from set 1 in: " : "", diff);
+                if (s > 0 && first >= 0 && f0 < nm) {
+                    def_diff(defs[first], defs[f0], diff, sizeof diff);
+                    def_diff(defs[f0], defs[first], back, sizeof back);
+                }
+                fprintf(md_f, "- set %d: %s", s + 1, line);
                 fprintf(h, "<li>set %d: ", s + 1);
                 html_escape(h, line);
-                if (diff[0]) { fprintf(h, "; differs from set 1 in: <code>"); html_escape(h, diff); fprintf(h, "</code>"); }
+                if (diff[0] || back[0]) {
+                    fprintf(md_f, "; differs from set 1 in: `%s` (set 1: `%s`)", diff[0] ? diff : "-", back[0] ? back : "-");
+                    fprintf(h, "; differs from set 1 in: <code>");
+                    html_escape(h, diff[0] ? diff : "-");
+                    fprintf(h, "</code> (set 1: <code>");
+                    html_escape(h, back[0] ? back : "-");
+                    fprintf(h, "</code>)");
+                }
+                fprintf(md_f, "\n");
                 fprintf(h, "</li>\n");
             }
             fprintf(md_f, "\n");

@@ -169,7 +169,7 @@ cp -r "$M/machines/host1" "$M/machines/host2" "$D/machines/"
 mk_sweep "$D/machines/hostC" hostC 30 8
 "$KVB" report "$D" >"$T/stdout" 2>"$T/stderr"; rc=$?
 [ $rc -eq 0 ] || bad "report of a merge of different definitions: exit $rc: $(cat "$T/stderr")"
-grep -q 'different sweep definitions' "$D/report.md" && grep -q 'set 2: hostC; differs from set 1 in: run.tokens = 8' "$D/report.md" \
+grep -q 'different sweep definitions' "$D/report.md" && grep -qF 'set 2: hostC; differs from set 1 in: `run.tokens = 8` (set 1: `run.tokens = 4`)' "$D/report.md" \
   && grep -q '^## Set 2 of 2' "$D/report.md" && ok || bad "different definitions not kept apart: $(head -12 "$D/report.md")"
 grep -q 'on host1' "$D/plots/latency-set1.vars" && ! grep -q 'hostC' "$D/plots/latency-set1.vars" \
   && [ -s "$D/plots/latency-set2.vars" ] && ! grep -q 'host1' "$D/plots/latency-set2.vars" && [ ! -e "$D/plots/latency.vars" ] && ok \
