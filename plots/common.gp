@@ -30,4 +30,4 @@ set output dir.'/plots/'.name.tag.'.'.term.out_suffix
 data = dir.'/plots/'.name.tag.'.dat'
 set grid
 set termoption noenhanced   # labels are names: '_' and '@' are literal
-set key box opaque samplen 2 spacing 1.1 font fnt_small
+set key box opaque samplen 4 spacing 1.1 font fnt_small   # long enough to tell dashed from solid

@@ -8,6 +8,7 @@ here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] n
 load (k > 0 ? here[1:k] : './').'common.gp'
 set title sprintf('KV cache memory against tokens (%s)', machine)
 set key outside right top vertical
+set offsets 0, 0, graph 0.04, graph 0.04   # a cache that holds nothing (no-cache) drawn above the axis, not on it
 set xlabel 'tokens in the cache'
 set ylabel 'cache bytes (MB, 10^6)'
 plot for [i=1:n] data index (i-1) using 1:2 with lines dt 2 lw 2 lc rgb colour[i] title labels[i].' reserved', \
