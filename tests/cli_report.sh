@@ -23,6 +23,14 @@ ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 have_gnuplot() { command -v gnuplot >/dev/null 2>&1; }
 
+# set_ceiling GBS FILE: attend.csv with its read_ceiling_gbs column set to GBS.
+# Only the first field (the quoted case name) holds commas: a row's column k
+# is k plus the row's extra fields.
+set_ceiling() {
+  awk -F, -v OFS=, -v c="$1" 'NR == 1 { nh = NF; for (i = 1; i <= NF; i++) if ($i == "read_ceiling_gbs") k = i; print; next }
+    { if (k) $(k + NF - nh) = c; print }' "$2"
+}
+
 # mk_sweep DIR HOST CEILING [TOKENS]: a finished sweep directory as kvbench
 # sweep leaves it, its points made by the very commands a sweep runs
 mk_sweep() {
@@ -45,9 +53,7 @@ mk_sweep() {
   "$KVB" attend --backend contiguous,paged --heads 4 --kv-heads 2 --head-dim 16 --ctx 64,128 --block 4,16 --reps 3 \
     --no-ceilings --csv "$d/points/$p/raw.csv" >/dev/null 2>&1 || { bad "mk_sweep: attend"; return; }
   # this machine's read ceiling, as a sweep's attend would have measured it
-  # (read_ceiling_gbs is 4th from the end: the quoted case name holds commas)
-  awk -F, -v OFS=, -v c="$ceil" 'NR > 1 { $(NF - 3) = c } { print }' "$d/points/$p/raw.csv" > "$d/points/$p/attend.csv" \
-    && rm "$d/points/$p/raw.csv"
+  set_ceiling "$ceil" "$d/points/$p/raw.csv" > "$d/points/$p/attend.csv" && rm "$d/points/$p/raw.csv"
   echo "$p,attend,ok,0.1,30,\"kvbench attend\"" >> "$d/sweep.csv"
   mkdir -p "$d/points/serve-tiny"
   "$KVB" serve-sim --preset tiny --backend contiguous,paged --block 4,16 --no-attend --sequences 4 \
@@ -132,7 +138,7 @@ for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
   cp -r "$T/sw" "$M/machines/host$i"
   sed -i "s/^host: .*/host: host$i/" "$M/machines/host$i/machine.txt"
   a=$M/machines/host$i/points/attend-4x2x16-paged-f32-t1/attend.csv
-  awk -F, -v OFS=, -v c="$((10 + i))" 'NR > 1 { $(NF - 3) = c } { print }' "$a" > "$a.new" && mv "$a.new" "$a"
+  set_ceiling "$((10 + i))" "$a" > "$a.new" && mv "$a.new" "$a"
   rm -rf "$M/machines/host$i/plots" "$M/machines/host$i/report.md" "$M/machines/host$i/report.html"
 done
 "$KVB" report "$M" >"$T/stdout" 2>"$T/stderr"; rc=$?
