@@ -853,11 +853,22 @@ static int run_gnuplot(report *r, drawer *d, plot_id id, const char *term)
     return 0;
 }
 
+/* An image this report did not draw is removed: one left from an earlier
+ * report would show other data under this report's name. */
+static void drop_images(report *r, plot_id id)
+{
+    char path[2600];
+    snprintf(path, sizeof path, "%s/%s%s.png", r->plots_dir, plot_info[id].name, r->tag);
+    remove(path);
+    snprintf(path, sizeof path, "%s/%s%s.svg", r->plots_dir, plot_info[id].name, r->tag);
+    remove(path);
+}
+
 static void draw(report *r, drawer *d)
 {
     for (int i = 0; i < P_COUNT; i++) {
         plot *p = &r->p[i];
-        if (!p->drawn || d->no_gnuplot || d->no_scripts) continue;
+        if (!p->drawn || d->no_gnuplot || d->no_scripts) { drop_images(r, (plot_id)i); continue; }
         int ok = 1;
         for (int t = 0; t < 2 && ok; t++) {
             int rc = run_gnuplot(r, d, (plot_id)i, t ? "svg" : "png");
@@ -870,6 +881,7 @@ static void draw(report *r, drawer *d)
             ok = rc == 0;
         }
         p->img = ok;
+        if (!ok) drop_images(r, (plot_id)i);
     }
 }
 

@@ -97,16 +97,25 @@ if have_gnuplot; then
   "$KVB" sweep --set run.preset=tiny --set run.backends=contiguous --set run.tokens=4 --set run.reps=1 --set run.warmup=0 \
     --quiet --out "$T/swq" >/dev/null 2>"$T/stderr"
   [ -s "$T/swq/plots/latency.svg" ] && [ -s "$T/swq/plots/memory.png" ] && ok || bad "kvbench sweep left no images: $(cat "$T/stderr")"
+  # a script gnuplot rejects: exit 1 with gnuplot's own words, and the report says which plot is missing
+  mkdir -p "$T/data" && cp -r "$ROOT/plots" "$T/data/plots" && echo "plot nonsense_function(x)" >> "$T/data/plots/memory.gp"
+  cp -r "$T/sw" "$T/gpbad"
+  KVBENCH_DATA=$T/data "$KVB" report "$T/gpbad" >"$T/stdout" 2>"$T/stderr"; rc=$?
+  [ $rc -eq 1 ] && grep -q "gnuplot failed on '$T/data/plots/memory.gp' (png):.*nonsense_function" "$T/stderr" \
+    && grep -q 'Plot not drawn: gnuplot failed on it' "$T/gpbad/report.md" && ! grep -q 'plots/memory.svg' "$T/gpbad/report.html" \
+    && grep -q 'plots/latency.svg' "$T/gpbad/report.html" && [ ! -e "$T/gpbad/plots/memory.svg" ] && [ ! -e "$T/gpbad/plots/memory.png" ] \
+    && ok || bad "a failing plot script: exit $rc (or its old image kept): $(cat "$T/stderr")"
 else
   echo "skip: gnuplot is not installed: the drawing checks need it (apt-get install gnuplot-nox)"
 fi
 
 # --- 2. gnuplot missing: said once, and a report without broken image links ---
-cp -r "$T/sw" "$T/nogp" && rm -rf "$T/nogp/plots" "$T/nogp/report.md" "$T/nogp/report.html"
+cp -r "$T/sw" "$T/nogp" && rm -f "$T/nogp/report.md" "$T/nogp/report.html"   # its old images must go
 env PATH=/nonexistent "$KVB" report "$T/nogp" >"$T/stdout" 2>"$T/stderr"; rc=$?
 [ $rc -eq 0 ] && [ "$(grep -c 'gnuplot not found' "$T/stderr")" -eq 1 ] && ok \
   || bad "no gnuplot: exit $rc, wanted 0 and one note: $(cat "$T/stderr")"
 ! grep -q '<img' "$T/nogp/report.html" && grep -q 'Plot not drawn: gnuplot is not installed' "$T/nogp/report.html" \
+  && [ -z "$(ls "$T"/nogp/plots/*.svg "$T"/nogp/plots/*.png 2>/dev/null)" ] \
   && grep -q 'Plot not drawn' "$T/nogp/report.md" && [ -s "$T/nogp/plots/latency.dat" ] && ok \
   || bad "no gnuplot: report.html still links images or says nothing"
 # a binary far from its plot scripts says where it looked
