@@ -16,7 +16,7 @@
 if (!exists('tag')) tag = ''
 if (!exists('out_suffix')) out_suffix = ''
 load dir.'/plots/'.name.tag.'.vars'
-fs = (term eq 'png') ? 11 : 14
+fs = (term eq 'png') ? 12 : 14  # pngcairo draws a point larger than svg's unit
 lh = ceil(fs * 1.6)           # one key line, in pixels
 fnt = sprintf('sans,%d', fs); fnt_small = sprintf('sans,%d', fs - 1)
 if (!exists('key_entries')) key_entries = '0'
