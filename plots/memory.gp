@@ -3,7 +3,7 @@
 # black); used must lie on it. Data blocks: tokens, reserved, used, analytic
 # (MB). The key sits outside the axes, on the right: inside, its box hid a line.
 name = 'memory'; w = 1200; h = 640
-key_entries = '2 * n + 1'; key_right = 1
+key_entries = '2 * n + 1'; key_right = '1'
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 set title sprintf('KV cache memory against tokens (%s)', machine)

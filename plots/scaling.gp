@@ -3,7 +3,7 @@
 # legend), and a vertical line where a cache's attention time overtakes the
 # rest of its step (over[i] > 0). Data blocks: n, total (s), fit (s).
 name = 'scaling'; w = 1200; h = 640
-key_entries = 'n + 1'; key_right = 1
+key_entries = 'n + 1'; key_right = '1'
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 set title sprintf('Total generation time against tokens, log-log (%s)', machine)
