@@ -22,6 +22,7 @@ if (@many) {
 }
 set logscale x 2
 set xrange [0.7:370]           # block sizes are 1..256
+set xtics (1, 4, 16, 64, 256)  # every power of 2 crowds at 14 px
 set xlabel 'block size (tokens)'
 if (n > 0) {
   set title 'attend time / contiguous'
