@@ -195,23 +195,33 @@ void kvb_print_help(const char *cmd)
              "  run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq\n"
              "           group budget\n"
              "  attend.  backends dtypes shapes (H/KV/HD) ctxs blocks threads reps group budget\n"
-             "  quality. preset dtypes tokens max_seq group budget\n"
+             "  quality. preset dtypes tokens max_seq group residual budget\n"
              "  serve.   preset backends blocks sequences budget\n"
              "Each point is one kvbench command run as a child process into DIR/points/<point>/;\n"
              "budget is seconds per point: a decode point stops there and is marked cut_short,\n"
              "and any point still running at twice its budget plus a minute is stopped and\n"
              "marked timed_out (never dropped). DIR (default results/<UTC>-sweep-NAME) is built\n"
              "as DIR.partial: an interrupted sweep keeps every finished point and --resume runs\n"
-             "the rest. DIR/sweep.csv lists every point's status, time and command. At the end:\n"
-             "report.md, report.html and plot data (plots/plot.sh DIR draws the images).\n\n"
+             "the rest. DIR/sweep.csv lists every point's status, time, command, and the host\n"
+             "and CPU that ran it. Every value, and each point's own command (--dry-run), is\n"
+             "checked before anything runs. At the end: report.md, report.html, plot data and\n"
+             "images (gnuplot), written before DIR.partial becomes DIR.\n\n"
              "--emit-jobs creates DIR.partial and prints one command per point instead\n"
              "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or a Slurm\n"
              "array on machines of one kind; a last --resume finishes the sweep. To compare\n"
-             "machines, sweep on each, then 'kvbench merge OUT DIR...'.");
+             "machines, sweep on each, then 'kvbench merge OUT DIR...'.\n\n"
+             "SIGINT, SIGTERM or SIGHUP stop the running point's child (left pending) before the\n"
+             "sweep dies; a point's lock is held until its child is gone.\n"
+             "exit status: 0 done; 1 a point failed or is not done, or a file could not be\n"
+             "written (--resume continues); 2 refused before anything was made; 3 nothing\n"
+             "measured (every point skipped or timed out).");
     } else if (cmd && strcmp(cmd, "report") == 0) {
         puts("usage: kvbench report DIR\n\n"
-             "Writes DIR/plots/*.dat and *.vars (what plots/*.gp draw), DIR/report.md and\n"
-             "DIR/report.html for a run, a sweep or a merge. plots/plot.sh DIR runs it and draws.");
+             "Writes DIR/plots/*.dat and *.vars, draws them as DIR/plots/*.png and *.svg with\n"
+             "gnuplot (found on PATH; without it, one note and 'Plot not drawn' in the report),\n"
+             "then DIR/report.md and DIR/report.html, for a run, a sweep or a merge.\n"
+             "exit status: 0 done; 1 a file could not be written or gnuplot failed on a\n"
+             "script; 2 DIR is not a kvbench result.");
     } else if (cmd && strcmp(cmd, "compare") == 0) {
         puts("usage: kvbench compare BASE NEW [--alpha A] [--min-change F] [--tolerance F]\n"
              "                       [--gate all|KINDS] [--any-machine] [--allow-missing]\n"
@@ -238,7 +248,12 @@ void kvb_print_help(const char *cmd)
         puts("usage: kvbench merge OUT SWEEP_DIR...\n\n"
              "Copies each machine's sweep directory to OUT/machines/<host>/ (its machine.txt,\n"
              "definition and points kept), refuses two from the same host, and writes the\n"
-             "report: the plots then carry every machine, each series marked @host.");
+             "report: the plots then carry every machine, each series marked @host, with a\n"
+             "colour and a read ceiling per machine. Sweeps of different definitions are\n"
+             "refused, naming the first key that differs.\n"
+             "exit status: 0 merged; 1 a copy, the report or the rename failed (OUT.partial\n"
+             "removed); 2 refused: an empty or existing OUT or OUT.partial, a directory that\n"
+             "is not a finished sweep, two from one host, a host that is not a plain name.");
     } else {
         puts("kvbench: what a KV cache buys and costs in autoregressive decoding\n\n"
              "usage: kvbench <command> [flags]\n\n"
