@@ -1,7 +1,9 @@
 /* fuzz_checkpoint.c: the llama2.c checkpoint reader, kvb_model_load, on any
  * bytes. Beyond not crashing: a refusal names its reason, and a load never
  * holds more weights than the file had bytes for (a header declaring a huge
- * model must be refused, not allocated: the file length is what bounds it). */
+ * model must be refused, not allocated: the file length is what bounds it),
+ * and what loads saves back (kvbench export's writer) as a checkpoint that
+ * loads to the same model. */
 #include "fuzz_util.h"
 #include "../harness/model.h"
 
@@ -24,6 +26,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "loaded a config its own check refuses: %s", msg);
         KVB_FUZZ_CHECK(m.n_floats == kvb_model_param_count(&m.cfg), "n_floats %zu vs %zu parameters",
                        m.n_floats, kvb_model_param_count(&m.cfg));
+        char again[1200];
+        snprintf(again, sizeof again, "%s/saved.bin", kvb_fuzz_dir());
+        KVB_FUZZ_CHECK(kvb_model_save(&m, again, msg, sizeof msg) == KVB_STATUS_OK, "a loaded model does not save: %s",
+                       msg);
+        kvb_model back;
+        KVB_FUZZ_CHECK(kvb_model_load(&back, again, 0, msg, sizeof msg) == KVB_STATUS_OK,
+                       "a saved model does not load back: %s", msg);
+        KVB_FUZZ_CHECK(!memcmp(&back.cfg, &m.cfg, sizeof m.cfg) && back.n_floats == m.n_floats &&
+                           !memcmp(back.mem, m.mem, m.n_floats * sizeof(float)),
+                       "the saved model loads back different");
+        kvb_model_free(&back);
+        unlink(again);
         kvb_model_free(&m);
     } else {
         KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, sizeof msg), "refused (status %d) without a message", (int)st);
