@@ -37,9 +37,11 @@ fuzz-deps:
 	  printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
 	    > /tmp/kvb-fuzz-probe-$$$$.c; \
 	  $(FUZZ_CC) -fsanitize=fuzzer /tmp/kvb-fuzz-probe-$$$$.c -o /tmp/kvb-fuzz-probe-$$$$ >/dev/null 2>&1 || \
-	    need="libclang-rt-$$($(FUZZ_CC) -dumpversion | cut -d. -f1)-dev"; \
+	    need="libclang-rt-$$($(FUZZ_CC) -dumpversion 2>/dev/null | cut -d. -f1)-dev"; \
 	  rm -f /tmp/kvb-fuzz-probe-$$$$.c /tmp/kvb-fuzz-probe-$$$$; \
 	fi; \
+	case "$$need" in libclang-rt--dev) \
+	  echo "fuzz: $(FUZZ_CC) does not run (FUZZ_CC names the clang that builds the targets)"; exit 1;; esac; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	echo "fuzz: installing missing packages: $$need"; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; \

@@ -11,6 +11,8 @@
 dir=$1 secs=$2
 shift 2
 rc=0
+tmp=
+trap '[ -n "$tmp" ] && rm -rf "$tmp"; exit 130' INT TERM
 for t in "$@"; do
   bin=$dir/fuzz-$t work=$dir/work-$t found=$dir/findings-$t tmp=$dir/tmp-$t log=$dir/log-$t.txt
   # the inputs' files in memory where there is a tmpfs: directory operations
@@ -46,6 +48,6 @@ for t in "$@"; do
     rc=1
     echo "  left $left temporary files in $tmp"
   fi
-  [ "$nfound" -gt 0 ] || rm -rf "$tmp"
+  rm -rf "$tmp"                          # a crash leaves its input's files: the finding has the input
 done
 exit $rc
