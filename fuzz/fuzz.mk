@@ -103,6 +103,8 @@ fuzz-pending: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/pending-%)
 	  if ./$(BUILD)/fuzz/pending-$$t "$$f" >/dev/null 2>&1; then \
 	    echo "fuzz-pending $$f: passes now (git mv it to fuzz/regressions/$$t/)"; \
 	  else echo "fuzz-pending $$f: still fails (./$(BUILD)/fuzz/pending-$$t $$f)"; fi; \
-	done; done
+	done; done; \
+	case "$(OPT)" in *sanitize*) ;; *) echo "fuzz-pending: undefined behaviour fails only in a sanitizer build:" \
+	  "make BUILD=build-asan OPT=\"-O1 -g $(SAN_FLAGS)\" fuzz-pending";; esac
 
 .PRECIOUS: $(FUZZ_DIR)/%.o $(BUILD)/fuzz/%.o $(BUILD)/fuzz/pending/%.o
