@@ -56,6 +56,7 @@ help:
 	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
 	@echo "make regress    the smoke sweep against results/baselines/smoke/<this CPU> (fails on a regression)"
 	@echo "make baseline   record or refresh results/baselines/smoke/<this CPU>"
+	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz/README.md)"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
@@ -207,6 +208,7 @@ plots: $(BUILD)/kvbench
 test-only: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
 	@rc=0; for t in $(TEST_BIN); do echo "./$$t"; ./$$t || rc=1; done; \
 	  for s in $(CLI_TESTS); do echo "sh $$s"; sh $$s ./$(BUILD)/kvbench ./$(BUILD)/kvbench-gbench || rc=1; done; \
+	  $(MAKE) --no-print-directory fuzz-replay || rc=1; \
 	  exit $$rc
 
 # Google Benchmark JSON into results/<run-id>-gbench/, built as .partial and
@@ -231,6 +233,7 @@ test-asan: deps
 	@export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1; rc=0; \
 	  for t in $(TEST_SRC:tests/%.c=build-asan/%); do echo "./$$t"; ./$$t || rc=1; done; \
 	  for s in $(CLI_TESTS); do echo "sh $$s"; sh $$s ./build-asan/kvbench ./build-asan/kvbench-gbench || rc=1; done; \
+	  $(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN_FLAGS)" fuzz-replay || rc=1; \
 	  exit $$rc
 
 check: test

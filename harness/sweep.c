@@ -88,9 +88,18 @@ kvb_status kvb_sweep_set(kvb_sweep *s, const char *assignment, char *msg, size_t
                  "sequences,budget}", key);
         return KVB_STATUS_INVALID_ARG;
     }
-    if (!val[0] || strlen(val) >= sizeof s->val[0] || strpbrk(val, " \t'\"\\$`;|&<>")) {
+    /* what sweep.def cannot hold back (a newline, '#' starts a comment) would
+     * make --resume run another definition: refused, as in the key */
+    if (strlen(key) >= sizeof s->key[0] || strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(key)) {
+        snprintf(msg, msg_len, "sweep key '%s': at most %zu characters of a-z, 0-9, '.', '_', '@' and '-'", key,
+                 sizeof s->key[0] - 1);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    int ctl = 0;
+    for (const unsigned char *c = (const unsigned char *)val; *c; c++) ctl |= *c < 0x20 || *c == 0x7f;
+    if (!val[0] || strlen(val) >= sizeof s->val[0] || ctl || strpbrk(val, " \t'\"\\$`;|&<>#")) {
         snprintf(msg, msg_len, "sweep key '%s': value '%s' must be non-empty, under %zu characters, without "
-                 "spaces or shell characters", key, val, sizeof s->val[0]);
+                 "spaces, control characters, '#' or shell characters", key, val, sizeof s->val[0]);
         return KVB_STATUS_INVALID_ARG;
     }
     int i = 0;
