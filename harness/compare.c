@@ -664,6 +664,16 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
         kvb_cmp_free(s);
         return KVB_STATUS_FORMAT;
     }
+    if (is_dir(path)) {                          /* make baseline on another CPU model wrote it */
+        char sp[2400];
+        snprintf(sp, sizeof sp, "%s/STALE", path);
+        FILE *f = fopen(sp, "r");
+        if (f) {
+            if (!fgets(s->stale, sizeof s->stale, f) || !s->stale[0]) snprintf(s->stale, sizeof s->stale, "(no reason given)");
+            s->stale[strcspn(s->stale, "\n")] = 0;
+            fclose(f);
+        }
+    }
     if (s->n == 0 && !s->unfinished) {
         snprintf(msg, msg_len, "'%s' holds no kvbench results (tokens.csv, attend.csv, quality.csv)", path);
         kvb_cmp_free(s);

@@ -54,6 +54,8 @@ typedef struct kvb_cmp_set {
     int           load;           /* files read so far */
     int           unfinished;     /* sweep points that failed, timed out or are pending: no cases */
     char          first_unfinished[320];   /* "point (status)" of the first of them */
+    char          stale[320];     /* a baseline directory's STALE file, its first line: the
+                                   * kernels changed since it was recorded ("" when none) */
 } kvb_cmp_set;
 
 /* Refuses (KVB_STATUS_FORMAT, msg naming the file and line) what cannot be
