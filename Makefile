@@ -164,7 +164,10 @@ PLANT_Q8 ?=
 # what may fail the gate: ratios measured within each run (on the baseline's CPU
 # model) and the deterministic figures; absolute times and read-ceiling fractions
 # of two runs on a shared machine drift past 10%, so they are reported, not gated
-# (REGRESS_GATE=all gates them too)
+# (REGRESS_GATE=all gates them too). A baseline's own GATE file (first line: the
+# kinds, second: why; make baseline BASELINE_GATE=kinds writes it) replaces the
+# default, for a machine whose ratios drift too much to gate; REGRESS_GATE on the
+# command line wins over both.
 REGRESS_GATE ?= ratio,exact,tolerance
 REGRESS_PLANT := $(if $(PLANT),-DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)) $(if $(PLANT_Q8),-DKVB_PLANT_COARSER_Q8_PCT=$(PLANT_Q8))
 REGRESS_BUILD := $(if $(strip $(REGRESS_PLANT)),build-plant$(PLANT)$(if $(PLANT_Q8),-q8-$(PLANT_Q8)),$(BUILD))
@@ -182,13 +185,15 @@ regress-only:
 	           "where only figures that hold on any CPU can gate (make baseline records one for this CPU)"; \
 	    fi; fi; \
 	  [ -d "$$base" ] || { echo "regress: no baseline at $$base (make baseline makes one)"; exit 2; }; \
-	  echo "regress: baseline $$base"; \
+	  echo "regress: baseline $$base"; gate="$(REGRESS_GATE)"; \
+	  if [ "$(origin REGRESS_GATE)" = file ] && [ -s "$$base/GATE" ]; then gate=$$(head -n 1 "$$base/GATE"); \
+	    echo "regress: gate $$gate, from $$base/GATE: $$(sed -n 2p "$$base/GATE")"; fi; \
 	  if [ -f "$$base/STALE" ]; then echo "regress: $$base is stale (compare gates only bytes and seeded errors" \
 	    "against it; make baseline on a $$(basename "$$base") machine re-records it)"; fi; \
 	  mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT))$(if $(PLANT_Q8),-plantq8-$(PLANT_Q8)); \
 	  start=$$(date +%s); \
 	  ./$(REGRESS_BUILD)/kvbench sweep smoke --quiet --out "$$dir" > /dev/null || exit $$?; \
-	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate $(REGRESS_GATE) --markdown "$$dir/compare.md" \
+	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate "$$gate" --markdown "$$dir/compare.md" \
 	    --json "$$dir/compare.json"; rc=$$?; \
 	  echo "regress: $$dir/compare.md ($$(( $$(date +%s) - start )) s)"; \
 	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
@@ -203,6 +208,10 @@ regress-only:
 # this one's STALE goes.
 BASELINE_RUNS ?= 3
 MARK_STALE ?= yes
+# BASELINE_GATE=kinds [BASELINE_GATE_WHY=text] writes the baseline's GATE file
+# (BASELINE_GATE=default removes it); unset, a re-recorded baseline keeps its GATE
+BASELINE_GATE ?=
+BASELINE_GATE_WHY ?= set by make baseline BASELINE_GATE=$(BASELINE_GATE)
 baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
@@ -213,7 +222,11 @@ baseline-only: $(BUILD)/kvbench
 	    ./$(BUILD)/kvbench sweep smoke --quiet --out "$$base.new/runs/$$i" > /dev/null || exit 1; \
 	    rm -rf "$$base.new/runs/$$i/plots" "$$base.new/runs/$$i/report.md" "$$base.new/runs/$$i/report.html"; \
 	    echo "baseline: run $$i of $(BASELINE_RUNS) done"; done; \
+	  if [ -n "$(BASELINE_GATE)" ] && [ "$(BASELINE_GATE)" != default ]; then \
+	    printf '%s\n' "$(BASELINE_GATE)" "$(BASELINE_GATE_WHY)" > "$$base.new/GATE"; \
+	  elif [ -z "$(BASELINE_GATE)" ] && [ -f "$$base/GATE" ]; then cp "$$base/GATE" "$$base.new/GATE"; fi; \
 	  rm -rf "$$base" && mv "$$base.new" "$$base" && echo "baseline: $$base"; \
+	  [ ! -f "$$base/GATE" ] || echo "baseline: gate $$(head -n 1 "$$base/GATE") ($$base/GATE)"; \
 	  if [ "$(MARK_STALE)" = yes ]; then \
 	    commit=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); \
 	    git diff --quiet HEAD -- impls harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
