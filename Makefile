@@ -134,16 +134,13 @@ run-only: $(BUILD)/kvbench
 	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-run.txt | tail -n 1); \
 	  KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh "$$dir"
 
-# a named sweep (bench/sweeps/$(SWEEP).sweep) into results/<UTC>-sweep-$(SWEEP)/,
-# then its plots; interrupted, it stays .partial: kvbench sweep --resume DIR.partial
+# a named sweep (bench/sweeps/$(SWEEP).sweep) into results/<UTC>-sweep-$(SWEEP)/
+# with its report and plots; interrupted, it stays .partial: kvbench sweep --resume DIR.partial
 SWEEP ?= default
 sweep: deps
 	@$(MAKE) --no-print-directory sweep-only
 sweep-only: $(BUILD)/kvbench
-	./$(BUILD)/kvbench sweep $(SWEEP) > $(BUILD)/last-sweep.txt; rc=$$?; cat $(BUILD)/last-sweep.txt; \
-	  [ $$rc -eq 0 ] || exit $$rc; \
-	  dir=$$(sed -n 's/^results: //p' $(BUILD)/last-sweep.txt | tail -n 1); \
-	  KVBENCH=./$(BUILD)/kvbench sh plots/plot.sh "$$dir"
+	./$(BUILD)/kvbench sweep $(SWEEP)
 
 # The regression gate: the smoke sweep, compared with the committed baseline
 # (kvbench compare exits 1 on a regression, so make fails). PLANT=pct builds a copy whose paged

@@ -52,6 +52,10 @@ int kvb_split_list(const char *flag, char *s, char **items, int max, int *n)
         if (comma) *comma = 0;
         if (!*tok) return kvb_usage_error("%s: empty item in list", flag);
         if (*n == max) return kvb_usage_error("%s: more than %d items", flag, max);
+        /* a repeated item would make two points with one label, which readers add together */
+        for (int i = 0; i < *n; i++)
+            if (strcmp(items[i], tok) == 0)
+                return kvb_usage_error("%s: '%s' is listed twice; each item may appear once", flag, tok);
         items[(*n)++] = tok;
         if (!comma) break;
         tok = comma + 1;

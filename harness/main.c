@@ -44,7 +44,7 @@ typedef struct cli {
     int  group, residual, key_outliers, untied;
     int  sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
-    int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings;
+    int  prompt, tokens, reps, warmup, threads, quiet, no_ceilings, dry_run;
     long long pool_mb, pool_blocks;  /* paged pool size; 0: room for every sequence */
     long long seed;
     double time_budget;
@@ -95,7 +95,8 @@ void kvb_print_help(const char *cmd)
              "  --pin POLICY        none (default), compact, spread: bind this thread and each\n"
              "                      attention worker (--threads) to its own core (hwloc)\n"
              "  --no-ceilings       skip measuring the read ceiling (the ceil column shows -)\n"
-             "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n\n"
+             "  --csv FILE          also write the table as CSV (temporary file, then renamed)\n"
+             "  --dry-run           check every flag and case, measure nothing\n\n"
              "ceil = GB/s / this machine's read ceiling (one thread's, or all cores' with\n"
              "--threads above 1), the higher of the measurements just before and just after\n"
              "that context's cases.\n"
@@ -123,7 +124,9 @@ void kvb_print_help(const char *cmd)
              "  --budget-mb X       KV budget in MiB (default: a quarter of what every sequence,\n"
              "                      forks included, would need at its longest)\n"
              "  --no-attend         memory only: skip attention (much faster)\n"
-             "  --seed N, --csv FILE\n\n"
+             "  --time-budget S     seconds per cache; one past it stops, marked cut_short\n"
+             "  --seed N, --csv FILE\n"
+             "  --dry-run           check every flag and cache, measure nothing\n\n"
              "Columns: max_run = most sequences running at once; mean_run = their mean over\n"
              "rounds: the sequences the budget holds;\n"
              "util = used / reserved KV bytes (mean over rounds); live/bud = used / budget;\n"
@@ -177,7 +180,12 @@ void kvb_print_help(const char *cmd)
              "                      verified; recorded per thread in meta.json)\n"
              "  --out DIR           result directory (default results/<run-id>); must not exist\n"
              "  --no-ceilings       skip measuring read bandwidth and sgemm for meta.json\n"
-             "  --quiet             no progress line and no summary table");
+             "  --quiet             no progress line, summary or quality table\n"
+             "  --dry-run           check every flag, the model shape and each point, measure\n"
+             "                      nothing and write nothing\n\n"
+             "--group defaults to 32, or to the largest power of two from 8 that divides the\n"
+             "head dimension when 32 does not (said on stderr). More --threads than online\n"
+             "cores is warned about and recorded in meta.json.");
     } else if (cmd && strcmp(cmd, "sweep") == 0) {
         puts("usage: kvbench sweep NAME|FILE [--set section.key=value ...] [--out DIR] [--quiet]\n"
              "       kvbench sweep NAME --emit-jobs [--out DIR]   (one command per point)\n"
@@ -187,23 +195,33 @@ void kvb_print_help(const char *cmd)
              "  run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq\n"
              "           group budget\n"
              "  attend.  backends dtypes shapes (H/KV/HD) ctxs blocks threads reps group budget\n"
-             "  quality. preset dtypes tokens max_seq group budget\n"
+             "  quality. preset dtypes tokens max_seq group residual budget\n"
              "  serve.   preset backends blocks sequences budget\n"
              "Each point is one kvbench command run as a child process into DIR/points/<point>/;\n"
              "budget is seconds per point: a decode point stops there and is marked cut_short,\n"
              "and any point still running at twice its budget plus a minute is stopped and\n"
              "marked timed_out (never dropped). DIR (default results/<UTC>-sweep-NAME) is built\n"
              "as DIR.partial: an interrupted sweep keeps every finished point and --resume runs\n"
-             "the rest. DIR/sweep.csv lists every point's status, time and command. At the end:\n"
-             "report.md, report.html and plot data (plots/plot.sh DIR draws the images).\n\n"
+             "the rest. DIR/sweep.csv lists every point's status, time, command, and the host\n"
+             "and CPU that ran it. Every value, and each point's own command (--dry-run), is\n"
+             "checked before anything runs. At the end: report.md, report.html, plot data and\n"
+             "images (gnuplot), written before DIR.partial becomes DIR.\n\n"
              "--emit-jobs creates DIR.partial and prints one command per point instead\n"
              "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or a Slurm\n"
              "array on machines of one kind; a last --resume finishes the sweep. To compare\n"
-             "machines, sweep on each, then 'kvbench merge OUT DIR...'.");
+             "machines, sweep on each, then 'kvbench merge OUT DIR...'.\n\n"
+             "SIGINT, SIGTERM or SIGHUP stop the running point's child (left pending) before the\n"
+             "sweep dies; a point's lock is held until its child is gone.\n"
+             "exit status: 0 done; 1 a point failed or is not done, or a file could not be\n"
+             "written (--resume continues); 2 refused before anything was made; 3 nothing\n"
+             "measured (every point skipped or timed out).");
     } else if (cmd && strcmp(cmd, "report") == 0) {
         puts("usage: kvbench report DIR\n\n"
-             "Writes DIR/plots/*.dat and *.vars (what plots/*.gp draw), DIR/report.md and\n"
-             "DIR/report.html for a run, a sweep or a merge. plots/plot.sh DIR runs it and draws.");
+             "Writes DIR/plots/*.dat and *.vars, draws them as DIR/plots/*.png and *.svg with\n"
+             "gnuplot (found on PATH; without it, one note and 'Plot not drawn' in the report),\n"
+             "then DIR/report.md and DIR/report.html, for a run, a sweep or a merge.\n"
+             "exit status: 0 done; 1 a file could not be written or gnuplot failed on a\n"
+             "script; 2 DIR is not a kvbench result.");
     } else if (cmd && strcmp(cmd, "compare") == 0) {
         puts("usage: kvbench compare BASE NEW [--alpha A] [--min-change F] [--tolerance F]\n"
              "                       [--gate all|KINDS] [--any-machine] [--allow-missing]\n"
@@ -230,7 +248,12 @@ void kvb_print_help(const char *cmd)
         puts("usage: kvbench merge OUT SWEEP_DIR...\n\n"
              "Copies each machine's sweep directory to OUT/machines/<host>/ (its machine.txt,\n"
              "definition and points kept), refuses two from the same host, and writes the\n"
-             "report: the plots then carry every machine, each series marked @host.");
+             "report: the plots then carry every machine, each series marked @host, with a\n"
+             "colour and a read ceiling per machine. Sweeps of different definitions are\n"
+             "refused, naming the first key that differs.\n"
+             "exit status: 0 merged; 1 a copy, the report or the rename failed (OUT.partial\n"
+             "removed); 2 refused: an empty or existing OUT or OUT.partial, a directory that\n"
+             "is not a finished sweep, two from one host, a host that is not a plain name.");
     } else {
         puts("kvbench: what a KV cache buys and costs in autoregressive decoding\n\n"
              "usage: kvbench <command> [flags]\n\n"
@@ -246,7 +269,10 @@ void kvb_print_help(const char *cmd)
              "  info     machine description and measured ceilings\n"
              "  export   write a seeded random model as a llama2.c checkpoint\n"
              "  help [COMMAND]\n\n"
-             "'kvbench help run' (or 'kvbench run --help') lists the run flags.");
+             "'kvbench help run' (or 'kvbench run --help') lists the run flags.\n\n"
+             "exit status: 0 done; 1 a point failed or a file could not be read or written;\n"
+             "2 bad usage (refused before any work); 3 nothing measured (every point\n"
+             "unsupported or timed out).");
     }
 }
 
@@ -311,6 +337,7 @@ static int parse_flag(cli *c, const char *flag, const char *val, int *used_val)
     }
     *used_val = 0;
     if (strcmp(flag, "--quiet") == 0) { c->quiet = 1; return 1; }
+    if (strcmp(flag, "--dry-run") == 0) { c->dry_run = 1; return 1; }
     if (strcmp(flag, "--no-ceilings") == 0) { c->no_ceilings = 1; return 1; }
     if (strcmp(flag, "--no-attend") == 0) { c->no_attend = 1; return 1; }
     if (strcmp(flag, "--untied") == 0) { c->untied = 1; return 1; }
@@ -340,52 +367,97 @@ static int parse_args(cli *c, int argc, char **argv, const char *cmd)
     return 0;
 }
 
-/* Resolves preset or checkpoint plus overrides into a model. */
-static int build_model(const cli *c, kvb_model *m, const char **source)
+/* The model's shape from --checkpoint's header (no weights read) or from the
+ * preset plus overrides; every refusal names the value. */
+static int model_config(const cli *c, kvb_model_config *cfg, const char **source)
 {
     char msg[512];
-    kvb_model_config cfg;
     if (c->checkpoint) {
         if (c->preset) return kvb_usage_error("--preset and --checkpoint exclude each other");
         if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim || c->vocab ||
             c->rope_theta > 0 || c->untied)
             return kvb_usage_error("--checkpoint takes its shape from the file: only --max-seq may "
                                "override it");
-        kvb_status st = kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg);
-        if (st != KVB_STATUS_OK) {
+        if (kvb_model_read_config(c->checkpoint, cfg, msg, sizeof msg) != KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s\n", msg);
             return KVB_EXIT_USAGE;
         }
+        if (c->max_seq > cfg->max_seq)
+            fprintf(stderr, "kvbench: note: --max-seq %d is above checkpoint '%s''s own seq_len %d: "
+                    "positions past %d were never trained (RoPE extrapolates)\n", c->max_seq, c->checkpoint,
+                    cfg->max_seq, cfg->max_seq);
+        if (c->max_seq) cfg->max_seq = c->max_seq;
         *source = c->checkpoint;
         return 0;
     }
     const char *preset = c->preset ? c->preset : "stories15m";
-    if (kvb_model_preset(preset, &cfg) != KVB_STATUS_OK) {
+    if (kvb_model_preset(preset, cfg) != KVB_STATUS_OK) {
         char names[256] = "";
         for (int i = 0; kvb_model_preset_name(i); i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
                      kvb_model_preset_name(i));
         return kvb_usage_error("unknown preset '%s': allowed are %s", preset, names);
     }
-    if (c->dim) cfg.dim = c->dim;
-    if (c->hidden) cfg.hidden_dim = c->hidden;
-    if (c->layers) cfg.n_layers = c->layers;
-    if (c->heads) cfg.n_heads = c->heads;
-    if (c->kv_heads) cfg.n_kv_heads = c->kv_heads;
-    if (c->head_dim) cfg.head_dim = c->head_dim;
-    else if (c->dim || c->heads) cfg.head_dim = cfg.dim / cfg.n_heads;
-    if (c->vocab) cfg.vocab_size = c->vocab;
-    if (c->max_seq) cfg.max_seq = c->max_seq;
-    if (c->rope_theta > 0) cfg.rope_theta = (float)c->rope_theta;
-    if (c->untied) cfg.shared_classifier = 0;
-    if (kvb_model_config_check(&cfg, msg, sizeof msg) != KVB_STATUS_OK)
+    if (c->dim) cfg->dim = c->dim;
+    if (c->hidden) cfg->hidden_dim = c->hidden;
+    if (c->layers) cfg->n_layers = c->layers;
+    if (c->heads) cfg->n_heads = c->heads;
+    if (c->kv_heads) cfg->n_kv_heads = c->kv_heads;
+    if (c->head_dim) cfg->head_dim = c->head_dim;
+    else if (c->dim || c->heads) cfg->head_dim = cfg->dim / cfg->n_heads;
+    if (c->vocab) cfg->vocab_size = c->vocab;
+    if (c->max_seq) cfg->max_seq = c->max_seq;
+    if (c->rope_theta > 0) cfg->rope_theta = (float)c->rope_theta;
+    if (c->untied) cfg->shared_classifier = 0;
+    if (kvb_model_config_check(cfg, msg, sizeof msg) != KVB_STATUS_OK)
         return kvb_usage_error("bad model shape: %s", msg);
-    kvb_status st = kvb_model_init_random(m, &cfg, (uint64_t)c->seed, msg, sizeof msg);
+    *source = preset;
+    return 0;
+}
+
+/* The weights for a shape model_config accepted: the checkpoint's, or seeded
+ * random ones. */
+static int build_model(const cli *c, const kvb_model_config *cfg, kvb_model *m)
+{
+    char msg[512];
+    kvb_status st = c->checkpoint ? kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg)
+                                  : kvb_model_init_random(m, cfg, (uint64_t)c->seed, msg, sizeof msg);
     if (st != KVB_STATUS_OK) {
         fprintf(stderr, "kvbench: %s\n", msg);
+        return st == KVB_STATUS_FORMAT ? KVB_EXIT_USAGE : KVB_EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* Refuses, before anything is allocated, an ask beyond the memory the OS
+ * reports available; what names the ask for the message. */
+static int check_memory(const char *what, double bytes)
+{
+    size_t avail = kvb_mem_available();
+    if (avail && bytes > (double)avail)
+        return kvb_usage_error("%s needs %.2f GB, but the OS reports %.2f GB available (MemAvailable): "
+                               "ask for less", what, bytes / 1e9, (double)avail / 1e9);
+    return 0;
+}
+
+/* Every case of a command is unsupported: said with the last reason; exit 3. */
+static int nothing_to_measure(const char *noun, int n, const char *why)
+{
+    fprintf(stderr, "kvbench: nothing to measure: all %d %s%s unsupported (the last: %s) (exit %d)\n", n, noun,
+            n == 1 ? " is" : "s are", why, KVB_EXIT_NOTHING);
+    return KVB_EXIT_NOTHING;
+}
+
+/* More threads than online cores share cores: the figures then measure the
+ * scheduler, not the machine. Said on stderr; the caller records it too. */
+static int threads_oversubscribed(int threads)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && threads > cores) {
+        fprintf(stderr, "kvbench: warning: --threads %d is above the %ld online cores: threads will share "
+                "cores and the times will not show this machine's speed\n", threads, cores);
         return 1;
     }
-    *source = preset;
     return 0;
 }
 
@@ -445,12 +517,32 @@ static int pair_wanted(const kvb_backend *b, const kvb_dtype *dts, int nd, int j
     return !any || kvb_dtype_is_quant(dts[j]) == quant;
 }
 
-/* The quantization options of one case: --group, --residual (default 128 for
- * q2 as in KIVI, 0 otherwise) and one key axis. */
-static void set_quant_options(const cli *c, kvb_key_axis axis, kvb_options *o)
+/* The values per quantization scale when --group is not given: 32 (as in
+ * llama.cpp's q8_0), or the largest power of two from 8 that divides head_dim
+ * when 32 does not; 0 when none does (the quant points are then skipped). */
+static int default_group(int head_dim)
+{
+    for (int g = 32; g >= 8; g /= 2)
+        if (head_dim % g == 0) return g;
+    return 0;
+}
+
+/* Says once which group a quantized command uses when it is not the usual 32. */
+static void note_group(const cli *c, int head_dim, int any_quant)
+{
+    int g = default_group(head_dim);
+    if (c->group || !any_quant || g == 32) return;
+    if (g) fprintf(stderr, "kvbench: quant group %d: the default 32 does not divide head_dim %d\n", g, head_dim);
+    else fprintf(stderr, "kvbench: no quant group from 8 to 32 divides head_dim %d: give --group\n", head_dim);
+}
+
+/* The quantization options of one case: --group (default_group otherwise),
+ * --residual (default 128 for q2 as in KIVI, 0 otherwise) and one key axis. */
+static void set_quant_options(const cli *c, int head_dim, kvb_key_axis axis, kvb_options *o)
 {
     if (!kvb_dtype_is_quant(o->dtype)) return;
-    o->group = c->group;
+    int g = default_group(head_dim);
+    o->group = c->group ? c->group : g ? g : 32;
     o->residual = c->residual >= 0 ? c->residual : o->dtype == KVB_DTYPE_Q2 ? 128 : 0;
     o->key_axis = axis;
 }
@@ -557,15 +649,21 @@ static int cmd_export(int argc, char **argv)
     int r = parse_args(&c, argc, argv, "export");
     if (r) return r < 0 ? 0 : r;
     if (!c.out) return kvb_usage_error("export needs --out FILE");
-    kvb_model m;
+    struct stat sb;
+    if (lstat(c.out, &sb) == 0)
+        return kvb_usage_error("--out '%s' exists: export never overwrites a file; choose another name", c.out);
+    kvb_model_config cfg;
     const char *src;
-    if ((r = build_model(&c, &m, &src)) != 0) return r;
+    if ((r = model_config(&c, &cfg, &src)) != 0) return r;
+    if ((r = check_memory("the model's f32 weights", 4.0 * (double)kvb_model_param_count(&cfg))) != 0) return r;
+    kvb_model m;
+    if ((r = build_model(&c, &cfg, &m)) != 0) return r;
     char msg[512];
     kvb_status st = kvb_model_save(&m, c.out, msg, sizeof msg);
     kvb_model_free(&m);
     if (st != KVB_STATUS_OK) {
         fprintf(stderr, "kvbench: %s\n", msg);
-        return st == KVB_STATUS_UNSUPPORTED ? KVB_EXIT_USAGE : 1;
+        return st == KVB_STATUS_UNSUPPORTED || st == KVB_STATUS_INVALID_ARG ? KVB_EXIT_USAGE : 1;
     }
     printf("wrote %s\n", c.out);
     return 0;
@@ -573,7 +671,7 @@ static int cmd_export(int argc, char **argv)
 
 static void print_table(const kvb_point *pts, int n, const kvb_model_config *mc, int prompt_len)
 {
-    printf("%-24s %-9s %9s %9s %11s %12s %12s %9s %9s\n", "point", "status", "first_ms", "last_ms",
+    printf("%-24s %-9s %9s %9s %9s %11s %12s %12s %9s %9s\n", "point", "status", "ttft_ms", "step1_ms", "last_ms",
            "total_ms", "cache_used_B", "reserved_B", "exp_total", "exp_tail");
     for (int i = 0; i < n; i++) {
         char label[128];
@@ -584,8 +682,8 @@ static void print_table(const kvb_point *pts, int n, const kvb_model_config *mc,
         }
         kvb_point_summary s;
         kvb_point_summarize(&pts[i], mc, prompt_len, &s);
-        printf("%-24s %-9s %9.3f %9.3f %11.1f %12zu %12zu %9.2f %9.2f\n", label,
-               kvb_point_status_name(pts[i].status), s.first_ns_median / 1e6,
+        printf("%-24s %-9s %9.3f %9.3f %9.3f %11.1f %12zu %12zu %9.2f %9.2f\n", label,
+               kvb_point_status_name(pts[i].status), s.prefill_ns_median / 1e6, s.first_ns_median / 1e6,
                s.last_ns_median / 1e6, s.total_ns_median / 1e6, s.used, s.reserved, s.fit_total_b,
                s.fit_tail_b);
     }
@@ -678,6 +776,55 @@ static int cmd_attend(int argc, char **argv)
     if (c.key_outliers > shape.head_dim / 2)
         return kvb_usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
                            shape.head_dim / 2);
+    /* every case is checked before anything is measured: a command whose
+     * every case is unsupported measures nothing and says so (exit 3) */
+    {
+        int runnable = 0, cases_n = 0, any_quant = 0;
+        double kv_max = 0;
+        char why[256] = "";
+        for (int ci = 0; ci < nc; ci++)
+            for (int i = 0; i < nb; i++)
+                for (int j = 0; j < nd; j++) {
+                    if (!pair_wanted(backs[i], dts, nd, j)) continue;
+                    int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0, qt = kvb_dtype_is_quant(dts[j]);
+                    any_quant |= qt;
+                    for (int k = 0; k < (pg ? nk * nf : qt ? na * nq : nf); k++) {
+                        kvb_options o = {.dtype = dts[j], .max_seqs = c.sequences, .threads = c.threads,
+                                         .block_tokens = pg ? blocks[k / nf] : 0};
+                        if (!qt) o.kernel = fk_names[fk[k % nf]];
+                        set_quant_options(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &o);
+                        if (qt) o.qkernel = qk_names[qk[k % nq]];
+                        kvb_shape sh = shape;
+                        sh.max_seq = ctxs[ci];
+                        cases_n++;
+                        if (!backs[i]->attend) {
+                            snprintf(why, sizeof why, "%s stores nothing to attend over", backs[i]->name);
+                            continue;
+                        }
+                        if (kvb_backend_supports(backs[i], &sh, &o, why, sizeof why) != KVB_STATUS_OK) continue;
+                        runnable++;
+                        /* K/V of every sequence, f32 staging of the seeded data, and the f32 store
+                         * the quantized cases are compared against */
+                        double kv = 2.0 * sh.n_kv_heads * sh.head_dim * (double)ctxs[ci] *
+                                    (kvb_dtype_bits(o.dtype, o.group) / 8.0 * c.sequences + 8.0);
+                        if (kv > kv_max) kv_max = kv;
+                    }
+                }
+        note_group(&c, shape.head_dim, any_quant);
+        if (runnable == 0) {
+            return nothing_to_measure("case", cases_n, why);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "attend's largest case (%d sequence%s at %d tokens)", c.sequences,
+                 c.sequences == 1 ? "" : "s", ctxs[nc - 1]);
+        if ((r = check_memory(what, kv_max + (c.no_ceilings ? 0 : (double)(1u << 30)))) != 0) return r;
+        if (c.dry_run) {
+            printf("dry run: %d case%s (%d runnable); flags valid, nothing measured\n", cases_n,
+                   cases_n == 1 ? "" : "s", runnable);
+            return 0;
+        }
+    }
+    int oversubscribed = threads_oversubscribed(c.threads);
     /* the ceiling every GB/s figure is given against: one thread's read, or all
      * cores' with --threads above 1, over a 1 GiB array. Measured first (before
      * pinning) and again after each context's cases; a context's cases are
@@ -728,14 +875,15 @@ static int cmd_attend(int argc, char **argv)
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
                      "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers,bytes_per_token,"
-                     "analytic_bytes_per_token,read_ceiling_gbs,fraction_of_read_ceiling,threads,samples_ns\n");
+                     "analytic_bytes_per_token,read_ceiling_gbs,fraction_of_read_ceiling,threads,kernel,"
+                     "threads_oversubscribed,samples_ns\n");
     }
     if (c.key_outliers)
         printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
                KVB_OUTLIER_SCALE, KVB_OUTLIER_SCALE);
     printf("%-100s %10s %10s %10s %7s %5s %7s %6s %8s %8s %8s\n", "case", "median_us", "p10_us", "p90_us", "GB/s",
            "ceil", "ratio", "waste", "B/token", "rel_err", "max_abs");
-    int rc = 0;
+    int rc = 0, measured = 0;
     for (int ci = 0; ci < nc && rc == 0; ci++) {
         shape.max_seq = ctxs[ci];
         int n = 0;
@@ -749,7 +897,7 @@ static int cmd_attend(int argc, char **argv)
                     cases[n].opt.dtype = dts[j];
                     cases[n].opt.block_tokens = pg ? blocks[k / nf] : 0;
                     if (!qt) cases[n].opt.kernel = fk_names[fk[k % nf]];
-                    set_quant_options(&c, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
+                    set_quant_options(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT, &cases[n].opt);
                     if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
                     cases[n].opt.threads = c.threads;
                     cases[n].samples_ns = samples + (size_t)n * (size_t)c.reps;
@@ -782,6 +930,7 @@ static int cmd_attend(int argc, char **argv)
             char name[192];
             kvb_attend_case_name(a, &shape, name, sizeof name);
             if (a->skipped) { printf("%-100s skipped: %s\n", name, a->why); continue; }
+            measured++;
             /* quantized types compare with the f32 store they replace */
             kvb_dtype bdt = kvb_dtype_is_quant(a->opt.dtype) ? KVB_DTYPE_F32 : a->opt.dtype;
             double base = NAN;
@@ -797,7 +946,7 @@ static int cmd_attend(int argc, char **argv)
                    (double)a->kv_bytes / shape.max_seq, a->rel_err, a->max_abs_err);
             if (csv) {
                 fprintf(csv, "\"%s\",%s,%s,%d,%d,%d,%d,%d,%d,%.0f,%.0f,%.0f,%zu,%.4f,%.4f,%zu,%zu,%.5f,%.3e,"
-                             "%.3e,%d,%d,%s,%d,%.1f,%.1f,%.3f,%.4f,%d,",
+                             "%.3e,%d,%d,%s,%d,%.1f,%.1f,%.3f,%.4f,%d,%s,%d,",
                         name, a->backend->name, kvb_dtype_name(a->opt.dtype), a->opt.block_tokens,
                         shape.n_heads, shape.n_kv_heads, shape.head_dim, shape.max_seq, c.reps,
                         a->median_ns, a->p10_ns, a->p90_ns, a->kv_bytes, a->gbs, a->median_ns / base,
@@ -806,7 +955,8 @@ static int cmd_attend(int argc, char **argv)
                         kvb_key_axis_name(kvb_key_axis_resolve(a->opt.dtype, a->opt.key_axis)), c.key_outliers,
                         (double)a->kv_bytes / shape.max_seq,
                         2.0 * shape.n_kv_heads * shape.head_dim * kvb_dtype_bits(a->opt.dtype, a->opt.group) / 8.0,
-                        ceil_gbs, ceil_gbs > 0 ? a->gbs / ceil_gbs : NAN, c.threads > 1 ? c.threads : 1);
+                        ceil_gbs, ceil_gbs > 0 ? a->gbs / ceil_gbs : NAN, c.threads > 1 ? c.threads : 1,
+                        kvb_backend_kernel(a->backend, &shape, &a->opt), oversubscribed);
                 /* every round's time, in round order: rounds interleave the cases, so
                  * two cases' i-th samples were taken side by side (kvbench compare pairs them) */
                 for (int k = 0; k < c.reps; k++) fprintf(csv, "%s%.0f", k ? ";" : "", a->samples_ns[k]);
@@ -827,6 +977,10 @@ static int cmd_attend(int argc, char **argv)
             remove(tmp);
             rc = 1;
         }
+    }
+    if (rc == 0 && measured == 0) {
+        fprintf(stderr, "kvbench: nothing measured: every case was skipped (exit %d)\n", KVB_EXIT_NOTHING);
+        rc = KVB_EXIT_NOTHING;
     }
     return rc;
 }
@@ -871,10 +1025,45 @@ static int cmd_serve(int argc, char **argv)
         .shape = {mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim, c.max_prompt + c.max_output},
         .n_requests = c.sequences, .max_prompt = c.max_prompt, .max_output = c.max_output,
         .fork_n = c.fork_n, .attend = !c.no_attend, .seed = (uint64_t)c.seed,
+        .time_budget_s = c.time_budget,
     };
     size_t tok_bytes = 2 * (size_t)mc.n_layers * mc.n_kv_heads * mc.head_dim * 4;
     /* default budget: a quarter of what every sequence at its longest would need */
     size_t quarter = (size_t)c.sequences * sc.shape.max_seq * tok_bytes / 4;
+    char why[256];
+    if (kvb_shape_check(&sc.shape, why, sizeof why) != KVB_STATUS_OK) return kvb_usage_error("%s", why);
+    int runnable = 0, cases_n = 0, any_quant = 0;
+    double budget_max = 0;
+    for (int i = 0; i < nb; i++)
+        for (int j = 0; j < nd; j++) {
+            if (!pair_wanted(backs[i], dts, nd, j)) continue;
+            any_quant |= kvb_dtype_is_quant(dts[j]);
+            cases_n++;
+            if (backs[i]->flags & KVB_BACKEND_RECOMPUTE) {
+                snprintf(why, sizeof why, "%s holds no KV to serve from", backs[i]->name);
+                continue;
+            }
+            kvb_options o = {.dtype = dts[j], .max_seqs = 1};
+            set_quant_options(&c, mc.head_dim, KVB_KEY_AXIS_DEFAULT, &o);
+            if (kvb_backend_supports(backs[i], &sc.shape, &o, why, sizeof why) != KVB_STATUS_OK) continue;
+            runnable++;
+            for (int fi = 0; fi < nf; fi++) {
+                double bud = c.budget_mb > 0 ? c.budget_mb * 1048576.0
+                             : (double)quarter * (forks[fi] == KVB_FORK_NONE ? 1 : c.fork_n);
+                if (bud > budget_max) budget_max = bud;
+            }
+        }
+    note_group(&c, mc.head_dim, any_quant);
+    if (runnable == 0) {
+        return nothing_to_measure("cache", cases_n, why);
+    }
+    /* the KV budget (a prealloc cache reserves up to it), plus the noise K/V per sequence */
+    if ((r = check_memory("serve-sim's KV budget", budget_max + 3.0 * sc.shape.max_seq * tok_bytes)) != 0) return r;
+    if (c.dry_run) {
+        printf("dry run: %d cache%s (%d runnable); flags valid, nothing measured\n", cases_n,
+               cases_n == 1 ? "" : "s", runnable);
+        return 0;
+    }
     printf("serve-sim: %d requests, prompt <= %d, output <= %d tokens, %s shape (%d layers, %d kv "
            "heads x %d, %zu f32 bytes per token), budget %s%s\n", c.sequences, c.max_prompt,
            c.max_output, c.preset ? c.preset : "stories15m", mc.n_layers, mc.n_kv_heads, mc.head_dim,
@@ -891,7 +1080,7 @@ static int cmd_serve(int argc, char **argv)
                      "utilization,budget_live,sharing_saved,preemptions,step_ns_median,step_ns_p10,"
                      "step_ns_p90,tokens,rounds,wall_s,status,reason\n");
     }
-    int rc = 0;
+    int rc = 0, measured = 0;
     for (int li = 0; li < nl; li++)
         for (int fi = 0; fi < nf; fi++)
             for (int i = 0; i < nb; i++)
@@ -902,7 +1091,7 @@ static int cmd_serve(int argc, char **argv)
                     for (int k = 0; k < (pg ? nk : nm); k++) {
                         kvb_options o = {.dtype = dts[j], .alloc = pg ? KVB_ALLOC_GROW : modes[k],
                                          .block_tokens = pg ? blocks[k] : 0};
-                        set_quant_options(&c, KVB_KEY_AXIS_DEFAULT, &o);
+                        set_quant_options(&c, mc.head_dim, KVB_KEY_AXIS_DEFAULT, &o);
                         sc.lengths = lens[li];
                         sc.fork = forks[fi];
                         sc.budget_bytes = c.budget_mb > 0 ? (size_t)(c.budget_mb * 1048576.0)
@@ -913,6 +1102,7 @@ static int cmd_serve(int argc, char **argv)
                         if (!pg) name[strlen(name) - 1] = 0;          /* drop the 0 */
                         kvb_serve_result res;
                         kvb_serve_run(backs[i], o, &sc, &res);
+                        if (res.status == KVB_STATUS_OK) measured++;
                         if (res.status != KVB_STATUS_OK) {
                             printf("%-26s %-9s %-9s failed: %s\n", name, kvb_len_dist_name(sc.lengths),
                                    kvb_fork_kind_name(sc.fork), res.reason);
@@ -931,7 +1121,8 @@ static int cmd_serve(int argc, char **argv)
                                     res.max_running, res.mean_running, res.utilization, res.budget_live,
                                     res.sharing_saved, res.preemptions, res.step_ns_median, res.step_ns_p10,
                                     res.step_ns_p90, res.tokens, res.rounds, res.wall_s,
-                                    kvb_status_str(res.status), res.reason);
+                                    res.cut_short ? "cut_short" : kvb_status_str(res.status), res.reason);
+                        if (res.cut_short) fprintf(stderr, "kvbench: %s cut short: %s\n", name, res.reason);
                     }
                 }
     if (csv) {
@@ -942,6 +1133,7 @@ static int cmd_serve(int argc, char **argv)
             rc = 1;
         }
     }
+    if (rc == 0 && measured == 0) rc = KVB_EXIT_NOTHING;
     return rc;
 }
 
@@ -961,22 +1153,32 @@ static int write_quality(const cli *c, const kvb_model *m, kvb_state *st, const 
     if (!c->quiet) fprintf(stderr, "quality: reference generation (contiguous f32), %d tokens...\n", c->tokens);
     kvb_quality_ref ref;
     if (kvb_quality_reference(m, st, prompt, P, c->tokens, &ref, msg, msg_len) != KVB_STATUS_OK) return -1;
-    char path[4400], tmp[4500];
-    snprintf(path, sizeof path, "%s/quality.csv", dir);
-    snprintf(tmp, sizeof tmp, "%s/.quality.csv.tmp", dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(msg, msg_len, "cannot write '%s': %s", tmp, strerror(errno));
-        kvb_quality_ref_free(&ref);
-        return -1;
+    /* two tidy files with fixed columns, so runs' files concatenate: a row per
+     * point x layer, and a row per point x layer x context length */
+    const char *names[2] = {"quality.csv", "quality_ctx.csv"};
+    char path[2][4400], tmp[2][4500];
+    FILE *f[2] = {NULL, NULL};
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        snprintf(path[k], sizeof path[k], "%s/%s", dir, names[k]);
+        snprintf(tmp[k], sizeof tmp[k], "%s/.%s.tmp", dir, names[k]);
+        if (!(f[k] = fopen(tmp[k], "w"))) {
+            snprintf(msg, msg_len, "cannot write '%s': %s", tmp[k], strerror(errno));
+            rc = -1;
+        }
     }
-    fprintf(f, "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_rel_l2_mean,"
-               "attn_max_abs");
-    printf("quality against contiguous/f32 over %d generated tokens: %d next-token distributions through "
-           "the cache (teacher-forced; attend vs float64 per layer, mean over steps):\n", c->tokens, c->tokens - 1);
-    printf("%-28s %10s %10s %10s %7s %12s %12s  rel_l2 at context", "point", "KL_mean", "KL_p99", "KL_max",
-           "top1", "attn_rel_l2", "attn_maxabs");
-    int first = 1, rc = 0;
+    if (rc == 0) {
+        fprintf(f[0], "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_rel_l2_mean,"
+                      "attn_max_abs\n");
+        fprintf(f[1], "point,backend,dtype,mode,layer,ctx,attn_rel_l2\n");
+    }
+    if (rc == 0 && !c->quiet) {
+        printf("quality against contiguous/f32 over %d generated tokens: %d next-token distributions through "
+               "the cache (teacher-forced; attend vs float64 per layer, mean over steps):\n", c->tokens, c->tokens - 1);
+        printf("%-28s %10s %10s %10s %7s %12s %12s  rel_l2 at context", "point", "KL_mean", "KL_p99", "KL_max",
+               "top1", "attn_rel_l2", "attn_maxabs");
+    }
+    int first = 1;
     for (int i = 0; i < n_pts && rc == 0; i++) {
         const kvb_point *p = &pts[i];
         if ((p->backend->flags & KVB_BACKEND_RECOMPUTE) || p->opt.dtype == KVB_DTYPE_F32 ||
@@ -987,43 +1189,78 @@ static int write_quality(const cli *c, const kvb_model *m, kvb_state *st, const 
             rc = -1;
             break;
         }
-        if (first) {
-            for (int j = 0; j < q.n_ctx; j++) fprintf(f, ",attn_rel_l2_ctx%d", q.ctx[j]);
-            for (int j = 0; j < q.n_ctx; j++) printf(" %d", q.ctx[j]);
-            fputc('\n', f);
-            putchar('\n');
-            first = 0;
-        }
         char label[128], mode[32];
         kvb_point_label(p, label, sizeof label);
         kvb_point_mode(p, mode, sizeof mode);
-        double rel = 0, mabs = 0;
-        for (int l = 0; l < q.n_layers; l++) { rel += q.rel_l2_mean[l] / q.n_layers; mabs = fmax(mabs, q.max_abs[l]); }
-        printf("%-28s %10.2e %10.2e %10.2e %7.3f %12.2e %12.2e  layers 0..%d:", label, q.kl_mean, q.kl_p99,
-               q.kl_max, q.top1, rel, mabs, q.n_layers - 1);
-        for (int j = 0; j < q.n_ctx; j++) {
-            double r2 = 0;
-            for (int l = 0; l < q.n_layers; l++) r2 += q.rel_l2_at[(size_t)l * q.n_ctx + j] / q.n_layers;
-            printf(" %.1e", r2);
+        if (!c->quiet) {
+            if (first) {
+                for (int j = 0; j < q.n_ctx; j++) printf(" %d", q.ctx[j]);
+                putchar('\n');
+                first = 0;
+            }
+            double rel = 0, mabs = 0;
+            for (int l = 0; l < q.n_layers; l++) { rel += q.rel_l2_mean[l] / q.n_layers; mabs = fmax(mabs, q.max_abs[l]); }
+            printf("%-28s %10.2e %10.2e %10.2e %7.3f %12.2e %12.2e  layers 0..%d:", label, q.kl_mean, q.kl_p99,
+                   q.kl_max, q.top1, rel, mabs, q.n_layers - 1);
+            for (int j = 0; j < q.n_ctx; j++) {
+                double r2 = 0;
+                for (int l = 0; l < q.n_layers; l++) r2 += q.rel_l2_at[(size_t)l * q.n_ctx + j] / q.n_layers;
+                printf(" %.1e", r2);
+            }
+            putchar('\n');
         }
-        putchar('\n');
         for (int l = 0; l < q.n_layers; l++) {
-            fprintf(f, "%s,%s,%s,%s,%d,%.6e,%.6e,%.6e,%.6e,%.6f,%d,%.6e,%.6e", label, p->backend->name,
+            fprintf(f[0], "%s,%s,%s,%s,%d,%.6e,%.6e,%.6e,%.6e,%.6f,%d,%.6e,%.6e\n", label, p->backend->name,
                     kvb_dtype_name(p->opt.dtype), mode, q.n_steps, q.kl_mean, q.kl_p50, q.kl_p99, q.kl_max,
                     q.top1, l, q.rel_l2_mean[l], q.max_abs[l]);
-            for (int j = 0; j < q.n_ctx; j++) fprintf(f, ",%.6e", q.rel_l2_at[(size_t)l * q.n_ctx + j]);
-            fputc('\n', f);
+            for (int j = 0; j < q.n_ctx; j++)
+                fprintf(f[1], "%s,%s,%s,%s,%d,%d,%.6e\n", label, p->backend->name, kvb_dtype_name(p->opt.dtype),
+                        mode, l, q.ctx[j], q.rel_l2_at[(size_t)l * q.n_ctx + j]);
         }
         kvb_quality_free(&q);
     }
     kvb_quality_ref_free(&ref);
-    int bad = ferror(f) | (fclose(f) != 0);
-    if (rc == 0 && (bad || rename(tmp, path) != 0)) {
-        snprintf(msg, msg_len, "writing '%s' failed", path);
-        rc = -1;
+    for (int k = 0; k < 2; k++) {
+        if (!f[k]) continue;
+        int bad = ferror(f[k]), e = bad ? errno : 0;
+        if (fclose(f[k]) != 0 && !bad) { bad = 1; e = errno; }
+        if (rc == 0 && (bad || rename(tmp[k], path[k]) != 0)) {
+            if (!bad) e = errno;
+            snprintf(msg, msg_len, "writing '%s' failed: %s", path[k], e ? strerror(e) : "write error");
+            rc = -1;
+        }
+        if (rc) remove(tmp[k]);
     }
-    if (rc) remove(tmp);
     return rc;
+}
+
+/* --prompt-ids: a comma list of token ids in [0, vocab), any length (the
+ * string is read in place, never cut); *ids is malloc'd. */
+static int parse_prompt_ids(const char *list, int vocab, int **ids, int *n)
+{
+    size_t count = 1;
+    for (const char *p = list; *p; p++) count += *p == ',';
+    if (count > (1u << 24)) return kvb_usage_error("--prompt-ids: %zu ids; at most %d", count, 1 << 24);
+    int *out = malloc(count * sizeof *out);
+    if (!out) { fprintf(stderr, "kvbench: out of memory for %zu prompt ids\n", count); return 1; }
+    const char *p = list;
+    for (size_t i = 0; i < count; i++) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32], what[64];
+        snprintf(what, sizeof what, "--prompt-ids item %zu", i + 1);
+        if (len == 0) { free(out); return kvb_usage_error("%s is empty", what); }
+        if (len >= sizeof item) { free(out); return kvb_usage_error("%s '%.*s...': not a token id", what, 20, p); }
+        memcpy(item, p, len);
+        item[len] = 0;
+        long long v = 0;
+        if (kvb_parse_int(what, item, 0, vocab - 1, &v)) { free(out); return KVB_EXIT_USAGE; }
+        out[i] = (int)v;
+        p = comma ? comma + 1 : p + len;
+    }
+    *ids = out;
+    *n = (int)count;
+    return 0;
 }
 
 static int cmd_run(int argc, char **argv, const char *cmdline)
@@ -1059,116 +1296,31 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
     if (nf != 1) return kvb_usage_error("--kernel: run takes one kernel (attend compares several)");
     if (c.pool_mb && c.pool_blocks) return kvb_usage_error("--pool-mb and --pool-blocks exclude each other");
 
-    kvb_model_config probe;
-    if (!c.checkpoint && kvb_model_preset(c.preset ? c.preset : "stories15m", &probe) != KVB_STATUS_OK)
-        return kvb_usage_error("unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b",
-                           c.preset);
-
-    /* the result directory must be creatable now, not after an hour of work */
-    char final_dir[4096], partial[4200], run_id[128];
-    time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(run_id, sizeof run_id, "%Y%m%d-%H%M%S", &tmv);
-    if (c.out) {
-        snprintf(final_dir, sizeof final_dir, "%s", c.out);
-        const char *slash = strrchr(final_dir, '/');
-        snprintf(run_id, sizeof run_id, "%s", slash ? slash + 1 : final_dir);
-    } else {
-        if (mkdir("results", 0777) != 0 && errno != EEXIST)
-            return kvb_usage_error("cannot create 'results/': %s", strerror(errno));
-        char base[128];
-        snprintf(base, sizeof base, "%s-%s", run_id, c.checkpoint ? "ckpt" : c.preset ? c.preset : "stories15m");
-        snprintf(run_id, sizeof run_id, "%s", base);
-        /* a run started in the same second, or interrupted, holds the name: take the next */
-        struct stat sb;
-        for (int k = 2;; k++) {
-            snprintf(final_dir, sizeof final_dir, "results/%s", run_id);
-            snprintf(partial, sizeof partial, "%s.partial", final_dir);
-            if (stat(final_dir, &sb) != 0) {
-                if (mkdir(partial, 0777) == 0) break;
-                if (errno != EEXIST)
-                    return kvb_usage_error("cannot create output directory '%s': %s", partial,
-                                       strerror(errno));
-            }
-            if (k > 1000) return kvb_usage_error("no free run name under results/ for '%s'", base);
-            snprintf(run_id, sizeof run_id, "%s-%d", base, k);
-        }
-    }
-    if (c.out) {
-        struct stat sb;
-        if (stat(final_dir, &sb) == 0)
-            return kvb_usage_error("output directory '%s' exists: kvbench never overwrites a run; "
-                               "choose another --out", final_dir);
-        snprintf(partial, sizeof partial, "%s.partial", final_dir);
-        if (mkdir(partial, 0777) != 0) {
-            if (errno == EEXIST)
-                return kvb_usage_error("'%s' exists: an earlier run into this --out was interrupted; "
-                                   "remove it or choose another --out", partial);
-            return kvb_usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
-        }
-    }
-
-    kvb_model m;
+    /* the model's shape, the prompt and every point are checked before
+     * anything is allocated or created */
+    kvb_model_config mc;
     const char *source = NULL;
-    int *prompt = NULL;
-    kvb_point *pts = NULL;
-    int n_pts = 0, rc = 0, renamed = 0;
-    kvb_state st = {0};
-    kvb_topo topo;
-    kvb_pin_set pins;
-    int have_topo = 0;
-    if ((rc = build_model(&c, &m, &source)) != 0) { kvb_results_remove(partial); return rc; }
-
-    /* prompt: explicit ids, or seeded ids after a BOS of 1 as in llama2.c */
-    int P = c.prompt;
-    if (c.prompt_ids) {
-        char buf[65536];
-        char *ids[1024];
-        snprintf(buf, sizeof buf, "%s", c.prompt_ids);
-        if (kvb_split_list("--prompt-ids", buf, ids, 1024, &P)) { rc = KVB_EXIT_USAGE; goto done; }
-        prompt = malloc((size_t)P * sizeof *prompt);
-        for (int i = 0; prompt && i < P; i++) {
-            long long v = 0;
-            char what[64];
-            snprintf(what, sizeof what, "--prompt-ids item %d", i + 1);
-            if (kvb_parse_int(what, ids[i], 0, m.cfg.vocab_size - 1, &v)) { rc = KVB_EXIT_USAGE; goto done; }
-            prompt[i] = (int)v;
-        }
-    } else {
-        prompt = malloc((size_t)P * sizeof *prompt);
-        uint64_t s = (uint64_t)c.seed * 2654435761u + 12345u;
-        for (int i = 0; prompt && i < P; i++) {
-            s = s * 6364136223846793005ull + 1442695040888963407ull;
-            prompt[i] = i == 0 ? (m.cfg.vocab_size > 1) : (int)((s >> 33) % (uint64_t)m.cfg.vocab_size);
-        }
+    if ((r = model_config(&c, &mc, &source)) != 0) return r;
+    int P = c.prompt, *prompt = NULL;
+    if (c.prompt_ids && (r = parse_prompt_ids(c.prompt_ids, mc.vocab_size, &prompt, &P)) != 0) return r;
+    if ((long long)P + c.tokens > mc.max_seq) {
+        free(prompt);
+        return kvb_usage_error("prompt %d + tokens %d = %lld positions exceed the model's max-seq %d: "
+                               "lower them or raise --max-seq", P, c.tokens, (long long)P + c.tokens, mc.max_seq);
     }
-    if (!prompt) { fprintf(stderr, "kvbench: out of memory\n"); rc = 1; goto done; }
-    if ((long long)P + c.tokens > m.cfg.max_seq) {
-        rc = kvb_usage_error("prompt %d + tokens %d = %lld positions exceed the model's max-seq %d: "
-                         "lower them or raise --max-seq", P, c.tokens, (long long)P + c.tokens,
-                         m.cfg.max_seq);
-        goto done;
+    if (c.key_outliers > mc.head_dim / 2) {
+        free(prompt);
+        return kvb_usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
+                               mc.head_dim / 2);
     }
-    if (kvb_state_init(&st, &m.cfg) != KVB_STATUS_OK) {
-        fprintf(stderr, "kvbench: out of memory for activations (max-seq %d)\n", m.cfg.max_seq);
-        rc = 1;
-        goto done;
-    }
-    openblas_set_num_threads(c.threads);
-
     /* a point per backend x storage type x (allocation mode, or block size for
      * a paged backend); nocache stores nothing, so it is one point */
-    if (c.key_outliers) {
-        if (c.key_outliers > m.cfg.head_dim / 2) {
-            rc = kvb_usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs", c.key_outliers,
-                             m.cfg.head_dim / 2);
-            goto done;
-        }
-        kvb_model_key_outliers(&m, c.key_outliers);
-    }
-    pts = calloc((size_t)nb * nd * (size_t)(nm + nk + na * nm), sizeof *pts);   /* enough for any kind */
-    if (!pts) { rc = 1; goto done; }
+    kvb_point *pts = calloc((size_t)nb * nd * (size_t)(nm + nk + na * nm), sizeof *pts);   /* enough for any kind */
+    int n_pts = 0, n_runnable = 0, any_quant = 0, rc = 0, renamed = 0, made = 0;
+    if (!pts) { free(prompt); fprintf(stderr, "kvbench: out of memory\n"); return 1; }
+    kvb_shape kv_shape = kvb_model_kv_shape(&mc);
+    double kv_token_f32 = 2.0 * kv_shape.n_layers * kv_shape.n_kv_heads * kv_shape.head_dim * 4;
+    double cache_bytes = 0;                    /* the largest one point's cache may take */
     for (int i = 0; i < nb; i++) {
         int recompute = (backs[i]->flags & KVB_BACKEND_RECOMPUTE) != 0;
         int paged = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
@@ -1176,6 +1328,7 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         for (int j = 0; j < (recompute ? 1 : nd); j++) {
             /* a quantized point per key axis x allocation mode */
             int qt = quant && kvb_dtype_is_quant(dts[j]);
+            any_quant |= qt;
             for (int k = 0; k < (recompute ? 1 : paged ? nk : qt ? na * nm : quant ? 1 : nm); k++) {
                 if (!pair_wanted(backs[i], dts, nd, j)) continue;
                 kvb_options o = {.dtype = recompute ? KVB_DTYPE_F32 : dts[j],
@@ -1183,17 +1336,143 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
                                  .max_seqs = 1, .block_tokens = paged ? blocks[k] : 0,
                                  .pool_blocks = (size_t)c.pool_blocks,
                                  .pool_bytes = (size_t)c.pool_mb << 20, .threads = c.threads};
-                set_quant_options(&c, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
+                set_quant_options(&c, mc.head_dim, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
                 if (quant) o.qkernel = qk_names[qk[0]];
                 o.kernel = fk_names[fk[0]];
-                if (kvb_point_init(&pts[n_pts++], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
+                if (kvb_point_init(&pts[n_pts], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps, c.tokens);
                     rc = 1;
                     goto done;
                 }
+                kvb_point *p = &pts[n_pts++];
+                char why[256];
+                if (kvb_backend_supports(backs[i], &kv_shape, &o, why, sizeof why) != KVB_STATUS_OK) {
+                    p->status = KVB_POINT_SKIPPED;  /* recorded as skipped, with the reason */
+                    snprintf(p->reason, sizeof p->reason, "%s", why);
+                    continue;
+                }
+                n_runnable++;
+                double es = recompute ? 0 : kvb_dtype_bits(o.dtype, o.group) / 8.0 / 4.0;   /* of f32 */
+                double positions = o.alloc == KVB_ALLOC_PREALLOC ? mc.max_seq : 2.0 * (P + c.tokens);
+                double bytes = kv_token_f32 * es * positions + (qt ? kv_token_f32 * (o.residual + o.group) : 0);
+                if (paged) {
+                    double block = kv_token_f32 * es * o.block_tokens;
+                    bytes = c.pool_mb ? (double)c.pool_mb * 1048576.0
+                          : c.pool_blocks ? (double)c.pool_blocks * block : bytes;
+                }
+                if (bytes > cache_bytes) cache_bytes = bytes;
             }
         }
     }
+    note_group(&c, mc.head_dim, any_quant);
+    if (n_runnable == 0) {
+        for (int i = 0; i < n_pts; i++) {
+            char label[128];
+            kvb_point_label(&pts[i], label, sizeof label);
+            fprintf(stderr, "kvbench: skipped %s: %s\n", label, pts[i].reason);
+        }
+        fprintf(stderr, "kvbench: nothing to measure: every point is unsupported (exit %d)\n", KVB_EXIT_NOTHING);
+        rc = KVB_EXIT_NOTHING;
+        goto done;
+    }
+    {
+        /* weights, activations for max_seq positions, the largest cache, the records */
+        double hd = (double)mc.n_heads * mc.head_dim, kvd = (double)mc.n_kv_heads * mc.head_dim;
+        double act = 4.0 * mc.max_seq * (2.0 * mc.dim + 2 * hd + 2 * kvd + 2.0 * mc.hidden_dim + mc.max_seq);
+        double need = 4.0 * (double)kvb_model_param_count(&mc) + act + cache_bytes +
+                      (double)n_pts * c.reps * c.tokens * sizeof(kvb_step_record);
+        char what[160];
+        snprintf(what, sizeof what, "this run (weights, activations, a cache of %.2f GB, step records)",
+                 cache_bytes / 1e9);
+        if ((rc = check_memory(what, need)) != 0) goto done;
+    }
+    int oversubscribed = threads_oversubscribed(c.threads);
+
+    /* the result directory: must not exist (nor be a dangling link, which
+     * rename would replace) and must be creatable now, not after an hour of work */
+    char final_dir[4096], partial[4200] = "", run_id[128];
+    time_t now = time(NULL);
+    struct tm tmv;
+    struct stat sb;
+    gmtime_r(&now, &tmv);
+    strftime(run_id, sizeof run_id, "%Y%m%d-%H%M%S", &tmv);
+    if (c.out) {
+        snprintf(final_dir, sizeof final_dir, "%s", c.out);
+        const char *slash = strrchr(final_dir, '/');
+        snprintf(run_id, sizeof run_id, "%s", slash ? slash + 1 : final_dir);
+        snprintf(partial, sizeof partial, "%s.partial", final_dir);
+        if (lstat(final_dir, &sb) == 0) {
+            rc = kvb_usage_error("output '%s' exists%s: kvbench never overwrites a run; choose another --out",
+                                 final_dir, S_ISLNK(sb.st_mode) ? " (a symbolic link)" : "");
+            goto done;
+        }
+        if (lstat(partial, &sb) == 0) {
+            rc = kvb_usage_error("'%s' exists: an earlier run into this --out was interrupted; remove it or "
+                                 "choose another --out", partial);
+            goto done;
+        }
+    }
+    if (c.dry_run) {
+        printf("dry run: %d point%s (%d runnable), model %s, %d + %d positions; flags valid, nothing measured\n",
+               n_pts, n_pts == 1 ? "" : "s", n_runnable, source, P, c.tokens);
+        goto done;
+    }
+    if (c.out) {
+        if (mkdir(partial, 0777) != 0) {
+            rc = kvb_usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
+            goto done;
+        }
+    } else {
+        if (mkdir("results", 0777) != 0 && errno != EEXIST) {
+            rc = kvb_usage_error("cannot create 'results/': %s", strerror(errno));
+            goto done;
+        }
+        char base[128];
+        snprintf(base, sizeof base, "%s-%s", run_id, c.checkpoint ? "ckpt" : c.preset ? c.preset : "stories15m");
+        snprintf(run_id, sizeof run_id, "%s", base);
+        /* a run started in the same second, or interrupted, holds the name: take the next */
+        for (int k = 2;; k++) {
+            snprintf(final_dir, sizeof final_dir, "results/%s", run_id);
+            snprintf(partial, sizeof partial, "%s.partial", final_dir);
+            if (lstat(final_dir, &sb) != 0) {
+                if (mkdir(partial, 0777) == 0) break;
+                if (errno != EEXIST) {
+                    rc = kvb_usage_error("cannot create output directory '%s': %s", partial, strerror(errno));
+                    goto done;
+                }
+            }
+            if (k > 1000) {
+                rc = kvb_usage_error("no free run name under results/ for '%s'", base);
+                goto done;
+            }
+            snprintf(run_id, sizeof run_id, "%s-%d", base, k);
+        }
+    }
+    made = 1;
+
+    kvb_model m = {0};
+    kvb_state st = {0};
+    kvb_topo topo;
+    kvb_pin_set pins;
+    int have_topo = 0;
+    if ((rc = build_model(&c, &mc, &m)) != 0) goto done_model;
+    if (!prompt) {
+        /* seeded ids after a BOS of 1 as in llama2.c */
+        prompt = malloc((size_t)P * sizeof *prompt);
+        uint64_t s = (uint64_t)c.seed * 2654435761u + 12345u;
+        for (int i = 0; prompt && i < P; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            prompt[i] = i == 0 ? (m.cfg.vocab_size > 1) : (int)((s >> 33) % (uint64_t)m.cfg.vocab_size);
+        }
+        if (!prompt) { fprintf(stderr, "kvbench: out of memory\n"); rc = 1; goto done_model; }
+    }
+    if (kvb_state_init(&st, &m.cfg) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: out of memory for activations (max-seq %d)\n", m.cfg.max_seq);
+        rc = 1;
+        goto done_model;
+    }
+    openblas_set_num_threads(c.threads);
+    if (c.key_outliers) kvb_model_key_outliers(&m, c.key_outliers);
 
     kvb_ceilings ceil;
     int have_ceil = 0;
@@ -1201,74 +1480,78 @@ static int cmd_run(int argc, char **argv, const char *cmdline)
         if (!c.quiet) fprintf(stderr, "measuring read bandwidth and sgemm ceilings...\n");
         /* the second array is what one cached decode step streams at the last
          * position: every weight once plus the f32 K/V of the whole context */
-        kvb_shape sh = kvb_model_kv_shape(&m.cfg);
-        size_t ws = 4 * kvb_model_param_count(&m.cfg) + 2 * (size_t)sh.n_layers * sh.n_kv_heads * sh.head_dim * 4 * (size_t)(P + c.tokens);
+        size_t ws = 4 * kvb_model_param_count(&m.cfg) + (size_t)(kv_token_f32 * (P + c.tokens));
         have_ceil = kvb_measure_ceilings(&ceil, 0, ws, 7) == 0;
     }
     char topo_msg[256];
     have_topo = kvb_topo_init(&topo, topo_msg, sizeof topo_msg) == KVB_STATUS_OK;
-    if ((rc = apply_pin(&c, have_topo ? &topo : NULL, &pins)) != 0) goto done;
+    if ((rc = apply_pin(&c, have_topo ? &topo : NULL, &pins)) != 0) goto done_model;
     for (int i = 0; i < n_pts; i++) pin_workers(&pts[i].opt, &pins);
     kvb_gen_config g = {prompt, P, c.tokens, c.reps, c.warmup, c.time_budget,
                         !c.quiet && isatty(STDERR_FILENO)};
     uint64_t started = (uint64_t)now;
-    int failed = 0;
+    int failed = 0, measured = 0;
     for (int i = 0; i < n_pts; i++) {
         char label[128];
         kvb_point_label(&pts[i], label, sizeof label);
-        kvb_status s = kvb_run_point(&m, &st, &pts[i], &g, i, n_pts);
+        kvb_status s = pts[i].status == KVB_POINT_SKIPPED ? KVB_STATUS_OK
+                                                          : kvb_run_point(&m, &st, &pts[i], &g, i, n_pts);
         if (pts[i].status == KVB_POINT_SKIPPED)
             fprintf(stderr, "kvbench: skipped %s: %s\n", label, pts[i].reason);
         else if (s != KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s failed: %s\n", label, pts[i].reason);
             failed = 1;
-        } else if (pts[i].status == KVB_POINT_CUT_SHORT)
-            fprintf(stderr, "kvbench: %s cut short: %s\n", label, pts[i].reason);
+        } else {
+            measured++;
+            if (pts[i].status == KVB_POINT_CUT_SHORT)
+                fprintf(stderr, "kvbench: %s cut short: %s\n", label, pts[i].reason);
+        }
     }
 
     kvb_run_info info = {run_id, cmdline, source, (uint64_t)c.seed, &m.cfg, &g,
                          openblas_get_num_threads(), have_ceil ? &ceil : NULL, started,
-                         have_topo ? &topo : NULL, &pins};
+                         have_topo ? &topo : NULL, &pins, c.threads, oversubscribed};
     char msg[512];
-    /* lossy storage: accuracy against the f32 contiguous cache, beside time and memory */
-    if (write_quality(&c, &m, &st, pts, n_pts, prompt, P, partial, msg, sizeof msg) != 0) {
-        fprintf(stderr, "kvbench: %s\n", msg);
-        kvb_results_remove(partial);
+    /* every measurement is written before anything can fail on it; a write
+     * that fails (a full disk) keeps what was written in the .partial
+     * directory, never renamed to look complete, and the table is printed */
+    if (kvb_results_write(partial, &info, pts, n_pts, msg, sizeof msg) != 0 ||
+        write_quality(&c, &m, &st, pts, n_pts, prompt, P, partial, msg, sizeof msg) != 0) {
+        fprintf(stderr, "kvbench: %s\nkvbench: the results are incomplete; what was written stays in '%s'\n",
+                msg, partial);
+        print_table(pts, n_pts, &m.cfg, P);
+        renamed = 1;                           /* kept, not renamed */
         rc = 1;
-        goto done;
-    }
-    if (kvb_results_write(partial, &info, pts, n_pts, msg, sizeof msg) != 0) {
-        fprintf(stderr, "kvbench: %s\n", msg);
-        kvb_results_remove(partial);
-        rc = 1;
-        goto done;
+        goto done_model;
     }
     /* the results are complete: from here on they are kept whatever happens */
     renamed = 1;
-    struct stat sb;
-    if (stat(final_dir, &sb) == 0) {
+    if (lstat(final_dir, &sb) == 0) {
         fprintf(stderr, "kvbench: '%s' appeared during the run; the complete results stay in '%s'\n",
                 final_dir, partial);
         rc = 1;
-        goto done;
+        goto done_model;
     }
     if (rename(partial, final_dir) != 0) {
         fprintf(stderr, "kvbench: cannot rename '%s' to '%s': %s; the complete results stay there\n",
                 partial, final_dir, strerror(errno));
         rc = 1;
-        goto done;
+        goto done_model;
     }
     if (!c.quiet) print_table(pts, n_pts, &m.cfg, P);
     printf("results: %s\n", final_dir);
-    rc = failed;
-done:
-    if (!renamed) kvb_results_remove(partial);
-    for (int i = 0; i < n_pts; i++) kvb_point_free(&pts[i]);
-    free(pts);
-    free(prompt);
+    rc = failed ? 1 : measured ? 0 : KVB_EXIT_NOTHING;
+    if (rc == KVB_EXIT_NOTHING)
+        fprintf(stderr, "kvbench: nothing measured: every point was skipped (exit %d)\n", KVB_EXIT_NOTHING);
+done_model:
     kvb_state_free(&st);
     kvb_model_free(&m);
     if (have_topo) kvb_topo_free(&topo);
+done:
+    if (!renamed && made) kvb_results_remove(partial);
+    for (int i = 0; i < n_pts; i++) kvb_point_free(&pts[i]);
+    free(pts);
+    free(prompt);
     return rc;
 }
 

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const struct { const char *name; kvb_model_config cfg; } presets[] = {
     /* name          dim  hidden layers heads kv  hd  vocab  max_seq theta shared */
@@ -192,68 +194,112 @@ static size_t rope_table_floats(const kvb_model_config *c)   /* freq_cis_real + 
     return (size_t)c->max_seq * (size_t)(c->head_dim / 2) * 2;
 }
 
-kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
-                          char *msg, size_t msg_len)
+/* Opens a checkpoint without blocking (a FIFO or device would hang a plain
+ * open or read), refuses anything but a regular file, and reads and checks
+ * the header against the file's size. *fp is left after the header. */
+static kvb_status open_checkpoint(const char *path, FILE **fp, kvb_model_config *c, long *size,
+                                  char *msg, size_t msg_len)
 {
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    *fp = NULL;
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
         snprintf(msg, msg_len, "cannot open checkpoint '%s': %s", path, strerror(errno));
         return KVB_STATUS_IO;
     }
-    int32_t hdr[7];
-    kvb_status st = KVB_STATUS_FORMAT;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(msg, msg_len, "checkpoint '%s' is not a regular file", path);
-        st = KVB_STATUS_IO;
-        goto out;
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(msg, msg_len, "checkpoint '%s' is not a regular file (a %s)", path,
+                 S_ISDIR(sb.st_mode) ? "directory" : S_ISFIFO(sb.st_mode) ? "FIFO" :
+                 S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "device" : "special file");
+        return KVB_STATUS_IO;
     }
-    long file_size = -1;
-    if (fseek(f, 0, SEEK_END) == 0) file_size = ftell(f);
-    rewind(f);
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(msg, msg_len, "cannot open checkpoint '%s': %s", path, strerror(errno));
+        return KVB_STATUS_IO;
+    }
+    /* replaced between stat and open: judge what was opened */
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(msg, msg_len, "checkpoint '%s' is not a regular file", path);
+        close(fd);
+        return KVB_STATUS_IO;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(msg, msg_len, "cannot read checkpoint '%s': %s", path, strerror(errno));
+        close(fd);
+        return KVB_STATUS_IO;
+    }
+    int32_t hdr[7];
+    long file_size = (long)sb.st_size;
     if (file_size < (long)sizeof hdr || fread(hdr, sizeof hdr, 1, f) != 1) {
         snprintf(msg, msg_len, "checkpoint '%s' is %ld bytes: shorter than its 28-byte header",
                  path, file_size);
-        goto out;
+        goto bad;
     }
     for (int i = 0; i < 7; i++)
         if (hdr[i] == 0 || (i != 5 && hdr[i] < 0)) {
             snprintf(msg, msg_len, "checkpoint '%s': header field %d is %d (dim, hidden, layers, "
                      "heads, kv_heads, vocab, seq_len must be positive; vocab < 0 marks a "
                      "separate classifier)", path, i, (int)hdr[i]);
-            goto out;
+            goto bad;
         }
     if (hdr[0] % hdr[3] != 0) {
         snprintf(msg, msg_len, "checkpoint '%s': dim %d is not a multiple of heads %d",
                  path, (int)hdr[0], (int)hdr[3]);
-        goto out;
+        goto bad;
     }
     if (hdr[5] == INT32_MIN) {
         snprintf(msg, msg_len, "checkpoint '%s': vocab field %d is out of range", path, (int)hdr[5]);
-        goto out;
+        goto bad;
     }
-    kvb_model_config c = {
+    *c = (kvb_model_config){
         .dim = hdr[0], .hidden_dim = hdr[1], .n_layers = hdr[2], .n_heads = hdr[3],
         .n_kv_heads = hdr[4], .head_dim = hdr[0] / hdr[3], .vocab_size = abs(hdr[5]),
         .max_seq = hdr[6], .rope_theta = 10000.0f, .shared_classifier = hdr[5] > 0,
     };
-    if (kvb_model_config_check(&c, msg, msg_len) != KVB_STATUS_OK) {
+    if (kvb_model_config_check(c, msg, msg_len) != KVB_STATUS_OK) {
         char why[256];
         snprintf(why, sizeof why, "%s", msg);
         snprintf(msg, msg_len, "checkpoint '%s' is inconsistent: %s", path, why);
-        goto out;
+        goto bad;
     }
-    size_t params = kvb_model_param_count(&c), rope = rope_table_floats(&c);
+    size_t params = kvb_model_param_count(c), rope = rope_table_floats(c);
     double expect = 28.0 + 4.0 * (double)(params + rope);
     if ((double)file_size != expect) {
         snprintf(msg, msg_len, "checkpoint '%s' is %ld bytes but its header (dim %d, hidden %d, "
                  "%d layers, %d heads, %d kv heads, vocab %d, seq_len %d, %s classifier) implies "
-                 "%.0f: %s", path, file_size, c.dim, c.hidden_dim, c.n_layers, c.n_heads,
-                 c.n_kv_heads, c.vocab_size, c.max_seq, c.shared_classifier ? "shared" : "separate",
+                 "%.0f: %s", path, file_size, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+                 c->n_kv_heads, c->vocab_size, c->max_seq, c->shared_classifier ? "shared" : "separate",
                  expect, (double)file_size < expect ? "truncated" : "trailing bytes");
-        goto out;
+        goto bad;
     }
+    *fp = f;
+    *size = file_size;
+    return KVB_STATUS_OK;
+bad:
+    fclose(f);
+    return KVB_STATUS_FORMAT;
+}
+
+kvb_status kvb_model_read_config(const char *path, kvb_model_config *c, char *msg, size_t msg_len)
+{
+    FILE *f;
+    long size;
+    kvb_status st = open_checkpoint(path, &f, c, &size, msg, msg_len);
+    if (st == KVB_STATUS_OK) fclose(f);
+    return st;
+}
+
+kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
+                          char *msg, size_t msg_len)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f;
+    long file_size;
+    kvb_model_config c;
+    kvb_status st = open_checkpoint(path, &f, &c, &file_size, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
+    size_t params = kvb_model_param_count(&c), rope = rope_table_floats(&c);
     st = model_alloc(m, &c, msg, msg_len);
     if (st != KVB_STATUS_OK) goto out;
     /* file order: everything up to rms_final, the RoPE tables (skipped: RoPE is
@@ -264,7 +310,12 @@ kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
         (!c.shared_classifier &&
          fread(m->w.wcls, sizeof(float), (size_t)c.vocab_size * c.dim, f) !=
              (size_t)c.vocab_size * c.dim)) {
-        snprintf(msg, msg_len, "checkpoint '%s': read failed: %s", path, strerror(errno));
+        /* a short read with no error: the file got shorter after its size was checked */
+        if (feof(f) && !ferror(f))
+            snprintf(msg, msg_len, "checkpoint '%s' ended at byte %ld of the %ld it had when opened: it "
+                     "shrank while being read", path, ftell(f), file_size);
+        else
+            snprintf(msg, msg_len, "checkpoint '%s': read failed: %s", path, strerror(errno));
         kvb_model_free(m);
         st = KVB_STATUS_IO;
         goto out;
@@ -318,11 +369,15 @@ kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_
             }
     if (ok && cls) ok = fwrite(m->w.wcls, sizeof(float), cls, f) == cls;
     if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        snprintf(msg, msg_len, "writing '%s' failed: %s", path, strerror(errno));
+    /* link, not rename: a file that appeared under the name meanwhile is never replaced */
+    if (!ok || link(tmp, path) != 0) {
+        int e = errno;
+        snprintf(msg, msg_len, e == EEXIST ? "'%s' exists: a checkpoint is never overwritten" : "writing '%s' failed: %s",
+                 path, strerror(e));
         remove(tmp);
-        return KVB_STATUS_IO;
+        return e == EEXIST ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
     }
+    remove(tmp);
     return KVB_STATUS_OK;
 }
 

@@ -83,6 +83,10 @@ kvb_status kvb_model_init_random(kvb_model *m, const kvb_model_config *c, uint64
  * seq_len. */
 kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
                           char *msg, size_t msg_len);
+/* The checkpoint's shape alone, with the same checks as kvb_model_load (the
+ * file is opened without blocking and must be a regular file of exactly the
+ * size its header implies); no weights are read. */
+kvb_status kvb_model_read_config(const char *path, kvb_model_config *c, char *msg, size_t msg_len);
 kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_t msg_len);
 void       kvb_model_free(kvb_model *m);
 

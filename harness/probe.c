@@ -78,3 +78,15 @@ void kvb_cpu_key(char *buf, size_t n)
     kvb_cpu_model(model, sizeof model);
     kvb_cpu_key_of(model, buf, n);
 }
+
+size_t kvb_mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (size_t)kb * 1024;
+}

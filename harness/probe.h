@@ -17,5 +17,8 @@ void     kvb_cpu_model(char *buf, size_t n);
  * this CPU's regression baseline. */
 void     kvb_cpu_key(char *buf, size_t n);
 void     kvb_cpu_key_of(const char *model, char *buf, size_t n);   /* the same for any name */
+/* Memory the OS says a new allocation can take without swapping: MemAvailable
+ * of /proc/meminfo, in bytes; 0 where the OS does not say. */
+size_t   kvb_mem_available(void);
 
 #endif

@@ -78,7 +78,7 @@ static void json_num(FILE *f, double v)       /* JSON has no NaN: write null */
 /* {"label": ..., "backend": ..., "dtype": ..., "mode": ..., "attend_threads": N  (left open);
  * attend_threads is what the cache may use (no-cache's causal pass runs on the
  * caller's thread and OpenBLAS's) */
-static void json_point_head(FILE *f, const kvb_point *p)
+static void json_point_head(FILE *f, const kvb_point *p, const kvb_model_config *m)
 {
     char label[128];
     kvb_point_label(p, label, sizeof label);
@@ -90,6 +90,11 @@ static void json_point_head(FILE *f, const kvb_point *p)
     fprintf(f, ", \"mode\": "); json_str(f, mode);
     int threaded = !(p->backend->flags & KVB_BACKEND_RECOMPUTE);     /* every cache but no-cache */
     fprintf(f, ", \"attend_threads\": %d", threaded && p->opt.threads > 1 ? p->opt.threads : 1);
+    /* the loops this point ran: kernels give different last bits, and on some
+     * models different greedy tokens */
+    kvb_shape sh = kvb_model_kv_shape(m);
+    fprintf(f, ", \"kernel\": "); json_str(f, kvb_backend_kernel(p->backend, &sh, &p->opt));
+    if (p->backend->flags & KVB_BACKEND_QUANT) fprintf(f, ", \"group\": %d", p->opt.group ? p->opt.group : 32);
 }
 
 static void json_read_bw(FILE *f, const kvb_read_bw *r)
@@ -218,8 +223,10 @@ void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prom
     o->total_ns_p90 = k ? kvb_quantile(col, k, 0.9) : NAN;
     k = 0;
     for (int r = 0; r < R; r++)
-        if (p->steps_done[r] > 0) col[k++] = (double)p->prefill_ns[r];
+        if (p->prefill[r].step_ns > 0) col[k++] = (double)p->prefill[r].step_ns;
     o->prefill_ns_median = k ? kvb_median(col, k) : NAN;
+    o->prefill_ns_p10 = k ? kvb_quantile(col, k, 0.1) : NAN;
+    o->prefill_ns_p90 = k ? kvb_quantile(col, k, 0.9) : NAN;
     if (o->steps > 0 && p->steps_done[0] > 0) {
         const kvb_step_record *last = &p->rec[p->steps_done[0] - 1];
         o->reserved = last->reserved;
@@ -263,7 +270,7 @@ out:
 
 /* quality.csv is written by the run command itself (lossy storage only) */
 static const char *const result_files[] = {"meta.json", "tokens.csv", "positions.csv", "summary.json",
-                                           "quality.csv"};
+                                           "quality.csv", "quality_ctx.csv"};
 
 typedef struct out_file {
     FILE *f;
@@ -281,10 +288,11 @@ static int out_open(out_file *o, const char *dir, const char *name, char *msg, s
 
 static int out_close(out_file *o, char *msg, size_t n)
 {
-    int bad = ferror(o->f);
-    if (fclose(o->f) != 0) bad = 1;
+    int bad = ferror(o->f), e = bad ? errno : 0;
+    if (fclose(o->f) != 0) { bad = 1; e = errno; }
     if (bad || rename(o->tmp, o->final) != 0) {
-        snprintf(msg, n, "writing '%s' failed: %s", o->final, strerror(errno));
+        if (!bad) e = errno;
+        snprintf(msg, n, "writing '%s' failed: %s", o->final, e ? strerror(e) : "write error");
         remove(o->tmp);
         return -1;
     }
@@ -364,6 +372,8 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
             (unsigned long long)in->seed, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
             c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq, (double)c->rope_theta,
             c->shared_classifier ? "true" : "false", kvb_model_param_count(c));
+    fprintf(f, ",\n  \"threads\": {\"requested\": %d, \"online_cores\": %ld, \"oversubscribed\": %s}",
+            in->threads, sysconf(_SC_NPROCESSORS_ONLN), in->oversubscribed ? "true" : "false");
     fprintf(f, ",\n  \"generation\": {\"prompt_len\": %d, \"tokens\": %d, \"reps\": %d, "
                "\"warmup_steps\": %d, \"time_budget_s\": %g, \"prompt_ids\": [",
             g->prompt_len, g->n_tokens, g->reps, g->warmup, g->time_budget_s);
@@ -372,7 +382,7 @@ static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *
     fprintf(f, ",\n  \"points\": [");
     for (int i = 0; i < n_pts; i++) {
         fprintf(f, "%s\n    ", i ? "," : "");
-        json_point_head(f, &pts[i]);
+        json_point_head(f, &pts[i], in->model);
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
@@ -383,18 +393,23 @@ static int write_tokens(const char *dir, const kvb_point *pts, int n_pts, char *
 {
     out_file o;
     if (out_open(&o, dir, "tokens.csv", msg, n)) return -1;
+    /* phase prefill: one row per repetition, step -1, the prompt's pass and the
+     * first generated token it chose (step_ns = time to first token); phase
+     * decode: step 0.. each fed one token and chose the next */
     fprintf(o.f, "backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,"
-                 "reserved_bytes,used_bytes,metadata_bytes,rss_bytes\n");
+                 "reserved_bytes,used_bytes,metadata_bytes,rss_bytes,phase\n");
     for (int i = 0; i < n_pts; i++) {
         const kvb_point *p = &pts[i];
         char mode[32];
         kvb_point_mode(p, mode, sizeof mode);
         for (int r = 0; r < p->reps; r++)
-            for (int s = 0; s < p->steps_done[r]; s++) {
-                const kvb_step_record *e = &p->rec[(size_t)r * p->n_tokens + s];
-                fprintf(o.f, "%s,%s,%s,%d,%d,%d,%d,%llu,%llu,%zu,%zu,%zu,%zu\n", p->backend->name,
+            for (int s = -1; s < p->steps_done[r]; s++) {
+                const kvb_step_record *e = s < 0 ? &p->prefill[r] : &p->rec[(size_t)r * p->n_tokens + s];
+                if (s < 0 && e->step_ns == 0) continue;          /* this repetition never ran */
+                fprintf(o.f, "%s,%s,%s,%d,%d,%d,%d,%llu,%llu,%zu,%zu,%zu,%zu,%s\n", p->backend->name,
                         kvb_point_dtype(p), mode, r, s, e->position, e->token, (unsigned long long)e->step_ns,
-                        (unsigned long long)e->attn_ns, e->reserved, e->used, e->metadata, e->rss);
+                        (unsigned long long)e->attn_ns, e->reserved, e->used, e->metadata, e->rss,
+                        s < 0 ? "prefill" : "decode");
             }
     }
     return out_close(&o, msg, n);
@@ -449,7 +464,7 @@ static int write_summary(const char *dir, const kvb_run_info *in, const kvb_poin
         kvb_point_summarize(p, in->model, in->gen->prompt_len, &s);
         double t = s.last_ns_median / 1e9;
         fprintf(f, "%s\n    ", i ? "," : "");
-        json_point_head(f, p);
+        json_point_head(f, p, in->model);
         fprintf(f, ", \"status\": "); json_str(f, kvb_point_status_name(p->status));
         fprintf(f, ", \"reason\": "); json_str(f, p->reason);
         fprintf(f, ",\n     \"reps_requested\": %d, \"reps_completed\": %d, \"full_reps\": %d, "
@@ -459,7 +474,10 @@ static int write_summary(const char *dir, const kvb_run_info *in, const kvb_poin
         fprintf(f, ", \"total_decode_ns\": {\"median\": "); json_num(f, s.total_ns_median);
         fprintf(f, ", \"p10\": "); json_num(f, s.total_ns_p10);
         fprintf(f, ", \"p90\": "); json_num(f, s.total_ns_p90);
-        fprintf(f, "},\n     \"first_token_ns\": {\"median\": "); json_num(f, s.first_ns_median);
+        fprintf(f, "},\n     \"ttft_ns\": {\"median\": "); json_num(f, s.prefill_ns_median);
+        fprintf(f, ", \"p10\": "); json_num(f, s.prefill_ns_p10);
+        fprintf(f, ", \"p90\": "); json_num(f, s.prefill_ns_p90);
+        fprintf(f, "}, \"first_decode_step_ns\": {\"median\": "); json_num(f, s.first_ns_median);
         fprintf(f, ", \"p10\": "); json_num(f, s.first_ns_p10);
         fprintf(f, ", \"p90\": "); json_num(f, s.first_ns_p90);
         fprintf(f, "}, \"last_token_ns\": {\"median\": "); json_num(f, s.last_ns_median);

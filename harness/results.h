@@ -27,6 +27,8 @@ typedef struct kvb_run_info {
     uint64_t              started_unix;
     const kvb_topo       *topo;           /* NULL when hwloc could not load it */
     const kvb_pin_set    *pins;           /* policy asked for, where each thread ran */
+    int                   threads;        /* --threads asked for */
+    int                   oversubscribed; /* 1: more threads than online cores */
 } kvb_run_info;
 
 /* Per-point figures derived from the records (also used by tests). */
@@ -34,7 +36,7 @@ typedef struct kvb_point_summary {
     int    steps;                 /* positions with at least one sample */
     double total_ns_median, total_ns_p10, total_ns_p90;   /* over full repetitions */
     int    full_reps;
-    double prefill_ns_median;
+    double prefill_ns_median, prefill_ns_p10, prefill_ns_p90;   /* = time to first token */
     double first_ns_median, first_ns_p10, first_ns_p90;
     double last_ns_median, last_ns_p10, last_ns_p90;
     double last_attn_ns_median;

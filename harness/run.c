@@ -52,8 +52,8 @@ kvb_status kvb_point_init(kvb_point *p, const kvb_backend *b, const kvb_options 
     p->reps = reps;
     p->steps_done = calloc((size_t)reps, sizeof *p->steps_done);
     p->rec = calloc((size_t)reps * (size_t)n_tokens, sizeof *p->rec);
-    p->prefill_ns = calloc((size_t)reps, sizeof *p->prefill_ns);
-    if (!p->steps_done || !p->rec || !p->prefill_ns) { kvb_point_free(p); return KVB_STATUS_NO_MEMORY; }
+    p->prefill = calloc((size_t)reps, sizeof *p->prefill);
+    if (!p->steps_done || !p->rec || !p->prefill) { kvb_point_free(p); return KVB_STATUS_NO_MEMORY; }
     return KVB_STATUS_OK;
 }
 
@@ -62,8 +62,8 @@ void kvb_point_free(kvb_point *p)
     if (!p) return;
     free(p->steps_done);
     free(p->rec);
-    free(p->prefill_ns);
-    p->steps_done = NULL; p->rec = NULL; p->prefill_ns = NULL;
+    free(p->prefill);
+    p->steps_done = NULL; p->rec = NULL; p->prefill = NULL;
 }
 
 /* Work units of one step, for the ETA: a recompute step redoes every position. */
@@ -93,7 +93,7 @@ static void progress(const kvb_point *p, const kvb_gen_config *g, int idx, int c
 typedef struct one_rep {
     kvb_step_record *rec;     /* NULL: warm-up, nothing recorded */
     int              steps;   /* decode steps to run */
-    uint64_t         prefill_ns;
+    kvb_step_record  prefill; /* the prompt's pass and the first token it chose */
     int              steps_done;
 } one_rep;
 
@@ -116,9 +116,9 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
     if (!tokens) { b->destroy(cache); return KVB_STATUS_NO_MEMORY; }
     memcpy(tokens, g->prompt, (size_t)g->prompt_len * sizeof *tokens);
 
+    kvb_step_timing ptm = {0};
     uint64_t a = kvb_now_ns();
-    st = kvb_forward_seq(m, s, b, cache, 0, tokens, g->prompt_len, NULL);
-    r->prefill_ns = kvb_now_ns() - a;
+    st = kvb_forward_seq(m, s, b, cache, 0, tokens, g->prompt_len, &ptm);
     if (st == KVB_STATUS_FULL && (b->flags & KVB_BACKEND_PAGED))
         snprintf(p->reason, sizeof p->reason, "pool full during the %d-token prefill, sequence 0",
                  g->prompt_len);
@@ -126,6 +126,12 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
         snprintf(p->reason, sizeof p->reason, "prefill failed: %s", kvb_status_str(st));
     int pos = g->prompt_len;
     tokens[pos] = kvb_argmax(s->logits, m->cfg.vocab_size);
+    {
+        uint64_t e = kvb_now_ns();                /* time to the first token: prefill and its argmax */
+        kvb_memory mem = b->memory(cache);
+        r->prefill = (kvb_step_record){pos - 1, tokens[pos], e - a, ptm.attn_ns,
+                                       mem.reserved, mem.used, mem.metadata, kvb_rss_bytes()};
+    }
     uint64_t last_draw = 0;
     for (int i = 0; st == KVB_STATUS_OK && i < r->steps; i++, pos++) {
         kvb_step_timing tm = {0};
@@ -171,13 +177,13 @@ kvb_status kvb_run_point(const kvb_model *m, kvb_state *s, kvb_point *p,
     }
     uint64_t t0 = kvb_now_ns();
     uint64_t deadline = g->time_budget_s > 0 ? t0 + (uint64_t)(g->time_budget_s * 1e9) : 0;
-    one_rep warm = {NULL, g->warmup < g->n_tokens ? g->warmup : g->n_tokens, 0, 0};
+    one_rep warm = {.rec = NULL, .steps = g->warmup < g->n_tokens ? g->warmup : g->n_tokens};
     kvb_status st = run_rep(m, s, p, g, &warm, deadline, idx, count, 0, t0);
     p->status = KVB_POINT_OK;
     for (int r = 0; st == KVB_STATUS_OK && r < g->reps; r++) {
-        one_rep rr = {p->rec + (size_t)r * g->n_tokens, g->n_tokens, 0, 0};
+        one_rep rr = {.rec = p->rec + (size_t)r * g->n_tokens, .steps = g->n_tokens};
         st = run_rep(m, s, p, g, &rr, deadline, idx, count, r, t0);
-        p->prefill_ns[r] = rr.prefill_ns;
+        p->prefill[r] = rr.prefill;
         p->steps_done[r] = rr.steps_done;
         if (st != KVB_STATUS_OK) break;
         if (rr.steps_done < g->n_tokens) {

@@ -46,7 +46,9 @@ typedef struct kvb_point {
     int                reps_done;       /* repetitions that ran to their end */
     int               *steps_done;      /* [reps] */
     kvb_step_record   *rec;             /* [reps][n_tokens] */
-    uint64_t          *prefill_ns;      /* [reps] */
+    kvb_step_record   *prefill;         /* [reps] the prefill as one step: it fed positions
+                                         * 0..P-1 (position = P-1) and chose the first
+                                         * generated token; step_ns is the time to it */
     int                n_tokens, reps;
 } kvb_point;
 

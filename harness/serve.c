@@ -186,14 +186,22 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
     int done = 0, running = 0;
     double util_sum = 0, live_sum = 0, saved_sum = 0, run_sum = 0;
     int util_n = 0, saved_n = 0;
+    uint64_t deadline = cfg->time_budget_s > 0 ? t_start + (uint64_t)(cfg->time_budget_s * 1e9) : 0;
     for (int round = 0; done < N; round++) {
+        if (deadline && kvb_now_ns() > deadline) {
+            res->cut_short = 1;
+            snprintf(res->reason, sizeof res->reason, "time budget %.1f s reached after %d rounds, %d of %d "
+                     "requests finished", cfg->time_budget_s, round, done, N);
+            break;
+        }
         if (round > 100 * (cfg->max_prompt + cfg->max_output) + 10 * N) {
             snprintf(res->reason, sizeof res->reason, "no progress after %d rounds", round);
             st = KVB_STATUS_FULL;
             goto out;
         }
-        /* admission, first come first served */
-        while (S.q_len > 0) {
+        /* admission, first come first served (a large budget admits many
+         * long prompts in one round: the time budget is checked per request) */
+        while (S.q_len > 0 && !(deadline && running > 0 && kvb_now_ns() > deadline)) {
             int r = S.queue[S.q_head];
             if (admit(&S, r) != KVB_STATUS_OK) {
                 if (running == 0) {
@@ -295,6 +303,7 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
         res->rounds = round + 1;
     }
     res->wall_s = (double)(kvb_now_ns() - t_start) / 1e9;
+    res->finished = done;
     res->preemptions = S.preemptions;
     res->mean_running = res->rounds ? run_sum / res->rounds : 0;
     res->utilization = util_n ? util_sum / util_n : NAN;

@@ -49,6 +49,7 @@ typedef struct kvb_serve_config {
     size_t        budget_bytes;   /* KV memory the cache may hold */
     int           attend;         /* 1: each step attends over every layer too */
     uint64_t      seed;
+    double        time_budget_s;  /* > 0: stop after this long; what ran is kept (cut_short) */
 } kvb_serve_config;
 
 typedef struct kvb_serve_result {
@@ -65,6 +66,8 @@ typedef struct kvb_serve_result {
     double     sharing_saved;     /* 1 - held / held without sharing, mean over rounds */
     double     step_ns_median, step_ns_p10, step_ns_p90;   /* one sequence, one token */
     double     wall_s;
+    int        cut_short;         /* 1: the time budget stopped it before every request finished */
+    int        finished;          /* requests finished */
 } kvb_serve_result;
 
 /* Runs the workload on backend b with options o (max_seqs and, for a paged

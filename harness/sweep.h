@@ -9,7 +9,7 @@
  * Sections and keys (lists are comma-separated; a point per combination):
  *   run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq budget
  *   attend.  backends dtypes shapes (HEADS/KV_HEADS/HEAD_DIM) ctxs blocks threads reps budget
- *   quality. preset dtypes tokens max_seq budget
+ *   quality. preset dtypes tokens max_seq group residual budget
  *   serve.   preset backends blocks sequences budget
  * run.KEY@BACKEND gives one backend its own tokens, reps, warmup, prompt,
  * max_seq or budget (no-cache cannot decode as far as a cache in the time).
@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include "../impls/kvb_backend.h"
 
-enum { KVB_SWEEP_MAX_KEYS = 64, KVB_SWEEP_MAX_ARGS = 48 };
+enum { KVB_SWEEP_MAX_KEYS = 64, KVB_SWEEP_MAX_ARGS = 48, KVB_SWEEP_MAX_LINE = 1023, KVB_SWEEP_MAX_FILE = 65536 };
 
 typedef struct kvb_sweep {
     char name[64];
@@ -40,32 +40,71 @@ typedef struct kvb_sweep_point {
     char   buf[2048];                      /* holds argv's strings */
 } kvb_sweep_point;
 
-/* Reads a definition file (name: its base name without .sweep). */
+/* Reads a definition file (name: its base name without .sweep). Refused
+ * before reading: anything but a regular file (a FIFO, a device such as
+ * /dev/zero, a directory) and files over KVB_SWEEP_MAX_FILE bytes; while
+ * reading: a line over KVB_SWEEP_MAX_LINE bytes or a NUL byte, by line number. */
 kvb_status kvb_sweep_load(kvb_sweep *s, const char *file, char *msg, size_t msg_len);
+/* The same for text already in memory (where: the name messages give it). */
+kvb_status kvb_sweep_parse(kvb_sweep *s, const char *where, const char *text, size_t len, char *msg, size_t msg_len);
 /* One `section.key=value`: checked against the keys above; replaces an existing one. */
 kvb_status kvb_sweep_set(kvb_sweep *s, const char *assignment, char *msg, size_t msg_len);
 /* Writes the definition back as a file (temporary name, then renamed). */
 kvb_status kvb_sweep_save(const kvb_sweep *s, const char *file, char *msg, size_t msg_len);
 
 /* The points, in the order they run. *out is malloc'd (free it); returns the
- * count, or -1 with a message for a bad value. out_dir: the sweep directory
- * the points write into (the commands name their output paths under it). */
+ * count, or -1 with a message for a bad value: every value is checked here
+ * (backends, types, presets, whole numbers in range, finite budgets, no
+ * repeated or empty list item), so a bad one is refused before anything runs.
+ * out_dir: the sweep directory the points write into (the commands name their
+ * output paths under it). */
 int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **out, char *msg, size_t msg_len);
+
+/* Runs each point's own command with --dry-run (kvbench run, attend and
+ * serve-sim check every flag, the model's shape and each case, measure and
+ * write nothing): a point its command would refuse refuses the sweep before
+ * anything is measured or made; msg names the point and the command's reason.
+ * Exit 0, or 3 (nothing it can measure: the point will be marked skipped),
+ * passes. INVALID_ARG for a refusal (exit 2), IO for any other failure. */
+kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg, size_t msg_len);
+
+/* What a run of the points came to. signo: a SIGINT, SIGTERM or SIGHUP that
+ * reached the sweep (the caller blocks them; see kvb_sweep_run): the running
+ * point's child was stopped and reaped, its lock released, and nothing more
+ * runs; the caller re-raises it. */
+typedef struct kvb_sweep_tally {
+    int total, ok, cut_short, skipped, timed_out, failed, missing, signo;
+} kvb_sweep_tally;
 
 /* Runs every point not yet done under dir (a .partial directory), or only the
  * point named `only`, each as a child process of `exe`; a point's status goes
  * to points/<id>.status and dir/sweep.csv is rebuilt after each; progress and
- * ETA on stderr when it is a terminal. Returns the number of failed points,
- * -2 when none failed but some are still missing (another job's), -1 on bad
- * input; 0 when every point (or `only`) is done. */
-int kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet, const char *only);
+ * ETA on stderr when it is a terminal.
+ * Each child runs in its own process group (stopped with its group at its time
+ * limit or when the sweep is interrupted), dies with the sweep where the OS
+ * allows (PR_SET_PDEATHSIG on Linux), and holds its point's lock (an flock
+ * the child inherits) until it is gone, so a --resume never starts a second
+ * child on a point. A child that exits KVB_EXIT_NOTHING (3) marks its point
+ * skipped. With SIGINT, SIGTERM and SIGHUP blocked by the caller, they are
+ * taken here (t->signo) instead of killing the sweep mid-point.
+ * Returns KVB_STATUS_OK when the points ran (the tally says how: failed or
+ * missing points are not an error here), INVALID_ARG for a bad definition or
+ * `only`, IO when a status, log or sweep.csv could not be written (msg names
+ * the file and the cause; the sweep stops there, finished points are kept). */
+kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet, const char *only,
+                         kvb_sweep_tally *t, char *msg, size_t msg_len);
 
 /* Writes dir/machine.txt once (host, date, and `exe info`: description and
- * ceilings); kept when it exists. 0, or -1 when it could not be written. */
-int kvb_sweep_describe(const char *exe, const char *dir, int quiet);
+ * ceilings); kept when it exists. The description is held in memory until
+ * machine.txt is written (no temporary file left by a kill). Returns 0, -1
+ * when it could not be written (msg), or the signal number that interrupted it. */
+int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, size_t msg_len);
 
 /* Copies each source sweep directory to out/machines/<host>/ (its own meta and
- * points kept), refusing two with the same host and unfinished sweeps. */
+ * points kept), refusing: an empty or existing out, or an existing out.partial;
+ * a host name from machine.txt that is not a plain name (it becomes a folder);
+ * two with the same host; unfinished sweeps; sweeps of different definitions
+ * (time budgets aside). The report is written before the final rename. */
 kvb_status kvb_sweep_merge(const char *out, const char *const *dirs, int n, char *msg, size_t msg_len);
 
 #endif

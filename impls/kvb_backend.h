@@ -197,6 +197,12 @@ const kvb_backend *kvb_backend_find(const char *name);
 int                kvb_backend_count(void);
 const kvb_backend *kvb_backend_at(int i);
 
+/* The loops a cache of b with options o and shape s runs: the quantized
+ * backend's fused kernel ("avx512-vnni", ...), the attend kernel of the dense
+ * stores ("avx512", "avx2", "portable"), "causal-gemm" for recompute, or
+ * "unsupported" when none fits (supports() then says why). A static string. */
+const char *kvb_backend_kernel(const kvb_backend *b, const kvb_shape *s, const kvb_options *o);
+
 /* Shorthand used by callers: supports() with its NULL fallback applied. */
 kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
                                 const kvb_options *o, char *why, size_t why_len);

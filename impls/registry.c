@@ -38,6 +38,17 @@ const kvb_backend *kvb_backend_find(const char *name)
     return NULL;
 }
 
+const char *kvb_backend_kernel(const kvb_backend *b, const kvb_shape *s, const kvb_options *o)
+{
+    if (b->flags & KVB_BACKEND_RECOMPUTE) return "causal-gemm";
+    if (b->flags & KVB_BACKEND_QUANT) {
+        const kvb_qkernels *k = kvb_qkernels_find(o->qkernel, s->head_dim, o->group ? o->group : 32, NULL, 0);
+        return k ? k->name : "unsupported";
+    }
+    kvb_attend_runs_fn f = kvb_attend_kernel_find(o->kernel, s->head_dim, NULL, 0);
+    return f ? kvb_attend_kernel_name(f) : "unsupported";
+}
+
 kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
                                 const kvb_options *o, char *why, size_t why_len)
 {

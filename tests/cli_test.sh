@@ -60,7 +60,7 @@ expect_fail 2 "head-dim = 15"                $R --head-dim 15
 expect_fail 2 "unknown flag '--frobnicate'"  $R --frobnicate
 expect_fail 2 "--tokens needs a value"       run --preset tiny --out "$T/out" --tokens
 expect_fail 2 "--quiet takes no value"       $R --quiet=yes
-expect_fail 2 "empty item"                   $R --prompt-ids 1,,2
+expect_fail 2 "item 2 is empty"              $R --prompt-ids 1,,2
 expect_fail 2 "item 3 '4996'"                $R --prompt-ids 1,45,4996
 expect_fail 2 "exceed the model's max-seq 256" $R --tokens 300
 expect_fail 2 "unexpected argument 'stray'"  $R stray
@@ -85,11 +85,11 @@ expect_ok run --preset tiny --prompt 4 --tokens 20 --reps 2 --dtype f32,f16 --mo
 for f in meta.json tokens.csv summary.json; do [ -s "$T/ok/$f" ] && ok || bad "missing $f"; done
 [ ! -e "$T/ok.partial" ] && ok || bad "partial directory left behind"
 ls -a "$T/ok" | grep -q '\.tmp$' && bad "temporary file left in result" || ok
-head -n 1 "$T/ok/tokens.csv" | grep -q '^backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,reserved_bytes,used_bytes,metadata_bytes,rss_bytes$' \
+head -n 1 "$T/ok/tokens.csv" | grep -q '^backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,reserved_bytes,used_bytes,metadata_bytes,rss_bytes,phase$' \
   && ok || bad "tokens.csv header"
 rows=$(($(wc -l < "$T/ok/tokens.csv") - 1))
-# nocache once + contiguous x 2 dtypes x 2 modes, each 2 reps x 20 steps
-[ "$rows" -eq 200 ] && ok || bad "tokens.csv has $rows rows, wanted 200"
+# nocache once + contiguous x 2 dtypes x 2 modes, each 2 reps x (the prefill + 20 steps)
+[ "$rows" -eq 210 ] && ok || bad "tokens.csv has $rows rows, wanted 210"
 [ "$(grep -c '"status": "ok"' "$T/ok/summary.json")" -eq 5 ] && ok || bad "summary.json lacks 5 ok points"
 grep -q '"attend_threads": 1' "$T/ok/summary.json" && ok || bad "summary.json lacks attend_threads"
 nc=$(awk -F, '$1=="nocache" && $4==0 {print $7}' "$T/ok/tokens.csv" | tr '\n' ' ')
@@ -132,8 +132,8 @@ expect_ok attend --ctx 64,100 --block 3,16 --heads 4 --kv-heads 2 --head-dim 16 
 [ "$(grep -c '^read ceiling around these cases: [0-9.]* GB/s (before [0-9.]*, after [0-9.]*;' "$T/stdout")" -eq 2 ] \
   && awk '/^read ceiling around/ { c = $6; b = $9; a = $11; sub(/,/, "", b); sub(/;/, "", a);
           m = (a + 0 > b + 0) ? a : b; if (c + 0 <= 0 || c + 0 != m + 0) bad = 1 } END { exit bad }' "$T/stdout" \
-  && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling,threads,samples_ns$' \
-  && [ "$(awk -F, 'NR > 1 && $(NF - 2) + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
+  && head -n 1 "$T/att.csv" | grep -q ',read_ceiling_gbs,fraction_of_read_ceiling,threads,kernel,threads_oversubscribed,samples_ns$' \
+  && [ "$(awk -F, 'NR > 1 && $(NF - 4) + 0 > 0' "$T/att.csv" | wc -l)" -eq 6 ] && ok \
   || bad "attend lacks the fraction of the read ceiling: $(head -n 2 "$T/att.csv")"
 [ "$(awk -F, 'NR > 1 { print split($NF, s, ";") }' "$T/att.csv" | sort -u)" = "3" ] && ok \
   || bad "attend csv does not keep each of the 3 rounds' times"
@@ -231,10 +231,15 @@ for p in latency memory scaling bandwidth paged; do [ -s "$T/sw/plots/$p.dat" ] 
   || bad "a plot without data was not left out"
 # the paged series come from one attend command with the contiguous cache beside them
 grep -q 'paged/f32 x1 4/2/16 ctx 128 | 16 |' "$T/sw/report.md" && ok || bad "report lacks the paged overhead rows"
+# a value a point's own command refuses is refused before the sweep starts (its --dry-run), no directory made
+expect_fail 2 "n_heads = 4 is not a multiple of n_kv_heads = 3" sweep $SW --set attend.shapes=4/3/16 --quiet --out "$T/out"
 # a point that fails keeps the sweep unfinished; the finished points stay and resume skips them
-expect_fail 1 "some points failed" sweep $SW --set attend.shapes=4/3/16 --quiet --out "$T/sw2"
-[ -d "$T/sw2.partial" ] && [ "$(grep -c ',ok,' "$T/sw2.partial/sweep.csv")" -eq 4 ] \
-  && grep -q ',failed,' "$T/sw2.partial/sweep.csv" && ok || bad "failed sweep: $(cat "$T/sw2.partial/sweep.csv")"
+# (here: the definition changed under a started sweep, which only fails when the point runs)
+"$KVB" sweep $SW --emit-jobs --out "$T/sw2" >/dev/null 2>&1
+sed -i 's|^attend.shapes = .*|attend.shapes = 4/3/16|' "$T/sw2.partial/sweep.def"
+"$KVB" sweep --resume "$T/sw2.partial" --quiet >/dev/null 2>"$T/stderr"; rc=$?
+[ $rc -eq 1 ] && grep -q "some points failed" "$T/stderr" && [ "$(grep -c ',ok,' "$T/sw2.partial/sweep.csv")" -eq 4 ] \
+  && grep -q ',failed,' "$T/sw2.partial/sweep.csv" && ok || bad "failed sweep: exit $rc: $(cat "$T/stderr" "$T/sw2.partial/sweep.csv")"
 "$KVB" sweep --resume "$T/sw2.partial" >"$T/stdout" 2>"$T/stderr"; rc=$?
 [ $rc -eq 1 ] && grep -q "resuming: 4 of 6 points already done" "$T/stderr" && ok || bad "resume: exit $rc: $(cat "$T/stderr")"
 # a decode point past its budget is cut short and marked, not dropped

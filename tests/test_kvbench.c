@@ -6,7 +6,7 @@
  * and run only the cases the extended regex matches (all of them when it matches
  * the test's own name); other tests run when their own name matches. The same check function judges real backends and the
  * planted wrong ones, so a test that cannot fail would show up here. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700     /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,11 +14,15 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <errno.h>
+#include <ftw.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../harness/model.h"
@@ -28,6 +32,7 @@
 #include "../harness/serve.h"
 #include "../harness/stats.h"
 #include "../harness/compare.h"
+#include "../harness/datadir.h"
 #include "../harness/sweep.h"
 #include "../harness/topo.h"
 #include "../impls/kernels/kernels.h"
@@ -1044,8 +1049,11 @@ static void test_sweep_expand(void **state)
                                         "bench/sweeps/long-context.sweep"};
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         kvb_sweep d;
+        char file[4096];
         memset(&d, 0, sizeof d);
-        if (kvb_sweep_load(&d, named[i], msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        /* found from this binary's location, so the test runs from any directory */
+        if (kvb_data_path(named[i], file, sizeof file) != 0) fail_msg("cannot find %s (looked at %s)", named[i], file);
+        if (kvb_sweep_load(&d, file, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
         int m = kvb_sweep_expand(&d, "/out", &p, msg, sizeof msg);
         if (m <= 0) fail_msg("%s: %s", named[i], msg);
         free(p);
@@ -1850,7 +1858,11 @@ static void test_checkpoint_roundtrip_and_refusals(void **state)
         cfg.shared_classifier = shared;
         kvb_model m, l;
         assert_int_equal(kvb_model_init_random(&m, &cfg, 5, msg, sizeof msg), KVB_STATUS_OK);
+        remove(path);
         assert_int_equal(kvb_model_save(&m, path, msg, sizeof msg), KVB_STATUS_OK);
+        /* an existing file is never replaced (it may be someone's real checkpoint) */
+        assert_int_equal(kvb_model_save(&m, path, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+        assert_non_null(strstr(msg, "exists"));
         kvb_status st = kvb_model_load(&l, path, 0, msg, sizeof msg);
         if (st != KVB_STATUS_OK) fail_msg("load: %s", msg);
         assert_int_equal(l.n_floats, m.n_floats);
@@ -1953,7 +1965,7 @@ static void test_point_summary(void **state)
     kvb_model_preset("tiny", &cfg);
     for (int r = 0; r < 3; r++) {
         p.steps_done[r] = 4;
-        p.prefill_ns[r] = 100;
+        p.prefill[r].step_ns = 100;
         for (int i = 0; i < 4; i++)
             p.rec[r * 4 + i] = (kvb_step_record){10 + i, 0, (uint64_t)(1000 * (i + 1) + r), 0, 0, 0, 0, 0};
     }
@@ -1993,6 +2005,38 @@ static void test_point_summary(void **state)
 
 /* ---- main ------------------------------------------------------------------ */
 
+static volatile sig_atomic_t forward_to;     /* the test child, for the parent's handler */
+
+static void forward_signal(int sig)
+{
+    if (forward_to > 0) kill((pid_t)forward_to, sig);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path) == 0 ? 0 : 0;        /* best effort: go on with the rest */
+}
+
+/* Waits for the test child (forwarding SIGINT/SIGTERM/SIGHUP to it), removes
+ * the temporary directory and returns the child's status. */
+static int supervise(pid_t child, const char *dir)
+{
+    forward_to = child;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    fprintf(stderr, "test_kvbench: the tests were ended by signal %d\n", WTERMSIG(status));
+    return 128 + WTERMSIG(status);
+}
+
 int main(int argc, char **argv)
 {
     test_ctx ctx_storage = {0};   /* handed to every test as its initial state */
@@ -2004,10 +2048,23 @@ int main(int argc, char **argv)
         }
         ctx->has_re = 1;
     }
-    snprintf(ctx->tmpdir, sizeof ctx->tmpdir, "/tmp/kvbench-test-%ld", (long)getpid());
-    if (mkdir(ctx->tmpdir, 0700) != 0) {
-        fprintf(stderr, "test_kvbench: cannot create %s\n", ctx->tmpdir);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(ctx->tmpdir, sizeof ctx->tmpdir, "%s/kvbench-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(ctx->tmpdir)) {
+        fprintf(stderr, "test_kvbench: cannot create %s: %s\n", ctx->tmpdir, strerror(errno));
         return 2;
+    }
+    /* the tests run in a child; this process only waits and removes the
+     * temporary directory, however the child ends (a crash, a kill) */
+    pid_t child = fork();
+    if (child < 0) {
+        if (ctx->has_re) regfree(&ctx->re);
+        rmdir(ctx->tmpdir);
+        return 2;
+    }
+    if (child > 0) {
+        if (ctx->has_re) regfree(&ctx->re);
+        return supervise(child, ctx->tmpdir);
     }
     struct { const char *name; CMUnitTestFunction fn; int parametric; } all[] = {
         {"attend_every_backend", test_attend_every_backend, 1},
@@ -2050,7 +2107,6 @@ int main(int argc, char **argv)
         }
     }
     int failed = _cmocka_run_group_tests("kvbench", tests, n, NULL, NULL);
-    rmdir(ctx->tmpdir);
     if (ctx->has_re) regfree(&ctx->re);
     return failed ? 1 : 0;
 }
