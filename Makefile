@@ -200,8 +200,9 @@ regress-only:
 # smoke sweep in $(BASELINES)/<cpu key>/runs/ (or $(BASELINE)/runs/; compare pools
 # them, so the drift between runs is part of the baseline); only what compare
 # reads is kept (no report or plot data). Every other CPU model's baseline in
-# $(BASELINES) gets a STALE file naming this commit (the kernels changed, so their
-# ratios may have; MARK_STALE=no leaves them, for a refresh with no code change);
+# $(BASELINES) gets a STALE file naming this commit, its earlier lines kept below (the
+# kernels changed, so their ratios may have; MARK_STALE=no leaves them, for a refresh
+# with no code change);
 # this one's STALE goes.
 BASELINE_RUNS ?= 3
 MARK_STALE ?= yes
@@ -229,8 +230,10 @@ baseline-only: $(BUILD)/kvbench
 	    git diff --quiet HEAD -- impls harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
 	    for d in "$$(dirname "$$base")"/*/; do d=$${d%/}; \
 	      case "$$d" in "$$base"|*.new) continue;; esac; [ -d "$$d/runs" ] || continue; \
-	      printf '%s\n' "since $$commit: the $$key baseline was re-recorded there; re-record this one on a $$(basename "$$d") machine (make baseline)" \
-	        "until then make regress gates only bytes and seeded errors against it" > "$$d/STALE" && echo "baseline: marked $$d stale"; \
+	      { printf '%s\n' "since $$commit: the $$key baseline was re-recorded there; re-record this one on a $$(basename "$$d") machine (make baseline)" \
+	          "until then make regress gates only bytes and seeded errors against it"; \
+	        [ ! -f "$$d/STALE" ] || sed 's/^/earlier: /' "$$d/STALE"; } > "$$d/STALE.new" && mv "$$d/STALE.new" "$$d/STALE" \
+	        && echo "baseline: marked $$d stale"; \
 	    done; fi
 
 # plots and report for the newest result directory, or RESULTS=dir

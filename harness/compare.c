@@ -174,16 +174,22 @@ static void load_run(ld *L, const char *dir, const char *prefix)
     lines r = {fopen(path, "r"), NULL, 0, 0, path};
     if (!r.f) { fail(L, "'%s': %s", path, strerror(errno)); return; }
     L->s->load++;
-    /* backend,dtype,mode,rep,step,position,token,step_ns,... */
+    /* backend,dtype,mode,rep,step,position,token,step_ns,...[,phase]: the prefill's row
+     * (phase "prefill", step -1) is not part of a decode total */
     enum { MAXL = 32, MAXR = KVB_CMP_MAX_SAMPLES };
     char label[MAXL][96];
     double total[MAXL][MAXR];
-    int steps[MAXL][MAXR], last[MAXL][MAXR], nl = 0;
+    int steps[MAXL][MAXR], last[MAXL][MAXR], nl = 0, c_phase = -1;
     memset(steps, 0, sizeof steps);
     for (char *line; !L->bad && (line = next_line(L, &r)) != NULL;) {
-        if (r.no == 1 && strncmp(line, "backend,", 8) == 0) continue;
+        if (r.no == 1 && strncmp(line, "backend,", 8) == 0) {
+            int nh = kvb_csv_fields(line, f, 16);
+            c_phase = kvb_csv_col(f, nh, "phase");
+            continue;
+        }
         int nf = kvb_csv_fields(line, f, 16);
-        if (nf < 8) { fail(L, "'%s' line %d: %d fields, a row has at least 8", path, r.no, nf); break; }
+        if (nf < 8 || nf <= c_phase) { fail(L, "'%s' line %d: %d fields, a row has at least %d", path, r.no, nf, c_phase >= 8 ? c_phase + 1 : 8); break; }
+        if ((c_phase >= 0 && strcmp(f[c_phase], "decode") != 0) || (c_phase < 0 && !strcmp(f[4], "-1"))) continue;
         char lb[96];
         snprintf(lb, sizeof lb, "%s/%s/%s", f[0], f[1], f[2]);
         int i = 0;

@@ -170,6 +170,15 @@ static void test_readers_refuse(void **state)
              "contiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,900,10\n", tok_head);
     put("tokdup/tokens.csv", buf);
     refused("tokdup", "tokdup/tokens.csv' line 4", "comes twice");
+    /* the prefill's row (phase prefill, step -1) is not part of the decode total */
+    put("prefill/tokens.csv", "backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,phase\n"
+        "contiguous,f32,grow,0,-1,15,5,7000,10,prefill\ncontiguous,f32,grow,0,0,16,5,1000,10,decode\n"
+        "contiguous,f32,grow,0,1,17,5,900,10,decode\n");
+    assert_int_equal(load("prefill", &s, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.c[0].n, 1);
+    assert_true(s.c[0].v[0] == 1900);
+    kvb_cmp_free(&s);
     put("sumdup/tokens.csv", tok_head);
     put("sumdup/summary.json", "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10, "
         "\"reserved\": 20}},\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10, \"reserved\": 20}}]}\n");
