@@ -152,13 +152,17 @@ static char *next_line(ld *L, lines *r)
     return r->buf;
 }
 
-/* A number field of a row: must be a finite number, >= lo, or > lo when strict. */
+/* A number field of a row: must be a finite number, >= lo, or > lo when strict;
+ * counts (steps, contexts, threads) also below KVB_CMP_MAX_COUNT, so they fit an int. */
+enum { KVB_CMP_MAX_COUNT = 1000000000 };
 static int field(ld *L, const lines *r, const char *col, const char *f, double lo, int strict, double *v)
 {
     int k = num(f, v);
-    if (k < 0 || (k == 1 && (strict ? !(*v > lo) : !(*v >= lo))))
-        return fail(L, "'%s' line %d: %s '%s' is not a usable value (allowed: a number %s %g)", r->path, r->no, col,
-                    f, strict ? ">" : ">=", lo);
+    int count = !strcmp(col, "step") || !strcmp(col, "rep") || !strcmp(col, "ctx") || !strcmp(col, "threads") ||
+                !strcmp(col, "layer");
+    if (k < 0 || (k == 1 && (strict ? !(*v > lo) : !(*v >= lo))) || (k == 1 && count && *v >= KVB_CMP_MAX_COUNT))
+        return fail(L, "'%s' line %d: %s '%s' is not a usable value (allowed: a number %s %g%s)", r->path, r->no, col,
+                    f, strict ? ">" : ">=", lo, count ? " and below 1e9" : "");
     if (k == 0) return fail(L, "'%s' line %d: %s is empty", r->path, r->no, col);
     return 0;
 }
