@@ -106,6 +106,10 @@ cp -R "$T/base" "$T/unf" && echo "timed_out 9.0" > "$T/unf/points/attend-x.statu
 cmp_expect 2 "did not finish" "$T/unf" "$T/unf"
 cp -R "$T/base" "$T/missing" && rm "$T/missing/$A"
 cmp_expect 2 "is missing, though the point is marked ok" "$T/missing" "$T/base"
+# a decode step past any int (a fuzzer's find): refused, not cast
+mkdir -p "$T/bigstep" && printf 'backend,dtype,mode,rep,step,position,token,step_ns\ncontiguous,f32,grow,0,44444444444444444444,16,175,16966\n' \
+  > "$T/bigstep/tokens.csv"
+cmp_expect 2 "bigstep/tokens.csv' line 2: step '44444444444444444444'" "$T/bigstep" "$T/bigstep"
 # Google Benchmark JSON: a failed run, a zero time
 cat > "$T/gb_ok.json" <<'EOF'
 {
