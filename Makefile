@@ -145,25 +145,34 @@ sweep-only: $(BUILD)/kvbench
 
 # The regression gate: the smoke sweep, compared with the committed baseline
 # (kvbench compare exits 1 on a regression, so make fails). PLANT=pct builds a copy whose paged
-# attend does pct% more work, to check that the gate catches it.
-# One baseline per CPU model, BASELINES/<kvbench info --cpu-key>/: ratios and
-# tolerance figures gate only against the CPU model they were measured on, so
-# a machine of another model is compared with the first baseline there and
-# only the figures that hold on any CPU gate (make baseline records one for it).
+# attend does pct% more work, PLANT_Q8=pct one whose q8 step is pct% coarser (its errors grow
+# as much), to check that the gate catches them.
+# One baseline per CPU model, BASELINES/<kvbench info --cpu-key>/: ratios gate only
+# against the CPU model they were measured on, seeded errors only between results of
+# the same kernels, so a machine of another model is compared with the first baseline
+# there and only the figures that hold on any CPU gate (make baseline records one for it).
 # BASELINE=dir names one outright.
+# A baseline with a STALE file beside its runs/ (make baseline on another CPU model
+# writes it: a kernel changed there) gates bytes and seeded errors only (compare
+# reads the file and says why): its ratios were measured on the kernels before.
 BASELINES ?= results/baselines/smoke
 BASELINE  ?=
 PLANT    ?=
+PLANT_Q8 ?=
 # what may fail the gate: ratios measured within each run (on the baseline's CPU
 # model) and the deterministic figures; absolute times and read-ceiling fractions
 # of two runs on a shared machine drift past 10%, so they are reported, not gated
-# (REGRESS_GATE=all gates them too)
+# (REGRESS_GATE=all gates them too). A baseline's own GATE file (first line: the
+# kinds, second: why; make baseline BASELINE_GATE=kinds writes it) replaces the
+# default, for a machine whose ratios drift too much to gate; REGRESS_GATE on the
+# command line wins over both.
 REGRESS_GATE ?= ratio,exact,tolerance
-REGRESS_BUILD := $(if $(PLANT),build-plant$(PLANT),$(BUILD))
+REGRESS_PLANT := $(if $(PLANT),-DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)) $(if $(PLANT_Q8),-DKVB_PLANT_COARSER_Q8_PCT=$(PLANT_Q8))
+REGRESS_BUILD := $(if $(strip $(REGRESS_PLANT)),build-plant$(PLANT)$(if $(PLANT_Q8),-q8-$(PLANT_Q8)),$(BUILD))
 regress: deps
 	@$(MAKE) --no-print-directory regress-only
 regress-only:
-	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) $(if $(PLANT),OPT="$(OPT) -DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)") \
+	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) $(if $(strip $(REGRESS_PLANT)),OPT="$(OPT) $(strip $(REGRESS_PLANT))") \
 	  $(REGRESS_BUILD)/kvbench
 	@base="$(BASELINE)"; base=$${base%/}; key=$$(./$(REGRESS_BUILD)/kvbench info --cpu-key) || exit 2; \
 	  if [ -z "$$base" ]; then base="$(BASELINES)/$$key"; \
@@ -174,11 +183,15 @@ regress-only:
 	           "where only figures that hold on any CPU can gate (make baseline records one for this CPU)"; \
 	    fi; fi; \
 	  [ -d "$$base" ] || { echo "regress: no baseline at $$base (make baseline makes one)"; exit 2; }; \
-	  echo "regress: baseline $$base"; \
-	  mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT)); \
+	  echo "regress: baseline $$base"; gate="$(REGRESS_GATE)"; \
+	  if [ "$(origin REGRESS_GATE)" = file ] && [ -s "$$base/GATE" ]; then gate=$$(head -n 1 "$$base/GATE"); \
+	    echo "regress: gate $$gate, from $$base/GATE: $$(sed -n 2p "$$base/GATE")"; fi; \
+	  if [ -f "$$base/STALE" ]; then echo "regress: $$base is stale (compare gates only bytes and seeded errors" \
+	    "against it; make baseline on a $$(basename "$$base") machine re-records it)"; fi; \
+	  mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT))$(if $(PLANT_Q8),-plantq8-$(PLANT_Q8)); \
 	  start=$$(date +%s); \
 	  ./$(REGRESS_BUILD)/kvbench sweep smoke --quiet --out "$$dir" > /dev/null || exit $$?; \
-	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate $(REGRESS_GATE) --markdown "$$dir/compare.md" \
+	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate "$$gate" --markdown "$$dir/compare.md" \
 	    --json "$$dir/compare.json"; rc=$$?; \
 	  echo "regress: $$dir/compare.md ($$(( $$(date +%s) - start )) s)"; \
 	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
@@ -187,18 +200,42 @@ regress-only:
 # records or refreshes this CPU's committed baseline on purpose: three runs of the
 # smoke sweep in $(BASELINES)/<cpu key>/runs/ (or $(BASELINE)/runs/; compare pools
 # them, so the drift between runs is part of the baseline); only what compare
-# reads is kept (no report or plot data)
+# reads is kept (no report or plot data). Every other CPU model's baseline in
+# $(BASELINES) gets a STALE file naming this commit, its earlier lines kept below (the
+# kernels changed, so their ratios may have; MARK_STALE=no leaves them, for a refresh
+# with no code change);
+# this one's STALE goes.
 BASELINE_RUNS ?= 3
+MARK_STALE ?= yes
+# BASELINE_GATE=kinds [BASELINE_GATE_WHY=text] writes the baseline's GATE file
+# (BASELINE_GATE=default removes it); unset, a re-recorded baseline keeps its GATE
+BASELINE_GATE ?=
+BASELINE_GATE_WHY ?= set by make baseline BASELINE_GATE=$(BASELINE_GATE)
 baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
-	@base="$(BASELINE)"; base=$${base%/}; [ -n "$$base" ] || base="$(BASELINES)/$$(./$(BUILD)/kvbench info --cpu-key)" || exit 2; \
+	@key=$$(./$(BUILD)/kvbench info --cpu-key) || exit 2; \
+	  base="$(BASELINE)"; base=$${base%/}; [ -n "$$base" ] || base="$(BASELINES)/$$key"; \
 	  rm -rf "$$base.new"; mkdir -p "$$base.new/runs" || exit 1; \
 	  for i in $$(seq 1 $(BASELINE_RUNS)); do \
 	    ./$(BUILD)/kvbench sweep smoke --quiet --out "$$base.new/runs/$$i" > /dev/null || exit 1; \
 	    rm -rf "$$base.new/runs/$$i/plots" "$$base.new/runs/$$i/report.md" "$$base.new/runs/$$i/report.html"; \
 	    echo "baseline: run $$i of $(BASELINE_RUNS) done"; done; \
-	  rm -rf "$$base" && mv "$$base.new" "$$base" && echo "baseline: $$base"
+	  if [ -n "$(BASELINE_GATE)" ] && [ "$(BASELINE_GATE)" != default ]; then \
+	    printf '%s\n' "$(BASELINE_GATE)" "$(BASELINE_GATE_WHY)" > "$$base.new/GATE"; \
+	  elif [ -z "$(BASELINE_GATE)" ] && [ -f "$$base/GATE" ]; then cp "$$base/GATE" "$$base.new/GATE"; fi; \
+	  rm -rf "$$base" && mv "$$base.new" "$$base" && echo "baseline: $$base"; \
+	  [ ! -f "$$base/GATE" ] || echo "baseline: gate $$(head -n 1 "$$base/GATE") ($$base/GATE)"; \
+	  if [ "$(MARK_STALE)" = yes ]; then \
+	    commit=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); \
+	    git diff --quiet HEAD -- impls harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
+	    for d in "$$(dirname "$$base")"/*/; do d=$${d%/}; \
+	      case "$$d" in "$$base"|*.new) continue;; esac; [ -d "$$d/runs" ] || continue; \
+	      { printf '%s\n' "since $$commit: the $$key baseline was re-recorded there; re-record this one on a $$(basename "$$d") machine (make baseline)" \
+	          "until then make regress gates only bytes and seeded errors against it"; \
+	        [ ! -f "$$d/STALE" ] || sed 's/^/earlier: /' "$$d/STALE"; } > "$$d/STALE.new" && mv "$$d/STALE.new" "$$d/STALE" \
+	        && echo "baseline: marked $$d stale"; \
+	    done; fi
 
 # plots and report for the newest result directory, or RESULTS=dir
 plots: $(BUILD)/kvbench

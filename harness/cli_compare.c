@@ -44,6 +44,9 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
         json_out(f, b->machine);
         fprintf(f, ", \"new_machine\": ");
         json_out(f, nw->machine);
+        fprintf(f, ", \"base_stale\": ");
+        if (b->stale[0]) json_out(f, b->stale);
+        else fputs("null", f);
         fprintf(f, ", \"gated_kinds\": [");
         for (int k = 0, first = 1; k < KVB_CMP_KIND_COUNT; k++)
             if (o->gate & (1u << k)) { fprintf(f, "%s\"%s\"", first ? "" : ", ", cmp_kind_names[k]); first = 0; }
@@ -69,6 +72,7 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
         fprintf(f, "  ]\n}\n");
     } else {
         fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
+        if (b->stale[0]) fprintf(f, "base is stale: %s (only bytes and seeded errors gate)  \n", b->stale);
         fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha, 100 * o->min_change,
                 100 * o->tolerance);
         for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
@@ -97,7 +101,9 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
 
 int kvb_cmd_compare(int argc, char **argv)
 {
-    kvb_cmp_opts o = {0.05, 0.10, 0.10, 0};
+    /* tolerance 5%: a seeded error on one kernel repeats to the last bit, and
+     * round-off is the floor's (kvb_cmp_tol_floor), so a tenth's growth is real */
+    kvb_cmp_opts o = {0.05, 0.10, 0.05, 0};
     const char *side[2] = {NULL, NULL}, *md = NULL, *js = NULL, *filter = NULL, *gate = "all";
     int quiet = 0, ns = 0, any_machine = 0, allow_missing = 0;
     for (int i = 0; i < argc; i++) {
@@ -153,9 +159,9 @@ int kvb_cmd_compare(int argc, char **argv)
         if (filter) regfree(&re);
         return kvb_usage_error("new: %s", msg);
     }
-    /* absolute times compare only on one machine; ratios and fixed figures anywhere */
     /* what the sides' machines allow: absolute times need the same machine, ratios and
-     * ceilings the same CPU model (its kernels and caches set them); fixed figures anywhere */
+     * ceilings the same CPU model (its kernels and caches set them); bytes anywhere;
+     * seeded errors the same kernels (below, case by case) */
     /* "cpu @ host": the host after the last " @ " (CPU names hold " @ 2.20GHz") */
     const char *bat = NULL, *nat = NULL;
     for (const char *q = b.machine; (q = strstr(q, " @ ")); q++) bat = q;
@@ -165,13 +171,29 @@ int kvb_cmd_compare(int argc, char **argv)
     int same_machine = same_cpu && !strcmp(b.machine, nw.machine);
     unsigned asked = mask;
     if (!any_machine && !same_machine) mask &= ~(1u << KVB_CMP_TIME);
-    /* errors on seeded inputs depend on the kernel the CPU picks (VNNI rounds the query) */
-    if (!any_machine && !same_cpu)
-        mask &= ~((1u << KVB_CMP_RATIO) | (1u << KVB_CMP_CEILING) | (1u << KVB_CMP_TOL));
+    if (!any_machine && !same_cpu) mask &= ~((1u << KVB_CMP_RATIO) | (1u << KVB_CMP_CEILING));
+    /* a stale baseline's timings came from the kernels before a change: only what the
+     * kernels cannot move by speed (bytes, seeded errors) still gates against it */
+    if (b.stale[0]) {
+        mask &= (1u << KVB_CMP_EXACT) | (1u << KVB_CMP_TOL);
+        printf("base is stale: %s\nso only bytes and seeded errors gate against it\n", b.stale);
+    }
     o.gate = mask;
+    int rc = 0;
+    /* a baseline must hold every point: one that did not finish narrows what is checked */
+    if (b.unfinished) {
+        rc = kvb_usage_error("base: %d point(s) did not finish, the first %s: a baseline must hold every point "
+                             "(record it again)", b.unfinished, b.first_unfinished);
+        goto done_early;
+    }
+    if (nw.unfinished)
+        printf("new: %d point(s) did not finish, the first %s: their cases are missing\n", nw.unfinished,
+               nw.first_unfinished);
     const kvb_cmp_case **bc = calloc((size_t)b.n, sizeof *bc), **nc = calloc((size_t)b.n, sizeof *nc);
     kvb_cmp_result *res = calloc((size_t)b.n, sizeof *res);
-    int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0}, rc = 0;
+    int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0};
+    int tol_other_kernel = 0, tol_unknown = 0;
+    char why_kernel[200] = "";
     for (int i = 0; bc && nc && res && i < b.n; i++) {
         if (filter && regexec(&re, b.c[i].name, 0, NULL, 0) != 0) continue;
         const kvb_cmp_case *m = NULL;
@@ -184,9 +206,25 @@ int kvb_cmd_compare(int argc, char **argv)
             }
             continue;
         }
+        /* errors on seeded inputs depend on the kernels that computed them (VNNI rounds the
+         * query): gated where both sides name the same kernels, or, where a side does not
+         * say, on the same CPU model */
+        kvb_cmp_opts oc = o;
+        if (b.c[i].kind == KVB_CMP_TOL && (o.gate & (1u << KVB_CMP_TOL)) && !any_machine) {
+            int known = b.c[i].kernel[0] && m->kernel[0];
+            int same = known ? strcmp(b.c[i].kernel, "mixed") && !strcmp(b.c[i].kernel, m->kernel) : same_cpu;
+            if (!same) {
+                oc.gate &= ~(1u << KVB_CMP_TOL);
+                if (known) {
+                    if (!tol_other_kernel++)
+                        snprintf(why_kernel, sizeof why_kernel, "base %s, new %s", b.c[i].kernel, m->kernel);
+                } else tol_unknown++;
+            }
+        }
         bc[n] = &b.c[i];
         nc[n] = m;
-        res[n] = kvb_cmp_judge(b.c[i].kind, b.c[i].v, b.c[i].n, m->v, m->n, &o);
+        res[n] = kvb_cmp_judge_floor(b.c[i].kind, b.c[i].kind == KVB_CMP_TOL ? kvb_cmp_tol_floor(b.c[i].name) : 0,
+                                     b.c[i].v, b.c[i].n, m->v, m->n, &oc);
         counts[res[n].verdict]++;
         n++;
     }
@@ -200,9 +238,15 @@ int kvb_cmd_compare(int argc, char **argv)
     printf("gated kinds:");
     for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
         if (o.gate & (1u << k)) printf(" %s", cmp_kind_names[k]);
-    printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%%\n",
-           asked != mask ? (same_cpu ? " (times not: another host)" : " (times, ratios, ceilings, tolerances not: another CPU)")
-                         : "", o.alpha, 100 * o.min_change, 100 * o.tolerance);
+    printf("%s; alpha %g, minimum change %.0f%%, tolerance %.0f%% above the storage type's round-off floor\n",
+           asked == mask ? "" : b.stale[0] ? " (times, ratios, ceilings not: a stale baseline)"
+                              : same_cpu ? " (times not: another host)" : " (times, ratios, ceilings not: another CPU)",
+           o.alpha, 100 * o.min_change, 100 * o.tolerance);
+    if (tol_other_kernel)
+        printf("tolerance: %d case(s) not gated: computed by other kernels (%s)\n", tol_other_kernel, why_kernel);
+    if (tol_unknown)
+        printf("tolerance: %d case(s) not gated: another CPU model, and a side does not record its kernels\n",
+               tol_unknown);
     if (!quiet) {
         printf("base: %s (%s)\nnew:  %s (%s)\n\n", side[0], b.machine, side[1], nw.machine);
         printf("%-96s %-10s %12s %12s %8s %8s  %s\n", "case", "kind", "base", "new", "change", "p", "verdict");
@@ -227,6 +271,7 @@ int kvb_cmd_compare(int argc, char **argv)
     rc = counts[KVB_VERDICT_REGRESSED] || (only_base && !allow_missing) ? 1 : 0;
 done:
     free(bc); free(nc); free(res);
+done_early:
     kvb_cmp_free(&b);
     kvb_cmp_free(&nw);
     if (filter) regfree(&re);

@@ -13,7 +13,11 @@
  *   CEILING  per-round fraction of the run's own read ceiling; higher is better;
  *   EXACT    a deterministic figure (cache bytes): any growth regresses;
  *   TOL      a deterministic figure that may differ in the last bits between
- *            CPUs (errors on seeded inputs): growth past the tolerance regresses.
+ *            kernels (errors on seeded inputs): it regresses when it grows past
+ *            both the relative tolerance and the absolute floor of its storage
+ *            type (kvb_cmp_tol_floor: what round-off of the f32 arithmetic can
+ *            move it by, so an f32 path's error, which is all round-off, never
+ *            gates, while a q8 error that grows by a tenth does).
  * kvb_cmp_judge gives each matched case a verdict. Sampled kinds regress only
  * when the Mann-Whitney U test rejects equality at alpha AND the median moved
  * the wrong way by at least min_change; a pair of sample sizes that cannot
@@ -37,14 +41,29 @@ typedef struct kvb_cmp_case {
     kvb_cmp_kind kind;
     int          n;
     double       v[KVB_CMP_MAX_SAMPLES];
+    char         kernel[64];  /* TOL: "attend kernel/quant kernel" the figure came from,
+                               * "" where the result does not say, "mixed" when pooled
+                               * runs disagree */
+    int          load;        /* the file load that made it: one file naming a case twice is refused */
 } kvb_cmp_case;
 
 typedef struct kvb_cmp_set {
     kvb_cmp_case *c;
     int           n, cap;
     char          machine[256];   /* "cpu model @ host": decides whether times are comparable */
+    int           load;           /* files read so far */
+    int           unfinished;     /* sweep points that failed, timed out or are pending: no cases */
+    char          first_unfinished[320];   /* "point (status)" of the first of them */
+    char          stale[320];     /* a baseline directory's STALE file, its first line: the
+                                   * kernels changed since it was recorded ("" when none) */
 } kvb_cmp_set;
 
+/* Refuses (KVB_STATUS_FORMAT, msg naming the file and line) what cannot be
+ * judged: a truncated or short row, a time that is not a positive number, a
+ * negative byte count or error, a Google Benchmark run with "error_occurred",
+ * a file naming one case twice (duplicate points of one label), a sweep point
+ * marked finished whose result file is missing, a run of a runs/ pool that
+ * holds no results. Points that did not finish are counted, not read. */
 kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_len);
 void       kvb_cmp_free(kvb_cmp_set *s);
 
@@ -62,6 +81,15 @@ typedef struct kvb_cmp_opts {
                                * changes are reported as not gated */
 } kvb_cmp_opts;
 
+/* The absolute floor of a TOL case, from the storage type its name carries
+ * (attend cases "dt=q8", quality cases "quality(quant/q8/...)"): the larger
+ * of 2^-17 (7.6e-6: f32 round-off of long sums, the whole error of an f32
+ * path, with headroom for a summation order) and 1/64 of the type's step
+ * (f16 2^-11, bf16 2^-8, q8 2^-7, q4 2^-3, q2 2^-1). For a KL divergence
+ * (a case ending in kl_mean) 2^-22 (2.4e-7) and the square of that step part.
+ * A name without a known type gets the f32 floor. */
+double kvb_cmp_tol_floor(const char *case_name);
+
 typedef struct kvb_cmp_result {
     double base, new_;        /* medians (or the values) */
     double change;            /* new / base - 1 */
@@ -71,5 +99,9 @@ typedef struct kvb_cmp_result {
 
 kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, const double *new_, int nn,
                              const kvb_cmp_opts *o);
+/* The same, where a TOL case's change must also pass floor (an absolute
+ * amount, kvb_cmp_tol_floor of the case) to count; kvb_cmp_judge uses 0. */
+kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double *base, int nb, const double *new_,
+                                   int nn, const kvb_cmp_opts *o);
 
 #endif
