@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <math.h>
 #include <regex.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1562,6 +1563,9 @@ done:
 
 int main(int argc, char **argv)
 {
+    /* an ignored SIGCHLD inherited from the caller would make every waitpid
+     * (sweep points, their dry runs, gnuplot, merge's copies) fail */
+    signal(SIGCHLD, SIG_DFL);
     char cmdline[8192] = "";
     for (int i = 0; i < argc; i++)
         snprintf(cmdline + strlen(cmdline), sizeof cmdline - strlen(cmdline), "%s%s", i ? " " : "", argv[i]);

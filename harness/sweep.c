@@ -749,8 +749,19 @@ static void run_child(const char *exe, char **argv, int log_fd, double limit_s, 
 }
 
 /* The last non-empty line of a child's output, for a one-line message. */
+/* The cause a child's output gives: its last "kvbench: " line (a usage
+ * error ends with a pointer to help, a failed run with a table), else its
+ * last line. */
 static void last_line(const char *tail, char *out, size_t n)
 {
+    const char *why = NULL;
+    for (const char *l = tail; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, "kvbench: ", 9) == 0) why = l + 9;
+    if (why) {
+        const char *e = strchr(why, '\n');
+        snprintf(out, n, "%.*s", (int)(e ? e - why : (long)strlen(why)), why);
+        return;
+    }
     size_t len = strlen(tail);
     while (len && (tail[len - 1] == '\n' || tail[len - 1] == '\r' || tail[len - 1] == ' ')) len--;
     size_t b = len;
@@ -958,14 +969,8 @@ kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe,
             return KVB_STATUS_IO;
         }
         if (cr.code == 0 || cr.code == 3) continue;       /* 3: nothing it can measure; the point will be skipped */
-        /* its reason: the last "kvbench: " line (a usage error ends with a pointer to help) */
-        char why[400] = "";
-        for (const char *l = cr.tail; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-            if (strncmp(l, "kvbench: ", 9) == 0) {
-                const char *e = strchr(l, '\n');
-                snprintf(why, sizeof why, "%.*s", (int)(e ? e - l - 9 : (long)strlen(l + 9)), l + 9);
-            }
-        if (!why[0]) last_line(cr.tail, why, sizeof why);
+        char why[400];
+        last_line(cr.tail, why, sizeof why);
         snprintf(msg, msg_len, "point %s: its command refuses it (exit %d): %s", pts[i].id, cr.code,
                  why[0] ? why : "no message");
         return cr.code == 2 ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
@@ -1121,7 +1126,9 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
             fprintf(stderr, "kvbench: %s stopped at %.0f s (budget %g s): marked timed_out\n", p->id,
                     ps[i].seconds, p->budget_s);
         } else {
-            remove_tree(path);
+            /* what a failed point wrote (a run on a full disk keeps its measurements in
+             * its .partial directory) stays, under the point's name, marked failed */
+            if (exists(path)) rename(path, fin);
             snprintf(ps[i].status, sizeof ps[i].status, "failed");
             fprintf(stderr, "kvbench: %s failed (exit %d): %s\n  its output: %s\n", p->id, cr.code,
                     last[0] ? last : "(no output)", log);

@@ -201,8 +201,8 @@ done
 # interrupted while describing the machine: no info.<pid>.txt left
 "$KVB" sweep $TINY --set run.backends=contiguous --quiet --out "$T/desc" >/dev/null 2>&1 &
 sp=$!; PIDS="$PIDS $sp"
-child_of $sp info >/dev/null; kill -TERM $sp; { wait $sp; } 2>/dev/null
-[ -d "$T/desc.partial" ] && [ -z "$(ls "$T/desc.partial" | grep '^info\.')" ] && ok \
+child_of $sp info >/dev/null || bad "no machine description child seen"; kill -TERM $sp; { wait $sp; } 2>/dev/null
+[ -d "$T/desc.partial" ] && [ -z "$(ls -a "$T/desc.partial" | grep -E '^info\.|\.tmp$')" ] && ok \
   || bad "an interrupted description left: $(ls "$T/desc.partial" 2>&1)"
 
 # --- §5: a full disk: the cause printed, finished points kept and marked (tmpfs, root only) ---
@@ -219,6 +219,9 @@ if [ "$(id -u)" = 0 ] && mkdir -p "$T/full" && mount -t tmpfs -o size=4m tmpfs "
     && ok || bad "full disk: the finished point was lost or shown pending"
   grep -q "^failed " "$T/full/f.partial/points/run-tiny-paged-f32-bs16-t1.status" && ok \
     || bad "full disk: the failed point is not marked failed: $(head -c 40 "$T/full/f.partial/points/run-tiny-paged-f32-bs16-t1.status" 2>&1)"
+  # what the failed point had written is kept under its name, not deleted
+  [ -d "$T/full/f.partial/points/run-tiny-paged-f32-bs16-t1" ] && ok \
+    || bad "full disk: the failed point's partial results were deleted: $(ls "$T/full/f.partial/points")"
   umount "$T/full" && MNT=""
 else
   echo "cli-sweep: full-disk check skipped: not root, or mount -t tmpfs refused"
