@@ -1079,8 +1079,10 @@ static void write_sections(report *r, drawer *d, FILE *md_f, FILE *h, const char
     }
 }
 
-/* A sweep's definition without its comments and blank lines: machines whose
- * definitions differ measured different things and are reported apart. */
+/* A sweep's definition without its comments, blank lines and time budgets
+ * (as merge compares them: a budget changes when a point stops, not what it
+ * measures): machines whose definitions differ measured different things
+ * and are reported apart. */
 static char *definition(const char *mdir)
 {
     char path[2400];
@@ -1094,6 +1096,9 @@ static char *definition(const char *mdir)
         const char *t = l;
         while (t < e && (*t == ' ' || *t == '\t')) t++;
         if (t == e || *t == '#' || *t == '\n') continue;
+        const char *eq = memchr(t, '=', (size_t)(e - t));
+        const char *bud = eq ? strstr(t, ".budget") : NULL;
+        if (bud && bud < eq) continue;
         memmove(o, l, (size_t)(e - l));
         o += e - l;
     }

@@ -196,6 +196,14 @@ if have_gnuplot; then
     || bad "the sets' plots were not drawn"
 fi
 
+# definitions that differ only in a time budget measured the same things: one set, as merge judges them
+D=$T/budgets
+mkdir -p "$D/machines"
+cp -r "$M/machines/host1" "$M/machines/host2" "$D/machines/"
+sed -i 's/^run.budget *=.*//' "$D/machines/host2/sweep.def"; echo "run.budget = 200" >> "$D/machines/host2/sweep.def"
+"$KVB" report "$D" >/dev/null 2>"$T/stderr" && ! grep -q 'different sweep definitions' "$D/report.md" && [ -e "$D/plots/latency.vars" ] \
+  && ok || bad "definitions differing only in a budget were reported apart: $(head -12 "$D/report.md")"
+
 # --- 8. quality.csv: long lines (old per-context columns), and the new shape with quality_ctx.csv ---
 table() { sed -n '/^| point | bytes\/token/,/^$/p' "$1/report.md"; }
 Q=$T/sw/points/quality-tiny
