@@ -215,7 +215,7 @@ baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
 	@key=$$(./$(BUILD)/kvbench info --cpu-key) || exit 2; \
-	  base="$(BASELINE)"; base=$${base%/}; [ -n "$$base" ] || base="$(BASELINES)/$$key"; \
+	  base="$(BASELINE)"; base=$${base%/}; [ -n "$$base" ] || base="$(patsubst %/,%,$(BASELINES))/$$key"; \
 	  rm -rf "$$base.new"; mkdir -p "$$base.new/runs" || exit 1; \
 	  for i in $$(seq 1 $(BASELINE_RUNS)); do \
 	    ./$(BUILD)/kvbench sweep smoke --quiet --out "$$base.new/runs/$$i" > /dev/null || exit 1; \
@@ -229,8 +229,10 @@ baseline-only: $(BUILD)/kvbench
 	  if [ "$(MARK_STALE)" = yes ]; then \
 	    commit=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); \
 	    git diff --quiet HEAD -- impls harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
-	    for d in "$$(dirname "$$base")"/*/; do d=$${d%/}; \
-	      case "$$d" in "$$base"|*.new) continue;; esac; [ -d "$$d/runs" ] || continue; \
+	    here=$$(realpath "$$base"); root=$$(realpath "$(BASELINES)"); \
+	    case "$$here" in "$$root"/*) ;; *) root=; esac; \
+	    for d in $${root:+"$$root"/*/}; do d=$${d%/}; \
+	      case "$$d" in "$$here"|*.new) continue;; esac; [ -d "$$d/runs" ] || continue; \
 	      { printf '%s\n' "since $$commit: the $$key baseline was re-recorded there; re-record this one on a $$(basename "$$d") machine (make baseline)" \
 	          "until then make regress gates only bytes and seeded errors against it"; \
 	        [ ! -f "$$d/STALE" ] || sed 's/^/earlier: /' "$$d/STALE"; } > "$$d/STALE.new" && mv "$$d/STALE.new" "$$d/STALE" \
