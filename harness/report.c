@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -819,9 +820,20 @@ static int run_gnuplot(report *r, drawer *d, plot_id id, const char *term)
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     char *argv[] = {"gnuplot", "-e", assign, script, NULL};
+    /* gnuplot starts with no signal blocked: a sweep that writes its report blocks
+     * INT/TERM/HUP, and a child inheriting that could be stopped by SIGKILL alone */
+    posix_spawnattr_t at;
+    sigset_t none;
+    sigemptyset(&none);
+    int have_at = posix_spawnattr_init(&at) == 0;
+    if (have_at) {
+        posix_spawnattr_setsigmask(&at, &none);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+    }
     pid_t pid;
-    int e = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ), st = 0;
+    int e = posix_spawnp(&pid, "gnuplot", &fa, have_at ? &at : NULL, argv, environ), st = 0;
     posix_spawn_file_actions_destroy(&fa);
+    if (have_at) posix_spawnattr_destroy(&at);
     if (e == ENOENT) { remove(errpath); return 1; }
     if (e != 0) {
         fail(r, "cannot run gnuplot on '%s': %s", script, strerror(e));

@@ -2015,7 +2015,8 @@ static void forward_signal(int sig)
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb; (void)flag; (void)ftw;
-    return remove(path) == 0 ? 0 : 0;        /* best effort: go on with the rest */
+    remove(path);                            /* best effort: go on with the rest */
+    return 0;
 }
 
 /* Waits for the test child (forwarding SIGINT/SIGTERM/SIGHUP to it), removes
@@ -2029,6 +2030,9 @@ static int supervise(pid_t child, const char *dir)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -2056,7 +2060,16 @@ int main(int argc, char **argv)
     }
     /* the tests run in a child; this process only waits and removes the
      * temporary directory, however the child ends (a crash, a kill) */
+    /* INT/TERM/HUP held until the parent's handlers stand, so none falls between
+     * the fork and them (it would end the parent and leave the directory) */
+    sigset_t hold, old;
+    sigemptyset(&hold);
+    sigaddset(&hold, SIGINT);
+    sigaddset(&hold, SIGTERM);
+    sigaddset(&hold, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hold, &old);
     pid_t child = fork();
+    if (child == 0) sigprocmask(SIG_SETMASK, &old, NULL);
     if (child < 0) {
         if (ctx->has_re) regfree(&ctx->re);
         rmdir(ctx->tmpdir);
