@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "compare.h"
+#include "textio.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,10 +36,9 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
                          const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc, const kvb_cmp_result *res,
                          int n, const kvb_cmp_opts *o, const int *counts)
 {
-    char tmp[1300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return kvb_usage_error("cannot write '%s': %s", tmp, strerror(errno));
+    char tmp[1300], why[1400];
+    FILE *f = kvb_tmp_open(path, tmp, sizeof tmp, why, sizeof why);
+    if (!f) return kvb_usage_error("%s", why);
     if (json) {
         fprintf(f, "{\n  \"base_machine\": ");
         json_out(f, b->machine);

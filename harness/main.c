@@ -17,6 +17,7 @@
 #include "run.h"
 #include "serve.h"
 #include "topo.h"
+#include "textio.h"
 #include "../impls/kernels/kernels.h"
 
 #include <cblas.h>
@@ -871,12 +872,12 @@ static int cmd_attend(int argc, char **argv)
     FILE *csv = NULL;
     char tmp[4200] = "";
     if (c.csv) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
-        if (!(csv = fopen(tmp, "w"))) {
+        char why[4400];
+        if (!(csv = kvb_tmp_open(c.csv, tmp, sizeof tmp, why, sizeof why))) {
             free(cases);
             free(samples);
             if (have_topo) kvb_topo_free(&topo);
-            return kvb_usage_error("cannot write '%s': %s", tmp, strerror(errno));
+            return kvb_usage_error("--csv: %s", why);
         }
         fprintf(csv, "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
                      "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
@@ -1080,8 +1081,8 @@ static int cmd_serve(int argc, char **argv)
     FILE *csv = NULL;
     char tmp[4200] = "";
     if (c.csv) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", c.csv);
-        if (!(csv = fopen(tmp, "w"))) return kvb_usage_error("cannot write '%s': %s", tmp, strerror(errno));
+        char cause[4400];
+        if (!(csv = kvb_tmp_open(c.csv, tmp, sizeof tmp, cause, sizeof cause))) return kvb_usage_error("--csv: %s", cause);
         fprintf(csv, "cache,lengths,fork,fork_n,requests,budget_bytes,max_running,mean_running,"
                      "utilization,budget_live,sharing_saved,preemptions,step_ns_median,step_ns_p10,"
                      "step_ns_p90,tokens,rounds,wall_s,status,reason\n");

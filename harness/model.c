@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L   /* fileno, fstat */
 #include "model.h"
 #include "probe.h"
+#include "textio.h"
 #include "../impls/kernels/kernels.h"
 
 #include <cblas.h>
@@ -348,12 +349,8 @@ kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_
         return KVB_STATUS_UNSUPPORTED;
     }
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(msg, msg_len, "cannot write '%s': %s", tmp, strerror(errno));
-        return KVB_STATUS_IO;
-    }
+    FILE *f = kvb_tmp_open(path, tmp, sizeof tmp, msg, msg_len);
+    if (!f) return KVB_STATUS_IO;
     int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                       c->shared_classifier ? c->vocab_size : -c->vocab_size, c->max_seq};
     size_t cls = c->shared_classifier ? 0 : (size_t)c->vocab_size * c->dim;

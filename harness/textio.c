@@ -1,10 +1,14 @@
 /* textio.c: see textio.h. */
+#define _XOPEN_SOURCE 700     /* mkstemp, fchmod */
 #include "textio.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 char *kvb_slurp(const char *path)
 {
@@ -73,4 +77,22 @@ void kvb_json_str(const char *s, const char *end, const char *key, char *out, si
     size_t i = 0;
     while (p[i] && p[i] != '"' && i + 1 < n) { out[i] = p[i]; i++; }
     out[i] = 0;
+}
+
+FILE *kvb_tmp_open(const char *path, char *tmp, size_t tmp_len, char *msg, size_t msg_len)
+{
+    int w = snprintf(tmp, tmp_len, "%s.XXXXXX", path);
+    if (w < 0 || (size_t)w >= tmp_len) {
+        snprintf(msg, msg_len, "'%s': path too long", path);
+        return NULL;
+    }
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        snprintf(msg, msg_len, "cannot write beside '%s': %s", path, strerror(errno));
+        if (fd >= 0) { close(fd); remove(tmp); }
+        return NULL;
+    }
+    fchmod(fd, 0644);                        /* mkstemp's 0600 is for secrets; results are shared */
+    return f;
 }

@@ -6,6 +6,7 @@
 #define KVB_TEXTIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* The file's bytes plus a terminating 0 (malloc'd), or NULL. */
 char *kvb_slurp(const char *path);
@@ -22,5 +23,11 @@ double kvb_json_num(const char *s, const char *end, const char *key);
 
 /* The string after "key": within [s, end) into out; "" when absent. */
 void kvb_json_str(const char *s, const char *end, const char *key, char *out, size_t n);
+
+/* A new temporary file beside path, "path.XXXXXX", created exclusively (an
+ * existing file or link of that name is never opened or replaced), open for
+ * writing; tmp receives its name for the rename or link that publishes it.
+ * NULL with msg set when it cannot be made. */
+FILE *kvb_tmp_open(const char *path, char *tmp, size_t tmp_len, char *msg, size_t msg_len);
 
 #endif

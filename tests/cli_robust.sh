@@ -69,7 +69,10 @@ expect 2 "(a symbolic link)" run $Q --out "$T/dangling"
 printf 'precious' > "$T/ckpt.bin"
 expect 2 "never overwrites" export --preset tiny --out "$T/ckpt.bin"
 [ "$(cat "$T/ckpt.bin")" = "precious" ] && ok || bad "export overwrote an existing file"
+# the temporary file is a new one: a link where a fixed NAME.tmp would be is never followed
+ln -s "$T/ckpt.bin" "$T/tiny.bin.tmp"
 if expect 0 "wrote" export --preset tiny --out "$T/tiny.bin"; then
+  [ "$(cat "$T/ckpt.bin")" = "precious" ] && [ ! -L "$T/tiny.bin" ] && ok || bad "export wrote through a link at its temporary name"
   expect 0 "never trained" run --checkpoint "$T/tiny.bin" --max-seq 1024 --tokens 4 --reps 1 --warmup 0 --no-ceilings \
     --quiet --out "$T/ms"
 fi
