@@ -189,6 +189,23 @@ int kvb_cmd_compare(int argc, char **argv)
     if (nw.unfinished)
         printf("new: %d point(s) did not finish, the first %s: their cases are missing\n", nw.unfinished,
                nw.first_unfinished);
+    /* an attend point's rows are fixed by its command: NEW holding a row of a point
+     * whose other rows BASE has means BASE's attend.csv lost lines (cut at a line
+     * end, which its own reader cannot see) */
+    for (int j = 0; j < nw.n; j++) {
+        const char *name = nw.c[j].name, *colon = strstr(name, ":attend(");
+        if (!colon || nw.c[j].kind != KVB_CMP_TIME) continue;
+        int point = 0, row = 0;
+        for (int i = 0; i < b.n && !row; i++) {
+            point |= strncmp(b.c[i].name, name, (size_t)(colon - name + 1)) == 0;
+            row = b.c[i].kind == KVB_CMP_TIME && strcmp(b.c[i].name, name) == 0;
+        }
+        if (point && !row) {
+            rc = kvb_usage_error("base lacks a row of an attend point it holds, '%s': a truncated or damaged "
+                                 "attend.csv (record the baseline again)", name);
+            goto done_early;
+        }
+    }
     const kvb_cmp_case **bc = calloc((size_t)b.n, sizeof *bc), **nc = calloc((size_t)b.n, sizeof *nc);
     kvb_cmp_result *res = calloc((size_t)b.n, sizeof *res);
     int n = 0, only_base = 0, counts[KVB_VERDICT_COUNT] = {0};

@@ -88,6 +88,9 @@ cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/stale" "$T/q8c
 cp -R "$T/base" "$T/trunc" && head -c -40 "$T/base/$A" > "$T/trunc/$A"
 cmp_expect 2 "trunc/$A' line" "$T/trunc" "$T/base"
 cmp_expect 2 "truncated" "$T/base" "$T/trunc"
+# cut at a line end, which no reader of one side can see: the other side's rows show it
+cp -R "$T/base" "$T/cutrow" && head -n 2 "$T/base/$A" > "$T/cutrow/$A"
+cmp_expect 2 "base lacks a row of an attend point it holds" "$T/cutrow" "$T/base"
 cp -R "$T/base" "$T/negt" && awk -F, 'BEGIN { OFS = "," } NR == 3 { $NF = "-" $NF } { print }' "$T/base/$A" > "$T/negt/$A"
 cmp_expect 2 "negt/$A' line 3: samples_ns '-" "$T/base" "$T/negt"
 cp -R "$T/base" "$T/zerot" && awk -F, 'BEGIN { OFS = "," } NR == 2 { $NF = "0;" $NF } { print }' "$T/base/$A" > "$T/zerot/$A"
