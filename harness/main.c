@@ -3,7 +3,7 @@
  * 2), runs the points, writes results/<run-id>/ through a .partial directory
  * renamed at the end. Exit status: 0 done, 1 a point failed or a file could not
  * be written, 2 bad usage. Only this file exits. */
-#define _XOPEN_SOURCE 700
+#define _GNU_SOURCE               /* sched_getaffinity, CPU_COUNT */
 #include "cli.h"
 #include "attend_bench.h"
 #include "quality.h"
@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <math.h>
 #include <regex.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -460,9 +461,14 @@ static int nothing_to_measure(const char *noun, int n, const char *why)
 static int threads_oversubscribed(int threads)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+#if defined(__linux__)
+    cpu_set_t set;                            /* a taskset or a container's cpuset: fewer to share */
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < cores)
+        cores = CPU_COUNT(&set);
+#endif
     if (cores > 0 && threads > cores) {
-        fprintf(stderr, "kvbench: warning: --threads %d is above the %ld online cores: threads will share "
-                "cores and the times will not show this machine's speed\n", threads, cores);
+        fprintf(stderr, "kvbench: warning: --threads %d is above the %ld core%s this process may use: threads will "
+                "share cores and the times will not show this machine's speed\n", threads, cores, cores == 1 ? "" : "s");
         return 1;
     }
     return 0;

@@ -79,6 +79,36 @@ void kvb_cpu_key(char *buf, size_t n)
     kvb_cpu_key_of(model, buf, n);
 }
 
+/* A cgroup v2 limit (memory.max) less what the group uses: a container's
+ * own ceiling, which /proc/meminfo does not show. 0 when there is none. */
+static size_t cgroup_room(void)
+{
+    char line[512], path[700];
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f) return 0;
+    path[0] = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s", line + 3);
+        }
+    fclose(f);
+    if (!path[0]) return 0;
+    unsigned long long max = 0, cur = 0;
+    char file[800];
+    snprintf(file, sizeof file, "%s/memory.max", path);
+    if (!(f = fopen(file, "r"))) return 0;
+    int ok = fscanf(f, "%llu", &max) == 1;     /* "max": no limit */
+    fclose(f);
+    if (!ok) return 0;
+    snprintf(file, sizeof file, "%s/memory.current", path);
+    if ((f = fopen(file, "r"))) {
+        if (fscanf(f, "%llu", &cur) != 1) cur = 0;
+        fclose(f);
+    }
+    return max > cur ? (size_t)(max - cur) : 1;
+}
+
 size_t kvb_mem_available(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -88,5 +118,6 @@ size_t kvb_mem_available(void)
     while (fgets(line, sizeof line, f))
         if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
     fclose(f);
-    return (size_t)kb * 1024;
+    size_t avail = (size_t)kb * 1024, room = cgroup_room();
+    return room && (!avail || room < avail) ? room : avail;
 }

@@ -18,7 +18,8 @@ void     kvb_cpu_model(char *buf, size_t n);
 void     kvb_cpu_key(char *buf, size_t n);
 void     kvb_cpu_key_of(const char *model, char *buf, size_t n);   /* the same for any name */
 /* Memory the OS says a new allocation can take without swapping: MemAvailable
- * of /proc/meminfo, in bytes; 0 where the OS does not say. */
+ * of /proc/meminfo, or less where a cgroup v2 limit (a container's) leaves
+ * less, in bytes; 0 where the OS does not say. */
 size_t   kvb_mem_available(void);
 
 #endif
