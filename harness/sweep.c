@@ -818,6 +818,17 @@ static void status_record(const point_state *ps, char *rec)
 }
 
 /* The point's status file, pending, made whole before it runs. */
+/* Gives a written temporary file its name, or, after an error (err: an errno),
+ * removes it and says which file could not be written and why. */
+static int publish(const char *tmp, const char *path, int err, char *msg, size_t msg_len)
+{
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (!err) return 0;
+    remove(tmp);
+    snprintf(msg, msg_len, "cannot write '%s': %s", path, strerror(err));
+    return -1;
+}
+
 static int prepare_status(const char *dir, const kvb_sweep_point *p, char *msg, size_t msg_len)
 {
     char path[2400], tmp[2500], rec[STATUS_BYTES];
@@ -829,13 +840,7 @@ static int prepare_status(const char *dir, const kvb_sweep_point *p, char *msg, 
     ssize_t w = fd >= 0 ? write(fd, rec, sizeof rec) : -1;
     int err = fd < 0 || w < 0 ? errno : w != (ssize_t)sizeof rec ? ENOSPC : 0;
     if (fd >= 0 && close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        remove(tmp);
-        snprintf(msg, msg_len, "cannot write '%s': %s", path, strerror(err));
-        return -1;
-    }
-    return 0;
+    return publish(tmp, path, err, msg, msg_len);
 }
 
 static int save_status(const char *dir, const kvb_sweep_point *p, const point_state *ps, char *msg, size_t msg_len)
@@ -900,13 +905,7 @@ static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char 
     }
     int err = ferror(f) ? (errno ? errno : EIO) : 0;
     if (fclose(f) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        remove(tmp);
-        snprintf(msg, msg_len, "cannot write '%s': %s", path, strerror(err));
-        return -1;
-    }
-    return 0;
+    return publish(tmp, path, err, msg, msg_len);
 }
 
 static int is_done(const char *status)
