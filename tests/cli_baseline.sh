@@ -60,5 +60,21 @@ $(grep -E '^(REGRESSED|MISSING|kvbench:)| improved$' "$T/cmp" | head -n 20)
   fi
 done
 
+# make baseline marks every other CPU model's baseline under BASELINES stale, naming the
+# commit, keeps earlier lines, and marks nothing outside BASELINES (no sweep run: 0 runs)
+ROOT=$(cd "$(dirname "$KVB")/.." && pwd)
+B=$(basename "$(dirname "$KVB")")
+if [ -f "$ROOT/Makefile" ] && command -v make >/dev/null 2>&1; then
+  mkdir -p "$T/bl/other-cpu/runs" "$T/elsewhere/other/runs"
+  printf 'since old1234: an earlier line\n' > "$T/bl/other-cpu/STALE"
+  key=$("$KVB" info --cpu-key)
+  make -s -C "$ROOT" -o "$B/kvbench" baseline-only BUILD="$B" BASELINE_RUNS=0 BASELINES="$T/bl/" >"$T/mk" 2>&1; rc=$?
+  [ $rc -eq 0 ] && grep -q "^since .*: the $key baseline was re-recorded there" "$T/bl/other-cpu/STALE" \
+    && grep -q "^earlier: since old1234" "$T/bl/other-cpu/STALE" && [ ! -e "$T/bl/$key/STALE" ] && ok \
+    || bad "make baseline did not mark the other baseline stale (exit $rc): $(cat "$T/mk" "$T/bl/other-cpu/STALE" 2>&1)"
+  make -s -C "$ROOT" -o "$B/kvbench" baseline-only BUILD="$B" BASELINE_RUNS=0 BASELINES="$T/bl" BASELINE="$T/elsewhere/mine" >"$T/mk" 2>&1
+  [ ! -e "$T/elsewhere/other/STALE" ] && ok || bad "make baseline BASELINE=elsewhere marked a folder outside BASELINES stale"
+fi
+
 echo "cli-baseline: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
