@@ -44,7 +44,7 @@ HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
 RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
             --prompt 16 --tokens 512 --reps 3 --time-budget 240
 
-.PHONY: all deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots regress regress-only baseline baseline-only check clean help
+.PHONY: all install deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots regress regress-only baseline baseline-only check clean help
 all: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
 
 help:
@@ -57,6 +57,7 @@ help:
 	@echo "make regress    the smoke sweep against results/baselines/smoke/<this CPU> (fails on a regression)"
 	@echo "make baseline   record or refresh results/baselines/smoke/<this CPU>"
 	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz/README.md)"
+	@echo "make install    PREFIX=/usr/local: bin/kvbench, bin/kvbench-gbench, share/kvbench (sweeps, plot scripts)"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
@@ -276,6 +277,17 @@ test-asan: deps
 	  exit $$rc
 
 check: test
+
+# the binaries, and the data they find from there (kvb_data_path: <prefix>/share/kvbench):
+# sweep definitions and plot scripts, so an installed kvbench works from any directory
+PREFIX ?= /usr/local
+install: $(BUILD)/kvbench $(BUILD)/kvbench-gbench
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/kvbench/bench/sweeps" \
+	  "$(DESTDIR)$(PREFIX)/share/kvbench/plots"
+	install -m 755 $(BUILD)/kvbench $(BUILD)/kvbench-gbench "$(DESTDIR)$(PREFIX)/bin/"
+	install -m 644 bench/sweeps/*.sweep "$(DESTDIR)$(PREFIX)/share/kvbench/bench/sweeps/"
+	install -m 644 plots/*.gp "$(DESTDIR)$(PREFIX)/share/kvbench/plots/"
+	install -m 755 plots/plot.sh "$(DESTDIR)$(PREFIX)/share/kvbench/plots/"
 
 clean:
 	rm -rf build build-asan build-plant*

@@ -276,6 +276,7 @@ void kvb_print_help(const char *cmd)
              "  list     backends, presets, storage types\n"
              "  info     machine description and measured ceilings\n"
              "  export   write a seeded random model as a llama2.c checkpoint\n"
+             "  version  the commit and compiler of this build (also --version)\n"
              "  help [COMMAND]\n\n"
              "'kvbench help run' (or 'kvbench run --help') lists the run flags.\n\n"
              "exit status: 0 done; 1 a point failed or a file could not be read or written;\n"
@@ -1580,6 +1581,12 @@ int main(int argc, char **argv)
         return kvb_usage_error("no command given: allowed are run, attend, serve-sim, sweep, report, merge, compare, "
                            "list, info, export, help");
     const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        char v[256];
+        kvb_version(v, sizeof v);
+        puts(v);
+        return 0;
+    }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         kvb_print_help(argc > 2 ? argv[2] : NULL);
         return 0;

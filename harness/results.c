@@ -536,3 +536,8 @@ void kvb_results_remove(const char *dir)
     }
     rmdir(dir);
 }
+
+void kvb_version(char *buf, size_t n)
+{
+    snprintf(buf, n, "kvbench %s%s (%s)", KVB_GIT_COMMIT, KVB_GIT_DIRTY > 0 ? "+dirty" : "", KVB_COMPILER);
+}

@@ -60,4 +60,8 @@ int kvb_results_write(const char *dir, const kvb_run_info *info, const kvb_point
 /* Removes what kvb_results_write may have left in dir, then dir itself. */
 void kvb_results_remove(const char *dir);
 
+/* "kvbench <commit>[+dirty] (<compiler>)": the build this binary is, as
+ * meta.json records it. */
+void kvb_version(char *buf, size_t n);
+
 #endif

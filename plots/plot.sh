@@ -3,10 +3,12 @@
 # RESULT_DIR/plots/) and report: `kvbench report` does all of it, drawing with
 # the plots/*.gp scripts beside this file. Without an argument: the newest
 # directory under results/ (baselines excluded). KVBENCH names the binary
-# (default: build/kvbench beside this folder). Works from any directory.
+# (default: build/kvbench beside this folder, or for an installed copy in
+# PREFIX/share/kvbench/plots, PREFIX/bin/kvbench). Works from any directory.
 set -eu
 here=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 kvb=${KVBENCH:-$here/../build/kvbench}
+[ -n "${KVBENCH:-}" ] || [ -x "$kvb" ] || kvb=$here/../../../bin/kvbench
 dir=${1:-}
 if [ -z "$dir" ]; then
   dir=$(ls -1d results/*/ 2>/dev/null | grep -v -e '/baselines/' -e '\.partial/' -e 'gbench/' | sort | tail -n 1)

@@ -158,5 +158,18 @@ if [ -x "$TK" ]; then
   rm -rf "/tmp/kvbench-test-$tk"
 fi
 
+# --- installed: the binary finds its sweeps and plot scripts in PREFIX/share/kvbench ---
+ROOT=$(cd "$(dirname "$KVB")/.." && pwd)
+B=$(basename "$(dirname "$KVB")")
+if [ -f "$ROOT/Makefile" ] && command -v make >/dev/null 2>&1 && [ -x "$ROOT/$B/kvbench-gbench" ]; then
+  if make -s -C "$ROOT" -o "$B/kvbench" -o "$B/kvbench-gbench" install BUILD="$B" PREFIX="$T/inst" >"$T/mk" 2>&1; then
+    (cd / && "$T/inst/bin/kvbench" sweep smoke --emit-jobs --out "$T/isw" >"$T/jobs" 2>"$T/stderr") \
+      && [ "$(wc -l < "$T/jobs")" -gt 5 ] && ok || bad "installed kvbench cannot find its sweeps: $(cat "$T/stderr")"
+    "$T/inst/bin/kvbench" --version | grep -q '^kvbench [0-9a-f]\{7,\}\|^kvbench unknown' && ok || bad "--version: $("$T/inst/bin/kvbench" --version)"
+  else
+    bad "make install PREFIX=$T/inst failed: $(cat "$T/mk")"
+  fi
+fi
+
 echo "cli-robust: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
