@@ -43,13 +43,7 @@ fuzz-deps:
 	case "$$need" in libclang-rt--dev) \
 	  echo "fuzz: $(FUZZ_CC) does not run (FUZZ_CC names the clang that builds the targets)"; exit 1;; esac; \
 	if [ -z "$$need" ]; then exit 0; fi; \
-	echo "fuzz: installing missing packages: $$need"; \
-	if [ "$$(id -u)" = 0 ]; then SUDO=""; \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"; \
-	else echo "fuzz: not root and no sudo; run this, then make fuzz again:"; \
-	     echo "  sudo apt-get install -y $$need"; exit 1; fi; \
-	export DEBIAN_FRONTEND=noninteractive; \
-	$$SUDO apt-get install -y -q $$need || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$need; }; \
+	$(MAKE) --no-print-directory deps PKGS="$$need" || exit 1; \
 	case "$$need" in clang) $(MAKE) --no-print-directory fuzz-deps;; esac
 
 fuzz: fuzz-deps
