@@ -23,22 +23,27 @@ LDLIBS  := $(BLAS_LIBS) $(HWLOC_LIBS) -lm -pthread
 BUILD   ?= build
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC := impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/quant.c \
-           impls/kernels/kernels.c impls/kernels/kvmem.c impls/kernels/attend_avx512.c impls/kernels/attend_avx2.c impls/kernels/pool.c impls/kernels/quant.c \
-           impls/kernels/quant_avx512.c \
-           harness/model.c harness/probe.c harness/stats.c harness/ceiling.c harness/run.c \
-           harness/attend_bench.c harness/serve.c harness/quality.c harness/topo.c \
-           harness/results.c harness/sweep.c harness/report.c harness/textio.c harness/compare.c \
-           harness/datadir.c
+# the layers, lowest first (an arrow only points down): base/ (files, clocks, stats),
+# impls/ (kernels, then backends and their registry), model/ (the decoder), harness/
+# (the measurements and sweeps), analysis/ (reports and compare); cli/ on top
+LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
+           impls/kernels/kernels.c impls/kernels/kvmem.c impls/kernels/attend_avx512.c impls/kernels/attend_avx2.c \
+           impls/kernels/pool.c impls/kernels/quant.c impls/kernels/quant_avx512.c \
+           impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/quant.c \
+           model/model.c \
+           harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c harness/quality.c \
+           harness/topo.c harness/results.c harness/sweep.c \
+           analysis/report.c analysis/compare.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the command line: main.c dispatches, cli*.c hold the commands outside it
-CLI_SRC := harness/main.c harness/cli.c harness/cli_sweep.c harness/cli_compare.c
+CLI_SRC := cli/main.c cli/cli.c cli/cli_sweep.c cli/cli_compare.c
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 # one cmocka binary per tests/test_*.c, one shell suite per tests/cli_*.sh
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 CLI_TESTS := $(wildcard tests/cli_*.sh)
-HEADERS := $(wildcard impls/*.h impls/kernels/*.h harness/*.h bench/*.h)
+# header dependencies: each object's .d file (-MMD) names the headers it read
+DEPFLAGS := -MMD -MP
 
 # what `make run` runs: both backends on stories15m, a few minutes on 2 cores
 RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
@@ -87,15 +92,15 @@ FORCE:
 # V=1 shows the full compiler lines
 Q := $(if $(V),,@)
 
-$(BUILD)/%.o: %.c $(HEADERS)
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/harness/results.o: harness/results.c $(HEADERS) $(BUILD)/kvb_build_info.h
+$(BUILD)/harness/results.o: harness/results.c $(BUILD)/kvb_build_info.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -I$(BUILD) -c $< -o $@
 
 $(BUILD)/libkvbench.a: $(LIB_OBJ)
 	$(Q)ar rcs $@ $^
@@ -104,15 +109,15 @@ $(BUILD)/kvbench: $(CLI_OBJ) $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/bench/kvbench_gbench.o: bench/kvbench_gbench.c $(HEADERS) $(BUILD)/kvb_build_info.h
+$(BUILD)/bench/kvbench_gbench.o: bench/kvbench_gbench.c $(BUILD)/kvb_build_info.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -I$(BUILD) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -I$(BUILD) -c $< -o $@
 
-$(BUILD)/bench/gbench.o: bench/gbench.cc bench/gbench.h
+$(BUILD)/bench/gbench.o: bench/gbench.cc
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CXX     $<")
-	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
+	$(Q)$(CXX) $(CXXFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
@@ -229,7 +234,7 @@ baseline-only: $(BUILD)/kvbench
 	  [ ! -f "$$base/GATE" ] || echo "baseline: gate $$(head -n 1 "$$base/GATE") ($$base/GATE)"; \
 	  if [ "$(MARK_STALE)" = yes ]; then \
 	    commit=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); \
-	    git diff --quiet HEAD -- impls harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
+	    git diff --quiet HEAD -- impls model harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
 	    here=$$(realpath "$$base"); root=$$(realpath "$(BASELINES)"); \
 	    case "$$here" in "$$root"/*) ;; *) root=; esac; \
 	    for d in $${root:+"$$root"/*/}; do d=$${d%/}; \
@@ -296,3 +301,6 @@ clean:
 
 # fuzz targets (make fuzz): their own rules
 include fuzz/fuzz.mk
+
+# the headers each object was built from (none yet on a first build)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -23,8 +23,8 @@
  * --selftest-failure adds a case that always fails (the tests use it). */
 #include "gbench.h"
 #include "../harness/ceiling.h"
-#include "../harness/model.h"
-#include "../harness/probe.h"
+#include "../model/model.h"
+#include "../base/probe.h"
 #include "../harness/topo.h"
 #include "../impls/kvb_backend.h"
 #include "kvb_build_info.h"

@@ -5,7 +5,7 @@
  * and what loads saves back (kvbench export's writer) as a checkpoint that
  * loads to the same model. */
 #include "fuzz_util.h"
-#include "../harness/model.h"
+#include "../model/model.h"
 
 #include <stdio.h>
 #include <string.h>

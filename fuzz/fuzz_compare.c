@@ -14,7 +14,7 @@
  * gated) never finds a regression or an improvement. */
 #define _GNU_SOURCE                             /* memmem */
 #include "fuzz_util.h"
-#include "../harness/compare.h"
+#include "../analysis/compare.h"
 
 #include <math.h>
 #include <stdio.h>

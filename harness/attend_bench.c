@@ -1,7 +1,7 @@
 /* attend_bench.c: see attend_bench.h. */
 #include "attend_bench.h"
-#include "probe.h"
-#include "stats.h"
+#include "../base/probe.h"
+#include "../base/stats.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -5,8 +5,8 @@
 #define _GNU_SOURCE               /* pthread_attr_setaffinity_np */
 #endif
 #include "ceiling.h"
-#include "probe.h"
-#include "stats.h"
+#include "../base/probe.h"
+#include "../base/stats.h"
 #include "../impls/kernels/kernels.h"
 
 #include <cblas.h>

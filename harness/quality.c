@@ -4,7 +4,7 @@
  * attention over that copy; the model code is unchanged and unaware of it. */
 #include "quality.h"
 #include "attend_bench.h"
-#include "stats.h"
+#include "../base/stats.h"
 
 #include <math.h>
 #include <stdio.h>

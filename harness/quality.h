@@ -14,7 +14,7 @@
 #ifndef KVB_QUALITY_H
 #define KVB_QUALITY_H
 
-#include "model.h"
+#include "../model/model.h"
 
 typedef struct kvb_quality_ref {
     int    n_steps;           /* decode steps compared */

@@ -1,8 +1,8 @@
 /* results.c: see results.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "results.h"
-#include "probe.h"
-#include "stats.h"
+#include "../base/probe.h"
+#include "../base/stats.h"
 
 #include <cblas.h>
 #include <errno.h>

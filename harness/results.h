@@ -11,7 +11,7 @@
 #define KVB_RESULTS_H
 
 #include "ceiling.h"
-#include "model.h"
+#include "../model/model.h"
 #include "run.h"
 #include "topo.h"
 

@@ -1,7 +1,7 @@
 /* run.c: see run.h. Only the model step sits inside the timed region; the
  * memory probes, the argmax and the bookkeeping run outside it. */
 #include "run.h"
-#include "probe.h"
+#include "../base/probe.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
-#include "model.h"
+#include "../model/model.h"
 
 typedef struct kvb_step_record {
     int      position;        /* position of the token this step fed in */

@@ -1,7 +1,7 @@
 /* serve.c: see serve.h. */
 #include "serve.h"
-#include "probe.h"
-#include "stats.h"
+#include "../base/probe.h"
+#include "../base/stats.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -4,10 +4,10 @@
  * sweep itself would run. */
 #define _GNU_SOURCE          /* flock, pipe2, prctl: Linux, where the sweep runs */
 #include "sweep.h"
-#include "model.h"
-#include "probe.h"
-#include "report.h"
-#include "textio.h"
+#include "../model/model.h"
+#include "../base/probe.h"
+#include "../analysis/report.h"
+#include "../base/textio.h"
 
 #include <errno.h>
 #include <fcntl.h>

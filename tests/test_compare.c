@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/compare.h"
+#include "../analysis/compare.h"
 
 /* ---- the tolerance floor ---------------------------------------------------- */
 

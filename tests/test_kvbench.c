@@ -25,14 +25,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../harness/model.h"
-#include "../harness/probe.h"
+#include "../model/model.h"
+#include "../base/probe.h"
 #include "../harness/run.h"
 #include "../harness/results.h"
 #include "../harness/serve.h"
-#include "../harness/stats.h"
-#include "../harness/compare.h"
-#include "../harness/datadir.h"
+#include "../base/stats.h"
+#include "../analysis/compare.h"
+#include "../base/datadir.h"
 #include "../harness/sweep.h"
 #include "../harness/topo.h"
 #include "../impls/kernels/kernels.h"

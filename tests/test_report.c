@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/report.h"
-#include "../harness/textio.h"
+#include "../analysis/report.h"
+#include "../base/textio.h"
 
 static char root[64];
 

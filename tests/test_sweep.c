@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../harness/datadir.h"
+#include "../base/datadir.h"
 #include "../harness/sweep.h"
 
 /* a temp folder per test, removed after */

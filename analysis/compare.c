@@ -5,8 +5,8 @@
  * the gate silently stops checking. */
 #define _XOPEN_SOURCE 700
 #include "compare.h"
-#include "stats.h"
-#include "textio.h"
+#include "../base/stats.h"
+#include "../base/textio.h"
 
 #include <dirent.h>
 #include <errno.h>

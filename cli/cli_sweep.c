@@ -3,9 +3,9 @@
  * merge read finished result directories. */
 #define _GNU_SOURCE          /* strsignal */
 #include "cli.h"
-#include "datadir.h"
-#include "report.h"
-#include "sweep.h"
+#include "../base/datadir.h"
+#include "../analysis/report.h"
+#include "../harness/sweep.h"
 
 #include <errno.h>
 #include <limits.h>

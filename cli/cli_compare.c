@@ -3,8 +3,8 @@
  * the Markdown / JSON reports through temporary files. */
 #define _XOPEN_SOURCE 700
 #include "cli.h"
-#include "compare.h"
-#include "textio.h"
+#include "../analysis/compare.h"
+#include "../base/textio.h"
 
 #include <errno.h>
 #include <math.h>

@@ -3,8 +3,8 @@
  * the same RMSNorm, RoPE and SwiGLU code so their logits agree to f32 rounding. */
 #define _POSIX_C_SOURCE 200809L   /* fileno, fstat */
 #include "model.h"
-#include "probe.h"
-#include "textio.h"
+#include "../base/probe.h"
+#include "../base/textio.h"
 #include "../impls/kernels/kernels.h"
 
 #include <cblas.h>

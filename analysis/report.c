@@ -6,7 +6,7 @@
  * its output to a temporary name renamed when it succeeds. */
 #define _XOPEN_SOURCE 700
 #include "report.h"
-#include "textio.h"
+#include "../base/textio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "datadir.h"
+#include "../base/datadir.h"
 
 extern char **environ;
 
