@@ -11,8 +11,14 @@
 namespace {
 
 benchmark::State *S(kvb_gb_state *st) { return reinterpret_cast<benchmark::State *>(st); }
-const benchmark::State *S(const kvb_gb_state *st) { return reinterpret_cast<const benchmark::State *>(st); }
-benchmark::internal::Benchmark *B(kvb_gb_bench *b) { return reinterpret_cast<benchmark::internal::Benchmark *>(b); }
+const benchmark::State *S(const kvb_gb_state *st)
+{
+    return reinterpret_cast<const benchmark::State *>(st);
+}
+benchmark::internal::Benchmark *B(kvb_gb_bench *b)
+{
+    return reinterpret_cast<benchmark::internal::Benchmark *>(b);
+}
 
 // Whether a run failed: 1.7 reports `error_occurred`, 1.8 and later `skipped`
 // (an enum that also says "skipped by the user", which is not a failure).
@@ -55,7 +61,10 @@ int kvb_gb_report_unrecognized(int argc, char **argv)
     return benchmark::ReportUnrecognizedArguments(argc, argv) ? 1 : 0;
 }
 
-void kvb_gb_add_context(const char *key, const char *value) { benchmark::AddCustomContext(key, value); }
+void kvb_gb_add_context(const char *key, const char *value)
+{
+    benchmark::AddCustomContext(key, value);
+}
 
 kvb_gb_bench *kvb_gb_register(const char *name, kvb_gb_fn fn, void *user)
 {
@@ -83,13 +92,22 @@ void kvb_gb_unit(kvb_gb_bench *b, kvb_gb_time_unit u)
 }
 
 int kvb_gb_keep_running(kvb_gb_state *st) { return S(st)->KeepRunning() ? 1 : 0; }
-int64_t kvb_gb_arg(const kvb_gb_state *st, int i) { return S(st)->range(static_cast<std::size_t>(i)); }
+int64_t kvb_gb_arg(const kvb_gb_state *st, int i)
+{
+    return S(st)->range(static_cast<std::size_t>(i));
+}
 void kvb_gb_pause(kvb_gb_state *st) { S(st)->PauseTiming(); }
 void kvb_gb_resume(kvb_gb_state *st) { S(st)->ResumeTiming(); }
-void kvb_gb_set_iteration_time(kvb_gb_state *st, double seconds) { S(st)->SetIterationTime(seconds); }
+void kvb_gb_set_iteration_time(kvb_gb_state *st, double seconds)
+{
+    S(st)->SetIterationTime(seconds);
+}
 void kvb_gb_set_label(kvb_gb_state *st, const char *label) { S(st)->SetLabel(label); }
 void kvb_gb_skip_with_error(kvb_gb_state *st, const char *msg) { S(st)->SkipWithError(msg); }
-int64_t kvb_gb_iterations(const kvb_gb_state *st) { return static_cast<int64_t>(S(st)->iterations()); }
+int64_t kvb_gb_iterations(const kvb_gb_state *st)
+{
+    return static_cast<int64_t>(S(st)->iterations());
+}
 
 void kvb_gb_counter(kvb_gb_state *st, const char *name, double value, unsigned flags)
 {
@@ -97,9 +115,10 @@ void kvb_gb_counter(kvb_gb_state *st, const char *name, double value, unsigned f
     if (flags & KVB_GB_COUNTER_RATE) f |= benchmark::Counter::kIsRate;
     if (flags & KVB_GB_COUNTER_AVG_ITERATIONS) f |= benchmark::Counter::kAvgIterations;
     if (flags & KVB_GB_COUNTER_ITERATION_INVARIANT) f |= benchmark::Counter::kIsIterationInvariant;
-    S(st)->counters[name] = benchmark::Counter(value, static_cast<benchmark::Counter::Flags>(f),
-                                               (flags & KVB_GB_COUNTER_BASE_1024) ? benchmark::Counter::kIs1024
-                                                                                   : benchmark::Counter::kIs1000);
+    S(st)->counters[name] =
+        benchmark::Counter(value, static_cast<benchmark::Counter::Flags>(f),
+                           (flags & KVB_GB_COUNTER_BASE_1024) ? benchmark::Counter::kIs1024
+                                                              : benchmark::Counter::kIs1000);
 }
 
 int kvb_gb_run(int *n_run)

@@ -39,7 +39,8 @@ const char *kvb_fuzz_dir(void)
     const char *tmp = getenv("TMPDIR");
     snprintf(fuzz_dir, sizeof fuzz_dir, "%s/kvb-fuzz-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(fuzz_dir)) {
-        fprintf(stderr, "fuzz: cannot make a temporary directory '%s': %s\n", fuzz_dir, strerror(errno));
+        fprintf(stderr, "fuzz: cannot make a temporary directory '%s': %s\n", fuzz_dir,
+                strerror(errno));
         abort();
     }
     atexit(remove_dir_at_exit);

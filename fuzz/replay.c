@@ -72,7 +72,10 @@ static int replay_file(const char *path, int verbose)
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 int main(int argc, char **argv)
 {
@@ -82,7 +85,8 @@ int main(int argc, char **argv)
     static const int sigs[] = {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL};
     int sanitized = __sanitizer_set_death_callback != NULL;
     if (sanitized) __sanitizer_set_death_callback(name_current);
-    for (size_t i = 0; i < (sanitized ? 1 : sizeof sigs / sizeof sigs[0]); i++) signal(sigs[i], on_signal);
+    for (size_t i = 0; i < (sanitized ? 1 : sizeof sigs / sizeof sigs[0]); i++)
+        signal(sigs[i], on_signal);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-v")) { verbose = 1; continue; }
         struct stat st;

@@ -25,13 +25,15 @@ for t in "$@"; do
   dict=; [ -f fuzz/dict/$t.dict ] && dict=-dict=fuzz/dict/$t.dict
   start=$(date +%s)
   # $corp and $dict split on purpose: paths under the repository have no spaces
-  TMPDIR=$tmp ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  TMPDIR=$tmp ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+    UBSAN_OPTIONS=print_stacktrace=1 \
     "$bin" $corp $dict -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=64 -timeout=20 \
     -artifact_prefix="$found/" -print_final_stats=1 > "$log" 2>&1
   frc=$?
   took=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  cov=$(grep -E '^#[0-9]+' "$log" | grep 'cov: ' | tail -n 1 | sed 's/.*\(cov: [0-9]*\) \(ft: [0-9]*\) \(corp: [^ ]*\).*/\1 edges, \2 features, \3/')
+  cov=$(grep -E '^#[0-9]+' "$log" | grep 'cov: ' | tail -n 1 |
+        sed 's/.*\(cov: [0-9]*\) \(ft: [0-9]*\) \(corp: [^ ]*\).*/\1 edges, \2 features, \3/')
   nfound=$(ls "$found" | wc -l)
   left=$(find "$tmp" -mindepth 1 | wc -l)
   echo "fuzz $t: ${execs:-?} executions in $took s, ${cov:-no coverage line}; findings: $nfound"
@@ -48,6 +50,7 @@ for t in "$@"; do
     rc=1
     echo "  left $left temporary files in $tmp"
   fi
-  rm -rf "$tmp"                          # a crash leaves its input's files: the finding has the input
+  # a crash leaves its input's files: the finding has the input
+  rm -rf "$tmp"
 done
 exit $rc

@@ -21,14 +21,20 @@ set bmargin at screen (key_rows * lh + 80.0) / h
 set tmargin at screen 1 - 80.0 / h
 if (n1 > 0) {
   set title 'one thread'
-  plot for [i=1:n1] data index (i-1) using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb colour[i] title labels[i], \
-       for [k=1:n_ceil] (ceil1s[k] > 0 ? ceil1s[k] : 1/0) with lines dt 2 lw 2 lc rgb (n_ceil > 1 ? colour[n + k] : 'black') \
-           title (ceil1s[k] > 0 ? sprintf('read ceiling%s, 1 thread: %.1f GB/s', ceil_host[k], ceil1s[k]) : '')
+  plot for [i=1:n1] data index (i-1) using 1:2 with linespoints lw 2 pt 7 ps 0.7 \
+           lc rgb colour[i] title labels[i], \
+       for [k=1:n_ceil] (ceil1s[k] > 0 ? ceil1s[k] : 1/0) with lines dt 2 lw 2 \
+           lc rgb (n_ceil > 1 ? colour[n + k] : 'black') \
+           title (ceil1s[k] > 0 ? \
+                  sprintf('read ceiling%s, 1 thread: %.1f GB/s', ceil_host[k], ceil1s[k]) : '')
 }
 if (n > n1) {
   set title 'all threads'
-  plot for [i=n1+1:n] data index (i-1) using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb colour[i] title labels[i], \
-       for [k=1:n_ceil] (ceilns[k] > 0 ? ceilns[k] : 1/0) with lines dt 3 lw 2 lc rgb (n_ceil > 1 ? colour[n + k] : 'black') \
-           title (ceilns[k] > 0 ? sprintf('read ceiling%s, all cores: %.1f GB/s', ceil_host[k], ceilns[k]) : '')
+  plot for [i=n1+1:n] data index (i-1) using 1:2 with linespoints lw 2 pt 7 ps 0.7 \
+           lc rgb colour[i] title labels[i], \
+       for [k=1:n_ceil] (ceilns[k] > 0 ? ceilns[k] : 1/0) with lines dt 3 lw 2 \
+           lc rgb (n_ceil > 1 ? colour[n + k] : 'black') \
+           title (ceilns[k] > 0 ? \
+                  sprintf('read ceiling%s, all cores: %.1f GB/s', ceil_host[k], ceilns[k]) : '')
 }
 unset multiplot

@@ -11,8 +11,8 @@
 #
 # Keys: a script may set key_entries and key_cols (strings: expressions over
 # the vars, e.g. 'n + n_ceil') and key_right (an expression too; true: the
-# key stands right of the axes). The canvas then grows to hold key_rows rows of key_cols entries, so a
-# merge of many machines gets a taller plot, never a clipped or covering key.
+# key stands right of the axes). The canvas then grows to hold key_rows rows of
+# key_cols entries, so a merge of many machines gets a taller plot, never a clipped or covering key.
 if (!exists('tag')) tag = ''
 if (!exists('out_suffix')) out_suffix = ''
 load dir.'/plots/'.name.tag.'.vars'
@@ -24,8 +24,10 @@ if (!exists('key_cols')) key_cols = '1'
 if (!exists('key_right')) key_right = '0'
 key_rows = ceil((@key_entries) / ((@key_cols) * 1.0))
 key_rows = key_rows > 0 ? key_rows : 1
-if (@key_right) { h = (key_rows * lh + 140 > h) ? key_rows * lh + 140 : h } else { h = h + key_rows * lh }
-if (term eq 'png') { set terminal pngcairo size w, h font fnt } else { set terminal svg size w, h fixed font fnt }
+if (@key_right) { h = (key_rows * lh + 140 > h) ? key_rows * lh + 140 : h } \
+else { h = h + key_rows * lh }
+if (term eq 'png') { set terminal pngcairo size w, h font fnt } \
+else { set terminal svg size w, h fixed font fnt }
 set output dir.'/plots/'.name.tag.'.'.term.out_suffix
 data = dir.'/plots/'.name.tag.'.dat'
 set grid

@@ -14,12 +14,14 @@ set key at screen 0.5, screen 0.01 center bottom vertical maxrows key_rows
 set xlabel 'position (tokens already in context)'
 set ylabel 'step latency (ms)'
 set title 'linear axes'
-plot for [i=1:n] data index (i-1) using 1:3:4 with filledcurves fs transparent solid 0.2 lc rgb colour[i] notitle, \
+plot for [i=1:n] data index (i-1) using 1:3:4 with filledcurves \
+         fs transparent solid 0.2 lc rgb colour[i] notitle, \
      for [i=1:n] data index (i-1) using 1:2 with lines lw 2 lc rgb colour[i] title labels[i]
 set lmargin at screen 0.57; set rmargin at screen 0.98
 set logscale xy
 set title 'log-log axes'
 unset key
-plot for [i=1:n] data index (i-1) using 1:3:4 with filledcurves fs transparent solid 0.2 lc rgb colour[i] notitle, \
+plot for [i=1:n] data index (i-1) using 1:3:4 with filledcurves \
+         fs transparent solid 0.2 lc rgb colour[i] notitle, \
      for [i=1:n] data index (i-1) using 1:2 with lines lw 2 lc rgb colour[i] notitle
 unset multiplot

@@ -7,7 +7,8 @@
 name = 'paged'; w = 1200; h = 480
 many = '(n > 16 || n_serve + n_ref > 16)'
 key_right = many
-key_entries = '(@many) ? ((n > 0) + 2 * (n_serve > 0)) * (((n > n_serve + n_ref) ? n : n_serve + n_ref) + 4) : ((n > n_serve + n_ref) ? n : n_serve + n_ref)'
+rows = '((n > n_serve + n_ref) ? n : n_serve + n_ref)'
+key_entries = '(@many) ? ((n > 0) + 2 * (n_serve > 0)) * (@rows + 4) : @rows'
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
 panels = (n > 0) + 2 * (n_serve > 0)
@@ -27,15 +28,19 @@ set xlabel 'block size (tokens)'
 if (n > 0) {
   set title 'attend time / contiguous'
   set ylabel 'ratio (1 = no overhead)'
-  plot for [i=1:n] data index (i-1) using 1:2 with linespoints lw 2 pt 7 lc rgb colour[i] title labels[i], 1 with lines dt 2 lc black notitle
+  plot for [i=1:n] data index (i-1) using 1:2 with linespoints lw 2 pt 7 lc rgb colour[i] \
+       title labels[i], \
+       1 with lines dt 2 lc black notitle
 }
 if (n_serve > 0) {
   sdata = dir.'/plots/serve'.tag.'.dat'
   set title 'serving: KV memory waste'
   set ylabel '1 - used / reserved'
   set yrange [0:1]
-  plot for [i=1:n_serve] sdata index (i-1) using 1:2 with linespoints lw 2 pt 7 lc rgb colour[i] title serve_label[i], \
-       for [j=1:n_ref] ref_waste[j] with lines dt 2 lw 1.5 lc rgb colour[n_serve + j] title ref_label[j]
+  plot for [i=1:n_serve] sdata index (i-1) using 1:2 with linespoints lw 2 pt 7 lc rgb colour[i] \
+           title serve_label[i], \
+       for [j=1:n_ref] ref_waste[j] with lines dt 2 lw 1.5 lc rgb colour[n_serve + j] \
+           title ref_label[j]
   set title 'serving: sequences held at once'.((@many) ? ' (key as above)' : '')
   set ylabel 'mean running sequences'
   set autoscale y

@@ -11,12 +11,14 @@ kvb=${KVBENCH:-$here/../build/kvbench}
 [ -n "${KVBENCH:-}" ] || [ -x "$kvb" ] || kvb=$here/../../../bin/kvbench
 dir=${1:-}
 if [ -z "$dir" ]; then
-  dir=$(ls -1d results/*/ 2>/dev/null | grep -v -e '/baselines/' -e '\.partial/' -e 'gbench/' | sort | tail -n 1)
+  dir=$(ls -1d results/*/ 2>/dev/null | grep -v -e '/baselines/' -e '\.partial/' -e 'gbench/' |
+        sort | tail -n 1)
   dir=${dir%/}
   [ -n "$dir" ] || { echo "plot.sh: no result directory under results/" >&2; exit 2; }
 fi
 [ -d "$dir" ] || { echo "plot.sh: '$dir' is not a directory" >&2; exit 2; }
-command -v gnuplot >/dev/null 2>&1 || { echo "plot.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 2; }
+command -v gnuplot >/dev/null 2>&1 ||
+  { echo "plot.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 2; }
 # these scripts, whichever copy kvbench would find on its own
 KVBENCH_DATA=$here/.. "$kvb" report "$dir" >/dev/null
 drawn=""

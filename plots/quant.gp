@@ -7,7 +7,8 @@
 name = 'quant'; w = 1200; h = 560
 here = exists('ARG0') ? ARG0 : ''; k = strlen(here); while (k > 0 && here[k:k] ne '/') { k = k - 1 }
 load (k > 0 ? here[1:k] : './').'common.gp'
-set multiplot layout 1,2 title sprintf('Quantized KV cache: error against bytes per token (%s)', machine)
+set multiplot layout 1,2 \
+    title sprintf('Quantized KV cache: error against bytes per token (%s)', machine)
 unset key
 set logscale y
 set format y '%.0e'
@@ -19,11 +20,13 @@ set ylabel 'relative L2 error'
 plot data using 1:($5 == 0 ? $2 : 1/0) with points pt 7 ps 1.3 lc rgb colour[1], \
      data using 1:($5 == 0 ? $2 : 1/0):4 with labels offset 1.2,0.6 left font fnt_small, \
      data using 1:($5 != 0 ? ($2 > 0 ? $2 : 1e-12) : 1/0) with points pt 6 ps 1.3 lc rgb 'gray40', \
-     data using 1:($5 != 0 ? ($2 > 0 ? $2 : 1e-12) : 1/0):4 with labels offset -1.2,0.6 right tc rgb 'gray30' font fnt_small
+     data using 1:($5 != 0 ? ($2 > 0 ? $2 : 1e-12) : 1/0):4 with labels \
+         offset -1.2,0.6 right tc rgb 'gray30' font fnt_small
 set title 'next-token KL(f32 cache || lossy cache), mean'
 set ylabel 'KL (nats)'
 plot data using 1:($5 == 0 ? $3 : 1/0) with points pt 7 ps 1.3 lc rgb colour[2], \
      data using 1:($5 == 0 ? $3 : 1/0):4 with labels offset 1.2,0.6 left font fnt_small, \
      data using 1:($5 != 0 ? ($3 > 0 ? $3 : 1e-12) : 1/0) with points pt 6 ps 1.3 lc rgb 'gray40', \
-     data using 1:($5 != 0 ? ($3 > 0 ? $3 : 1e-12) : 1/0):4 with labels offset -1.2,0.6 right tc rgb 'gray30' font fnt_small
+     data using 1:($5 != 0 ? ($3 > 0 ? $3 : 1e-12) : 1/0):4 with labels \
+         offset -1.2,0.6 right tc rgb 'gray30' font fnt_small
 unset multiplot

@@ -12,7 +12,11 @@ set logscale xy
 set format y '%g'
 set xlabel 'tokens generated n'
 set ylabel 'total decode time (s)'
-do for [i=1:n] { if (over[i] > 0) { set arrow from over[i], graph 0 to over[i], graph 1 nohead dt 3 lw 1.5 lc rgb colour[i] } }
+do for [i=1:n] {
+  if (over[i] > 0) {
+    set arrow from over[i], graph 0 to over[i], graph 1 nohead dt 3 lw 1.5 lc rgb colour[i]
+  }
+}
 plot for [i=1:n] data index (i-1) using 1:2 with lines lw 2.5 lc rgb colour[i] title labels[i], \
      for [i=1:n] data index (i-1) using 1:3 with lines dt 2 lw 1 lc rgb colour[i] notitle, \
      NaN with lines dt 3 lw 1.5 lc black title 'attention time > rest of step from here'
