@@ -38,7 +38,8 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the command line: main.c dispatches, cli*.c hold the commands outside it
 CLI_SRC := cli/main.c cli/cli.c cli/cli_sweep.c cli/cli_compare.c
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
-# one cmocka binary per tests/test_*.c (each linked with tests/testlib.c), one shell suite per tests/cli_*.sh
+# one cmocka binary per tests/test_*.c (each linked with tests/testlib.c),
+# one shell suite per tests/cli_*.sh
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 CLI_TESTS := $(wildcard tests/cli_*.sh)
