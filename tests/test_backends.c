@@ -593,12 +593,12 @@ static void test_bad_shapes_and_names(void **state)
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
-    {"attend_every_backend", test_attend_every_backend, 1},
-    {"attend_rejects_planted_bugs", test_attend_rejects_planted_bugs, 0},
-    {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
-    {"paged_fork_cow_and_exhaustion", test_paged_fork_cow_and_exhaustion, 0},
-    {"paged_randomized", test_paged_randomized, 0},
-    {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
+        {"attend_every_backend", test_attend_every_backend, 1},
+        {"attend_rejects_planted_bugs", test_attend_rejects_planted_bugs, 0},
+        {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
+        {"paged_fork_cow_and_exhaustion", test_paged_fork_cow_and_exhaustion, 0},
+        {"paged_randomized", test_paged_randomized, 0},
+        {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
     };
     return kvbt_main(argc, argv, "backends", all, KVBT_COUNT(all));
 }

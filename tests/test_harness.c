@@ -308,11 +308,11 @@ static void test_point_summary(void **state)
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
-    {"cpu_key", test_cpu_key, 0},
-    {"topology_and_pin", test_topology_and_pin, 0},
-    {"sweep_expand", test_sweep_expand, 0},
-    {"serve_sim", test_serve_sim, 0},
-    {"point_summary", test_point_summary, 0},
+        {"cpu_key", test_cpu_key, 0},
+        {"topology_and_pin", test_topology_and_pin, 0},
+        {"sweep_expand", test_sweep_expand, 0},
+        {"serve_sim", test_serve_sim, 0},
+        {"point_summary", test_point_summary, 0},
     };
     return kvbt_main(argc, argv, "harness", all, KVBT_COUNT(all));
 }

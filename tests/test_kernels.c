@@ -215,10 +215,10 @@ static void test_kv_alloc(void **state)
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
-    {"attend_paths_match_reference", test_attend_paths_match_reference, 1},
-    {"causal_matches_reference", test_causal_matches_reference, 1},
-    {"f16_bf16_conversions", test_f16_bf16_conversions, 0},
-    {"kv_alloc", test_kv_alloc, 0},
+        {"attend_paths_match_reference", test_attend_paths_match_reference, 1},
+        {"causal_matches_reference", test_causal_matches_reference, 1},
+        {"f16_bf16_conversions", test_f16_bf16_conversions, 0},
+        {"kv_alloc", test_kv_alloc, 0},
     };
     return kvbt_main(argc, argv, "kernels", all, KVBT_COUNT(all));
 }

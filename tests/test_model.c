@@ -415,10 +415,10 @@ static void test_checkpoint_roundtrip_and_refusals(void **state)
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
-    {"model_nocache_equals_contiguous", test_model_nocache_equals_contiguous, 1},
-    {"model_matches_float64_reference", test_model_matches_float64_reference, 0},
-    {"checkpoint_llama2c_layout", test_checkpoint_llama2c_layout, 0},
-    {"checkpoint_roundtrip_and_refusals", test_checkpoint_roundtrip_and_refusals, 0},
+        {"model_nocache_equals_contiguous", test_model_nocache_equals_contiguous, 1},
+        {"model_matches_float64_reference", test_model_matches_float64_reference, 0},
+        {"checkpoint_llama2c_layout", test_checkpoint_llama2c_layout, 0},
+        {"checkpoint_roundtrip_and_refusals", test_checkpoint_roundtrip_and_refusals, 0},
     };
     return kvbt_main(argc, argv, "model", all, KVBT_COUNT(all));
 }

@@ -481,10 +481,10 @@ static void test_quant_memory_and_lifecycle(void **state)
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
-    {"quant_roundtrip", test_quant_roundtrip, 0},
-    {"quant_kernels_match_dequantized", test_quant_kernels_match_dequantized, 1},
-    {"quant_fused_equals_dequantized", test_quant_fused_equals_dequantized, 1},
-    {"quant_memory_and_lifecycle", test_quant_memory_and_lifecycle, 0},
+        {"quant_roundtrip", test_quant_roundtrip, 0},
+        {"quant_kernels_match_dequantized", test_quant_kernels_match_dequantized, 1},
+        {"quant_fused_equals_dequantized", test_quant_fused_equals_dequantized, 1},
+        {"quant_memory_and_lifecycle", test_quant_memory_and_lifecycle, 0},
     };
     return kvbt_main(argc, argv, "quant", all, KVBT_COUNT(all));
 }

@@ -188,9 +188,9 @@ static void test_compare_verdicts(void **state)
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
-    {"stats", test_stats, 0},
-    {"mann_whitney", test_mann_whitney, 0},
-    {"compare_verdicts", test_compare_verdicts, 0},
+        {"stats", test_stats, 0},
+        {"mann_whitney", test_mann_whitney, 0},
+        {"compare_verdicts", test_compare_verdicts, 0},
     };
     return kvbt_main(argc, argv, "stats", all, KVBT_COUNT(all));
 }
