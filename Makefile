@@ -38,7 +38,8 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the command line: main.c dispatches, cli*.c hold the commands outside it
 CLI_SRC := cli/main.c cli/cli.c cli/cli_sweep.c cli/cli_compare.c
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
-# one cmocka binary per tests/test_*.c, one shell suite per tests/cli_*.sh
+# one cmocka binary per tests/test_*.c (each linked with tests/testlib.c),
+# one shell suite per tests/cli_*.sh
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/%)
 CLI_TESTS := $(wildcard tests/cli_*.sh)
@@ -123,7 +124,8 @@ $(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CXX) $(CXXFLAGS) $^ $(LDLIBS) $(GBENCH_LIBS) -o $@
 
-$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkvbench.a
+# every test binary links the shared test library (tests/testlib.[ch])
+$(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testlib.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
 

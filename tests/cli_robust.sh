@@ -143,10 +143,13 @@ else
   echo "cli-robust: skipped the full-disk case (cannot mount a tmpfs here)"
 fi
 
-# --- the test binary: from any directory, and no temporary files left when killed ---
-TK="$(cd "$(dirname "$KVB")" && pwd)/test_kvbench"
-if [ -x "$TK" ]; then
-  (cd / && "$TK" sweep_expand >"$T/tk.out" 2>&1) && ok || bad "test_kvbench sweep_expand fails outside the repository: $(tail -n 5 "$T/tk.out")"
+# --- the test binaries: from any directory, and no temporary files left when killed ---
+# (sweep_expand lives in test_harness; test_backends runs long enough to be killed mid-way)
+TH="$(cd "$(dirname "$KVB")" && pwd)/test_harness"
+TK="$(cd "$(dirname "$KVB")" && pwd)/test_backends"
+if [ -x "$TK" ] && [ -x "$TH" ]; then
+  (cd / && "$TH" sweep_expand >"$T/tk.out" 2>&1) && ok \
+    || bad "test_harness sweep_expand fails outside the repository: $(tail -n 5 "$T/tk.out")"
   mkdir "$T/tk"
   TMPDIR="$T/tk" "$TK" >/dev/null 2>&1 &
   tk=$!
@@ -154,7 +157,7 @@ if [ -x "$TK" ]; then
   kill -TERM "$tk" 2>/dev/null
   wait "$tk"
   [ -z "$(ls -A "$T/tk")" ] && [ ! -e "/tmp/kvbench-test-$tk" ] && ok \
-    || bad "a killed test_kvbench left $(ls "$T/tk") $(ls -d "/tmp/kvbench-test-$tk" 2>/dev/null)"
+    || bad "a killed test_backends left $(ls "$T/tk") $(ls -d "/tmp/kvbench-test-$tk" 2>/dev/null)"
   rm -rf "/tmp/kvbench-test-$tk"
 fi
 

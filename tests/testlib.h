@@ -1,0 +1,83 @@
+/* testlib.h: what the cmocka test binaries (tests/test_*.c) share.
+ *
+ * Contract: a test binary lists its tests as kvbt_test entries and hands them to
+ * kvbt_main, which gives each test a state for kvbt_case / kvbt_tmpdir. Cases of a
+ * parametric test are named by their parameters in ggml test-backend-ops style,
+ * e.g. attend(backend=paged,mode=grow,dt=f16,bs=16,nh=8,nkv=2,hd=64,ctx=17), and
+ * the filter (argv[1], else the environment variable KVB_TEST_FILTER, a POSIX
+ * extended regex) selects them by name; a test whose own name matches runs whole.
+ * Numerical checks compare against the float64 reference here (kvbt_ref_attend)
+ * with one tolerance per storage type (kvbt_tolerance), so every file judges alike.
+ * Random inputs come from kvbt_urand: deterministic per seed, so a failing case
+ * named in the output fails again when rerun alone. */
+#ifndef KVB_TESTLIB_H
+#define KVB_TESTLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../impls/kvb_backend.h"
+
+/* ---- running: filter, temporary directory, a supervising parent ------------ */
+
+typedef void (*kvbt_fn)(void **state);
+
+typedef struct kvbt_test {
+    const char *name;
+    kvbt_fn fn;
+    int parametric;   /* 1: its cases are named and filtered one by one */
+} kvbt_test;
+
+/* Runs the selected tests as one cmocka group named suite, in a child process;
+ * the parent waits (passing SIGINT/SIGTERM/SIGHUP on) and removes the temporary
+ * directory however the child ends. Returns the exit status for main. */
+int kvbt_main(int argc, char **argv, const char *suite, const kvbt_test *tests, size_t n);
+
+/* Formats a case name into buf (printf-style) and says whether the filter
+ * selects it; state NULL selects every case (a check judging planted bugs must
+ * see the whole grid whatever the filter says). */
+int kvbt_case(void **state, char *buf, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* This run's temporary directory (removed at exit), and a path inside it. */
+const char *kvbt_tmpdir(void **state);
+void kvbt_tmp_path(void **state, const char *name, char *buf, size_t n);
+
+/* Whole-file helpers that fail the test on any I/O error. */
+void kvbt_write_file(const char *path, const void *p, size_t n);
+void *kvbt_read_file(const char *path, size_t *n);
+
+/* ---- inputs ------------------------------------------------------------------ */
+
+/* xorshift uniform in [-1, 1), deterministic per seed */
+float kvbt_urand(uint64_t *seed);
+/* x[i] = scale * uniform[-1, 1) */
+void kvbt_fill(float *x, size_t n, float scale, uint64_t *seed);
+
+/* The attention shape grid: MHA (8/8), GQA 4:1 (8/2), MQA (8/1) x head sizes
+ * x contexts from 1 up (48 and 768 fill whole paged blocks of 3, 16 and 256). */
+typedef struct kvbt_heads { int nh, nkv; } kvbt_heads;
+extern const kvbt_heads kvbt_head_shapes[3];
+extern const int kvbt_head_dims[3];
+extern const int kvbt_contexts[6];
+#define KVBT_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the float64 reference --------------------------------------------------- */
+
+/* out[h] = softmax(q_h K_j^T / sqrt(hd)) V_j with j = h / (nh / nkv);
+ * k, v: [ctx][nkv][hd], q: [nh][hd]. */
+void kvbt_ref_attend(const float *q, const float *k, const float *v, int ctx, int nh, int nkv,
+                     int hd, double *out);
+/* ||x - ref|| / ||ref|| (infinite when x holds a NaN or Inf) */
+double kvbt_rel_l2(const float *x, const double *ref, size_t n);
+/* the largest relative L2 error a storage type may show against float64 */
+double kvbt_tolerance(kvb_dtype dt);
+
+/* ---- caches -------------------------------------------------------------------- */
+
+/* The calls into a backend that files outside test_backends.c share, in one
+ * place: create (failing the test with the backend's message), destroy. */
+kvb_cache *kvbt_cache_new(const kvb_backend *b, const kvb_shape *shape, const kvb_options *opt);
+void kvbt_cache_free(const kvb_backend *b, kvb_cache *c);
+
+#endif
