@@ -1,7 +1,8 @@
 /* cmd_serve.c: kvbench serve-sim: many requests served in rounds under one KV
  * memory budget, first come first served, the latest preempted when memory
  * runs out; how many sequences each cache holds, how full it is, how much
- * forks share. Only the model's KV shape is used; K/V values are noise. */
+ * forks share. Only the model's KV shape is used (a preset's, a checkpoint's,
+ * or overridden); K/V values are noise. */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "opts.h"
@@ -16,7 +17,9 @@ const kvb_cmd_spec kvb_serve_spec = {
     .intro = "Serves --sequences requests with seeded prompt/output lengths in rounds under one\n"
              "KV memory budget: admit first come first served while prompts fit, decode one\n"
              "token per running sequence per round, preempt the latest request when memory\n"
-             "runs out. Only the preset's KV shape is used; K/V values are seeded noise.",
+             "runs out. Only the model's KV shape is used: the preset's, a checkpoint's, or\n"
+             "as --layers, --heads, --kv-heads, --head-dim and --dim change it; K/V values\n"
+             "are seeded noise.",
     .epilogue = "Columns: max_run = most sequences running at once; mean_run = their mean over\n"
                 "rounds: the sequences the budget holds;\n"
                 "util = used / reserved KV bytes (mean over rounds); live/bud = used / budget;\n"
@@ -50,10 +53,14 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
     for (int i = 0; i < nm; i++) modes[i] = (kvb_alloc)mi[i];
     for (int i = 0; i < nl; i++) lens[i] = (kvb_len_dist)lsel[i];
     for (int i = 0; i < nf; i++) forks[i] = (kvb_fork_kind)fsel[i];
+    /* only the KV shape is simulated: the weights' limits do not apply (kvb_shape_check below) */
     kvb_model_config mc;
-    if (kvb_model_preset(c.preset ? c.preset : "stories15m", &mc) != KVB_STATUS_OK)
-        return kvb_usage_error(
-            "unknown preset '%s': allowed are tiny, stories15m, stories110m, gqa1b", c.preset);
+    const char *source;
+    int overridden = c.dim || c.layers || c.heads || c.kv_heads || c.head_dim;
+    if (c.checkpoint && overridden && !c.preset)
+        return kvb_usage_error("--checkpoint takes its shape from the file: no shape flag may "
+                               "override it");
+    if ((r = kvb_opts_kv_config(&c, &mc, &source)) != 0) return r;
     kvb_serve_config sc = {
         .shape = {mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim, c.max_prompt + c.max_output},
         .n_requests = c.sequences,
@@ -106,10 +113,10 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
                cases_n == 1 ? "" : "s", runnable);
         return 0;
     }
-    printf("serve-sim: %d requests, prompt <= %d, output <= %d tokens, %s shape (%d layers, %d kv "
-           "heads x %d, %zu f32 bytes per token), budget %s%s\n",
-           c.sequences, c.max_prompt, c.max_output, c.preset ? c.preset : "stories15m", mc.n_layers,
-           mc.n_kv_heads, mc.head_dim, tok_bytes,
+    printf("serve-sim: %d requests, prompt <= %d, output <= %d tokens, %s%s shape (%d layers, %d "
+           "kv heads x %d, %zu f32 bytes per token), budget %s%s\n",
+           c.sequences, c.max_prompt, c.max_output, source, overridden ? " + overrides" : "",
+           mc.n_layers, mc.n_kv_heads, mc.head_dim, tok_bytes,
            c.budget_mb > 0 ? "as given" : "a quarter of all sequences at their longest",
            sc.attend ? "" : ", attention off");
     printf("%-26s %-9s %-9s %8s %7s %8s %8s %8s %7s %7s %9s %7s %7s\n", "cache", "lengths", "fork",
