@@ -35,8 +35,8 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            harness/topo.c harness/results.c harness/sweep.c \
            analysis/report.c analysis/compare.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
-# the command line: main.c dispatches, cli*.c hold the commands outside it
-CLI_SRC := cli/main.c cli/cli.c cli/cli_sweep.c cli/cli_compare.c
+# the command line: main.c's table dispatches to a cmd_*.c per command
+CLI_SRC := $(wildcard cli/*.c)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 # one cmocka binary per tests/test_*.c (each linked with tests/testlib.c),
 # one shell suite per tests/cli_*.sh

@@ -55,10 +55,46 @@ int kvb_split_list(const char *flag, char *s, char **items, int max, int *n)
         /* a repeated item would make two points with one label, which readers add together */
         for (int i = 0; i < *n; i++)
             if (strcmp(items[i], tok) == 0)
-                return kvb_usage_error("%s: '%s' is listed twice; each item may appear once", flag, tok);
+                return kvb_usage_error("%s: '%s' is listed twice; each item may appear once", flag,
+                                       tok);
         items[(*n)++] = tok;
         if (!comma) break;
         tok = comma + 1;
+    }
+    return 0;
+}
+
+int kvb_parse_int_list(const char *flag, const char *list, long long lo, long long hi, int *out,
+                       int *n)
+{
+    char buf[512];
+    char *items[KVB_MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (kvb_split_list(flag, buf, items, KVB_MAX_LIST, n)) return KVB_EXIT_USAGE;
+    for (int i = 0; i < *n; i++) {
+        long long v = 0;
+        if (kvb_parse_int(flag, items[i], lo, hi, &v)) return KVB_EXIT_USAGE;
+        out[i] = (int)v;
+    }
+    return 0;
+}
+
+int kvb_parse_enum_list(const char *flag, const char *list, const char *const *names, int n_names,
+                        int *out, int *n)
+{
+    char buf[512], allowed[256] = "";
+    char *items[KVB_MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", list);
+    if (kvb_split_list(flag, buf, items, KVB_MAX_LIST, n)) return KVB_EXIT_USAGE;
+    for (int j = 0; j < n_names; j++)
+        snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s", j ? ", " : "",
+                 names[j]);
+    for (int i = 0; i < *n; i++) {
+        int j = 0;
+        while (j < n_names && strcmp(items[i], names[j]) != 0) j++;
+        if (j == n_names)
+            return kvb_usage_error("unknown %s '%s': allowed are %s", flag, items[i], allowed);
+        out[i] = j;
     }
     return 0;
 }

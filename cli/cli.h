@@ -1,5 +1,6 @@
 /* cli.h: what the kvbench commands share: exit statuses, the parsing helpers
- * and the help text. Only main() exits; each command returns one of these.
+ * and the commands main() dispatches to (each in its own cmd_*.c, with its
+ * flag rows and help). Only main() exits; each command returns one of these.
  *
  * Exit statuses (README, "Exit status"):
  *   0  done: everything asked was measured and written;
@@ -10,9 +11,13 @@
 #ifndef KVB_CLI_H
 #define KVB_CLI_H
 
+#include "flags.h"
+
 enum {
     KVB_EXIT_OK = 0, KVB_EXIT_FAIL = 1, KVB_EXIT_USAGE = 2, KVB_EXIT_NOTHING = 3,
 };
+
+enum { KVB_MAX_LIST = 16 };   /* items in one comma list */
 
 /* "kvbench: <message>" and a pointer to help on stderr; returns KVB_EXIT_USAGE */
 int kvb_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -21,13 +26,19 @@ int kvb_parse_int(const char *flag, const char *s, long long lo, long long hi, l
 int kvb_parse_double(const char *flag, const char *s, double lo, double hi, double *out);
 /* splits a comma list in place into at most max items; refuses empty items */
 int kvb_split_list(const char *flag, char *s, char **items, int max, int *n);
-/* help for one command (NULL: the overview) on stdout */
-void kvb_print_help(const char *cmd);
+/* a comma list of integers in [lo, hi] into out (at most KVB_MAX_LIST) */
+int kvb_parse_int_list(const char *flag, const char *list, long long lo, long long hi, int *out,
+                       int *n);
+/* a comma list of names into their indices in names[]; an unknown one refused with the allowed */
+int kvb_parse_enum_list(const char *flag, const char *list, const char *const *names, int n_names,
+                        int *out, int *n);
 
-/* the commands that live outside main.c */
-int kvb_cmd_sweep(int argc, char **argv, const char *argv0);
-int kvb_cmd_report(int argc, char **argv);
-int kvb_cmd_merge(int argc, char **argv);
-int kvb_cmd_compare(int argc, char **argv);
+/* the commands (main.c's table names them): 0 done, else an exit status */
+typedef int kvb_command_fn(const kvb_cli *cli, const kvb_command *self, int argc, char **argv);
+kvb_command_fn kvb_cmd_run, kvb_cmd_attend, kvb_cmd_serve, kvb_cmd_export, kvb_cmd_info,
+    kvb_cmd_list, kvb_cmd_sweep, kvb_cmd_report, kvb_cmd_merge, kvb_cmd_compare;
+extern const kvb_cmd_spec kvb_run_spec, kvb_attend_spec, kvb_serve_spec, kvb_export_spec,
+    kvb_info_spec, kvb_list_spec, kvb_sweep_spec, kvb_report_spec, kvb_merge_spec,
+    kvb_compare_spec;
 
 #endif

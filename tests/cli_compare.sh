@@ -47,7 +47,7 @@ mk_side() {
 }
 mk_side "$T/base"
 "$KVB" attend --backend contiguous,quant --dtype f32,q8 --heads 4 --kv-heads 2 --head-dim 32 --ctx 256 --reps 5 \
-  --no-ceilings --quiet --csv "$T/base/points/attend-x/attend.csv" >"$T/out" 2>&1 \
+  --no-ceilings --csv "$T/base/points/attend-x/attend.csv" >"$T/out" 2>&1 \
   && [ -s "$T/base/points/attend-x/attend.csv" ] && ok || bad "attend for the fixture: $(tail -n 3 "$T/out")"
 A=points/attend-x/attend.csv
 cmp_expect 0 "0 regressed" "$T/base" "$T/base"

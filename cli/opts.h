@@ -1,0 +1,85 @@
+/* opts.h: the options of the commands that build caches and models (run,
+ * attend, serve-sim, export, info), their flag rows (kvb_opts_flags: each row
+ * names the commands that take it) and the helpers that turn options into a
+ * model, cache options and pinning. Each helper refuses a bad value with a
+ * message naming it and returns KVB_EXIT_USAGE; 0 when all is well. */
+#ifndef KVB_OPTS_H
+#define KVB_OPTS_H
+
+#include "flags.h"
+#include "../harness/topo.h"
+#include "../impls/kvb_backend.h"
+#include "../model/model.h"
+
+/* A field is set only by the rows of the commands that take it; the others keep
+ * kvb_opts_init's value. */
+typedef struct kvb_opts {
+    /* caches: run, attend, serve-sim */
+    const char *backends, *dtypes, *modes, *blocks;
+    const char *key_axes, *qkernels, *kernels;
+    int group, residual;              /* 0, -1: the rule in kvb_opts_quant */
+    long long pool_mb, pool_blocks;   /* paged pool size; 0: room for every sequence */
+    /* the model: run, export, serve-sim (its KV shape); 0 keeps the preset's value */
+    const char *preset, *checkpoint;
+    int dim, hidden, layers, heads, kv_heads, head_dim, vocab, max_seq;
+    double rope_theta;
+    int untied, key_outliers;
+    long long seed;
+    /* run */
+    int prompt, tokens, reps, warmup;
+    const char *prompt_ids, *out;
+    double time_budget;
+    /* attend */
+    const char *ctxs;
+    /* serve-sim */
+    const char *lengths, *forks;
+    int sequences, max_prompt, max_output, fork_n, no_attend;
+    double budget_mb;
+    /* measuring */
+    int threads, quiet, no_ceilings, dry_run;
+    const char *pin, *csv;
+    /* info */
+    long long bw_mb;
+    int cpu_key;
+} kvb_opts;
+
+/* the rows, ending with a row whose name is NULL */
+extern const kvb_flag kvb_opts_flags[];
+
+/* The values no row's default sets, then kvb_flags_parse with self's rows. */
+int kvb_opts_parse(const kvb_cli *cli, const kvb_command *self, int argc, char **argv,
+                   kvb_opts *o);
+
+/* The model's shape from --checkpoint's header (no weights read) or from the
+ * preset plus overrides; *source names it. kvb_opts_kv_config checks only the
+ * fields given; kvb_opts_model_config checks the whole model (its weights too). */
+int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **source);
+int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char **source);
+/* The weights for a shape kvb_opts_model_config accepted: the checkpoint's, or seeded ones. */
+int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m);
+
+/* --backend and --dtype resolved; every bad one named. */
+int kvb_opts_backends_dtypes(const kvb_opts *c, const kvb_backend **backs, int *nb, kvb_dtype *dts,
+                             int *nd);
+/* --key-axis resolved; --group must be a power of two. */
+int kvb_opts_key_axes(const kvb_opts *c, kvb_key_axis *axes, int *n);
+/* The quantization options of one case: --group, --residual and one key axis. */
+void kvb_opts_quant(const kvb_opts *c, int head_dim, kvb_key_axis axis, kvb_options *o);
+/* Says once which group a quantized command uses when it is not the usual 32. */
+void kvb_opts_note_group(const kvb_opts *c, int head_dim, int any_quant);
+/* Whether backend b goes with storage type dts[j] in a cross product. */
+int kvb_pair_wanted(const kvb_backend *b, const kvb_dtype *dts, int nd, int j);
+
+/* --pin: binds this thread as thread 0; a machine that cannot bind gets a note. */
+int kvb_opts_pin(const kvb_opts *c, const kvb_topo *topo, kvb_pin_set *ps);
+/* The options' hook that pins a cache's workers, when pinning is on. */
+void kvb_opts_pin_workers(kvb_options *o, kvb_pin_set *ps);
+
+/* An ask beyond the memory the OS reports available is refused; what names it. */
+int kvb_check_memory(const char *what, double bytes);
+/* Every case is unsupported: said with the last reason; KVB_EXIT_NOTHING. */
+int kvb_nothing_to_measure(const char *noun, int n, const char *why);
+/* More threads than this process's cores: warned on stderr; 1 when so. */
+int kvb_threads_oversubscribed(int threads);
+
+#endif

@@ -1,0 +1,234 @@
+/* opts_flags.c: the flag rows of run, attend, serve-sim, export and info, in
+ * the order their help lists them. A flag whose meaning or default differs
+ * between commands has a row per meaning; a command takes exactly the rows
+ * that name it, and every one of them must change what it does.
+ * To add a flag: a field in kvb_opts (opts.h), a row here naming the commands
+ * that honour it, and the code in those commands that reads the field. */
+#include "opts.h"
+
+#include <limits.h>
+#include <stddef.h>
+
+#define RUN    KVB_CMD_RUN
+#define ATTEND KVB_CMD_ATTEND
+#define SERVE  KVB_CMD_SERVE
+#define EXPORT KVB_CMD_EXPORT
+#define INFO   KVB_CMD_INFO
+#define OFF(f) offsetof(kvb_opts, f)
+
+/* clang-format off */
+const kvb_flag kvb_opts_flags[] = {
+    /* caches */
+    {.name = "--backend", .cmds = RUN, .kind = KVB_FLAG_LIST, .def = "nocache,contiguous",
+     .meta = "LIST", .help = "backends, see 'kvbench list'", .off = OFF(backends)},
+    {.name = "--backend", .cmds = ATTEND, .kind = KVB_FLAG_LIST, .def = "contiguous,paged",
+     .meta = "LIST", .help = "backends with an attend", .off = OFF(backends)},
+    {.name = "--backend", .cmds = SERVE, .kind = KVB_FLAG_LIST, .def = "contiguous,paged",
+     .meta = "LIST", .help = "backends that hold KV", .off = OFF(backends)},
+    {.name = "--dtype", .cmds = RUN, .kind = KVB_FLAG_LIST, .def = "f32", .meta = "LIST",
+     .help = "cache storage types: f32,f16,bf16; q8,q4,q4_1,q2 for the quant backend. Every lossy "
+             "type also gets KL, top-1 agreement and attend error against the f32 cache over the "
+             "same tokens (quality.csv)",
+     .off = OFF(dtypes)},
+    {.name = "--dtype", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_LIST, .def = "f32", .meta = "LIST",
+     .help = "storage types: f32,f16,bf16; q8,q4,q4_1,q2 for quant", .off = OFF(dtypes)},
+    {.name = "--mode", .cmds = RUN, .kind = KVB_FLAG_LIST, .def = "grow", .meta = "LIST",
+     .help = "contiguous allocation: grow (capacity doubles), prealloc (max-seq up front)",
+     .off = OFF(modes)},
+    {.name = "--mode", .cmds = SERVE, .kind = KVB_FLAG_LIST, .def = "prealloc,grow", .meta = "LIST",
+     .help = "contiguous allocation: prealloc, grow", .off = OFF(modes)},
+    {.name = "--block", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_LIST, .def = "16",
+     .meta = "LIST", .help = "paged block sizes in tokens, 1..256", .off = OFF(blocks)},
+    {.name = "--pool-mb", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 1, .hi = 1ll << 40,
+     .def_help = "room for the whole sequence", .meta = "N",
+     .help = "paged pool size in MiB (or --pool-blocks)", .off = OFF(pool_mb)},
+    {.name = "--pool-blocks", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 1, .hi = 1ll << 40,
+     .def_help = "room for the whole sequence", .meta = "N",
+     .help = "paged pool size in blocks (or --pool-mb)", .off = OFF(pool_blocks)},
+    {.name = "--group", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 8, .hi = 256,
+     .def_help = "32, or the largest power of two from 8 dividing the head dimension when 32 "
+                 "does not, said on stderr",
+     .meta = "N", .help = "quant: values per scale, a power of two 8..256", .off = OFF(group)},
+    {.name = "--residual", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 0,
+     .hi = 65536, .def_help = "128 for q2, else 0", .meta = "N",
+     .help = "quant: newest tokens kept in f32", .off = OFF(residual)},
+    {.name = "--key-axis", .cmds = RUN | ATTEND, .kind = KVB_FLAG_LIST, .def = "default",
+     .def_help = "channel for q2, else token", .meta = "LIST",
+     .help = "quant: default,token,channel: keys grouped per token or per channel across --group "
+             "tokens",
+     .off = OFF(key_axes)},
+    {.name = "--qkernel", .cmds = RUN, .kind = KVB_FLAG_STRING, .def = "auto", .meta = "NAME",
+     .help = "quant's fused loops: auto (the fastest this CPU has), portable, avx512, avx512-vnni",
+     .off = OFF(qkernels)},
+    {.name = "--qkernel", .cmds = ATTEND, .kind = KVB_FLAG_LIST, .def = "auto", .meta = "LIST",
+     .help = "quant's fused loops: auto,portable,avx512,avx512-vnni (auto: the fastest this CPU "
+             "has), timed side by side",
+     .off = OFF(qkernels)},
+    {.name = "--kernel", .cmds = RUN, .kind = KVB_FLAG_STRING, .def = "auto", .meta = "NAME",
+     .help = "contiguous and paged attend loops: auto, portable, avx2, avx512",
+     .off = OFF(kernels)},
+    {.name = "--kernel", .cmds = ATTEND, .kind = KVB_FLAG_LIST, .def = "auto", .meta = "LIST",
+     .help = "contiguous and paged attend loops: auto,portable,avx2,avx512, timed side by side",
+     .off = OFF(kernels)},
+
+    /* the model */
+    {.name = "--preset", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_STRING,
+     .def_help = "stories15m", .meta = "NAME", .help = "model shape, see 'kvbench list'",
+     .off = OFF(preset)},
+    {.name = "--checkpoint", .cmds = RUN | EXPORT, .kind = KVB_FLAG_STRING, .meta = "FILE",
+     .help = "llama2.c checkpoint instead of seeded random weights", .off = OFF(checkpoint)},
+    {.name = "--checkpoint", .cmds = SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
+     .help = "llama2.c checkpoint whose header gives the KV shape (no weights read)",
+     .off = OFF(checkpoint)},
+    {.name = "--dim", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+     .def_help = "the preset's", .meta = "N", .help = "model width", .off = OFF(dim)},
+    {.name = "--hidden", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+     .def_help = "the preset's", .meta = "N", .help = "feed-forward width", .off = OFF(hidden)},
+    {.name = "--layers", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
+     .def_help = "the preset's", .meta = "N", .help = "layers", .off = OFF(layers)},
+    {.name = "--heads", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
+     .def_help = "the preset's", .meta = "N", .help = "query heads", .off = OFF(heads)},
+    {.name = "--kv-heads", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1,
+     .hi = 4096, .def_help = "the preset's", .meta = "N",
+     .help = "key/value heads, a divisor of the query heads", .off = OFF(kv_heads)},
+    {.name = "--head-dim", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 2,
+     .hi = 65536, .def_help = "the preset's, or dim / heads when --dim or --heads is given",
+     .meta = "N", .help = "dimension of one head", .off = OFF(head_dim)},
+    {.name = "--vocab", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
+     .def_help = "the preset's", .meta = "N", .help = "vocabulary size", .off = OFF(vocab)},
+    {.name = "--max-seq", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
+     .def_help = "the preset's or the checkpoint's", .meta = "N",
+     .help = "positions the model holds; the one override a checkpoint takes",
+     .off = OFF(max_seq)},
+    {.name = "--rope-theta", .cmds = RUN | EXPORT, .kind = KVB_FLAG_DOUBLE, .dlo = 1.0001,
+     .dhi = 1e12, .def_help = "the preset's", .meta = "X", .help = "RoPE base",
+     .off = OFF(rope_theta)},
+    {.name = "--untied", .cmds = RUN | EXPORT, .kind = KVB_FLAG_SWITCH,
+     .help = "random weights with a separate classifier (a tied one makes random models copy "
+             "their input token: KL would be ~0)",
+     .off = OFF(untied)},
+    {.name = "--key-outliers", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 0, .hi = 4096, .meta = "N",
+     .help = "scale N channel pairs of Wk by 30 and of Wq by 1/30: same model, keys with outlier "
+             "channels",
+     .off = OFF(key_outliers)},
+    {.name = "--key-outliers", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 0, .hi = 4096,
+     .meta = "N",
+     .help = "make N channel pairs of the keys 30x larger (queries /30: same scores), as in real "
+             "models' keys",
+     .off = OFF(key_outliers)},
+    {.name = "--seed", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX, .def = "1",
+     .meta = "N", .help = "weights and prompt seed", .off = OFF(seed)},
+    {.name = "--seed", .cmds = EXPORT, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
+     .def = "1", .meta = "N", .help = "weights seed", .off = OFF(seed)},
+    {.name = "--seed", .cmds = ATTEND, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
+     .def = "1", .meta = "N", .help = "K/V data seed", .off = OFF(seed)},
+    {.name = "--seed", .cmds = SERVE, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
+     .def = "1", .meta = "N", .help = "request lengths and K/V noise seed", .off = OFF(seed)},
+
+    /* attend's cases */
+    {.name = "--ctx", .cmds = ATTEND, .kind = KVB_FLAG_LIST, .def = "1024,8192,32768",
+     .meta = "LIST", .help = "context lengths", .off = OFF(ctxs)},
+    {.name = "--heads", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096, .def = "32",
+     .meta = "N", .help = "query heads", .off = OFF(heads)},
+    {.name = "--kv-heads", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096, .def = "8",
+     .meta = "N", .help = "key/value heads, a divisor of --heads", .off = OFF(kv_heads)},
+    {.name = "--head-dim", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 2, .hi = 65536,
+     .def = "128", .meta = "N", .help = "dimension of one head", .off = OFF(head_dim)},
+    {.name = "--reps", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1000, .def = "21",
+     .meta = "R", .help = "timed rounds; medians and p10/p90 reported", .off = OFF(reps)},
+    {.name = "--sequences", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096, .def = "1",
+     .meta = "N",
+     .help = "fill N sequences in turn and time the first: a paged sequence's blocks then lie "
+             "scattered in the pool",
+     .off = OFF(sequences)},
+
+    /* serve-sim's requests */
+    {.name = "--sequences", .cmds = SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096, .def = "64",
+     .meta = "N", .help = "requests", .off = OFF(sequences)},
+    {.name = "--max-prompt", .cmds = SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+     .def = "128", .meta = "N", .help = "longest prompt in tokens", .off = OFF(max_prompt)},
+    {.name = "--max-output", .cmds = SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+     .def = "384", .meta = "N", .help = "longest output in tokens", .off = OFF(max_output)},
+    {.name = "--lengths", .cmds = SERVE, .kind = KVB_FLAG_LIST, .def = "uniform,longtail",
+     .meta = "LIST", .help = "uniform,longtail (longtail: lognormal, median max/8, sigma 1)",
+     .off = OFF(lengths)},
+    {.name = "--fork", .cmds = SERVE, .kind = KVB_FLAG_LIST, .def = "none", .meta = "LIST",
+     .help = "none,parallel,beam: parallel decodes --fork-n samples per request from one shared "
+             "prompt, beam keeps --fork-n beams re-forked every 4 rounds",
+     .off = OFF(forks)},
+    {.name = "--fork-n", .cmds = SERVE, .kind = KVB_FLAG_INT, .lo = 2, .hi = 64, .def = "4",
+     .meta = "N", .help = "samples or beams per request", .off = OFF(fork_n)},
+    {.name = "--budget-mb", .cmds = SERVE, .kind = KVB_FLAG_DOUBLE, .dlo = 0.001, .dhi = 1e7,
+     .def_help = "a quarter of what every sequence, forks included, would need at its longest",
+     .meta = "X", .help = "KV budget in MiB", .off = OFF(budget_mb)},
+    {.name = "--no-attend", .cmds = SERVE, .kind = KVB_FLAG_SWITCH,
+     .help = "memory only: skip attention (much faster)", .off = OFF(no_attend)},
+    {.name = "--time-budget", .cmds = SERVE, .kind = KVB_FLAG_DOUBLE, .dlo = 0, .dhi = 1e7,
+     .def = "0", .meta = "S",
+     .help = "seconds per cache, 0 for none; one past it stops and is marked cut_short",
+     .off = OFF(time_budget)},
+
+    /* run's generation */
+    {.name = "--prompt", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20, .def = "16",
+     .meta = "P", .help = "prompt length in tokens", .off = OFF(prompt)},
+    {.name = "--prompt-ids", .cmds = RUN, .kind = KVB_FLAG_LIST, .meta = "LIST",
+     .help = "explicit prompt token ids, e.g. 1,450,4996 (instead of --prompt)",
+     .off = OFF(prompt_ids)},
+    {.name = "--tokens", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20, .def = "128",
+     .meta = "N", .help = "decode steps per repetition", .off = OFF(tokens)},
+    {.name = "--reps", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1000, .def = "3",
+     .meta = "R", .help = "timed repetitions", .off = OFF(reps)},
+    {.name = "--warmup", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 0, .hi = 1 << 20, .def = "32",
+     .meta = "N", .help = "untimed decode steps before them", .off = OFF(warmup)},
+    {.name = "--time-budget", .cmds = RUN, .kind = KVB_FLAG_DOUBLE, .dlo = 0, .dhi = 1e7,
+     .def = "0", .meta = "S",
+     .help = "seconds per point, 0 for none; a point past it stops and is marked cut_short",
+     .off = OFF(time_budget)},
+
+    /* measuring and writing */
+    {.name = "--threads", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
+     .meta = "N",
+     .help = "OpenBLAS threads, and attention threads for the contiguous and quant caches",
+     .off = OFF(threads)},
+    {.name = "--threads", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
+     .meta = "N",
+     .help = "attention threads: over KV heads, and over parts of the context (contiguous, "
+             "paged) when heads are fewer",
+     .off = OFF(threads)},
+    {.name = "--threads", .cmds = INFO, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
+     .meta = "N", .help = "OpenBLAS threads of the sgemm ceiling", .off = OFF(threads)},
+    {.name = "--bw-mb", .cmds = INFO, .kind = KVB_FLAG_INT64, .lo = 16, .hi = 1 << 20,
+     .def = "1024", .meta = "MB", .help = "the read-bandwidth array in MiB", .off = OFF(bw_mb)},
+    {.name = "--cpu-key", .cmds = INFO, .kind = KVB_FLAG_SWITCH,
+     .help = "print only the CPU model as a folder name (make regress picks "
+             "results/baselines/smoke/<that> as the baseline) and measure nothing",
+     .off = OFF(cpu_key)},
+    {.name = "--pin", .cmds = RUN, .kind = KVB_FLAG_STRING, .def = "none", .meta = "POLICY",
+     .help = "none, compact, spread: bind the decode thread and each attention worker "
+             "(--threads) to its own core (hwloc, verified; recorded per thread in meta.json)",
+     .off = OFF(pin)},
+    {.name = "--pin", .cmds = ATTEND, .kind = KVB_FLAG_STRING, .def = "none", .meta = "POLICY",
+     .help = "none, compact, spread: bind this thread and each attention worker (--threads) to "
+             "its own core (hwloc)",
+     .off = OFF(pin)},
+    {.name = "--out", .cmds = RUN, .kind = KVB_FLAG_STRING, .def_help = "results/<run-id>",
+     .meta = "DIR", .help = "result directory; must not exist", .off = OFF(out)},
+    {.name = "--out", .cmds = EXPORT, .kind = KVB_FLAG_STRING, .meta = "FILE",
+     .help = "the checkpoint to write (required); must not exist", .off = OFF(out)},
+    {.name = "--csv", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
+     .help = "also write the table as CSV (temporary file, then renamed)", .off = OFF(csv)},
+    {.name = "--no-ceilings", .cmds = RUN, .kind = KVB_FLAG_SWITCH,
+     .help = "skip measuring read bandwidth and sgemm for meta.json", .off = OFF(no_ceilings)},
+    {.name = "--no-ceilings", .cmds = ATTEND, .kind = KVB_FLAG_SWITCH,
+     .help = "skip measuring the read ceiling (the ceil column shows -)", .off = OFF(no_ceilings)},
+    {.name = "--quiet", .cmds = RUN, .kind = KVB_FLAG_SWITCH,
+     .help = "no progress line, summary or quality table", .off = OFF(quiet)},
+    {.name = "--dry-run", .cmds = RUN, .kind = KVB_FLAG_SWITCH,
+     .help = "check every flag, the model shape and each point, measure nothing and write "
+             "nothing",
+     .off = OFF(dry_run)},
+    {.name = "--dry-run", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_SWITCH,
+     .help = "check every flag and case, measure nothing", .off = OFF(dry_run)},
+    {.name = NULL},
+};
+/* clang-format on */
