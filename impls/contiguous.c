@@ -41,7 +41,7 @@ struct kvb_cache {
     contig_store *stores;     /* [max_seqs][n_layers] */
     float        *scratch;    /* [threads][kvb_attend_scratch_floats(g, max_seq, hd)] */
     size_t        scratch_per;
-    kvb_attend_runs_fn attend;  /* the loops opt.kernel names, chosen once at create */
+    const kvb_attend_kernel *attend;  /* the loops opt.kernel names, chosen at create */
     kvb_pool     *pool;       /* NULL when single-threaded */
     int           threads, max_parts;
     float        *part_out;   /* [n_kv_heads * max_parts][g][head_dim]: split contexts' outputs */
@@ -104,7 +104,7 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
     c->opt = *opt;
     c->es = kvb_dtype_size(opt->dtype);
     c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* checked by supports */
-    c->opt.kernel = kvb_attend_kernel_name(c->attend);   /* a static string: the caller's may not outlive us */
+    c->opt.kernel = c->attend->name;   /* a static string: the caller's may not outlive us */
     size_t n_stores = (size_t)opt->max_seqs * shape->n_layers;
     c->stores = calloc(n_stores, sizeof *c->stores);
     int g = shape->n_heads / shape->n_kv_heads;
@@ -179,13 +179,13 @@ static void attend_item(void *arg, int item, int thread)
     if (j->parts == 1) {
         kvb_kv_run run = {s->len ? (char *)s->k + h * head_bytes : NULL, s->len ? (char *)s->v + h * head_bytes : NULL,
                           s->len};
-        c->attend(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, j->out + qo, scratch, NULL);
+        c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, j->out + qo, scratch, NULL);
         return;
     }
     int t0 = (int)((long long)s->len * p / j->parts), t1 = (int)((long long)s->len * (p + 1) / j->parts);
     size_t off = (size_t)t0 * hd * c->es;
     kvb_kv_run run = {(char *)s->k + h * head_bytes + off, (char *)s->v + h * head_bytes + off, t1 - t0};
-    c->attend(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, c->part_out + (size_t)item * g * hd, scratch,
+    c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, c->part_out + (size_t)item * g * hd, scratch,
               c->part_ml + (size_t)item * g * 2);
 }
 

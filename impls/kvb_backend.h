@@ -14,41 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum kvb_status {
-    KVB_STATUS_OK = 0,
-    KVB_STATUS_INVALID_ARG,   /* a size, name or index outside what is allowed */
-    KVB_STATUS_NO_MEMORY,     /* malloc failed */
-    KVB_STATUS_UNSUPPORTED,   /* the backend cannot do this shape or option */
-    KVB_STATUS_FULL,          /* capacity (max_seq) reached */
-    KVB_STATUS_IO,            /* a file could not be read or written */
-    KVB_STATUS_FORMAT,        /* a file's content is truncated or inconsistent */
-    KVB_STATUS_COUNT
-} kvb_status;
-
-const char *kvb_status_str(kvb_status s);
-
-/* Storage type of cached K and V. Compute is always f32. The quantized types
- * hold groups of values with an f16 scale (and minimum); only backends flagged
- * KVB_BACKEND_QUANT store them (impls/kernels/quant.h has the formats). */
-typedef enum kvb_dtype {
-    KVB_DTYPE_F32 = 0,
-    KVB_DTYPE_F16,            /* IEEE 754 binary16, round to nearest even */
-    KVB_DTYPE_BF16,           /* bfloat16: top half of an f32, round to nearest even */
-    KVB_DTYPE_Q8,             /* 8-bit symmetric, f16 scale per group (q8_0: 8.5 bits at 32) */
-    KVB_DTYPE_Q4,             /* 4-bit symmetric, f16 scale per group (q4_0: 4.5 bits at 32) */
-    KVB_DTYPE_Q4_1,           /* 4-bit with f16 scale and minimum per group (q4_1: 5 bits) */
-    KVB_DTYPE_Q2,             /* 2-bit with f16 scale and zero point per group (KIVI: 3 bits) */
-    KVB_DTYPE_COUNT
-} kvb_dtype;
-
-const char *kvb_dtype_name(kvb_dtype t);
-size_t      kvb_dtype_size(kvb_dtype t);               /* bytes per element; 0 if quantized */
-int         kvb_dtype_is_quant(kvb_dtype t);
-/* Bits per stored value, scales and minimums included, for groups of `group`
- * values (0: the default, 32). */
-double      kvb_dtype_bits(kvb_dtype t, int group);
-kvb_status  kvb_dtype_parse(const char *name, kvb_dtype *out);
+#include "types/kvb_types.h"
 
 /* How a dense store obtains its memory. */
 typedef enum kvb_alloc {
@@ -70,7 +36,7 @@ typedef enum kvb_key_axis {
 
 const char *kvb_key_axis_name(kvb_key_axis a);
 kvb_status  kvb_key_axis_parse(const char *name, kvb_key_axis *out);
-/* DEFAULT made concrete for storage type t: CHANNEL for q2, else TOKEN. */
+/* DEFAULT made concrete for storage type t: its traits row's default. */
 kvb_key_axis kvb_key_axis_resolve(kvb_dtype t, kvb_key_axis a);
 
 typedef struct kvb_shape {

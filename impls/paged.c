@@ -75,7 +75,7 @@ struct kvb_cache {
     size_t      scratch_per;
     int         threads;
     kvb_pool   *pool;         /* NULL when single-threaded; attend splits over KV heads */
-    kvb_attend_runs_fn attend;  /* the loops opt.kernel names, chosen once at create */
+    const kvb_attend_kernel *attend;  /* the loops opt.kernel names, chosen at create */
     int         max_parts;    /* context parts per KV head when heads are fewer than threads */
     float      *part_out;     /* [n_kv_heads * max_parts][g][head_dim]: the parts' outputs */
     float      *part_ml;      /* [n_kv_heads * max_parts][g][2]: their max and sum */
@@ -163,7 +163,7 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
     c->seqs = calloc((size_t)opt->max_seqs, sizeof *c->seqs);
     c->threads = opt->threads > 1 ? opt->threads : 1;
     c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* checked by supports */
-    c->opt.kernel = kvb_attend_kernel_name(c->attend);
+    c->opt.kernel = c->attend->name;
     c->runs = malloc((size_t)c->threads * max_blocks_per_seq(c) * sizeof *c->runs);
     int g = shape->n_heads / shape->n_kv_heads;
     c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
@@ -351,9 +351,9 @@ static void paged_item(void *arg, int item, int thread)
     size_t qo = (size_t)h * g * hd;
     float *scratch = c->scratch + (size_t)thread * c->scratch_per;
     if (j->parts == 1)
-        c->attend(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo, j->out + qo, scratch, NULL);
+        c->attend->run(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo, j->out + qo, scratch, NULL);
     else
-        c->attend(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo,
+        c->attend->run(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo,
                   c->part_out + (size_t)item * g * hd, scratch, c->part_ml + (size_t)item * g * 2);
 }
 

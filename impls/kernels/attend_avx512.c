@@ -1,6 +1,6 @@
-/* attend_avx512.c: the AVX-512 path of kvb_attend_runs for f32, f16 and bf16
- * rows (head_dim a multiple of 16), chosen at run time; kernels.c keeps the
- * portable reference, and the tests hold every path to float64.
+/* attend_avx512.c: the AVX-512 row of the attend kernels (kernels.h) for f32,
+ * f16 and bf16 rows (head_dim a multiple of 16), chosen at run time; kernels.c
+ * keeps the portable reference, and the tests hold every path to float64.
  *
  * Keys: rows R at a time (4/HB rows for HB <= 2 heads, 2 for four), 16 values
  * per vector, converted in registers (f16: vcvtph2ps; bf16: a 16-bit shift),
@@ -315,15 +315,11 @@ static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, 
     }
 }
 
-kvb_attend_runs_fn kvb_attend_runs_avx512(void)
-{
-    __builtin_cpu_init();
-    int ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    return ok ? attend_runs_avx512 : NULL;
-}
+const kvb_attend_kernel kvb_attend_kernel_avx512 = {"avx512", 16, kvb_have_avx512,
+                                                    attend_runs_avx512};
 
 #else
-kvb_attend_runs_fn kvb_attend_runs_avx512(void) { return NULL; }
+static int usable_avx512(void) { return 0; }
+
+const kvb_attend_kernel kvb_attend_kernel_avx512 = {"avx512", 16, usable_avx512, NULL};
 #endif

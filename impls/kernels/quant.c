@@ -12,18 +12,10 @@
 #define KVB_HOT
 #endif
 
-static const kvb_qformat formats[] = {
-    {KVB_DTYPE_Q8, 8, 0, 128, 255},
-    {KVB_DTYPE_Q4, 4, 0, 8, 15},
-    {KVB_DTYPE_Q4_1, 4, 1, 0, 15},
-    {KVB_DTYPE_Q2, 2, 1, 0, 3},
-};
-
 const kvb_qformat *kvb_qformat_of(kvb_dtype dt)
 {
-    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-        if (formats[i].dtype == dt) return &formats[i];
-    return NULL;
+    const kvb_type_traits *t = kvb_type_traits_of(dt);
+    return t && t->readers == KVB_READ_QUANT ? t : NULL;
 }
 
 enum { F16_MAX_BITS = 0x7bffu };      /* 65504 */

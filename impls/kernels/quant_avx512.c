@@ -567,19 +567,11 @@ static const kvb_qkernels avx512_vnni = {
     .softmax_exp = softmax_exp_avx512,
 };
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
-const kvb_qkernels *kvb_qkernels_avx512(void) { return have_avx512() ? &avx512 : NULL; }
+const kvb_qkernels *kvb_qkernels_avx512(void) { return kvb_have_avx512() ? &avx512 : NULL; }
 
 const kvb_qkernels *kvb_qkernels_avx512_vnni(void)
 {
-    return have_avx512() && __builtin_cpu_supports("avx512vnni") ? &avx512_vnni : NULL;
+    return kvb_have_avx512() && __builtin_cpu_supports("avx512vnni") ? &avx512_vnni : NULL;
 }
 
 #else
