@@ -117,20 +117,22 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
             snprintf(a->why, sizeof a->why, "%s", a->backend->attend ? why : "stores nothing");
             continue;
         }
-        st = a->backend->create(&caches[c], s, &a->opt, msg, msg_len);
+        st = kvb_cache_create(&caches[c], a->backend, s, &a->opt, msg, msg_len);
         for (int i = 0; st == KVB_STATUS_OK && i < ctx; i++)
             for (int q2 = 0; st == KVB_STATUS_OK && q2 < a->opt.max_seqs; q2++)
-                st = a->backend->append(caches[c], q2, 0, k + (size_t)i * nkv * hd, v + (size_t)i * nkv * hd);
+                st = kvb_cache_append(caches[c], q2, 0, k + (size_t)i * nkv * hd,
+                                      v + (size_t)i * nkv * hd);
         if (st != KVB_STATUS_OK) {
             char name[160];
             kvb_attend_case_name(a, s, name, sizeof name);
             snprintf(msg, msg_len, "%s: filling the cache failed: %s", name, kvb_status_str(st));
             goto out;
         }
-        a->mem = a->backend->memory(caches[c]);
-        a->kv_bytes = a->backend->seq_memory ? a->backend->seq_memory(caches[c], 0).used
-                                             : 2 * kvn * kvb_dtype_size(a->opt.dtype);
-        a->backend->attend(caches[c], 0, 0, q, out);
+        a->mem = kvb_cache_memory(caches[c]);
+        kvb_memory seq0;
+        a->kv_bytes = kvb_cache_seq_memory(caches[c], 0, &seq0) == KVB_STATUS_OK
+                          ? seq0.used : 2 * kvn * kvb_dtype_size(a->opt.dtype);
+        kvb_cache_attend(caches[c], 0, 0, q, out);
         double e = 0, rr = 0, mx = 0;
         for (size_t i = 0; i < qn; i++) {
             e += (out[i] - ref[i]) * (out[i] - ref[i]);
@@ -144,7 +146,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
         for (int c = 0; c < n_cases; c++) {
             if (!caches[c]) continue;
             uint64_t t0 = kvb_now_ns();
-            cases[c].backend->attend(caches[c], 0, 0, q, out);
+            kvb_cache_attend(caches[c], 0, 0, q, out);
             uint64_t dt = kvb_now_ns() - t0;
             if (round >= 0) t[(size_t)c * reps + round] = (double)dt;
         }
@@ -159,7 +161,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
     }
 out:
     for (int c = 0; caches && c < n_cases; c++)
-        if (caches[c]) cases[c].backend->destroy(caches[c]);
+        kvb_cache_destroy(caches[c]);
     free(caches); free(k); free(v); free(q); free(out); free(ref); free(t);
     return st;
 }

@@ -51,10 +51,32 @@ const char *kvb_backend_kernel(const kvb_backend *b, const kvb_shape *s, const k
     return k ? k->name : "unsupported";
 }
 
+kvb_status kvb_backend_check(const kvb_backend *b, char *msg, size_t msg_len)
+{
+    if (!b) {
+        snprintf(msg, msg_len, "no backend");
+        return KVB_STATUS_INVALID_ARG;
+    }
+    if (b->version != KVB_BACKEND_VERSION) {
+        snprintf(msg, msg_len, "backend %s: interface version %u, this build speaks %d",
+                 b->name, b->version, KVB_BACKEND_VERSION);
+        return KVB_STATUS_UNSUPPORTED;
+    }
+    int stores = !(b->flags & KVB_BACKEND_RECOMPUTE);
+    if (!b->create || !b->destroy || !b->memory || !b->length ||
+        (stores && (!b->append || !b->attend))) {
+        snprintf(msg, msg_len, "backend %s: a slot the contract requires is NULL", b->name);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    return KVB_STATUS_OK;
+}
+
 kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
                                 const kvb_options *o, char *why, size_t why_len)
 {
-    kvb_status st = kvb_shape_check(s, why, why_len);
+    kvb_status st = kvb_backend_check(b, why, why_len);
+    if (st != KVB_STATUS_OK) return st;
+    st = kvb_shape_check(s, why, why_len);
     if (st != KVB_STATUS_OK) return st;
     const kvb_type_traits *t = kvb_type_traits_of(o->dtype);
     if (!t || o->alloc < 0 || o->alloc >= KVB_ALLOC_COUNT) {
