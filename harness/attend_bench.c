@@ -55,11 +55,15 @@ void kvb_attend_reference(const float *q, const float *k, const float *v, int ct
     }
 }
 
-static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, double *out)
+/* Over the newest n of the max_seq tokens: all of them, or a sliding window's. */
+static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, int n,
+                      double *out)
 {
     double *sc = malloc((size_t)s->max_seq * sizeof *sc);
     if (!sc) return;
-    kvb_attend_reference(q, k, v, s->max_seq, s->n_heads, s->n_kv_heads, s->head_dim, out, sc);
+    size_t first = (size_t)(s->max_seq - n) * s->n_kv_heads * s->head_dim;
+    kvb_attend_reference(q, k + first, v + first, n, s->n_heads, s->n_kv_heads, s->head_dim, out,
+                         sc);
     free(sc);
 }
 
@@ -104,7 +108,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
             q[(size_t)h * hd + ch + 1] /= KVB_OUTLIER_SCALE;
         }
     }
-    reference(q, k, v, s, ref);
+    reference(q, k, v, s, ctx, ref);
 
     for (int c = 0; c < n_cases; c++) {
         kvb_attend_case *a = &cases[c];
@@ -133,12 +137,16 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
         a->kv_bytes = kvb_cache_seq_memory(caches[c], 0, &seq0) == KVB_STATUS_OK
                           ? seq0.used : 2 * kvn * kvb_dtype_size(a->opt.dtype);
         kvb_cache_attend(caches[c], 0, 0, q, out);
-        double e = 0, rr = 0, mx = 0;
-        for (size_t i = 0; i < qn; i++) {
-            e += (out[i] - ref[i]) * (out[i] - ref[i]);
-            rr += ref[i] * ref[i];
-            mx = fmax(mx, fabs(out[i] - ref[i]));
+        int held = kvb_cache_attended(caches[c], ctx);
+        double *want = held < ctx ? malloc(qn * sizeof *want) : ref;
+        if (held < ctx && want) reference(q, k, v, s, held, want);
+        double e = want ? 0 : NAN, rr = 0, mx = 0;
+        for (size_t i = 0; want && i < qn; i++) {
+            e += (out[i] - want[i]) * (out[i] - want[i]);
+            rr += want[i] * want[i];
+            mx = fmax(mx, fabs(out[i] - want[i]));
         }
+        if (want != ref) free(want);
         a->rel_err = sqrt(e / (rr > 0 ? rr : 1));
         a->max_abs_err = isfinite(e) ? mx : INFINITY;
     }

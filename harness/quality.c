@@ -105,9 +105,10 @@ static kvb_status sh_attend(shadow *w, int seq, int layer, const float *q, float
     kvb_status st = kvb_cache_attend(w->inner, seq, layer, q, out);
     if (st != KVB_STATUS_OK) return st;
     const int nh = w->shape.n_heads, nkv = w->shape.n_kv_heads, hd = w->shape.head_dim;
-    const int n = w->len[layer];
-    size_t first = (size_t)layer * w->shape.max_seq * nkv * hd;
-    kvb_attend_reference(q, w->k + first, w->v + first, n, nh, nkv, hd, w->ref, w->sc);
+    const int n = w->len[layer], held = kvb_cache_attended(w->inner, n);
+    /* the reference reads what the cache attends: its newest `held` tokens */
+    size_t first = ((size_t)layer * w->shape.max_seq + (size_t)(n - held)) * nkv * hd;
+    kvb_attend_reference(q, w->k + first, w->v + first, held, nh, nkv, hd, w->ref, w->sc);
     double e = 0, r = 0, mabs = 0;
     for (int i = 0; i < nh * hd; i++) {
         double d = out[i] - w->ref[i];

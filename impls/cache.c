@@ -12,6 +12,7 @@ struct kvb_cache {
     kvb_backend_ctx   *ctx;
     kvb_shape          shape;
     int                max_seqs;
+    int                window;    /* KVB_BACKEND_WINDOW: tokens attend reads; else 0 */
 };
 
 static kvb_cache *cache_new(const kvb_backend *b, const kvb_shape *s, const kvb_options *o)
@@ -21,6 +22,7 @@ static kvb_cache *cache_new(const kvb_backend *b, const kvb_shape *s, const kvb_
     c->backend = b;
     c->shape = *s;
     c->max_seqs = o->max_seqs;
+    if (b->flags & KVB_BACKEND_WINDOW) c->window = o->window ? o->window : s->max_seq;
     return c;
 }
 
@@ -133,4 +135,9 @@ kvb_status kvb_cache_read_kv(const kvb_cache *c, int seq, int layer, int kv_head
     if (!c->backend->read_kv) return KVB_STATUS_UNSUPPORTED;
     if (token < 0 || token >= c->backend->length(c->ctx, seq, layer)) return KVB_STATUS_INVALID_ARG;
     return c->backend->read_kv(c->ctx, seq, layer, kv_head, token, k, v);
+}
+
+int kvb_cache_attended(const kvb_cache *c, int appended)
+{
+    return c && c->window && c->window < appended ? c->window : appended;
 }

@@ -67,6 +67,10 @@ typedef struct kvb_options {
     const char *kernel;       /* attend loops over f32/f16/bf16 rows (contiguous, paged):
                                * NULL or "auto" (fastest here), "avx512", "avx2",
                                * "portable" (impls/kernels/kernels.h) */
+    /* sliding-window backends (KVB_BACKEND_WINDOW) only; beside block_tokens,
+     * in what was padding, so the struct and every byte count of a backend
+     * that embeds it keep their size */
+    int       window;         /* newest tokens attended, 1..max_seq; 0: max_seq */
     /* paged backends (KVB_BACKEND_PAGED) only; 0 picks the default */
     int       block_tokens;   /* tokens per block, 1..256; default 16 */
     size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */
@@ -102,6 +106,11 @@ enum {
     /* Stores the quantized types (KVB_DTYPE_Q*), and only those; group,
      * residual and key_axis in kvb_options apply. */
     KVB_BACKEND_QUANT = 1u << 2,
+    /* Holds only the newest `window` tokens of each (seq, layer) (kvb_options;
+     * 0: max_seq) and attend reads those alone, as sliding-window attention
+     * does; older ones are dropped, so length and read_kv see only the tokens
+     * held and append never returns KVB_STATUS_FULL for length. */
+    KVB_BACKEND_WINDOW = 1u << 3,
 };
 
 /* The version of the slot contract below; a table written against another is
@@ -236,5 +245,10 @@ kvb_status kvb_cache_seq_fork(kvb_cache *c, int parent, int child);
 kvb_status kvb_cache_seq_memory(const kvb_cache *c, int seq, kvb_memory *out);
 kvb_status kvb_cache_read_kv(const kvb_cache *c, int seq, int layer, int kv_head, int token,
                              float *k, float *v);
+
+/* Of the newest `appended` tokens of a layer, how many attend reads: all of
+ * them, or the window of a KVB_BACKEND_WINDOW cache. What a reference
+ * attention must cover. */
+int kvb_cache_attended(const kvb_cache *c, int appended);
 
 #endif
