@@ -179,22 +179,6 @@ void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int 
         }
 }
 
-/* On the Xeon the SIMD loops were first tuned on, 4 rows ahead was best and 32
- * rows took f16 MHA at 32768 tokens from 46 to 60 ms. On AMD Zen 5, 4 rows (1
- * KiB of f16) leave the stream short of misses in flight: about 6 KiB ahead
- * read f16 MHA 17-20% faster and f32 MHA 9-14% (A/B runs in one process at
- * 32768 tokens, AVX-512 path), GQA within 5%, 12-16 KiB no better. Other CPUs
- * keep the Xeon's 4 rows. Targets past a run's end are redirected to the next
- * runs (attend_avx512.c), which a paged cache needs at this distance. */
-size_t kvb_attend_prefetch_bytes(size_t row_bytes)
-{
-    size_t rows = 4;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_is("amd")) rows = (6144 + row_bytes - 1) / (row_bytes ? row_bytes : 1);
-#endif
-    return (rows < 4 ? 4 : rows) * row_bytes;
-}
-
 KVB_HOT
 float kvb_sum_f32(const float *x, size_t n)
 {

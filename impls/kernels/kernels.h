@@ -91,7 +91,7 @@ void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, con
 
 /* How far ahead of the row it reads a row loop of the AVX-512 path prefetches,
  * in bytes (a whole number of rows of row_bytes): the CPU's own prefetchers
- * differ, so the distance is measured per vendor (see kernels.c). */
+ * differ, so the distance is measured per vendor (see attend_avx512.c). */
 size_t kvb_attend_prefetch_bytes(size_t row_bytes);
 
 /* The kernel "auto" picks for head_dim 128 on this CPU, for `kvbench info`. */

@@ -229,24 +229,3 @@ const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group,
     if (!t) snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
     return t;
 }
-
-void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq)
-{
-    for (int c = 0; c < n / 32; c++) {
-        float amax = 0.0f;
-        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(q[32 * c + e]));
-        float iq = amax > 0.0f ? 127.0f / amax : 0.0f;
-        sq[c] = amax / 127.0f;
-        for (int e = 0; e < 32; e++) qi[32 * c + e] = (int8_t)clampi(q[32 * c + e] * iq, -127, 127);
-    }
-}
-
-void kvb_qround_query(const float *q, int n, float *out)
-{
-    for (int c = 0; c < n / 32; c++) {
-        int8_t qi[32];
-        float sq;
-        kvb_qquant_query(q + 32 * c, 32, qi, &sq);
-        for (int e = 0; e < 32; e++) out[32 * c + e] = sq * (float)qi[e];
-    }
-}
