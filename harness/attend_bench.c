@@ -21,6 +21,8 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
                  kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? ",kernel=" : "",
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? c->opt.qkernel : "");
+    if ((c->backend->flags & KVB_BACKEND_WINDOW) && c->opt.window)
+        snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",window=%d", c->opt.window);
     if (c->opt.threads > 1) snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",threads=%d", c->opt.threads);
     snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
              kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);

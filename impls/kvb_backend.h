@@ -64,7 +64,7 @@ typedef struct kvb_options {
      * harness pins them to cores. NULL: nothing. */
     void      (*thread_start)(void *arg, int thread);
     void       *thread_start_arg;
-    const char *kernel;       /* attend loops over f32/f16/bf16 rows (contiguous, paged):
+    const char *kernel;       /* attend loops over f32/f16/bf16 rows (the dense backends):
                                * NULL or "auto" (fastest here), "avx512", "avx2",
                                * "portable" (impls/kernels/kernels.h) */
     /* sliding-window backends (KVB_BACKEND_WINDOW) only; beside block_tokens,

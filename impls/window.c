@@ -215,7 +215,7 @@ static kvb_status window_read_kv(const kvb_backend_ctx *c, int seq, int layer, i
 const kvb_backend kvb_backend_window = {
     .version = KVB_BACKEND_VERSION,
     .name = "window",
-    .description = "sliding window: the newest --window tokens per layer in a ring (Mistral)",
+    .description = "sliding window: each layer's newest tokens in a ring (Mistral's buffer)",
     .flags = KVB_BACKEND_WINDOW,
     .supports = window_supports,
     .create = window_create,
