@@ -24,12 +24,11 @@ BUILD   ?= build
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # the layers, lowest first (an arrow only points down): base/ (files, clocks, stats),
-# impls/ (kernels, then backends and their registry), model/ (the decoder), harness/
-# (the measurements and sweeps), analysis/ (reports and compare); cli/ on top
+# impls/ (types, kernels, then backends and their registry), model/ (the decoder), harness/
+# (the measurements and sweeps), analysis/ (reports and compare); cli/ on top.
+# impls/ by wildcard: a new backend is a file there and a line in impls/registry.c
 LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
-           impls/kernels/kernels.c impls/kernels/kvmem.c impls/kernels/attend_avx512.c impls/kernels/attend_avx2.c \
-           impls/kernels/pool.c impls/kernels/quant.c impls/kernels/quant_avx512.c \
-           impls/registry.c impls/nocache.c impls/contiguous.c impls/paged.c impls/quant.c \
+           $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
            model/model.c \
            harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c harness/quality.c \
            harness/topo.c harness/results.c harness/sweep.c \

@@ -28,7 +28,7 @@
 #define KVB_COMPARE_H
 
 #include <stddef.h>
-#include "../impls/kvb_backend.h"
+#include "../impls/types/kvb_types.h"
 
 enum { KVB_CMP_MAX_SAMPLES = 64 };
 

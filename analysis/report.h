@@ -24,7 +24,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
-#include "../impls/kvb_backend.h"
+#include "../impls/types/kvb_types.h"
 
 kvb_status kvb_report(const char *dir, char *msg, size_t msg_len);
 

@@ -51,7 +51,6 @@ typedef struct kv_case {
 struct bench_ctx {
     const void *owner;               /* the case the state below belongs to */
     kvb_cache  *cache;
-    const kvb_backend *backend;
     float      *q, *out;
     kvb_model   model;
     kvb_state   state;
@@ -67,7 +66,7 @@ static float urand(uint64_t *s)
 
 static void release(bench_ctx *c)
 {
-    if (c->cache) c->backend->destroy(c->cache);
+    kvb_cache_destroy(c->cache);
     free(c->q); free(c->out);
     c->cache = NULL; c->q = c->out = NULL; c->owner = NULL;
 }
@@ -90,13 +89,13 @@ static void bm_attend(kvb_gb_state *st, void *user)
         float *kv = malloc(2 * row * sizeof *kv);
         c->q = malloc((size_t)s->n_heads * s->head_dim * sizeof *c->q);
         c->out = malloc((size_t)s->n_heads * s->head_dim * sizeof *c->out);
-        kvb_status st2 = kv && c->q && c->out ? k->backend->create(&c->cache, s, &k->opt, msg, sizeof msg)
-                                               : KVB_STATUS_NO_MEMORY;
-        c->backend = k->backend;
+        kvb_status st2 = kv && c->q && c->out
+                             ? kvb_cache_create(&c->cache, k->backend, s, &k->opt, msg, sizeof msg)
+                             : KVB_STATUS_NO_MEMORY;
         uint64_t r = 0x9e3779b97f4a7c15ull;
         for (int t = 0; st2 == KVB_STATUS_OK && t < s->max_seq; t++) {
             for (size_t i = 0; i < 2 * row; i++) kv[i] = urand(&r);
-            st2 = k->backend->append(c->cache, 0, 0, kv, kv + row);
+            st2 = kvb_cache_append(c->cache, 0, 0, kv, kv + row);
         }
         for (int i = 0; c->q && i < s->n_heads * s->head_dim; i++) c->q[i] = 2.0f * urand(&r);
         free(kv);
@@ -111,7 +110,7 @@ static void bm_attend(kvb_gb_state *st, void *user)
     }
     uint64_t t0 = kvb_now_ns();
     while (kvb_gb_keep_running(st))
-        if (k->backend->attend(c->cache, 0, 0, c->q, c->out) != KVB_STATUS_OK) {
+        if (kvb_cache_attend(c->cache, 0, 0, c->q, c->out) != KVB_STATUS_OK) {
             kvb_gb_skip_with_error(st, "attend failed");
             break;
         }
@@ -147,23 +146,23 @@ static void bm_append(kvb_gb_state *st, void *user)
     release(c);
     size_t row = (size_t)k->shape.n_kv_heads * k->shape.head_dim;
     float *kv = malloc(2 * row * sizeof *kv);
-    if (!kv || k->backend->create(&c->cache, &k->shape, &k->opt, msg, sizeof msg) != KVB_STATUS_OK) {
+    if (!kv || kvb_cache_create(&c->cache, k->backend, &k->shape, &k->opt, msg, sizeof msg) !=
+                   KVB_STATUS_OK) {
         free(kv);
         kvb_gb_skip_with_error(st, msg[0] ? msg : "out of memory");
         return;
     }
-    c->backend = k->backend;
     uint64_t r = 7;
     for (size_t i = 0; i < 2 * row; i++) kv[i] = urand(&r);
     int len = 0;
     while (kvb_gb_keep_running(st)) {
         if (len == k->shape.max_seq) {         /* full: start over, untimed */
             kvb_gb_pause(st);
-            k->backend->seq_clear(c->cache, 0);
+            kvb_cache_seq_clear(c->cache, 0);
             len = 0;
             kvb_gb_resume(st);
         }
-        if (k->backend->append(c->cache, 0, 0, kv, kv + row) != KVB_STATUS_OK) {
+        if (kvb_cache_append(c->cache, 0, 0, kv, kv + row) != KVB_STATUS_OK) {
             kvb_gb_skip_with_error(st, "append failed");
             break;
         }
@@ -208,27 +207,27 @@ static void bm_model(kvb_gb_state *st, void *user, int decode)
     kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_PREALLOC, .max_seqs = 1};
     char msg[256];
     int *tokens = malloc((size_t)(n + DECODE_SPAN) * sizeof *tokens);
-    if (!tokens || n + DECODE_SPAN > sh.max_seq || b->create(&c->cache, &sh, &o, msg, sizeof msg) != KVB_STATUS_OK) {
+    if (!tokens || n + DECODE_SPAN > sh.max_seq ||
+        kvb_cache_create(&c->cache, b, &sh, &o, msg, sizeof msg) != KVB_STATUS_OK) {
         free(tokens);
         kvb_gb_skip_with_error(st, "cannot set up the model case");
         return;
     }
-    c->backend = b;
     for (int i = 0; i < n + DECODE_SPAN; i++) tokens[i] = 1 + (i * 7919) % (m->cfg.vocab_size - 1);
     kvb_status s = KVB_STATUS_OK;
     int pos = n;
-    if (decode) s = kvb_forward_seq(m, &c->state, b, c->cache, 0, tokens, n, NULL);
+    if (decode) s = kvb_forward_seq(m, &c->state, c->cache, 0, tokens, n, NULL);
     while (s == KVB_STATUS_OK && kvb_gb_keep_running(st)) {
         if (!decode || pos == n + DECODE_SPAN) {          /* start over, untimed */
             kvb_gb_pause(st);
-            b->seq_clear(c->cache, 0);
-            if (decode) s = kvb_forward_seq(m, &c->state, b, c->cache, 0, tokens, n, NULL);
+            kvb_cache_seq_clear(c->cache, 0);
+            if (decode) s = kvb_forward_seq(m, &c->state, c->cache, 0, tokens, n, NULL);
             pos = n;
             kvb_gb_resume(st);
         }
         if (s != KVB_STATUS_OK) break;
-        s = decode ? kvb_forward_token(m, &c->state, b, c->cache, 0, tokens[pos], pos, NULL)
-                   : kvb_forward_seq(m, &c->state, b, c->cache, 0, tokens, n, NULL);
+        s = decode ? kvb_forward_token(m, &c->state, c->cache, 0, tokens[pos], pos, NULL)
+                   : kvb_forward_seq(m, &c->state, c->cache, 0, tokens, n, NULL);
         pos++;
     }
     if (s != KVB_STATUS_OK) kvb_gb_skip_with_error(st, kvb_status_str(s));

@@ -21,6 +21,8 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
                  kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? ",kernel=" : "",
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? c->opt.qkernel : "");
+    if ((c->backend->flags & KVB_BACKEND_WINDOW) && c->opt.window)
+        snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",window=%d", c->opt.window);
     if (c->opt.threads > 1) snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",threads=%d", c->opt.threads);
     snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
              kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);
@@ -55,11 +57,15 @@ void kvb_attend_reference(const float *q, const float *k, const float *v, int ct
     }
 }
 
-static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, double *out)
+/* Over the newest n of the max_seq tokens: all of them, or a sliding window's. */
+static void reference(const float *q, const float *k, const float *v, const kvb_shape *s, int n,
+                      double *out)
 {
     double *sc = malloc((size_t)s->max_seq * sizeof *sc);
     if (!sc) return;
-    kvb_attend_reference(q, k, v, s->max_seq, s->n_heads, s->n_kv_heads, s->head_dim, out, sc);
+    size_t first = (size_t)(s->max_seq - n) * s->n_kv_heads * s->head_dim;
+    kvb_attend_reference(q, k + first, v + first, n, s->n_heads, s->n_kv_heads, s->head_dim, out,
+                         sc);
     free(sc);
 }
 
@@ -104,7 +110,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
             q[(size_t)h * hd + ch + 1] /= KVB_OUTLIER_SCALE;
         }
     }
-    reference(q, k, v, s, ref);
+    reference(q, k, v, s, ctx, ref);
 
     for (int c = 0; c < n_cases; c++) {
         kvb_attend_case *a = &cases[c];
@@ -117,26 +123,32 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
             snprintf(a->why, sizeof a->why, "%s", a->backend->attend ? why : "stores nothing");
             continue;
         }
-        st = a->backend->create(&caches[c], s, &a->opt, msg, msg_len);
+        st = kvb_cache_create(&caches[c], a->backend, s, &a->opt, msg, msg_len);
         for (int i = 0; st == KVB_STATUS_OK && i < ctx; i++)
             for (int q2 = 0; st == KVB_STATUS_OK && q2 < a->opt.max_seqs; q2++)
-                st = a->backend->append(caches[c], q2, 0, k + (size_t)i * nkv * hd, v + (size_t)i * nkv * hd);
+                st = kvb_cache_append(caches[c], q2, 0, k + (size_t)i * nkv * hd,
+                                      v + (size_t)i * nkv * hd);
         if (st != KVB_STATUS_OK) {
             char name[160];
             kvb_attend_case_name(a, s, name, sizeof name);
             snprintf(msg, msg_len, "%s: filling the cache failed: %s", name, kvb_status_str(st));
             goto out;
         }
-        a->mem = a->backend->memory(caches[c]);
-        a->kv_bytes = a->backend->seq_memory ? a->backend->seq_memory(caches[c], 0).used
-                                             : 2 * kvn * kvb_dtype_size(a->opt.dtype);
-        a->backend->attend(caches[c], 0, 0, q, out);
-        double e = 0, rr = 0, mx = 0;
-        for (size_t i = 0; i < qn; i++) {
-            e += (out[i] - ref[i]) * (out[i] - ref[i]);
-            rr += ref[i] * ref[i];
-            mx = fmax(mx, fabs(out[i] - ref[i]));
+        a->mem = kvb_cache_memory(caches[c]);
+        kvb_memory seq0;
+        a->kv_bytes = kvb_cache_seq_memory(caches[c], 0, &seq0) == KVB_STATUS_OK
+                          ? seq0.used : 2 * kvn * kvb_dtype_size(a->opt.dtype);
+        kvb_cache_attend(caches[c], 0, 0, q, out);
+        int held = kvb_cache_attended(caches[c], ctx);
+        double *want = held < ctx ? malloc(qn * sizeof *want) : ref;
+        if (held < ctx && want) reference(q, k, v, s, held, want);
+        double e = want ? 0 : NAN, rr = 0, mx = 0;
+        for (size_t i = 0; want && i < qn; i++) {
+            e += (out[i] - want[i]) * (out[i] - want[i]);
+            rr += want[i] * want[i];
+            mx = fmax(mx, fabs(out[i] - want[i]));
         }
+        if (want != ref) free(want);
         a->rel_err = sqrt(e / (rr > 0 ? rr : 1));
         a->max_abs_err = isfinite(e) ? mx : INFINITY;
     }
@@ -144,7 +156,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
         for (int c = 0; c < n_cases; c++) {
             if (!caches[c]) continue;
             uint64_t t0 = kvb_now_ns();
-            cases[c].backend->attend(caches[c], 0, 0, q, out);
+            kvb_cache_attend(caches[c], 0, 0, q, out);
             uint64_t dt = kvb_now_ns() - t0;
             if (round >= 0) t[(size_t)c * reps + round] = (double)dt;
         }
@@ -159,7 +171,7 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
     }
 out:
     for (int c = 0; caches && c < n_cases; c++)
-        if (caches[c]) cases[c].backend->destroy(caches[c]);
+        kvb_cache_destroy(caches[c]);
     free(caches); free(k); free(v); free(q); free(out); free(ref); free(t);
     return st;
 }

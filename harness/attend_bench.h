@@ -4,8 +4,8 @@
  * Every case of one context holds the same seeded K/V and query, and the cases
  * are timed interleaved (one call of each per round), so slow drifts of a shared
  * machine fall on all of them alike and their ratios stay meaningful. Each
- * case's output is also checked against a float64 reference: the timed call is
- * the checked call. Bytes read = K and V of every cached token in the storage
+ * case's output is also checked against a float64 reference over the tokens its
+ * cache attends (a sliding window's newest): the timed call is the checked call. Bytes read = K and V of every cached token in the storage
  * type; GB = 10^9 bytes. */
 #ifndef KVB_ATTEND_BENCH_H
 #define KVB_ATTEND_BENCH_H

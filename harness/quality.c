@@ -38,7 +38,7 @@ kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *pr
     kvb_shape sh = kvb_model_kv_shape(&m->cfg);
     kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = KVB_ALLOC_GROW, .max_seqs = 1};
     kvb_cache *c = NULL;
-    kvb_status st = b->create(&c, &sh, &o, msg, msg_len);
+    kvb_status st = kvb_cache_create(&c, b, &sh, &o, msg, msg_len);
     if (st != KVB_STATUS_OK) return st;
     ref->tokens = malloc((size_t)(prompt_len + n_steps) * sizeof *ref->tokens);
     ref->logp = malloc((size_t)n_steps * V * sizeof *ref->logp);
@@ -48,15 +48,15 @@ kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *pr
     ref->vocab = V;
     memcpy(ref->tokens, prompt, (size_t)prompt_len * sizeof *prompt);
     /* step i's distribution predicts the token at position prompt_len + i */
-    st = kvb_forward_seq(m, s, b, c, 0, prompt, prompt_len, NULL);
+    st = kvb_forward_seq(m, s, c, 0, prompt, prompt_len, NULL);
     for (int i = 0; st == KVB_STATUS_OK && i < n_steps; i++) {
         log_softmax(s->logits, V, ref->logp + (size_t)i * V);
         ref->tokens[prompt_len + i] = kvb_argmax(s->logits, V);
         if (i + 1 < n_steps)
-            st = kvb_forward_token(m, s, b, c, 0, ref->tokens[prompt_len + i], prompt_len + i, NULL);
+            st = kvb_forward_token(m, s, c, 0, ref->tokens[prompt_len + i], prompt_len + i, NULL);
     }
 out:
-    b->destroy(c);
+    kvb_cache_destroy(c);
     if (st != KVB_STATUS_OK) {
         snprintf(msg, msg_len, "reference generation (contiguous f32) failed: %s", kvb_status_str(st));
         kvb_quality_ref_free(ref);
@@ -66,32 +66,31 @@ out:
 
 /* ---- the shadow backend ----------------------------------------------------- */
 
-typedef struct shadow {
-    const kvb_backend *inner;
-    kvb_cache         *cache;
-    kvb_shape          shape;
+/* The shadow's state: the cache it wraps and the exact K/V appended to it. */
+struct kvb_backend_ctx {
+    kvb_cache *inner;
+    kvb_shape  shape;
     float   *k, *v;           /* [layer][max_seq][n_kv_heads * head_dim]: as appended */
     int     *len;             /* [layer] */
     double  *ref, *sc;        /* [n_heads * head_dim], [max_seq] */
     kvb_quality *q;
     long    *n_checked;       /* [layer] */
-} shadow;
+};
+typedef kvb_backend_ctx shadow;
 
-static shadow *as_shadow(kvb_cache *c) { return (shadow *)(void *)c; }
-
-static kvb_status sh_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o, char *m, size_t n)
+static kvb_status sh_create(kvb_backend_ctx **out, const kvb_shape *s, const kvb_options *o,
+                            char *m, size_t n)
 {
     (void)out; (void)s; (void)o;
     snprintf(m, n, "the shadow cache is built by kvb_quality_compare only");
     return KVB_STATUS_UNSUPPORTED;
 }
 
-static void sh_destroy(kvb_cache *c) { (void)c; }   /* kvb_quality_compare owns it */
+static void sh_destroy(shadow *w) { (void)w; }   /* kvb_quality_compare owns it */
 
-static kvb_status sh_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+static kvb_status sh_append(shadow *w, int seq, int layer, const float *k, const float *v)
 {
-    shadow *w = as_shadow(c);
-    kvb_status st = w->inner->append(w->cache, seq, layer, k, v);
+    kvb_status st = kvb_cache_append(w->inner, seq, layer, k, v);
     if (st != KVB_STATUS_OK) return st;
     size_t row = (size_t)w->shape.n_kv_heads * w->shape.head_dim;
     size_t off = ((size_t)layer * w->shape.max_seq + (size_t)w->len[layer]) * row;
@@ -101,15 +100,15 @@ static kvb_status sh_append(kvb_cache *c, int seq, int layer, const float *k, co
     return KVB_STATUS_OK;
 }
 
-static kvb_status sh_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+static kvb_status sh_attend(shadow *w, int seq, int layer, const float *q, float *out)
 {
-    shadow *w = as_shadow(c);
-    kvb_status st = w->inner->attend(w->cache, seq, layer, q, out);
+    kvb_status st = kvb_cache_attend(w->inner, seq, layer, q, out);
     if (st != KVB_STATUS_OK) return st;
     const int nh = w->shape.n_heads, nkv = w->shape.n_kv_heads, hd = w->shape.head_dim;
-    const int n = w->len[layer];
-    kvb_attend_reference(q, w->k + (size_t)layer * w->shape.max_seq * nkv * hd,
-                         w->v + (size_t)layer * w->shape.max_seq * nkv * hd, n, nh, nkv, hd, w->ref, w->sc);
+    const int n = w->len[layer], held = kvb_cache_attended(w->inner, n);
+    /* the reference reads what the cache attends: its newest `held` tokens */
+    size_t first = ((size_t)layer * w->shape.max_seq + (size_t)(n - held)) * nkv * hd;
+    kvb_attend_reference(q, w->k + first, w->v + first, held, nh, nkv, hd, w->ref, w->sc);
     double e = 0, r = 0, mabs = 0;
     for (int i = 0; i < nh * hd; i++) {
         double d = out[i] - w->ref[i];
@@ -127,19 +126,15 @@ static kvb_status sh_attend(kvb_cache *c, int seq, int layer, const float *q, fl
     return KVB_STATUS_OK;
 }
 
-static kvb_memory sh_memory(const kvb_cache *c)
-{
-    const shadow *w = (const shadow *)(const void *)c;
-    return w->inner->memory(w->cache);
-}
+static kvb_memory sh_memory(const shadow *w) { return kvb_cache_memory(w->inner); }
 
-static int sh_length(const kvb_cache *c, int seq, int layer)
+static int sh_length(const shadow *w, int seq, int layer)
 {
-    const shadow *w = (const shadow *)(const void *)c;
-    return w->inner->length(w->cache, seq, layer);
+    return kvb_cache_length(w->inner, seq, layer);
 }
 
 static const kvb_backend shadow_backend = {
+    .version = KVB_BACKEND_VERSION,
     .name = "shadow",
     .description = "wraps a cache; checks every attend against float64 over exact K/V",
     .create = sh_create,
@@ -166,11 +161,12 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
 {
     memset(q, 0, sizeof *q);
     const int V = ref->vocab, L = m->cfg.n_layers, P = ref->prompt_len, N = ref->n_steps;
-    shadow w = {.inner = b, .shape = kvb_model_kv_shape(&m->cfg), .q = q};
+    shadow w = {.shape = kvb_model_kv_shape(&m->cfg), .q = q};
     kvb_options oo = *o;
     oo.max_seqs = 1;
-    kvb_status st = b->create(&w.cache, &w.shape, &oo, msg, msg_len);
+    kvb_status st = kvb_cache_create(&w.inner, b, &w.shape, &oo, msg, msg_len);
     if (st != KVB_STATUS_OK) return st;
+    kvb_cache *wc = NULL;
     size_t row = (size_t)w.shape.n_kv_heads * w.shape.head_dim;
     w.k = malloc((size_t)L * w.shape.max_seq * row * sizeof *w.k);
     w.v = malloc((size_t)L * w.shape.max_seq * row * sizeof *w.v);
@@ -192,15 +188,15 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
     double *kl = malloc((size_t)(N > 0 ? N : 1) * sizeof *kl);
     float *lp = malloc((size_t)V * sizeof *lp);
     if (!w.k || !w.v || !w.len || !w.n_checked || !w.ref || !w.sc || !q->rel_l2_mean || !q->max_abs ||
-        !q->rel_l2_at || !kl || !lp) {
+        !q->rel_l2_at || !kl || !lp ||
+        kvb_cache_wrap(&wc, &shadow_backend, &w, &w.shape, &oo, msg, msg_len) != KVB_STATUS_OK) {
         st = KVB_STATUS_NO_MEMORY;
         snprintf(msg, msg_len, "out of memory for the quality comparison");
         goto out;
     }
-    kvb_cache *wc = (kvb_cache *)(void *)&w;
     /* step 0's distribution comes from the prefill, whose attention runs on
      * the activations, not the cache: it is not compared (it would add a 0) */
-    st = kvb_forward_seq(m, s, &shadow_backend, wc, 0, ref->tokens, P, NULL);
+    st = kvb_forward_seq(m, s, wc, 0, ref->tokens, P, NULL);
     int agree = 0, n_cmp = 0;
     for (int i = 0; st == KVB_STATUS_OK && i < N; i++) {
         if (i > 0) {
@@ -211,7 +207,7 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
             kl[n_cmp++] = d > 0 ? d : 0;              /* rounding can give -1e-12 */
             agree += kvb_argmax(lp, V) == ref->tokens[P + i];
         }
-        if (i + 1 < N) st = kvb_forward_token(m, s, &shadow_backend, wc, 0, ref->tokens[P + i], P + i, NULL);
+        if (i + 1 < N) st = kvb_forward_token(m, s, wc, 0, ref->tokens[P + i], P + i, NULL);
     }
     if (st != KVB_STATUS_OK) {
         snprintf(msg, msg_len, "replaying the reference tokens failed: %s", kvb_status_str(st));
@@ -227,7 +223,8 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
     for (int l = 0; l < L; l++)
         if (w.n_checked[l]) q->rel_l2_mean[l] /= (double)w.n_checked[l];
 out:
-    b->destroy(w.cache);
+    kvb_cache_destroy(wc);
+    kvb_cache_destroy(w.inner);
     free(w.k); free(w.v); free(w.len); free(w.n_checked); free(w.ref); free(w.sc);
     free(kl); free(lp);
     if (st != KVB_STATUS_OK) kvb_quality_free(q);

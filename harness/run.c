@@ -106,19 +106,19 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
     kvb_shape shape = kvb_model_kv_shape(&m->cfg);
     kvb_cache *cache = NULL;
     char msg[256] = "";
-    kvb_status st = b->create(&cache, &shape, &p->opt, msg, sizeof msg);
+    kvb_status st = kvb_cache_create(&cache, b, &shape, &p->opt, msg, sizeof msg);
     if (st != KVB_STATUS_OK) {
         snprintf(p->reason, sizeof p->reason, "create failed: %s%s%s", kvb_status_str(st),
                  msg[0] ? ": " : "", msg);
         return st;
     }
     int *tokens = malloc((size_t)(g->prompt_len + r->steps + 1) * sizeof *tokens);
-    if (!tokens) { b->destroy(cache); return KVB_STATUS_NO_MEMORY; }
+    if (!tokens) { kvb_cache_destroy(cache); return KVB_STATUS_NO_MEMORY; }
     memcpy(tokens, g->prompt, (size_t)g->prompt_len * sizeof *tokens);
 
     kvb_step_timing ptm = {0};
     uint64_t a = kvb_now_ns();
-    st = kvb_forward_seq(m, s, b, cache, 0, tokens, g->prompt_len, &ptm);
+    st = kvb_forward_seq(m, s, cache, 0, tokens, g->prompt_len, &ptm);
     if (st == KVB_STATUS_FULL && (b->flags & KVB_BACKEND_PAGED))
         snprintf(p->reason, sizeof p->reason, "pool full during the %d-token prefill, sequence 0",
                  g->prompt_len);
@@ -128,7 +128,7 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
     tokens[pos] = kvb_argmax(s->logits, m->cfg.vocab_size);
     {
         uint64_t e = kvb_now_ns();                /* time to the first token: prefill and its argmax */
-        kvb_memory mem = b->memory(cache);
+        kvb_memory mem = kvb_cache_memory(cache);
         r->prefill = (kvb_step_record){pos - 1, tokens[pos], e - a, ptm.attn_ns,
                                        mem.reserved, mem.used, mem.metadata, kvb_rss_bytes()};
     }
@@ -136,8 +136,8 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
     for (int i = 0; st == KVB_STATUS_OK && i < r->steps; i++, pos++) {
         kvb_step_timing tm = {0};
         a = kvb_now_ns();
-        st = recompute ? kvb_forward_seq(m, s, NULL, NULL, 0, tokens, pos + 1, &tm)
-                       : kvb_forward_token(m, s, b, cache, 0, tokens[pos], pos, &tm);
+        st = recompute ? kvb_forward_seq(m, s, NULL, 0, tokens, pos + 1, &tm)
+                       : kvb_forward_token(m, s, cache, 0, tokens[pos], pos, &tm);
         uint64_t e = kvb_now_ns();
         if (st != KVB_STATUS_OK) {
             if (st == KVB_STATUS_FULL && (b->flags & KVB_BACKEND_PAGED))
@@ -149,7 +149,7 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
         }
         tokens[pos + 1] = kvb_argmax(s->logits, m->cfg.vocab_size);
         if (r->rec) {
-            kvb_memory mem = b->memory(cache);
+            kvb_memory mem = kvb_cache_memory(cache);
             r->rec[i] = (kvb_step_record){pos, tokens[pos + 1], e - a, tm.attn_ns,
                                           mem.reserved, mem.used, mem.metadata, kvb_rss_bytes()};
         }
@@ -161,7 +161,7 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
         if (deadline && e > deadline && i + 1 < r->steps) break;
     }
     free(tokens);
-    b->destroy(cache);
+    kvb_cache_destroy(cache);
     return st;
 }
 

@@ -63,16 +63,16 @@ static int paged(const sim *S) { return (S->b->flags & KVB_BACKEND_PAGED) != 0; 
  * reserved bytes after the fact. */
 static int over_budget(const sim *S)
 {
-    return !paged(S) && S->b->memory(S->c).reserved > S->cfg->budget_bytes;
+    return !paged(S) && kvb_cache_memory(S->c).reserved > S->cfg->budget_bytes;
 }
 
 /* One token into every layer of slot, then (optionally) attention over each. */
 static kvb_status step(sim *S, int slot)
 {
     for (int l = 0; l < S->cfg->shape.n_layers; l++) {
-        kvb_status st = S->b->append(S->c, slot, l, S->k, S->v);
+        kvb_status st = kvb_cache_append(S->c, slot, l, S->k, S->v);
         if (st != KVB_STATUS_OK) return st;   /* paged: only layer 0 takes blocks */
-        if (S->cfg->attend) S->b->attend(S->c, slot, l, S->q, S->out);
+        if (S->cfg->attend) kvb_cache_attend(S->c, slot, l, S->q, S->out);
     }
     S->cur[slot]++;
     return KVB_STATUS_OK;
@@ -81,7 +81,7 @@ static kvb_status step(sim *S, int slot)
 static void release(sim *S, int r)
 {
     for (int i = 0; i < S->group; i++) {
-        S->b->seq_clear(S->c, r * S->group + i);
+        kvb_cache_seq_clear(S->c, r * S->group + i);
         S->cur[r * S->group + i] = 0;
     }
 }
@@ -111,12 +111,12 @@ static kvb_status admit(sim *S, int r)
     kvb_status st = KVB_STATUS_OK;
     for (int t = 0; st == KVB_STATUS_OK && t < S->prompt[r]; t++) {
         for (int l = 0; st == KVB_STATUS_OK && l < S->cfg->shape.n_layers; l++)
-            st = S->b->append(S->c, base, l, S->k, S->v);
+            st = kvb_cache_append(S->c, base, l, S->k, S->v);
         if (st == KVB_STATUS_OK) S->cur[base]++;
     }
     if (st == KVB_STATUS_OK && over_budget(S)) st = KVB_STATUS_FULL;
     for (int i = 1; st == KVB_STATUS_OK && i < S->group; i++) {
-        st = S->b->seq_fork(S->c, base, base + i);
+        st = kvb_cache_seq_fork(S->c, base, base + i);
         if (st == KVB_STATUS_OK) S->cur[base + i] = S->cur[base];
         if (st == KVB_STATUS_OK && over_budget(S)) st = KVB_STATUS_FULL;
     }
@@ -176,7 +176,7 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
     for (size_t i = 0; i < kvd; i++) { S.k[i] = (float)(unif(&S.rng) - 0.5); S.v[i] = (float)(unif(&S.rng) - 0.5); }
     for (size_t i = 0; i < qd; i++) S.q[i] = (float)(unif(&S.rng) - 0.5);
     char msg[256] = "";
-    st = b->create(&S.c, &cfg->shape, &o, msg, sizeof msg);
+    st = kvb_cache_create(&S.c, b, &cfg->shape, &o, msg, sizeof msg);
     if (st != KVB_STATUS_OK) {
         snprintf(res->reason, sizeof res->reason, "create: %s", msg);
         goto out;
@@ -225,8 +225,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
                     if (unif(&S.rng) < 0.5) continue;
                     int child = r * S.group + i, parent = r * S.group + (int)(unif(&S.rng) * S.group);
                     if (parent == child || S.cur[parent] != S.cur[child]) continue;
-                    b->seq_clear(S.c, child);
-                    if (b->seq_fork(S.c, parent, child) != KVB_STATUS_OK) {
+                    kvb_cache_seq_clear(S.c, child);
+                    if (kvb_cache_seq_fork(S.c, parent, child) != KVB_STATUS_OK) {
                         S.cur[child] = 0;      /* no room to fork: the beam is dropped */
                         continue;
                     }
@@ -273,7 +273,7 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
                 res->tokens++;
                 if (S.cur[slot] >= S.target[slot]) {
                     finished++;
-                    b->seq_clear(S.c, slot);                 /* its memory goes back at once */
+                    kvb_cache_seq_clear(S.c, slot);          /* its memory goes back at once */
                 }
             }
             if (S.state[r] == REQ_RUNNING && finished == S.group) {
@@ -284,13 +284,14 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
             }
         }
         /* what this round held */
-        kvb_memory m = b->memory(S.c);
+        kvb_memory m = kvb_cache_memory(S.c);
         int live = 0;
         size_t unshared = 0;
         for (int sl = 0; sl < slots; sl++) {
             if (S.state[sl / S.group] != REQ_RUNNING || S.cur[sl] == 0 || S.cur[sl] >= S.target[sl]) continue;
             live++;
-            if (b->seq_memory) unshared += b->seq_memory(S.c, sl).reserved;
+            kvb_memory sm;
+            if (kvb_cache_seq_memory(S.c, sl, &sm) == KVB_STATUS_OK) unshared += sm.reserved;
         }
         if (m.reserved > 0) {
             util_sum += (double)m.used / (double)m.reserved;
@@ -314,7 +315,7 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
     res->step_ns_p90 = kvb_quantile(steps, n_steps, 0.9);
     st = KVB_STATUS_OK;
 out:
-    if (S.c) b->destroy(S.c);
+    kvb_cache_destroy(S.c);
     free(S.prompt); free(S.state); free(S.admitted_at); free(S.queue); free(S.target); free(S.cur);
     free(S.k); free(S.v); free(S.q); free(S.out); free(steps);
     res->status = st;

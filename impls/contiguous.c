@@ -27,38 +27,36 @@
 
 enum { KVB_CONTIG_MIN_CAP = 16, KVB_CONTIG_MIN_PART = 256, KVB_CONTIG_MIN_THREADED = 256 * 1024 };
 
-extern const kvb_backend kvb_backend_contiguous;
-
 typedef struct contig_store {
     void *k, *v;              /* [kv_head][cap][head_dim], storage type */
     int   len, cap;           /* tokens held, tokens room */
 } contig_store;
 
-struct kvb_cache {
+struct kvb_backend_ctx {
     kvb_shape     shape;
     kvb_options   opt;
     size_t        es;         /* bytes per stored element */
     contig_store *stores;     /* [max_seqs][n_layers] */
     float        *scratch;    /* [threads][kvb_attend_scratch_floats(g, max_seq, hd)] */
     size_t        scratch_per;
-    kvb_attend_runs_fn attend;  /* the loops opt.kernel names, chosen once at create */
+    const kvb_attend_kernel *attend;  /* the loops opt.kernel names, chosen once at create */
     kvb_pool     *pool;       /* NULL when single-threaded */
     int           threads, max_parts;
     float        *part_out;   /* [n_kv_heads * max_parts][g][head_dim]: split contexts' outputs */
     float        *part_ml;    /* [n_kv_heads * max_parts][g][2]: their max and sum */
 };
 
-static contig_store *store_at(const kvb_cache *c, int seq, int layer)
+static contig_store *store_at(const kvb_backend_ctx *c, int seq, int layer)
 {
     return &c->stores[(size_t)seq * c->shape.n_layers + layer];
 }
 
-static size_t plane_bytes(const kvb_cache *c, int cap)   /* one of K or V */
+static size_t plane_bytes(const kvb_backend_ctx *c, int cap)   /* one of K or V */
 {
     return (size_t)c->shape.n_kv_heads * (size_t)cap * (size_t)c->shape.head_dim * c->es;
 }
 
-static kvb_status store_resize(kvb_cache *c, contig_store *s, int new_cap)
+static kvb_status store_resize(kvb_backend_ctx *c, contig_store *s, int new_cap)
 {
     size_t bytes = plane_bytes(c, new_cap);
     void *k = kvb_kv_alloc(bytes), *v = kvb_kv_alloc(bytes);
@@ -76,7 +74,7 @@ static kvb_status store_resize(kvb_cache *c, contig_store *s, int new_cap)
     return KVB_STATUS_OK;
 }
 
-static void contig_destroy(kvb_cache *c)
+static void contig_destroy(kvb_backend_ctx *c)
 {
     if (!c) return;
     if (c->stores)
@@ -92,27 +90,28 @@ static void contig_destroy(kvb_cache *c)
     free(c);
 }
 
-static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
+static kvb_status contig_create(kvb_backend_ctx **out, const kvb_shape *shape,
                                 const kvb_options *opt, char *msg, size_t msg_len)
 {
+    (void)msg; (void)msg_len;            /* only memory can fail here */
     *out = NULL;
-    kvb_status st = kvb_backend_supports(&kvb_backend_contiguous, shape, opt, msg, msg_len);
-    if (st != KVB_STATUS_OK) return st;
-    kvb_cache *c = calloc(1, sizeof *c);
+    kvb_backend_ctx *c = calloc(1, sizeof *c);
     if (!c) return KVB_STATUS_NO_MEMORY;
     c->shape = *shape;
     c->opt = *opt;
     c->es = kvb_dtype_size(opt->dtype);
-    c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* checked by supports */
-    c->opt.kernel = kvb_attend_kernel_name(c->attend);   /* a static string: the caller's may not outlive us */
+    c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* supported */
+    c->opt.kernel = c->attend->name;     /* a static string: the caller's may not outlive us */
     size_t n_stores = (size_t)opt->max_seqs * shape->n_layers;
     c->stores = calloc(n_stores, sizeof *c->stores);
     int g = shape->n_heads / shape->n_kv_heads;
     c->threads = opt->threads > 1 ? opt->threads : 1;
-    /* parts per head when heads are fewer than threads, each at least KVB_CONTIG_MIN_PART tokens */
+    /* parts per head when heads are fewer than threads, each at least
+     * KVB_CONTIG_MIN_PART tokens */
     int want = (c->threads + shape->n_kv_heads - 1) / shape->n_kv_heads;
     int room = shape->max_seq / KVB_CONTIG_MIN_PART;
-    c->max_parts = c->threads > 1 && shape->n_kv_heads < c->threads ? (want < room ? want : room) : 1;
+    int split = c->threads > 1 && shape->n_kv_heads < c->threads;
+    c->max_parts = split ? (want < room ? want : room) : 1;
     if (c->max_parts < 1) c->max_parts = 1;
     c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
     c->scratch = malloc(c->scratch_per * (size_t)c->threads * sizeof(float));
@@ -121,8 +120,11 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
         c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
         c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
     }
-    kvb_status pst = c->threads > 1 ? kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) : KVB_STATUS_OK;
-    if (!c->stores || !c->scratch || pst != KVB_STATUS_OK || (c->max_parts > 1 && (!c->part_out || !c->part_ml))) {
+    kvb_status pst = c->threads > 1 ? kvb_pool_create(&c->pool, c->threads, opt->thread_start,
+                                                      opt->thread_start_arg)
+                                    : KVB_STATUS_OK;
+    if (!c->stores || !c->scratch || pst != KVB_STATUS_OK ||
+        (c->max_parts > 1 && (!c->part_out || !c->part_ml))) {
         contig_destroy(c);
         return KVB_STATUS_NO_MEMORY;
     }
@@ -130,15 +132,9 @@ static kvb_status contig_create(kvb_cache **out, const kvb_shape *shape,
     return KVB_STATUS_OK;
 }
 
-static kvb_status check_index(const kvb_cache *c, int seq, int layer)
+static kvb_status contig_append(kvb_backend_ctx *c, int seq, int layer, const float *k,
+                                const float *v)
 {
-    return (seq < 0 || seq >= c->opt.max_seqs || layer < 0 || layer >= c->shape.n_layers)
-               ? KVB_STATUS_INVALID_ARG : KVB_STATUS_OK;
-}
-
-static kvb_status contig_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
-{
-    if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     contig_store *s = store_at(c, seq, layer);
     if (s->len == s->cap) {
         if (s->cap >= c->shape.max_seq) return KVB_STATUS_FULL;
@@ -151,8 +147,9 @@ static kvb_status contig_append(kvb_cache *c, int seq, int layer, const float *k
     const size_t head_bytes = (size_t)s->cap * hd * c->es;
     const size_t off = (size_t)s->len * hd * c->es;
     for (int h = 0; h < c->shape.n_kv_heads; h++) {
-        kvb_row_from_f32(c->opt.dtype, k + (size_t)h * hd, (char *)s->k + h * head_bytes + off, hd);
-        kvb_row_from_f32(c->opt.dtype, v + (size_t)h * hd, (char *)s->v + h * head_bytes + off, hd);
+        char *kd = (char *)s->k + h * head_bytes + off, *vd = (char *)s->v + h * head_bytes + off;
+        kvb_row_from_f32(c->opt.dtype, k + (size_t)h * hd, kd, hd);
+        kvb_row_from_f32(c->opt.dtype, v + (size_t)h * hd, vd, hd);
     }
     s->len++;
     return KVB_STATUS_OK;
@@ -160,7 +157,7 @@ static kvb_status contig_append(kvb_cache *c, int seq, int layer, const float *k
 
 /* One attend's work, split into items: (KV head, part of its context). */
 typedef struct attend_job {
-    kvb_cache          *c;
+    kvb_backend_ctx    *c;
     const contig_store *s;
     const float        *q;
     float              *out;
@@ -170,36 +167,42 @@ typedef struct attend_job {
 static void attend_item(void *arg, int item, int thread)
 {
     const attend_job *j = arg;
-    const kvb_cache *c = j->c;
+    const kvb_backend_ctx *c = j->c;
     const contig_store *s = j->s;
     const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
     const int h = item / j->parts, p = item % j->parts;
     const size_t head_bytes = (size_t)s->cap * hd * c->es, qo = (size_t)h * g * hd;
     float *scratch = c->scratch + (size_t)thread * c->scratch_per;
     if (j->parts == 1) {
-        kvb_kv_run run = {s->len ? (char *)s->k + h * head_bytes : NULL, s->len ? (char *)s->v + h * head_bytes : NULL,
-                          s->len};
-        c->attend(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, j->out + qo, scratch, NULL);
+        kvb_kv_run run = {s->len ? (char *)s->k + h * head_bytes : NULL,
+                          s->len ? (char *)s->v + h * head_bytes : NULL, s->len};
+        c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, j->out + qo, scratch,
+                       NULL);
         return;
     }
-    int t0 = (int)((long long)s->len * p / j->parts), t1 = (int)((long long)s->len * (p + 1) / j->parts);
+    int t0 = (int)((long long)s->len * p / j->parts);
+    int t1 = (int)((long long)s->len * (p + 1) / j->parts);
     size_t off = (size_t)t0 * hd * c->es;
-    kvb_kv_run run = {(char *)s->k + h * head_bytes + off, (char *)s->v + h * head_bytes + off, t1 - t0};
-    c->attend(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, c->part_out + (size_t)item * g * hd, scratch,
-              c->part_ml + (size_t)item * g * 2);
+    kvb_kv_run run = {(char *)s->k + h * head_bytes + off, (char *)s->v + h * head_bytes + off,
+                      t1 - t0};
+    c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo,
+                   c->part_out + (size_t)item * g * hd, scratch,
+                   c->part_ml + (size_t)item * g * 2);
 }
 
-static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+static kvb_status contig_attend(kvb_backend_ctx *c, int seq, int layer, const float *q,
+                                float *out)
 {
-    if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     const contig_store *s = store_at(c, seq, layer);
-    const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads, nkv = c->shape.n_kv_heads;
-    int parts = s->len / KVB_CONTIG_MIN_PART < c->max_parts ? s->len / KVB_CONTIG_MIN_PART : c->max_parts;
+    const int hd = c->shape.head_dim, nkv = c->shape.n_kv_heads, g = c->shape.n_heads / nkv;
+    int parts = s->len / KVB_CONTIG_MIN_PART;
+    if (parts > c->max_parts) parts = c->max_parts;
     attend_job job = {c, s, q, out, parts > 1 ? parts : 1};
     /* waking the pool costs microseconds: below KVB_CONTIG_MIN_THREADED bytes of
      * K/V the caller's thread alone is faster */
     size_t bytes = 2 * (size_t)s->len * nkv * hd * c->es;
-    kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, nkv * job.parts, attend_item, &job);
+    kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, nkv * job.parts, attend_item,
+                 &job);
     if (job.parts == 1) return KVB_STATUS_OK;
     for (int h = 0; h < nkv; h++)
         kvb_attend_merge(job.parts, g, hd, c->part_out + (size_t)h * job.parts * g * hd,
@@ -207,10 +210,9 @@ static kvb_status contig_attend(kvb_cache *c, int seq, int layer, const float *q
     return KVB_STATUS_OK;
 }
 
-static kvb_memory contig_seq_memory(const kvb_cache *c, int seq)
+static kvb_memory contig_seq_memory(const kvb_backend_ctx *c, int seq)
 {
     kvb_memory m = {0, 0, 0, 0};
-    if (check_index(c, seq, 0) != KVB_STATUS_OK) return m;
     m.metadata = (size_t)c->shape.n_layers * sizeof *c->stores;
     for (int l = 0; l < c->shape.n_layers; l++) {
         m.reserved += 2 * plane_bytes(c, store_at(c, seq, l)->cap);
@@ -220,7 +222,7 @@ static kvb_memory contig_seq_memory(const kvb_cache *c, int seq)
     return m;
 }
 
-static kvb_memory contig_memory(const kvb_cache *c)
+static kvb_memory contig_memory(const kvb_backend_ctx *c)
 {
     kvb_memory m = {0, 0, sizeof *c, 0};
     for (int q = 0; q < c->opt.max_seqs; q++) {
@@ -235,15 +237,9 @@ static kvb_memory contig_memory(const kvb_cache *c)
 
 /* No sharing in a dense store: the child gets its own copy, as a dense cache
  * must do for parallel sampling or beam search. */
-static kvb_status contig_seq_fork(kvb_cache *c, int parent, int child)
+static kvb_status contig_seq_fork(kvb_backend_ctx *c, int parent, int child)
 {
-    if (check_index(c, parent, 0) != KVB_STATUS_OK || check_index(c, child, 0) != KVB_STATUS_OK ||
-        parent == child)
-        return KVB_STATUS_INVALID_ARG;
     int n = store_at(c, parent, 0)->len;
-    for (int l = 0; l < c->shape.n_layers; l++)
-        if (store_at(c, parent, l)->len != n || store_at(c, child, l)->len != 0)
-            return KVB_STATUS_INVALID_ARG;
     for (int l = 0; l < c->shape.n_layers; l++) {
         contig_store *p = store_at(c, parent, l), *d = store_at(c, child, l);
         if (d->cap < p->cap) {
@@ -262,14 +258,13 @@ static kvb_status contig_seq_fork(kvb_cache *c, int parent, int child)
     return KVB_STATUS_OK;
 }
 
-static int contig_length(const kvb_cache *c, int seq, int layer)
+static int contig_length(const kvb_backend_ctx *c, int seq, int layer)
 {
-    return check_index(c, seq, layer) == KVB_STATUS_OK ? store_at(c, seq, layer)->len : -1;
+    return store_at(c, seq, layer)->len;
 }
 
-static kvb_status contig_seq_clear(kvb_cache *c, int seq)
+static kvb_status contig_seq_clear(kvb_backend_ctx *c, int seq)
 {
-    if (check_index(c, seq, 0) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     for (int l = 0; l < c->shape.n_layers; l++) {
         contig_store *s = store_at(c, seq, l);
         s->len = 0;
@@ -279,14 +274,10 @@ static kvb_status contig_seq_clear(kvb_cache *c, int seq)
     return KVB_STATUS_OK;
 }
 
-static kvb_status contig_read_kv(const kvb_cache *c, int seq, int layer, int kv_head,
+static kvb_status contig_read_kv(const kvb_backend_ctx *c, int seq, int layer, int kv_head,
                                  int token, float *k, float *v)
 {
-    if (check_index(c, seq, layer) != KVB_STATUS_OK || kv_head < 0 ||
-        kv_head >= c->shape.n_kv_heads)
-        return KVB_STATUS_INVALID_ARG;
     const contig_store *s = store_at(c, seq, layer);
-    if (token < 0 || token >= s->len) return KVB_STATUS_INVALID_ARG;
     const int hd = c->shape.head_dim;
     size_t off = ((size_t)kv_head * s->cap + (size_t)token) * hd * c->es;
     kvb_row_to_f32(c->opt.dtype, (const char *)s->k + off, k, hd);
@@ -295,6 +286,7 @@ static kvb_status contig_read_kv(const kvb_cache *c, int seq, int layer, int kv_
 }
 
 const kvb_backend kvb_backend_contiguous = {
+    .version = KVB_BACKEND_VERSION,
     .name = "contiguous",
     .description = "dense [kv_head][token][head_dim] store per layer; grow (doubling) or prealloc",
     .flags = 0,

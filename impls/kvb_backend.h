@@ -1,11 +1,17 @@
-/* kvb_backend.h: the one interface every KV-cache backend implements.
+/* kvb_backend.h: the one interface every KV-cache backend implements, and the
+ * kvb_cache_* calls everything above impls/ makes.
  *
  * Contract. A backend is a `static const kvb_backend` table of function pointers
- * over an opaque kvb_cache. The harness never looks inside a cache; a backend never
- * knows the harness exists. Every call that can fail returns a kvb_status and, where
- * a person must act, writes a message into the cache's or caller's buffer.
- * Optional slots may be NULL; each says its fallback. Adding a backend is one file
- * in impls/ and one line in the registry (impls/registry.c).
+ * over its own state (struct kvb_backend_ctx, defined in the backend's file
+ * alone). A cache is an opaque kvb_cache that carries its backend, as SQLite's
+ * sqlite3_file carries its pMethods: callers hold only the cache and call
+ * kvb_cache_*, which check every argument once (indices, lengths, pointers) and
+ * apply the NULL fallback of each optional slot, so a slot runs only on
+ * arguments already checked and holds only its backend's own logic. The harness
+ * never looks inside a cache; a backend never knows the harness exists. Every
+ * call that can fail returns a kvb_status and, where a person must act, writes
+ * a message into the caller's buffer. Adding a backend is one file in impls/
+ * and one line in the registry (impls/registry.c).
  *
  * Units: tokens are counted per sequence and per layer; bytes are bytes. Keys are
  * stored after RoPE. Query head h reads KV head h / (n_heads / n_kv_heads). */
@@ -14,41 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-typedef enum kvb_status {
-    KVB_STATUS_OK = 0,
-    KVB_STATUS_INVALID_ARG,   /* a size, name or index outside what is allowed */
-    KVB_STATUS_NO_MEMORY,     /* malloc failed */
-    KVB_STATUS_UNSUPPORTED,   /* the backend cannot do this shape or option */
-    KVB_STATUS_FULL,          /* capacity (max_seq) reached */
-    KVB_STATUS_IO,            /* a file could not be read or written */
-    KVB_STATUS_FORMAT,        /* a file's content is truncated or inconsistent */
-    KVB_STATUS_COUNT
-} kvb_status;
-
-const char *kvb_status_str(kvb_status s);
-
-/* Storage type of cached K and V. Compute is always f32. The quantized types
- * hold groups of values with an f16 scale (and minimum); only backends flagged
- * KVB_BACKEND_QUANT store them (impls/kernels/quant.h has the formats). */
-typedef enum kvb_dtype {
-    KVB_DTYPE_F32 = 0,
-    KVB_DTYPE_F16,            /* IEEE 754 binary16, round to nearest even */
-    KVB_DTYPE_BF16,           /* bfloat16: top half of an f32, round to nearest even */
-    KVB_DTYPE_Q8,             /* 8-bit symmetric, f16 scale per group (q8_0: 8.5 bits at 32) */
-    KVB_DTYPE_Q4,             /* 4-bit symmetric, f16 scale per group (q4_0: 4.5 bits at 32) */
-    KVB_DTYPE_Q4_1,           /* 4-bit with f16 scale and minimum per group (q4_1: 5 bits) */
-    KVB_DTYPE_Q2,             /* 2-bit with f16 scale and zero point per group (KIVI: 3 bits) */
-    KVB_DTYPE_COUNT
-} kvb_dtype;
-
-const char *kvb_dtype_name(kvb_dtype t);
-size_t      kvb_dtype_size(kvb_dtype t);               /* bytes per element; 0 if quantized */
-int         kvb_dtype_is_quant(kvb_dtype t);
-/* Bits per stored value, scales and minimums included, for groups of `group`
- * values (0: the default, 32). */
-double      kvb_dtype_bits(kvb_dtype t, int group);
-kvb_status  kvb_dtype_parse(const char *name, kvb_dtype *out);
+#include "types/kvb_types.h"
 
 /* How a dense store obtains its memory. */
 typedef enum kvb_alloc {
@@ -70,7 +42,7 @@ typedef enum kvb_key_axis {
 
 const char *kvb_key_axis_name(kvb_key_axis a);
 kvb_status  kvb_key_axis_parse(const char *name, kvb_key_axis *out);
-/* DEFAULT made concrete for storage type t: CHANNEL for q2, else TOKEN. */
+/* DEFAULT made concrete for storage type t: its traits row's default. */
 kvb_key_axis kvb_key_axis_resolve(kvb_dtype t, kvb_key_axis a);
 
 typedef struct kvb_shape {
@@ -92,9 +64,13 @@ typedef struct kvb_options {
      * harness pins them to cores. NULL: nothing. */
     void      (*thread_start)(void *arg, int thread);
     void       *thread_start_arg;
-    const char *kernel;       /* attend loops over f32/f16/bf16 rows (contiguous, paged):
+    const char *kernel;       /* attend loops over f32/f16/bf16 rows (the dense backends):
                                * NULL or "auto" (fastest here), "avx512", "avx2",
                                * "portable" (impls/kernels/kernels.h) */
+    /* sliding-window backends (KVB_BACKEND_WINDOW) only; beside block_tokens,
+     * in what was padding, so the struct and every byte count of a backend
+     * that embeds it keep their size */
+    int       window;         /* newest tokens attended, 1..max_seq; 0: max_seq */
     /* paged backends (KVB_BACKEND_PAGED) only; 0 picks the default */
     int       block_tokens;   /* tokens per block, 1..256; default 16 */
     size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */
@@ -114,12 +90,10 @@ typedef struct kvb_memory {
     size_t reserved;          /* bytes held for K/V by sequences, slack included */
     size_t used;              /* bytes holding live tokens' K/V (scales included);
                                * a token shared by forked sequences counts once */
-    size_t metadata;          /* bookkeeping: tables, lengths, counts */
+    size_t metadata;          /* bookkeeping: tables, lengths, counts (the backend's) */
     size_t capacity;          /* bytes allocated for K/V, held or not (a pool's
                                * free blocks included); >= reserved */
 } kvb_memory;
-
-typedef struct kvb_cache kvb_cache;   /* opaque; owned by its backend */
 
 enum {
     /* The backend stores nothing: the harness recomputes the whole causal pass
@@ -132,63 +106,88 @@ enum {
     /* Stores the quantized types (KVB_DTYPE_Q*), and only those; group,
      * residual and key_axis in kvb_options apply. */
     KVB_BACKEND_QUANT = 1u << 2,
+    /* Holds only the newest `window` tokens of each (seq, layer) (kvb_options;
+     * 0: max_seq) and attend reads those alone, as sliding-window attention
+     * does; older ones are dropped, so length and read_kv see only the tokens
+     * held and append never returns KVB_STATUS_FULL for length. */
+    KVB_BACKEND_WINDOW = 1u << 3,
 };
 
+/* The version of the slot contract below; a table written against another is
+ * refused at create (and by kvb_backend_supports). */
+enum { KVB_BACKEND_VERSION = 2 };
+
+/* A backend's own state: each backend file defines the struct for itself. */
+typedef struct kvb_backend_ctx kvb_backend_ctx;
+
+/* The slots. kvb_cache_* has checked, before any slot runs: seq in
+ * [0, max_seqs), layer in [0, n_layers), kv_head in [0, n_kv_heads), token in
+ * [0, length), and every pointer non-NULL; create runs only on a shape and
+ * options kvb_backend_supports accepts. */
 typedef struct kvb_backend {
+    unsigned    version;      /* KVB_BACKEND_VERSION */
     const char *name;         /* registry key: "contiguous", "nocache", ... */
     const char *description;  /* one line for `kvbench list` */
     unsigned    flags;        /* KVB_BACKEND_* */
 
     /* supports: may this shape/options pair be created? Writes the reason when
-     * not, so the harness reports "skipped" instead of "failed". Optional:
-     * NULL means every pair that kvb_shape_check accepts. */
+     * not, so the harness reports "skipped" instead of "failed". Called after
+     * the checks every backend shares (kvb_backend_supports). Optional: NULL
+     * means every pair those accept. */
     kvb_status (*supports)(const kvb_shape *shape, const kvb_options *opt,
                            char *why, size_t why_len);
 
-    /* create: a cache with max_seqs empty sequences. Refuses bad shapes. */
-    kvb_status (*create)(kvb_cache **out, const kvb_shape *shape,
+    /* create: the state of a cache with max_seqs empty sequences. Writes a
+     * message when it fails for a reason other than memory. */
+    kvb_status (*create)(kvb_backend_ctx **out, const kvb_shape *shape,
                          const kvb_options *opt, char *msg, size_t msg_len);
 
-    /* destroy: frees everything create and later calls allocated. NULL-safe. */
-    void (*destroy)(kvb_cache *c);
+    /* destroy: frees everything create and later calls allocated. */
+    void (*destroy)(kvb_backend_ctx *c);
 
     /* append: stores one token's K and V for one layer of one sequence.
      * k, v: [n_kv_heads][head_dim], keys after RoPE. Tokens of a layer are
      * appended in position order. NULL only for KVB_BACKEND_RECOMPUTE. */
-    kvb_status (*append)(kvb_cache *c, int seq, int layer,
+    kvb_status (*append)(kvb_backend_ctx *c, int seq, int layer,
                          const float *k, const float *v);
 
-    /* attend: out = softmax(q K^T / sqrt(head_dim)) V over every token cached
+    /* attend: out = softmax(q K^T / sqrt(head_dim)) V over every token held
      * for (seq, layer), per query head. q, out: [n_heads][head_dim].
      * NULL only for KVB_BACKEND_RECOMPUTE. */
-    kvb_status (*attend)(kvb_cache *c, int seq, int layer,
+    kvb_status (*attend)(kvb_backend_ctx *c, int seq, int layer,
                          const float *q, float *out);
 
     /* memory: bytes reserved, used and metadata over the whole cache. */
-    kvb_memory (*memory)(const kvb_cache *c);
+    kvb_memory (*memory)(const kvb_backend_ctx *c);
 
     /* length: tokens held by (seq, layer). */
-    int (*length)(const kvb_cache *c, int seq, int layer);
+    int (*length)(const kvb_backend_ctx *c, int seq, int layer);
 
     /* seq_clear: drops a sequence's tokens and gives back what it can.
-     * Optional: NULL means only destroy releases memory. */
-    kvb_status (*seq_clear)(kvb_cache *c, int seq);
+     * Optional: NULL means the backend holds no tokens to drop (RECOMPUTE):
+     * kvb_cache_seq_clear then returns UNSUPPORTED. */
+    kvb_status (*seq_clear)(kvb_backend_ctx *c, int seq);
 
-    /* seq_fork: the empty sequence child receives parent's tokens (every layer
-     * of parent must hold the same count). Where the backend can, they are
-     * shared, and copied only when one side first writes into a shared block.
-     * Optional: NULL means the backend cannot fork; callers report "skipped". */
-    kvb_status (*seq_fork)(kvb_cache *c, int parent, int child);
+    /* seq_fork: the empty sequence child (child != parent, every layer empty)
+     * receives parent's tokens (every layer of parent holds the same count;
+     * kvb_cache_seq_fork checks both). Where the backend can, they are shared,
+     * and copied only when one side first writes into a shared block.
+     * Optional: NULL means the backend cannot fork: kvb_cache_seq_fork
+     * returns UNSUPPORTED and callers report "skipped". */
+    kvb_status (*seq_fork)(kvb_backend_ctx *c, int parent, int child);
 
     /* seq_memory: the bytes one sequence holds (reserved counts every block
      * or slot it references, shared ones too) and uses. Optional: NULL means
-     * only the whole-cache figure exists. */
-    kvb_memory (*seq_memory)(const kvb_cache *c, int seq);
+     * only the whole-cache figure exists: kvb_cache_seq_memory returns
+     * UNSUPPORTED. */
+    kvb_memory (*seq_memory)(const kvb_backend_ctx *c, int seq);
 
-    /* read_kv: copies one stored token of one KV head back out as f32
-     * (k, v: [head_dim]), for tests and debugging. Optional: NULL means the
-     * storage cannot be inspected; tests that need it report "skipped". */
-    kvb_status (*read_kv)(const kvb_cache *c, int seq, int layer, int kv_head,
+    /* read_kv: copies one held token of one KV head back out as f32
+     * (k, v: [head_dim]) as attend reads it, for tests and debugging. Token 0
+     * is the oldest held. Optional: NULL means the storage cannot be
+     * inspected: kvb_cache_read_kv returns UNSUPPORTED and tests that need it
+     * report "skipped". */
+    kvb_status (*read_kv)(const kvb_backend_ctx *c, int seq, int layer, int kv_head,
                           int token, float *k, float *v);
 } kvb_backend;
 
@@ -203,8 +202,53 @@ const kvb_backend *kvb_backend_at(int i);
  * "unsupported" when none fits (supports() then says why). A static string. */
 const char *kvb_backend_kernel(const kvb_backend *b, const kvb_shape *s, const kvb_options *o);
 
-/* Shorthand used by callers: supports() with its NULL fallback applied. */
+/* Whether table b is one this build can call: its version, and every slot the
+ * contract requires filled (create, destroy, memory, length; append and
+ * attend unless it recomputes). */
+kvb_status kvb_backend_check(const kvb_backend *b, char *msg, size_t msg_len);
+
+/* Whether b may create shape s with options o: kvb_backend_check, the shape,
+ * the option ranges every backend shares and the storage type's readers
+ * (types/kvb_types.h) against b's flags, the attend kernel of dense stores,
+ * then b's own supports(). Writes the first reason it finds. */
 kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
                                 const kvb_options *o, char *why, size_t why_len);
+
+/* ---- the cache: what callers hold and call ---------------------------------- */
+
+typedef struct kvb_cache kvb_cache;   /* opaque: a backend and its state */
+
+/* A cache of backend b: kvb_backend_supports, then b's create. *out is NULL
+ * on failure, with the reason in msg. */
+kvb_status kvb_cache_create(kvb_cache **out, const kvb_backend *b, const kvb_shape *s,
+                            const kvb_options *o, char *msg, size_t msg_len);
+
+/* A cache around state a caller built itself (a backend that wraps another
+ * cache, e.g. to check it): ctx is b's, and kvb_cache_destroy calls b's
+ * destroy on it. Checks the table only (kvb_backend_check). */
+kvb_status kvb_cache_wrap(kvb_cache **out, const kvb_backend *b, kvb_backend_ctx *ctx,
+                          const kvb_shape *s, const kvb_options *o, char *msg, size_t msg_len);
+
+void kvb_cache_destroy(kvb_cache *c);                         /* NULL-safe */
+
+const kvb_backend *kvb_cache_backend(const kvb_cache *c);
+const kvb_shape   *kvb_cache_shape(const kvb_cache *c);
+
+/* The slots above, arguments checked (INVALID_ARG when one is out of range or
+ * NULL, UNSUPPORTED where the slot is NULL). */
+kvb_status kvb_cache_append(kvb_cache *c, int seq, int layer, const float *k, const float *v);
+kvb_status kvb_cache_attend(kvb_cache *c, int seq, int layer, const float *q, float *out);
+kvb_memory kvb_cache_memory(const kvb_cache *c);              /* zeros for NULL */
+int        kvb_cache_length(const kvb_cache *c, int seq, int layer);   /* -1: bad index */
+kvb_status kvb_cache_seq_clear(kvb_cache *c, int seq);
+kvb_status kvb_cache_seq_fork(kvb_cache *c, int parent, int child);
+kvb_status kvb_cache_seq_memory(const kvb_cache *c, int seq, kvb_memory *out);
+kvb_status kvb_cache_read_kv(const kvb_cache *c, int seq, int layer, int kv_head, int token,
+                             float *k, float *v);
+
+/* Of the newest `appended` tokens of a layer, how many attend reads: all of
+ * them, or the window of a KVB_BACKEND_WINDOW cache. What a reference
+ * attention must cover. */
+int kvb_cache_attended(const kvb_cache *c, int appended);
 
 #endif

@@ -11,11 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-struct kvb_cache {
+struct kvb_backend_ctx {
     kvb_shape shape;
 };
-
-extern const kvb_backend kvb_backend_nocache;
 
 static kvb_status nocache_supports(const kvb_shape *s, const kvb_options *o,
                                    char *why, size_t why_len)
@@ -29,33 +27,32 @@ static kvb_status nocache_supports(const kvb_shape *s, const kvb_options *o,
     return KVB_STATUS_OK;
 }
 
-static kvb_status nocache_create(kvb_cache **out, const kvb_shape *shape,
+static kvb_status nocache_create(kvb_backend_ctx **out, const kvb_shape *shape,
                                  const kvb_options *opt, char *msg, size_t msg_len)
 {
-    *out = NULL;
-    kvb_status st = kvb_backend_supports(&kvb_backend_nocache, shape, opt, msg, msg_len);
-    if (st != KVB_STATUS_OK) return st;
+    (void)opt; (void)msg; (void)msg_len;
     *out = calloc(1, sizeof **out);
     if (!*out) return KVB_STATUS_NO_MEMORY;
     (*out)->shape = *shape;
     return KVB_STATUS_OK;
 }
 
-static void nocache_destroy(kvb_cache *c) { free(c); }
+static void nocache_destroy(kvb_backend_ctx *c) { free(c); }
 
-static kvb_memory nocache_memory(const kvb_cache *c)
+static kvb_memory nocache_memory(const kvb_backend_ctx *c)
 {
     kvb_memory m = {0, 0, sizeof *c, 0};
     return m;
 }
 
-static int nocache_length(const kvb_cache *c, int seq, int layer)
+static int nocache_length(const kvb_backend_ctx *c, int seq, int layer)
 {
     (void)c; (void)seq; (void)layer;
     return 0;
 }
 
 const kvb_backend kvb_backend_nocache = {
+    .version = KVB_BACKEND_VERSION,
     .name = "nocache",
     .description = "stores no K/V; every step recomputes the causal pass over all tokens",
     .flags = KVB_BACKEND_RECOMPUTE,

@@ -39,10 +39,6 @@
 
 enum { KVB_PAGED_DEFAULT_BLOCK = 16, KVB_PAGED_MAX_BLOCK = 256, PAGED_MIN_PART = 256 };
 
-extern const kvb_backend kvb_backend_paged;
-extern const kvb_backend kvb_backend_paged_blockmajor;
-extern const kvb_backend kvb_backend_paged_tokmajor;
-
 typedef struct paged_seq {
     int *table;               /* [n_table] block ids, in token order */
     int  n_table, cap_table;
@@ -55,7 +51,7 @@ typedef enum paged_layout {
     PAGED_LAYOUT_TOKEN_MAJOR,      /* [block][token][kv_head][head_dim] */
 } paged_layout;
 
-struct kvb_cache {
+struct kvb_backend_ctx {
     kvb_shape    shape;
     kvb_options  opt;
     paged_layout layout;
@@ -75,23 +71,23 @@ struct kvb_cache {
     size_t      scratch_per;
     int         threads;
     kvb_pool   *pool;         /* NULL when single-threaded; attend splits over KV heads */
-    kvb_attend_runs_fn attend;  /* the loops opt.kernel names, chosen once at create */
+    const kvb_attend_kernel *attend;  /* the loops opt.kernel names, chosen at create */
     int         max_parts;    /* context parts per KV head when heads are fewer than threads */
     float      *part_out;     /* [n_kv_heads * max_parts][g][head_dim]: the parts' outputs */
     float      *part_ml;      /* [n_kv_heads * max_parts][g][2]: their max and sum */
 };
 
-static size_t block_bytes(const kvb_cache *c)   /* one block, every layer, K and V */
+static size_t block_bytes(const kvb_backend_ctx *c)   /* one block, every layer, K and V */
 {
     return 2 * (size_t)c->shape.n_layers * c->block_elems * c->es;
 }
 
-static size_t token_bytes(const kvb_cache *c)   /* one token of one layer, K and V */
+static size_t token_bytes(const kvb_backend_ctx *c)   /* one token of one layer, K and V */
 {
     return 2 * (size_t)c->shape.n_kv_heads * c->shape.head_dim * c->es;
 }
 
-static int max_blocks_per_seq(const kvb_cache *c)
+static int max_blocks_per_seq(const kvb_backend_ctx *c)
 {
     return (c->shape.max_seq + c->bt - 1) / c->bt;
 }
@@ -101,7 +97,8 @@ static kvb_status paged_supports(const kvb_shape *s, const kvb_options *o, char 
     (void)s;
     if (o->alloc != KVB_ALLOC_GROW) {
         snprintf(why, n, "mode %s does not apply to a paged cache: its pool is sized by "
-                 "--pool-mb or --pool-blocks, and blocks are taken on demand", kvb_alloc_name(o->alloc));
+                 "--pool-mb or --pool-blocks, and blocks are taken on demand",
+                 kvb_alloc_name(o->alloc));
         return KVB_STATUS_UNSUPPORTED;
     }
     if (o->block_tokens < 0 || o->block_tokens > KVB_PAGED_MAX_BLOCK) {
@@ -112,7 +109,7 @@ static kvb_status paged_supports(const kvb_shape *s, const kvb_options *o, char 
     return KVB_STATUS_OK;
 }
 
-static void paged_destroy(kvb_cache *c)
+static void paged_destroy(kvb_backend_ctx *c)
 {
     if (!c) return;
     for (int l = 0; l < c->shape.n_layers; l++) {
@@ -130,14 +127,12 @@ static void paged_destroy(kvb_cache *c)
     free(c);
 }
 
-static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, const kvb_options *opt,
-                                      char *msg, size_t msg_len, const kvb_backend *self,
+static kvb_status paged_create_layout(kvb_backend_ctx **out, const kvb_shape *shape,
+                                      const kvb_options *opt, char *msg, size_t msg_len,
                                       paged_layout layout)
 {
     *out = NULL;
-    kvb_status st = kvb_backend_supports(self, shape, opt, msg, msg_len);
-    if (st != KVB_STATUS_OK) return st;
-    kvb_cache *c = calloc(1, sizeof *c);
+    kvb_backend_ctx *c = calloc(1, sizeof *c);
     if (!c) return KVB_STATUS_NO_MEMORY;
     c->shape = *shape;
     c->opt = *opt;
@@ -149,8 +144,8 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
     else if (opt->pool_bytes) c->n_blocks = opt->pool_bytes / block_bytes(c);
     else c->n_blocks = (size_t)opt->max_seqs * max_blocks_per_seq(c);
     if (c->n_blocks < 1 || c->n_blocks > (size_t)1 << 30) {
-        snprintf(msg, msg_len, "pool of %zu blocks (%zu bytes each, %d tokens): must hold 1 to 2^30 "
-                 "blocks", c->n_blocks, block_bytes(c), c->bt);
+        snprintf(msg, msg_len, "pool of %zu blocks (%zu bytes each, %d tokens): must hold 1 to "
+                 "2^30 blocks", c->n_blocks, block_bytes(c), c->bt);
         paged_destroy(c);
         return KVB_STATUS_INVALID_ARG;
     }
@@ -162,24 +157,30 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
     c->free_ids = malloc(c->n_blocks * sizeof *c->free_ids);
     c->seqs = calloc((size_t)opt->max_seqs, sizeof *c->seqs);
     c->threads = opt->threads > 1 ? opt->threads : 1;
-    c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* checked by supports */
-    c->opt.kernel = kvb_attend_kernel_name(c->attend);
+    c->attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0);   /* supported */
+    c->opt.kernel = c->attend->name;
     c->runs = malloc((size_t)c->threads * max_blocks_per_seq(c) * sizeof *c->runs);
     int g = shape->n_heads / shape->n_kv_heads;
     c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
     c->scratch = malloc((size_t)c->threads * c->scratch_per * sizeof(float));
-    /* as the contiguous cache: parts of at least PAGED_MIN_PART tokens when KV heads are fewer than threads */
-    int want = (c->threads + shape->n_kv_heads - 1) / shape->n_kv_heads, room = shape->max_seq / PAGED_MIN_PART;
-    c->max_parts = c->threads > 1 && shape->n_kv_heads < c->threads ? (want < room ? want : room) : 1;
+    /* as the contiguous cache: parts of at least PAGED_MIN_PART tokens when KV
+     * heads are fewer than threads */
+    int want = (c->threads + shape->n_kv_heads - 1) / shape->n_kv_heads;
+    int room = shape->max_seq / PAGED_MIN_PART;
+    int split = c->threads > 1 && shape->n_kv_heads < c->threads;
+    c->max_parts = split ? (want < room ? want : room) : 1;
     if (c->max_parts < 1) c->max_parts = 1;
     size_t items = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
     if (c->max_parts > 1) {
         c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
         c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
     }
-    int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs && c->scratch &&
+    int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs &&
+             c->scratch &&
              (c->max_parts == 1 || (c->part_out && c->part_ml));
-    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) == KVB_STATUS_OK;
+    if (ok && c->threads > 1)
+        ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) ==
+             KVB_STATUS_OK;
     for (int l = 0; ok && l < L; l++) {
         /* The pool is written once here, front to back, as a serving system
          * fills its pool at start-up: the OS then backs each head's plane
@@ -209,28 +210,27 @@ static kvb_status paged_create_layout(kvb_cache **out, const kvb_shape *shape, c
     return KVB_STATUS_OK;
 }
 
-static kvb_status paged_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o,
+static kvb_status paged_create(kvb_backend_ctx **out, const kvb_shape *s, const kvb_options *o,
                                char *msg, size_t n)
 {
-    return paged_create_layout(out, s, o, msg, n, &kvb_backend_paged, PAGED_LAYOUT_HEAD_PLANES);
+    return paged_create_layout(out, s, o, msg, n, PAGED_LAYOUT_HEAD_PLANES);
 }
 
-static kvb_status paged_bm_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o,
-                                  char *msg, size_t n)
+static kvb_status paged_bm_create(kvb_backend_ctx **out, const kvb_shape *s,
+                                  const kvb_options *o, char *msg, size_t n)
 {
-    return paged_create_layout(out, s, o, msg, n, &kvb_backend_paged_blockmajor, PAGED_LAYOUT_BLOCK_MAJOR);
+    return paged_create_layout(out, s, o, msg, n, PAGED_LAYOUT_BLOCK_MAJOR);
 }
 
-static kvb_status paged_tm_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o,
-                                  char *msg, size_t n)
+static kvb_status paged_tm_create(kvb_backend_ctx **out, const kvb_shape *s,
+                                  const kvb_options *o, char *msg, size_t n)
 {
-    return paged_create_layout(out, s, o, msg, n, &kvb_backend_paged_tokmajor, PAGED_LAYOUT_TOKEN_MAJOR);
+    return paged_create_layout(out, s, o, msg, n, PAGED_LAYOUT_TOKEN_MAJOR);
 }
-
-static int seq_ok(const kvb_cache *c, int seq) { return seq >= 0 && seq < c->opt.max_seqs; }
 
 /* Address of (block, layer, kv_head, slot) in a pool, and the row stride. */
-static char *slot_at(const kvb_cache *c, void *const *pool, int block, int layer, int h, int slot)
+static char *slot_at(const kvb_backend_ctx *c, void *const *pool, int block, int layer, int h,
+                     int slot)
 {
     const size_t hd = (size_t)c->shape.head_dim, run = (size_t)c->bt * hd;
     size_t e;
@@ -247,7 +247,7 @@ static char *slot_at(const kvb_cache *c, void *const *pool, int block, int layer
     return (char *)pool[layer] + e * c->es;
 }
 
-static size_t row_stride(const kvb_cache *c)
+static size_t row_stride(const kvb_backend_ctx *c)
 {
     return c->layout == PAGED_LAYOUT_TOKEN_MAJOR ? (size_t)c->shape.n_kv_heads * c->shape.head_dim
                                                  : (size_t)c->shape.head_dim;
@@ -255,7 +255,7 @@ static size_t row_stride(const kvb_cache *c)
 
 /* Copies one block of one layer; its values are one run per head, or one
  * piece in the token-major layout. */
-static void block_copy(const kvb_cache *c, void *const *pool, int dst, int src, int layer)
+static void block_copy(const kvb_backend_ctx *c, void *const *pool, int dst, int src, int layer)
 {
     if (c->layout == PAGED_LAYOUT_TOKEN_MAJOR) {
         memcpy(slot_at(c, pool, dst, layer, 0, 0), slot_at(c, pool, src, layer, 0, 0),
@@ -267,14 +267,14 @@ static void block_copy(const kvb_cache *c, void *const *pool, int dst, int src, 
                (size_t)c->bt * c->shape.head_dim * c->es);
 }
 
-static void block_release(kvb_cache *c, int b)
+static void block_release(kvb_backend_ctx *c, int b)
 {
     if (--c->refs[b] > 0) return;
     for (int l = 0; l < c->shape.n_layers; l++) c->fill[l][b] = 0;
     c->free_ids[c->n_free++] = b;
 }
 
-static int block_take(kvb_cache *c)
+static int block_take(kvb_backend_ctx *c)
 {
     int b = c->free_ids[--c->n_free];
     c->refs[b] = 1;
@@ -293,9 +293,9 @@ static kvb_status table_reserve(paged_seq *s, int n)
     return KVB_STATUS_OK;
 }
 
-static kvb_status paged_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+static kvb_status paged_append(kvb_backend_ctx *c, int seq, int layer, const float *k,
+                               const float *v)
 {
-    if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers) return KVB_STATUS_INVALID_ARG;
     paged_seq *s = &c->seqs[seq];
     int pos = s->len[layer];
     if (pos >= c->shape.max_seq) return KVB_STATUS_FULL;
@@ -319,8 +319,10 @@ static kvb_status paged_append(kvb_cache *c, int seq, int layer, const float *k,
     }
     int b = s->table[bi], hd = c->shape.head_dim;
     for (int h = 0; h < c->shape.n_kv_heads; h++) {
-        kvb_row_from_f32(c->opt.dtype, k + (size_t)h * hd, slot_at(c, c->k_pool, b, layer, h, slot), hd);
-        kvb_row_from_f32(c->opt.dtype, v + (size_t)h * hd, slot_at(c, c->v_pool, b, layer, h, slot), hd);
+        char *kd = slot_at(c, c->k_pool, b, layer, h, slot);
+        char *vd = slot_at(c, c->v_pool, b, layer, h, slot);
+        kvb_row_from_f32(c->opt.dtype, k + (size_t)h * hd, kd, hd);
+        kvb_row_from_f32(c->opt.dtype, v + (size_t)h * hd, vd, hd);
     }
     if (c->fill[layer][b] < slot + 1) c->fill[layer][b] = slot + 1;
     s->len[layer] = pos + 1;
@@ -328,7 +330,7 @@ static kvb_status paged_append(kvb_cache *c, int seq, int layer, const float *k,
 }
 
 typedef struct paged_job {
-    kvb_cache *c; const paged_seq *s; int layer; const float *q; float *out; int parts;
+    kvb_backend_ctx *c; const paged_seq *s; int layer; const float *q; float *out; int parts;
 } paged_job;
 
 /* Item (KV head h, part p of its blocks) as runs, then attention over them,
@@ -337,9 +339,10 @@ typedef struct paged_job {
 static void paged_item(void *arg, int item, int thread)
 {
     const paged_job *j = arg;
-    kvb_cache *c = j->c;
+    kvb_backend_ctx *c = j->c;
     const int h = item / j->parts, p = item % j->parts;
-    const int n = j->s->len[j->layer], hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
+    const int n = j->s->len[j->layer], hd = c->shape.head_dim;
+    const int g = c->shape.n_heads / c->shape.n_kv_heads;
     const int nb = (n + c->bt - 1) / c->bt, b0 = (int)((long long)nb * p / j->parts),
               b1 = (int)((long long)nb * (p + 1) / j->parts);
     kvb_kv_run *runs = c->runs + (size_t)thread * max_blocks_per_seq(c);
@@ -351,17 +354,18 @@ static void paged_item(void *arg, int item, int thread)
     size_t qo = (size_t)h * g * hd;
     float *scratch = c->scratch + (size_t)thread * c->scratch_per;
     if (j->parts == 1)
-        c->attend(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo, j->out + qo, scratch, NULL);
+        c->attend->run(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo, j->out + qo,
+                       scratch, NULL);
     else
-        c->attend(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo,
-                  c->part_out + (size_t)item * g * hd, scratch, c->part_ml + (size_t)item * g * 2);
+        c->attend->run(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo,
+                       c->part_out + (size_t)item * g * hd, scratch,
+                       c->part_ml + (size_t)item * g * 2);
 }
 
 /* Split over KV heads above 256 KiB of K/V (as the contiguous cache), and
  * over parts of the block table when heads are fewer than threads. */
-static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+static kvb_status paged_attend(kvb_backend_ctx *c, int seq, int layer, const float *q, float *out)
 {
-    if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers) return KVB_STATUS_INVALID_ARG;
     const int n = c->seqs[seq].len[layer], nkv = c->shape.n_kv_heads, hd = c->shape.head_dim;
     const int g = c->shape.n_heads / nkv, nb = (n + c->bt - 1) / c->bt;
     int parts = n / PAGED_MIN_PART < c->max_parts ? n / PAGED_MIN_PART : c->max_parts;
@@ -373,7 +377,8 @@ static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q,
     /* A deliberate slowdown, built only by `make regress PLANT=pct` to show that
      * the regression gate catches one: the first pct% of the items attended
      * again (the output is the same; the work grows by that fraction). */
-    for (int i = 0; i < (nkv * job.parts * KVB_PLANT_SLOWDOWN_PCT + 99) / 100 && i < nkv * job.parts; i++)
+    int again = (nkv * job.parts * KVB_PLANT_SLOWDOWN_PCT + 99) / 100;
+    for (int i = 0; i < again && i < nkv * job.parts; i++)
         paged_item(&job, i, 0);
 #endif
     if (job.parts > 1)
@@ -383,10 +388,9 @@ static kvb_status paged_attend(kvb_cache *c, int seq, int layer, const float *q,
     return KVB_STATUS_OK;
 }
 
-static kvb_memory paged_seq_memory(const kvb_cache *c, int seq)
+static kvb_memory paged_seq_memory(const kvb_backend_ctx *c, int seq)
 {
     kvb_memory m = {0, 0, 0, 0};
-    if (!seq_ok(c, seq)) return m;
     const paged_seq *s = &c->seqs[seq];
     m.reserved = (size_t)s->n_table * block_bytes(c);
     for (int l = 0; l < c->shape.n_layers; l++) m.used += (size_t)s->len[l] * token_bytes(c);
@@ -396,7 +400,7 @@ static kvb_memory paged_seq_memory(const kvb_cache *c, int seq)
     return m;
 }
 
-static kvb_memory paged_memory(const kvb_cache *c)
+static kvb_memory paged_memory(const kvb_backend_ctx *c)
 {
     kvb_memory m = {0, 0, sizeof *c, c->n_blocks * block_bytes(c)};
     m.reserved = (c->n_blocks - c->n_free) * block_bytes(c);
@@ -408,14 +412,13 @@ static kvb_memory paged_memory(const kvb_cache *c)
     return m;
 }
 
-static int paged_length(const kvb_cache *c, int seq, int layer)
+static int paged_length(const kvb_backend_ctx *c, int seq, int layer)
 {
-    return seq_ok(c, seq) && layer >= 0 && layer < c->shape.n_layers ? c->seqs[seq].len[layer] : -1;
+    return c->seqs[seq].len[layer];
 }
 
-static kvb_status paged_seq_clear(kvb_cache *c, int seq)
+static kvb_status paged_seq_clear(kvb_backend_ctx *c, int seq)
 {
-    if (!seq_ok(c, seq)) return KVB_STATUS_INVALID_ARG;
     paged_seq *s = &c->seqs[seq];
     for (int i = 0; i < s->n_table; i++) block_release(c, s->table[i]);
     s->n_table = 0;
@@ -423,13 +426,9 @@ static kvb_status paged_seq_clear(kvb_cache *c, int seq)
     return KVB_STATUS_OK;
 }
 
-static kvb_status paged_seq_fork(kvb_cache *c, int parent, int child)
+static kvb_status paged_seq_fork(kvb_backend_ctx *c, int parent, int child)
 {
-    if (!seq_ok(c, parent) || !seq_ok(c, child) || parent == child) return KVB_STATUS_INVALID_ARG;
     paged_seq *p = &c->seqs[parent], *d = &c->seqs[child];
-    if (d->n_table != 0) return KVB_STATUS_INVALID_ARG;
-    for (int l = 0; l < c->shape.n_layers; l++)
-        if (p->len[l] != p->len[0] || d->len[l] != 0) return KVB_STATUS_INVALID_ARG;
     if (table_reserve(d, p->n_table) != KVB_STATUS_OK) return KVB_STATUS_NO_MEMORY;
     for (int i = 0; i < p->n_table; i++) {
         d->table[i] = p->table[i];
@@ -440,20 +439,19 @@ static kvb_status paged_seq_fork(kvb_cache *c, int parent, int child)
     return KVB_STATUS_OK;
 }
 
-static kvb_status paged_read_kv(const kvb_cache *c, int seq, int layer, int kv_head, int token,
-                                float *k, float *v)
+static kvb_status paged_read_kv(const kvb_backend_ctx *c, int seq, int layer, int kv_head,
+                                int token, float *k, float *v)
 {
-    if (!seq_ok(c, seq) || layer < 0 || layer >= c->shape.n_layers || kv_head < 0 ||
-        kv_head >= c->shape.n_kv_heads || token < 0 || token >= c->seqs[seq].len[layer])
-        return KVB_STATUS_INVALID_ARG;
     int b = c->seqs[seq].table[token / c->bt], slot = token % c->bt;
-    kvb_row_to_f32(c->opt.dtype, slot_at(c, c->k_pool, b, layer, kv_head, slot), k, c->shape.head_dim);
-    kvb_row_to_f32(c->opt.dtype, slot_at(c, c->v_pool, b, layer, kv_head, slot), v, c->shape.head_dim);
+    const int hd = c->shape.head_dim;
+    kvb_row_to_f32(c->opt.dtype, slot_at(c, c->k_pool, b, layer, kv_head, slot), k, hd);
+    kvb_row_to_f32(c->opt.dtype, slot_at(c, c->v_pool, b, layer, kv_head, slot), v, hd);
     return KVB_STATUS_OK;
 }
 
 /* The two layouts share every slot but create, which picks the layout. */
 #define KVB_PAGED_SLOTS                                                   \
+    .version = KVB_BACKEND_VERSION,                                     \
     .flags = KVB_BACKEND_PAGED, .supports = paged_supports,             \
     .destroy = paged_destroy, .append = paged_append,                   \
     .attend = paged_attend, .memory = paged_memory,                     \
@@ -463,7 +461,8 @@ static kvb_status paged_read_kv(const kvb_cache *c, int seq, int layer, int kv_h
 
 const kvb_backend kvb_backend_paged = {
     .name = "paged",
-    .description = "block pool + block tables, [kv_head][block][token][head_dim] pools; fork shares (COW)",
+    .description = "block pool + block tables, [kv_head][block][token][head_dim] pools; "
+                   "fork shares (COW)",
     .create = paged_create,
     KVB_PAGED_SLOTS,
 };

@@ -35,8 +35,6 @@
 
 enum { QUANT_MIN_CAP = 64, QUANT_MAX_RESIDUAL = 65536 };
 
-extern const kvb_backend kvb_backend_quant;
-
 typedef struct qstore {
     uint8_t  *kc, *vc;        /* [kv_head][cap][code_row] */
     uint16_t *kw, *vw;        /* groups' f16 words, layouts above */
@@ -44,7 +42,7 @@ typedef struct qstore {
     int       len, nq, cap;   /* tokens held, tokens quantized, quantized room */
 } qstore;
 
-struct kvb_cache {
+struct kvb_backend_ctx {
     kvb_shape          shape;
     kvb_options        opt;
     const kvb_qformat *fmt;
@@ -65,42 +63,37 @@ struct kvb_cache {
     uint8_t *codes;               /* [unit][head_dim] unpacked codes */
 };
 
-static qstore *store_at(const kvb_cache *c, int seq, int layer)
+static qstore *store_at(const kvb_backend_ctx *c, int seq, int layer)
 {
     return &c->stores[(size_t)seq * c->shape.n_layers + layer];
 }
 
-static kvb_status check_index(const kvb_cache *c, int seq, int layer)
-{
-    return (seq < 0 || seq >= c->opt.max_seqs || layer < 0 || layer >= c->shape.n_layers)
-               ? KVB_STATUS_INVALID_ARG : KVB_STATUS_OK;
-}
-
 /* f16 words of K per KV head for cap tokens */
-static size_t kwords(const kvb_cache *c, int cap)
+static size_t kwords(const kvb_backend_ctx *c, int cap)
 {
     return c->channel ? (size_t)(cap / c->group) * c->shape.head_dim * c->np
                       : (size_t)cap * c->n_grp * c->np;
 }
-static size_t vwords(const kvb_cache *c, int cap) { return (size_t)cap * c->n_grp * c->np; }
+static size_t vwords(const kvb_backend_ctx *c, int cap) { return (size_t)cap * c->n_grp * c->np; }
 
 /* Bytes of quantized K and V for `tokens` tokens (a multiple of unit), all heads. */
-static size_t qbytes(const kvb_cache *c, int tokens)
+static size_t qbytes(const kvb_backend_ctx *c, int tokens)
 {
-    size_t per_head = 2 * (size_t)tokens * c->code_row + 2 * (kwords(c, tokens) + vwords(c, tokens));
+    size_t per_head = 2 * (size_t)tokens * c->code_row +
+                      2 * (kwords(c, tokens) + vwords(c, tokens));
     return per_head * c->shape.n_kv_heads;
 }
-static size_t tail_bytes(const kvb_cache *c, int rows)
+static size_t tail_bytes(const kvb_backend_ctx *c, int rows)
 {
     return 2 * (size_t)rows * c->shape.head_dim * c->shape.n_kv_heads * sizeof(float);
 }
 
-static size_t codes_bytes(const kvb_cache *c, int cap)   /* one of K or V's codes */
+static size_t codes_bytes(const kvb_backend_ctx *c, int cap)   /* one of K or V's codes */
 {
     return (size_t)c->shape.n_kv_heads * (size_t)cap * c->code_row;
 }
 
-static void store_free(const kvb_cache *c, qstore *s)
+static void store_free(const kvb_backend_ctx *c, qstore *s)
 {
     kvb_kv_free(s->kc, codes_bytes(c, s->cap)); kvb_kv_free(s->vc, codes_bytes(c, s->cap));
     free(s->kw); free(s->vw); free(s->kt); free(s->vt);
@@ -127,18 +120,20 @@ static kvb_status quant_supports(const kvb_shape *s, const kvb_options *o, char 
         return KVB_STATUS_INVALID_ARG;
     }
     if (!kvb_qkernels_known(o->qkernel)) {
-        snprintf(why, n, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni", o->qkernel);
+        snprintf(why, n, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni",
+                 o->qkernel);
         return KVB_STATUS_INVALID_ARG;
     }
     if (!kvb_qkernels_find(o->qkernel, s->head_dim, group, why, n)) return KVB_STATUS_UNSUPPORTED;
     return KVB_STATUS_OK;
 }
 
-static void quant_destroy(kvb_cache *c)
+static void quant_destroy(kvb_backend_ctx *c)
 {
     if (!c) return;
     if (c->stores)
-        for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++) store_free(c, &c->stores[i]);
+        for (size_t i = 0; i < (size_t)c->opt.max_seqs * c->shape.n_layers; i++)
+            store_free(c, &c->stores[i]);
     for (int t = 0; c->scr && t < c->threads; t++) {
         struct qscratch *w = &c->scr[t];
         free(w->scores); free(w->kscratch); free(w->cscratch); free(w->per_head); free(w->qround);
@@ -149,13 +144,11 @@ static void quant_destroy(kvb_cache *c)
     free(c);
 }
 
-static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kvb_options *opt,
-                               char *msg, size_t msg_len)
+static kvb_status quant_create(kvb_backend_ctx **out, const kvb_shape *shape,
+                               const kvb_options *opt, char *msg, size_t msg_len)
 {
     *out = NULL;
-    kvb_status st = kvb_backend_supports(&kvb_backend_quant, shape, opt, msg, msg_len);
-    if (st != KVB_STATUS_OK) return st;
-    kvb_cache *c = calloc(1, sizeof *c);
+    kvb_backend_ctx *c = calloc(1, sizeof *c);
     if (!c) return KVB_STATUS_NO_MEMORY;
     c->shape = *shape;
     c->opt = *opt;
@@ -189,7 +182,9 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
         w->qround = malloc((size_t)g * hd * sizeof(float));
         ok = w->scores && w->kscratch && w->cscratch && w->per_head && w->qround;
     }
-    if (ok && c->threads > 1) ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) == KVB_STATUS_OK;
+    if (ok && c->threads > 1)
+        ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) ==
+             KVB_STATUS_OK;
     if (!ok) {
         quant_destroy(c);
         return KVB_STATUS_NO_MEMORY;
@@ -199,10 +194,11 @@ static kvb_status quant_create(kvb_cache **out, const kvb_shape *shape, const kv
 }
 
 /* Room for new_cap quantized tokens per head, existing ones moved over. */
-static kvb_status store_resize(kvb_cache *c, qstore *s, int new_cap)
+static kvb_status store_resize(kvb_backend_ctx *c, qstore *s, int new_cap)
 {
     const int nkv = c->shape.n_kv_heads;
-    uint8_t *kc = kvb_kv_alloc(codes_bytes(c, new_cap)), *vc = kvb_kv_alloc(codes_bytes(c, new_cap));
+    uint8_t *kc = kvb_kv_alloc(codes_bytes(c, new_cap));
+    uint8_t *vc = kvb_kv_alloc(codes_bytes(c, new_cap));
     uint16_t *kw = malloc((size_t)nkv * kwords(c, new_cap) * 2);
     uint16_t *vw = malloc((size_t)nkv * vwords(c, new_cap) * 2);
     if (!kc || !vc || !kw || !vw) {
@@ -214,8 +210,10 @@ static kvb_status store_resize(kvb_cache *c, qstore *s, int new_cap)
         size_t hn = (size_t)h * (size_t)new_cap, ho = (size_t)h * (size_t)s->cap;
         memcpy(kc + hn * c->code_row, s->kc + ho * c->code_row, (size_t)s->nq * c->code_row);
         memcpy(vc + hn * c->code_row, s->vc + ho * c->code_row, (size_t)s->nq * c->code_row);
-        memcpy(kw + (size_t)h * kwords(c, new_cap), s->kw + (size_t)h * kwords(c, s->cap), kwords(c, s->nq) * 2);
-        memcpy(vw + (size_t)h * vwords(c, new_cap), s->vw + (size_t)h * vwords(c, s->cap), vwords(c, s->nq) * 2);
+        memcpy(kw + (size_t)h * kwords(c, new_cap), s->kw + (size_t)h * kwords(c, s->cap),
+               kwords(c, s->nq) * 2);
+        memcpy(vw + (size_t)h * vwords(c, new_cap), s->vw + (size_t)h * vwords(c, s->cap),
+               vwords(c, s->nq) * 2);
     }
     kvb_kv_free(s->kc, codes_bytes(c, s->cap)); kvb_kv_free(s->vc, codes_bytes(c, s->cap));
     free(s->kw); free(s->vw);
@@ -223,21 +221,22 @@ static kvb_status store_resize(kvb_cache *c, qstore *s, int new_cap)
     return KVB_STATUS_OK;
 }
 
-static float *tail_row(const kvb_cache *c, float *t, int h, int pos)
+static float *tail_row(const kvb_backend_ctx *c, float *t, int h, int pos)
 {
     return t + ((size_t)h * c->ring + (size_t)(pos % c->ring)) * c->shape.head_dim;
 }
 
 /* Quantizes one row of head_dim values per token along head_dim. */
-static void quant_row(const kvb_cache *c, const float *x, uint8_t *dst, uint16_t *words)
+static void quant_row(const kvb_backend_ctx *c, const float *x, uint8_t *dst, uint16_t *words)
 {
     for (int gi = 0; gi < c->n_grp; gi++)
-        kvb_quant_group(c->fmt, x + gi * c->group, 1, c->group, c->codes + gi * c->group, words + gi * c->np);
+        kvb_quant_group(c->fmt, x + gi * c->group, 1, c->group, c->codes + gi * c->group,
+                        words + gi * c->np);
     kvb_qpack(c->fmt, c->codes, c->shape.head_dim, dst);
 }
 
 /* Moves the oldest `unit` tail tokens into the quantized store (room is there). */
-static void flush_unit(kvb_cache *c, qstore *s)
+static void flush_unit(kvb_backend_ctx *c, qstore *s)
 {
     const int hd = c->shape.head_dim, u = c->unit, p0 = s->nq;
     for (int h = 0; h < c->shape.n_kv_heads; h++) {
@@ -247,25 +246,28 @@ static void flush_unit(kvb_cache *c, qstore *s)
         for (int i = 0; i < u; i++)
             quant_row(c, tail_row(c, s->vt, h, p0 + i), vc + i * c->code_row, vw + vwords(c, i));
         if (!c->channel) {
-            quant_row(c, tail_row(c, s->kt, h, p0), kc, s->kw + h * kwords(c, s->cap) + kwords(c, p0));
+            uint16_t *kw = s->kw + h * kwords(c, s->cap) + kwords(c, p0);
+            quant_row(c, tail_row(c, s->kt, h, p0), kc, kw);
             continue;
         }
         /* per channel: the u = group tokens of each channel share d and m */
-        for (int i = 0; i < u; i++) memcpy(c->stage + (size_t)i * hd, tail_row(c, s->kt, h, p0 + i), (size_t)hd * 4);
+        for (int i = 0; i < u; i++)
+            memcpy(c->stage + (size_t)i * hd, tail_row(c, s->kt, h, p0 + i), (size_t)hd * 4);
         uint16_t *kw = s->kw + h * kwords(c, s->cap) + kwords(c, p0);
         uint8_t col[256];
         for (int d = 0; d < hd; d++) {
             kvb_quant_group(c->fmt, c->stage + d, (size_t)hd, u, col, kw + (size_t)d * c->np);
             for (int i = 0; i < u; i++) c->codes[(size_t)i * hd + d] = col[i];
         }
-        for (int i = 0; i < u; i++) kvb_qpack(c->fmt, c->codes + (size_t)i * hd, hd, kc + i * c->code_row);
+        for (int i = 0; i < u; i++)
+            kvb_qpack(c->fmt, c->codes + (size_t)i * hd, hd, kc + i * c->code_row);
     }
     s->nq += u;
 }
 
-static kvb_status quant_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+static kvb_status quant_append(kvb_backend_ctx *c, int seq, int layer, const float *k,
+                               const float *v)
 {
-    if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     const int hd = c->shape.head_dim, nkv = c->shape.n_kv_heads;
     for (int i = 0; i < nkv * hd; i++)
         if (!isfinite(k[i]) || !isfinite(v[i])) return KVB_STATUS_INVALID_ARG;
@@ -274,15 +276,20 @@ static kvb_status quant_append(kvb_cache *c, int seq, int layer, const float *k,
     if (!s->kt) {
         s->kt = malloc(tail_bytes(c, c->ring) / 2);
         s->vt = malloc(tail_bytes(c, c->ring) / 2);
-        if (!s->kt || !s->vt) { free(s->kt); free(s->vt); s->kt = s->vt = NULL; return KVB_STATUS_NO_MEMORY; }
+        if (!s->kt || !s->vt) {
+            free(s->kt); free(s->vt);
+            s->kt = s->vt = NULL;
+            return KVB_STATUS_NO_MEMORY;
+        }
     }
     int flush = s->len + 1 - s->nq >= c->residual + c->unit;
     if (flush && s->nq + c->unit > s->cap) {
         /* at most max_seq - residual tokens are ever quantized, in whole units
          * (a flush implies max_seq >= residual + unit, so this is >= unit) */
         long long cap_max = (long long)(c->shape.max_seq - c->residual) / c->unit * c->unit;
+        long long first = (QUANT_MIN_CAP + c->unit - 1) / c->unit * c->unit;
         long long want = c->opt.alloc == KVB_ALLOC_PREALLOC ? cap_max
-                         : s->cap ? 2LL * s->cap : (QUANT_MIN_CAP + c->unit - 1) / c->unit * c->unit;
+                         : s->cap ? 2LL * s->cap : first;
         kvb_status st = store_resize(c, s, (int)(want < cap_max ? want : cap_max));
         if (st != KVB_STATUS_OK) return st;
     }
@@ -295,7 +302,7 @@ static kvb_status quant_append(kvb_cache *c, int seq, int layer, const float *k,
     return KVB_STATUS_OK;
 }
 
-static kvb_qrows rows_of(const kvb_cache *c, const qstore *s, int h, int keys)
+static kvb_qrows rows_of(const kvb_backend_ctx *c, const qstore *s, int h, int keys)
 {
     kvb_qrows r = {
         .fmt = c->fmt, .n = s->nq, .head_dim = c->shape.head_dim, .group = c->group,
@@ -309,8 +316,8 @@ static kvb_qrows rows_of(const kvb_cache *c, const qstore *s, int h, int keys)
 /* Scores of the quantized per-channel keys: with x'[t][j] = d[j]*c[t][j] + a[j]
  * over a block of `group` tokens, q.x'_t = (q*d).c_t + q.a, so each block
  * costs one product q*d per head, then the kernel's dot over raw codes. */
-static void channel_scores(const kvb_cache *c, struct qscratch *w, const qstore *s, int h, int g, const float *q,
-                           float scale)
+static void channel_scores(const kvb_backend_ctx *c, struct qscratch *w, const qstore *s, int h,
+                           int g, const float *q, float scale)
 {
     const int hd = c->shape.head_dim, n = s->len, np = c->np;
     /* cscratch, (3 + g) x hd floats: d, a, then the block's words [hd][np] (read
@@ -319,7 +326,8 @@ static void channel_scores(const kvb_cache *c, struct qscratch *w, const qstore 
     float *qa = w->per_head + g;
     for (int b = 0; b < s->nq / c->group; b++) {
         /* the block's f16 words in one vectorized conversion, then split into d and a */
-        kvb_row_to_f32(KVB_DTYPE_F16, s->kw + h * kwords(c, s->cap) + (size_t)b * hd * np, words, hd * np);
+        const uint16_t *bw = s->kw + h * kwords(c, s->cap) + (size_t)b * hd * np;
+        kvb_row_to_f32(KVB_DTYPE_F16, bw, words, hd * np);
         for (int j = 0; j < hd; j++) {
             d[j] = words[(size_t)j * np];
             a[j] = np == 2 ? words[(size_t)j * 2 + 1] : -(float)c->fmt->zero * d[j];
@@ -329,8 +337,9 @@ static void channel_scores(const kvb_cache *c, struct qscratch *w, const qstore 
             qa[i] = scale * kvb_dot_f32(q + (size_t)i * hd, a, hd);
         }
         kvb_qrows raw = {
-            .fmt = c->fmt, .n = c->group, .head_dim = hd, .group = c->group, .code_stride = c->code_row,
-            .codes = s->kc + ((size_t)h * s->cap + (size_t)b * c->group) * c->code_row, .params = NULL,
+            .fmt = c->fmt, .n = c->group, .head_dim = hd, .group = c->group,
+            .code_stride = c->code_row, .params = NULL,
+            .codes = s->kc + ((size_t)h * s->cap + (size_t)b * c->group) * c->code_row,
         };
         float *sb = w->scores + (size_t)b * c->group;
         c->kern->scores(&raw, g, qd, scale, sb, (size_t)n, w->kscratch);
@@ -340,7 +349,8 @@ static void channel_scores(const kvb_cache *c, struct qscratch *w, const qstore 
 }
 
 /* Attention for KV head h: its g query heads, with thread-private scratch w. */
-static void quant_head(const kvb_cache *c, struct qscratch *w, const qstore *s, int h, const float *q, float *out)
+static void quant_head(const kvb_backend_ctx *c, struct qscratch *w, const qstore *s, int h,
+                       const float *q, float *out)
 {
     const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads, n = s->len;
     const float scale = 1.0f / sqrtf((float)hd);
@@ -351,7 +361,8 @@ static void quant_head(const kvb_cache *c, struct qscratch *w, const qstore *s, 
      * inside): the f32 tail meets the same rounded query (qt), so attend has
      * one definition; per-channel keys take the f32 query throughout */
     if (c->kern->rounds_query && !c->channel && n > s->nq) {
-        for (int i = 0; i < g; i++) kvb_qround_query(qh + (size_t)i * hd, hd, w->qround + (size_t)i * hd);
+        for (int i = 0; i < g; i++)
+            kvb_qround_query(qh + (size_t)i * hd, hd, w->qround + (size_t)i * hd);
         qt = w->qround;
     }
     if (s->nq > 0) {
@@ -364,7 +375,8 @@ static void quant_head(const kvb_cache *c, struct qscratch *w, const qstore *s, 
     }
     for (int t = s->nq; t < n; t++) {
         const float *kr = tail_row(c, s->kt, h, t);
-        for (int i = 0; i < g; i++) sc[(size_t)i * n + t] = scale * kvb_dot_f32(qt + (size_t)i * hd, kr, hd);
+        for (int i = 0; i < g; i++)
+            sc[(size_t)i * n + t] = scale * kvb_dot_f32(qt + (size_t)i * hd, kr, hd);
     }
     float *inv = w->per_head;
     for (int i = 0; i < g; i++) inv[i] = 1.0f / c->kern->softmax_exp(sc + (size_t)i * n, n);
@@ -374,13 +386,16 @@ static void quant_head(const kvb_cache *c, struct qscratch *w, const qstore *s, 
     }
     for (int t = s->nq; t < n; t++) {
         const float *vr = tail_row(c, s->vt, h, t);
-        for (int i = 0; i < g; i++) kvb_axpy_f32(sc[(size_t)i * n + t], vr, oh + (size_t)i * hd, hd);
+        for (int i = 0; i < g; i++)
+            kvb_axpy_f32(sc[(size_t)i * n + t], vr, oh + (size_t)i * hd, hd);
     }
     for (int i = 0; i < g; i++)
         for (int j = 0; j < hd; j++) oh[(size_t)i * hd + j] *= inv[i];
 }
 
-typedef struct quant_job { kvb_cache *c; const qstore *s; const float *q; float *out; } quant_job;
+typedef struct quant_job {
+    kvb_backend_ctx *c; const qstore *s; const float *q; float *out;
+} quant_job;
 
 static void quant_item(void *arg, int h, int thread)
 {
@@ -390,9 +405,8 @@ static void quant_item(void *arg, int h, int thread)
 
 /* Split over KV heads when the pool exists and the codes are worth waking it
  * for (256 KiB, as for the contiguous cache); each head writes its own rows of out. */
-static kvb_status quant_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+static kvb_status quant_attend(kvb_backend_ctx *c, int seq, int layer, const float *q, float *out)
 {
-    if (check_index(c, seq, layer) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     const qstore *s = store_at(c, seq, layer);
     memset(out, 0, (size_t)c->shape.n_heads * c->shape.head_dim * sizeof *out);
     if (s->len == 0) return KVB_STATUS_OK;
@@ -402,10 +416,9 @@ static kvb_status quant_attend(kvb_cache *c, int seq, int layer, const float *q,
     return KVB_STATUS_OK;
 }
 
-static kvb_memory quant_seq_memory(const kvb_cache *c, int seq)
+static kvb_memory quant_seq_memory(const kvb_backend_ctx *c, int seq)
 {
     kvb_memory m = {0, 0, 0, 0};
-    if (check_index(c, seq, 0) != KVB_STATUS_OK) return m;
     m.metadata = (size_t)c->shape.n_layers * sizeof *c->stores;
     for (int l = 0; l < c->shape.n_layers; l++) {
         const qstore *s = store_at(c, seq, l);
@@ -416,14 +429,15 @@ static kvb_memory quant_seq_memory(const kvb_cache *c, int seq)
     return m;
 }
 
-static kvb_memory quant_memory(const kvb_cache *c)
+static kvb_memory quant_memory(const kvb_backend_ctx *c)
 {
     kvb_memory m = {0, 0, sizeof *c, 0};
     const int g = c->shape.n_heads / c->shape.n_kv_heads, hd = c->shape.head_dim;
     /* scratch per attend thread: scores, kernel scratch, per-channel scratch,
      * rounded query, per-head sums; and the staging rows */
-    m.metadata += ((size_t)g * c->shape.max_seq + kvb_qkernels_scratch_floats(g, hd) + (size_t)(3 + g) * hd +
-                   (size_t)g * hd + 2 * (size_t)g) * sizeof(float) * (size_t)c->threads +
+    m.metadata += ((size_t)g * c->shape.max_seq + kvb_qkernels_scratch_floats(g, hd) +
+                   (size_t)(3 + g) * hd + (size_t)g * hd + 2 * (size_t)g) *
+                      sizeof(float) * (size_t)c->threads +
                   (size_t)c->unit * hd * (sizeof(float) + 1);
     for (int q = 0; q < c->opt.max_seqs; q++) {
         kvb_memory s = quant_seq_memory(c, q);
@@ -435,28 +449,21 @@ static kvb_memory quant_memory(const kvb_cache *c)
     return m;
 }
 
-static int quant_length(const kvb_cache *c, int seq, int layer)
+static int quant_length(const kvb_backend_ctx *c, int seq, int layer)
 {
-    return check_index(c, seq, layer) == KVB_STATUS_OK ? store_at(c, seq, layer)->len : -1;
+    return store_at(c, seq, layer)->len;
 }
 
-static kvb_status quant_seq_clear(kvb_cache *c, int seq)
+static kvb_status quant_seq_clear(kvb_backend_ctx *c, int seq)
 {
-    if (check_index(c, seq, 0) != KVB_STATUS_OK) return KVB_STATUS_INVALID_ARG;
     for (int l = 0; l < c->shape.n_layers; l++) store_free(c, store_at(c, seq, l));
     return KVB_STATUS_OK;
 }
 
 /* A dense copy, codes and tail alike (no sharing in a contiguous store). */
-static kvb_status quant_seq_fork(kvb_cache *c, int parent, int child)
+static kvb_status quant_seq_fork(kvb_backend_ctx *c, int parent, int child)
 {
-    if (check_index(c, parent, 0) != KVB_STATUS_OK || check_index(c, child, 0) != KVB_STATUS_OK ||
-        parent == child)
-        return KVB_STATUS_INVALID_ARG;
     int n = store_at(c, parent, 0)->len;
-    for (int l = 0; l < c->shape.n_layers; l++)
-        if (store_at(c, parent, l)->len != n || store_at(c, child, l)->len != 0)
-            return KVB_STATUS_INVALID_ARG;
     for (int l = 0; l < c->shape.n_layers; l++) {
         const qstore *p = store_at(c, parent, l);
         qstore *d = store_at(c, child, l);
@@ -487,14 +494,11 @@ static kvb_status quant_seq_fork(kvb_cache *c, int parent, int child)
 
 /* The values attend sees: quantized tokens read back through the same
  * coefficients the kernels use, tail tokens as stored. */
-static kvb_status quant_read_kv(const kvb_cache *c, int seq, int layer, int kv_head, int token,
-                                float *k, float *v)
+static kvb_status quant_read_kv(const kvb_backend_ctx *c, int seq, int layer, int kv_head,
+                                int token, float *k, float *v)
 {
-    if (check_index(c, seq, layer) != KVB_STATUS_OK || kv_head < 0 || kv_head >= c->shape.n_kv_heads)
-        return KVB_STATUS_INVALID_ARG;
     const qstore *s = store_at(c, seq, layer);
     const int hd = c->shape.head_dim;
-    if (token < 0 || token >= s->len) return KVB_STATUS_INVALID_ARG;
     if (token >= s->nq) {
         memcpy(k, tail_row(c, s->kt, kv_head, token), (size_t)hd * sizeof(float));
         memcpy(v, tail_row(c, s->vt, kv_head, token), (size_t)hd * sizeof(float));
@@ -510,7 +514,8 @@ static kvb_status quant_read_kv(const kvb_cache *c, int seq, int layer, int kv_h
     uint8_t *codes = malloc((size_t)hd);
     if (!codes) return KVB_STATUS_NO_MEMORY;
     kvb_qunpack(c->fmt, s->kc + ((size_t)kv_head * s->cap + token) * c->code_row, hd, codes);
-    const uint16_t *w = s->kw + kv_head * kwords(c, s->cap) + (size_t)(token / c->group) * hd * c->np;
+    const uint16_t *w =
+        s->kw + kv_head * kwords(c, s->cap) + (size_t)(token / c->group) * hd * c->np;
     for (int j = 0; j < hd; j++) {
         float d, a;
         kvb_qgroup_coeffs(c->fmt, w + (size_t)j * c->np, &d, &a);
@@ -521,6 +526,7 @@ static kvb_status quant_read_kv(const kvb_cache *c, int seq, int layer, int kv_h
 }
 
 const kvb_backend kvb_backend_quant = {
+    .version = KVB_BACKEND_VERSION,
     .name = "quant",
     .description = "quantized contiguous store: q8, q4, q4_1, q2 (KIVI); fused dequantizing attend",
     .flags = KVB_BACKEND_QUANT,

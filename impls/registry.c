@@ -1,6 +1,7 @@
-/* registry.c: the const table of backends, looked up by name, and the small
- * shared vocabulary of the interface (status strings, storage types, shape
- * checks). Adding a backend: declare its table here and add one line below. */
+/* registry.c: the const table of backends, looked up by name, and the checks
+ * every backend shares (kvb_backend_check, kvb_backend_supports). Adding a
+ * backend: declare its table here and add one line below. Nothing below the
+ * registry calls into it: the backends' shared vocabulary is options.c. */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
@@ -14,6 +15,7 @@ extern const kvb_backend kvb_backend_paged;
 extern const kvb_backend kvb_backend_paged_blockmajor;
 extern const kvb_backend kvb_backend_paged_tokmajor;
 extern const kvb_backend kvb_backend_quant;
+extern const kvb_backend kvb_backend_window;
 
 static const kvb_backend *const registry[] = {
     &kvb_backend_nocache,
@@ -22,6 +24,7 @@ static const kvb_backend *const registry[] = {
     &kvb_backend_paged_blockmajor,
     &kvb_backend_paged_tokmajor,
     &kvb_backend_quant,
+    &kvb_backend_window,
 };
 
 int kvb_backend_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
@@ -42,27 +45,53 @@ const char *kvb_backend_kernel(const kvb_backend *b, const kvb_shape *s, const k
 {
     if (b->flags & KVB_BACKEND_RECOMPUTE) return "causal-gemm";
     if (b->flags & KVB_BACKEND_QUANT) {
-        const kvb_qkernels *k = kvb_qkernels_find(o->qkernel, s->head_dim, o->group ? o->group : 32, NULL, 0);
+        int group = o->group ? o->group : 32;
+        const kvb_qkernels *k = kvb_qkernels_find(o->qkernel, s->head_dim, group, NULL, 0);
         return k ? k->name : "unsupported";
     }
-    kvb_attend_runs_fn f = kvb_attend_kernel_find(o->kernel, s->head_dim, NULL, 0);
-    return f ? kvb_attend_kernel_name(f) : "unsupported";
+    const kvb_attend_kernel *k = kvb_attend_kernel_find(o->kernel, s->head_dim, NULL, 0);
+    return k ? k->name : "unsupported";
+}
+
+kvb_status kvb_backend_check(const kvb_backend *b, char *msg, size_t msg_len)
+{
+    if (!b) {
+        snprintf(msg, msg_len, "no backend");
+        return KVB_STATUS_INVALID_ARG;
+    }
+    if (b->version != KVB_BACKEND_VERSION) {
+        snprintf(msg, msg_len, "backend %s: interface version %u, this build speaks %d",
+                 b->name, b->version, KVB_BACKEND_VERSION);
+        return KVB_STATUS_UNSUPPORTED;
+    }
+    int stores = !(b->flags & KVB_BACKEND_RECOMPUTE);
+    if (!b->create || !b->destroy || !b->memory || !b->length ||
+        (stores && (!b->append || !b->attend))) {
+        snprintf(msg, msg_len, "backend %s: a slot the contract requires is NULL", b->name);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    return KVB_STATUS_OK;
 }
 
 kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
                                 const kvb_options *o, char *why, size_t why_len)
 {
-    kvb_status st = kvb_shape_check(s, why, why_len);
+    kvb_status st = kvb_backend_check(b, why, why_len);
     if (st != KVB_STATUS_OK) return st;
-    if (o->dtype < 0 || o->dtype >= KVB_DTYPE_COUNT || o->alloc < 0 || o->alloc >= KVB_ALLOC_COUNT) {
+    st = kvb_shape_check(s, why, why_len);
+    if (st != KVB_STATUS_OK) return st;
+    const kvb_type_traits *t = kvb_type_traits_of(o->dtype);
+    if (!t || o->alloc < 0 || o->alloc >= KVB_ALLOC_COUNT) {
         snprintf(why, why_len, "storage type %d or allocation mode %d out of range",
                  (int)o->dtype, (int)o->alloc);
         return KVB_STATUS_INVALID_ARG;
     }
-    if (kvb_dtype_is_quant(o->dtype) != !!(b->flags & KVB_BACKEND_QUANT)) {
-        snprintf(why, why_len, "storage type %s: %s", kvb_dtype_name(o->dtype),
-                 (b->flags & KVB_BACKEND_QUANT) ? "this backend stores only q8, q4, q4_1 and q2"
-                                                 : "quantized types are stored by backend quant");
+    /* the type's readers must be the loops the backend runs */
+    int quant = (b->flags & KVB_BACKEND_QUANT) != 0;
+    if ((t->readers == KVB_READ_QUANT) != quant) {
+        snprintf(why, why_len, "storage type %s: %s", t->name,
+                 quant ? "this backend stores only q8, q4, q4_1 and q2"
+                       : "quantized types are stored by backend quant");
         return KVB_STATUS_UNSUPPORTED;
     }
     if (o->max_seqs < 1) {
@@ -70,7 +99,8 @@ kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
         return KVB_STATUS_INVALID_ARG;
     }
     if (!kvb_attend_kernel_known(o->kernel)) {
-        snprintf(why, why_len, "attend kernel '%s': allowed are auto, avx512, avx2, portable", o->kernel);
+        snprintf(why, why_len, "attend kernel '%s': allowed are auto, avx512, avx2, portable",
+                 o->kernel);
         return KVB_STATUS_INVALID_ARG;
     }
     /* the quantized backend has its own loops (qkernel); recompute attends activations */
@@ -78,123 +108,4 @@ kvb_status kvb_backend_supports(const kvb_backend *b, const kvb_shape *s,
         !kvb_attend_kernel_find(o->kernel, s->head_dim, why, why_len))
         return KVB_STATUS_UNSUPPORTED;
     return b->supports ? b->supports(s, o, why, why_len) : KVB_STATUS_OK;
-}
-
-static const char *const status_names[KVB_STATUS_COUNT] = {
-    [KVB_STATUS_OK] = "ok",
-    [KVB_STATUS_INVALID_ARG] = "invalid argument",
-    [KVB_STATUS_NO_MEMORY] = "out of memory",
-    [KVB_STATUS_UNSUPPORTED] = "unsupported by this backend",
-    [KVB_STATUS_FULL] = "cache full",
-    [KVB_STATUS_IO] = "input/output error",
-    [KVB_STATUS_FORMAT] = "bad file format",
-};
-
-const char *kvb_status_str(kvb_status s)
-{
-    return (s >= 0 && s < KVB_STATUS_COUNT) ? status_names[s] : "unknown status";
-}
-
-static const char *const dtype_names[KVB_DTYPE_COUNT] = {"f32", "f16", "bf16", "q8", "q4", "q4_1", "q2"};
-static const size_t dtype_sizes[KVB_DTYPE_COUNT] = {4, 2, 2, 0, 0, 0, 0};
-
-int kvb_dtype_is_quant(kvb_dtype t)
-{
-    return t >= KVB_DTYPE_Q8 && t < KVB_DTYPE_COUNT;
-}
-
-double kvb_dtype_bits(kvb_dtype t, int group)
-{
-    const kvb_qformat *f = kvb_qformat_of(t);          /* the quantized types' one description */
-    if (!f) return 8.0 * (double)kvb_dtype_size(t);
-    if (group <= 0) group = 32;
-    return f->bits + 16.0 * kvb_qparams(f) / group;
-}
-
-const char *kvb_dtype_name(kvb_dtype t)
-{
-    return (t >= 0 && t < KVB_DTYPE_COUNT) ? dtype_names[t] : "?";
-}
-
-size_t kvb_dtype_size(kvb_dtype t)
-{
-    return (t >= 0 && t < KVB_DTYPE_COUNT) ? dtype_sizes[t] : 0;
-}
-
-/* Index of name in names[0..n), or -1: the one lookup behind every *_parse. */
-static int name_index(const char *const *names, int n, const char *name)
-{
-    for (int i = 0; name && i < n; i++)
-        if (strcmp(name, names[i]) == 0) return i;
-    return -1;
-}
-
-kvb_status kvb_dtype_parse(const char *name, kvb_dtype *out)
-{
-    int i = name_index(dtype_names, KVB_DTYPE_COUNT, name);
-    if (i < 0) return KVB_STATUS_INVALID_ARG;
-    *out = (kvb_dtype)i;
-    return KVB_STATUS_OK;
-}
-
-static const char *const axis_names[KVB_KEY_AXIS_COUNT] = {"default", "token", "channel"};
-
-const char *kvb_key_axis_name(kvb_key_axis a)
-{
-    return (a >= 0 && a < KVB_KEY_AXIS_COUNT) ? axis_names[a] : "?";
-}
-
-kvb_status kvb_key_axis_parse(const char *name, kvb_key_axis *out)
-{
-    int i = name_index(axis_names, KVB_KEY_AXIS_COUNT, name);
-    if (i < 0) return KVB_STATUS_INVALID_ARG;
-    *out = (kvb_key_axis)i;
-    return KVB_STATUS_OK;
-}
-
-kvb_key_axis kvb_key_axis_resolve(kvb_dtype t, kvb_key_axis a)
-{
-    if (a != KVB_KEY_AXIS_DEFAULT) return a;
-    return t == KVB_DTYPE_Q2 ? KVB_KEY_AXIS_CHANNEL : KVB_KEY_AXIS_TOKEN;
-}
-
-static const char *const alloc_names[KVB_ALLOC_COUNT] = {"grow", "prealloc"};
-
-const char *kvb_alloc_name(kvb_alloc a)
-{
-    return (a >= 0 && a < KVB_ALLOC_COUNT) ? alloc_names[a] : "?";
-}
-
-kvb_status kvb_alloc_parse(const char *name, kvb_alloc *out)
-{
-    int i = name_index(alloc_names, KVB_ALLOC_COUNT, name);
-    if (i < 0) return KVB_STATUS_INVALID_ARG;
-    *out = (kvb_alloc)i;
-    return KVB_STATUS_OK;
-}
-
-kvb_status kvb_shape_check(const kvb_shape *s, char *msg, size_t msg_len)
-{
-    const struct { const char *name; int v; } f[] = {
-        {"n_layers", s->n_layers}, {"n_heads", s->n_heads}, {"n_kv_heads", s->n_kv_heads},
-        {"head_dim", s->head_dim}, {"max_seq", s->max_seq},
-    };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        if (f[i].v < 1) {
-            snprintf(msg, msg_len, "%s = %d: must be at least 1", f[i].name, f[i].v);
-            return KVB_STATUS_INVALID_ARG;
-        }
-    if (s->n_heads % s->n_kv_heads != 0) {
-        snprintf(msg, msg_len, "n_heads = %d is not a multiple of n_kv_heads = %d",
-                 s->n_heads, s->n_kv_heads);
-        return KVB_STATUS_INVALID_ARG;
-    }
-    /* keep every byte count of one sequence well inside size_t and int token indices */
-    double bytes = 2.0 * s->n_layers * s->n_kv_heads * (double)s->head_dim * s->max_seq * 4.0;
-    if (s->head_dim > 65536 || bytes > 1e15) {
-        snprintf(msg, msg_len, "shape too large: head_dim %d, %d layers x %d KV heads x %d tokens",
-                 s->head_dim, s->n_layers, s->n_kv_heads, s->max_seq);
-        return KVB_STATUS_INVALID_ARG;
-    }
-    return KVB_STATUS_OK;
 }

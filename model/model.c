@@ -486,15 +486,15 @@ static void logits_from(const kvb_model *m, kvb_state *s, const float *x)
     matvec(s->logits, m->w.wcls, s->xb, c->vocab_size, c->dim);
 }
 
-kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, const kvb_backend *b,
-                             kvb_cache *cache, int seq, int token, int pos,
-                             kvb_step_timing *t)
+kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                             int token, int pos, kvb_step_timing *t)
 {
     const kvb_model_config *c = &m->cfg;
     const kvb_model_weights *w = &m->w;
     if (token < 0 || token >= c->vocab_size || pos < 0 || pos >= c->max_seq)
         return KVB_STATUS_INVALID_ARG;
-    if (!b || (b->flags & KVB_BACKEND_RECOMPUTE)) return KVB_STATUS_UNSUPPORTED;
+    if (!cache || (kvb_cache_backend(cache)->flags & KVB_BACKEND_RECOMPUTE))
+        return KVB_STATUS_UNSUPPORTED;
     const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
               h = c->hidden_dim;
     uint64_t attn = 0;
@@ -507,8 +507,8 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, const kvb_backend
         rope(s->q, c->n_heads, c->head_dim, pos, s->inv_freq);
         rope(s->k, c->n_kv_heads, c->head_dim, pos, s->inv_freq);
         uint64_t t0 = kvb_now_ns();
-        kvb_status st = b->append(cache, seq, l, s->k, s->v);
-        if (st == KVB_STATUS_OK) st = b->attend(cache, seq, l, s->q, s->att);
+        kvb_status st = kvb_cache_append(cache, seq, l, s->k, s->v);
+        if (st == KVB_STATUS_OK) st = kvb_cache_attend(cache, seq, l, s->q, s->att);
         attn += kvb_now_ns() - t0;
         if (st != KVB_STATUS_OK) return st;
         matvec(s->xb2, w->wo + (size_t)l * d * qd, s->att, d, qd);
@@ -525,16 +525,15 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, const kvb_backend
     return KVB_STATUS_OK;
 }
 
-kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, const kvb_backend *b,
-                           kvb_cache *cache, int seq, const int *tokens, int T,
-                           kvb_step_timing *t)
+kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                           const int *tokens, int T, kvb_step_timing *t)
 {
     const kvb_model_config *c = &m->cfg;
     const kvb_model_weights *w = &m->w;
     if (T < 1 || T > s->max_seq || T > c->max_seq) return KVB_STATUS_INVALID_ARG;
     for (int i = 0; i < T; i++)
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size) return KVB_STATUS_INVALID_ARG;
-    const int store = b && !(b->flags & KVB_BACKEND_RECOMPUTE);
+    const int store = cache && !(kvb_cache_backend(cache)->flags & KVB_BACKEND_RECOMPUTE);
     const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
               h = c->hidden_dim;
     uint64_t attn = 0;
@@ -552,7 +551,8 @@ kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, const kvb_backend *
         }
         uint64_t t0 = kvb_now_ns();
         for (int i = 0; store && i < T; i++) {
-            kvb_status st = b->append(cache, seq, l, s->K + (size_t)i * kvd, s->V + (size_t)i * kvd);
+            const float *ki = s->K + (size_t)i * kvd, *vi = s->V + (size_t)i * kvd;
+            kvb_status st = kvb_cache_append(cache, seq, l, ki, vi);
             if (st != KVB_STATUS_OK) return st;
         }
         kvb_attend_causal_gemm(s->Q, s->K, s->V, T, c->n_heads, c->n_kv_heads, c->head_dim, s->O,

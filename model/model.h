@@ -98,17 +98,15 @@ kvb_shape kvb_model_kv_shape(const kvb_model_config *c);
 
 /* One decode step: token at position pos; appends its K/V to (cache, seq) and
  * attends over everything cached. Writes state->logits. */
-kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, const kvb_backend *b,
-                             kvb_cache *cache, int seq, int token, int pos,
-                             kvb_step_timing *t);
+kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                             int token, int pos, kvb_step_timing *t);
 
 /* Causal pass over tokens[0..T) at positions 0..T-1 with GEMM; state->logits
- * gets the last position's logits. With a cache (b non-NULL and not RECOMPUTE)
+ * gets the last position's logits. With a cache (non-NULL and not RECOMPUTE)
  * every position's K/V is appended: that is prefill. Without one it is the
  * no-cache step. */
-kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, const kvb_backend *b,
-                           kvb_cache *cache, int seq, const int *tokens, int T,
-                           kvb_step_timing *t);
+kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                           const int *tokens, int T, kvb_step_timing *t);
 
 int kvb_argmax(const float *x, int n);
 

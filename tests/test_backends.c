@@ -28,73 +28,72 @@
 
 /* ---- planted wrong backends: contiguous with one bug each --------------- */
 
-typedef struct wrapped { kvb_cache *inner; kvb_shape shape; } wrapped;
+/* A wrong backend's state: the contiguous cache it wraps. */
+struct kvb_backend_ctx {
+    kvb_cache *inner;
+    kvb_shape  shape;
+};
 
-static kvb_status w_create(kvb_cache **out, const kvb_shape *s, const kvb_options *o, char *m,
-                           size_t n)
+static kvb_status w_create(kvb_backend_ctx **out, const kvb_shape *s, const kvb_options *o,
+                           char *m, size_t n)
 {
-    wrapped *w = calloc(1, sizeof *w);
+    kvb_backend_ctx *w = calloc(1, sizeof *w);
     if (!w) return KVB_STATUS_NO_MEMORY;
     w->shape = *s;
-    kvb_status st = kvb_backend_find("contiguous")->create(&w->inner, s, o, m, n);
+    kvb_status st = kvb_cache_create(&w->inner, kvb_backend_find("contiguous"), s, o, m, n);
     if (st != KVB_STATUS_OK) { free(w); return st; }
-    *out = (kvb_cache *)(void *)w;
+    *out = w;
     return KVB_STATUS_OK;
 }
-static void w_destroy(kvb_cache *c)
+static void w_destroy(kvb_backend_ctx *w)
 {
-    wrapped *w = (wrapped *)(void *)c;
-    if (!w) return;
-    kvb_backend_find("contiguous")->destroy(w->inner);
+    kvb_cache_destroy(w->inner);
     free(w);
 }
-static kvb_status w_append(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+static kvb_status w_append(kvb_backend_ctx *w, int seq, int layer, const float *k, const float *v)
 {
-    return kvb_backend_find("contiguous")->append(((wrapped *)(void *)c)->inner, seq, layer, k, v);
+    return kvb_cache_append(w->inner, seq, layer, k, v);
 }
 /* bug 1: forgets the 1/sqrt(head_dim) scale */
-static kvb_status w_attend_noscale(kvb_cache *c, int seq, int layer, const float *q, float *out)
+static kvb_status w_attend_noscale(kvb_backend_ctx *w, int seq, int layer, const float *q,
+                                   float *out)
 {
-    wrapped *w = (wrapped *)(void *)c;
     size_t n = (size_t)w->shape.n_heads * w->shape.head_dim;
     float *q2 = malloc(n * sizeof *q2);
     for (size_t i = 0; i < n; i++) q2[i] = q[i] * sqrtf((float)w->shape.head_dim);
-    kvb_status st = kvb_backend_find("contiguous")->attend(w->inner, seq, layer, q2, out);
+    kvb_status st = kvb_cache_attend(w->inner, seq, layer, q2, out);
     free(q2);
     return st;
 }
 /* bug 2: stores values 0.5% too large (a storage bug small enough to hide in noise) */
-static kvb_status w_append_skewed(kvb_cache *c, int seq, int layer, const float *k, const float *v)
+static kvb_status w_append_skewed(kvb_backend_ctx *w, int seq, int layer, const float *k,
+                                  const float *v)
 {
-    wrapped *w = (wrapped *)(void *)c;
     size_t n = (size_t)w->shape.n_kv_heads * w->shape.head_dim;
     float *v2 = malloc(n * sizeof *v2);
     for (size_t i = 0; i < n; i++) v2[i] = v[i] * 1.005f;
-    kvb_status st = w_append(c, seq, layer, k, v2);
+    kvb_status st = w_append(w, seq, layer, k, v2);
     free(v2);
     return st;
 }
-static kvb_status w_attend(kvb_cache *c, int seq, int layer, const float *q, float *out)
+static kvb_status w_attend(kvb_backend_ctx *w, int seq, int layer, const float *q, float *out)
 {
-    return kvb_backend_find("contiguous")
-        ->attend(((wrapped *)(void *)c)->inner, seq, layer, q, out);
+    return kvb_cache_attend(w->inner, seq, layer, q, out);
 }
-static kvb_memory w_memory(const kvb_cache *c)
+static kvb_memory w_memory(const kvb_backend_ctx *w) { return kvb_cache_memory(w->inner); }
+static int w_length(const kvb_backend_ctx *w, int seq, int layer)
 {
-    return kvb_backend_find("contiguous")->memory(((const wrapped *)(const void *)c)->inner);
-}
-static int w_length(const kvb_cache *c, int seq, int layer)
-{
-    return kvb_backend_find("contiguous")
-        ->length(((const wrapped *)(const void *)c)->inner, seq, layer);
+    return kvb_cache_length(w->inner, seq, layer);
 }
 
 static const kvb_backend wrong_noscale = {
+    .version = KVB_BACKEND_VERSION,
     .name = "wrong-noscale", .description = "planted bug: no 1/sqrt(d)",
     .create = w_create, .destroy = w_destroy, .append = w_append, .attend = w_attend_noscale,
     .memory = w_memory, .length = w_length,
 };
 static const kvb_backend wrong_skewed = {
+    .version = KVB_BACKEND_VERSION,
     .name = "wrong-skewed-v", .description = "planted bug: values stored 0.5% large",
     .create = w_create, .destroy = w_destroy, .append = w_append_skewed, .attend = w_attend,
     .memory = w_memory, .length = w_length,
@@ -115,6 +114,18 @@ static const struct { int group, residual; kvb_key_axis axis; } quant_variants[]
     {0, 0, KVB_KEY_AXIS_TOKEN}, {0, 0, KVB_KEY_AXIS_CHANNEL}, {16, 20, KVB_KEY_AXIS_DEFAULT},
 };
 
+/* Sliding windows: one token, fewer than most contexts, fewer than the longest two */
+static const int windows[] = {1, 16, 700};
+
+/* How many settings of b's own kind the grid runs through. */
+static size_t variants(const kvb_backend *b)
+{
+    if (b->flags & KVB_BACKEND_PAGED) return KVBT_COUNT(paged_blocks);
+    if (b->flags & KVB_BACKEND_QUANT) return KVBT_COUNT(quant_variants);
+    if (b->flags & KVB_BACKEND_WINDOW) return KVBT_COUNT(windows);
+    return 2;                                   /* dense: one thread and three */
+}
+
 /* Appends ctx random tokens to layer 1 of sequence 1 of a 2-layer, 2-sequence
  * cache (layer 0 and sequence 0 get other data, so mixing them up shows), then
  * compares attend with the float64 reference. Every storage type and mode. */
@@ -127,16 +138,12 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
     for (size_t ci = 0; ci < sizeof kvbt_contexts / sizeof kvbt_contexts[0]; ci++)
     for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
     for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++)
-        for (size_t bi = 0;
-             bi < ((b->flags & KVB_BACKEND_PAGED) ? sizeof paged_blocks / sizeof paged_blocks[0]
-                   : (b->flags & KVB_BACKEND_QUANT)
-                       ? sizeof quant_variants / sizeof quant_variants[0]
-                       : 2);
-             bi++) {
+        for (size_t bi = 0; bi < variants(b); bi++) {
             int nh = kvbt_head_shapes[hs].nh, nkv = kvbt_head_shapes[hs].nkv,
                 hd = kvbt_head_dims[hi], ctx = kvbt_contexts[ci];
             int bs = (b->flags & KVB_BACKEND_PAGED) ? paged_blocks[bi] : 0;
             int qv = (b->flags & KVB_BACKEND_QUANT) != 0;
+            int win = (b->flags & KVB_BACKEND_WINDOW) ? windows[bi] : 0;
             char name[160], blk[64] = "";
             if (bs) snprintf(blk, sizeof blk, ",bs=%d", bs);
             if (qv)
@@ -147,8 +154,9 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
              * context where heads are fewer: MQA and GQA 4:1 at 768 and 1000 tokens);
              * paged: over heads where the K/V pass 256 KiB, and over parts of the
              * block table for MQA at 768 and 1000 tokens */
-            int threads = !bs && !qv && bi == 1 ? 3 : 0;
+            int threads = !bs && !qv && !win && bi == 1 ? 3 : 0;
             if (threads) snprintf(blk, sizeof blk, ",threads=%d", threads);
+            if (win) snprintf(blk, sizeof blk, ",window=%d", win);
             if (bs && bi % 2) { /* paged: block sizes 3 and 256 on two threads */
                 threads = 2;
                 snprintf(blk, sizeof blk, ",bs=%d,threads=2", bs);
@@ -163,7 +171,8 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
                                .alloc = (kvb_alloc)mode,
                                .max_seqs = 2,
                                .block_tokens = bs,
-                               .threads = threads};
+                               .threads = threads,
+                               .window = win};
             if (qv) {
                 opt.group = quant_variants[bi].group;
                 opt.residual = quant_variants[bi].residual;
@@ -188,19 +197,24 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
             for (int i = 0; i < nh * hd; i++) q[i] = 2.0f * kvbt_urand(&seed);
             kvb_cache *c = NULL;
             char msg[256] = "";
-            assert_int_equal(b->create(&c, &shape, &opt, msg, sizeof msg), KVB_STATUS_OK);
+            assert_int_equal(kvb_cache_create(&c, b, &shape, &opt, msg, sizeof msg),
+                             KVB_STATUS_OK);
             int ok = 1;
             for (int t = 0; t < ctx && ok; t++) {
                 for (int i = 0; i < nkv * hd; i++) junk[i] = 50.0f * kvbt_urand(&seed);
-                ok = b->append(c, 0, 1, junk, junk) == KVB_STATUS_OK && /* other sequence */
-                     b->append(c, 1, 0, junk, junk) == KVB_STATUS_OK && /* other layer */
-                     b->append(c, 1, 1, k + (size_t)t * nkv * hd, v + (size_t)t * nkv * hd) ==
-                         KVB_STATUS_OK;
+                size_t at = (size_t)t * nkv * hd;
+                ok = kvb_cache_append(c, 0, 1, junk, junk) == KVB_STATUS_OK && /* other sequence */
+                     kvb_cache_append(c, 1, 0, junk, junk) == KVB_STATUS_OK && /* other layer */
+                     kvb_cache_append(c, 1, 1, k + at, v + at) == KVB_STATUS_OK;
             }
-            ok = ok && b->length(c, 1, 1) == ctx && b->attend(c, 1, 1, q, out) == KVB_STATUS_OK;
+            /* the reference covers what the cache attends: all, or a window's newest */
+            int n = kvb_cache_attended(c, ctx);
+            size_t first = (size_t)(ctx - n) * nkv * hd;
+            ok = ok && kvb_cache_length(c, 1, 1) == n &&
+                 kvb_cache_attend(c, 1, 1, q, out) == KVB_STATUS_OK;
             double err = INFINITY;
             if (ok) {
-                kvbt_ref_attend(q, k, v, ctx, nh, nkv, hd, ref);
+                kvbt_ref_attend(q, k + first, v + first, n, nh, nkv, hd, ref);
                 err = kvbt_rel_l2(out, ref, (size_t)nh * hd);
             }
             if (err > r.worst[dt] || !isfinite(err)) r.worst[dt] = err;
@@ -210,7 +224,7 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
                     print_message("FAIL %s: rel L2 error %.3g > tolerance %.3g\n", name, err,
                                   kvbt_tolerance((kvb_dtype)dt));
             }
-            b->destroy(c);
+            kvb_cache_destroy(c);
             free(k);
             free(v);
             free(q);
@@ -275,7 +289,7 @@ static void test_contiguous_storage_and_memory(void **state)
         kvb_options opt = {.dtype = (kvb_dtype)dt, .alloc = (kvb_alloc)mode, .max_seqs = 1};
         kvb_cache *c;
         char msg[128];
-        assert_int_equal(b->create(&c, &shape, &opt, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_create(&c, b, &shape, &opt, msg, sizeof msg), KVB_STATUS_OK);
         size_t es = kvb_dtype_size((kvb_dtype)dt), per_tok = 2 * (size_t)L * nkv * hd * es;
         float k[16], v[16], rk[8], rv[8];
         for (int n = 1; n <= max_seq; n++) {
@@ -285,9 +299,9 @@ static void test_contiguous_storage_and_memory(void **state)
                         (float)(n * 1000 + l * 100 + i) * 0.01f; /* names its token, layer, slot */
                     v[i] = -k[i];
                 }
-                assert_int_equal(b->append(c, 0, l, k, v), KVB_STATUS_OK);
+                assert_int_equal(kvb_cache_append(c, 0, l, k, v), KVB_STATUS_OK);
             }
-            kvb_memory m = b->memory(c);
+            kvb_memory m = kvb_cache_memory(c);
             assert_int_equal(m.used, per_tok * (size_t)n);
             int cap = max_seq;
             if (mode == KVB_ALLOC_GROW) {
@@ -299,13 +313,13 @@ static void test_contiguous_storage_and_memory(void **state)
             assert_true(m.metadata > 0);
         }
         /* a full cache refuses the next token and stays intact */
-        assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_FULL);
-        assert_int_equal(b->length(c, 0, 0), max_seq);
+        assert_int_equal(kvb_cache_append(c, 0, 0, k, v), KVB_STATUS_FULL);
+        assert_int_equal(kvb_cache_length(c, 0, 0), max_seq);
         /* [kv_head][token][head_dim]: every token and head reads back what was stored */
         for (int n = 1; n <= max_seq; n += 7)
             for (int l = 0; l < L; l++)
                 for (int h = 0; h < nkv; h++) {
-                    assert_int_equal(b->read_kv(c, 0, l, h, n - 1, rk, rv), KVB_STATUS_OK);
+                    assert_int_equal(kvb_cache_read_kv(c, 0, l, h, n - 1, rk, rv), KVB_STATUS_OK);
                     for (int i = 0; i < hd; i++) {
                         float want = (float)(n * 1000 + l * 100 + h * hd + i) * 0.01f;
                         uint32_t w16[1];          /* room for any storage type */
@@ -316,14 +330,16 @@ static void test_contiguous_storage_and_memory(void **state)
                         assert_true(rv[i] == -wr);
                     }
                 }
-        assert_int_equal(b->read_kv(c, 0, 0, 0, max_seq, rk, rv), KVB_STATUS_INVALID_ARG);
-        assert_int_equal(b->append(c, 1, 0, k, v), KVB_STATUS_INVALID_ARG);   /* no sequence 1 */
-        assert_int_equal(b->append(c, 0, L, k, v), KVB_STATUS_INVALID_ARG);   /* no layer L */
-        assert_int_equal(b->seq_clear(c, 0), KVB_STATUS_OK);
-        kvb_memory m = b->memory(c);
+        assert_int_equal(kvb_cache_read_kv(c, 0, 0, 0, max_seq, rk, rv), KVB_STATUS_INVALID_ARG);
+        /* no sequence 1 */
+        assert_int_equal(kvb_cache_append(c, 1, 0, k, v), KVB_STATUS_INVALID_ARG);
+        /* no layer L */
+        assert_int_equal(kvb_cache_append(c, 0, L, k, v), KVB_STATUS_INVALID_ARG);
+        assert_int_equal(kvb_cache_seq_clear(c, 0), KVB_STATUS_OK);
+        kvb_memory m = kvb_cache_memory(c);
         assert_int_equal(m.used, 0);
         assert_int_equal(m.reserved, 0);                /* both modes give the stores back */
-        b->destroy(c);
+        kvb_cache_destroy(c);
     }
 }
 
@@ -339,27 +355,26 @@ static void token_kv(int L_idx, int id, int nkv, int hd, float *k, float *v)
     }
 }
 
-static void append_token(const kvb_backend *b, kvb_cache *c, int seq, int L, int nkv, int hd,
-                         int id)
+static void append_token(kvb_cache *c, int seq, int L, int nkv, int hd, int id)
 {
     float k[64], v[64];
     for (int l = 0; l < L; l++) {
         token_kv(l, id, nkv, hd, k, v);
-        assert_int_equal(b->append(c, seq, l, k, v), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_append(c, seq, l, k, v), KVB_STATUS_OK);
     }
 }
 
 /* Every token of seq reads back as ids[0..n) in every layer and head. */
-static void expect_tokens(const kvb_backend *b, const kvb_cache *c, int seq, int L, int nkv, int hd,
-                          const int *ids, int n)
+static void expect_tokens(const kvb_cache *c, int seq, int L, int nkv, int hd, const int *ids,
+                          int n)
 {
     float k[64], v[64], rk[16], rv[16];
     for (int l = 0; l < L; l++) {
-        assert_int_equal(b->length(c, seq, l), n);
+        assert_int_equal(kvb_cache_length(c, seq, l), n);
         for (int t = 0; t < n; t++) {
             token_kv(l, ids[t], nkv, hd, k, v);
             for (int h = 0; h < nkv; h++) {
-                assert_int_equal(b->read_kv(c, seq, l, h, t, rk, rv), KVB_STATUS_OK);
+                assert_int_equal(kvb_cache_read_kv(c, seq, l, h, t, rk, rv), KVB_STATUS_OK);
                 if (memcmp(rk, k + h * hd, (size_t)hd * 4) != 0 ||
                     memcmp(rv, v + h * hd, (size_t)hd * 4) != 0)
                     fail_msg("seq %d layer %d head %d token %d: expected id %d", seq, l, h, t,
@@ -381,84 +396,87 @@ static void test_paged_fork_cow_and_exhaustion(void **state)
         const kvb_backend *b = kvb_backend_find(names[ni]);
         kvb_cache *c;
         char msg[128];
-        assert_int_equal(b->create(&c, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_create(&c, b, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
         size_t block_b = 2 * (size_t)L * nkv * bt * hd * 4, tok_b = 2 * (size_t)L * nkv * hd * 4;
-        assert_int_equal(b->memory(c).capacity, 8 * block_b);
+        assert_int_equal(kvb_cache_memory(c).capacity, 8 * block_b);
         int pa[32], ch[32];
         for (int t = 0; t < 6; t++) {
             pa[t] = ch[t] = 100 + t;
-            append_token(b, c, 0, L, nkv, hd, pa[t]);
+            append_token(c, 0, L, nkv, hd, pa[t]);
         }
-        kvb_memory m = b->memory(c);
+        kvb_memory m = kvb_cache_memory(c);
         assert_int_equal(m.reserved, 2 * block_b);              /* 6 tokens in 4-token blocks */
         assert_int_equal(m.used, 6 * tok_b);
         assert_true(m.reserved - m.used < block_b);              /* waste below one block */
         /* fork: nothing is copied, both see the same 6 tokens */
-        assert_int_equal(b->seq_fork(c, 0, 1), KVB_STATUS_OK);
-        assert_int_equal(b->memory(c).reserved, 2 * block_b);
-        assert_int_equal(b->memory(c).used, 6 * tok_b);          /* shared tokens count once */
-        assert_int_equal(b->seq_memory(c, 1).reserved, 2 * block_b);
-        expect_tokens(b, c, 1, L, nkv, hd, ch, 6);
+        assert_int_equal(kvb_cache_seq_fork(c, 0, 1), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_memory(c).reserved, 2 * block_b);
+        /* shared tokens count once */
+        assert_int_equal(kvb_cache_memory(c).used, 6 * tok_b);
+        assert_int_equal(kvbt_seq_memory(c, 1).reserved, 2 * block_b);
+        expect_tokens(c, 1, L, nkv, hd, ch, 6);
         /* diverge: the first write into the shared, partly filled block copies it */
-        pa[6] = 200; append_token(b, c, 0, L, nkv, hd, pa[6]);
-        assert_int_equal(b->memory(c).reserved, 3 * block_b);
-        ch[6] = 300; append_token(b, c, 1, L, nkv, hd, ch[6]);  /* old block now private: no copy */
-        assert_int_equal(b->memory(c).reserved, 3 * block_b);
+        pa[6] = 200; append_token(c, 0, L, nkv, hd, pa[6]);
+        assert_int_equal(kvb_cache_memory(c).reserved, 3 * block_b);
+        ch[6] = 300; append_token(c, 1, L, nkv, hd, ch[6]);  /* old block now private: no copy */
+        assert_int_equal(kvb_cache_memory(c).reserved, 3 * block_b);
         for (int t = 7; t < 10; t++) {
-            pa[t] = 200 + t; append_token(b, c, 0, L, nkv, hd, pa[t]);
-            ch[t] = 300 + t; append_token(b, c, 1, L, nkv, hd, ch[t]);
+            pa[t] = 200 + t; append_token(c, 0, L, nkv, hd, pa[t]);
+            ch[t] = 300 + t; append_token(c, 1, L, nkv, hd, ch[t]);
         }
-        expect_tokens(b, c, 0, L, nkv, hd, pa, 10);
-        expect_tokens(b, c, 1, L, nkv, hd, ch, 10);
+        expect_tokens(c, 0, L, nkv, hd, pa, 10);
+        expect_tokens(c, 1, L, nkv, hd, ch, 10);
         /* 1 shared full block + 2 private x 2 = 5 blocks; used counts the shared 4 tokens once */
-        assert_int_equal(b->memory(c).reserved, 5 * block_b);
-        assert_int_equal(b->memory(c).used, (4 + 2 * 6) * tok_b);
+        assert_int_equal(kvb_cache_memory(c).reserved, 5 * block_b);
+        assert_int_equal(kvb_cache_memory(c).used, (4 + 2 * 6) * tok_b);
         /* exhaustion: fill the pool, then the failing append changes nothing */
         int n0 = 10;
-        while (b->memory(c).reserved < 8 * block_b) {
+        while (kvb_cache_memory(c).reserved < 8 * block_b) {
             pa[n0] = 400 + n0;
-            append_token(b, c, 0, L, nkv, hd, pa[n0]);
+            append_token(c, 0, L, nkv, hd, pa[n0]);
             n0++;
         }
-        while (n0 % bt) { pa[n0] = 400 + n0; append_token(b, c, 0, L, nkv, hd, pa[n0]); n0++; }
-        kvb_memory before = b->memory(c);
+        while (n0 % bt) { pa[n0] = 400 + n0; append_token(c, 0, L, nkv, hd, pa[n0]); n0++; }
+        kvb_memory before = kvb_cache_memory(c);
         float k[64], v[64];
         token_kv(0, 999, nkv, hd, k, v);
-        assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_FULL);
-        assert_int_equal(b->append(c, 2, 0, k, v), KVB_STATUS_FULL);   /* a new sequence too */
-        kvb_memory after = b->memory(c);
+        assert_int_equal(kvb_cache_append(c, 0, 0, k, v), KVB_STATUS_FULL);
+        /* a new sequence too */
+        assert_int_equal(kvb_cache_append(c, 2, 0, k, v), KVB_STATUS_FULL);
+        kvb_memory after = kvb_cache_memory(c);
         assert_memory_equal(&before, &after, sizeof before);
-        expect_tokens(b, c, 0, L, nkv, hd, pa, n0);
-        expect_tokens(b, c, 1, L, nkv, hd, ch, 10);
+        expect_tokens(c, 0, L, nkv, hd, pa, n0);
+        expect_tokens(c, 1, L, nkv, hd, ch, 10);
         /* freeing the child returns only its private blocks; the shared one stays with the parent
          */
-        assert_int_equal(b->seq_clear(c, 1), KVB_STATUS_OK);
-        assert_int_equal(b->memory(c).reserved, 6 * block_b);
-        expect_tokens(b, c, 0, L, nkv, hd, pa, n0);
-        append_token(b, c, 2, L, nkv, hd, 7);                    /* room again */
+        assert_int_equal(kvb_cache_seq_clear(c, 1), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_memory(c).reserved, 6 * block_b);
+        expect_tokens(c, 0, L, nkv, hd, pa, n0);
+        append_token(c, 2, L, nkv, hd, 7);                    /* room again */
         /* a fork of a sequence mid-step (layers of unequal length) is refused */
         token_kv(0, 8, nkv, hd, k, v);
-        assert_int_equal(b->append(c, 2, 0, k, v), KVB_STATUS_OK);
-        assert_int_equal(b->seq_fork(c, 2, 3), KVB_STATUS_INVALID_ARG);
-        assert_int_equal(b->seq_fork(c, 0, 2), KVB_STATUS_INVALID_ARG);   /* child not empty */
-        assert_int_equal(b->seq_clear(c, 0), KVB_STATUS_OK);
-        assert_int_equal(b->seq_clear(c, 2), KVB_STATUS_OK);
-        assert_int_equal(b->memory(c).reserved, 0);
-        assert_int_equal(b->memory(c).used, 0);
-        b->destroy(c);
+        assert_int_equal(kvb_cache_append(c, 2, 0, k, v), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_seq_fork(c, 2, 3), KVB_STATUS_INVALID_ARG);
+        /* child not empty */
+        assert_int_equal(kvb_cache_seq_fork(c, 0, 2), KVB_STATUS_INVALID_ARG);
+        assert_int_equal(kvb_cache_seq_clear(c, 0), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_seq_clear(c, 2), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_memory(c).reserved, 0);
+        assert_int_equal(kvb_cache_memory(c).used, 0);
+        kvb_cache_destroy(c);
     }
     /* bad block sizes and pools are refused at create */
     kvb_cache *c;
     char msg[160];
     kvb_options bad = o;
     bad.block_tokens = 257;
-    assert_int_equal(kvb_backend_find("paged")->create(&c, &shape, &bad, msg, sizeof msg),
+    assert_int_equal(kvb_cache_create(&c, kvb_backend_find("paged"), &shape, &bad, msg, sizeof msg),
                      KVB_STATUS_INVALID_ARG);
     assert_non_null(strstr(msg, "257"));
     bad = o;
     bad.pool_blocks = 0;
     bad.pool_bytes = 100;                                        /* smaller than one block */
-    assert_int_equal(kvb_backend_find("paged")->create(&c, &shape, &bad, msg, sizeof msg),
+    assert_int_equal(kvb_cache_create(&c, kvb_backend_find("paged"), &shape, &bad, msg, sizeof msg),
                      KVB_STATUS_INVALID_ARG);
 }
 
@@ -476,7 +494,7 @@ static void test_paged_randomized(void **state)
         const kvb_backend *b = kvb_backend_find("paged");
         kvb_cache *c;
         char msg[128];
-        assert_int_equal(b->create(&c, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_create(&c, b, &shape, &o, msg, sizeof msg), KVB_STATUS_OK);
         int ids[6][40], len[6] = {0}, next_id = 1, fulls = 0, forks = 0;
         for (int op = 0; op < 4000; op++) {
             int r = (int)((kvbt_urand(&seed) + 1.0f) * 50.0f),
@@ -485,11 +503,11 @@ static void test_paged_randomized(void **state)
             if (r < 70) {                                    /* append one token, every layer */
                 if (len[s1] == MAXT) continue;
                 float k[4], v[4];
-                kvb_memory before = b->memory(c);
+                kvb_memory before = kvb_cache_memory(c);
                 token_kv(0, next_id, nkv, hd, k, v);
-                kvb_status st = b->append(c, s1, 0, k, v);
+                kvb_status st = kvb_cache_append(c, s1, 0, k, v);
                 if (st == KVB_STATUS_FULL) {
-                    kvb_memory after = b->memory(c);
+                    kvb_memory after = kvb_cache_memory(c);
                     assert_memory_equal(&before, &after, sizeof before);
                     fulls++;
                     continue;
@@ -497,25 +515,25 @@ static void test_paged_randomized(void **state)
                 assert_int_equal(st, KVB_STATUS_OK);
                 for (int l = 1; l < L; l++) {
                     token_kv(l, next_id, nkv, hd, k, v);
-                    assert_int_equal(b->append(c, s1, l, k, v),
+                    assert_int_equal(kvb_cache_append(c, s1, l, k, v),
                                      KVB_STATUS_OK); /* block already held */
                 }
                 ids[s1][len[s1]++] = next_id++;
             } else if (r < 85) {                             /* fork into an empty slot */
                 if (len[s2] != 0 || s1 == s2) continue;
-                assert_int_equal(b->seq_fork(c, s1, s2), KVB_STATUS_OK);
+                assert_int_equal(kvb_cache_seq_fork(c, s1, s2), KVB_STATUS_OK);
                 memcpy(ids[s2], ids[s1], sizeof ids[0]);
                 len[s2] = len[s1];
                 forks++;
             } else {                                         /* free */
-                assert_int_equal(b->seq_clear(c, s1), KVB_STATUS_OK);
+                assert_int_equal(kvb_cache_seq_clear(c, s1), KVB_STATUS_OK);
                 len[s1] = 0;
             }
             if (op % 97 == 0)
-                for (int q = 0; q < S; q++) expect_tokens(b, c, q, L, nkv, hd, ids[q], len[q]);
+                for (int q = 0; q < S; q++) expect_tokens(c, q, L, nkv, hd, ids[q], len[q]);
             /* sharing can only save: used lies between the longest sequence and
              * the sum of all of them, and never above what is held */
-            kvb_memory m = b->memory(c);
+            kvb_memory m = kvb_cache_memory(c);
             size_t tok_b = 2 * (size_t)L * nkv * hd * 4, sum = 0, mx = 0;
             for (int q = 0; q < S; q++) {
                 sum += (size_t)len[q] * tok_b;
@@ -524,16 +542,90 @@ static void test_paged_randomized(void **state)
             assert_true(m.reserved <= m.capacity && m.used <= m.reserved);
             assert_true(m.used >= mx && m.used <= sum);
         }
-        for (int q = 0; q < S; q++) expect_tokens(b, c, q, L, nkv, hd, ids[q], len[q]);
+        for (int q = 0; q < S; q++) expect_tokens(c, q, L, nkv, hd, ids[q], len[q]);
         print_message("paged randomized (block %d): %d forks, %d pool-full refusals\n", bt, forks,
                       fulls);
         assert_true(forks > 50 && fulls > 0);
-        for (int q = 0; q < S; q++) assert_int_equal(b->seq_clear(c, q), KVB_STATUS_OK);
-        kvb_memory m = b->memory(c);
+        for (int q = 0; q < S; q++) assert_int_equal(kvb_cache_seq_clear(c, q), KVB_STATUS_OK);
+        kvb_memory m = kvb_cache_memory(c);
         assert_int_equal(m.reserved, 0);
         assert_int_equal(m.used, 0);
-        b->destroy(c);
+        kvb_cache_destroy(c);
     }
+}
+
+/* ---- the sliding window ------------------------------------------------------ */
+
+/* W < context: the oldest tokens are gone (length, read_kv, attention over the
+ * newest W alone), the ring takes W slots and no more, and clear empties it. */
+static void test_window_drops_old_tokens(void **state)
+{
+    (void)state;
+    const kvb_backend *b = kvb_backend_find("window");
+    enum { L = 2, NKV = 2, HD = 16, W = 5, N = 13 };
+    kvb_shape shape = {L, 4, NKV, HD, 64};
+    char why[256];
+    for (int mode = 0; mode < KVB_ALLOC_COUNT; mode++) {
+        kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = (kvb_alloc)mode, .max_seqs = 2,
+                         .window = W};
+        kvb_cache *c = kvbt_cache_new(b, &shape, &o);
+        int ids[N];
+        for (int t = 0; t < N; t++) append_token(c, 1, L, NKV, HD, ids[t] = 10 + t);
+        expect_tokens(c, 1, L, NKV, HD, ids + N - W, W);   /* the newest W, oldest first */
+        assert_int_equal(kvb_cache_attended(c, N), W);
+        kvb_memory m = kvbt_seq_memory(c, 1);
+        size_t slot_b = 2 * (size_t)NKV * HD * sizeof(float);
+        assert_int_equal(m.reserved, (size_t)L * W * slot_b);
+        assert_int_equal(m.used, (size_t)L * W * slot_b);
+        /* attention reads the newest W: the first token's values (all 10.x) are absent */
+        float q[4 * HD] = {0}, out[4 * HD];
+        assert_int_equal(kvb_cache_attend(c, 1, 0, q, out), KVB_STATUS_OK);
+        assert_true(fabsf(out[0] + (float)(10 + N - 1 + 10 + N - W) / 2) < 1e-4f);
+        assert_int_equal(kvb_cache_seq_fork(c, 1, 0), KVB_STATUS_UNSUPPORTED);
+        assert_int_equal(kvb_cache_seq_clear(c, 1), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_length(c, 1, 0), 0);
+        assert_int_equal(kvb_cache_memory(c).reserved, 0);
+        kvb_cache_destroy(c);
+    }
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .max_seqs = 1, .window = 65};
+    assert_int_equal(kvb_backend_supports(b, &shape, &o, why, sizeof why), KVB_STATUS_INVALID_ARG);
+    assert_non_null(strstr(why, "window = 65"));
+}
+
+/* What kvb_cache_* check before any slot runs, and the optional slots' fallbacks. */
+static void test_cache_checks_and_fallbacks(void **state)
+{
+    (void)state;
+    kvb_shape shape = {2, 4, 2, 16, 32};
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .max_seqs = 2};
+    char msg[256];
+    kvb_backend old = *kvb_backend_find("contiguous");
+    old.version = KVB_BACKEND_VERSION - 1;
+    kvb_cache *c = NULL;
+    assert_int_equal(kvb_cache_create(&c, &old, &shape, &o, msg, sizeof msg),
+                     KVB_STATUS_UNSUPPORTED);
+    assert_null(c);
+    assert_non_null(strstr(msg, "interface version"));
+    c = kvbt_cache_new(kvb_backend_find("contiguous"), &shape, &o);
+    float k[32] = {0}, out[64];
+    kvb_memory m;
+    assert_int_equal(kvb_cache_append(c, 0, 0, NULL, k), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_attend(c, 0, 2, k, out), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_length(c, -1, 0), -1);
+    assert_int_equal(kvb_cache_seq_fork(c, 1, 1), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_seq_memory(c, 2, &m), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_read_kv(c, 0, 0, 2, 0, k, k), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_read_kv(c, 0, 0, 0, 0, k, k), KVB_STATUS_INVALID_ARG);  /* empty */
+    kvb_cache_destroy(c);
+    /* a backend without the optional slots (nocache): UNSUPPORTED, nothing called */
+    c = kvbt_cache_new(kvb_backend_find("nocache"), &shape, &o);
+    assert_int_equal(kvb_cache_append(c, 0, 0, k, k), KVB_STATUS_UNSUPPORTED);
+    assert_int_equal(kvb_cache_seq_clear(c, 0), KVB_STATUS_UNSUPPORTED);
+    assert_int_equal(kvb_cache_seq_fork(c, 0, 1), KVB_STATUS_UNSUPPORTED);
+    assert_int_equal(kvb_cache_seq_memory(c, 0, &m), KVB_STATUS_UNSUPPORTED);
+    assert_int_equal(kvb_cache_read_kv(c, 0, 0, 0, 0, k, k), KVB_STATUS_UNSUPPORTED);
+    kvb_cache_destroy(c);
+    kvb_cache_destroy(NULL);
 }
 
 /* ---- library input checks ------------------------------------------------ */
@@ -598,6 +690,8 @@ int main(int argc, char **argv)
         {"contiguous_storage_and_memory", test_contiguous_storage_and_memory, 0},
         {"paged_fork_cow_and_exhaustion", test_paged_fork_cow_and_exhaustion, 0},
         {"paged_randomized", test_paged_randomized, 0},
+        {"window_drops_old_tokens", test_window_drops_old_tokens, 0},
+        {"cache_checks_and_fallbacks", test_cache_checks_and_fallbacks, 0},
         {"bad_shapes_and_names", test_bad_shapes_and_names, 0},
     };
     return kvbt_main(argc, argv, "backends", all, KVBT_COUNT(all));

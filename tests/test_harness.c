@@ -104,7 +104,7 @@ static void test_topology_and_pin(void **state)
             assert_int_equal(kvb_pin_set_threads(&ps), 3);
             assert_int_equal(kvb_pin_set_bound(&ps), 3);
             for (int i = 0; i < 3; i++) assert_int_equal(ps.core[i], i % t.cores);
-            kvbt_cache_free(kvb_backend_find(names[bi]), c);
+            kvb_cache_destroy(c);
         }
     } else
         print_message("pin set: %s\n", ps.note);

@@ -1,7 +1,7 @@
 /* test_kernels.c: the attention and storage kernels below the backends (cmocka).
  *
- * Each attention path kvb_attend_runs chooses between (portable, AVX2, AVX-512;
- * the ones this build and CPU lack are skipped) against the float64 reference,
+ * Each attend kernel row (portable, AVX2, AVX-512; the ones this build and CPU
+ * lack are skipped) against the float64 reference,
  * on runs of rows as a paged cache holds them; the no-cache causal kernels at
  * every position; the f16/bf16 conversions bit by bit; the K/V allocator.
  * Usage: test_kernels [REGEX] (or KVB_TEST_FILTER=REGEX): see testlib.h. */
@@ -21,7 +21,7 @@
 #include "../impls/kvb_backend.h"
 #include "testlib.h"
 
-/* The attention paths kvb_attend_runs chooses between, each against float64,
+/* The attend kernel rows a cache chooses between, each against float64,
  * on runs of rows (as a paged cache holds them) with an odd row stride. */
 static void test_attend_paths_match_reference(void **state)
 {
@@ -41,7 +41,7 @@ static void test_attend_paths_match_reference(void **state)
         for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
             static const int ctxs[] = {1, 3, 64, 130, 700};
             int hd = hds[hi];
-            kvb_attend_runs_fn path = kvb_attend_kernel_find(names[pi], hd, NULL, 0);
+            const kvb_attend_kernel *path = kvb_attend_kernel_find(names[pi], hd, NULL, 0);
             if (!path) continue;             /* its vector width does not divide head_dim */
             for (size_t ci = 0; ci < sizeof ctxs / sizeof ctxs[0]; ci++) {
                 int nh = gs[gi], nkv = 1, g = nh / nkv, n = ctxs[ci];
@@ -79,7 +79,7 @@ static void test_attend_paths_match_reference(void **state)
                         (kvb_kv_run){kb + (size_t)t * stride * es, vb + (size_t)t * stride * es, m};
                     t += m;
                 }
-                path((kvb_dtype)dt, runs, nr, stride, hd, g, q, out, scr, NULL);
+                path->run((kvb_dtype)dt, runs, nr, stride, hd, g, q, out, scr, NULL);
                 kvbt_ref_attend(q, k, v, n, g, 1, hd, ref);
                 double e = kvbt_rel_l2(out, ref, (size_t)g * hd);
                 if (!(e <= 2e-5)) fail_msg("%s: rel L2 %.3g", name, e);
@@ -87,7 +87,7 @@ static void test_attend_paths_match_reference(void **state)
                  */
                 float *one = malloc((size_t)g * hd * 4);
                 kvb_kv_run whole = {kb, vb, n};
-                path((kvb_dtype)dt, &whole, 1, stride, hd, g, q, one, scr, NULL);
+                path->run((kvb_dtype)dt, &whole, 1, stride, hd, g, q, one, scr, NULL);
                 if (memcmp(one, out, (size_t)g * hd * 4) != 0)
                     fail_msg("%s: runs differ from one run", name);
                 free(one);

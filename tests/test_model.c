@@ -35,22 +35,22 @@ static void generate(const kvb_model *m, const kvb_backend *b, kvb_options o, co
     kvb_cache *c = kvbt_cache_new(b, &shape, &o);
     int *toks = malloc((size_t)(P + n + 1) * sizeof *toks);
     memcpy(toks, prompt, (size_t)P * sizeof *toks);
-    assert_int_equal(kvb_forward_seq(m, &st, b, c, 0, toks, P, NULL), KVB_STATUS_OK);
+    assert_int_equal(kvb_forward_seq(m, &st, c, 0, toks, P, NULL), KVB_STATUS_OK);
     int V = m->cfg.vocab_size;
     toks[P] = kvb_argmax(st.logits, V);
     for (int i = 0; i < n; i++) {
         int pos = P + i;
         kvb_status s = (b->flags & KVB_BACKEND_RECOMPUTE)
-                           ? kvb_forward_seq(m, &st, NULL, NULL, 0, toks, pos + 1, NULL)
-                           : kvb_forward_token(m, &st, b, c, 0, toks[pos], pos, NULL);
+                           ? kvb_forward_seq(m, &st, NULL, 0, toks, pos + 1, NULL)
+                           : kvb_forward_token(m, &st, c, 0, toks[pos], pos, NULL);
         assert_int_equal(s, KVB_STATUS_OK);
         memcpy(logits_out + (size_t)i * V, st.logits, (size_t)V * sizeof(float));
         toks[pos + 1] = kvb_argmax(st.logits, V);
         tokens_out[i] = toks[pos + 1];
     }
-    if (!(b->flags & KVB_BACKEND_RECOMPUTE)) assert_int_equal(b->length(c, 0, 0), P + n);
+    if (!(b->flags & KVB_BACKEND_RECOMPUTE)) assert_int_equal(kvb_cache_length(c, 0, 0), P + n);
     free(toks);
-    kvbt_cache_free(b, c);
+    kvb_cache_destroy(c);
     kvb_state_free(&st);
 }
 
@@ -265,7 +265,7 @@ static void test_model_matches_float64_reference(void **state)
         /* the token fed at each step is the one chosen before it */
         kvb_state st;
         assert_int_equal(kvb_state_init(&st, &cfg), KVB_STATUS_OK);
-        assert_int_equal(kvb_forward_seq(&m, &st, NULL, NULL, 0, toks, P, NULL), KVB_STATUS_OK);
+        assert_int_equal(kvb_forward_seq(&m, &st, NULL, 0, toks, P, NULL), KVB_STATUS_OK);
         toks[P] = kvb_argmax(st.logits, V);
         kvb_state_free(&st);
         double *ref = malloc((size_t)V * sizeof *ref);

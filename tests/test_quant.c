@@ -103,17 +103,17 @@ static void test_quant_roundtrip(void **state)
     kvb_options o = {.dtype = KVB_DTYPE_Q8, .max_seqs = 1};
     kvb_cache *c;
     char msg[128];
-    assert_int_equal(b->create(&c, &sh, &o, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(kvb_cache_create(&c, b, &sh, &o, msg, sizeof msg), KVB_STATUS_OK);
     float k[32], v[32];
     for (int i = 0; i < 32; i++) k[i] = v[i] = 0.5f;
-    assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_OK);
+    assert_int_equal(kvb_cache_append(c, 0, 0, k, v), KVB_STATUS_OK);
     k[3] = NAN;
-    assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_append(c, 0, 0, k, v), KVB_STATUS_INVALID_ARG);
     k[3] = 0.5f;
     v[31] = -INFINITY;
-    assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_INVALID_ARG);
-    assert_int_equal(b->length(c, 0, 0), 1);
-    b->destroy(c);
+    assert_int_equal(kvb_cache_append(c, 0, 0, k, v), KVB_STATUS_INVALID_ARG);
+    assert_int_equal(kvb_cache_length(c, 0, 0), 1);
+    kvb_cache_destroy(c);
 }
 
 /* Every kernel table against a float64 reference over read-back rows (and, for
@@ -308,14 +308,15 @@ static void test_quant_fused_equals_dequantized(void **state)
         for (int i = 0; i < nh * hd; i++) q[i] = 2.0f * kvbt_urand(&seed);
         kvb_cache *c;
         char msg[128];
-        assert_int_equal(b->create(&c, &sh, &o, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_create(&c, b, &sh, &o, msg, sizeof msg), KVB_STATUS_OK);
         for (int t = 0; t < ctx; t++)
-            assert_int_equal(b->append(c, 0, 0, k + (size_t)t * nkv * hd, v + (size_t)t * nkv * hd),
-                             KVB_STATUS_OK);
-        assert_int_equal(b->attend(c, 0, 0, q, out), KVB_STATUS_OK);
+            assert_int_equal(
+                kvb_cache_append(c, 0, 0, k + (size_t)t * nkv * hd, v + (size_t)t * nkv * hd),
+                KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_attend(c, 0, 0, q, out), KVB_STATUS_OK);
         for (int t = 0; t < ctx; t++)
             for (int h = 0; h < nkv; h++)
-                assert_int_equal(b->read_kv(c, 0, 0, h, t, rk + ((size_t)t * nkv + h) * hd,
+                assert_int_equal(kvb_cache_read_kv(c, 0, 0, h, t, rk + ((size_t)t * nkv + h) * hd,
                                             rv + ((size_t)t * nkv + h) * hd), KVB_STATUS_OK);
         float *qr = malloc((size_t)nh * hd * 4);
         for (int h = 0; h < nh; h++) {
@@ -336,7 +337,7 @@ static void test_quant_fused_equals_dequantized(void **state)
             kvbt_ref_attend(q, k, v, ctx, nh, nkv, hd, ref);
             assert_true(kvbt_rel_l2(out, ref, (size_t)nh * hd) > 2e-5);
         }
-        b->destroy(c);
+        kvb_cache_destroy(c);
         free(k); free(v); free(rk); free(rv); free(q); free(out); free(ref);
     }
     print_message("quant fused: %d cases, %d skipped (kernel or shape unsupported here)\n", ran,
@@ -360,7 +361,7 @@ static void test_quant_memory_and_lifecycle(void **state)
                          .residual = R, .key_axis = (kvb_key_axis)axis};
         kvb_cache *c;
         char msg[128];
-        assert_int_equal(b->create(&c, &sh, &o, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_create(&c, b, &sh, &o, msg, sizeof msg), KVB_STATUS_OK);
         double qbits = kvb_dtype_bits(qtypes[fi], G);
         size_t per_tok_q = (size_t)(2.0 * L * nkv * hd * qbits / 8.0 + 0.5),
                per_tok_f = 2 * (size_t)L * nkv * hd * 4;
@@ -373,30 +374,30 @@ static void test_quant_memory_and_lifecycle(void **state)
                     k[i] = kvbt_urand(&seed);
                     v[i] = kvbt_urand(&seed);
                 }
-                assert_int_equal(b->append(c, 0, l, k, v), KVB_STATUS_OK);
+                assert_int_equal(kvb_cache_append(c, 0, l, k, v), KVB_STATUS_OK);
             }
             int nq = n >= R + unit ? (n - R) / unit * unit : 0;
-            kvb_memory m = b->memory(c), sm = b->seq_memory(c, 0);
+            kvb_memory m = kvb_cache_memory(c), sm = kvbt_seq_memory(c, 0);
             assert_int_equal(m.used, per_tok_q * (size_t)nq + per_tok_f * (size_t)(n - nq));
             assert_int_equal(sm.used, m.used);
             assert_true(m.reserved >= m.used);
         }
-        assert_int_equal(b->append(c, 0, 0, k, v), KVB_STATUS_FULL);
+        assert_int_equal(kvb_cache_append(c, 0, 0, k, v), KVB_STATUS_FULL);
         /* fork: a full copy that attends alike */
-        assert_int_equal(b->seq_fork(c, 0, 1), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_seq_fork(c, 0, 1), KVB_STATUS_OK);
         float q[256], o0[256], o1[256];
         for (int i = 0; i < nh * hd; i++) q[i] = kvbt_urand(&seed);
         for (int l = 0; l < L; l++) {
-            assert_int_equal(b->attend(c, 0, l, q, o0), KVB_STATUS_OK);
-            assert_int_equal(b->attend(c, 1, l, q, o1), KVB_STATUS_OK);
+            assert_int_equal(kvb_cache_attend(c, 0, l, q, o0), KVB_STATUS_OK);
+            assert_int_equal(kvb_cache_attend(c, 1, l, q, o1), KVB_STATUS_OK);
             assert_memory_equal(o0, o1, sizeof(float) * nh * hd);
         }
-        assert_int_equal(b->memory(c).used, 2 * b->seq_memory(c, 0).used);
-        assert_int_equal(b->seq_clear(c, 0), KVB_STATUS_OK);
-        assert_int_equal(b->seq_memory(c, 0).reserved, 0);
-        assert_int_equal(b->length(c, 0, 0), 0);
-        assert_int_equal(b->length(c, 1, 1), max_seq);
-        b->destroy(c);
+        assert_int_equal(kvb_cache_memory(c).used, 2 * kvbt_seq_memory(c, 0).used);
+        assert_int_equal(kvb_cache_seq_clear(c, 0), KVB_STATUS_OK);
+        assert_int_equal(kvbt_seq_memory(c, 0).reserved, 0);
+        assert_int_equal(kvb_cache_length(c, 0, 0), 0);
+        assert_int_equal(kvb_cache_length(c, 1, 1), max_seq);
+        kvb_cache_destroy(c);
     }
     /* fork with quantized tokens and a part-filled f32 ring, then different tokens
      * into each: each sequence reads back its own history and attends over it */
@@ -407,7 +408,7 @@ static void test_quant_memory_and_lifecycle(void **state)
                           .key_axis = KVB_KEY_AXIS_CHANNEL};
         kvb_cache *c;
         char msg[128];
-        assert_int_equal(b->create(&c, &fs, &fo, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_create(&c, b, &fs, &fo, msg, sizeof msg), KVB_STATUS_OK);
         uint64_t seed = 17;
         float kv[2][128];
         for (int t = 0; t < n0; t++) {
@@ -415,16 +416,17 @@ static void test_quant_memory_and_lifecycle(void **state)
                 kv[0][i] = kvbt_urand(&seed);
                 kv[1][i] = kvbt_urand(&seed);
             }
-            assert_int_equal(b->append(c, 0, 0, kv[0], kv[1]), KVB_STATUS_OK);
+            assert_int_equal(kvb_cache_append(c, 0, 0, kv[0], kv[1]), KVB_STATUS_OK);
         }
-        assert_int_equal(b->seq_fork(c, 0, 1), KVB_STATUS_OK);   /* 32 quantized, 18 in the ring */
+        /* 32 quantized, 18 in the ring */
+        assert_int_equal(kvb_cache_seq_fork(c, 0, 1), KVB_STATUS_OK);
         for (int t = 0; t < n1; t++)
             for (int sq = 0; sq < 2; sq++) {
                 for (int i = 0; i < fkv * fhd; i++) {
                     kv[0][i] = kvbt_urand(&seed);
                     kv[1][i] = kvbt_urand(&seed);
                 }
-                assert_int_equal(b->append(c, sq, 0, kv[0], kv[1]), KVB_STATUS_OK);
+                assert_int_equal(kvb_cache_append(c, sq, 0, kv[0], kv[1]), KVB_STATUS_OK);
             }
         float *rk[2], *rv[2], q[256], out[256];
         double ref[256];
@@ -433,7 +435,7 @@ static void test_quant_memory_and_lifecycle(void **state)
             rv[sq] = malloc((size_t)(n0 + n1) * fkv * fhd * 4);
             for (int t = 0; t < n0 + n1; t++)
                 for (int h = 0; h < fkv; h++)
-                    assert_int_equal(b->read_kv(c, sq, 0, h, t,
+                    assert_int_equal(kvb_cache_read_kv(c, sq, 0, h, t,
                                                 rk[sq] + ((size_t)t * fkv + h) * fhd,
                                                 rv[sq] + ((size_t)t * fkv + h) * fhd),
                                      KVB_STATUS_OK);
@@ -447,12 +449,12 @@ static void test_quant_memory_and_lifecycle(void **state)
                            (size_t)n1 * fkv * fhd * 4) != 0);
         for (int i = 0; i < fnh * fhd; i++) q[i] = 2.0f * kvbt_urand(&seed);
         for (int sq = 0; sq < 2; sq++) {
-            assert_int_equal(b->attend(c, sq, 0, q, out), KVB_STATUS_OK);
+            assert_int_equal(kvb_cache_attend(c, sq, 0, q, out), KVB_STATUS_OK);
             kvbt_ref_attend(q, rk[sq], rv[sq], n0 + n1, fnh, fkv, fhd, ref);
             assert_true(kvbt_rel_l2(out, ref, (size_t)fnh * fhd) <= 2e-5);
             free(rk[sq]); free(rv[sq]);
         }
-        b->destroy(c);
+        kvb_cache_destroy(c);
     }
     /* options out of range are refused with their value named */
     kvb_shape sh = {1, 4, 2, 64, 16};

@@ -250,9 +250,16 @@ kvb_cache *kvbt_cache_new(const kvb_backend *b, const kvb_shape *shape, const kv
 {
     kvb_cache *c = NULL;
     char msg[256] = "";
-    if (b->create(&c, shape, opt, msg, sizeof msg) != KVB_STATUS_OK)
+    if (kvb_cache_create(&c, b, shape, opt, msg, sizeof msg) != KVB_STATUS_OK)
         fail_msg("%s: create: %s", b->name, msg);
     return c;
 }
 
-void kvbt_cache_free(const kvb_backend *b, kvb_cache *c) { b->destroy(c); }
+kvb_memory kvbt_seq_memory(const kvb_cache *c, int seq)
+{
+    kvb_memory m;
+    kvb_status st = kvb_cache_seq_memory(c, seq, &m);
+    if (st != KVB_STATUS_OK)
+        fail_msg("%s: seq_memory(%d): %s", kvb_cache_backend(c)->name, seq, kvb_status_str(st));
+    return m;
+}

@@ -75,9 +75,9 @@ double kvbt_tolerance(kvb_dtype dt);
 
 /* ---- caches -------------------------------------------------------------------- */
 
-/* The calls into a backend that files outside test_backends.c share, in one
- * place: create (failing the test with the backend's message), destroy. */
+/* kvb_cache_create and kvb_cache_seq_memory that fail the test, with the
+ * backend's message, where they do not succeed. */
 kvb_cache *kvbt_cache_new(const kvb_backend *b, const kvb_shape *shape, const kvb_options *opt);
-void kvbt_cache_free(const kvb_backend *b, kvb_cache *c);
+kvb_memory kvbt_seq_memory(const kvb_cache *c, int seq);
 
 #endif

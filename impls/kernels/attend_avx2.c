@@ -1,6 +1,6 @@
-/* attend_avx2.c: the AVX2 path of kvb_attend_runs for f32, f16 and bf16 rows
- * (head_dim a multiple of 8), chosen at run time on x86-64 CPUs that have
- * AVX2, FMA and F16C but not AVX-512; kernels.c keeps the portable reference,
+/* attend_avx2.c: the AVX2 row of the attend kernels (kernels.h) for f32, f16
+ * and bf16 rows (head_dim a multiple of 8), chosen at run time on x86-64 CPUs
+ * that have AVX2, FMA and F16C but not AVX-512; kernels.c keeps the portable reference,
  * and the tests hold every path to float64.
  *
  * The same plan as attend_avx512.c at half the width, within AVX2's sixteen
@@ -242,13 +242,17 @@ static KVB_AVX2 void attend_runs_avx2(kvb_dtype dt, const kvb_kv_run *runs, int 
     }
 }
 
-kvb_attend_runs_fn kvb_attend_runs_avx2(void)
+static int usable_avx2(void)
 {
     __builtin_cpu_init();
-    int ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    return ok ? attend_runs_avx2 : NULL;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
 }
 
+const kvb_attend_kernel kvb_attend_kernel_avx2 = {"avx2", 8, usable_avx2, attend_runs_avx2};
+
 #else
-kvb_attend_runs_fn kvb_attend_runs_avx2(void) { return NULL; }
+static int usable_avx2(void) { return 0; }
+
+const kvb_attend_kernel kvb_attend_kernel_avx2 = {"avx2", 8, usable_avx2, NULL};
 #endif

@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -13,93 +14,6 @@
 #else
 #define KVB_HOT
 #endif
-
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-
-uint16_t kvb_f32_to_f16(float f)
-{
-    uint32_t x = f32_bits(f);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u)                     /* Inf or NaN (keep NaN quiet) */
-        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
-    if (ax >= 0x477ff000u)                     /* rounds to >= 65520: overflow */
-        return (uint16_t)(sign | 0x7c00u);
-    if (ax < 0x38800000u) {                    /* below 2^-14: f16 subnormal or 0 */
-        /* adding 0.5 aligns the mantissa so the FPU's own RNE does the rounding */
-        float r = bits_f32(ax) + 0.5f;
-        return (uint16_t)(sign | (uint16_t)(f32_bits(r) - 0x3f000000u));
-    }
-    uint32_t mant_odd = (ax >> 13) & 1u;
-    ax += 0xc8000fffu + mant_odd;              /* rebias exponent and round */
-    return (uint16_t)(sign | (uint16_t)(ax >> 13));
-}
-
-float kvb_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t em = h & 0x7fffu;
-    if (em >= 0x7c00u)                         /* Inf/NaN */
-        return bits_f32(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
-    if (em < 0x0400u)                          /* subnormal or zero: m * 2^-24 */
-        return bits_f32(sign | f32_bits((float)em * 5.9604644775390625e-8f));
-    return bits_f32(sign | ((em << 13) + 0x38000000u));
-}
-
-uint16_t kvb_f32_to_bf16(float f)
-{
-    uint32_t x = f32_bits(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)       /* NaN: keep it a quiet NaN */
-        return (uint16_t)((x >> 16) | 0x40u);
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (uint16_t)(x >> 16);
-}
-
-float kvb_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
-
-void kvb_row_from_f32(kvb_dtype dt, const float *src, void *dst, int n)
-{
-    switch (dt) {
-    case KVB_DTYPE_F16: {
-        uint16_t *d = dst;
-        for (int i = 0; i < n; i++) d[i] = kvb_f32_to_f16(src[i]);
-        break;
-    }
-    case KVB_DTYPE_BF16: {
-        uint16_t *d = dst;
-        for (int i = 0; i < n; i++) d[i] = kvb_f32_to_bf16(src[i]);
-        break;
-    }
-    case KVB_DTYPE_F32:
-        memcpy(dst, src, (size_t)n * sizeof(float));
-        break;
-    default:                  /* unknown types are refused at create; write nothing */
-        break;
-    }
-}
-
-KVB_HOT
-static void f16_row_to_f32(const uint16_t *s, float *d, int n)
-{
-    for (int i = 0; i < n; i++) d[i] = kvb_f16_to_f32(s[i]);
-}
-
-KVB_HOT
-static void bf16_row_to_f32(const uint16_t *s, float *d, int n)
-{
-    for (int i = 0; i < n; i++) d[i] = bits_f32((uint32_t)s[i] << 16);
-}
-
-void kvb_row_to_f32(kvb_dtype dt, const void *src, float *dst, int n)
-{
-    switch (dt) {
-    case KVB_DTYPE_F16:  f16_row_to_f32(src, dst, n); break;
-    case KVB_DTYPE_BF16: bf16_row_to_f32(src, dst, n); break;
-    case KVB_DTYPE_F32:  memcpy(dst, src, (size_t)n * sizeof(float)); break;
-    default:             memset(dst, 0, (size_t)n * sizeof(float)); break;
-    }
-}
 
 KVB_HOT
 float kvb_dot_f32(const float *a, const float *b, int n)
@@ -125,18 +39,6 @@ size_t kvb_attend_scratch_floats(int g, int n, int head_dim)
     return (size_t)g * (size_t)(n > 0 ? n : 1) + (size_t)head_dim + 2u * (size_t)g;
 }
 
-void kvb_attend_runs(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                     int head_dim, int g, const float *q, float *out, float *scratch)
-{
-    kvb_attend_runs_ml(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch, NULL);
-}
-
-void kvb_attend_runs_ml(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                        int head_dim, int g, const float *q, float *out, float *scratch, float *ml)
-{
-    kvb_attend_kernel_find(NULL, head_dim, NULL, 0)(dt, runs, n_runs, row_stride, head_dim, g, q, out, scratch, ml);
-}
-
 void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, const float *part_ml, float *out)
 {
     for (int i = 0; i < g; i++) {
@@ -156,11 +58,9 @@ void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, con
     }
 }
 
-/* Fastest first; head_dim must be a multiple of `multiple`. */
-static const struct { const char *name; kvb_attend_runs_fn (*get)(void); int multiple; } attend_kernels[] = {
-    {"avx512", kvb_attend_runs_avx512, 16},
-    {"avx2", kvb_attend_runs_avx2, 8},
-    {"portable", NULL, 1},
+/* Fastest first: "auto" takes the first row this CPU runs at the head_dim. */
+static const kvb_attend_kernel *const attend_kernels[] = {
+    &kvb_attend_kernel_avx512, &kvb_attend_kernel_avx2, &kvb_attend_kernel_portable,
 };
 enum { N_ATTEND_KERNELS = (int)(sizeof attend_kernels / sizeof attend_kernels[0]) };
 
@@ -168,48 +68,44 @@ int kvb_attend_kernel_known(const char *name)
 {
     if (!name || strcmp(name, "auto") == 0) return 1;
     for (int i = 0; i < N_ATTEND_KERNELS; i++)
-        if (strcmp(name, attend_kernels[i].name) == 0) return 1;
+        if (strcmp(name, attend_kernels[i]->name) == 0) return 1;
     return 0;
 }
 
-kvb_attend_runs_fn kvb_attend_kernel_find(const char *name, int head_dim, char *why, size_t why_len)
+const kvb_attend_kernel *kvb_attend_kernel_find(const char *name, int head_dim, char *why,
+                                                size_t why_len)
 {
     int any = !name || strcmp(name, "auto") == 0;
     for (int i = 0; i < N_ATTEND_KERNELS; i++) {
-        if (!any && strcmp(name, attend_kernels[i].name) != 0) continue;
-        kvb_attend_runs_fn f = attend_kernels[i].get ? attend_kernels[i].get() : kvb_attend_runs_portable;
-        if (f && head_dim % attend_kernels[i].multiple == 0) return f;
+        const kvb_attend_kernel *k = attend_kernels[i];
+        if (!any && strcmp(name, k->name) != 0) continue;
+        if (k->usable() && head_dim % k->multiple == 0) return k;
         if (any) continue;
         if (!why) return NULL;
-        if (head_dim % attend_kernels[i].multiple)   /* the shape first: the same answer on every CPU */
-            snprintf(why, why_len, "attend kernel '%s' needs head_dim a multiple of %d (got %d)", name,
-                     attend_kernels[i].multiple, head_dim);
+        if (head_dim % k->multiple)   /* the shape first: the same answer on every CPU */
+            snprintf(why, why_len, "attend kernel '%s' needs head_dim a multiple of %d (got %d)",
+                     name, k->multiple, head_dim);
         else
             snprintf(why, why_len, "attend kernel '%s': this CPU (or this build) lacks it", name);
         return NULL;
     }
-    if (any) return kvb_attend_runs_portable;
-    if (why) snprintf(why, why_len, "attend kernel '%s': allowed are auto, avx512, avx2, portable", name);
+    if (any) return &kvb_attend_kernel_portable;
+    if (why)
+        snprintf(why, why_len, "attend kernel '%s': allowed are auto, avx512, avx2, portable",
+                 name);
     return NULL;
-}
-
-const char *kvb_attend_kernel_name(kvb_attend_runs_fn f)
-{
-    for (int i = 0; i < N_ATTEND_KERNELS; i++)
-        if (f == (attend_kernels[i].get ? attend_kernels[i].get() : kvb_attend_runs_portable))
-            return attend_kernels[i].name;
-    return "unknown";
 }
 
 const char *kvb_kernels_path(void)
 {
-    if (kvb_attend_runs_avx512()) return "avx512 (attend_avx512.c, chosen from CPUID)";
-    if (kvb_attend_runs_avx2()) return "avx2 (attend_avx2.c, chosen from CPUID)";
+    if (kvb_attend_kernel_avx512.usable()) return "avx512 (attend_avx512.c, chosen from CPUID)";
+    if (kvb_attend_kernel_avx2.usable()) return "avx2 (attend_avx2.c, chosen from CPUID)";
     return "portable C";
 }
 
-void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                              int head_dim, int g, const float *q, float *out, float *scratch, float *ml)
+static void attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs,
+                                 size_t row_stride, int head_dim, int g, const float *q,
+                                 float *out, float *scratch, float *ml)
 {
     const size_t row_bytes = row_stride * kvb_dtype_size(dt);
     const float scale = 1.0f / sqrtf((float)head_dim);
@@ -255,13 +151,9 @@ void kvb_attend_runs_portable(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, 
         for (int d = 0; d < head_dim; d++) out[(size_t)i * head_dim + d] *= inv_sum[i];
 }
 
-void kvb_attend_group(kvb_dtype dt, const void *k, const void *v, size_t row_stride,
-                      int n, int head_dim, int g, const float *q, float *out,
-                      float *scratch)
-{
-    kvb_kv_run run = {k, v, n > 0 ? n : 0};
-    kvb_attend_runs(dt, &run, 1, row_stride, head_dim, g, q, out, scratch);
-}
+static int always(void) { return 1; }
+
+const kvb_attend_kernel kvb_attend_kernel_portable = {"portable", 1, always, attend_runs_portable};
 
 size_t kvb_attend_causal_scratch_floats(int n_heads, int n_kv_heads, int T, int head_dim)
 {
@@ -277,28 +169,14 @@ void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int 
     const int g = n_heads / n_kv_heads;
     const size_t kv_stride = (size_t)n_kv_heads * head_dim;
     const size_t q_stride = (size_t)n_heads * head_dim;
+    const kvb_attend_kernel *kern = kvb_attend_kernel_find(NULL, head_dim, NULL, 0);
     for (int i = 0; i < T; i++)
         for (int h = 0; h < n_kv_heads; h++) {
             size_t qo = (size_t)i * q_stride + (size_t)h * g * head_dim;
-            kvb_attend_group(KVB_DTYPE_F32, k + (size_t)h * head_dim, v + (size_t)h * head_dim,
-                             kv_stride, i + 1, head_dim, g, q + qo, out + qo, scratch);
+            kvb_kv_run run = {k + (size_t)h * head_dim, v + (size_t)h * head_dim, i + 1};
+            kern->run(KVB_DTYPE_F32, &run, 1, kv_stride, head_dim, g, q + qo, out + qo, scratch,
+                      NULL);
         }
-}
-
-/* On the Xeon the SIMD loops were first tuned on, 4 rows ahead was best and 32
- * rows took f16 MHA at 32768 tokens from 46 to 60 ms. On AMD Zen 5, 4 rows (1
- * KiB of f16) leave the stream short of misses in flight: about 6 KiB ahead
- * read f16 MHA 17-20% faster and f32 MHA 9-14% (A/B runs in one process at
- * 32768 tokens, AVX-512 path), GQA within 5%, 12-16 KiB no better. Other CPUs
- * keep the Xeon's 4 rows. Targets past a run's end are redirected to the next
- * runs (attend_avx512.c), which a paged cache needs at this distance. */
-size_t kvb_attend_prefetch_bytes(size_t row_bytes)
-{
-    size_t rows = 4;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_is("amd")) rows = (6144 + row_bytes - 1) / (row_bytes ? row_bytes : 1);
-#endif
-    return (rows < 4 ? 4 : rows) * row_bytes;
 }
 
 KVB_HOT

@@ -12,7 +12,7 @@
 #ifndef KVB_POOL_H
 #define KVB_POOL_H
 
-#include "../kvb_backend.h"
+#include "../types/kvb_types.h"
 
 typedef struct kvb_pool kvb_pool;
 typedef void (*kvb_pool_fn)(void *arg, int item, int thread);

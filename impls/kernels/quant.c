@@ -12,18 +12,10 @@
 #define KVB_HOT
 #endif
 
-static const kvb_qformat formats[] = {
-    {KVB_DTYPE_Q8, 8, 0, 128, 255},
-    {KVB_DTYPE_Q4, 4, 0, 8, 15},
-    {KVB_DTYPE_Q4_1, 4, 1, 0, 15},
-    {KVB_DTYPE_Q2, 2, 1, 0, 3},
-};
-
 const kvb_qformat *kvb_qformat_of(kvb_dtype dt)
 {
-    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
-        if (formats[i].dtype == dt) return &formats[i];
-    return NULL;
+    const kvb_type_traits *t = kvb_type_traits_of(dt);
+    return t && t->readers == KVB_READ_QUANT ? t : NULL;
 }
 
 enum { F16_MAX_BITS = 0x7bffu };      /* 65504 */
@@ -236,25 +228,4 @@ const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group,
     const kvb_qkernels *t = strcmp(name, "avx512") == 0 ? kvb_qkernels_avx512() : kvb_qkernels_avx512_vnni();
     if (!t) snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
     return t;
-}
-
-void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq)
-{
-    for (int c = 0; c < n / 32; c++) {
-        float amax = 0.0f;
-        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(q[32 * c + e]));
-        float iq = amax > 0.0f ? 127.0f / amax : 0.0f;
-        sq[c] = amax / 127.0f;
-        for (int e = 0; e < 32; e++) qi[32 * c + e] = (int8_t)clampi(q[32 * c + e] * iq, -127, 127);
-    }
-}
-
-void kvb_qround_query(const float *q, int n, float *out)
-{
-    for (int c = 0; c < n / 32; c++) {
-        int8_t qi[32];
-        float sq;
-        kvb_qquant_query(q + 32 * c, 32, qi, &sq);
-        for (int e = 0; e < 32; e++) out[32 * c + e] = sq * (float)qi[e];
-    }
 }

@@ -33,17 +33,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "../kvb_backend.h"
+#include "../types/kvb_types.h"
 
-typedef struct kvb_qformat {
-    kvb_dtype dtype;
-    int       bits;           /* bits per code: 8, 4 or 2 */
-    int       asym;           /* 1: scale and minimum per group; 0: scale only */
-    int       zero;           /* code offset of the symmetric formats (128, 8); 0 if asym */
-    int       cmax;           /* largest code: 2^bits - 1 */
-} kvb_qformat;
+/* A quantized storage type's format is its traits row (types/kvb_types.h):
+ * bits, asym, zero and cmax there are the parameters above. */
+typedef kvb_type_traits kvb_qformat;
 
-/* The format of a quantized storage type; NULL for f32/f16/bf16. */
+/* The row of a quantized storage type; NULL for f32/f16/bf16. */
 const kvb_qformat *kvb_qformat_of(kvb_dtype dt);
 
 /* f16 words stored per group: 1 (d) or 2 (d, m). */

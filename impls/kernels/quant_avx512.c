@@ -16,6 +16,33 @@
  * when CPUID reports AVX-512F/BW/VL/DQ, FMA and F16C. Elsewhere the table is NULL. */
 #include "quant.h"
 
+#include <math.h>
+
+/* The query as the integer kernels see it (quant.h), in portable C built
+ * everywhere: here beside the only kernels that round it (the VNNI scores). */
+void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq)
+{
+    for (int c = 0; c < n / 32; c++) {
+        float amax = 0.0f;
+        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(q[32 * c + e]));
+        float iq = amax > 0.0f ? 127.0f / amax : 0.0f;
+        sq[c] = amax / 127.0f;
+        /* the clamp first, so a huge value never reaches lrintf */
+        for (int e = 0; e < 32; e++)
+            qi[32 * c + e] = (int8_t)lrintf(fminf(fmaxf(q[32 * c + e] * iq, -127.0f), 127.0f));
+    }
+}
+
+void kvb_qround_query(const float *q, int n, float *out)
+{
+    for (int c = 0; c < n / 32; c++) {
+        int8_t qi[32];
+        float sq;
+        kvb_qquant_query(q + 32 * c, 32, qi, &sq);
+        for (int e = 0; e < 32; e++) out[32 * c + e] = sq * (float)qi[e];
+    }
+}
+
 /* GCC on x86-64 only: clang's __builtin_cpu_supports lacks some of these
  * feature names; other compilers and CPUs get the portable table. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -567,19 +594,11 @@ static const kvb_qkernels avx512_vnni = {
     .softmax_exp = softmax_exp_avx512,
 };
 
-static int have_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
-const kvb_qkernels *kvb_qkernels_avx512(void) { return have_avx512() ? &avx512 : NULL; }
+const kvb_qkernels *kvb_qkernels_avx512(void) { return kvb_have_avx512() ? &avx512 : NULL; }
 
 const kvb_qkernels *kvb_qkernels_avx512_vnni(void)
 {
-    return have_avx512() && __builtin_cpu_supports("avx512vnni") ? &avx512_vnni : NULL;
+    return kvb_have_avx512() && __builtin_cpu_supports("avx512vnni") ? &avx512_vnni : NULL;
 }
 
 #else

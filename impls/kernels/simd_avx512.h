@@ -13,6 +13,15 @@
 #define KVB_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
 #define KVB_INLINE inline __attribute__((always_inline))
 
+/* Whether this CPU runs KVB_AVX512 code: the one CPUID test of both files. */
+static inline int kvb_have_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
 /* Sums of four vectors' lanes: {sum a, sum b, sum c, sum d}. */
 static KVB_INLINE KVB_AVX512 __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
 {
