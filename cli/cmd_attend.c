@@ -73,7 +73,7 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
                                          .threads = c.threads,
                                          .block_tokens = pg ? blocks[k / nf] : 0};
                         if (!qt) o.kernel = fk_names[fk[k % nf]];
-                        kvb_opts_quant(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT,
+                        kvb_opts_case(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT,
                                        &o);
                         if (qt) o.qkernel = qk_names[qk[k % nq]];
                         kvb_shape sh = shape;
@@ -186,7 +186,7 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
                     cases[n].opt.dtype = dts[j];
                     cases[n].opt.block_tokens = pg ? blocks[k / nf] : 0;
                     if (!qt) cases[n].opt.kernel = fk_names[fk[k % nf]];
-                    kvb_opts_quant(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT,
+                    kvb_opts_case(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT,
                                    &cases[n].opt);
                     if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
                     cases[n].opt.threads = c.threads;

@@ -295,7 +295,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                                  .pool_blocks = (size_t)c.pool_blocks,
                                  .pool_bytes = (size_t)c.pool_mb << 20,
                                  .threads = c.threads};
-                kvb_opts_quant(&c, mc.head_dim, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
+                kvb_opts_case(&c, mc.head_dim, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
                 if (quant) o.qkernel = qk_names[qk[0]];
                 o.kernel = fk_names[fk[0]];
                 if (kvb_point_init(&pts[n_pts], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {

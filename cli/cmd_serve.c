@@ -89,7 +89,7 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
                 continue;
             }
             kvb_options o = {.dtype = dts[j], .max_seqs = 1};
-            kvb_opts_quant(&c, mc.head_dim, KVB_KEY_AXIS_DEFAULT, &o);
+            kvb_opts_case(&c, mc.head_dim, KVB_KEY_AXIS_DEFAULT, &o);
             if (kvb_backend_supports(backs[i], &sc.shape, &o, why, sizeof why) != KVB_STATUS_OK)
                 continue;
             runnable++;
@@ -144,7 +144,7 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
                         kvb_options o = {.dtype = dts[j],
                                          .alloc = pg ? KVB_ALLOC_GROW : modes[k],
                                          .block_tokens = pg ? blocks[k] : 0};
-                        kvb_opts_quant(&c, mc.head_dim, KVB_KEY_AXIS_DEFAULT, &o);
+                        kvb_opts_case(&c, mc.head_dim, KVB_KEY_AXIS_DEFAULT, &o);
                         sc.lengths = lens[li];
                         sc.fork = forks[fi];
                         sc.budget_bytes =
@@ -160,10 +160,12 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
                         kvb_serve_run(backs[i], o, &sc, &res);
                         if (res.status == KVB_STATUS_OK) measured++;
                         if (res.status != KVB_STATUS_OK) {
-                            printf("%-26s %-9s %-9s failed: %s\n", name,
+                            /* a cache that cannot do this (window cannot fork): skipped */
+                            int skip = res.status == KVB_STATUS_UNSUPPORTED;
+                            printf("%-26s %-9s %-9s %s: %s\n", name,
                                    kvb_len_dist_name(sc.lengths), kvb_fork_kind_name(sc.fork),
-                                   res.reason);
-                            rc = 1;
+                                   skip ? "skipped" : "failed", res.reason);
+                            if (!skip) rc = 1;
                         } else
                             printf("%-26s %-9s %-9s %8.2f %7d %8.1f %8.3f %8.3f %7.3f %7d %9.1f "
                                    "%7d %7.1f\n",

@@ -157,8 +157,9 @@ void kvb_opts_note_group(const kvb_opts *c, int head_dim, int any_quant)
 }
 
 /* --residual defaults to 128 for q2, as in KIVI, and to 0 otherwise. */
-void kvb_opts_quant(const kvb_opts *c, int head_dim, kvb_key_axis axis, kvb_options *o)
+void kvb_opts_case(const kvb_opts *c, int head_dim, kvb_key_axis axis, kvb_options *o)
 {
+    o->window = c->window;
     if (!kvb_dtype_is_quant(o->dtype)) return;
     int g = default_group(head_dim);
     o->group = c->group ? c->group : g ? g : 32;

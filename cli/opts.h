@@ -17,7 +17,8 @@ typedef struct kvb_opts {
     /* caches: run, attend, serve-sim */
     const char *backends, *dtypes, *modes, *blocks;
     const char *key_axes, *qkernels, *kernels;
-    int group, residual;              /* 0, -1: the rule in kvb_opts_quant */
+    int group, residual;              /* 0, -1: the rule in kvb_opts_case */
+    int window;                       /* 0: max_seq (the window backend) */
     long long pool_mb, pool_blocks;   /* paged pool size; 0: room for every sequence */
     /* the model: run, export, serve-sim (its KV shape); 0 keeps the preset's value */
     const char *preset, *checkpoint;
@@ -63,8 +64,9 @@ int kvb_opts_backends_dtypes(const kvb_opts *c, const kvb_backend **backs, int *
                              int *nd);
 /* --key-axis resolved; --group must be a power of two. */
 int kvb_opts_key_axes(const kvb_opts *c, kvb_key_axis *axes, int *n);
-/* The quantization options of one case: --group, --residual and one key axis. */
-void kvb_opts_quant(const kvb_opts *c, int head_dim, kvb_key_axis axis, kvb_options *o);
+/* The backend options of one case that flags set: the quantized backend's --group,
+ * --residual and one key axis, and the window backend's --window. */
+void kvb_opts_case(const kvb_opts *c, int head_dim, kvb_key_axis axis, kvb_options *o);
 /* Says once which group a quantized command uses when it is not the usual 32. */
 void kvb_opts_note_group(const kvb_opts *c, int head_dim, int any_quant);
 /* Whether backend b goes with storage type dts[j] in a cross product. */

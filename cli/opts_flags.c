@@ -52,6 +52,11 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--residual", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 0,
      .hi = 65536, .def_help = "128 for q2, else 0", .meta = "N",
      .help = "quant: newest tokens kept in f32", .off = OFF(residual)},
+    {.name = "--window", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 0,
+     .hi = INT_MAX, .def = "0", .def_help = "0: max-seq, every token", .meta = "N",
+     .help = "window backend: the newest N tokens each sequence holds and attends "
+             "(sliding-window attention, as Mistral's)",
+     .off = OFF(window)},
     {.name = "--key-axis", .cmds = RUN | ATTEND, .kind = KVB_FLAG_LIST, .def = "default",
      .def_help = "channel for q2, else token", .meta = "LIST",
      .help = "quant: default,token,channel: keys grouped per token or per channel across --group "

@@ -70,7 +70,7 @@ typedef struct kvb_options {
     /* sliding-window backends (KVB_BACKEND_WINDOW) only; beside block_tokens,
      * in what was padding, so the struct and every byte count of a backend
      * that embeds it keep their size */
-    int       window;         /* newest tokens attended, 1..max_seq; 0: max_seq */
+    int       window;         /* newest tokens attended, 1 or more; 0: max_seq */
     /* paged backends (KVB_BACKEND_PAGED) only; 0 picks the default */
     int       block_tokens;   /* tokens per block, 1..256; default 16 */
     size_t    pool_blocks;    /* blocks in the pool; 0: from pool_bytes */

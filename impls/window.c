@@ -61,9 +61,9 @@ static void ring_free(const kvb_backend_ctx *c, ring *r)
 
 static kvb_status window_supports(const kvb_shape *s, const kvb_options *o, char *why, size_t n)
 {
-    if (o->window < 0 || o->window > s->max_seq) {
-        snprintf(why, n, "window = %d tokens: allowed are 1 to max_seq = %d (0: max_seq)",
-                 o->window, s->max_seq);
+    (void)s;
+    if (o->window < 0) {
+        snprintf(why, n, "window = %d tokens: allowed are 1 or more (0: max_seq)", o->window);
         return KVB_STATUS_INVALID_ARG;
     }
     return KVB_STATUS_OK;
@@ -86,7 +86,9 @@ static kvb_status window_create(kvb_backend_ctx **out, const kvb_shape *shape,
     if ((*out = c) == NULL) return KVB_STATUS_NO_MEMORY;
     *c = (kvb_backend_ctx){
         .shape = *shape, .dtype = opt->dtype, .prealloc = opt->alloc == KVB_ALLOC_PREALLOC,
-        .window = opt->window ? opt->window : shape->max_seq, .es = kvb_dtype_size(opt->dtype),
+        /* a window past max_seq holds every token: no ring larger than a sequence */
+        .window = opt->window && opt->window < shape->max_seq ? opt->window : shape->max_seq,
+        .es = kvb_dtype_size(opt->dtype),
         .n_rings = (size_t)opt->max_seqs * shape->n_layers,
         .attend = kvb_attend_kernel_find(opt->kernel, shape->head_dim, NULL, 0),
     };

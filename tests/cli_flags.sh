@@ -101,5 +101,17 @@ if expect 0 "wrote" export --preset tiny --layers 3 --out "$T/tiny.bin"; then
   expect 2 "no shape flag may override it" serve-sim --checkpoint "$T/tiny.bin" --layers 2
 fi
 
+# --- --window reaches the window backend in each command that takes it ---
+# a window past the context holds every token: measured, not skipped
+expect 0 "window=100,nh=4,nkv=2,hd=16,ctx=50)" attend --backend window --window 100 --ctx 50 \
+  --heads 4 --kv-heads 2 --head-dim 16 --reps 1 --no-ceilings
+grep -q "skipped" "$T/stdout" && bad "attend: a window past the context skipped" || ok
+expect 0 "window/f32/grow" run --preset tiny --backend window --window 4 --tokens 8 \
+  --out "$T/run-window"
+# a cache that cannot fork is skipped in a fork workload (exit 3: nothing measured), not failed
+expect 3 "skipped: window cannot fork" serve-sim --preset tiny --backend window --fork parallel \
+  --sequences 4 --no-attend
+expect 2 "--window" attend --backend window --window -1
+
 echo "cli-flags: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -587,9 +587,21 @@ static void test_window_drops_old_tokens(void **state)
         assert_int_equal(kvb_cache_memory(c).reserved, 0);
         kvb_cache_destroy(c);
     }
-    kvb_options o = {.dtype = KVB_DTYPE_F32, .max_seqs = 1, .window = 65};
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .max_seqs = 1, .window = -1};
     assert_int_equal(kvb_backend_supports(b, &shape, &o, why, sizeof why), KVB_STATUS_INVALID_ARG);
-    assert_non_null(strstr(why, "window = 65"));
+    assert_non_null(strstr(why, "window = -1"));
+    /* a window past max_seq (a model's window over a shorter context) holds every token,
+     * in a ring no larger than a sequence */
+    o.window = shape.max_seq + 1;
+    o.alloc = KVB_ALLOC_PREALLOC;
+    kvb_cache *c = kvbt_cache_new(b, &shape, &o);
+    int ids[N];
+    for (int t = 0; t < N; t++) append_token(c, 0, L, NKV, HD, ids[t] = 10 + t);
+    expect_tokens(c, 0, L, NKV, HD, ids, N);
+    assert_int_equal(kvb_cache_attended(c, N), N);
+    size_t slot_b = 2 * (size_t)NKV * HD * sizeof(float);
+    assert_int_equal(kvb_cache_memory(c).reserved, (size_t)L * shape.max_seq * slot_b);
+    kvb_cache_destroy(c);
 }
 
 /* What kvb_cache_* check before any slot runs, and the optional slots' fallbacks. */
