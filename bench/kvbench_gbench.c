@@ -55,7 +55,7 @@ struct bench_ctx {
     kvb_model   model;
     kvb_state   state;
     int         have_model;
-    double      read_gbs[2];         /* measured read ceilings: one thread, all cores; 0: not measured */
+    double read_gbs[2]; /* measured read ceilings: one thread, all cores; 0: not measured */
 };
 
 static float urand(uint64_t *s)
@@ -74,7 +74,8 @@ static void release(bench_ctx *c)
 /* K/V bytes of n tokens as stored (scales included; quantized types at their bits). */
 static double kv_bytes(const kv_case *k, double n)
 {
-    return 2.0 * n * k->shape.n_kv_heads * k->shape.head_dim * kvb_dtype_bits(k->opt.dtype, k->opt.group) / 8.0;
+    return 2.0 * n * k->shape.n_kv_heads * k->shape.head_dim *
+           kvb_dtype_bits(k->opt.dtype, k->opt.group) / 8.0;
 }
 
 static void bm_attend(kvb_gb_state *st, void *user)
@@ -101,7 +102,8 @@ static void bm_attend(kvb_gb_state *st, void *user)
         free(kv);
         if (st2 != KVB_STATUS_OK) {
             char e[300];
-            snprintf(e, sizeof e, "filling the cache failed: %s%s%s", kvb_status_str(st2), msg[0] ? ": " : "", msg);
+            snprintf(e, sizeof e, "filling the cache failed: %s%s%s", kvb_status_str(st2),
+                     msg[0] ? ": " : "", msg);
             release(c);
             kvb_gb_skip_with_error(st, e);
             return;
@@ -117,7 +119,7 @@ static void bm_attend(kvb_gb_state *st, void *user)
     double wall_s = (double)(kvb_now_ns() - t0) * 1e-9;
     double it = (double)kvb_gb_iterations(st);
     /* where attend starts threads, the benchmark thread's CPU time (what a rate counter
-     * divides by) misses their work: 2 threads read "33.9 GB/s" in 4.2 ms of wall time.
+     * divides by) misses their work, which inflates the rate (docs/attention.md).
      * There the rates are per wall-clock second, computed here (UseRealTime would do it
      * too, but renames the case .../real_time); one thread keeps Google Benchmark's */
     double bytes = kv_bytes(k, s->max_seq) * it;
@@ -128,7 +130,8 @@ static void bm_attend(kvb_gb_state *st, void *user)
         }
     } else {
         kvb_gb_counter(st, "kv_bytes_per_second", bytes, KVB_GB_COUNTER_RATE);
-        kvb_gb_counter(st, "tokens_per_second", it, KVB_GB_COUNTER_RATE);   /* one attend = one token's layer */
+        kvb_gb_counter(st, "tokens_per_second", it,
+                       KVB_GB_COUNTER_RATE); /* one attend = one token's layer */
     }
     double ceil = c->read_gbs[k->opt.threads > 1];
     /* a fraction, not a rate: the bytes read per wall-clock second over the ceiling's
@@ -247,8 +250,8 @@ static void bm_fail(kvb_gb_state *st, void *user)
 }
 
 /* Google Benchmark's context block: build, machine (hwloc), pinning, ceilings. */
-static void add_context(int measure, kvb_pin pin, double read_gbs[2], kvb_topo *topo, int *have_topo,
-                        kvb_pin_set *pins)
+static void add_context(int measure, kvb_pin pin, double read_gbs[2], kvb_topo *topo,
+                        int *have_topo, kvb_pin_set *pins)
 {
     char cpu[256], buf[512], msg[256];
     /* the ceilings first: their all-cores read must not run on a pinned core */
@@ -273,11 +276,12 @@ static void add_context(int measure, kvb_pin pin, double read_gbs[2], kvb_topo *
         kvb_gb_add_context("topology", buf);
     } else
         kvb_gb_add_context("topology", msg);
-    /* this thread is thread 0; a threaded case's workers bind themselves (kvb_options.thread_start) */
+    /* this thread is thread 0; a threaded case's workers bind themselves (kvb_options.thread_start)
+     */
     if (kvb_pin_set_init(pins, *have_topo ? topo : NULL, pin) != KVB_STATUS_OK)
         fprintf(stderr, "kvbench-gbench: --pin %s: %s\n", kvb_pin_name(pin), pins->note);
-    snprintf(buf, sizeof buf, "%s core %d cpu %d%s%s", kvb_pin_name(pin), pins->core[0], pins->cpu[0],
-             pins->note[0] ? ": " : "", pins->note);
+    snprintf(buf, sizeof buf, "%s core %d cpu %d%s%s", kvb_pin_name(pin), pins->core[0],
+             pins->cpu[0], pins->note[0] ? ": " : "", pins->note);
     kvb_gb_add_context("pinning", buf);
     kvb_cpu_model(cpu, sizeof cpu);
     kvb_gb_add_context("kvbench_commit", KVB_GIT_COMMIT);
@@ -299,7 +303,9 @@ int main(int argc, char **argv)
         if (strncmp(argv[i], "--pin=", 6) == 0 || (strcmp(argv[i], "--pin") == 0 && i + 1 < argc)) {
             const char *v = argv[i][5] == '=' ? argv[i] + 6 : argv[++i];
             if (kvb_pin_parse(v, &pin) != KVB_STATUS_OK) {
-                fprintf(stderr, "kvbench-gbench: unknown --pin '%s': allowed are none, compact, spread\n", v);
+                fprintf(stderr,
+                        "kvbench-gbench: unknown --pin '%s': allowed are none, compact, spread\n",
+                        v);
                 return 2;
             }
             continue;
@@ -320,7 +326,8 @@ int main(int argc, char **argv)
     const int hd = 128;
     /* attend on one thread, and on one per core where there are more (named /threads=N) */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const int n_threads = cores > 1 ? 2 : 1, thread_counts[2] = {1, cores > 1 ? (int)(cores < 64 ? cores : 64) : 1};
+    const int n_threads = cores > 1 ? 2 : 1,
+              thread_counts[2] = {1, cores > 1 ? (int)(cores < 64 ? cores : 64) : 1};
     /* at most: backends x dtypes x shapes x (contexts x thread counts + 1 append) */
     size_t max_cases = (size_t)kvb_backend_count() * KVB_DTYPE_COUNT * 2 * (N_CTX * n_threads + 1);
     kv_case *cases = calloc(max_cases, sizeof *cases);
@@ -333,28 +340,37 @@ int main(int argc, char **argv)
         for (int dt = 0; dt < KVB_DTYPE_COUNT; dt++)
             for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
                 for (int ci = 0; ci <= N_CTX * n_threads; ci++) {
-                    int append = ci == N_CTX * n_threads, len = append ? APPEND_SEQ : CTX0 << (ci % N_CTX);
+                    int append = ci == N_CTX * n_threads,
+                        len = append ? APPEND_SEQ : CTX0 << (ci % N_CTX);
                     int threads = append ? 1 : thread_counts[ci / N_CTX];
                     kv_case *k = &cases[n];
                     k->ctx = &ctx;
                     k->backend = b;
-                    k->opt = (kvb_options){.dtype = (kvb_dtype)dt, .alloc = KVB_ALLOC_GROW, .max_seqs = 1,
-                                           .residual = dt == KVB_DTYPE_Q2 ? 128 : 0, .threads = threads};
+                    k->opt = (kvb_options){.dtype = (kvb_dtype)dt,
+                                           .alloc = KVB_ALLOC_GROW,
+                                           .max_seqs = 1,
+                                           .residual = dt == KVB_DTYPE_Q2 ? 128 : 0,
+                                           .threads = threads};
                     if (pins.core[0] >= 0) {
                         k->opt.thread_start = kvb_pin_thread_start;
                         k->opt.thread_start_arg = &pins;
                     }
                     k->shape = (kvb_shape){1, shapes[si].nh, shapes[si].nkv, hd, len};
-                    if (kvb_backend_supports(b, &k->shape, &k->opt, why, sizeof why) != KVB_STATUS_OK) continue;
+                    if (kvb_backend_supports(b, &k->shape, &k->opt, why, sizeof why) !=
+                        KVB_STATUS_OK)
+                        continue;
                     if (append)
                         snprintf(name, sizeof name, "append/%s/%s/nh=%d/nkv=%d/hd=%d", b->name,
                                  kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd);
                     else if (threads == 1)
-                        snprintf(name, sizeof name, "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d", b->name,
-                                 kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd, len);
+                        snprintf(name, sizeof name, "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d",
+                                 b->name, kvb_dtype_name((kvb_dtype)dt), shapes[si].nh,
+                                 shapes[si].nkv, hd, len);
                     else
-                        snprintf(name, sizeof name, "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d/threads=%d", b->name,
-                                 kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd, len, threads);
+                        snprintf(name, sizeof name,
+                                 "attend/%s/%s/nh=%d/nkv=%d/hd=%d/ctx=%d/threads=%d", b->name,
+                                 kvb_dtype_name((kvb_dtype)dt), shapes[si].nh, shapes[si].nkv, hd,
+                                 len, threads);
                     kvb_gb_bench *g = kvb_gb_register(name, append ? bm_append : bm_attend, k);
                     if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
                     n++;

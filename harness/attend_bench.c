@@ -17,13 +17,15 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
     if (c->opt.kernel && strcmp(c->opt.kernel, "auto") && !(c->backend->flags & KVB_BACKEND_QUANT))
         snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",kernel=%s", c->opt.kernel);
     if (c->backend->flags & KVB_BACKEND_QUANT)
-        snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s%s%s", c->opt.group ? c->opt.group : 32, c->opt.residual,
+        snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s%s%s", c->opt.group ? c->opt.group : 32,
+                 c->opt.residual,
                  kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? ",kernel=" : "",
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? c->opt.qkernel : "");
     if ((c->backend->flags & KVB_BACKEND_WINDOW) && c->opt.window)
         snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",window=%d", c->opt.window);
-    if (c->opt.threads > 1) snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",threads=%d", c->opt.threads);
+    if (c->opt.threads > 1)
+        snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",threads=%d", c->opt.threads);
     snprintf(buf, n, "attend(backend=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", c->backend->name,
              kvb_dtype_name(c->opt.dtype), blk, s->n_heads, s->n_kv_heads, s->head_dim, s->max_seq);
 }
@@ -34,8 +36,8 @@ static float urand(uint64_t *s)       /* uniform in [-1, 1) */
     return (float)((*s >> 40) * (2.0 / 16777216.0) - 1.0);
 }
 
-void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv, int hd,
-                          double *out, double *sc)
+void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv,
+                          int hd, double *out, double *sc)
 {
     const int g = nh / nkv;
     for (int h = 0; h < nh; h++) {

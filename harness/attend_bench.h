@@ -5,8 +5,8 @@
  * are timed interleaved (one call of each per round), so slow drifts of a shared
  * machine fall on all of them alike and their ratios stay meaningful. Each
  * case's output is also checked against a float64 reference over the tokens its
- * cache attends (a sliding window's newest): the timed call is the checked call. Bytes read = K and V of every cached token in the storage
- * type; GB = 10^9 bytes. */
+ * cache attends (a sliding window's newest): the timed call is the checked call. Bytes read = K and
+ * V of every cached token in the storage type; GB = 10^9 bytes. */
 #ifndef KVB_ATTEND_BENCH_H
 #define KVB_ATTEND_BENCH_H
 
@@ -49,8 +49,8 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
 /* Attention in float64, the reference every lossy figure is measured against:
  * out[h] for query head h reading KV head h / (nh / nkv) over ctx tokens;
  * q: [nh][hd], k, v: [ctx][nkv][hd], out: [nh][hd], sc: ctx doubles of scratch. */
-void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv, int hd,
-                          double *out, double *sc);
+void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv,
+                          int hd, double *out, double *sc);
 
 /* The channel of the i-th outlier pair's first element (its pair is +1);
  * i < head_dim / 2 gives distinct pairs. */

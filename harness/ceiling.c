@@ -39,9 +39,8 @@ void kvb_cpu_mask_capture(kvb_cpu_mask *m)
 }
 
 /* A reader thread on the CPUs of `on` (see kvb_cpu_mask): the caller's binding
- * once held the "all cores" ceiling's readers on one pinned core, so a two-core
- * VM read 33-35 GB/s "with two threads" while two pinned attention threads
- * read 45. */
+ * once held the "all cores" ceiling's readers on one pinned core, so the ceiling
+ * read less than two pinned attention threads (docs/tuning.md). */
 static int start_reader(pthread_t *tid, slice *s, const kvb_cpu_mask *on)
 {
 #ifdef __linux__
@@ -62,7 +61,8 @@ static int start_reader(pthread_t *tid, slice *s, const kvb_cpu_mask *on)
 
 /* One pass over a[0..n) by `threads` threads; the wall time of the whole pass.
  * Thread start-up (tens of microseconds) is inside it, under 0.1% of a pass. */
-static double read_pass(const float *a, size_t n, int threads, slice *sl, pthread_t *tid, const kvb_cpu_mask *on)
+static double read_pass(const float *a, size_t n, int threads, slice *sl, pthread_t *tid,
+                        const kvb_cpu_mask *on)
 {
     uint64_t t0 = kvb_now_ns();
     size_t per = n / (size_t)threads;
@@ -107,7 +107,8 @@ int kvb_measure_read_threads_on(kvb_read_bw *r, size_t bytes, int passes, int th
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023) * 1e-3f;
     read_pass(a, n, threads, sl, tid, readers);               /* warm-up pass */
     for (int p = 0; p < passes; p++)
-        s[p] = (double)(n * sizeof(float)) / read_pass(a, n, threads, sl, tid, readers);   /* bytes/ns = GB/s */
+        s[p] = (double)(n * sizeof(float)) /
+               read_pass(a, n, threads, sl, tid, readers); /* bytes/ns = GB/s */
     r->bytes = n * sizeof(float);
     r->passes = passes;
     r->threads = threads;
@@ -124,11 +125,13 @@ int kvb_measure_ceilings(kvb_ceilings *c, size_t dram_bytes, size_t ws_bytes, in
     memset(c, 0, sizeof *c);
     c->working_set.gbs = NAN;
     if (passes < 3) passes = 3;
-    if (kvb_measure_read(&c->dram, dram_bytes ? dram_bytes : (size_t)1 << 30, passes) != 0) return -1;
+    if (kvb_measure_read(&c->dram, dram_bytes ? dram_bytes : (size_t)1 << 30, passes) != 0)
+        return -1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->dram_all.gbs = NAN;
-    if (cores > 1 && kvb_measure_read_threads(&c->dram_all, dram_bytes ? dram_bytes : (size_t)1 << 30, passes,
-                                              (int)cores) != 0)
+    if (cores > 1 &&
+        kvb_measure_read_threads(&c->dram_all, dram_bytes ? dram_bytes : (size_t)1 << 30, passes,
+                                 (int)cores) != 0)
         return -1;
     if (ws_bytes && kvb_measure_read(&c->working_set, ws_bytes, 3 * passes) != 0) return -1;
 
@@ -137,11 +140,15 @@ int kvb_measure_ceilings(kvb_ceilings *c, size_t dram_bytes, size_t ws_bytes, in
     double *s = malloc((size_t)passes * sizeof(double));
     if (!A || !s) { free(A); free(s); return -1; }
     float *B = A + (size_t)m * m, *C = B + (size_t)m * m;
-    for (size_t i = 0; i < (size_t)m * m; i++) { A[i] = (float)(i % 7) * 0.1f; B[i] = (float)(i % 5) * 0.1f; }
+    for (size_t i = 0; i < (size_t)m * m; i++) {
+        A[i] = (float)(i % 7) * 0.1f;
+        B[i] = (float)(i % 5) * 0.1f;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, A, m, B, m, 0.0f, C, m);
     for (int p = 0; p < passes; p++) {
         uint64_t t0 = kvb_now_ns();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, A, m, B, m, 0.0f, C, m);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0f, A, m, B, m, 0.0f, C,
+                    m);
         s[p] = 2.0 * m * m * (double)m / (double)(kvb_now_ns() - t0);     /* flops/ns = GFLOP/s */
     }
     c->sgemm_n = m;

@@ -29,8 +29,9 @@ void kvb_quality_ref_free(kvb_quality_ref *ref)
     memset(ref, 0, sizeof *ref);
 }
 
-kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *prompt, int prompt_len,
-                                 int n_steps, kvb_quality_ref *ref, char *msg, size_t msg_len)
+kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *prompt,
+                                 int prompt_len, int n_steps, kvb_quality_ref *ref, char *msg,
+                                 size_t msg_len)
 {
     memset(ref, 0, sizeof *ref);
     const kvb_backend *b = kvb_backend_find("contiguous");
@@ -58,7 +59,8 @@ kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *pr
 out:
     kvb_cache_destroy(c);
     if (st != KVB_STATUS_OK) {
-        snprintf(msg, msg_len, "reference generation (contiguous f32) failed: %s", kvb_status_str(st));
+        snprintf(msg, msg_len, "reference generation (contiguous f32) failed: %s",
+                 kvb_status_str(st));
         kvb_quality_ref_free(ref);
     }
     return st;
@@ -187,8 +189,8 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
     q->rel_l2_at = calloc((size_t)L * (q->n_ctx ? q->n_ctx : 1), sizeof *q->rel_l2_at);
     double *kl = malloc((size_t)(N > 0 ? N : 1) * sizeof *kl);
     float *lp = malloc((size_t)V * sizeof *lp);
-    if (!w.k || !w.v || !w.len || !w.n_checked || !w.ref || !w.sc || !q->rel_l2_mean || !q->max_abs ||
-        !q->rel_l2_at || !kl || !lp ||
+    if (!w.k || !w.v || !w.len || !w.n_checked || !w.ref || !w.sc || !q->rel_l2_mean ||
+        !q->max_abs || !q->rel_l2_at || !kl || !lp ||
         kvb_cache_wrap(&wc, &shadow_backend, &w, &w.shape, &oo, msg, msg_len) != KVB_STATUS_OK) {
         st = KVB_STATUS_NO_MEMORY;
         snprintf(msg, msg_len, "out of memory for the quality comparison");
@@ -241,10 +243,13 @@ void kvb_model_key_outliers(kvb_model *m, int n_pairs)
             for (int h = 0; h < c->n_kv_heads; h++)
                 for (int e = ch; e < ch + 2; e++) {
                     /* key row (h, e) grows; the matching query rows of its group shrink */
-                    float *wk = m->w.wk + ((size_t)l * c->n_kv_heads * hd + (size_t)h * hd + e) * c->dim;
+                    float *wk =
+                        m->w.wk + ((size_t)l * c->n_kv_heads * hd + (size_t)h * hd + e) * c->dim;
                     for (int i = 0; i < c->dim; i++) wk[i] *= KVB_OUTLIER_SCALE;
                     for (int j = 0; j < g; j++) {
-                        float *wq = m->w.wq + ((size_t)l * c->n_heads * hd + (size_t)(h * g + j) * hd + e) * c->dim;
+                        float *wq =
+                            m->w.wq +
+                            ((size_t)l * c->n_heads * hd + (size_t)(h * g + j) * hd + e) * c->dim;
                         for (int i = 0; i < c->dim; i++) wq[i] /= KVB_OUTLIER_SCALE;
                     }
                 }

@@ -30,7 +30,7 @@ typedef struct kvb_quality {
     double kl_mean, kl_p50, kl_p99, kl_max;   /* nats; NaN when n_steps is 0 */
     double top1;                               /* fraction of steps that agree */
     int    n_layers;
-    double *rel_l2_mean;      /* [n_layers]: attend's relative L2 against float64, mean over steps */
+    double *rel_l2_mean; /* [n_layers]: attend's relative L2 against float64, mean over steps */
     double *max_abs;          /* [n_layers]: largest |attend - float64| over all steps */
     int    n_ctx;             /* contexts recorded: powers of two and the last one */
     int    ctx[KVB_QUALITY_MAX_CTX];
@@ -38,8 +38,9 @@ typedef struct kvb_quality {
 } kvb_quality;
 
 /* Runs the reference: the prompt, then n_steps greedy decode steps. */
-kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *prompt, int prompt_len,
-                                 int n_steps, kvb_quality_ref *ref, char *msg, size_t msg_len);
+kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *prompt,
+                                 int prompt_len, int n_steps, kvb_quality_ref *ref, char *msg,
+                                 size_t msg_len);
 void       kvb_quality_ref_free(kvb_quality_ref *ref);
 
 /* Replays ref's tokens through backend b with options o and fills q. */

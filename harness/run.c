@@ -53,7 +53,10 @@ kvb_status kvb_point_init(kvb_point *p, const kvb_backend *b, const kvb_options 
     p->steps_done = calloc((size_t)reps, sizeof *p->steps_done);
     p->rec = calloc((size_t)reps * (size_t)n_tokens, sizeof *p->rec);
     p->prefill = calloc((size_t)reps, sizeof *p->prefill);
-    if (!p->steps_done || !p->rec || !p->prefill) { kvb_point_free(p); return KVB_STATUS_NO_MEMORY; }
+    if (!p->steps_done || !p->rec || !p->prefill) {
+        kvb_point_free(p);
+        return KVB_STATUS_NO_MEMORY;
+    }
     return KVB_STATUS_OK;
 }
 
@@ -127,7 +130,7 @@ static kvb_status run_rep(const kvb_model *m, kvb_state *s, kvb_point *p, const 
     int pos = g->prompt_len;
     tokens[pos] = kvb_argmax(s->logits, m->cfg.vocab_size);
     {
-        uint64_t e = kvb_now_ns();                /* time to the first token: prefill and its argmax */
+        uint64_t e = kvb_now_ns(); /* time to the first token: prefill and its argmax */
         kvb_memory mem = kvb_cache_memory(cache);
         r->prefill = (kvb_step_record){pos - 1, tokens[pos], e - a, ptm.attn_ns,
                                        mem.reserved, mem.used, mem.metadata, kvb_rss_bytes()};

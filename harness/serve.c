@@ -91,7 +91,8 @@ static int preempt_latest(sim *S)
 {
     int victim = -1;
     for (int r = 0; r < S->cfg->n_requests; r++)
-        if (S->state[r] == REQ_RUNNING && (victim < 0 || S->admitted_at[r] > S->admitted_at[victim]))
+        if (S->state[r] == REQ_RUNNING &&
+            (victim < 0 || S->admitted_at[r] > S->admitted_at[victim]))
             victim = r;
     if (victim < 0) return -1;
     release(S, victim);
@@ -134,7 +135,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
              .rng = cfg->seed * 0x9e3779b97f4a7c15ull + 7};
     const int N = cfg->n_requests, slots = N * S.group;
     if (!b->append || !b->attend || !b->seq_clear) {
-        snprintf(res->reason, sizeof res->reason, "%s holds no K/V or cannot free a sequence", b->name);
+        snprintf(res->reason, sizeof res->reason, "%s holds no K/V or cannot free a sequence",
+                 b->name);
         return res->status = KVB_STATUS_UNSUPPORTED;
     }
     if (S.group > 1 && !b->seq_fork) {
@@ -158,8 +160,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
     size_t cap_steps = 1 << 16, n_steps = 0;
     double *steps = malloc(cap_steps * sizeof *steps);
     kvb_status st = KVB_STATUS_NO_MEMORY;
-    if (!S.prompt || !S.state || !S.admitted_at || !S.queue || !S.target || !S.cur || !S.k || !S.v ||
-        !S.q || !S.out || !steps)
+    if (!S.prompt || !S.state || !S.admitted_at || !S.queue || !S.target || !S.cur || !S.k ||
+        !S.v || !S.q || !S.out || !steps)
         goto out;
     /* the same seeded workload for every backend */
     uint64_t ws = cfg->seed * 2654435761u + 99;
@@ -167,13 +169,18 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
         S.prompt[r] = draw_len(&ws, cfg->lengths, cfg->max_prompt);
         int out_len = draw_len(&ws, cfg->lengths, cfg->max_output);
         for (int i = 0; i < S.group; i++) {
-            int oi = cfg->fork == KVB_FORK_PARALLEL && i ? draw_len(&ws, cfg->lengths, cfg->max_output) : out_len;
+            int oi = cfg->fork == KVB_FORK_PARALLEL && i
+                         ? draw_len(&ws, cfg->lengths, cfg->max_output)
+                         : out_len;
             S.target[r * S.group + i] = S.prompt[r] + oi;
         }
         S.queue[r] = r;
     }
     S.q_len = N;
-    for (size_t i = 0; i < kvd; i++) { S.k[i] = (float)(unif(&S.rng) - 0.5); S.v[i] = (float)(unif(&S.rng) - 0.5); }
+    for (size_t i = 0; i < kvd; i++) {
+        S.k[i] = (float)(unif(&S.rng) - 0.5);
+        S.v[i] = (float)(unif(&S.rng) - 0.5);
+    }
     for (size_t i = 0; i < qd; i++) S.q[i] = (float)(unif(&S.rng) - 0.5);
     char msg[256] = "";
     st = kvb_cache_create(&S.c, b, &cfg->shape, &o, msg, sizeof msg);
@@ -190,8 +197,10 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
     for (int round = 0; done < N; round++) {
         if (deadline && kvb_now_ns() > deadline) {
             res->cut_short = 1;
-            snprintf(res->reason, sizeof res->reason, "time budget %.1f s reached after %d rounds, %d of %d "
-                     "requests finished", cfg->time_budget_s, round, done, N);
+            snprintf(res->reason, sizeof res->reason,
+                     "time budget %.1f s reached after %d rounds, %d of %d "
+                     "requests finished",
+                     cfg->time_budget_s, round, done, N);
             break;
         }
         if (round > 100 * (cfg->max_prompt + cfg->max_output) + 10 * N) {
@@ -205,9 +214,10 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
             int r = S.queue[S.q_head];
             if (admit(&S, r) != KVB_STATUS_OK) {
                 if (running == 0) {
-                    snprintf(res->reason, sizeof res->reason, "request %d (prompt %d x %d sequences) "
-                             "does not fit the %.1f MB budget alone", r, S.prompt[r], S.group,
-                             (double)cfg->budget_bytes / 1e6);
+                    snprintf(res->reason, sizeof res->reason,
+                             "request %d (prompt %d x %d sequences) "
+                             "does not fit the %.1f MB budget alone",
+                             r, S.prompt[r], S.group, (double)cfg->budget_bytes / 1e6);
                     st = KVB_STATUS_FULL;
                     goto out;
                 }
@@ -223,7 +233,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
                 if (S.state[r] != REQ_RUNNING) continue;
                 for (int i = 1; i < S.group; i++) {
                     if (unif(&S.rng) < 0.5) continue;
-                    int child = r * S.group + i, parent = r * S.group + (int)(unif(&S.rng) * S.group);
+                    int child = r * S.group + i,
+                        parent = r * S.group + (int)(unif(&S.rng) * S.group);
                     if (parent == child || S.cur[parent] != S.cur[child]) continue;
                     kvb_cache_seq_clear(S.c, child);
                     if (kvb_cache_seq_fork(S.c, parent, child) != KVB_STATUS_OK) {
@@ -259,7 +270,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
                 }
                 if (S.state[r] != REQ_RUNNING) break;        /* r itself was preempted */
                 if (s2 != KVB_STATUS_OK) {
-                    snprintf(res->reason, sizeof res->reason, "append failed: %s", kvb_status_str(s2));
+                    snprintf(res->reason, sizeof res->reason, "append failed: %s",
+                             kvb_status_str(s2));
                     st = s2;
                     goto out;
                 }
@@ -278,7 +290,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
             }
             if (S.state[r] == REQ_RUNNING && finished == S.group) {
                 S.state[r] = REQ_DONE;
-                for (int i = 0; i < S.group; i++) res->output_tokens += S.target[r * S.group + i] - S.prompt[r];
+                for (int i = 0; i < S.group; i++)
+                    res->output_tokens += S.target[r * S.group + i] - S.prompt[r];
                 done++;
                 running--;
             }
@@ -288,7 +301,8 @@ kvb_status kvb_serve_run(const kvb_backend *b, kvb_options o, const kvb_serve_co
         int live = 0;
         size_t unshared = 0;
         for (int sl = 0; sl < slots; sl++) {
-            if (S.state[sl / S.group] != REQ_RUNNING || S.cur[sl] == 0 || S.cur[sl] >= S.target[sl]) continue;
+            if (S.state[sl / S.group] != REQ_RUNNING || S.cur[sl] == 0 || S.cur[sl] >= S.target[sl])
+                continue;
             live++;
             kvb_memory sm;
             if (kvb_cache_seq_memory(S.c, sl, &sm) == KVB_STATUS_OK) unshared += sm.reserved;

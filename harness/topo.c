@@ -35,8 +35,8 @@ kvb_status kvb_topo_init(kvb_topo *t, char *msg, size_t msg_len)
     t->cores = hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_CORE);
     t->pus = hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_PU);
     t->numa_nodes = hwloc_get_nbobjs_by_type(hw, HWLOC_OBJ_NUMANODE);
-    static const hwloc_obj_type_t levels[KVB_TOPO_CACHE_LEVELS] = {HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE,
-                                                                   HWLOC_OBJ_L3CACHE};
+    static const hwloc_obj_type_t levels[KVB_TOPO_CACHE_LEVELS] = {
+        HWLOC_OBJ_L1CACHE, HWLOC_OBJ_L2CACHE, HWLOC_OBJ_L3CACHE};
     for (int i = 0; i < KVB_TOPO_CACHE_LEVELS; i++) {
         t->cache_count[i] = hwloc_get_nbobjs_by_type(hw, levels[i]);
         hwloc_obj_t o = hwloc_get_obj_by_type(hw, levels[i], 0);
@@ -62,12 +62,14 @@ void kvb_topo_describe(const kvb_topo *t, char *buf, size_t n)
     char os[64] = "";
     double gib = (double)(1u << 30);
     if (t->os_memory_bytes > t->memory_bytes + t->memory_bytes / 20)   /* more than 5% apart */
-        snprintf(os, sizeof os, " in NUMA nodes, %.1f GiB to the OS", (double)t->os_memory_bytes / gib);
-    snprintf(buf, n, "packages %d, cores %d, PUs %d, NUMA nodes %d; L1d %zu KiB x %d, L2 %zu KiB x %d, "
-                     "L3 %zu KiB x %d; memory %.1f GiB%s",
-             t->packages, t->cores, t->pus, t->numa_nodes, t->cache_bytes[0] >> 10, t->cache_count[0],
-             t->cache_bytes[1] >> 10, t->cache_count[1], t->cache_bytes[2] >> 10, t->cache_count[2],
-             (double)t->memory_bytes / gib, os);
+        snprintf(os, sizeof os, " in NUMA nodes, %.1f GiB to the OS",
+                 (double)t->os_memory_bytes / gib);
+    snprintf(buf, n,
+             "packages %d, cores %d, PUs %d, NUMA nodes %d; L1d %zu KiB x %d, L2 %zu KiB x %d, "
+             "L3 %zu KiB x %d; memory %.1f GiB%s",
+             t->packages, t->cores, t->pus, t->numa_nodes, t->cache_bytes[0] >> 10,
+             t->cache_count[0], t->cache_bytes[1] >> 10, t->cache_count[1], t->cache_bytes[2] >> 10,
+             t->cache_count[2], (double)t->memory_bytes / gib, os);
 }
 
 /* The core for thread `index`: compact takes cores in order; spread alternates
@@ -100,7 +102,7 @@ kvb_status kvb_topo_pin(const kvb_topo *t, kvb_pin p, int index, int *core, int 
         return KVB_STATUS_UNSUPPORTED;
     }
     hwloc_bitmap_t set = hwloc_bitmap_dup(c->cpuset);
-    hwloc_bitmap_singlify(set);                      /* one PU of the core: no migration between them */
+    hwloc_bitmap_singlify(set); /* one PU of the core: no migration between them */
     int rc = hwloc_set_cpubind(hw, set, HWLOC_CPUBIND_THREAD);
     hwloc_bitmap_t last = hwloc_bitmap_alloc();
     int got = rc == 0 ? hwloc_get_last_cpu_location(hw, last, HWLOC_CPUBIND_THREAD) : -1;
@@ -121,7 +123,8 @@ kvb_status kvb_topo_pin(const kvb_topo *t, kvb_pin p, int index, int *core, int 
 void kvb_topo_unpin(const kvb_topo *t)
 {
     hwloc_topology_t hw = (hwloc_topology_t)t->hw;
-    if (hw && t->can_bind) hwloc_set_cpubind(hw, hwloc_topology_get_topology_cpuset(hw), HWLOC_CPUBIND_THREAD);
+    if (hw && t->can_bind)
+        hwloc_set_cpubind(hw, hwloc_topology_get_topology_cpuset(hw), HWLOC_CPUBIND_THREAD);
 }
 
 kvb_status kvb_pin_set_init(kvb_pin_set *ps, const kvb_topo *t, kvb_pin p)
@@ -142,10 +145,13 @@ kvb_status kvb_pin_set_init(kvb_pin_set *ps, const kvb_topo *t, kvb_pin p)
 void kvb_pin_thread_start(void *pin_set, int thread)
 {
     kvb_pin_set *ps = pin_set;
-    if (!ps || !ps->topo || ps->policy == KVB_PIN_NONE || thread <= 0 || thread >= KVB_PIN_MAX_THREADS) return;
+    if (!ps || !ps->topo || ps->policy == KVB_PIN_NONE || thread <= 0 ||
+        thread >= KVB_PIN_MAX_THREADS)
+        return;
     char msg[128];
     /* a failed bind leaves -1 in this thread's slots: the record shows it unpinned */
-    kvb_topo_pin(ps->topo, ps->policy, thread, &ps->core[thread], &ps->cpu[thread], msg, sizeof msg);
+    kvb_topo_pin(ps->topo, ps->policy, thread, &ps->core[thread], &ps->cpu[thread], msg,
+                 sizeof msg);
     ps->ran[thread] = 1;
 }
 

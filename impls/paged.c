@@ -16,9 +16,8 @@
  * order streams exactly like the contiguous store, and a fragmented one still
  * streams whole blocks. Block-major also reads whole runs per block but jumps
  * over the other heads' runs between blocks (a page-crossing stride the
- * prefetcher does not follow); token-major makes every row a stride. Measured
- * on this machine (32 query heads, 8 KV heads, head_dim 128, f32, 32768 tokens,
- * 16-token blocks): head planes ~1.0x contiguous, block-major ~1.1x, token-major ~2.6x.
+ * prefetcher does not follow); token-major makes every row a stride. The three
+ * measured against the contiguous store: docs/paged.md.
  *
  * Sharing: seq_fork copies the parent's table and raises each block's
  * reference count. The first append into a shared block (necessarily the
@@ -186,7 +185,7 @@ static kvb_status paged_create_layout(kvb_backend_ctx **out, const kvb_shape *sh
          * fills its pool at start-up: the OS then backs each head's plane
          * with pages in address order. Left to first touch by appends, the
          * planes' pages would interleave (one token touches every head's
-         * plane) and attend would read ~5% slower at 32k tokens. */
+         * plane) and attend would read them out of order (docs/paged.md). */
         size_t bytes = c->n_blocks * c->block_elems * c->es;
         c->k_pool[l] = kvb_kv_alloc(bytes);
         c->v_pool[l] = kvb_kv_alloc(bytes);

@@ -63,20 +63,23 @@ kvb_status kvb_model_config_check(const kvb_model_config *c, char *msg, size_t m
         return KVB_STATUS_INVALID_ARG;
     }
     if (!(c->rope_theta > 1.0f) || !isfinite(c->rope_theta)) {
-        snprintf(msg, msg_len, "rope-theta = %g: must be a finite number above 1", (double)c->rope_theta);
+        snprintf(msg, msg_len, "rope-theta = %g: must be a finite number above 1",
+                 (double)c->rope_theta);
         return KVB_STATUS_INVALID_ARG;
     }
     if ((double)c->n_heads * c->head_dim > (1 << 24)) {
-        snprintf(msg, msg_len, "heads x head-dim = %.0f: at most %d", (double)c->n_heads * c->head_dim,
-                 1 << 24);
+        snprintf(msg, msg_len, "heads x head-dim = %.0f: at most %d",
+                 (double)c->n_heads * c->head_dim, 1 << 24);
         return KVB_STATUS_INVALID_ARG;
     }
     /* counted in double: the size_t count could wrap for absurd shapes */
-    double d = c->dim, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+    double d = c->dim, qd = (double)c->n_heads * c->head_dim,
+           kvd = (double)c->n_kv_heads * c->head_dim;
     double bytes = 4.0 * ((double)c->vocab_size * d * 2 + c->n_layers * (2 * d + 2 * d * qd +
                           2 * d * kvd + 3 * d * c->hidden_dim) + d);
     if (bytes > 64e9) {
-        snprintf(msg, msg_len, "model needs %.1f GB of f32 weights: over the 64 GB this tool allows",
+        snprintf(msg, msg_len,
+                 "model needs %.1f GB of f32 weights: over the 64 GB this tool allows",
                  bytes / 1e9);
         return KVB_STATUS_INVALID_ARG;
     }
@@ -184,7 +187,8 @@ kvb_status kvb_model_init_random(kvb_model *m, const kvb_model_config *c, uint64
     fill_uniform(w->w2, L * d * h, sq3 / sqrtf((float)h), &s);
     fill_uniform(w->w3, L * h * d, sq3 / sqrtf((float)d), &s);
     fill_const(w->rms_final, d, 1.0f);
-    if (!c->shared_classifier) fill_uniform(w->wcls, (size_t)c->vocab_size * d, sq3 / sqrtf((float)d), &s);
+    if (!c->shared_classifier)
+        fill_uniform(w->wcls, (size_t)c->vocab_size * d, sq3 / sqrtf((float)d), &s);
     return KVB_STATUS_OK;
 }
 
@@ -250,7 +254,8 @@ static kvb_status open_checkpoint(const char *path, FILE **fp, kvb_model_config 
         goto bad;
     }
     if (hdr[5] == INT32_MIN) {
-        snprintf(msg, msg_len, "checkpoint '%s': vocab field %d is out of range", path, (int)hdr[5]);
+        snprintf(msg, msg_len, "checkpoint '%s': vocab field %d is out of range", path,
+                 (int)hdr[5]);
         goto bad;
     }
     *c = (kvb_model_config){
@@ -267,11 +272,13 @@ static kvb_status open_checkpoint(const char *path, FILE **fp, kvb_model_config 
     size_t params = kvb_model_param_count(c), rope = rope_table_floats(c);
     double expect = 28.0 + 4.0 * (double)(params + rope);
     if ((double)file_size != expect) {
-        snprintf(msg, msg_len, "checkpoint '%s' is %ld bytes but its header (dim %d, hidden %d, "
+        snprintf(msg, msg_len,
+                 "checkpoint '%s' is %ld bytes but its header (dim %d, hidden %d, "
                  "%d layers, %d heads, %d kv heads, vocab %d, seq_len %d, %s classifier) implies "
-                 "%.0f: %s", path, file_size, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
-                 c->n_kv_heads, c->vocab_size, c->max_seq, c->shared_classifier ? "shared" : "separate",
-                 expect, (double)file_size < expect ? "truncated" : "trailing bytes");
+                 "%.0f: %s",
+                 path, file_size, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
+                 c->vocab_size, c->max_seq, c->shared_classifier ? "shared" : "separate", expect,
+                 (double)file_size < expect ? "truncated" : "trailing bytes");
         goto bad;
     }
     *fp = f;
@@ -313,8 +320,10 @@ kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
              (size_t)c.vocab_size * c.dim)) {
         /* a short read with no error: the file got shorter after its size was checked */
         if (feof(f) && !ferror(f))
-            snprintf(msg, msg_len, "checkpoint '%s' ended at byte %ld of the %ld it had when opened: it "
-                     "shrank while being read", path, ftell(f), file_size);
+            snprintf(msg, msg_len,
+                     "checkpoint '%s' ended at byte %ld of the %ld it had when opened: it "
+                     "shrank while being read",
+                     path, ftell(f), file_size);
         else
             snprintf(msg, msg_len, "checkpoint '%s': read failed: %s", path, strerror(errno));
         kvb_model_free(m);
@@ -369,7 +378,9 @@ kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_
     /* link, not rename: a file that appeared under the name meanwhile is never replaced */
     if (!ok || link(tmp, path) != 0) {
         int e = errno;
-        snprintf(msg, msg_len, e == EEXIST ? "'%s' exists: a checkpoint is never overwritten" : "writing '%s' failed: %s",
+        snprintf(msg, msg_len,
+                 e == EEXIST ? "'%s' exists: a checkpoint is never overwritten"
+                             : "writing '%s' failed: %s",
                  path, strerror(e));
         remove(tmp);
         return e == EEXIST ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
@@ -468,7 +479,8 @@ static void matvec(float *y, const float *W, const float *x, int out, int in)
 /* Y[T][out] (+)= X[T][in] W[out][in]^T */
 static void matmul(float *Y, const float *X, const float *W, int T, int out, int in, float beta)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, X, in, W, in, beta, Y, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, X, in, W, in, beta, Y,
+                out);
 }
 
 int kvb_argmax(const float *x, int n)
@@ -538,7 +550,8 @@ kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, kvb_cache *cache, i
               h = c->hidden_dim;
     uint64_t attn = 0;
     for (int i = 0; i < T; i++)
-        memcpy(s->X + (size_t)i * d, w->token_embedding + (size_t)tokens[i] * d, (size_t)d * sizeof(float));
+        memcpy(s->X + (size_t)i * d, w->token_embedding + (size_t)tokens[i] * d,
+               (size_t)d * sizeof(float));
     for (int l = 0; l < c->n_layers; l++) {
         for (int i = 0; i < T; i++)
             rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, w->rms_att + (size_t)l * d, d);

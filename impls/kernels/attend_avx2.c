@@ -26,10 +26,13 @@ enum { TILE_ROWS = 64 };
 static KVB_INLINE2 KVB_AVX2 __m256 load8(const int dt, const char *row, int e)
 {
     if (dt == KVB_DTYPE_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + 2 * (size_t)e)));
+        return _mm256_cvtph_ps(
+            _mm_loadu_si128((const __m128i *)(const void *)(row + 2 * (size_t)e)));
     if (dt == KVB_DTYPE_BF16)
-        return _mm256_castsi256_ps(_mm256_slli_epi32(
-            _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 2 * (size_t)e))), 16));
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+                                  (const __m128i *)(const void *)(row + 2 * (size_t)e))),
+                              16));
     return _mm256_loadu_ps((const float *)(const void *)row + e);
 }
 
@@ -42,8 +45,8 @@ static KVB_INLINE2 KVB_AVX2 __m128 reduce4_256(__m256 a, __m256 b, __m256 c, __m
 
 /* scale * lane sums of acc[h * R + r] into s[h * s_stride + t + r]. Fewer than
  * four go through the same tree, so a row's score never depends on grouping. */
-static KVB_INLINE2 KVB_AVX2 void store_scores8(const __m256 *acc, const int HB, const int R, int t, float scale,
-                                               float *s, size_t s_stride)
+static KVB_INLINE2 KVB_AVX2 void store_scores8(const __m256 *acc, const int HB, const int R, int t,
+                                               float scale, float *s, size_t s_stride)
 {
     for (int j = 0; j < R * HB; j += 4) {
         float v[4];
@@ -72,7 +75,8 @@ static KVB_INLINE2 KVB_AVX2 __m256 exp8(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
@@ -101,10 +105,11 @@ static KVB_INLINE2 KVB_AVX2 float softmax_exp_max8(float *s, int n, float *max_o
         _mm256_storeu_ps(s + t, e);
         sum = _mm256_add_ps(sum, e);
     }
-    if (t < n) {                                 /* the tail through the same exp, padded with -inf */
+    if (t < n) { /* the tail through the same exp, padded with -inf */
         for (int i = 0; i < 8; i++) tail[i] = t + i < n ? s[t + i] - mf : -INFINITY;
         __m256 e = exp8(_mm256_loadu_ps(tail));
-        e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_loadu_ps(tail), _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
+        e = _mm256_and_ps(
+            e, _mm256_cmp_ps(_mm256_loadu_ps(tail), _mm256_set1_ps(-INFINITY), _CMP_NEQ_OQ));
         _mm256_storeu_ps(tail, e);
         for (int i = 0; t + i < n; i++) s[t + i] = tail[i];
         sum = _mm256_add_ps(sum, e);
@@ -112,8 +117,9 @@ static KVB_INLINE2 KVB_AVX2 float softmax_exp_max8(float *s, int n, float *max_o
     return hsum8(sum);
 }
 
-static KVB_INLINE2 KVB_AVX2 void scores8(const int dt, const int HB, const int R, const char *row0, size_t row_bytes,
-                                         size_t pf, int n, int hd, const float *q, float scale, float *s, size_t s_stride)
+static KVB_INLINE2 KVB_AVX2 void scores8(const int dt, const int HB, const int R, const char *row0,
+                                         size_t row_bytes, size_t pf, int n, int hd, const float *q,
+                                         float scale, float *s, size_t s_stride)
 {
     int t = 0;
     for (; t + R <= n; t += R) {
@@ -125,7 +131,8 @@ static KVB_INLINE2 KVB_AVX2 void scores8(const int dt, const int HB, const int R
             for (int e = 0; e < hd; e += 8) {
                 __m256 x = load8(dt, row, e);
                 for (int h = 0; h < HB; h++)
-                    acc[h * R + r] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + e), x, acc[h * R + r]);
+                    acc[h * R + r] =
+                        _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + e), x, acc[h * R + r]);
             }
         }
         store_scores8(acc, HB, R, t, scale, s, s_stride);
@@ -136,7 +143,8 @@ static KVB_INLINE2 KVB_AVX2 void scores8(const int dt, const int HB, const int R
         for (int h = 0; h < HB; h++) acc[h] = _mm256_setzero_ps();
         for (int e = 0; e < hd; e += 8) {
             __m256 x = load8(dt, row, e);
-            for (int h = 0; h < HB; h++) acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + e), x, acc[h]);
+            for (int h = 0; h < HB; h++)
+                acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)h * hd + e), x, acc[h]);
         }
         store_scores8(acc, HB, 1, t, scale, s, s_stride);
     }
@@ -154,8 +162,9 @@ static KVB_INLINE2 const char *cursor8_next(row_cursor8 *c, size_t row_bytes)
 /* out[h] += sum_t w[h][t] row_t for HB heads, NCV vectors (8 NCV values) of a
  * row at a time: HB x NCV <= 8 sums in registers, each tile read from memory
  * once and from cache for the later column blocks. */
-static KVB_INLINE2 KVB_AVX2 void values8(const int dt, const int HB, const int NCV, const kvb_kv_run *runs,
-                                         size_t row_bytes, int n, const float *w, size_t w_stride, float *out, int hd)
+static KVB_INLINE2 KVB_AVX2 void values8(const int dt, const int HB, const int NCV,
+                                         const kvb_kv_run *runs, size_t row_bytes, int n,
+                                         const float *w, size_t w_stride, float *out, int hd)
 {
     row_cursor8 start = {runs, 0, 0};
     for (int t0 = 0; t0 < n; t0 += TILE_ROWS) {
@@ -169,7 +178,8 @@ static KVB_INLINE2 KVB_AVX2 void values8(const int dt, const int HB, const int N
             for (int t = t0; t < t1; t++) {
                 const char *row = cursor8_next(&cur, row_bytes);
                 if (e0 == 0)
-                    for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + TILE_ROWS * row_bytes + b, _MM_HINT_T0);
+                    for (size_t b = 0; b < row_bytes; b += 64)
+                        _mm_prefetch(row + TILE_ROWS * row_bytes + b, _MM_HINT_T0);
                 __m256 x[8];
                 for (int c = 0; c < NCV; c++) x[c] = load8(dt, row, e0 + 8 * c);
                 for (int h = 0; h < HB; h++) {
@@ -187,13 +197,14 @@ static KVB_INLINE2 KVB_AVX2 void values8(const int dt, const int HB, const int N
     }
 }
 
-static KVB_INLINE2 KVB_AVX2 void run8(const int dt, const kvb_kv_run *runs, int n_runs, size_t row_bytes, int hd,
-                                      int g, const float *q, float *out, float *scores, int n, float *ml)
+static KVB_INLINE2 KVB_AVX2 void run8(const int dt, const kvb_kv_run *runs, int n_runs,
+                                      size_t row_bytes, int hd, int g, const float *q, float *out,
+                                      float *scores, int n, float *ml)
 {
     const float scale = 1.0f / sqrtf((float)hd);
-    /* 4 rows ahead on every CPU: the AVX-512 path's longer AMD distance gave
-     * this path 5% on f16 MHA, and without that path's care at run ends it
-     * would fetch other sequences' rows past every paged block */
+    /* 4 rows ahead on every CPU: the AVX-512 path's longer AMD distance gains
+     * this path little (docs/tuning.md), and without that path's care at run
+     * ends it would fetch other sequences' rows past every paged block */
     const size_t pf = 4 * row_bytes;
     for (int h0 = 0; h0 < g;) {
         int left = g - h0, hb = left >= 4 ? 4 : left >= 2 ? 2 : 1;
@@ -201,9 +212,12 @@ static KVB_INLINE2 KVB_AVX2 void run8(const int dt, const kvb_kv_run *runs, int 
         float *sh = scores + (size_t)h0 * n;
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
-            if (hb == 4)      scores8(dt, 4, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else if (hb == 2) scores8(dt, 2, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else              scores8(dt, 1, 4, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            if (hb == 4)
+                scores8(dt, 4, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else if (hb == 2)
+                scores8(dt, 2, 2, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            else
+                scores8(dt, 1, 4, k, row_bytes, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
         }
         h0 += hb;
     }
@@ -217,18 +231,25 @@ static KVB_INLINE2 KVB_AVX2 void run8(const int dt, const kvb_kv_run *runs, int 
         const float *wh = scores + (size_t)h0 * n;
         float *oh = out + (size_t)h0 * hd;
         /* eight sums: 4 heads x 16 values, 2 x 32, 1 x 64, where head_dim allows */
-        if (hb == 4 && hd % 16 == 0)      values8(dt, 4, 2, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 4)                 values8(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 2 && hd % 32 == 0) values8(dt, 2, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 2)                 values8(dt, 2, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hd % 64 == 0)            values8(dt, 1, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else                              values8(dt, 1, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        if (hb == 4 && hd % 16 == 0)
+            values8(dt, 4, 2, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 4)
+            values8(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 2 && hd % 32 == 0)
+            values8(dt, 2, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 2)
+            values8(dt, 2, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hd % 64 == 0)
+            values8(dt, 1, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else
+            values8(dt, 1, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
         h0 += hb;
     }
 }
 
-static KVB_AVX2 void attend_runs_avx2(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                                      int head_dim, int g, const float *q, float *out, float *scratch, float *ml)
+static KVB_AVX2 void attend_runs_avx2(kvb_dtype dt, const kvb_kv_run *runs, int n_runs,
+                                      size_t row_stride, int head_dim, int g, const float *q,
+                                      float *out, float *scratch, float *ml)
 {
     int n = 0;
     for (int r = 0; r < n_runs; r++) n += runs[r].n;
@@ -236,9 +257,15 @@ static KVB_AVX2 void attend_runs_avx2(kvb_dtype dt, const kvb_kv_run *runs, int 
     if (n <= 0) return;
     size_t row_bytes = row_stride * kvb_dtype_size(dt);
     switch (dt) {
-    case KVB_DTYPE_F16:  run8(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
-    case KVB_DTYPE_BF16: run8(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
-    default:             run8(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
+    case KVB_DTYPE_F16:
+        run8(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml);
+        break;
+    case KVB_DTYPE_BF16:
+        run8(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml);
+        break;
+    default:
+        run8(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml);
+        break;
     }
 }
 

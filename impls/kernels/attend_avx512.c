@@ -16,13 +16,11 @@
  * ahead; the tiled loops prefetch the next tile. */
 #include "kernels.h"
 
-/* On the Xeon the SIMD loops were first tuned on, 4 rows ahead was best and 32
- * rows took f16 MHA at 32768 tokens from 46 to 60 ms. On AMD Zen 5, 4 rows (1
- * KiB of f16) leave the stream short of misses in flight: about 6 KiB ahead
- * read f16 MHA 17-20% faster and f32 MHA 9-14% (A/B runs in one process at
- * 32768 tokens, AVX-512 path), GQA within 5%, 12-16 KiB no better. Other CPUs
- * keep the Xeon's 4 rows. Targets past a run's end are redirected to the next
- * runs (below), which a paged cache needs at this distance. */
+/* 4 rows ahead suits the Xeon the SIMD loops were first tuned on (more rows were
+ * slower there); on AMD Zen 5, 4 rows (1 KiB of f16) leave the stream short of
+ * misses in flight, so AMD prefetches about 6 KiB ahead; other CPUs keep 4 rows
+ * (the A/B runs: docs/tuning.md). Targets past a run's end are redirected to the
+ * next runs (below), which a paged cache needs at this distance. */
 size_t kvb_attend_prefetch_bytes(size_t row_bytes)
 {
     size_t rows = 4;
@@ -43,23 +41,28 @@ enum { TILE_ROWS = 64, PAIR_ROWS = 32 };
 static KVB_INLINE KVB_AVX512 __m512 load16(const int dt, const char *row, int e)
 {
     if (dt == KVB_DTYPE_F16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * (size_t)e)));
+        return _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * (size_t)e)));
     if (dt == KVB_DTYPE_BF16)
-        return _mm512_castsi512_ps(_mm512_slli_epi32(
-            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * (size_t)e))), 16));
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                  (const __m256i *)(const void *)(row + 2 * (size_t)e))),
+                              16));
     return _mm512_loadu_ps((const float *)(const void *)row + e);
 }
 
 /* The rows a prefetch aims at may lie past the end of the run being read (a
  * paged cache's block): later_row finds row j of the `left` rows that follow
  * it, in the runs from `later` on (up to 4 runs on; NULL beyond). Prefetching
- * straight past a block's end fetched other sequences' rows: 4 interleaved
- * sequences' paged f16 GQA attend ran 1.6x slower than with their own rows. */
-static KVB_INLINE const char *later_row(const kvb_kv_run *later, size_t left, size_t j, size_t row_bytes, int values)
+ * straight past a block's end would fetch other sequences' rows, which slows
+ * interleaved paged sequences (docs/tuning.md). */
+static KVB_INLINE const char *later_row(const kvb_kv_run *later, size_t left, size_t j,
+                                        size_t row_bytes, int values)
 {
     if (j >= left) return NULL;
     for (int hop = 0; hop < 4; hop++, later++) {
-        if (j < (size_t)later->n) return (const char *)(values ? later->v : later->k) + j * row_bytes;
+        if (j < (size_t)later->n)
+            return (const char *)(values ? later->v : later->k) + j * row_bytes;
         j -= (size_t)later->n;
     }
     return NULL;
@@ -74,18 +77,20 @@ static KVB_INLINE void prefetch_line_row(const char *p, size_t row_bytes)
 /* Key row idx of a run of n rows at row0 (left rows in the runs after it):
  * past the end of the last run the address is kept as it is (in a contiguous
  * cache, the next KV head's keys; a prefetch never faults). */
-static KVB_INLINE void prefetch_key_row(const char *row0, const kvb_kv_run *later, size_t left, size_t row_bytes,
-                                        int n, size_t idx)
+static KVB_INLINE void prefetch_key_row(const char *row0, const kvb_kv_run *later, size_t left,
+                                        size_t row_bytes, int n, size_t idx)
 {
-    prefetch_line_row(idx < (size_t)n || !left ? row0 + idx * row_bytes
-                                               : later_row(later, left, idx - (size_t)n, row_bytes, 0),
+    prefetch_line_row(idx < (size_t)n || !left
+                          ? row0 + idx * row_bytes
+                          : later_row(later, left, idx - (size_t)n, row_bytes, 0),
                       row_bytes);
 }
 
-static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R, const char *row0,
-                                               size_t row_bytes, const kvb_kv_run *later, size_t left, size_t pf,
-                                               int n, int hd,
-                                               const float *q, float scale, float *s, size_t s_stride)
+static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R,
+                                               const char *row0, size_t row_bytes,
+                                               const kvb_kv_run *later, size_t left, size_t pf,
+                                               int n, int hd, const float *q, float scale, float *s,
+                                               size_t s_stride)
 {
     const size_t pfr = pf / row_bytes;
     int t = 0;
@@ -93,18 +98,20 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
         __m512 acc[8];
         for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
         if (HB >= 4) {
-            /* each query vector loaded once for the R rows: with four heads and
-             * one row at a time, 40 loads a row held f16 GQA's key pass about
-             * 20% slower; with one or two heads, rows one after the other
-             * measured 4-6% faster (f16 MHA), so they keep that order */
+            /* each query vector loaded once for the R rows: with four heads, the
+             * loads of one row at a time limit the key pass; with one or two heads,
+             * rows one after the other are faster, so they keep that order
+             * (docs/tuning.md) */
             const char *row = row0 + (size_t)t * row_bytes;
-            for (int r = 0; r < R; r++) prefetch_key_row(row0, later, left, row_bytes, n, (size_t)(t + r) + pfr);
+            for (int r = 0; r < R; r++)
+                prefetch_key_row(row0, later, left, row_bytes, n, (size_t)(t + r) + pfr);
             for (int e = 0; e < hd; e += 16) {
                 __m512 x[4];
                 for (int r = 0; r < R; r++) x[r] = load16(dt, row + (size_t)r * row_bytes, e);
                 for (int h = 0; h < HB; h++) {
                     __m512 qh = _mm512_loadu_ps(q + (size_t)h * hd + e);
-                    for (int r = 0; r < R; r++) acc[h * R + r] = _mm512_fmadd_ps(qh, x[r], acc[h * R + r]);
+                    for (int r = 0; r < R; r++)
+                        acc[h * R + r] = _mm512_fmadd_ps(qh, x[r], acc[h * R + r]);
                 }
             }
         } else
@@ -114,7 +121,8 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
                 for (int e = 0; e < hd; e += 16) {
                     __m512 x = load16(dt, row, e);
                     for (int h = 0; h < HB; h++)
-                        acc[h * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + e), x, acc[h * R + r]);
+                        acc[h * R + r] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + e), x,
+                                                         acc[h * R + r]);
                 }
             }
         store_scores(acc, HB, R, t, scale, s, s_stride);
@@ -125,7 +133,8 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
         for (int h = 0; h < HB; h++) acc[h] = _mm512_setzero_ps();
         for (int e = 0; e < hd; e += 16) {
             __m512 x = load16(dt, row, e);
-            for (int h = 0; h < HB; h++) acc[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + e), x, acc[h]);
+            for (int h = 0; h < HB; h++)
+                acc[h] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)h * hd + e), x, acc[h]);
         }
         store_scores(acc, HB, 1, t, scale, s, s_stride);
     }
@@ -145,7 +154,8 @@ static KVB_INLINE const char *cursor_next(row_cursor *c, size_t row_bytes)
 /* The value row k rows after the one cursor_next last gave (row t of n in
  * global order), for a prefetch: in its run when the run is long enough (a
  * contiguous cache: always; one compare), else in the runs after it. */
-static KVB_INLINE const char *cursor_ahead(const row_cursor *c, size_t row_bytes, int k, int t, int n)
+static KVB_INLINE const char *cursor_ahead(const row_cursor *c, size_t row_bytes, int k, int t,
+                                           int n)
 {
     const kvb_kv_run *run = &c->runs[c->r];
     int i = c->off - 1 + k;
@@ -156,8 +166,9 @@ static KVB_INLINE const char *cursor_ahead(const row_cursor *c, size_t row_bytes
 
 /* out[h] += sum_t w[h][t] row_t, one or two heads, NC16 = head_dim / 16 <= 8:
  * whole rows of sums in registers, rows streamed once, front to back. */
-static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, const int NC16, const kvb_kv_run *runs,
-                                                    size_t row_bytes, size_t pf, int n, const float *w,
+static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, const int NC16,
+                                                    const kvb_kv_run *runs, size_t row_bytes,
+                                                    size_t pf, int n, const float *w,
                                                     size_t w_stride, float *out, int hd)
 {
     __m512 acc[2][8];
@@ -170,13 +181,16 @@ static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, 
         for (int i = 0; i < runs[r].n; i++, t++) {
             const char *row = v0 + (size_t)i * row_bytes;
             size_t idx = (size_t)i + pfr;
-            prefetch_line_row(idx < (size_t)runs[r].n ? row + pf : later_row(runs + r + 1, left, idx - (size_t)runs[r].n,
-                                                                             row_bytes, 1),
-                              row_bytes);
+            prefetch_line_row(
+                idx < (size_t)runs[r].n
+                    ? row + pf
+                    : later_row(runs + r + 1, left, idx - (size_t)runs[r].n, row_bytes, 1),
+                row_bytes);
             for (int c = 0; c < NC16; c++) {
                 __m512 x = load16(dt, row, 16 * c);
                 for (int h = 0; h < HB; h++)
-                    acc[h][c] = _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)h * w_stride + t]), x, acc[h][c]);
+                    acc[h][c] =
+                        _mm512_fmadd_ps(_mm512_set1_ps(w[(size_t)h * w_stride + t]), x, acc[h][c]);
             }
         }
     }
@@ -191,8 +205,9 @@ static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, 
  * values at a time (64 for four heads: 4 x 4 sums, one broadcast per row and
  * block; 16 otherwise, up to 8 heads' sums), so each tile is read from memory
  * once and re-read from cache for the next column block. */
-static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB, const int NCV, const kvb_kv_run *runs,
-                                                     size_t row_bytes, int n, const float *w, size_t w_stride,
+static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB, const int NCV,
+                                                     const kvb_kv_run *runs, size_t row_bytes,
+                                                     int n, const float *w, size_t w_stride,
                                                      float *out, int hd)
 {
     row_cursor start = {runs, 0, 0};
@@ -206,7 +221,8 @@ static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB,
             cur = start;
             for (int t = t0; t < t1; t++) {
                 const char *row = cursor_next(&cur, row_bytes);
-                if (e0 == 0)   /* the next tile's rows, whole: its later column blocks hit the cache */
+                if (e0 ==
+                    0) /* the next tile's rows, whole: its later column blocks hit the cache */
                     prefetch_line_row(cursor_ahead(&cur, row_bytes, TILE_ROWS, t, n), row_bytes);
                 __m512 x[4];
                 for (int c = 0; c < NCV; c++) x[c] = load16(dt, row, e0 + 16 * c);
@@ -231,9 +247,10 @@ static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB,
  * Against 64-column tiles (dense_values_tiles) it reads rows in order, which
  * the hardware prefetchers follow, and spreads the next tile's software
  * prefetches over both passes; 32 rows keep a tile and the next in L1 even in
- * f32 (64 rows did not). f32 GQA 32/8 at 32768: about 10% faster overall. */
-static KVB_INLINE KVB_AVX512 void dense_values_pairs(const int dt, const int NC16, const kvb_kv_run *runs,
-                                                     size_t row_bytes, int n, const float *w, size_t w_stride,
+ * f32 (64 rows do not; docs/tuning.md). */
+static KVB_INLINE KVB_AVX512 void dense_values_pairs(const int dt, const int NC16,
+                                                     const kvb_kv_run *runs, size_t row_bytes,
+                                                     int n, const float *w, size_t w_stride,
                                                      float *out, int hd)
 {
     row_cursor start = {runs, 0, 0};
@@ -269,9 +286,9 @@ static KVB_INLINE KVB_AVX512 void dense_values_pairs(const int dt, const int NC1
     }
 }
 
-static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs, int n_runs, size_t row_bytes,
-                                            int hd, int g, const float *q, float *out, float *scores, int n,
-                                            float *ml)
+static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs, int n_runs,
+                                            size_t row_bytes, int hd, int g, const float *q,
+                                            float *out, float *scores, int n, float *ml)
 {
     const float scale = 1.0f / sqrtf((float)hd);
     const size_t pf = kvb_attend_prefetch_bytes(row_bytes);
@@ -281,10 +298,16 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         float *sh = scores + (size_t)h0 * n;
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
-            const size_t after = (size_t)(n - t - runs[r].n);   /* rows in the runs after this one */
-            if (hb == 4)      dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else if (hb == 2) dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
-            else              dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh, scale, sh + t, (size_t)n);
+            const size_t after = (size_t)(n - t - runs[r].n); /* rows in the runs after this one */
+            if (hb == 4)
+                dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                             scale, sh + t, (size_t)n);
+            else if (hb == 2)
+                dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                             scale, sh + t, (size_t)n);
+            else
+                dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                             scale, sh + t, (size_t)n);
         }
         h0 += hb;
     }
@@ -299,25 +322,36 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         float *oh = out + (size_t)h0 * hd;
         /* constant accumulator counts for the head_dims models use */
         if (hb <= 2 && (hd == 128 || hd == 64)) {
-            if (hd == 128 && hb == 2)      dense_values_rows(dt, 2, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
-            else if (hd == 128)            dense_values_rows(dt, 1, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
-            else if (hb == 2)              dense_values_rows(dt, 2, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
-            else                           dense_values_rows(dt, 1, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
-        } else if (hb == 4 && hd == 128)   dense_values_pairs(dt, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 4 && hd == 64)      dense_values_pairs(dt, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 4 && hd % 64 == 0) dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 8)                  dense_values_tiles(dt, 8, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 4)                  dense_values_tiles(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else if (hb == 2)                  dense_values_tiles(dt, 2, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
-        else                               dense_values_tiles(dt, 1, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            if (hd == 128 && hb == 2)
+                dense_values_rows(dt, 2, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+            else if (hd == 128)
+                dense_values_rows(dt, 1, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+            else if (hb == 2)
+                dense_values_rows(dt, 2, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+            else
+                dense_values_rows(dt, 1, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
+        } else if (hb == 4 && hd == 128)
+            dense_values_pairs(dt, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 4 && hd == 64)
+            dense_values_pairs(dt, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 4 && hd % 64 == 0)
+            dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 8)
+            dense_values_tiles(dt, 8, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 4)
+            dense_values_tiles(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 2)
+            dense_values_tiles(dt, 2, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else
+            dense_values_tiles(dt, 1, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
         h0 += hb;
     }
 }
 
 /* One instance per storage type, the type a constant inside. */
-static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, int n_runs, size_t row_stride,
-                                          int head_dim, int g, const float *q, float *out, float *scratch,
-                                          float *ml)
+static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, int n_runs,
+                                          size_t row_stride, int head_dim, int g, const float *q,
+                                          float *out, float *scratch, float *ml)
 {
     int n = 0;
     for (int r = 0; r < n_runs; r++) n += runs[r].n;
@@ -325,9 +359,15 @@ static KVB_AVX512 void attend_runs_avx512(kvb_dtype dt, const kvb_kv_run *runs, 
     if (n <= 0) return;
     size_t row_bytes = row_stride * kvb_dtype_size(dt);
     switch (dt) {
-    case KVB_DTYPE_F16:  dense_run(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
-    case KVB_DTYPE_BF16: dense_run(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
-    default:             dense_run(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml); break;
+    case KVB_DTYPE_F16:
+        dense_run(KVB_DTYPE_F16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml);
+        break;
+    case KVB_DTYPE_BF16:
+        dense_run(KVB_DTYPE_BF16, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml);
+        break;
+    default:
+        dense_run(KVB_DTYPE_F32, runs, n_runs, row_bytes, head_dim, g, q, out, scratch, n, ml);
+        break;
     }
 }
 

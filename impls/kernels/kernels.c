@@ -39,7 +39,8 @@ size_t kvb_attend_scratch_floats(int g, int n, int head_dim)
     return (size_t)g * (size_t)(n > 0 ? n : 1) + (size_t)head_dim + 2u * (size_t)g;
 }
 
-void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, const float *part_ml, float *out)
+void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, const float *part_ml,
+                      float *out)
 {
     for (int i = 0; i < g; i++) {
         float m = -INFINITY, wsum = 0.0f, *o = out + (size_t)i * head_dim;
@@ -49,7 +50,8 @@ void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, con
         }
         for (int d = 0; d < head_dim; d++) o[d] = 0.0f;
         for (int p = 0; p < parts; p++) {   /* weights l_p exp(m_p - m) on the normalized outputs */
-            const float *ml = part_ml + ((size_t)p * g + i) * 2, *po = part_out + ((size_t)p * g + i) * head_dim;
+            const float *ml = part_ml + ((size_t)p * g + i) * 2,
+                        *po = part_out + ((size_t)p * g + i) * head_dim;
             float w = ml[1] * expf(ml[0] - m);
             wsum += w;
             for (int d = 0; d < head_dim; d++) o[d] += w * po[d];
@@ -182,9 +184,9 @@ void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int 
 KVB_HOT
 float kvb_sum_f32(const float *x, size_t n)
 {
-    /* 64 partial sums (four 512-bit or eight 256-bit chains): with 16, one
-     * add chain per 64 bytes held an AMD Zen 5 core at 26-33 GB/s where this
-     * loop reads 32-38 GB/s, and a ceiling a kernel can beat is no ceiling */
+    /* 64 partial sums (four 512-bit or eight 256-bit chains): fewer chains hold
+     * a core below what attend reads (docs/tuning.md), and a ceiling a kernel
+     * can beat is no ceiling */
     float acc[64] = {0};
     size_t i = 0;
     for (; i + 64 <= n; i += 64)

@@ -17,9 +17,8 @@
 /* Zeroed memory for K/V planes and pools; kvb_kv_free(p, the same bytes)
  * releases it. From 4 MiB on (Linux), mapped 2 MiB-aligned and offered as
  * transparent huge pages (madvise): fewer TLB misses for the streaming reads
- * of attend. A/B in one process on the AMD EPYC VM, the same K/V on 4 KiB and
- * on huge pages, 32768 tokens: f32 GQA 32/8 20% faster, f16 GQA 12%, f16 MHA
- * 8-10%. Pages still become resident on first touch, 2 MiB at a time. */
+ * of attend (measured in docs/tuning.md). Pages still become resident on first
+ * touch, 2 MiB at a time. */
 void *kvb_kv_alloc(size_t bytes);
 void  kvb_kv_free(void *p, size_t bytes);
 

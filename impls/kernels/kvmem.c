@@ -14,7 +14,10 @@
 #define KVB_KV_HUGE   ((size_t)2 << 20)
 #define KVB_KV_MAPPED ((size_t)4 << 20)   /* from here on: mapped, 2 MiB aligned */
 
-static size_t mapped_len(size_t bytes) { return (bytes + KVB_KV_HUGE - 1) / KVB_KV_HUGE * KVB_KV_HUGE; }
+static size_t mapped_len(size_t bytes)
+{
+    return (bytes + KVB_KV_HUGE - 1) / KVB_KV_HUGE * KVB_KV_HUGE;
+}
 #endif
 
 void *kvb_kv_alloc(size_t bytes)

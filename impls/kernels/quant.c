@@ -44,7 +44,10 @@ static uint16_t f16_round_down(float x)
 }
 
 /* round(v) clamped to [lo, hi]; the clamp comes first so huge v never reaches lrintf */
-static int clampi(float v, int lo, int hi) { return (int)lrintf(fminf(fmaxf(v, (float)lo), (float)hi)); }
+static int clampi(float v, int lo, int hi)
+{
+    return (int)lrintf(fminf(fmaxf(v, (float)lo), (float)hi));
+}
 
 void kvb_quant_group(const kvb_qformat *f, const float *x, size_t stride, int n,
                      uint8_t *codes, uint16_t *p)
@@ -100,7 +103,8 @@ void kvb_qunpack(const kvb_qformat *f, const uint8_t *src, int n, uint8_t *codes
     const int per = 8 / f->bits;
     const unsigned mask = (unsigned)f->cmax;
     for (int j = 0; j < n / per; j++)
-        for (int r = 0; r < per; r++) codes[j * per + r] = (uint8_t)((src[j] >> (r * f->bits)) & mask);
+        for (int r = 0; r < per; r++)
+            codes[j * per + r] = (uint8_t)((src[j] >> (r * f->bits)) & mask);
 }
 
 /* One row's codes, unpacked and dequantized into dst[head_dim]. The three
@@ -162,7 +166,8 @@ static void scores_portable(const kvb_qrows *k, int g, const float *q, float sca
         if (k->params) kvb_qrow_dequant(k, t, scratch);
         else           kvb_qrow_codes(k, t, scratch);
         for (int i = 0; i < g; i++)
-            s[(size_t)i * s_stride + t] = scale * kvb_dot_f32(q + (size_t)i * k->head_dim, scratch, k->head_dim);
+            s[(size_t)i * s_stride + t] =
+                scale * kvb_dot_f32(q + (size_t)i * k->head_dim, scratch, k->head_dim);
     }
 }
 
@@ -172,7 +177,8 @@ static void accum_portable(const kvb_qrows *v, int g, const float *w, size_t w_s
     for (int t = 0; t < v->n; t++) {
         kvb_qrow_dequant(v, t, scratch);
         for (int i = 0; i < g; i++)
-            kvb_axpy_f32(w[(size_t)i * w_stride + t], scratch, out + (size_t)i * v->head_dim, v->head_dim);
+            kvb_axpy_f32(w[(size_t)i * w_stride + t], scratch, out + (size_t)i * v->head_dim,
+                         v->head_dim);
     }
 }
 
@@ -211,21 +217,25 @@ int kvb_qkernels_known(const char *name)
     return 0;
 }
 
-const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why, size_t why_len)
+const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why,
+                                      size_t why_len)
 {
     if (!name || !*name || strcmp(name, "auto") == 0) return kvb_qkernels_pick(head_dim, group);
     if (strcmp(name, "portable") == 0) return &kvb_qkernels_portable;
     if (!kvb_qkernels_known(name)) {
-        snprintf(why, why_len, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni", name);
+        snprintf(why, why_len, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni",
+                 name);
         return NULL;
     }
     /* the shape first: the same answer on every CPU */
     if (head_dim % 32 || group % 32) {
-        snprintf(why, why_len, "quant kernel '%s' needs head_dim and group multiples of 32 (have %d, %d)",
-                 name, head_dim, group);
+        snprintf(why, why_len,
+                 "quant kernel '%s' needs head_dim and group multiples of 32 (have %d, %d)", name,
+                 head_dim, group);
         return NULL;
     }
-    const kvb_qkernels *t = strcmp(name, "avx512") == 0 ? kvb_qkernels_avx512() : kvb_qkernels_avx512_vnni();
+    const kvb_qkernels *t =
+        strcmp(name, "avx512") == 0 ? kvb_qkernels_avx512() : kvb_qkernels_avx512_vnni();
     if (!t) snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
     return t;
 }

@@ -58,7 +58,10 @@ void kvb_qpack(const kvb_qformat *f, const uint8_t *codes, int n, uint8_t *dst);
 void kvb_qunpack(const kvb_qformat *f, const uint8_t *src, int n, uint8_t *codes);
 
 /* Bytes of packed codes for n values. */
-static inline size_t kvb_qcode_bytes(const kvb_qformat *f, int n) { return (size_t)n * f->bits / 8; }
+static inline size_t kvb_qcode_bytes(const kvb_qformat *f, int n)
+{
+    return (size_t)n * f->bits / 8;
+}
 
 /* Rows quantized per token: row t's packed codes start at codes + t*code_stride
  * bytes; its groups' words at params + t*param_stride (groups of `group` values
@@ -110,7 +113,8 @@ const kvb_qkernels *kvb_qkernels_avx512_vnni(void);
 /* The table called name ("portable", "avx512", "avx512-vnni"); NULL with why
  * set when the name is unknown or this CPU lacks it, or the shape does not
  * suit it (SIMD tables need head_dim and group multiples of 32). */
-const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why, size_t why_len);
+const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why,
+                                      size_t why_len);
 int kvb_qkernels_known(const char *name);     /* NULL, "", or one of the four names */
 
 /* The query as the integer kernels see it: per 32 values, qi = round(q / sq)

@@ -51,20 +51,22 @@ void kvb_qround_query(const float *q, int n, float *out)
 #include "simd_avx512.h"
 
 /* value rows per tile; how far ahead to prefetch: about 2 KiB of codes and at
- * least 4 rows. On the 2-core Xeon (32 heads, 32768 tokens) q8 ran 4-8% faster
- * with 16 rows than with 32, and q4 about 15% faster with 32 rows than with 8;
- * a byte distance gives each its better one. */
+ * least 4 rows. q8 and q4 want different row counts (docs/tuning.md); a byte
+ * distance gives each its better one. */
 enum { TILE = 64, PF_BYTES = 2048 };
 
 static inline size_t pf_rows(size_t stride) { size_t r = PF_BYTES / stride; return r < 4 ? 4 : r; }
 
 /* Chunk c of a row (32 codes) as floats, in chunk order. */
-static KVB_INLINE KVB_AVX512 void load_chunk(const int bits, const uint8_t *row, int c, __m512 *x0, __m512 *x1)
+static KVB_INLINE KVB_AVX512 void load_chunk(const int bits, const uint8_t *row, int c, __m512 *x0,
+                                             __m512 *x1)
 {
     if (bits == 8) {
         const uint8_t *p = row + 32 * c;
-        *x0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
-        *x1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 16))));
+        *x0 = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)));
+        *x1 = _mm512_cvtepi32_ps(
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p + 16))));
     } else if (bits == 2) {
         /* 8 bytes, 4 codes each: both halves of a vector hold the 8 bytes, and
          * per-lane shifts pick codes (4j, 4j+1) into x0 and (4j+2, 4j+3) into x1 */
@@ -76,15 +78,16 @@ static KVB_INLINE KVB_AVX512 void load_chunk(const int bits, const uint8_t *row,
         *x0 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(b, s0), three));
         *x1 = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srlv_epi32(b, s1), three));
     } else {
-        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
+        __m512i b =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
         *x0 = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
         *x1 = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
     }
 }
 
 /* d and a (x' = d*c + a) of group gi of a row whose words start at p, broadcast. */
-static KVB_INLINE KVB_AVX512 void group_coeffs(const int asym, const int zero, const uint16_t *p, int gi,
-                                                __m512 *d, __m512 *a)
+static KVB_INLINE KVB_AVX512 void group_coeffs(const int asym, const int zero, const uint16_t *p,
+                                               int gi, __m512 *d, __m512 *a)
 {
     if (!p) {                 /* raw codes: the caller folded the coefficients into q */
         *d = _mm512_set1_ps(1.0f);
@@ -107,8 +110,9 @@ static int chunk_pos(int bits, int e)
 
 /* Scores of rows t..t+R-1 for heads 0..HB-1 (queries qp in chunk order). */
 static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bits, const int asym,
-                                               const int zero, const int HB, const int R, const float *qp,
-                                               int t, float scale, float *s, size_t s_stride)
+                                               const int zero, const int HB, const int R,
+                                               const float *qp, int t, float scale, float *s,
+                                               size_t s_stride)
 {
     const int hd = k->head_dim, cpg = k->group / 32, ng = hd / k->group;
     const uint8_t *row[4];
@@ -119,7 +123,8 @@ static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bit
         p[r] = k->params ? k->params + (size_t)(t + r) * k->param_stride : NULL;
         /* a row is little work: ask for rows ~2 KiB ahead so several misses overlap */
         for (size_t b = 0; b < k->code_stride; b += 64)
-            _mm_prefetch((const char *)row[r] + pf_rows(k->code_stride) * k->code_stride + b, _MM_HINT_T0);
+            _mm_prefetch((const char *)row[r] + pf_rows(k->code_stride) * k->code_stride + b,
+                         _MM_HINT_T0);
     }
     for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
     for (int gi = 0; gi < ng; gi++) {
@@ -142,18 +147,19 @@ static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bit
 
 /* Every row for heads 0..HB-1: blocks of 4 / HB rows (1 for 8 heads), then single rows. */
 static KVB_INLINE KVB_AVX512 void scores_heads(const kvb_qrows *k, const int bits, const int asym,
-                                               const int zero, const int HB, const float *qp, float scale,
-                                               float *s, size_t s_stride)
+                                               const int zero, const int HB, const float *qp,
+                                               float scale, float *s, size_t s_stride)
 {
     const int R = HB >= 4 ? 1 : 4 / HB;
     int t = 0;
-    for (; t + R <= k->n; t += R) scores_block(k, bits, asym, zero, HB, R, qp, t, scale, s, s_stride);
+    for (; t + R <= k->n; t += R)
+        scores_block(k, bits, asym, zero, HB, R, qp, t, scale, s, s_stride);
     for (; t < k->n; t++) scores_block(k, bits, asym, zero, HB, 1, qp, t, scale, s, s_stride);
 }
 
-static KVB_INLINE KVB_AVX512 void scores_fmt(const kvb_qrows *k, const int bits, const int asym, const int zero,
-                                             int g, const float *q, float scale, float *s, size_t s_stride,
-                                             float *scratch)
+static KVB_INLINE KVB_AVX512 void scores_fmt(const kvb_qrows *k, const int bits, const int asym,
+                                             const int zero, int g, const float *q, float scale,
+                                             float *s, size_t s_stride, float *scratch)
 {
     const int hd = k->head_dim;
     float *qp = scratch;                                      /* [g][head_dim], chunk order */
@@ -179,9 +185,10 @@ static KVB_INLINE KVB_AVX512 void scores_fmt(const kvb_qrows *k, const int bits,
 }
 
 /* Chunk c (in group gi) of value row t into one set of HB head accumulators. */
-static KVB_INLINE KVB_AVX512 void accum_row(const kvb_qrows *v, const int bits, const int asym, const int zero,
-                                            const int HB, const float *w, size_t w_stride, int t, int c, int gi,
-                                            __m512 *a0, __m512 *a1)
+static KVB_INLINE KVB_AVX512 void accum_row(const kvb_qrows *v, const int bits, const int asym,
+                                            const int zero, const int HB, const float *w,
+                                            size_t w_stride, int t, int c, int gi, __m512 *a0,
+                                            __m512 *a1)
 {
     if (c == 0) {             /* the next tile, while this one is worked on */
         const char *nr = (const char *)(v->codes + (size_t)(t + TILE) * v->code_stride);
@@ -201,9 +208,10 @@ static KVB_INLINE KVB_AVX512 void accum_row(const kvb_qrows *v, const int bits, 
 /* The same for one or two heads: w x' = (w d) c + (w a), so the codes are
  * scaled by one FMA per head and the w a terms are summed as scalars (ca),
  * instead of dequantizing first: 3 vector operations per 16 values, not 4. */
-static KVB_INLINE KVB_AVX512 void accum_row_folded(const kvb_qrows *v, const int bits, const int asym,
-                                                   const int zero, const int HB, const float *w, size_t w_stride,
-                                                   int t, int c, int gi, __m512 *a0, __m512 *a1, float *ca)
+static KVB_INLINE KVB_AVX512 void accum_row_folded(const kvb_qrows *v, const int bits,
+                                                   const int asym, const int zero, const int HB,
+                                                   const float *w, size_t w_stride, int t, int c,
+                                                   int gi, __m512 *a0, __m512 *a1, float *ca)
 {
     if (c == 0) {
         const char *nr = (const char *)(v->codes + (size_t)(t + TILE) * v->code_stride);
@@ -228,9 +236,9 @@ static KVB_INLINE KVB_AVX512 void accum_row_folded(const kvb_qrows *v, const int
  * heads the rows are folded (accum_row_folded) and the sums of w a of each
  * group land in cst[HB][groups]; with more heads a row is dequantized once and
  * shared by all of them. */
-static KVB_INLINE KVB_AVX512 void accum_heads(const kvb_qrows *v, const int bits, const int asym, const int zero,
-                                              const int HB, const float *w, size_t w_stride, float *op,
-                                              float *cst)
+static KVB_INLINE KVB_AVX512 void accum_heads(const kvb_qrows *v, const int bits, const int asym,
+                                              const int zero, const int HB, const float *w,
+                                              size_t w_stride, float *op, float *cst)
 {
     const int cpg = v->group / 32, ng = v->head_dim / v->group, U = HB >= 4 ? 1 : 4 / HB;
     const int fold = HB <= 2;
@@ -240,17 +248,23 @@ static KVB_INLINE KVB_AVX512 void accum_heads(const kvb_qrows *v, const int bits
             for (int c = gi * cpg; c < (gi + 1) * cpg; c++) {
                 __m512 a0[8], a1[8];                          /* [U][HB] */
                 float ca[8];
-                for (int j = 0; j < U * HB; j++) { a0[j] = a1[j] = _mm512_setzero_ps(); ca[j] = 0.0f; }
+                for (int j = 0; j < U * HB; j++) {
+                    a0[j] = a1[j] = _mm512_setzero_ps();
+                    ca[j] = 0.0f;
+                }
                 int t = t0;
                 for (; t + U <= t1; t += U)
                     for (int u = 0; u < U; u++) {
-                        if (fold) accum_row_folded(v, bits, asym, zero, HB, w, w_stride, t + u, c, gi,
-                                                   a0 + u * HB, a1 + u * HB, ca + u * HB);
+                        if (fold)
+                            accum_row_folded(v, bits, asym, zero, HB, w, w_stride, t + u, c, gi,
+                                             a0 + u * HB, a1 + u * HB, ca + u * HB);
                         else      accum_row(v, bits, asym, zero, HB, w, w_stride, t + u, c, gi,
                                             a0 + u * HB, a1 + u * HB);
                     }
                 for (; t < t1; t++) {
-                    if (fold) accum_row_folded(v, bits, asym, zero, HB, w, w_stride, t, c, gi, a0, a1, ca);
+                    if (fold)
+                        accum_row_folded(v, bits, asym, zero, HB, w, w_stride, t, c, gi, a0, a1,
+                                         ca);
                     else      accum_row(v, bits, asym, zero, HB, w, w_stride, t, c, gi, a0, a1);
                 }
                 for (int h = 0; h < HB; h++) {
@@ -264,7 +278,8 @@ static KVB_INLINE KVB_AVX512 void accum_heads(const kvb_qrows *v, const int bits
                     float *o = op + (size_t)h * v->head_dim + 32 * c;
                     _mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), s0));
                     _mm512_storeu_ps(o + 16, _mm512_add_ps(_mm512_loadu_ps(o + 16), s1));
-                    if (fold && c == gi * cpg) cst[h * ng + gi] += sc;   /* once per group, not per chunk */
+                    if (fold && c == gi * cpg)
+                        cst[h * ng + gi] += sc; /* once per group, not per chunk */
                 }
             }
     }
@@ -274,9 +289,10 @@ static KVB_INLINE KVB_AVX512 void accum_heads(const kvb_qrows *v, const int bits
  * row is read once, front to back, all its chunks going into 2 NC accumulators
  * per head held in registers; the codes are scaled by w d per group (folded,
  * as in accum_row_folded). Sequential rows suit the hardware prefetcher. */
-static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bits, const int asym, const int zero,
-                                                const int HB, const int NC, const float *w, size_t w_stride,
-                                                float *op, float *cst)
+static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bits, const int asym,
+                                                const int zero, const int HB, const int NC,
+                                                const float *w, size_t w_stride, float *op,
+                                                float *cst)
 {
     const int cpg = v->group / 32, ng = v->head_dim / v->group;
     __m512 acc[2][2 * 8];                                  /* [head][2 * chunk] */
@@ -285,7 +301,9 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
     for (int t = 0; t < v->n; t++) {
         const uint8_t *row = v->codes + (size_t)t * v->code_stride;
         const uint16_t *p = v->params + (size_t)t * v->param_stride;
-        for (size_t b = 0; b < v->code_stride; b += 64) _mm_prefetch((const char *)row + pf_rows(v->code_stride) * v->code_stride + b, _MM_HINT_T0);
+        for (size_t b = 0; b < v->code_stride; b += 64)
+            _mm_prefetch((const char *)row + pf_rows(v->code_stride) * v->code_stride + b,
+                         _MM_HINT_T0);
         _mm_prefetch((const char *)(p + pf_rows(v->code_stride) * v->param_stride), _MM_HINT_T0);
         for (int c = 0; c < NC; c++) {
             const int gi = c / cpg;
@@ -313,8 +331,9 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
 /* Four heads (GQA 4:1), an even number of chunks: tiles of rows walked two
  * chunks (64 values) at a time with 4 x 4 sums in registers, so each weight is
  * broadcast once per row and pair, and each row's codes are widened once. */
-static KVB_INLINE KVB_AVX512 void accum_4heads(const kvb_qrows *v, const int bits, const int asym, const int zero,
-                                               const float *w, size_t w_stride, float *op)
+static KVB_INLINE KVB_AVX512 void accum_4heads(const kvb_qrows *v, const int bits, const int asym,
+                                               const int zero, const float *w, size_t w_stride,
+                                               float *op)
 {
     const int nc = v->head_dim / 32, cpg = v->group / 32;
     for (int t0 = 0; t0 < v->n; t0 += TILE) {
@@ -328,7 +347,8 @@ static KVB_INLINE KVB_AVX512 void accum_4heads(const kvb_qrows *v, const int bit
                 const uint16_t *p = v->params + (size_t)t * v->param_stride;
                 if (c == 0) {
                     const char *nr = (const char *)(row + (size_t)TILE * v->code_stride);
-                    for (size_t b = 0; b < v->code_stride; b += 64) _mm_prefetch(nr + b, _MM_HINT_T0);
+                    for (size_t b = 0; b < v->code_stride; b += 64)
+                        _mm_prefetch(nr + b, _MM_HINT_T0);
                 }
                 __m512 x[4], d0, a0, d1, a1;
                 load_chunk(bits, row, c, &x[0], &x[1]);
@@ -353,8 +373,9 @@ static KVB_INLINE KVB_AVX512 void accum_4heads(const kvb_qrows *v, const int bit
     }
 }
 
-static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, const int asym, const int zero,
-                                            int g, const float *w, size_t w_stride, float *out, float *scratch)
+static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, const int asym,
+                                            const int zero, int g, const float *w, size_t w_stride,
+                                            float *out, float *scratch)
 {
     const int hd = v->head_dim, ng = hd / v->group;
     float *op = scratch;                                      /* [g][head_dim], chunk order */
@@ -367,10 +388,14 @@ static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, 
         /* head_dim 64 and 128 with one or two heads: whole rows in registers */
         if (hb <= 2 && (hd == 64 || hd == 128)) {
             hb = left >= 2 ? 2 : 1;
-            if (hd == 128 && hb == 1)      accum_rows_nc(v, bits, asym, zero, 1, 4, wh, w_stride, oh, ch);
-            else if (hd == 128)            accum_rows_nc(v, bits, asym, zero, 2, 4, wh, w_stride, oh, ch);
-            else if (hb == 1)              accum_rows_nc(v, bits, asym, zero, 1, 2, wh, w_stride, oh, ch);
-            else                           accum_rows_nc(v, bits, asym, zero, 2, 2, wh, w_stride, oh, ch);
+            if (hd == 128 && hb == 1)
+                accum_rows_nc(v, bits, asym, zero, 1, 4, wh, w_stride, oh, ch);
+            else if (hd == 128)
+                accum_rows_nc(v, bits, asym, zero, 2, 4, wh, w_stride, oh, ch);
+            else if (hb == 1)
+                accum_rows_nc(v, bits, asym, zero, 1, 2, wh, w_stride, oh, ch);
+            else
+                accum_rows_nc(v, bits, asym, zero, 2, 2, wh, w_stride, oh, ch);
             h0 += hb;
             continue;
         }
@@ -387,8 +412,9 @@ static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, 
     }
     for (int h = 0; h < g; h++)
         for (int e = 0; e < hd; e++)
-            out[(size_t)h * hd + e] += op[(size_t)h * hd + (e / 32) * 32 + chunk_pos(bits, e % 32)] +
-                                       cst[(size_t)h * ng + e / v->group];
+            out[(size_t)h * hd + e] +=
+                op[(size_t)h * hd + (e / 32) * 32 + chunk_pos(bits, e % 32)] +
+                cst[(size_t)h * ng + e / v->group];
 }
 
 /* One instance per format: (bits, asym, zero) of q8, q4, q4_1 and q2 as
@@ -406,8 +432,8 @@ static KVB_AVX512 void scores_avx512(const kvb_qrows *k, int g, const float *q, 
     }
 }
 
-static KVB_AVX512 void accum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_stride, float *out,
-                                    float *scratch)
+static KVB_AVX512 void accum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_stride,
+                                    float *out, float *scratch)
 {
     switch (v->fmt->bits) {
     case 8:  accum_fmt(v, 8, 0, 128, g, w, w_stride, out, scratch); break;
@@ -441,7 +467,7 @@ static const kvb_qkernels avx512 = {
 #define KVB_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 typedef struct vnni_query {
-    const int8_t  *qi;        /* [HB][hd] bytes in block order (q4: per 128 values, 64 low then 64 high) */
+    const int8_t *qi; /* [HB][hd] bytes in block order (q4: per 128 values, 64 low then 64 high) */
     const float   *sql;       /* [HB][nb][16] sq of each lane's chunk */
     const int32_t *corr;      /* [HB][nb][16] -zero * sum qi over the lane (symmetric formats) */
     const float   *qs;        /* [HB][nb][16] sq * sum qi over the lane (asymmetric formats) */
@@ -449,9 +475,9 @@ typedef struct vnni_query {
     int nb;                   /* 64-byte blocks per row */
 } vnni_query;
 
-static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, const int asym, const int HB,
-                                           const int R, const vnni_query *vq, int t, float scale, float *s,
-                                           size_t s_stride)
+static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, const int asym,
+                                           const int HB, const int R, const vnni_query *vq, int t,
+                                           float scale, float *s, size_t s_stride)
 {
     const int hd = k->head_dim, nb = vq->nb, nw = (hd / k->group) * (asym ? 2 : 1);
     const __mmask16 wmask = (__mmask16)((1u << nw) - 1u);
@@ -461,7 +487,8 @@ static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, c
         const uint8_t *row = k->codes + (size_t)(t + r) * k->code_stride;
         const uint16_t *p = k->params + (size_t)(t + r) * k->param_stride;
         for (size_t b = 0; b < k->code_stride; b += 64)
-            _mm_prefetch((const char *)row + pf_rows(k->code_stride) * k->code_stride + b, _MM_HINT_T0);
+            _mm_prefetch((const char *)row + pf_rows(k->code_stride) * k->code_stride + b,
+                         _MM_HINT_T0);
         _mm_prefetch((const char *)(p + pf_rows(k->code_stride) * k->param_stride), _MM_HINT_T0);
         __m512 words = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(wmask, p));
         for (int b = 0; b < nb; b++) {
@@ -480,16 +507,20 @@ static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, c
                 ai = _mm512_dpbusd_epi32(ai, c0, _mm512_loadu_si512(qb));
                 if (bits == 4) ai = _mm512_dpbusd_epi32(ai, c1, _mm512_loadu_si512(qb + 64));
                 __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(ai), dl);
-                acc[h * R + r] = _mm512_fmadd_ps(f, _mm512_loadu_ps(vq->sql + lane), acc[h * R + r]);
-                if (asym) acc[h * R + r] = _mm512_fmadd_ps(ml, _mm512_loadu_ps(vq->qs + lane), acc[h * R + r]);
+                acc[h * R + r] =
+                    _mm512_fmadd_ps(f, _mm512_loadu_ps(vq->sql + lane), acc[h * R + r]);
+                if (asym)
+                    acc[h * R + r] =
+                        _mm512_fmadd_ps(ml, _mm512_loadu_ps(vq->qs + lane), acc[h * R + r]);
             }
         }
     }
     store_scores(acc, HB, R, t, scale, s, s_stride);
 }
 
-static KVB_INLINE KVB_VNNI void vnni_heads(const kvb_qrows *k, const int bits, const int asym, const int HB,
-                                           const vnni_query *vq, float scale, float *s, size_t s_stride)
+static KVB_INLINE KVB_VNNI void vnni_heads(const kvb_qrows *k, const int bits, const int asym,
+                                           const int HB, const vnni_query *vq, float scale,
+                                           float *s, size_t s_stride)
 {
     const int R = HB >= 4 ? 1 : 4 / HB;
     int t = 0;
@@ -507,9 +538,9 @@ static int vnni_fits(const kvb_qrows *k)
     return k->fmt->bits == 8 ? k->head_dim % 64 == 0 : k->head_dim % 128 == 0;
 }
 
-static KVB_INLINE KVB_VNNI void vnni_fmt(const kvb_qrows *k, const int bits, const int asym, const int zero,
-                                         int g, const float *q, float scale, float *s, size_t s_stride,
-                                         float *scratch)
+static KVB_INLINE KVB_VNNI void vnni_fmt(const kvb_qrows *k, const int bits, const int asym,
+                                         const int zero, int g, const float *q, float scale,
+                                         float *s, size_t s_stride, float *scratch)
 {
     const int hd = k->head_dim, vals = bits == 8 ? 64 : 128, nb = hd / vals, np = asym ? 2 : 1;
     /* scratch, in floats: qi (g*hd bytes), sq per chunk, then per lane sql and
@@ -582,7 +613,8 @@ static KVB_VNNI void scores_vnni(const kvb_qrows *k, int g, const float *q, floa
     if (!k->params) { scores_avx512(k, g, q, scale, s, s_stride, scratch); return; }
     /* the float path over the rounded query: its rows go last in scratch */
     float *qr = scratch + (size_t)(g + 1) * k->head_dim;
-    for (int h = 0; h < g; h++) kvb_qround_query(q + (size_t)h * k->head_dim, k->head_dim, qr + (size_t)h * k->head_dim);
+    for (int h = 0; h < g; h++)
+        kvb_qround_query(q + (size_t)h * k->head_dim, k->head_dim, qr + (size_t)h * k->head_dim);
     scores_avx512(k, g, qr, scale, s, s_stride, scratch);
 }
 

@@ -37,8 +37,8 @@ static KVB_INLINE KVB_AVX512 __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512
 
 /* scale * the lane sums of acc[h * R + r] into s[h * s_stride + t + r]: four
  * accumulators share one shuffle tree where there are four. */
-static KVB_INLINE KVB_AVX512 void store_scores(const __m512 *acc, const int HB, const int R, int t, float scale,
-                                               float *s, size_t s_stride)
+static KVB_INLINE KVB_AVX512 void store_scores(const __m512 *acc, const int HB, const int R, int t,
+                                               float scale, float *s, size_t s_stride)
 {
     if (R * HB < 4) {
         /* the same tree as four at a time, so a row's score does not depend on
@@ -50,7 +50,8 @@ static KVB_INLINE KVB_AVX512 void store_scores(const __m512 *acc, const int HB, 
     }
     for (int j = 0; j < R * HB; j += 4) {
         float v[4];
-        _mm_storeu_ps(v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
+        _mm_storeu_ps(
+            v, _mm_mul_ps(reduce4(acc[j], acc[j + 1], acc[j + 2], acc[j + 3]), _mm_set1_ps(scale)));
         for (int i = 0; i < 4; i++) s[(size_t)((j + i) / R) * s_stride + t + (j + i) % R] = v[i];
     }
 }
