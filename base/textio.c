@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-char *kvb_slurp(const char *path)
+char *kvb_slurp_len(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -20,8 +20,16 @@ char *kvb_slurp(const char *path)
         if (fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
         else b[n] = 0;
     }
+    int e = errno;
     fclose(f);
+    errno = e;
+    if (b && len) *len = (size_t)n;
     return b;
+}
+
+char *kvb_slurp(const char *path)
+{
+    return kvb_slurp_len(path, NULL);
 }
 
 int kvb_csv_fields(char *line, char **f, int max)

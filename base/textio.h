@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* The file's bytes plus a terminating 0 (malloc'd), or NULL. */
+/* The file's bytes plus a terminating 0 (malloc'd), or NULL with errno set. */
 char *kvb_slurp(const char *path);
+/* The same, and its length (it may hold NUL bytes) into *len. */
+char *kvb_slurp_len(const char *path, size_t *len);
 
 /* Splits one CSV line in place; returns the field count (at most max). */
 int kvb_csv_fields(char *line, char **f, int max);
