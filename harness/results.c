@@ -1,11 +1,13 @@
 /* results.c: see results.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "results.h"
+#include "../base/afile.h"
+#include "../base/columns.h"
+#include "../base/json.h"
 #include "../base/probe.h"
 #include "../base/stats.h"
 
 #include <cblas.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,74 +37,44 @@
 #define KVB_BUILD_CFLAGS "unknown"
 #endif
 
-/* Length of the valid UTF-8 sequence at s, or 0 (paths need not be UTF-8). */
-static int utf8_len(const unsigned char *s)
+/* a figure: six significant digits, null when not measured */
+static void num(kvb_jw *w, const char *key, double v)
 {
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-    if (s[0] >= 0xf5) n = 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0;
-    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))) return 0;
-    return n;
-}
-
-/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
-static void json_str(FILE *f, const char *str)
-{
-    const unsigned char *s = (const unsigned char *)(str ? str : "");
-    fputc('"', f);
-    while (*s) {
-        unsigned char c = *s;
-        if (c >= 0x80) {
-            int n = utf8_len(s);
-            if (n) { fwrite(s, 1, (size_t)n, f); s += n; }
-            else { fputs("\\ufffd", f); s++; }
-            continue;
-        }
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-        s++;
-    }
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)       /* JSON has no NaN: write null */
-{
-    if (isfinite(v)) fprintf(f, "%.6g", v);
-    else fputs("null", f);
+    kvb_jw_knum(w, key, "%.6g", v);
 }
 
 /* {"label": ..., "backend": ..., "dtype": ..., "mode": ..., "attend_threads": N  (left open);
  * attend_threads is what the cache may use (no-cache's causal pass runs on the
  * caller's thread and OpenBLAS's) */
-static void json_point_head(FILE *f, const kvb_point *p, const kvb_model_config *m)
+static void json_point_head(kvb_jw *w, const kvb_point *p, const kvb_model_config *m)
 {
-    char label[128];
+    char label[128], mode[32];
     kvb_point_label(p, label, sizeof label);
-    fprintf(f, "{\"label\": "); json_str(f, label);
-    fprintf(f, ", \"backend\": "); json_str(f, p->backend->name);
-    char mode[32];
     kvb_point_mode(p, mode, sizeof mode);
-    fprintf(f, ", \"dtype\": "); json_str(f, kvb_point_dtype(p));
-    fprintf(f, ", \"mode\": "); json_str(f, mode);
+    kvb_jw_open(w, '{', " ");
+    kvb_jw_kstr(w, KVB_KEY_LABEL, label);
+    kvb_jw_kstr(w, "backend", p->backend->name);
+    kvb_jw_kstr(w, KVB_KEY_DTYPE, kvb_point_dtype(p));
+    kvb_jw_kstr(w, "mode", mode);
     int threaded = !(p->backend->flags & KVB_BACKEND_RECOMPUTE);     /* every cache but no-cache */
-    fprintf(f, ", \"attend_threads\": %d", threaded && p->opt.threads > 1 ? p->opt.threads : 1);
+    kvb_jw_kint(w, "attend_threads", threaded && p->opt.threads > 1 ? p->opt.threads : 1);
     /* the loops this point ran: kernels give different last bits, and on some
      * models different greedy tokens */
     kvb_shape sh = kvb_model_kv_shape(m);
-    fprintf(f, ", \"kernel\": "); json_str(f, kvb_backend_kernel(p->backend, &sh, &p->opt));
-    if (p->backend->flags & KVB_BACKEND_QUANT) fprintf(f, ", \"group\": %d", p->opt.group ? p->opt.group : 32);
+    kvb_jw_kstr(w, KVB_KEY_KERNEL, kvb_backend_kernel(p->backend, &sh, &p->opt));
+    if (p->backend->flags & KVB_BACKEND_QUANT) kvb_jw_kint(w, "group", p->opt.group ? p->opt.group : 32);
 }
 
-static void json_read_bw(FILE *f, const kvb_read_bw *r)
+static void json_read_bw(kvb_jw *w, const char *key, const kvb_read_bw *r)
 {
-    fprintf(f, "{\"gbs\": "); json_num(f, r->gbs);
-    fprintf(f, ", \"p10\": "); json_num(f, r->gbs_p10);
-    fprintf(f, ", \"p90\": "); json_num(f, r->gbs_p90);
-    fprintf(f, ", \"array_bytes\": %zu, \"passes\": %d}", r->bytes, r->passes);
+    kvb_jw_key(w, key);
+    kvb_jw_open(w, '{', " ");
+    num(w, "gbs", r->gbs);
+    num(w, "p10", r->gbs_p10);
+    num(w, "p90", r->gbs_p90);
+    kvb_jw_kuint(w, "array_bytes", r->bytes);
+    kvb_jw_kint(w, "passes", r->passes);
+    kvb_jw_close(w, "");
 }
 
 /* Flops and bytes of one decode step at `pos` (context pos+1), from the shape. */
@@ -272,132 +244,191 @@ out:
 static const char *const result_files[] = {"meta.json", "tokens.csv", "positions.csv", "summary.json",
                                            "quality.csv", "quality_ctx.csv"};
 
-typedef struct out_file {
-    FILE *f;
-    char  tmp[4096], final[4096];
-} out_file;
-
-static int out_open(out_file *o, const char *dir, const char *name, char *msg, size_t n)
+static int out_open(kvb_afile *o, const char *dir, const char *name, char *msg, size_t n)
 {
-    snprintf(o->final, sizeof o->final, "%s/%s", dir, name);
-    snprintf(o->tmp, sizeof o->tmp, "%s/.%s.tmp", dir, name);
-    o->f = fopen(o->tmp, "w");
-    if (!o->f) snprintf(msg, n, "cannot write '%s': %s", o->tmp, strerror(errno));
-    return o->f ? 0 : -1;
+    char path[KVB_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return kvb_afile_open(o, path, msg, n) ? -1 : 0;
 }
 
-static int out_close(out_file *o, char *msg, size_t n)
+static int out_close(kvb_afile *o, char *msg, size_t n)
 {
-    int bad = ferror(o->f), e = bad ? errno : 0;
-    if (fclose(o->f) != 0) { bad = 1; e = errno; }
-    if (bad || rename(o->tmp, o->final) != 0) {
-        if (!bad) e = errno;
-        snprintf(msg, n, "writing '%s' failed: %s", o->final, e ? strerror(e) : "write error");
-        remove(o->tmp);
-        return -1;
+    return kvb_afile_commit(o, msg, n) ? -1 : 0;
+}
+
+static void json_machine(kvb_jw *w, const kvb_topo *t)
+{
+    char cpu[256], host[256] = "unknown";
+    kvb_cpu_model(cpu, sizeof cpu);
+    gethostname(host, sizeof host - 1);
+    kvb_jw_key(w, KVB_KEY_MACHINE);
+    kvb_jw_open(w, '{', " ");
+    kvb_jw_kstr(w, KVB_KEY_HOST, host);
+    kvb_jw_kstr(w, KVB_KEY_CPU_MODEL, cpu);
+    kvb_jw_kint(w, "online_cores", sysconf(_SC_NPROCESSORS_ONLN));
+    kvb_jw_kint(w, "page_bytes", sysconf(_SC_PAGESIZE));
+    if (t) {
+        static const char *const level[3] = {"l1d", "l2", "l3"};
+        char key[32];
+        kvb_jw_break(w, "\n    ");
+        kvb_jw_key(w, "topology");
+        kvb_jw_open(w, '{', " ");
+        kvb_jw_kstr(w, "source", "hwloc");
+        kvb_jw_kint(w, "packages", t->packages);
+        kvb_jw_kint(w, "cores", t->cores);
+        kvb_jw_kint(w, "pus", t->pus);
+        kvb_jw_kint(w, "numa_nodes", t->numa_nodes);
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof key, "%s_bytes", level[i]);
+            kvb_jw_kuint(w, key, t->cache_bytes[i]);
+            snprintf(key, sizeof key, "%s_count", level[i]);
+            kvb_jw_kint(w, key, t->cache_count[i]);
+        }
+        kvb_jw_kuint(w, "memory_bytes", t->memory_bytes);
+        kvb_jw_kuint(w, "os_memory_bytes", t->os_memory_bytes);
+        kvb_jw_kbool(w, "can_bind", t->can_bind);
+        kvb_jw_close(w, "");
     }
-    return 0;
+    kvb_jw_close(w, "");
+}
+
+static void json_pinning(kvb_jw *w, const kvb_pin_set *ps)
+{
+    kvb_jw_key(w, "pinning");
+    kvb_jw_open(w, '{', " ");
+    kvb_jw_kstr(w, "policy", kvb_pin_name(ps->policy));
+    kvb_jw_kint(w, "threads_bound", kvb_pin_set_bound(ps));
+    kvb_jw_kint(w, "core", ps->core[0]);
+    kvb_jw_kint(w, "cpu", ps->cpu[0]);
+    kvb_jw_key(w, "threads");
+    kvb_jw_open(w, '[', " ");
+    for (int i = 0; i < kvb_pin_set_threads(ps); i++) {
+        kvb_jw_open(w, '{', " ");
+        kvb_jw_kint(w, "thread", i);
+        kvb_jw_kint(w, "core", ps->core[i]);
+        kvb_jw_kint(w, "cpu", ps->cpu[i]);
+        kvb_jw_close(w, "");
+    }
+    kvb_jw_close(w, "");
+    kvb_jw_kstr(w, "note", ps->note);
+    kvb_jw_close(w, "");
+}
+
+static void json_ceilings(kvb_jw *w, const kvb_ceilings *k)
+{
+    kvb_jw_key(w, "ceilings");
+    kvb_jw_open(w, '{', " ");
+    json_read_bw(w, "read_1thread", &k->dram);
+    kvb_jw_break(w, "\n    ");
+    json_read_bw(w, "read_1thread_working_set", &k->working_set);
+    if (k->dram_all.threads) {
+        kvb_jw_break(w, "\n    ");
+        json_read_bw(w, "read_all_cores", &k->dram_all);
+        kvb_jw_kint(w, "read_threads", k->dram_all.threads);
+    }
+    kvb_jw_break(w, "\n    ");
+    num(w, "sgemm_gflops", k->sgemm_gflops);
+    kvb_jw_kint(w, "sgemm_n", k->sgemm_n);
+    kvb_jw_kint(w, "sgemm_threads", k->blas_threads);
+    num(w, "clock_resolution_ns", k->clock_res_ns);
+    kvb_jw_kstr(w, "units", "GB = 1e9 bytes, GFLOP = 1e9 flops");
+    kvb_jw_close(w, "");
+}
+
+static void json_model(kvb_jw *w, const kvb_run_info *in)
+{
+    const kvb_model_config *c = in->model;
+    kvb_jw_key(w, "model");
+    kvb_jw_open(w, '{', " ");
+    kvb_jw_kstr(w, "source", in->model_source);
+    kvb_jw_kuint(w, "seed", in->seed);
+    kvb_jw_kint(w, "dim", c->dim);
+    kvb_jw_kint(w, "hidden_dim", c->hidden_dim);
+    kvb_jw_kint(w, "n_layers", c->n_layers);
+    kvb_jw_kint(w, "n_heads", c->n_heads);
+    kvb_jw_kint(w, "n_kv_heads", c->n_kv_heads);
+    kvb_jw_kint(w, "head_dim", c->head_dim);
+    kvb_jw_kint(w, "vocab_size", c->vocab_size);
+    kvb_jw_kint(w, "max_seq", c->max_seq);
+    kvb_jw_knum(w, "rope_theta", "%g", (double)c->rope_theta);
+    kvb_jw_kbool(w, "shared_classifier", c->shared_classifier);
+    kvb_jw_kuint(w, "params", kvb_model_param_count(c));
+    kvb_jw_close(w, "");
 }
 
 static int write_meta(const char *dir, const kvb_run_info *in, const kvb_point *pts, int n_pts,
                       char *msg, size_t n)
 {
-    out_file o;
+    kvb_afile o;
     if (out_open(&o, dir, "meta.json", msg, n)) return -1;
-    FILE *f = o.f;
-    char cpu[256], date[64], host[256] = "unknown";
-    kvb_cpu_model(cpu, sizeof cpu);
-    gethostname(host, sizeof host - 1);
+    char date[64];
     time_t now = (time_t)in->started_unix;
     struct tm tmv;
     gmtime_r(&now, &tmv);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-    const kvb_model_config *c = in->model;
     const kvb_gen_config *g = in->gen;
-    fprintf(f, "{\n  \"run_id\": "); json_str(f, in->run_id);
-    fprintf(f, ",\n  \"date\": "); json_str(f, date);
-    fprintf(f, ",\n  \"command\": "); json_str(f, in->command_line);
-    fprintf(f, ",\n  \"git\": {\"commit\": "); json_str(f, KVB_GIT_COMMIT);
-    fprintf(f, ", \"dirty\": %s}", KVB_GIT_DIRTY < 0 ? "null" : KVB_GIT_DIRTY ? "true" : "false");
-    fprintf(f, ",\n  \"compiler\": "); json_str(f, KVB_COMPILER);
-    fprintf(f, ",\n  \"cflags\": "); json_str(f, KVB_BUILD_CFLAGS);
-    fprintf(f, ",\n  \"openblas\": {\"config\": "); json_str(f, openblas_get_config());
-    fprintf(f, ", \"threads\": %d}", in->blas_threads);
-    fprintf(f, ",\n  \"machine\": {\"host\": "); json_str(f, host);
-    fprintf(f, ", \"cpu_model\": "); json_str(f, cpu);
-    fprintf(f, ", \"online_cores\": %ld", sysconf(_SC_NPROCESSORS_ONLN));
-    fprintf(f, ", \"page_bytes\": %ld", sysconf(_SC_PAGESIZE));
-    if (in->topo) {
-        const kvb_topo *t = in->topo;
-        fprintf(f, ",\n    \"topology\": {\"source\": \"hwloc\", \"packages\": %d, \"cores\": %d, \"pus\": %d, "
-                   "\"numa_nodes\": %d, \"l1d_bytes\": %zu, \"l1d_count\": %d, \"l2_bytes\": %zu, "
-                   "\"l2_count\": %d, \"l3_bytes\": %zu, \"l3_count\": %d, \"memory_bytes\": %zu, "
-                   "\"os_memory_bytes\": %zu, \"can_bind\": %s}",
-                t->packages, t->cores, t->pus, t->numa_nodes, t->cache_bytes[0], t->cache_count[0],
-                t->cache_bytes[1], t->cache_count[1], t->cache_bytes[2], t->cache_count[2], t->memory_bytes,
-                t->os_memory_bytes, t->can_bind ? "true" : "false");
-    }
-    fprintf(f, "}");
-    const kvb_pin_set *ps = in->pins;
-    fprintf(f, ",\n  \"pinning\": {\"policy\": "); json_str(f, kvb_pin_name(ps->policy));
-    fprintf(f, ", \"threads_bound\": %d, \"core\": %d, \"cpu\": %d, \"threads\": [", kvb_pin_set_bound(ps),
-            ps->core[0], ps->cpu[0]);
-    for (int i = 0; i < kvb_pin_set_threads(ps); i++)
-        fprintf(f, "%s{\"thread\": %d, \"core\": %d, \"cpu\": %d}", i ? ", " : "", i, ps->core[i], ps->cpu[i]);
-    fprintf(f, "], \"note\": ");
-    json_str(f, ps->note);
-    fprintf(f, "}");
-    if (in->ceil) {
-        const kvb_ceilings *k = in->ceil;
-        fprintf(f, ",\n  \"ceilings\": {\"read_1thread\": ");
-        json_read_bw(f, &k->dram);
-        fprintf(f, ",\n    \"read_1thread_working_set\": ");
-        json_read_bw(f, &k->working_set);
-        if (k->dram_all.threads) {
-            fprintf(f, ",\n    \"read_all_cores\": ");
-            json_read_bw(f, &k->dram_all);
-            fprintf(f, ", \"read_threads\": %d", k->dram_all.threads);
-        }
-        fprintf(f, ",\n    \"sgemm_gflops\": ");
-        json_num(f, k->sgemm_gflops);
-        fprintf(f, ", \"sgemm_n\": %d, \"sgemm_threads\": %d, \"clock_resolution_ns\": ",
-                k->sgemm_n, k->blas_threads);
-        json_num(f, k->clock_res_ns);
-        fprintf(f, ", \"units\": \"GB = 1e9 bytes, GFLOP = 1e9 flops\"}");
-    }
-    fprintf(f, ",\n  \"model\": {\"source\": "); json_str(f, in->model_source);
-    fprintf(f, ", \"seed\": %llu, \"dim\": %d, \"hidden_dim\": %d, \"n_layers\": %d, "
-               "\"n_heads\": %d, \"n_kv_heads\": %d, \"head_dim\": %d, \"vocab_size\": %d, "
-               "\"max_seq\": %d, \"rope_theta\": %g, \"shared_classifier\": %s, \"params\": %zu}",
-            (unsigned long long)in->seed, c->dim, c->hidden_dim, c->n_layers, c->n_heads,
-            c->n_kv_heads, c->head_dim, c->vocab_size, c->max_seq, (double)c->rope_theta,
-            c->shared_classifier ? "true" : "false", kvb_model_param_count(c));
-    fprintf(f, ",\n  \"threads\": {\"requested\": %d, \"online_cores\": %ld, \"oversubscribed\": %s}",
-            in->threads, sysconf(_SC_NPROCESSORS_ONLN), in->oversubscribed ? "true" : "false");
-    fprintf(f, ",\n  \"generation\": {\"prompt_len\": %d, \"tokens\": %d, \"reps\": %d, "
-               "\"warmup_steps\": %d, \"time_budget_s\": %g, \"prompt_ids\": [",
-            g->prompt_len, g->n_tokens, g->reps, g->warmup, g->time_budget_s);
-    for (int i = 0; i < g->prompt_len; i++) fprintf(f, "%s%d", i ? "," : "", g->prompt[i]);
-    fprintf(f, "]}");
-    fprintf(f, ",\n  \"points\": [");
+    kvb_jw w;
+    kvb_jw_init(&w, o.f);
+    kvb_jw_open(&w, '{', "\n  ");
+    kvb_jw_kstr(&w, "run_id", in->run_id);
+    kvb_jw_kstr(&w, KVB_KEY_DATE, date);
+    kvb_jw_kstr(&w, KVB_KEY_COMMAND, in->command_line);
+    kvb_jw_key(&w, "git");
+    kvb_jw_open(&w, '{', " ");
+    kvb_jw_kstr(&w, "commit", KVB_GIT_COMMIT);
+    kvb_jw_key(&w, "dirty");
+    if (KVB_GIT_DIRTY < 0) kvb_jw_null(&w);
+    else kvb_jw_bool(&w, KVB_GIT_DIRTY);
+    kvb_jw_close(&w, "");
+    kvb_jw_kstr(&w, "compiler", KVB_COMPILER);
+    kvb_jw_kstr(&w, "cflags", KVB_BUILD_CFLAGS);
+    kvb_jw_key(&w, "openblas");
+    kvb_jw_open(&w, '{', " ");
+    kvb_jw_kstr(&w, "config", openblas_get_config());
+    kvb_jw_kint(&w, "threads", in->blas_threads);
+    kvb_jw_close(&w, "");
+    json_machine(&w, in->topo);
+    json_pinning(&w, in->pins);
+    if (in->ceil) json_ceilings(&w, in->ceil);
+    json_model(&w, in);
+    kvb_jw_key(&w, "threads");
+    kvb_jw_open(&w, '{', " ");
+    kvb_jw_kint(&w, "requested", in->threads);
+    kvb_jw_kint(&w, "online_cores", sysconf(_SC_NPROCESSORS_ONLN));
+    kvb_jw_kbool(&w, "oversubscribed", in->oversubscribed);
+    kvb_jw_close(&w, "");
+    kvb_jw_key(&w, "generation");
+    kvb_jw_open(&w, '{', " ");
+    kvb_jw_kint(&w, "prompt_len", g->prompt_len);
+    kvb_jw_kint(&w, "tokens", g->n_tokens);
+    kvb_jw_kint(&w, "reps", g->reps);
+    kvb_jw_kint(&w, "warmup_steps", g->warmup);
+    kvb_jw_knum(&w, "time_budget_s", "%g", g->time_budget_s);
+    kvb_jw_key(&w, "prompt_ids");
+    kvb_jw_open(&w, '[', "");
+    for (int i = 0; i < g->prompt_len; i++) kvb_jw_int(&w, g->prompt[i]);
+    kvb_jw_close(&w, "");
+    kvb_jw_close(&w, "");
+    kvb_jw_key(&w, KVB_KEY_POINTS);
+    kvb_jw_open(&w, '[', "\n    ");
     for (int i = 0; i < n_pts; i++) {
-        fprintf(f, "%s\n    ", i ? "," : "");
-        json_point_head(f, &pts[i], in->model);
-        fprintf(f, "}");
+        json_point_head(&w, &pts[i], in->model);
+        kvb_jw_close(&w, "");
     }
-    fprintf(f, "\n  ]\n}\n");
+    kvb_jw_close(&w, "\n  ");
+    kvb_jw_close(&w, "\n");
+    fputc('\n', o.f);
     return out_close(&o, msg, n);
 }
 
 static int write_tokens(const char *dir, const kvb_point *pts, int n_pts, char *msg, size_t n)
 {
-    out_file o;
+    kvb_afile o;
     if (out_open(&o, dir, "tokens.csv", msg, n)) return -1;
     /* phase prefill: one row per repetition, step -1, the prompt's pass and the
      * first generated token it chose (step_ns = time to first token); phase
      * decode: step 0.. each fed one token and chose the next */
-    fprintf(o.f, "backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,"
-                 "reserved_bytes,used_bytes,metadata_bytes,rss_bytes,phase\n");
+    fprintf(o.f, KVB_TOKENS_HEAD "\n");
     for (int i = 0; i < n_pts; i++) {
         const kvb_point *p = &pts[i];
         char mode[32];
@@ -409,7 +440,7 @@ static int write_tokens(const char *dir, const kvb_point *pts, int n_pts, char *
                 fprintf(o.f, "%s,%s,%s,%d,%d,%d,%d,%llu,%llu,%zu,%zu,%zu,%zu,%s\n", p->backend->name,
                         kvb_point_dtype(p), mode, r, s, e->position, e->token, (unsigned long long)e->step_ns,
                         (unsigned long long)e->attn_ns, e->reserved, e->used, e->metadata, e->rss,
-                        s < 0 ? "prefill" : "decode");
+                        s < 0 ? KVB_PHASE_PREFILL : KVB_PHASE_DECODE);
             }
     }
     return out_close(&o, msg, n);
@@ -419,16 +450,15 @@ static int write_tokens(const char *dir, const kvb_point *pts, int n_pts, char *
  * plots draw. Cache bytes are deterministic, so repetition 1's are given. */
 static int write_positions(const char *dir, const kvb_point *pts, int n_pts, char *msg, size_t n)
 {
-    out_file o;
+    kvb_afile o;
     if (out_open(&o, dir, "positions.csv", msg, n)) return -1;
-    fprintf(o.f, "label,position,samples,step_ns_median,step_ns_p10,step_ns_p90,attn_ns_median,"
-                 "reserved_bytes,used_bytes,metadata_bytes\n");
+    fprintf(o.f, KVB_POSITIONS_HEAD "\n");
     for (int i = 0; i < n_pts; i++) {
         const kvb_point *p = &pts[i];
         char label[128];
         kvb_point_label(p, label, sizeof label);
         double *col = malloc((size_t)p->reps * 2 * sizeof *col);
-        if (!col) { fclose(o.f); remove(o.tmp); snprintf(msg, n, "out of memory"); return -1; }
+        if (!col) { kvb_afile_abort(&o); snprintf(msg, n, "out of memory"); return -1; }
         double *att = col + p->reps;
         for (int s = 0; s < p->n_tokens; s++) {
             size_t k = 0;
@@ -448,70 +478,108 @@ static int write_positions(const char *dir, const kvb_point *pts, int n_pts, cha
     return out_close(&o, msg, n);
 }
 
+/* {"median": ..., "p10": ..., "p90": ...} under key */
+static void json_spread(kvb_jw *w, const char *key, double med, double p10, double p90)
+{
+    kvb_jw_key(w, key);
+    kvb_jw_open(w, '{', " ");
+    num(w, "median", med);
+    num(w, "p10", p10);
+    num(w, "p90", p90);
+    kvb_jw_close(w, "");
+}
+
+/* "key": {"model": ..., "b": ..., "b_ci95": [lo, hi] (left open) */
+static void json_fit(kvb_jw *w, const char *key, const char *model, double b, double lo, double hi)
+{
+    kvb_jw_key(w, key);
+    kvb_jw_open(w, '{', " ");
+    kvb_jw_kstr(w, "model", model);
+    num(w, KVB_KEY_B, b);
+    kvb_jw_key(w, KVB_KEY_B_CI95);
+    kvb_jw_open(w, '[', " ");
+    kvb_jw_num(w, "%.6g", lo);
+    kvb_jw_num(w, "%.6g", hi);
+    kvb_jw_close(w, "");
+}
+
+static void json_summary_point(kvb_jw *w, const kvb_run_info *in, const kvb_point *p)
+{
+    kvb_point_summary s;
+    kvb_point_summarize(p, in->model, in->gen->prompt_len, &s);
+    double t = s.last_ns_median / 1e9;
+    double ceil_bw = in->ceil ? in->ceil->dram.gbs : NAN;
+    double ceil_ws = in->ceil ? in->ceil->working_set.gbs : NAN;
+    json_point_head(w, p, in->model);
+    kvb_jw_kstr(w, KVB_KEY_STATUS, kvb_point_status_name(p->status));
+    kvb_jw_kstr(w, "reason", p->reason);
+    kvb_jw_break(w, "\n     ");
+    kvb_jw_kint(w, "reps_requested", p->reps);
+    kvb_jw_kint(w, "reps_completed", p->reps_done);
+    kvb_jw_kint(w, "full_reps", s.full_reps);
+    kvb_jw_kint(w, "steps", s.steps);
+    kvb_jw_kint(w, "first_position", s.first_pos);
+    kvb_jw_kint(w, KVB_KEY_LAST_POSITION, s.last_pos);
+    kvb_jw_break(w, "\n     ");
+    num(w, "prefill_ns_median", s.prefill_ns_median);
+    json_spread(w, "total_decode_ns", s.total_ns_median, s.total_ns_p10, s.total_ns_p90);
+    kvb_jw_break(w, "\n     ");
+    json_spread(w, "ttft_ns", s.prefill_ns_median, s.prefill_ns_p10, s.prefill_ns_p90);
+    json_spread(w, "first_decode_step_ns", s.first_ns_median, s.first_ns_p10, s.first_ns_p90);
+    json_spread(w, "last_token_ns", s.last_ns_median, s.last_ns_p10, s.last_ns_p90);
+    num(w, "last_token_attn_ns_median", s.last_attn_ns_median);
+    kvb_jw_break(w, "\n     ");
+    kvb_jw_key(w, KVB_KEY_CACHE_BYTES);
+    kvb_jw_open(w, '{', " ");
+    kvb_jw_kuint(w, KVB_KEY_RESERVED, s.reserved);
+    kvb_jw_kuint(w, KVB_KEY_USED, s.used);
+    kvb_jw_kuint(w, "metadata", s.metadata);
+    kvb_jw_kuint(w, KVB_KEY_ANALYTIC_USED, s.analytic_used);
+    kvb_jw_close(w, "");
+    kvb_jw_kuint(w, "rss_bytes", s.rss);
+    kvb_jw_break(w, "\n     ");
+    json_fit(w, KVB_KEY_FIT_TOTAL, "T(n) = a * n^b, n = tokens decoded; b from the median curve, b_ci95 "
+             "over repetitions", s.fit_total_b, s.fit_total_b_lo, s.fit_total_b_hi);
+    num(w, KVB_KEY_A_NS, s.fit_total_a);
+    num(w, "r2", s.fit_total_r2);
+    kvb_jw_close(w, "");
+    kvb_jw_break(w, "\n     ");
+    json_fit(w, KVB_KEY_FIT_TAIL, "the same fit over the last quarter of n", s.fit_tail_b, s.fit_tail_b_lo,
+             s.fit_tail_b_hi);
+    kvb_jw_close(w, "");
+    kvb_jw_break(w, "\n     ");
+    json_fit(w, "fit_token_latency", "t(c) = a * c^b, c = context length", s.fit_latency_b,
+             s.fit_latency_b_lo, s.fit_latency_b_hi);
+    kvb_jw_close(w, "");
+    kvb_jw_break(w, "\n     ");
+    kvb_jw_key(w, "last_step");
+    kvb_jw_open(w, '{', " ");
+    num(w, "gflop", s.last_step_gflop);
+    num(w, "gbytes_min", s.last_step_gbytes);
+    num(w, "gflops", t > 0 ? s.last_step_gflop / t : NAN);
+    num(w, "gbs", t > 0 ? s.last_step_gbytes / t : NAN);
+    num(w, "fraction_of_read_ceiling", t > 0 ? s.last_step_gbytes / t / ceil_bw : NAN);
+    num(w, "fraction_of_working_set_read_ceiling", t > 0 ? s.last_step_gbytes / t / ceil_ws : NAN);
+    kvb_jw_close(w, "");
+    kvb_jw_close(w, "");
+}
+
 static int write_summary(const char *dir, const kvb_run_info *in, const kvb_point *pts, int n_pts,
                          char *msg, size_t n)
 {
-    out_file o;
+    kvb_afile o;
     if (out_open(&o, dir, "summary.json", msg, n)) return -1;
-    FILE *f = o.f;
-    double ceil_bw = in->ceil ? in->ceil->dram.gbs : NAN;
-    double ceil_ws = in->ceil ? in->ceil->working_set.gbs : NAN;
-    fprintf(f, "{\n  \"run_id\": "); json_str(f, in->run_id);
-    fprintf(f, ",\n  \"units\": \"times in ns, bytes in bytes, GB = 1e9 bytes\",\n  \"points\": [");
-    for (int i = 0; i < n_pts; i++) {
-        const kvb_point *p = &pts[i];
-        kvb_point_summary s;
-        kvb_point_summarize(p, in->model, in->gen->prompt_len, &s);
-        double t = s.last_ns_median / 1e9;
-        fprintf(f, "%s\n    ", i ? "," : "");
-        json_point_head(f, p, in->model);
-        fprintf(f, ", \"status\": "); json_str(f, kvb_point_status_name(p->status));
-        fprintf(f, ", \"reason\": "); json_str(f, p->reason);
-        fprintf(f, ",\n     \"reps_requested\": %d, \"reps_completed\": %d, \"full_reps\": %d, "
-                   "\"steps\": %d, \"first_position\": %d, \"last_position\": %d",
-                p->reps, p->reps_done, s.full_reps, s.steps, s.first_pos, s.last_pos);
-        fprintf(f, ",\n     \"prefill_ns_median\": "); json_num(f, s.prefill_ns_median);
-        fprintf(f, ", \"total_decode_ns\": {\"median\": "); json_num(f, s.total_ns_median);
-        fprintf(f, ", \"p10\": "); json_num(f, s.total_ns_p10);
-        fprintf(f, ", \"p90\": "); json_num(f, s.total_ns_p90);
-        fprintf(f, "},\n     \"ttft_ns\": {\"median\": "); json_num(f, s.prefill_ns_median);
-        fprintf(f, ", \"p10\": "); json_num(f, s.prefill_ns_p10);
-        fprintf(f, ", \"p90\": "); json_num(f, s.prefill_ns_p90);
-        fprintf(f, "}, \"first_decode_step_ns\": {\"median\": "); json_num(f, s.first_ns_median);
-        fprintf(f, ", \"p10\": "); json_num(f, s.first_ns_p10);
-        fprintf(f, ", \"p90\": "); json_num(f, s.first_ns_p90);
-        fprintf(f, "}, \"last_token_ns\": {\"median\": "); json_num(f, s.last_ns_median);
-        fprintf(f, ", \"p10\": "); json_num(f, s.last_ns_p10);
-        fprintf(f, ", \"p90\": "); json_num(f, s.last_ns_p90);
-        fprintf(f, "}, \"last_token_attn_ns_median\": "); json_num(f, s.last_attn_ns_median);
-        fprintf(f, ",\n     \"cache_bytes\": {\"reserved\": %zu, \"used\": %zu, \"metadata\": %zu, "
-                   "\"analytic_used\": %zu}, \"rss_bytes\": %zu",
-                s.reserved, s.used, s.metadata, s.analytic_used, s.rss);
-        fprintf(f, ",\n     \"fit_total_time\": {\"model\": \"T(n) = a * n^b, n = tokens decoded; "
-                   "b from the median curve, b_ci95 over repetitions\", \"b\": "); json_num(f, s.fit_total_b);
-        fprintf(f, ", \"b_ci95\": ["); json_num(f, s.fit_total_b_lo);
-        fprintf(f, ", "); json_num(f, s.fit_total_b_hi);
-        fprintf(f, "], \"a_ns\": "); json_num(f, s.fit_total_a);
-        fprintf(f, ", \"r2\": "); json_num(f, s.fit_total_r2);
-        fprintf(f, "},\n     \"fit_total_time_tail\": {\"model\": \"the same fit over the last "
-                   "quarter of n\", \"b\": "); json_num(f, s.fit_tail_b);
-        fprintf(f, ", \"b_ci95\": ["); json_num(f, s.fit_tail_b_lo);
-        fprintf(f, ", "); json_num(f, s.fit_tail_b_hi);
-        fprintf(f, "]},\n     \"fit_token_latency\": {\"model\": \"t(c) = a * c^b, c = context "
-                   "length\", \"b\": "); json_num(f, s.fit_latency_b);
-        fprintf(f, ", \"b_ci95\": ["); json_num(f, s.fit_latency_b_lo);
-        fprintf(f, ", "); json_num(f, s.fit_latency_b_hi);
-        fprintf(f, "]},\n     \"last_step\": {\"gflop\": "); json_num(f, s.last_step_gflop);
-        fprintf(f, ", \"gbytes_min\": "); json_num(f, s.last_step_gbytes);
-        fprintf(f, ", \"gflops\": "); json_num(f, t > 0 ? s.last_step_gflop / t : NAN);
-        fprintf(f, ", \"gbs\": "); json_num(f, t > 0 ? s.last_step_gbytes / t : NAN);
-        fprintf(f, ", \"fraction_of_read_ceiling\": ");
-        json_num(f, t > 0 ? s.last_step_gbytes / t / ceil_bw : NAN);
-        fprintf(f, ", \"fraction_of_working_set_read_ceiling\": ");
-        json_num(f, t > 0 ? s.last_step_gbytes / t / ceil_ws : NAN);
-        fprintf(f, "}}");
-    }
-    fprintf(f, "\n  ]\n}\n");
+    kvb_jw w;
+    kvb_jw_init(&w, o.f);
+    kvb_jw_open(&w, '{', "\n  ");
+    kvb_jw_kstr(&w, "run_id", in->run_id);
+    kvb_jw_kstr(&w, "units", "times in ns, bytes in bytes, GB = 1e9 bytes");
+    kvb_jw_key(&w, KVB_KEY_POINTS);
+    kvb_jw_open(&w, '[', "\n    ");
+    for (int i = 0; i < n_pts; i++) json_summary_point(&w, in, &pts[i]);
+    kvb_jw_close(&w, "\n  ");
+    kvb_jw_close(&w, "\n");
+    fputc('\n', o.f);
     return out_close(&o, msg, n);
 }
 
@@ -527,11 +595,9 @@ int kvb_results_write(const char *dir, const kvb_run_info *info, const kvb_point
 
 void kvb_results_remove(const char *dir)
 {
-    char p[4200];
+    char p[KVB_PATH_MAX + 64];
     for (size_t i = 0; i < sizeof result_files / sizeof result_files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, result_files[i]);
-        remove(p);
-        snprintf(p, sizeof p, "%s/.%s.tmp", dir, result_files[i]);
         remove(p);
     }
     rmdir(dir);
