@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "sweep.h"
 #include "sweep_int.h"
+#include "../base/afile.h"
 #include "../model/model.h"
 
 #include <errno.h>
@@ -192,22 +193,11 @@ kvb_status kvb_sweep_load(kvb_sweep *s, const char *file, char *msg, size_t msg_
 
 kvb_status kvb_sweep_save(const kvb_sweep *s, const char *file, char *msg, size_t msg_len)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", file);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(msg, msg_len, "cannot write '%s': %s", tmp, strerror(errno));
-        return KVB_STATUS_IO;
-    }
-    fprintf(f, "# sweep %s, as run (kvbench sweep --resume reads this)\n", s->name);
-    for (int i = 0; i < s->n; i++) fprintf(f, "%s = %s\n", s->key[i], s->val[i]);
-    int bad = ferror(f) | (fclose(f) != 0);
-    if (bad || rename(tmp, file) != 0) {
-        remove(tmp);
-        snprintf(msg, msg_len, "writing '%s' failed", file);
-        return KVB_STATUS_IO;
-    }
-    return KVB_STATUS_OK;
+    kvb_afile a;
+    if (kvb_afile_open(&a, file, msg, msg_len)) return KVB_STATUS_IO;
+    fprintf(a.f, "# sweep %s, as run (kvbench sweep --resume reads this)\n", s->name);
+    for (int i = 0; i < s->n; i++) fprintf(a.f, "%s = %s\n", s->key[i], s->val[i]);
+    return kvb_afile_commit(&a, msg, msg_len) ? KVB_STATUS_IO : KVB_STATUS_OK;
 }
 
 const char *kvb_sweep_get(const kvb_sweep *s, const char *key)

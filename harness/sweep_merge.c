@@ -5,6 +5,8 @@
 #include "sweep_int.h"
 #include "../analysis/report.h"
 #include "../base/afile.h"
+#include "../base/columns.h"
+#include "../base/csv.h"
 #include "../base/textio.h"
 
 #include <errno.h>
@@ -56,6 +58,26 @@ static int host_of(const char *dir, char *host, size_t n)
     return found ? 0 : -1;
 }
 
+/* 1 when the sweep.csv at path lists a point pending or failed */
+static int unfinished_points(const char *path)
+{
+    kvb_csv c;
+    char msg[512];
+    if (kvb_csv_open(&c, path, msg, sizeof msg)) return 0;
+    int found = 0, col = -1;
+    while (!found && kvb_csv_next(&c) > 0) {
+        if (c.no == 1) {
+            kvb_csv_header(&c);
+            col = kvb_csv_column(&c, KVB_COL_STATUS);
+            continue;
+        }
+        const char *st = kvb_csv_get(&c, col);
+        found = st && (strcmp(st, "pending") == 0 || strcmp(st, "failed") == 0);
+    }
+    kvb_csv_close(&c);
+    return found;
+}
+
 /* "" when a and b define the same sweep, time budgets aside (a slower machine
  * may need longer); else the first key that differs */
 static void definition_diff(const kvb_sweep *a, const kvb_sweep *b, char *what, size_t n)
@@ -90,7 +112,7 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
         snprintf(msg, msg_len, "'%s' exists: merge writes a new directory", out);
         return KVB_STATUS_INVALID_ARG;
     }
-    snprintf(tmp, sizeof tmp, "%s.partial", out);
+    kvb_partial_name(out, tmp, sizeof tmp);
     if (kvb_sweep_lexists(tmp)) {
         snprintf(msg, msg_len, "'%s' exists (an unfinished sweep or merge of that name): merge never removes it; "
                  "choose another OUT", tmp);
@@ -113,10 +135,7 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
             goto fail;
         }
         size_t len = strlen(dirs[i]);
-        char *idx = kvb_slurp(path);
-        int unfinished = (len >= 8 && strcmp(dirs[i] + len - 8, ".partial") == 0) ||
-                         (idx && (strstr(idx, ",pending,") || strstr(idx, ",failed,")));
-        free(idx);
+        int unfinished = (len >= 8 && strcmp(dirs[i] + len - 8, ".partial") == 0) || unfinished_points(path);
         if (unfinished) {
             snprintf(msg, msg_len, "'%s' is an unfinished sweep: finish it with kvbench sweep --resume first", dirs[i]);
             goto fail;
@@ -165,8 +184,7 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
     }
     /* the report before the rename: a finished-looking directory always has one */
     if ((st = kvb_report(tmp, msg, msg_len)) != KVB_STATUS_OK) goto fail_rm;
-    if (rename(tmp, out) != 0) {
-        snprintf(msg, msg_len, "cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
+    if (kvb_partial_publish(tmp, out, msg, msg_len)) {
         st = KVB_STATUS_IO;
         goto fail_rm;
     }

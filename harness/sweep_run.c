@@ -5,6 +5,8 @@
 #include "sweep.h"
 #include "sweep_int.h"
 #include "../base/afile.h"
+#include "../base/columns.h"
+#include "../base/json.h"
 #include "../base/textio.h"
 
 #include <errno.h>
@@ -17,24 +19,26 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The status of a finished decode point: cut_short when kvbench run says so. */
+/* The status of a finished decode point: the worst of its points' in its
+ * summary.json: skipped (nothing ran), cut short, ok. */
 static const char *run_status(const char *point_dir)
 {
-    char path[2400], buf[4096];
+    char path[2400], msg[512];
     snprintf(path, sizeof path, "%s/summary.json", point_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return "ok";
-    /* the worst of its points: skipped (nothing ran), cut short, ok */
-    const char *st = "ok";
+    int missing;
+    cJSON *sum = kvb_json_load(path, &missing, msg, sizeof msg);
+    const char *st = KVB_STATUS_NAME_OK;
     int any_ok = 0, skipped = 0;
-    while (fgets(buf, sizeof buf, f)) {
-        if (strstr(buf, "\"status\": \"cut_short\"")) st = "cut_short";
-        skipped |= strstr(buf, "\"status\": \"skipped\"") != NULL;
-        any_ok |= strstr(buf, "\"status\": \"ok\"") != NULL || strstr(buf, "\"status\": \"cut_short\"") != NULL;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, kvb_json_at(sum, KVB_KEY_POINTS)) {
+        const char *v = kvb_json_str_at(p, KVB_KEY_STATUS);
+        if (!v) continue;
+        if (strcmp(v, KVB_STATUS_NAME_CUT_SHORT) == 0) st = KVB_STATUS_NAME_CUT_SHORT;
+        skipped |= strcmp(v, KVB_STATUS_NAME_SKIPPED) == 0;
+        any_ok |= strcmp(v, KVB_STATUS_NAME_OK) == 0 || strcmp(v, KVB_STATUS_NAME_CUT_SHORT) == 0;
     }
-    if (skipped && !any_ok) st = "skipped";
-    fclose(f);
-    return st;
+    cJSON_Delete(sum);
+    return skipped && !any_ok ? KVB_STATUS_NAME_SKIPPED : st;
 }
 
 /* A point's status lives in points/<id>.status, so points run as separate
@@ -66,29 +70,16 @@ static void status_record(const point_state *ps, char *rec)
 }
 
 /* The point's status file, pending, made whole before it runs. */
-/* Gives a written temporary file its name, or, after an error (err: an errno),
- * removes it and says which file could not be written and why. */
-static int publish(const char *tmp, const char *path, int err, char *msg, size_t msg_len)
-{
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (!err) return 0;
-    remove(tmp);
-    snprintf(msg, msg_len, "cannot write '%s': %s", path, strerror(err));
-    return -1;
-}
-
 static int prepare_status(const char *dir, const kvb_sweep_point *p, char *msg, size_t msg_len)
 {
-    char path[2400], tmp[2500], rec[STATUS_BYTES];
+    char path[2400], rec[STATUS_BYTES];
     point_state ps = {.status = "pending"};
     status_record(&ps, rec);
     status_path(dir, p, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ssize_t w = fd >= 0 ? write(fd, rec, sizeof rec) : -1;
-    int err = fd < 0 || w < 0 ? errno : w != (ssize_t)sizeof rec ? ENOSPC : 0;
-    if (fd >= 0 && close(fd) != 0 && !err) err = errno;
-    return publish(tmp, path, err, msg, msg_len);
+    kvb_afile a;
+    if (kvb_afile_open(&a, path, msg, msg_len)) return -1;
+    fwrite(rec, 1, sizeof rec, a.f);
+    return kvb_afile_commit(&a, msg, msg_len) ? -1 : 0;
 }
 
 static int save_status(const char *dir, const kvb_sweep_point *p, const point_state *ps, char *msg, size_t msg_len)
@@ -132,28 +123,23 @@ static void load_status(const char *dir, const kvb_sweep_point *p, point_state *
 
 static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char *msg, size_t msg_len)
 {
-    char path[2400], tmp[2500];
+    char path[2400];
     snprintf(path, sizeof path, "%s/sweep.csv", dir);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(msg, msg_len, "cannot write '%s': %s", tmp, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "point,kind,status,seconds,budget_s,command,host,cpu\n");
+    kvb_afile a;
+    if (kvb_afile_open(&a, path, msg, msg_len)) return -1;
+    FILE *f = a.f;
+    fprintf(f, KVB_SWEEP_HEAD "\n");
     for (int i = 0; i < n; i++) {
         point_state ps;
         load_status(dir, &pts[i], &ps);
         fprintf(f, "%s,%s,%s,%.1f,%g,\"kvbench", pts[i].id, pts[i].kind, ps.status, ps.seconds, pts[i].budget_s);
-        for (int a = 0; a < pts[i].argc; a++) {
+        for (int k = 0; k < pts[i].argc; k++) {
             fputc(' ', f);
-            for (const char *c = pts[i].argv[a]; *c; c++) fputc(*c == '"' || *c == '\n' ? '?' : *c, f);
+            for (const char *c = pts[i].argv[k]; *c; c++) fputc(*c == '"' || *c == '\n' ? '?' : *c, f);
         }
         fprintf(f, "\",\"%s\",\"%s\"\n", ps.host, ps.cpu);
     }
-    int err = ferror(f) ? (errno ? errno : EIO) : 0;
-    if (fclose(f) != 0 && !err) err = errno;
-    return publish(tmp, path, err, msg, msg_len);
+    return kvb_afile_commit(&a, msg, msg_len) ? -1 : 0;
 }
 
 static int is_done(const char *status)
@@ -170,7 +156,7 @@ static void fmt_time(double s, char *buf, size_t n)
 
 int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, size_t msg_len)
 {
-    char path[2400], host[256] = "unknown", date[64], tmp[2500];
+    char path[2400], host[256] = "unknown", date[64];
     snprintf(path, sizeof path, "%s/machine.txt", dir);
     if (kvb_sweep_exists(path)) return 0;
     char *argv[] = {"info", NULL};
@@ -181,24 +167,16 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
     gethostname(host, sizeof host - 1);
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&t));
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
-    int err = out ? 0 : errno;
-    if (out) {
-        fprintf(out, "host: %s\ndate: %s\n", host, date);
-        if (cr.code != 0) fprintf(out, "note: kvbench info failed (exit %d): no ceilings\n", cr.code);
-        if (cr.out) fputs(cr.out, out);
-        err = ferror(out) ? (errno ? errno : EIO) : 0;
-        if (fclose(out) != 0 && !err) err = errno;
-        if (!err && rename(tmp, path) != 0) err = errno;
-        if (err) remove(tmp);
+    kvb_afile a;
+    int err = kvb_afile_open(&a, path, msg, msg_len);
+    if (!err) {
+        fprintf(a.f, "host: %s\ndate: %s\n", host, date);
+        if (cr.code != 0) fprintf(a.f, "note: kvbench info failed (exit %d): no ceilings\n", cr.code);
+        if (cr.out) fputs(cr.out, a.f);
+        err = kvb_afile_commit(&a, msg, msg_len);
     }
     free(cr.out);
-    if (err) {
-        snprintf(msg, msg_len, "cannot write '%s': %s", path, strerror(err));
-        return -1;
-    }
-    return 0;
+    return err ? -1 : 0;
 }
 
 kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg, size_t msg_len)
@@ -239,15 +217,13 @@ static void own_machine(point_state *ps)
  * one (the node that ran it, under --emit-jobs too), else this process's. */
 static void point_machine(const char *fin, const point_state *own, point_state *ps)
 {
-    char path[2400];
+    char path[2400], msg[512];
     snprintf(path, sizeof path, "%s/meta.json", fin);
-    char *meta = kvb_slurp(path);
-    ps->host[0] = ps->cpu[0] = 0;
-    if (meta) {
-        kvb_json_str(meta, NULL, "host", ps->host, sizeof ps->host);
-        kvb_json_str(meta, NULL, "cpu_model", ps->cpu, sizeof ps->cpu);
-        free(meta);
-    }
+    int missing;
+    cJSON *meta = kvb_json_load(path, &missing, msg, sizeof msg);
+    kvb_json_copy_at(meta, KVB_PATH_HOST, ps->host, sizeof ps->host);
+    kvb_json_copy_at(meta, KVB_PATH_CPU_MODEL, ps->cpu, sizeof ps->cpu);
+    cJSON_Delete(meta);
     if (!ps->host[0]) snprintf(ps->host, sizeof ps->host, "%s", own->host);
     if (!ps->cpu[0]) snprintf(ps->cpu, sizeof ps->cpu, "%s", own->cpu);
     kvb_sweep_clean_field(ps->host);
@@ -257,7 +233,7 @@ static void point_machine(const char *fin, const point_state *own, point_state *
 kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet, const char *only,
                          kvb_sweep_tally *t, char *msg, size_t msg_len)
 {
-    char path[2400], log[2500], fin[2400], why[512];
+    char path[2400], log[2500], fin[2400], why[512], scratch[512];   /* scratch: a message not shown */
     memset(t, 0, sizeof *t);
     kvb_sweep_point *pts;
     int n = kvb_sweep_expand(s, dir, &pts, msg, msg_len);
@@ -311,7 +287,7 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         if (kvb_sweep_exists(fin) && is_done(ps[i].status)) { close(lk); continue; }
         /* leftovers of an interrupted attempt */
         kvb_rmtree(fin);
-        snprintf(path, sizeof path, "%s.partial", fin);
+        kvb_partial_name(fin, path, sizeof path);
         kvb_rmtree(path);
         if (prepare_status(dir, p, msg, msg_len) != 0) { st = KVB_STATUS_IO; close(lk); break; }
         int own_dir = strcmp(p->kind, "run") != 0 && strcmp(p->kind, "quality") != 0;
@@ -356,7 +332,7 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         kvb_sweep_last_line(cr.tail, last, sizeof last);
         if (cr.code == 0 || cr.code == 3) {
             /* 3: the child measured nothing (every case unsupported): skipped, kept as it wrote it */
-            if (own_dir) rename(path, fin);
+            if (own_dir) kvb_partial_publish(path, fin, scratch, sizeof scratch);
             if (!kvb_sweep_exists(fin)) mkdir(fin, 0755);
             snprintf(ps[i].status, sizeof ps[i].status, "%s",
                      cr.code == 3 ? "skipped" : own_dir ? "ok" : run_status(fin));
@@ -367,7 +343,7 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
             if (!cr.log_errno) rename(log, moved);
         } else if (cr.timed_out) {
             /* stopped at its limit: whatever it wrote stays, marked */
-            if (kvb_sweep_exists(path)) rename(path, fin);
+            if (kvb_sweep_exists(path)) kvb_partial_publish(path, fin, scratch, sizeof scratch);
             else mkdir(fin, 0755);
             snprintf(ps[i].status, sizeof ps[i].status, "timed_out");
             fprintf(stderr, "kvbench: %s stopped at %.0f s (budget %g s): marked timed_out\n", p->id,
@@ -375,7 +351,7 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         } else {
             /* what a failed point wrote (a run on a full disk keeps its measurements in
              * its .partial directory) stays, under the point's name, marked failed */
-            if (kvb_sweep_exists(path)) rename(path, fin);
+            if (kvb_sweep_exists(path)) kvb_partial_publish(path, fin, scratch, sizeof scratch);
             snprintf(ps[i].status, sizeof ps[i].status, "failed");
             fprintf(stderr, "kvbench: %s failed (exit %d): %s\n  its output: %s\n", p->id, cr.code,
                     last[0] ? last : "(no output)", log);
