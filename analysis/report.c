@@ -25,13 +25,13 @@ static void html_escape(FILE *f, const char *s)
 static void report_free(report *r)
 {
     for (int i = 0; i < P_COUNT; i++) {
-        if (r->p[i].dat) fclose(r->p[i].dat);   /* still open only on an error path */
+        kvb_rp_discard(&r->p[i].out, r->p[i].dat);   /* still open only on an error path */
         free(r->p[i].label);
         free(r->p[i].extra);
         free(r->p[i].extra_note);
         free(r->p[i].cell);
     }
-    if (r->serve) fclose(r->serve);
+    kvb_rp_discard(&r->serve_file, r->serve);
     free(r->rec);
     free(r->points);
     free(r->hc);
@@ -273,19 +273,17 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
 
     /* report.md and report.html */
     kvb_status ret = KVB_STATUS_OK;
-    char mdt[2400], htt[2400];
-    snprintf(mdt, sizeof mdt, "%s/report.md.tmp", dir);
-    snprintf(htt, sizeof htt, "%s/report.html.tmp", dir);
+    kvb_afile mda, hta;
+    char why_open[600] = "";
     FILE *md_f = NULL, *h = NULL;
-    char bad_path[2400] = "";
-    int e_open = 0;
-    if (!oom && !(md_f = fopen(mdt, "w"))) { e_open = errno; snprintf(bad_path, sizeof bad_path, "%s", mdt); }
-    if (md_f && !(h = fopen(htt, "w"))) {
-        e_open = errno;
-        snprintf(bad_path, sizeof bad_path, "%s", htt);
-        fclose(md_f);
-        remove(mdt);
-        md_f = NULL;
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    if (!oom && kvb_afile_open(&mda, path, why_open, sizeof why_open) == 0) {
+        snprintf(path, sizeof path, "%s/report.html", dir);
+        if (kvb_afile_open(&hta, path, why_open, sizeof why_open) == 0) {
+            md_f = mda.f;
+            h = hta.f;
+        } else
+            kvb_afile_abort(&mda);
     }
     if (oom) {
         snprintf(msg, msg_len, "out of memory");
@@ -295,7 +293,7 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
         for (int s = 0; s < n_sets && !first; s++)
             if (rs[s]->err[0]) first = rs[s]->err;
         if (first) snprintf(msg, msg_len, "report of '%s': %s", dir, first);
-        else snprintf(msg, msg_len, "cannot create '%s': %s", bad_path, strerror(e_open));
+        else snprintf(msg, msg_len, "%s", why_open);
         ret = KVB_STATUS_IO;
     } else {
         const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
@@ -359,9 +357,10 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
             write_sections(rs[s], &d, md_f, h, n_sets > 1 ? "###" : "##");
         }
         fprintf(h, "</body></html>\n");
-        report dummy = {0};
-        int bad = kvb_rp_finish_file(&dummy, mdt, md_f) | kvb_rp_finish_file(&dummy, htt, h);
-        const char *why = dummy.err;
+        char why_md[600] = "", why_h[600] = "";
+        int bad = (kvb_afile_commit(&mda, why_md, sizeof why_md) != 0) |
+                  (kvb_afile_commit(&hta, why_h, sizeof why_h) != 0);
+        const char *why = why_md[0] ? why_md : why_h;
         for (int s = 0; s < n_sets && !why[0]; s++)
             if (rs[s]->failed) why = rs[s]->err[0] ? rs[s]->err : "out of memory";
         for (int s = 0; s < n_sets; s++) bad |= rs[s]->failed;

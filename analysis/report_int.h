@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "report.h"
+#include "../base/afile.h"
 
 enum { CELL = 200, MAX_COLS = 8 };
 
@@ -22,7 +23,8 @@ extern const kvb_plot_desc kvb_plot_info[P_COUNT];
 
 /* Every list grows as needed: a merge of many machines must not drop series. */
 typedef struct plot {
-    FILE  *dat;
+    FILE  *dat;                       /* out's file, or /dev/null when it would not open */
+    kvb_afile out;
     int    drawn;                     /* its data and vars were written */
     int    img;                       /* gnuplot drew its png and svg */
     int    blocks;
@@ -60,6 +62,7 @@ typedef struct report {
     struct bw_series { char name[160]; int threads, block; char *points; size_t len, cap; } *bw;
     int         n_bw, cap_bw;         /* attend bandwidth series, drawn one thread first */
     FILE       *serve;                /* serve.dat: every machine's serving series */
+    kvb_afile   serve_file;
     int         n_serve, n_ref;
     char        last_serve[160];
     char        machine[4096], config[4096];
@@ -88,13 +91,20 @@ void  kvb_rp_fail(report *r, const char *fmt, ...);
     kvb_rp_appendf((r), &(r)->p[id].extra, &(r)->p[id].extra_len, &(r)->p[id].extra_cap, __VA_ARGS__)
 /* A row of n cells of the plot's table. */
 void  kvb_rp_row(report *r, plot *p, int n, ...);
-/* The plot's data file, opened on first use. */
+/* The plot's data file, opened on first use (kvb_rp_create). */
 FILE *kvb_rp_dat(report *r, plot_id id);
+/* A file written whole or not at all: its FILE, or, when it cannot be made,
+ * /dev/null with the cause recorded (the report fails at its end), so that
+ * writers need no check. */
+FILE *kvb_rp_create(report *r, kvb_afile *a, const char *path);
+/* Publishes what kvb_rp_create made: 0, or -1 with the cause recorded. */
+int   kvb_rp_commit(report *r, kvb_afile *a, FILE *f);
+/* Drops it (an error path). */
+void  kvb_rp_discard(kvb_afile *a, FILE *f);
 /* A new gnuplot data block named for the legend. */
 void  kvb_rp_block(report *r, plot_id id, const char *label);
 /* v with format f, or "-" when it is NaN. */
 void  kvb_rp_fmt(char *b, size_t n, const char *f, double v);
-int   kvb_rp_finish_file(report *r, const char *tmp, FILE *f);
 void  kvb_rp_note(drawer *d, const char *fmt, ...);
 void  kvb_rp_draw(report *r, drawer *d);
 int   kvb_rp_write_plot_data(report *r);

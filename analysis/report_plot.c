@@ -110,19 +110,39 @@ void kvb_rp_row(report *r, plot *p, int n, ...)
     p->rows++;
 }
 
-/* The plot's data file, opened on first use; a file that will not open makes
- * the whole report fail (writes then go to /dev/null so callers need no check). */
+FILE *kvb_rp_create(report *r, kvb_afile *a, const char *path)
+{
+    char msg[600];
+    if (kvb_afile_open(a, path, msg, sizeof msg) == 0) return a->f;
+    kvb_rp_fail(r, "%s", msg);
+    return fopen("/dev/null", "w");
+}
+
+int kvb_rp_commit(report *r, kvb_afile *a, FILE *f)
+{
+    char msg[600];
+    if (!a->f) {                         /* /dev/null: its failure is recorded */
+        if (f) fclose(f);
+        return -1;
+    }
+    if (kvb_afile_commit(a, msg, sizeof msg) == 0) return 0;
+    kvb_rp_fail(r, "%s", msg);
+    return -1;
+}
+
+void kvb_rp_discard(kvb_afile *a, FILE *f)
+{
+    if (a->f) kvb_afile_abort(a);
+    else if (f) fclose(f);
+}
+
 FILE *kvb_rp_dat(report *r, plot_id id)
 {
     plot *p = &r->p[id];
     if (p->dat) return p->dat;
     char path[2400];
-    snprintf(path, sizeof path, "%s/%s%s.dat.tmp", r->plots_dir, kvb_plot_info[id].name, r->tag);
-    if (!(p->dat = fopen(path, "w"))) {
-        kvb_rp_fail(r, "cannot create '%s': %s", path, strerror(errno));
-        p->dat = fopen("/dev/null", "w");
-    }
-    return p->dat;
+    snprintf(path, sizeof path, "%s/%s%s.dat", r->plots_dir, kvb_plot_info[id].name, r->tag);
+    return p->dat = kvb_rp_create(r, &p->out, path);
 }
 
 /* A new gnuplot data block (index i) named for the legend. */
@@ -140,26 +160,6 @@ void kvb_rp_fmt(char *b, size_t n, const char *f, double v)
 {
     if (isnan(v)) snprintf(b, n, "-");
     else snprintf(b, n, f, v);
-}
-
-/* tmp ends in ".tmp": closes it and renames it onto the name without. */
-int kvb_rp_finish_file(report *r, const char *tmp, FILE *f)
-{
-    char final[2400];
-    int bad = ferror(f), e = errno;
-    if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
-    snprintf(final, sizeof final, "%.*s", (int)(strlen(tmp) - 4), tmp);
-    if (bad) {
-        kvb_rp_fail(r, "cannot write '%s': %s", tmp, strerror(e));
-        remove(tmp);
-        return -1;
-    }
-    if (rename(tmp, final) != 0) {
-        kvb_rp_fail(r, "cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
-        remove(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 /* The i-th series' colour (i from 0): ten well-separated ones (Tableau 10),
@@ -221,9 +221,21 @@ static int run_gnuplot(report *r, drawer *d, plot_id id, const char *term)
     snprintf(out, sizeof out, "%s/%s%s.%s", r->plots_dir, name, r->tag, term);
     gp_quote(qdir, sizeof qdir, d->dir);
     gp_quote(tag, sizeof tag, r->tag);
-    snprintf(assign, sizeof assign, "dir=%s; term='%s'; tag=%s; out_suffix='.tmp'", qdir, term, tag);
+    /* gnuplot writes the image into a temporary file made for it beside its name */
+    kvb_afile img;
+    char why[600];
+    if (kvb_afile_open(&img, out, why, sizeof why)) {
+        kvb_rp_fail(r, "%s", why);
+        return -1;
+    }
+    snprintf(assign, sizeof assign, "dir=%s; term='%s'; tag=%s; out_suffix='%s'", qdir, term, tag,
+             img.tmp + strlen(out));
     posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0) { kvb_rp_fail(r, "cannot start gnuplot: out of memory"); return -1; }
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        kvb_rp_fail(r, "cannot start gnuplot: out of memory");
+        kvb_afile_abort(&img);
+        return -1;
+    }
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -242,32 +254,39 @@ static int run_gnuplot(report *r, drawer *d, plot_id id, const char *term)
     int e = posix_spawnp(&pid, "gnuplot", &fa, have_at ? &at : NULL, argv, environ), st = 0;
     posix_spawn_file_actions_destroy(&fa);
     if (have_at) posix_spawnattr_destroy(&at);
-    if (e == ENOENT) { remove(errpath); return 1; }
+    if (e == ENOENT) { remove(errpath); kvb_afile_abort(&img); return 1; }
     if (e != 0) {
         kvb_rp_fail(r, "cannot run gnuplot on '%s': %s", script, strerror(e));
         remove(errpath);
+        kvb_afile_abort(&img);
         return -1;
     }
     while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) { kvb_rp_fail(r, "waiting for gnuplot: %s", strerror(errno)); return -1; }
+        if (errno != EINTR) {
+            kvb_rp_fail(r, "waiting for gnuplot: %s", strerror(errno));
+            kvb_afile_abort(&img);
+            return -1;
+        }
     char *msg = kvb_slurp(errpath);
     remove(errpath);
-    char tmp[2700];
-    snprintf(tmp, sizeof tmp, "%s.tmp", out);
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && (!msg || !msg[0])) { free(msg); remove(tmp); return 1; }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127 && (!msg || !msg[0])) {
+        free(msg);
+        kvb_afile_abort(&img);
+        return 1;
+    }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         size_t l = msg ? strlen(msg) : 0;
         while (l && (msg[l - 1] == '\n' || msg[l - 1] == ' ')) msg[--l] = 0;
         kvb_rp_fail(r, "gnuplot failed on '%s' (%s): %s", script, term, l ? msg : "no message");
         free(msg);
-        remove(tmp);
+        kvb_afile_abort(&img);
         return -1;
     }
     if (msg && msg[0]) kvb_rp_note(d, "gnuplot warned on %s (%s): %s", script, term, msg);
     free(msg);
-    if (rename(tmp, out) != 0) {
-        kvb_rp_fail(r, "cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
-        remove(tmp);
+    /* gnuplot wrote through its own descriptor: nothing of ours is buffered */
+    if (kvb_afile_commit(&img, why, sizeof why)) {
+        kvb_rp_fail(r, "%s", why);
         return -1;
     }
     return 0;
@@ -308,7 +327,7 @@ void kvb_rp_draw(report *r, drawer *d)
 /* plots/<name><tag>.dat and .vars for every plot with data; 0 or -1 */
 int kvb_rp_write_plot_data(report *r)
 {
-    char tmp[2600];
+    char path[2600];
     /* title line pieces for every plot */
     char cpu[256] = "", date[64] = "";
     for (const char *l = r->machine; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
@@ -319,13 +338,12 @@ int kvb_rp_write_plot_data(report *r)
     for (int i = 0; i < P_COUNT; i++) {
         plot *p = &r->p[i];
         if (!p->dat) continue;
-        snprintf(tmp, sizeof tmp, "%s/%s%s.dat.tmp", r->plots_dir, kvb_plot_info[i].name, r->tag);
-        status |= kvb_rp_finish_file(r, tmp, p->dat);
+        status |= kvb_rp_commit(r, &p->out, p->dat);
         p->dat = NULL;
         p->drawn = 1;
-        snprintf(tmp, sizeof tmp, "%s/%s%s.vars.tmp", r->plots_dir, kvb_plot_info[i].name, r->tag);
-        FILE *v = fopen(tmp, "w");
-        if (!v) { kvb_rp_fail(r, "cannot create '%s': %s", tmp, strerror(errno)); status = -1; continue; }
+        snprintf(path, sizeof path, "%s/%s%s.vars", r->plots_dir, kvb_plot_info[i].name, r->tag);
+        kvb_afile vars;
+        FILE *v = kvb_rp_create(r, &vars, path);
         fprintf(v, "# written by kvbench report: what %s.gp draws\n", kvb_plot_info[i].name);
         fprintf(v, "machine = \"%s%s%s\"\n", r->multi ? "several machines" : cpu, date[0] && !r->multi ? ", " : "",
                 r->multi ? "" : date);
@@ -361,7 +379,7 @@ int kvb_rp_write_plot_data(report *r)
             fprintf(v, "n_serve = %d\narray serve_label[%d]\n", r->n_serve, ns);
         }
         if (p->extra) fputs(p->extra, v);
-        status |= kvb_rp_finish_file(r, tmp, v);
+        status |= kvb_rp_commit(r, &vars, v);
     }
     return status;
 }

@@ -4,9 +4,13 @@
  * found by name in the header, never by position or count. */
 #define _XOPEN_SOURCE 700
 #include "report_int.h"
+#include "../base/columns.h"
+#include "../base/csv.h"
+#include "../base/json.h"
 #include "../base/textio.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,32 +19,70 @@
 
 /* ---- decode runs: latency, memory, scaling ------------------------------- */
 
+/* summary.json's entry for each point label, NULL when there is none. A
+ * missing or unreadable file: -1; one that is not JSON draws with no fits. */
+static int load_summary(const char *dir, cJSON **sum)
+{
+    char path[2400], msg[600];
+    int err;
+    snprintf(path, sizeof path, "%s/summary.json", dir);
+    *sum = kvb_json_load(path, &err, msg, sizeof msg);
+    return *sum || err == EBADMSG ? 0 : -1;
+}
+
+/* The scaling table's row and legend for the series just read. */
+static void scaling_row(report *r, const cJSON *pt, const char *name, double b, int nocache, int over,
+                        int last_pos, int first_pos)
+{
+    char st[32], ci[CELL], c4[CELL], c5[CELL];
+    kvb_json_copy_at(pt, KVB_KEY_STATUS, st, sizeof st);
+    double lo = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_B_CI95 ".0");
+    double hi = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_B_CI95 ".1");
+    if (isnan(lo)) snprintf(ci, sizeof ci, "%.3f", b);
+    else snprintf(ci, sizeof ci, "%.3f [%.3f, %.3f]", b, lo, hi);
+    kvb_rp_fmt(c4, sizeof c4, "%.3f", kvb_json_num_at(pt, KVB_KEY_FIT_TAIL "." KVB_KEY_B));
+    if (nocache) snprintf(c5, sizeof c5, "(no cache)");
+    else if (over >= 0) snprintf(c5, sizeof c5, "position %d", over);
+    else snprintf(c5, sizeof c5, "not by position %d", last_pos);
+    kvb_rp_row(r, &r->p[P_SCALING], 5, name, st[0] ? st : "ok", ci, c4, c5);
+    /* the legend carries the exponent */
+    plot *ps = &r->p[P_SCALING];
+    snprintf(ps->label[ps->n_label - 1], sizeof ps->label[0], "%s: b = %s", name, ci);
+    if (over >= 0)             /* the plot's x is tokens decoded, n = position - first + 1 */
+        EXTRA(r, P_SCALING, "over[%d] = %d\n", ps->n_label, over - first_pos + 1);
+}
+
 static void read_run(report *r, const char *dir, const char *host, int threads)
 {
-    char path[2400], line[1024];
-    snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *sum = kvb_slurp(path);
+    char path[2400], msg[600];
+    cJSON *sum;
+    kvb_csv c;
     snprintf(path, sizeof path, "%s/positions.csv", dir);
-    FILE *f = fopen(path, "r");
-    if (!sum || !f) { free(sum); if (f) fclose(f); return; }
+    if (load_summary(dir, &sum)) return;
+    if (kvb_csv_open(&c, path, msg, sizeof msg)) { cJSON_Delete(sum); return; }
+    const cJSON *points = kvb_json_at(sum, KVB_KEY_POINTS), *pt = NULL;
     char cur[128] = "";
     double cum = 0, a = NAN, b = NAN, bpt = NAN, first = NAN, last = NAN, lp10 = NAN, lp90 = NAN;
     double reserved = 0, used = 0, analytic = 0;
-    int n = 0, over = -1, streak = 0, nocache = 0, last_pos = 0, first_pos = 0;
-    const char *seg = NULL, *seg_end = NULL;
+    int n = 0, over = -1, streak = 0, nocache = 0, last_pos = 0, first_pos = 0, need = -1;
+    enum { C_LABEL, C_POS, C_MED, C_P10, C_P90, C_ATT, C_RES, C_USED };
+    int col[8];
     char name[160];
     for (int more = 1; more;) {
-        char *fl[16];
-        int nf = 0;
-        more = fgets(line, sizeof line, f) != NULL;
-        if (more) {
-            if (strncmp(line, "label,", 6) == 0) continue;
-            nf = kvb_csv_fields(line, fl, 16);
-            if (nf < 10) continue;
+        more = kvb_csv_next(&c) > 0;
+        if (more && c.n && strcmp(c.field[0], KVB_COL_LABEL) == 0) {     /* a header, wherever it comes */
+            static const char *const names[8] = {KVB_COL_LABEL, KVB_COL_POSITION, KVB_COL_STEP_MEDIAN,
+                                                 KVB_COL_STEP_P10, KVB_COL_STEP_P90, KVB_COL_ATTN_MEDIAN,
+                                                 KVB_COL_RESERVED_BYTES, KVB_COL_USED_BYTES};
+            if (kvb_csv_header(&c)) { r->failed = 1; break; }
+            need = kvb_csv_columns(&c, names, col, 8);
+            continue;
         }
-        if (!more || strcmp(fl[0], cur) != 0) {
+        if (more && (need < 0 || c.n <= need)) continue;
+        const char *label = more ? c.field[col[C_LABEL]] : "";
+        if (!more || strcmp(label, cur) != 0) {
             if (cur[0]) {                    /* the previous series' table rows */
-                char c1[CELL], c2[CELL], c3[CELL], c4[CELL], c5[CELL];
+                char c1[CELL], c2[CELL], c3[CELL], c4[CELL];
                 kvb_rp_fmt(c1, sizeof c1, "%.2f", first);
                 kvb_rp_fmt(c2, sizeof c2, "%.2f", last);
                 snprintf(c3, sizeof c3, "%.2f-%.2f", lp10, lp90);
@@ -50,53 +92,28 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
                 kvb_rp_fmt(c3, sizeof c3, "%.2f", analytic / 1e6);
                 kvb_rp_fmt(c4, sizeof c4, "%.3f", reserved > 0 ? 1 - used / reserved : NAN);
                 kvb_rp_row(r, &r->p[P_MEMORY], 5, name, c1, c2, c3, c4);
-                char st[32], ci[CELL];
-                kvb_json_str(seg, seg_end, "status", st, sizeof st);
-                const char *ft = seg ? strstr(seg, "\"fit_total_time\"") : NULL;
-                const char *tt = seg ? strstr(seg, "\"fit_total_time_tail\"") : NULL;
-                double lo = ft ? kvb_json_num(ft, seg_end, "b_ci95") : NAN, hi = NAN;
-                if (ft && !isnan(lo)) {
-                    const char *q = strstr(ft, "\"b_ci95\": [");
-                    q = q ? strchr(q, ',') : NULL;
-                    hi = q ? strtod(q + 1, NULL) : NAN;
-                }
-                if (isnan(lo)) snprintf(ci, sizeof ci, "%.3f", b);
-                else snprintf(ci, sizeof ci, "%.3f [%.3f, %.3f]", b, lo, hi);
-                kvb_rp_fmt(c4, sizeof c4, "%.3f", tt ? kvb_json_num(tt, seg_end, "b") : NAN);
-                if (nocache) snprintf(c5, sizeof c5, "(no cache)");
-                else if (over >= 0) snprintf(c5, sizeof c5, "position %d", over);
-                else snprintf(c5, sizeof c5, "not by position %d", last_pos);
-                kvb_rp_row(r, &r->p[P_SCALING], 5, name, st[0] ? st : "ok", ci, c4, c5);
-                /* the legend carries the exponent */
-                plot *ps = &r->p[P_SCALING];
-                snprintf(ps->label[ps->n_label - 1], sizeof ps->label[0], "%s: b = %s", name, ci);
-                if (over >= 0)             /* the plot's x is tokens decoded, n = position - first + 1 */
-                    EXTRA(r, P_SCALING, "over[%d] = %d\n", ps->n_label, over - first_pos + 1);
+                scaling_row(r, pt, name, b, nocache, over, last_pos, first_pos);
             }
             if (!more) break;
-            snprintf(cur, sizeof cur, "%s", fl[0]);
+            snprintf(cur, sizeof cur, "%s", label);
             snprintf(name, sizeof name, "%s", cur);
             if (threads > 1) snprintf(name + strlen(name), sizeof name - strlen(name), " x%d", threads);
             if (r->multi) snprintf(name + strlen(name), sizeof name - strlen(name), " on %s", host);
-            char pat[200];
-            snprintf(pat, sizeof pat, "{\"label\": \"%s\",", cur);
-            seg = strstr(sum, pat);
-            seg_end = seg ? strstr(seg + 1, "{\"label\": \"") : NULL;
-            a = seg ? kvb_json_num(seg, seg_end, "a_ns") : NAN;
-            b = seg ? kvb_json_num(seg, seg_end, "b") : NAN;
-            double au = seg ? kvb_json_num(seg, seg_end, "analytic_used") : NAN;
-            double lpos = seg ? kvb_json_num(seg, seg_end, "last_position") : NAN;
-            bpt = au / (lpos + 1);
+            pt = kvb_json_find(points, KVB_KEY_LABEL, cur);
+            a = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_A_NS);
+            b = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_B);
+            bpt = kvb_json_num_at(pt, KVB_PATH_ANALYTIC_USED) / (kvb_json_num_at(pt, KVB_KEY_LAST_POSITION) + 1);
             nocache = strncmp(cur, "nocache", 7) == 0;
             cum = 0; n = 0; over = -1; streak = 0; first = NAN;
             kvb_rp_block(r, P_LATENCY, name);
             kvb_rp_block(r, P_MEMORY, name);
             kvb_rp_block(r, P_SCALING, name);
         }
-        int pos = atoi(fl[1]);
-        double med = atof(fl[3]), p10 = atof(fl[4]), p90 = atof(fl[5]), attn = atof(fl[6]);
-        reserved = atof(fl[7]);
-        used = atof(fl[8]);
+        int pos = atoi(c.field[col[C_POS]]);
+        double med = atof(c.field[col[C_MED]]), p10 = atof(c.field[col[C_P10]]), p90 = atof(c.field[col[C_P90]]);
+        double attn = atof(c.field[col[C_ATT]]);
+        reserved = atof(c.field[col[C_RES]]);
+        used = atof(c.field[col[C_USED]]);
         analytic = isnan(bpt) ? NAN : (pos + 1) * bpt;
         if (isnan(first)) { first = med / 1e6; first_pos = pos; }
         last = med / 1e6; lp10 = p10 / 1e6; lp90 = p90 / 1e6; last_pos = pos;
@@ -105,13 +122,14 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
                 isnan(analytic) ? 0.0 : analytic / 1e6);
         cum += med;
         n++;
-        fprintf(kvb_rp_dat(r, P_SCALING), "%d %.6g %.6g\n", n, cum / 1e9, isnan(a) ? NAN : a * pow(n, b) / 1e9);
+        fprintf(kvb_rp_dat(r, P_SCALING), "%d %.6g %.6g\n", n, cum / 1e9,
+                isnan(a) ? NAN : a * pow(n, b) / 1e9);
         /* attention over the rest of the step, three positions in a row */
         streak = attn > med - attn ? streak + 1 : 0;
         if (!nocache && over < 0 && streak == 3) over = pos - 2;
     }
-    fclose(f);
-    free(sum);
+    kvb_csv_close(&c);
+    cJSON_Delete(sum);
 }
 
 /* ---- attend tables --------------------------------------------------------- */
@@ -120,27 +138,28 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
  * beside it for the ratio) are not drawn again. */
 static void read_attend(report *r, const char *path, const char *host, int threads, const char *backend)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[2048], head_line[2048];
-    char *h[40], *fl[40];
-    if (!fgets(head_line, sizeof head_line, f)) { fclose(f); return; }
-    int nh = kvb_csv_fields(head_line, h, 40);
-    int c_b = kvb_csv_col(h, nh, "backend"), c_d = kvb_csv_col(h, nh, "dtype"), c_k = kvb_csv_col(h, nh, "block_tokens");
-    int c_h = kvb_csv_col(h, nh, "n_heads"), c_v = kvb_csv_col(h, nh, "n_kv_heads"), c_hd = kvb_csv_col(h, nh, "head_dim");
-    int c_ctx = kvb_csv_col(h, nh, "ctx"), c_ns = kvb_csv_col(h, nh, "median_ns"), c_gbs = kvb_csv_col(h, nh, "gbs");
-    int c_ceil = kvb_csv_col(h, nh, "read_ceiling_gbs"), c_frac = kvb_csv_col(h, nh, "fraction_of_read_ceiling");
-    int c_ratio = kvb_csv_col(h, nh, "ratio_to_contiguous");
+    kvb_csv c;
+    char msg[600];
+    if (kvb_csv_open(&c, path, msg, sizeof msg)) return;
+    if (kvb_csv_next(&c) <= 0 || kvb_csv_header(&c)) { kvb_csv_close(&c); return; }
+    int c_b = kvb_csv_column(&c, KVB_COL_BACKEND), c_d = kvb_csv_column(&c, KVB_COL_DTYPE);
+    int c_k = kvb_csv_column(&c, KVB_COL_BLOCK), c_h = kvb_csv_column(&c, KVB_COL_HEADS);
+    int c_v = kvb_csv_column(&c, KVB_COL_KV_HEADS), c_hd = kvb_csv_column(&c, KVB_COL_HEAD_DIM);
+    int c_ctx = kvb_csv_column(&c, KVB_COL_CTX), c_ns = kvb_csv_column(&c, KVB_COL_MEDIAN_NS);
+    int c_gbs = kvb_csv_column(&c, KVB_COL_GBS), c_ceil = kvb_csv_column(&c, KVB_COL_CEILING);
+    int c_frac = kvb_csv_column(&c, KVB_COL_OF_CEILING), c_ratio = kvb_csv_column(&c, KVB_COL_RATIO);
     if (c_b < 0 || c_d < 0 || c_ctx < 0 || c_ns < 0 || c_gbs < 0 || c_h < 0 || c_v < 0 || c_hd < 0) {
-        fclose(f);
+        kvb_csv_close(&c);
         return;
     }
+    char **fl = NULL;
     /* rows come context by context; a series is one block size of one backend and type */
     struct arow { char name[160]; int ctx; double gbs, frac; } *rows = NULL;
     int n = 0, cap = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (kvb_csv_next(&c) > 0) {
         if (kvb_rp_grow(&rows, &cap, n + 1, sizeof *rows)) { r->failed = 1; break; }
-        if (kvb_csv_fields(line, fl, 40) < nh || (backend && strcmp(fl[c_b], backend) != 0)) continue;
+        fl = c.field;
+        if (c.n < c.n_head || (backend && strcmp(fl[c_b], backend) != 0)) continue;
         int blk = c_k >= 0 ? atoi(fl[c_k]) : 0, ctx = atoi(fl[c_ctx]);
         double ceil = c_ceil >= 0 ? atof(fl[c_ceil]) : NAN;
         char shape[32];
@@ -165,8 +184,8 @@ static void read_attend(report *r, const char *path, const char *host, int threa
                 snprintf(r->hc[k].host, sizeof r->hc[k].host, "%s", host);
                 r->n_hc++;
             }
-            double *c = threads > 1 ? &r->hc[k].cn : &r->hc[k].c1;
-            if (ceil > *c) *c = ceil;
+            double *hc = threads > 1 ? &r->hc[k].cn : &r->hc[k].c1;
+            if (ceil > *hc) *hc = ceil;
         }
         if (kvb_rp_grow(&r->rec, &r->cap_rec, r->n_rec + 1, sizeof *r->rec) == 0) {
             attend_rec *x = &r->rec[r->n_rec++];
@@ -178,7 +197,7 @@ static void read_attend(report *r, const char *path, const char *host, int threa
             x->ratio = c_ratio >= 0 ? atof(fl[c_ratio]) : NAN;
         }
     }
-    fclose(f);
+    kvb_csv_close(&c);
     for (int i = 0; i < n; i++) {
         int first = 1;
         for (int j = 0; j < i; j++) first &= strcmp(rows[j].name, rows[i].name) != 0;
@@ -236,28 +255,17 @@ static void paged_overhead(report *r)
 
 /* ---- quality and serving ---------------------------------------------------- */
 
-/* The summary.json entry of one point label: [*seg, *end). */
-static const char *entry(const char *sum, const char *label, const char **end)
-{
-    char pat[200];
-    snprintf(pat, sizeof pat, "{\"label\": \"%s\",", label);
-    const char *seg = strstr(sum, pat);
-    *end = seg ? strstr(seg + 1, "{\"label\": \"") : NULL;
-    return seg;
-}
-
 /* How many of a quantized point's tokens were quantized: -1 unknown. The
  * quant cache keeps its newest `residual` tokens (mode g<G>-r<R>-...) in f32
  * and quantizes only older ones, so a run shorter than its window quantizes
  * none, and its error and size are the f32 cache's. A recorded count wins;
  * else the window against the tokens held; else bytes held against the f32
  * cache's in the same run. */
-static long quantized_tokens(const char *seg, const char *end, const char *mode, double ref_used, long *window)
+static long quantized_tokens(const cJSON *pt, const char *mode, double ref_used, long *window)
 {
-    double q = kvb_json_num(seg, end, "quantized_tokens");
-    double lpos = kvb_json_num(seg, end, "last_position");
-    const char *cb = seg ? strstr(seg, "\"cache_bytes\"") : NULL;
-    double used = cb && (!end || cb < end) ? kvb_json_num(cb, end, "used") : NAN;
+    double q = kvb_json_num_at(pt, KVB_KEY_QUANTIZED);
+    double lpos = kvb_json_num_at(pt, KVB_KEY_LAST_POSITION);
+    double used = kvb_json_num_at(pt, KVB_PATH_USED);
     const char *rp = mode ? strstr(mode, "-r") : NULL;
     *window = rp ? strtol(rp + 2, NULL, 10) : -1;
     if (!isnan(q)) return (long)q;
@@ -266,106 +274,108 @@ static long quantized_tokens(const char *seg, const char *end, const char *mode,
     return -1;
 }
 
+/* The quant plot's point and the table's row for one point's layers. */
+static void quality_row(report *r, const char *host, const cJSON *sum, const char *cur, const char *dtype,
+                        const char *mode, double ref_used, double err, double kl, double top1, int layers)
+{
+    const cJSON *pt = kvb_json_find(kvb_json_at(sum, KVB_KEY_POINTS), KVB_KEY_LABEL, cur);
+    double used = kvb_json_num_at(pt, KVB_PATH_USED);
+    double lpos = kvb_json_num_at(pt, KVB_KEY_LAST_POSITION);
+    double bpt = used / (lpos + 1);
+    long window = -1, nq = quantized_tokens(pt, mode, ref_used, &window);
+    char name[200], c1[CELL], c2[CELL], c3[CELL], c4[CELL], shortname[160];
+    const char *on = r->multi ? " on " : "", *hn = r->multi ? host : "";
+    plot *q = &r->p[P_QUANT];
+    if (nq == 0) {
+        /* its figures are the f32 cache's: say so wherever they appear */
+        static const char none[] = "(none quantized: every token in the f32 window)";
+        snprintf(name, sizeof name, "%s%s%s %s", cur, on, hn, none);
+        snprintf(shortname, sizeof shortname, "%s%s%s %s", dtype, on, hn, none);
+        char w[48] = "its";
+        if (window > 0) snprintf(w, sizeof w, "the %ld-token", window);
+        kvb_rp_appendf(r, &q->extra_note, &q->note_len, &q->note_cap,
+                       "%s%s%s quantized no token: all %.0f tokens it held stayed in %s f32 window, so "
+                       "its error and bytes per token are the f32 cache's, not %s's. Run more tokens "
+                       "than the window to measure %s.\n",
+                       cur, on, hn, lpos + 1, w, dtype, dtype);
+    } else {
+        snprintf(name, sizeof name, "%s%s%s", cur, on, hn);
+        snprintf(shortname, sizeof shortname, "%s%s%s%s", dtype,
+                 strstr(cur, "kchannel") ? " (channel keys)" : "", on, hn);
+    }
+    if (!q->blocks) kvb_rp_block(r, P_QUANT, "full model (teacher-forced)");
+    fprintf(kvb_rp_dat(r, P_QUANT), "%.6g %.6g %.6g \"%s\" %d\n", bpt, err / layers, kl, shortname, nq == 0);
+    kvb_rp_fmt(c1, sizeof c1, "%.0f", bpt);
+    kvb_rp_fmt(c2, sizeof c2, "%.2e", err / layers);
+    kvb_rp_fmt(c3, sizeof c3, "%.2e", kl);
+    kvb_rp_fmt(c4, sizeof c4, "%.1f%%", top1 * 100);
+    kvb_rp_row(r, q, 5, name, c1, c2, c3, c4);
+}
+
 static void read_quality(report *r, const char *dir, const char *host)
 {
-    char path[2400];
+    char path[2400], msg[600];
+    cJSON *sum;
+    kvb_csv c;
     snprintf(path, sizeof path, "%s/quality.csv", dir);
-    FILE *f = fopen(path, "r");
-    snprintf(path, sizeof path, "%s/summary.json", dir);
-    char *sum = kvb_slurp(path);
-    char *head_line = NULL, *line = NULL;
-    size_t head_cap = 0, line_cap = 0;
-    /* columns by name, never by count: quality.csv's per-context columns
-     * (attn_rel_l2_ctx<N>, older files) may be there or not */
-    enum { MAXF = 256 };
-    char **h = malloc(MAXF * sizeof *h), **fl = malloc(MAXF * sizeof *fl);
-    if (!f || !sum || !h || !fl || getline(&head_line, &head_cap, f) < 0) {
-        if (f) fclose(f);
-        free(sum); free(h); free(fl); free(head_line);
+    if (kvb_csv_open(&c, path, msg, sizeof msg)) return;
+    if (load_summary(dir, &sum) || kvb_csv_next(&c) <= 0 || kvb_csv_header(&c)) {
+        kvb_csv_close(&c);
+        cJSON_Delete(sum);
         return;
     }
-    int nh = kvb_csv_fields(head_line, h, MAXF);
-    int c_kl = kvb_csv_col(h, nh, "kl_mean"), c_t1 = kvb_csv_col(h, nh, "top1"), c_e = kvb_csv_col(h, nh, "attn_rel_l2_mean");
-    int c_dt = kvb_csv_col(h, nh, "dtype"), c_pt = kvb_csv_col(h, nh, "point"), c_md = kvb_csv_col(h, nh, "mode");
+    /* columns by name, never by count: quality.csv's per-context columns
+     * (attn_rel_l2_ctx<N>, older files) may be there or not */
+    int c_kl = kvb_csv_column(&c, KVB_COL_KL_MEAN), c_t1 = kvb_csv_column(&c, KVB_COL_TOP1);
+    int c_e = kvb_csv_column(&c, KVB_COL_ATTN_REL_L2), c_dt = kvb_csv_column(&c, KVB_COL_DTYPE);
+    int c_pt = kvb_csv_column(&c, KVB_COL_POINT), c_md = kvb_csv_column(&c, KVB_COL_MODE);
     if (c_pt < 0) c_pt = 0;
     int need = c_kl > c_e ? c_kl : c_e;
     if (c_pt > need) need = c_pt;
     /* the f32 cache's bytes in the same run: a point holding as many quantized nothing */
     double ref_used = NAN;
-    for (const char *q = strstr(sum, "\"dtype\": \"f32\""); q && isnan(ref_used); q = strstr(q + 1, "\"dtype\": \"f32\"")) {
-        const char *cb = strstr(q, "\"cache_bytes\"");
-        if (cb) ref_used = kvb_json_num(cb, NULL, "used");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, kvb_json_at(sum, KVB_KEY_POINTS)) {
+        const char *dt = kvb_json_str_at(p, KVB_KEY_DTYPE);
+        if (dt && strcmp(dt, "f32") == 0 && isnan(ref_used)) ref_used = kvb_json_num_at(p, KVB_PATH_USED);
     }
     char cur[128] = "", dtype[16] = "", mode[64] = "";
     double err = 0, kl = NAN, top1 = NAN;
     int layers = 0;
     for (int more = 1; more && c_kl >= 0 && c_e >= 0;) {
-        int n = 0;
-        more = getline(&line, &line_cap, f) >= 0;
-        if (more && ((n = kvb_csv_fields(line, fl, MAXF)) <= need || n < (nh < MAXF ? nh : MAXF))) continue;
-        if (!more || strcmp(fl[c_pt], cur) != 0) {
-            if (cur[0] && layers) {
-                const char *end, *seg = entry(sum, cur, &end);
-                const char *cb = seg ? strstr(seg, "\"cache_bytes\"") : NULL;
-                double used = cb && (!end || cb < end) ? kvb_json_num(cb, end, "used") : NAN;
-                double lpos = seg ? kvb_json_num(seg, end, "last_position") : NAN;
-                double bpt = used / (lpos + 1);
-                long window = -1, nq = quantized_tokens(seg, end, mode, ref_used, &window);
-                char name[200], c1[CELL], c2[CELL], c3[CELL], c4[CELL], shortname[160];
-                const char *on = r->multi ? " on " : "", *hn = r->multi ? host : "";
-                if (nq == 0) {
-                    /* its figures are the f32 cache's: say so wherever they appear */
-                    snprintf(name, sizeof name, "%s%s%s (none quantized: every token in the f32 window)", cur, on, hn);
-                    snprintf(shortname, sizeof shortname, "%s%s%s (none quantized: every token in the f32 window)", dtype,
-                             on, hn);
-                    char w[48] = "its";
-                    if (window > 0) snprintf(w, sizeof w, "the %ld-token", window);
-                    kvb_rp_appendf(r, &r->p[P_QUANT].extra_note, &r->p[P_QUANT].note_len, &r->p[P_QUANT].note_cap,
-                            "%s%s%s quantized no token: all %.0f tokens it held stayed in %s f32 window, so its "
-                            "error and bytes per token are the f32 cache's, not %s's. Run more tokens than the window "
-                            "to measure %s.\n",
-                            cur, on, hn, lpos + 1, w, dtype, dtype);
-                } else {
-                    snprintf(name, sizeof name, "%s%s%s", cur, on, hn);
-                    snprintf(shortname, sizeof shortname, "%s%s%s%s", dtype, strstr(cur, "kchannel") ? " (channel keys)" : "",
-                             on, hn);
-                }
-                if (!r->p[P_QUANT].blocks) kvb_rp_block(r, P_QUANT, "full model (teacher-forced)");
-                fprintf(kvb_rp_dat(r, P_QUANT), "%.6g %.6g %.6g \"%s\" %d\n", bpt, err / layers, kl, shortname, nq == 0);
-                kvb_rp_fmt(c1, sizeof c1, "%.0f", bpt);
-                kvb_rp_fmt(c2, sizeof c2, "%.2e", err / layers);
-                kvb_rp_fmt(c3, sizeof c3, "%.2e", kl);
-                kvb_rp_fmt(c4, sizeof c4, "%.1f%%", top1 * 100);
-                kvb_rp_row(r, &r->p[P_QUANT], 5, name, c1, c2, c3, c4);
-            }
+        more = kvb_csv_next(&c) > 0;
+        if (more && (c.n <= need || c.n < c.n_head)) continue;
+        if (!more || strcmp(c.field[c_pt], cur) != 0) {
+            if (cur[0] && layers) quality_row(r, host, sum, cur, dtype, mode, ref_used, err, kl, top1, layers);
             if (!more) break;
-            snprintf(cur, sizeof cur, "%s", fl[c_pt]);
-            snprintf(dtype, sizeof dtype, "%s", c_dt >= 0 && c_dt < n ? fl[c_dt] : "");
-            snprintf(mode, sizeof mode, "%s", c_md >= 0 && c_md < n ? fl[c_md] : cur);
+            snprintf(cur, sizeof cur, "%s", c.field[c_pt]);
+            snprintf(dtype, sizeof dtype, "%s", c_dt >= 0 ? c.field[c_dt] : "");
+            snprintf(mode, sizeof mode, "%s", c_md >= 0 ? c.field[c_md] : cur);
             err = 0; layers = 0;
         }
-        kl = atof(fl[c_kl]);
-        top1 = c_t1 >= 0 && c_t1 < n ? atof(fl[c_t1]) : NAN;
-        err += atof(fl[c_e]);
+        kl = atof(c.field[c_kl]);
+        top1 = c_t1 >= 0 ? atof(c.field[c_t1]) : NAN;
+        err += atof(c.field[c_e]);
         layers++;
     }
-    fclose(f);
-    free(sum); free(h); free(fl); free(head_line); free(line);
+    kvb_csv_close(&c);
+    cJSON_Delete(sum);
 }
 
 static void read_serve(report *r, const char *path, const char *host)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[2048], head_line[2048], *h[32], *fl[32];
-    int nh = fgets(head_line, sizeof head_line, f) ? kvb_csv_fields(head_line, h, 32) : 0;
-    int c_c = kvb_csv_col(h, nh, "cache"), c_l = kvb_csv_col(h, nh, "lengths"), c_u = kvb_csv_col(h, nh, "utilization");
-    int c_m = kvb_csv_col(h, nh, "mean_running");
-    if (c_c < 0 || c_l < 0 || c_u < 0 || c_m < 0) { fclose(f); return; }
+    kvb_csv c;
+    char msg[600];
+    if (kvb_csv_open(&c, path, msg, sizeof msg)) return;
+    if (kvb_csv_next(&c) > 0) kvb_csv_header(&c);
+    int c_c = kvb_csv_column(&c, KVB_COL_CACHE), c_l = kvb_csv_column(&c, KVB_COL_LENGTHS);
+    int c_u = kvb_csv_column(&c, KVB_COL_UTILIZATION), c_m = kvb_csv_column(&c, KVB_COL_MEAN_RUNNING);
+    if (c_c < 0 || c_l < 0 || c_u < 0 || c_m < 0) { kvb_csv_close(&c); return; }
     plot *p = &r->p[P_PAGED];
     const char *on = r->multi ? " on " : "", *hn = r->multi ? host : "";
-    while (fgets(line, sizeof line, f)) {
-        if (kvb_csv_fields(line, fl, 32) < nh) continue;
+    while (kvb_csv_next(&c) > 0) {
+        if (c.n < c.n_head) continue;
+        char **fl = c.field;
         double util = atof(fl[c_u]), run = atof(fl[c_m]);
         char cb[CELL], cv[CELL], name[160];
         snprintf(name, sizeof name, "%s %s%s%s", fl[c_c], fl[c_l], on, hn);
@@ -375,8 +385,8 @@ static void read_serve(report *r, const char *path, const char *host)
             snprintf(series, sizeof series, "paged %s%s%s", fl[c_l], on, hn);
             if (!r->serve) {
                 char sp[2400];
-                snprintf(sp, sizeof sp, "%s/serve%s.dat.tmp", r->plots_dir, r->tag);
-                if (!(r->serve = fopen(sp, "w"))) { r->failed = 1; break; }
+                snprintf(sp, sizeof sp, "%s/serve%s.dat", r->plots_dir, r->tag);
+                r->serve = kvb_rp_create(r, &r->serve_file, sp);
             }
             if (strcmp(series, r->last_serve)) {
                 if (r->n_serve) fprintf(r->serve, "\n\n");
@@ -388,14 +398,14 @@ static void read_serve(report *r, const char *path, const char *host)
             snprintf(cb, sizeof cb, "%d", atoi(bs + 3));
         } else {                                 /* contiguous modes: reference lines */
             r->n_ref++;
-            EXTRA(r, P_PAGED, "ref_label[%d] = \"%s\"; ref_waste[%d] = %.6g; ref_run[%d] = %.6g\n", r->n_ref, name,
-                  r->n_ref, 1 - util, r->n_ref, run);
+            EXTRA(r, P_PAGED, "ref_label[%d] = \"%s\"; ref_waste[%d] = %.6g; ref_run[%d] = %.6g\n", r->n_ref,
+                  name, r->n_ref, 1 - util, r->n_ref, run);
             snprintf(cb, sizeof cb, "-");
         }
         snprintf(cv, sizeof cv, "%.3f / %.1f", 1 - util, run);
         kvb_rp_row(r, p, 4, name, cb, cv, "waste / sequences held");
     }
-    fclose(f);
+    kvb_csv_close(&c);
 }
 
 /* ---- walking the directory ---------------------------------------------------- */
@@ -424,22 +434,24 @@ static void read_machine(report *r, const char *mdir, const char *host)
     char *d = kvb_slurp(path);
     if (d && !r->config[0]) snprintf(r->config, sizeof r->config, "%s", d);
     free(d);
-    snprintf(path, sizeof path, "%s/summary.json", mdir);
     if (!kvb_rp_is_dir(mdir)) return;
     if (!r->machine[0] || !r->config[0]) {       /* a single run: its meta.json says what ran, where */
+        char msg[600];
+        int err;
         snprintf(path, sizeof path, "%s/meta.json", mdir);
-        char *meta = kvb_slurp(path);
+        cJSON *meta = kvb_json_load(path, &err, msg, sizeof msg);
         if (meta) {
             char cpu[256], cmd[1024], date[64], mhost[128];
-            kvb_json_str(meta, NULL, "cpu_model", cpu, sizeof cpu);
-            kvb_json_str(meta, NULL, "command", cmd, sizeof cmd);
-            kvb_json_str(meta, NULL, "date", date, sizeof date);
-            kvb_json_str(meta, NULL, "host", mhost, sizeof mhost);
+            kvb_json_copy_at(meta, KVB_PATH_CPU_MODEL, cpu, sizeof cpu);
+            kvb_json_copy_at(meta, KVB_KEY_COMMAND, cmd, sizeof cmd);
+            kvb_json_copy_at(meta, KVB_KEY_DATE, date, sizeof date);
+            kvb_json_copy_at(meta, KVB_PATH_HOST, mhost, sizeof mhost);
             if (!r->machine[0])
-                snprintf(r->machine, sizeof r->machine, "host: %s\ncpu: %s\ndate: %s", mhost[0] ? mhost : host, cpu, date);
+                snprintf(r->machine, sizeof r->machine, "host: %s\ncpu: %s\ndate: %s", mhost[0] ? mhost : host,
+                         cpu, date);
             if (!r->config[0]) snprintf(r->config, sizeof r->config, "%s", cmd);
         }
-        free(meta);
+        cJSON_Delete(meta);
     }
 }
 
@@ -467,14 +479,23 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
     qsort(names, (size_t)n, sizeof *names, kvb_rp_cmp_str);
     /* every point's status, so a timed-out or failed point is listed, never silently missing */
     snprintf(path, sizeof path, "%s/sweep.csv", mdir);
-    FILE *idx = fopen(path, "r");
-    char line[4096], *f[8];
-    while (idx && fgets(line, sizeof line, idx)) {
-        if (strncmp(line, "point,", 6) == 0 || kvb_csv_fields(line, f, 8) < 4) continue;
-        kvb_rp_appendf(r, &r->points, &r->points_len, &r->points_cap, "| %s%s%s | %s | %s | %s |\n", f[0],
-                r->multi ? " on " : "", r->multi ? host : "", f[1], f[2], f[3]);
+    kvb_csv idx;
+    char msg[600];
+    if (kvb_csv_open(&idx, path, msg, sizeof msg) == 0) {
+        static const char *const cols[4] = {KVB_COL_POINT, KVB_COL_KIND, KVB_COL_STATUS, KVB_COL_SECONDS};
+        int c[4], need = -1;
+        while (kvb_csv_next(&idx) > 0) {
+            if (idx.no == 1) {
+                if (kvb_csv_header(&idx) == 0) need = kvb_csv_columns(&idx, cols, c, 4);
+                continue;
+            }
+            if (need < 0 || idx.n <= need) continue;
+            kvb_rp_appendf(r, &r->points, &r->points_len, &r->points_cap, "| %s%s%s | %s | %s | %s |\n",
+                           idx.field[c[0]], r->multi ? " on " : "", r->multi ? host : "", idx.field[c[1]],
+                           idx.field[c[2]], idx.field[c[3]]);
+        }
+        kvb_csv_close(&idx);
     }
-    if (idx) fclose(idx);
     for (int i = 0; i < n; i++) {
         char pd[2400], st[32] = "ok";
         snprintf(pd, sizeof pd, "%s/points/%s.status", mdir, names[i]);
@@ -529,11 +550,9 @@ void kvb_rp_collect(report *r, const char *mpath, char **hosts, int nh)
         }
     EXTRA(r, P_BANDWIDTH, "n1 = %d\n", n1);
     if (r->serve) {     /* the serving data went to its own file: the paged plot reads both */
-        char tmp[2600];
-        snprintf(tmp, sizeof tmp, "%s/serve%s.dat.tmp", r->plots_dir, r->tag);
         FILE *s = r->serve;
         r->serve = NULL;
-        kvb_rp_finish_file(r, tmp, s);
+        kvb_rp_commit(r, &r->serve_file, s);
         kvb_rp_dat(r, P_PAGED);
     }
     kvb_rp_write_plot_data(r);

@@ -93,6 +93,17 @@ int kvb_csv_column(const kvb_csv *c, const char *name)
     return -1;
 }
 
+int kvb_csv_columns(const kvb_csv *c, const char *const *names, int *col, int n)
+{
+    int last = -1, all = 1;
+    for (int i = 0; i < n; i++) {
+        col[i] = kvb_csv_column(c, names[i]);
+        all &= col[i] >= 0;
+        if (col[i] > last) last = col[i];
+    }
+    return all ? last : -1;
+}
+
 const char *kvb_csv_get(const kvb_csv *c, int col)
 {
     return col >= 0 && col < c->n ? c->field[col] : NULL;

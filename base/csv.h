@@ -36,6 +36,9 @@ int kvb_csv_next(kvb_csv *c);
 int kvb_csv_header(kvb_csv *c);
 /* The header's column of that name, or -1. */
 int kvb_csv_column(const kvb_csv *c, const char *name);
+/* The columns of n names into col[]: the largest of them, or -1 when one is
+ * missing (a row with more fields than that holds them all). */
+int kvb_csv_columns(const kvb_csv *c, const char *const *names, int *col, int n);
 /* The current row's field in column col; NULL when col < 0 or the row is shorter. */
 const char *kvb_csv_get(const kvb_csv *c, int col);
 void kvb_csv_close(kvb_csv *c);

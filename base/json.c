@@ -174,18 +174,19 @@ cJSON *kvb_json_parse(const char *text, size_t len, const char *where, char *msg
     return NULL;
 }
 
-cJSON *kvb_json_load(const char *path, int *missing, char *msg, size_t msg_len)
+cJSON *kvb_json_load(const char *path, int *err, char *msg, size_t msg_len)
 {
     size_t len = 0;
     errno = 0;
     char *text = kvb_slurp_len(path, &len);
-    *missing = !text && errno == ENOENT;
     if (!text) {
-        if (!*missing) snprintf(msg, msg_len, "cannot read '%s': %s", path, strerror(errno ? errno : EIO));
+        *err = errno ? errno : EIO;
+        snprintf(msg, msg_len, "cannot read '%s': %s", path, strerror(*err));
         return NULL;
     }
     cJSON *j = kvb_json_parse(text, len, path, msg, msg_len);
     free(text);
+    *err = j ? 0 : EBADMSG;
     return j;
 }
 

@@ -58,10 +58,11 @@ void kvb_jw_kint(kvb_jw *w, const char *key, long long v);
 void kvb_jw_kuint(kvb_jw *w, const char *key, unsigned long long v);
 void kvb_jw_kbool(kvb_jw *w, const char *key, int v);
 
-/* The file parsed; NULL when it is missing (*missing = 1, msg unset) or
- * unreadable or not JSON (msg: the file, the line and why; a document that
- * ends inside a string or before its brackets close is called truncated). */
-cJSON *kvb_json_load(const char *path, int *missing, char *msg, size_t msg_len);
+/* The file parsed (*err 0); NULL when it is missing (*err ENOENT), cannot be
+ * read (its errno) or is not JSON (EBADMSG); msg says which file and why, for
+ * JSON the line too (a document that ends inside a string or before its
+ * brackets close is called truncated). */
+cJSON *kvb_json_load(const char *path, int *err, char *msg, size_t msg_len);
 /* The same for text in memory; where names it in messages. */
 cJSON *kvb_json_parse(const char *text, size_t len, const char *where, char *msg, size_t msg_len);
 

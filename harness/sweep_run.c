@@ -25,8 +25,8 @@ static const char *run_status(const char *point_dir)
 {
     char path[2400], msg[512];
     snprintf(path, sizeof path, "%s/summary.json", point_dir);
-    int missing;
-    cJSON *sum = kvb_json_load(path, &missing, msg, sizeof msg);
+    int err;
+    cJSON *sum = kvb_json_load(path, &err, msg, sizeof msg);
     const char *st = KVB_STATUS_NAME_OK;
     int any_ok = 0, skipped = 0;
     const cJSON *p;
@@ -219,8 +219,8 @@ static void point_machine(const char *fin, const point_state *own, point_state *
 {
     char path[2400], msg[512];
     snprintf(path, sizeof path, "%s/meta.json", fin);
-    int missing;
-    cJSON *meta = kvb_json_load(path, &missing, msg, sizeof msg);
+    int err;
+    cJSON *meta = kvb_json_load(path, &err, msg, sizeof msg);
     kvb_json_copy_at(meta, KVB_PATH_HOST, ps->host, sizeof ps->host);
     kvb_json_copy_at(meta, KVB_PATH_CPU_MODEL, ps->cpu, sizeof ps->cpu);
     cJSON_Delete(meta);
