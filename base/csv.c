@@ -21,25 +21,29 @@ static int push(char ***f, int *cap, int n, char *p)
 
 int kvb_csv_split(char *line, char ***f, int *cap)
 {
+    if (!*line) return 0;                        /* an empty line: no fields */
     int n = 0;
-    char *p = line;
-    while (*p) {
+    for (char *p = line;;) {
         if (*p == '"') {
-            char *o = ++p;                       /* the field, with "" made " in place */
-            if (push(f, cap, n++, o)) return -1;
+            char *start = ++p, *o = p;           /* the field, with "" made " in place */
             while (*p && !(p[0] == '"' && p[1] != '"')) {
                 if (p[0] == '"') p++;
                 *o++ = *p++;
             }
             if (*p) p++;
+            int more = *p == ',';
             *o = 0;
-            if (*p == ',') p++;
-            else break;                          /* anything after the quote ends the row */
+            if (push(f, cap, n++, start)) return -1;
+            if (!more) break;                    /* anything else after the quote ends the row */
+            p++;
         } else {
-            if (push(f, cap, n++, p)) return -1;
-            while (*p && *p != ',' && *p != '\n' && *p != '\r') p++;
-            if (*p == ',') *p++ = 0;
-            else { *p = 0; break; }
+            char *start = p;
+            while (*p && *p != ',') p++;
+            int more = *p == ',';
+            *p = 0;
+            if (push(f, cap, n++, start)) return -1;
+            if (!more) break;
+            p++;
         }
     }
     return n;
@@ -61,6 +65,8 @@ int kvb_csv_next(kvb_csv *c)
     if (len < 0) return 0;
     c->no++;
     c->cut = c->line[len - 1] != '\n';
+    if (!c->cut) c->line[--len] = 0;
+    if (len && c->line[len - 1] == '\r') c->line[--len] = 0;
     c->n = kvb_csv_split(c->line, &c->field, &c->field_cap);
     return c->n < 0 ? (c->n = 0, -1) : 1;
 }

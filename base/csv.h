@@ -2,9 +2,11 @@
  *
  * Contract. A row is one line (getline: no length limit, so a long samples
  * field is read whole), split at commas; a field in double quotes may hold
- * commas, and "" inside it stands for one quote. The line's end ("\n" or
- * "\r\n") is not part of the last field; a last line without one is still a
- * row, with cut set, for readers that refuse a file cut short. Columns are
+ * commas, and "" inside it stands for one quote; a trailing comma ends the
+ * row with an empty field, and an empty line is a row of no fields. The
+ * line's end ("\n" or "\r\n") is not part of the last field; a last line
+ * without one is still a row, with cut set, for readers that refuse a file
+ * cut short. Columns are
  * found by name in a header row (kvb_csv_header keeps a copy of the current
  * row as that header), so a reader never depends on the order or count of
  * the columns; columns.h names them. Fields point into the reader's buffer
@@ -43,8 +45,8 @@ int kvb_csv_columns(const kvb_csv *c, const char *const *names, int *col, int n)
 const char *kvb_csv_get(const kvb_csv *c, int col);
 void kvb_csv_close(kvb_csv *c);
 
-/* Splits one line in place into *f (grown as needed; *cap its size): the
- * field count, or -1 out of memory. */
+/* Splits one line (without its end) in place into *f (grown as needed; *cap
+ * its size): the field count, or -1 out of memory. */
 int kvb_csv_split(char *line, char ***f, int *cap);
 
 #endif

@@ -241,7 +241,7 @@ static void test_csv(void **state)
     assert_non_null(text);
     int k = snprintf(text, big + 256, "case,samples_ns,after\n\"a,b\",");
     while ((size_t)k < big) k += snprintf(text + k, big + 256 - (size_t)k, "123456;");
-    k += snprintf(text + k, big + 256 - (size_t)k, "9,x\r\n\"say \"\"hi\"\"\",,\nlast,1,2");
+    k += snprintf(text + k, big + 256 - (size_t)k, "9,x\r\n\"say \"\"hi\"\"\",,\n\nlast,1,2");
     put("t.csv", text);
     free(text);
     kvb_csv c;
@@ -266,6 +266,8 @@ static void test_csv(void **state)
     assert_string_equal(kvb_csv_get(&c, 2), "");
     assert_null(kvb_csv_get(&c, 3));
     assert_null(kvb_csv_get(&c, -1));
+    assert_int_equal(kvb_csv_next(&c), 1);
+    assert_int_equal(c.n, 0);                    /* an empty line */
     assert_int_equal(kvb_csv_next(&c), 1);
     assert_true(c.cut);                          /* no end of line: cut short */
     assert_string_equal(kvb_csv_get(&c, c_a), "2");
