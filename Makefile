@@ -109,7 +109,7 @@ $(BUILD)/harness/results.o: harness/results.c $(BUILD)/kvb_build_info.h
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -I$(BUILD) -c $< -o $@
 
 $(BUILD)/libkvbench.a: $(LIB_OBJ)
-	$(Q)ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/kvbench: $(CLI_OBJ) $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
