@@ -60,6 +60,12 @@
 #define KVB_COL_SAMPLES        "samples_ns"
 #define KVB_COL_KERNEL         "kernel"
 #define KVB_COL_QKERNEL        "qkernel"
+#define KVB_ATTEND_HEAD KVB_COL_CASE "," KVB_COL_BACKEND "," KVB_COL_DTYPE "," KVB_COL_BLOCK ","          \
+    KVB_COL_HEADS "," KVB_COL_KV_HEADS "," KVB_COL_HEAD_DIM "," KVB_COL_CTX ",reps," KVB_COL_MEDIAN_NS \
+    ",p10_ns,p90_ns," KVB_COL_KV_BYTES "," KVB_COL_GBS "," KVB_COL_RATIO "," KVB_COL_RESERVED_BYTES "," \
+    KVB_COL_USED_BYTES ",waste," KVB_COL_REL_ERR ",max_abs_err,group,residual,key_axis,key_outliers,"  \
+    KVB_COL_BYTES_PER_TOKEN ",analytic_bytes_per_token," KVB_COL_CEILING "," KVB_COL_OF_CEILING ","    \
+    KVB_COL_THREADS "," KVB_COL_KERNEL ",threads_oversubscribed," KVB_COL_SAMPLES
 
 /* ---- quality.csv: one row per lossy point x layer ---- */
 #define KVB_COL_POINT          "point"
@@ -76,6 +82,9 @@
 #define KVB_COL_LENGTHS        "lengths"
 #define KVB_COL_UTILIZATION    "utilization"
 #define KVB_COL_MEAN_RUNNING   "mean_running"
+#define KVB_SERVE_HEAD KVB_COL_CACHE "," KVB_COL_LENGTHS ",fork,fork_n,requests,budget_bytes,max_running," \
+    KVB_COL_MEAN_RUNNING "," KVB_COL_UTILIZATION ",budget_live,sharing_saved,preemptions,step_ns_median," \
+    "step_ns_p10,step_ns_p90,tokens,rounds,wall_s,status,reason"
 
 /* ---- sweep.csv: one row per point of a sweep ---- */
 #define KVB_COL_KIND           "kind"
