@@ -1,11 +1,9 @@
 /* textio.c: see textio.h. */
 #include "textio.h"
-#include "afile.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 char *kvb_slurp_len(const char *path, size_t *len)
 {
@@ -27,17 +25,4 @@ char *kvb_slurp_len(const char *path, size_t *len)
 char *kvb_slurp(const char *path)
 {
     return kvb_slurp_len(path, NULL);
-}
-
-FILE *kvb_tmp_open(const char *path, char *tmp, size_t tmp_len, char *msg, size_t msg_len)
-{
-    kvb_afile a;
-    if (kvb_afile_open(&a, path, msg, msg_len)) return NULL;
-    if (strlen(a.tmp) >= tmp_len) {
-        kvb_afile_abort(&a);
-        snprintf(msg, msg_len, "'%s': path too long", path);
-        return NULL;
-    }
-    memcpy(tmp, a.tmp, strlen(a.tmp) + 1);
-    return a.f;
 }
