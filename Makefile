@@ -2,8 +2,8 @@
 # commands; both install missing Debian packages first (as root or via sudo).
 
 CC      ?= cc
-PKGS    := build-essential pkg-config libbenchmark-dev libopenblas-dev libhwloc-dev gnuplot-nox libcmocka-dev \
-           libcjson-dev
+PKGS    := build-essential pkg-config libbenchmark-dev libopenblas-dev libhwloc-dev gnuplot-nox \
+           libcmocka-dev libcjson-dev
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)

@@ -9,27 +9,41 @@
 #include <string.h>
 
 static const char *const verdict_names[KVB_VERDICT_COUNT] = {
-    [KVB_VERDICT_SAME] = "same", [KVB_VERDICT_REGRESSED] = "REGRESSED", [KVB_VERDICT_IMPROVED] = "improved",
-    [KVB_VERDICT_TOO_FEW] = "too few samples", [KVB_VERDICT_INFO] = "changed (not gated)",
+    [KVB_VERDICT_SAME] = "same",
+    [KVB_VERDICT_REGRESSED] = "REGRESSED",
+    [KVB_VERDICT_IMPROVED] = "improved",
+    [KVB_VERDICT_TOO_FEW] = "too few samples",
+    [KVB_VERDICT_INFO] = "changed (not gated)",
 };
 
-const char *kvb_verdict_name(kvb_verdict v) { return v < KVB_VERDICT_COUNT ? verdict_names[v] : "?"; }
+const char *kvb_verdict_name(kvb_verdict v)
+{
+    return v < KVB_VERDICT_COUNT ? verdict_names[v] : "?";
+}
 
 /* ---- the tolerance floor ------------------------------------------------------- */
 
 double kvb_cmp_tol_floor(const char *name)
 {
-    static const struct { const char *dt; double step; } steps[] = {
+    static const struct {
+        const char *dt;
+        double step;
+    } steps[] = {
         {"f32", 0x1p-24}, {"f16", 0x1p-11}, {"bf16", 0x1p-8}, {"q8", 0x1p-7},
-        {"q4_1", 0x1p-3}, {"q4", 0x1p-3}, {"q2", 0x1p-1},
+        {"q4_1", 0x1p-3}, {"q4", 0x1p-3},   {"q2", 0x1p-1},
     };
     char dt[16] = "";
     const char *p = strstr(name, "dt=");
-    if (p) sscanf(p + 3, "%15[^,)]", dt);
-    else if ((p = strstr(name, "quality(")) != NULL) sscanf(p + 8, "%*[^/]/%15[^/)]", dt);
+    if (p)
+        sscanf(p + 3, "%15[^,)]", dt);
+    else if ((p = strstr(name, "quality(")) != NULL)
+        sscanf(p + 8, "%*[^/]/%15[^/)]", dt);
     double step = 0x1p-24;
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
-        if (strcmp(dt, steps[i].dt) == 0) { step = steps[i].step; break; }
+        if (strcmp(dt, steps[i].dt) == 0) {
+            step = steps[i].step;
+            break;
+        }
     size_t n = strlen(name);
     int kl = n >= 7 && strcmp(name + n - 7, "kl_mean") == 0;
     double part = step / 64;
@@ -38,36 +52,49 @@ double kvb_cmp_tol_floor(const char *name)
 
 /* ---- the verdict --------------------------------------------------------------- */
 
-kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, const double *new_, int nn,
-                             const kvb_cmp_opts *o)
+kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, const double *new_,
+                             int nn, const kvb_cmp_opts *o)
 {
     return kvb_cmp_judge_floor(kind, 0, base, nb, new_, nn, o);
 }
 
-kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double *base, int nb, const double *new_,
-                                   int nn, const kvb_cmp_opts *o)
+kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double *base, int nb,
+                                   const double *new_, int nn, const kvb_cmp_opts *o)
 {
     kvb_cmp_result r = {NAN, NAN, NAN, NAN, NAN, KVB_VERDICT_SAME};
-    if (nb < 1 || nn < 1) { r.verdict = KVB_VERDICT_TOO_FEW; return r; }
+    if (nb < 1 || nn < 1) {
+        r.verdict = KVB_VERDICT_TOO_FEW;
+        return r;
+    }
     r.base = kvb_median(base, (size_t)nb);
     r.new_ = kvb_median(new_, (size_t)nn);
     r.change = r.base != 0 ? r.new_ / r.base - 1 : (r.new_ == 0 ? 0 : INFINITY);
     if (kind == KVB_CMP_EXACT || kind == KVB_CMP_TOL) {
         /* errors: round-off moves them by up to the floor, however small they are */
         double slack = kind == KVB_CMP_TOL ? fmax(o->tolerance * fabs(r.base), floor) + 1e-12 : 0;
-        r.verdict = r.new_ > r.base + slack ? KVB_VERDICT_REGRESSED
-                    : r.new_ < r.base - slack ? KVB_VERDICT_IMPROVED : KVB_VERDICT_SAME;
-        if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
+        r.verdict = r.new_ > r.base + slack   ? KVB_VERDICT_REGRESSED
+                    : r.new_ < r.base - slack ? KVB_VERDICT_IMPROVED
+                                              : KVB_VERDICT_SAME;
+        if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME)
+            r.verdict = KVB_VERDICT_INFO;
         return r;
     }
     kvb_mwu m;
-    if (kvb_mann_whitney(base, (size_t)nb, new_, (size_t)nn, &m) != 0) { r.verdict = KVB_VERDICT_TOO_FEW; return r; }
+    if (kvb_mann_whitney(base, (size_t)nb, new_, (size_t)nn, &m) != 0) {
+        r.verdict = KVB_VERDICT_TOO_FEW;
+        return r;
+    }
     r.p = m.p;
     r.p_min = m.p_min;
-    if (m.p_min >= o->alpha) { r.verdict = KVB_VERDICT_TOO_FEW; return r; }   /* p < alpha unreachable */
-    double worse = kind == KVB_CMP_CEILING ? -r.change : r.change;   /* > 0: the wrong way */
-    if (r.p < o->alpha && worse >= o->min_change) r.verdict = KVB_VERDICT_REGRESSED;
-    else if (r.p < o->alpha && -worse >= o->min_change) r.verdict = KVB_VERDICT_IMPROVED;
+    if (m.p_min >= o->alpha) {
+        r.verdict = KVB_VERDICT_TOO_FEW;
+        return r;
+    }                                                              /* p < alpha unreachable */
+    double worse = kind == KVB_CMP_CEILING ? -r.change : r.change; /* > 0: the wrong way */
+    if (r.p < o->alpha && worse >= o->min_change)
+        r.verdict = KVB_VERDICT_REGRESSED;
+    else if (r.p < o->alpha && -worse >= o->min_change)
+        r.verdict = KVB_VERDICT_IMPROVED;
     if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
     return r;
 }

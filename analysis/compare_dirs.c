@@ -41,10 +41,14 @@ static void machine_of(kvb_cmp_set *s, const char *dir)
         kvb_json_copy_at(meta, KVB_PATH_HOST, host, sizeof host);
         cJSON_Delete(meta);
     }
-    if (!s->machine[0] && (cpu[0] || host[0])) snprintf(s->machine, sizeof s->machine, "%s @ %s", cpu, host);
+    if (!s->machine[0] && (cpu[0] || host[0]))
+        snprintf(s->machine, sizeof s->machine, "%s @ %s", cpu, host);
 }
 
-static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static int exists(const char *dir, const char *file)
 {
@@ -90,13 +94,13 @@ static void load_dir(ld *L, const char *dir, const char *prefix)
     snprintf(path, sizeof path, "%s/points", dir);
     int n;
     char **names = list_dir(path, &n);
-    if (!names) {                                /* a single run */
+    if (!names) { /* a single run */
         if (exists(dir, "tokens.csv")) kvb_cmp_load_run(L, dir, prefix);
         if (!L->bad && exists(dir, "quality.csv")) kvb_cmp_load_quality(L, dir, prefix);
         return;
     }
     for (int i = 0; i < n && !L->bad; i++) {
-        if (strchr(names[i], '.')) continue;     /* .status, .lock, .partial beside the points */
+        if (strchr(names[i], '.')) continue; /* .status, .lock, .partial beside the points */
         char pd[2400], status[32] = "";
         snprintf(pd, sizeof pd, "%s/points/%s", dir, names[i]);
         /* a point that did not finish has no cases: counted, so a baseline can refuse it */
@@ -108,23 +112,29 @@ static void load_dir(ld *L, const char *dir, const char *prefix)
         }
         if (status[0] && strcmp(status, "ok") && strcmp(status, "cut_short")) {
             if (strcmp(status, "skipped") != 0 && !L->s->unfinished++)
-                snprintf(L->s->first_unfinished, sizeof L->s->first_unfinished, "%s (%s)", pd, status);
+                snprintf(L->s->first_unfinished, sizeof L->s->first_unfinished, "%s (%s)", pd,
+                         status);
             continue;
         }
         /* the point names its cases: the same backend in another point (another preset, or a
          * contiguous row timed beside a paged one) is another case */
         char pp[600];
         snprintf(pp, sizeof pp, "%s%s:", prefix, names[i]);
-        const char *need = !strncmp(names[i], "run-", 4) ? "tokens.csv" : !strncmp(names[i], "quality-", 8) ? "quality.csv"
-                           : !strncmp(names[i], "attend-", 7) ? "attend.csv" : NULL;
-        if (!need) continue;                     /* serve points: nothing compare reads */
+        const char *need = !strncmp(names[i], "run-", 4)       ? "tokens.csv"
+                           : !strncmp(names[i], "quality-", 8) ? "quality.csv"
+                           : !strncmp(names[i], "attend-", 7)  ? "attend.csv"
+                                                               : NULL;
+        if (!need) continue; /* serve points: nothing compare reads */
         if (!exists(pd, need)) {
-            kvb_cmp_fail(L, "'%s/%s' is missing, though the point is marked %s: the result is damaged", pd, need,
-                 status[0] ? status : "finished");
+            kvb_cmp_fail(L,
+                         "'%s/%s' is missing, though the point is marked %s: the result is damaged",
+                         pd, need, status[0] ? status : "finished");
             break;
         }
-        if (need[0] == 't') kvb_cmp_load_run(L, pd, pp);
-        else if (need[0] == 'q') kvb_cmp_load_quality(L, pd, pp);
+        if (need[0] == 't')
+            kvb_cmp_load_run(L, pd, pp);
+        else if (need[0] == 'q')
+            kvb_cmp_load_quality(L, pd, pp);
         else {
             snprintf(path, sizeof path, "%s/attend.csv", pd);
             kvb_cmp_load_attend(L, path, pp);
@@ -140,7 +150,8 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
     if (!is_dir(path)) {
         FILE *f = fopen(path, "r");
         if (!f) {
-            snprintf(msg, msg_len, "'%s': no such result directory or Google Benchmark JSON file", path);
+            snprintf(msg, msg_len, "'%s': no such result directory or Google Benchmark JSON file",
+                     path);
             return KVB_STATUS_IO;
         }
         fclose(f);
@@ -150,21 +161,26 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
         int n;
         char **names;
         snprintf(sub, sizeof sub, "%s/runs", path);
-        if ((names = list_dir(sub, &n)) != NULL) {   /* several runs of one sweep: samples pooled */
+        if ((names = list_dir(sub, &n)) != NULL) { /* several runs of one sweep: samples pooled */
             for (int i = 0; i < n && !L.bad; i++) {
                 char rd[2600];
                 snprintf(rd, sizeof rd, "%s/%s", sub, names[i]);
                 int before = s->n, loads = s->load;
-                if (!is_dir(rd)) kvb_cmp_fail(&L, "'%s' in a pool of runs is not a result directory", rd);
-                else load_dir(&L, rd, "");
+                if (!is_dir(rd))
+                    kvb_cmp_fail(&L, "'%s' in a pool of runs is not a result directory", rd);
+                else
+                    load_dir(&L, rd, "");
                 /* every run of a pool must hold results: a dropped run narrows the baseline */
                 if (!L.bad && s->load == loads && s->n == before)
-                    kvb_cmp_fail(&L, "'%s' (a run of the pool '%s') holds no kvbench results", rd, sub);
+                    kvb_cmp_fail(&L, "'%s' (a run of the pool '%s') holds no kvbench results", rd,
+                                 sub);
             }
             if (!n) kvb_cmp_fail(&L, "'%s' holds no runs", sub);
             free_list(names, n);
-        } else if (snprintf(sub, sizeof sub, "%s/machines", path) > 0 && (names = list_dir(sub, &n)) != NULL) {
-            for (int i = 0; i < n && !L.bad; i++) {  /* a merge: each machine's cases under its host */
+        } else if (snprintf(sub, sizeof sub, "%s/machines", path) > 0 &&
+                   (names = list_dir(sub, &n)) != NULL) {
+            for (int i = 0; i < n && !L.bad;
+                 i++) { /* a merge: each machine's cases under its host */
                 char md[2600], prefix[300];
                 snprintf(md, sizeof md, "%s/%s", sub, names[i]);
                 snprintf(prefix, sizeof prefix, "%s:", names[i]);
@@ -179,18 +195,20 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
         kvb_cmp_free(s);
         return KVB_STATUS_FORMAT;
     }
-    if (is_dir(path)) {                          /* make baseline on another CPU model wrote it */
+    if (is_dir(path)) { /* make baseline on another CPU model wrote it */
         char sp[2400];
         snprintf(sp, sizeof sp, "%s/STALE", path);
         FILE *f = fopen(sp, "r");
         if (f) {
-            if (!fgets(s->stale, sizeof s->stale, f) || !s->stale[0]) snprintf(s->stale, sizeof s->stale, "(no reason given)");
+            if (!fgets(s->stale, sizeof s->stale, f) || !s->stale[0])
+                snprintf(s->stale, sizeof s->stale, "(no reason given)");
             s->stale[strcspn(s->stale, "\n")] = 0;
             fclose(f);
         }
     }
     if (s->n == 0 && !s->unfinished) {
-        snprintf(msg, msg_len, "'%s' holds no kvbench results (tokens.csv, attend.csv, quality.csv)", path);
+        snprintf(msg, msg_len,
+                 "'%s' holds no kvbench results (tokens.csv, attend.csv, quality.csv)", path);
         kvb_cmp_free(s);
         return KVB_STATUS_FORMAT;
     }
@@ -203,4 +221,3 @@ void kvb_cmp_free(kvb_cmp_set *s)
     s->c = NULL;
     s->n = s->cap = 0;
 }
-

@@ -10,9 +10,9 @@
 /* a load in progress: the first failure is kept in msg, bad set */
 typedef struct ld {
     kvb_cmp_set *s;
-    char        *msg;
-    size_t       len;
-    int          bad;
+    char *msg;
+    size_t len;
+    int bad;
 } ld;
 
 /* Records a refusal (the first one wins); returns -1. */

@@ -15,17 +15,22 @@
 static void html_escape(FILE *f, const char *s)
 {
     for (; *s; s++)
-        if (*s == '<') fputs("&lt;", f);
-        else if (*s == '>') fputs("&gt;", f);
-        else if (*s == '&') fputs("&amp;", f);
-        else if (*s == '"') fputs("&quot;", f);
-        else fputc(*s, f);
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else if (*s == '"')
+            fputs("&quot;", f);
+        else
+            fputc(*s, f);
 }
 
 static void report_free(report *r)
 {
     for (int i = 0; i < P_COUNT; i++) {
-        kvb_rp_discard(&r->p[i].out, r->p[i].dat);   /* still open only on an error path */
+        kvb_rp_discard(&r->p[i].out, r->p[i].dat); /* still open only on an error path */
         free(r->p[i].label);
         free(r->p[i].extra);
         free(r->p[i].extra_note);
@@ -42,16 +47,20 @@ static void report_free(report *r)
 
 static void write_points(report *r, FILE *md_f, FILE *h, const char *hd)
 {
-    fprintf(md_f, "%s Points\n\n| point | kind | status | seconds |\n|---|---|---|---|\n%s\n", hd, r->points);
-    fprintf(h, "<h%zu>Points</h%zu>\n<table>\n<tr><th>point</th><th>kind</th><th>status</th><th>seconds</th></tr>\n",
+    fprintf(md_f, "%s Points\n\n| point | kind | status | seconds |\n|---|---|---|---|\n%s\n", hd,
+            r->points);
+    fprintf(h,
+            "<h%zu>Points</h%zu>\n<table>\n<tr><th>point</th><th>kind</th><th>status</"
+            "th><th>seconds</th></tr>\n",
             strlen(hd), strlen(hd));
-    for (const char *l = r->points; *l;) {     /* the markdown rows, as HTML */
+    for (const char *l = r->points; *l;) { /* the markdown rows, as HTML */
         const char *e = strchr(l, '\n');
         size_t len = e ? (size_t)(e - l) : strlen(l);
         char rowbuf[512];
         snprintf(rowbuf, sizeof rowbuf, "%.*s", (int)len, l);
         fprintf(h, "<tr>");
-        for (char *save = NULL, *c = strtok_r(rowbuf, "|", &save); c; c = strtok_r(NULL, "|", &save)) {
+        for (char *save = NULL, *c = strtok_r(rowbuf, "|", &save); c;
+             c = strtok_r(NULL, "|", &save)) {
             while (*c == ' ') c++;
             size_t cl = strlen(c);
             while (cl && c[cl - 1] == ' ') c[--cl] = 0;
@@ -71,7 +80,8 @@ static void write_points(report *r, FILE *md_f, FILE *h, const char *hd)
 static void write_sections(report *r, drawer *d, FILE *md_f, FILE *h, const char *hd)
 {
     size_t lv = strlen(hd);
-    fprintf(md_f, "%s Machine\n\n```\n%s\n```\n\n%s Configuration\n\n```\n%s\n```\n\n", hd, r->machine, hd, r->config);
+    fprintf(md_f, "%s Machine\n\n```\n%s\n```\n\n%s Configuration\n\n```\n%s\n```\n\n", hd,
+            r->machine, hd, r->config);
     fprintf(h, "<h%zu>Machine</h%zu>\n<pre>", lv, lv);
     html_escape(h, r->machine);
     fprintf(h, "</pre>\n<h%zu>Configuration</h%zu>\n<pre>", lv, lv);
@@ -96,8 +106,11 @@ static void write_sections(report *r, drawer *d, FILE *md_f, FILE *h, const char
         } else {
             /* never a broken image link: say why there is none and where the data is */
             char why[800];
-            snprintf(why, sizeof why, "Plot not drawn: %s. Its data is in plots/%s%s.dat; draw it with `kvbench report "
-                     "DIR` once gnuplot is installed.", d->why[0] ? d->why : "gnuplot failed on it", nm, r->tag);
+            snprintf(
+                why, sizeof why,
+                "Plot not drawn: %s. Its data is in plots/%s%s.dat; draw it with `kvbench report "
+                "DIR` once gnuplot is installed.",
+                d->why[0] ? d->why : "gnuplot failed on it", nm, r->tag);
             fprintf(md_f, "*%s*\n\n", why);
             fprintf(h, "<p class=\"note\">");
             html_escape(h, why);
@@ -179,7 +192,8 @@ static void def_diff(const char *a, const char *b, char *out, size_t n)
             size_t ml = (size_t)(f - m) - (f[-1] == '\n');
             found = ml == len && strncmp(m, l, len) == 0;
         }
-        if (!found && k + len + 3 < n) k += (size_t)snprintf(out + k, n - k, "%s%.*s", k ? "; " : "", (int)len, l);
+        if (!found && k + len + 3 < n)
+            k += (size_t)snprintf(out + k, n - k, "%s%.*s", k ? "; " : "", (int)len, l);
     }
 }
 
@@ -195,8 +209,10 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
     snprintf(path, sizeof path, "%s/summary.json", dir);
     snprintf(mpath, sizeof mpath, "%s/machines", dir);
     snprintf(tmp, sizeof tmp, "%s/sweep.csv", dir);
-    if (!kvb_rp_is_dir(dir) || (stat(path, &st) != 0 && !kvb_rp_is_dir(mpath) && stat(tmp, &st) != 0)) {
-        snprintf(msg, msg_len, "'%s' is not a kvbench result: no summary.json, sweep.csv or machines/", dir);
+    if (!kvb_rp_is_dir(dir) ||
+        (stat(path, &st) != 0 && !kvb_rp_is_dir(mpath) && stat(tmp, &st) != 0)) {
+        snprintf(msg, msg_len,
+                 "'%s' is not a kvbench result: no summary.json, sweep.csv or machines/", dir);
         return KVB_STATUS_INVALID_ARG;
     }
     snprintf(plots_dir, sizeof plots_dir, "%s/plots", dir);
@@ -218,18 +234,26 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
     if (md) {
         for (struct dirent *e; (e = readdir(md));) {
             if (e->d_name[0] == '.') continue;
-            if (kvb_rp_grow(&hosts, &cap, nm + 1, sizeof *hosts) || !(hosts[nm] = strdup(e->d_name))) { oom = 1; break; }
+            if (kvb_rp_grow(&hosts, &cap, nm + 1, sizeof *hosts) ||
+                !(hosts[nm] = strdup(e->d_name))) {
+                oom = 1;
+                break;
+            }
             nm++;
         }
         closedir(md);
         qsort(hosts, (size_t)nm, sizeof *hosts, kvb_rp_cmp_str);
-        if (!oom && (!(defs = calloc((size_t)nm + 1, sizeof *defs)) || !(set = calloc((size_t)nm + 1, sizeof *set))))
+        if (!oom && (!(defs = calloc((size_t)nm + 1, sizeof *defs)) ||
+                     !(set = calloc((size_t)nm + 1, sizeof *set))))
             oom = 1;
         n_sets = 0;
         for (int i = 0; i < nm && !oom; i++) {
             char sub[2400];
             snprintf(sub, sizeof sub, "%s/%s", mpath, hosts[i]);
-            if (!(defs[i] = definition(sub))) { oom = 1; break; }
+            if (!(defs[i] = definition(sub))) {
+                oom = 1;
+                break;
+            }
             set[i] = -1;
             for (int j = 0; j < i && set[i] < 0; j++)
                 if (strcmp(defs[i], defs[j]) == 0) set[i] = set[j];
@@ -241,8 +265,10 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
     if (kvb_data_path("plots/common.gp", path, sizeof path) != 0) {
         d.no_scripts = 1;
         snprintf(d.why, sizeof d.why, "the plot scripts were not found (looked for %s)", path);
-        kvb_rp_note(&d, "plot scripts not found (looked for %s; set KVBENCH_DATA to the folder holding plots/): no images drawn",
-             path);
+        kvb_rp_note(&d,
+                    "plot scripts not found (looked for %s; set KVBENCH_DATA to the folder holding "
+                    "plots/): no images drawn",
+                    path);
     } else {
         char *slash = strrchr(path, '/');
         if (slash) *slash = 0;
@@ -252,16 +278,23 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
     oom |= !rs;
     for (int s = 0; s < n_sets && !oom; s++) {
         report *r = rs[s] = calloc(1, sizeof *r);
-        if (!r) { oom = 1; break; }
+        if (!r) {
+            oom = 1;
+            break;
+        }
         r->dir = dir;
         /* one set: the plain names; several: every file carries its set */
         if (n_sets > 1) snprintf(r->tag_own, sizeof r->tag_own, "-set%d", s + 1);
         r->tag = r->tag_own;
-        if (!merged) kvb_rp_collect(r, NULL, NULL, 0);
+        if (!merged)
+            kvb_rp_collect(r, NULL, NULL, 0);
         else {
             char **mine = malloc(((size_t)nm + 1) * sizeof *mine);
             int k = 0;
-            if (!mine) { oom = 1; break; }
+            if (!mine) {
+                oom = 1;
+                break;
+            }
             for (int i = 0; i < nm; i++)
                 if (set[i] == s) mine[k++] = hosts[i];
             kvb_rp_collect(r, mpath, mine, k);
@@ -289,11 +322,13 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
         snprintf(msg, msg_len, "out of memory");
         ret = KVB_STATUS_NO_MEMORY;
     } else if (!md_f) {
-        const char *first = NULL;       /* the first failure: plot data fails before the report */
+        const char *first = NULL; /* the first failure: plot data fails before the report */
         for (int s = 0; s < n_sets && !first; s++)
             if (rs[s]->err[0]) first = rs[s]->err;
-        if (first) snprintf(msg, msg_len, "report of '%s': %s", dir, first);
-        else snprintf(msg, msg_len, "%s", why_open);
+        if (first)
+            snprintf(msg, msg_len, "report of '%s': %s", dir, first);
+        else
+            snprintf(msg, msg_len, "%s", why_open);
         ret = KVB_STATUS_IO;
     } else {
         const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
@@ -302,16 +337,22 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
         html_escape(h, base);
         /* an image is shown at its own size (each plot is at most 1200 px wide),
          * shrunk only to fit a narrower window: its text stays at 14 px */
-        fprintf(h, "</title>\n<style>body{font-family:sans-serif;font-size:16px;max-width:1200px;margin:auto;"
-                   "padding:0 8px}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:2px 8px;"
-                   "text-align:right}td:first-child{text-align:left}img{max-width:100%%;height:auto}"
-                   "pre{background:#f4f4f4;padding:8px;overflow-x:auto}.note{background:#fff4d6;padding:6px}"
-                   "</style></head><body>\n<h1>kvbench report: ");
+        fprintf(h,
+                "</"
+                "title>\n<style>body{font-family:sans-serif;font-size:16px;max-width:1200px;margin:"
+                "auto;"
+                "padding:0 8px}table{border-collapse:collapse}td,th{border:1px solid "
+                "#bbb;padding:2px 8px;"
+                "text-align:right}td:first-child{text-align:left}img{max-width:100%%;height:auto}"
+                "pre{background:#f4f4f4;padding:8px;overflow-x:auto}.note{background:#fff4d6;"
+                "padding:6px}"
+                "</style></head><body>\n<h1>kvbench report: ");
         html_escape(h, base);
         fprintf(h, "</h1>\n");
         if (n_sets > 1) {
             char line[4096];
-            snprintf(line, sizeof line, "These machines ran different sweep definitions, so their figures are not "
+            snprintf(line, sizeof line,
+                     "These machines ran different sweep definitions, so their figures are not "
                      "comparable: each set is reported apart, with its own plots.");
             fprintf(md_f, "**%s**\n\n", line);
             fprintf(h, "<p class=\"note\"><b>");
@@ -321,11 +362,13 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
                 int k = 0, first = -1;
                 for (int i = 0; i < nm; i++)
                     if (set[i] == s) {
-                        k += snprintf(line + k, sizeof line - (size_t)k, "%s%s", k ? ", " : "", hosts[i]);
+                        k += snprintf(line + k, sizeof line - (size_t)k, "%s%s", k ? ", " : "",
+                                      hosts[i]);
                         if (first < 0) first = i;
                         if (k >= (int)sizeof line - 1) break;
                     }
-                char diff[2048] = "", back[2048] = "";   /* its lines set 1 lacks, and set 1's it lacks */
+                char diff[2048] = "",
+                     back[2048] = ""; /* its lines set 1 lacks, and set 1's it lacks */
                 int f0 = 0;
                 while (f0 < nm && set[f0] != 0) f0++;
                 if (s > 0 && first >= 0 && f0 < nm) {
@@ -336,7 +379,8 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
                 fprintf(h, "<li>set %d: ", s + 1);
                 html_escape(h, line);
                 if (diff[0] || back[0]) {
-                    fprintf(md_f, "; differs from set 1 in: `%s` (set 1: `%s`)", diff[0] ? diff : "-", back[0] ? back : "-");
+                    fprintf(md_f, "; differs from set 1 in: `%s` (set 1: `%s`)",
+                            diff[0] ? diff : "-", back[0] ? back : "-");
                     fprintf(h, "; differs from set 1 in: <code>");
                     html_escape(h, diff[0] ? diff : "-");
                     fprintf(h, "</code> (set 1: <code>");
@@ -365,7 +409,8 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
             if (rs[s]->failed) why = rs[s]->err[0] ? rs[s]->err : "out of memory";
         for (int s = 0; s < n_sets; s++) bad |= rs[s]->failed;
         if (bad) {
-            snprintf(msg, msg_len, "report of '%s': %s", dir, why[0] ? why : "a file could not be written");
+            snprintf(msg, msg_len, "report of '%s': %s", dir,
+                     why[0] ? why : "a file could not be written");
             ret = KVB_STATUS_IO;
         }
     }

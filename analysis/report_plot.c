@@ -21,37 +21,58 @@
 extern char **environ;
 
 const kvb_plot_desc kvb_plot_info[P_COUNT] = {
-    {"latency", "Per-token latency against position",
-     "Median step time over repetitions at each position, with the p10-p90 band; linear and log-log axes. "
-     "A cache gives a flat line plus a slow rise (one linear read of the cache per step); no-cache rises "
+    {"latency",
+     "Per-token latency against position",
+     "Median step time over repetitions at each position, with the p10-p90 band; linear and "
+     "log-log axes. "
+     "A cache gives a flat line plus a slow rise (one linear read of the cache per step); no-cache "
+     "rises "
      "with position because every step recomputes the whole sequence.",
-     4, {"series", "first token (ms)", "last token (ms)", "last token p10-p90 (ms)"}},
-    {"memory", "Cache memory against tokens",
-     "Bytes reserved (dashed) and holding live tokens (solid) after each step, with the analytic line "
+     4,
+     {"series", "first token (ms)", "last token (ms)", "last token p10-p90 (ms)"}},
+    {"memory",
+     "Cache memory against tokens",
+     "Bytes reserved (dashed) and holding live tokens (solid) after each step, with the analytic "
+     "line "
      "tokens x 2 x layers x kv_heads x head_dim x bytes per element (dotted). Used must lie on it; "
      "reserved shows the allocation policy.",
-     5, {"series", "reserved (MB)", "used (MB)", "analytic (MB)", "waste"}},
-    {"scaling", "Total generation time against tokens (log-log)",
-     "Cumulative decode time for n tokens with each backend's fitted power law T = a n^b (exponent and "
-     "its 95% interval in the legend). No-cache should sit near 2 or above, a cache near 1 until its "
-     "attention term, linear in position, dominates the step. The marker shows where a cache's attention "
+     5,
+     {"series", "reserved (MB)", "used (MB)", "analytic (MB)", "waste"}},
+    {"scaling",
+     "Total generation time against tokens (log-log)",
+     "Cumulative decode time for n tokens with each backend's fitted power law T = a n^b (exponent "
+     "and "
+     "its 95% interval in the legend). No-cache should sit near 2 or above, a cache near 1 until "
+     "its "
+     "attention term, linear in position, dominates the step. The marker shows where a cache's "
+     "attention "
      "time overtakes the rest of its step.",
-     5, {"series", "status", "b [95% interval]", "b, last quarter", "attention > rest of step from"}},
-    {"bandwidth", "Attend bandwidth against context",
-     "K/V bytes read per second by one attend call (GB = 10^9) at each context length, with the read "
+     5,
+     {"series", "status", "b [95% interval]", "b, last quarter", "attention > rest of step from"}},
+    {"bandwidth",
+     "Attend bandwidth against context",
+     "K/V bytes read per second by one attend call (GB = 10^9) at each context length, with the "
+     "read "
      "ceiling measured in the same runs (dashed: one thread; dotted: all cores).",
-     4, {"series", "largest context", "GB/s there", "fraction of read ceiling"}},
-    {"quant", "Quantization: error against bytes per token",
+     4,
+     {"series", "largest context", "GB/s there", "fraction of read ceiling"}},
+    {"quant",
+     "Quantization: error against bytes per token",
      "Each lossy storage type at its measured bytes per token: the relative L2 error of attention "
      "against float64 and the KL divergence of the next-token distribution against the f32 cache "
      "(teacher-forced). Lower-left is better: the trade-off frontier.",
-     5, {"point", "bytes/token", "attend rel L2", "KL mean (nats)", "top-1"}},
-    {"paged", "Paged cache: overhead, waste and fit against block size",
+     5,
+     {"point", "bytes/token", "attend rel L2", "KL mean (nats)", "top-1"}},
+    {"paged",
+     "Paged cache: overhead, waste and fit against block size",
      "Left: attend time of the paged cache over the contiguous one at the largest context (1 = no "
-     "overhead). Middle: KV memory waste (1 - used/reserved) in the serving simulation, paged at each "
-     "block size, contiguous allocation as horizontal lines. Right: sequences held at once (mean over "
+     "overhead). Middle: KV memory waste (1 - used/reserved) in the serving simulation, paged at "
+     "each "
+     "block size, contiguous allocation as horizontal lines. Right: sequences held at once (mean "
+     "over "
      "rounds) under the same memory budget.",
-     4, {"series", "block", "value", "what"}},
+     4,
+     {"series", "block", "value", "what"}},
 };
 
 /* Grows *buf (elements of size el) to hold at least need; 0 or -1. */
@@ -73,12 +94,18 @@ void kvb_rp_appendf(report *r, char **s, size_t *len, size_t *cap, const char *f
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0) { r->failed = 1; return; }
+    if (n < 0) {
+        r->failed = 1;
+        return;
+    }
     if (*len + (size_t)n + 1 > *cap) {
         size_t c = *cap ? *cap : 1024;
         while (c < *len + (size_t)n + 1) c *= 2;
         char *b = realloc(*s, c);
-        if (!b) { r->failed = 1; return; }
+        if (!b) {
+            r->failed = 1;
+            return;
+        }
         *s = b;
         *cap = c;
     }
@@ -101,11 +128,15 @@ void kvb_rp_fail(report *r, const char *fmt, ...)
 
 void kvb_rp_row(report *r, plot *p, int n, ...)
 {
-    if (kvb_rp_grow(&p->cell, &p->cap_rows, p->rows + 1, sizeof *p->cell)) { r->failed = 1; return; }
+    if (kvb_rp_grow(&p->cell, &p->cap_rows, p->rows + 1, sizeof *p->cell)) {
+        r->failed = 1;
+        return;
+    }
     va_list ap;
     va_start(ap, n);
     for (int i = 0; i < MAX_COLS; i++) p->cell[p->rows][i][0] = 0;
-    for (int i = 0; i < n && i < MAX_COLS; i++) snprintf(p->cell[p->rows][i], CELL, "%s", va_arg(ap, const char *));
+    for (int i = 0; i < n && i < MAX_COLS; i++)
+        snprintf(p->cell[p->rows][i], CELL, "%s", va_arg(ap, const char *));
     va_end(ap);
     p->rows++;
 }
@@ -121,7 +152,7 @@ FILE *kvb_rp_create(report *r, kvb_afile *a, const char *path)
 int kvb_rp_commit(report *r, kvb_afile *a, FILE *f)
 {
     char msg[600];
-    if (!a->f) {                         /* /dev/null: its failure is recorded */
+    if (!a->f) { /* /dev/null: its failure is recorded */
         if (f) fclose(f);
         return -1;
     }
@@ -132,8 +163,10 @@ int kvb_rp_commit(report *r, kvb_afile *a, FILE *f)
 
 void kvb_rp_discard(kvb_afile *a, FILE *f)
 {
-    if (a->f) kvb_afile_abort(a);
-    else if (f) fclose(f);
+    if (a->f)
+        kvb_afile_abort(a);
+    else if (f)
+        fclose(f);
 }
 
 FILE *kvb_rp_dat(report *r, plot_id id)
@@ -150,7 +183,10 @@ void kvb_rp_block(report *r, plot_id id, const char *label)
 {
     plot *p = &r->p[id];
     FILE *f = kvb_rp_dat(r, id);
-    if (kvb_rp_grow(&p->label, &p->cap_label, p->n_label + 1, sizeof *p->label)) { r->failed = 1; return; }
+    if (kvb_rp_grow(&p->label, &p->cap_label, p->n_label + 1, sizeof *p->label)) {
+        r->failed = 1;
+        return;
+    }
     if (p->blocks++) fprintf(f, "\n\n");
     fprintf(f, "# %s\n", label);
     snprintf(p->label[p->n_label++], sizeof p->label[0], "%s", label);
@@ -158,8 +194,10 @@ void kvb_rp_block(report *r, plot_id id, const char *label)
 
 void kvb_rp_fmt(char *b, size_t n, const char *f, double v)
 {
-    if (isnan(v)) snprintf(b, n, "-");
-    else snprintf(b, n, f, v);
+    if (isnan(v))
+        snprintf(b, n, "-");
+    else
+        snprintf(b, n, f, v);
 }
 
 /* The i-th series' colour (i from 0): ten well-separated ones (Tableau 10),
@@ -169,21 +207,22 @@ static void series_colour(int i, char out[8])
 {
     static const char *const tab[10] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-    if (i < 10) { snprintf(out, 8, "%s", tab[i]); return; }
+    if (i < 10) {
+        snprintf(out, 8, "%s", tab[i]);
+        return;
+    }
     double hue = fmod((i - 10) * 0.6180339887498949 + 0.05, 1.0) * 6;
     double s = (i / 7) % 2 ? 0.55 : 0.9, v = (i / 3) % 2 ? 0.6 : 0.85;
     int k = (int)hue;
     double fr = hue - k, p = v * (1 - s), q = v * (1 - s * fr), t = v * (1 - s * (1 - fr)), rgb[3];
-    switch (k % 6) {
-    case 0: rgb[0] = v; rgb[1] = t; rgb[2] = p; break;
-    case 1: rgb[0] = q; rgb[1] = v; rgb[2] = p; break;
-    case 2: rgb[0] = p; rgb[1] = v; rgb[2] = t; break;
-    case 3: rgb[0] = p; rgb[1] = q; rgb[2] = v; break;
-    case 4: rgb[0] = t; rgb[1] = p; rgb[2] = v; break;
-    default: rgb[0] = v; rgb[1] = p; rgb[2] = q; break;
-    }
-    snprintf(out, 8, "#%02x%02x%02x", (int)(rgb[0] * 255 + 0.5) & 255, (int)(rgb[1] * 255 + 0.5) & 255,
-             (int)(rgb[2] * 255 + 0.5) & 255);
+    /* each sixth of the hue circle takes its red, green and blue from v, q, p, t */
+    enum { V, Q, P, T };
+    static const unsigned char pick[6][3] = {{V, T, P}, {Q, V, P}, {P, V, T},
+                                             {P, Q, V}, {T, P, V}, {V, P, Q}};
+    const double val[4] = {v, q, p, t};
+    for (int c = 0; c < 3; c++) rgb[c] = val[pick[k % 6][c]];
+    snprintf(out, 8, "#%02x%02x%02x", (int)(rgb[0] * 255 + 0.5) & 255,
+             (int)(rgb[1] * 255 + 0.5) & 255, (int)(rgb[2] * 255 + 0.5) & 255);
 }
 
 void kvb_rp_note(drawer *d, const char *fmt, ...)
@@ -201,7 +240,10 @@ void kvb_rp_note(drawer *d, const char *fmt, ...)
 static void gp_quote(char *out, size_t n, const char *s)
 {
     size_t k = 0;
-    if (n < 3) { if (n) out[0] = 0; return; }
+    if (n < 3) {
+        if (n) out[0] = 0;
+        return;
+    }
     out[k++] = '\'';
     for (; *s && k + 3 < n; s++) {
         if (*s == '\'') out[k++] = '\'';
@@ -211,7 +253,8 @@ static void gp_quote(char *out, size_t n, const char *s)
     out[k] = 0;
 }
 
-/* Runs gnuplot on one script for one terminal; 0 drawn, 1 gnuplot missing, -1 failed (r->err says why). */
+/* Runs gnuplot on one script for one terminal; 0 drawn, 1 gnuplot missing, -1 failed (r->err says
+ * why). */
 static int run_gnuplot(report *r, drawer *d, plot_id id, const char *term)
 {
     const char *name = kvb_plot_info[id].name;
@@ -254,7 +297,11 @@ static int run_gnuplot(report *r, drawer *d, plot_id id, const char *term)
     int e = posix_spawnp(&pid, "gnuplot", &fa, have_at ? &at : NULL, argv, environ), st = 0;
     posix_spawn_file_actions_destroy(&fa);
     if (have_at) posix_spawnattr_destroy(&at);
-    if (e == ENOENT) { remove(errpath); kvb_afile_abort(&img); return 1; }
+    if (e == ENOENT) {
+        remove(errpath);
+        kvb_afile_abort(&img);
+        return 1;
+    }
     if (e != 0) {
         kvb_rp_fail(r, "cannot run gnuplot on '%s': %s", script, strerror(e));
         remove(errpath);
@@ -307,15 +354,21 @@ void kvb_rp_draw(report *r, drawer *d)
 {
     for (int i = 0; i < P_COUNT; i++) {
         plot *p = &r->p[i];
-        if (!p->drawn || d->no_gnuplot || d->no_scripts) { drop_images(r, (plot_id)i); continue; }
+        if (!p->drawn || d->no_gnuplot || d->no_scripts) {
+            drop_images(r, (plot_id)i);
+            continue;
+        }
         int ok = 1;
         for (int t = 0; t < 2 && ok; t++) {
             int rc = run_gnuplot(r, d, (plot_id)i, t ? "svg" : "png");
             if (rc == 1) {
                 d->no_gnuplot = 1;
                 snprintf(d->why, sizeof d->why, "gnuplot is not installed (not found on PATH)");
-                kvb_rp_note(d, "gnuplot not found on PATH: no plot images drawn, the report says so; install it "
-                        "(apt-get install gnuplot-nox) and run kvbench report %s again", d->dir);
+                kvb_rp_note(d,
+                            "gnuplot not found on PATH: no plot images drawn, the report says so; "
+                            "install it "
+                            "(apt-get install gnuplot-nox) and run kvbench report %s again",
+                            d->dir);
             }
             ok = rc == 0;
         }
@@ -345,14 +398,16 @@ int kvb_rp_write_plot_data(report *r)
         kvb_afile vars;
         FILE *v = kvb_rp_create(r, &vars, path);
         fprintf(v, "# written by kvbench report: what %s.gp draws\n", kvb_plot_info[i].name);
-        fprintf(v, "machine = \"%s%s%s\"\n", r->multi ? "several machines" : cpu, date[0] && !r->multi ? ", " : "",
-                r->multi ? "" : date);
+        fprintf(v, "machine = \"%s%s%s\"\n", r->multi ? "several machines" : cpu,
+                date[0] && !r->multi ? ", " : "", r->multi ? "" : date);
         fprintf(v, "n = %d\narray labels[%d]\n", p->n_label, p->n_label > 0 ? p->n_label : 1);
-        for (int k = 0; k < p->n_label; k++) fprintf(v, "labels[%d] = \"%s\"\n", k + 1, p->label[k]);
+        for (int k = 0; k < p->n_label; k++)
+            fprintf(v, "labels[%d] = \"%s\"\n", k + 1, p->label[k]);
         /* a colour for every series a panel can hold: no two alike */
         int nc = p->n_label;
         if (i == P_PAGED && r->n_serve + r->n_ref > nc) nc = r->n_serve + r->n_ref;
-        if (i == P_BANDWIDTH) nc += r->n_hc;     /* several machines' ceilings: a colour each, after the series */
+        if (i == P_BANDWIDTH)
+            nc += r->n_hc; /* several machines' ceilings: a colour each, after the series */
         if (nc < 2) nc = 2;
         fprintf(v, "array colour[%d]\n", nc);
         for (int k = 0; k < nc; k++) {
@@ -361,21 +416,24 @@ int kvb_rp_write_plot_data(report *r)
             fprintf(v, "colour[%d] = \"%s\"\n", k + 1, c);
         }
         if (i == P_SCALING)
-            fprintf(v, "array over[%d]\ndo for [k = 1:%d] { over[k] = -1 }\n", p->n_label > 0 ? p->n_label : 1,
-                    p->n_label > 0 ? p->n_label : 1);
-        if (i == P_BANDWIDTH) {      /* one ceiling per machine, named when there are several */
+            fprintf(v, "array over[%d]\ndo for [k = 1:%d] { over[k] = -1 }\n",
+                    p->n_label > 0 ? p->n_label : 1, p->n_label > 0 ? p->n_label : 1);
+        if (i == P_BANDWIDTH) { /* one ceiling per machine, named when there are several */
             int nh = r->n_hc > 0 ? r->n_hc : 1;
-            fprintf(v, "ctx_min = %d\nctx_max = %d\nn_ceil = %d\narray ceil1s[%d]\narray ceilns[%d]\narray ceil_host[%d]\n",
+            fprintf(v,
+                    "ctx_min = %d\nctx_max = %d\nn_ceil = %d\narray ceil1s[%d]\narray "
+                    "ceilns[%d]\narray ceil_host[%d]\n",
                     r->ctx_min, r->ctx_max, r->n_hc, nh, nh, nh);
             if (!r->n_hc) fprintf(v, "ceil1s[1] = 0; ceilns[1] = 0; ceil_host[1] = \"\"\n");
             for (int k = 0; k < r->n_hc; k++)
-                fprintf(v, "ceil1s[%d] = %.6g; ceilns[%d] = %.6g; ceil_host[%d] = \"%s%s\"\n", k + 1, r->hc[k].c1, k + 1,
-                        r->hc[k].cn, k + 1, r->multi ? " of " : "", r->multi ? r->hc[k].host : "");
+                fprintf(v, "ceil1s[%d] = %.6g; ceilns[%d] = %.6g; ceil_host[%d] = \"%s%s\"\n",
+                        k + 1, r->hc[k].c1, k + 1, r->hc[k].cn, k + 1, r->multi ? " of " : "",
+                        r->multi ? r->hc[k].host : "");
         }
         if (i == P_PAGED) {
             int nr = r->n_ref ? r->n_ref : 1, ns = r->n_serve ? r->n_serve : 1;
-            fprintf(v, "n_ref = %d\narray ref_label[%d]\narray ref_waste[%d]\narray ref_run[%d]\n", r->n_ref, nr, nr,
-                    nr);
+            fprintf(v, "n_ref = %d\narray ref_label[%d]\narray ref_waste[%d]\narray ref_run[%d]\n",
+                    r->n_ref, nr, nr, nr);
             fprintf(v, "n_serve = %d\narray serve_label[%d]\n", r->n_serve, ns);
         }
         if (p->extra) fputs(p->extra, v);
@@ -383,4 +441,3 @@ int kvb_rp_write_plot_data(report *r)
     }
     return status;
 }
-

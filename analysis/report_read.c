@@ -31,24 +31,29 @@ static int load_summary(const char *dir, cJSON **sum)
 }
 
 /* The scaling table's row and legend for the series just read. */
-static void scaling_row(report *r, const cJSON *pt, const char *name, double b, int nocache, int over,
-                        int last_pos, int first_pos)
+static void scaling_row(report *r, const cJSON *pt, const char *name, double b, int nocache,
+                        int over, int last_pos, int first_pos)
 {
     char st[32], ci[CELL], c4[CELL], c5[CELL];
     kvb_json_copy_at(pt, KVB_KEY_STATUS, st, sizeof st);
     double lo = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_B_CI95 ".0");
     double hi = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_B_CI95 ".1");
-    if (isnan(lo)) snprintf(ci, sizeof ci, "%.3f", b);
-    else snprintf(ci, sizeof ci, "%.3f [%.3f, %.3f]", b, lo, hi);
+    if (isnan(lo))
+        snprintf(ci, sizeof ci, "%.3f", b);
+    else
+        snprintf(ci, sizeof ci, "%.3f [%.3f, %.3f]", b, lo, hi);
     kvb_rp_fmt(c4, sizeof c4, "%.3f", kvb_json_num_at(pt, KVB_KEY_FIT_TAIL "." KVB_KEY_B));
-    if (nocache) snprintf(c5, sizeof c5, "(no cache)");
-    else if (over >= 0) snprintf(c5, sizeof c5, "position %d", over);
-    else snprintf(c5, sizeof c5, "not by position %d", last_pos);
+    if (nocache)
+        snprintf(c5, sizeof c5, "(no cache)");
+    else if (over >= 0)
+        snprintf(c5, sizeof c5, "position %d", over);
+    else
+        snprintf(c5, sizeof c5, "not by position %d", last_pos);
     kvb_rp_row(r, &r->p[P_SCALING], 5, name, st[0] ? st : "ok", ci, c4, c5);
     /* the legend carries the exponent */
     plot *ps = &r->p[P_SCALING];
     snprintf(ps->label[ps->n_label - 1], sizeof ps->label[0], "%s: b = %s", name, ci);
-    if (over >= 0)             /* the plot's x is tokens decoded, n = position - first + 1 */
+    if (over >= 0) /* the plot's x is tokens decoded, n = position - first + 1 */
         EXTRA(r, P_SCALING, "over[%d] = %d\n", ps->n_label, over - first_pos + 1);
 }
 
@@ -59,7 +64,10 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
     kvb_csv c;
     snprintf(path, sizeof path, "%s/positions.csv", dir);
     if (load_summary(dir, &sum)) return;
-    if (kvb_csv_open(&c, path, msg, sizeof msg)) { cJSON_Delete(sum); return; }
+    if (kvb_csv_open(&c, path, msg, sizeof msg)) {
+        cJSON_Delete(sum);
+        return;
+    }
     const cJSON *points = kvb_json_at(sum, KVB_KEY_POINTS), *pt = NULL;
     char cur[128] = "";
     double cum = 0, a = NAN, b = NAN, bpt = NAN, first = NAN, last = NAN, lp10 = NAN, lp90 = NAN;
@@ -70,18 +78,22 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
     char name[160];
     for (int more = 1; more;) {
         more = kvb_csv_next(&c) > 0;
-        if (more && c.n && strcmp(c.field[0], KVB_COL_LABEL) == 0) {     /* a header, wherever it comes */
-            static const char *const names[8] = {KVB_COL_LABEL, KVB_COL_POSITION, KVB_COL_STEP_MEDIAN,
-                                                 KVB_COL_STEP_P10, KVB_COL_STEP_P90, KVB_COL_ATTN_MEDIAN,
-                                                 KVB_COL_RESERVED_BYTES, KVB_COL_USED_BYTES};
-            if (kvb_csv_header(&c)) { r->failed = 1; break; }
+        if (more && c.n &&
+            strcmp(c.field[0], KVB_COL_LABEL) == 0) { /* a header, wherever it comes */
+            static const char *const names[8] = {
+                KVB_COL_LABEL,    KVB_COL_POSITION,    KVB_COL_STEP_MEDIAN,    KVB_COL_STEP_P10,
+                KVB_COL_STEP_P90, KVB_COL_ATTN_MEDIAN, KVB_COL_RESERVED_BYTES, KVB_COL_USED_BYTES};
+            if (kvb_csv_header(&c)) {
+                r->failed = 1;
+                break;
+            }
             need = kvb_csv_columns(&c, names, col, 8);
             continue;
         }
         if (more && (need < 0 || c.n <= need)) continue;
         const char *label = more ? c.field[col[C_LABEL]] : "";
         if (!more || strcmp(label, cur) != 0) {
-            if (cur[0]) {                    /* the previous series' table rows */
+            if (cur[0]) { /* the previous series' table rows */
                 char c1[CELL], c2[CELL], c3[CELL], c4[CELL];
                 kvb_rp_fmt(c1, sizeof c1, "%.2f", first);
                 kvb_rp_fmt(c2, sizeof c2, "%.2f", last);
@@ -97,27 +109,41 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
             if (!more) break;
             snprintf(cur, sizeof cur, "%s", label);
             snprintf(name, sizeof name, "%s", cur);
-            if (threads > 1) snprintf(name + strlen(name), sizeof name - strlen(name), " x%d", threads);
+            if (threads > 1)
+                snprintf(name + strlen(name), sizeof name - strlen(name), " x%d", threads);
             if (r->multi) snprintf(name + strlen(name), sizeof name - strlen(name), " on %s", host);
             pt = kvb_json_find(points, KVB_KEY_LABEL, cur);
             a = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_A_NS);
             b = kvb_json_num_at(pt, KVB_KEY_FIT_TOTAL "." KVB_KEY_B);
-            bpt = kvb_json_num_at(pt, KVB_PATH_ANALYTIC_USED) / (kvb_json_num_at(pt, KVB_KEY_LAST_POSITION) + 1);
+            bpt = kvb_json_num_at(pt, KVB_PATH_ANALYTIC_USED) /
+                  (kvb_json_num_at(pt, KVB_KEY_LAST_POSITION) + 1);
             nocache = strncmp(cur, "nocache", 7) == 0;
-            cum = 0; n = 0; over = -1; streak = 0; first = NAN;
+            cum = 0;
+            n = 0;
+            over = -1;
+            streak = 0;
+            first = NAN;
             kvb_rp_block(r, P_LATENCY, name);
             kvb_rp_block(r, P_MEMORY, name);
             kvb_rp_block(r, P_SCALING, name);
         }
         int pos = atoi(c.field[col[C_POS]]);
-        double med = atof(c.field[col[C_MED]]), p10 = atof(c.field[col[C_P10]]), p90 = atof(c.field[col[C_P90]]);
+        double med = atof(c.field[col[C_MED]]), p10 = atof(c.field[col[C_P10]]),
+               p90 = atof(c.field[col[C_P90]]);
         double attn = atof(c.field[col[C_ATT]]);
         reserved = atof(c.field[col[C_RES]]);
         used = atof(c.field[col[C_USED]]);
         analytic = isnan(bpt) ? NAN : (pos + 1) * bpt;
-        if (isnan(first)) { first = med / 1e6; first_pos = pos; }
-        last = med / 1e6; lp10 = p10 / 1e6; lp90 = p90 / 1e6; last_pos = pos;
-        fprintf(kvb_rp_dat(r, P_LATENCY), "%d %.6g %.6g %.6g\n", pos, med / 1e6, p10 / 1e6, p90 / 1e6);
+        if (isnan(first)) {
+            first = med / 1e6;
+            first_pos = pos;
+        }
+        last = med / 1e6;
+        lp10 = p10 / 1e6;
+        lp90 = p90 / 1e6;
+        last_pos = pos;
+        fprintf(kvb_rp_dat(r, P_LATENCY), "%d %.6g %.6g %.6g\n", pos, med / 1e6, p10 / 1e6,
+                p90 / 1e6);
         fprintf(kvb_rp_dat(r, P_MEMORY), "%d %.6g %.6g %.6g\n", pos + 1, reserved / 1e6, used / 1e6,
                 isnan(analytic) ? 0.0 : analytic / 1e6);
         cum += med;
@@ -136,28 +162,41 @@ static void read_run(report *r, const char *dir, const char *host, int threads)
 
 /* One attend point's table. Rows of other backends (the contiguous cache run
  * beside it for the ratio) are not drawn again. */
-static void read_attend(report *r, const char *path, const char *host, int threads, const char *backend)
+static void read_attend(report *r, const char *path, const char *host, int threads,
+                        const char *backend)
 {
     kvb_csv c;
     char msg[600];
     if (kvb_csv_open(&c, path, msg, sizeof msg)) return;
-    if (kvb_csv_next(&c) <= 0 || kvb_csv_header(&c)) { kvb_csv_close(&c); return; }
+    if (kvb_csv_next(&c) <= 0 || kvb_csv_header(&c)) {
+        kvb_csv_close(&c);
+        return;
+    }
     int c_b = kvb_csv_column(&c, KVB_COL_BACKEND), c_d = kvb_csv_column(&c, KVB_COL_DTYPE);
     int c_k = kvb_csv_column(&c, KVB_COL_BLOCK), c_h = kvb_csv_column(&c, KVB_COL_HEADS);
     int c_v = kvb_csv_column(&c, KVB_COL_KV_HEADS), c_hd = kvb_csv_column(&c, KVB_COL_HEAD_DIM);
     int c_ctx = kvb_csv_column(&c, KVB_COL_CTX), c_ns = kvb_csv_column(&c, KVB_COL_MEDIAN_NS);
     int c_gbs = kvb_csv_column(&c, KVB_COL_GBS), c_ceil = kvb_csv_column(&c, KVB_COL_CEILING);
-    int c_frac = kvb_csv_column(&c, KVB_COL_OF_CEILING), c_ratio = kvb_csv_column(&c, KVB_COL_RATIO);
-    if (c_b < 0 || c_d < 0 || c_ctx < 0 || c_ns < 0 || c_gbs < 0 || c_h < 0 || c_v < 0 || c_hd < 0) {
+    int c_frac = kvb_csv_column(&c, KVB_COL_OF_CEILING),
+        c_ratio = kvb_csv_column(&c, KVB_COL_RATIO);
+    if (c_b < 0 || c_d < 0 || c_ctx < 0 || c_ns < 0 || c_gbs < 0 || c_h < 0 || c_v < 0 ||
+        c_hd < 0) {
         kvb_csv_close(&c);
         return;
     }
     char **fl = NULL;
     /* rows come context by context; a series is one block size of one backend and type */
-    struct arow { char name[160]; int ctx; double gbs, frac; } *rows = NULL;
+    struct arow {
+        char name[160];
+        int ctx;
+        double gbs, frac;
+    } *rows = NULL;
     int n = 0, cap = 0;
     while (kvb_csv_next(&c) > 0) {
-        if (kvb_rp_grow(&rows, &cap, n + 1, sizeof *rows)) { r->failed = 1; break; }
+        if (kvb_rp_grow(&rows, &cap, n + 1, sizeof *rows)) {
+            r->failed = 1;
+            break;
+        }
         fl = c.field;
         if (c.n < c.n_head || (backend && strcmp(fl[c_b], backend) != 0)) continue;
         int blk = c_k >= 0 ? atoi(fl[c_k]) : 0, ctx = atoi(fl[c_ctx]);
@@ -167,19 +206,24 @@ static void read_attend(report *r, const char *path, const char *host, int threa
         char *name = rows[n].name;
         snprintf(name, sizeof rows[n].name, "%s/%s", fl[c_b], fl[c_d]);
         if (blk) snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), "/bs%d", blk);
-        snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), " x%d %s", threads, shape);
-        if (r->multi) snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), " on %s", host);
+        snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), " x%d %s", threads,
+                 shape);
+        if (r->multi)
+            snprintf(name + strlen(name), sizeof rows[n].name - strlen(name), " on %s", host);
         rows[n].ctx = ctx;
         if (!r->ctx_min || ctx < r->ctx_min) r->ctx_min = ctx;
         if (ctx > r->ctx_max) r->ctx_max = ctx;
         rows[n].gbs = atof(fl[c_gbs]);
         rows[n].frac = c_frac >= 0 ? atof(fl[c_frac]) : NAN;
         n++;
-        if (ceil > 0) {                 /* each machine's own ceiling: one line per machine */
+        if (ceil > 0) { /* each machine's own ceiling: one line per machine */
             int k = 0;
             while (k < r->n_hc && strcmp(r->hc[k].host, host) != 0) k++;
             if (k == r->n_hc) {
-                if (kvb_rp_grow(&r->hc, &r->cap_hc, k + 1, sizeof *r->hc)) { r->failed = 1; break; }
+                if (kvb_rp_grow(&r->hc, &r->cap_hc, k + 1, sizeof *r->hc)) {
+                    r->failed = 1;
+                    break;
+                }
                 memset(&r->hc[k], 0, sizeof r->hc[k]);
                 snprintf(r->hc[k].host, sizeof r->hc[k].host, "%s", host);
                 r->n_hc++;
@@ -193,7 +237,9 @@ static void read_attend(report *r, const char *path, const char *host, int threa
             snprintf(x->shape, sizeof x->shape, "%s", shape);
             snprintf(x->dtype, sizeof x->dtype, "%s", fl[c_d]);
             snprintf(x->backend, sizeof x->backend, "%s", fl[c_b]);
-            x->block = blk; x->threads = threads; x->ctx = ctx;
+            x->block = blk;
+            x->threads = threads;
+            x->ctx = ctx;
             x->ratio = c_ratio >= 0 ? atof(fl[c_ratio]) : NAN;
         }
     }
@@ -202,7 +248,10 @@ static void read_attend(report *r, const char *path, const char *host, int threa
         int first = 1;
         for (int j = 0; j < i; j++) first &= strcmp(rows[j].name, rows[i].name) != 0;
         if (!first) continue;
-        if (kvb_rp_grow(&r->bw, &r->cap_bw, r->n_bw + 1, sizeof *r->bw)) { r->failed = 1; break; }
+        if (kvb_rp_grow(&r->bw, &r->cap_bw, r->n_bw + 1, sizeof *r->bw)) {
+            r->failed = 1;
+            break;
+        }
         struct bw_series *b = &r->bw[r->n_bw++];
         memset(b, 0, sizeof *b);
         snprintf(b->name, sizeof b->name, "%s", rows[i].name);
@@ -212,7 +261,8 @@ static void read_attend(report *r, const char *path, const char *host, int threa
         int last = i;
         for (int j = i; j < n; j++)
             if (strcmp(rows[j].name, rows[i].name) == 0) {
-                kvb_rp_appendf(r, &b->points, &b->len, &b->cap, "%d %.6g\n", rows[j].ctx, rows[j].gbs);
+                kvb_rp_appendf(r, &b->points, &b->len, &b->cap, "%d %.6g\n", rows[j].ctx,
+                               rows[j].gbs);
                 last = j;
             }
         char c1[CELL], c2[CELL], c3[CELL];
@@ -240,8 +290,8 @@ static void paged_overhead(report *r)
                       !strcmp(r->rec[k].host, p->host);
         if (larger) continue;
         char series[160], cb[CELL], cv[CELL];
-        snprintf(series, sizeof series, "%s/%s x%d %s ctx %d%s%s", p->backend, p->dtype, p->threads, p->shape, p->ctx,
-                 r->multi ? " on " : "", r->multi ? p->host : "");
+        snprintf(series, sizeof series, "%s/%s x%d %s ctx %d%s%s", p->backend, p->dtype, p->threads,
+                 p->shape, p->ctx, r->multi ? " on " : "", r->multi ? p->host : "");
         if (strcmp(series, last_series) != 0) {
             kvb_rp_block(r, P_PAGED, series);
             snprintf(last_series, sizeof last_series, "%s", series);
@@ -275,8 +325,9 @@ static long quantized_tokens(const cJSON *pt, const char *mode, double ref_used,
 }
 
 /* The quant plot's point and the table's row for one point's layers. */
-static void quality_row(report *r, const char *host, const cJSON *sum, const char *cur, const char *dtype,
-                        const char *mode, double ref_used, double err, double kl, double top1, int layers)
+static void quality_row(report *r, const char *host, const cJSON *sum, const char *cur,
+                        const char *dtype, const char *mode, double ref_used, double err, double kl,
+                        double top1, int layers)
 {
     const cJSON *pt = kvb_json_find(kvb_json_at(sum, KVB_KEY_POINTS), KVB_KEY_LABEL, cur);
     double used = kvb_json_num_at(pt, KVB_PATH_USED);
@@ -293,18 +344,20 @@ static void quality_row(report *r, const char *host, const cJSON *sum, const cha
         snprintf(shortname, sizeof shortname, "%s%s%s %s", dtype, on, hn, none);
         char w[48] = "its";
         if (window > 0) snprintf(w, sizeof w, "the %ld-token", window);
-        kvb_rp_appendf(r, &q->extra_note, &q->note_len, &q->note_cap,
-                       "%s%s%s quantized no token: all %.0f tokens it held stayed in %s f32 window, so "
-                       "its error and bytes per token are the f32 cache's, not %s's. Run more tokens "
-                       "than the window to measure %s.\n",
-                       cur, on, hn, lpos + 1, w, dtype, dtype);
+        kvb_rp_appendf(
+            r, &q->extra_note, &q->note_len, &q->note_cap,
+            "%s%s%s quantized no token: all %.0f tokens it held stayed in %s f32 window, so "
+            "its error and bytes per token are the f32 cache's, not %s's. Run more tokens "
+            "than the window to measure %s.\n",
+            cur, on, hn, lpos + 1, w, dtype, dtype);
     } else {
         snprintf(name, sizeof name, "%s%s%s", cur, on, hn);
         snprintf(shortname, sizeof shortname, "%s%s%s%s", dtype,
                  strstr(cur, "kchannel") ? " (channel keys)" : "", on, hn);
     }
     if (!q->blocks) kvb_rp_block(r, P_QUANT, "full model (teacher-forced)");
-    fprintf(kvb_rp_dat(r, P_QUANT), "%.6g %.6g %.6g \"%s\" %d\n", bpt, err / layers, kl, shortname, nq == 0);
+    fprintf(kvb_rp_dat(r, P_QUANT), "%.6g %.6g %.6g \"%s\" %d\n", bpt, err / layers, kl, shortname,
+            nq == 0);
     kvb_rp_fmt(c1, sizeof c1, "%.0f", bpt);
     kvb_rp_fmt(c2, sizeof c2, "%.2e", err / layers);
     kvb_rp_fmt(c3, sizeof c3, "%.2e", kl);
@@ -335,9 +388,11 @@ static void read_quality(report *r, const char *dir, const char *host)
     /* the f32 cache's bytes in the same run: a point holding as many quantized nothing */
     double ref_used = NAN;
     const cJSON *p;
-    cJSON_ArrayForEach(p, kvb_json_at(sum, KVB_KEY_POINTS)) {
+    cJSON_ArrayForEach(p, kvb_json_at(sum, KVB_KEY_POINTS))
+    {
         const char *dt = kvb_json_str_at(p, KVB_KEY_DTYPE);
-        if (dt && strcmp(dt, "f32") == 0 && isnan(ref_used)) ref_used = kvb_json_num_at(p, KVB_PATH_USED);
+        if (dt && strcmp(dt, "f32") == 0 && isnan(ref_used))
+            ref_used = kvb_json_num_at(p, KVB_PATH_USED);
     }
     char cur[128] = "", dtype[16] = "", mode[64] = "";
     double err = 0, kl = NAN, top1 = NAN;
@@ -346,12 +401,14 @@ static void read_quality(report *r, const char *dir, const char *host)
         more = kvb_csv_next(&c) > 0;
         if (more && (c.n <= need || c.n < c.n_head)) continue;
         if (!more || strcmp(c.field[c_pt], cur) != 0) {
-            if (cur[0] && layers) quality_row(r, host, sum, cur, dtype, mode, ref_used, err, kl, top1, layers);
+            if (cur[0] && layers)
+                quality_row(r, host, sum, cur, dtype, mode, ref_used, err, kl, top1, layers);
             if (!more) break;
             snprintf(cur, sizeof cur, "%s", c.field[c_pt]);
             snprintf(dtype, sizeof dtype, "%s", c_dt >= 0 ? c.field[c_dt] : "");
             snprintf(mode, sizeof mode, "%s", c_md >= 0 ? c.field[c_md] : cur);
-            err = 0; layers = 0;
+            err = 0;
+            layers = 0;
         }
         kl = atof(c.field[c_kl]);
         top1 = c_t1 >= 0 ? atof(c.field[c_t1]) : NAN;
@@ -369,8 +426,12 @@ static void read_serve(report *r, const char *path, const char *host)
     if (kvb_csv_open(&c, path, msg, sizeof msg)) return;
     if (kvb_csv_next(&c) > 0) kvb_csv_header(&c);
     int c_c = kvb_csv_column(&c, KVB_COL_CACHE), c_l = kvb_csv_column(&c, KVB_COL_LENGTHS);
-    int c_u = kvb_csv_column(&c, KVB_COL_UTILIZATION), c_m = kvb_csv_column(&c, KVB_COL_MEAN_RUNNING);
-    if (c_c < 0 || c_l < 0 || c_u < 0 || c_m < 0) { kvb_csv_close(&c); return; }
+    int c_u = kvb_csv_column(&c, KVB_COL_UTILIZATION),
+        c_m = kvb_csv_column(&c, KVB_COL_MEAN_RUNNING);
+    if (c_c < 0 || c_l < 0 || c_u < 0 || c_m < 0) {
+        kvb_csv_close(&c);
+        return;
+    }
     plot *p = &r->p[P_PAGED];
     const char *on = r->multi ? " on " : "", *hn = r->multi ? host : "";
     while (kvb_csv_next(&c) > 0) {
@@ -380,7 +441,7 @@ static void read_serve(report *r, const char *path, const char *host)
         char cb[CELL], cv[CELL], name[160];
         snprintf(name, sizeof name, "%s %s%s%s", fl[c_c], fl[c_l], on, hn);
         const char *bs = strstr(fl[c_c], "/bs");
-        if (bs) {                               /* paged: a point per block size, a block per lengths */
+        if (bs) { /* paged: a point per block size, a block per lengths */
             char series[160];
             snprintf(series, sizeof series, "paged %s%s%s", fl[c_l], on, hn);
             if (!r->serve) {
@@ -396,10 +457,10 @@ static void read_serve(report *r, const char *path, const char *host)
             }
             fprintf(r->serve, "%d %.6g %.6g\n", atoi(bs + 3), 1 - util, run);
             snprintf(cb, sizeof cb, "%d", atoi(bs + 3));
-        } else {                                 /* contiguous modes: reference lines */
+        } else { /* contiguous modes: reference lines */
             r->n_ref++;
-            EXTRA(r, P_PAGED, "ref_label[%d] = \"%s\"; ref_waste[%d] = %.6g; ref_run[%d] = %.6g\n", r->n_ref,
-                  name, r->n_ref, 1 - util, r->n_ref, run);
+            EXTRA(r, P_PAGED, "ref_label[%d] = \"%s\"; ref_waste[%d] = %.6g; ref_run[%d] = %.6g\n",
+                  r->n_ref, name, r->n_ref, 1 - util, r->n_ref, run);
             snprintf(cb, sizeof cb, "-");
         }
         snprintf(cv, sizeof cv, "%.3f / %.1f", 1 - util, run);
@@ -435,7 +496,7 @@ static void read_machine(report *r, const char *mdir, const char *host)
     if (d && !r->config[0]) snprintf(r->config, sizeof r->config, "%s", d);
     free(d);
     if (!kvb_rp_is_dir(mdir)) return;
-    if (!r->machine[0] || !r->config[0]) {       /* a single run: its meta.json says what ran, where */
+    if (!r->machine[0] || !r->config[0]) { /* a single run: its meta.json says what ran, where */
         char msg[600];
         int err;
         snprintf(path, sizeof path, "%s/meta.json", mdir);
@@ -447,15 +508,18 @@ static void read_machine(report *r, const char *mdir, const char *host)
             kvb_json_copy_at(meta, KVB_KEY_DATE, date, sizeof date);
             kvb_json_copy_at(meta, KVB_PATH_HOST, mhost, sizeof mhost);
             if (!r->machine[0])
-                snprintf(r->machine, sizeof r->machine, "host: %s\ncpu: %s\ndate: %s", mhost[0] ? mhost : host,
-                         cpu, date);
+                snprintf(r->machine, sizeof r->machine, "host: %s\ncpu: %s\ndate: %s",
+                         mhost[0] ? mhost : host, cpu, date);
             if (!r->config[0]) snprintf(r->config, sizeof r->config, "%s", cmd);
         }
         cJSON_Delete(meta);
     }
 }
 
-int kvb_rp_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+int kvb_rp_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void read_sweep_or_run(report *r, const char *mdir, const char *host)
 {
@@ -463,7 +527,7 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
     read_machine(r, mdir, host);
     snprintf(path, sizeof path, "%s/points", mdir);
     DIR *d = opendir(path);
-    if (!d) {                                    /* a single kvbench run */
+    if (!d) { /* a single kvbench run */
         read_run(r, mdir, host, 1);
         read_quality(r, mdir, host);
         return;
@@ -471,8 +535,12 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
     char **names = NULL;
     int n = 0, cap = 0;
     for (struct dirent *e; (e = readdir(d));)
-        if (e->d_name[0] != '.' && !strchr(e->d_name, '.')) {   /* points, not .partial/.log/.status */
-            if (kvb_rp_grow(&names, &cap, n + 1, sizeof *names)) { r->failed = 1; break; }
+        if (e->d_name[0] != '.' &&
+            !strchr(e->d_name, '.')) { /* points, not .partial/.log/.status */
+            if (kvb_rp_grow(&names, &cap, n + 1, sizeof *names)) {
+                r->failed = 1;
+                break;
+            }
             names[n++] = strdup(e->d_name);
         }
     closedir(d);
@@ -482,7 +550,8 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
     kvb_csv idx;
     char msg[600];
     if (kvb_csv_open(&idx, path, msg, sizeof msg) == 0) {
-        static const char *const cols[4] = {KVB_COL_POINT, KVB_COL_KIND, KVB_COL_STATUS, KVB_COL_SECONDS};
+        static const char *const cols[4] = {KVB_COL_POINT, KVB_COL_KIND, KVB_COL_STATUS,
+                                            KVB_COL_SECONDS};
         int c[4], need = -1;
         while (kvb_csv_next(&idx) > 0) {
             if (idx.no == 1) {
@@ -490,9 +559,9 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
                 continue;
             }
             if (need < 0 || idx.n <= need) continue;
-            kvb_rp_appendf(r, &r->points, &r->points_len, &r->points_cap, "| %s%s%s | %s | %s | %s |\n",
-                           idx.field[c[0]], r->multi ? " on " : "", r->multi ? host : "", idx.field[c[1]],
-                           idx.field[c[2]], idx.field[c[3]]);
+            kvb_rp_appendf(r, &r->points, &r->points_len, &r->points_cap,
+                           "| %s%s%s | %s | %s | %s |\n", idx.field[c[0]], r->multi ? " on " : "",
+                           r->multi ? host : "", idx.field[c[1]], idx.field[c[2]], idx.field[c[3]]);
         }
         kvb_csv_close(&idx);
     }
@@ -500,18 +569,27 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
         char pd[2400], st[32] = "ok";
         snprintf(pd, sizeof pd, "%s/points/%s.status", mdir, names[i]);
         FILE *sf = fopen(pd, "r");
-        if (sf) { if (fscanf(sf, "%31s", st) != 1) st[0] = 0; fclose(sf); }
+        if (sf) {
+            if (fscanf(sf, "%31s", st) != 1) st[0] = 0;
+            fclose(sf);
+        }
         snprintf(pd, sizeof pd, "%s/points/%s", mdir, names[i]);
-        if (strcmp(st, "failed") == 0) { free(names[i]); continue; }   /* listed above, not drawn */
-        if (strncmp(names[i], "run-", 4) == 0) read_run(r, pd, host, threads_of(names[i]));
-        else if (strncmp(names[i], "quality-", 8) == 0) read_quality(r, pd, host);
+        if (strcmp(st, "failed") == 0) {
+            free(names[i]);
+            continue;
+        } /* listed above, not drawn */
+        if (strncmp(names[i], "run-", 4) == 0)
+            read_run(r, pd, host, threads_of(names[i]));
+        else if (strncmp(names[i], "quality-", 8) == 0)
+            read_quality(r, pd, host);
         else if (strncmp(names[i], "attend-", 7) == 0) {
             /* attend-<shape>-<backend>-<dtype>-t<N>; a backend name may hold '-' */
             char backend[64] = "";
             const char *b0 = strchr(names[i] + 7, '-'), *t = strrchr(names[i], '-');
             const char *dt0 = t && t > names[i] ? t - 1 : NULL;
             while (dt0 && dt0 > names[i] && *dt0 != '-') dt0--;
-            if (b0 && dt0 && dt0 > b0) snprintf(backend, sizeof backend, "%.*s", (int)(dt0 - b0 - 1), b0 + 1);
+            if (b0 && dt0 && dt0 > b0)
+                snprintf(backend, sizeof backend, "%.*s", (int)(dt0 - b0 - 1), b0 + 1);
             snprintf(path, sizeof path, "%s/attend.csv", pd);
             read_attend(r, path, host, threads_of(names[i]), backend[0] ? backend : NULL);
         } else if (strncmp(names[i], "serve-", 6) == 0) {
@@ -549,7 +627,7 @@ void kvb_rp_collect(report *r, const char *mpath, char **hosts, int nh)
             n1 += !pass;
         }
     EXTRA(r, P_BANDWIDTH, "n1 = %d\n", n1);
-    if (r->serve) {     /* the serving data went to its own file: the paged plot reads both */
+    if (r->serve) { /* the serving data went to its own file: the paged plot reads both */
         FILE *s = r->serve;
         r->serve = NULL;
         kvb_rp_commit(r, &r->serve_file, s);
@@ -557,4 +635,3 @@ void kvb_rp_collect(report *r, const char *mpath, char **hosts, int nh)
     }
     kvb_rp_write_plot_data(r);
 }
-

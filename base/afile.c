@@ -1,5 +1,5 @@
 /* afile.c: see afile.h. */
-#define _GNU_SOURCE          /* mkstemps, renameat2 with RENAME_NOREPLACE */
+#define _GNU_SOURCE /* mkstemps, renameat2 with RENAME_NOREPLACE */
 #include "afile.h"
 
 #include <errno.h>
@@ -24,7 +24,7 @@ int kvb_afile_open(kvb_afile *a, const char *path, char *msg, size_t msg_len)
     }
     int fd = mkstemps(a->tmp, (int)strlen(tmp_suffix));
     if (fd >= 0) {
-        fchmod(fd, 0644);                /* mkstemps' 0600 is for secrets; results are shared */
+        fchmod(fd, 0644); /* mkstemps' 0600 is for secrets; results are shared */
         a->f = fdopen(fd, "w");
     }
     if (!a->f) {
@@ -105,7 +105,9 @@ int kvb_partial_publish(const char *partial, const char *dir, char *msg, size_t 
 
 static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
 {
-    (void)sb; (void)flag; (void)f;
+    (void)sb;
+    (void)flag;
+    (void)f;
     return remove(p);
 }
 

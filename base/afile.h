@@ -27,14 +27,14 @@
 enum { KVB_PATH_MAX = 4096 };
 
 typedef struct kvb_afile {
-    FILE *f;                            /* write here; NULL once committed or aborted */
-    char  path[KVB_PATH_MAX];           /* the target */
-    char  tmp[KVB_PATH_MAX + 16];       /* the temporary file beside it */
+    FILE *f;                     /* write here; NULL once committed or aborted */
+    char path[KVB_PATH_MAX];     /* the target */
+    char tmp[KVB_PATH_MAX + 16]; /* the temporary file beside it */
 } kvb_afile;
 
-int  kvb_afile_open(kvb_afile *a, const char *path, char *msg, size_t msg_len);
-int  kvb_afile_commit(kvb_afile *a, char *msg, size_t msg_len);
-int  kvb_afile_commit_new(kvb_afile *a, char *msg, size_t msg_len);
+int kvb_afile_open(kvb_afile *a, const char *path, char *msg, size_t msg_len);
+int kvb_afile_commit(kvb_afile *a, char *msg, size_t msg_len);
+int kvb_afile_commit_new(kvb_afile *a, char *msg, size_t msg_len);
 void kvb_afile_abort(kvb_afile *a);
 
 /* "<dir>.partial" into out; -1 when it does not fit. */

@@ -1,5 +1,5 @@
 /* csv.c: see csv.h. */
-#define _POSIX_C_SOURCE 200809L          /* getline */
+#define _POSIX_C_SOURCE 200809L /* getline */
 #include "csv.h"
 
 #include <errno.h>
@@ -21,11 +21,11 @@ static int push(char ***f, int *cap, int n, char *p)
 
 int kvb_csv_split(char *line, char ***f, int *cap)
 {
-    if (!*line) return 0;                        /* an empty line: no fields */
+    if (!*line) return 0; /* an empty line: no fields */
     int n = 0;
     for (char *p = line;;) {
         if (*p == '"') {
-            char *start = ++p, *o = p;           /* the field, with "" made " in place */
+            char *start = ++p, *o = p; /* the field, with "" made " in place */
             while (*p && !(p[0] == '"' && p[1] != '"')) {
                 if (p[0] == '"') p++;
                 *o++ = *p++;
@@ -34,7 +34,7 @@ int kvb_csv_split(char *line, char ***f, int *cap)
             int more = *p == ',';
             *o = 0;
             if (push(f, cap, n++, start)) return -1;
-            if (!more) break;                    /* anything else after the quote ends the row */
+            if (!more) break; /* anything else after the quote ends the row */
             p++;
         } else {
             char *start = p;
@@ -77,7 +77,11 @@ int kvb_csv_header(kvb_csv *c)
     for (int i = 0; i < c->n; i++) len += strlen(c->field[i]) + 1;
     char *t = malloc(len ? len : 1);
     char **h = malloc((size_t)(c->n ? c->n : 1) * sizeof *h);
-    if (!t || !h) { free(t); free(h); return -1; }
+    if (!t || !h) {
+        free(t);
+        free(h);
+        return -1;
+    }
     free(c->head_text);
     free(c->head);
     c->head_text = t;

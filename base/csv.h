@@ -18,16 +18,16 @@
 #include <stdio.h>
 
 typedef struct kvb_csv {
-    FILE  *f;
-    char  *line;          /* the current row's text, split in place */
+    FILE *f;
+    char *line; /* the current row's text, split in place */
     size_t line_cap;
-    char **field;         /* the current row: n fields */
-    int    n, field_cap;
-    char  *head_text;     /* the header: n_head names */
+    char **field; /* the current row: n fields */
+    int n, field_cap;
+    char *head_text; /* the header: n_head names */
     char **head;
-    int    n_head;
-    int    no;            /* the current row's line number, from 1 */
-    int    cut;           /* the current row had no end of line */
+    int n_head;
+    int no;  /* the current row's line number, from 1 */
+    int cut; /* the current row had no end of line */
 } kvb_csv;
 
 /* 0, or an errno with msg "'path': why". */

@@ -13,7 +13,10 @@
 /* Length of the valid UTF-8 sequence at s, or 0. */
 static int utf8_len(const unsigned char *s)
 {
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4  ? 4
+            : s[0] >= 0xe0                ? 3
+            : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
+                                          : 0;
     if (s[0] >= 0xf5) n = 0;
     for (int i = 1; i < n; i++)
         if ((s[i] & 0xc0) != 0x80) return 0;
@@ -31,14 +34,23 @@ void kvb_json_escape(FILE *f, const char *str)
         unsigned char c = *s;
         if (c >= 0x80) {
             int n = utf8_len(s);
-            if (n) { fwrite(s, 1, (size_t)n, f); s += n; }
-            else { fputs("\\ufffd", f); s++; }
+            if (n) {
+                fwrite(s, 1, (size_t)n, f);
+                s += n;
+            } else {
+                fputs("\\ufffd", f);
+                s++;
+            }
             continue;
         }
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
         s++;
     }
     fputc('"', f);
@@ -87,7 +99,10 @@ void kvb_jw_close(kvb_jw *w, const char *ws)
     w->next_ws = NULL;
 }
 
-void kvb_jw_break(kvb_jw *w, const char *ws) { w->next_ws = ws; }
+void kvb_jw_break(kvb_jw *w, const char *ws)
+{
+    w->next_ws = ws;
+}
 
 void kvb_jw_key(kvb_jw *w, const char *key)
 {
@@ -106,8 +121,10 @@ void kvb_jw_str(kvb_jw *w, const char *s)
 void kvb_jw_num(kvb_jw *w, const char *fmt, double v)
 {
     if (item(w)) return;
-    if (isfinite(v)) fprintf(w->f, fmt, v);
-    else fputs("null", w->f);
+    if (isfinite(v))
+        fprintf(w->f, fmt, v);
+    else
+        fputs("null", w->f);
 }
 
 void kvb_jw_int(kvb_jw *w, long long v)
@@ -130,15 +147,31 @@ void kvb_jw_null(kvb_jw *w)
     if (!item(w)) fputs("null", w->f);
 }
 
-void kvb_jw_kstr(kvb_jw *w, const char *key, const char *s) { kvb_jw_key(w, key); kvb_jw_str(w, s); }
+void kvb_jw_kstr(kvb_jw *w, const char *key, const char *s)
+{
+    kvb_jw_key(w, key);
+    kvb_jw_str(w, s);
+}
 void kvb_jw_knum(kvb_jw *w, const char *key, const char *fmt, double v)
 {
     kvb_jw_key(w, key);
     kvb_jw_num(w, fmt, v);
 }
-void kvb_jw_kint(kvb_jw *w, const char *key, long long v) { kvb_jw_key(w, key); kvb_jw_int(w, v); }
-void kvb_jw_kuint(kvb_jw *w, const char *key, unsigned long long v) { kvb_jw_key(w, key); kvb_jw_uint(w, v); }
-void kvb_jw_kbool(kvb_jw *w, const char *key, int v) { kvb_jw_key(w, key); kvb_jw_bool(w, v); }
+void kvb_jw_kint(kvb_jw *w, const char *key, long long v)
+{
+    kvb_jw_key(w, key);
+    kvb_jw_int(w, v);
+}
+void kvb_jw_kuint(kvb_jw *w, const char *key, unsigned long long v)
+{
+    kvb_jw_key(w, key);
+    kvb_jw_uint(w, v);
+}
+void kvb_jw_kbool(kvb_jw *w, const char *key, int v)
+{
+    kvb_jw_key(w, key);
+    kvb_jw_bool(w, v);
+}
 
 /* ---- reading -------------------------------------------------------------- */
 
@@ -149,11 +182,16 @@ static int unclosed(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = 0;
-        } else if (c == '"') in_str = 1;
-        else if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') depth--;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"')
+            in_str = 1;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']')
+            depth--;
     }
     return in_str || depth > 0;
 }
@@ -229,7 +267,8 @@ void kvb_json_copy_at(const cJSON *j, const char *path, char *out, size_t n)
 const cJSON *kvb_json_find(const cJSON *array, const char *key, const char *value)
 {
     const cJSON *e;
-    cJSON_ArrayForEach(e, array) {
+    cJSON_ArrayForEach(e, array)
+    {
         const char *s = kvb_json_str_at(e, key);
         if (s && strcmp(s, value) == 0) return e;
     }

@@ -28,24 +28,24 @@
 enum { KVB_JW_DEPTH = 16 };
 
 typedef struct kvb_jw {
-    FILE       *f;
-    int         depth;
-    int         count[KVB_JW_DEPTH];     /* items written in each open container */
-    char        close[KVB_JW_DEPTH];     /* its closing bracket */
-    const char *ws[KVB_JW_DEPTH];        /* what separates its items */
-    const char *next_ws;                 /* kvb_jw_break's, for the next item */
-    int         keyed;                   /* a key was written: its value follows it */
-    int         bad;
+    FILE *f;
+    int depth;
+    int count[KVB_JW_DEPTH];      /* items written in each open container */
+    char close[KVB_JW_DEPTH];     /* its closing bracket */
+    const char *ws[KVB_JW_DEPTH]; /* what separates its items */
+    const char *next_ws;          /* kvb_jw_break's, for the next item */
+    int keyed;                    /* a key was written: its value follows it */
+    int bad;
 } kvb_jw;
 
 void kvb_json_escape(FILE *f, const char *s);
 
 void kvb_jw_init(kvb_jw *w, FILE *f);
-void kvb_jw_open(kvb_jw *w, char bracket, const char *ws);    /* '{' or '[' */
+void kvb_jw_open(kvb_jw *w, char bracket, const char *ws); /* '{' or '[' */
 void kvb_jw_close(kvb_jw *w, const char *ws);
 void kvb_jw_break(kvb_jw *w, const char *ws);
 void kvb_jw_key(kvb_jw *w, const char *key);
-void kvb_jw_str(kvb_jw *w, const char *s);                     /* NULL: "" */
+void kvb_jw_str(kvb_jw *w, const char *s); /* NULL: "" */
 void kvb_jw_num(kvb_jw *w, const char *fmt, double v);
 void kvb_jw_int(kvb_jw *w, long long v);
 void kvb_jw_uint(kvb_jw *w, unsigned long long v);
@@ -67,9 +67,9 @@ cJSON *kvb_json_load(const char *path, int *err, char *msg, size_t msg_len);
 cJSON *kvb_json_parse(const char *text, size_t len, const char *where, char *msg, size_t msg_len);
 
 const cJSON *kvb_json_at(const cJSON *j, const char *path);
-double       kvb_json_num_at(const cJSON *j, const char *path);
-const char  *kvb_json_str_at(const cJSON *j, const char *path);   /* NULL unless a string */
-void         kvb_json_copy_at(const cJSON *j, const char *path, char *out, size_t n);
+double kvb_json_num_at(const cJSON *j, const char *path);
+const char *kvb_json_str_at(const cJSON *j, const char *path); /* NULL unless a string */
+void kvb_json_copy_at(const cJSON *j, const char *path, char *out, size_t n);
 /* The first element of array whose key is the string value; NULL when none. */
 const cJSON *kvb_json_find(const cJSON *array, const char *key, const char *value);
 

@@ -268,7 +268,8 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
         printf("pinned (%s): thread %d on core %d, cpu %d\n", c.pin, i, pins.core[i], pins.cpu[i]);
     if (have_topo) kvb_topo_free(&topo);
     /* a failed case leaves no table: the file is written whole or not at all */
-    if (csv && rc) kvb_afile_abort(&out);
+    if (csv && rc)
+        kvb_afile_abort(&out);
     else if (csv && kvb_afile_commit(&out, why, sizeof why)) {
         fprintf(stderr, "kvbench: %s\n", why);
         rc = 1;

@@ -19,9 +19,9 @@ static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", 
                                                                "tolerance"};
 
 /* compare.json: the gate's settings, the verdict counts and a row per case */
-static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw, const kvb_cmp_case *const *bc,
-                       const kvb_cmp_case *const *nc, const kvb_cmp_result *res, int n, const kvb_cmp_opts *o,
-                       const int *counts)
+static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
+                       const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc,
+                       const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts)
 {
     kvb_jw w;
     kvb_jw_init(&w, f);
@@ -30,8 +30,10 @@ static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw, con
     kvb_jw_kstr(&w, "base_machine", b->machine);
     kvb_jw_kstr(&w, "new_machine", nw->machine);
     kvb_jw_key(&w, "base_stale");
-    if (b->stale[0]) kvb_jw_str(&w, b->stale);
-    else kvb_jw_null(&w);
+    if (b->stale[0])
+        kvb_jw_str(&w, b->stale);
+    else
+        kvb_jw_null(&w);
     kvb_jw_key(&w, "gated_kinds");
     kvb_jw_open(&w, '[', " ");
     for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
@@ -44,7 +46,8 @@ static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw, con
     kvb_jw_break(&w, "\n  ");
     kvb_jw_key(&w, "counts");
     kvb_jw_open(&w, '{', " ");
-    for (int v = 0; v < KVB_VERDICT_COUNT; v++) kvb_jw_kint(&w, kvb_verdict_name((kvb_verdict)v), counts[v]);
+    for (int v = 0; v < KVB_VERDICT_COUNT; v++)
+        kvb_jw_kint(&w, kvb_verdict_name((kvb_verdict)v), counts[v]);
     kvb_jw_close(&w, "");
     kvb_jw_break(&w, "\n  ");
     kvb_jw_key(&w, "cases");
@@ -68,17 +71,20 @@ static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw, con
 }
 
 /* compare.md: the same as a table */
-static void write_markdown(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw, const kvb_cmp_case *const *bc,
-                           const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts)
+static void write_markdown(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
+                           const kvb_cmp_case *const *bc, const kvb_cmp_result *res, int n,
+                           const kvb_cmp_opts *o, const int *counts)
 {
     fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
-    if (b->stale[0]) fprintf(f, "base is stale: %s (only bytes and seeded errors gate)  \n", b->stale);
-    fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha, 100 * o->min_change,
-            100 * o->tolerance);
+    if (b->stale[0])
+        fprintf(f, "base is stale: %s (only bytes and seeded errors gate)  \n", b->stale);
+    fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha,
+            100 * o->min_change, 100 * o->tolerance);
     for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
         if (o->gate & (1u << k)) fprintf(f, " %s", cmp_kind_names[k]);
     fprintf(f, "\n\n");
-    fprintf(f, "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
+    fprintf(f,
+            "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name, cmp_kind_names[bc[i]->kind],
                 res[i].base, res[i].new_, 100 * res[i].change);
@@ -89,7 +95,8 @@ static void write_markdown(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
         const char *mark = res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "";
         fprintf(f, " | %s%s%s |\n", mark, kvb_verdict_name(res[i].verdict), mark);
     }
-    fprintf(f, "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
+    fprintf(f,
+            "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
             counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
             counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
 }
@@ -102,8 +109,10 @@ static int write_compare(const char *path, int json, const kvb_cmp_set *b, const
     char why[KVB_PATH_MAX + 256];
     kvb_afile a;
     if (kvb_afile_open(&a, path, why, sizeof why)) return kvb_usage_error("%s", why);
-    if (json) write_json(a.f, b, nw, bc, nc, res, n, o, counts);
-    else write_markdown(a.f, b, nw, bc, res, n, o, counts);
+    if (json)
+        write_json(a.f, b, nw, bc, nc, res, n, o, counts);
+    else
+        write_markdown(a.f, b, nw, bc, res, n, o, counts);
     if (kvb_afile_commit(&a, why, sizeof why)) {
         fprintf(stderr, "kvbench: %s\n", why);
         return KVB_EXIT_USAGE; /* not 1: that means a regression */

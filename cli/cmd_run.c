@@ -84,8 +84,10 @@ static int write_quality(const kvb_opts *c, const kvb_model *m, kvb_state *st, c
     for (int k = 0; k < 2 && rc == 0; k++) {
         char path[KVB_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-        if (kvb_afile_open(&out[k], path, msg, msg_len)) rc = -1;
-        else f[k] = out[k].f;
+        if (kvb_afile_open(&out[k], path, msg, msg_len))
+            rc = -1;
+        else
+            f[k] = out[k].f;
     }
     if (rc == 0) {
         fprintf(f[0], KVB_QUALITY_HEAD "\n");
@@ -149,8 +151,10 @@ static int write_quality(const kvb_opts *c, const kvb_model *m, kvb_state *st, c
     kvb_quality_ref_free(&ref);
     for (int k = 0; k < 2; k++) {
         if (!f[k]) continue;
-        if (rc) kvb_afile_abort(&out[k]);
-        else if (kvb_afile_commit(&out[k], msg, msg_len)) rc = -1;
+        if (rc)
+            kvb_afile_abort(&out[k]);
+        else if (kvb_afile_commit(&out[k], msg, msg_len))
+            rc = -1;
     }
     return rc;
 }
@@ -492,7 +496,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                          &pins,
                          c.threads,
                          oversubscribed};
-    char msg[2 * KVB_PATH_MAX + 128];   /* two paths and a cause */
+    char msg[2 * KVB_PATH_MAX + 128]; /* two paths and a cause */
     /* every measurement is written before anything can fail on it; a write
      * that fails (a full disk) keeps what was written in the .partial
      * directory, never renamed to look complete, and the table is printed */

@@ -127,7 +127,8 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
     kvb_afile out;
     char cause[KVB_PATH_MAX + 256];
     if (c.csv) {
-        if (kvb_afile_open(&out, c.csv, cause, sizeof cause)) return kvb_usage_error("--csv: %s", cause);
+        if (kvb_afile_open(&out, c.csv, cause, sizeof cause))
+            return kvb_usage_error("--csv: %s", cause);
         csv = out.f;
         fprintf(csv, KVB_SERVE_HEAD "\n");
     }

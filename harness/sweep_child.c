@@ -2,7 +2,7 @@
  * binary (sweep_int.h), so a crash or a hang in one point costs that point
  * only, the time limit can be enforced from outside, and --emit-jobs can
  * print exactly the commands the sweep itself would run. */
-#define _GNU_SOURCE          /* pipe2, prctl: Linux, where the sweep runs */
+#define _GNU_SOURCE /* pipe2, prctl: Linux, where the sweep runs */
 #include "sweep_int.h"
 
 #include <errno.h>
@@ -39,14 +39,19 @@ static void take_output(child_run *r, int log_fd, const char *buf, size_t n)
     for (size_t done = 0; log_fd >= 0 && !r->log_errno && done < n;) {
         ssize_t w = write(log_fd, buf + done, n - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) r->log_errno = w < 0 ? errno : EIO;
-        else done += (size_t)w;
+        if (w <= 0)
+            r->log_errno = w < 0 ? errno : EIO;
+        else
+            done += (size_t)w;
     }
-    if (r->capture && r->out_len + n + 1 <= (1u << 20)) {      /* a description is a few KB */
+    if (r->capture && r->out_len + n + 1 <= (1u << 20)) { /* a description is a few KB */
         if (r->out_len + n + 1 > r->out_cap) {
             size_t cap = (r->out_len + n + 1) * 2;
             char *o = realloc(r->out, cap);
-            if (o) { r->out = o; r->out_cap = cap; }
+            if (o) {
+                r->out = o;
+                r->out_cap = cap;
+            }
         }
         if (r->out_len + n + 1 <= r->out_cap) {
             memcpy(r->out + r->out_len, buf, n);
@@ -73,10 +78,16 @@ static void drain(int *rd, child_run *r, int log_fd)
     char buf[4096];
     while (*rd >= 0) {
         ssize_t n = read(*rd, buf, sizeof buf);
-        if (n > 0) { take_output(r, log_fd, buf, (size_t)n); continue; }
+        if (n > 0) {
+            take_output(r, log_fd, buf, (size_t)n);
+            continue;
+        }
         if (n < 0 && errno == EINTR) continue;
-        if (n == 0) { close(*rd); *rd = -1; }
-        break;                                   /* EAGAIN: nothing more for now */
+        if (n == 0) {
+            close(*rd);
+            *rd = -1;
+        }
+        break; /* EAGAIN: nothing more for now */
     }
 }
 
@@ -100,13 +111,15 @@ void kvb_sweep_run_child(const char *exe, char **argv, int log_fd, double limit_
     full[i + 1] = NULL;
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {
-        snprintf(r->tail, sizeof r->tail, "kvbench: cannot make a pipe for the child: %s\n", strerror(errno));
+        snprintf(r->tail, sizeof r->tail, "kvbench: cannot make a pipe for the child: %s\n",
+                 strerror(errno));
         return;
     }
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        snprintf(r->tail, sizeof r->tail, "kvbench: cannot start a child process: %s\n", strerror(errno));
+        snprintf(r->tail, sizeof r->tail, "kvbench: cannot start a child process: %s\n",
+                 strerror(errno));
         close(pfd[0]);
         close(pfd[1]);
         return;
@@ -116,19 +129,22 @@ void kvb_sweep_run_child(const char *exe, char **argv, int log_fd, double limit_
 #ifdef __linux__
         prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
-        if (getppid() != parent) _exit(127);     /* the sweep died before the line above took hold */
+        if (getppid() != parent) _exit(127); /* the sweep died before the line above took hold */
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        int dn = open("/dev/null", O_RDONLY);    /* its own group cannot read the terminal */
-        if (dn > 0) { dup2(dn, 0); close(dn); }
+        int dn = open("/dev/null", O_RDONLY); /* its own group cannot read the terminal */
+        if (dn > 0) {
+            dup2(dn, 0);
+            close(dn);
+        }
         dup2(pfd[1], 1);
         dup2(pfd[1], 2);
         execv(exe, full);
         dprintf(2, "kvbench: cannot run '%s': %s\n", exe, strerror(errno));
         _exit(127);
     }
-    setpgid(pid, pid);                           /* both sides, so the group exists before either goes on */
+    setpgid(pid, pid); /* both sides, so the group exists before either goes on */
     close(pfd[1]);
     int rd = pfd[0];
     fcntl(rd, F_SETFL, O_NONBLOCK);
@@ -140,7 +156,10 @@ void kvb_sweep_run_child(const char *exe, char **argv, int log_fd, double limit_
         drain(&rd, r, log_fd);
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid) break;
-        if (w < 0 && errno != EINTR) { status = -1; break; }
+        if (w < 0 && errno != EINTR) {
+            status = -1;
+            break;
+        }
         int sig = kvb_sweep_take_signal();
         if (sig && !r->signo) r->signo = sig;
         double t = kvb_sweep_now_s();
@@ -151,7 +170,7 @@ void kvb_sweep_run_child(const char *exe, char **argv, int log_fd, double limit_
         } else if (t_stop && t - t_stop > 10)
             kill(-pid, SIGKILL);
     }
-    drain(&rd, r, log_fd);                       /* what it wrote last; a grandchild holding the pipe is not waited for */
+    drain(&rd, r, log_fd); /* what it wrote last; a grandchild holding the pipe is not waited for */
     if (rd >= 0) close(rd);
     r->code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -13,14 +13,14 @@
 const char *kvb_sweep_get(const kvb_sweep *s, const char *key);
 
 typedef struct child_run {
-    int    code;            /* its exit status; -1 when it did not exit (killed, or never started) */
-    int    timed_out;       /* stopped at its time limit */
-    int    signo;           /* stopped because the sweep was interrupted by this signal */
-    int    log_errno;       /* its output could not all be written to the log: why */
-    char   tail[640];       /* the end of its output, for a message when the log is not there to read */
+    int code;       /* its exit status; -1 when it did not exit (killed, or never started) */
+    int timed_out;  /* stopped at its time limit */
+    int signo;      /* stopped because the sweep was interrupted by this signal */
+    int log_errno;  /* its output could not all be written to the log: why */
+    char tail[640]; /* the end of its output, for a message when the log is not there to read */
     size_t tail_len;
-    int    capture;         /* keep all its output in out (kvbench info's description) */
-    char  *out;
+    int capture; /* keep all its output in out (kvbench info's description) */
+    char *out;
     size_t out_len, out_cap;
 } child_run;
 
@@ -28,13 +28,16 @@ typedef struct child_run {
  * (sweep_child.c says how it is stopped and what it inherits). */
 void kvb_sweep_run_child(const char *exe, char **argv, int log_fd, double limit_s, child_run *r);
 /* A SIGINT, SIGTERM or SIGHUP pending for the sweep, taken (0: none). */
-int  kvb_sweep_take_signal(void);
+int kvb_sweep_take_signal(void);
 /* The cause a child's output gives, on one line. */
 void kvb_sweep_last_line(const char *tail, char *out, size_t n);
 /* s without what would break a line of sweep.csv or the status file */
 void kvb_sweep_clean_field(char *s);
 
-static inline double kvb_sweep_now_s(void) { return (double)kvb_now_ns() * 1e-9; }
+static inline double kvb_sweep_now_s(void)
+{
+    return (double)kvb_now_ns() * 1e-9;
+}
 
 static inline int kvb_sweep_exists(const char *path)
 {

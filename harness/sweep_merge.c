@@ -30,8 +30,8 @@ static int plain_name(const char *h)
     size_t n = strlen(h);
     if (n == 0 || n > 64 || h[0] == '.' || h[0] == '-') return 0;
     for (const char *c = h; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
-              *c == '-' || *c == '_'))
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '-' || *c == '_'))
             return 0;
     return 1;
 }
@@ -51,7 +51,7 @@ static int host_of(const char *dir, char *host, size_t n)
             size_t len = e ? (size_t)(e - v) : strlen(v);
             while (len && (v[len - 1] == ' ' || v[len - 1] == '\r' || v[len - 1] == '\t')) len--;
             snprintf(host, n, "%.*s", (int)len, v);
-            if (len >= n) host[n - 2] = '~';      /* too long to be plain: refused below */
+            if (len >= n) host[n - 2] = '~'; /* too long to be plain: refused below */
             found = 1;
         }
     free(m);
@@ -89,12 +89,14 @@ static void definition_diff(const kvb_sweep *a, const kvb_sweep *b, char *what, 
             if (strstr(x->key[i], ".budget")) continue;
             const char *v = kvb_sweep_get(y, x->key[i]);
             if (!v || strcmp(v, x->val[i]) != 0)
-                snprintf(what, n, "%s = %s in one, %s in the other", x->key[i], x->val[i], v ? v : "unset");
+                snprintf(what, n, "%s = %s in one, %s in the other", x->key[i], x->val[i],
+                         v ? v : "unset");
         }
     }
 }
 
-kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, char *msg, size_t msg_len)
+kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, char *msg,
+                           size_t msg_len)
 {
     char hosts[16][256], path[2400], tmp[2400], out[2300], what[600];
     if (n < 1 || n > 16) {
@@ -114,39 +116,53 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
     }
     kvb_partial_name(out, tmp, sizeof tmp);
     if (kvb_sweep_lexists(tmp)) {
-        snprintf(msg, msg_len, "'%s' exists (an unfinished sweep or merge of that name): merge never removes it; "
-                 "choose another OUT", tmp);
+        snprintf(msg, msg_len,
+                 "'%s' exists (an unfinished sweep or merge of that name): merge never removes it; "
+                 "choose another OUT",
+                 tmp);
         return KVB_STATUS_INVALID_ARG;
     }
     kvb_sweep *first = calloc(2, sizeof *first), *other = first + 1;
-    if (!first) { snprintf(msg, msg_len, "out of memory"); return KVB_STATUS_NO_MEMORY; }
+    if (!first) {
+        snprintf(msg, msg_len, "out of memory");
+        return KVB_STATUS_NO_MEMORY;
+    }
     kvb_status st = KVB_STATUS_INVALID_ARG;
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/sweep.csv", dirs[i]);
         if (!kvb_sweep_exists(path) || host_of(dirs[i], hosts[i], sizeof hosts[i]) != 0) {
-            snprintf(msg, msg_len, "'%s' is not a sweep directory (no sweep.csv or machine.txt with a host)",
+            snprintf(msg, msg_len,
+                     "'%s' is not a sweep directory (no sweep.csv or machine.txt with a host)",
                      dirs[i]);
             goto fail;
         }
         if (!plain_name(hosts[i])) {
             kvb_sweep_clean_field(hosts[i]);
-            snprintf(msg, msg_len, "'%s': machine.txt's host '%s' is not a plain host name (letters, digits, '.', "
-                     "'-', '_'; at most 64): refused, it would name a folder", dirs[i], hosts[i]);
+            snprintf(
+                msg, msg_len,
+                "'%s': machine.txt's host '%s' is not a plain host name (letters, digits, '.', "
+                "'-', '_'; at most 64): refused, it would name a folder",
+                dirs[i], hosts[i]);
             goto fail;
         }
         size_t len = strlen(dirs[i]);
-        int unfinished = (len >= 8 && strcmp(dirs[i] + len - 8, ".partial") == 0) || unfinished_points(path);
+        int unfinished =
+            (len >= 8 && strcmp(dirs[i] + len - 8, ".partial") == 0) || unfinished_points(path);
         if (unfinished) {
-            snprintf(msg, msg_len, "'%s' is an unfinished sweep: finish it with kvbench sweep --resume first", dirs[i]);
+            snprintf(msg, msg_len,
+                     "'%s' is an unfinished sweep: finish it with kvbench sweep --resume first",
+                     dirs[i]);
             goto fail;
         }
         for (int j = 0; j < i; j++)
             if (strcmp(hosts[i], hosts[j]) == 0) {
-                snprintf(msg, msg_len, "'%s' and '%s' both come from host %s: merge compares machines", dirs[j],
+                snprintf(msg, msg_len,
+                         "'%s' and '%s' both come from host %s: merge compares machines", dirs[j],
                          dirs[i], hosts[i]);
                 goto fail;
             }
-        /* one sweep across machines: the same definition, or the plots would set unlike beside unlike */
+        /* one sweep across machines: the same definition, or the plots would set unlike beside
+         * unlike */
         kvb_sweep *d = i ? other : first;
         memset(d, 0, sizeof *d);
         snprintf(path, sizeof path, "%s/sweep.def", dirs[i]);
@@ -156,8 +172,10 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
         }
         definition_diff(first, d, what, sizeof what);
         if (what[0]) {
-            snprintf(msg, msg_len, "'%s' and '%s' are different sweeps (%s): merge sets one sweep's results "
-                     "from several machines side by side", dirs[0], dirs[i], what);
+            snprintf(msg, msg_len,
+                     "'%s' and '%s' are different sweeps (%s): merge sets one sweep's results "
+                     "from several machines side by side",
+                     dirs[0], dirs[i], what);
             goto fail;
         }
     }
@@ -178,7 +196,8 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
         int status = 1;
         if (posix_spawnp(&pid, "cp", NULL, NULL, argv, environ) == 0) waitpid(pid, &status, 0);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            snprintf(msg, msg_len, "copying '%s' to '%s' failed (cp said why above)", dirs[i], path);
+            snprintf(msg, msg_len, "copying '%s' to '%s' failed (cp said why above)", dirs[i],
+                     path);
             goto fail_rm;
         }
     }
@@ -197,4 +216,3 @@ fail:
     free(first);
     return st;
 }
-

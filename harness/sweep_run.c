@@ -1,7 +1,7 @@
 /* sweep_run.c: running a sweep's points (see sweep.h): each point's status
  * file, sweep.csv rebuilt after each, machine.txt, the dry run, and the loop
  * that runs what is not yet done. */
-#define _GNU_SOURCE          /* flock, strsignal */
+#define _GNU_SOURCE /* flock, strsignal */
 #include "sweep.h"
 #include "sweep_int.h"
 #include "../base/afile.h"
@@ -30,7 +30,8 @@ static const char *run_status(const char *point_dir)
     const char *st = KVB_STATUS_NAME_OK;
     int any_ok = 0, skipped = 0;
     const cJSON *p;
-    cJSON_ArrayForEach(p, kvb_json_at(sum, KVB_KEY_POINTS)) {
+    cJSON_ArrayForEach(p, kvb_json_at(sum, KVB_KEY_POINTS))
+    {
         const char *v = kvb_json_str_at(p, KVB_KEY_STATUS);
         if (!v) continue;
         if (strcmp(v, KVB_STATUS_NAME_CUT_SHORT) == 0) st = KVB_STATUS_NAME_CUT_SHORT;
@@ -47,7 +48,12 @@ static const char *run_status(const char *point_dir)
  * made (pending) before its point runs and rewritten in place after, so a
  * disk that fills during the point cannot keep a finished point pending. */
 enum { STATUS_BYTES = 320 };
-typedef struct point_state { char status[16]; double seconds; char host[72]; char cpu[160]; } point_state;
+typedef struct point_state {
+    char status[16];
+    double seconds;
+    char host[72];
+    char cpu[160];
+} point_state;
 
 /* s without what would break a line of sweep.csv or the status file */
 void kvb_sweep_clean_field(char *s)
@@ -64,7 +70,8 @@ static void status_path(const char *dir, const kvb_sweep_point *p, char *path, s
 static void status_record(const point_state *ps, char *rec)
 {
     memset(rec, ' ', STATUS_BYTES);
-    int w = snprintf(rec, STATUS_BYTES, "%s %.1f\nhost: %s\ncpu: %s\n", ps->status, ps->seconds, ps->host, ps->cpu);
+    int w = snprintf(rec, STATUS_BYTES, "%s %.1f\nhost: %s\ncpu: %s\n", ps->status, ps->seconds,
+                     ps->host, ps->cpu);
     if (w >= 0 && w < STATUS_BYTES) rec[w] = ' ';
     rec[STATUS_BYTES - 1] = '\n';
 }
@@ -82,7 +89,8 @@ static int prepare_status(const char *dir, const kvb_sweep_point *p, char *msg, 
     return kvb_afile_commit(&a, msg, msg_len) ? -1 : 0;
 }
 
-static int save_status(const char *dir, const kvb_sweep_point *p, const point_state *ps, char *msg, size_t msg_len)
+static int save_status(const char *dir, const kvb_sweep_point *p, const point_state *ps, char *msg,
+                       size_t msg_len)
 {
     char path[2400], rec[STATUS_BYTES];
     status_record(ps, rec);
@@ -92,7 +100,8 @@ static int save_status(const char *dir, const kvb_sweep_point *p, const point_st
     int err = fd < 0 || w < 0 ? errno : w != (ssize_t)sizeof rec ? ENOSPC : 0;
     if (fd >= 0 && close(fd) != 0 && !err) err = errno;
     if (err) {
-        snprintf(msg, msg_len, "cannot record point %s as %s in '%s': %s", p->id, ps->status, path, strerror(err));
+        snprintf(msg, msg_len, "cannot record point %s as %s in '%s': %s", p->id, ps->status, path,
+                 strerror(err));
         return -1;
     }
     return 0;
@@ -121,7 +130,8 @@ static void load_status(const char *dir, const kvb_sweep_point *p, point_state *
     free(text);
 }
 
-static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char *msg, size_t msg_len)
+static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char *msg,
+                       size_t msg_len)
 {
     char path[2400];
     snprintf(path, sizeof path, "%s/sweep.csv", dir);
@@ -132,10 +142,12 @@ static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char 
     for (int i = 0; i < n; i++) {
         point_state ps;
         load_status(dir, &pts[i], &ps);
-        fprintf(f, "%s,%s,%s,%.1f,%g,\"kvbench", pts[i].id, pts[i].kind, ps.status, ps.seconds, pts[i].budget_s);
+        fprintf(f, "%s,%s,%s,%.1f,%g,\"kvbench", pts[i].id, pts[i].kind, ps.status, ps.seconds,
+                pts[i].budget_s);
         for (int k = 0; k < pts[i].argc; k++) {
             fputc(' ', f);
-            for (const char *c = pts[i].argv[k]; *c; c++) fputc(*c == '"' || *c == '\n' ? '?' : *c, f);
+            for (const char *c = pts[i].argv[k]; *c; c++)
+                fputc(*c == '"' || *c == '\n' ? '?' : *c, f);
         }
         fprintf(f, "\",\"%s\",\"%s\"\n", ps.host, ps.cpu);
     }
@@ -144,8 +156,8 @@ static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char 
 
 static int is_done(const char *status)
 {
-    return strcmp(status, "ok") == 0 || strcmp(status, "cut_short") == 0 || strcmp(status, "timed_out") == 0 ||
-           strcmp(status, "skipped") == 0;
+    return strcmp(status, "ok") == 0 || strcmp(status, "cut_short") == 0 ||
+           strcmp(status, "timed_out") == 0 || strcmp(status, "skipped") == 0;
 }
 
 static void fmt_time(double s, char *buf, size_t n)
@@ -163,7 +175,10 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
     if (!quiet) fprintf(stderr, "kvbench: describing the machine (kvbench info)...\n");
     child_run cr = {.capture = 1};
     kvb_sweep_run_child(exe, argv, -1, 120, &cr);
-    if (cr.signo) { free(cr.out); return cr.signo; }
+    if (cr.signo) {
+        free(cr.out);
+        return cr.signo;
+    }
     gethostname(host, sizeof host - 1);
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", gmtime(&t));
@@ -171,7 +186,8 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
     int err = kvb_afile_open(&a, path, msg, msg_len);
     if (!err) {
         fprintf(a.f, "host: %s\ndate: %s\n", host, date);
-        if (cr.code != 0) fprintf(a.f, "note: kvbench info failed (exit %d): no ceilings\n", cr.code);
+        if (cr.code != 0)
+            fprintf(a.f, "note: kvbench info failed (exit %d): no ceilings\n", cr.code);
         if (cr.out) fputs(cr.out, a.f);
         err = kvb_afile_commit(&a, msg, msg_len);
     }
@@ -179,7 +195,8 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
     return err ? -1 : 0;
 }
 
-kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg, size_t msg_len)
+kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg,
+                             size_t msg_len)
 {
     for (int i = 0; i < n; i++) {
         char *argv[KVB_SWEEP_MAX_ARGS + 1];
@@ -190,10 +207,12 @@ kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe,
         child_run cr = {0};
         kvb_sweep_run_child(exe, argv, -1, 60, &cr);
         if (cr.signo) {
-            snprintf(msg, msg_len, "interrupted (%s) while checking point %s", strsignal(cr.signo), pts[i].id);
+            snprintf(msg, msg_len, "interrupted (%s) while checking point %s", strsignal(cr.signo),
+                     pts[i].id);
             return KVB_STATUS_IO;
         }
-        if (cr.code == 0 || cr.code == 3) continue;       /* 3: nothing it can measure; the point will be skipped */
+        if (cr.code == 0 || cr.code == 3)
+            continue; /* 3: nothing it can measure; the point will be skipped */
         char why[400];
         kvb_sweep_last_line(cr.tail, why, sizeof why);
         snprintf(msg, msg_len, "point %s: its command refuses it (exit %d): %s", pts[i].id, cr.code,
@@ -230,10 +249,11 @@ static void point_machine(const char *fin, const point_state *own, point_state *
     kvb_sweep_clean_field(ps->cpu);
 }
 
-kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet, const char *only,
-                         kvb_sweep_tally *t, char *msg, size_t msg_len)
+kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet,
+                         const char *only, kvb_sweep_tally *t, char *msg, size_t msg_len)
 {
-    char path[2400], log[2500], fin[2400], why[512], scratch[512];   /* scratch: a message not shown */
+    char path[2400], log[2500], fin[2400], why[512],
+        scratch[512]; /* scratch: a message not shown */
     memset(t, 0, sizeof *t);
     kvb_sweep_point *pts;
     int n = kvb_sweep_expand(s, dir, &pts, msg, msg_len);
@@ -241,12 +261,17 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
     int found = !only;
     for (int i = 0; only && i < n; i++) found |= strcmp(pts[i].id, only) == 0;
     if (!found) {
-        snprintf(msg, msg_len, "--only '%s': no such point in this sweep (see %s/sweep.csv)", only, dir);
+        snprintf(msg, msg_len, "--only '%s': no such point in this sweep (see %s/sweep.csv)", only,
+                 dir);
         free(pts);
         return KVB_STATUS_INVALID_ARG;
     }
     point_state *ps = calloc((size_t)n, sizeof *ps), own;
-    if (!ps) { free(pts); snprintf(msg, msg_len, "out of memory"); return KVB_STATUS_NO_MEMORY; }
+    if (!ps) {
+        free(pts);
+        snprintf(msg, msg_len, "out of memory");
+        return KVB_STATUS_NO_MEMORY;
+    }
     own_machine(&own);
     kvb_status st = KVB_STATUS_OK;
     snprintf(path, sizeof path, "%s/points", dir);
@@ -256,16 +281,25 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         goto out;
     }
     int d = kvb_sweep_describe(exe, dir, quiet, msg, msg_len);
-    if (d > 0) { t->signo = d; goto out; }
-    if (d < 0) { st = KVB_STATUS_IO; goto out; }
+    if (d > 0) {
+        t->signo = d;
+        goto out;
+    }
+    if (d < 0) {
+        st = KVB_STATUS_IO;
+        goto out;
+    }
     int tty = !quiet && isatty(STDERR_FILENO), done = 0, todo = 0;
     double spent = 0;
     for (int i = 0; i < n; i++) {
         load_status(dir, &pts[i], &ps[i]);
         snprintf(fin, sizeof fin, "%s/points/%s", dir, pts[i].id);
-        if (!(kvb_sweep_exists(fin) && is_done(ps[i].status)) && (!only || strcmp(only, pts[i].id) == 0)) todo++;
+        if (!(kvb_sweep_exists(fin) && is_done(ps[i].status)) &&
+            (!only || strcmp(only, pts[i].id) == 0))
+            todo++;
     }
-    if (!only && todo < n && !quiet) fprintf(stderr, "kvbench: resuming: %d of %d points already done\n", n - todo, n);
+    if (!only && todo < n && !quiet)
+        fprintf(stderr, "kvbench: resuming: %d of %d points already done\n", n - todo, n);
     double t_start = kvb_sweep_now_s();
     for (int i = 0; i < n && st == KVB_STATUS_OK; i++) {
         kvb_sweep_point *p = &pts[i];
@@ -280,16 +314,24 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         int lk = open(path, O_CREAT | O_RDWR, 0644);
         if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) != 0) {
             if (lk >= 0) close(lk);
-            if (!quiet) fprintf(stderr, "kvbench: %s is being run by another job; left to it\n", p->id);
+            if (!quiet)
+                fprintf(stderr, "kvbench: %s is being run by another job; left to it\n", p->id);
             continue;
         }
-        load_status(dir, p, &ps[i]);                 /* it may have finished meanwhile */
-        if (kvb_sweep_exists(fin) && is_done(ps[i].status)) { close(lk); continue; }
+        load_status(dir, p, &ps[i]); /* it may have finished meanwhile */
+        if (kvb_sweep_exists(fin) && is_done(ps[i].status)) {
+            close(lk);
+            continue;
+        }
         /* leftovers of an interrupted attempt */
         kvb_rmtree(fin);
         kvb_partial_name(fin, path, sizeof path);
         kvb_rmtree(path);
-        if (prepare_status(dir, p, msg, msg_len) != 0) { st = KVB_STATUS_IO; close(lk); break; }
+        if (prepare_status(dir, p, msg, msg_len) != 0) {
+            st = KVB_STATUS_IO;
+            close(lk);
+            break;
+        }
         int own_dir = strcmp(p->kind, "run") != 0 && strcmp(p->kind, "quality") != 0;
         if (own_dir && mkdir(path, 0755) != 0) {
             snprintf(msg, msg_len, "cannot create '%s': %s", path, strerror(errno));
@@ -310,7 +352,8 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
             char el[16], eta[16] = "?";
             fmt_time(kvb_sweep_now_s() - t_start, el, sizeof el);
             if (done) fmt_time(spent / done * (todo - done), eta, sizeof eta);
-            fprintf(stderr, "\r\033[K[%d/%d] %s  elapsed %s  ETA %s", done + 1, todo, p->id, el, eta);
+            fprintf(stderr, "\r\033[K[%d/%d] %s  elapsed %s  ETA %s", done + 1, todo, p->id, el,
+                    eta);
         } else if (!quiet)
             fprintf(stderr, "kvbench: [%d/%d] %s\n", done + 1, todo, p->id);
         double t0 = kvb_sweep_now_s();
@@ -331,11 +374,14 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         char last[320];
         kvb_sweep_last_line(cr.tail, last, sizeof last);
         if (cr.code == 0 || cr.code == 3) {
-            /* 3: the child measured nothing (every case unsupported): skipped, kept as it wrote it */
+            /* 3: the child measured nothing (every case unsupported): skipped, kept as it wrote it
+             */
             if (own_dir) kvb_partial_publish(path, fin, scratch, sizeof scratch);
             if (!kvb_sweep_exists(fin)) mkdir(fin, 0755);
             snprintf(ps[i].status, sizeof ps[i].status, "%s",
-                     cr.code == 3 ? "skipped" : own_dir ? "ok" : run_status(fin));
+                     cr.code == 3 ? "skipped"
+                     : own_dir    ? "ok"
+                                  : run_status(fin));
             if (cr.code == 3 && !quiet)
                 fprintf(stderr, "kvbench: %s measured nothing: marked skipped (%s)\n", p->id, last);
             char moved[2500];
@@ -343,11 +389,13 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
             if (!cr.log_errno) rename(log, moved);
         } else if (cr.timed_out) {
             /* stopped at its limit: whatever it wrote stays, marked */
-            if (kvb_sweep_exists(path)) kvb_partial_publish(path, fin, scratch, sizeof scratch);
-            else mkdir(fin, 0755);
+            if (kvb_sweep_exists(path))
+                kvb_partial_publish(path, fin, scratch, sizeof scratch);
+            else
+                mkdir(fin, 0755);
             snprintf(ps[i].status, sizeof ps[i].status, "timed_out");
-            fprintf(stderr, "kvbench: %s stopped at %.0f s (budget %g s): marked timed_out\n", p->id,
-                    ps[i].seconds, p->budget_s);
+            fprintf(stderr, "kvbench: %s stopped at %.0f s (budget %g s): marked timed_out\n",
+                    p->id, ps[i].seconds, p->budget_s);
         } else {
             /* what a failed point wrote (a run on a full disk keeps its measurements in
              * its .partial directory) stays, under the point's name, marked failed */
@@ -357,34 +405,42 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
                     last[0] ? last : "(no output)", log);
         }
         if (cr.log_errno) {
-            /* the log is incomplete (a full disk, say): its end is printed here instead, and the sweep
-             * stops, since the next point's results would not fit either */
-            snprintf(msg, msg_len, "cannot write %s's log '%s': %s; the end of its output:\n%s", p->id, log,
-                     strerror(cr.log_errno), cr.tail);
+            /* the log is incomplete (a full disk, say): its end is printed here instead, and the
+             * sweep stops, since the next point's results would not fit either */
+            snprintf(msg, msg_len, "cannot write %s's log '%s': %s; the end of its output:\n%s",
+                     p->id, log, strerror(cr.log_errno), cr.tail);
             st = KVB_STATUS_IO;
         }
         point_machine(fin, &own, &ps[i]);
-        if (save_status(dir, p, &ps[i], st == KVB_STATUS_OK ? msg : why, st == KVB_STATUS_OK ? msg_len : sizeof why)) {
+        if (save_status(dir, p, &ps[i], st == KVB_STATUS_OK ? msg : why,
+                        st == KVB_STATUS_OK ? msg_len : sizeof why)) {
             if (st != KVB_STATUS_OK) fprintf(stderr, "kvbench: %s\n", why);
             st = KVB_STATUS_IO;
         }
         if (st == KVB_STATUS_OK && write_index(dir, pts, n, msg, msg_len) != 0) st = KVB_STATUS_IO;
-        close(lk);                                   /* drops the lock: the child is gone */
+        close(lk); /* drops the lock: the child is gone */
     }
     if (st == KVB_STATUS_OK && write_index(dir, pts, n, msg, msg_len) != 0) st = KVB_STATUS_IO;
-    if (st != KVB_STATUS_OK) write_index(dir, pts, n, why, sizeof why);   /* what can still be recorded */
+    if (st != KVB_STATUS_OK)
+        write_index(dir, pts, n, why, sizeof why); /* what can still be recorded */
 out:
     for (int i = 0; i < n; i++) {
         if (only && strcmp(only, pts[i].id) != 0) continue;
         load_status(dir, &pts[i], &ps[i]);
         t->total++;
         const char *v = ps[i].status;
-        if (strcmp(v, "ok") == 0) t->ok++;
-        else if (strcmp(v, "cut_short") == 0) t->cut_short++;
-        else if (strcmp(v, "skipped") == 0) t->skipped++;
-        else if (strcmp(v, "timed_out") == 0) t->timed_out++;
-        else if (strcmp(v, "failed") == 0) t->failed++;
-        else t->missing++;
+        if (strcmp(v, "ok") == 0)
+            t->ok++;
+        else if (strcmp(v, "cut_short") == 0)
+            t->cut_short++;
+        else if (strcmp(v, "skipped") == 0)
+            t->skipped++;
+        else if (strcmp(v, "timed_out") == 0)
+            t->timed_out++;
+        else if (strcmp(v, "failed") == 0)
+            t->failed++;
+        else
+            t->missing++;
     }
     free(ps);
     free(pts);

@@ -195,7 +195,8 @@ static void test_readers_refuse(void **state)
     assert_int_equal(load("sumlay", &s, msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(s.n, 4);
     static const struct { const char *name; double v; } bytes[] = {
-        {"decode(contiguous/f32/grow)/used_bytes", 10}, {"decode(contiguous/f32/grow)/reserved_bytes", 20},
+        {"decode(contiguous/f32/grow)/used_bytes", 10},
+        {"decode(contiguous/f32/grow)/reserved_bytes", 20},
         {"decode(paged/f32/bs16)/used_bytes", 12}, {"decode(paged/f32/bs16)/reserved_bytes", 32}};
     for (int i = 0; i < 4; i++) {
         assert_string_equal(s.c[i].name, bytes[i].name);
@@ -204,12 +205,14 @@ static void test_readers_refuse(void **state)
     kvb_cmp_free(&s);
     /* a summary.json that is not JSON: refused with its line, never read as no bytes */
     put("sumbad/tokens.csv", tok_head);
-    put("sumbad/summary.json", "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10,\n");
+    put("sumbad/summary.json",
+        "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10,\n");
     refused("sumbad", "sumbad/summary.json' line 2: not valid JSON", "truncated");
     /* a row of 20 KB (a long extra column before the samples) is read whole */
     char *wide = malloc(32 << 10);
     assert_non_null(wide);
-    int k = snprintf(wide, 32 << 10, "case,backend,dtype,ctx,note,samples_ns\n\"attend(dt=f32)\",contiguous,f32,64,");
+    int k = snprintf(wide, 32 << 10, "case,backend,dtype,ctx,note,samples_ns\n"
+                                     "\"attend(dt=f32)\",contiguous,f32,64,");
     while (k < 20000) k += snprintf(wide + k, (32 << 10) - (size_t)k, "padding ");
     snprintf(wide + k, (32 << 10) - (size_t)k, ",100;110;120\n");
     put("wide/points/attend-x/attend.csv", wide);
@@ -261,8 +264,9 @@ static void test_readers_refuse(void **state)
     assert_string_equal(s.machine, "2 CPUs at 2000 MHz @ h");
     kvb_cmp_free(&s);
     /* the same runs in another layout: keys in any order, spaces before colons, one line */
-    put("gb_lay.json", "{\"benchmarks\" : [{\"time_unit\" : \"us\", \"real_time\" : 5, \"repetition_index\" : 0, "
-        "\"run_type\" : \"iteration\", \"run_name\" : \"a\"}, {\"run_name\":\"a\",\"real_time\":6e0,"
+    put("gb_lay.json", "{\"benchmarks\" : [{\"time_unit\" : \"us\", \"real_time\" : 5, "
+        "\"repetition_index\" : 0, \"run_type\" : \"iteration\", \"run_name\" : \"a\"}, "
+        "{\"run_name\":\"a\",\"real_time\":6e0,"
         "\"time_unit\":\"us\",\"run_type\":\"iteration\",\"repetition_index\":1}],"
         "\"context\" : {\"mhz_per_cpu\" : 2000, \"host_name\" : \"h\", \"num_cpus\" : 2}}");
     assert_int_equal(load("gb_lay.json", &s, msg, sizeof msg), KVB_STATUS_OK);

@@ -3,7 +3,7 @@
  * whatever the key order and whitespace, CSV rows of any length, and files
  * and directories that appear whole or not at all. Files go under a mkdtemp
  * folder, removed at the end. */
-#define _GNU_SOURCE                      /* open_memstream, mkdtemp */
+#define _GNU_SOURCE /* open_memstream, mkdtemp */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,12 +58,16 @@ static char *escaped(const char *s)
 static void test_escape(void **state)
 {
     (void)state;
-    static const struct { const char *in, *out; } cases[] = {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
         {"plain", "\"plain\""},
         {"a \"quoted\" \\ back", "\"a \\\"quoted\\\" \\\\ back\""},
         {"line\nnext\ttab\r\x01\x1f", "\"line\\nnext\\u0009tab\\u000d\\u0001\\u001f\""},
-        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
-        {"bad \xff byte, \xf8\x80\x80, cut \xc3", "\"bad \\ufffd byte, \\ufffd\\ufffd\\ufffd, cut \\ufffd\""},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},
+        {"bad \xff byte, \xf8\x80\x80, cut \xc3",
+         "\"bad \\ufffd byte, \\ufffd\\ufffd\\ufffd, cut \\ufffd\""},
         {"surrogate \xed\xa0\x80", "\"surrogate \\ufffd\\ufffd\\ufffd\""},
         {"", "\"\""},
     };
@@ -71,7 +75,8 @@ static void test_escape(void **state)
         char *got = escaped(cases[i].in);
         assert_string_equal(got, cases[i].out);
         /* what it writes is JSON that reads back as the input (valid UTF-8 inputs) */
-        if (!strstr(cases[i].in, "\xff") && !strstr(cases[i].in, "\xed") && !strstr(cases[i].in, "cut")) {
+        if (!strstr(cases[i].in, "\xff") && !strstr(cases[i].in, "\xed") &&
+            !strstr(cases[i].in, "cut")) {
             cJSON *j = cJSON_Parse(got);
             assert_non_null(j);
             assert_string_equal(j->valuestring, cases[i].in);
@@ -125,12 +130,13 @@ static void test_writer_layout(void **state)
     kvb_jw_close(&w, "\n");
     fclose(f);
     assert_false(w.bad);
-    assert_string_equal(buf, "{\n  \"id\": \"r1\",\n  \"git\": {\"commit\": \"abc\", \"dirty\": null},\n"
-                             "  \"ids\": [1,2,3],\n  \"points\": [\n"
-                             "    {\"x\": 0.333333,\n     \"bytes\": 18446744073709551615, \"ok\": false, "
-                             "\"ci\": [0.5, null]},\n"
-                             "    {\"x\": null,\n     \"bytes\": 18446744073709551615, \"ok\": true, "
-                             "\"ci\": [0.5, null]}\n  ]\n}");
+    assert_string_equal(
+        buf, "{\n  \"id\": \"r1\",\n  \"git\": {\"commit\": \"abc\", \"dirty\": null},\n"
+             "  \"ids\": [1,2,3],\n  \"points\": [\n"
+             "    {\"x\": 0.333333,\n     \"bytes\": 18446744073709551615, \"ok\": false, "
+             "\"ci\": [0.5, null]},\n"
+             "    {\"x\": null,\n     \"bytes\": 18446744073709551615, \"ok\": true, "
+             "\"ci\": [0.5, null]}\n  ]\n}");
     cJSON *j = cJSON_Parse(buf);
     assert_non_null(j);
     cJSON_Delete(j);
@@ -159,7 +165,8 @@ static void test_read_any_layout(void **state)
     static const char *const texts[] = {
         "{\"points\": [{\"label\": \"a\", \"fit\": {\"b\": 2.5}, \"b\": 1.5, \"host\": \"h\"}]}",
         "{\"points\":[{\"b\":1.5,\"fit\":{\"b\":2.5},\"host\":\"h\",\"label\":\"a\"}]}",
-        "{\n\t\"points\" :\n[ {\"host\" : \"h\" ,\"b\"\n:\n1.5e0, \"fit\": { \"b\" : 25e-1 }, \"label\":\"a\"} ] }\n",
+        "{\n\t\"points\" :\n[ {\"host\" : \"h\" ,\"b\"\n:\n1.5e0, \"fit\": { \"b\" : 25e-1 }, "
+        "\"label\":\"a\"} ] }\n",
     };
     char msg[256];
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
@@ -170,7 +177,7 @@ static void test_read_any_layout(void **state)
         assert_true(kvb_json_num_at(p, "b") == 1.5);
         assert_true(kvb_json_num_at(p, "fit.b") == 2.5);
         assert_string_equal(kvb_json_str_at(p, "host"), "h");
-        assert_true(isnan(kvb_json_num_at(p, "host")));     /* a string is not a number */
+        assert_true(isnan(kvb_json_num_at(p, "host"))); /* a string is not a number */
         assert_null(kvb_json_str_at(p, "b"));
         assert_null(kvb_json_at(p, "fit.b.c"));
         assert_null(kvb_json_find(kvb_json_at(j, "points"), "label", "b"));
@@ -267,9 +274,9 @@ static void test_csv(void **state)
     assert_null(kvb_csv_get(&c, 3));
     assert_null(kvb_csv_get(&c, -1));
     assert_int_equal(kvb_csv_next(&c), 1);
-    assert_int_equal(c.n, 0);                    /* an empty line */
+    assert_int_equal(c.n, 0); /* an empty line */
     assert_int_equal(kvb_csv_next(&c), 1);
-    assert_true(c.cut);                          /* no end of line: cut short */
+    assert_true(c.cut); /* no end of line: cut short */
     assert_string_equal(kvb_csv_get(&c, c_a), "2");
     assert_int_equal(kvb_csv_next(&c), 0);
     kvb_csv_close(&c);
@@ -290,7 +297,7 @@ static void test_afile(void **state)
     assert_string_equal(a.tmp + strlen(a.tmp) - 4, ".tmp");
     fputs("new\n", a.f);
     char *before = kvb_slurp(path_in("f.txt"));
-    assert_string_equal(before, "old\n");             /* not there until committed */
+    assert_string_equal(before, "old\n"); /* not there until committed */
     free(before);
     struct stat st;
     assert_int_equal(stat(a.tmp, &st), 0);
@@ -360,7 +367,7 @@ static void test_partial(void **state)
     kvb_rmtree(path_in("run"));
     struct stat st;
     assert_int_not_equal(lstat(path_in("run"), &st), 0);
-    kvb_rmtree(path_in("run"));                  /* nothing there: nothing done */
+    kvb_rmtree(path_in("run")); /* nothing there: nothing done */
 }
 
 int main(void)
@@ -371,9 +378,12 @@ int main(void)
         return 2;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escape),          cmocka_unit_test(test_writer_layout),
-        cmocka_unit_test(test_read_any_layout), cmocka_unit_test(test_read_errors),
-        cmocka_unit_test(test_csv),             cmocka_unit_test(test_afile),
+        cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_writer_layout),
+        cmocka_unit_test(test_read_any_layout),
+        cmocka_unit_test(test_read_errors),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_afile),
         cmocka_unit_test(test_partial),
     };
     int failed = cmocka_run_group_tests_name("io", tests, NULL, NULL);

@@ -229,14 +229,19 @@ static void test_long_lines(void **state)
     size_t cap = 64 << 10, n = 0;
     char *text = malloc(cap);
     assert_non_null(text);
-    n += (size_t)snprintf(text + n, cap - n, "point,kind,status,seconds,budget_s,command,host,cpu\n"
-                          "attend-32x8x128-contiguous-f32-t1,attend,ok,4.3,60,\"kvbench attend --ctx ");
+    n += (size_t)snprintf(text + n, cap - n,
+                          "point,kind,status,seconds,budget_s,command,host,cpu\n"
+                          "attend-32x8x128-contiguous-f32-t1,attend,ok,4.3,60,"
+                          "\"kvbench attend --ctx ");
     for (int i = 0; n < 12000; i++) n += (size_t)snprintf(text + n, cap - n, "%d,", 1000 + i);
     n += (size_t)snprintf(text + n, cap - n, "1\",\"h\",\"c\"\n");
     put(dir, "sweep.csv", text);
-    n = (size_t)snprintf(text, cap, "case,backend,dtype,samples_ns,n_heads,n_kv_heads,head_dim,ctx,median_ns,gbs\n"
+    n = (size_t)snprintf(text, cap,
+                         "case,backend,dtype,samples_ns,n_heads,n_kv_heads,head_dim,ctx,"
+                         "median_ns,gbs\n"
                          "\"attend(contiguous)\",contiguous,f32,");
-    for (int i = 0; n < 20000; i++) n += (size_t)snprintf(text + n, cap - n, "%s%d", i ? ";" : "", 100000 + i);
+    for (int i = 0; n < 20000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s%d", i ? ";" : "", 100000 + i);
     n += (size_t)snprintf(text + n, cap - n, ",32,8,128,1024,5000,42.5\n");
     put(pd, "attend.csv", text);
     free(text);
@@ -249,7 +254,8 @@ static void test_long_lines(void **state)
     assert_non_null(md);
     const char *list = strstr(md, "| point | kind | status | seconds |");
     assert_non_null(list);
-    assert_non_null(strstr(list, "|---|---|---|---|\n| attend-32x8x128-contiguous-f32-t1 | attend | ok | 4.3 |\n\n"));
+    assert_non_null(strstr(
+        list, "|---|---|---|---|\n| attend-32x8x128-contiguous-f32-t1 | attend | ok | 4.3 |\n\n"));
     assert_non_null(strstr(md, "| contiguous/f32 x1 32/8/128 | 1024 | 42.50 | - |"));
     free(md);
 }
