@@ -402,8 +402,9 @@ kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len
         }
         fprintf(h, "</body></html>\n");
         char why_md[600] = "", why_h[600] = "";
-        int bad = (kvb_afile_commit(&mda, why_md, sizeof why_md) != 0) |
-                  (kvb_afile_commit(&hta, why_h, sizeof why_h) != 0);
+        /* both are committed (or dropped) whatever the other did */
+        int bad_md = kvb_afile_commit(&mda, why_md, sizeof why_md) != 0;
+        int bad = kvb_afile_commit(&hta, why_h, sizeof why_h) != 0 || bad_md;
         const char *why = why_md[0] ? why_md : why_h;
         for (int s = 0; s < n_sets && !why[0]; s++)
             if (rs[s]->failed) why = rs[s]->err[0] ? rs[s]->err : "out of memory";
