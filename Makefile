@@ -2,13 +2,16 @@
 # commands; both install missing Debian packages first (as root or via sudo).
 
 CC      ?= cc
-PKGS    := build-essential pkg-config libbenchmark-dev libopenblas-dev libhwloc-dev gnuplot-nox libcmocka-dev
+PKGS    := build-essential pkg-config libbenchmark-dev libopenblas-dev libhwloc-dev gnuplot-nox \
+           libcmocka-dev libcjson-dev
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 GBENCH_LIBS := $(shell pkg-config --libs benchmark 2>/dev/null || echo -lbenchmark) -lpthread
 HWLOC_CFLAGS := $(shell pkg-config --cflags hwloc 2>/dev/null)
 HWLOC_LIBS  := $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS  := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 CXX     ?= g++
 
 # snprintf truncation is the intended, safe behaviour for messages and labels
@@ -16,9 +19,9 @@ CXX     ?= g++
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
            $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
 OPT     ?= -O3 -g
-CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS) $(HWLOC_CFLAGS)
+CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS) $(HWLOC_CFLAGS) $(CJSON_CFLAGS)
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -pthread
-LDLIBS  := $(BLAS_LIBS) $(HWLOC_LIBS) -lm -pthread
+LDLIBS  := $(BLAS_LIBS) $(HWLOC_LIBS) $(CJSON_LIBS) -lm -pthread
 
 BUILD   ?= build
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -28,11 +31,14 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 # (the measurements and sweeps), analysis/ (reports and compare); cli/ on top.
 # impls/ by wildcard: a new backend is a file there and a line in impls/registry.c
 LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
+           base/afile.c base/json.c base/csv.c \
            $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
            model/model.c \
            harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c harness/quality.c \
-           harness/topo.c harness/results.c harness/sweep.c \
-           analysis/report.c analysis/compare.c
+           harness/topo.c harness/results.c harness/sweep_def.c harness/sweep_child.c \
+           harness/sweep_run.c harness/sweep_merge.c \
+           analysis/report.c analysis/report_read.c analysis/report_plot.c \
+           analysis/compare.c analysis/compare_load.c analysis/compare_dirs.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the command line: main.c's table dispatches to a cmd_*.c per command
 CLI_SRC := $(wildcard cli/*.c)
@@ -103,7 +109,7 @@ $(BUILD)/harness/results.o: harness/results.c $(BUILD)/kvb_build_info.h
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -I$(BUILD) -c $< -o $@
 
 $(BUILD)/libkvbench.a: $(LIB_OBJ)
-	$(Q)ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/kvbench: $(CLI_OBJ) $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")

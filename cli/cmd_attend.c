@@ -5,7 +5,8 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "opts.h"
-#include "../base/textio.h"
+#include "../base/afile.h"
+#include "../base/columns.h"
 #include "../harness/attend_bench.h"
 #include "../harness/ceiling.h"
 
@@ -150,21 +151,17 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
         return 1;
     }
     FILE *csv = NULL;
-    char tmp[4200] = "";
+    kvb_afile out;
+    char why[KVB_PATH_MAX + 256];
     if (c.csv) {
-        char why[4400];
-        if (!(csv = kvb_tmp_open(c.csv, tmp, sizeof tmp, why, sizeof why))) {
+        if (kvb_afile_open(&out, c.csv, why, sizeof why)) {
             free(cases);
             free(samples);
             if (have_topo) kvb_topo_free(&topo);
             return kvb_usage_error("--csv: %s", why);
         }
-        fprintf(csv,
-                "case,backend,dtype,block_tokens,n_heads,n_kv_heads,head_dim,ctx,reps,median_ns,"
-                "p10_ns,p90_ns,kv_bytes,gbs,ratio_to_contiguous,reserved_bytes,used_bytes,"
-                "waste,rel_err,max_abs_err,group,residual,key_axis,key_outliers,bytes_per_token,"
-                "analytic_bytes_per_token,read_ceiling_gbs,fraction_of_read_ceiling,threads,kernel,"
-                "threads_oversubscribed,samples_ns\n");
+        csv = out.f;
+        fprintf(csv, KVB_ATTEND_HEAD "\n");
     }
     if (c.key_outliers)
         printf("keys: %d channel pairs x%d (queries /%d: same scores)\n", c.key_outliers,
@@ -270,13 +267,12 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
     for (int i = 1; i < kvb_pin_set_threads(&pins); i++)
         printf("pinned (%s): thread %d on core %d, cpu %d\n", c.pin, i, pins.core[i], pins.cpu[i]);
     if (have_topo) kvb_topo_free(&topo);
-    if (csv) {
-        int bad = ferror(csv) | (fclose(csv) != 0);
-        if (rc || bad || rename(tmp, c.csv) != 0) {
-            if (!rc) fprintf(stderr, "kvbench: writing '%s' failed\n", c.csv);
-            remove(tmp);
-            rc = 1;
-        }
+    /* a failed case leaves no table: the file is written whole or not at all */
+    if (csv && rc)
+        kvb_afile_abort(&out);
+    else if (csv && kvb_afile_commit(&out, why, sizeof why)) {
+        fprintf(stderr, "kvbench: %s\n", why);
+        rc = 1;
     }
     if (rc == 0 && measured == 0) {
         fprintf(stderr, "kvbench: nothing measured: every case was skipped (exit %d)\n",

@@ -4,7 +4,8 @@
 #define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "../analysis/compare.h"
-#include "../base/textio.h"
+#include "../base/afile.h"
+#include "../base/json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,104 +18,103 @@
 static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact",
                                                                "tolerance"};
 
-/* A JSON string: quotes and backslashes escaped, control characters dropped. */
-static void json_out(FILE *f, const char *s)
+/* compare.json: the gate's settings, the verdict counts and a row per case */
+static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
+                       const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc,
+                       const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts)
 {
-    fputc('"', f);
-    for (; *s; s++)
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s >= 0x20)
-            fputc(*s, f);
-    fputc('"', f);
-}
-
-static void json_num(FILE *f, double v)
-{
-    if (isfinite(v))
-        fprintf(f, "%.9g", v);
+    kvb_jw w;
+    kvb_jw_init(&w, f);
+    kvb_jw_open(&w, '{', " ");
+    kvb_jw_break(&w, "\n  ");
+    kvb_jw_kstr(&w, "base_machine", b->machine);
+    kvb_jw_kstr(&w, "new_machine", nw->machine);
+    kvb_jw_key(&w, "base_stale");
+    if (b->stale[0])
+        kvb_jw_str(&w, b->stale);
     else
-        fputs("null", f);
+        kvb_jw_null(&w);
+    kvb_jw_key(&w, "gated_kinds");
+    kvb_jw_open(&w, '[', " ");
+    for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+        if (o->gate & (1u << k)) kvb_jw_str(&w, cmp_kind_names[k]);
+    kvb_jw_close(&w, "");
+    kvb_jw_break(&w, "\n  ");
+    kvb_jw_knum(&w, "alpha", "%g", o->alpha);
+    kvb_jw_knum(&w, "min_change", "%g", o->min_change);
+    kvb_jw_knum(&w, "tolerance", "%g", o->tolerance);
+    kvb_jw_break(&w, "\n  ");
+    kvb_jw_key(&w, "counts");
+    kvb_jw_open(&w, '{', " ");
+    for (int v = 0; v < KVB_VERDICT_COUNT; v++)
+        kvb_jw_kint(&w, kvb_verdict_name((kvb_verdict)v), counts[v]);
+    kvb_jw_close(&w, "");
+    kvb_jw_break(&w, "\n  ");
+    kvb_jw_key(&w, "cases");
+    kvb_jw_open(&w, '[', "\n    ");
+    for (int i = 0; i < n; i++) {
+        kvb_jw_open(&w, '{', " ");
+        kvb_jw_kstr(&w, "case", bc[i]->name);
+        kvb_jw_kstr(&w, "kind", cmp_kind_names[bc[i]->kind]);
+        kvb_jw_knum(&w, "base", "%.9g", res[i].base);
+        kvb_jw_knum(&w, "new", "%.9g", res[i].new_);
+        kvb_jw_knum(&w, "change", "%.9g", res[i].change);
+        kvb_jw_kint(&w, "n_base", bc[i]->n);
+        kvb_jw_kint(&w, "n_new", nc[i]->n);
+        kvb_jw_knum(&w, "p", "%.9g", res[i].p);
+        kvb_jw_kstr(&w, "verdict", kvb_verdict_name(res[i].verdict));
+        kvb_jw_close(&w, "");
+    }
+    kvb_jw_close(&w, "\n  ");
+    kvb_jw_close(&w, "\n");
+    fputc('\n', f);
 }
 
-/* Writes the comparison as markdown or JSON into path (temporary name, then renamed). */
+/* compare.md: the same as a table */
+static void write_markdown(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
+                           const kvb_cmp_case *const *bc, const kvb_cmp_result *res, int n,
+                           const kvb_cmp_opts *o, const int *counts)
+{
+    fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
+    if (b->stale[0])
+        fprintf(f, "base is stale: %s (only bytes and seeded errors gate)  \n", b->stale);
+    fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha,
+            100 * o->min_change, 100 * o->tolerance);
+    for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
+        if (o->gate & (1u << k)) fprintf(f, " %s", cmp_kind_names[k]);
+    fprintf(f, "\n\n");
+    fprintf(f,
+            "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name, cmp_kind_names[bc[i]->kind],
+                res[i].base, res[i].new_, 100 * res[i].change);
+        if (isnan(res[i].p))
+            fprintf(f, "-");
+        else
+            fprintf(f, "%.3g", res[i].p);
+        const char *mark = res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "";
+        fprintf(f, " | %s%s%s |\n", mark, kvb_verdict_name(res[i].verdict), mark);
+    }
+    fprintf(f,
+            "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
+            counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
+            counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
+}
+
+/* Writes the comparison as markdown or JSON into path, whole or not at all. */
 static int write_compare(const char *path, int json, const kvb_cmp_set *b, const kvb_cmp_set *nw,
                          const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc,
                          const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts)
 {
-    char tmp[1300], why[1400];
-    FILE *f = kvb_tmp_open(path, tmp, sizeof tmp, why, sizeof why);
-    if (!f) return kvb_usage_error("%s", why);
-    if (json) {
-        fprintf(f, "{\n  \"base_machine\": ");
-        json_out(f, b->machine);
-        fprintf(f, ", \"new_machine\": ");
-        json_out(f, nw->machine);
-        fprintf(f, ", \"base_stale\": ");
-        if (b->stale[0])
-            json_out(f, b->stale);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"gated_kinds\": [");
-        for (int k = 0, first = 1; k < KVB_CMP_KIND_COUNT; k++)
-            if (o->gate & (1u << k)) {
-                fprintf(f, "%s\"%s\"", first ? "" : ", ", cmp_kind_names[k]);
-                first = 0;
-            }
-        fprintf(f, "],\n");
-        fprintf(f, "  \"alpha\": %g, \"min_change\": %g, \"tolerance\": %g,\n  \"counts\": {",
-                o->alpha, o->min_change, o->tolerance);
-        for (int v = 0; v < KVB_VERDICT_COUNT; v++)
-            fprintf(f, "%s\"%s\": %d", v ? ", " : "", kvb_verdict_name((kvb_verdict)v), counts[v]);
-        fprintf(f, "},\n  \"cases\": [\n");
-        for (int i = 0; i < n; i++) {
-            fprintf(f, "    {\"case\": ");
-            json_out(f, bc[i]->name);
-            fprintf(f, ", \"kind\": \"%s\", \"base\": ", cmp_kind_names[bc[i]->kind]);
-            json_num(f, res[i].base);
-            fprintf(f, ", \"new\": ");
-            json_num(f, res[i].new_);
-            fprintf(f, ", \"change\": ");
-            json_num(f, res[i].change);
-            fprintf(f, ", \"n_base\": %d, \"n_new\": %d, \"p\": ", bc[i]->n, nc[i]->n);
-            json_num(f, res[i].p);
-            fprintf(f, ", \"verdict\": \"%s\"}%s\n", kvb_verdict_name(res[i].verdict),
-                    i + 1 < n ? "," : "");
-        }
-        fprintf(f, "  ]\n}\n");
-    } else {
-        fprintf(f, "## kvbench compare\n\nbase: %s  \nnew: %s  \n", b->machine, nw->machine);
-        if (b->stale[0])
-            fprintf(f, "base is stale: %s (only bytes and seeded errors gate)  \n", b->stale);
-        fprintf(f, "alpha %g, minimum change %.0f%%, tolerance %.0f%%; gated kinds:", o->alpha,
-                100 * o->min_change, 100 * o->tolerance);
-        for (int k = 0; k < KVB_CMP_KIND_COUNT; k++)
-            if (o->gate & (1u << k)) fprintf(f, " %s", cmp_kind_names[k]);
-        fprintf(f, "\n\n");
-        fprintf(
-            f,
-            "| case | kind | base | new | change | p | verdict |\n|---|---|---|---|---|---|---|\n");
-        for (int i = 0; i < n; i++) {
-            fprintf(f, "| %s | %s | %.4g | %.4g | %+.1f%% | ", bc[i]->name,
-                    cmp_kind_names[bc[i]->kind], res[i].base, res[i].new_, 100 * res[i].change);
-            if (isnan(res[i].p))
-                fprintf(f, "-");
-            else
-                fprintf(f, "%.3g", res[i].p);
-            fprintf(f, " | %s%s%s |\n", res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "",
-                    kvb_verdict_name(res[i].verdict),
-                    res[i].verdict == KVB_VERDICT_REGRESSED ? "**" : "");
-        }
-        fprintf(
-            f,
-            "\n%d regressed, %d improved, %d same, %d too few samples, %d changed but not gated\n",
-            counts[KVB_VERDICT_REGRESSED], counts[KVB_VERDICT_IMPROVED], counts[KVB_VERDICT_SAME],
-            counts[KVB_VERDICT_TOO_FEW], counts[KVB_VERDICT_INFO]);
-    }
-    int bad = ferror(f) | (fclose(f) != 0);
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        fprintf(stderr, "kvbench: writing '%s' failed\n", path);
+    char why[KVB_PATH_MAX + 256];
+    kvb_afile a;
+    if (kvb_afile_open(&a, path, why, sizeof why)) return kvb_usage_error("%s", why);
+    if (json)
+        write_json(a.f, b, nw, bc, nc, res, n, o, counts);
+    else
+        write_markdown(a.f, b, nw, bc, res, n, o, counts);
+    if (kvb_afile_commit(&a, why, sizeof why)) {
+        fprintf(stderr, "kvbench: %s\n", why);
         return KVB_EXIT_USAGE; /* not 1: that means a regression */
     }
     return 0;

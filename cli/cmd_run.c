@@ -9,6 +9,8 @@
 #include "../harness/quality.h"
 #include "../harness/results.h"
 #include "../harness/run.h"
+#include "../base/afile.h"
+#include "../base/columns.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -76,21 +78,19 @@ static int write_quality(const kvb_opts *c, const kvb_model *m, kvb_state *st, c
     /* two tidy files with fixed columns, so runs' files concatenate: a row per
      * point x layer, and a row per point x layer x context length */
     const char *names[2] = {"quality.csv", "quality_ctx.csv"};
-    char path[2][4400], tmp[2][4500];
+    kvb_afile out[2];
     FILE *f[2] = {NULL, NULL};
     int rc = 0;
-    for (int k = 0; k < 2; k++) {
-        snprintf(path[k], sizeof path[k], "%s/%s", dir, names[k]);
-        snprintf(tmp[k], sizeof tmp[k], "%s/.%s.tmp", dir, names[k]);
-        if (!(f[k] = fopen(tmp[k], "w"))) {
-            snprintf(msg, msg_len, "cannot write '%s': %s", tmp[k], strerror(errno));
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        char path[KVB_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        if (kvb_afile_open(&out[k], path, msg, msg_len))
             rc = -1;
-        }
+        else
+            f[k] = out[k].f;
     }
     if (rc == 0) {
-        fprintf(f[0], "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_"
-                      "rel_l2_mean,"
-                      "attn_max_abs\n");
+        fprintf(f[0], KVB_QUALITY_HEAD "\n");
         fprintf(f[1], "point,backend,dtype,mode,layer,ctx,attn_rel_l2\n");
     }
     if (rc == 0 && !c->quiet) {
@@ -151,18 +151,10 @@ static int write_quality(const kvb_opts *c, const kvb_model *m, kvb_state *st, c
     kvb_quality_ref_free(&ref);
     for (int k = 0; k < 2; k++) {
         if (!f[k]) continue;
-        int bad = ferror(f[k]), e = bad ? errno : 0;
-        if (fclose(f[k]) != 0 && !bad) {
-            bad = 1;
-            e = errno;
-        }
-        if (rc == 0 && (bad || rename(tmp[k], path[k]) != 0)) {
-            if (!bad) e = errno;
-            snprintf(msg, msg_len, "writing '%s' failed: %s", path[k],
-                     e ? strerror(e) : "write error");
+        if (rc)
+            kvb_afile_abort(&out[k]);
+        else if (kvb_afile_commit(&out[k], msg, msg_len))
             rc = -1;
-        }
-        if (rc) remove(tmp[k]);
     }
     return rc;
 }
@@ -368,7 +360,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         snprintf(final_dir, sizeof final_dir, "%s", c.out);
         const char *slash = strrchr(final_dir, '/');
         snprintf(run_id, sizeof run_id, "%s", slash ? slash + 1 : final_dir);
-        snprintf(partial, sizeof partial, "%s.partial", final_dir);
+        kvb_partial_name(final_dir, partial, sizeof partial);
         if (lstat(final_dir, &sb) == 0) {
             rc = kvb_usage_error(
                 "output '%s' exists%s: kvbench never overwrites a run; choose another --out",
@@ -409,7 +401,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         /* a run started in the same second, or interrupted, holds the name: take the next */
         for (int k = 2;; k++) {
             snprintf(final_dir, sizeof final_dir, "results/%s", run_id);
-            snprintf(partial, sizeof partial, "%s.partial", final_dir);
+            kvb_partial_name(final_dir, partial, sizeof partial);
             if (lstat(final_dir, &sb) != 0) {
                 if (mkdir(partial, 0777) == 0) break;
                 if (errno != EEXIST) {
@@ -504,7 +496,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                          &pins,
                          c.threads,
                          oversubscribed};
-    char msg[512];
+    char msg[2 * KVB_PATH_MAX + 128]; /* two paths and a cause */
     /* every measurement is written before anything can fail on it; a write
      * that fails (a full disk) keeps what was written in the .partial
      * directory, never renamed to look complete, and the table is printed */
@@ -528,10 +520,8 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         rc = 1;
         goto done_model;
     }
-    if (rename(partial, final_dir) != 0) {
-        fprintf(stderr,
-                "kvbench: cannot rename '%s' to '%s': %s; the complete results stay there\n",
-                partial, final_dir, strerror(errno));
+    if (kvb_partial_publish(partial, final_dir, msg, sizeof msg)) {
+        fprintf(stderr, "kvbench: %s; the complete results stay there\n", msg);
         rc = 1;
         goto done_model;
     }

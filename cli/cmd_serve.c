@@ -6,7 +6,8 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "opts.h"
-#include "../base/textio.h"
+#include "../base/afile.h"
+#include "../base/columns.h"
 #include "../harness/serve.h"
 
 #include <stdio.h>
@@ -123,14 +124,13 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
            "budgetMB", "max_run", "mean_run", "util", "live/bud", "shared", "preempt", "step_us",
            "rounds", "wall_s");
     FILE *csv = NULL;
-    char tmp[4200] = "";
+    kvb_afile out;
+    char cause[KVB_PATH_MAX + 256];
     if (c.csv) {
-        char cause[4400];
-        if (!(csv = kvb_tmp_open(c.csv, tmp, sizeof tmp, cause, sizeof cause)))
+        if (kvb_afile_open(&out, c.csv, cause, sizeof cause))
             return kvb_usage_error("--csv: %s", cause);
-        fprintf(csv, "cache,lengths,fork,fork_n,requests,budget_bytes,max_running,mean_running,"
-                     "utilization,budget_live,sharing_saved,preemptions,step_ns_median,step_ns_p10,"
-                     "step_ns_p90,tokens,rounds,wall_s,status,reason\n");
+        csv = out.f;
+        fprintf(csv, KVB_SERVE_HEAD "\n");
     }
     int rc = 0, measured = 0;
     for (int li = 0; li < nl; li++)
@@ -192,13 +192,10 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
                             fprintf(stderr, "kvbench: %s cut short: %s\n", name, res.reason);
                     }
                 }
-    if (csv) {
-        int bad = ferror(csv) | (fclose(csv) != 0);
-        if (bad || rename(tmp, c.csv) != 0) {
-            fprintf(stderr, "kvbench: writing '%s' failed\n", c.csv);
-            remove(tmp);
-            rc = 1;
-        }
+    /* a failed case is a row of its own: the table is kept */
+    if (csv && kvb_afile_commit(&out, cause, sizeof cause)) {
+        fprintf(stderr, "kvbench: %s\n", cause);
+        rc = 1;
     }
     if (rc == 0 && measured == 0) rc = KVB_EXIT_NOTHING;
     return rc;

@@ -3,6 +3,7 @@
  * merge read finished result directories. */
 #define _GNU_SOURCE /* strsignal */
 #include "cli.h"
+#include "../base/afile.h"
 #include "../base/datadir.h"
 #include "../analysis/report.h"
 #include "../harness/sweep.h"
@@ -243,7 +244,7 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
             strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&t));
             snprintf(dir, sizeof dir, "results/%s-sweep-%s", stamp, sw.name);
         }
-        snprintf(partial, sizeof partial, "%s.partial", dir);
+        kvb_partial_name(dir, partial, sizeof partial);
     }
     /* every point's values checked before anything is measured or made */
     kvb_sweep_point *pts;
@@ -354,8 +355,8 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
                 "report\n",
                 msg, partial);
             rc = KVB_EXIT_FAIL;
-        } else if (rename(partial, final) != 0) {
-            fprintf(stderr, "kvbench: cannot rename '%s': %s\n", partial, strerror(errno));
+        } else if (kvb_partial_publish(partial, final, msg, sizeof msg)) {
+            fprintf(stderr, "kvbench: %s\n", msg);
             rc = KVB_EXIT_FAIL;
         } else {
             printf("results: %s\n", final);

@@ -60,7 +60,7 @@ $(FUZZ_DIR)/%.o: %.c fuzz/fuzz_util.h $(BUILD)/kvb_build_info.h
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -I$(BUILD) -c $< -o $@
 
 $(FUZZ_DIR)/libkvbench.a: $(FUZZ_LIB_OBJ)
-	$(Q)ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/fuzz/fuzz_%.o $(FUZZ_DIR)/fuzz/fuzz_util.o $(FUZZ_DIR)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")

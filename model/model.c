@@ -4,7 +4,7 @@
 #define _POSIX_C_SOURCE 200809L   /* fileno, fstat */
 #include "model.h"
 #include "../base/probe.h"
-#include "../base/textio.h"
+#include "../base/afile.h"
 #include "../impls/kernels/kernels.h"
 
 #include <cblas.h>
@@ -357,9 +357,9 @@ kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_
                  c->head_dim, c->n_heads, c->dim);
         return KVB_STATUS_UNSUPPORTED;
     }
-    char tmp[4096];
-    FILE *f = kvb_tmp_open(path, tmp, sizeof tmp, msg, msg_len);
-    if (!f) return KVB_STATUS_IO;
+    kvb_afile a;
+    if (kvb_afile_open(&a, path, msg, msg_len)) return KVB_STATUS_IO;
+    FILE *f = a.f;
     int32_t hdr[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads,
                       c->shared_classifier ? c->vocab_size : -c->vocab_size, c->max_seq};
     size_t cls = c->shared_classifier ? 0 : (size_t)c->vocab_size * c->dim;
@@ -369,24 +369,20 @@ kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_
     for (int part = 0; ok && part < 2; part++)          /* freq_cis_real, then imag */
         for (int p = 0; ok && p < c->max_seq; p++)
             for (int i = 0; ok && i < c->head_dim / 2; i++) {
-                double a = p * pow(c->rope_theta, -2.0 * i / c->head_dim);
-                float v = (float)(part ? sin(a) : cos(a));
+                double ang = p * pow(c->rope_theta, -2.0 * i / c->head_dim);
+                float v = (float)(part ? sin(ang) : cos(ang));
                 ok = fwrite(&v, sizeof v, 1, f) == 1;
             }
     if (ok && cls) ok = fwrite(m->w.wcls, sizeof(float), cls, f) == cls;
-    if (fclose(f) != 0) ok = 0;
-    /* link, not rename: a file that appeared under the name meanwhile is never replaced */
-    if (!ok || link(tmp, path) != 0) {
-        int e = errno;
-        snprintf(msg, msg_len,
-                 e == EEXIST ? "'%s' exists: a checkpoint is never overwritten"
-                             : "writing '%s' failed: %s",
-                 path, strerror(e));
-        remove(tmp);
-        return e == EEXIST ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
+    if (!ok) {
+        snprintf(msg, msg_len, "writing '%s' failed: %s", path, strerror(errno ? errno : EIO));
+        kvb_afile_abort(&a);
+        return KVB_STATUS_IO;
     }
-    remove(tmp);
-    return KVB_STATUS_OK;
+    /* linked, not renamed: a file that appeared under the name meanwhile is never replaced */
+    int e = kvb_afile_commit_new(&a, msg, msg_len);
+    if (e == EEXIST) snprintf(msg, msg_len, "'%s' exists: a checkpoint is never overwritten", path);
+    return e == 0 ? KVB_STATUS_OK : e == EEXIST ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
 }
 
 /* ---- activations ------------------------------------------------------- */

@@ -4,7 +4,7 @@
  * 2.648e-7, 3.627e-7 -> 4.516e-7) must pass, a q8 error a tenth larger must
  * not. Each reader test writes a small result directory under a temporary
  * directory, damages one thing, and checks the load is refused with a message
- * naming the file (and line). */
+ * naming the file (and line), and that JSON is read whatever its layout. */
 #define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
@@ -187,6 +187,41 @@ static void test_readers_refuse(void **state)
     put("sumneg/summary.json", "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": -10, "
         "\"reserved\": 20}}]}\n");
     refused("sumneg", "sumneg/summary.json", "negative");
+    /* summary.json in another layout (keys reordered, no spaces, one line) reads the same */
+    put("sumlay/tokens.csv", tok_head);
+    put("sumlay/summary.json", "{\"points\":[{\"cache_bytes\":{\"reserved\":20,\"used\":10},"
+        "\"label\":\"contiguous/f32/grow\"},{\"label\" : \"paged/f32/bs16\" ,\n\"cache_bytes\" :\n"
+        "{ \"used\" : 1.2e1 , \"reserved\" : 32 } }]}");
+    assert_int_equal(load("sumlay", &s, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(s.n, 4);
+    static const struct { const char *name; double v; } bytes[] = {
+        {"decode(contiguous/f32/grow)/used_bytes", 10},
+        {"decode(contiguous/f32/grow)/reserved_bytes", 20},
+        {"decode(paged/f32/bs16)/used_bytes", 12}, {"decode(paged/f32/bs16)/reserved_bytes", 32}};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(s.c[i].name, bytes[i].name);
+        assert_true(s.c[i].kind == KVB_CMP_EXACT && s.c[i].n == 1 && s.c[i].v[0] == bytes[i].v);
+    }
+    kvb_cmp_free(&s);
+    /* a summary.json that is not JSON: refused with its line, never read as no bytes */
+    put("sumbad/tokens.csv", tok_head);
+    put("sumbad/summary.json",
+        "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10,\n");
+    refused("sumbad", "sumbad/summary.json' line 2: not valid JSON", "truncated");
+    /* a row of 20 KB (a long extra column before the samples) is read whole */
+    char *wide = malloc(32 << 10);
+    assert_non_null(wide);
+    int k = snprintf(wide, 32 << 10, "case,backend,dtype,ctx,note,samples_ns\n"
+                                     "\"attend(dt=f32)\",contiguous,f32,64,");
+    while (k < 20000) k += snprintf(wide + k, (32 << 10) - (size_t)k, "padding ");
+    snprintf(wide + k, (32 << 10) - (size_t)k, ",100;110;120\n");
+    put("wide/points/attend-x/attend.csv", wide);
+    free(wide);
+    assert_int_equal(load("wide", &s, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.c[0].n, 3);
+    assert_true(s.c[0].v[2] == 120);
+    kvb_cmp_free(&s);
     /* Google Benchmark: a failed run, a zero or missing time, a repetition twice */
     const char *gb_head = "{\n  \"context\": {\"host_name\": \"h\", \"num_cpus\": 2, \"mhz_per_cpu\": 2000},\n"
                           "  \"benchmarks\": [\n";
@@ -226,7 +261,24 @@ static void test_readers_refuse(void **state)
     assert_int_equal(load("gb_ok.json", &s, msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.c[0].n, 2);
+    assert_string_equal(s.machine, "2 CPUs at 2000 MHz @ h");
     kvb_cmp_free(&s);
+    /* the same runs in another layout: keys in any order, spaces before colons, one line */
+    put("gb_lay.json", "{\"benchmarks\" : [{\"time_unit\" : \"us\", \"real_time\" : 5, "
+        "\"repetition_index\" : 0, \"run_type\" : \"iteration\", \"run_name\" : \"a\"}, "
+        "{\"run_name\":\"a\",\"real_time\":6e0,"
+        "\"time_unit\":\"us\",\"run_type\":\"iteration\",\"repetition_index\":1}],"
+        "\"context\" : {\"mhz_per_cpu\" : 2000, \"host_name\" : \"h\", \"num_cpus\" : 2}}");
+    assert_int_equal(load("gb_lay.json", &s, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.c[0].n, 2);
+    assert_true(s.c[0].v[0] == 5000 && s.c[0].v[1] == 6000);
+    assert_string_equal(s.machine, "2 CPUs at 2000 MHz @ h");
+    kvb_cmp_free(&s);
+    /* cut short: refused with the line where it ends */
+    buf[strlen(buf) / 2] = 0;
+    put("gb_cut.json", buf);
+    refused("gb_cut.json", "gb_cut.json' line", "truncated");
     /* a pool of runs: a run that holds nothing, or is not a directory, is refused by name */
     put("pool/runs/1/points/attend-x/attend.csv", ATT_HEAD ATT_C ATT_P);
     put("pool/runs/2/machine.txt", "host: h\n");

@@ -1,7 +1,8 @@
 /* test_report.c: kvb_report's contract at the library level (cmocka): what
  * it says when it cannot do its work, that a machine without gnuplot gets one
- * note and a report without image links, and that quality.csv is read by
- * column name, whatever other columns it holds and however long its lines.
+ * note and a report without image links, that quality.csv is read by
+ * column name, whatever other columns it holds and however long its lines,
+ * and that sweep.csv and attend.csv rows of any length are read whole.
  * Each test builds its own small result directory under a mkdtemp folder,
  * removed at the end. The CLI side (drawing, merges, read-only mounts) is in
  * tests/cli_report.sh. */
@@ -209,6 +210,56 @@ static void test_quality_shapes(void **state)
     if (path) { setenv("PATH", path, 1); free(path); }
 }
 
+/* A sweep whose sweep.csv command and attend.csv samples run past 8 KB (a
+ * fixed line buffer cut them, and read the rest as rows): one point listed,
+ * its series drawn from the columns after the long field. */
+static void test_long_lines(void **state)
+{
+    (void)state;
+    char dir[128], pts[160], pd[200], msg[512];
+    snprintf(dir, sizeof dir, "%s/long", root);
+    snprintf(pts, sizeof pts, "%s/points", dir);
+    snprintf(pd, sizeof pd, "%s/attend-32x8x128-contiguous-f32-t1", pts);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(mkdir(pts, 0755), 0);
+    assert_int_equal(mkdir(pd, 0755), 0);
+    put(dir, "machine.txt", "host: h\ncpu: c\n");
+    put(dir, "sweep.def", "attend.backends = contiguous\n");
+    put(pts, "attend-32x8x128-contiguous-f32-t1.status", "ok 4.3\n");
+    size_t cap = 64 << 10, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t)snprintf(text + n, cap - n,
+                          "point,kind,status,seconds,budget_s,command,host,cpu\n"
+                          "attend-32x8x128-contiguous-f32-t1,attend,ok,4.3,60,"
+                          "\"kvbench attend --ctx ");
+    for (int i = 0; n < 12000; i++) n += (size_t)snprintf(text + n, cap - n, "%d,", 1000 + i);
+    n += (size_t)snprintf(text + n, cap - n, "1\",\"h\",\"c\"\n");
+    put(dir, "sweep.csv", text);
+    n = (size_t)snprintf(text, cap,
+                         "case,backend,dtype,samples_ns,n_heads,n_kv_heads,head_dim,ctx,"
+                         "median_ns,gbs\n"
+                         "\"attend(contiguous)\",contiguous,f32,");
+    for (int i = 0; n < 20000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s%d", i ? ";" : "", 100000 + i);
+    n += (size_t)snprintf(text + n, cap - n, ",32,8,128,1024,5000,42.5\n");
+    put(pd, "attend.csv", text);
+    free(text);
+    char *path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "/nonexistent", 1);
+    kvb_status st = kvb_report_to(dir, NULL, msg, sizeof msg);
+    if (path) { setenv("PATH", path, 1); free(path); }
+    assert_int_equal(st, KVB_STATUS_OK);
+    char *md = slurp_in(dir, "report.md");
+    assert_non_null(md);
+    const char *list = strstr(md, "| point | kind | status | seconds |");
+    assert_non_null(list);
+    assert_non_null(strstr(
+        list, "|---|---|---|---|\n| attend-32x8x128-contiguous-f32-t1 | attend | ok | 4.3 |\n\n"));
+    assert_non_null(strstr(md, "| contiguous/f32 x1 32/8/128 | 1024 | 42.50 | - |"));
+    free(md);
+}
+
 static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st; (void)flag; (void)ftw;
@@ -227,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_plots_in_the_way),
         cmocka_unit_test(test_no_gnuplot),
         cmocka_unit_test(test_quality_shapes),
+        cmocka_unit_test(test_long_lines),
     };
     int failed = cmocka_run_group_tests_name("report", tests, NULL, NULL);
     nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);

@@ -1,0 +1,223 @@
+/* compare_dirs.c: the sides compare reads (compare.h): a result directory
+ * (a run, a sweep or a merge), a pool of runs (runs/<n>/, samples pooled), or
+ * a Google Benchmark file; each result file goes to compare_load.c. */
+#define _XOPEN_SOURCE 700
+#include "compare_int.h"
+#include "../base/json.h"
+#include "../base/columns.h"
+#include "../base/textio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ---- directories ----------------------------------------------------------------- */
+
+static void machine_of(kvb_cmp_set *s, const char *dir)
+{
+    char path[2400], cpu[128] = "", host[96] = "";
+    snprintf(path, sizeof path, "%s/machine.txt", dir);
+    char *m = kvb_slurp(path);
+    for (const char *l = m; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (!cpu[0]) sscanf(l, "cpu: %127[^\n]", cpu);
+        if (!host[0]) sscanf(l, "host: %95[^\n]", host);
+    }
+    free(m);
+    if (!cpu[0]) {
+        char msg[600];
+        int err;
+        snprintf(path, sizeof path, "%s/meta.json", dir);
+        cJSON *meta = kvb_json_load(path, &err, msg, sizeof msg);
+        kvb_json_copy_at(meta, KVB_PATH_CPU_MODEL, cpu, sizeof cpu);
+        kvb_json_copy_at(meta, KVB_PATH_HOST, host, sizeof host);
+        cJSON_Delete(meta);
+    }
+    if (!s->machine[0] && (cpu[0] || host[0]))
+        snprintf(s->machine, sizeof s->machine, "%s @ %s", cpu, host);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int exists(const char *dir, const char *file)
+{
+    char p[2600];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* The entries of a directory, sorted, hidden ones left out; NULL when it cannot
+ * be read. *n gets the count; free each and the array. */
+static char **list_dir(const char *path, int *n)
+{
+    DIR *d = opendir(path);
+    *n = 0;
+    if (!d) return NULL;
+    int cap = 64;
+    char **names = malloc((size_t)cap * sizeof *names);
+    for (struct dirent *e; names && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        if (*n == cap) {
+            char **nn = realloc(names, (size_t)(cap *= 2) * sizeof *names);
+            if (!nn) break;
+            names = nn;
+        }
+        names[(*n)++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (names) qsort(names, (size_t)*n, sizeof *names, cmp_names);
+    return names;
+}
+
+static void free_list(char **names, int n)
+{
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+static void load_dir(ld *L, const char *dir, const char *prefix)
+{
+    char path[2400];
+    machine_of(L->s, dir);
+    snprintf(path, sizeof path, "%s/points", dir);
+    int n;
+    char **names = list_dir(path, &n);
+    if (!names) { /* a single run */
+        if (exists(dir, "tokens.csv")) kvb_cmp_load_run(L, dir, prefix);
+        if (!L->bad && exists(dir, "quality.csv")) kvb_cmp_load_quality(L, dir, prefix);
+        return;
+    }
+    for (int i = 0; i < n && !L->bad; i++) {
+        if (strchr(names[i], '.')) continue; /* .status, .lock, .partial beside the points */
+        char pd[2400], status[32] = "";
+        snprintf(pd, sizeof pd, "%s/points/%s", dir, names[i]);
+        /* a point that did not finish has no cases: counted, so a baseline can refuse it */
+        snprintf(path, sizeof path, "%s/points/%s.status", dir, names[i]);
+        FILE *sf = fopen(path, "r");
+        if (sf) {
+            if (fscanf(sf, "%31s", status) != 1) snprintf(status, sizeof status, "pending");
+            fclose(sf);
+        }
+        if (status[0] && strcmp(status, "ok") && strcmp(status, "cut_short")) {
+            if (strcmp(status, "skipped") != 0 && !L->s->unfinished++)
+                snprintf(L->s->first_unfinished, sizeof L->s->first_unfinished, "%s (%s)", pd,
+                         status);
+            continue;
+        }
+        /* the point names its cases: the same backend in another point (another preset, or a
+         * contiguous row timed beside a paged one) is another case */
+        char pp[600];
+        snprintf(pp, sizeof pp, "%s%s:", prefix, names[i]);
+        const char *need = !strncmp(names[i], "run-", 4)       ? "tokens.csv"
+                           : !strncmp(names[i], "quality-", 8) ? "quality.csv"
+                           : !strncmp(names[i], "attend-", 7)  ? "attend.csv"
+                                                               : NULL;
+        if (!need) continue; /* serve points: nothing compare reads */
+        if (!exists(pd, need)) {
+            kvb_cmp_fail(L,
+                         "'%s/%s' is missing, though the point is marked %s: the result is damaged",
+                         pd, need, status[0] ? status : "finished");
+            break;
+        }
+        if (need[0] == 't')
+            kvb_cmp_load_run(L, pd, pp);
+        else if (need[0] == 'q')
+            kvb_cmp_load_quality(L, pd, pp);
+        else {
+            snprintf(path, sizeof path, "%s/attend.csv", pd);
+            kvb_cmp_load_attend(L, path, pp);
+        }
+    }
+    free_list(names, n);
+}
+
+kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_len)
+{
+    memset(s, 0, sizeof *s);
+    ld L = {s, msg, msg_len, 0};
+    if (!is_dir(path)) {
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            snprintf(msg, msg_len, "'%s': no such result directory or Google Benchmark JSON file",
+                     path);
+            return KVB_STATUS_IO;
+        }
+        fclose(f);
+        kvb_cmp_load_gbench(&L, path);
+    } else {
+        char sub[2400];
+        int n;
+        char **names;
+        snprintf(sub, sizeof sub, "%s/runs", path);
+        if ((names = list_dir(sub, &n)) != NULL) { /* several runs of one sweep: samples pooled */
+            for (int i = 0; i < n && !L.bad; i++) {
+                char rd[2600];
+                snprintf(rd, sizeof rd, "%s/%s", sub, names[i]);
+                int before = s->n, loads = s->load;
+                if (!is_dir(rd))
+                    kvb_cmp_fail(&L, "'%s' in a pool of runs is not a result directory", rd);
+                else
+                    load_dir(&L, rd, "");
+                /* every run of a pool must hold results: a dropped run narrows the baseline */
+                if (!L.bad && s->load == loads && s->n == before)
+                    kvb_cmp_fail(&L, "'%s' (a run of the pool '%s') holds no kvbench results", rd,
+                                 sub);
+            }
+            if (!n) kvb_cmp_fail(&L, "'%s' holds no runs", sub);
+            free_list(names, n);
+        } else if (snprintf(sub, sizeof sub, "%s/machines", path) > 0 &&
+                   (names = list_dir(sub, &n)) != NULL) {
+            for (int i = 0; i < n && !L.bad;
+                 i++) { /* a merge: each machine's cases under its host */
+                char md[2600], prefix[300];
+                snprintf(md, sizeof md, "%s/%s", sub, names[i]);
+                snprintf(prefix, sizeof prefix, "%s:", names[i]);
+                load_dir(&L, md, prefix);
+            }
+            free_list(names, n);
+            snprintf(s->machine, sizeof s->machine, "several machines");
+        } else
+            load_dir(&L, path, "");
+    }
+    if (L.bad) {
+        kvb_cmp_free(s);
+        return KVB_STATUS_FORMAT;
+    }
+    if (is_dir(path)) { /* make baseline on another CPU model wrote it */
+        char sp[2400];
+        snprintf(sp, sizeof sp, "%s/STALE", path);
+        FILE *f = fopen(sp, "r");
+        if (f) {
+            if (!fgets(s->stale, sizeof s->stale, f) || !s->stale[0])
+                snprintf(s->stale, sizeof s->stale, "(no reason given)");
+            s->stale[strcspn(s->stale, "\n")] = 0;
+            fclose(f);
+        }
+    }
+    if (s->n == 0 && !s->unfinished) {
+        snprintf(msg, msg_len,
+                 "'%s' holds no kvbench results (tokens.csv, attend.csv, quality.csv)", path);
+        kvb_cmp_free(s);
+        return KVB_STATUS_FORMAT;
+    }
+    return KVB_STATUS_OK;
+}
+
+void kvb_cmp_free(kvb_cmp_set *s)
+{
+    free(s->c);
+    s->c = NULL;
+    s->n = s->cap = 0;
+}
