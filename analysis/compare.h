@@ -44,7 +44,7 @@ typedef struct kvb_cmp_case {
     char         kernel[64];  /* TOL: "attend kernel/quant kernel" the figure came from,
                                * "" where the result does not say, "mixed" when pooled
                                * runs disagree */
-    int          load;        /* the file load that made it: one file naming a case twice is refused */
+    int load; /* the file load that made it: one file naming a case twice is refused */
 } kvb_cmp_case;
 
 typedef struct kvb_cmp_set {
@@ -97,11 +97,11 @@ typedef struct kvb_cmp_result {
     kvb_verdict verdict;
 } kvb_cmp_result;
 
-kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, const double *new_, int nn,
-                             const kvb_cmp_opts *o);
+kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, const double *new_,
+                             int nn, const kvb_cmp_opts *o);
 /* The same, where a TOL case's change must also pass floor (an absolute
  * amount, kvb_cmp_tol_floor of the case) to count; kvb_cmp_judge uses 0. */
-kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double *base, int nb, const double *new_,
-                                   int nn, const kvb_cmp_opts *o);
+kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double *base, int nb,
+                                   const double *new_, int nn, const kvb_cmp_opts *o);
 
 #endif

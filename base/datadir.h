@@ -1,5 +1,5 @@
-/* datadir.h: where kvbench finds its own data (the sweep definitions in bench/sweeps, the plot scripts in plots)
- * and plots/plot.sh) from any working directory.
+/* datadir.h: where kvbench finds its own data (the sweep definitions in bench/sweeps, the plot
+ * scripts in plots) and plots/plot.sh) from any working directory.
  *
  * Contract. kvb_data_path(rel, out, n) writes the first existing file or
  * folder of, in order:

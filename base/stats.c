@@ -99,16 +99,18 @@ int kvb_mann_whitney(const double *x, size_t nx, const double *y, size_t ny, kvb
         tie_term += t * t * t - t;
         i = j + 1;
     }
-    double rx2 = 0;                              /* doubled rank sum of x: mid-ranks become integers */
+    double rx2 = 0; /* doubled rank sum of x: mid-ranks become integers */
     for (size_t i = 0; i < N; i++) rx2 += r[i].from_x ? 2 * r[i].rank : 0;
     double mean2 = (double)nx * (double)(N + 1);
     out->u = rx2 / 2 - (double)nx * (double)(nx + 1) / 2;
     if (N > KVB_MWU_EXACT) {
         /* normal approximation with the tie correction and a continuity correction */
-        double var = (double)nx * (double)ny / 12.0 * ((double)(N + 1) - tie_term / ((double)N * (double)(N - 1)));
+        double var = (double)nx * (double)ny / 12.0 *
+                     ((double)(N + 1) - tie_term / ((double)N * (double)(N - 1)));
         double z = var > 0 ? (fabs(out->u - (double)nx * (double)ny / 2) - 0.5) / sqrt(var) : 0;
         out->p = z > 0 ? erfc(z / sqrt(2.0)) : 1.0;
-        out->p_min = 2.0 * exp(lgamma((double)nx + 1) + lgamma((double)ny + 1) - lgamma((double)N + 1));
+        out->p_min =
+            2.0 * exp(lgamma((double)nx + 1) + lgamma((double)ny + 1) - lgamma((double)N + 1));
         free(r);
         return 0;
     }
@@ -121,7 +123,8 @@ int kvb_mann_whitney(const double *x, size_t nx, const double *y, size_t ny, kvb
         size_t d = (size_t)(2 * r[i].rank + 0.5);
         size_t top = i + 1 < nx ? i + 1 : nx;
         for (size_t k = top; k >= 1; k--)
-            for (size_t s = smax; s >= d; s--) ways[k * (smax + 1) + s] += ways[(k - 1) * (smax + 1) + s - d];
+            for (size_t s = smax; s >= d; s--)
+                ways[k * (smax + 1) + s] += ways[(k - 1) * (smax + 1) + s - d];
     }
     const double *w = ways + nx * (smax + 1);
     double total = 0, extreme = 0, obs = fabs(rx2 - mean2), far = 0;

@@ -116,8 +116,8 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
      * cores' with --threads above 1, over a 1 GiB array. Measured first (before
      * pinning) and again after each context's cases; a context's cases are
      * judged against the higher of the two around them. On a shared machine the
-     * bandwidth drifts by a third within minutes (a Zen 5 VM: 20 to 38 GB/s),
-     * so the highest of a whole run would judge a slow spell's cases against a
+     * bandwidth drifts by a third within minutes (docs/attention.md), so the
+     * highest of a whole run would judge a slow spell's cases against a
      * fast spell's ceiling. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int ceil_threads = c.threads > 1 && cores > 1 ? (int)cores : 1;

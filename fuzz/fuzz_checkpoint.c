@@ -24,12 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        "%zu weights loaded from a %zu-byte file", m.n_floats, size);
         KVB_FUZZ_CHECK(kvb_model_config_check(&m.cfg, msg, sizeof msg) == KVB_STATUS_OK,
                        "loaded a config its own check refuses: %s", msg);
-        KVB_FUZZ_CHECK(m.n_floats == kvb_model_param_count(&m.cfg), "n_floats %zu vs %zu parameters",
-                       m.n_floats, kvb_model_param_count(&m.cfg));
+        KVB_FUZZ_CHECK(m.n_floats == kvb_model_param_count(&m.cfg),
+                       "n_floats %zu vs %zu parameters", m.n_floats, kvb_model_param_count(&m.cfg));
         char again[1200];
         snprintf(again, sizeof again, "%s/saved.bin", kvb_fuzz_dir());
-        KVB_FUZZ_CHECK(kvb_model_save(&m, again, msg, sizeof msg) == KVB_STATUS_OK, "a loaded model does not save: %s",
-                       msg);
+        KVB_FUZZ_CHECK(kvb_model_save(&m, again, msg, sizeof msg) == KVB_STATUS_OK,
+                       "a loaded model does not save: %s", msg);
         kvb_model back;
         KVB_FUZZ_CHECK(kvb_model_load(&back, again, 0, msg, sizeof msg) == KVB_STATUS_OK,
                        "a saved model does not load back: %s", msg);
@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unlink(again);
         kvb_model_free(&m);
     } else {
-        KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, sizeof msg), "refused (status %d) without a message", (int)st);
+        KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, sizeof msg),
+                       "refused (status %d) without a message", (int)st);
         KVB_FUZZ_CHECK(m.mem == NULL, "refused (status %d) but kept weights", (int)st);
     }
     unlink(path);

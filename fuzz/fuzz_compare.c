@@ -21,8 +21,8 @@
 #include <string.h>
 
 enum { N_PARTS = 6 };
-static const char *const part_names[N_PARTS] = {"tokens.csv", "summary.json", "quality.csv", "attend.csv",
-                                                "machine.txt", "meta.json"};
+static const char *const part_names[N_PARTS] = {"tokens.csv", "summary.json", "quality.csv",
+                                                "attend.csv", "machine.txt",  "meta.json"};
 static const char sep[] = "\n--8<--\n";
 
 typedef struct part { const uint8_t *p; size_t n; } part;
@@ -41,9 +41,12 @@ static void write_run(const char *dir, const part *pt, int np)
 
 static void write_sweep(const char *dir, const part *pt, int np)
 {
-    static const char *const where[N_PARTS] = {"points/run-x/tokens.csv", "points/run-x/summary.json",
-                                               "points/quality-x/quality.csv", "points/attend-x/attend.csv",
-                                               "machine.txt", "meta.json"};
+    static const char *const where[N_PARTS] = {"points/run-x/tokens.csv",
+                                               "points/run-x/summary.json",
+                                               "points/quality-x/quality.csv",
+                                               "points/attend-x/attend.csv",
+                                               "machine.txt",
+                                               "meta.json"};
     for (int i = 0; i < np; i++) put(dir, where[i], &pt[i]);
 }
 
@@ -51,16 +54,17 @@ static void write_sweep(const char *dir, const part *pt, int np)
  * accepted empty (compare then finds no common cases and says so). */
 static void check_side(const kvb_cmp_set *s, int is_file)
 {
-    KVB_FUZZ_CHECK(s->n >= !is_file && s->n <= s->cap && (s->c || !s->n), "accepted with %d cases (cap %d)",
-                   s->n, s->cap);
+    KVB_FUZZ_CHECK(s->n >= !is_file && s->n <= s->cap && (s->c || !s->n),
+                   "accepted with %d cases (cap %d)", s->n, s->cap);
     KVB_FUZZ_CHECK(memchr(s->machine, 0, sizeof s->machine), "machine not terminated");
     kvb_cmp_opts o = {.alpha = 0.05, .min_change = 0.10, .tolerance = 0.10, .gate = ~0u};
     for (int i = 0; i < s->n; i++) {
         const kvb_cmp_case *c = &s->c[i];
-        KVB_FUZZ_CHECK(memchr(c->name, 0, sizeof c->name) && c->kind >= 0 && c->kind < KVB_CMP_KIND_COUNT &&
-                           c->n >= 0 && c->n <= KVB_CMP_MAX_SAMPLES,
+        KVB_FUZZ_CHECK(memchr(c->name, 0, sizeof c->name) && c->kind >= 0 &&
+                           c->kind < KVB_CMP_KIND_COUNT && c->n >= 0 && c->n <= KVB_CMP_MAX_SAMPLES,
                        "case %d: kind %d, %d samples", i, (int)c->kind, c->n);
-        for (int k = 0; k < c->n; k++) KVB_FUZZ_CHECK(isfinite(c->v[k]), "case %s: sample %d is %g", c->name, k, c->v[k]);
+        for (int k = 0; k < c->n; k++)
+            KVB_FUZZ_CHECK(isfinite(c->v[k]), "case %s: sample %d is %g", c->name, k, c->v[k]);
         kvb_cmp_result r = kvb_cmp_judge(c->kind, c->v, c->n, c->v, c->n, &o);
         KVB_FUZZ_CHECK(r.verdict != KVB_VERDICT_REGRESSED && r.verdict != KVB_VERDICT_IMPROVED,
                        "case %s judged against itself: %s", c->name, kvb_verdict_name(r.verdict));
@@ -75,7 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     part pt[N_PARTS];
     int np = 0;
     while (np < N_PARTS) {
-        const uint8_t *cut = layout == 4 ? NULL : memmem(rest, (size_t)(end - rest), sep, sizeof sep - 1);
+        const uint8_t *cut =
+            layout == 4 ? NULL : memmem(rest, (size_t)(end - rest), sep, sizeof sep - 1);
         pt[np].p = rest;
         pt[np].n = cut ? (size_t)(cut - rest) : (size_t)(end - rest);
         np++;
@@ -107,7 +112,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[0] = 0;
     kvb_status st = kvb_cmp_load(&s, side, msg, sizeof msg);
     if (st == KVB_STATUS_OK) check_side(&s, layout == 4);
-    else KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, sizeof msg), "refused (status %d) without a message", (int)st);
+    else
+        KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, sizeof msg),
+                       "refused (status %d) without a message", (int)st);
     kvb_cmp_free(&s);
     kvb_fuzz_rmtree(side);
     return 0;

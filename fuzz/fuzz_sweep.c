@@ -17,7 +17,8 @@
 
 static void check_msg(const char *what, kvb_status st, const char *msg, size_t n)
 {
-    KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, n), "%s refused (status %d) without a message", what, (int)st);
+    KVB_FUZZ_CHECK(msg[0] && memchr(msg, 0, n), "%s refused (status %d) without a message", what,
+                   (int)st);
 }
 
 static void expand(const kvb_sweep *s, const char *out_dir)
@@ -57,7 +58,8 @@ static void round_trip(const kvb_sweep *s, const char *dir)
     KVB_FUZZ_CHECK(back->n == s->n, "%d keys saved, %d loaded back", s->n, back->n);
     for (int i = 0; i < s->n; i++)
         KVB_FUZZ_CHECK(!strcmp(back->key[i], s->key[i]) && !strcmp(back->val[i], s->val[i]),
-                       "saved %s=%s, loaded back %s=%s", s->key[i], s->val[i], back->key[i], back->val[i]);
+                       "saved %s=%s, loaded back %s=%s", s->key[i], s->val[i], back->key[i],
+                       back->val[i]);
     free(back);
     unlink(path);
 }

@@ -64,6 +64,8 @@ static void json_point_head(kvb_jw *w, const kvb_point *p, const kvb_model_confi
     kvb_jw_kstr(w, KVB_KEY_KERNEL, kvb_backend_kernel(p->backend, &sh, &p->opt));
     if (p->backend->flags & KVB_BACKEND_QUANT)
         kvb_jw_kint(w, "group", p->opt.group ? p->opt.group : 32);
+    if (p->backend->flags & KVB_BACKEND_WINDOW) /* the tokens it attends: 0 is all */
+        kvb_jw_kint(w, "window", p->opt.window < sh.max_seq ? p->opt.window : 0);
 }
 
 static void json_read_bw(kvb_jw *w, const char *key, const kvb_read_bw *r)

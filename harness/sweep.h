@@ -22,7 +22,12 @@
 #include <stddef.h>
 #include "../impls/kvb_backend.h"
 
-enum { KVB_SWEEP_MAX_KEYS = 64, KVB_SWEEP_MAX_ARGS = 48, KVB_SWEEP_MAX_LINE = 1023, KVB_SWEEP_MAX_FILE = 65536 };
+enum {
+    KVB_SWEEP_MAX_KEYS = 64,
+    KVB_SWEEP_MAX_ARGS = 48,
+    KVB_SWEEP_MAX_LINE = 1023,
+    KVB_SWEEP_MAX_FILE = 65536
+};
 
 typedef struct kvb_sweep {
     char name[64];
@@ -46,7 +51,8 @@ typedef struct kvb_sweep_point {
  * reading: a line over KVB_SWEEP_MAX_LINE bytes or a NUL byte, by line number. */
 kvb_status kvb_sweep_load(kvb_sweep *s, const char *file, char *msg, size_t msg_len);
 /* The same for text already in memory (where: the name messages give it). */
-kvb_status kvb_sweep_parse(kvb_sweep *s, const char *where, const char *text, size_t len, char *msg, size_t msg_len);
+kvb_status kvb_sweep_parse(kvb_sweep *s, const char *where, const char *text, size_t len, char *msg,
+                           size_t msg_len);
 /* One `section.key=value`: checked against the keys above; replaces an existing one. */
 kvb_status kvb_sweep_set(kvb_sweep *s, const char *assignment, char *msg, size_t msg_len);
 /* Writes the definition back as a file (temporary name, then renamed). */
@@ -58,7 +64,8 @@ kvb_status kvb_sweep_save(const kvb_sweep *s, const char *file, char *msg, size_
  * repeated or empty list item), so a bad one is refused before anything runs.
  * out_dir: the sweep directory the points write into (the commands name their
  * output paths under it). */
-int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **out, char *msg, size_t msg_len);
+int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **out, char *msg,
+                     size_t msg_len);
 
 /* Runs each point's own command with --dry-run (kvbench run, attend and
  * serve-sim check every flag, the model's shape and each case, measure and
@@ -66,7 +73,8 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
  * anything is measured or made; msg names the point and the command's reason.
  * Exit 0, or 3 (nothing it can measure: the point will be marked skipped),
  * passes. INVALID_ARG for a refusal (exit 2), IO for any other failure. */
-kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg, size_t msg_len);
+kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg,
+                             size_t msg_len);
 
 /* What a run of the points came to. signo: a SIGINT, SIGTERM or SIGHUP that
  * reached the sweep (the caller blocks them; see kvb_sweep_run): the running
@@ -91,8 +99,8 @@ typedef struct kvb_sweep_tally {
  * missing points are not an error here), INVALID_ARG for a bad definition or
  * `only`, IO when a status, log or sweep.csv could not be written (msg names
  * the file and the cause; the sweep stops there, finished points are kept). */
-kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet, const char *only,
-                         kvb_sweep_tally *t, char *msg, size_t msg_len);
+kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, int quiet,
+                         const char *only, kvb_sweep_tally *t, char *msg, size_t msg_len);
 
 /* Writes dir/machine.txt once (host, date, and `exe info`: description and
  * ceilings); kept when it exists. The description is held in memory until
@@ -105,6 +113,7 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
  * a host name from machine.txt that is not a plain name (it becomes a folder);
  * two with the same host; unfinished sweeps; sweeps of different definitions
  * (time budgets aside). The report is written before the final rename. */
-kvb_status kvb_sweep_merge(const char *out, const char *const *dirs, int n, char *msg, size_t msg_len);
+kvb_status kvb_sweep_merge(const char *out, const char *const *dirs, int n, char *msg,
+                           size_t msg_len);
 
 #endif

@@ -23,17 +23,22 @@
 
 /* ---- the tolerance floor ---------------------------------------------------- */
 
-static const char F32_4K[] = "attend-x:attend(backend=contiguous,dt=f32,nh=32,nkv=8,hd=128,ctx=4096)/rel_err";
-static const char F32_16K[] = "attend-x:attend(backend=paged,dt=f32,bs=4,nh=32,nkv=8,hd=128,ctx=16384)/rel_err";
-static const char Q8_4K[] = "attend-x:attend(backend=quant,dt=q8,g=32,r=0,keys=token,nh=32,nkv=8,hd=128,ctx=4096)/rel_err";
-static const char F16_4K[] = "attend-x:attend(backend=contiguous,dt=f16,nh=32,nkv=8,hd=128,ctx=4096)/rel_err";
+static const char F32_4K[] =
+    "attend-x:attend(backend=contiguous,dt=f32,nh=32,nkv=8,hd=128,ctx=4096)/rel_err";
+static const char F32_16K[] =
+    "attend-x:attend(backend=paged,dt=f32,bs=4,nh=32,nkv=8,hd=128,ctx=16384)/rel_err";
+static const char Q8_4K[] =
+    "attend-x:attend(backend=quant,dt=q8,g=32,r=0,keys=token,nh=32,nkv=8,hd=128,ctx=4096)/rel_err";
+static const char F16_4K[] =
+    "attend-x:attend(backend=contiguous,dt=f16,nh=32,nkv=8,hd=128,ctx=4096)/rel_err";
 static const char Q8_KL[] = "quality-stories15m:quality(quant/q8/g16-r0-ktoken)/kl_mean";
 static const char Q8_L5[] = "quality-stories15m:quality(quant/q8/g16-r0-ktoken)/layer5_rel_l2";
 
 static kvb_verdict tol(const char *name, double base, double new_)
 {
     kvb_cmp_opts o = {0.05, 0.10, 0.05, 1u << KVB_CMP_TOL};   /* compare's defaults */
-    return kvb_cmp_judge_floor(KVB_CMP_TOL, kvb_cmp_tol_floor(name), &base, 1, &new_, 1, &o).verdict;
+    return kvb_cmp_judge_floor(KVB_CMP_TOL, kvb_cmp_tol_floor(name), &base, 1, &new_, 1, &o)
+        .verdict;
 }
 
 static void test_tolerance_floor(void **state)
@@ -45,7 +50,8 @@ static void test_tolerance_floor(void **state)
     assert_true(fabs(kvb_cmp_tol_floor(Q8_4K) - 0x1p-13) < 1e-12);
     assert_true(fabs(kvb_cmp_tol_floor(Q8_L5) - 0x1p-13) < 1e-12);
     assert_true(fabs(kvb_cmp_tol_floor(Q8_KL) - 0x1p-22) < 1e-15);
-    assert_true(fabs(kvb_cmp_tol_floor("quality(quant/q4/g16-r0-ktoken)/layer0_rel_l2") - 0x1p-9) < 1e-12);
+    assert_true(fabs(kvb_cmp_tol_floor("quality(quant/q4/g16-r0-ktoken)/layer0_rel_l2") - 0x1p-9) <
+                1e-12);
     assert_true(fabs(kvb_cmp_tol_floor("some/unknown/figure") - 0x1p-17) < 1e-12);
     /* a summation-order change of the f32 kernels (issue 5, measured): round-off, passes */
     assert_int_equal(tol(F32_4K, 2.406e-07, 2.648e-07), KVB_VERDICT_SAME);
@@ -58,7 +64,8 @@ static void test_tolerance_floor(void **state)
     assert_int_equal(tol(Q8_4K, 5.331e-03, 5.331e-03 * 1.10), KVB_VERDICT_REGRESSED);
     assert_int_equal(tol(Q8_4K, 5.331e-03, 5.331e-03 + 1e-6), KVB_VERDICT_SAME);
     assert_int_equal(tol(Q8_L5, 2.3212e-03, 2.3212e-03 * 1.10), KVB_VERDICT_REGRESSED);
-    assert_int_equal(tol(Q8_L5, 2.3212e-03, 2.3153e-03), KVB_VERDICT_SAME);   /* Xeon vs AMD kernels */
+    assert_int_equal(tol(Q8_L5, 2.3212e-03, 2.3153e-03),
+                     KVB_VERDICT_SAME); /* Xeon vs AMD kernels */
     /* KL grows with the square of the error: a tenth more error is a fifth more KL */
     assert_int_equal(tol(Q8_KL, 5.194e-06, 5.194e-06 * 1.21), KVB_VERDICT_REGRESSED);
     assert_int_equal(tol(Q8_KL, 5.194e-06, 5.1886e-06), KVB_VERDICT_SAME);
@@ -98,8 +105,11 @@ static void rmtree(const char *dir)
 }
 
 #define ATT_HEAD "case,backend,dtype,ctx,kv_bytes,bytes_per_token,rel_err,threads,samples_ns\n"
-#define ATT_C "\"attend(backend=contiguous,dt=f32,ctx=64)\",contiguous,f32,64,4096,64.0,2.4e-07,1,100;110;120\n"
-#define ATT_P "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-07,1,130;140;150\n"
+#define ATT_C                                                                                      \
+    "\"attend(backend=contiguous,dt=f32,ctx=64)\",contiguous,f32,64,4096,64.0,2.4e-07,1,100;110;"  \
+    "120\n"
+#define ATT_P                                                                                      \
+    "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-07,1,130;140;150\n"
 
 /* Loads tmp/<rel>; returns the status, msg gets the refusal. */
 static kvb_status load(const char *rel, kvb_cmp_set *s, char *msg, size_t n)
@@ -138,24 +148,30 @@ static void test_readers_refuse(void **state)
     assert_int_equal(s.n, 7);
     kvb_cmp_free(&s);
     /* truncated: the last row cut in the middle */
-    put("trunc/points/attend-x/attend.csv", ATT_HEAD ATT_C "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f3");
+    put("trunc/points/attend-x/attend.csv",
+        ATT_HEAD ATT_C "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f3");
     refused("trunc", "trunc/points/attend-x/attend.csv' line 3", "truncated");
     /* a short row in the middle (fields lost) */
-    put("short/points/attend-x/attend.csv", ATT_HEAD "\"attend(backend=contiguous,dt=f32,ctx=64)\",contiguous,f32\n" ATT_P);
+    put("short/points/attend-x/attend.csv",
+        ATT_HEAD "\"attend(backend=contiguous,dt=f32,ctx=64)\",contiguous,f32\n" ATT_P);
     refused("short", "short/points/attend-x/attend.csv' line 2", "3 fields");
     /* impossible times: negative, zero, not a number */
-    put("neg/points/attend-x/attend.csv", ATT_HEAD ATT_C
-        "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-07,1,130;-140;150\n");
+    put("neg/points/attend-x/attend.csv",
+        ATT_HEAD ATT_C "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-"
+                       "07,1,130;-140;150\n");
     refused("neg", "neg/points/attend-x/attend.csv' line 3", "'-140'");
-    put("zero/points/attend-x/attend.csv", ATT_HEAD ATT_C
-        "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-07,1,0;140;150\n");
+    put("zero/points/attend-x/attend.csv",
+        ATT_HEAD ATT_C "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-"
+                       "07,1,0;140;150\n");
     refused("zero", "line 3", "samples_ns '0'");
-    put("nan/points/attend-x/attend.csv", ATT_HEAD ATT_C
-        "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-07,1,130;fast;150\n");
+    put("nan/points/attend-x/attend.csv",
+        ATT_HEAD ATT_C "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,64.0,2.4e-"
+                       "07,1,130;fast;150\n");
     refused("nan", "line 3", "'fast'");
     /* negative bytes */
-    put("bytes/points/attend-x/attend.csv", ATT_HEAD ATT_C
-        "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,-64.0,2.4e-07,1,130;140;150\n");
+    put("bytes/points/attend-x/attend.csv",
+        ATT_HEAD ATT_C "\"attend(backend=paged,dt=f32,bs=4,ctx=64)\",paged,f32,64,4096,-64.0,2.4e-"
+                       "07,1,130;140;150\n");
     refused("bytes", "line 3", "bytes_per_token '-64.0'");
     /* one case twice in a file (--backend contiguous,contiguous) */
     put("dup/points/attend-x/attend.csv", ATT_HEAD ATT_C ATT_C);
@@ -163,28 +179,35 @@ static void test_readers_refuse(void **state)
     /* decode runs: a step time of 0, a label whose steps repeat (two points of one label) */
     const char *tok_head = "backend,dtype,mode,rep,step,position,token,step_ns,attn_ns\n";
     char buf[2048];
-    snprintf(buf, sizeof buf, "%scontiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,0,10\n", tok_head);
+    snprintf(buf, sizeof buf,
+             "%scontiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,0,10\n", tok_head);
     put("tok0/tokens.csv", buf);
     refused("tok0", "tok0/tokens.csv' line 3", "step_ns '0'");
-    snprintf(buf, sizeof buf, "%scontiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,900,10\n"
-             "contiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,900,10\n", tok_head);
+    snprintf(buf, sizeof buf,
+             "%scontiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,900,10\n"
+             "contiguous,f32,grow,0,0,1,5,1000,10\ncontiguous,f32,grow,0,1,2,5,900,10\n",
+             tok_head);
     put("tokdup/tokens.csv", buf);
     refused("tokdup", "tokdup/tokens.csv' line 4", "comes twice");
     /* the prefill's row (phase prefill, step -1) is not part of the decode total */
     put("prefill/tokens.csv", "backend,dtype,mode,rep,step,position,token,step_ns,attn_ns,phase\n"
-        "contiguous,f32,grow,0,-1,15,5,7000,10,prefill\ncontiguous,f32,grow,0,0,16,5,1000,10,decode\n"
-        "contiguous,f32,grow,0,1,17,5,900,10,decode\n");
+                              "contiguous,f32,grow,0,-1,15,5,7000,10,prefill\ncontiguous,f32,grow,"
+                              "0,0,16,5,1000,10,decode\n"
+                              "contiguous,f32,grow,0,1,17,5,900,10,decode\n");
     assert_int_equal(load("prefill", &s, msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.c[0].n, 1);
     assert_true(s.c[0].v[0] == 1900);
     kvb_cmp_free(&s);
     put("sumdup/tokens.csv", tok_head);
-    put("sumdup/summary.json", "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10, "
-        "\"reserved\": 20}},\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10, \"reserved\": 20}}]}\n");
+    put("sumdup/summary.json",
+        "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": 10, "
+        "\"reserved\": 20}},\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": "
+        "10, \"reserved\": 20}}]}\n");
     refused("sumdup", "sumdup/summary.json", "two results named");
     put("sumneg/tokens.csv", tok_head);
-    put("sumneg/summary.json", "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": -10, "
+    put("sumneg/summary.json",
+        "{\"points\": [\n {\"label\": \"contiguous/f32/grow\", \"cache_bytes\": {\"used\": -10, "
         "\"reserved\": 20}}]}\n");
     refused("sumneg", "sumneg/summary.json", "negative");
     /* summary.json in another layout (keys reordered, no spaces, one line) reads the same */
@@ -223,40 +246,54 @@ static void test_readers_refuse(void **state)
     assert_true(s.c[0].v[2] == 120);
     kvb_cmp_free(&s);
     /* Google Benchmark: a failed run, a zero or missing time, a repetition twice */
-    const char *gb_head = "{\n  \"context\": {\"host_name\": \"h\", \"num_cpus\": 2, \"mhz_per_cpu\": 2000},\n"
-                          "  \"benchmarks\": [\n";
-    snprintf(buf, sizeof buf, "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
+    const char *gb_head =
+        "{\n  \"context\": {\"host_name\": \"h\", \"num_cpus\": 2, \"mhz_per_cpu\": 2000},\n"
+        "  \"benchmarks\": [\n";
+    snprintf(buf, sizeof buf,
+             "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
              "\"repetition_index\": 0, \"real_time\": 5.0, \"time_unit\": \"us\"},\n"
-             "    {\"name\": \"b\", \"run_name\": \"b\", \"run_type\": \"iteration\", \"repetition_index\": 0, "
-             "\"error_occurred\": true, \"error_message\": \"attend failed\", \"real_time\": 0, \"time_unit\": \"us\"}\n  ]\n}\n",
+             "    {\"name\": \"b\", \"run_name\": \"b\", \"run_type\": \"iteration\", "
+             "\"repetition_index\": 0, "
+             "\"error_occurred\": true, \"error_message\": \"attend failed\", \"real_time\": 0, "
+             "\"time_unit\": \"us\"}\n  ]\n}\n",
              gb_head);
     put("gb_err.json", buf);
     refused("gb_err.json", "gb_err.json' line 5", "attend failed");
-    snprintf(buf, sizeof buf, "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
-             "\"repetition_index\": 0, \"real_time\": 0, \"time_unit\": \"us\"}\n  ]\n}\n", gb_head);
+    snprintf(buf, sizeof buf,
+             "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
+             "\"repetition_index\": 0, \"real_time\": 0, \"time_unit\": \"us\"}\n  ]\n}\n",
+             gb_head);
     put("gb_zero.json", buf);
     refused("gb_zero.json", "gb_zero.json' line 4", "real_time 0");
-    snprintf(buf, sizeof buf, "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
-             "\"repetition_index\": 0, \"real_time\": -3, \"time_unit\": \"us\"}\n  ]\n}\n", gb_head);
+    snprintf(buf, sizeof buf,
+             "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
+             "\"repetition_index\": 0, \"real_time\": -3, \"time_unit\": \"us\"}\n  ]\n}\n",
+             gb_head);
     put("gb_neg.json", buf);
     refused("gb_neg.json", "line 4", "negative");
-    snprintf(buf, sizeof buf, "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
-             "\"repetition_index\": 0, \"real_time\": \"soon\", \"time_unit\": \"us\"}\n  ]\n}\n", gb_head);
+    snprintf(buf, sizeof buf,
+             "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
+             "\"repetition_index\": 0, \"real_time\": \"soon\", \"time_unit\": \"us\"}\n  ]\n}\n",
+             gb_head);
     put("gb_str.json", buf);
     refused("gb_str.json", "line 4", "not a number");
-    snprintf(buf, sizeof buf, "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
+    snprintf(buf, sizeof buf,
+             "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
              "\"repetition_index\": 0, \"real_time\": 5, \"time_unit\": \"us\"},\n"
              "    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
-             "\"repetition_index\": 0, \"real_time\": 6, \"time_unit\": \"us\"}\n  ]\n}\n", gb_head);
+             "\"repetition_index\": 0, \"real_time\": 6, \"time_unit\": \"us\"}\n  ]\n}\n",
+             gb_head);
     put("gb_dup.json", buf);
     refused("gb_dup.json", "line 5", "comes twice");
     /* repetitions of one case are one case, aggregates are left out */
-    snprintf(buf, sizeof buf, "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
+    snprintf(buf, sizeof buf,
+             "%s    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
              "\"repetition_index\": 0, \"real_time\": 5, \"time_unit\": \"us\"},\n"
              "    {\"name\": \"a\", \"run_name\": \"a\", \"run_type\": \"iteration\", "
              "\"repetition_index\": 1, \"real_time\": 6, \"time_unit\": \"us\"},\n"
              "    {\"name\": \"a_mean\", \"run_name\": \"a\", \"run_type\": \"aggregate\", "
-             "\"real_time\": 5.5, \"time_unit\": \"us\"}\n  ]\n}\n", gb_head);
+             "\"real_time\": 5.5, \"time_unit\": \"us\"}\n  ]\n}\n",
+             gb_head);
     put("gb_ok.json", buf);
     assert_int_equal(load("gb_ok.json", &s, msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(s.n, 1);
@@ -312,9 +349,11 @@ static void test_readers_refuse(void **state)
     assert_string_equal(s.stale, "since abc123: kernels changed");
     kvb_cmp_free(&s);
     /* kernel columns tag the error cases; pooled runs that disagree are "mixed" */
-    put("kern/runs/1/points/attend-x/attend.csv", "case,backend,dtype,ctx,rel_err,kernel,qkernel,samples_ns\n"
+    put("kern/runs/1/points/attend-x/attend.csv",
+        "case,backend,dtype,ctx,rel_err,kernel,qkernel,samples_ns\n"
         "\"attend(dt=q8)\",quant,q8,64,5e-3,avx512,avx512_vnni,100\n");
-    put("kern/runs/2/points/attend-x/attend.csv", "case,backend,dtype,ctx,rel_err,kernel,qkernel,samples_ns\n"
+    put("kern/runs/2/points/attend-x/attend.csv",
+        "case,backend,dtype,ctx,rel_err,kernel,qkernel,samples_ns\n"
         "\"attend(dt=q8)\",quant,q8,64,5e-3,avx512,portable,100\n");
     assert_int_equal(load("kern/runs/1", &s, msg, sizeof msg), KVB_STATUS_OK);
     for (int i = 0; i < s.n; i++)

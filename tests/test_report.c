@@ -56,17 +56,25 @@ static void make_run(const char *dir, const char *quality_csv)
     assert_int_equal(mkdir(dir, 0755), 0);
     put(dir, "summary.json",
         "{\n  \"run_id\": \"t\",\n  \"points\": [\n"
-        "    {\"label\": \"contiguous/f32/grow\", \"backend\": \"contiguous\", \"dtype\": \"f32\", \"status\": \"ok\", "
-        "\"first_position\": 16, \"last_position\": 19, \"cache_bytes\": {\"reserved\": 4096, \"used\": 2560, "
-        "\"analytic_used\": 2560}, \"fit_total_time\": {\"b\": 1.0, \"b_ci95\": [0.9, 1.1], \"a_ns\": 1000}},\n"
-        "    {\"label\": \"quant/q8/g16-r0-ktoken\", \"backend\": \"quant\", \"dtype\": \"q8\", \"status\": \"ok\", "
-        "\"first_position\": 16, \"last_position\": 19, \"cache_bytes\": {\"reserved\": 2048, \"used\": 720, "
+        "    {\"label\": \"contiguous/f32/grow\", \"backend\": \"contiguous\", \"dtype\": \"f32\", "
+        "\"status\": \"ok\", "
+        "\"first_position\": 16, \"last_position\": 19, \"cache_bytes\": {\"reserved\": 4096, "
+        "\"used\": 2560, "
+        "\"analytic_used\": 2560}, \"fit_total_time\": {\"b\": 1.0, \"b_ci95\": [0.9, 1.1], "
+        "\"a_ns\": 1000}},\n"
+        "    {\"label\": \"quant/q8/g16-r0-ktoken\", \"backend\": \"quant\", \"dtype\": \"q8\", "
+        "\"status\": \"ok\", "
+        "\"first_position\": 16, \"last_position\": 19, \"cache_bytes\": {\"reserved\": 2048, "
+        "\"used\": 720, "
         "\"analytic_used\": 720}},\n"
-        "    {\"label\": \"quant/q2/g16-r128-kchannel\", \"backend\": \"quant\", \"dtype\": \"q2\", \"status\": \"ok\", "
-        "\"first_position\": 16, \"last_position\": 19, \"cache_bytes\": {\"reserved\": 8192, \"used\": 2560, "
+        "    {\"label\": \"quant/q2/g16-r128-kchannel\", \"backend\": \"quant\", \"dtype\": "
+        "\"q2\", \"status\": \"ok\", "
+        "\"first_position\": 16, \"last_position\": 19, \"cache_bytes\": {\"reserved\": 8192, "
+        "\"used\": 2560, "
         "\"analytic_used\": 320}}\n  ]\n}\n");
     put(dir, "positions.csv",
-        "label,position,samples,step_ns_median,step_ns_p10,step_ns_p90,attn_ns_median,reserved_bytes,used_bytes,"
+        "label,position,samples,step_ns_median,step_ns_p10,step_ns_p90,attn_ns_median,reserved_"
+        "bytes,used_bytes,"
         "metadata_bytes\n"
         "contiguous/f32/grow,16,1,1000,900,1100,100,4096,2176,0\n"
         "contiguous/f32/grow,17,1,1000,900,1100,100,4096,2304,0\n"
@@ -76,11 +84,14 @@ static void make_run(const char *dir, const char *quality_csv)
 }
 
 static const char *quality_fixed =
-    "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_rel_l2_mean,attn_max_abs\n"
+    "point,backend,dtype,mode,steps,kl_mean,kl_p50,kl_p99,kl_max,top1,layer,attn_rel_l2_mean,attn_"
+    "max_abs\n"
     "quant/q8/g16-r0-ktoken,quant,q8,g16-r0-ktoken,3,1e-05,1e-05,1e-05,1e-05,1.0,0,4e-03,1e-02\n"
     "quant/q8/g16-r0-ktoken,quant,q8,g16-r0-ktoken,3,1e-05,1e-05,1e-05,1e-05,1.0,1,6e-03,1e-02\n"
-    "quant/q2/g16-r128-kchannel,quant,q2,g16-r128-kchannel,3,2e-08,2e-08,2e-08,2e-08,1.0,0,1e-07,1e-07\n"
-    "quant/q2/g16-r128-kchannel,quant,q2,g16-r128-kchannel,3,2e-08,2e-08,2e-08,2e-08,1.0,1,3e-07,1e-07\n";
+    "quant/q2/"
+    "g16-r128-kchannel,quant,q2,g16-r128-kchannel,3,2e-08,2e-08,2e-08,2e-08,1.0,0,1e-07,1e-07\n"
+    "quant/q2/"
+    "g16-r128-kchannel,quant,q2,g16-r128-kchannel,3,2e-08,2e-08,2e-08,2e-08,1.0,1,3e-07,1e-07\n";
 
 static void test_not_a_result(void **state)
 {
@@ -128,13 +139,15 @@ static void test_no_gnuplot(void **state)
     fclose(notes);
     assert_true(n > 0);
     assert_int_equal(count(text, "gnuplot not found"), 1);
-    char *html = slurp_in(dir, "report.html"), *md = slurp_in(dir, "report.md"), *dat = slurp_in(dir, "plots/latency.dat");
+    char *html = slurp_in(dir, "report.html"), *md = slurp_in(dir, "report.md"),
+         *dat = slurp_in(dir, "plots/latency.dat");
     assert_non_null(html);
     assert_non_null(md);
     assert_non_null(dat);
     assert_null(strstr(html, "<img"));
     assert_null(strstr(md, "]("));
-    assert_true(count(html, "Plot not drawn: gnuplot is not installed") >= 3);   /* latency, memory, scaling, quant */
+    assert_true(count(html, "Plot not drawn: gnuplot is not installed") >=
+                3); /* latency, memory, scaling, quant */
     free(html);
     free(md);
     free(dat);
@@ -166,7 +179,9 @@ static void test_quality_shapes(void **state)
     assert_int_equal(kvb_report_to(dir, NULL, msg, sizeof msg), KVB_STATUS_OK);
     char *ref = quant_rows(dir);
     assert_non_null(strstr(ref, "| quant/q8/g16-r0-ktoken | 36 | 5.00e-03 | 1.00e-05 | 100.0% |"));
-    assert_non_null(strstr(ref, "| quant/q2/g16-r128-kchannel (none quantized: every token in the f32 window) | 128 |"));
+    assert_non_null(strstr(
+        ref,
+        "| quant/q2/g16-r128-kchannel (none quantized: every token in the f32 window) | 128 |"));
     char *q = slurp_in(dir, "plots/quant.dat");
     assert_non_null(q);
     assert_non_null(strstr(q, "\"q2 (none quantized: every token in the f32 window)\" 1\n"));

@@ -124,7 +124,8 @@ static void test_values(void **state)
 {
     (void)state;
     char msg[1024];
-    static const struct { const char *set[3]; const char *needle; } bad[] = {
+    static const struct { const char *set[3]; const char *needle;
+    } bad[] = {
         {{"run.backends=contiguous", "run.threads=1,1"}, "'1' is repeated in '1,1'"},
         {{"run.backends=contiguous,contiguous"}, "'contiguous' is repeated"},
         {{"attend.backends=paged", "attend.blocks=16,4,16"}, "'16' is repeated"},
@@ -132,7 +133,8 @@ static void test_values(void **state)
         {{"run.backends=contiguous,bogus"}, "unknown backend 'bogus'"},
         {{"run.backends=contiguous", "run.preset=huge"}, "unknown preset 'huge'"},
         {{"serve.backends=contiguous", "serve.preset=huge"}, "unknown preset 'huge'"},
-        {{"run.backends=contiguous", "run.preset=../../x"}, "unknown preset '../../x'"},   /* a point's folder */
+        {{"run.backends=contiguous", "run.preset=../../x"},
+         "unknown preset '../../x'"}, /* a point's folder */
         {{"run.backends=paged", "run.blocks=../16"}, "'../16' is not a whole number"},
         {{"run.backends=contiguous", "run.dtypes=f8"}, "unknown storage type 'f8'"},
         {{"run.backends=contiguous", "run.tokens=abc"}, "'abc' is not a whole number"},
@@ -152,13 +154,21 @@ static void test_values(void **state)
         int n = 0;
         while (n < 3 && bad[i].set[n]) n++;
         int r = expand(bad[i].set, n, msg, sizeof msg);
-        if (r >= 0) fail_msg("%s %s: accepted (%d points)", bad[i].set[0], n > 1 ? bad[i].set[1] : "", r);
-        if (!strstr(msg, bad[i].needle)) fail_msg("%s: message '%s' lacks '%s'", bad[i].set[n - 1], msg, bad[i].needle);
+        if (r >= 0)
+            fail_msg("%s %s: accepted (%d points)", bad[i].set[0], n > 1 ? bad[i].set[1] : "", r);
+        if (!strstr(msg, bad[i].needle))
+            fail_msg("%s: message '%s' lacks '%s'", bad[i].set[n - 1], msg, bad[i].needle);
     }
     /* and good ones pass */
-    static const char *const good[] = {"run.backends=nocache,contiguous", "run.tokens=4", "run.budget=0.5",
-                                       "run.budget@nocache=30", "run.tokens@nocache=2", "attend.backends=paged",
-                                       "attend.ctxs=64,128", "attend.blocks=4,16", "quality.dtypes=q8,q2",
+    static const char *const good[] = {"run.backends=nocache,contiguous",
+                                       "run.tokens=4",
+                                       "run.budget=0.5",
+                                       "run.budget@nocache=30",
+                                       "run.tokens@nocache=2",
+                                       "attend.backends=paged",
+                                       "attend.ctxs=64,128",
+                                       "attend.blocks=4,16",
+                                       "quality.dtypes=q8,q2",
                                        "quality.residual=0"};
     int r = expand(good, (int)(sizeof good / sizeof good[0]), msg, sizeof msg);
     if (r <= 0) fail_msg("a good definition refused: %s", msg);
@@ -180,7 +190,8 @@ static void test_smoke_quantizes(void **state)
 {
     (void)state;
     char path[1024], msg[1024];
-    if (kvb_data_path("bench/sweeps/smoke.sweep", path, sizeof path) != 0) fail_msg("no smoke sweep at %s", path);
+    if (kvb_data_path("bench/sweeps/smoke.sweep", path, sizeof path) != 0)
+        fail_msg("no smoke sweep at %s", path);
     kvb_sweep s;
     memset(&s, 0, sizeof s);
     if (kvb_sweep_load(&s, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
@@ -193,7 +204,8 @@ static void test_smoke_quantizes(void **state)
         if (!dt) continue;
         char types[128];
         snprintf(types, sizeof types, "%s", dt);
-        for (char *save = NULL, *t = strtok_r(types, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        for (char *save = NULL, *t = strtok_r(types, ",", &save); t;
+             t = strtok_r(NULL, ",", &save)) {
             if (t[0] != 'q') continue;
             const char *r = arg(&p[i], "--residual"), *g = arg(&p[i], "--group");
             long residual = r ? atol(r) : strcmp(t, "q2") == 0 ? 128 : 0, group = g ? atol(g) : 32;
@@ -206,8 +218,9 @@ static void test_smoke_quantizes(void **state)
                 positions = (pr ? atol(pr) : 16) + (tk ? atol(tk) : 256);
             }
             if (positions <= residual + group)
-                fail_msg("%s: %s's %ld positions stay inside its f32 window (residual %ld + group %ld)", p[i].id, t,
-                         positions, residual, group);
+                fail_msg(
+                    "%s: %s's %ld positions stay inside its f32 window (residual %ld + group %ld)",
+                    p[i].id, t, positions, residual, group);
             checked++;
         }
     }
