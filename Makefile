@@ -17,7 +17,8 @@ CXX     ?= g++
 # snprintf truncation is the intended, safe behaviour for messages and labels
 # (the flag only where the compiler knows it: clang does not)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wvla -Wstrict-prototypes -Wmissing-prototypes \
-           $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
+           $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && \
+                   echo -Wno-format-truncation)
 OPT     ?= -O3 -g
 CFLAGS  := -std=c11 $(OPT) $(WARN) -pthread $(BLAS_CFLAGS) $(HWLOC_CFLAGS) $(CJSON_CFLAGS)
 CXXFLAGS := -std=c++17 $(OPT) -Wall -Wextra -Werror -pthread
@@ -34,9 +35,9 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            base/afile.c base/json.c base/csv.c \
            $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
            model/model.c \
-           harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c harness/quality.c \
-           harness/topo.c harness/results.c harness/sweep_def.c harness/sweep_child.c \
-           harness/sweep_run.c harness/sweep_merge.c \
+           harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c \
+           harness/quality.c harness/topo.c harness/results.c \
+           harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \
            analysis/report.c analysis/report_read.c analysis/report_plot.c \
            analysis/compare.c analysis/compare_load.c analysis/compare_dirs.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -55,7 +56,8 @@ DEPFLAGS := -MMD -MP
 RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15m \
             --prompt 16 --tokens 512 --reps 3 --time-budget 240
 
-.PHONY: all install deps run run-only test test-only test-asan bench bench-only sweep sweep-only plots regress regress-only baseline baseline-only check clean help
+.PHONY: all install deps run run-only test test-only test-asan bench bench-only sweep sweep-only \
+        plots regress regress-only baseline baseline-only check clean help
 all: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
 
 help:
@@ -63,17 +65,21 @@ help:
 	@echo "make test       build and run the test suite"
 	@echo "make test-asan  the same tests under AddressSanitizer + UBSan"
 	@echo "make bench      Google Benchmark micro-benchmarks -> results/<run-id>-gbench/gbench.json"
-	@echo "make sweep      the default sweep (SWEEP=smoke|default|long-context) -> results/<UTC>-sweep-NAME/"
+	@echo "make sweep      the default sweep (SWEEP=smoke|default|long-context)"
+	@echo "                -> results/<UTC>-sweep-NAME/"
 	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
-	@echo "make regress    the smoke sweep against results/baselines/smoke/<this CPU> (fails on a regression)"
+	@echo "make regress    the smoke sweep against results/baselines/smoke/<this CPU>"
+	@echo "                (fails on a regression)"
 	@echo "make baseline   record or refresh results/baselines/smoke/<this CPU>"
 	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz/README.md)"
-	@echo "make install    PREFIX=/usr/local: bin/kvbench, bin/kvbench-gbench, share/kvbench (sweeps, plot scripts)"
+	@echo "make install    PREFIX=/usr/local: bin/kvbench, bin/kvbench-gbench,"
+	@echo "                share/kvbench (sweeps, plot scripts)"
 	@echo "make clean      remove build outputs (results/ is kept)"
 
 deps:
 	@missing=""; for p in $(PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
+	    missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "kvbench: installing missing packages:$$missing"; \
@@ -82,13 +88,15 @@ deps:
 	else echo "kvbench: not root and no sudo; run this, then make again:"; \
 	     echo "  sudo apt-get install -y$$missing"; exit 1; fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	$$SUDO apt-get install -y -q $$missing || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }
+	$$SUDO apt-get install -y -q $$missing || \
+	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; }
 
 # commit, dirty flag and flags for meta.json; rewritten only when they change
 $(BUILD)/kvb_build_info.h: FORCE
 	@mkdir -p $(BUILD)
 	@commit=$$(git rev-parse --verify -q HEAD 2>/dev/null || echo unknown); \
-	dirty=$$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo 1 || echo 0); \
+	dirty=$$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && \
+	         echo 1 || echo 0); \
 	git rev-parse --verify -q HEAD >/dev/null 2>&1 || dirty=-1; \
 	printf '#define KVB_GIT_COMMIT "%s"\n#define KVB_GIT_DIRTY %s\n#define KVB_BUILD_CFLAGS "%s"\n' \
 	  "$$commit" "$$dirty" "$(CC) $(CFLAGS)" > $@.tmp; \
@@ -125,7 +133,8 @@ $(BUILD)/bench/gbench.o: bench/gbench.cc
 	@$(if $(Q),echo "  CXX     $<")
 	$(Q)$(CXX) $(CXXFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o $(BUILD)/libkvbench.a
+$(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o \
+                         $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CXX) $(CXXFLAGS) $^ $(LDLIBS) $(GBENCH_LIBS) -o $@
 
@@ -180,31 +189,43 @@ PLANT_Q8 ?=
 # default, for a machine whose ratios drift too much to gate; REGRESS_GATE on the
 # command line wins over both.
 REGRESS_GATE ?= ratio,exact,tolerance
-REGRESS_PLANT := $(if $(PLANT),-DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)) $(if $(PLANT_Q8),-DKVB_PLANT_COARSER_Q8_PCT=$(PLANT_Q8))
-REGRESS_BUILD := $(if $(strip $(REGRESS_PLANT)),build-plant$(PLANT)$(if $(PLANT_Q8),-q8-$(PLANT_Q8)),$(BUILD))
+REGRESS_PLANT := $(if $(PLANT),-DKVB_PLANT_SLOWDOWN_PCT=$(PLANT)) \
+                 $(if $(PLANT_Q8),-DKVB_PLANT_COARSER_Q8_PCT=$(PLANT_Q8))
+REGRESS_PLANT_DIR := build-plant$(PLANT)$(if $(PLANT_Q8),-q8-$(PLANT_Q8))
+REGRESS_BUILD := $(if $(strip $(REGRESS_PLANT)),$(REGRESS_PLANT_DIR),$(BUILD))
+REGRESS_TAG   := $(if $(PLANT),-plant$(PLANT))$(if $(PLANT_Q8),-plantq8-$(PLANT_Q8))
 regress: deps
 	@$(MAKE) --no-print-directory regress-only
 regress-only:
-	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) $(if $(strip $(REGRESS_PLANT)),OPT="$(OPT) $(strip $(REGRESS_PLANT))") \
+	@$(MAKE) --no-print-directory BUILD=$(REGRESS_BUILD) \
+	  $(if $(strip $(REGRESS_PLANT)),OPT="$(OPT) $(strip $(REGRESS_PLANT))") \
 	  $(REGRESS_BUILD)/kvbench
-	@base="$(BASELINE)"; base=$${base%/}; key=$$(./$(REGRESS_BUILD)/kvbench info --cpu-key) || exit 2; \
+	@base="$(BASELINE)"; base=$${base%/}; \
+	  key=$$(./$(REGRESS_BUILD)/kvbench info --cpu-key) || exit 2; \
 	  if [ -z "$$base" ]; then base="$(BASELINES)/$$key"; \
 	    if [ ! -d "$$base" ]; then \
-	      base=; for d in "$(BASELINES)"/*/; do case "$$d" in *.new/) ;; *) [ -d "$$d" ] && { base=$${d%/}; break; };; esac; done; \
-	      [ -n "$$base" ] || { echo "regress: no baseline in $(BASELINES) (make baseline makes one)"; exit 2; }; \
+	      base=; for d in "$(BASELINES)"/*/; do \
+	        case "$$d" in *.new/) ;; *) [ -d "$$d" ] && { base=$${d%/}; break; };; esac; done; \
+	      [ -n "$$base" ] || \
+	        { echo "regress: no baseline in $(BASELINES) (make baseline makes one)"; exit 2; }; \
 	      echo "regress: no baseline for this CPU ($$key) in $(BASELINES); comparing with $$base," \
-	           "where only figures that hold on any CPU can gate (make baseline records one for this CPU)"; \
+	           "where only figures that hold on any CPU can gate" \
+	           "(make baseline records one for this CPU)"; \
 	    fi; fi; \
-	  [ -d "$$base" ] || { echo "regress: no baseline at $$base (make baseline makes one)"; exit 2; }; \
+	  [ -d "$$base" ] || \
+	    { echo "regress: no baseline at $$base (make baseline makes one)"; exit 2; }; \
 	  echo "regress: baseline $$base"; gate="$(REGRESS_GATE)"; \
-	  if [ "$(origin REGRESS_GATE)" = file ] && [ -s "$$base/GATE" ]; then gate=$$(head -n 1 "$$base/GATE"); \
+	  if [ "$(origin REGRESS_GATE)" = file ] && [ -s "$$base/GATE" ]; then \
+	    gate=$$(head -n 1 "$$base/GATE"); \
 	    echo "regress: gate $$gate, from $$base/GATE: $$(sed -n 2p "$$base/GATE")"; fi; \
-	  if [ -f "$$base/STALE" ]; then echo "regress: $$base is stale (compare gates only bytes and seeded errors" \
+	  if [ -f "$$base/STALE" ]; then \
+	    echo "regress: $$base is stale (compare gates only bytes and seeded errors" \
 	    "against it; make baseline on a $$(basename "$$base") machine re-records it)"; fi; \
-	  mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(if $(PLANT),-plant$(PLANT))$(if $(PLANT_Q8),-plantq8-$(PLANT_Q8)); \
+	  mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-regress$(REGRESS_TAG); \
 	  start=$$(date +%s); \
 	  ./$(REGRESS_BUILD)/kvbench sweep smoke --quiet --out "$$dir" > /dev/null || exit $$?; \
-	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate "$$gate" --markdown "$$dir/compare.md" \
+	  ./$(REGRESS_BUILD)/kvbench compare "$$base" "$$dir" --quiet --gate "$$gate" \
+	    --markdown "$$dir/compare.md" \
 	    --json "$$dir/compare.json"; rc=$$?; \
 	  echo "regress: $$dir/compare.md ($$(( $$(date +%s) - start )) s)"; \
 	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
@@ -228,28 +249,34 @@ baseline: deps
 	@$(MAKE) --no-print-directory baseline-only
 baseline-only: $(BUILD)/kvbench
 	@key=$$(./$(BUILD)/kvbench info --cpu-key) || exit 2; \
-	  base="$(BASELINE)"; base=$${base%/}; [ -n "$$base" ] || base="$(patsubst %/,%,$(BASELINES))/$$key"; \
+	  base="$(BASELINE)"; base=$${base%/}; \
+	  [ -n "$$base" ] || base="$(patsubst %/,%,$(BASELINES))/$$key"; \
 	  rm -rf "$$base.new"; mkdir -p "$$base.new/runs" || exit 1; \
 	  for i in $$(seq 1 $(BASELINE_RUNS)); do \
 	    ./$(BUILD)/kvbench sweep smoke --quiet --out "$$base.new/runs/$$i" > /dev/null || exit 1; \
-	    rm -rf "$$base.new/runs/$$i/plots" "$$base.new/runs/$$i/report.md" "$$base.new/runs/$$i/report.html"; \
+	    rm -rf "$$base.new/runs/$$i/plots" "$$base.new/runs/$$i/report.md" \
+	      "$$base.new/runs/$$i/report.html"; \
 	    echo "baseline: run $$i of $(BASELINE_RUNS) done"; done; \
 	  if [ -n "$(BASELINE_GATE)" ] && [ "$(BASELINE_GATE)" != default ]; then \
 	    printf '%s\n' "$(BASELINE_GATE)" "$(BASELINE_GATE_WHY)" > "$$base.new/GATE"; \
-	  elif [ -z "$(BASELINE_GATE)" ] && [ -f "$$base/GATE" ]; then cp "$$base/GATE" "$$base.new/GATE"; fi; \
+	  elif [ -z "$(BASELINE_GATE)" ] && [ -f "$$base/GATE" ]; then \
+	    cp "$$base/GATE" "$$base.new/GATE"; fi; \
 	  rm -rf "$$base" && mv "$$base.new" "$$base" && echo "baseline: $$base"; \
 	  [ ! -f "$$base/GATE" ] || echo "baseline: gate $$(head -n 1 "$$base/GATE") ($$base/GATE)"; \
 	  if [ "$(MARK_STALE)" = yes ]; then \
 	    commit=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); \
-	    git diff --quiet HEAD -- impls model harness 2>/dev/null || commit="$$commit + uncommitted changes"; \
+	    git diff --quiet HEAD -- impls model harness 2>/dev/null || \
+	      commit="$$commit + uncommitted changes"; \
 	    here=$$(realpath "$$base"); root=$$(realpath "$(BASELINES)"); \
 	    case "$$here" in "$$root"/*) ;; *) root=; esac; \
 	    for d in $${root:+"$$root"/*/}; do d=$${d%/}; \
 	      case "$$d" in "$$here"|*.new) continue;; esac; [ -d "$$d/runs" ] || continue; \
-	      { printf '%s\n' "since $$commit: the $$key baseline was re-recorded there; re-record this one on a $$(basename "$$d") machine (make baseline)" \
+	      why="since $$commit: the $$key baseline was re-recorded there;"; \
+	      why="$$why re-record this one on a $$(basename "$$d") machine (make baseline)"; \
+	      { printf '%s\n' "$$why" \
 	          "until then make regress gates only bytes and seeded errors against it"; \
-	        [ ! -f "$$d/STALE" ] || sed 's/^/earlier: /' "$$d/STALE"; } > "$$d/STALE.new" && mv "$$d/STALE.new" "$$d/STALE" \
-	        && echo "baseline: marked $$d stale"; \
+	        [ ! -f "$$d/STALE" ] || sed 's/^/earlier: /' "$$d/STALE"; } > "$$d/STALE.new" && \
+	        mv "$$d/STALE.new" "$$d/STALE" && echo "baseline: marked $$d stale"; \
 	    done; fi
 
 # plots and report for the newest result directory, or RESULTS=dir
@@ -259,32 +286,39 @@ plots: $(BUILD)/kvbench
 # every suite runs even when one fails; make fails if any did
 test-only: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
 	@rc=0; for t in $(TEST_BIN); do echo "./$$t"; ./$$t || rc=1; done; \
-	  for s in $(CLI_TESTS); do echo "sh $$s"; sh $$s ./$(BUILD)/kvbench ./$(BUILD)/kvbench-gbench || rc=1; done; \
+	  for s in $(CLI_TESTS); do echo "sh $$s"; \
+	    sh $$s ./$(BUILD)/kvbench ./$(BUILD)/kvbench-gbench || rc=1; done; \
 	  $(MAKE) --no-print-directory fuzz-replay || rc=1; \
 	  exit $$rc
 
 # Google Benchmark JSON into results/<run-id>-gbench/, built as .partial and
 # renamed only when every case ran without error. BENCH_ARGS: any
 # --benchmark_* flag; the default selects the headline cases (a few minutes).
-BENCH_ARGS ?= --benchmark_filter='attend/(contiguous|quant)/(f32|f16|q8|q4)/nh=32/nkv=(32|8)/hd=128/ctx=(8192|32768)(/threads=[0-9]+)?$$|append/contiguous/f32|prefill|decode' \
+BENCH_ATTEND := attend/(contiguous|quant)/(f32|f16|q8|q4)/nh=32/nkv=(32|8)/hd=128
+BENCH_ATTEND := $(BENCH_ATTEND)/ctx=(8192|32768)(/threads=[0-9]+)?$$
+BENCH_ARGS ?= --benchmark_filter='$(BENCH_ATTEND)|append/contiguous/f32|prefill|decode' \
               --benchmark_min_time=0.5
 bench: deps
 	@$(MAKE) --no-print-directory bench-only
 bench-only: $(BUILD)/kvbench-gbench
 	@mkdir -p results; dir=results/$$(date -u +%Y%m%d-%H%M%S)-gbench; \
-	  if [ -e "$$dir" ] || [ -e "$$dir.partial" ]; then echo "bench: $$dir exists; try again in a second"; exit 1; fi; \
+	  if [ -e "$$dir" ] || [ -e "$$dir.partial" ]; then \
+	    echo "bench: $$dir exists; try again in a second"; exit 1; fi; \
 	  mkdir "$$dir.partial" && \
 	  ./$(BUILD)/kvbench-gbench $(BENCH_ARGS) --benchmark_out="$$dir.partial/gbench.json" \
 	    --benchmark_out_format=json; rc=$$?; \
-	  if [ $$rc -eq 0 ] && [ -s "$$dir.partial/gbench.json" ]; then mv "$$dir.partial" "$$dir" && echo "results: $$dir"; \
-	  else echo "bench: a case failed (exit $$rc); the incomplete output stays in $$dir.partial"; exit $$rc; fi
+	  if [ $$rc -eq 0 ] && [ -s "$$dir.partial/gbench.json" ]; then \
+	    mv "$$dir.partial" "$$dir" && echo "results: $$dir"; \
+	  else echo "bench: a case failed (exit $$rc); the incomplete output stays in $$dir.partial"; \
+	    exit $$rc; fi
 
 test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN_FLAGS)" \
 	  build-asan/kvbench $(TEST_SRC:tests/%.c=build-asan/%) build-asan/kvbench-gbench
 	@export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1; rc=0; \
 	  for t in $(TEST_SRC:tests/%.c=build-asan/%); do echo "./$$t"; ./$$t || rc=1; done; \
-	  for s in $(CLI_TESTS); do echo "sh $$s"; sh $$s ./build-asan/kvbench ./build-asan/kvbench-gbench || rc=1; done; \
+	  for s in $(CLI_TESTS); do echo "sh $$s"; \
+	    sh $$s ./build-asan/kvbench ./build-asan/kvbench-gbench || rc=1; done; \
 	  $(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g $(SAN_FLAGS)" fuzz-replay || rc=1; \
 	  exit $$rc
 
