@@ -19,8 +19,9 @@ FUZZ_CC         ?= clang
 FUZZ_DIR        := $(BUILD)/fuzz-clang
 # instrumented like test-asan, at -O1 so a run gets through many inputs;
 # clang knows no -Wformat-truncation (the Makefile adds its -Wno- for gcc only)
-FUZZ_CFLAGS := -std=c11 -O1 -g $(filter-out -Wno-format-truncation,$(WARN)) -pthread $(BLAS_CFLAGS) \
-               $(HWLOC_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -O1 -g $(filter-out -Wno-format-truncation,$(WARN)) -pthread \
+               $(BLAS_CFLAGS) $(HWLOC_CFLAGS) -fsanitize=address,undefined \
+               -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 FUZZ_LIB_OBJ   = $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_BIN       = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
 FUZZ_REPLAY    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay-%)
@@ -29,19 +30,23 @@ FUZZ_REPLAY    = $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay-%)
 
 # clang from Debian, as the deps target installs the project's packages;
 # libFuzzer's runtime is only a Recommends of clang: installed when a trivial
-# fuzzer does not link
+# fuzzer does not link. The probe's file names, the probe's function and the
+# message are variables only to keep the recipe lines short.
+FUZZ_PROBE       = /tmp/kvb-fuzz-probe-$$$$
+FUZZ_PROBE_FN    = int LLVMFuzzerTestOneInput(const char *d, unsigned long n)
+FUZZ_NO_CC       = fuzz: $(FUZZ_CC) does not run (FUZZ_CC names the clang that builds the targets)
 fuzz-deps:
 	@need=""; \
 	dpkg-query -W -f='$${Status}' clang 2>/dev/null | grep -q "install ok installed" || need="clang"; \
 	if [ -z "$$need" ]; then \
-	  printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
-	    > /tmp/kvb-fuzz-probe-$$$$.c; \
-	  $(FUZZ_CC) -fsanitize=fuzzer /tmp/kvb-fuzz-probe-$$$$.c -o /tmp/kvb-fuzz-probe-$$$$ >/dev/null 2>&1 || \
+	  printf '$(FUZZ_PROBE_FN);\n$(FUZZ_PROBE_FN) { (void)d; (void)n; return 0; }\n' \
+	    > $(FUZZ_PROBE).c; \
+	  $(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_PROBE).c -o $(FUZZ_PROBE) >/dev/null 2>&1 || \
 	    need="libclang-rt-$$($(FUZZ_CC) -dumpversion 2>/dev/null | cut -d. -f1)-dev"; \
-	  rm -f /tmp/kvb-fuzz-probe-$$$$.c /tmp/kvb-fuzz-probe-$$$$; \
+	  rm -f $(FUZZ_PROBE).c $(FUZZ_PROBE); \
 	fi; \
 	case "$$need" in libclang-rt--dev) \
-	  echo "fuzz: $(FUZZ_CC) does not run (FUZZ_CC names the clang that builds the targets)"; exit 1;; esac; \
+	  echo "$(FUZZ_NO_CC)"; exit 1;; esac; \
 	if [ -z "$$need" ]; then exit 0; fi; \
 	$(MAKE) --no-print-directory deps PKGS="$$need" || exit 1; \
 	case "$$need" in clang) $(MAKE) --no-print-directory fuzz-deps;; esac
@@ -67,18 +72,24 @@ $(FUZZ_DIR)/fuzz-%: $(FUZZ_DIR)/fuzz/fuzz_%.o $(FUZZ_DIR)/fuzz/fuzz_util.o $(FUZ
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
 
 # the replay: the same target functions, the normal compiler and flags
-$(BUILD)/fuzz/fuzz_util.o $(BUILD)/fuzz/replay.o $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%.o): fuzz/fuzz_util.h
+$(BUILD)/fuzz/fuzz_util.o $(BUILD)/fuzz/replay.o $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%.o): \
+  fuzz/fuzz_util.h
 
-$(BUILD)/fuzz/replay-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz_util.o $(BUILD)/fuzz/replay.o $(BUILD)/libkvbench.a
+$(BUILD)/fuzz/replay-%: $(BUILD)/fuzz/fuzz_%.o $(BUILD)/fuzz/fuzz_util.o $(BUILD)/fuzz/replay.o \
+  $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-# each target over its seeds and regressions (not fuzz/pending: known, unfixed)
+# each target over its seeds and regressions (not fuzz/pending: known, unfixed);
+# FUZZ_REPLAY_HOW, the failure's hint for target $$t, is a variable only to keep
+# the recipe lines short
+FUZZ_REPLAY_HOW = ./$(BUILD)/fuzz/replay-$$t -v fuzz/corpus/$$t fuzz/regressions/$$t \
+                  names each input
 fuzz-replay: $(FUZZ_REPLAY)
 	@rc=0; for t in $(FUZZ_TARGETS); do \
 	  printf 'fuzz-replay %s: ' $$t; \
 	  ./$(BUILD)/fuzz/replay-$$t fuzz/corpus/$$t fuzz/regressions/$$t || \
-	    { rc=1; echo "fuzz-replay $$t FAILED (./$(BUILD)/fuzz/replay-$$t -v fuzz/corpus/$$t fuzz/regressions/$$t names each input)"; }; \
+	    { rc=1; echo "fuzz-replay $$t FAILED ($(FUZZ_REPLAY_HOW))"; }; \
 	done; exit $$rc
 
 # known findings awaiting a fix elsewhere: every check on (KVB_FUZZ_ALL_CHECKS),
@@ -88,17 +99,20 @@ $(BUILD)/fuzz/pending/%.o: fuzz/%.c fuzz/fuzz_util.h
 	@$(if $(Q),echo "  CC      $< (all checks)")
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -DKVB_FUZZ_ALL_CHECKS -c $< -o $@
 
-$(BUILD)/fuzz/pending-%: $(BUILD)/fuzz/pending/fuzz_%.o $(BUILD)/fuzz/fuzz_util.o $(BUILD)/fuzz/replay.o $(BUILD)/libkvbench.a
+$(BUILD)/fuzz/pending-%: $(BUILD)/fuzz/pending/fuzz_%.o $(BUILD)/fuzz/fuzz_util.o \
+  $(BUILD)/fuzz/replay.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+# FUZZ_PENDING_UB is a variable only to keep the recipe lines short
+FUZZ_PENDING_UB = fuzz-pending: undefined behaviour fails only in a sanitizer build:
 fuzz-pending: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/pending-%)
 	@for t in $(FUZZ_TARGETS); do for f in fuzz/pending/$$t/*; do [ -f "$$f" ] || continue; \
 	  if ./$(BUILD)/fuzz/pending-$$t "$$f" >/dev/null 2>&1; then \
 	    echo "fuzz-pending $$f: passes now (git mv it to fuzz/regressions/$$t/)"; \
 	  else echo "fuzz-pending $$f: still fails (./$(BUILD)/fuzz/pending-$$t $$f)"; fi; \
 	done; done; \
-	case "$(OPT)" in *sanitize*) ;; *) echo "fuzz-pending: undefined behaviour fails only in a sanitizer build:" \
+	case "$(OPT)" in *sanitize*) ;; *) echo "$(FUZZ_PENDING_UB)" \
 	  "make BUILD=build-asan OPT=\"-O1 -g $(SAN_FLAGS)\" fuzz-pending";; esac
 
 .PRECIOUS: $(FUZZ_DIR)/%.o $(BUILD)/fuzz/%.o $(BUILD)/fuzz/pending/%.o

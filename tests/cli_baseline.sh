@@ -2,9 +2,10 @@
 # cli_baseline.sh: the committed regression baselines still hold what this code
 # computes. The deterministic figures of the smoke sweep (cache bytes, errors on
 # seeded inputs) need no timing: one cheap run of it (one repetition a point)
-# is compared, bytes and seeded errors only (any change, up or down), with EVERY committed baseline in
-# results/baselines/smoke/*/, whatever CPU model made it, so a change that moves
-# them fails here, before CI, and not only on the machine whose baseline it is.
+# is compared, bytes and seeded errors only (any change, up or down), with EVERY
+# committed baseline in results/baselines/smoke/*/, whatever CPU model made it,
+# so a change that moves them fails here, before CI, and not only on the machine
+# whose baseline it is.
 # Seeded errors depend on the kernels a CPU picks: where a baseline's kernels
 # differ from this machine's (or it does not record them and came from another
 # CPU model) compare says so and gates its bytes only.
@@ -36,9 +37,11 @@ fi
 
 # the smoke sweep as make regress runs it, each point once: what it computes, not how fast
 start=$(date +%s)
-"$KVB" sweep smoke --quiet --set run.reps=1 --set run.warmup=0 --set attend.reps=1 --out "$T/smoke" >"$T/out" 2>&1
+"$KVB" sweep smoke --quiet --set run.reps=1 --set run.warmup=0 --set attend.reps=1 \
+  --out "$T/smoke" >"$T/out" 2>&1
 rc=$?
-[ $rc -eq 0 ] && ok || bad "the smoke sweep, one repetition a point: exit $rc: $(tail -n 5 "$T/out")"
+[ $rc -eq 0 ] && ok ||
+  bad "the smoke sweep, one repetition a point: exit $rc: $(tail -n 5 "$T/out")"
 echo "cli-baseline: smoke sweep, one repetition a point: $(( $(date +%s) - start )) s"
 
 for d in "$BASELINES"/*/; do
@@ -50,13 +53,17 @@ for d in "$BASELINES"/*/; do
   improved=$(grep -c ' improved$' "$T/cmp")
   [ $rc -ne 0 ] || [ "$improved" -eq 0 ] || rc=1
   # what was gated, and why some was not (another CPU's kernels, a stale baseline)
-  sed -n 's/^\(tolerance: .*\)/  \1/p; s/^\(base is stale: .*\)/  \1/p; s/^\(compare: .*\)/  \1/p' "$T/cmp" \
+  sed -n -e 's/^\(tolerance: .*\)/  \1/p' -e 's/^\(base is stale: .*\)/  \1/p' \
+    -e 's/^\(compare: .*\)/  \1/p' "$T/cmp" \
     | sed "s|^|$(basename "$d"):|"
   if [ $rc -eq 0 ]; then ok
   else
-    bad "$(basename "$d"): this code's bytes or seeded errors differ from the committed baseline $d (exit $rc):
+    hint="  If the change is meant, re-record that CPU model's baseline (make baseline on one)"
+    hint="$hint in the same commit."
+    bad "$(basename "$d"): this code's bytes or seeded errors differ from the committed" \
+      "baseline $d (exit $rc):
 $(grep -E '^(REGRESSED|MISSING|kvbench:)| improved$' "$T/cmp" | head -n 20)
-  If the change is meant, re-record that CPU model's baseline (make baseline on one) in the same commit."
+$hint"
   fi
 done
 
@@ -68,12 +75,18 @@ if [ -f "$ROOT/Makefile" ] && command -v make >/dev/null 2>&1; then
   mkdir -p "$T/bl/other-cpu/runs" "$T/elsewhere/other/runs"
   printf 'since old1234: an earlier line\n' > "$T/bl/other-cpu/STALE"
   key=$("$KVB" info --cpu-key)
-  make -s -C "$ROOT" -o "$B/kvbench" baseline-only BUILD="$B" BASELINE_RUNS=0 BASELINES="$T/bl/" >"$T/mk" 2>&1; rc=$?
-  [ $rc -eq 0 ] && grep -q "^since .*: the $key baseline was re-recorded there" "$T/bl/other-cpu/STALE" \
-    && grep -q "^earlier: since old1234" "$T/bl/other-cpu/STALE" && [ ! -e "$T/bl/$key/STALE" ] && ok \
-    || bad "make baseline did not mark the other baseline stale (exit $rc): $(cat "$T/mk" "$T/bl/other-cpu/STALE" 2>&1)"
-  make -s -C "$ROOT" -o "$B/kvbench" baseline-only BUILD="$B" BASELINE_RUNS=0 BASELINES="$T/bl" BASELINE="$T/elsewhere/mine" >"$T/mk" 2>&1
-  [ ! -e "$T/elsewhere/other/STALE" ] && ok || bad "make baseline BASELINE=elsewhere marked a folder outside BASELINES stale"
+  make -s -C "$ROOT" -o "$B/kvbench" baseline-only BUILD="$B" BASELINE_RUNS=0 \
+    BASELINES="$T/bl/" >"$T/mk" 2>&1; rc=$?
+  [ $rc -eq 0 ] && grep -q "^since .*: the $key baseline was re-recorded there" \
+    "$T/bl/other-cpu/STALE" \
+    && grep -q "^earlier: since old1234" "$T/bl/other-cpu/STALE" \
+    && [ ! -e "$T/bl/$key/STALE" ] && ok \
+    || bad "make baseline did not mark the other baseline stale (exit $rc):" \
+      "$(cat "$T/mk" "$T/bl/other-cpu/STALE" 2>&1)"
+  make -s -C "$ROOT" -o "$B/kvbench" baseline-only BUILD="$B" BASELINE_RUNS=0 BASELINES="$T/bl" \
+    BASELINE="$T/elsewhere/mine" >"$T/mk" 2>&1
+  [ ! -e "$T/elsewhere/other/STALE" ] && ok ||
+    bad "make baseline BASELINE=elsewhere marked a folder outside BASELINES stale"
 fi
 
 echo "cli-baseline: $pass passed, $fail failed"

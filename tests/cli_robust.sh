@@ -17,78 +17,100 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 expect() {
   code=$1 needle=$2; shift 2
   timeout 60 "$KVB" "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?
-  if [ "$rc" -ne "$code" ]; then bad "kvbench $* -> exit $rc, wanted $code: $(tail -n 3 "$T/stderr")"; return 1; fi
+  if [ "$rc" -ne "$code" ]; then
+    bad "kvbench $* -> exit $rc, wanted $code: $(tail -n 3 "$T/stderr")"; return 1
+  fi
   if ! cat "$T/stderr" "$T/stdout" | grep -qF -- "$needle"; then
     bad "kvbench $* -> output lacks '$needle': $(tail -n 3 "$T/stderr")"; return 1
   fi
   ok
 }
 absent() { if [ -e "$1" ] || [ -e "$1.partial" ]; then bad "$2 left $1"; else ok; fi; }
-field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+field() {
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"
+}
 
 Q="--preset tiny --tokens 4 --reps 1 --warmup 0 --no-ceilings --quiet"
 
 # --- nothing measured: exit 3, said, and no result directory ---
-expect 3 "nothing to measure" run $Q --backend contiguous --dtype q8 --out "$T/o1"; absent "$T/o1" "all-skipped run"
+expect 3 "nothing to measure" run $Q --backend contiguous --dtype q8 --out "$T/o1"
+absent "$T/o1" "all-skipped run"
 expect 3 "stores nothing" attend --backend nocache --ctx 64 --reps 3 --no-ceilings
 expect 3 "holds no KV" serve-sim --backend nocache --preset tiny --sequences 4
-expect 0 "dry run" run $Q --backend nocache,contiguous --dry-run --out "$T/o2"; absent "$T/o2" "--dry-run"
+expect 0 "dry run" run $Q --backend nocache,contiguous --dry-run --out "$T/o2"
+absent "$T/o2" "--dry-run"
 expect 2 "unknown backend 'bogus'" attend --backend bogus --dry-run
 
 # --- the default quant group fits the head dimension (48: 16), and says so ---
-if expect 0 "quant group 16" run $Q --preset stories15m --layers 1 --vocab 64 --backend quant --dtype q8 --out "$T/q"; then
-  [ "$(field "$T/q/meta.json" "[p['group'] for p in d['points']]")" = "[16]" ] && ok || bad "meta.json lacks group 16"
+if expect 0 "quant group 16" run $Q --preset stories15m --layers 1 --vocab 64 --backend quant \
+     --dtype q8 --out "$T/q"; then
+  [ "$(field "$T/q/meta.json" "[p['group'] for p in d['points']]")" = "[16]" ] && ok \
+    || bad "meta.json lacks group 16"
   grep -q '"status": "ok"' "$T/q/summary.json" && ok || bad "q8 on head_dim 48 did not run"
 fi
 
 # --- repeated list items would make two points with one label ---
-expect 2 "'contiguous' is listed twice" run $Q --backend contiguous,contiguous --out "$T/o3"; absent "$T/o3" "repeated backend"
+expect 2 "'contiguous' is listed twice" run $Q --backend contiguous,contiguous --out "$T/o3"
+absent "$T/o3" "repeated backend"
 expect 2 "'f16' is listed twice" attend --dtype f16,f32,f16 --dry-run
 
 # --- asks beyond the machine: refused before anything is allocated or created ---
-expect 2 "MemAvailable" run $Q --backend paged --pool-blocks 1099511627776 --out "$T/o4"; absent "$T/o4" "--pool-blocks 2^40"
-expect 2 "MemAvailable" run $Q --backend paged --pool-mb 1000000000 --out "$T/o5"; absent "$T/o5" "--pool-mb 1e9"
+expect 2 "MemAvailable" run $Q --backend paged --pool-blocks 1099511627776 --out "$T/o4"
+absent "$T/o4" "--pool-blocks 2^40"
+expect 2 "MemAvailable" run $Q --backend paged --pool-mb 1000000000 --out "$T/o5"
+absent "$T/o5" "--pool-mb 1e9"
 expect 2 "MemAvailable" serve-sim --preset tiny --budget-mb 10000000 --no-attend
 expect 2 "MemAvailable" attend --ctx 4194304 --sequences 4096 --no-ceilings
-expect 0 "cut short" serve-sim --preset stories15m --backend paged --lengths uniform --sequences 512 --max-prompt 4096 \
-  --max-output 4096 --budget-mb 256 --time-budget 0.5 --no-attend --csv "$T/serve.csv"
-grep -q ",cut_short," "$T/serve.csv" && ok || bad "serve-sim --time-budget: no cut_short row in the CSV"
+expect 0 "cut short" serve-sim --preset stories15m --backend paged --lengths uniform \
+  --sequences 512 --max-prompt 4096 --max-output 4096 --budget-mb 256 --time-budget 0.5 \
+  --no-attend --csv "$T/serve.csv"
+grep -q ",cut_short," "$T/serve.csv" && ok \
+  || bad "serve-sim --time-budget: no cut_short row in the CSV"
 
 # --- threads above the core count: warned and recorded ---
 cores=$(nproc)
-if expect 0 "above the $cores cores this process may use" run $Q --threads $((cores + 1)) --out "$T/th"; then
-  [ "$(field "$T/th/meta.json" "d['threads']['oversubscribed']")" = "True" ] && ok || bad "meta.json: oversubscribed not recorded"
+if expect 0 "above the $cores cores this process may use" run $Q --threads $((cores + 1)) \
+     --out "$T/th"; then
+  [ "$(field "$T/th/meta.json" "d['threads']['oversubscribed']")" = "True" ] && ok \
+    || bad "meta.json: oversubscribed not recorded"
 fi
 
 # --- special and existing files ---
 mkfifo "$T/fifo"
-expect 2 "not a regular file (a FIFO)" run --tokens 4 --reps 1 --no-ceilings --checkpoint "$T/fifo" --out "$T/o6"; absent "$T/o6" "FIFO checkpoint"
+expect 2 "not a regular file (a FIFO)" run --tokens 4 --reps 1 --no-ceilings \
+  --checkpoint "$T/fifo" --out "$T/o6"
+absent "$T/o6" "FIFO checkpoint"
 ln -s "$T/nowhere/run" "$T/dangling"
 expect 2 "(a symbolic link)" run $Q --out "$T/dangling"
-[ -L "$T/dangling" ] && [ ! -e "$T/dangling.partial" ] && ok || bad "--out dangling symlink was replaced or left a .partial"
+[ -L "$T/dangling" ] && [ ! -e "$T/dangling.partial" ] && ok \
+  || bad "--out dangling symlink was replaced or left a .partial"
 printf 'precious' > "$T/ckpt.bin"
 expect 2 "never overwrites" export --preset tiny --out "$T/ckpt.bin"
 [ "$(cat "$T/ckpt.bin")" = "precious" ] && ok || bad "export overwrote an existing file"
 # the temporary file is a new one: a link where a fixed NAME.tmp would be is never followed
 ln -s "$T/ckpt.bin" "$T/tiny.bin.tmp"
 if expect 0 "wrote" export --preset tiny --out "$T/tiny.bin"; then
-  [ "$(cat "$T/ckpt.bin")" = "precious" ] && [ ! -L "$T/tiny.bin" ] && ok || bad "export wrote through a link at its temporary name"
-  expect 0 "never trained" run --checkpoint "$T/tiny.bin" --max-seq 1024 --tokens 4 --reps 1 --warmup 0 --no-ceilings \
-    --quiet --out "$T/ms"
+  [ "$(cat "$T/ckpt.bin")" = "precious" ] && [ ! -L "$T/tiny.bin" ] && ok \
+    || bad "export wrote through a link at its temporary name"
+  expect 0 "never trained" run --checkpoint "$T/tiny.bin" --max-seq 1024 --tokens 4 --reps 1 \
+    --warmup 0 --no-ceilings --quiet --out "$T/ms"
 fi
 
 # --- a prompt of 700 ids is kept whole ---
 ids=$(awk 'BEGIN { for (i = 0; i < 700; i++) printf "%s%d", (i ? "," : ""), 100 + i % 150 }')
-if expect 0 "results:" run $Q --max-seq 1024 --backend contiguous --prompt-ids "$ids" --out "$T/ids"; then
-  [ "$(field "$T/ids/meta.json" "len(d['generation']['prompt_ids']), d['generation']['prompt_ids'][-1]")" = "(700, 199)" ] \
+if expect 0 "results:" run $Q --max-seq 1024 --backend contiguous --prompt-ids "$ids" \
+     --out "$T/ids"; then
+  pe="len(d['generation']['prompt_ids']), d['generation']['prompt_ids'][-1]"
+  [ "$(field "$T/ids/meta.json" "$pe")" = "(700, 199)" ] \
     && ok || bad "--prompt-ids: 700 ids not kept whole"
 fi
 
 # --- what the result files say: the prefill's token and time, kernels, tidy quality rows ---
-if expect 0 "results:" run --preset tiny --tokens 6 --reps 2 --warmup 0 --no-ceilings --backend nocache,contiguous \
-     --dtype f32,f16 --out "$T/f"; then
+if expect 0 "results:" run --preset tiny --tokens 6 --reps 2 --warmup 0 --no-ceilings \
+     --backend nocache,contiguous --dtype f32,f16 --out "$T/f"; then
   grep -q "quality against" "$T/stdout" && ok || bad "without --quiet the quality table is printed"
-  python3 - "$T/f" <<'PY' && ok || bad "tokens.csv/summary.json/meta.json: prefill row, ttft or kernels wrong"
+  m="tokens.csv/summary.json/meta.json: prefill row, ttft or kernels wrong"
+  python3 - "$T/f" <<'PY' && ok || bad "$m"
 import csv, json, sys
 d = sys.argv[1]
 rows = list(csv.DictReader(open(d + "/tokens.csv")))
@@ -114,15 +136,16 @@ assert kern["nocache"] == "causal-gemm", kern
 assert all(k in ("avx512", "avx2", "portable") for l, k in kern.items() if l != "nocache"), kern
 PY
 fi
-if expect 0 "results:" run --preset tiny --tokens 9 --reps 1 --warmup 0 --no-ceilings --quiet --backend contiguous \
-     --dtype f16 --out "$T/g"; then
+if expect 0 "results:" run --preset tiny --tokens 9 --reps 1 --warmup 0 --no-ceilings --quiet \
+     --backend contiguous --dtype f16 --out "$T/g"; then
   ! grep -q "quality against" "$T/stdout" && ok || bad "--quiet still prints the quality table"
   [ "$(head -n 1 "$T/f/quality.csv")" = "$(head -n 1 "$T/g/quality.csv")" ] && ok \
     || bad "quality.csv's columns change with --tokens"
-  [ "$(head -n 1 "$T/g/quality_ctx.csv")" = "point,backend,dtype,mode,layer,ctx,attn_rel_l2" ] && ok \
-    || bad "quality_ctx.csv missing or with other columns"
+  [ "$(head -n 1 "$T/g/quality_ctx.csv")" = "point,backend,dtype,mode,layer,ctx,attn_rel_l2" ] \
+    && ok || bad "quality_ctx.csv missing or with other columns"
 fi
-if expect 0 "case" attend --dtype f32,q8 --backend contiguous,quant --ctx 64 --reps 3 --no-ceilings --csv "$T/att.csv"; then
+if expect 0 "case" attend --dtype f32,q8 --backend contiguous,quant --ctx 64 --reps 3 \
+     --no-ceilings --csv "$T/att.csv"; then
   python3 - "$T/att.csv" <<'PY' && ok || bad "attend.csv lacks the kernel each case ran"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
@@ -134,10 +157,12 @@ fi
 # --- a full disk: the cause is printed, the measurements kept where they can be ---
 mkdir "$T/full"
 if mount -t tmpfs -o size=48k tmpfs "$T/full" 2>/dev/null; then
-  expect 1 "No space left on device" run --preset tiny --max-seq 1024 --tokens 400 --reps 2 --warmup 0 \
-    --no-ceilings --quiet --backend contiguous --out "$T/full/r"
-  grep -q "contiguous/f32/grow" "$T/stdout" && ok || bad "full disk: the measured table was not printed"
-  [ -d "$T/full/r.partial" ] && [ ! -e "$T/full/r" ] && ok || bad "full disk: the .partial was not kept, or was renamed"
+  expect 1 "No space left on device" run --preset tiny --max-seq 1024 --tokens 400 --reps 2 \
+    --warmup 0 --no-ceilings --quiet --backend contiguous --out "$T/full/r"
+  grep -q "contiguous/f32/grow" "$T/stdout" && ok \
+    || bad "full disk: the measured table was not printed"
+  [ -d "$T/full/r.partial" ] && [ ! -e "$T/full/r" ] && ok \
+    || bad "full disk: the .partial was not kept, or was renamed"
   umount "$T/full"
 else
   echo "cli-robust: skipped the full-disk case (cannot mount a tmpfs here)"
@@ -164,11 +189,16 @@ fi
 # --- installed: the binary finds its sweeps and plot scripts in PREFIX/share/kvbench ---
 ROOT=$(cd "$(dirname "$KVB")/.." && pwd)
 B=$(basename "$(dirname "$KVB")")
-if [ -f "$ROOT/Makefile" ] && command -v make >/dev/null 2>&1 && [ -x "$ROOT/$B/kvbench-gbench" ]; then
-  if make -s -C "$ROOT" -o "$B/kvbench" -o "$B/kvbench-gbench" install BUILD="$B" PREFIX="$T/inst" >"$T/mk" 2>&1; then
-    (cd / && "$T/inst/bin/kvbench" sweep smoke --emit-jobs --out "$T/isw" >"$T/jobs" 2>"$T/stderr") \
-      && [ "$(wc -l < "$T/jobs")" -gt 5 ] && ok || bad "installed kvbench cannot find its sweeps: $(cat "$T/stderr")"
-    "$T/inst/bin/kvbench" --version | grep -q '^kvbench [0-9a-f]\{7,\}\|^kvbench unknown' && ok || bad "--version: $("$T/inst/bin/kvbench" --version)"
+if [ -f "$ROOT/Makefile" ] && command -v make >/dev/null 2>&1 &&
+   [ -x "$ROOT/$B/kvbench-gbench" ]; then
+  if make -s -C "$ROOT" -o "$B/kvbench" -o "$B/kvbench-gbench" install BUILD="$B" \
+       PREFIX="$T/inst" >"$T/mk" 2>&1; then
+    (cd / && "$T/inst/bin/kvbench" sweep smoke --emit-jobs --out "$T/isw" \
+      >"$T/jobs" 2>"$T/stderr") \
+      && [ "$(wc -l < "$T/jobs")" -gt 5 ] && ok \
+      || bad "installed kvbench cannot find its sweeps: $(cat "$T/stderr")"
+    "$T/inst/bin/kvbench" --version | grep -q '^kvbench [0-9a-f]\{7,\}\|^kvbench unknown' \
+      && ok || bad "--version: $("$T/inst/bin/kvbench" --version)"
   else
     bad "make install PREFIX=$T/inst failed: $(cat "$T/mk")"
   fi
