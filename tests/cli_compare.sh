@@ -23,8 +23,12 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 cmp_expect() {
   code=$1 needle=$2; shift 2
   "$KVB" compare "$@" >"$T/out" 2>&1; rc=$?
-  if [ "$rc" -ne "$code" ]; then bad "compare $* -> exit $rc, wanted $code: $(tail -n 5 "$T/out")"; return; fi
-  if ! grep -qF -- "$needle" "$T/out"; then bad "compare $* -> output lacks '$needle': $(tail -n 5 "$T/out")"; return; fi
+  if [ "$rc" -ne "$code" ]; then
+    bad "compare $* -> exit $rc, wanted $code: $(tail -n 5 "$T/out")"; return
+  fi
+  if ! grep -qF -- "$needle" "$T/out"; then
+    bad "compare $* -> output lacks '$needle': $(tail -n 5 "$T/out")"; return
+  fi
   ok
 }
 
@@ -32,9 +36,12 @@ cmp_expect() {
 # (the first field, the quoted case name, holds commas: split after it)
 scale() {
   awk -v col="$2" -v f="$3" -v re="$4" '
-    NR == 1 { n = split($0, h, ","); for (i = 1; i <= n; i++) if (h[i] == col) c = i - 1; print; next }
-    $0 ~ re { q = index($0, "\","); head = substr($0, 1, q + 1); m = split(substr($0, q + 2), v, ",");
-              v[c] = sprintf("%.4e", v[c] * f); o = head; for (i = 1; i <= m; i++) o = o (i > 1 ? "," : "") v[i];
+    NR == 1 { n = split($0, h, ","); for (i = 1; i <= n; i++) if (h[i] == col) c = i - 1;
+              print; next }
+    $0 ~ re { q = index($0, "\","); head = substr($0, 1, q + 1);
+              m = split(substr($0, q + 2), v, ",");
+              v[c] = sprintf("%.4e", v[c] * f); o = head;
+              for (i = 1; i <= m; i++) o = o (i > 1 ? "," : "") v[i];
               print o; next }
     { print }' "$1" > "$1.new" && mv "$1.new" "$1"
 }
@@ -46,43 +53,54 @@ mk_side() {
   echo "ok 1.0" > "$1/points/attend-x.status"
 }
 mk_side "$T/base"
-"$KVB" attend --backend contiguous,quant --dtype f32,q8 --heads 4 --kv-heads 2 --head-dim 32 --ctx 256 --reps 5 \
-  --no-ceilings --csv "$T/base/points/attend-x/attend.csv" >"$T/out" 2>&1 \
-  && [ -s "$T/base/points/attend-x/attend.csv" ] && ok || bad "attend for the fixture: $(tail -n 3 "$T/out")"
+"$KVB" attend --backend contiguous,quant --dtype f32,q8 --heads 4 --kv-heads 2 --head-dim 32 \
+  --ctx 256 --reps 5 --no-ceilings --csv "$T/base/points/attend-x/attend.csv" >"$T/out" 2>&1 \
+  && [ -s "$T/base/points/attend-x/attend.csv" ] && ok \
+  || bad "attend for the fixture: $(tail -n 3 "$T/out")"
 A=points/attend-x/attend.csv
 cmp_expect 0 "0 regressed" "$T/base" "$T/base"
 
 # --- tolerance: rounding against real error growth ---
-# the f32 error moved as issue 5's summation order moved it (3.63e-7 -> 4.52e-7, +25%): round-off, passes
+# the f32 error moved as issue 5's summation order moved it (3.63e-7 -> 4.52e-7, +25%):
+# round-off, passes
 cp -R "$T/base" "$T/f32moved" && scale "$T/f32moved/$A" rel_err 1.25 'dt=f32'
 cmp_expect 0 "0 regressed" "$T/base" "$T/f32moved" --gate exact,tolerance
 # a q8 error a tenth larger (a coarser q8 step) regresses
 cp -R "$T/base" "$T/q8coarse" && scale "$T/q8coarse/$A" rel_err 1.10 'dt=q8'
-cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/base" "$T/q8coarse" --gate exact,tolerance
+cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/base" "$T/q8coarse" \
+  --gate exact,tolerance
 # computed by other kernels (the columns attend writes): reported, not gated; bytes still gate
 add_kernels() {
-  awk -F, -v k="$2" 'BEGIN { OFS = "," } NR == 1 { print $0, "kernel", "qkernel"; next } { print $0, "avx512", k }' \
-    "$1" > "$1.new" && mv "$1.new" "$1"
+  awk -F, -v k="$2" 'BEGIN { OFS = "," } NR == 1 { print $0, "kernel", "qkernel"; next }
+    { print $0, "avx512", k }' "$1" > "$1.new" && mv "$1.new" "$1"
 }
 cp -R "$T/base" "$T/kbase" && add_kernels "$T/kbase/$A" avx512_vnni
 cp -R "$T/q8coarse" "$T/knew" && add_kernels "$T/knew/$A" portable
-cmp_expect 0 "not gated: computed by other kernels (base avx512/avx512_vnni, new avx512/portable)" "$T/kbase" "$T/knew" \
-  --gate exact,tolerance
+m="not gated: computed by other kernels"
+m="$m (base avx512/avx512_vnni, new avx512/portable)"
+cmp_expect 0 "$m" "$T/kbase" "$T/knew" --gate exact,tolerance
 scale "$T/knew/$A" bytes_per_token 2 'dt=q8'
-cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/kbase" "$T/knew" --gate exact,tolerance
+cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/kbase" "$T/knew" \
+  --gate exact,tolerance
 # the same kernels on another CPU model: the errors gate
-cp -R "$T/q8coarse" "$T/knew2" && add_kernels "$T/knew2/$A" avx512_vnni && sed -i 's/^cpu: .*/cpu: Other CPU/' "$T/knew2/machine.txt"
-cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/kbase" "$T/knew2" --gate exact,tolerance
+cp -R "$T/q8coarse" "$T/knew2" && add_kernels "$T/knew2/$A" avx512_vnni \
+  && sed -i 's/^cpu: .*/cpu: Other CPU/' "$T/knew2/machine.txt"
+cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/kbase" "$T/knew2" \
+  --gate exact,tolerance
 
 # --- a stale baseline: ratios not gated, said so; bytes and errors still are ---
 cp -R "$T/base" "$T/slow"
 awk -F, 'BEGIN { OFS = "," } NR > 1 && $0 ~ /backend=quant/ { n = split($NF, s, ";"); o = "";
-  for (i = 1; i <= n; i++) o = o (i > 1 ? ";" : "") int(s[i] * 3); $NF = o } { print }' "$T/base/$A" > "$T/slow/$A"
+  for (i = 1; i <= n; i++) o = o (i > 1 ? ";" : "") int(s[i] * 3); $NF = o } { print }' \
+  "$T/base/$A" > "$T/slow/$A"
 cmp_expect 1 "vs_contiguous" "$T/base" "$T/slow" --gate ratio
-cp -R "$T/base" "$T/stale" && printf 'since abc1234: the other-cpu baseline was re-recorded there\n' > "$T/stale/STALE"
+cp -R "$T/base" "$T/stale" \
+  && printf 'since abc1234: the other-cpu baseline was re-recorded there\n' > "$T/stale/STALE"
 cmp_expect 0 "base is stale: since abc1234" "$T/stale" "$T/slow" --gate ratio,exact,tolerance
-grep -q "gated kinds: exact tolerance (times, ratios, ceilings not: a stale baseline)" "$T/out" && ok || bad "stale: gate line $(grep gated "$T/out")"
-cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/stale" "$T/q8coarse" --gate ratio,exact,tolerance
+m="gated kinds: exact tolerance (times, ratios, ceilings not: a stale baseline)"
+grep -q "$m" "$T/out" && ok || bad "stale: gate line $(grep gated "$T/out")"
+cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/stale" "$T/q8coarse" \
+  --gate ratio,exact,tolerance
 
 # --- unusable input: exit 2, the file and line named ---
 cp -R "$T/base" "$T/trunc" && head -c -40 "$T/base/$A" > "$T/trunc/$A"
@@ -91,9 +109,11 @@ cmp_expect 2 "truncated" "$T/base" "$T/trunc"
 # cut at a line end, which no reader of one side can see: the other side's rows show it
 cp -R "$T/base" "$T/cutrow" && head -n 2 "$T/base/$A" > "$T/cutrow/$A"
 cmp_expect 2 "base lacks a row of an attend point it holds" "$T/cutrow" "$T/base"
-cp -R "$T/base" "$T/negt" && awk -F, 'BEGIN { OFS = "," } NR == 3 { $NF = "-" $NF } { print }' "$T/base/$A" > "$T/negt/$A"
+cp -R "$T/base" "$T/negt" \
+  && awk -F, 'BEGIN { OFS = "," } NR == 3 { $NF = "-" $NF } { print }' "$T/base/$A" > "$T/negt/$A"
 cmp_expect 2 "negt/$A' line 3: samples_ns '-" "$T/base" "$T/negt"
-cp -R "$T/base" "$T/zerot" && awk -F, 'BEGIN { OFS = "," } NR == 2 { $NF = "0;" $NF } { print }' "$T/base/$A" > "$T/zerot/$A"
+cp -R "$T/base" "$T/zerot" \
+  && awk -F, 'BEGIN { OFS = "," } NR == 2 { $NF = "0;" $NF } { print }' "$T/base/$A" > "$T/zerot/$A"
 cmp_expect 2 "zerot/$A' line 2: samples_ns '0'" "$T/zerot" "$T/base"
 cp -R "$T/base" "$T/negb" && scale "$T/negb/$A" bytes_per_token -1 'dt=q8'
 cmp_expect 2 "bytes_per_token '-" "$T/base" "$T/negb"
@@ -104,34 +124,38 @@ cmp_expect 2 "comes twice" "$T/base" "$T/dup"
 mkdir -p "$T/pool/runs" && cp -R "$T/base" "$T/pool/runs/1" && mkdir -p "$T/pool/runs/2"
 cmp_expect 2 "pool/runs/2' (a run of the pool" "$T/pool" "$T/base"
 # a baseline point that did not finish; in NEW it is a missing case (exit 1)
-cp -R "$T/base" "$T/unf" && echo "timed_out 9.0" > "$T/unf/points/attend-x.status" && mkdir -p "$T/unf/points/attend-y" \
-  && cp "$T/base/$A" "$T/unf/points/attend-y/attend.csv"
+cp -R "$T/base" "$T/unf" && echo "timed_out 9.0" > "$T/unf/points/attend-x.status" \
+  && mkdir -p "$T/unf/points/attend-y" && cp "$T/base/$A" "$T/unf/points/attend-y/attend.csv"
 cmp_expect 2 "did not finish" "$T/unf" "$T/unf"
 cp -R "$T/base" "$T/missing" && rm "$T/missing/$A"
 cmp_expect 2 "is missing, though the point is marked ok" "$T/missing" "$T/base"
 # a decode step past any int (a fuzzer's find): refused, not cast
-mkdir -p "$T/bigstep" && printf 'backend,dtype,mode,rep,step,position,token,step_ns\ncontiguous,f32,grow,0,44444444444444444444,16,175,16966\n' \
-  > "$T/bigstep/tokens.csv"
+mkdir -p "$T/bigstep" && printf '%s\n' 'backend,dtype,mode,rep,step,position,token,step_ns' \
+  'contiguous,f32,grow,0,44444444444444444444,16,175,16966' > "$T/bigstep/tokens.csv"
 cmp_expect 2 "bigstep/tokens.csv' line 2: step '44444444444444444444'" "$T/bigstep" "$T/bigstep"
 # Google Benchmark JSON: a failed run, a zero time
 cat > "$T/gb_ok.json" <<'EOF'
 {
   "context": {"host_name": "h", "num_cpus": 2, "mhz_per_cpu": 2000},
   "benchmarks": [
-    {"name": "attend/x", "run_name": "attend/x", "run_type": "iteration", "repetition_index": 0, "real_time": 5.0, "time_unit": "us"}
+    {"name": "attend/x", "run_name": "attend/x", "run_type": "iteration",
+     "repetition_index": 0, "real_time": 5.0, "time_unit": "us"}
   ]
 }
 EOF
-sed 's/"real_time": 5.0/"error_occurred": true, "error_message": "attend failed", "real_time": 0/' "$T/gb_ok.json" > "$T/gb_err.json"
+sed 's/"real_time": 5.0/"error_occurred": true, "error_message": "attend failed", "real_time": 0/' \
+  "$T/gb_ok.json" > "$T/gb_err.json"
 cmp_expect 2 "gb_err.json' line 4: attend/x reported an error" "$T/gb_ok.json" "$T/gb_err.json"
 sed 's/"real_time": 5.0/"real_time": 0/' "$T/gb_ok.json" > "$T/gb_zero.json"
 cmp_expect 2 "gb_zero.json' line 4: attend/x: real_time 0" "$T/gb_zero.json" "$T/gb_ok.json"
 cmp_expect 0 "0 regressed" "$T/gb_ok.json" "$T/gb_ok.json"
 
 # --- Google Benchmark: rates of a case that starts threads are per wall-clock second ---
-if [ -n "$GB" ] && [ "$(getconf _NPROCESSORS_ONLN)" -gt 1 ] && command -v python3 >/dev/null 2>&1; then
+if [ -n "$GB" ] && [ "$(getconf _NPROCESSORS_ONLN)" -gt 1 ] \
+  && command -v python3 >/dev/null 2>&1; then
   "$GB" --benchmark_filter='attend/contiguous/f32/nh=32/nkv=8/hd=128/ctx=256/threads=[0-9]+$' \
-    --benchmark_min_time=0.05 --benchmark_out="$T/gb.json" --benchmark_out_format=json >"$T/out" 2>&1 \
+    --benchmark_min_time=0.05 --benchmark_out="$T/gb.json" --benchmark_out_format=json \
+    >"$T/out" 2>&1 \
     && ok || bad "gbench run: $(tail -n 3 "$T/out")"
   python3 - "$T/gb.json" <<'PY' && ok || bad "gbench threaded case: rates not per wall-clock second"
 import json, sys

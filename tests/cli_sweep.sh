@@ -14,7 +14,8 @@ cleanup() {
   for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
   # and any process still writing under this script's own temp dir (a child a broken sweep left)
   for d in /proc/[0-9]*; do
-    { tr "\0" " " < "$d/cmdline"; } 2>/dev/null | grep -qF -- "$T/" && kill -KILL "${d#/proc/}" 2>/dev/null
+    { tr "\0" " " < "$d/cmdline"; } 2>/dev/null | grep -qF -- "$T/" \
+      && kill -KILL "${d#/proc/}" 2>/dev/null
   done
   [ -n "$MNT" ] && umount "$MNT" 2>/dev/null
   rm -rf "$T"
@@ -33,9 +34,15 @@ expect_fail() {
   code=$1 needle=$2; shift 2
   rm -rf "$T/out" "$T/out.partial"
   timeout 20 "$KVB" "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?
-  if [ "$rc" -ne "$code" ]; then bad "kvbench $* -> exit $rc, wanted $code: $(head -c 400 "$T/stderr")"; return; fi
-  if ! grep -qF -- "$needle" "$T/stderr"; then bad "kvbench $* -> message lacks '$needle': $(head -c 400 "$T/stderr")"; return; fi
-  if [ -e "$T/out" ] || [ -e "$T/out.partial" ]; then bad "kvbench $* left a result directory"; return; fi
+  if [ "$rc" -ne "$code" ]; then
+    bad "kvbench $* -> exit $rc, wanted $code: $(head -c 400 "$T/stderr")"; return
+  fi
+  if ! grep -qF -- "$needle" "$T/stderr"; then
+    bad "kvbench $* -> message lacks '$needle': $(head -c 400 "$T/stderr")"; return
+  fi
+  if [ -e "$T/out" ] || [ -e "$T/out.partial" ]; then
+    bad "kvbench $* left a result directory"; return
+  fi
   ok
 }
 
@@ -46,7 +53,8 @@ child_of() {
     for s in /proc/[0-9]*/stat; do
       d=${s%/stat}
       [ "$(cut -d' ' -f4 "$s" 2>/dev/null)" = "$1" ] || continue
-      [ "$({ tr "\0" "\n" < "$d/cmdline"; } 2>/dev/null | sed -n 2p)" = "$2" ] && { echo "${d#/proc/}"; return 0; }
+      [ "$({ tr "\0" "\n" < "$d/cmdline"; } 2>/dev/null | sed -n 2p)" = "$2" ] \
+        && { echo "${d#/proc/}"; return 0; }
     done
     sleep 0.2; i=$((i + 1))
   done
@@ -58,7 +66,8 @@ alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status
 runners() {
   c=0
   for d in /proc/[0-9]*; do
-    { tr "\0" " " < "$d/cmdline"; } 2>/dev/null | grep -qF -- "--out $1 " && alive "${d#/proc/}" && c=$((c + 1))
+    { tr "\0" " " < "$d/cmdline"; } 2>/dev/null | grep -qF -- "--out $1 " \
+      && alive "${d#/proc/}" && c=$((c + 1))
   done
   echo $c
 }
@@ -68,7 +77,8 @@ env --default-signal=INT true 2>/dev/null && DEFSIG="env --default-signal=INT"
 TINY="--set run.preset=tiny --set run.tokens=4 --set run.reps=1 --set run.warmup=0"
 
 # --- a finished two-point sweep to merge and copy (the machine described once) ---
-"$KVB" sweep $TINY --set run.backends=contiguous,paged --quiet --out "$T/base" >/dev/null 2>"$T/stderr" \
+"$KVB" sweep $TINY --set run.backends=contiguous,paged --quiet --out "$T/base" \
+  >/dev/null 2>"$T/stderr" \
   && ok || bad "base sweep: $(cat "$T/stderr")"
 # mkpartial DIR LINES: an unfinished sweep of that definition with base's machine.txt, for --resume
 # (kvbench info measures read ceilings for seconds: once is enough)
@@ -85,27 +95,40 @@ expect_fail 2 "is not a regular file (a directory)" sweep "$T/"
 head -c 70000 /dev/zero | tr '\0' '#' > "$T/big.sweep"
 expect_fail 2 "is 70000 bytes" sweep "$T/big.sweep"
 # a line past 1023 bytes is refused by number, not cut with its rest read as a setting
-{ echo "run.preset = tiny"; printf '#%1100s' ' '; echo "run.backends=nocache"; echo "run.backends = contiguous"; } > "$T/long.sweep"
+{ echo "run.preset = tiny"; printf '#%1100s' ' '; echo "run.backends=nocache"
+  echo "run.backends = contiguous"; } > "$T/long.sweep"
 expect_fail 2 "long.sweep:2: line of 1121 bytes" sweep "$T/long.sweep" --out "$T/out"
 printf 'run.backends = contiguous\nrun.tokens = 4\0\n' > "$T/nul.sweep"
 expect_fail 2 "nul.sweep:2: a NUL byte" sweep "$T/nul.sweep" --out "$T/out"
 
 # --- §3, §5: every value checked before the machine is measured or a directory made ---
-expect_fail 2 "'1' is repeated in '1,1'" sweep $TINY --set run.backends=contiguous --set run.threads=1,1 --out "$T/out"
-expect_fail 2 "'contiguous' is repeated" sweep $TINY --set run.backends=contiguous,contiguous --out "$T/out"
-expect_fail 2 "unknown backend 'bogus'" sweep $TINY --set run.backends=contiguous,bogus --emit-jobs --out "$T/out"
-expect_fail 2 "unknown preset 'huge'" sweep $TINY --set run.backends=contiguous --set run.preset=huge --emit-jobs --out "$T/out"
-expect_fail 2 "'abc' is not a whole number" sweep $TINY --set run.backends=contiguous --set run.tokens=abc --emit-jobs --out "$T/out"
-expect_fail 2 "budget 'inf'" sweep $TINY --set run.backends=contiguous --set run.budget=inf --emit-jobs --out "$T/out"
-expect_fail 2 "unknown backend 'bogus' after '@'" sweep $TINY --set run.backends=contiguous --set run.tokens@bogus=4 --out "$T/out"
-expect_fail 2 "unknown storage type 'f8'" sweep $TINY --set attend.backends=contiguous --set attend.dtypes=f8 --out "$T/out"
+expect_fail 2 "'1' is repeated in '1,1'" \
+  sweep $TINY --set run.backends=contiguous --set run.threads=1,1 --out "$T/out"
+expect_fail 2 "'contiguous' is repeated" \
+  sweep $TINY --set run.backends=contiguous,contiguous --out "$T/out"
+expect_fail 2 "unknown backend 'bogus'" \
+  sweep $TINY --set run.backends=contiguous,bogus --emit-jobs --out "$T/out"
+expect_fail 2 "unknown preset 'huge'" \
+  sweep $TINY --set run.backends=contiguous --set run.preset=huge --emit-jobs --out "$T/out"
+expect_fail 2 "'abc' is not a whole number" \
+  sweep $TINY --set run.backends=contiguous --set run.tokens=abc --emit-jobs --out "$T/out"
+expect_fail 2 "budget 'inf'" \
+  sweep $TINY --set run.backends=contiguous --set run.budget=inf --emit-jobs --out "$T/out"
+expect_fail 2 "unknown backend 'bogus' after '@'" \
+  sweep $TINY --set run.backends=contiguous --set run.tokens@bogus=4 --out "$T/out"
+expect_fail 2 "unknown storage type 'f8'" \
+  sweep $TINY --set attend.backends=contiguous --set attend.dtypes=f8 --out "$T/out"
 expect_fail 2 "empty item" sweep $TINY --set run.backends=contiguous, --out "$T/out"
 mkdir -p "$T/empty"                              # --out '': refused, nothing left where it ran
-(cd "$T/empty" && "$KVB" sweep $TINY --set run.backends=contiguous --out "" >/dev/null 2>"$T/stderr"); rc=$?
-[ $rc -eq 2 ] && grep -q "expected a new directory's name" "$T/stderr" && [ -z "$(ls -A "$T/empty")" ] && ok \
+(cd "$T/empty" && "$KVB" sweep $TINY --set run.backends=contiguous --out "" \
+  >/dev/null 2>"$T/stderr"); rc=$?
+[ $rc -eq 2 ] && grep -q "expected a new directory's name" "$T/stderr" \
+  && [ -z "$(ls -A "$T/empty")" ] && ok \
   || bad "sweep --out '' -> exit $rc, left: $(ls -A "$T/empty")"
-# what only the point's own command knows (the model's max-seq, a shape) is asked of it with --dry-run first
-expect_fail 2 "point run-tiny-contiguous-f32-t1: its command refuses it (exit 2): prompt 16 + tokens 300" \
+# what only the point's own command knows (the model's max-seq, a shape) is asked of it with
+# --dry-run first
+m="point run-tiny-contiguous-f32-t1: its command refuses it (exit 2): prompt 16 + tokens 300"
+expect_fail 2 "$m" \
   sweep $TINY --set run.backends=contiguous --set run.tokens=300 --out "$T/out"
 expect_fail 2 "n_heads = 4 is not a multiple of n_kv_heads = 3" \
   sweep --set attend.backends=contiguous --set attend.shapes=4/3/16 --emit-jobs --out "$T/out"
@@ -113,65 +136,84 @@ expect_fail 2 "n_heads = 4 is not a multiple of n_kv_heads = 3" \
 # --- §5: a named sweep is found from any directory (kvb_data_path) ---
 mkdir -p "$T/elsewhere"
 (cd "$T/elsewhere" && "$KVB" sweep smoke --set run.tokens=abc >/dev/null 2>"$T/stderr"); rc=$?
-[ $rc -eq 2 ] && grep -q "run.tokens': 'abc'" "$T/stderr" && ok || bad "sweep smoke from another directory: exit $rc: $(cat "$T/stderr")"
+[ $rc -eq 2 ] && grep -q "run.tokens': 'abc'" "$T/stderr" && ok \
+  || bad "sweep smoke from another directory: exit $rc: $(cat "$T/stderr")"
 expect_fail 2 "no sweep named 'nosuch'" sweep nosuch
 
 # --- §3: a sweep that measured nothing (every point skipped) exits 3 and says so ---
 # (q8 with group 32 does not divide stories15m's head_dim 48: the point is skipped)
-mkpartial "$T/skip.partial" 'run.backends = quant\nrun.dtypes = q8\nrun.group = 32\nrun.tokens = 4\nrun.reps = 1\nrun.warmup = 0\n'
+def='run.backends = quant\nrun.dtypes = q8\nrun.group = 32\n'
+mkpartial "$T/skip.partial" "${def}run.tokens = 4\nrun.reps = 1\nrun.warmup = 0\n"
 "$KVB" sweep --quiet --resume "$T/skip.partial" >/dev/null 2>"$T/stderr"; rc=$?
-[ $rc -eq 3 ] && grep -q "nothing measured: all 1 points were skipped (1)" "$T/stderr" && grep -q ',skipped,' "$T/skip/sweep.csv" \
+[ $rc -eq 3 ] && grep -q "nothing measured: all 1 points were skipped (1)" "$T/stderr" \
+  && grep -q ',skipped,' "$T/skip/sweep.csv" \
   && ok || bad "an all-skipped sweep: exit $rc: $(cat "$T/stderr")"
 
 # --- §5, §6: --emit-jobs quotes its paths; each point records the host and CPU it ran on ---
 mkdir -p "$T/with space"
-"$KVB" sweep $TINY --set run.backends=contiguous --emit-jobs --out "$T/with space/jobs" >"$T/jobs.txt" 2>"$T/stderr"; rc=$?
+"$KVB" sweep $TINY --set run.backends=contiguous --emit-jobs --out "$T/with space/jobs" \
+  >"$T/jobs.txt" 2>"$T/stderr"; rc=$?
 sed -i 's/^host: .*/host: emitter/' "$T/with space/jobs.partial/machine.txt"
-[ $rc -eq 0 ] && sh "$T/jobs.txt" >/dev/null 2>&1 && "$KVB" sweep --quiet --resume "$T/with space/jobs.partial" >/dev/null 2>"$T/stderr" \
-  && [ -s "$T/with space/jobs/report.md" ] && ok || bad "jobs under a path with a space: $(cat "$T/jobs.txt" "$T/stderr")"
+[ $rc -eq 0 ] && sh "$T/jobs.txt" >/dev/null 2>&1 \
+  && "$KVB" sweep --quiet --resume "$T/with space/jobs.partial" >/dev/null 2>"$T/stderr" \
+  && [ -s "$T/with space/jobs/report.md" ] && ok \
+  || bad "jobs under a path with a space: $(cat "$T/jobs.txt" "$T/stderr")"
 host=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
+m="^run-tiny-contiguous-f32-t1,run,ok,.*,\"$host\",\"[^\"]"
 head -n 1 "$T/with space/jobs/sweep.csv" | grep -q ',command,host,cpu$' \
-  && grep -q "^run-tiny-contiguous-f32-t1,run,ok,.*,\"$host\",\"[^\"]" "$T/with space/jobs/sweep.csv" && ok \
+  && grep -q "$m" "$T/with space/jobs/sweep.csv" && ok \
   || bad "sweep.csv lacks the point's own host and cpu: $(cat "$T/with space/jobs/sweep.csv")"
 
 # --- §5: the report is written before the final rename: a directory without one stays .partial ---
 mkpartial "$T/rep.partial" "${TINYDEF}run.backends = contiguous\n"
 "$KVB" sweep --quiet --resume "$T/rep.partial" --only run-tiny-contiguous-f32-t1 >/dev/null 2>&1
-: > "$T/rep.partial/plots"                     # a file where the report's folder goes: the report fails
+# a file where the report's folder goes: the report fails
+: > "$T/rep.partial/plots"
 "$KVB" sweep --quiet --resume "$T/rep.partial" >/dev/null 2>"$T/stderr"; rc=$?
-[ $rc -eq 1 ] && [ ! -e "$T/rep" ] && [ -d "$T/rep.partial" ] && grep -q "retries the report" "$T/stderr" && ok \
+[ $rc -eq 1 ] && [ ! -e "$T/rep" ] && [ -d "$T/rep.partial" ] \
+  && grep -q "retries the report" "$T/stderr" && ok \
   || bad "a failed report left a finished-looking directory (exit $rc): $(ls "$T")"
 rm -f "$T/rep.partial/plots"
-"$KVB" sweep --quiet --resume "$T/rep.partial" >/dev/null 2>"$T/stderr" && [ -s "$T/rep/report.md" ] && ok \
+"$KVB" sweep --quiet --resume "$T/rep.partial" >/dev/null 2>"$T/stderr" \
+  && [ -s "$T/rep/report.md" ] && ok \
   || bad "resume after the report failed: $(cat "$T/stderr")"
 
-# --- §2: merge: OUT.partial kept, hosts that are not names refused, '' refused, definitions not mixed ---
+# --- §2: merge: OUT.partial kept, hosts that are not names refused, '' refused, definitions
+# not mixed ---
 mkdir -p "$T/m1.partial" && echo keep > "$T/m1.partial/mine"
 "$KVB" merge "$T/m1" "$T/base" >/dev/null 2>"$T/stderr"; rc=$?
-[ $rc -eq 2 ] && grep -q "m1.partial' exists" "$T/stderr" && [ -s "$T/m1.partial/mine" ] && [ ! -e "$T/m1" ] && ok \
+[ $rc -eq 2 ] && grep -q "m1.partial' exists" "$T/stderr" && [ -s "$T/m1.partial/mine" ] \
+  && [ ! -e "$T/m1" ] && ok \
   || bad "merge over an existing OUT.partial: exit $rc: $(cat "$T/stderr")"
 mkdir -p "$T/deep/a/b"
 cp -R "$T/base" "$T/evil" && sed -i 's|^host: .*|host: ../../../escaped|' "$T/evil/machine.txt"
 (cd "$T/deep/a/b" && "$KVB" merge m2 "$T/evil" >/dev/null 2>"$T/stderr"); rc=$?
-[ $rc -eq 2 ] && grep -q "host '../../../escaped' is not a plain host name" "$T/stderr" && [ ! -e "$T/escaped" ] \
-  && [ ! -e "$T/deep/escaped" ] && [ ! -e "$T/deep/a/b/m2" ] && ok || bad "a host path escaped merge: exit $rc: $(cat "$T/stderr")"
+[ $rc -eq 2 ] && grep -q "host '../../../escaped' is not a plain host name" "$T/stderr" \
+  && [ ! -e "$T/escaped" ] && [ ! -e "$T/deep/escaped" ] && [ ! -e "$T/deep/a/b/m2" ] && ok \
+  || bad "a host path escaped merge: exit $rc: $(cat "$T/stderr")"
 sed -i 's|^host: .*|host: a/b|' "$T/evil/machine.txt"
 "$KVB" merge "$T/m3" "$T/evil" >/dev/null 2>"$T/stderr"; rc=$?
-[ $rc -eq 2 ] && [ ! -e "$T/m3" ] && [ ! -e "$T/m3.partial" ] && ok || bad "host 'a/b' accepted: exit $rc"
+[ $rc -eq 2 ] && [ ! -e "$T/m3" ] && [ ! -e "$T/m3.partial" ] && ok \
+  || bad "host 'a/b' accepted: exit $rc"
 (cd "$T/elsewhere" && "$KVB" merge '' "$T/base" >/dev/null 2>"$T/stderr"); rc=$?
-[ $rc -eq 2 ] && [ -z "$(ls -A "$T/elsewhere")" ] && ok || bad "merge '' -> exit $rc, left: $(ls -A "$T/elsewhere")"
+[ $rc -eq 2 ] && [ -z "$(ls -A "$T/elsewhere")" ] && ok \
+  || bad "merge '' -> exit $rc, left: $(ls -A "$T/elsewhere")"
 cp -R "$T/base" "$T/other" && sed -i 's/^host: .*/host: othermachine/' "$T/other/machine.txt"
 sed -i 's/^run.preset = tiny/run.preset = stories15m/' "$T/other/sweep.def"
 "$KVB" merge "$T/m4" "$T/base" "$T/other" >/dev/null 2>"$T/stderr"; rc=$?
-[ $rc -eq 2 ] && grep -q "are different sweeps (run.preset = tiny in one, stories15m in the other)" "$T/stderr" \
-  && grep -qF "'$T/base' and '$T/other'" "$T/stderr" && [ ! -e "$T/m4" ] && ok || bad "merge of two definitions: exit $rc: $(cat "$T/stderr")"
+m="are different sweeps (run.preset = tiny in one, stories15m in the other)"
+[ $rc -eq 2 ] && grep -q "$m" "$T/stderr" \
+  && grep -qF "'$T/base' and '$T/other'" "$T/stderr" && [ ! -e "$T/m4" ] && ok \
+  || bad "merge of two definitions: exit $rc: $(cat "$T/stderr")"
 sed -i 's/^run.preset = stories15m/run.preset = tiny/' "$T/other/sweep.def"
 "$KVB" merge "$T/m5" "$T/base" "$T/other" >/dev/null 2>"$T/stderr" && [ -s "$T/m5/report.md" ] \
   && [ -d "$T/m5/machines/othermachine/points" ] && ok || bad "a good merge: $(cat "$T/stderr")"
 
-# --- §2: killing the sweep by PID: the point's child dies with it, the lock holds while it lives ---
+# --- §2: killing the sweep by PID: the point's child dies with it, the lock holds while it
+# lives ---
 # one long decode point (no-cache on stories15m, its budget far away); the machine described once
-mkpartial "$T/long.partial" 'run.backends = nocache\nrun.tokens = 4000\nrun.max_seq = 4096\nrun.warmup = 0\nrun.reps = 1\nrun.budget = 100\n'
+def='run.backends = nocache\nrun.tokens = 4000\nrun.max_seq = 4096\n'
+mkpartial "$T/long.partial" "${def}run.warmup = 0\nrun.reps = 1\nrun.budget = 100\n"
 for sig in INT TERM KILL; do
   rm -rf "$T/k$sig.partial"; cp -R "$T/long.partial" "$T/k$sig.partial"
   # (a background job of a script starts with SIGINT ignored; env gives it back its default)
@@ -193,35 +235,46 @@ for sig in INT TERM KILL; do
     kill -TERM $rp 2>/dev/null; { wait $rp; } 2>/dev/null
   else
     # the sweep waited for its child: gone by the time the sweep is
-    [ $rc -gt 128 ] && ! alive $cp && ok || bad "SIG$sig: exit $rc, child $cp alive: $(alive $cp && echo yes || echo no)"
-    grep -q "interrupted" "$T/k$sig.err" && grep -q "run-stories15m-nocache-f32-t1,run,pending," "$T/k$sig.partial/sweep.csv" \
-      && ok || bad "SIG$sig: the point not left pending: $(cat "$T/k$sig.err" "$T/k$sig.partial/sweep.csv" 2>&1)"
+    [ $rc -gt 128 ] && ! alive $cp && ok \
+      || bad "SIG$sig: exit $rc, child $cp alive: $(alive $cp && echo yes || echo no)"
+    csv=$T/k$sig.partial/sweep.csv
+    grep -q "interrupted" "$T/k$sig.err" \
+      && grep -q "run-stories15m-nocache-f32-t1,run,pending," "$csv" \
+      && ok || bad "SIG$sig: the point not left pending: $(cat "$T/k$sig.err" "$csv" 2>&1)"
   fi
 done
 # interrupted while describing the machine: no info.<pid>.txt left
 "$KVB" sweep $TINY --set run.backends=contiguous --quiet --out "$T/desc" >/dev/null 2>&1 &
 sp=$!; PIDS="$PIDS $sp"
-child_of $sp info >/dev/null || bad "no machine description child seen"; kill -TERM $sp; { wait $sp; } 2>/dev/null
+child_of $sp info >/dev/null || bad "no machine description child seen"
+kill -TERM $sp; { wait $sp; } 2>/dev/null
 [ -d "$T/desc.partial" ] && [ -z "$(ls -a "$T/desc.partial" | grep -E '^info\.|\.tmp$')" ] && ok \
   || bad "an interrupted description left: $(ls "$T/desc.partial" 2>&1)"
 
 # --- §5: a full disk: the cause printed, finished points kept and marked (tmpfs, root only) ---
-if [ "$(id -u)" = 0 ] && mkdir -p "$T/full" && mount -t tmpfs -o size=4m tmpfs "$T/full" 2>/dev/null; then
+if [ "$(id -u)" = 0 ] && mkdir -p "$T/full" \
+  && mount -t tmpfs -o size=4m tmpfs "$T/full" 2>/dev/null; then
   MNT="$T/full"
   mkpartial "$T/full/f.partial" "${TINYDEF}run.backends = contiguous,paged\n"
   # the first point's results fit, the disk is full by the second's
-  "$KVB" sweep --quiet --resume "$T/full/f.partial" --only run-tiny-contiguous-f32-t1 >/dev/null 2>&1
+  "$KVB" sweep --quiet --resume "$T/full/f.partial" --only run-tiny-contiguous-f32-t1 \
+    >/dev/null 2>&1
   dd if=/dev/zero of="$T/full/filler" bs=4096 2>/dev/null
-  truncate -s -16k "$T/full/filler"           # four pages free: the next point starts, its results do not fit
+  # four pages free: the next point starts, its results do not fit
+  truncate -s -16k "$T/full/filler"
   "$KVB" sweep --quiet --resume "$T/full/f.partial" >/dev/null 2>"$T/stderr"; rc=$?
-  [ $rc -eq 1 ] && grep -q "No space left on device" "$T/stderr" && ok || bad "full disk: exit $rc, no cause: $(cat "$T/stderr")"
-  grep -q "^ok " "$T/full/f.partial/points/run-tiny-contiguous-f32-t1.status" && [ -d "$T/full/f.partial/points/run-tiny-contiguous-f32-t1" ] \
+  [ $rc -eq 1 ] && grep -q "No space left on device" "$T/stderr" && ok \
+    || bad "full disk: exit $rc, no cause: $(cat "$T/stderr")"
+  fp=$T/full/f.partial/points
+  grep -q "^ok " "$fp/run-tiny-contiguous-f32-t1.status" \
+    && [ -d "$fp/run-tiny-contiguous-f32-t1" ] \
     && ok || bad "full disk: the finished point was lost or shown pending"
-  grep -q "^failed " "$T/full/f.partial/points/run-tiny-paged-f32-bs16-t1.status" && ok \
-    || bad "full disk: the failed point is not marked failed: $(head -c 40 "$T/full/f.partial/points/run-tiny-paged-f32-bs16-t1.status" 2>&1)"
+  st=$fp/run-tiny-paged-f32-bs16-t1.status
+  grep -q "^failed " "$st" && ok \
+    || bad "full disk: the failed point is not marked failed: $(head -c 40 "$st" 2>&1)"
   # what the failed point had written is kept under its name, not deleted
-  [ -d "$T/full/f.partial/points/run-tiny-paged-f32-bs16-t1" ] && ok \
-    || bad "full disk: the failed point's partial results were deleted: $(ls "$T/full/f.partial/points")"
+  [ -d "$fp/run-tiny-paged-f32-bs16-t1" ] && ok \
+    || bad "full disk: the failed point's partial results were deleted: $(ls "$fp")"
   umount "$T/full" && MNT=""
 else
   echo "cli-sweep: full-disk check skipped: not root, or mount -t tmpfs refused"
