@@ -1,5 +1,5 @@
 /* testlib.c: the shared part of the test binaries (see testlib.h for the contract).
- * The runner keeps the behaviour test_kvbench had before the split: tests run in a
+ * The runner keeps the one test binary's behaviour from before the split: tests run in a
  * forked child so that a crash or a kill still leaves no temporary directory, and a
  * parametric test always runs, with its cases filtered, unless its own name matches. */
 #define _XOPEN_SOURCE 700 /* nftw, sigaction, mkdtemp */
