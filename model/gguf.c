@@ -544,8 +544,12 @@ kvb_status kvb_gguf_llama_config(const kvb_gguf *g, kvb_model_config *c,
         return KVB_STATUS_FORMAT;
     }
     c->shared_classifier = emb && !kvb_gguf_find_tensor(g, "output.weight");
+    /* the shape's checks without the limit on f32 weights (64 GB): a 70B model's shape is
+     * read for attend and serve-sim, and what builds f32 weights checks the whole model */
+    kvb_model_config shape = *c;
+    shape.hidden_dim = shape.n_layers = shape.vocab_size = 1;
     char why[256];
-    if (kvb_model_config_check(c, why, sizeof why) != KVB_STATUS_OK) {
+    if (kvb_model_config_check(&shape, why, sizeof why) != KVB_STATUS_OK) {
         snprintf(msg, msg_len, "llama metadata inconsistent: %s", why);
         return KVB_STATUS_FORMAT;
     }

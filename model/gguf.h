@@ -102,7 +102,9 @@ typedef struct kvb_gguf_llama_extra {
 } kvb_gguf_llama_extra;
 
 /* The model's shape from llama.* metadata; general.architecture must be
- * "llama". extra may be NULL. */
+ * "llama". extra may be NULL. The shape passes kvb_model_config_check except
+ * its limit on f32 weights (a 70B model's shape is read for attend and
+ * serve-sim; whatever builds f32 weights checks the whole model). */
 kvb_status kvb_gguf_llama_config(const kvb_gguf *g, kvb_model_config *c,
                                  kvb_gguf_llama_extra *extra, char *msg, size_t msg_len);
 

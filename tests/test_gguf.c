@@ -4,8 +4,9 @@
  * string and array metadata) parses, with each tensor's bytes where they were
  * written; every prefix of it is refused; each planted malformation is refused
  * with a message naming its field; a planted wrong offset is caught by the
- * byte check; a random model exported as GGUF reads back to the same config
- * and weights. Usage: test_gguf [REGEX] (or KVB_TEST_FILTER=REGEX). */
+ * byte check; a 70B model's shape is read; a random model exported as GGUF
+ * reads back to the same config and weights.
+ * Usage: test_gguf [REGEX] (or KVB_TEST_FILTER=REGEX). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -232,6 +233,39 @@ static void test_wrong_offset(void **state)
     free(b.p);
 }
 
+/* a 70B model's shape (metadata only) is read: the f32-weights limit is not the reader's */
+static void test_large_shape(void **state)
+{
+    (void)state;
+    buf b = {0};
+    put(&b, "GGUF", 4);
+    u32(&b, 3);
+    u64(&b, 0);
+    u64(&b, 8);
+    str(&b, "general.architecture");
+    u32(&b, KVB_GGUF_STRING);
+    str(&b, "llama");
+    kv_u32(&b, "llama.context_length", 131072);
+    kv_u32(&b, "llama.embedding_length", 8192);
+    kv_u32(&b, "llama.feed_forward_length", 28672);
+    kv_u32(&b, "llama.block_count", 80);
+    kv_u32(&b, "llama.attention.head_count", 64);
+    kv_u32(&b, "llama.attention.head_count_kv", 8);
+    kv_u32(&b, "llama.vocab_size", 128256);
+    kvb_gguf g;
+    char msg[512];
+    kvb_model_config c;
+    assert_int_equal(kvb_gguf_parse(&g, b.p, b.n, msg, sizeof msg), KVB_STATUS_OK);
+    if (kvb_gguf_llama_config(&g, &c, NULL, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    assert_int_equal(c.n_layers, 80);
+    assert_int_equal(c.head_dim, 128);
+    assert_int_equal(c.max_seq, 131072);
+    assert_int_equal(c.shared_classifier, 0);
+    assert_int_equal(kvb_model_config_check(&c, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+    kvb_gguf_close(&g);
+    free(b.p);
+}
+
 /* ---- export's writer, read back ----------------------------------------- */
 
 static void test_export_round_trip(void **state)
@@ -288,6 +322,7 @@ int main(int argc, char **argv)
         {"valid", test_valid, 0},
         {"malformed", test_malformed, 1},
         {"wrong_offset", test_wrong_offset, 0},
+        {"large_shape", test_large_shape, 0},
         {"export_round_trip", test_export_round_trip, 0},
     };
     return kvbt_main(argc, argv, "gguf", all, KVBT_COUNT(all));
