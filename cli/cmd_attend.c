@@ -48,7 +48,20 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
     if ((r = kvb_opts_key_axes(&c, axes, &na)) != 0) return r;
     if ((r = kvb_parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
     if ((r = kvb_parse_enum_list("--kernel", c.kernels, fk_names, 4, fk, &nf)) != 0) return r;
-    kvb_shape shape = {1, c.heads, c.kv_heads, c.head_dim, ctxs[0]};
+    if (c.model || c.preset) {
+        kvb_model_config mc;
+        const char *src;
+        if ((r = kvb_opts_kv_config(&c, &mc, &src)) != 0) return r;
+        c.heads = mc.n_heads;
+        c.kv_heads = mc.n_kv_heads;
+        c.head_dim = mc.head_dim;
+        kvb_opts_say_model(src, &mc);
+        if (ctxs[nc - 1] > mc.max_seq)
+            fprintf(stderr, "kvbench: note: --ctx %d is past the model's context length %d\n",
+                    ctxs[nc - 1], mc.max_seq);
+    }
+    kvb_shape shape = {1, c.heads ? c.heads : 32, c.kv_heads ? c.kv_heads : 8,
+                       c.head_dim ? c.head_dim : 128, ctxs[0]};
     char msg[512];
     if (kvb_shape_check(&shape, msg, sizeof msg) != KVB_STATUS_OK)
         return kvb_usage_error("%s", msg);

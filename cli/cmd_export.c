@@ -1,17 +1,19 @@
 /* cmd_export.c: kvbench export: the seeded random model (or a checkpoint, with
- * its --max-seq) written as a llama2.c checkpoint through a temporary file;
- * never over an existing file. */
+ * its --max-seq) written as a llama2.c checkpoint or a GGUF file (--format)
+ * through a temporary file; never over an existing file. */
 #define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "opts.h"
+#include "../model/gguf.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 
 const kvb_cmd_spec kvb_export_spec = {
     .usage = "--out FILE [flags]",
     .intro = "Writes the seeded random model as a llama2.c checkpoint (needs head-dim x heads =\n"
-             "dim).",
+             "dim) or, with --format gguf, as GGUF v3 with F32 tensors.",
     .flags = kvb_opts_flags,
 };
 
@@ -21,6 +23,9 @@ int kvb_cmd_export(const kvb_cli *cli, const kvb_command *self, int argc, char *
     int r = kvb_opts_parse(cli, self, argc, argv, &c);
     if (r) return r < 0 ? 0 : r;
     if (!c.out) return kvb_usage_error("export needs --out FILE");
+    int gguf = strcmp(c.format, "gguf") == 0;
+    if (!gguf && strcmp(c.format, "llama2c") != 0)
+        return kvb_usage_error("unknown --format '%s': allowed are llama2c, gguf", c.format);
     struct stat sb;
     if (lstat(c.out, &sb) == 0)
         return kvb_usage_error(
@@ -34,7 +39,8 @@ int kvb_cmd_export(const kvb_cli *cli, const kvb_command *self, int argc, char *
     kvb_model m;
     if ((r = kvb_opts_build_model(&c, &cfg, &m)) != 0) return r;
     char msg[512];
-    kvb_status st = kvb_model_save(&m, c.out, msg, sizeof msg);
+    kvb_status st = gguf ? kvb_gguf_save(&m, c.out, msg, sizeof msg)
+                         : kvb_model_save(&m, c.out, msg, sizeof msg);
     kvb_model_free(&m);
     if (st != KVB_STATUS_OK) {
         fprintf(stderr, "kvbench: %s\n", msg);

@@ -62,6 +62,7 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
         return kvb_usage_error("--checkpoint takes its shape from the file: no shape flag may "
                                "override it");
     if ((r = kvb_opts_kv_config(&c, &mc, &source)) != 0) return r;
+    if (c.model) kvb_opts_say_model(source, &mc);
     kvb_serve_config sc = {
         .shape = {mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim, c.max_prompt + c.max_output},
         .n_requests = c.sequences,

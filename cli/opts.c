@@ -6,6 +6,7 @@
 #include "opts.h"
 #include "cli.h"
 #include "../base/probe.h"
+#include "../model/gguf.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -29,9 +30,39 @@ static int unknown_preset(const char *preset)
     return kvb_usage_error("unknown preset '%s': allowed are %s", preset, names);
 }
 
+/* --model: the llama shape in a GGUF file's metadata; only --max-seq overrides it */
+static int gguf_config(const kvb_opts *c, kvb_model_config *cfg)
+{
+    char msg[512];
+    if (c->preset || c->checkpoint)
+        return kvb_usage_error("--model excludes --preset and --checkpoint: give one of them");
+    if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim || c->vocab ||
+        c->rope_theta > 0 || c->untied)
+        return kvb_usage_error("--model takes its shape from the file: no shape flag may "
+                               "override it");
+    kvb_gguf g;
+    kvb_status st = kvb_gguf_open(&g, c->model, msg, sizeof msg);
+    if (st == KVB_STATUS_OK) {
+        char why[400];
+        st = kvb_gguf_llama_config(&g, cfg, NULL, why, sizeof why);
+        if (st != KVB_STATUS_OK) snprintf(msg, sizeof msg, "--model '%s': %s", c->model, why);
+        kvb_gguf_close(&g);
+    }
+    if (st != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return KVB_EXIT_USAGE;
+    }
+    if (c->max_seq) cfg->max_seq = c->max_seq;
+    return 0;
+}
+
 int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **source)
 {
     char msg[512];
+    if (c->model) {
+        *source = c->model;
+        return gguf_config(c, cfg);
+    }
     if (c->checkpoint) {
         if (c->preset) return kvb_usage_error("--preset and --checkpoint exclude each other");
         if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim ||
@@ -68,6 +99,14 @@ int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **so
     if (c->untied) cfg->shared_classifier = 0;
     *source = preset;
     return 0;
+}
+
+void kvb_opts_say_model(const char *source, const kvb_model_config *mc)
+{
+    double kib = 2.0 * mc->n_layers * mc->n_kv_heads * mc->head_dim * 4 / 1024;
+    printf("model %s: %d layers, %d heads, %d KV heads, head_dim %d, context %d; "
+           "KV %.1f KiB per token at f32\n", source, mc->n_layers, mc->n_heads, mc->n_kv_heads,
+           mc->head_dim, mc->max_seq, kib);
 }
 
 int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char **source)

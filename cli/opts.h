@@ -22,6 +22,7 @@ typedef struct kvb_opts {
     long long pool_mb, pool_blocks;   /* paged pool size; 0: room for every sequence */
     /* the model: run, export, serve-sim (its KV shape); 0 keeps the preset's value */
     const char *preset, *checkpoint;
+    const char *model;                /* --model: a GGUF file (attend, serve-sim) */
     int dim, hidden, layers, heads, kv_heads, head_dim, vocab, max_seq;
     double rope_theta;
     int untied, key_outliers;
@@ -29,6 +30,7 @@ typedef struct kvb_opts {
     /* run */
     int prompt, tokens, reps, warmup;
     const char *prompt_ids, *out;
+    const char *format;               /* export: llama2c or gguf */
     double time_budget;
     /* attend */
     const char *ctxs;
@@ -51,11 +53,14 @@ extern const kvb_flag kvb_opts_flags[];
 int kvb_opts_parse(const kvb_cli *cli, const kvb_command *self, int argc, char **argv,
                    kvb_opts *o);
 
-/* The model's shape from --checkpoint's header (no weights read) or from the
- * preset plus overrides; *source names it. kvb_opts_kv_config checks only the
- * fields given; kvb_opts_model_config checks the whole model (its weights too). */
+/* The model's shape from --checkpoint's header or --model's GGUF metadata (no
+ * weights read) or from the preset plus overrides; *source names it.
+ * kvb_opts_kv_config checks only the fields given; kvb_opts_model_config checks
+ * the whole model (its weights too). */
 int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **source);
 int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char **source);
+/* One line on stdout: the model's KV shape (for --model, whose shape the user did not type). */
+void kvb_opts_say_model(const char *source, const kvb_model_config *mc);
 /* The weights for a shape kvb_opts_model_config accepted: the checkpoint's, or seeded ones. */
 int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m);
 

@@ -26,6 +26,13 @@ static const struct { const char *name; kvb_model_config cfg; } presets[] = {
     {"stories110m", {768,  2048, 12,   12,  12, 64,  32000, 1024, 10000.0f, 1}},
     /* TinyLlama-1.1B proportions: 32 query heads share 4 KV heads (8:1) */
     {"gqa1b",       {2048, 5632, 22,   32,  4,  64,  32000, 2048, 10000.0f, 0}},
+    /* published models' shapes (their config.json), for shape-only use (attend, serve-sim);
+     * Mistral's sliding window of 4096 and Llama 3's rope scaling are not modelled here */
+    {"llama2-7b",   {4096, 11008, 32,  32,  32, 128, 32000, 4096, 10000.0f, 0}},
+    {"llama3-8b",   {4096, 14336, 32,  32,  8,  128, 128256, 8192, 500000.0f, 0}},
+    {"mistral-7b",  {4096, 14336, 32,  32,  8,  128, 32000, 32768, 10000.0f, 0}},
+    {"llama3.2-1b", {2048, 8192,  16,  32,  8,  64,  128256, 131072, 500000.0f, 1}},
+    {"tinyllama",   {2048, 5632,  22,  32,  4,  64,  32000, 2048, 10000.0f, 0}},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 

@@ -264,6 +264,25 @@ size=$(wc -c < "$T/tiny.bin")
 head -c $((size - 3)) "$T/tiny.bin" > "$T/trunc.bin"
 expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
 
+# --- GGUF: export writes one; attend and serve-sim take its KV shape (--model) ---
+expect_ok export --preset tiny --format gguf --out "$T/tiny.gguf"
+expect_ok attend --model "$T/tiny.gguf" --ctx 64 --reps 3 --no-ceilings --backend contiguous
+grep -q "tiny.gguf: 2 layers, 4 heads, 2 KV heads, head_dim 16, context 256" "$T/stdout" \
+  && grep -q "nh=4,nkv=2,hd=16,ctx=64" "$T/stdout" && ok || bad "attend --model: $(cat "$T/stdout")"
+expect_ok serve-sim --model "$T/tiny.gguf" --sequences 4 --no-attend --backend paged
+grep -q "tiny.gguf shape (2 layers, 2 kv heads x 16" "$T/stdout" && ok \
+  || bad "serve-sim --model: $(cat "$T/stdout")"
+expect_fail 2 "no shape flag may override"     attend --model "$T/tiny.gguf" --heads 8
+expect_fail 2 "excludes --preset"              serve-sim --model "$T/tiny.gguf" --preset tiny
+head -c 100 "$T/tiny.gguf" > "$T/trunc.gguf"
+expect_fail 2 "GGUF '$T/trunc.gguf'"           attend --model "$T/trunc.gguf"
+expect_fail 2 "unknown --format 'onnx'"        export --format onnx --out "$T/x.onnx"
+expect_ok attend --preset llama3-8b --ctx 64 --dry-run
+grep -q "llama3-8b: 32 layers, 32 heads, 8 KV heads, head_dim 128, context 8192" "$T/stdout" \
+  && ok || bad "attend --preset llama3-8b: $(cat "$T/stdout")"
+expect_ok serve-sim --preset llama3-8b --sequences 4 --max-prompt 8 --max-output 8 --no-attend \
+  --budget-mb 64
+
 # --- sweeps, reports, merges ---
 SW="--set run.preset=tiny --set run.backends=nocache,contiguous,paged --set run.tokens=8 \
  --set run.reps=2 --set run.warmup=0 \
