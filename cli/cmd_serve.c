@@ -74,8 +74,12 @@ int kvb_cmd_serve(const kvb_cli *cli, const kvb_command *self, int argc, char **
         .time_budget_s = c.time_budget,
     };
     size_t tok_bytes = 2 * (size_t)mc.n_layers * mc.n_kv_heads * mc.head_dim * 4;
-    /* default budget: a quarter of what every sequence at its longest would need */
-    size_t quarter = (size_t)c.sequences * sc.shape.max_seq * tok_bytes / 4;
+    /* default budget: a quarter of what every sequence at its longest would need, and
+     * never less than one sequence at its longest (with under 4 requests a quarter
+     * would hold no preallocated request at all) */
+    size_t one_seq = (size_t)sc.shape.max_seq * tok_bytes;
+    size_t quarter = (size_t)c.sequences * one_seq / 4;
+    if (quarter < one_seq) quarter = one_seq;
     char why[256];
     if (kvb_shape_check(&sc.shape, why, sizeof why) != KVB_STATUS_OK)
         return kvb_usage_error("%s", why);

@@ -175,7 +175,8 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--fork-n", .cmds = SERVE, .kind = KVB_FLAG_INT, .lo = 2, .hi = 64, .def = "4",
      .meta = "N", .help = "samples or beams per request", .off = OFF(fork_n)},
     {.name = "--budget-mb", .cmds = SERVE, .kind = KVB_FLAG_DOUBLE, .dlo = 0.001, .dhi = 1e7,
-     .def_help = "a quarter of what every sequence, forks included, would need at its longest",
+     .def_help = "a quarter of what every sequence, forks included, would need at its longest; "
+                 "at least one sequence's",
      .meta = "X", .help = "KV budget in MiB", .off = OFF(budget_mb)},
     {.name = "--no-attend", .cmds = SERVE, .kind = KVB_FLAG_SWITCH,
      .help = "memory only: skip attention (much faster)", .off = OFF(no_attend)},

@@ -113,5 +113,13 @@ expect 3 "skipped: window cannot fork" serve-sim --preset tiny --backend window 
   --sequences 4 --no-attend
 expect 2 "--window" attend --backend window --window -1
 
+# the default budget holds at least one request at its longest: with 1 or 2 requests a
+# quarter of them did not, and every cache failed
+for n in 1 2; do
+  if expect 0 "paged/f32/bs16" serve-sim --preset tiny --sequences "$n" --no-attend; then
+    grep -q "failed" "$T/stdout" && bad "serve-sim --sequences $n: a cache failed" || ok
+  fi
+done
+
 echo "cli-flags: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
