@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "../base/probe.h"
 #include "../model/gguf.h"
+#include "../model/hf.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -30,8 +31,9 @@ static int unknown_preset(const char *preset)
     return kvb_usage_error("unknown preset '%s': allowed are %s", preset, names);
 }
 
-/* --model: the llama shape in a GGUF file's metadata; only --max-seq overrides it */
-static int gguf_config(const kvb_opts *c, kvb_model_config *cfg)
+/* --model: the llama shape in a GGUF file's metadata or a Hugging Face config.json
+ * (chosen by what the path holds); only --max-seq overrides it */
+static int model_file_config(const kvb_opts *c, kvb_model_config *cfg)
 {
     char msg[512];
     if (c->preset || c->checkpoint)
@@ -41,8 +43,12 @@ static int gguf_config(const kvb_opts *c, kvb_model_config *cfg)
         return kvb_usage_error("--model takes its shape from the file: no shape flag may "
                                "override it");
     kvb_gguf g;
-    kvb_status st = kvb_gguf_open(&g, c->model, msg, sizeof msg);
-    if (st == KVB_STATUS_OK) {
+    kvb_status st = KVB_STATUS_OK;
+    if (kvb_hf_is_config(c->model)) {
+        char why[400];
+        st = kvb_hf_config(c->model, cfg, NULL, why, sizeof why);
+        if (st != KVB_STATUS_OK) snprintf(msg, sizeof msg, "--model '%s': %s", c->model, why);
+    } else if ((st = kvb_gguf_open(&g, c->model, msg, sizeof msg)) == KVB_STATUS_OK) {
         char why[400];
         st = kvb_gguf_llama_config(&g, cfg, NULL, why, sizeof why);
         if (st != KVB_STATUS_OK) snprintf(msg, sizeof msg, "--model '%s': %s", c->model, why);
@@ -61,7 +67,7 @@ int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **so
     char msg[512];
     if (c->model) {
         *source = c->model;
-        return gguf_config(c, cfg);
+        return model_file_config(c, cfg);
     }
     if (c->checkpoint) {
         if (c->preset) return kvb_usage_error("--preset and --checkpoint exclude each other");

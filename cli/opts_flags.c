@@ -89,9 +89,10 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--checkpoint", .cmds = SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
      .help = "llama2.c checkpoint whose header gives the KV shape (no weights read)",
      .off = OFF(checkpoint)},
-    {.name = "--model", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
-     .help = "a GGUF file (llama architecture) whose metadata gives the exact KV shape: layers, "
-             "heads, KV heads, head dimension, context (no weights read)",
+    {.name = "--model", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .help = "a GGUF file (llama architecture) or a Hugging Face config.json (Llama, Mistral; "
+             "or its directory) whose metadata gives the exact KV shape: layers, heads, KV "
+             "heads, head dimension, context (no weights read)",
      .off = OFF(model)},
     {.name = "--dim", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "model width", .off = OFF(dim)},

@@ -283,6 +283,22 @@ grep -q "llama3-8b: 32 layers, 32 heads, 8 KV heads, head_dim 128, context 8192"
 expect_ok serve-sim --preset llama3-8b --sequences 4 --max-prompt 8 --max-output 8 --no-attend \
   --budget-mb 64
 
+# --- a Hugging Face config.json (or its directory) gives the same: Mistral 7B's shape ---
+mkdir -p "$T/hf"
+printf '%s\n' '{"architectures": ["MistralForCausalLM"], "hidden_size": 4096,' \
+  '"intermediate_size": 14336, "max_position_embeddings": 32768, "num_attention_heads": 32,' \
+  '"num_hidden_layers": 32, "num_key_value_heads": 8, "sliding_window": 4096,' \
+  '"vocab_size": 32000}' > "$T/hf/config.json"
+expect_ok attend --model "$T/hf" --ctx 64 --dry-run
+grep -q "hf: 32 layers, 32 heads, 8 KV heads, head_dim 128, context 32768" "$T/stdout" \
+  && ok || bad "attend --model DIR: $(cat "$T/stdout")"
+expect_ok serve-sim --model "$T/hf/config.json" --sequences 4 --max-prompt 8 --max-output 8 \
+  --no-attend --budget-mb 64
+grep -q "config.json shape (32 layers, 8 kv heads x 128" "$T/stdout" && ok \
+  || bad "serve-sim --model config.json: $(cat "$T/stdout")"
+sed 's/MistralForCausalLM/GPT2LMHeadModel/' "$T/hf/config.json" > "$T/gpt2.json"
+expect_fail 2 '"architectures" = GPT2LMHeadModel' attend --model "$T/gpt2.json" --dry-run
+
 # --- sweeps, reports, merges ---
 SW="--set run.preset=tiny --set run.backends=nocache,contiguous,paged --set run.tokens=8 \
  --set run.reps=2 --set run.warmup=0 \
