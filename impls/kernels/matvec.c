@@ -73,12 +73,17 @@ static const kvb_matvec_kernel portable_rows[KVB_WTYPE_COUNT] = {
     {"portable", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, always, mv_q8_0},
 };
 
-/* fastest first: the AVX-512 rows (VNNI q8_0 first), then portable */
-enum { N_AVX512 = KVB_WTYPE_COUNT + 1, N_ROWS = N_AVX512 + KVB_WTYPE_COUNT };
+/* fastest first: the AVX-512 rows (VNNI q8_0 first), AVX2, then portable */
+enum {
+    N_AVX512 = KVB_WTYPE_COUNT + 1,
+    N_SIMD = N_AVX512 + KVB_WTYPE_COUNT,
+    N_ROWS = N_SIMD + KVB_WTYPE_COUNT
+};
 
 static const kvb_matvec_kernel *row_at(int i)
 {
-    return i < N_AVX512 ? &kvb_matvec_avx512_rows[i] : &portable_rows[i - N_AVX512];
+    if (i < N_AVX512) return &kvb_matvec_avx512_rows[i];
+    return i < N_SIMD ? &kvb_matvec_avx2_rows[i - N_AVX512] : &portable_rows[i - N_SIMD];
 }
 
 int kvb_matvec_kernel_count(void) { return N_ROWS; }
@@ -115,11 +120,12 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
         }
         return NULL;
     }
-    if (why)
+    if (why && known)
+        snprintf(why, why_len, "matvec kernel '%s' has no %s row", name ? name : "auto",
+                 kvb_wtype_name(wt));
+    else if (why)
         snprintf(why, why_len,
-                 known ? "matvec kernel '%s' has no %s row"
-                       : "matvec kernel '%s': allowed are auto, avx512-vnni, avx512, portable%s",
-                 name ? name : "auto", known ? kvb_wtype_name(wt) : "");
+                 "matvec kernel '%s': allowed are auto, avx512-vnni, avx512, avx2, portable", name);
     return NULL;
 }
 
