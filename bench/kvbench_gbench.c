@@ -7,7 +7,12 @@
  *   append/<backend>/<dtype>/nh=N/nkv=N/hd=N         one token's K/V into one layer;
  *   prefill/stories15m/T:N                           the GEMM prompt pass (contiguous f32);
  *   decode/stories15m/ctx:N                          one full model step (contiguous f32) at
- *       context N..N+255.
+ *       context N..N+255;
+ *   matvec/<wt>/<kernel>/out=N/in=N[/threads=N]       y = W x over weights stored as wt (f32,
+ *       f16, bf16, q8_0), every kernel row this CPU runs, at 4096 x 4096 and Llama 3 8B's FFN
+ *       matrix (14336 x 4096); each checked against float64 on sampled rows before it is
+ *       timed. Counter weight_bytes_per_second: W's stored bytes (scales included) per
+ *       wall-clock second, GB = 10^9.
  * Counters: kv_bytes_per_second (K/V bytes the step reads or writes, declared below,
  * GB = 10^9: Google Benchmark's own bytes_per_second uses 1024), tokens_per_second,
  * attend's fraction_of_read_ceiling (bytes per wall-clock second over the read
@@ -27,7 +32,12 @@
 #include "../base/probe.h"
 #include "../harness/topo.h"
 #include "../impls/kvb_backend.h"
+#include "../impls/kernels/kernels.h"
+#include "../impls/kernels/matvec.h"
+#include "../impls/kernels/quant.h"
 #include "kvb_build_info.h"
+
+#include <math.h>
 
 #include <cblas.h>
 #include <stdio.h>
@@ -56,7 +66,18 @@ struct bench_ctx {
     kvb_state   state;
     int         have_model;
     double read_gbs[2]; /* measured read ceilings: one thread, all cores; 0: not measured */
+    const void *mv_owner;            /* the matvec case the weights below belong to */
+    void       *mv_w;
+    size_t      mv_bytes;
+    float      *mv_x, *mv_y;
+    kvb_pool   *mv_pool;
 };
+
+typedef struct mv_case {
+    bench_ctx *ctx;
+    const kvb_matvec_kernel *k;
+    int out, in, threads;
+} mv_case;
 
 static float urand(uint64_t *s)
 {
@@ -243,6 +264,114 @@ static void bm_model(kvb_gb_state *st, void *user, int decode)
 static void bm_prefill(kvb_gb_state *st, void *user) { bm_model(st, user, 0); }
 static void bm_decode(kvb_gb_state *st, void *user) { bm_model(st, user, 1); }
 
+static void mv_release(bench_ctx *c)
+{
+    kvb_kv_free(c->mv_w, c->mv_bytes);
+    free(c->mv_x); free(c->mv_y);
+    kvb_pool_destroy(c->mv_pool);
+    c->mv_w = NULL; c->mv_x = c->mv_y = NULL; c->mv_pool = NULL; c->mv_owner = NULL;
+}
+
+/* The worst of 16 sampled rows' |y - ref| over sum |w x|, ref in float64 over the
+ * dequantized row (and the rounded x where the kernel rounds it). */
+static double mv_check(const mv_case *m, const bench_ctx *c)
+{
+    size_t rb = kvb_wtype_row_bytes(m->k->wtype, m->in);
+    float *wd = malloc((size_t)m->in * 2 * sizeof *wd), *xr = wd ? wd + m->in : NULL;
+    if (!wd) return INFINITY;
+    m->k->run(c->mv_w, m->in, c->mv_x, c->mv_y, 0, m->out);
+    if (m->k->rounds_x) kvb_qround_query(c->mv_x, m->in, xr);
+    else memcpy(xr, c->mv_x, (size_t)m->in * sizeof *xr);
+    double worst = 0.0;
+    for (int i = 0; i < 16; i++) {
+        int r = (int)((long long)i * (m->out - 1) / 15);
+        kvb_wrow_to_f32(m->k->wtype, (const char *)c->mv_w + (size_t)r * rb, wd, m->in);
+        double ref = 0.0, mag = 0.0;
+        for (int e = 0; e < m->in; e++) {
+            ref += (double)wd[e] * xr[e];
+            mag += fabs((double)wd[e] * xr[e]);
+        }
+        double err = fabs(c->mv_y[r] - ref) / (mag > 0 ? mag : 1.0);
+        if (!(err <= worst)) worst = err;
+    }
+    free(wd);
+    return worst;
+}
+
+static void bm_matvec(kvb_gb_state *st, void *user)
+{
+    mv_case *m = user;
+    bench_ctx *c = m->ctx;
+    size_t rb = kvb_wtype_row_bytes(m->k->wtype, m->in);
+    if (c->mv_owner != m) {
+        mv_release(c);
+        release(c);                   /* the attend cases' cache: room for the weights */
+        c->mv_bytes = rb * (size_t)m->out;
+        c->mv_w = kvb_kv_alloc(c->mv_bytes);
+        c->mv_x = malloc((size_t)m->in * sizeof *c->mv_x);
+        c->mv_y = malloc((size_t)m->out * sizeof *c->mv_y);
+        float *row = malloc((size_t)m->in * sizeof *row);
+        if (!c->mv_w || !c->mv_x || !c->mv_y || !row ||
+            (m->threads > 1 && kvb_pool_create(&c->mv_pool, m->threads, NULL, NULL))) {
+            free(row);
+            mv_release(c);
+            kvb_gb_skip_with_error(st, "out of memory for the weights");
+            return;
+        }
+        uint64_t r = 0x2545f4914f6cdd1dull;
+        for (int i = 0; i < m->in; i++) c->mv_x[i] = urand(&r);
+        for (int o = 0; o < m->out; o++) {
+            for (int i = 0; i < m->in; i++) row[i] = 0.05f * urand(&r);
+            kvb_wrow_from_f32(m->k->wtype, row, (char *)c->mv_w + (size_t)o * rb, m->in);
+        }
+        free(row);
+        double err = mv_check(m, c);
+        if (!(err <= 1e-5)) {
+            char e[160];
+            snprintf(e, sizeof e, "kernel differs from the float64 reference: %.3g", err);
+            mv_release(c);
+            kvb_gb_skip_with_error(st, e);
+            return;
+        }
+        c->mv_owner = m;
+    }
+    uint64_t t0 = kvb_now_ns();
+    while (kvb_gb_keep_running(st))
+        kvb_matvec_pool(c->mv_pool, m->k, c->mv_w, m->out, m->in, c->mv_x, c->mv_y);
+    double wall_s = (double)(kvb_now_ns() - t0) * 1e-9, it = (double)kvb_gb_iterations(st);
+    double bytes = (double)c->mv_bytes * it, ceil = c->read_gbs[m->threads > 1];
+    if (wall_s > 0) {
+        kvb_gb_counter(st, "weight_bytes_per_second", bytes / wall_s, KVB_GB_COUNTER_DEFAULT);
+        if (ceil > 0)
+            kvb_gb_counter(st, "fraction_of_read_ceiling", bytes / wall_s / (ceil * 1e9),
+                           KVB_GB_COUNTER_DEFAULT);
+    }
+}
+
+/* matvec cases for every kernel row this CPU runs (the array to free) */
+static mv_case *register_matvec(bench_ctx *ctx, int threads)
+{
+    static const int shapes[][2] = {{4096, 4096}, {14336, 4096}};
+    int nk = kvb_matvec_kernel_count(), n = 0;
+    mv_case *cases = calloc((size_t)nk * 4, sizeof *cases);
+    char name[160];
+    for (int ki = 0; cases && ki < nk; ki++) {
+        const kvb_matvec_kernel *k = kvb_matvec_kernel_at(ki);
+        if (!k->run || !k->usable()) continue;
+        for (int si = 0; si < 2; si++)
+            for (int ti = 0; ti < (threads > 1 ? 2 : 1); ti++) {
+                mv_case *m = &cases[n++];
+                *m = (mv_case){ctx, k, shapes[si][0], shapes[si][1], ti ? threads : 1};
+                int len = snprintf(name, sizeof name, "matvec/%s/%s/out=%d/in=%d",
+                                   kvb_wtype_name(k->wtype), k->name, m->out, m->in);
+                if (ti) snprintf(name + len, sizeof name - (size_t)len, "/threads=%d", threads);
+                kvb_gb_bench *g = kvb_gb_register(name, bm_matvec, m);
+                if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
+            }
+    }
+    return cases;
+}
+
 static void bm_fail(kvb_gb_state *st, void *user)
 {
     (void)user;
@@ -384,11 +513,14 @@ int main(int argc, char **argv)
     static const int64_t contexts[] = {16, 512};
     for (int i = 0; g && i < 2; i++) kvb_gb_args(g, &contexts[i], 1);
     if (g) { kvb_gb_arg_name(g, "ctx"); kvb_gb_unit(g, KVB_GB_MILLISECOND); }
+    mv_case *mv_cases = register_matvec(&ctx, thread_counts[1]);
     /* a case that always fails, so the tests can check the exit status */
     if (selftest) kvb_gb_register("selftest/fails", bm_fail, NULL);
 
     int ran = 0, failed = kvb_gb_run(&ran);
     release(&ctx);
+    mv_release(&ctx);
+    free(mv_cases);
     if (ctx.have_model) { kvb_state_free(&ctx.state); kvb_model_free(&ctx.model); }
     free(cases);
     if (have_topo) kvb_topo_free(&topo);

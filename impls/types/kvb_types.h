@@ -90,4 +90,37 @@ float    kvb_bf16_to_f32(uint16_t h);
 void kvb_row_from_f32(kvb_dtype dt, const float *src, void *dst, int n);
 void kvb_row_to_f32(kvb_dtype dt, const void *src, float *dst, int n);
 
+/* Storage type of model weights (impls/kernels/matvec.h reads them). Separate
+ * from kvb_dtype: q8_0 here is GGUF's Q8_0 layout (blocks of 32 values, each
+ * an f16 scale d then 32 signed int8 q, value = d*q: 34 bytes a block), not the
+ * KV cache's unsigned codes with their scales kept apart. Rows in wtypes.c. */
+typedef enum kvb_wtype {
+    KVB_WTYPE_F32 = 0,
+    KVB_WTYPE_F16,
+    KVB_WTYPE_BF16,
+    KVB_WTYPE_Q8_0,
+    KVB_WTYPE_COUNT
+} kvb_wtype;
+
+enum { KVB_Q8_0_BLOCK = 32, KVB_Q8_0_BYTES = 34 };
+
+typedef struct kvb_wtype_traits {
+    kvb_wtype   wtype;
+    const char *name;         /* "f32", "f16", "bf16", "q8_0" */
+    int         block;        /* values per block: 1, or 32 for q8_0 */
+    size_t      block_bytes;  /* bytes per block: 4, 2, 2, 34 */
+} kvb_wtype_traits;
+
+/* The row of t; NULL when out of range. */
+const kvb_wtype_traits *kvb_wtype_traits_of(kvb_wtype t);
+const char *kvb_wtype_name(kvb_wtype t);               /* "?" when out of range */
+kvb_status  kvb_wtype_parse(const char *name, kvb_wtype *out);
+/* Bytes of one row of n values (n a multiple of the block); 0 when it is not. */
+size_t      kvb_wtype_row_bytes(kvb_wtype t, int n);
+/* One row of n values to and from f32, rounding to nearest. q8_0 (n a
+ * multiple of 32): d = max|x| / 127 rounded to f16, q = round(x / d) clamped
+ * to -127..127 (ggml divides by d before rounding it: codes may differ by one). */
+void kvb_wrow_from_f32(kvb_wtype t, const float *src, void *dst, int n);
+void kvb_wrow_to_f32(kvb_wtype t, const void *src, float *dst, int n);
+
 #endif

@@ -1,0 +1,158 @@
+/* matvec.c: see matvec.h. The portable rows (the reference every SIMD row is
+ * timed beside), the kernel table and the pool split. Dense rows go through
+ * kvb_dot_f32 (16 partial sums, also built for x86-64-v3/v4); f16 and bf16
+ * rows are converted 64 values at a time into a stack buffer first; q8_0
+ * keeps 8 partial sums per block and scales each block's sum by its d. */
+#include "matvec.h"
+
+#include "kernels.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum { CONV = 64 };
+
+static void mv_f32(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) y[r] = kvb_dot_f32((const float *)w + (size_t)r * in, x, in);
+}
+
+static void mv_half(kvb_wtype wt, const void *w, int in, const float *x, float *y, int r0,
+                    int r1)
+{
+    float buf[CONV];
+    for (int r = r0; r < r1; r++) {
+        const uint16_t *row = (const uint16_t *)w + (size_t)r * in;
+        float s = 0.0f;
+        for (int i = 0; i < in; i += CONV) {
+            int n = in - i < CONV ? in - i : CONV;
+            kvb_wrow_to_f32(wt, row + i, buf, n);
+            s += kvb_dot_f32(buf, x + i, n);
+        }
+        y[r] = s;
+    }
+}
+
+static void mv_f16(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    mv_half(KVB_WTYPE_F16, w, in, x, y, r0, r1);
+}
+
+static void mv_bf16(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    mv_half(KVB_WTYPE_BF16, w, in, x, y, r0, r1);
+}
+
+/* per block: d * sum(q * x), the block sums added up in order */
+static void mv_q8_0(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, in);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *b = (const uint8_t *)w + (size_t)r * rb;
+        float s = 0.0f;
+        for (int c = 0; c < in; c += KVB_Q8_0_BLOCK, b += KVB_Q8_0_BYTES) {
+            uint16_t h;
+            memcpy(&h, b, 2);
+            float acc[8] = {0};
+            for (int e = 0; e < KVB_Q8_0_BLOCK; e += 8)
+                for (int j = 0; j < 8; j++) acc[j] += (float)(int8_t)b[2 + e + j] * x[c + e + j];
+            float t = 0.0f;
+            for (int j = 0; j < 8; j++) t += acc[j];
+            s += kvb_f16_to_f32(h) * t;
+        }
+        y[r] = s;
+    }
+}
+
+static int always(void) { return 1; }
+
+static const kvb_matvec_kernel portable_rows[KVB_WTYPE_COUNT] = {
+    {"portable", KVB_WTYPE_F32, 1, 0, always, mv_f32},
+    {"portable", KVB_WTYPE_F16, 1, 0, always, mv_f16},
+    {"portable", KVB_WTYPE_BF16, 1, 0, always, mv_bf16},
+    {"portable", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, always, mv_q8_0},
+};
+
+/* fastest first: the AVX-512 rows (VNNI q8_0 first), AVX2, then portable */
+enum {
+    N_AVX512 = KVB_WTYPE_COUNT + 1,
+    N_SIMD = N_AVX512 + KVB_WTYPE_COUNT,
+    N_ROWS = N_SIMD + KVB_WTYPE_COUNT
+};
+
+static const kvb_matvec_kernel *row_at(int i)
+{
+    if (i < N_AVX512) return &kvb_matvec_avx512_rows[i];
+    return i < N_SIMD ? &kvb_matvec_avx2_rows[i - N_AVX512] : &portable_rows[i - N_SIMD];
+}
+
+int kvb_matvec_kernel_count(void) { return N_ROWS; }
+
+const kvb_matvec_kernel *kvb_matvec_kernel_at(int i)
+{
+    return i >= 0 && i < N_ROWS ? row_at(i) : NULL;
+}
+
+const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in, char *why,
+                                         size_t why_len)
+{
+    int any = !name || strcmp(name, "auto") == 0, known = any;
+    if (!kvb_wtype_traits_of(wt) || in <= 0 || kvb_wtype_row_bytes(wt, in) == 0) {
+        if (why)
+            snprintf(why, why_len, "matvec: %s rows of %d values are not allowed",
+                     kvb_wtype_name(wt), in);
+        return NULL;
+    }
+    for (int i = 0; i < N_ROWS; i++) {
+        const kvb_matvec_kernel *k = row_at(i);
+        if (any ? k->rounds_x : strcmp(name, k->name) != 0) continue;
+        known = 1;
+        if (k->wtype != wt) continue;
+        if (k->run && k->usable() && in % k->multiple == 0) return k;
+        if (any) continue;
+        if (why) {
+            if (in % k->multiple)
+                snprintf(why, why_len, "matvec kernel '%s' needs in a multiple of %d (got %d)",
+                         name, k->multiple, in);
+            else
+                snprintf(why, why_len, "matvec kernel '%s': this CPU (or this build) lacks it",
+                         name);
+        }
+        return NULL;
+    }
+    if (why && known)
+        snprintf(why, why_len, "matvec kernel '%s' has no %s row", name ? name : "auto",
+                 kvb_wtype_name(wt));
+    else if (why)
+        snprintf(why, why_len,
+                 "matvec kernel '%s': allowed are auto, avx512-vnni, avx512, avx2, portable", name);
+    return NULL;
+}
+
+typedef struct mv_job {
+    const kvb_matvec_kernel *k;
+    const void *w;
+    int out, in, chunk;
+    const float *x;
+    float *y;
+} mv_job;
+
+static void mv_item(void *arg, int item, int thread)
+{
+    const mv_job *j = arg;
+    (void)thread;
+    int r0 = item * j->chunk, r1 = r0 + j->chunk < j->out ? r0 + j->chunk : j->out;
+    j->k->run(j->w, j->in, j->x, j->y, r0, r1);
+}
+
+void kvb_matvec_pool(kvb_pool *pool, const kvb_matvec_kernel *k, const void *w, int out, int in,
+                     const float *x, float *y)
+{
+    int threads = pool ? kvb_pool_threads(pool) : 1;
+    if (threads <= 1 || out < 32) { k->run(w, in, x, y, 0, out); return; }
+    /* about four chunks per thread, so a slow core does not hold the rest up */
+    int chunk = (out + 4 * threads - 1) / (4 * threads);
+    chunk = (chunk + 15) / 16 * 16;
+    mv_job j = {k, w, out, in, chunk, x, y};
+    kvb_pool_run(pool, (out + chunk - 1) / chunk, mv_item, &j);
+}

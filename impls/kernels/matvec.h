@@ -1,0 +1,57 @@
+/* matvec.h: the decode step's matrix-vector product over weights kept in their
+ * stored type: y[r] = sum_i W[r][i] x[i] for rows r in [r0, r1), W of
+ * kvb_wtype f32, f16, bf16 or q8_0 (kvb_types.h), x and y f32.
+ *
+ * Contract. Pure functions over caller-owned memory: no allocation, no global
+ * state. W is `out` rows of `in` values, row r at w + r * kvb_wtype_row_bytes(
+ * wt, in); only rows r0..r1-1 are read and only y[r0..r1) written, so threads
+ * may split the rows (kvb_matvec_pool). Arithmetic is f32 with several
+ * independent partial sums per row; every kernel row is held by the tests to
+ * the float64 product of the dequantized weights. One exception, flagged
+ * rounds_x: the VNNI q8_0 row rounds x to int8 per block of 32 (as
+ * kvb_qquant_query, quant.h: qi = round(x / sx), sx = max|x| / 127) and is
+ * exact to float rounding for that rounded x; against the f32 x its error is
+ * that of the rounding, |x - x'| <= sx/2 per value: 0.0037 relative L2 over
+ * 56 rows of uniform weights and x at in = 4096 (tests/test_matvec.c), and no
+ * faster here than the "avx512" q8_0 row, so "auto" never picks it. */
+#ifndef KVB_MATVEC_H
+#define KVB_MATVEC_H
+
+#include <stddef.h>
+#include "../types/kvb_types.h"
+#include "pool.h"
+
+typedef void (*kvb_matvec_fn)(const void *w, int in, const float *x, float *y, int r0, int r1);
+
+/* One implementation for one weight type: a row of the const table
+ * kvb_matvec_find looks up, fastest first. */
+typedef struct kvb_matvec_kernel {
+    const char   *name;       /* "avx512-vnni", "avx512", "avx2", "portable" */
+    kvb_wtype     wtype;
+    int           multiple;   /* `in` must be a multiple of it */
+    int           rounds_x;   /* 1: x rounded to int8 per block (above) */
+    int         (*usable)(void);   /* 1: this CPU and build have its instructions */
+    kvb_matvec_fn run;        /* NULL where the build lacks it */
+} kvb_matvec_kernel;
+
+/* Every row, fastest first, for the tests and benchmarks (NULL out of range). */
+int kvb_matvec_kernel_count(void);
+const kvb_matvec_kernel *kvb_matvec_kernel_at(int i);
+
+/* By name for weight type wt and rows of `in` values; NULL or "auto" gives the
+ * fastest this CPU runs that does not round x (NULL only when `in` does not
+ * suit wt: q8_0 needs a multiple of 32). A named kernel the CPU lacks or whose
+ * multiple does not divide `in` gives NULL and says why. */
+const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in, char *why,
+                                         size_t why_len);
+
+/* y[0..out) over the pool's threads (NULL pool: the caller alone), rows split
+ * in chunks of whole multiples of 16. */
+void kvb_matvec_pool(kvb_pool *pool, const kvb_matvec_kernel *k, const void *w, int out, int in,
+                     const float *x, float *y);
+
+/* The SIMD rows (matvec_avx512.c, matvec_avx2.c), for the table in matvec.c. */
+extern const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1];
+extern const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_WTYPE_COUNT];
+
+#endif

@@ -1,0 +1,201 @@
+/* matvec_avx512.c: the AVX-512 rows of the matvec table (matvec.h) for f32,
+ * f16, bf16 and q8_0 weights, and an AVX512-VNNI q8_0 row that rounds x.
+ *
+ * Rows four at a time: each vector of x (16 values, or a q8_0 block's two) is
+ * loaded once for the four rows, each row keeps its own accumulator, and the
+ * four lane sums share one shuffle tree (reduce4). Rows left over go one at a
+ * time through the same code. Weights are converted in registers: f16 by
+ * vcvtph2ps, bf16 by a 16-bit shift, q8_0 by sign-extending 16 codes to int32
+ * and converting, then sum(q*x) per block scaled by its d with one FMA.
+ * Each row prefetches PF bytes ahead of what it reads.
+ * VNNI (q8_0): x rounded to int8 per block (kvb_qquant_query), the codes made
+ * unsigned by flipping the top bit (q + 128), vpdpbusd on 32 bytes a block with
+ * the int32 sums started at -16 * sum(xq) in each of 8 lanes (which removes the
+ * 128 * sum(xq) the offset adds, exactly), then d * sx per block by one FMA.
+ * Compiled for any x86-64 GCC with function-level target attributes; the rows'
+ * usable() checks CPUID. Elsewhere the rows have no run. */
+#include "matvec.h"
+
+#include "quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <string.h>
+
+#include "simd_avx512.h"
+
+/* how far ahead of each of the four rows to prefetch: on this Zen 5 the
+ * hardware prefetchers alone left f16, bf16 and q8_0 rows at half the read
+ * ceiling; 1, 2 and 4 KiB measured, 2 KiB best (8 KiB in flight over four rows) */
+enum { PF = 2048 };
+
+#define KVB_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+/* 16 weights of a row from element e on, as f32 */
+static KVB_INLINE KVB_AVX512 __m512 load_w(const int wt, const char *row, int e)
+{
+    if (wt == KVB_WTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * e)));
+    if (wt == KVB_WTYPE_BF16)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * e))),
+            16));
+    return _mm512_loadu_ps((const float *)(const void *)row + e);
+}
+
+/* R rows (1 or 4) of a dense type from row r on */
+static KVB_INLINE KVB_AVX512 void dense_rows(const int wt, const int R, const char *w, size_t rb,
+                                             int in, const float *x, float *y, int r)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    const char *row = w + (size_t)r * rb;
+    const int esz = wt == KVB_WTYPE_F32 ? 4 : 2;
+    for (int e = 0; e < in; e += 16) {
+        __m512 xv = _mm512_loadu_ps(x + e);
+        for (int j = 0; j < R; j++) _mm_prefetch(row + j * rb + e * esz + PF, _MM_HINT_T0);
+        for (int j = 0; j < R; j++)
+            acc[j] = _mm512_fmadd_ps(load_w(wt, row + j * rb, e), xv, acc[j]);
+    }
+    if (R == 4) _mm_storeu_ps(y + r, reduce4(acc[0], acc[1], acc[2], acc[3]));
+    else y[r] = _mm_cvtss_f32(reduce4(acc[0], acc[0], acc[0], acc[0]));
+}
+
+static KVB_INLINE KVB_AVX512 void dense(const int wt, const void *w, int in, const float *x,
+                                        float *y, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes((kvb_wtype)wt, in);
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) dense_rows(wt, 4, w, rb, in, x, y, r);
+    for (; r < r1; r++) dense_rows(wt, 1, w, rb, in, x, y, r);
+}
+
+static KVB_AVX512 void mv_f32(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    dense(KVB_WTYPE_F32, w, in, x, y, r0, r1);
+}
+
+static KVB_AVX512 void mv_f16(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    dense(KVB_WTYPE_F16, w, in, x, y, r0, r1);
+}
+
+static KVB_AVX512 void mv_bf16(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    dense(KVB_WTYPE_BF16, w, in, x, y, r0, r1);
+}
+
+/* a block's d in every lane: broadcast as f16, converted once (no scalar trip) */
+static KVB_INLINE KVB_AVX512 __m512 q8_d(const uint8_t *b)
+{
+    int16_t h;
+    memcpy(&h, b, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16(h));
+}
+
+static KVB_INLINE KVB_AVX512 __m512 q8_half(const uint8_t *b, int half)
+{
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 2 + 16 * half))));
+}
+
+static KVB_INLINE KVB_AVX512 void q8_rows(const int R, const uint8_t *w, size_t rb, int in,
+                                          const float *x, float *y, int r)
+{
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    const uint8_t *row = w + (size_t)r * rb;
+    for (int c = 0, o = 0; c < in; c += KVB_Q8_0_BLOCK, o += KVB_Q8_0_BYTES) {
+        __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
+        for (int j = 0; j < R; j++) _mm_prefetch(row + j * rb + o + PF, _MM_HINT_T0);
+        for (int j = 0; j < R; j++) {
+            const uint8_t *b = row + j * rb + o;
+            __m512 t = _mm512_fmadd_ps(q8_half(b, 1), x1, _mm512_mul_ps(q8_half(b, 0), x0));
+            acc[j] = _mm512_fmadd_ps(q8_d(b), t, acc[j]);
+        }
+    }
+    if (R == 4) _mm_storeu_ps(y + r, reduce4(acc[0], acc[1], acc[2], acc[3]));
+    else y[r] = _mm_cvtss_f32(reduce4(acc[0], acc[0], acc[0], acc[0]));
+}
+
+static KVB_AVX512 void mv_q8_0(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, in);
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) q8_rows(4, w, rb, in, x, y, r);
+    for (; r < r1; r++) q8_rows(1, w, rb, in, x, y, r);
+}
+
+/* x rounded per block, in tiles of up to TILE values on the stack */
+enum { TILE = 8192, TB = TILE / KVB_Q8_0_BLOCK };
+
+static KVB_INLINE KVB_VNNI __m256 vnni_block(const uint8_t *b, const int8_t *xq, int corr)
+{
+    __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(b + 2)),
+                                 _mm256_set1_epi8((char)0x80));
+    __m256i s = _mm256_dpbusd_epi32(_mm256_set1_epi32(corr), q,
+                                    _mm256_loadu_si256((const __m256i *)(const void *)xq));
+    return _mm256_cvtepi32_ps(s);
+}
+
+static KVB_INLINE KVB_VNNI void vnni_rows(const int R, const uint8_t *w, size_t rb, int nb,
+                                          const int8_t *xq, const float *sx, const int *corr,
+                                          float *part)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int c = 0; c < nb; c++) {
+        __m256 sxv = _mm256_broadcast_ss(sx + c);
+        for (int j = 0; j < R; j++)
+            _mm_prefetch(w + j * rb + (size_t)c * KVB_Q8_0_BYTES + PF, _MM_HINT_T0);
+        for (int j = 0; j < R; j++) {
+            const uint8_t *b = w + j * rb + (size_t)c * KVB_Q8_0_BYTES;
+            __m256 s = vnni_block(b, xq + 32 * c, corr[c]),
+                   dsx = _mm256_mul_ps(_mm512_castps512_ps256(q8_d(b)), sxv);
+            acc[j] = _mm256_fmadd_ps(dsx, s, acc[j]);
+        }
+    }
+    for (int j = 0; j < R; j++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        part[j] += _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    }
+}
+
+static KVB_VNNI void mv_q8_0_vnni(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, in);
+    int8_t xq[TILE];
+    float sx[TB];
+    int corr[TB];
+    for (int r = r0; r < r1; r++) y[r] = 0.0f;
+    for (int c0 = 0; c0 < in; c0 += TILE) {
+        int n = in - c0 < TILE ? in - c0 : TILE, nb = n / KVB_Q8_0_BLOCK;
+        kvb_qquant_query(x + c0, n, xq, sx);
+        for (int c = 0; c < nb; c++) {
+            int s = 0;
+            for (int e = 0; e < 32; e++) s += xq[32 * c + e];
+            corr[c] = -16 * s;
+        }
+        const uint8_t *wt = (const uint8_t *)w + (size_t)(c0 / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) vnni_rows(4, wt + (size_t)r * rb, rb, nb, xq, sx, corr, y + r);
+        for (; r < r1; r++) vnni_rows(1, wt + (size_t)r * rb, rb, nb, xq, sx, corr, y + r);
+    }
+}
+
+static int usable_vnni(void) { return kvb_have_avx512() && __builtin_cpu_supports("avx512vnni"); }
+#define MV(f) f
+
+#else
+static int kvb_have_avx512(void) { return 0; }
+static int usable_vnni(void) { return 0; }
+#define MV(f) NULL
+#endif
+
+const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1] = {
+    {"avx512-vnni", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 1, usable_vnni, MV(mv_q8_0_vnni)},
+    {"avx512", KVB_WTYPE_F32, 16, 0, kvb_have_avx512, MV(mv_f32)},
+    {"avx512", KVB_WTYPE_F16, 16, 0, kvb_have_avx512, MV(mv_f16)},
+    {"avx512", KVB_WTYPE_BF16, 16, 0, kvb_have_avx512, MV(mv_bf16)},
+    {"avx512", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, kvb_have_avx512, MV(mv_q8_0)},
+};

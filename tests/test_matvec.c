@@ -1,0 +1,215 @@
+/* test_matvec.c: the matvec kernel rows (impls/kernels/matvec.h) against the
+ * float64 reference.
+ *
+ * Every row this CPU runs, over a grid of shapes, is checked per output row:
+ * |y - ref| <= tol * sum_i |w_i x_i| with ref the float64 product of the
+ * DEQUANTIZED weights (and, for a row that rounds x, of the rounded x), so
+ * only the order and width of the f32 sums count. A planted variant that drops
+ * each row's last block must fail that same check in every case. Rows the CPU
+ * or build lacks are reported as skipped. Also: the q8_0 row format, the VNNI
+ * row's error against the unrounded x, and the pool split. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../impls/kernels/matvec.h"
+#include "../impls/kernels/quant.h"
+#include "testlib.h"
+
+static const int outs[] = {1, 7, 64, 300}, ins[] = {32, 64, 96, 4096};
+
+/* the largest error a row may show, over sum |w x|, per weight type: the f32
+ * sums of up to 4096 products measured below 1e-7 here (q8_0 adds one rounding
+ * per block scale); one dropped block of 4096 values is near 1e-3 */
+static double tol_of(kvb_wtype wt)
+{
+    return wt == KVB_WTYPE_Q8_0 ? 2e-6 : 1e-6;
+}
+
+typedef struct mv_case {
+    kvb_wtype wt;
+    int out, in;
+    void *w;          /* stored weights */
+    float *wd, *x, *xr, *y;   /* dequantized weights, x, x as the kernel sees it, output */
+} mv_case;
+
+static void case_make(mv_case *c, kvb_wtype wt, int out, int in, uint64_t seed)
+{
+    c->wt = wt; c->out = out; c->in = in;
+    size_t rb = kvb_wtype_row_bytes(wt, in), n = (size_t)out * in;
+    float *w32 = malloc(n * 4);
+    c->w = malloc((size_t)out * rb);
+    c->wd = malloc(n * 4); c->x = malloc((size_t)in * 4); c->xr = malloc((size_t)in * 4);
+    c->y = malloc((size_t)out * 4);
+    assert_true(w32 && c->w && c->wd && c->x && c->xr && c->y);
+    kvbt_fill(w32, n, 1.0f, &seed);
+    kvbt_fill(c->x, (size_t)in, 2.0f, &seed);
+    for (int r = 0; r < out; r++) {
+        kvb_wrow_from_f32(wt, w32 + (size_t)r * in, (char *)c->w + (size_t)r * rb, in);
+        kvb_wrow_to_f32(wt, (char *)c->w + (size_t)r * rb, c->wd + (size_t)r * in, in);
+    }
+    free(w32);
+}
+
+static void case_free(mv_case *c)
+{
+    free(c->w); free(c->wd); free(c->x); free(c->xr); free(c->y);
+}
+
+/* the worst row's |y - ref| / sum |w x|, x rounded as the kernel rounds it */
+static double case_error(mv_case *c, int rounds_x)
+{
+    if (rounds_x) kvb_qround_query(c->x, c->in, c->xr);
+    else memcpy(c->xr, c->x, (size_t)c->in * 4);
+    double worst = 0.0;
+    for (int r = 0; r < c->out; r++) {
+        const float *w = c->wd + (size_t)r * c->in;
+        double ref = 0.0, mag = 0.0;
+        for (int i = 0; i < c->in; i++) {
+            ref += (double)w[i] * c->xr[i];
+            mag += fabs((double)w[i] * c->xr[i]);
+        }
+        double e = fabs((double)c->y[r] - ref) / (mag > 0 ? mag : 1.0);
+        if (!(e <= worst)) worst = e;   /* NaN wins */
+    }
+    return worst;
+}
+
+/* the planted bug: a correct dot product over all but the last block */
+static void planted(const mv_case *c, float *y)
+{
+    for (int r = 0; r < c->out; r++) {
+        float s = 0.0f;
+        for (int i = 0; i < c->in - 32; i++) s += c->wd[(size_t)r * c->in + i] * c->x[i];
+        y[r] = s;
+    }
+}
+
+static void test_kernels_match_reference(void **state)
+{
+    int ran = 0, n_rows = kvb_matvec_kernel_count();
+    for (int ki = 0; ki < n_rows; ki++) {
+        const kvb_matvec_kernel *k = kvb_matvec_kernel_at(ki);
+        const char *wn = kvb_wtype_name(k->wtype);
+        if (!k->run || !k->usable()) {
+            print_message("matvec(wt=%s,k=%s): not in this build or CPU, skipped\n", wn, k->name);
+            continue;
+        }
+        for (size_t oi = 0; oi < KVBT_COUNT(outs); oi++)
+            for (size_t ii = 0; ii < KVBT_COUNT(ins); ii++) {
+                char name[160];
+                int out = outs[oi], in = ins[ii];
+                if (!kvbt_case(state, name, sizeof name, "matvec(wt=%s,k=%s,out=%d,in=%d)", wn,
+                               k->name, out, in))
+                    continue;
+                assert_non_null(kvb_matvec_find(k->name, k->wtype, in, NULL, 0));
+                mv_case c;
+                case_make(&c, k->wtype, out, in, 1000u + 31u * ki + 7u * oi + ii);
+                for (int r = 0; r < out; r++) c.y[r] = NAN;
+                k->run(c.w, in, c.x, c.y, 0, out);
+                double e = case_error(&c, k->rounds_x);
+                if (!(e <= tol_of(k->wtype)))
+                    fail_msg("%s: error %.3g over sum|wx| (tolerance %.3g)", name, e,
+                             tol_of(k->wtype));
+                /* the same check catches a kernel that drops the last block */
+                planted(&c, c.y);
+                double ep = case_error(&c, 0);
+                if (ep <= tol_of(k->wtype))
+                    fail_msg("%s: the planted bug passed (error %.3g)", name, ep);
+                case_free(&c);
+                ran++;
+            }
+    }
+    if (!ran) skip();
+}
+
+/* the VNNI row's error against the f32 x (its documented cost), and rows
+ * r0..r1 only: neighbours untouched */
+static void test_rounded_x_error(void **state)
+{
+    (void)state;
+    const kvb_matvec_kernel *k = kvb_matvec_find("avx512-vnni", KVB_WTYPE_Q8_0, 4096, NULL, 0);
+    if (!k) { print_message("avx512-vnni: not in this build or CPU, skipped\n"); skip(); }
+    mv_case c;
+    case_make(&c, KVB_WTYPE_Q8_0, 64, 4096, 77);
+    for (int r = 0; r < 64; r++) c.y[r] = -1.0f;
+    k->run(c.w, 4096, c.x, c.y, 5, 61);
+    assert_true(c.y[4] == -1.0f && c.y[61] == -1.0f);
+    double num = 0.0, den = 0.0;
+    for (int r = 5; r < 61; r++) {
+        double ref = 0.0;
+        for (int i = 0; i < 4096; i++) ref += (double)c.wd[(size_t)r * 4096 + i] * c.x[i];
+        num += (c.y[r] - ref) * (c.y[r] - ref);
+        den += ref * ref;
+    }
+    double rel = sqrt(num / den);
+    print_message("avx512-vnni q8_0: relative L2 error against the f32 x: %.4f\n", rel);
+    assert_true(rel > 0.0 && rel < 0.02);
+    case_free(&c);
+}
+
+/* q8_0 as stored: 34 bytes a block, d first, |w - w'| <= d/2 */
+static void test_q8_0_format(void **state)
+{
+    (void)state;
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, 4096), 128 * 34);
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, 33), 0);
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_BF16, 7), 14);
+    assert_null(kvb_matvec_find(NULL, KVB_WTYPE_Q8_0, 48, NULL, 0));
+    assert_null(kvb_matvec_find("nonsense", KVB_WTYPE_F32, 64, NULL, 0));
+    assert_non_null(kvb_matvec_find(NULL, KVB_WTYPE_F32, 7, NULL, 0));
+    assert_int_equal(kvb_matvec_find(NULL, KVB_WTYPE_Q8_0, 64, NULL, 0)->rounds_x, 0);
+    kvb_wtype t;
+    assert_int_equal(kvb_wtype_parse("q8_0", &t), KVB_STATUS_OK);
+    assert_int_equal(t, KVB_WTYPE_Q8_0);
+    uint64_t seed = 5;
+    float x[64], back[64];
+    uint8_t b[68];
+    kvbt_fill(x, 64, 3.0f, &seed);
+    x[40] = 0.0f;
+    for (int i = 32; i < 64; i++) x[i] = 0.0f;   /* a block of zeros: d = 0, exact */
+    kvb_wrow_from_f32(KVB_WTYPE_Q8_0, x, b, 64);
+    kvb_wrow_to_f32(KVB_WTYPE_Q8_0, b, back, 64);
+    float d = kvb_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    assert_true(d > 0.0f);
+    for (int i = 0; i < 32; i++) assert_true(fabsf(x[i] - back[i]) <= 0.5f * d * 1.0001f);
+    for (int i = 32; i < 64; i++) assert_true(back[i] == 0.0f);
+    assert_true(b[34] == 0 && b[35] == 0);
+}
+
+/* the pool split gives the single-thread result, bit for bit */
+static void test_pool_split(void **state)
+{
+    (void)state;
+    kvb_pool *pool;
+    assert_int_equal(kvb_pool_create(&pool, 3, NULL, NULL), KVB_STATUS_OK);
+    for (int wt = 0; wt < KVB_WTYPE_COUNT; wt++) {
+        const kvb_matvec_kernel *k = kvb_matvec_find(NULL, (kvb_wtype)wt, 96, NULL, 0);
+        mv_case c;
+        case_make(&c, (kvb_wtype)wt, 301, 96, 9u + (unsigned)wt);
+        float *y1 = malloc(301 * 4);
+        assert_non_null(y1);
+        k->run(c.w, 96, c.x, y1, 0, 301);
+        kvb_matvec_pool(pool, k, c.w, 301, 96, c.x, c.y);
+        assert_memory_equal(y1, c.y, 301 * 4);
+        free(y1);
+        case_free(&c);
+    }
+    kvb_pool_destroy(pool);
+}
+
+int main(int argc, char **argv)
+{
+    static const kvbt_test all[] = {
+        {"kernels_match_reference", test_kernels_match_reference, 1},
+        {"rounded_x_error", test_rounded_x_error, 0},
+        {"q8_0_format", test_q8_0_format, 0},
+        {"pool_split", test_pool_split, 0},
+    };
+    return kvbt_main(argc, argv, "matvec", all, KVBT_COUNT(all));
+}
