@@ -154,12 +154,5 @@ kvb_status kvb_gguf_save(const kvb_model *m, const char *path, char *msg, size_t
     kvb_afile a;
     if (kvb_afile_open(&a, path, msg, msg_len)) return KVB_STATUS_IO;
     errno = 0;
-    if (write_all(m, a.f)) {
-        snprintf(msg, msg_len, "writing '%s' failed: %s", path, strerror(errno ? errno : EIO));
-        kvb_afile_abort(&a);
-        return KVB_STATUS_IO;
-    }
-    int e = kvb_afile_commit_new(&a, msg, msg_len);
-    if (e == EEXIST) snprintf(msg, msg_len, "'%s' exists: a model file is never overwritten", path);
-    return e == 0 ? KVB_STATUS_OK : e == EEXIST ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
+    return kvb_model_file_publish(&a, write_all(m, a.f) == 0, "a model file", msg, msg_len);
 }

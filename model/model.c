@@ -381,14 +381,20 @@ kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_
                 ok = fwrite(&v, sizeof v, 1, f) == 1;
             }
     if (ok && cls) ok = fwrite(m->w.wcls, sizeof(float), cls, f) == cls;
-    if (!ok) {
-        snprintf(msg, msg_len, "writing '%s' failed: %s", path, strerror(errno ? errno : EIO));
-        kvb_afile_abort(&a);
+    return kvb_model_file_publish(&a, ok, "a checkpoint", msg, msg_len);
+}
+
+kvb_status kvb_model_file_publish(struct kvb_afile *a, int written, const char *what, char *msg,
+                                  size_t msg_len)
+{
+    if (!written) {
+        snprintf(msg, msg_len, "writing '%s' failed: %s", a->path, strerror(errno ? errno : EIO));
+        kvb_afile_abort(a);
         return KVB_STATUS_IO;
     }
     /* linked, not renamed: a file that appeared under the name meanwhile is never replaced */
-    int e = kvb_afile_commit_new(&a, msg, msg_len);
-    if (e == EEXIST) snprintf(msg, msg_len, "'%s' exists: a checkpoint is never overwritten", path);
+    int e = kvb_afile_commit_new(a, msg, msg_len);
+    if (e == EEXIST) snprintf(msg, msg_len, "'%s' exists: %s is never overwritten", a->path, what);
     return e == 0 ? KVB_STATUS_OK : e == EEXIST ? KVB_STATUS_INVALID_ARG : KVB_STATUS_IO;
 }
 

@@ -88,6 +88,12 @@ kvb_status kvb_model_load(kvb_model *m, const char *path, int max_seq_override,
  * size its header implies); no weights are read. */
 kvb_status kvb_model_read_config(const char *path, kvb_model_config *c, char *msg, size_t msg_len);
 kvb_status kvb_model_save(const kvb_model *m, const char *path, char *msg, size_t msg_len);
+/* The end of every model file a writer built in a (base/afile.h) file: aborted with
+ * a message when !written, else linked into place, never over an existing file
+ * ("'path' exists: <what> is never overwritten"). */
+struct kvb_afile;
+kvb_status kvb_model_file_publish(struct kvb_afile *a, int written, const char *what, char *msg,
+                                  size_t msg_len);
 void       kvb_model_free(kvb_model *m);
 
 kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c);
