@@ -2,8 +2,9 @@
  * (model/gguf.h), on any bytes, and kvb_gguf_open on the same bytes as a file.
  * Beyond not crashing: a refusal names its reason and keeps nothing; what is
  * accepted is consistent: every tensor's bytes follow from its type and dims
- * and lie inside the input at an aligned offset, every name finds its own
- * tensor, and a llama config that is read passes the model's own shape check. */
+ * and lie inside the input at an aligned offset, no two share a byte, every
+ * name finds its own tensor, and a llama config that is read passes the
+ * model's own shape check. */
 #include "fuzz_util.h"
 #include "../model/gguf.h"
 
@@ -27,6 +28,11 @@ static void check_parsed(const kvb_gguf *g, const uint8_t *data, size_t size)
                        "tensor %llu lies outside the input", (unsigned long long)i);
         KVB_FUZZ_CHECK(t->offset % g->alignment == 0, "tensor %llu unaligned",
                        (unsigned long long)i);
+        for (uint64_t j = 0; j < i && g->n_tensors <= 256; j++)
+            KVB_FUZZ_CHECK(t->offset + t->bytes <= g->t[j].offset ||
+                               g->t[j].offset + g->t[j].bytes <= t->offset,
+                           "tensors %llu and %llu overlap", (unsigned long long)i,
+                           (unsigned long long)j);
         char name[256];
         if (t->name.n < sizeof name && !memchr(t->name.p, 0, (size_t)t->name.n)) {
             memcpy(name, t->name.p, (size_t)t->name.n);

@@ -4,6 +4,7 @@
  * keys is refused by the file's own length. */
 #define _POSIX_C_SOURCE 200809L
 #include "gguf.h"
+#include "load.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -261,6 +262,45 @@ static int read_alignment(kvb_gguf *g, char *msg, size_t msg_len)
     return 0;
 }
 
+static int by_offset(const void *a, const void *b)
+{
+    const kvb_gguf_tensor *x = *(const kvb_gguf_tensor *const *)a,
+                          *y = *(const kvb_gguf_tensor *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* No two tensors share a byte: a planted offset pointing into another tensor
+ * would read its weights (ggml goes further and wants them packed in order). */
+static int check_overlap(kvb_gguf *g, char *msg, size_t msg_len)
+{
+    if (g->n_tensors < 2) return 0;
+    kvb_gguf_tensor **v = malloc((size_t)g->n_tensors * sizeof *v);
+    if (!v) {
+        snprintf(msg, msg_len, "cannot allocate %llu tensor pointers",
+                 (unsigned long long)g->n_tensors);
+        return -1;
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++) v[i] = &g->t[i];
+    qsort(v, (size_t)g->n_tensors, sizeof *v, by_offset);
+    int r = 0;
+    const kvb_gguf_tensor *last = v[0];   /* the one reaching furthest so far */
+    for (uint64_t i = 1; i < g->n_tensors && !r; i++) {
+        if (v[i]->offset < last->offset + last->bytes) {
+            char a[64], b[64];
+            snprintf(msg, msg_len, "tensor '%s': bytes [%llu, %llu) of the data section overlap "
+                     "tensor '%s''s [%llu, %llu)", show(v[i]->name, a, sizeof a),
+                     (unsigned long long)v[i]->offset,
+                     (unsigned long long)(v[i]->offset + v[i]->bytes),
+                     show(last->name, b, sizeof b), (unsigned long long)last->offset,
+                     (unsigned long long)(last->offset + last->bytes));
+            r = -1;
+        }
+        if (v[i]->offset + v[i]->bytes > last->offset + last->bytes) last = v[i];
+    }
+    free(v);
+    return r;
+}
+
 kvb_status kvb_gguf_parse(kvb_gguf *g, const uint8_t *p, size_t n, char *msg, size_t msg_len)
 {
     memset(g, 0, sizeof *g);
@@ -319,6 +359,7 @@ kvb_status kvb_gguf_parse(kvb_gguf *g, const uint8_t *p, size_t n, char *msg, si
         }
         t->data = p + g->data_off + t->offset;
     }
+    if (check_overlap(g, msg, msg_len)) goto bad;
     return KVB_STATUS_OK;
 bad:
     free(g->kv);
@@ -331,31 +372,15 @@ bad:
 kvb_status kvb_gguf_open(kvb_gguf *g, const char *path, char *msg, size_t msg_len)
 {
     memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY | O_NONBLOCK);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        snprintf(msg, msg_len, "cannot open '%s': %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return KVB_STATUS_IO;
-    }
-    if (!S_ISREG(sb.st_mode) || sb.st_size < 24) {
-        snprintf(msg, msg_len, "'%s' is %s: a GGUF file is a regular file of at least 24 bytes",
-                 path, !S_ISREG(sb.st_mode) ? "not a regular file" : "shorter than 24 bytes");
-        close(fd);
-        return S_ISREG(sb.st_mode) ? KVB_STATUS_FORMAT : KVB_STATUS_IO;
-    }
-    void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-    if (m == MAP_FAILED) {
-        snprintf(msg, msg_len, "cannot map '%s': %s", path, strerror(e));
-        return KVB_STATUS_IO;
-    }
+    const uint8_t *m;
+    size_t n;
+    kvb_status st = kvb_map_file(path, 24, "a GGUF file", &m, &n, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
     char why[400];
-    kvb_status st = kvb_gguf_parse(g, m, (size_t)sb.st_size, why, sizeof why);
+    st = kvb_gguf_parse(g, m, n, why, sizeof why);
     if (st != KVB_STATUS_OK) {
         snprintf(msg, msg_len, "GGUF '%s': %s", path, why);
-        munmap(m, (size_t)sb.st_size);
+        munmap((void *)m, n);
         memset(g, 0, sizeof *g);
         return st;
     }
@@ -529,6 +554,11 @@ kvb_status kvb_gguf_llama_config(const kvb_gguf *g, kvb_model_config *c,
     kvb_status st = get_str(g, "llama.rope.scaling.type", &sc, msg, msg_len);
     if (st == KVB_STATUS_FORMAT) return st;
     if (st == KVB_STATUS_OK) show(sc, x.rope_scaling, sizeof x.rope_scaling);
+    c->norm_eps = x.norm_eps;
+    if (strcmp(x.rope_scaling, "linear") == 0) {
+        c->rope_scaling = KVB_ROPE_SCALING_LINEAR;
+        c->rope_factor = x.rope_factor;
+    }
     x.rope_freqs = kvb_gguf_find_tensor(g, "rope_freqs.weight") != NULL;
     /* vocab: llama.vocab_size, else token_embd.weight's rows, else the tokenizer's list */
     const kvb_gguf_tensor *emb = kvb_gguf_find_tensor(g, "token_embd.weight");

@@ -5,7 +5,7 @@
  * before use: header, every key/value (all value types, arrays and strings;
  * each length or count against the bytes left), the tensor infos (n_dims <= 4,
  * dims, a known type, offsets aligned) and that every tensor lies inside the
- * file. Keys and tensor names are unique. A refusal names the field and what
+ * file and shares no byte with another. Keys and tensor names are unique. A refusal names the field and what
  * is allowed. Strings point into the map and are not NUL-terminated. The file
  * is read as little-endian (GGUF's order on every machine this tool runs on).
  * A file cut short after it was mapped would fault on access: nothing guards
@@ -90,9 +90,10 @@ kvb_status kvb_gguf_get_int(const kvb_gguf *g, const char *key, int64_t lo, int6
 kvb_status kvb_gguf_get_float(const kvb_gguf *g, const char *key, double *out, char *msg,
                               size_t msg_len);
 
-/* What the llama metadata says that kvb_model_config has no field for yet: the
- * decoder uses 1e-5 and no rope scaling. Recorded here until the decoder takes
- * them (later work of issue 15). */
+/* What the llama metadata says, as read. The config gets norm_eps, and
+ * rope_scaling LINEAR with rope_factor when the type is "linear" (any other
+ * type leaves NONE: kvb_gguf_load_model refuses it); rope_layout is always
+ * INTERLEAVED (llama.cpp's converter permutes Hugging Face's wq and wk). */
 typedef struct kvb_gguf_llama_extra {
     float norm_eps;            /* llama.attention.layer_norm_rms_epsilon, else 1e-5 */
     char  rope_scaling[16];    /* llama.rope.scaling.type: none, linear, yarn, ... */
@@ -107,6 +108,20 @@ typedef struct kvb_gguf_llama_extra {
  * serve-sim; whatever builds f32 weights checks the whole model). */
 kvb_status kvb_gguf_llama_config(const kvb_gguf *g, kvb_model_config *c,
                                  kvb_gguf_llama_extra *extra, char *msg, size_t msg_len);
+
+/* A llama GGUF file as a model, its tensors in place in the file's map (kept
+ * open until kvb_model_free): token_embd, blk.N.{attn_norm, attn_q, attn_k,
+ * attn_v, attn_output, ffn_norm, ffn_gate, ffn_down, ffn_up}, output_norm and
+ * output (absent: the classifier is token_embd), each .weight, of type f32,
+ * f16, bf16 or q8_0 (any other refused naming tensor and type); dims[0] is a
+ * matrix's cols (in), dims[1] its rows (out), both checked against the
+ * metadata's shape. Norms stored as other than f32 are converted into the
+ * model's memory. RoPE is INTERLEAVED; a rope_freqs.weight tensor (Llama 3's
+ * per-pair divisors) divides m->rope_freq after kvb_model_finish. A scaling
+ * type other than none and linear is refused. max_seq_override > 0 replaces
+ * llama.context_length. */
+kvb_status kvb_gguf_load_model(kvb_model *m, const char *path, int max_seq_override, char *msg,
+                               size_t msg_len);
 
 /* m written as GGUF v3 (F32 tensors, llama.cpp's names, the llama.* metadata)
  * through a temporary file linked into place: never over an existing file. */

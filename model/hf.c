@@ -124,6 +124,8 @@ kvb_status kvb_hf_config(const char *path, kvb_model_config *c, kvb_hf_extra *ex
         goto out;
     m.rope_theta = (float)theta;
     x.norm_eps = (float)eps;
+    m.norm_eps = (float)eps;
+    m.rope_layout = KVB_ROPE_LAYOUT_HALF;   /* transformers rotates halves */
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
     if (tie && !cJSON_IsBool(tie) && !cJSON_IsNull(tie)) {
         snprintf(msg, msg_len, "%s: \"tie_word_embeddings\" must be true or false", file);
@@ -136,9 +138,29 @@ kvb_status kvb_hf_config(const char *path, kvb_model_config *c, kvb_hf_extra *ex
         const char *t = kvb_json_str_at(rs, "rope_type");
         if (!t) t = kvb_json_str_at(rs, "type");
         snprintf(x.rope_type, sizeof x.rope_type, "%s", t ? t : "");
-        double f;
+        double f, lo, hi;
         if (num_key(rs, "factor", 0.0, 1.0, &f, file, msg, msg_len)) goto out;
         x.rope_factor = (float)f;
+        /* the decoder's scalings; any other type is left to the loader to refuse */
+        if (t && strcmp(t, "linear") == 0) {
+            m.rope_scaling = KVB_ROPE_SCALING_LINEAR;
+            m.rope_factor = (float)f;
+        } else if (t && strcmp(t, "llama3") == 0) {
+            if (num_key(rs, "low_freq_factor", 0.0, 1.0, &lo, file, msg, msg_len) ||
+                num_key(rs, "high_freq_factor", 0.0, 4.0, &hi, file, msg, msg_len) ||
+                int_key(rs, "original_max_position_embeddings", 1, big, 8192, &m.rope_orig_ctx,
+                        file, msg, msg_len))
+                goto out;
+            if (!(hi > lo)) {
+                snprintf(msg, msg_len, "%s: rope_scaling's high_freq_factor %g must be above its "
+                         "low_freq_factor %g", file, hi, lo);
+                goto out;
+            }
+            m.rope_scaling = KVB_ROPE_SCALING_LLAMA3;
+            m.rope_factor = (float)f;
+            m.rope_low_freq = (float)lo;
+            m.rope_high_freq = (float)hi;
+        }
     }
     /* the shape's own checks, without the limit on f32 weights (hf.h) */
     kvb_model_config shape = m;

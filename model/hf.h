@@ -14,9 +14,12 @@
 #include <stddef.h>
 #include "model.h"
 
-/* What config.json says that kvb_model_config has no field for yet: the decoder
- * does not use them (later work of issue 15); attend and serve-sim need the shape
- * alone. */
+/* What config.json says besides the config: the architecture, the scaling's
+ * name (a type the decoder lacks, "yarn" or "dynamic", leaves the config's
+ * rope_scaling NONE; kvb_hf_load_model refuses it) and Mistral's window.
+ * The config itself gets norm_eps (rms_norm_eps), rope_layout HALF,
+ * rope_scaling LINEAR (factor) or LLAMA3 (factor, low_freq_factor default 1,
+ * high_freq_factor default 4, original_max_position_embeddings default 8192). */
 typedef struct kvb_hf_extra {
     char  arch[64];           /* architectures[0] */
     float norm_eps;           /* rms_norm_eps, else 1e-6 */
