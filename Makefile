@@ -145,6 +145,12 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testlib.o $(BUILD)/libkv
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
 
+# the loaders' two test binaries share a fixture (tests/load_fixture.[ch])
+$(BUILD)/test_load $(BUILD)/test_load_bad: $(BUILD)/test_%: $(BUILD)/tests/test_%.o \
+  $(BUILD)/tests/load_fixture.o $(BUILD)/tests/testlib.o $(BUILD)/libkvbench.a
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
+
 # run and test install packages first, then build in a fresh make so that
 # pkg-config sees what was just installed
 run: deps

@@ -136,6 +136,17 @@ static int get_norm(void *ctx, kvb_load_find_fn find, const char *name, int dim,
     return 0;
 }
 
+kvb_status kvb_load_finish(kvb_model *m, char *msg, size_t msg_len)
+{
+    char why[400];
+    kvb_status st = kvb_model_finish(m, why, sizeof why);
+    if (st != KVB_STATUS_OK) {
+        snprintf(msg, msg_len, "%s", why);
+        kvb_model_free(m);
+    }
+    return st;
+}
+
 kvb_status kvb_load_fill(kvb_model *m, const kvb_load_names *names, kvb_load_find_fn find,
                          void *ctx, char *msg, size_t msg_len)
 {
@@ -187,13 +198,7 @@ kvb_status kvb_load_fill(kvb_model *m, const kvb_load_names *names, kvb_load_fin
             goto bad;
     }
     if (c->shared_classifier) w->wcls = w->token_embedding;
-    char why[400];
-    kvb_status st = kvb_model_finish(m, why, sizeof why);
-    if (st != KVB_STATUS_OK) {
-        snprintf(msg, msg_len, "%s", why);
-        kvb_model_free(m);
-    }
-    return st;
+    return kvb_load_finish(m, msg, msg_len);
 bad:
     kvb_model_free(m);
     return KVB_STATUS_FORMAT;

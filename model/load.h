@@ -52,5 +52,7 @@ typedef struct kvb_load_names {
  * kvb_model_finish. On failure m is freed. */
 kvb_status kvb_load_fill(kvb_model *m, const kvb_load_names *names, kvb_load_find_fn find,
                          void *ctx, char *msg, size_t msg_len);
+/* kvb_model_finish, and on failure kvb_model_free (msg says why). */
+kvb_status kvb_load_finish(kvb_model *m, char *msg, size_t msg_len);
 
 #endif

@@ -11,6 +11,7 @@
 #define KVB_PERMUTE_H
 
 #include <stddef.h>
+#include "../impls/types/kvb_types.h"
 
 /* The source row of row r of the permuted matrix (head_dim even):
  * to_half = 1 gives the half layout's row r from an interleaved matrix;
@@ -21,5 +22,14 @@ int kvb_rope_perm_row(int r, int head_dim, int to_half);
  * each); dst and src must not overlap. */
 void kvb_rope_permute_rows(const void *src, void *dst, size_t row_bytes, int n_heads,
                            int head_dim, int to_half);
+
+/* dst: src computing the same function under RoPE layout `layout`: a new layer
+ * table and wq, wk with rows permuted per head (to_half as layout says) in
+ * dst->mem; every other weight, norm included, borrowed from src, which must
+ * outlive dst (kvb_model_free(dst) first). The same layout: every matrix
+ * borrowed. For writers of one layout (llama2.c and GGUF write interleaved). */
+struct kvb_model;
+kvb_status kvb_model_relayout(const struct kvb_model *src, struct kvb_model *dst, int layout,
+                              char *msg, size_t msg_len);
 
 #endif

@@ -178,8 +178,8 @@ static int check_extents(kvb_st_file *f, char *msg, size_t msg_len)
         }
         if (!last || v[i]->end > last->end) last = v[i];
     }
-    for (int i = 0; i < n && !r; i++) {
-        size_t es = dtype_size(f->t[i].type);
+    for (int i = 0; i < n && !r; i++) {   /* an empty tensor's data is never read */
+        size_t es = f->t[i].begin == f->t[i].end ? 1 : dtype_size(f->t[i].type);
         uintptr_t at = (uintptr_t)(f->base + f->data_off + f->t[i].begin);
         if (at % es) {
             snprintf(msg, msg_len, "tensor '%s': data at file byte %llu is misaligned for %s "

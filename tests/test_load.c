@@ -1,0 +1,245 @@
+/* test_load.c: model files' weights loaded in place (model/load.h, gguf.h,
+ * safetensors.h) and the Hugging Face writer (cmocka).
+ *
+ * One seeded model (GQA, 4 query heads on 2 KV heads) decoded on an exact cache
+ * (contiguous, f32) gives bit-identical logits from memory, a llama2.c .bin, GGUF
+ * and safetensors, single and sharded; f16, bf16 (GGUF, safetensors) and q8_0
+ * (GGUF) files give the logits of the same model in memory, bit for bit, and
+ * those of its dequantized f32 twin within 1e-4 (relative L2); an interleaved
+ * model exported to Hugging Face's rotate-half layout computes the same function
+ * (and the same weights unpermuted would not), and kvb_model_relayout brings
+ * it back to the original bit for bit. Planted faults: swapped tensor
+ * offsets load but change the logits; overlapping or misaligned ones, truncated
+ * files, bad headers, unknown dtypes, absurd dims, missing tensors and wrong
+ * shapes are refused with a message naming the field (test_load_bad.c).
+ * Files are written in the run's temporary directory, removed at exit.
+ * Usage: test_load [REGEX] (or KVB_TEST_FILTER=REGEX). */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/gguf.h"
+#include "../model/hf.h"
+#include "../model/load.h"
+#include "../model/permute.h"
+#include "../model/safetensors.h"
+#include "load_fixture.h"
+#include "testlib.h"
+
+/* (a) the same f32 weights through every format: the same logits, bit for bit */
+static void test_formats_identical(void **state)
+{
+    char msg[512], path[1200];
+    for (int shared = 0; shared < 2; shared++) {
+        kvb_model m0, mh, l;
+        kvb_model_config c = kvbt_load_shape(shared, KVB_ROPE_LAYOUT_INTERLEAVED);
+        assert_int_equal(kvb_model_init_random(&m0, &c, 7, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
+        float *ref = kvbt_logits(&m0);
+        const char *ext[2] = {"bin", "gguf"};
+        for (int f = 0; f < 2; f++) {
+            snprintf(path, sizeof path, "%s/a%d.%s", kvbt_tmpdir(state), shared, ext[f]);
+            kvb_status st = f ? kvb_gguf_save(&m0, path, msg, sizeof msg)
+                              : kvb_model_save(&m0, path, msg, sizeof msg);
+            if (st != KVB_STATUS_OK) fail_msg("%s", msg);
+            if (kvb_model_open(&l, path, 0, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+            assert_int_equal(l.cfg.shared_classifier, shared);
+            kvbt_assert_same_logits(&l, ref, path);
+            if (f) {   /* in place: the matrices are the map's bytes, not copies */
+                assert_string_equal(l.source, "gguf");
+                kvbt_assert_in_map(&l);
+            }
+            kvb_model_free(&l);
+        }
+        /* safetensors holds rotate-half: the same weights as a HALF model, bit for bit */
+        c.rope_layout = KVB_ROPE_LAYOUT_HALF;
+        assert_int_equal(kvb_model_init_random(&mh, &c, 7, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
+        float *refh = kvbt_logits(&mh);
+        snprintf(path, sizeof path, "%s/a%d-hf", kvbt_tmpdir(state), shared);
+        if (kvb_hf_save(&mh, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        if (kvb_model_open(&l, path, 0, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        assert_string_equal(l.source, "safetensors");
+        assert_int_equal(l.cfg.rope_layout, KVB_ROPE_LAYOUT_HALF);
+        assert_int_equal(l.cfg.shared_classifier, shared);
+        kvbt_assert_in_map(&l);
+        kvbt_assert_same_logits(&l, refh, path);
+        kvb_model_free(&l);
+        /* config.json itself opens the checkpoint too */
+        char cfgp[1300];
+        snprintf(cfgp, sizeof cfgp, "%s/config.json", path);
+        if (kvb_model_open(&l, cfgp, 5, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        assert_int_equal(l.cfg.max_seq, 5);
+        kvb_model_free(&l);
+        /* (e) the same checkpoint in 3 shards and an index */
+        snprintf(path, sizeof path, "%s/a%d-hf3", kvbt_tmpdir(state), shared);
+        if (kvb_hf_save_sharded(&mh, path, 3, msg, sizeof msg) != KVB_STATUS_OK)
+            fail_msg("%s", msg);
+        if (kvb_model_open(&l, path, 0, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        assert_int_equal(((const kvb_st_set *)l.map)->n_files, 3);
+        kvbt_assert_same_logits(&l, refh, path);
+        kvb_model_free(&l);
+        /* never over an existing path */
+        assert_int_equal(kvb_hf_save(&mh, path, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
+        assert_non_null(strstr(msg, "exists"));
+        free(ref);
+        free(refh);
+        kvb_model_free(&m0);
+        kvb_model_free(&mh);
+    }
+}
+
+/* (b) stored types: the file's model is the memory's, and near its f32 twin */
+static void test_typed_files(void **state)
+{
+    char msg[512], path[1200];
+    const kvb_wtype types[3] = {KVB_WTYPE_F16, KVB_WTYPE_BF16, KVB_WTYPE_Q8_0};
+    for (int i = 0; i < 3; i++) {
+        kvb_wtype wt = types[i];
+        for (int half = 0; half < 2; half++) {
+            kvb_model m, twin, l;
+            kvb_model_config c = kvbt_load_shape(0, half ? KVB_ROPE_LAYOUT_HALF
+                                                         : KVB_ROPE_LAYOUT_INTERLEAVED);
+            assert_int_equal(kvb_model_init_random(&m, &c, 11, wt, msg, sizeof msg),
+                             KVB_STATUS_OK);
+            kvbt_dequant_twin(&m, &twin);
+            float *ref = kvbt_logits(&m), *ref32 = kvbt_logits(&twin);
+            snprintf(path, sizeof path, "%s/b-%s-%s", kvbt_tmpdir(state), kvb_wtype_name(wt),
+                     half ? "hf" : "gguf");
+            kvb_status st = half ? kvb_hf_save(&m, path, msg, sizeof msg)
+                                 : kvb_gguf_save(&m, path, msg, sizeof msg);
+            if (half && wt == KVB_WTYPE_Q8_0) {   /* safetensors has no q8_0 */
+                assert_int_equal(st, KVB_STATUS_UNSUPPORTED);
+                assert_non_null(strstr(msg, "q8_0"));
+                assert_non_null(strstr(msg, "model.embed_tokens.weight"));
+            } else {
+                if (st != KVB_STATUS_OK) fail_msg("%s", msg);
+                if (kvb_model_open(&l, path, 0, msg, sizeof msg) != KVB_STATUS_OK)
+                    fail_msg("%s", msg);
+                assert_int_equal(l.w.layer[1].w2.type, wt);
+                assert_int_equal(l.w.token_embedding.type, wt);
+                kvbt_assert_same_logits(&l, ref, path);
+                double e = kvbt_rel(ref, ref32);
+                if (!(e < 1e-4))
+                    fail_msg("%s: %g from the dequantized f32 twin (allowed 1e-4)", path, e);
+                kvb_model_free(&l);
+            }
+            free(ref);
+            free(ref32);
+            kvb_model_free(&twin);
+            kvb_model_free(&m);
+        }
+    }
+}
+
+/* (f) an interleaved model exported to Hugging Face computes the same function */
+static void test_hf_export_permutes(void **state)
+{
+    char msg[512], path[1200];
+    /* the permutation: half row i <- interleaved 2i, half row i + hd/2 <- 2i + 1 */
+    const int hd = 8;
+    for (int r = 0; r < 3 * hd; r++) {
+        int head = r / hd, j = r % hd;
+        int want = head * hd + (j < hd / 2 ? 2 * j : 2 * (j - hd / 2) + 1);
+        assert_int_equal(kvb_rope_perm_row(r, hd, 1), want);
+        assert_int_equal(kvb_rope_perm_row(kvb_rope_perm_row(r, hd, 0), hd, 1), r);
+    }
+    for (int shared = 0; shared < 2; shared++) {
+        kvb_model m0, mh, l;
+        kvb_model_config c = kvbt_load_shape(shared, KVB_ROPE_LAYOUT_INTERLEAVED);
+        assert_int_equal(kvb_model_init_random(&m0, &c, 5, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
+        float *ref = kvbt_logits(&m0);
+        snprintf(path, sizeof path, "%s/f%d", kvbt_tmpdir(state), shared);
+        if (kvb_hf_save(&m0, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        if (kvb_model_open(&l, path, 0, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        assert_int_equal(l.cfg.rope_layout, KVB_ROPE_LAYOUT_HALF);
+        float *got = kvbt_logits(&l);
+        double e = kvbt_rel(got, ref);
+        if (!(e < 1e-5)) fail_msg("%s: %g from the interleaved original (allowed 1e-5)", path, e);
+        /* the check can fail: the same weights read as rotate-half, unpermuted, differ */
+        c.rope_layout = KVB_ROPE_LAYOUT_HALF;
+        assert_int_equal(kvb_model_init_random(&mh, &c, 5, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
+        float *unperm = kvbt_logits(&mh);
+        assert_true(kvbt_rel(unperm, ref) > 1e-3);
+        /* kvb_model_relayout: the loaded model back to interleaved is the original, bit for
+         * bit; to interleaved and exported as GGUF (which writes interleaved) it loads alike */
+        kvb_model back, again;
+        if (kvb_model_relayout(&l, &back, KVB_ROPE_LAYOUT_INTERLEAVED, msg, sizeof msg))
+            fail_msg("%s", msg);
+        kvbt_assert_same_logits(&back, ref, "relayout to interleaved");
+        snprintf(path, sizeof path, "%s/f%d.gguf", kvbt_tmpdir(state), shared);
+        if (kvb_gguf_save(&back, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        if (kvb_model_open(&again, path, 0, msg, sizeof msg) != KVB_STATUS_OK)
+            fail_msg("%s", msg);
+        kvbt_assert_same_logits(&again, ref, path);
+        kvb_model_free(&again);
+        kvb_model_free(&back);
+        free(ref);
+        free(got);
+        free(unperm);
+        kvb_model_free(&l);
+        kvb_model_free(&m0);
+        kvb_model_free(&mh);
+    }
+}
+
+/* config.json carries every config field the decoder uses, Llama 3's scaling too */
+static void test_hf_config_round_trip(void **state)
+{
+    char msg[512], path[1200];
+    kvb_model m;
+    kvb_model_config c = kvbt_load_shape(1, KVB_ROPE_LAYOUT_HALF), r;
+    c.rope_theta = 500000.0f;
+    c.norm_eps = 1e-6f;
+    c.rope_scaling = KVB_ROPE_SCALING_LLAMA3;
+    c.rope_factor = 8.0f;
+    c.rope_low_freq = 1.0f;
+    c.rope_high_freq = 4.0f;
+    c.rope_orig_ctx = 16;
+    assert_int_equal(kvb_model_init_random(&m, &c, 3, KVB_WTYPE_BF16, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    snprintf(path, sizeof path, "%s/cfg", kvbt_tmpdir(state));
+    if (kvb_hf_save(&m, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    if (kvb_hf_config(path, &r, NULL, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    assert_int_equal(r.dim, c.dim);
+    assert_int_equal(r.hidden_dim, c.hidden_dim);
+    assert_int_equal(r.n_layers, c.n_layers);
+    assert_int_equal(r.n_heads, c.n_heads);
+    assert_int_equal(r.n_kv_heads, c.n_kv_heads);
+    assert_int_equal(r.head_dim, c.head_dim);
+    assert_int_equal(r.vocab_size, c.vocab_size);
+    assert_int_equal(r.max_seq, c.max_seq);
+    assert_int_equal(r.shared_classifier, 1);
+    assert_int_equal(r.rope_layout, KVB_ROPE_LAYOUT_HALF);
+    assert_int_equal(r.rope_scaling, KVB_ROPE_SCALING_LLAMA3);
+    assert_true(r.rope_theta == c.rope_theta && r.norm_eps == c.norm_eps);
+    assert_true(r.rope_factor == 8.0f && r.rope_low_freq == 1.0f && r.rope_high_freq == 4.0f);
+    assert_int_equal(r.rope_orig_ctx, 16);
+    kvb_model l;
+    if (kvb_model_open(&l, path, 0, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    assert_int_equal(l.cfg.rope_scaling, KVB_ROPE_SCALING_LLAMA3);
+    for (int i = 0; i < c.head_dim / 2; i++) assert_true(l.rope_freq[i] == m.rope_freq[i]);
+    kvb_model_free(&l);
+    kvb_model_free(&m);
+}
+
+int main(int argc, char **argv)
+{
+    static const kvbt_test all[] = {
+        {"formats_identical", test_formats_identical, 0},
+        {"typed_files", test_typed_files, 0},
+        {"hf_export_permutes", test_hf_export_permutes, 0},
+        {"hf_config_round_trip", test_hf_config_round_trip, 0},
+    };
+    return kvbt_main(argc, argv, "load", all, KVBT_COUNT(all));
+}
