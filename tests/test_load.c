@@ -8,7 +8,8 @@
  * those of its dequantized f32 twin within 1e-4 (relative L2); an interleaved
  * model exported to Hugging Face's rotate-half layout computes the same function
  * (and the same weights unpermuted would not), and kvb_model_relayout brings
- * it back to the original bit for bit. Planted faults: swapped tensor
+ * it back to the original bit for bit. A GGUF rope_freqs.weight divides each
+ * pair's frequency (ones: the same logits). Planted faults: swapped tensor
  * offsets load but change the logits; overlapping or misaligned ones, truncated
  * files, bad headers, unknown dtypes, absurd dims, missing tensors and wrong
  * shapes are refused with a message naming the field (test_load_bad.c).
@@ -193,6 +194,81 @@ static void test_hf_export_permutes(void **state)
     }
 }
 
+/* The GGUF file at path with a rope_freqs.weight tensor of the n factors f
+ * added (after every other tensor's bytes), written to out. */
+static void add_rope_freqs(const char *path, const char *out, const float *f, int n)
+{
+    size_t sz;
+    uint8_t *b = kvbt_read_file(path, &sz);
+    kvb_gguf g;
+    char msg[512];
+    assert_int_equal(kvb_gguf_parse(&g, b, sz, msg, sizeof msg), KVB_STATUS_OK);
+    const kvb_gguf_kv *kl = &g.kv[g.n_kv - 1];
+    const kvb_gguf_tensor *tl = &g.t[g.n_tensors - 1];
+    size_t kv_end = (size_t)(kl->val - b + kl->val_bytes);
+    size_t info_end = (size_t)((const uint8_t *)tl->name.p - b) + tl->name.n + 4 +
+                      8 * (size_t)tl->n_dims + 12;
+    const char *name = "rope_freqs.weight";
+    uint64_t a = g.alignment, old_data = sz - g.data_off, len = strlen(name), dim = n;
+    uint64_t off = (old_data + a - 1) / a * a, count = g.n_tensors + 1;
+    uint32_t nd = 1, type = KVB_GGML_F32;
+    size_t head = info_end + 8 + len + 4 + 8 + 4 + 8, data_off = (head + a - 1) / a * a;
+    uint8_t *o = calloc(1, data_off + off + 4 * (size_t)n);
+    memcpy(o, b, info_end);
+    memcpy(o + 8, &count, 8);
+    uint8_t *p = o + info_end;
+#define PUT(v, k) (memcpy(p, v, k), p += k)
+    PUT(&len, 8);
+    PUT(name, len);
+    PUT(&nd, 4);
+    PUT(&dim, 8);
+    PUT(&type, 4);
+    PUT(&off, 8);
+#undef PUT
+    memcpy(o + data_off, b + g.data_off, old_data);
+    memcpy(o + data_off + off, f, 4 * (size_t)n);
+    kvbt_write_file(out, o, data_off + off + 4 * (size_t)n);
+    assert_true(kv_end < info_end);
+    kvb_gguf_close(&g);
+    free(o);
+    free(b);
+}
+
+/* Llama 3's rope_freqs.weight divides each pair's frequency; ones change nothing */
+static void test_gguf_rope_freqs(void **state)
+{
+    char msg[512], path[1200], out[1200];
+    kvb_model m0, l;
+    kvb_model_config c = kvbt_load_shape(0, KVB_ROPE_LAYOUT_INTERLEAVED);
+    assert_int_equal(kvb_model_init_random(&m0, &c, 13, KVB_WTYPE_F32, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    float *ref = kvbt_logits(&m0);
+    kvbt_tmp_path(state, "rf.gguf", path, sizeof path);
+    if (kvb_gguf_save(&m0, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    float f[8];
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 8; i++) f[i] = k == 0 ? 1.0f : k == 1 ? 1.0f + (float)i : 1.0f;
+        if (k == 2) f[3] = 0.0f;
+        snprintf(out, sizeof out, "%s/rf%d.gguf", kvbt_tmpdir(state), k);
+        add_rope_freqs(path, out, f, 8);
+        kvb_status st = kvb_model_open(&l, out, 0, msg, sizeof msg);
+        if (k == 2) {   /* a factor of 0 would make an infinite frequency */
+            assert_int_equal(st, KVB_STATUS_FORMAT);
+            assert_non_null(strstr(msg, "rope_freqs.weight': value 3 is 0"));
+            continue;
+        }
+        if (st != KVB_STATUS_OK) fail_msg("%s", msg);
+        for (int i = 0; i < 8; i++) assert_true(l.rope_freq[i] == m0.rope_freq[i] / f[i]);
+        float *got = kvbt_logits(&l);
+        if (k == 0) assert_memory_equal(got, ref, sizeof(float) * KVBT_LOAD_T * KVBT_LOAD_V);
+        else assert_true(kvbt_rel(got, ref) > 1e-3);
+        free(got);
+        kvb_model_free(&l);
+    }
+    free(ref);
+    kvb_model_free(&m0);
+}
+
 /* config.json carries every config field the decoder uses, Llama 3's scaling too */
 static void test_hf_config_round_trip(void **state)
 {
@@ -240,6 +316,7 @@ int main(int argc, char **argv)
         {"typed_files", test_typed_files, 0},
         {"hf_export_permutes", test_hf_export_permutes, 0},
         {"hf_config_round_trip", test_hf_config_round_trip, 0},
+        {"gguf_rope_freqs", test_gguf_rope_freqs, 0},
     };
     return kvbt_main(argc, argv, "load", all, KVBT_COUNT(all));
 }
