@@ -207,7 +207,7 @@ static kvb_status write_index(out_tensor *t, int n, const int *shard_of, int sha
     kvb_jw_key(&w, "metadata");
     kvb_jw_open(&w, '{', " ");
     kvb_jw_kuint(&w, "total_size", total);
-    kvb_jw_close(&w, " ");
+    kvb_jw_close(&w, "");
     kvb_jw_key(&w, "weight_map");
     kvb_jw_open(&w, '{', "\n    ");
     char file[64];
