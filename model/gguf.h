@@ -5,9 +5,10 @@
  * before use: header, every key/value (all value types, arrays and strings;
  * each length or count against the bytes left), the tensor infos (n_dims <= 4,
  * dims, a known type, offsets aligned) and that every tensor lies inside the
- * file and shares no byte with another. Keys and tensor names are unique. A refusal names the field and what
- * is allowed. Strings point into the map and are not NUL-terminated. The file
- * is read as little-endian (GGUF's order on every machine this tool runs on).
+ * file and shares no byte with another. Keys and tensor names are unique. A
+ * refusal names the field and what is allowed. Strings point into the map and
+ * are not NUL-terminated. The file is read as little-endian (GGUF's order on
+ * every machine this tool runs on).
  * A file cut short after it was mapped would fault on access: nothing guards
  * against another process truncating it. */
 #ifndef KVB_GGUF_H

@@ -93,8 +93,8 @@ static kvb_status write_st(const char *path, out_tensor **v, int n, int head_dim
         for (int i = 0; i < n; i++) {
             out_tensor *t = v[i];
             if ((t->type == KVB_WTYPE_F32) != (pass == 0)) continue;
-            cJSON *e = cJSON_AddObjectToObject(h, t->name), *sh = cJSON_AddArrayToObject(e, "shape"),
-                  *o;
+            cJSON *e = cJSON_AddObjectToObject(h, t->name);
+            cJSON *sh = cJSON_AddArrayToObject(e, "shape"), *o;
             cJSON_AddStringToObject(e, "dtype", kvb_st_dtype_name(t->type));
             if (t->n_dims == 2) cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->rows));
             cJSON_AddItemToArray(sh, cJSON_CreateNumber(t->cols));
