@@ -153,19 +153,19 @@ kvb_status kvb_load_fill(kvb_model *m, const kvb_load_names *names, kvb_load_fin
     kvb_model_config *c = &m->cfg;
     const int L = c->n_layers, d = c->dim, qd = c->n_heads * c->head_dim,
               kvd = c->n_kv_heads * c->head_dim, h = c->hidden_dim;
-    /* the layer table, then room for every norm: [2 L + 1][dim] */
-    size_t table = (size_t)L * sizeof(kvb_layer_weights);
-    m->mem_bytes = table + (2 * (size_t)L + 1) * (size_t)d * sizeof(float);
-    m->mem = calloc(1, m->mem_bytes);
-    if (!m->mem) {
-        snprintf(msg, msg_len, "cannot allocate %zu bytes for the layer table and norms",
+    /* the layer table (kvb_model_free frees it apart), and room for every norm in
+     * mem: [2 L + 1][dim] */
+    kvb_model_weights *w = &m->w;
+    m->mem_bytes = (2 * (size_t)L + 1) * (size_t)d * sizeof(float);
+    m->mem = malloc(m->mem_bytes);
+    w->layer = calloc((size_t)L, sizeof *w->layer);
+    if (!m->mem || !w->layer) {
+        snprintf(msg, msg_len, "cannot allocate the layer table and %zu bytes of norms",
                  m->mem_bytes);
         kvb_model_free(m);
         return KVB_STATUS_NO_MEMORY;
     }
-    float *room = (float *)((char *)m->mem + table);
-    kvb_model_weights *w = &m->w;
-    w->layer = m->mem;
+    float *room = m->mem;
     if (get_mat(ctx, find, names->embed, c->vocab_size, d, &w->token_embedding, msg, msg_len) ||
         get_norm(ctx, find, names->norm_final, d, room + (size_t)2 * L * d, &w->rms_final, msg,
                  msg_len))

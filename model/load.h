@@ -47,7 +47,8 @@ typedef struct kvb_load_names {
 /* With m->cfg set (and m->map / map_release, so a refusal frees them): every
  * tensor found, its rank, shape and type checked (a refusal names it), the
  * matrices pointed at in place, the norms too when they are aligned f32, else
- * converted into m->mem (which also holds the layer table); output absent or
+ * converted into m->mem; the layer table is its own allocation (kvb_model_free
+ * frees m->w.layer); output absent or
  * cfg.shared_classifier: the classifier is token_embedding. Then
  * kvb_model_finish. On failure m is freed. */
 kvb_status kvb_load_fill(kvb_model *m, const kvb_load_names *names, kvb_load_find_fn find,

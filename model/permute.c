@@ -33,32 +33,34 @@ kvb_status kvb_model_relayout(const kvb_model *src, kvb_model *dst, int layout, 
     memset(dst, 0, sizeof *dst);
     const kvb_model_config *c = &src->cfg;
     const int move = layout != c->rope_layout, to_half = layout == KVB_ROPE_LAYOUT_HALF;
-    size_t table = (size_t)c->n_layers * sizeof(kvb_layer_weights), per = 0;
+    size_t per = 0;
     if (move)
         per = (size_t)c->head_dim * (kvb_wtype_row_bytes(src->w.layer[0].wq.type, c->dim) *
                                          (size_t)c->n_heads +
                                      kvb_wtype_row_bytes(src->w.layer[0].wk.type, c->dim) *
                                          (size_t)c->n_kv_heads);
-    /* the matrices after the table, each from a multiple of 64 bytes */
-    table = (table + 63) / 64 * 64;
-    per = (per + 63) / 64 * 64;
-    dst->mem_bytes = table + per * (size_t)c->n_layers;
-    dst->mem = malloc(dst->mem_bytes);
-    if (!dst->mem) {
+    per = (per + 63) / 64 * 64;   /* each layer's matrices from a multiple of 64 bytes */
+    dst->mem_bytes = per * (size_t)c->n_layers;
+    dst->mem = dst->mem_bytes ? malloc(dst->mem_bytes) : NULL;
+    kvb_layer_weights *layer = malloc((size_t)c->n_layers * sizeof *layer);
+    if ((dst->mem_bytes && !dst->mem) || !layer) {
         snprintf(msg, msg_len, "cannot allocate %zu bytes for the permuted wq and wk",
                  dst->mem_bytes);
+        free(dst->mem);
+        free(layer);
+        dst->mem = NULL;
         return KVB_STATUS_NO_MEMORY;
     }
     dst->cfg = *c;
     dst->cfg.rope_layout = layout;
     dst->w = src->w;
-    dst->w.layer = dst->mem;
+    dst->w.layer = layer;   /* kvb_model_free frees it apart from mem */
     snprintf(dst->source, sizeof dst->source, "%s", src->source);
     for (int l = 0; l < c->n_layers; l++) {
         kvb_layer_weights *d = &dst->w.layer[l];
         *d = src->w.layer[l];
         if (!move) continue;
-        char *q = (char *)dst->mem + table + per * (size_t)l;
+        char *q = (char *)dst->mem + per * (size_t)l;
         size_t qrb = kvb_wtype_row_bytes(d->wq.type, d->wq.cols);
         char *k = q + qrb * (size_t)d->wq.rows;
         kvb_rope_permute_rows(src->w.layer[l].wq.data, q, qrb, c->n_heads, c->head_dim, to_half);

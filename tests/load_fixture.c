@@ -102,13 +102,12 @@ void kvbt_dequant_twin(const kvb_model *src, kvb_model *dst)
     memset(dst, 0, sizeof *dst);
     dst->cfg = src->cfg;
     const kvb_model_config *c = &src->cfg;
-    size_t table = (size_t)c->n_layers * sizeof(kvb_layer_weights);
-    size_t floats = kvb_model_param_count(c);
-    dst->mem_bytes = table + floats * sizeof(float);
+    dst->mem_bytes = kvb_model_param_count(c) * sizeof(float);
     dst->mem = malloc(dst->mem_bytes);
+    dst->w.layer = malloc((size_t)c->n_layers * sizeof *dst->w.layer);   /* freed apart */
     assert_non_null(dst->mem);
-    dst->w.layer = dst->mem;
-    float *p = (float *)((char *)dst->mem + table);
+    assert_non_null(dst->w.layer);
+    float *p = dst->mem;
     dst->w.token_embedding = to_f32(&src->w.token_embedding, &p);
     for (int l = 0; l < c->n_layers; l++) {
         const kvb_layer_weights *s = &src->w.layer[l];
