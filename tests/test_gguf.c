@@ -288,6 +288,9 @@ static void test_export_round_trip(void **state)
         kvb_model_config back;
         if (kvb_gguf_llama_config(&g, &back, NULL, msg, sizeof msg) != KVB_STATUS_OK)
             fail_msg("%s", msg);
+        /* the file states the epsilon that a config's 0 stands for */
+        assert_true(back.norm_eps == 1e-5f);
+        back.norm_eps = 0.0f;
         assert_memory_equal(&back, &c, sizeof c);
         assert_int_equal(g.n_tensors, 9 * 2 + 2 + !shared);
         const kvb_gguf_tensor *t = kvb_gguf_find_tensor(&g, "token_embd.weight");
