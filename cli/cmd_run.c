@@ -340,7 +340,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
             4.0 * mc.max_seq * (2.0 * mc.dim + 2 * hd + 2 * kvd + 2.0 * mc.hidden_dim + mc.max_seq);
         kvb_wtype wt;
         if ((rc = kvb_opts_wtype(&c, &wt)) != 0) goto done;
-        double need = (double)kvb_model_weight_bytes(&mc, wt) + act + cache_bytes +
+        double need = kvb_opts_weight_bytes(&c, &mc, wt) + act + cache_bytes +
                       (double)n_pts * c.reps * c.tokens * sizeof(kvb_step_record);
         char what[160];
         snprintf(what, sizeof what,
@@ -397,6 +397,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         char base[128];
         snprintf(base, sizeof base, "%s-%s", run_id,
                  c.checkpoint ? "ckpt"
+                 : c.model    ? "model"
                  : c.preset   ? c.preset
                               : "stories15m");
         snprintf(run_id, sizeof run_id, "%s", base);

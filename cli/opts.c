@@ -8,10 +8,14 @@
 #include "../base/probe.h"
 #include "../model/gguf.h"
 #include "../model/hf.h"
+#include "../model/load.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int kvb_opts_parse(const kvb_cli *cli, const kvb_command *self, int argc, char **argv, kvb_opts *o)
@@ -31,11 +35,12 @@ static int unknown_preset(const char *preset)
     return kvb_usage_error("unknown preset '%s': allowed are %s", preset, names);
 }
 
-/* --model: the llama shape in a GGUF file's metadata or a Hugging Face config.json
- * (chosen by what the path holds); only --max-seq overrides it */
+/* --model: the shape in a Hugging Face config.json, a GGUF file's llama metadata or a
+ * llama2.c checkpoint's header (chosen by what the path holds, model/load.h); only
+ * --max-seq overrides it */
 static int model_file_config(const kvb_opts *c, kvb_model_config *cfg)
 {
-    char msg[512];
+    char msg[640] = "", why[512] = "";
     if (c->preset || c->checkpoint)
         return kvb_usage_error("--model excludes --preset and --checkpoint: give one of them");
     if (c->dim || c->hidden || c->layers || c->heads || c->kv_heads || c->head_dim || c->vocab ||
@@ -43,18 +48,32 @@ static int model_file_config(const kvb_opts *c, kvb_model_config *cfg)
         return kvb_usage_error("--model takes its shape from the file: no shape flag may "
                                "override it");
     kvb_gguf g;
-    kvb_status st = KVB_STATUS_OK;
-    if (kvb_hf_is_config(c->model)) {
-        char why[400];
+    kvb_status st = KVB_STATUS_IO;
+    errno = 0;
+    switch (kvb_model_format_of(c->model)) {
+    case KVB_MODEL_FORMAT_HF:
         st = kvb_hf_config(c->model, cfg, NULL, why, sizeof why);
-        if (st != KVB_STATUS_OK) snprintf(msg, sizeof msg, "--model '%s': %s", c->model, why);
-    } else if ((st = kvb_gguf_open(&g, c->model, msg, sizeof msg)) == KVB_STATUS_OK) {
-        char why[400];
+        break;
+    case KVB_MODEL_FORMAT_GGUF:
+        if ((st = kvb_gguf_open(&g, c->model, why, sizeof why)) != KVB_STATUS_OK) {
+            snprintf(msg, sizeof msg, "%s", why);
+            break;
+        }
         st = kvb_gguf_llama_config(&g, cfg, NULL, why, sizeof why);
-        if (st != KVB_STATUS_OK) snprintf(msg, sizeof msg, "--model '%s': %s", c->model, why);
         kvb_gguf_close(&g);
+        break;
+    case KVB_MODEL_FORMAT_LLAMA2C:
+        if ((st = kvb_model_read_config(c->model, cfg, why, sizeof why)) != KVB_STATUS_OK)
+            snprintf(msg, sizeof msg, "--model '%s' is not a Hugging Face config or directory, "
+                     "not GGUF (no 'GGUF' magic), and not a llama2.c checkpoint: %s", c->model,
+                     why);
+        break;
+    default:
+        snprintf(why, sizeof why, "%s", errno == EINVAL ? "neither a regular file nor a directory"
+                                                         : strerror(errno));
     }
     if (st != KVB_STATUS_OK) {
+        if (!strstr(msg, c->model)) snprintf(msg, sizeof msg, "--model '%s': %s", c->model, why);
         fprintf(stderr, "kvbench: %s\n", msg);
         return KVB_EXIT_USAGE;
     }
@@ -119,7 +138,7 @@ int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char *
 {
     char msg[512];
     int r = kvb_opts_kv_config(c, cfg, source);
-    if (r || c->checkpoint) return r;
+    if (r || c->checkpoint || c->model) return r;   /* the loader checks a file's model */
     if (kvb_model_config_check(cfg, msg, sizeof msg) != KVB_STATUS_OK)
         return kvb_usage_error("bad model shape: %s", msg);
     return 0;
@@ -134,7 +153,36 @@ int kvb_opts_wtype(const kvb_opts *c, kvb_wtype *wt)
     if (*wt != KVB_WTYPE_F32 && c->checkpoint)
         return kvb_usage_error("--wtype %s: a llama2.c checkpoint's weights are f32 (--wtype "
                                "stores seeded random weights)", c->wtype);
+    if (*wt != KVB_WTYPE_F32 && c->model)
+        return kvb_usage_error("--wtype %s: --model's weights keep the file's types (--wtype "
+                               "stores seeded random weights)", c->wtype);
     return 0;
+}
+
+double kvb_opts_weight_bytes(const kvb_opts *c, const kvb_model_config *cfg, kvb_wtype wt)
+{
+    if (!c->model) return (double)kvb_model_weight_bytes(cfg, wt);
+    /* the file's bytes, or the directory's files' (a checkpoint's shards) */
+    struct stat sb;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", c->model);
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        kvb_model_format_of(dir) != KVB_MODEL_FORMAT_HF)
+        return (double)sb.st_size;
+    if (S_ISREG(sb.st_mode)) {   /* config.json: its directory */
+        char *slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else slash[slash == dir] = 0;
+    }
+    double total = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) total += (double)sb.st_size;
+    }
+    if (d) closedir(d);
+    return total;
 }
 
 int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m)
@@ -143,7 +191,8 @@ int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_mod
     kvb_wtype wt;
     int r = kvb_opts_wtype(c, &wt);
     if (r) return r;
-    kvb_status st = c->checkpoint
+    kvb_status st = c->model ? kvb_model_open(m, c->model, c->max_seq, msg, sizeof msg)
+                    : c->checkpoint
                         ? kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg)
                         : kvb_model_init_random(m, cfg, (uint64_t)c->seed, wt, msg, sizeof msg);
     if (st != KVB_STATUS_OK) {

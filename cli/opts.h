@@ -22,7 +22,7 @@ typedef struct kvb_opts {
     long long pool_mb, pool_blocks;   /* paged pool size; 0: room for every sequence */
     /* the model: run, export, serve-sim (its KV shape); 0 keeps the preset's value */
     const char *preset, *checkpoint;
-    const char *model;                /* --model: a GGUF file (attend, serve-sim) */
+    const char *model;                /* --model: a model file or checkpoint directory */
     int dim, hidden, layers, heads, kv_heads, head_dim, vocab, max_seq;
     double rope_theta;
     int untied, key_outliers;
@@ -54,8 +54,8 @@ extern const kvb_flag kvb_opts_flags[];
 int kvb_opts_parse(const kvb_cli *cli, const kvb_command *self, int argc, char **argv,
                    kvb_opts *o);
 
-/* The model's shape from --checkpoint's header or --model's GGUF metadata (no
- * weights read) or from the preset plus overrides; *source names it.
+/* The model's shape from --checkpoint's header or --model's file (no weights
+ * read) or from the preset plus overrides; *source names it.
  * kvb_opts_kv_config checks only the fields given; kvb_opts_model_config checks
  * the whole model (its weights too). */
 int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **source);
@@ -64,8 +64,12 @@ int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char *
 void kvb_opts_say_model(const char *source, const kvb_model_config *mc);
 /* --wtype resolved (f32 when the command has no such flag). */
 int kvb_opts_wtype(const kvb_opts *c, kvb_wtype *wt);
-/* The weights for a shape kvb_opts_model_config accepted: the checkpoint's, or
- * seeded ones stored as --wtype. */
+/* Bytes of the weights the command will hold: --model's file (or its directory's
+ * files), else the shape's stored as wt. */
+double kvb_opts_weight_bytes(const kvb_opts *c, const kvb_model_config *cfg, kvb_wtype wt);
+/* The weights for a shape kvb_opts_model_config accepted: --model's (model/load.h:
+ * GGUF, safetensors or llama2.c, in place where the format allows), the checkpoint's,
+ * or seeded ones stored as --wtype. */
 int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m);
 
 /* --backend and --dtype resolved; every bad one named. */

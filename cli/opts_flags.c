@@ -94,6 +94,12 @@ const kvb_flag kvb_opts_flags[] = {
              "or its directory) whose metadata gives the exact KV shape: layers, heads, KV "
              "heads, head dimension, context (no weights read)",
      .off = OFF(model)},
+    {.name = "--model", .cmds = RUN | EXPORT, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .help = "a model's weights instead of seeded random ones, by what PATH holds: a GGUF file "
+             "(llama; f32, f16, bf16, q8_0 tensors), a Hugging Face checkpoint directory or its "
+             "config.json (safetensors, sharded or not), or a llama2.c .bin; GGUF and safetensors "
+             "are mapped, never copied. Only --max-seq overrides its shape",
+     .off = OFF(model)},
     {.name = "--dim", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "model width", .off = OFF(dim)},
     {.name = "--hidden", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
@@ -237,12 +243,14 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(pin)},
     {.name = "--out", .cmds = RUN, .kind = KVB_FLAG_STRING, .def_help = "results/<run-id>",
      .meta = "DIR", .help = "result directory; must not exist", .off = OFF(out)},
-    {.name = "--out", .cmds = EXPORT, .kind = KVB_FLAG_STRING, .meta = "FILE",
-     .help = "the checkpoint to write (required); must not exist", .off = OFF(out)},
+    {.name = "--out", .cmds = EXPORT, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .help = "the file to write (a directory for safetensors; required); must not exist",
+     .off = OFF(out)},
     {.name = "--format", .cmds = EXPORT, .kind = KVB_FLAG_STRING, .def = "llama2c",
      .meta = "NAME",
-     .help = "llama2c (a llama2.c .bin, f32 weights) or gguf (GGUF v3 under llama.cpp's names, "
-             "tensors in --wtype)",
+     .help = "llama2c (a llama2.c .bin, f32 weights), gguf (GGUF v3 under llama.cpp's names, "
+             "tensors in --wtype) or safetensors (a Hugging Face Llama checkpoint directory: "
+             "config.json and model.safetensors; f32, f16 or bf16)",
      .off = OFF(format)},
     {.name = "--csv", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
      .help = "also write the table as CSV (temporary file, then renamed)", .off = OFF(csv)},

@@ -44,19 +44,14 @@ kvb_status kvb_map_file(const char *path, size_t min, const char *what, const ui
     return KVB_STATUS_OK;
 }
 
-kvb_status kvb_model_open(kvb_model *m, const char *path, int max_seq_override, char *msg,
-                          size_t msg_len)
+kvb_model_format kvb_model_format_of(const char *path)
 {
-    memset(m, 0, sizeof *m);
     struct stat sb;
-    if (stat(path, &sb) != 0) {
-        snprintf(msg, msg_len, "cannot open model '%s': %s", path, strerror(errno));
-        return KVB_STATUS_IO;
-    }
-    if (S_ISDIR(sb.st_mode)) return kvb_hf_load_model(m, path, max_seq_override, msg, msg_len);
+    if (stat(path, &sb) != 0) return KVB_MODEL_FORMAT_NONE;
+    if (S_ISDIR(sb.st_mode)) return KVB_MODEL_FORMAT_HF;
     if (!S_ISREG(sb.st_mode)) {
-        snprintf(msg, msg_len, "model '%s' is neither a regular file nor a directory", path);
-        return KVB_STATUS_IO;
+        errno = EINVAL;
+        return KVB_MODEL_FORMAT_NONE;
     }
     /* the first bytes, without blocking (the file may have been replaced by a FIFO) */
     unsigned char head[64];
@@ -64,17 +59,32 @@ kvb_status kvb_model_open(kvb_model *m, const char *path, int max_seq_override, 
     int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd >= 0) {
         n = read(fd, head, sizeof head);
+        int e = errno;
         close(fd);
+        errno = e;
     }
-    if (n < 0) {
-        snprintf(msg, msg_len, "cannot read model '%s': %s", path, strerror(errno));
-        return KVB_STATUS_IO;
-    }
-    if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
-        return kvb_gguf_load_model(m, path, max_seq_override, msg, msg_len);
+    if (n < 0) return KVB_MODEL_FORMAT_NONE;
+    if (n >= 4 && memcmp(head, "GGUF", 4) == 0) return KVB_MODEL_FORMAT_GGUF;
     ssize_t i = 0;
     while (i < n && isspace(head[i])) i++;
-    if (i < n && head[i] == '{') return kvb_hf_load_model(m, path, max_seq_override, msg, msg_len);
+    return i < n && head[i] == '{' ? KVB_MODEL_FORMAT_HF : KVB_MODEL_FORMAT_LLAMA2C;
+}
+
+kvb_status kvb_model_open(kvb_model *m, const char *path, int max_seq_override, char *msg,
+                          size_t msg_len)
+{
+    memset(m, 0, sizeof *m);
+    errno = 0;
+    switch (kvb_model_format_of(path)) {
+    case KVB_MODEL_FORMAT_HF: return kvb_hf_load_model(m, path, max_seq_override, msg, msg_len);
+    case KVB_MODEL_FORMAT_GGUF:
+        return kvb_gguf_load_model(m, path, max_seq_override, msg, msg_len);
+    case KVB_MODEL_FORMAT_LLAMA2C: break;
+    default:
+        snprintf(msg, msg_len, "cannot open model '%s': %s", path,
+                 errno == EINVAL ? "neither a regular file nor a directory" : strerror(errno));
+        return KVB_STATUS_IO;
+    }
     char why[512];
     kvb_status st = kvb_model_load(m, path, max_seq_override, why, sizeof why);
     if (st == KVB_STATUS_FORMAT)

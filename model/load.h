@@ -17,6 +17,17 @@
 kvb_status kvb_model_open(kvb_model *m, const char *path, int max_seq_override, char *msg,
                           size_t msg_len);
 
+/* What path holds, judged as kvb_model_open does, without blocking; NONE
+ * (errno set) when it cannot be read or is neither a regular file nor a
+ * directory. LLAMA2C is only "none of the others". */
+typedef enum kvb_model_format {
+    KVB_MODEL_FORMAT_NONE = 0,
+    KVB_MODEL_FORMAT_HF,
+    KVB_MODEL_FORMAT_GGUF,
+    KVB_MODEL_FORMAT_LLAMA2C,
+} kvb_model_format;
+kvb_model_format kvb_model_format_of(const char *path);
+
 /* ---- for the loaders -------------------------------------------------------- */
 
 /* path mapped whole, read-only: a regular file (opened without blocking) of at

@@ -299,6 +299,28 @@ grep -q "config.json shape (32 layers, 8 kv heads x 128" "$T/stdout" && ok \
 sed 's/MistralForCausalLM/GPT2LMHeadModel/' "$T/hf/config.json" > "$T/gpt2.json"
 expect_fail 2 '"architectures" = GPT2LMHeadModel' attend --model "$T/gpt2.json" --dry-run
 
+# --- model files' weights: export converts between formats, run --model decodes any ---
+RM="--prompt 4 --tokens 8 --reps 1 --no-ceilings --quiet --backend contiguous"
+expect_ok export --preset tiny --wtype bf16 --format safetensors --out "$T/w-hf"
+expect_ok export --model "$T/w-hf" --format gguf --out "$T/w.gguf"
+expect_ok export --model "$T/w.gguf" --format safetensors --out "$T/w-hf2"
+cmp -s "$T/w-hf/model.safetensors" "$T/w-hf2/model.safetensors" && ok \
+  || bad "safetensors -> GGUF -> safetensors changed the weights"
+for m in w-hf w-hf/config.json w.gguf; do
+  expect_ok run --model "$T/$m" $RM --out "$T/run-$(echo $m | tr / -)"
+done
+cut -d, -f7 "$T/run-w-hf/tokens.csv" > "$T/tok-hf"
+cut -d, -f7 "$T/run-w.gguf/tokens.csv" | cmp -s - "$T/tok-hf" && ok \
+  || bad "run --model: GGUF and safetensors decode different tokens"
+expect_fail 2 "safetensors has F32, F16 and BF16" \
+  export --preset tiny --hidden 96 --wtype q8_0 --format safetensors --out "$T/q8-hf"
+expect_fail 2 "exists: export never overwrites" export --preset tiny --format safetensors \
+  --out "$T/w-hf"
+expect_fail 2 "--model's weights keep the file's types" run --model "$T/w.gguf" --wtype f16 $RM
+expect_fail 2 "excludes --preset" run --model "$T/w.gguf" --preset tiny $RM
+printf 'not a model at all, not even close' > "$T/junk.bin"
+expect_fail 2 "not GGUF (no 'GGUF' magic), and not a llama2.c" run --model "$T/junk.bin" $RM
+
 # --- sweeps, reports, merges ---
 SW="--set run.preset=tiny --set run.backends=nocache,contiguous,paged --set run.tokens=8 \
  --set run.reps=2 --set run.warmup=0 \
