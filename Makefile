@@ -35,6 +35,7 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            base/afile.c base/json.c base/csv.c \
            $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
            model/model.c model/gguf.c model/gguf_write.c model/hf.c \
+           model/tokenizer.c model/tok_encode.c model/tok_bpe.c model/tok_load.c model/tok_json.c \
            harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c \
            harness/quality.c harness/topo.c harness/results.c \
            harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \
