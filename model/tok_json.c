@@ -77,8 +77,18 @@ static int vocab_count(const cJSON *vocab, const cJSON *added, const char *path,
         if (id >= n) n = id + 1;
         i++;
     }
-    if (n == 0) snprintf(msg, msg_len, "%s: model.vocab is empty", path);
-    return n ? n : -1;
+    if (n == 0) {
+        snprintf(msg, msg_len, "%s: model.vocab is empty", path);
+        return -1;
+    }
+    /* ids are dense: refused here, before tables for the largest id are made */
+    int given = cJSON_GetArraySize(vocab) + (added ? cJSON_GetArraySize(added) : 0);
+    if (given < n) {
+        snprintf(msg, msg_len, "%s: token ids reach %d, but model.vocab and added_tokens give "
+                 "%d tokens: some id in 0..%d has none", path, n - 1, given, n - 1);
+        return -1;
+    }
+    return n;
 }
 
 static kvb_status json_pieces(kvb_tokenizer *t, const cJSON *vocab, const cJSON *added,

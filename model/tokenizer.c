@@ -56,16 +56,23 @@ void kvb_tokenizer_free(kvb_tokenizer *t)
     free(t);
 }
 
-/* appends n bytes to the blob; their offset, or SIZE_MAX on no memory */
+/* room for n more bytes in the blob (which may move); -1 on no memory */
+static int blob_reserve(kvb_tokenizer *t, size_t n)
+{
+    if (t->blob_len + n + 1 <= t->blob_cap) return 0;
+    size_t cap = (t->blob_len + n + 1) * 2;
+    char *b = realloc(t->blob, cap);
+    if (!b) return -1;
+    t->blob = b;
+    t->blob_cap = cap;
+    return 0;
+}
+
+/* appends n bytes to the blob; their offset, or SIZE_MAX on no memory. p must
+ * not point into the blob unless blob_reserve made room first. */
 static size_t blob_add(kvb_tokenizer *t, const char *p, size_t n)
 {
-    if (t->blob_len + n + 1 > t->blob_cap) {
-        size_t cap = (t->blob_len + n + 1) * 2;
-        char *b = realloc(t->blob, cap);
-        if (!b) return SIZE_MAX;
-        t->blob = b;
-        t->blob_cap = cap;
-    }
+    if (blob_reserve(t, n) != 0) return SIZE_MAX;
     size_t at = t->blob_len;
     if (n) memcpy(t->blob + at, p, n);
     t->blob_len += n;
@@ -203,9 +210,11 @@ int kvb_tok_byte_piece(const char *p, size_t len)
     return (int)(h - hex) * 16 + (int)(l - hex);
 }
 
-/* id's decoded bytes appended to the blob */
+/* id's decoded bytes appended to the blob. They are never longer than the
+ * piece, so one reservation first keeps the blob, and pointers into it, still. */
 static int decode_piece(kvb_tokenizer *t, int id)
 {
+    if (blob_reserve(t, t->len[id]) != 0) return -1;
     const char *p = t->blob + t->pos[id];
     size_t n = t->len[id], at = t->blob_len;
     char out[4];
@@ -216,13 +225,11 @@ static int decode_piece(kvb_tokenizer *t, int id)
         n = 0;
     } else if (t->kind == KVB_TOK_KIND_SPM && ty == KVB_TOK_TYPE_BYTE) {
         out[0] = (char)kvb_tok_byte_piece(p, n);
-        if (blob_add(t, out, 1) == SIZE_MAX) return -1;
+        blob_add(t, out, 1);
     } else if (t->kind == KVB_TOK_KIND_SPM) {
         for (size_t i = 0; i < n; i++) {
-            /* blob_add may move the blob: p is re-derived each time */
-            const char *q = t->blob + t->pos[id] + i;
-            int space = i + 3 <= n && memcmp(q, "\xe2\x96\x81", 3) == 0;
-            if (blob_add(t, space ? " " : q, 1) == SIZE_MAX) return -1;
+            int space = i + 3 <= n && memcmp(p + i, "\xe2\x96\x81", 3) == 0;
+            blob_add(t, space ? " " : p + i, 1);
             if (space) i += 2;
         }
     } else {
@@ -230,15 +237,14 @@ static int decode_piece(kvb_tokenizer *t, int id)
          * is not a mapped byte (an added token of plain text) stays as it is */
         for (size_t i = 0; i < n;) {
             int l;
-            const unsigned char *q = (const unsigned char *)t->blob + t->pos[id];
-            int b = kvb_bpe_cp_byte(kvb_utf8_get(q + i, n - i, &l));
+            int b = kvb_bpe_cp_byte(kvb_utf8_get((const unsigned char *)p + i, n - i, &l));
             if (b < 0) {
                 t->blob_len = at;
-                if (blob_add(t, (const char *)q, n) == SIZE_MAX) return -1;
+                blob_add(t, p, n);
                 break;
             }
             out[0] = (char)b;
-            if (blob_add(t, out, 1) == SIZE_MAX) return -1;
+            blob_add(t, out, 1);
             i += (size_t)l;
         }
     }

@@ -557,7 +557,7 @@ static void test_bpe_json_malformed(void **state)
         {J_MERGE_UNKNOWN, BPE_N, KVB_STATUS_FORMAT, "model.merges[11] 'q zz': its right side"},
         {J_MERGE_FORM, BPE_N, KVB_STATUS_FORMAT, "model.merges[11] 'qzz': a string \"a b\""},
         {J_DUP_ID, BPE_N, KVB_STATUS_FORMAT, "model.vocab: id 5 is given to"},
-        {J_GAP, BPE_N, KVB_STATUS_FORMAT, "token id 100 (of 0..269) is in neither"},
+        {J_GAP, BPE_N, KVB_STATUS_FORMAT, "token ids reach 269, but model.vocab and added_tokens"},
         {J_NO_BYTE, BPE_N, KVB_STATUS_FORMAT, "no token for byte 0x71"},
         {J_UNIGRAM, BPE_N, KVB_STATUS_UNSUPPORTED, "model.type = 'Unigram'"},
         {J_FALLBACK, BPE_N, KVB_STATUS_UNSUPPORTED, "model.byte_fallback is true"},
