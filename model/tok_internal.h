@@ -1,6 +1,7 @@
 /* tok_internal.h: the tokenizer's representation, shared by its files
- * (tokenizer.c: tables, open, encode; tok_bpe.c: byte-level BPE's mapping and
- * pre-tokenizer; tok_load.c: GGUF and tokenizer.json). Not for other layers.
+ * (tokenizer.c: tables, open, tokenizer.bin; tok_encode.c: the merge engine;
+ * tok_bpe.c: byte-level BPE's mapping and pre-tokenizer; tok_load.c: GGUF;
+ * tok_json.c: tokenizer.json). Not for other layers (tests and fuzz aside).
  *
  * A loader makes one with kvb_tok_new, sets every piece (kvb_tok_set_piece, in
  * any id order), scores, types, special ids and merges, then kvb_tok_finish,

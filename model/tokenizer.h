@@ -87,8 +87,8 @@ kvb_status kvb_tokenizer_encode_alloc(const kvb_tokenizer *t, const char *text, 
  * valid until free): spm "▁" as ' ', a byte token as its byte; bpe the mapped
  * characters back to bytes; control tokens (BOS, EOS, GGUF type 3, a
  * tokenizer.json special added token) and unk as nothing. Concatenating the
- * decodes of encode's ids gives the text back (spm: with its leading space).
- * NULL for an id out of range. */
+ * decodes of encode's ids gives the text back (spm: with its leading space),
+ * where no unk stands among them. NULL for an id out of range. */
 const char *kvb_tokenizer_decode(const kvb_tokenizer *t, int id, size_t *len);
 /* The vocab's own piece for id ("▁the", "Ġthe", "<0x0A>"), as decode. */
 const char *kvb_tokenizer_piece(const kvb_tokenizer *t, int id, size_t *len);
