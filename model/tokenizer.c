@@ -173,12 +173,19 @@ const char *kvb_tok_show(const char *p, size_t len, char *buf, size_t n)
 kvb_status kvb_tok_add_merge(kvb_tokenizer *t, const char *field, uint32_t rank, const char *a,
                              size_t alen, const char *b, size_t blen, char *msg, size_t msg_len)
 {
-    char sa[200], sb[200], cat[512];
+    char sa[200], sb[200], local[512];
     int ia = kvb_tok_find(t, a, alen), ib = kvb_tok_find(t, b, blen), ir = -1;
-    if (ia >= 0 && ib >= 0 && alen + blen <= sizeof cat) {
+    if (ia >= 0 && ib >= 0) {
+        /* the merged piece: the two sides are pieces, so it is as long as a piece can be */
+        char *cat = alen + blen <= sizeof local ? local : malloc(alen + blen);
+        if (!cat) {
+            snprintf(msg, msg_len, "%s[%u]: no memory", field, rank);
+            return KVB_STATUS_NO_MEMORY;
+        }
         memcpy(cat, a, alen);
         memcpy(cat + alen, b, blen);
         ir = kvb_tok_find(t, cat, alen + blen);
+        if (cat != local) free(cat);
     }
     if (ia < 0 || ib < 0 || ir < 0) {
         snprintf(msg, msg_len, "%s[%u] '%s %s': %s is not a token of the vocab", field, rank,

@@ -226,12 +226,47 @@ static void test_round_trip(void **state)
     kvb_tokenizer_free(t);
 }
 
+/* a merge of two long pieces (Llama 3 has runs of 100+ characters, 2 bytes
+ * each when mapped) is found whatever its length */
+static void test_long_merge(void **state)
+{
+    (void)state;
+    enum { L = 400 };
+    kvb_tokenizer *t = kvb_tok_new(KVB_TOK_KIND_BPE, 259, 0);
+    assert_non_null(t);
+    char *p = malloc(2 * L);
+    for (int i = 0; i < 256; i++) {
+        int k = kvb_utf8_put(kvb_bpe_byte_cp(i), p);
+        assert_int_equal(kvb_tok_set_piece(t, i, p, (size_t)k), 0);
+    }
+    memset(p, '=', 2 * L);
+    assert_int_equal(kvb_tok_set_piece(t, 256, p, L), 0);
+    assert_int_equal(kvb_tok_set_piece(t, 257, p, 2 * L), 0);
+    assert_int_equal(kvb_tok_set_piece(t, 258, "==", 2), 0);
+    char msg[512];
+    assert_int_equal(kvb_tok_merges_init(t, 2, msg, sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(kvb_tok_add_merge(t, "m", 0, "=", 1, "=", 1, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    if (kvb_tok_add_merge(t, "m", 1, p, L, p, L, msg, sizeof msg) != KVB_STATUS_OK)
+        fail_msg("a merge of two %d-byte pieces: %s", L, msg);
+    assert_int_equal(kvb_tok_finish(t, 0, "long", msg, sizeof msg), KVB_STATUS_OK);
+    /* 4 '=' merge pairwise: == == (the long merge needs 400-byte sides) */
+    int ids[8], n;
+    assert_int_equal(kvb_tokenizer_encode(t, "====", 4, 0, ids, 8, &n, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 258);
+    free(p);
+    kvb_tokenizer_free(t);
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
         {"byte_map", test_byte_map, 0},
         {"pretokenize", test_pretokenize, 0},
         {"round_trip", test_round_trip, 0},
+        {"long_merge", test_long_merge, 0},
     };
     return kvbt_main(argc, argv, "tok_bpe", all, KVBT_COUNT(all));
 }
