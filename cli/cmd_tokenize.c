@@ -23,9 +23,10 @@ static int tokenize_text(void *opts, const char *arg)
 const kvb_cmd_spec kvb_tokenize_spec = {
     .usage = "--tokenizer PATH [flags] [TEXT]",
     .intro = "Encodes TEXT (or --text) with the vocab in PATH: SentencePiece BPE (Llama 2,\n"
-             "Mistral: a GGUF of tokenizer.ggml.model llama, or a llama2.c tokenizer.bin) or\n"
-             "byte-level BPE (Llama 3, GPT-2: a GGUF of gpt2, or a tokenizer.json). Special\n"
-             "tokens written in the text are encoded as text.",
+             "Mistral: a GGUF of tokenizer.ggml.model llama, a llama2.c tokenizer.bin, or a\n"
+             "tokenizer.json with byte_fallback) or byte-level BPE (Llama 3, GPT-2: a GGUF of\n"
+             "gpt2, or a tokenizer.json). Special tokens written in the text are encoded as\n"
+             "text.",
     .epilogue = "Prints the ids, their count, and per token its id, piece and decoded bytes.\n"
                 "Exit status: 0 encoded; 1 the file could not be read; 2 a flag, the file or\n"
                 "the text refused.",

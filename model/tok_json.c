@@ -1,6 +1,7 @@
-/* tok_json.c: a tokenizer from a Hugging Face tokenizer.json (byte-level BPE:
- * model.type "BPE", model.vocab, model.merges as "a b" strings or [a, b]
- * pairs, added_tokens), read through cJSON. BOS and EOS come from
+/* tok_json.c: a tokenizer from a Hugging Face tokenizer.json (model.type
+ * "BPE", model.vocab, model.merges as "a b" strings or [a, b] pairs,
+ * added_tokens), read through cJSON: byte-level BPE, or with byte_fallback a
+ * SentencePiece BPE (scores from the merges' order, spm_scores). BOS and EOS come from
  * tokenizer_config.json beside it where it names them (bos_token, eos_token,
  * add_bos_token), else from the well-known pieces (<|begin_of_text|>, <s>;
  * <|end_of_text|>, </s>, <|endoftext|>); whether BOS is added by default, from
@@ -211,6 +212,23 @@ static kvb_status json_specials(kvb_tokenizer *t, const cJSON *root, const cJSON
     return KVB_STATUS_OK;
 }
 
+/* A SentencePiece BPE converted to tokenizer.json (byte_fallback: Llama 2,
+ * TinyLlama, Mistral) keeps no scores, but its merges are in score order, so
+ * a piece's score is minus the rank of the first merge making it (pieces no
+ * merge makes: -1e30, never preferred); "<0xAB>" pieces are byte tokens. */
+static void spm_scores(kvb_tokenizer *t)
+{
+    for (int id = 0; id < t->n; id++) {
+        t->score[id] = -1e30f;
+        if (t->type[id] == KVB_TOK_TYPE_NORMAL &&
+            kvb_tok_byte_piece(t->blob + t->pos[id], t->len[id]) >= 0)
+            t->type[id] = KVB_TOK_TYPE_BYTE;
+    }
+    for (uint32_t i = 0; i < t->mcap; i++)
+        if (t->mkey[i] != UINT64_MAX && -(float)t->mrank[i] > t->score[t->mres[i]])
+            t->score[t->mres[i]] = -(float)t->mrank[i];
+}
+
 static kvb_status json_build(kvb_tokenizer **out, const cJSON *root, const cJSON *cfg,
                              const char *path, int vocab_size, char *msg, size_t msg_len)
 {
@@ -221,11 +239,7 @@ static kvb_status json_build(kvb_tokenizer **out, const cJSON *root, const cJSON
                  type ? type : "(missing)");
         return cJSON_IsObject(model) && type ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_FORMAT;
     }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"))) {
-        snprintf(msg, msg_len, "%s: model.byte_fallback is true: a SentencePiece-style BPE (as "
-                 "Llama 2's), not read here; use the model's GGUF or llama2.c tokenizer.bin", path);
-        return KVB_STATUS_UNSUPPORTED;
-    }
+    int spm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
     if (!cJSON_IsObject(vocab) || (added && !cJSON_IsNull(added) && !cJSON_IsArray(added))) {
@@ -237,7 +251,7 @@ static kvb_status json_build(kvb_tokenizer **out, const cJSON *root, const cJSON
     if (!cJSON_IsArray(added)) added = NULL;
     int n = vocab_count(vocab, added, path, msg, msg_len);
     if (n < 0) return KVB_STATUS_FORMAT;
-    kvb_tokenizer *t = kvb_tok_new(KVB_TOK_KIND_BPE, n, 0);
+    kvb_tokenizer *t = kvb_tok_new(spm ? KVB_TOK_KIND_SPM : KVB_TOK_KIND_BPE, n, spm);
     if (!t) {
         snprintf(msg, msg_len, "no memory for a vocab of %d tokens", n);
         return KVB_STATUS_NO_MEMORY;
@@ -257,6 +271,7 @@ static kvb_status json_build(kvb_tokenizer **out, const cJSON *root, const cJSON
         return st;
     }
     t->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
+    if (spm) spm_scores(t);
     st = kvb_tok_finish(t, vocab_size, path, msg, msg_len);   /* frees t when it refuses */
     if (st == KVB_STATUS_OK) *out = t;
     return st;

@@ -36,8 +36,10 @@
  *
  * Sources (kvb_tokenizer_open, by what the path holds): a GGUF file
  * (tokenizer.ggml.model "llama" -> spm, "gpt2" -> bpe); a Hugging Face
- * tokenizer.json (model.type "BPE" byte-level; byte_fallback ones, as Llama 2's,
- * are refused), or a directory holding one (its tokenizer_config.json names
+ * tokenizer.json (model.type "BPE": byte-level -> bpe; with byte_fallback, as
+ * Llama 2's, TinyLlama's and Mistral's -> spm, each piece's score minus the rank
+ * of the first merge making it, as the converter ordered them by score, and
+ * the dummy prefix always on), or a directory holding one (its tokenizer_config.json names
  * bos_token / eos_token where present); a llama2.c tokenizer.bin (int32
  * max_token_length, then per token f32 score, int32 len, bytes; vocab_size
  * tokens, which the caller must give; bos 1, eos 2, unk 0, byte tokens found

@@ -3,7 +3,8 @@
  * pre-tokenizer's chunks of hand-split texts (contractions, digits in threes,
  * the space before a word, trailing whitespace, newlines, non-ASCII letters,
  * marks and invalid bytes), and decode(encode(x)) == x on seeded random ASCII,
- * UTF-8 and arbitrary bytes through a small merged vocab.
+ * UTF-8 and arbitrary bytes through a small merged vocab; long merges; a
+ * SentencePiece BPE read from a Hugging Face tokenizer.json (byte_fallback).
  * Usage: test_tok_bpe [REGEX] (or KVB_TEST_FILTER=REGEX). */
 
 #include <setjmp.h>
@@ -260,6 +261,51 @@ static void test_long_merge(void **state)
     kvb_tokenizer_free(t);
 }
 
+/* A SentencePiece BPE as Hugging Face writes it (Llama 2's tokenizer.json:
+ * byte_fallback, "▁" pieces, byte tokens, merges in score order, a template
+ * adding <s>). ids: 0 <unk>, 1 <s>, 2 </s>, 3 <0xC3>, 4 <0xBC>, 5 ▁, 6 a, 7 b,
+ * 8 c, 9 ab, 10 bc, 11 ▁a, 12 ▁▁; merges b c (0), ▁ a (1), a b (2), ▁ ▁ (3). */
+static void test_spm_json(void **state)
+{
+    static const char json[] =
+        "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"unk_token\": \"<unk>\",\n"
+        " \"vocab\": {\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2, \"<0xC3>\": 3, \"<0xBC>\": 4,\n"
+        "  \"\u2581\": 5, \"a\": 6, \"b\": 7, \"c\": 8, \"ab\": 9, \"bc\": 10, \"\u2581a\": 11,\n"
+        "  \"\u2581\u2581\": 12},\n"
+        " \"merges\": [\"b c\", \"\u2581 a\", \"a b\", \"\u2581 \u2581\"]},\n"
+        " \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true},\n"
+        "  {\"id\": 1, \"content\": \"<s>\", \"special\": true},\n"
+        "  {\"id\": 2, \"content\": \"</s>\", \"special\": true}],\n"
+        " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\":\n"
+        "  {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}}\n";
+    char path[1024], msg[512];
+    kvbt_tmp_path(state, "llama2-tokenizer.json", path, sizeof path);
+    kvbt_write_file(path, json, strlen(json));
+    kvb_tokenizer *t;
+    if (kvb_tokenizer_open(&t, path, 13, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    assert_int_equal(kvb_tokenizer_kind(t), KVB_TOK_KIND_SPM);
+    assert_int_equal(kvb_tokenizer_unk(t), 0);
+    int ids[16], n;
+    /* "abc" -> "▁abc": bc (rank 0) first, then ▁a (1): <s> ▁a bc; the merges
+     * taken in reverse would give ab first: <s> ▁ ab c (1 5 9 8) */
+    assert_int_equal(kvb_tokenizer_encode(t, "abc", 3, -1, ids, 16, &n, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 11);
+    assert_int_equal(ids[2], 10);
+    /* " ü é": ▁▁ (3), then ü as its byte tokens, ▁, and é (C3 A9: no <0xA9>) as unk */
+    static const int want[] = {12, 3, 4, 5, 0};
+    assert_int_equal(kvb_tokenizer_encode(t, " \xc3\xbc \xc3\xa9", 6, 0, ids, 16, &n, msg,
+                                          sizeof msg), KVB_STATUS_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(ids, want, sizeof want);
+    size_t len;
+    assert_memory_equal(kvb_tokenizer_decode(t, 12, &len), "  ", 2);
+    assert_int_equal(len, 2);
+    kvb_tokenizer_free(t);
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -267,6 +313,7 @@ int main(int argc, char **argv)
         {"pretokenize", test_pretokenize, 0},
         {"round_trip", test_round_trip, 0},
         {"long_merge", test_long_merge, 0},
+        {"spm_json", test_spm_json, 0},
     };
     return kvbt_main(argc, argv, "tok_bpe", all, KVBT_COUNT(all));
 }

@@ -418,7 +418,7 @@ static void add_jstr(bytes *b, const char *s)
 
 enum jbad {
     J_GOOD, J_PAIRS, J_IGNORE, J_MERGE_UNKNOWN, J_MERGE_FORM, J_DUP_ID, J_GAP, J_NO_BYTE,
-    J_UNIGRAM, J_FALLBACK
+    J_UNIGRAM
 };
 
 /* the BPE vocab as tokenizer.json text (NUL-terminated), with one change */
@@ -427,9 +427,8 @@ static char *bpe_json(enum jbad bad)
     bytes b = {0};
     char piece[128], num[32];
     const char *type = bad == J_UNIGRAM ? "Unigram" : "BPE";
-    snprintf(piece, sizeof piece, "{\"model\": {\"type\": \"%s\", \"ignore_merges\": %s, %s", type,
-             bad == J_IGNORE ? "true" : "false",
-             bad == J_FALLBACK ? "\"byte_fallback\": true, " : "");
+    snprintf(piece, sizeof piece, "{\"model\": {\"type\": \"%s\", \"ignore_merges\": %s, ", type,
+             bad == J_IGNORE ? "true" : "false");
     add(&b, piece, strlen(piece));
     add(&b, "\"vocab\": {", 10);
     for (int id = 0; id < BPE_BOS; id++) {
@@ -560,7 +559,6 @@ static void test_bpe_json_malformed(void **state)
         {J_GAP, BPE_N, KVB_STATUS_FORMAT, "token ids reach 269, but model.vocab and added_tokens"},
         {J_NO_BYTE, BPE_N, KVB_STATUS_FORMAT, "no token for byte 0x71"},
         {J_UNIGRAM, BPE_N, KVB_STATUS_UNSUPPORTED, "model.type = 'Unigram'"},
-        {J_FALLBACK, BPE_N, KVB_STATUS_UNSUPPORTED, "model.byte_fallback is true"},
     };
     char path[1024], msg[512];
     for (size_t i = 0; i < KVBT_COUNT(cases); i++) {
