@@ -277,7 +277,8 @@ static void test_spm_json(void **state)
         "  {\"id\": 1, \"content\": \"<s>\", \"special\": true},\n"
         "  {\"id\": 2, \"content\": \"</s>\", \"special\": true}],\n"
         " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\":\n"
-        "  {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}}\n";
+        "  {\"id\": \"<s>\", \"type_id\": 0}},\n"
+        "  {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}}\n";
     char path[1024], msg[512];
     kvbt_tmp_path(state, "llama2-tokenizer.json", path, sizeof path);
     kvbt_write_file(path, json, strlen(json));
