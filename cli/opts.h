@@ -45,6 +45,9 @@ typedef struct kvb_opts {
     /* info */
     long long bw_mb;
     int cpu_key;
+    /* tokenize (and vocab takes --vocab) */
+    const char *tokenizer, *text;
+    int no_bos;
 } kvb_opts;
 
 /* the rows, ending with a row whose name is NULL */

@@ -14,6 +14,7 @@
 #define SERVE  KVB_CMD_SERVE
 #define EXPORT KVB_CMD_EXPORT
 #define INFO   KVB_CMD_INFO
+#define TOKENIZE KVB_CMD_TOKENIZE
 #define OFF(f) offsetof(kvb_opts, f)
 
 /* clang-format off */
@@ -266,6 +267,20 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(dry_run)},
     {.name = "--dry-run", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_SWITCH,
      .help = "check every flag and case, measure nothing", .off = OFF(dry_run)},
+
+    /* tokenize */
+    {.name = "--tokenizer", .cmds = TOKENIZE, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .help = "the vocab (required): a GGUF file, a tokenizer.json or a Hugging Face model "
+             "directory holding one, or a llama2.c tokenizer.bin (with --vocab)",
+     .off = OFF(tokenizer)},
+    {.name = "--text", .cmds = TOKENIZE, .kind = KVB_FLAG_TEXT, .meta = "TEXT",
+     .help = "the text to encode (or give it as the argument)", .off = OFF(text)},
+    {.name = "--vocab", .cmds = TOKENIZE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
+     .def_help = "whatever the file holds", .meta = "N",
+     .help = "the model's vocab size, which the file must hold (a tokenizer.bin needs it)",
+     .off = OFF(vocab)},
+    {.name = "--no-bos", .cmds = TOKENIZE, .kind = KVB_FLAG_SWITCH,
+     .help = "no BOS first (else as the file says)", .off = OFF(no_bos)},
     {.name = NULL},
 };
 /* clang-format on */

@@ -12,7 +12,7 @@
 # Targets: fuzz/fuzz_<name>.c, one LLVMFuzzerTestOneInput each; seeds in
 # fuzz/corpus/<name>/, crashing inputs kept in fuzz/regressions/<name>/ (see fuzz/README.md).
 
-FUZZ_TARGETS    := checkpoint sweep compare gguf safetensors
+FUZZ_TARGETS    := checkpoint sweep compare gguf safetensors tokenizer
 FUZZ_SECONDS    ?= 60
 FUZZ_CI_SECONDS ?= 15
 FUZZ_CC         ?= clang
