@@ -7,8 +7,9 @@
  * on MHA, GQA and MQA shapes; the wrong RoPE layout is shown to miss it. f16,
  * bf16 and q8_0 models match their dequantized f32 twin and stay near the f32
  * model of the same seed; 1 and 2 matvec threads agree bit for bit; the cached
- * sequence pass equals step-by-step decoding; kvb_model_finish and the writers
- * refuse what they cannot hold.
+ * sequence pass equals step-by-step decoding; GGUF export writes each matrix
+ * in its stored type; kvb_model_finish and the writers refuse what they
+ * cannot hold.
  * Usage: test_forward [REGEX] (or KVB_TEST_FILTER=REGEX): see testlib.h. */
 
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "../model/model.h"
+#include "../model/gguf.h"
 #include "../impls/kvb_backend.h"
 #include "testlib.h"
 
@@ -582,6 +584,52 @@ static void test_model_finish_and_refusals(void **state)
     assert_non_null(strstr(msg, "llama3"));
 }
 
+/* GGUF export keeps every matrix's stored bytes under GGML's type id. */
+static void test_gguf_export_typed(void **state)
+{
+    const struct { kvb_wtype t; uint32_t ggml; } types[] = {
+        {KVB_WTYPE_F16, KVB_GGML_F16}, {KVB_WTYPE_BF16, KVB_GGML_BF16},
+        {KVB_WTYPE_Q8_0, KVB_GGML_Q8_0}};
+    for (int i = 0; i < 3; i++) {
+        kvb_model_config c = shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
+        c.rope_scaling = KVB_ROPE_SCALING_NONE;
+        kvb_model m = make(&c, 9, types[i].t);
+        char msg[512], path[1024], name[32];
+        snprintf(name, sizeof name, "%s.gguf", kvb_wtype_name(types[i].t));
+        kvbt_tmp_path(state, name, path, sizeof path);
+        remove(path);
+        assert_int_equal(kvb_gguf_save(&m, path, msg, sizeof msg), KVB_STATUS_OK);
+        kvb_gguf g;
+        if (kvb_gguf_open(&g, path, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+        const kvb_layer_weights *l1 = &m.w.layer[1];
+        const struct { const char *name; const kvb_wmat *w; } mats[] = {
+            {"token_embd.weight", &m.w.token_embedding}, {"output.weight", &m.w.wcls},
+            {"blk.1.attn_q.weight", &l1->wq}, {"blk.1.attn_output.weight", &l1->wo},
+            {"blk.1.ffn_down.weight", &l1->w2}, {"blk.1.ffn_up.weight", &l1->w3}};
+        for (size_t j = 0; j < sizeof mats / sizeof mats[0]; j++) {
+            const kvb_gguf_tensor *t = kvb_gguf_find_tensor(&g, mats[j].name);
+            const kvb_wmat *w = mats[j].w;
+            size_t bytes = (size_t)w->rows * kvb_wtype_row_bytes(w->type, w->cols);
+            assert_non_null(t);
+            assert_int_equal(t->type, types[i].ggml);
+            assert_int_equal(t->dims[0], w->cols);      /* GGUF's dims: [cols, rows] */
+            assert_int_equal(t->dims[1], w->rows);
+            assert_int_equal(t->bytes, bytes);
+            assert_memory_equal(t->data, w->data, bytes);
+        }
+        const kvb_gguf_tensor *t = kvb_gguf_find_tensor(&g, "blk.0.ffn_norm.weight");
+        assert_int_equal(t->type, KVB_GGML_F32);
+        assert_memory_equal(t->data, m.w.layer[0].rms_ffn, (size_t)c.dim * 4);
+        kvb_gguf_close(&g);
+        remove(path);
+        /* the half layout has no GGUF spelling here: refused, not written wrong */
+        m.cfg.rope_layout = KVB_ROPE_LAYOUT_HALF;
+        assert_int_equal(kvb_gguf_save(&m, path, msg, sizeof msg), KVB_STATUS_UNSUPPORTED);
+        assert_non_null(strstr(msg, "layout"));
+        kvb_model_free(&m);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -590,6 +638,7 @@ int main(int argc, char **argv)
         {"forward_typed_weights", test_forward_typed_weights, 1},
         {"forward_seq_cached", test_forward_seq_cached, 0},
         {"model_finish_and_refusals", test_model_finish_and_refusals, 0},
+        {"gguf_export_typed", test_gguf_export_typed, 0},
     };
     return kvbt_main(argc, argv, "forward", all, KVBT_COUNT(all));
 }
