@@ -467,6 +467,17 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
     return KVB_STATUS_OK;
 }
 
+const char *kvb_model_wtype_name(const kvb_model *m)
+{
+    kvb_wtype t = m->w.token_embedding.type;
+    for (int i = 0, n = kvb_model_slot_count(&m->cfg); i < n; i++) {
+        kvb_tslot s;
+        kvb_model_slot(m, i, &s);
+        if (!s.is_norm && s.type != t) return "mixed";
+    }
+    return kvb_wtype_name(t);
+}
+
 /* ---- activations ------------------------------------------------------- */
 
 kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c, int threads)

@@ -163,6 +163,9 @@ kvb_status kvb_model_file_publish(struct kvb_afile *a, int written, const char *
  * and checks every matrix's shape and type against the config (a refusal
  * names the tensor). */
 kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len);
+/* The name of the type every matrix is stored in ("f32", "bf16", ...), or
+ * "mixed" when they differ. */
+const char *kvb_model_wtype_name(const kvb_model *m);
 void       kvb_model_free(kvb_model *m);
 
 /* Buffers for c, and a pool of `threads` (>= 1) for the decode step's matvec. */
