@@ -37,8 +37,10 @@ int kvb_parse_enum_list(const char *flag, const char *list, const char *const *n
 typedef int kvb_command_fn(const kvb_cli *cli, const kvb_command *self, int argc, char **argv);
 kvb_command_fn kvb_cmd_run, kvb_cmd_attend, kvb_cmd_serve, kvb_cmd_export, kvb_cmd_info,
     kvb_cmd_list, kvb_cmd_sweep, kvb_cmd_report, kvb_cmd_merge, kvb_cmd_compare;
+kvb_command_fn kvb_cmd_ppl;
 extern const kvb_cmd_spec kvb_run_spec, kvb_attend_spec, kvb_serve_spec, kvb_export_spec,
     kvb_info_spec, kvb_list_spec, kvb_sweep_spec, kvb_report_spec, kvb_merge_spec,
     kvb_compare_spec;
+extern const kvb_cmd_spec kvb_ppl_spec;
 
 #endif
