@@ -34,7 +34,8 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            base/afile.c base/json.c base/csv.c \
            $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
-           model/model.c model/gguf.c model/gguf_write.c model/hf.c \
+           model/model.c model/llama2c.c model/forward.c \
+           model/gguf.c model/gguf_write.c model/hf.c \
            harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c \
            harness/quality.c harness/topo.c harness/results.c \
            harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \

@@ -206,11 +206,12 @@ static int need_model(bench_ctx *c, kvb_gb_state *st)
     kvb_model_config cfg;
     char msg[256];
     if (kvb_model_preset("stories15m", &cfg) != KVB_STATUS_OK ||
-        kvb_model_init_random(&c->model, &cfg, 1, msg, sizeof msg) != KVB_STATUS_OK) {
+        kvb_model_init_random(&c->model, &cfg, 1, KVB_WTYPE_F32, msg, sizeof msg) !=
+            KVB_STATUS_OK) {
         kvb_gb_skip_with_error(st, "cannot build the stories15m model");
         return -1;
     }
-    if (kvb_state_init(&c->state, &cfg) != KVB_STATUS_OK) {
+    if (kvb_state_init(&c->state, &cfg, 1) != KVB_STATUS_OK) {
         kvb_model_free(&c->model);
         kvb_gb_skip_with_error(st, "out of memory for activations");
         return -1;

@@ -12,8 +12,9 @@
 
 const kvb_cmd_spec kvb_export_spec = {
     .usage = "--out FILE [flags]",
-    .intro = "Writes the seeded random model as a llama2.c checkpoint (needs head-dim x heads =\n"
-             "dim) or, with --format gguf, as GGUF v3 with F32 tensors.",
+    .intro = "Writes the seeded random model as a llama2.c checkpoint (f32 weights; needs\n"
+             "head-dim x heads = dim) or, with --format gguf, as GGUF v3 with its tensors in\n"
+             "--wtype (F32, F16, BF16 or Q8_0; norms F32).",
     .flags = kvb_opts_flags,
 };
 
@@ -33,9 +34,10 @@ int kvb_cmd_export(const kvb_cli *cli, const kvb_command *self, int argc, char *
     kvb_model_config cfg;
     const char *src;
     if ((r = kvb_opts_model_config(&c, &cfg, &src)) != 0) return r;
-    if ((r = kvb_check_memory("the model's f32 weights",
-                              4.0 * (double)kvb_model_param_count(&cfg))) != 0)
-        return r;
+    kvb_wtype wt;
+    if ((r = kvb_opts_wtype(&c, &wt)) != 0) return r;
+    double bytes = (double)kvb_model_weight_bytes(&cfg, wt);
+    if ((r = kvb_check_memory("the model's weights", bytes)) != 0) return r;
     kvb_model m;
     if ((r = kvb_opts_build_model(&c, &cfg, &m)) != 0) return r;
     char msg[512];

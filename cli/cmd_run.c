@@ -338,7 +338,9 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         double hd = (double)mc.n_heads * mc.head_dim, kvd = (double)mc.n_kv_heads * mc.head_dim;
         double act =
             4.0 * mc.max_seq * (2.0 * mc.dim + 2 * hd + 2 * kvd + 2.0 * mc.hidden_dim + mc.max_seq);
-        double need = 4.0 * (double)kvb_model_param_count(&mc) + act + cache_bytes +
+        kvb_wtype wt;
+        if ((rc = kvb_opts_wtype(&c, &wt)) != 0) goto done;
+        double need = (double)kvb_model_weight_bytes(&mc, wt) + act + cache_bytes +
                       (double)n_pts * c.reps * c.tokens * sizeof(kvb_step_record);
         char what[160];
         snprintf(what, sizeof what,
@@ -440,13 +442,22 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
             goto done_model;
         }
     }
-    if (kvb_state_init(&st, &m.cfg) != KVB_STATUS_OK) {
-        fprintf(stderr, "kvbench: out of memory for activations (max-seq %d)\n", m.cfg.max_seq);
+    /* --threads: OpenBLAS's, and the decode step's matvec threads */
+    if (kvb_state_init(&st, &m.cfg, c.threads) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: out of memory for activations (max-seq %d) or matvec threads\n",
+                m.cfg.max_seq);
         rc = 1;
         goto done_model;
     }
     openblas_set_num_threads(c.threads);
-    if (c.key_outliers) kvb_model_key_outliers(&m, c.key_outliers);
+    if (c.key_outliers) {
+        char omsg[256];
+        if (kvb_model_key_outliers(&m, c.key_outliers, omsg, sizeof omsg) != KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: %s\n", omsg);
+            rc = KVB_EXIT_USAGE;
+            goto done_model;
+        }
+    }
 
     kvb_ceilings ceil;
     int have_ceil = 0;
@@ -454,7 +465,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         if (!c.quiet) fprintf(stderr, "measuring read bandwidth and sgemm ceilings...\n");
         /* the second array is what one cached decode step streams at the last
          * position: every weight once plus the f32 K/V of the whole context */
-        size_t ws = 4 * kvb_model_param_count(&m.cfg) + (size_t)(kv_token_f32 * (P + c.tokens));
+        size_t ws = (size_t)m.weight_bytes + (size_t)(kv_token_f32 * (P + c.tokens));
         have_ceil = kvb_measure_ceilings(&ceil, 0, ws, 7) == 0;
     }
     char topo_msg[256];

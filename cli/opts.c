@@ -125,15 +125,31 @@ int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char *
     return 0;
 }
 
+int kvb_opts_wtype(const kvb_opts *c, kvb_wtype *wt)
+{
+    *wt = KVB_WTYPE_F32;
+    if (!c->wtype) return 0;
+    if (kvb_wtype_parse(c->wtype, wt) != KVB_STATUS_OK)
+        return kvb_usage_error("unknown --wtype '%s': allowed are f32, f16, bf16, q8_0", c->wtype);
+    if (*wt != KVB_WTYPE_F32 && c->checkpoint)
+        return kvb_usage_error("--wtype %s: a llama2.c checkpoint's weights are f32 (--wtype "
+                               "stores seeded random weights)", c->wtype);
+    return 0;
+}
+
 int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m)
 {
     char msg[512];
+    kvb_wtype wt;
+    int r = kvb_opts_wtype(c, &wt);
+    if (r) return r;
     kvb_status st = c->checkpoint
                         ? kvb_model_load(m, c->checkpoint, c->max_seq, msg, sizeof msg)
-                        : kvb_model_init_random(m, cfg, (uint64_t)c->seed, msg, sizeof msg);
+                        : kvb_model_init_random(m, cfg, (uint64_t)c->seed, wt, msg, sizeof msg);
     if (st != KVB_STATUS_OK) {
         fprintf(stderr, "kvbench: %s\n", msg);
-        return st == KVB_STATUS_FORMAT ? KVB_EXIT_USAGE : KVB_EXIT_FAIL;
+        return st == KVB_STATUS_FORMAT || st == KVB_STATUS_INVALID_ARG ? KVB_EXIT_USAGE
+                                                                       : KVB_EXIT_FAIL;
     }
     return 0;
 }

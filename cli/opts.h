@@ -27,6 +27,7 @@ typedef struct kvb_opts {
     double rope_theta;
     int untied, key_outliers;
     long long seed;
+    const char *wtype;                /* run, export: seeded weights' stored type (NULL: f32) */
     /* run */
     int prompt, tokens, reps, warmup;
     const char *prompt_ids, *out;
@@ -64,7 +65,10 @@ int kvb_opts_kv_config(const kvb_opts *c, kvb_model_config *cfg, const char **so
 int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char **source);
 /* One line on stdout: the model's KV shape (for --model, whose shape the user did not type). */
 void kvb_opts_say_model(const char *source, const kvb_model_config *mc);
-/* The weights for a shape kvb_opts_model_config accepted: the checkpoint's, or seeded ones. */
+/* --wtype resolved (f32 when the command has no such flag). */
+int kvb_opts_wtype(const kvb_opts *c, kvb_wtype *wt);
+/* The weights for a shape kvb_opts_model_config accepted: the checkpoint's, or
+ * seeded ones stored as --wtype. */
 int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m);
 
 /* --backend and --dtype resolved; every bad one named. */

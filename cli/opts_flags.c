@@ -135,6 +135,12 @@ const kvb_flag kvb_opts_flags[] = {
      .meta = "N", .help = "weights and prompt seed", .off = OFF(seed)},
     {.name = "--seed", .cmds = EXPORT | PPL, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
      .def = "1", .meta = "N", .help = "weights seed", .off = OFF(seed)},
+    {.name = "--wtype", .cmds = RUN | EXPORT, .kind = KVB_FLAG_STRING, .def = "f32",
+     .meta = "TYPE",
+     .help = "stored type of the seeded random weights: f32, f16, bf16, q8_0 (GGUF's; needs "
+             "dim, hidden and heads x head-dim in blocks of 32). The values are the f32 model's "
+             "of the same seed, rounded; decode reads them in this type",
+     .off = OFF(wtype)},
     {.name = "--seed", .cmds = ATTEND, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
      .def = "1", .meta = "N", .help = "K/V data seed", .off = OFF(seed)},
     {.name = "--seed", .cmds = SERVE, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
@@ -265,7 +271,8 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "the checkpoint to write (required); must not exist", .off = OFF(out)},
     {.name = "--format", .cmds = EXPORT, .kind = KVB_FLAG_STRING, .def = "llama2c",
      .meta = "NAME",
-     .help = "llama2c (a llama2.c .bin) or gguf (GGUF v3, F32 tensors under llama.cpp's names)",
+     .help = "llama2c (a llama2.c .bin, f32 weights) or gguf (GGUF v3 under llama.cpp's names, "
+             "tensors in --wtype)",
      .off = OFF(format)},
     {.name = "--csv", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
      .help = "also write the table as CSV (temporary file, then renamed)", .off = OFF(csv)},

@@ -20,12 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg[0] = 0;
     kvb_status st = kvb_model_load(&m, path, 0, msg, sizeof msg);
     if (st == KVB_STATUS_OK) {
-        KVB_FUZZ_CHECK(m.mem && m.n_floats * sizeof(float) + 28 <= size,
-                       "%zu weights loaded from a %zu-byte file", m.n_floats, size);
+        KVB_FUZZ_CHECK(m.mem && m.weight_bytes + 28 <= size,
+                       "%llu bytes of weights loaded from a %zu-byte file",
+                       (unsigned long long)m.weight_bytes, size);
         KVB_FUZZ_CHECK(kvb_model_config_check(&m.cfg, msg, sizeof msg) == KVB_STATUS_OK,
                        "loaded a config its own check refuses: %s", msg);
-        KVB_FUZZ_CHECK(m.n_floats == kvb_model_param_count(&m.cfg),
-                       "n_floats %zu vs %zu parameters", m.n_floats, kvb_model_param_count(&m.cfg));
+        KVB_FUZZ_CHECK(m.weight_bytes == 4 * (uint64_t)kvb_model_param_count(&m.cfg),
+                       "weight_bytes %llu vs %zu parameters", (unsigned long long)m.weight_bytes,
+                       kvb_model_param_count(&m.cfg));
         char again[1200];
         snprintf(again, sizeof again, "%s/saved.bin", kvb_fuzz_dir());
         KVB_FUZZ_CHECK(kvb_model_save(&m, again, msg, sizeof msg) == KVB_STATUS_OK,
@@ -33,8 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kvb_model back;
         KVB_FUZZ_CHECK(kvb_model_load(&back, again, 0, msg, sizeof msg) == KVB_STATUS_OK,
                        "a saved model does not load back: %s", msg);
-        KVB_FUZZ_CHECK(!memcmp(&back.cfg, &m.cfg, sizeof m.cfg) && back.n_floats == m.n_floats &&
-                           !memcmp(back.mem, m.mem, m.n_floats * sizeof(float)),
+        KVB_FUZZ_CHECK(!memcmp(&back.cfg, &m.cfg, sizeof m.cfg) && back.mem_bytes == m.mem_bytes &&
+                           !memcmp(back.mem, m.mem, m.mem_bytes),
                        "the saved model loads back different");
         kvb_model_free(&back);
         unlink(again);

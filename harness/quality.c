@@ -223,25 +223,50 @@ out:
     return st;
 }
 
-void kvb_model_key_outliers(kvb_model *m, int n_pairs)
+/* Row r of w times KVB_OUTLIER_SCALE (grow) or divided by it, through f32 for a
+ * stored type (rounded again). */
+static void scale_row(const kvb_model *m, const kvb_wmat *w, int r, int grow, float *buf)
+{
+    size_t rb = kvb_wtype_row_bytes(w->type, w->cols);
+    /* the model's own memory (checked by the caller), so writable */
+    char *row = (char *)m->mem + ((const char *)w->data + (size_t)r * rb - (const char *)m->mem);
+    kvb_wrow_to_f32(w->type, row, buf, w->cols);
+    for (int i = 0; i < w->cols; i++)
+        buf[i] = grow ? buf[i] * KVB_OUTLIER_SCALE : buf[i] / KVB_OUTLIER_SCALE;
+    kvb_wrow_from_f32(w->type, buf, row, w->cols);
+}
+
+kvb_status kvb_model_key_outliers(kvb_model *m, int n_pairs, char *msg, size_t msg_len)
 {
     const kvb_model_config *c = &m->cfg;
     const int hd = c->head_dim, g = c->n_heads / c->n_kv_heads;
+    const char *lo = m->mem, *hi = lo ? lo + m->mem_bytes : NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        const char *pk = m->w.layer[l].wk.data, *pq = m->w.layer[l].wq.data;
+        if (!lo || pk < lo || pk >= hi || pq < lo || pq >= hi) {
+            snprintf(msg, msg_len, "--key-outliers rescales weights in memory: this %s model's "
+                     "weights are a mapped file (read-only)", m->source);
+            return KVB_STATUS_UNSUPPORTED;
+        }
+    }
+    float *buf = malloc((size_t)c->dim * sizeof *buf);   /* [dim]: one row in f32 */
+    if (!buf) {
+        snprintf(msg, msg_len, "out of memory for a row of %d floats", c->dim);
+        return KVB_STATUS_NO_MEMORY;
+    }
     for (int l = 0; l < c->n_layers; l++)
         for (int p = 0; p < n_pairs && p < hd / 2; p++) {
-            int ch = kvb_outlier_channel(p, hd);
+            /* the two channels RoPE rotates together: (2i, 2i+1), or (i, i + hd/2) */
+            int ch = kvb_outlier_channel(p, hd), half = c->rope_layout == KVB_ROPE_LAYOUT_HALF;
+            int e2[2] = {half ? ch / 2 : ch, half ? ch / 2 + hd / 2 : ch + 1};
             for (int h = 0; h < c->n_kv_heads; h++)
-                for (int e = ch; e < ch + 2; e++) {
+                for (int k = 0; k < 2; k++) {
                     /* key row (h, e) grows; the matching query rows of its group shrink */
-                    float *wk =
-                        m->w.wk + ((size_t)l * c->n_kv_heads * hd + (size_t)h * hd + e) * c->dim;
-                    for (int i = 0; i < c->dim; i++) wk[i] *= KVB_OUTLIER_SCALE;
-                    for (int j = 0; j < g; j++) {
-                        float *wq =
-                            m->w.wq +
-                            ((size_t)l * c->n_heads * hd + (size_t)(h * g + j) * hd + e) * c->dim;
-                        for (int i = 0; i < c->dim; i++) wq[i] /= KVB_OUTLIER_SCALE;
-                    }
+                    scale_row(m, &m->w.layer[l].wk, h * hd + e2[k], 1, buf);
+                    for (int j = 0; j < g; j++)
+                        scale_row(m, &m->w.layer[l].wq, (h * g + j) * hd + e2[k], 0, buf);
                 }
         }
+    free(buf);
+    return KVB_STATUS_OK;
 }

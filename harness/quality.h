@@ -52,7 +52,8 @@ void       kvb_quality_free(kvb_quality *q);
 /* Makes n_pairs channel pairs of every layer's keys KVB_OUTLIER_SCALE times
  * larger and the same query channels as much smaller: the model computes the
  * same function (up to rounding), its keys hold outlier channels as trained
- * models' keys do. */
-void kvb_model_key_outliers(kvb_model *m, int n_pairs);
+ * models' keys do. Weights in a stored type are rescaled through f32 (and
+ * rounded again); a mapped model's weights are read-only: refused. */
+kvb_status kvb_model_key_outliers(kvb_model *m, int n_pairs, char *msg, size_t msg_len);
 
 #endif

@@ -1,7 +1,8 @@
-/* gguf_write.c: kvb_gguf_save (gguf.h): a model written as GGUF v3 with F32
- * tensors under llama.cpp's names and the llama.* metadata, through a
- * temporary file linked into place (never over an existing file). The
- * weights are row-major [out][in]: ggml's dims {in, out} over the same bytes. */
+/* gguf_write.c: kvb_gguf_save (gguf.h): a model written as GGUF v3, each
+ * matrix in its stored type (F32, F16, BF16, Q8_0; norms F32), under
+ * llama.cpp's names and the llama.* metadata, through a temporary file linked
+ * into place (never over an existing file). The weights are row-major
+ * [out][in]: ggml's dims {in, out} over the same bytes. */
 #include "gguf.h"
 #include "../base/afile.h"
 
@@ -15,7 +16,8 @@ typedef struct wtensor {
     char         name[48];
     uint64_t     dims[2];
     int          n_dims;
-    const float *data;       /* [dims[1]][dims[0]] */
+    const void  *data;       /* [dims[1]][dims[0]] */
+    kvb_wtype    type;
 } wtensor;
 
 static int w(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
@@ -49,12 +51,14 @@ static int n_tensors_of(const kvb_model *m, wtensor *t)
     const kvb_model_weights *wt = &m->w;
     uint64_t d = (uint64_t)c->dim;
     int n = 0;
-#define T(nm, p, a, b, nd) \
-    (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].data = (p), t[n].dims[0] = (a), \
-     t[n].dims[1] = (b), t[n].n_dims = (nd), n++)
-    T("token_embd.weight", wt->token_embedding, d, (uint64_t)c->vocab_size, 2);
-    T("output_norm.weight", wt->rms_final, d, 1, 1);
-    if (!c->shared_classifier) T("output.weight", wt->wcls, d, (uint64_t)c->vocab_size, 2);
+#define T(nm, p, ty, a, b, nd) \
+    (snprintf(t[n].name, sizeof t[n].name, "%s", nm), t[n].data = (p), t[n].type = (ty), \
+     t[n].dims[0] = (a), t[n].dims[1] = (b), t[n].n_dims = (nd), n++)
+    T("token_embd.weight", wt->token_embedding.data, wt->token_embedding.type, d,
+      (uint64_t)c->vocab_size, 2);
+    T("output_norm.weight", wt->rms_final, KVB_WTYPE_F32, d, 1, 1);
+    if (!c->shared_classifier)
+        T("output.weight", wt->wcls.data, wt->wcls.type, d, (uint64_t)c->vocab_size, 2);
 #undef T
     return n;
 }
@@ -64,42 +68,51 @@ static void layer_tensors(const kvb_model *m, int l, wtensor *t)
 {
     const kvb_model_config *c = &m->cfg;
     const kvb_model_weights *wt = &m->w;
-    size_t L = (size_t)l;
-    uint64_t d = (uint64_t)c->dim, qd = (uint64_t)c->n_heads * c->head_dim,
-             kvd = (uint64_t)c->n_kv_heads * c->head_dim, h = (uint64_t)c->hidden_dim;
-    const struct { const char *nm; const float *p; uint64_t a, b; int nd; } r[9] = {
-        {"attn_norm", wt->rms_att + L * d, d, 1, 1},
-        {"attn_q", wt->wq + L * qd * d, d, qd, 2},
-        {"attn_k", wt->wk + L * kvd * d, d, kvd, 2},
-        {"attn_v", wt->wv + L * kvd * d, d, kvd, 2},
-        {"attn_output", wt->wo + L * d * qd, qd, d, 2},
-        {"ffn_norm", wt->rms_ffn + L * d, d, 1, 1},
-        {"ffn_gate", wt->w1 + L * h * d, d, h, 2},
-        {"ffn_down", wt->w2 + L * d * h, h, d, 2},
-        {"ffn_up", wt->w3 + L * h * d, d, h, 2},
+    const kvb_layer_weights *lw = &wt->layer[l];
+    const struct { const char *nm; const kvb_wmat *mat; const float *norm; } r[9] = {
+        {"attn_norm", NULL, lw->rms_att},  {"attn_q", &lw->wq, NULL},
+        {"attn_k", &lw->wk, NULL},         {"attn_v", &lw->wv, NULL},
+        {"attn_output", &lw->wo, NULL},    {"ffn_norm", NULL, lw->rms_ffn},
+        {"ffn_gate", &lw->w1, NULL},       {"ffn_down", &lw->w2, NULL},
+        {"ffn_up", &lw->w3, NULL},
     };
     for (int i = 0; i < 9; i++) {
+        const kvb_wmat *mt = r[i].mat;
         snprintf(t[i].name, sizeof t[i].name, "blk.%d.%s.weight", l, r[i].nm);
-        t[i].data = r[i].p;
-        t[i].dims[0] = r[i].a;
-        t[i].dims[1] = r[i].b;
-        t[i].n_dims = r[i].nd;
+        t[i].data = mt ? mt->data : r[i].norm;
+        t[i].type = mt ? mt->type : KVB_WTYPE_F32;
+        t[i].dims[0] = mt ? (uint64_t)mt->cols : (uint64_t)c->dim;
+        t[i].dims[1] = mt ? (uint64_t)mt->rows : 1;
+        t[i].n_dims = mt ? 2 : 1;
     }
+}
+
+/* GGML's id of a weight type */
+static uint32_t ggml_type(kvb_wtype t)
+{
+    return t == KVB_WTYPE_F16 ? KVB_GGML_F16 : t == KVB_WTYPE_BF16 ? KVB_GGML_BF16
+         : t == KVB_WTYPE_Q8_0 ? KVB_GGML_Q8_0 : KVB_GGML_F32;
+}
+
+static uint64_t tensor_bytes(const wtensor *t)
+{
+    return t->dims[1] * kvb_wtype_row_bytes(t->type, (int)t->dims[0]);
 }
 
 static int write_info(FILE *f, const wtensor *t, uint64_t *off)
 {
     if (w_str(f, t->name) || w_u32(f, (uint32_t)t->n_dims) || w_u64(f, t->dims[0]) ||
-        (t->n_dims == 2 && w_u64(f, t->dims[1])) || w_u32(f, KVB_GGML_F32) || w_u64(f, *off))
+        (t->n_dims == 2 && w_u64(f, t->dims[1])) || w_u32(f, ggml_type(t->type)) ||
+        w_u64(f, *off))
         return -1;
-    uint64_t bytes = t->dims[0] * t->dims[1] * 4;
+    uint64_t bytes = tensor_bytes(t);
     *off += (bytes + ALIGN - 1) / ALIGN * ALIGN;
     return 0;
 }
 
 static int write_data(FILE *f, const wtensor *t, uint64_t *pos)
 {
-    uint64_t bytes = t->dims[0] * t->dims[1] * 4;
+    uint64_t bytes = tensor_bytes(t);
     *pos += bytes;
     return w(f, t->data, (size_t)bytes) || pad(f, pos);
 }
@@ -124,7 +137,8 @@ static int write_all(const kvb_model *m, FILE *f)
         kv_u32(f, "llama.attention.key_length", (uint32_t)c->head_dim) ||
         kv_u32(f, "llama.rope.dimension_count", (uint32_t)c->head_dim) ||
         kv_f32(f, "llama.rope.freq_base", c->rope_theta) ||
-        kv_f32(f, "llama.attention.layer_norm_rms_epsilon", 1e-5f) ||
+        kv_f32(f, "llama.attention.layer_norm_rms_epsilon",
+               c->norm_eps > 0.0f ? c->norm_eps : 1e-5f) ||
         kv_u32(f, "llama.vocab_size", (uint32_t)c->vocab_size))
         return -1;
     uint64_t off = 0;
@@ -151,6 +165,13 @@ static int write_all(const kvb_model *m, FILE *f)
 
 kvb_status kvb_gguf_save(const kvb_model *m, const char *path, char *msg, size_t msg_len)
 {
+    const kvb_model_config *c = &m->cfg;
+    /* llama.cpp rotates interleaved pairs and reads scaling from keys not written here */
+    if (c->rope_layout != KVB_ROPE_LAYOUT_INTERLEAVED || c->rope_scaling != KVB_ROPE_SCALING_NONE) {
+        snprintf(msg, msg_len, "GGUF export holds interleaved, unscaled RoPE only (this model: "
+                 "layout %d, scaling %d)", c->rope_layout, c->rope_scaling);
+        return KVB_STATUS_UNSUPPORTED;
+    }
     kvb_afile a;
     if (kvb_afile_open(&a, path, msg, msg_len)) return KVB_STATUS_IO;
     errno = 0;

@@ -271,12 +271,16 @@ static void test_large_shape(void **state)
 static void test_export_round_trip(void **state)
 {
     for (int shared = 0; shared < 2; shared++) {
-        kvb_model_config c = {64, 96, 2, 4, 2, 8, 40, 128, 500000.0f, shared};   /* hd x h != dim */
+        kvb_model_config c = {.dim = 64, .hidden_dim = 96, .n_layers = 2, .n_heads = 4,
+                              .n_kv_heads = 2, .head_dim = 8, .vocab_size = 40, .max_seq = 128,
+                              .rope_theta = 500000.0f, .shared_classifier = shared};
+        /* (head-dim x heads != dim) */
         kvb_model m;
         char msg[512], path[1024], name[32];
         snprintf(name, sizeof name, "m%d.gguf", shared);
         kvbt_tmp_path(state, name, path, sizeof path);
-        assert_int_equal(kvb_model_init_random(&m, &c, 7, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_model_init_random(&m, &c, 7, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
         assert_int_equal(kvb_gguf_save(&m, path, msg, sizeof msg), KVB_STATUS_OK);
         assert_int_equal(kvb_gguf_save(&m, path, msg, sizeof msg), KVB_STATUS_INVALID_ARG);
         kvb_gguf g;
@@ -289,20 +293,20 @@ static void test_export_round_trip(void **state)
         const kvb_gguf_tensor *t = kvb_gguf_find_tensor(&g, "token_embd.weight");
         assert_int_equal(t->dims[0], 64);
         assert_int_equal(t->dims[1], 40);
-        assert_memory_equal(t->data, m.w.token_embedding, 64 * 40 * 4);
+        assert_memory_equal(t->data, m.w.token_embedding.data, 64 * 40 * 4);
         t = kvb_gguf_find_tensor(&g, "blk.1.attn_output.weight");
         assert_int_equal(t->dims[0], 32);
         assert_int_equal(t->dims[1], 64);
-        assert_memory_equal(t->data, m.w.wo + 64 * 32, 64 * 32 * 4);
+        assert_memory_equal(t->data, m.w.layer[1].wo.data, 64 * 32 * 4);
         t = kvb_gguf_find_tensor(&g, "blk.1.ffn_down.weight");
-        assert_memory_equal(t->data, m.w.w2 + 64 * 96, 64 * 96 * 4);
+        assert_memory_equal(t->data, m.w.layer[1].w2.data, 64 * 96 * 4);
         t = kvb_gguf_find_tensor(&g, "blk.0.attn_k.weight");
-        assert_memory_equal(t->data, m.w.wk, 16 * 64 * 4);
+        assert_memory_equal(t->data, m.w.layer[0].wk.data, 16 * 64 * 4);
         t = kvb_gguf_find_tensor(&g, "output_norm.weight");
         assert_memory_equal(t->data, m.w.rms_final, 64 * 4);
         t = kvb_gguf_find_tensor(&g, "output.weight");
         if (shared) assert_null(t);
-        else assert_memory_equal(t->data, m.w.wcls, 64 * 40 * 4);
+        else assert_memory_equal(t->data, m.w.wcls.data, 64 * 40 * 4);
         kvb_gguf_close(&g);
         kvb_model_free(&m);
     }

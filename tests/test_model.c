@@ -30,7 +30,7 @@ static void generate(const kvb_model *m, const kvb_backend *b, kvb_options o, co
                      int P, int n, int *tokens_out, float *logits_out)
 {
     kvb_state st;
-    assert_int_equal(kvb_state_init(&st, &m->cfg), KVB_STATUS_OK);
+    assert_int_equal(kvb_state_init(&st, &m->cfg, 1), KVB_STATUS_OK);
     kvb_shape shape = kvb_model_kv_shape(&m->cfg);
     kvb_cache *c = kvbt_cache_new(b, &shape, &o);
     int *toks = malloc((size_t)(P + n + 1) * sizeof *toks);
@@ -83,7 +83,8 @@ static void test_model_nocache_equals_contiguous(void **state)
         cfg.head_dim = cfg.dim / cfg.n_heads;
         kvb_model m;
         char msg[256];
-        assert_int_equal(kvb_model_init_random(&m, &cfg, 42 + si, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_model_init_random(&m, &cfg, 42 + si, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
         const int P = 5, n = 64, V = cfg.vocab_size;
         int prompt[5] = {1, 17, 99, 3, 200};
         int *tk[3];
@@ -139,12 +140,20 @@ static void test_model_nocache_equals_contiguous(void **state)
     if (!ran) skip();
 }
 
+/* An f32 matrix's values (the tests here build f32 models). */
+static const float *f32_of(const kvb_wmat *w)
+{
+    assert_int_equal(w->type, KVB_WTYPE_F32);
+    return w->data;
+}
+
 /* The whole decoder in float64, written from the Llama definition without any
  * of the model's code: logits of the last of T tokens. */
 static void ref_model_logits(const kvb_model *m, const int *tok, int T, double *logits)
 {
     const kvb_model_config *c = &m->cfg;
     const kvb_model_weights *w = &m->w;
+    const float *emb = f32_of(&w->token_embedding), *cls = f32_of(&w->wcls);
     int d = c->dim, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, H = c->hidden_dim;
     int qd = nh * hd, kvd = nkv * hd;
     double *x = calloc((size_t)T * d, 8), *xn = calloc((size_t)T * d, 8);
@@ -153,18 +162,22 @@ static void ref_model_logits(const kvb_model *m, const int *tok, int T, double *
     double *att = calloc((size_t)T * qd, 8), *h1 = calloc((size_t)H, 8), *h3 = calloc((size_t)H, 8);
     double *sc = calloc((size_t)T, 8);
     for (int t = 0; t < T; t++)
-        for (int i = 0; i < d; i++) x[t * d + i] = w->token_embedding[(size_t)tok[t] * d + i];
+        for (int i = 0; i < d; i++) x[t * d + i] = emb[(size_t)tok[t] * d + i];
     for (int l = 0; l < c->n_layers; l++) {
+        const kvb_layer_weights *lw = &w->layer[l];
+        const float *wq = f32_of(&lw->wq), *wk = f32_of(&lw->wk), *wv = f32_of(&lw->wv),
+                    *wo = f32_of(&lw->wo), *w1 = f32_of(&lw->w1), *w2 = f32_of(&lw->w2),
+                    *w3 = f32_of(&lw->w3);
         for (int t = 0; t < T; t++) {
             double ss = 0;
             for (int i = 0; i < d; i++) ss += x[t * d + i] * x[t * d + i];
             double r = 1.0 / sqrt(ss / d + 1e-5);
             for (int i = 0; i < d; i++)
-                xn[t * d + i] = w->rms_att[(size_t)l * d + i] * x[t * d + i] * r;
+                xn[t * d + i] = lw->rms_att[i] * x[t * d + i] * r;
             for (int o = 0; o < qd + 2 * kvd; o++) {
-                const float *row = o < qd ? w->wq + ((size_t)l * qd + o) * d
-                                 : o < qd + kvd ? w->wk + ((size_t)l * kvd + o - qd) * d
-                                                : w->wv + ((size_t)l * kvd + o - qd - kvd) * d;
+                const float *row = o < qd ? wq + (size_t)o * d
+                                 : o < qd + kvd ? wk + (size_t)(o - qd) * d
+                                                : wv + (size_t)(o - qd - kvd) * d;
                 double acc = 0;
                 for (int i = 0; i < d; i++) acc += row[i] * xn[t * d + i];
                 if (o < qd) q[t * qd + o] = acc;
@@ -203,25 +216,25 @@ static void ref_model_logits(const kvb_model *m, const int *tok, int T, double *
             for (int o = 0; o < d; o++) {
                 double acc = 0;
                 for (int i = 0; i < qd; i++)
-                    acc += w->wo[((size_t)l * d + o) * qd + i] * att[t * qd + i];
+                    acc += wo[(size_t)o * qd + i] * att[t * qd + i];
                 x[t * d + o] += acc;
             }
             double ss = 0;
             for (int i = 0; i < d; i++) ss += x[t * d + i] * x[t * d + i];
             double r = 1.0 / sqrt(ss / d + 1e-5);
             for (int i = 0; i < d; i++)
-                xn[t * d + i] = w->rms_ffn[(size_t)l * d + i] * x[t * d + i] * r;
+                xn[t * d + i] = lw->rms_ffn[i] * x[t * d + i] * r;
             for (int o = 0; o < H; o++) {
                 double a1 = 0, a3 = 0;
                 for (int i = 0; i < d; i++) {
-                    a1 += w->w1[((size_t)l * H + o) * d + i] * xn[t * d + i];
-                    a3 += w->w3[((size_t)l * H + o) * d + i] * xn[t * d + i];
+                    a1 += w1[(size_t)o * d + i] * xn[t * d + i];
+                    a3 += w3[(size_t)o * d + i] * xn[t * d + i];
                 }
                 h1[o] = a1 / (1 + exp(-a1)) * a3;
             }
             for (int o = 0; o < d; o++) {
                 double acc = 0;
-                for (int i = 0; i < H; i++) acc += w->w2[((size_t)l * d + o) * H + i] * h1[i];
+                for (int i = 0; i < H; i++) acc += w2[(size_t)o * H + i] * h1[i];
                 x[t * d + o] += acc;
             }
         }
@@ -231,7 +244,7 @@ static void ref_model_logits(const kvb_model *m, const int *tok, int T, double *
     double r = 1.0 / sqrt(ss / d + 1e-5);
     for (int o = 0; o < c->vocab_size; o++) {
         double acc = 0;
-        for (int i = 0; i < d; i++) acc += w->wcls[(size_t)o * d + i] * w->rms_final[i] * xl[i] * r;
+        for (int i = 0; i < d; i++) acc += cls[(size_t)o * d + i] * w->rms_final[i] * xl[i] * r;
         logits[o] = acc;
     }
     free(x); free(xn); free(q); free(k); free(v); free(att); free(h1); free(h3); free(sc);
@@ -251,7 +264,8 @@ static void test_model_matches_float64_reference(void **state)
         cfg.rope_theta = 500.0f;                 /* large rotations within a few positions */
         kvb_model m;
         char msg[128];
-        assert_int_equal(kvb_model_init_random(&m, &cfg, 9, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_model_init_random(&m, &cfg, 9, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
         const int P = 3, n = 6, V = cfg.vocab_size;
         int prompt[3] = {1, 77, 200}, toks[16];
         float *lg[2];
@@ -264,7 +278,7 @@ static void test_model_matches_float64_reference(void **state)
         memcpy(toks, prompt, sizeof prompt);
         /* the token fed at each step is the one chosen before it */
         kvb_state st;
-        assert_int_equal(kvb_state_init(&st, &cfg), KVB_STATUS_OK);
+        assert_int_equal(kvb_state_init(&st, &cfg, 1), KVB_STATUS_OK);
         assert_int_equal(kvb_forward_seq(&m, &st, NULL, 0, toks, P, NULL), KVB_STATUS_OK);
         toks[P] = kvb_argmax(st.logits, V);
         kvb_state_free(&st);
@@ -319,14 +333,21 @@ static void test_checkpoint_llama2c_layout(void **state)
     kvb_model m;
     kvb_status st = kvb_model_load(&m, path, 0, msg, sizeof msg);
     if (st != KVB_STATUS_OK) fail_msg("load: %s", msg);
-    const float *tensors[] = {m.w.token_embedding, m.w.rms_att, m.w.wq, m.w.wk, m.w.wv, m.w.wo,
-                              m.w.rms_ffn, m.w.w1, m.w.w2, m.w.w3, m.w.rms_final};
+    /* each kind's first value (layer 0) and last value (the last layer) */
+    const kvb_layer_weights *l0 = &m.w.layer[0], *lL = &m.w.layer[L - 1];
+    const float *first[] = {f32_of(&m.w.token_embedding), l0->rms_att, f32_of(&l0->wq),
+                            f32_of(&l0->wk), f32_of(&l0->wv), f32_of(&l0->wo), l0->rms_ffn,
+                            f32_of(&l0->w1), f32_of(&l0->w2), f32_of(&l0->w3), m.w.rms_final};
+    const float *last[] = {f32_of(&m.w.token_embedding), lL->rms_att, f32_of(&lL->wq),
+                           f32_of(&lL->wk), f32_of(&lL->wv), f32_of(&lL->wo), lL->rms_ffn,
+                           f32_of(&lL->w1), f32_of(&lL->w2), f32_of(&lL->w3), m.w.rms_final};
     for (size_t id = 0; id < 11; id++) {
-        assert_true(tensors[id][0] == (float)(id * 1000));
-        assert_true(tensors[id][sizes[id] - 1] == (float)(id * 1000 + sizes[id] - 1));
+        size_t per = id == 0 || id == 10 ? sizes[id] : sizes[id] / L;   /* one layer's */
+        assert_true(first[id][0] == (float)(id * 1000));
+        assert_true(last[id][per - 1] == (float)(id * 1000 + sizes[id] - 1));
     }
-    assert_true(m.w.wcls[0] == 13000.0f &&
-                m.w.wcls[sizes[13] - 1] == (float)(13000 + sizes[13] - 1));
+    const float *cls = f32_of(&m.w.wcls);
+    assert_true(cls[0] == 13000.0f && cls[sizes[13] - 1] == (float)(13000 + sizes[13] - 1));
     assert_int_equal(m.cfg.head_dim, hd);
     assert_int_equal(m.cfg.n_kv_heads, nkv);
     assert_int_equal(m.cfg.max_seq, seq);
@@ -337,6 +358,33 @@ static void test_checkpoint_llama2c_layout(void **state)
     remove(path);
 }
 
+/* Two models' weights hold the same bytes, tensor by tensor. */
+static int same_weights(const kvb_model *a, const kvb_model *b)
+{
+    const kvb_model_config *c = &a->cfg;
+    int d = c->dim;
+    const kvb_wmat *ma[] = {&a->w.token_embedding, &a->w.wcls}, *mb[] = {&b->w.token_embedding,
+                                                                        &b->w.wcls};
+    for (int i = 0; i < 2; i++)
+        if (ma[i]->type != mb[i]->type || memcmp(ma[i]->data, mb[i]->data, (size_t)ma[i]->rows *
+                   kvb_wtype_row_bytes(ma[i]->type, ma[i]->cols)) != 0)
+            return 0;
+    if (memcmp(a->w.rms_final, b->w.rms_final, (size_t)d * 4)) return 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const kvb_layer_weights *la = &a->w.layer[l], *lb = &b->w.layer[l];
+        const kvb_wmat *xa[] = {&la->wq, &la->wk, &la->wv, &la->wo, &la->w1, &la->w2, &la->w3},
+                       *xb[] = {&lb->wq, &lb->wk, &lb->wv, &lb->wo, &lb->w1, &lb->w2, &lb->w3};
+        for (int i = 0; i < 7; i++)
+            if (xa[i]->type != xb[i]->type || xa[i]->rows != xb[i]->rows ||
+                memcmp(xa[i]->data, xb[i]->data, (size_t)xa[i]->rows *
+                       kvb_wtype_row_bytes(xa[i]->type, xa[i]->cols)) != 0)
+                return 0;
+        if (memcmp(la->rms_att, lb->rms_att, (size_t)d * 4) ||
+            memcmp(la->rms_ffn, lb->rms_ffn, (size_t)d * 4))
+            return 0;
+    }
+    return 1;
+}
 
 static void test_checkpoint_roundtrip_and_refusals(void **state)
 {
@@ -348,7 +396,8 @@ static void test_checkpoint_roundtrip_and_refusals(void **state)
         kvb_model_preset("tiny", &cfg);
         cfg.shared_classifier = shared;
         kvb_model m, l;
-        assert_int_equal(kvb_model_init_random(&m, &cfg, 5, msg, sizeof msg), KVB_STATUS_OK);
+        assert_int_equal(kvb_model_init_random(&m, &cfg, 5, KVB_WTYPE_F32, msg, sizeof msg),
+                         KVB_STATUS_OK);
         remove(path);
         assert_int_equal(kvb_model_save(&m, path, msg, sizeof msg), KVB_STATUS_OK);
         /* an existing file is never replaced (it may be someone's real checkpoint) */
@@ -356,18 +405,19 @@ static void test_checkpoint_roundtrip_and_refusals(void **state)
         assert_non_null(strstr(msg, "exists"));
         kvb_status st = kvb_model_load(&l, path, 0, msg, sizeof msg);
         if (st != KVB_STATUS_OK) fail_msg("load: %s", msg);
-        assert_int_equal(l.n_floats, m.n_floats);
-        assert_memory_equal(l.mem, m.mem, m.n_floats * sizeof(float));
+        assert_true(l.weight_bytes == m.weight_bytes);
+        assert_true(same_weights(&l, &m));
         assert_int_equal(l.cfg.shared_classifier, shared);
         assert_int_equal(l.cfg.n_kv_heads, cfg.n_kv_heads);
         assert_int_equal(l.cfg.max_seq, cfg.max_seq);
-        assert_true(shared ? l.w.wcls == l.w.token_embedding : l.w.wcls != l.w.token_embedding);
+        assert_true(shared ? l.w.wcls.data == l.w.token_embedding.data
+                           : l.w.wcls.data != l.w.token_embedding.data);
         kvb_model_free(&l);
 
         /* the file is exactly the size the header implies: header + weights + RoPE tables */
         size_t n;
         unsigned char *bytes = kvbt_read_file(path, &n);
-        size_t expect = 28 + 4 * (m.n_floats + (size_t)cfg.max_seq * cfg.head_dim);
+        size_t expect = 28 + 4 * (kvb_model_param_count(&cfg) + (size_t)cfg.max_seq * cfg.head_dim);
         assert_int_equal(n, expect);
         const size_t cuts[] = {n - 1, n - 4, n / 2, 28, 27, 10, 0};
         for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
@@ -412,6 +462,65 @@ static void test_checkpoint_roundtrip_and_refusals(void **state)
     remove(bad);
 }
 
+/* ---- seeded weights -------------------------------------------------------- */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+static uint64_t hash_mat(uint64_t h, const kvb_wmat *w)
+{
+    return fnv1a(h, w->data, (size_t)w->rows * kvb_wtype_row_bytes(w->type, w->cols));
+}
+
+/* Every weight's bytes in llama2.c's file order (each kind over all layers). */
+static uint64_t model_hash(const kvb_model *m)
+{
+    const kvb_model_config *c = &m->cfg;
+    uint64_t h = hash_mat(0xcbf29ce484222325ull, &m->w.token_embedding);
+    for (int k = 0; k < 9; k++)
+        for (int l = 0; l < c->n_layers; l++) {
+            const kvb_layer_weights *w = &m->w.layer[l];
+            const kvb_wmat *mats[9] = {NULL, &w->wq, &w->wk, &w->wv, &w->wo, NULL,
+                                       &w->w1, &w->w2, &w->w3};
+            if (k == 0) h = fnv1a(h, w->rms_att, (size_t)c->dim * 4);
+            else if (k == 5) h = fnv1a(h, w->rms_ffn, (size_t)c->dim * 4);
+            else h = hash_mat(h, mats[k]);
+        }
+    h = fnv1a(h, m->w.rms_final, (size_t)c->dim * 4);
+    return c->shared_classifier ? h : hash_mat(h, &m->w.wcls);
+}
+
+/* Seeded f32 weights are the bytes the code before typed weights drew (the
+ * hashes were computed by that code, over its one f32 array): runs, baselines
+ * and exported files made before stay valid. */
+static void test_init_random_f32_unchanged(void **state)
+{
+    (void)state;
+    kvb_model_config cfg[2];
+    kvb_model_preset("tiny", &cfg[0]);
+    cfg[1] = (kvb_model_config){.dim = 64, .hidden_dim = 96, .n_layers = 3, .n_heads = 4,
+                                .n_kv_heads = 1, .head_dim = 16, .vocab_size = 40, .max_seq = 32,
+                                .rope_theta = 10000.0f, .shared_classifier = 1};
+    const uint64_t seed[2] = {42, 7}, want[2] = {0x901580f777385b01ull, 0xe7c709050325542eull};
+    for (int i = 0; i < 2; i++) {
+        kvb_model m;
+        char msg[256];
+        assert_int_equal(kvb_model_init_random(&m, &cfg[i], seed[i], KVB_WTYPE_F32, msg,
+                                               sizeof msg), KVB_STATUS_OK);
+        uint64_t got = model_hash(&m);
+        if (got != want[i]) fail_msg("shape %d seed %llu: hash %016llx, before %016llx", i,
+                                     (unsigned long long)seed[i], (unsigned long long)got,
+                                     (unsigned long long)want[i]);
+        assert_true(m.weight_bytes == 4 * (uint64_t)kvb_model_param_count(&cfg[i]));
+        assert_true(m.weight_bytes == kvb_model_weight_bytes(&cfg[i], KVB_WTYPE_F32));
+        kvb_model_free(&m);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -419,6 +528,7 @@ int main(int argc, char **argv)
         {"model_matches_float64_reference", test_model_matches_float64_reference, 0},
         {"checkpoint_llama2c_layout", test_checkpoint_llama2c_layout, 0},
         {"checkpoint_roundtrip_and_refusals", test_checkpoint_roundtrip_and_refusals, 0},
+        {"init_random_f32_unchanged", test_init_random_f32_unchanged, 0},
     };
     return kvbt_main(argc, argv, "model", all, KVBT_COUNT(all));
 }

@@ -1,0 +1,261 @@
+/* forward.c: the forward passes of model.h. The decode step is matrix-vector
+ * work over the weights in their stored type (matvec.h's kernels, rows split
+ * over the state's pool); the sequence passes are matrix-matrix work (sgemm:
+ * f32 weights directly, other types a tile of rows at a time converted to f32)
+ * plus attention, causal GEMM or through the cache. All share the RMSNorm,
+ * RoPE and SwiGLU code so their logits agree to f32 rounding. */
+#include "model.h"
+#include "../base/probe.h"
+#include "../impls/kernels/kernels.h"
+#include "../impls/kernels/matvec.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+static float norm_eps(const kvb_model_config *c)
+{
+    return c->norm_eps > 0.0f ? c->norm_eps : 1e-5f;
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
+{
+    float ss = kvb_dot_f32(x, x, n) / (float)n + eps;
+    float r = 1.0f / sqrtf(ss);
+    for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * r);
+}
+
+/* Rotates each pair of every head by pos * freq[pair]: (2i, 2i+1) interleaved,
+ * (i, i + head_dim/2) in the half layout. */
+static void rope(float *x, int n_heads, int head_dim, int pos, const float *freq, int layout)
+{
+    const int half = head_dim / 2, step = layout == KVB_ROPE_LAYOUT_HALF ? 1 : 2,
+              other = layout == KVB_ROPE_LAYOUT_HALF ? half : 1;
+    for (int i = 0; i < half; i++) {
+        float a = (float)pos * freq[i], c = cosf(a), s = sinf(a);
+        for (int h = 0; h < n_heads; h++) {
+            float *p = x + (size_t)h * head_dim + (size_t)step * i;
+            float x0 = p[0], x1 = p[other];
+            p[0] = x0 * c - x1 * s;
+            p[other] = x0 * s + x1 * c;
+        }
+    }
+}
+
+static void swiglu(float *h1, const float *h3, size_t n)
+{
+    for (size_t i = 0; i < n; i++) h1[i] = h1[i] / (1.0f + expf(-h1[i])) * h3[i];
+}
+
+/* The kernels one forward call uses, found once per (type, cols). */
+typedef struct kfound_entry {
+    kvb_wtype t;
+    int cols;
+    const kvb_matvec_kernel *k;
+} kfound_entry;
+typedef struct kfound {
+    int n;
+    kfound_entry e[8];
+} kfound;
+
+/* y[rows] = W[rows][cols] x[cols]; -1 when no kernel reads W (finish rules that out) */
+static int matvec(kvb_state *s, kfound *kf, const kvb_wmat *w, const float *x, float *y)
+{
+    const kvb_matvec_kernel *k = NULL;
+    for (int i = 0; i < kf->n && !k; i++)
+        if (kf->e[i].t == w->type && kf->e[i].cols == w->cols) k = kf->e[i].k;
+    if (!k) {
+        k = kvb_matvec_find(NULL, w->type, w->cols, NULL, 0);
+        if (!k) return -1;
+        if (kf->n < 8) kf->e[kf->n++] = (kfound_entry){w->type, w->cols, k};
+    }
+    kvb_matvec_pool(s->pool, k, w->data, w->rows, w->cols, x, y);
+    return 0;
+}
+
+/* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add). Weights not in f32
+ * go KVB_TILE_ROWS rows at a time through s->tile into columns of Y. */
+static void matmul(kvb_state *s, float *Y, const float *X, const kvb_wmat *w, int T, float beta)
+{
+    const int out = w->rows, in = w->cols;
+    if (w->type == KVB_WTYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, X, in, w->data, in,
+                    beta, Y, out);
+        return;
+    }
+    const size_t rb = kvb_wtype_row_bytes(w->type, in);
+    for (int r0 = 0; r0 < out; r0 += KVB_TILE_ROWS) {
+        int n = out - r0 < KVB_TILE_ROWS ? out - r0 : KVB_TILE_ROWS;
+        const char *src = (const char *)w->data + (size_t)r0 * rb;
+        for (int r = 0; r < n; r++)
+            kvb_wrow_to_f32(w->type, src + (size_t)r * rb, s->tile + (size_t)r * in, in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, in, 1.0f, X, in, s->tile, in,
+                    beta, Y + r0, out);
+    }
+}
+
+int kvb_argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static void embed(const kvb_model *m, int token, float *x)
+{
+    const kvb_wmat *e = &m->w.token_embedding;
+    kvb_wrow_to_f32(e->type, (const char *)e->data + (size_t)token * kvb_wtype_row_bytes(
+                        e->type, e->cols), x, e->cols);
+}
+
+static int logits_from(const kvb_model *m, kvb_state *s, kfound *kf, const float *x)
+{
+    const kvb_model_config *c = &m->cfg;
+    rmsnorm(s->xb, x, m->w.rms_final, c->dim, norm_eps(c));
+    return matvec(s, kf, &m->w.wcls, s->xb, s->logits);
+}
+
+kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                             int token, int pos, kvb_step_timing *t)
+{
+    const kvb_model_config *c = &m->cfg;
+    if (token < 0 || token >= c->vocab_size || pos < 0 || pos >= c->max_seq)
+        return KVB_STATUS_INVALID_ARG;
+    if (!cache || (kvb_cache_backend(cache)->flags & KVB_BACKEND_RECOMPUTE))
+        return KVB_STATUS_UNSUPPORTED;
+    const int d = c->dim, h = c->hidden_dim;
+    const float eps = norm_eps(c);
+    kfound kf = {0};
+    int bad = 0;
+    uint64_t attn = 0;
+    embed(m, token, s->x);
+    for (int l = 0; l < c->n_layers; l++) {
+        const kvb_layer_weights *w = &m->w.layer[l];
+        rmsnorm(s->xb, s->x, w->rms_att, d, eps);
+        bad |= matvec(s, &kf, &w->wq, s->xb, s->q);
+        bad |= matvec(s, &kf, &w->wk, s->xb, s->k);
+        bad |= matvec(s, &kf, &w->wv, s->xb, s->v);
+        rope(s->q, c->n_heads, c->head_dim, pos, m->rope_freq, c->rope_layout);
+        rope(s->k, c->n_kv_heads, c->head_dim, pos, m->rope_freq, c->rope_layout);
+        uint64_t t0 = kvb_now_ns();
+        kvb_status st = kvb_cache_append(cache, seq, l, s->k, s->v);
+        if (st == KVB_STATUS_OK) st = kvb_cache_attend(cache, seq, l, s->q, s->att);
+        attn += kvb_now_ns() - t0;
+        if (st != KVB_STATUS_OK) return st;
+        bad |= matvec(s, &kf, &w->wo, s->att, s->xb2);
+        for (int i = 0; i < d; i++) s->x[i] += s->xb2[i];
+        rmsnorm(s->xb, s->x, w->rms_ffn, d, eps);
+        bad |= matvec(s, &kf, &w->w1, s->xb, s->hb);
+        bad |= matvec(s, &kf, &w->w3, s->xb, s->hb2);
+        swiglu(s->hb, s->hb2, (size_t)h);
+        bad |= matvec(s, &kf, &w->w2, s->hb, s->xb2);
+        for (int i = 0; i < d; i++) s->x[i] += s->xb2[i];
+    }
+    bad |= logits_from(m, s, &kf, s->x);
+    if (t) t->attn_ns = attn;
+    return bad ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_OK;
+}
+
+/* The sequence pass of tokens[0..T) at positions pos0..: attention by the
+ * causal GEMM kernel (cached = 0; K/V appended when store), or each position
+ * appended to and attending through the cache (cached = 1). */
+static kvb_status seq_pass(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                           const int *tokens, int T, int pos0, int store, int cached,
+                           uint64_t *attn_ns)
+{
+    const kvb_model_config *c = &m->cfg;
+    const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
+              h = c->hidden_dim;
+    const float eps = norm_eps(c);
+    uint64_t attn = 0;
+    for (int i = 0; i < T; i++) embed(m, tokens[i], s->X + (size_t)i * d);
+    for (int l = 0; l < c->n_layers; l++) {
+        const kvb_layer_weights *w = &m->w.layer[l];
+        for (int i = 0; i < T; i++)
+            rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, w->rms_att, d, eps);
+        matmul(s, s->Q, s->XB, &w->wq, T, 0.0f);
+        matmul(s, s->K, s->XB, &w->wk, T, 0.0f);
+        matmul(s, s->V, s->XB, &w->wv, T, 0.0f);
+        for (int i = 0; i < T; i++) {
+            rope(s->Q + (size_t)i * qd, c->n_heads, c->head_dim, pos0 + i, m->rope_freq,
+                 c->rope_layout);
+            rope(s->K + (size_t)i * kvd, c->n_kv_heads, c->head_dim, pos0 + i, m->rope_freq,
+                 c->rope_layout);
+        }
+        uint64_t t0 = kvb_now_ns();
+        for (int i = 0; store && i < T; i++) {
+            const float *ki = s->K + (size_t)i * kvd, *vi = s->V + (size_t)i * kvd;
+            kvb_status st = kvb_cache_append(cache, seq, l, ki, vi);
+            if (st == KVB_STATUS_OK && cached)
+                st = kvb_cache_attend(cache, seq, l, s->Q + (size_t)i * qd, s->O + (size_t)i * qd);
+            if (st != KVB_STATUS_OK) return st;
+        }
+        if (!cached)
+            kvb_attend_causal_gemm(s->Q, s->K, s->V, T, c->n_heads, c->n_kv_heads, c->head_dim,
+                                   s->O, s->scratch);
+        attn += kvb_now_ns() - t0;
+        matmul(s, s->X, s->O, &w->wo, T, 1.0f);    /* X += O Wo^T */
+        for (int i = 0; i < T; i++)
+            rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, w->rms_ffn, d, eps);
+        matmul(s, s->H1, s->XB, &w->w1, T, 0.0f);
+        matmul(s, s->H3, s->XB, &w->w3, T, 0.0f);
+        swiglu(s->H1, s->H3, (size_t)T * h);
+        matmul(s, s->X, s->H1, &w->w2, T, 1.0f);   /* X += H W2^T */
+    }
+    *attn_ns = attn;
+    return KVB_STATUS_OK;
+}
+
+static kvb_status seq_args(const kvb_model *m, const kvb_state *s, const int *tokens, int T,
+                           int pos0)
+{
+    const kvb_model_config *c = &m->cfg;
+    if (T < 1 || pos0 < 0 || T > s->max_seq - pos0 || T > c->max_seq - pos0)
+        return KVB_STATUS_INVALID_ARG;
+    for (int i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size) return KVB_STATUS_INVALID_ARG;
+    return KVB_STATUS_OK;
+}
+
+kvb_status kvb_forward_seq(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                           const int *tokens, int T, kvb_step_timing *t)
+{
+    kvb_status st = seq_args(m, s, tokens, T, 0);
+    if (st != KVB_STATUS_OK) return st;
+    const int store = cache && !(kvb_cache_backend(cache)->flags & KVB_BACKEND_RECOMPUTE);
+    uint64_t attn;
+    st = seq_pass(m, s, cache, seq, tokens, T, 0, store, 0, &attn);
+    if (st != KVB_STATUS_OK) return st;
+    kfound kf = {0};
+    if (logits_from(m, s, &kf, s->X + (size_t)(T - 1) * m->cfg.dim)) return KVB_STATUS_UNSUPPORTED;
+    if (t) t->attn_ns = attn;
+    return KVB_STATUS_OK;
+}
+
+kvb_status kvb_forward_seq_cached(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
+                                  const int *tokens, int T, int pos0, float *logits,
+                                  kvb_step_timing *t)
+{
+    const kvb_model_config *c = &m->cfg;
+    kvb_status st = seq_args(m, s, tokens, T, pos0);
+    if (st != KVB_STATUS_OK) return st;
+    if (!cache || (kvb_cache_backend(cache)->flags & KVB_BACKEND_RECOMPUTE))
+        return KVB_STATUS_UNSUPPORTED;
+    if (kvb_cache_length(cache, seq, 0) != pos0) return KVB_STATUS_INVALID_ARG;
+    uint64_t attn;
+    st = seq_pass(m, s, cache, seq, tokens, T, pos0, 1, 1, &attn);
+    if (st != KVB_STATUS_OK) return st;
+    const int d = c->dim;
+    if (logits) {
+        /* every position's: one matmul of the classifier over the T normed rows */
+        for (int i = 0; i < T; i++)
+            rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, m->w.rms_final, d, norm_eps(c));
+        matmul(s, logits, s->XB, &m->w.wcls, T, 0.0f);
+    } else {
+        kfound kf = {0};
+        if (logits_from(m, s, &kf, s->X + (size_t)(T - 1) * d)) return KVB_STATUS_UNSUPPORTED;
+    }
+    if (t) t->attn_ns = attn;
+    return KVB_STATUS_OK;
+}
