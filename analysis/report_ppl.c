@@ -33,9 +33,9 @@ void kvb_rp_read_ppl(report *r, const char *dir, const char *host)
         }
         if (!p->blocks) kvb_rp_block(r, P_PPL, "caches on the same windows");
         double dppl = atof(f[k[3]]), kl = atof(f[k[4]]);
-        /* log axes: the reference's exact 0 drawn at the floor, labelled as such */
-        fprintf(kvb_rp_dat(r, P_PPL), "%s %.6g %.6g \"%s\"\n", f[k[1]],
-                dppl > 1e-9 ? dppl : 1e-9, kl > 1e-12 ? kl : 1e-12, name);
+        /* KL's log axis: the reference's exact 0 drawn at the floor */
+        fprintf(kvb_rp_dat(r, P_PPL), "%s %.6g %.6g \"%s\"\n", f[k[1]], dppl,
+                kl > 1e-12 ? kl : 1e-12, name);
         char c4[CELL], c5[CELL], c6[CELL];
         snprintf(c4, sizeof c4, "%+.3e", dppl);
         snprintf(c5, sizeof c5, "%.3e", kl);

@@ -96,6 +96,10 @@ static int build_cases(const kvb_opts *c, int head_dim, kvb_ppl_case *pc, int *n
             any_quant |= kvb_dtype_is_quant(dts[j]);
             kvb_opts_case(c, head_dim, KVB_KEY_AXIS_DEFAULT, &p->opts);
             snprintf(p->label, sizeof p->label, "%s-%s", backs[i]->name, kvb_dtype_name(dts[j]));
+            /* a residual names its case: q2 keeps its newest 128 tokens in f32 by default */
+            if (p->opts.residual > 0)
+                snprintf(p->label + strlen(p->label), sizeof p->label - strlen(p->label), "-r%d",
+                         p->opts.residual);
             if (strcmp(p->label, "contiguous-f32") != 0) (*n)++;
         }
     kvb_opts_note_group(c, head_dim, any_quant);
@@ -105,7 +109,7 @@ static int build_cases(const kvb_opts *c, int head_dim, kvb_ppl_case *pc, int *n
 static void progress(void *arg, int w, int n_win, int c)
 {
     const kvb_ppl_case *pc = arg;
-    fprintf(stderr, "\rwindow %d of %d: %-24s", w + 1, n_win, pc[c].label);
+    fprintf(stderr, "\rwindow %d of %d: %-32s", w + 1, n_win, pc[c].label);
     fflush(stderr);
 }
 
@@ -244,6 +248,7 @@ int kvb_cmd_ppl(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                                       c.quiet ? NULL : progress, pc, msg, sizeof msg)
                         : KVB_STATUS_NO_MEMORY;
     if (!c.quiet) fprintf(stderr, "\r%60s\r", "");
+    fflush(stderr);
     int measured = 0;
     if (st == KVB_STATUS_OK) {
         printf("%-22s %10s %9s %9s %10s %10s %7s %9s %8s\n", "case", "ppl", "+/-", "dppl",
@@ -254,6 +259,10 @@ int kvb_cmd_ppl(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                 continue;
             }
             measured += i > 0;
+            if (pc[i].opts.residual >= ctx)
+                fprintf(stderr, "kvbench: note: %s kept every token of a window in its f32 "
+                        "residual (--residual %d >= --ctx %d): its figures are f32's; give "
+                        "--residual 0 or a longer --ctx\n", pc[i].label, pc[i].opts.residual, ctx);
             printf("%-22s %10.4f %9.4f %+9.2e %10.3e %10.3e %7.4f %9.1f %8.2f\n", pc[i].label,
                    res[i].ppl, res[i].ppl_err, res[i].ppl / res[0].ppl - 1, res[i].kl_mean,
                    res[i].kl_p99, res[i].top1, res[i].bytes_per_token, res[i].seconds);
