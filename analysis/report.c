@@ -204,15 +204,17 @@ kvb_status kvb_report(const char *dir, char *msg, size_t msg_len)
 
 kvb_status kvb_report_to(const char *dir, FILE *notes, char *msg, size_t msg_len)
 {
-    char path[2400], tmp[2500], mpath[2400], plots_dir[2400];
+    char path[2400], tmp[2500], mpath[2400], plots_dir[2400], ppl[2400];
     struct stat st;
     snprintf(path, sizeof path, "%s/summary.json", dir);
     snprintf(mpath, sizeof mpath, "%s/machines", dir);
     snprintf(tmp, sizeof tmp, "%s/sweep.csv", dir);
-    if (!kvb_rp_is_dir(dir) ||
-        (stat(path, &st) != 0 && !kvb_rp_is_dir(mpath) && stat(tmp, &st) != 0)) {
+    snprintf(ppl, sizeof ppl, "%s/ppl.csv", dir);
+    if (!kvb_rp_is_dir(dir) || (stat(path, &st) != 0 && !kvb_rp_is_dir(mpath) &&
+                                stat(tmp, &st) != 0 && stat(ppl, &st) != 0)) {
         snprintf(msg, msg_len,
-                 "'%s' is not a kvbench result: no summary.json, sweep.csv or machines/", dir);
+                 "'%s' is not a kvbench result: no summary.json, sweep.csv, ppl.csv or machines/",
+                 dir);
         return KVB_STATUS_INVALID_ARG;
     }
     snprintf(plots_dir, sizeof plots_dir, "%s/plots", dir);

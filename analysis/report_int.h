@@ -19,6 +19,7 @@ typedef enum plot_id {
     P_BANDWIDTH,
     P_QUANT,
     P_PAGED,
+    P_PPL,
     P_COUNT
 } plot_id;
 
@@ -129,6 +130,8 @@ int kvb_rp_write_plot_data(report *r);
 /* Reads one set of machines (or the one directory) into r and writes its plot data. */
 void kvb_rp_collect(report *r, const char *mpath, char **hosts, int nh);
 int kvb_rp_is_dir(const char *p);
+/* dir/ppl.csv (kvbench ppl), when there, into the ppl plot and its table. */
+void kvb_rp_read_ppl(report *r, const char *dir, const char *host);
 int kvb_rp_cmp_str(const void *a, const void *b);
 
 #endif

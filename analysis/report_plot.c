@@ -73,6 +73,14 @@ const kvb_plot_desc kvb_plot_info[P_COUNT] = {
      "rounds) under the same memory budget.",
      4,
      {"series", "block", "value", "what"}},
+    {"ppl",
+     "Perplexity increase against cache bytes per token",
+     "kvbench ppl: every cache on the same text windows, each scored position attending "
+     "through the cache. Perplexity over the f32 cache's, minus 1 (left), and the KL of the "
+     "next-token distribution against the f32 cache (right), at each cache's measured bytes per "
+     "token. Lower-left is better. On random weights only the differences mean something.",
+     6,
+     {"cache", "bytes/token", "perplexity", "increase", "KL mean (nats)", "top-1"}},
 };
 
 /* Grows *buf (elements of size el) to hold at least need; 0 or -1. */

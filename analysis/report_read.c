@@ -530,6 +530,7 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
     if (!d) { /* a single kvbench run */
         read_run(r, mdir, host, 1);
         read_quality(r, mdir, host);
+        kvb_rp_read_ppl(r, mdir, host);
         return;
     }
     char **names = NULL;

@@ -94,6 +94,14 @@
                   "," KVB_COL_UTILIZATION ",budget_live,sharing_saved,preemptions,step_ns_median," \
                   "step_ns_p10,step_ns_p90,tokens,rounds,wall_s,status,reason"
 
+/* ---- ppl.csv: one row per cache of kvbench ppl ---- */
+#define KVB_COL_PPL  "ppl"
+#define KVB_COL_DPPL "dppl"
+#define KVB_PPL_HEAD                                                                               \
+    KVB_COL_CASE "," KVB_COL_BACKEND "," KVB_COL_DTYPE ",status,model,ctx,windows,scored,nll,"      \
+                 KVB_COL_PPL ",ppl_err," KVB_COL_DPPL "," KVB_COL_KL_MEAN ",kl_p99," KVB_COL_TOP1  \
+                 "," KVB_COL_BYTES_PER_TOKEN ",seconds"
+
 /* ---- sweep.csv: one row per point of a sweep ---- */
 #define KVB_COL_KIND    "kind"
 #define KVB_COL_STATUS  "status"

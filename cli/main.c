@@ -56,6 +56,8 @@ static const kvb_command commands[] = {
      "write a seeded random model as a llama2.c checkpoint", &kvb_export_spec},
     {"tokenize", KVB_CMD_TOKENIZE, kvb_cmd_tokenize, "text to token ids with a model's own vocab",
      &kvb_tokenize_spec},
+    {"ppl", KVB_CMD_PPL, kvb_cmd_ppl,
+     "perplexity, KL and top-1 of every cache type on the same text windows", &kvb_ppl_spec},
     {"version", KVB_CMD_VERSION, cmd_version,
      "the commit and compiler of this build (also --version)", &version_spec},
     {"help", KVB_CMD_HELP, cmd_help, "this list, or one command's flags (help COMMAND)",

@@ -39,6 +39,9 @@ typedef struct kvb_opts {
     const char *lengths, *forks;
     int sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
+    /* ppl */
+    const char *text_file;
+    int windows;
     /* measuring */
     int threads, quiet, no_ceilings, dry_run;
     const char *pin, *csv;

@@ -15,6 +15,7 @@
 #define EXPORT KVB_CMD_EXPORT
 #define INFO   KVB_CMD_INFO
 #define TOKENIZE KVB_CMD_TOKENIZE
+#define PPL    KVB_CMD_PPL
 #define OFF(f) offsetof(kvb_opts, f)
 
 /* clang-format off */
@@ -46,11 +47,11 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--pool-blocks", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 1, .hi = 1ll << 40,
      .def_help = "room for the whole sequence", .meta = "N",
      .help = "paged pool size in blocks (or --pool-mb)", .off = OFF(pool_blocks)},
-    {.name = "--group", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 8, .hi = 256,
+    {.name = "--group", .cmds = RUN | ATTEND | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 8, .hi = 256,
      .def_help = "32, or the largest power of two from 8 dividing the head dimension when 32 "
                  "does not, said on stderr",
      .meta = "N", .help = "quant: values per scale, a power of two 8..256", .off = OFF(group)},
-    {.name = "--residual", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 0,
+    {.name = "--residual", .cmds = RUN | ATTEND | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 0,
      .hi = 65536, .def_help = "128 for q2, else 0", .meta = "N",
      .help = "quant: newest tokens kept in f32", .off = OFF(residual)},
     {.name = "--window", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 0,
@@ -78,14 +79,14 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(kernels)},
 
     /* the model */
-    {.name = "--preset", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_STRING,
+    {.name = "--preset", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_STRING,
      .def_help = "stories15m", .meta = "NAME", .help = "model shape, see 'kvbench list'",
      .off = OFF(preset)},
     {.name = "--preset", .cmds = ATTEND, .kind = KVB_FLAG_STRING, .def_help = "none: --heads, "
      "--kv-heads, --head-dim", .meta = "NAME",
      .help = "the KV shape (heads, KV heads, head dimension) of a model, see 'kvbench list'",
      .off = OFF(preset)},
-    {.name = "--checkpoint", .cmds = RUN | EXPORT, .kind = KVB_FLAG_STRING, .meta = "FILE",
+    {.name = "--checkpoint", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_STRING, .meta = "FILE",
      .help = "llama2.c checkpoint instead of seeded random weights", .off = OFF(checkpoint)},
     {.name = "--checkpoint", .cmds = SERVE, .kind = KVB_FLAG_STRING, .meta = "FILE",
      .help = "llama2.c checkpoint whose header gives the KV shape (no weights read)",
@@ -95,36 +96,36 @@ const kvb_flag kvb_opts_flags[] = {
              "or its directory) whose metadata gives the exact KV shape: layers, heads, KV "
              "heads, head dimension, context (no weights read)",
      .off = OFF(model)},
-    {.name = "--model", .cmds = RUN | EXPORT, .kind = KVB_FLAG_STRING, .meta = "PATH",
+    {.name = "--model", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_STRING, .meta = "PATH",
      .help = "a model's weights instead of seeded random ones, by what PATH holds: a GGUF file "
              "(llama; f32, f16, bf16, q8_0 tensors), a Hugging Face checkpoint directory or its "
              "config.json (safetensors, sharded or not), or a llama2.c .bin; GGUF and safetensors "
              "are mapped, never copied. Only --max-seq overrides its shape",
      .off = OFF(model)},
-    {.name = "--dim", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+    {.name = "--dim", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "model width", .off = OFF(dim)},
-    {.name = "--hidden", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+    {.name = "--hidden", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "feed-forward width", .off = OFF(hidden)},
-    {.name = "--layers", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
+    {.name = "--layers", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
      .def_help = "the preset's", .meta = "N", .help = "layers", .off = OFF(layers)},
-    {.name = "--heads", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
+    {.name = "--heads", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
      .def_help = "the preset's", .meta = "N", .help = "query heads", .off = OFF(heads)},
-    {.name = "--kv-heads", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 1,
+    {.name = "--kv-heads", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1,
      .hi = 4096, .def_help = "the preset's", .meta = "N",
      .help = "key/value heads, a divisor of the query heads", .off = OFF(kv_heads)},
-    {.name = "--head-dim", .cmds = RUN | EXPORT | SERVE, .kind = KVB_FLAG_INT, .lo = 2,
+    {.name = "--head-dim", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 2,
      .hi = 65536, .def_help = "the preset's, or dim / heads when --dim or --heads is given",
      .meta = "N", .help = "dimension of one head", .off = OFF(head_dim)},
-    {.name = "--vocab", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
+    {.name = "--vocab", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
      .def_help = "the preset's", .meta = "N", .help = "vocabulary size", .off = OFF(vocab)},
     {.name = "--max-seq", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
      .def_help = "the preset's or the checkpoint's", .meta = "N",
      .help = "positions the model holds; the one override a checkpoint takes",
      .off = OFF(max_seq)},
-    {.name = "--rope-theta", .cmds = RUN | EXPORT, .kind = KVB_FLAG_DOUBLE, .dlo = 1.0001,
+    {.name = "--rope-theta", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_DOUBLE, .dlo = 1.0001,
      .dhi = 1e12, .def_help = "the preset's", .meta = "X", .help = "RoPE base",
      .off = OFF(rope_theta)},
-    {.name = "--untied", .cmds = RUN | EXPORT, .kind = KVB_FLAG_SWITCH,
+    {.name = "--untied", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_SWITCH,
      .help = "random weights with a separate classifier (a tied one makes random models copy "
              "their input token: KL would be ~0)",
      .off = OFF(untied)},
@@ -139,9 +140,9 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(key_outliers)},
     {.name = "--seed", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX, .def = "1",
      .meta = "N", .help = "weights and prompt seed", .off = OFF(seed)},
-    {.name = "--seed", .cmds = EXPORT, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
+    {.name = "--seed", .cmds = EXPORT | PPL, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
      .def = "1", .meta = "N", .help = "weights seed", .off = OFF(seed)},
-    {.name = "--wtype", .cmds = RUN | EXPORT, .kind = KVB_FLAG_STRING, .def = "f32",
+    {.name = "--wtype", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_STRING, .def = "f32",
      .meta = "TYPE",
      .help = "stored type of the seeded random weights: f32, f16, bf16, q8_0 (GGUF's; needs "
              "dim, hidden and heads x head-dim in blocks of 32). The values are the f32 model's "
@@ -216,6 +217,35 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "seconds per point, 0 for none; a point past it stops and is marked cut_short",
      .off = OFF(time_budget)},
 
+    /* ppl's text and cases */
+    {.name = "--backend", .cmds = PPL, .kind = KVB_FLAG_LIST, .def = "contiguous,quant",
+     .meta = "LIST", .help = "backends whose caches are compared (contiguous f32 is always the "
+     "reference)", .off = OFF(backends)},
+    {.name = "--dtype", .cmds = PPL, .kind = KVB_FLAG_LIST, .def = "f32,f16,q8,q4,q2",
+     .meta = "LIST", .help = "storage types: f32,f16,bf16; q8,q4,q4_1,q2 for quant",
+     .off = OFF(dtypes)},
+    {.name = "--ctx", .cmds = PPL, .kind = KVB_FLAG_LIST, .def = "512", .meta = "N",
+     .help = "tokens per window (4 or more); loss over the second half of each",
+     .off = OFF(ctxs)},
+    {.name = "--text-file", .cmds = PPL, .kind = KVB_FLAG_STRING,
+     .def = "/usr/share/common-licenses/GPL-3", .meta = "FILE",
+     .help = "the text (a regular file, at most 64 MiB)", .off = OFF(text_file)},
+    {.name = "--windows", .cmds = PPL, .kind = KVB_FLAG_INT, .lo = 0, .hi = 1 << 20, .def = "0",
+     .meta = "N", .help = "at most N windows (0: every whole window of the text)",
+     .off = OFF(windows)},
+    {.name = "--threads", .cmds = PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
+     .meta = "N", .help = "OpenBLAS threads, the decode matvec's and attention threads",
+     .off = OFF(threads)},
+    {.name = "--csv", .cmds = PPL, .kind = KVB_FLAG_STRING, .meta = "FILE",
+     .help = "also write the table as CSV (ppl.csv's columns; temporary file, then renamed)",
+     .off = OFF(csv)},
+    {.name = "--out", .cmds = PPL, .kind = KVB_FLAG_STRING, .meta = "DIR",
+     .help = "also write DIR (must not exist): ppl.csv, machine.txt, report.md and the plot of "
+             "perplexity increase against bytes per token (plots/ppl.png)",
+     .off = OFF(out)},
+    {.name = "--quiet", .cmds = PPL, .kind = KVB_FLAG_SWITCH,
+     .help = "no progress line on stderr", .off = OFF(quiet)},
+
     /* measuring and writing */
     {.name = "--threads", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
      .meta = "N",
@@ -269,7 +299,7 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "check every flag and case, measure nothing", .off = OFF(dry_run)},
 
     /* tokenize */
-    {.name = "--tokenizer", .cmds = TOKENIZE, .kind = KVB_FLAG_STRING, .meta = "PATH",
+    {.name = "--tokenizer", .cmds = TOKENIZE | PPL, .kind = KVB_FLAG_STRING, .meta = "PATH",
      .help = "the vocab (required): a GGUF file, a tokenizer.json or a Hugging Face model "
              "directory holding one, or a llama2.c tokenizer.bin (with --vocab)",
      .off = OFF(tokenizer)},

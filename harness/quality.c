@@ -4,6 +4,7 @@
  * attention over that copy; the model code is unchanged and unaware of it. */
 #include "quality.h"
 #include "attend_bench.h"
+#include "ppl.h"
 #include "../base/stats.h"
 
 #include <math.h>
@@ -12,15 +13,6 @@
 #include <string.h>
 
 /* ---- reference run ---------------------------------------------------------- */
-
-static void log_softmax(const float *x, int n, float *out)
-{
-    double mx = x[0], sum = 0;
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    for (int i = 0; i < n; i++) sum += exp((double)x[i] - mx);
-    double lse = mx + log(sum);
-    for (int i = 0; i < n; i++) out[i] = (float)((double)x[i] - lse);
-}
 
 void kvb_quality_ref_free(kvb_quality_ref *ref)
 {
@@ -51,7 +43,7 @@ kvb_status kvb_quality_reference(const kvb_model *m, kvb_state *s, const int *pr
     /* step i's distribution predicts the token at position prompt_len + i */
     st = kvb_forward_seq(m, s, c, 0, prompt, prompt_len, NULL);
     for (int i = 0; st == KVB_STATUS_OK && i < n_steps; i++) {
-        log_softmax(s->logits, V, ref->logp + (size_t)i * V);
+        kvb_log_softmax(s->logits, V, ref->logp + (size_t)i * V);
         ref->tokens[prompt_len + i] = kvb_argmax(s->logits, V);
         if (i + 1 < n_steps)
             st = kvb_forward_token(m, s, c, 0, ref->tokens[prompt_len + i], prompt_len + i, NULL);
@@ -202,11 +194,9 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
     int agree = 0, n_cmp = 0;
     for (int i = 0; st == KVB_STATUS_OK && i < N; i++) {
         if (i > 0) {
-            log_softmax(s->logits, V, lp);
+            kvb_log_softmax(s->logits, V, lp);
             const float *lr = ref->logp + (size_t)i * V;
-            double d = 0;
-            for (int j = 0; j < V; j++) d += exp((double)lr[j]) * ((double)lr[j] - (double)lp[j]);
-            kl[n_cmp++] = d > 0 ? d : 0;              /* rounding can give -1e-12 */
+            kl[n_cmp++] = kvb_kl_logp(lr, lp, V);
             agree += kvb_argmax(lp, V) == ref->tokens[P + i];
         }
         if (i + 1 < N) st = kvb_forward_token(m, s, wc, 0, ref->tokens[P + i], P + i, NULL);

@@ -286,6 +286,24 @@ static double budget_of(const kvb_sweep *s, const char *section, double dflt)
     return v ? atof(v) : dflt;
 }
 
+/* A point name for a model path: its last component (a config.json's folder),
+ * with what is not [a-z0-9.] made '_'. */
+static void model_point_name(const char *path, char *out, size_t n)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    size_t len = strlen(tmp);
+    while (len > 1 && tmp[len - 1] == '/') tmp[--len] = 0;
+    char *base = strrchr(tmp, '/');
+    if (base && strcmp(base, "/config.json") == 0 && base > tmp) {
+        *base = 0;
+        base = strrchr(tmp, '/');
+    }
+    snprintf(out, n, "%s", base ? base + 1 : tmp);
+    for (char *q = out; *q; q++)
+        if (!((*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '.')) *q = '_';
+}
+
 /* What each key's items must be: the kinds below, each item checked here so a
  * bad value is refused before the machine is measured or a directory made. */
 enum { V_BACKEND, V_DTYPE, V_PRESET, V_SHAPE, V_BUDGET, V_INT };
@@ -338,9 +356,13 @@ static int check_item(const char *key, int kind, long long lo, long long hi, con
     case V_SHAPE: {
         int nh, nkv, hd;
         char tail;
-        if (sscanf(item, "%d/%d/%d%c", &nh, &nkv, &hd, &tail) == 3 && nh > 0 && nkv > 0 && hd > 0)
+        struct stat sb;
+        if ((sscanf(item, "%d/%d/%d%c", &nh, &nkv, &hd, &tail) == 3 && nh > 0 && nkv > 0 &&
+             hd > 0) ||
+            kvb_model_preset(item, &cfg) == KVB_STATUS_OK || (strchr(item, '/') && !stat(item, &sb)))
             return 0;
-        snprintf(msg, msg_len, "attend.shapes: '%s' is not HEADS/KV_HEADS/HEAD_DIM (e.g. 32/8/128)",
+        snprintf(msg, msg_len, "attend.shapes: '%s' is not HEADS/KV_HEADS/HEAD_DIM (e.g. 32/8/128), "
+                 "a preset (kvbench list) or an existing model file or directory (a path with '/')",
                  item);
         return -1;
     }
@@ -509,15 +531,20 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
         int ns =
             split(OR(kvb_sweep_get(s, "attend.shapes"), "32/8/128"), b5, sizeof b5, shapes, MAXL);
         for (int h = 0; h < ns; h++) {
-            int nh, nkv, hd;
-            char tail;
-            if (sscanf(shapes[h], "%d/%d/%d%c", &nh, &nkv, &hd, &tail) != 3) {
-                snprintf(msg, msg_len,
-                         "attend.shapes: '%s' is not HEADS/KV_HEADS/HEAD_DIM (e.g. 32/8/128)",
-                         shapes[h]);
-                free(pts);
-                return -1;
-            }
+            int nh = 0, nkv = 0, hd = 0;
+            char tail, sname[48], a[16], b[16], c[16];
+            kvb_model_config mc;
+            /* a preset's KV shape, or a model file's (read by the point's attend --model) */
+            if (kvb_model_preset(shapes[h], &mc) == KVB_STATUS_OK) {
+                nh = mc.n_heads, nkv = mc.n_kv_heads, hd = mc.head_dim;
+                snprintf(sname, sizeof sname, "%s", shapes[h]);
+            } else if (sscanf(shapes[h], "%d/%d/%d%c", &nh, &nkv, &hd, &tail) == 3)
+                snprintf(sname, sizeof sname, "%dx%dx%d", nh, nkv, hd);
+            else
+                model_point_name(shapes[h], sname, sizeof sname);
+            snprintf(a, sizeof a, "%d", nh);
+            snprintf(b, sizeof b, "%d", nkv);
+            snprintf(c, sizeof c, "%d", hd);
             for (int i = 0; i < nb; i++)
                 for (int j = 0; j < nd; j++)
                     for (int t = 0; t < nt; t++) {
@@ -526,13 +553,9 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                         if (quant != is_quant(dts[j]) || strcmp(backs[i], "nocache") == 0) continue;
                         kvb_sweep_point *p = new_point(pts, n, cap, "attend", &overflow);
                         if (!p) continue;
-                        snprintf(p->id, sizeof p->id, "attend-%dx%dx%d-%s-%s-t%s", nh, nkv, hd,
-                                 backs[i], dts[j], threads[t]);
+                        snprintf(p->id, sizeof p->id, "attend-%s-%s-%s-t%s", sname, backs[i],
+                                 dts[j], threads[t]);
                         p->budget_s = budget_of(s, "attend", 120);
-                        char a[16], b[16], c[16];
-                        snprintf(a, sizeof a, "%d", nh);
-                        snprintf(b, sizeof b, "%d", nkv);
-                        snprintf(c, sizeof c, "%d", hd);
                         snprintf(path, sizeof path, "%s/points/%s.partial/attend.csv", out_dir,
                                  p->id);
                         size_t used = 0;
@@ -543,10 +566,13 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                         int contig = strcmp(backs[i], "contiguous") == 0;
                         snprintf(bl, sizeof bl, "%s%s", contig ? "" : "contiguous,", backs[i]);
                         snprintf(dl, sizeof dl, "%s%s", contig ? "" : quant ? "f32," : "", dts[j]);
-                        int ok = add_args(
-                            p, &used, 17, "attend", "--backend", bl, "--dtype", dl, "--heads", a,
-                            "--kv-heads", b, "--head-dim", c, "--threads", threads[t], "--ctx",
-                            OR(kvb_sweep_get(s, "attend.ctxs"), "1024,8192"), "--csv", path);
+                        int ok = add_args(p, &used, 11, "attend", "--backend", bl, "--dtype", dl,
+                                          "--threads", threads[t], "--ctx",
+                                          OR(kvb_sweep_get(s, "attend.ctxs"), "1024,8192"),
+                                          "--csv", path);
+                        ok = ok && (nh ? add_args(p, &used, 6, "--heads", a, "--kv-heads", b,
+                                                  "--head-dim", c)
+                                       : add_args(p, &used, 2, "--model", shapes[h]));
                         if (paged)
                             ok = ok && add_args(p, &used, 2, "--block",
                                                 OR(kvb_sweep_get(s, "attend.blocks"), "16"));

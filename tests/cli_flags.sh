@@ -13,7 +13,7 @@ pass=0 fail=0
 ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-CMDS="run attend serve-sim sweep report merge compare list info export tokenize version help"
+CMDS="run attend serve-sim sweep report merge compare list info export tokenize ppl version help"
 
 # --- the help of each command, and the flags it lists ---
 for c in $CMDS; do
@@ -68,9 +68,9 @@ expect() {
 }
 expect 2 "--lengths is not a flag of run (serve-sim takes it)" run --lengths 5 --fork 1
 expect 2 "(see 'kvbench help run' for run's flags)" run --lengths 5 --fork 1
-expect 2 "--checkpoint is not a flag of attend (run, serve-sim and export take it)" \
+expect 2 "--checkpoint is not a flag of attend (run, serve-sim, export and ppl take it)" \
   attend --checkpoint F --preset gqa1b
-expect 2 "--hidden is not a flag of serve-sim (run and export take it)" serve-sim --hidden 64
+expect 2 "--hidden is not a flag of serve-sim (run, export and ppl take it)" serve-sim --hidden 64
 expect 2 "--quiet is not a flag of attend" attend --quiet --dry-run
 expect 2 "--backend is not a flag of list" list --backend paged
 expect 2 "(list takes no flags)" list --backend paged

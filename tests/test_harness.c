@@ -183,6 +183,31 @@ static void test_sweep_expand(void **state)
     assert_int_equal(kvb_sweep_set(&s, "attend.shapes=32x8", msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg), -1);
     assert_non_null(strstr(msg, "32x8"));
+    /* a preset names its model's KV shape; a path is read by the point's attend --model */
+    {
+        kvb_sweep ms;
+        memset(&ms, 0, sizeof ms);
+        assert_int_equal(kvb_sweep_set(&ms, "attend.backends=contiguous", msg, sizeof msg),
+                         KVB_STATUS_OK);
+        assert_int_equal(kvb_sweep_set(&ms, "attend.shapes=llama3-8b,/tmp/", msg, sizeof msg),
+                         KVB_STATUS_OK);
+        assert_int_equal(kvb_sweep_expand(&ms, "/out", &p, msg, sizeof msg), 2);
+        assert_string_equal(p[0].id, "attend-llama3-8b-contiguous-f32-t1");
+        assert_string_equal(p[1].id, "attend-tmp-contiguous-f32-t1");
+        char line[2][1024] = {"", ""};
+        for (int k = 0; k < 2; k++)
+            for (int a = 0; a < p[k].argc; a++)
+                snprintf(line[k] + strlen(line[k]), sizeof line[k] - strlen(line[k]), " %s",
+                         p[k].argv[a]);
+        assert_non_null(strstr(line[0], " --heads 32 --kv-heads 8 --head-dim 128"));
+        assert_non_null(strstr(line[1], " --model /tmp/"));
+        assert_null(strstr(line[1], "--heads"));
+        free(p);
+        assert_int_equal(kvb_sweep_set(&ms, "attend.shapes=no-such-preset", msg, sizeof msg),
+                         KVB_STATUS_OK);
+        assert_int_equal(kvb_sweep_expand(&ms, "/out", &p, msg, sizeof msg), -1);
+        assert_non_null(strstr(msg, "no-such-preset"));
+    }
     assert_int_equal(kvb_sweep_set(&s, "attend.shapes=32/8/128", msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(kvb_sweep_set(&s, "run.budget=0", msg, sizeof msg), KVB_STATUS_OK);
     assert_int_equal(kvb_sweep_expand(&s, "/out", &p, msg, sizeof msg), -1);
