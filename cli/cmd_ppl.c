@@ -1,8 +1,9 @@
 /* cmd_ppl.c: kvbench ppl: perplexity and divergence of every cache type on the
  * same text windows (harness/ppl.h), as llama-perplexity with its cache-type
  * flags. The model is a preset's seeded random weights, a checkpoint or a model
- * file; the text is tokenized with the model's vocabulary where it has one,
- * else read as bytes (token = byte + 3: Llama's byte tokens <0x00>..<0xFF>).
+ * file (--model); the text is tokenized with --tokenizer's or the model file's
+ * own vocabulary where it has one, else read as bytes (token = byte + 3:
+ * Llama's byte tokens <0x00>..<0xFF>).
  * With --out DIR: DIR/ppl.csv and the report's plot of perplexity increase
  * against bytes per token, written through DIR.partial. */
 #define _GNU_SOURCE
@@ -15,6 +16,7 @@
 #include "../base/columns.h"
 #include "../harness/results.h"
 #include "../harness/ppl.h"
+#include "../model/tokenizer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -43,13 +45,9 @@ const kvb_cmd_spec kvb_ppl_spec = {
 
 enum { MAX_CASES = 2 * KVB_MAX_LIST * KVB_MAX_LIST };
 
-/* The text file as tokens: bytes + 3 (no vocabulary). *n_out tokens, malloc'd. */
-static int tokenize_bytes(const char *path, const kvb_model_config *mc, int **out, int *n_out)
+/* The text file's bytes (at most 64 MiB, a regular file), malloc'd. */
+static int read_text(const char *path, char **out, size_t *n)
 {
-    if (mc->vocab_size < 259)
-        return kvb_usage_error("--text-file: the model has no vocabulary and its %d tokens cannot "
-                               "hold the 256 byte tokens (ids 3..258) text is read as",
-                               mc->vocab_size);
     /* stat first: a FIFO or device would block or never end */
     struct stat sb;
     if (stat(path, &sb) != 0)
@@ -59,19 +57,60 @@ static int tokenize_bytes(const char *path, const kvb_model_config *mc, int **ou
     if (sb.st_size > (1 << 26))
         return kvb_usage_error("--text-file '%s' is %lld bytes: at most %d (64 MiB)", path,
                                (long long)sb.st_size, 1 << 26);
+    if (!(*out = kvb_slurp_len(path, n)))
+        return kvb_usage_error("--text-file '%s': %s", path, strerror(errno));
+    if (*n > (1u << 26)) *n = 1u << 26;       /* grew after the stat */
+    return 0;
+}
+
+/* The text as tokens: with --tokenizer's vocab, or --model's own where it has
+ * one (said), else its bytes + 3 (Llama's byte tokens <0x00>..<0xFF>). With a
+ * BOS token each window starts with it, as llama-perplexity's chunks do. */
+static int tokenize(const kvb_opts *c, const kvb_model_config *mc, int ctx, int **out, int *n_out,
+                    char *how, size_t how_len)
+{
+    char *text, msg[512];
     size_t n;
-    char *buf = kvb_slurp_len(path, &n);
-    if (!buf) return kvb_usage_error("--text-file '%s': %s", path, strerror(errno));
-    if (n > (1u << 26)) n = 1u << 26;       /* grew after the stat */
+    int r = read_text(c->text_file, &text, &n);
+    if (r) return r;
+    kvb_tokenizer *tk = NULL;
+    const char *vocab = c->tokenizer ? c->tokenizer : c->model;
+    kvb_status st = vocab ? kvb_tokenizer_open(&tk, vocab, mc->vocab_size, msg, sizeof msg)
+                          : KVB_STATUS_UNSUPPORTED;
+    if (st != KVB_STATUS_OK && c->tokenizer) {
+        free(text);
+        return kvb_usage_error("--tokenizer: %s", msg);
+    }
+    if (st != KVB_STATUS_OK && vocab)
+        fprintf(stderr, "kvbench: note: no vocab in --model (%s): the text is read as bytes\n",
+                msg);
+    if (tk) {
+        st = kvb_tokenizer_encode_alloc(tk, text, n, 0, out, n_out, msg, sizeof msg);
+        int bos = kvb_tokenizer_bos(tk);
+        for (int i = 0; st == KVB_STATUS_OK && bos >= 0 && i < *n_out; i += ctx) (*out)[i] = bos;
+        snprintf(how, how_len, "%s vocab of %s%s", kvb_tokenizer_kind_name(tk), vocab,
+                 bos >= 0 ? ", BOS first in each window" : "");
+        kvb_tokenizer_free(tk);
+        free(text);
+        if (st != KVB_STATUS_OK) return kvb_usage_error("--text-file: %s", msg);
+        return 0;
+    }
+    if (mc->vocab_size < 259) {
+        free(text);
+        return kvb_usage_error("--text-file: the model has no vocabulary and its %d tokens cannot "
+                               "hold the 256 byte tokens (ids 3..258) text is read as",
+                               mc->vocab_size);
+    }
     int *t = malloc((n ? n : 1) * sizeof *t);
     if (!t) {
-        free(buf);
+        free(text);
         return KVB_EXIT_FAIL;
     }
-    for (size_t i = 0; i < n; i++) t[i] = (unsigned char)buf[i] + 3;
-    free(buf);
+    for (size_t i = 0; i < n; i++) t[i] = (unsigned char)text[i] + 3;
+    free(text);
     *out = t;
     *n_out = (int)n;
+    snprintf(how, how_len, "bytes: the model has no vocabulary");
     return 0;
 }
 
@@ -211,8 +250,9 @@ int kvb_cmd_ppl(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
     kvb_ppl_case *pc = calloc(MAX_CASES, sizeof *pc);
     if (!pc) return KVB_EXIT_FAIL;
     int n_cases = 0, *tok = NULL, n_tok = 0;
+    char how[KVB_PATH_MAX + 64];
     if ((r = build_cases(&c, mc.head_dim, pc, &n_cases)) != 0 ||
-        (r = tokenize_bytes(c.text_file, &mc, &tok, &n_tok)) != 0) {
+        (r = tokenize(&c, &mc, ctx, &tok, &n_tok, how, sizeof how)) != 0) {
         free(pc);
         return r;
     }
@@ -240,9 +280,8 @@ int kvb_cmd_ppl(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
     }
     int n_win = n_tok / ctx;
     if (c.windows > 0 && n_win > c.windows) n_win = c.windows;
-    printf("text: %s, %d tokens (bytes: the model has no vocabulary); %d window%s of %d, "
-           "%d scored each\n",
-           c.text_file, n_tok, n_win, n_win == 1 ? "" : "s", ctx, ctx - ctx / 2 - 1);
+    printf("text: %s, %d tokens (%s); %d window%s of %d, %d scored each\n", c.text_file, n_tok,
+           how, n_win, n_win == 1 ? "" : "s", ctx, ctx - ctx / 2 - 1);
     kvb_ppl_result *res = calloc((size_t)n_cases, sizeof *res);
     kvb_status st = res ? kvb_ppl_run(&m, &s, tok, n_tok, ctx, c.windows, pc, n_cases, res,
                                       c.quiet ? NULL : progress, pc, msg, sizeof msg)

@@ -102,7 +102,8 @@ const kvb_flag kvb_opts_flags[] = {
              "config.json (safetensors, sharded or not), or a llama2.c .bin; GGUF and safetensors "
              "are mapped, never copied. Only --max-seq overrides its shape",
      .off = OFF(model)},
-    {.name = "--dim", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+    {.name = "--dim", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1,
+     .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "model width", .off = OFF(dim)},
     {.name = "--hidden", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "feed-forward width", .off = OFF(hidden)},
@@ -243,6 +244,11 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "also write DIR (must not exist): ppl.csv, machine.txt, report.md and the plot of "
              "perplexity increase against bytes per token (plots/ppl.png)",
      .off = OFF(out)},
+    {.name = "--tokenizer", .cmds = PPL, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .def_help = "--model's own vocab where it has one, else the text's bytes",
+     .help = "the vocab: a GGUF file, a tokenizer.json or a directory holding one, or a llama2.c "
+             "tokenizer.bin",
+     .off = OFF(tokenizer)},
     {.name = "--quiet", .cmds = PPL, .kind = KVB_FLAG_SWITCH,
      .help = "no progress line on stderr", .off = OFF(quiet)},
 
@@ -299,7 +305,7 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "check every flag and case, measure nothing", .off = OFF(dry_run)},
 
     /* tokenize */
-    {.name = "--tokenizer", .cmds = TOKENIZE | PPL, .kind = KVB_FLAG_STRING, .meta = "PATH",
+    {.name = "--tokenizer", .cmds = TOKENIZE, .kind = KVB_FLAG_STRING, .meta = "PATH",
      .help = "the vocab (required): a GGUF file, a tokenizer.json or a Hugging Face model "
              "directory holding one, or a llama2.c tokenizer.bin (with --vocab)",
      .off = OFF(tokenizer)},
