@@ -98,9 +98,9 @@
 #define KVB_COL_PPL  "ppl"
 #define KVB_COL_DPPL "dppl"
 #define KVB_PPL_HEAD                                                                               \
-    KVB_COL_CASE "," KVB_COL_BACKEND "," KVB_COL_DTYPE ",status,model,ctx,windows,scored,nll,"      \
-                 KVB_COL_PPL ",ppl_err," KVB_COL_DPPL "," KVB_COL_KL_MEAN ",kl_p99," KVB_COL_TOP1  \
-                 "," KVB_COL_BYTES_PER_TOKEN ",seconds"
+    KVB_COL_CASE "," KVB_COL_BACKEND "," KVB_COL_DTYPE                                             \
+                 ",status,model,ctx,windows,scored,nll," KVB_COL_PPL ",ppl_err," KVB_COL_DPPL      \
+                 "," KVB_COL_KL_MEAN ",kl_p99," KVB_COL_TOP1 "," KVB_COL_BYTES_PER_TOKEN ",seconds"
 
 /* ---- sweep.csv: one row per point of a sweep ---- */
 #define KVB_COL_KIND    "kind"

@@ -33,13 +33,14 @@ const kvb_cmd_spec kvb_ppl_spec = {
              "the second half of each), with every cache backend and storage type on the same\n"
              "windows, every scored position attending through the cache; KL and top-1\n"
              "agreement against the f32 contiguous cache (always the first case).",
-    .epilogue = "ppl = exp(mean NLL) +/- ppl x stddev(NLL) / sqrt(n); dppl = ppl / the f32 cache's\n"
-                "- 1; KL(f32 cache || this cache) of the next-token distributions, nats, mean and\n"
-                "p99; top1 = fraction of positions whose most likely token is the f32 cache's;\n"
-                "B/token = cache bytes holding a window's K/V / ctx.\n"
+    .epilogue = "ppl = exp(mean NLL) +/- ppl x stddev(NLL) / sqrt(n); dppl = ppl / the f32\n"
+                "cache's - 1; KL(f32 cache || this cache) of the next-token distributions, in\n"
+                "nats, mean and p99; top1 = fraction of positions whose most likely token is\n"
+                "the f32 cache's; B/token = cache bytes holding a window's K/V / ctx.\n"
                 "Random weights (a preset, no file) give a model that predicts nothing: its\n"
-                "perplexity is near the vocabulary size, and only the differences between caches\n"
-                "mean something. Exit 3 when every case but the reference was skipped.",
+                "perplexity is near or above the vocabulary size, and only the differences\n"
+                "between caches mean something. Exit 3 when every case but the reference was\n"
+                "skipped.",
     .flags = kvb_opts_flags,
 };
 

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* gmtime_r, isatty */
 #include "cli.h"
 #include "opts.h"
+#include "../model/tokenizer.h"
 #include "../harness/ceiling.h"
 #include "../harness/quality.h"
 #include "../harness/results.h"
@@ -244,8 +245,13 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
     int P = c.prompt, *prompt = NULL;
     if (c.prompt_ids && (r = parse_prompt_ids(c.prompt_ids, mc.vocab_size, &prompt, &P)) != 0)
         return r;
+    struct kvb_tokenizer *tk = NULL;
+    if (c.prompt_text &&
+        (r = kvb_opts_prompt_text(&c, mc.vocab_size, &prompt, &P, &tk)) != 0)
+        return r;
     if ((long long)P + c.tokens > mc.max_seq) {
         free(prompt);
+        kvb_tokenizer_free(tk);
         return kvb_usage_error(
             "prompt %d + tokens %d = %lld positions exceed the model's max-seq %d: "
             "lower them or raise --max-seq",
@@ -253,6 +259,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
     }
     if (c.key_outliers > mc.head_dim / 2) {
         free(prompt);
+        kvb_tokenizer_free(tk);
         return kvb_usage_error("--key-outliers %d: at most head_dim / 2 = %d channel pairs",
                                c.key_outliers, mc.head_dim / 2);
     }
@@ -263,6 +270,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
     int n_pts = 0, n_runnable = 0, any_quant = 0, rc = 0, renamed = 0, made = 0;
     if (!pts) {
         free(prompt);
+        kvb_tokenizer_free(tk);
         fprintf(stderr, "kvbench: out of memory\n");
         return 1;
     }
@@ -544,6 +552,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         goto done_model;
     }
     if (!c.quiet) print_table(pts, n_pts, &m.cfg, P);
+    if (!c.quiet) kvb_print_continuation(tk, c.prompt_text, pts, n_pts);
     printf("results: %s\n", final_dir);
     rc = failed ? 1 : measured ? 0 : KVB_EXIT_NOTHING;
     if (rc == KVB_EXIT_NOTHING)
@@ -558,5 +567,6 @@ done:
     for (int i = 0; i < n_pts; i++) kvb_point_free(&pts[i]);
     free(pts);
     free(prompt);
+    kvb_tokenizer_free(tk);
     return rc;
 }

@@ -50,6 +50,7 @@ typedef struct kvb_opts {
     int cpu_key;
     /* tokenize (and vocab takes --vocab) */
     const char *tokenizer, *text;
+    const char *prompt_text;          /* run: the prompt as text (a vocab needed) */
     int no_bos;
 } kvb_opts;
 
@@ -77,6 +78,16 @@ double kvb_opts_weight_bytes(const kvb_opts *c, const kvb_model_config *cfg, kvb
  * GGUF, safetensors or llama2.c, in place where the format allows), the checkpoint's,
  * or seeded ones stored as --wtype. */
 int kvb_opts_build_model(const kvb_opts *c, const kvb_model_config *cfg, kvb_model *m);
+
+/* run's --prompt-text as ids (malloc'd) with --tokenizer's or --model's vocab,
+ * kept in *tk for kvb_print_continuation; says how many tokens. */
+struct kvb_tokenizer;
+struct kvb_point;
+int kvb_opts_prompt_text(const kvb_opts *c, int vocab, int **ids, int *n,
+                         struct kvb_tokenizer **tk);
+/* The first measured point's generated tokens after prompt, decoded. */
+void kvb_print_continuation(const struct kvb_tokenizer *tk, const char *prompt,
+                            const struct kvb_point *pts, int n_pts);
 
 /* --backend and --dtype resolved; every bad one named. */
 int kvb_opts_backends_dtypes(const kvb_opts *c, const kvb_backend **backs, int *nb, kvb_dtype *dts,

@@ -47,7 +47,8 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--pool-blocks", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 1, .hi = 1ll << 40,
      .def_help = "room for the whole sequence", .meta = "N",
      .help = "paged pool size in blocks (or --pool-mb)", .off = OFF(pool_blocks)},
-    {.name = "--group", .cmds = RUN | ATTEND | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 8, .hi = 256,
+    {.name = "--group", .cmds = RUN | ATTEND | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 8,
+     .hi = 256,
      .def_help = "32, or the largest power of two from 8 dividing the head dimension when 32 "
                  "does not, said on stderr",
      .meta = "N", .help = "quant: values per scale, a power of two 8..256", .off = OFF(group)},
@@ -107,9 +108,11 @@ const kvb_flag kvb_opts_flags[] = {
      .def_help = "the preset's", .meta = "N", .help = "model width", .off = OFF(dim)},
     {.name = "--hidden", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
      .def_help = "the preset's", .meta = "N", .help = "feed-forward width", .off = OFF(hidden)},
-    {.name = "--layers", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
+    {.name = "--layers", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1,
+     .hi = 4096,
      .def_help = "the preset's", .meta = "N", .help = "layers", .off = OFF(layers)},
-    {.name = "--heads", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096,
+    {.name = "--heads", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1,
+     .hi = 4096,
      .def_help = "the preset's", .meta = "N", .help = "query heads", .off = OFF(heads)},
     {.name = "--kv-heads", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 1,
      .hi = 4096, .def_help = "the preset's", .meta = "N",
@@ -204,6 +207,10 @@ const kvb_flag kvb_opts_flags[] = {
     /* run's generation */
     {.name = "--prompt", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20, .def = "16",
      .meta = "P", .help = "prompt length in tokens", .off = OFF(prompt)},
+    {.name = "--prompt-text", .cmds = RUN, .kind = KVB_FLAG_TEXT, .meta = "TEXT",
+     .help = "the prompt as text, in the vocab of --tokenizer or of --model's file (instead of "
+             "--prompt); the first point's greedy continuation is printed",
+     .off = OFF(prompt_text)},
     {.name = "--prompt-ids", .cmds = RUN, .kind = KVB_FLAG_LIST, .meta = "LIST",
      .help = "explicit prompt token ids, e.g. 1,450,4996 (instead of --prompt)",
      .off = OFF(prompt_ids)},
@@ -244,8 +251,8 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "also write DIR (must not exist): ppl.csv, machine.txt, report.md and the plot of "
              "perplexity increase against bytes per token (plots/ppl.png)",
      .off = OFF(out)},
-    {.name = "--tokenizer", .cmds = PPL, .kind = KVB_FLAG_STRING, .meta = "PATH",
-     .def_help = "--model's own vocab where it has one, else the text's bytes",
+    {.name = "--tokenizer", .cmds = PPL | RUN, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .def_help = "--model's own vocab where it has one (ppl: else the text's bytes)",
      .help = "the vocab: a GGUF file, a tokenizer.json or a directory holding one, or a llama2.c "
              "tokenizer.bin",
      .off = OFF(tokenizer)},

@@ -359,9 +359,11 @@ static int check_item(const char *key, int kind, long long lo, long long hi, con
         struct stat sb;
         if ((sscanf(item, "%d/%d/%d%c", &nh, &nkv, &hd, &tail) == 3 && nh > 0 && nkv > 0 &&
              hd > 0) ||
-            kvb_model_preset(item, &cfg) == KVB_STATUS_OK || (strchr(item, '/') && !stat(item, &sb)))
+            kvb_model_preset(item, &cfg) == KVB_STATUS_OK ||
+            (strchr(item, '/') && !stat(item, &sb)))
             return 0;
-        snprintf(msg, msg_len, "attend.shapes: '%s' is not HEADS/KV_HEADS/HEAD_DIM (e.g. 32/8/128), "
+        snprintf(msg, msg_len,
+                 "attend.shapes: '%s' is not HEADS/KV_HEADS/HEAD_DIM (e.g. 32/8/128), "
                  "a preset (kvbench list) or an existing model file or directory (a path with '/')",
                  item);
         return -1;

@@ -78,5 +78,22 @@ printf '\020\000\000\000' > "$T/tokenizer.bin"
 expect 2 "give the model's vocab size" tokenize --tokenizer "$T/tokenizer.bin" a
 expect 2 "tokenizer.bin: token 0 of 5" tokenize --tokenizer "$T/tokenizer.bin" --vocab 5 a
 
+# the same vocab in run (--prompt-text: BOS, " the", " ", "he") and ppl (--tokenizer), on a
+# tiny random model of 260 tokens
+R="--preset tiny --vocab 260 --backend contiguous --tokens 3 --reps 1 --warmup 0 --no-ceilings"
+expect 0 "prompt: 4 tokens (bpe vocab of $T/tok.json)" \
+  run $R --tokenizer "$T/tok.json" --prompt-text " the he" --out "$T/run"
+grep -q "^text (contiguous/f32/grow, greedy, repetition 1):  the he" "$T/stdout" && ok ||
+  bad "run --prompt-text printed no continuation: $(cat "$T/stdout")"
+expect 2 "--prompt-text needs a vocab" run $R --prompt-text "the"
+expect 2 "--prompt-text and --prompt-ids exclude each other" \
+  run $R --tokenizer "$T/tok.json" --prompt-text "the" --prompt-ids 1,2
+expect 2 "260 tokens, the model's vocab_size is 256" \
+  run --preset tiny --tokenizer "$T/tok.json" --prompt-text "the" --no-ceilings
+awk 'BEGIN { for (i = 0; i < 400; i++) printf "the he %d\n", i }' > "$T/text"
+expect 0 "(bpe vocab of $T/tok.json, BOS first in each window)" \
+  ppl --preset tiny --vocab 260 --tokenizer "$T/tok.json" --text-file "$T/text" --ctx 32 \
+  --windows 1 --backend contiguous --dtype f16 --quiet
+
 echo "cli-tokenize: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -166,8 +166,9 @@ static void test_ppl_refuses_bad_arguments(void **state)
                      KVB_STATUS_INVALID_ARG);
     assert_non_null(strstr(msg, "10 tokens"));
     tok[30] = m.cfg.vocab_size;
-    assert_int_equal(kvb_ppl_run(&m, &s, tok, N_TOK, CTX, 0, &c, 1, &r, NULL, NULL, msg, sizeof msg),
-                     KVB_STATUS_INVALID_ARG);
+    assert_int_equal(
+        kvb_ppl_run(&m, &s, tok, N_TOK, CTX, 0, &c, 1, &r, NULL, NULL, msg, sizeof msg),
+        KVB_STATUS_INVALID_ARG);
     assert_non_null(strstr(msg, "position 30"));
     kvb_state_free(&s);
     kvb_model_free(&m);
