@@ -132,6 +132,10 @@ const char *kvb_model_preset_name(int i);          /* NULL past the last */
  * of what this tool builds; readers of a shape alone skip that one). */
 kvb_status kvb_model_config_check(const kvb_model_config *c, char *msg, size_t msg_len);
 size_t     kvb_model_param_count(const kvb_model_config *c);
+/* That wt's block divides every row length of c (dim, hidden, n_heads x head_dim):
+ * what storing c's weights as wt needs. */
+kvb_status kvb_model_wtype_check(const kvb_model_config *c, kvb_wtype wt, char *msg,
+                                 size_t msg_len);
 /* Bytes of every weight stored as wt (norms as f32). */
 uint64_t   kvb_model_weight_bytes(const kvb_model_config *c, kvb_wtype wt);
 
