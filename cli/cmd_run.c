@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* gmtime_r, isatty */
 #include "cli.h"
 #include "opts.h"
+#include "../base/probe.h"
 #include "../model/tokenizer.h"
 #include "../harness/ceiling.h"
 #include "../harness/quality.h"
@@ -479,6 +480,9 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         /* the second array is what one cached decode step streams at the last
          * position: every weight once plus the f32 K/V of the whole context */
         size_t ws = (size_t)m.weight_bytes + (size_t)(kv_token_f32 * (P + c.tokens));
+        /* an array as large as an 8B model would push the model's own pages (a mapped
+         * file's) out of memory: past a quarter of what is free, the 1 GiB figure alone */
+        if (ws > kvb_mem_available() / 4) ws = 0;
         have_ceil = kvb_measure_ceilings(&ceil, 0, ws, 7) == 0;
     }
     char topo_msg[256];
