@@ -451,6 +451,10 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         goto done_model;
     }
     openblas_set_num_threads(c.threads);
+    if (!c.quiet)
+        fprintf(stderr, "weights: %s, %.1f MB (what a decode step reads); %d matvec thread%s\n",
+                kvb_model_wtype_name(&m), (double)m.weight_bytes / 1e6, c.threads,
+                c.threads == 1 ? "" : "s");
     if (c.key_outliers) {
         char omsg[256];
         if (kvb_model_key_outliers(&m, c.key_outliers, omsg, sizeof omsg) != KVB_STATUS_OK) {
@@ -500,6 +504,8 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                          source,
                          (uint64_t)c.seed,
                          &m.cfg,
+                         kvb_model_wtype_name(&m),
+                         m.weight_bytes,
                          &g,
                          openblas_get_num_threads(),
                          have_ceil ? &ceil : NULL,

@@ -141,6 +141,10 @@ int kvb_opts_model_config(const kvb_opts *c, kvb_model_config *cfg, const char *
     if (r || c->checkpoint || c->model) return r;   /* the loader checks a file's model */
     if (kvb_model_config_check(cfg, msg, sizeof msg) != KVB_STATUS_OK)
         return kvb_usage_error("bad model shape: %s", msg);
+    kvb_wtype wt;
+    if ((r = kvb_opts_wtype(c, &wt)) != 0) return r;
+    if (kvb_model_wtype_check(cfg, wt, msg, sizeof msg) != KVB_STATUS_OK)
+        return kvb_usage_error("--wtype %s: %s", c->wtype, msg);
     return 0;
 }
 

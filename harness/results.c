@@ -381,6 +381,8 @@ static void json_model(kvb_jw *w, const kvb_run_info *in)
     kvb_jw_knum(w, "rope_theta", "%g", (double)c->rope_theta);
     kvb_jw_kbool(w, "shared_classifier", c->shared_classifier);
     kvb_jw_kuint(w, "params", kvb_model_param_count(c));
+    kvb_jw_kstr(w, "wtype", in->wtype ? in->wtype : "f32");
+    kvb_jw_kuint(w, "weight_bytes", in->weight_bytes);
     kvb_jw_close(w, "");
 }
 

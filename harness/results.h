@@ -21,6 +21,8 @@ typedef struct kvb_run_info {
     const char           *model_source;   /* preset name or checkpoint path */
     uint64_t              seed;
     const kvb_model_config *model;
+    const char           *wtype;          /* the weights' stored type, or "mixed" */
+    uint64_t              weight_bytes;   /* every weight as stored: what a step reads */
     const kvb_gen_config *gen;
     int                   blas_threads;
     const kvb_ceilings   *ceil;           /* NULL when not measured */

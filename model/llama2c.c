@@ -179,6 +179,16 @@ out:
 static kvb_status save_check(const kvb_model *m, char *msg, size_t msg_len)
 {
     const kvb_model_config *c = &m->cfg;
+    for (int i = 0, n = kvb_model_slot_count(c); i < n; i++) {
+        kvb_tslot t;
+        kvb_model_slot(m, i, &t);
+        if (t.type != KVB_WTYPE_F32) {
+            snprintf(msg, msg_len, "llama2.c checkpoints hold f32 weights: %s%s is %s (export "
+                     "this model as GGUF, or build it with f32 weights)",
+                     t.name, t.layer >= 0 ? " of a layer" : "", kvb_wtype_name(t.type));
+            return KVB_STATUS_UNSUPPORTED;
+        }
+    }
     if (c->rope_theta != 10000.0f) {
         snprintf(msg, msg_len, "llama2.c checkpoints have no field for rope-theta (%g): only the "
                  "default 10000 round-trips", (double)c->rope_theta);
@@ -199,16 +209,6 @@ static kvb_status save_check(const kvb_model *m, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "llama2.c checkpoints have no field for norm-eps (%g): only 1e-5 "
                  "round-trips", (double)c->norm_eps);
         return KVB_STATUS_UNSUPPORTED;
-    }
-    for (int i = 0, n = kvb_model_slot_count(c); i < n; i++) {
-        kvb_tslot t;
-        kvb_model_slot(m, i, &t);
-        if (t.type != KVB_WTYPE_F32) {
-            snprintf(msg, msg_len, "llama2.c checkpoints hold f32 weights: %s%s is %s (export "
-                     "this model as GGUF, or build it with f32 weights)",
-                     t.name, t.layer >= 0 ? " of a layer" : "", kvb_wtype_name(t.type));
-            return KVB_STATUS_UNSUPPORTED;
-        }
     }
     return KVB_STATUS_OK;
 }

@@ -262,14 +262,9 @@ uint64_t kvb_model_weight_bytes(const kvb_model_config *c, kvb_wtype wt)
 
 enum { TENSOR_ALIGN = 64 };   /* each tensor on its own cache line: SIMD rows start aligned */
 
-/* m->cfg set: allocates the layer array and one block for every tensor, stored
- * as wt (norms f32), and points the weights into it. */
-static kvb_status model_alloc(kvb_model *m, const kvb_model_config *c, kvb_wtype wt, char *msg,
-                              size_t msg_len)
+kvb_status kvb_model_wtype_check(const kvb_model_config *c, kvb_wtype wt, char *msg,
+                                 size_t msg_len)
 {
-    memset(m, 0, sizeof *m);
-    kvb_status st = kvb_model_config_check(c, msg, msg_len);
-    if (st != KVB_STATUS_OK) return st;
     const kvb_wtype_traits *tr = kvb_wtype_traits_of(wt);
     if (!tr) {
         snprintf(msg, msg_len, "weight type %d: allowed are f32, f16, bf16, q8_0", (int)wt);
@@ -282,6 +277,19 @@ static kvb_status model_alloc(kvb_model *m, const kvb_model_config *c, kvb_wtype
                  qd);
         return KVB_STATUS_INVALID_ARG;
     }
+    return KVB_STATUS_OK;
+}
+
+/* m->cfg set: allocates the layer array and one block for every tensor, stored
+ * as wt (norms f32), and points the weights into it. */
+static kvb_status model_alloc(kvb_model *m, const kvb_model_config *c, kvb_wtype wt, char *msg,
+                              size_t msg_len)
+{
+    memset(m, 0, sizeof *m);
+    kvb_status st = kvb_model_config_check(c, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
+    st = kvb_model_wtype_check(c, wt, msg, msg_len);
+    if (st != KVB_STATUS_OK) return st;
     m->cfg = *c;
     m->w.layer = calloc((size_t)c->n_layers, sizeof *m->w.layer);
     int n = kvb_model_slot_count(c);
@@ -465,6 +473,17 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
     m->rope_freq = f;
     m->weight_bytes = bytes;
     return KVB_STATUS_OK;
+}
+
+const char *kvb_model_wtype_name(const kvb_model *m)
+{
+    kvb_wtype t = m->w.token_embedding.type;
+    for (int i = 0, n = kvb_model_slot_count(&m->cfg); i < n; i++) {
+        kvb_tslot s;
+        kvb_model_slot(m, i, &s);
+        if (!s.is_norm && s.type != t) return "mixed";
+    }
+    return kvb_wtype_name(t);
 }
 
 /* ---- activations ------------------------------------------------------- */

@@ -132,6 +132,10 @@ const char *kvb_model_preset_name(int i);          /* NULL past the last */
  * of what this tool builds; readers of a shape alone skip that one). */
 kvb_status kvb_model_config_check(const kvb_model_config *c, char *msg, size_t msg_len);
 size_t     kvb_model_param_count(const kvb_model_config *c);
+/* That wt's block divides every row length of c (dim, hidden, n_heads x head_dim):
+ * what storing c's weights as wt needs. */
+kvb_status kvb_model_wtype_check(const kvb_model_config *c, kvb_wtype wt, char *msg,
+                                 size_t msg_len);
 /* Bytes of every weight stored as wt (norms as f32). */
 uint64_t   kvb_model_weight_bytes(const kvb_model_config *c, kvb_wtype wt);
 
@@ -163,6 +167,9 @@ kvb_status kvb_model_file_publish(struct kvb_afile *a, int written, const char *
  * and checks every matrix's shape and type against the config (a refusal
  * names the tensor). */
 kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len);
+/* The name of the type every matrix is stored in ("f32", "bf16", ...), or
+ * "mixed" when they differ. */
+const char *kvb_model_wtype_name(const kvb_model *m);
 void       kvb_model_free(kvb_model *m);
 
 /* Buffers for c, and a pool of `threads` (>= 1) for the decode step's matvec. */

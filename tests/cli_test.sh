@@ -264,6 +264,21 @@ size=$(wc -c < "$T/tiny.bin")
 head -c $((size - 3)) "$T/tiny.bin" > "$T/trunc.bin"
 expect_fail 2 "truncated" run --checkpoint "$T/trunc.bin" --out "$T/out"
 
+# --- --wtype: the seeded weights stored as f16, bf16 or q8_0 ---
+expect_ok run --preset tiny --hidden 192 --wtype q8_0 --tokens 4 --reps 1 --no-ceilings --quiet \
+  --out "$T/q8"
+grep -q '"wtype": "q8_0", "weight_bytes": [1-9]' "$T/q8/meta.json" && ok \
+  || bad "meta.json lacks wtype q8_0: $(grep '"model"' "$T/q8/meta.json")"
+expect_ok export --preset tiny --wtype bf16 --format gguf --out "$T/bf16.gguf"
+expect_fail 2 "llama2.c checkpoints hold f32 weights" export --preset tiny --wtype bf16 \
+  --out "$T/bf16.bin"
+[ ! -e "$T/bf16.bin" ] && ok || bad "export of bf16 weights as llama2.c wrote a file"
+expect_fail 2 "whole blocks of 32 values: dim 64, hidden 172" run --preset tiny --wtype q8_0 \
+  --out "$T/out"
+expect_fail 2 "unknown --wtype 'q4'" run --preset tiny --wtype q4 --out "$T/out"
+expect_fail 2 "a llama2.c checkpoint's weights are f32" run --checkpoint "$T/tiny.bin" \
+  --wtype f16 --out "$T/out"
+
 # --- GGUF: export writes one; attend and serve-sim take its KV shape (--model) ---
 expect_ok export --preset tiny --format gguf --out "$T/tiny.gguf"
 expect_ok attend --model "$T/tiny.gguf" --ctx 64 --reps 3 --no-ceilings --backend contiguous

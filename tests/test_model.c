@@ -54,16 +54,6 @@ static void generate(const kvb_model *m, const kvb_backend *b, kvb_options o, co
     kvb_state_free(&st);
 }
 
-static double rel_l2_f(const float *a, const float *b, size_t n)
-{
-    double e = 0, r = 0;
-    for (size_t i = 0; i < n; i++) {
-        e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        r += (double)b[i] * b[i];
-    }
-    return sqrt(e / (r > 0 ? r : 1));
-}
-
 static void test_model_nocache_equals_contiguous(void **state)
 {
     const struct {
@@ -102,7 +92,7 @@ static void test_model_nocache_equals_contiguous(void **state)
         generate(&m, ct, o_pre, prompt, P, n, tk[2], lg[2]);
         double worst = 0;
         for (int i = 0; i < n; i++) {
-            double e = rel_l2_f(lg[1] + (size_t)i * V, lg[0] + (size_t)i * V, (size_t)V);
+            double e = kvbt_rel_l2_rows(lg[1] + (size_t)i * V, lg[0] + (size_t)i * V, 1, (size_t)V);
             if (e > worst) worst = e;
             if (!(e < 1e-4)) fail_msg("%s: step %d logits differ, rel L2 %.3g", name, i, e);
             assert_int_equal(tk[0][i], tk[1][i]);
@@ -131,7 +121,7 @@ static void test_model_nocache_equals_contiguous(void **state)
         for (int dt = KVB_DTYPE_F16; dt <= KVB_DTYPE_BF16; dt++) {
             kvb_options o = {.dtype = (kvb_dtype)dt, .alloc = KVB_ALLOC_GROW, .max_seqs = 1};
             generate(&m, ct, o, prompt, P, 1, tk[2], lg[2]);
-            double e = rel_l2_f(lg[2], lg[0], (size_t)V);
+            double e = kvbt_rel_l2_rows(lg[2], lg[0], 1, (size_t)V);
             assert_true(e < (dt == KVB_DTYPE_F16 ? 5e-3 : 3e-2));
         }
         for (int i = 0; i < 3; i++) { free(tk[i]); free(lg[i]); }

@@ -225,6 +225,23 @@ double kvbt_rel_l2(const float *x, const double *ref, size_t n)
     return sqrt(e / (r > 0 ? r : 1));
 }
 
+double kvbt_rel_l2_rows(const float *x, const float *ref, int rows, size_t n)
+{
+    double worst = 0;
+    for (int r = 0; r < rows; r++) {
+        double e = 0, s = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)x[(size_t)r * n + i] - ref[(size_t)r * n + i];
+            e += d * d;
+            s += (double)ref[(size_t)r * n + i] * ref[(size_t)r * n + i];
+            if (!isfinite(x[(size_t)r * n + i])) return INFINITY;
+        }
+        double q = sqrt(e / (s > 0 ? s : 1));
+        worst = q > worst ? q : worst;
+    }
+    return worst;
+}
+
 /* Inputs as the tests make them (keys and values in [-1,1), queries in [-2,2)):
  * f32 is at rounding level; f16 keeps 11 significant bits, bf16 keeps 8. The
  * quantized types: about 1.4x the worst measured over the whole grid (q8 5.7e-3

@@ -70,6 +70,9 @@ void kvbt_ref_attend(const float *q, const float *k, const float *v, int ctx, in
                      int hd, double *out);
 /* ||x - ref|| / ||ref|| (infinite when x holds a NaN or Inf) */
 double kvbt_rel_l2(const float *x, const double *ref, size_t n);
+/* the same against an f32 reference: the largest over rows [0, rows) of `n`
+ * values each (rows 1: one vector) */
+double kvbt_rel_l2_rows(const float *x, const float *ref, int rows, size_t n);
 /* the largest relative L2 error a storage type may show against float64 */
 double kvbt_tolerance(kvb_dtype dt);
 
