@@ -335,6 +335,8 @@ expect_fail 2 "--model's weights keep the file's types" run --model "$T/w.gguf" 
 expect_fail 2 "excludes --preset" run --model "$T/w.gguf" --preset tiny $RM
 printf 'not a model at all, not even close' > "$T/junk.bin"
 expect_fail 2 "not GGUF (no 'GGUF' magic), and not a llama2.c" run --model "$T/junk.bin" $RM
+mkfifo "$T/model.fifo"   # judged by its type, never opened to be read: no hang
+expect_fail 2 "neither a regular file nor a directory" attend --model "$T/model.fifo" --dry-run
 
 # --- sweeps, reports, merges ---
 SW="--set run.preset=tiny --set run.backends=nocache,contiguous,paged --set run.tokens=8 \

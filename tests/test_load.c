@@ -9,7 +9,8 @@
  * model exported to Hugging Face's rotate-half layout computes the same function
  * (and the same weights unpermuted would not), and kvb_model_relayout brings
  * it back to the original bit for bit. A GGUF rope_freqs.weight divides each
- * pair's frequency (ones: the same logits). Planted faults: swapped tensor
+ * pair's frequency (ones: the same logits); norms stored as bf16 are
+ * converted. Planted faults: swapped tensor
  * offsets load but change the logits; overlapping or misaligned ones, truncated
  * files, bad headers, unknown dtypes, absurd dims, missing tensors and wrong
  * shapes are refused with a message naming the field (test_load_bad.c).
@@ -26,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../base/json.h"
 #include "../model/gguf.h"
 #include "../model/hf.h"
 #include "../model/load.h"
@@ -269,6 +272,113 @@ static void test_gguf_rope_freqs(void **state)
     kvb_model_free(&m0);
 }
 
+/* norm value i, exact in bf16 */
+static float norm_value(int i)
+{
+    return kvb_bf16_to_f32(kvb_f32_to_bf16(1.0f + 0.5f * sinf(0.7f * (float)i)));
+}
+
+static int is_norm(const char *name)
+{
+    return strstr(name, "layernorm.weight") || strcmp(name, "model.norm.weight") == 0;
+}
+
+/* checkpoint src's model.safetensors rewritten into dir with every norm in bf16,
+ * values norm_value(0..): the f32 tensors first, then the norms */
+static void bf16_norms(const char *src, const char *dir)
+{
+    char p[1300];
+    snprintf(p, sizeof p, "%s/model.safetensors", src);
+    size_t n, cn;
+    uint8_t *f = kvbt_read_file(p, &n);
+    kvb_st_file sf;
+    char msg[512];
+    assert_int_equal(kvb_st_parse(&sf, f, n, msg, sizeof msg), KVB_STATUS_OK);
+    cJSON *h = cJSON_CreateObject();
+    uint64_t off = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < sf.n_tensors; i++) {
+            const kvb_st_tensor *t = &sf.t[i];
+            if (is_norm(t->name) != pass) continue;
+            uint64_t bytes = pass ? (t->end - t->begin) / 2 : t->end - t->begin;
+            cJSON *e = cJSON_AddObjectToObject(h, t->name);
+            cJSON *sh = cJSON_AddArrayToObject(e, "shape");
+            cJSON_AddStringToObject(e, "dtype", pass ? "BF16" : kvb_st_dtype_name(t->type));
+            for (int d = 0; d < t->n_dims; d++)
+                cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->dims[d]));
+            cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
+            cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
+            cJSON_AddItemToArray(o, cJSON_CreateNumber((double)(off + bytes)));
+            off += bytes;
+        }
+    char *text = cJSON_PrintUnformatted(h);
+    uint64_t len = strlen(text), hl = (len + 8 + 7) / 8 * 8 - 8;
+    uint8_t *o = malloc(8 + hl + off), *d = o + 8 + hl;
+    memcpy(o, &hl, 8);
+    memset(o + 8, ' ', hl);
+    memcpy(o + 8, text, len);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < sf.n_tensors; i++) {
+            const kvb_st_tensor *t = &sf.t[i];
+            if (is_norm(t->name) != pass) continue;
+            if (!pass) {
+                memcpy(d, t->data, t->end - t->begin);
+                d += t->end - t->begin;
+            }
+            for (uint64_t j = 0; pass && j < t->dims[0]; j++, d += 2) {
+                uint16_t b = kvb_f32_to_bf16(norm_value((int)j));
+                memcpy(d, &b, 2);
+            }
+        }
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    kvbt_write_file(p, o, 8 + hl + off);
+    snprintf(p, sizeof p, "%s/config.json", src);
+    void *cfg = kvbt_read_file(p, &cn);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    kvbt_write_file(p, cfg, cn);
+    free(cfg);
+    free(text);
+    free(o);
+    cJSON_Delete(h);
+    kvb_st_close(&sf);
+    free(f);
+}
+
+/* norms stored as bf16 are converted into the model's memory: the same logits as
+ * an f32 model holding those values */
+static void test_hf_bf16_norms(void **state)
+{
+    char msg[512], src[1200], dir[1200];
+    kvb_model m, twin, l;
+    kvb_model_config c = kvbt_load_shape(0, KVB_ROPE_LAYOUT_HALF);
+    assert_int_equal(kvb_model_init_random(&m, &c, 17, KVB_WTYPE_F32, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    kvbt_tmp_path(state, "n-f32", src, sizeof src);
+    kvbt_tmp_path(state, "n-bf16", dir, sizeof dir);
+    if (kvb_hf_save(&m, src, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    bf16_norms(src, dir);
+    kvbt_dequant_twin(&m, &twin);
+    for (int i = 0; i < c.dim; i++) {   /* the twin's own memory: its norms may change */
+        for (int k = 0; k < c.n_layers; k++) {
+            ((float *)twin.w.layer[k].rms_att)[i] = norm_value(i);
+            ((float *)twin.w.layer[k].rms_ffn)[i] = norm_value(i);
+        }
+        ((float *)twin.w.rms_final)[i] = norm_value(i);
+    }
+    float *ref = kvbt_logits(&twin), *plain = kvbt_logits(&m);
+    assert_true(kvbt_rel(plain, ref) > 1e-3);   /* the norms matter */
+    if (kvb_model_open(&l, dir, 0, msg, sizeof msg) != KVB_STATUS_OK) fail_msg("%s", msg);
+    const char *lo = l.mem, *at = (const char *)l.w.layer[1].rms_ffn;
+    assert_true(at >= lo && at < lo + l.mem_bytes);
+    kvbt_assert_same_logits(&l, ref, dir);
+    free(ref);
+    free(plain);
+    kvb_model_free(&l);
+    kvb_model_free(&twin);
+    kvb_model_free(&m);
+}
+
 /* config.json carries every config field the decoder uses, Llama 3's scaling too */
 static void test_hf_config_round_trip(void **state)
 {
@@ -317,6 +427,7 @@ int main(int argc, char **argv)
         {"hf_export_permutes", test_hf_export_permutes, 0},
         {"hf_config_round_trip", test_hf_config_round_trip, 0},
         {"gguf_rope_freqs", test_gguf_rope_freqs, 0},
+        {"hf_bf16_norms", test_hf_bf16_norms, 0},
     };
     return kvbt_main(argc, argv, "load", all, KVBT_COUNT(all));
 }
