@@ -244,6 +244,8 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
     const char *source = NULL;
     if ((r = kvb_opts_model_config(&c, &mc, &source)) != 0) return r;
     int P = c.prompt, *prompt = NULL;
+    if (c.prompt_text && c.prompt_ids)
+        return kvb_usage_error("--prompt-text and --prompt-ids exclude each other");
     if (c.prompt_ids && (r = parse_prompt_ids(c.prompt_ids, mc.vocab_size, &prompt, &P)) != 0)
         return r;
     struct kvb_tokenizer *tk = NULL;

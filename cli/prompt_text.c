@@ -14,7 +14,6 @@ int kvb_opts_prompt_text(const kvb_opts *c, int vocab, int **ids, int *n, kvb_to
 {
     char msg[512];
     const char *path = c->tokenizer ? c->tokenizer : c->model;
-    if (c->prompt_ids) return kvb_usage_error("--prompt-text and --prompt-ids exclude each other");
     if (!path)
         return kvb_usage_error("--prompt-text needs a vocab: --tokenizer PATH, or --model with "
                                "one (a GGUF file or a Hugging Face directory)");
