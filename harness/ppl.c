@@ -89,8 +89,9 @@ kvb_status kvb_ppl_run(const kvb_model *m, kvb_state *s, const int *tokens, int 
     float *logits = malloc((size_t)H * V * sizeof *logits);        /* [H][V] */
     float *ref = malloc((size_t)scored * V * sizeof *ref);          /* [scored][V] */
     float *lp = malloc((size_t)V * sizeof *lp);                     /* [V] */
+    int *ref_top = malloc((size_t)scored * sizeof *ref_top);        /* [scored] its argmax */
     acc *a = calloc((size_t)n_cases, sizeof *a);
-    int ok = logits && ref && lp && a;
+    int ok = logits && ref && lp && ref_top && a;
     for (int c = 0; ok && c < n_cases; c++)
         ok = (a[c].kl = malloc((size_t)n_win * scored * sizeof *a[c].kl)) != NULL;
     kvb_status st = KVB_STATUS_OK;
@@ -123,9 +124,9 @@ kvb_status kvb_ppl_run(const kvb_model *m, kvb_state *s, const int *tokens, int 
                 double nll = -(double)row[tok[half + j + 1]];
                 a[c].nll_sum += nll;
                 a[c].nll_sq += nll * nll;
-                const float *rj = ref + (size_t)j * V;
-                a[c].kl[a[c].n] = c == 0 ? 0 : kvb_kl_logp(rj, row, V);
-                a[c].agree += c == 0 || kvb_argmax(row, V) == kvb_argmax(rj, V);
+                if (c == 0) ref_top[j] = kvb_argmax(row, V);
+                a[c].kl[a[c].n] = c == 0 ? 0 : kvb_kl_logp(ref + (size_t)j * V, row, V);
+                a[c].agree += c == 0 || kvb_argmax(row, V) == ref_top[j];
                 a[c].n++;
             }
             r->n_windows++;
@@ -153,6 +154,7 @@ done:
     free(a);
     free(logits);
     free(ref);
+    free(ref_top);
     free(lp);
     return st;
 }
