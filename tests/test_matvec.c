@@ -21,7 +21,7 @@
 #include "../impls/kernels/quant.h"
 #include "testlib.h"
 
-static const int outs[] = {1, 7, 64, 300}, ins[] = {32, 64, 96, 4096};
+static const int outs[] = {1, 7, 64, 300}, ins[] = {32, 64, 96, 2080, 4096};
 
 /* the largest error a row may show, over sum |w x|, per weight type: the f32
  * sums of up to 4096 products measured below 1e-7 here (q8_0 adds one rounding
@@ -203,6 +203,37 @@ static void test_pool_split(void **state)
     kvb_pool_destroy(pool);
 }
 
+/* Several products in one hand-off (more than KVB_MATVEC_TASKS_MAX, one under
+ * 32 rows, mixed types): each y equals its kernel run alone over all rows, and
+ * nothing past a y's rows is written. */
+static void test_pool_many(void **state)
+{
+    (void)state;
+    enum { N = KVB_MATVEC_TASKS_MAX + 2 };
+    static const int outs_n[N] = {301, 7, 64, 1, 33, 160};
+    kvb_pool *pool;
+    assert_int_equal(kvb_pool_create(&pool, 2, NULL, NULL), KVB_STATUS_OK);
+    mv_case c[N];
+    kvb_matvec_task t[N];
+    float *want[N];
+    for (int i = 0; i < N; i++) {
+        kvb_wtype wt = (kvb_wtype)(i % KVB_WTYPE_COUNT);
+        case_make(&c[i], wt, outs_n[i], 96, 40u + (unsigned)i);
+        const kvb_matvec_kernel *k = kvb_matvec_find(NULL, wt, 96, NULL, 0);
+        want[i] = malloc((size_t)outs_n[i] * 4);
+        assert_non_null(want[i]);
+        k->run(c[i].w, 96, c[i].x, want[i], 0, outs_n[i]);
+        t[i] = (kvb_matvec_task){k, c[i].w, outs_n[i], 96, c[i].x, c[i].y};
+    }
+    kvb_matvec_pool_many(pool, t, N);
+    for (int i = 0; i < N; i++) {
+        assert_memory_equal(want[i], c[i].y, (size_t)outs_n[i] * 4);
+        free(want[i]);
+        case_free(&c[i]);
+    }
+    kvb_pool_destroy(pool);
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -210,6 +241,7 @@ int main(int argc, char **argv)
         {"rounded_x_error", test_rounded_x_error, 0},
         {"q8_0_format", test_q8_0_format, 0},
         {"pool_split", test_pool_split, 0},
+        {"pool_many", test_pool_many, 0},
     };
     return kvbt_main(argc, argv, "matvec", all, KVBT_COUNT(all));
 }
