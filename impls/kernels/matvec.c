@@ -129,30 +129,52 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
     return NULL;
 }
 
+/* chunk c of the tasks' rows: task i holds chunks first[i] .. first[i+1]-1 */
 typedef struct mv_job {
-    const kvb_matvec_kernel *k;
-    const void *w;
-    int out, in, chunk;
-    const float *x;
-    float *y;
+    const kvb_matvec_task *t;
+    int n;
+    int chunk[KVB_MATVEC_TASKS_MAX], first[KVB_MATVEC_TASKS_MAX + 1];
 } mv_job;
 
 static void mv_item(void *arg, int item, int thread)
 {
     const mv_job *j = arg;
     (void)thread;
-    int r0 = item * j->chunk, r1 = r0 + j->chunk < j->out ? r0 + j->chunk : j->out;
-    j->k->run(j->w, j->in, j->x, j->y, r0, r1);
+    int i = 0;
+    while (item >= j->first[i + 1]) i++;
+    const kvb_matvec_task *t = &j->t[i];
+    int r0 = (item - j->first[i]) * j->chunk[i];
+    int r1 = r0 + j->chunk[i] < t->out ? r0 + j->chunk[i] : t->out;
+    t->k->run(t->w, t->in, t->x, t->y, r0, r1);
+}
+
+void kvb_matvec_pool_many(kvb_pool *pool, const kvb_matvec_task *t, int n)
+{
+    if (n > KVB_MATVEC_TASKS_MAX) {
+        kvb_matvec_pool_many(pool, t, KVB_MATVEC_TASKS_MAX);
+        kvb_matvec_pool_many(pool, t + KVB_MATVEC_TASKS_MAX, n - KVB_MATVEC_TASKS_MAX);
+        return;
+    }
+    int threads = pool ? kvb_pool_threads(pool) : 1;
+    mv_job j = {t, n, {0}, {0}};
+    for (int i = 0; i < n; i++) {
+        /* about four chunks per thread, so a slow core does not hold the rest up;
+         * small products (out < 32) stay whole */
+        int chunk = (t[i].out + 4 * threads - 1) / (4 * threads);
+        chunk = threads <= 1 || t[i].out < 32 ? t[i].out : (chunk + 15) / 16 * 16;
+        j.chunk[i] = chunk > 0 ? chunk : 1;
+        j.first[i + 1] = j.first[i] + (t[i].out + j.chunk[i] - 1) / j.chunk[i];
+    }
+    if (threads <= 1) {
+        for (int i = 0; i < n; i++) t[i].k->run(t[i].w, t[i].in, t[i].x, t[i].y, 0, t[i].out);
+        return;
+    }
+    kvb_pool_run(pool, j.first[n], mv_item, &j);
 }
 
 void kvb_matvec_pool(kvb_pool *pool, const kvb_matvec_kernel *k, const void *w, int out, int in,
                      const float *x, float *y)
 {
-    int threads = pool ? kvb_pool_threads(pool) : 1;
-    if (threads <= 1 || out < 32) { k->run(w, in, x, y, 0, out); return; }
-    /* about four chunks per thread, so a slow core does not hold the rest up */
-    int chunk = (out + 4 * threads - 1) / (4 * threads);
-    chunk = (chunk + 15) / 16 * 16;
-    mv_job j = {k, w, out, in, chunk, x, y};
-    kvb_pool_run(pool, (out + chunk - 1) / chunk, mv_item, &j);
+    kvb_matvec_task t = {k, w, out, in, x, y};
+    kvb_matvec_pool_many(pool, &t, 1);
 }

@@ -12,8 +12,9 @@
  * kvb_qquant_query, quant.h: qi = round(x / sx), sx = max|x| / 127) and is
  * exact to float rounding for that rounded x; against the f32 x its error is
  * that of the rounding, |x - x'| <= sx/2 per value: 0.0037 relative L2 over
- * 56 rows of uniform weights and x at in = 4096 (tests/test_matvec.c), and no
- * faster here than the "avx512" q8_0 row, so "auto" never picks it. */
+ * 56 rows of uniform weights and x at in = 4096 (tests/test_matvec.c). It is
+ * what llama.cpp does with q8_0 weights and the faster q8_0 row on the Xeon VM
+ * (docs/models.md), but "auto" never picks it: --matvec avx512-vnni asks. */
 #ifndef KVB_MATVEC_H
 #define KVB_MATVEC_H
 
@@ -49,6 +50,20 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
  * in chunks of whole multiples of 16. */
 void kvb_matvec_pool(kvb_pool *pool, const kvb_matvec_kernel *k, const void *w, int out, int in,
                      const float *x, float *y);
+
+/* Several products in one hand-off to the pool (q, k and v of a layer share x;
+ * so do the gate and up projections): each task's rows split as by
+ * kvb_matvec_pool, all chunks of all tasks spread over the threads at once,
+ * so there is one wait where there were n. Each y as kvb_matvec_pool's. */
+typedef struct kvb_matvec_task {
+    const kvb_matvec_kernel *k;
+    const void *w;
+    int out, in;
+    const float *x;
+    float *y;
+} kvb_matvec_task;
+enum { KVB_MATVEC_TASKS_MAX = 4 };
+void kvb_matvec_pool_many(kvb_pool *pool, const kvb_matvec_task *t, int n);
 
 /* The SIMD rows (matvec_avx512.c, matvec_avx2.c), for the table in matvec.c. */
 extern const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1];
