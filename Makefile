@@ -143,6 +143,12 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testlib.o $(BUILD)/libkv
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
 
+# the decoder's two test binaries share a tiny model (tests/model_fixture.[ch])
+$(BUILD)/test_forward $(BUILD)/test_step: $(BUILD)/test_%: $(BUILD)/tests/test_%.o \
+  $(BUILD)/tests/model_fixture.o $(BUILD)/tests/testlib.o $(BUILD)/libkvbench.a
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
+
 # the loaders' two test binaries share a fixture (tests/load_fixture.[ch])
 $(BUILD)/test_load $(BUILD)/test_load_bad: $(BUILD)/test_%: $(BUILD)/tests/test_%.o \
   $(BUILD)/tests/load_fixture.o $(BUILD)/tests/testlib.o $(BUILD)/libkvbench.a

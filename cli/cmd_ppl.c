@@ -279,6 +279,13 @@ int kvb_cmd_ppl(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         free(tok);
         return kvb_usage_error("out of memory for the activations of --ctx %d", ctx);
     }
+    if (kvb_state_set_matvec(&s, &m, c.matvec, msg, sizeof msg) != KVB_STATUS_OK) {
+        kvb_state_free(&s);
+        kvb_model_free(&m);
+        free(pc);
+        free(tok);
+        return kvb_usage_error("%s", msg);
+    }
     int n_win = n_tok / ctx;
     if (c.windows > 0 && n_win > c.windows) n_win = c.windows;
     printf("text: %s, %d tokens (%s); %d window%s of %d, %d scored each\n", c.text_file, n_tok,

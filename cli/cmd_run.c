@@ -461,6 +461,12 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         rc = 1;
         goto done_model;
     }
+    char mvmsg[256];
+    if (kvb_state_set_matvec(&st, &m, c.matvec, mvmsg, sizeof mvmsg) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", mvmsg);
+        rc = KVB_EXIT_USAGE;
+        goto done_model;
+    }
     openblas_set_num_threads(c.threads);
     if (!c.quiet)
         fprintf(stderr, "weights: %s, %.1f MB (what a decode step reads); %d matvec thread%s\n",

@@ -28,6 +28,7 @@ typedef struct kvb_opts {
     int untied, key_outliers;
     long long seed;
     const char *wtype;                /* run, export: seeded weights' stored type (NULL: f32) */
+    const char *matvec;               /* run, ppl: the decode matvec kernel (NULL: auto) */
     /* run */
     int prompt, tokens, reps, warmup;
     const char *prompt_ids, *out;

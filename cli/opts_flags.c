@@ -146,6 +146,11 @@ const kvb_flag kvb_opts_flags[] = {
      .meta = "N", .help = "weights and prompt seed", .off = OFF(seed)},
     {.name = "--seed", .cmds = EXPORT | PPL, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
      .def = "1", .meta = "N", .help = "weights seed", .off = OFF(seed)},
+    {.name = "--matvec", .cmds = RUN | PPL, .kind = KVB_FLAG_STRING, .def = "auto", .meta = "NAME",
+     .help = "the decode step's matrix-vector kernel: auto (the fastest that keeps x in f32), "
+             "avx512-vnni (q8_0: x rounded to int8 per block, as llama.cpp), avx512, avx2, "
+             "portable; matrices of types it lacks keep auto",
+     .off = OFF(matvec)},
     {.name = "--wtype", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_STRING, .def = "f32",
      .meta = "TYPE",
      .help = "stored type of the seeded random weights: f32, f16, bf16, q8_0 (GGUF's; needs "

@@ -8,6 +8,7 @@
 #include "../base/probe.h"
 #include "../impls/kernels/kernels.h"
 #include "../impls/kernels/matvec.h"
+#include "model_slots.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -58,19 +59,37 @@ typedef struct kfound {
     kfound_entry e[8];
 } kfound;
 
-/* y[rows] = W[rows][cols] x[cols]; -1 when no kernel reads W (finish rules that out) */
+/* The kernel for W (--matvec's where it has one, else auto); NULL when none
+ * reads W (finish rules that out). */
+static const kvb_matvec_kernel *kernel_for(const kvb_state *s, kfound *kf, const kvb_wmat *w)
+{
+    for (int i = 0; i < kf->n; i++)
+        if (kf->e[i].t == w->type && kf->e[i].cols == w->cols) return kf->e[i].k;
+    const kvb_matvec_kernel *k = NULL;
+    if (s->matvec) k = kvb_matvec_find(s->matvec, w->type, w->cols, NULL, 0);
+    if (!k) k = kvb_matvec_find(NULL, w->type, w->cols, NULL, 0);
+    if (k && kf->n < 8) kf->e[kf->n++] = (kfound_entry){w->type, w->cols, k};
+    return k;
+}
+
+/* y_i[rows_i] = W_i x for n (<= 3) matrices that read the same x, in one
+ * hand-off to the pool; -1 when no kernel reads one of them */
+static int matvec_n(kvb_state *s, kfound *kf, int n, const kvb_wmat *const *w, const float *x,
+                    float *const *y)
+{
+    kvb_matvec_task t[3];
+    for (int i = 0; i < n; i++) {
+        t[i] = (kvb_matvec_task){kernel_for(s, kf, w[i]), w[i]->data, w[i]->rows, w[i]->cols,
+                                 x, y[i]};
+        if (!t[i].k) return -1;
+    }
+    kvb_matvec_pool_many(s->pool, t, n);
+    return 0;
+}
+
 static int matvec(kvb_state *s, kfound *kf, const kvb_wmat *w, const float *x, float *y)
 {
-    const kvb_matvec_kernel *k = NULL;
-    for (int i = 0; i < kf->n && !k; i++)
-        if (kf->e[i].t == w->type && kf->e[i].cols == w->cols) k = kf->e[i].k;
-    if (!k) {
-        k = kvb_matvec_find(NULL, w->type, w->cols, NULL, 0);
-        if (!k) return -1;
-        if (kf->n < 8) kf->e[kf->n++] = (kfound_entry){w->type, w->cols, k};
-    }
-    kvb_matvec_pool(s->pool, k, w->data, w->rows, w->cols, x, y);
-    return 0;
+    return matvec_n(s, kf, 1, &w, x, &y);
 }
 
 /* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add). Weights not in f32
@@ -100,6 +119,32 @@ int kvb_argmax(const float *x, int n)
     for (int i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
     return best;
+}
+
+kvb_status kvb_state_set_matvec(kvb_state *s, const kvb_model *m, const char *name, char *msg,
+                                size_t msg_len)
+{
+    if (!name || strcmp(name, "auto") == 0) {
+        s->matvec = NULL;
+        return KVB_STATUS_OK;
+    }
+    char why[160] = "";
+    int reads = 0;
+    for (int i = 0, n = kvb_model_slot_count(&m->cfg); i < n; i++) {
+        kvb_tslot t;
+        kvb_model_slot(m, i, &t);
+        if (t.is_norm || (t.kind == KVB_TKIND_EMB && m->w.wcls.data != t.data)) continue;
+        char w1[160];
+        if (kvb_matvec_find(name, t.type, t.cols, w1, sizeof w1)) reads++;
+        else if (!why[0]) snprintf(why, sizeof why, "%s", w1);
+    }
+    if (!reads) {
+        snprintf(msg, msg_len, "--matvec %s reads none of this model's matrices (%s)", name,
+                 why);
+        return KVB_STATUS_INVALID_ARG;
+    }
+    s->matvec = name;
+    return KVB_STATUS_OK;
 }
 
 static void embed(const kvb_model *m, int token, float *x)
@@ -133,9 +178,8 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     for (int l = 0; l < c->n_layers; l++) {
         const kvb_layer_weights *w = &m->w.layer[l];
         rmsnorm(s->xb, s->x, w->rms_att, d, eps);
-        bad |= matvec(s, &kf, &w->wq, s->xb, s->q);
-        bad |= matvec(s, &kf, &w->wk, s->xb, s->k);
-        bad |= matvec(s, &kf, &w->wv, s->xb, s->v);
+        bad |= matvec_n(s, &kf, 3, (const kvb_wmat *[]){&w->wq, &w->wk, &w->wv}, s->xb,
+                        (float *[]){s->q, s->k, s->v});
         rope(s->q, c->n_heads, c->head_dim, pos, m->rope_freq, c->rope_layout);
         rope(s->k, c->n_kv_heads, c->head_dim, pos, m->rope_freq, c->rope_layout);
         uint64_t t0 = kvb_now_ns();
@@ -146,8 +190,8 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
         bad |= matvec(s, &kf, &w->wo, s->att, s->xb2);
         for (int i = 0; i < d; i++) s->x[i] += s->xb2[i];
         rmsnorm(s->xb, s->x, w->rms_ffn, d, eps);
-        bad |= matvec(s, &kf, &w->w1, s->xb, s->hb);
-        bad |= matvec(s, &kf, &w->w3, s->xb, s->hb2);
+        bad |= matvec_n(s, &kf, 2, (const kvb_wmat *[]){&w->w1, &w->w3}, s->xb,
+                        (float *[]){s->hb, s->hb2});
         swiglu(s->hb, s->hb2, (size_t)h);
         bad |= matvec(s, &kf, &w->w2, s->hb, s->xb2);
         for (int i = 0; i < d; i++) s->x[i] += s->xb2[i];
@@ -155,6 +199,27 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     bad |= logits_from(m, s, &kf, s->x);
     if (t) t->attn_ns = attn;
     return bad ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_OK;
+}
+
+kvb_status kvb_forward_batch(const kvb_model *m, kvb_state *s, kvb_cache *cache, int B,
+                             const int *seqs, const int *tokens, const int *pos, float *logits,
+                             kvb_step_timing *t)
+{
+    const kvb_model_config *c = &m->cfg;
+    if (B < 1 || B > s->max_seq || !seqs || !tokens || !pos || !logits)
+        return KVB_STATUS_INVALID_ARG;
+    /* the reference: one decode step per sequence (each reads every weight) */
+    uint64_t attn = 0;
+    for (int i = 0; i < B; i++) {
+        kvb_step_timing ti = {0};
+        kvb_status st = kvb_forward_token(m, s, cache, seqs[i], tokens[i], pos[i], &ti);
+        if (st != KVB_STATUS_OK) return st;
+        memcpy(logits + (size_t)i * c->vocab_size, s->logits,
+               (size_t)c->vocab_size * sizeof(float));
+        attn += ti.attn_ns;
+    }
+    if (t) t->attn_ns = attn;
+    return KVB_STATUS_OK;
 }
 
 /* The sequence pass of tokens[0..T) at positions pos0..: attention by the

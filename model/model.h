@@ -115,6 +115,7 @@ typedef struct kvb_state {
     float *tile;              /* [KVB_TILE_ROWS][max(dim, hidden, n_heads * head_dim)]:
                                * stored-type weight rows converted for sgemm */
     struct kvb_pool *pool;    /* owned: the decode step's matvec threads (NULL: one) */
+    const char *matvec;       /* matvec kernel by name (NULL: auto; kvb_state_set_matvec) */
     int    max_seq;
     int    threads;
 } kvb_state;
@@ -175,6 +176,12 @@ void       kvb_model_free(kvb_model *m);
 /* Buffers for c, and a pool of `threads` (>= 1) for the decode step's matvec. */
 kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c, int threads);
 void       kvb_state_free(kvb_state *s);
+/* The decode step's matvec kernel by name (matvec.h: "auto", "avx512-vnni", ...)
+ * for every matrix whose type it has a row for; the others keep auto. Refused,
+ * with why in msg, when the name is unknown, or this CPU lacks the kernel, or
+ * it reads none of m's matrices. name must outlive s. */
+kvb_status kvb_state_set_matvec(kvb_state *s, const kvb_model *m, const char *name, char *msg,
+                                size_t msg_len);
 
 /* The cache's shape for this model. */
 kvb_shape kvb_model_kv_shape(const kvb_model_config *c);
@@ -183,6 +190,17 @@ kvb_shape kvb_model_kv_shape(const kvb_model_config *c);
  * attends over everything cached. Writes state->logits. */
 kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache, int seq,
                              int token, int pos, kvb_step_timing *t);
+
+/* One decode step for B sequences together (a serving step): tokens[i] at
+ * position pos[i] of sequence seqs[i] (distinct), each appended to (cache,
+ * seqs[i]), which must hold exactly pos[i] tokens, then attending over it. The
+ * weights are read once for all B (matrix-matrix work) and each layer's
+ * attention is one kvb_cache_attend_batch. 1 <= B <= s->max_seq (the
+ * sequence pass's buffers hold the B rows). logits: [B][vocab]. t->attn_ns
+ * sums the batch's append and attend time. */
+kvb_status kvb_forward_batch(const kvb_model *m, kvb_state *s, kvb_cache *cache, int B,
+                             const int *seqs, const int *tokens, const int *pos, float *logits,
+                             kvb_step_timing *t);
 
 /* Causal pass over tokens[0..T) at positions 0..T-1 with GEMM; state->logits
  * gets the last position's logits. With a cache (non-NULL and not RECOMPUTE)

@@ -27,6 +27,7 @@
 #include "../model/gguf.h"
 #include "../impls/kvb_backend.h"
 #include "testlib.h"
+#include "model_fixture.h"
 
 /* f32 forward against float64: what f32 arithmetic over a small model reaches */
 #define TOL_F32 1e-4
@@ -168,57 +169,6 @@ static void ref_logits(const kvb_model *m, int layout, const int *tok, int T, do
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* dim 64, hidden 96, 2 layers, head_dim 16 (all in whole q8_0 blocks); a vocab
- * over KVB_TILE_ROWS so the classifier's tiles include a partial one; theta
- * 500 and llama3 scaling over a 64-token original context put RoPE's pairs in
- * all three of its regimes (kept, divided, ramp). */
-static kvb_model_config shape(int heads, int kv_heads, int layout)
-{
-    return (kvb_model_config){.dim = 64, .hidden_dim = 96, .n_layers = 2, .n_heads = heads,
-                              .n_kv_heads = kv_heads, .head_dim = 16, .vocab_size = 300,
-                              .max_seq = 24, .rope_theta = 500.0f, .norm_eps = 1e-6f,
-                              .rope_layout = layout, .rope_scaling = KVB_ROPE_SCALING_LLAMA3,
-                              .rope_factor = 8.0f, .rope_low_freq = 1.0f,
-                              .rope_high_freq = 4.0f, .rope_orig_ctx = 64};
-}
-
-static kvb_model make(const kvb_model_config *c, uint64_t seed, kvb_wtype wt)
-{
-    kvb_model m;
-    char msg[256];
-    kvb_status st = kvb_model_init_random(&m, c, seed, wt, msg, sizeof msg);
-    if (st != KVB_STATUS_OK) fail_msg("init_random: %s", msg);
-    return m;
-}
-
-static void seeded_tokens(int *tok, int n, int vocab, uint64_t seed)
-{
-    for (int i = 0; i < n; i++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        tok[i] = (int)((seed >> 33) % (uint64_t)vocab);
-    }
-}
-
-static kvb_cache *new_cache(const kvb_model *m, const char *backend, kvb_dtype dt)
-{
-    kvb_shape sh = kvb_model_kv_shape(&m->cfg);
-    /* quant: groups of 16, the head dimension here */
-    kvb_options o = {.dtype = dt, .alloc = KVB_ALLOC_GROW, .max_seqs = 1, .group = 16};
-    return kvbt_cache_new(kvb_backend_find(backend), &sh, &o);
-}
-
-/* Step-by-step decode of tok[0..T) from position 0: logits[T][vocab]. */
-static void decode_steps(const kvb_model *m, kvb_state *s, const int *tok, int T, float *logits)
-{
-    kvb_cache *c = new_cache(m, "contiguous", KVB_DTYPE_F32);
-    int V = m->cfg.vocab_size;
-    for (int t = 0; t < T; t++) {
-        assert_int_equal(kvb_forward_token(m, s, c, 0, tok[t], t, NULL), KVB_STATUS_OK);
-        memcpy(logits + (size_t)t * V, s->logits, (size_t)V * sizeof(float));
-    }
-    kvb_cache_destroy(c);
-}
-
 /* worst over positions [t0, t1) of rel L2 of got[t] against ref[t] */
 static double worst_vs_ref(const float *got, const double *ref, int t0, int t1, int V)
 {
@@ -243,7 +193,7 @@ static double passes_vs_ref(const kvb_model *m, kvb_state *s, const int *tok, in
     assert_int_equal(kvb_forward_seq(m, s, NULL, 0, tok, T, NULL), KVB_STATUS_OK);
     e = kvbt_rel_l2(s->logits, ref + (size_t)(T - 1) * V, (size_t)V);
     worst = e > worst ? e : worst;
-    kvb_cache *c = new_cache(m, "contiguous", KVB_DTYPE_F32);
+    kvb_cache *c = kvbt_model_cache(m, "contiguous", KVB_DTYPE_F32);
     assert_int_equal(kvb_forward_seq(m, s, c, 0, tok, P, NULL), KVB_STATUS_OK);   /* prefill */
     e = kvbt_rel_l2(s->logits, ref + (size_t)(P - 1) * V, (size_t)V);
     worst = e > worst ? e : worst;
@@ -254,7 +204,7 @@ static double passes_vs_ref(const kvb_model *m, kvb_state *s, const int *tok, in
     e = worst_vs_ref(lg, ref, P, T, V);
     worst = e > worst ? e : worst;
     kvb_cache_destroy(c);
-    c = new_cache(m, "contiguous", KVB_DTYPE_F32);
+    c = kvbt_model_cache(m, "contiguous", KVB_DTYPE_F32);
     assert_int_equal(kvb_forward_seq_cached(m, s, c, 0, tok, C, 0, lg, NULL), KVB_STATUS_OK);
     assert_int_equal(kvb_forward_seq_cached(m, s, c, 0, tok + C, T - C, C, lg + (size_t)C * V,
                                             NULL), KVB_STATUS_OK);
@@ -284,13 +234,13 @@ static void test_forward_matches_float64(void **state)
                                shapes[si].name, layouts[lay], scalings[sc]))
                     continue;
                 ran++;
-                kvb_model_config c = shape(shapes[si].heads, shapes[si].kv, lay);
+                kvb_model_config c = kvbt_tiny_shape(shapes[si].heads, shapes[si].kv, lay);
                 c.rope_scaling = sc;
-                kvb_model m = make(&c, 11 + (uint64_t)si, KVB_WTYPE_F32);
+                kvb_model m = kvbt_tiny_model(&c, 11 + (uint64_t)si, KVB_WTYPE_F32);
                 kvb_state s;
                 assert_int_equal(kvb_state_init(&s, &c, 1), KVB_STATUS_OK);
                 int tok[12];
-                seeded_tokens(tok, T, c.vocab_size, 3 + (uint64_t)si);
+                kvbt_seeded_tokens(tok, T, c.vocab_size, 3 + (uint64_t)si);
                 double *ref = malloc((size_t)T * c.vocab_size * sizeof *ref);
                 ref_logits(&m, lay, tok, T, ref);
                 double worst = passes_vs_ref(&m, &s, tok, T, ref);
@@ -313,18 +263,18 @@ static void test_forward_wrong_rope_layout_fails(void **state)
     (void)state;
     const int T = 10;
     for (int lay = 0; lay < 2; lay++) {
-        kvb_model_config c = shape(4, 2, lay);
-        kvb_model m = make(&c, 21, KVB_WTYPE_F32);
+        kvb_model_config c = kvbt_tiny_shape(4, 2, lay);
+        kvb_model m = kvbt_tiny_model(&c, 21, KVB_WTYPE_F32);
         kvb_state s;
         assert_int_equal(kvb_state_init(&s, &c, 1), KVB_STATUS_OK);
         int tok[10];
-        seeded_tokens(tok, T, c.vocab_size, 8);
+        kvbt_seeded_tokens(tok, T, c.vocab_size, 8);
         double *right = malloc((size_t)T * c.vocab_size * sizeof *right);
         double *wrong = malloc((size_t)T * c.vocab_size * sizeof *wrong);
         ref_logits(&m, lay, tok, T, right);
         ref_logits(&m, !lay, tok, T, wrong);
         float *lg = malloc((size_t)T * c.vocab_size * sizeof *lg);
-        decode_steps(&m, &s, tok, T, lg);
+        kvbt_decode_steps(&m, &s, tok, T, lg);
         double ok = worst_vs_ref(lg, right, 0, T, c.vocab_size);
         /* position 0 rotates nothing: the layouts differ from position 1 on */
         double off = 0;
@@ -347,7 +297,7 @@ static void test_forward_wrong_rope_layout_fails(void **state)
  * evaluated by the f32 kernels. */
 static kvb_model f32_twin(const kvb_model *typed, uint64_t seed)
 {
-    kvb_model f = make(&typed->cfg, seed, KVB_WTYPE_F32);
+    kvb_model f = kvbt_tiny_model(&typed->cfg, seed, KVB_WTYPE_F32);
     const kvb_model_weights *a = &typed->w;
     kvb_model_weights *b = &f.w;
     const kvb_wmat *src[2 + 7 * 8], *dst[2 + 7 * 8];
@@ -381,7 +331,7 @@ static void greedy(const kvb_model *m, int threads, const int *prompt, int P, in
     kvb_state s;
     assert_int_equal(kvb_state_init(&s, &m->cfg, threads), KVB_STATUS_OK);
     assert_true(threads == 1 ? s.pool == NULL : s.pool != NULL);
-    kvb_cache *c = new_cache(m, "contiguous", KVB_DTYPE_F32);
+    kvb_cache *c = kvbt_model_cache(m, "contiguous", KVB_DTYPE_F32);
     const int V = m->cfg.vocab_size;
     memcpy(tok, prompt, (size_t)P * sizeof *tok);
     assert_int_equal(kvb_forward_seq(m, &s, c, 0, tok, P, NULL), KVB_STATUS_OK);
@@ -412,9 +362,10 @@ static void test_forward_typed_weights(void **state)
         if (!kvbt_case(state, name, sizeof name, "typed(%s)", kvb_wtype_name(wcases[wi].t)))
             continue;
         ran++;
-        kvb_model_config c = shape(4, 2, KVB_ROPE_LAYOUT_HALF);
+        kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_HALF);
         const int V = c.vocab_size;
-        kvb_model mt = make(&c, 5, wcases[wi].t), mf = make(&c, 5, KVB_WTYPE_F32);
+        kvb_model mt = kvbt_tiny_model(&c, 5, wcases[wi].t);
+        kvb_model mf = kvbt_tiny_model(&c, 5, KVB_WTYPE_F32);
         kvb_model twin = f32_twin(&mt, 5);
         assert_true(mt.weight_bytes == kvb_model_weight_bytes(&c, wcases[wi].t));
         assert_true(mt.weight_bytes < mf.weight_bytes);
@@ -430,7 +381,7 @@ static void test_forward_typed_weights(void **state)
         /* the f32 model of the same seed, fed the typed model's tokens */
         kvb_state s;
         assert_int_equal(kvb_state_init(&s, &c, 1), KVB_STATUS_OK);
-        decode_steps(&mf, &s, tt, N - 1, lf);
+        kvbt_decode_steps(&mf, &s, tt, N - 1, lf);
         double twin_e = kvbt_rel_l2_rows(lt, lw, n, (size_t)V),
                round_e = kvbt_rel_l2_rows(lt, lf + (size_t)P * V, n, (size_t)V);
         /* and the float64 reference over the dequantized weights, every pass */
@@ -457,22 +408,22 @@ static void test_forward_typed_weights(void **state)
 static void test_forward_seq_cached(void **state)
 {
     (void)state;
-    kvb_model_config c = shape(4, 1, KVB_ROPE_LAYOUT_INTERLEAVED);
+    kvb_model_config c = kvbt_tiny_shape(4, 1, KVB_ROPE_LAYOUT_INTERLEAVED);
     const int T = 16, V = c.vocab_size;
-    kvb_model m = make(&c, 31, KVB_WTYPE_F32);
+    kvb_model m = kvbt_tiny_model(&c, 31, KVB_WTYPE_F32);
     kvb_state s;
     assert_int_equal(kvb_state_init(&s, &c, 1), KVB_STATUS_OK);
     int tok[16];
-    seeded_tokens(tok, T, V, 4);
+    kvbt_seeded_tokens(tok, T, V, 4);
     float *step = malloc((size_t)T * V * 4), *seq = malloc((size_t)T * V * 4);
-    decode_steps(&m, &s, tok, T, step);
+    kvbt_decode_steps(&m, &s, tok, T, step);
     /* through an f32 cache: the same attention, sgemm instead of matvec */
-    kvb_cache *cc = new_cache(&m, "contiguous", KVB_DTYPE_F32);
+    kvb_cache *cc = kvbt_model_cache(&m, "contiguous", KVB_DTYPE_F32);
     assert_int_equal(kvb_forward_seq_cached(&m, &s, cc, 0, tok, T, 0, seq, NULL), KVB_STATUS_OK);
     double e = kvbt_rel_l2_rows(seq, step, T, (size_t)V);
     /* without logits: the last position's in s.logits */
     kvb_cache_destroy(cc);
-    cc = new_cache(&m, "contiguous", KVB_DTYPE_F32);
+    cc = kvbt_model_cache(&m, "contiguous", KVB_DTYPE_F32);
     assert_int_equal(kvb_forward_seq_cached(&m, &s, cc, 0, tok, T, 0, NULL, NULL), KVB_STATUS_OK);
     assert_true(kvbt_rel_l2_rows(s.logits, step + (size_t)(T - 1) * V, 1, (size_t)V) < 1e-5);
     /* argument checks: the cache must hold exactly pos0 tokens; T + pos0 <= max_seq */
@@ -480,13 +431,13 @@ static void test_forward_seq_cached(void **state)
                      KVB_STATUS_INVALID_ARG);
     assert_int_equal(kvb_forward_seq_cached(&m, &s, cc, 0, tok, c.max_seq - T + 1, T, NULL,
                                             NULL), KVB_STATUS_INVALID_ARG);
-    kvb_cache *nc = new_cache(&m, "nocache", KVB_DTYPE_F32);
+    kvb_cache *nc = kvbt_model_cache(&m, "nocache", KVB_DTYPE_F32);
     assert_int_equal(kvb_forward_seq_cached(&m, &s, nc, 0, tok, T, 0, NULL, NULL),
                      KVB_STATUS_UNSUPPORTED);
     kvb_cache_destroy(nc);
     kvb_cache_destroy(cc);
     /* through a q8 cache: its rounding reaches every position, a little */
-    kvb_cache *qc = new_cache(&m, "quant", KVB_DTYPE_Q8);
+    kvb_cache *qc = kvbt_model_cache(&m, "quant", KVB_DTYPE_Q8);
     assert_int_equal(kvb_forward_seq_cached(&m, &s, qc, 0, tok, T, 0, seq, NULL), KVB_STATUS_OK);
     double q = kvbt_rel_l2_rows(seq, step, T, (size_t)V);
     kvb_cache_destroy(qc);
@@ -506,8 +457,8 @@ static void count_release(void *map) { (void)map; released++; }
 static void test_model_finish_and_refusals(void **state)
 {
     char msg[512], path[1024];
-    kvb_model_config c = shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
-    kvb_model m = make(&c, 2, KVB_WTYPE_BF16), b;
+    kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
+    kvb_model m = kvbt_tiny_model(&c, 2, KVB_WTYPE_BF16), b;
     /* a loader's model: weights borrowed, released through map_release once */
     memset(&b, 0, sizeof b);
     b.cfg = c;
@@ -553,7 +504,7 @@ static void test_model_finish_and_refusals(void **state)
         if (k == 0) x.rope_layout = KVB_ROPE_LAYOUT_HALF;
         if (k == 1) { x.rope_scaling = KVB_ROPE_SCALING_LINEAR; x.rope_factor = 2; }
         if (k == 2) x.norm_eps = 1e-6f;
-        m = make(&x, 2, KVB_WTYPE_F32);
+        m = kvbt_tiny_model(&x, 2, KVB_WTYPE_F32);
         remove(path);
         kvb_status st = kvb_model_save(&m, path, msg, sizeof msg);
         if (want[k]) {
@@ -591,9 +542,9 @@ static void test_gguf_export_typed(void **state)
         {KVB_WTYPE_F16, KVB_GGML_F16}, {KVB_WTYPE_BF16, KVB_GGML_BF16},
         {KVB_WTYPE_Q8_0, KVB_GGML_Q8_0}};
     for (int i = 0; i < 3; i++) {
-        kvb_model_config c = shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
+        kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
         c.rope_scaling = KVB_ROPE_SCALING_NONE;
-        kvb_model m = make(&c, 9, types[i].t);
+        kvb_model m = kvbt_tiny_model(&c, 9, types[i].t);
         char msg[512], path[1024], name[32];
         snprintf(name, sizeof name, "%s.gguf", kvb_wtype_name(types[i].t));
         kvbt_tmp_path(state, name, path, sizeof path);
