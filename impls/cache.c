@@ -87,6 +87,24 @@ kvb_status kvb_cache_attend(kvb_cache *c, int seq, int layer, const float *q, fl
     return c->backend->attend(c->ctx, seq, layer, q, out);
 }
 
+kvb_status kvb_cache_attend_batch(kvb_cache *c, int layer, const kvb_attend_item *items, int n)
+{
+    if (!c || layer < 0 || layer >= c->shape.n_layers || n < 0 || (n && !items))
+        return KVB_STATUS_INVALID_ARG;
+    for (int i = 0; i < n; i++)
+        if (!seq_ok(c, items[i].seq) || !items[i].q || !items[i].out)
+            return KVB_STATUS_INVALID_ARG;
+    if (!c->backend->attend) return KVB_STATUS_UNSUPPORTED;
+    if (!n) return KVB_STATUS_OK;
+    if (c->backend->version >= 3 && c->backend->attend_batch)
+        return c->backend->attend_batch(c->ctx, layer, items, n);
+    for (int i = 0; i < n; i++) {
+        kvb_status st = c->backend->attend(c->ctx, items[i].seq, layer, items[i].q, items[i].out);
+        if (st != KVB_STATUS_OK) return st;
+    }
+    return KVB_STATUS_OK;
+}
+
 kvb_memory kvb_cache_memory(const kvb_cache *c)
 {
     kvb_memory none = {0, 0, 0, 0};

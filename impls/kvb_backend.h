@@ -113,9 +113,19 @@ enum {
     KVB_BACKEND_WINDOW = 1u << 3,
 };
 
-/* The version of the slot contract below; a table written against another is
- * refused at create (and by kvb_backend_supports). */
-enum { KVB_BACKEND_VERSION = 2 };
+/* The version of the slot contract below. A table says the version it was
+ * written against: 2 has the slots up to read_kv, 3 adds attend_batch, and a
+ * slot past a table's version is never read (as SQLite's iVersion). Versions
+ * outside KVB_BACKEND_VERSION_MIN..KVB_BACKEND_VERSION are refused at create
+ * (and by kvb_backend_supports). */
+enum { KVB_BACKEND_VERSION = 3, KVB_BACKEND_VERSION_MIN = 2 };
+
+/* One (sequence, query) pair of a batched attend (kvb_cache_attend_batch). */
+typedef struct kvb_attend_item {
+    int          seq;
+    const float *q;           /* [n_heads][head_dim] */
+    float       *out;         /* [n_heads][head_dim] */
+} kvb_attend_item;
 
 /* A backend's own state: each backend file defines the struct for itself. */
 typedef struct kvb_backend_ctx kvb_backend_ctx;
@@ -189,6 +199,18 @@ typedef struct kvb_backend {
      * report "skipped". */
     kvb_status (*read_kv)(const kvb_backend_ctx *c, int seq, int layer, int kv_head,
                           int token, float *k, float *v);
+
+    /* ---- version 3 ---- */
+
+    /* attend_batch: attend for n (>= 1) items of one layer in one call, as a
+     * serving step does for every running sequence, so a backend can walk
+     * many sequences' storage in one pass and spread it over its threads.
+     * Each item's out gets exactly what attend(seq, layer, q, out) would
+     * write. Items may name the same seq; no out overlaps another out or any
+     * q. Optional: NULL (or a version 2 table) means kvb_cache_attend_batch
+     * calls attend once per item, in order. */
+    kvb_status (*attend_batch)(kvb_backend_ctx *c, int layer, const kvb_attend_item *items,
+                               int n);
 } kvb_backend;
 
 /* The registry: a const table of every backend, looked up by name. */
@@ -238,6 +260,9 @@ const kvb_shape   *kvb_cache_shape(const kvb_cache *c);
  * NULL, UNSUPPORTED where the slot is NULL). */
 kvb_status kvb_cache_append(kvb_cache *c, int seq, int layer, const float *k, const float *v);
 kvb_status kvb_cache_attend(kvb_cache *c, int seq, int layer, const float *q, float *out);
+/* Every item's seq, q and out checked, then the backend's attend_batch or one
+ * attend per item. n == 0 is a no-op. */
+kvb_status kvb_cache_attend_batch(kvb_cache *c, int layer, const kvb_attend_item *items, int n);
 kvb_memory kvb_cache_memory(const kvb_cache *c);              /* zeros for NULL */
 int        kvb_cache_length(const kvb_cache *c, int seq, int layer);   /* -1: bad index */
 kvb_status kvb_cache_seq_clear(kvb_cache *c, int seq);

@@ -59,9 +59,9 @@ kvb_status kvb_backend_check(const kvb_backend *b, char *msg, size_t msg_len)
         snprintf(msg, msg_len, "no backend");
         return KVB_STATUS_INVALID_ARG;
     }
-    if (b->version != KVB_BACKEND_VERSION) {
-        snprintf(msg, msg_len, "backend %s: interface version %u, this build speaks %d",
-                 b->name, b->version, KVB_BACKEND_VERSION);
+    if (b->version < KVB_BACKEND_VERSION_MIN || b->version > KVB_BACKEND_VERSION) {
+        snprintf(msg, msg_len, "backend %s: interface version %u, this build speaks %d to %d",
+                 b->name, b->version, KVB_BACKEND_VERSION_MIN, KVB_BACKEND_VERSION);
         return KVB_STATUS_UNSUPPORTED;
     }
     int stores = !(b->flags & KVB_BACKEND_RECOMPUTE);

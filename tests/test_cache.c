@@ -289,12 +289,14 @@ static void test_cache_checks_and_fallbacks(void **state)
     kvb_options o = {.dtype = KVB_DTYPE_F32, .max_seqs = 2};
     char msg[256];
     kvb_backend old = *kvb_backend_find("contiguous");
-    old.version = KVB_BACKEND_VERSION - 1;
     kvb_cache *c = NULL;
-    assert_int_equal(kvb_cache_create(&c, &old, &shape, &o, msg, sizeof msg),
-                     KVB_STATUS_UNSUPPORTED);
-    assert_null(c);
-    assert_non_null(strstr(msg, "interface version"));
+    for (int bad = 0; bad < 2; bad++) {
+        old.version = bad ? KVB_BACKEND_VERSION + 1 : KVB_BACKEND_VERSION_MIN - 1;
+        assert_int_equal(kvb_cache_create(&c, &old, &shape, &o, msg, sizeof msg),
+                         KVB_STATUS_UNSUPPORTED);
+        assert_null(c);
+        assert_non_null(strstr(msg, "interface version"));
+    }
     c = kvbt_cache_new(kvb_backend_find("contiguous"), &shape, &o);
     float k[32] = {0}, out[64];
     kvb_memory m;
@@ -317,6 +319,56 @@ static void test_cache_checks_and_fallbacks(void **state)
     kvb_cache_destroy(NULL);
 }
 
+/* kvb_cache_attend_batch's checks and fallback: a version 2 table's slot past
+ * its version is never called (one planted there would fail), NULL means one
+ * attend per item, and either way each out is attend's. */
+static kvb_status planted_batch(kvb_backend_ctx *c, int layer, const kvb_attend_item *it, int n)
+{
+    (void)c; (void)layer; (void)it; (void)n;
+    return KVB_STATUS_FORMAT;
+}
+
+static void test_attend_batch_fallback(void **state)
+{
+    (void)state;
+    kvb_shape shape = {1, 4, 2, 8, 16};
+    kvb_options o = {.dtype = KVB_DTYPE_F32, .max_seqs = 3};
+    kvb_backend b = *kvb_backend_find("contiguous");
+    for (int v = 0; v < 3; v++) {
+        b.version = v == 2 ? KVB_BACKEND_VERSION : KVB_BACKEND_VERSION_MIN;
+        b.attend_batch = v == 1 ? NULL : planted_batch;
+        kvb_cache *c = kvbt_cache_new(&b, &shape, &o);
+        float kv[16], q[3][32], want[3][32], got[3][32];
+        for (int s = 0; s < 3; s++)
+            for (int t = 0; t <= 2 * s; t++) {
+                for (int i = 0; i < 16; i++) kv[i] = (float)((s * 7 + t * 3 + i) % 11) - 5.0f;
+                assert_int_equal(kvb_cache_append(c, s, 0, kv, kv), KVB_STATUS_OK);
+            }
+        kvb_attend_item it[3];
+        for (int s = 0; s < 3; s++) {
+            for (int i = 0; i < 32; i++) q[s][i] = (float)((s + i) % 5) * 0.25f;
+            assert_int_equal(kvb_cache_attend(c, 2 - s, 0, q[s], want[s]), KVB_STATUS_OK);
+            it[s] = (kvb_attend_item){2 - s, q[s], got[s]};
+        }
+        kvb_status st = kvb_cache_attend_batch(c, 0, it, 3);
+        if (v == 2) {
+            assert_int_equal(st, KVB_STATUS_FORMAT); /* the version 3 slot is called */
+        } else {
+            assert_int_equal(st, KVB_STATUS_OK);
+            assert_memory_equal(want, got, sizeof want);
+        }
+        assert_int_equal(kvb_cache_attend_batch(c, 0, it, 0), KVB_STATUS_OK);
+        assert_int_equal(kvb_cache_attend_batch(c, 1, it, 3), KVB_STATUS_INVALID_ARG);
+        assert_int_equal(kvb_cache_attend_batch(c, 0, NULL, 2), KVB_STATUS_INVALID_ARG);
+        it[1].seq = 3;
+        assert_int_equal(kvb_cache_attend_batch(c, 0, it, 3), KVB_STATUS_INVALID_ARG);
+        it[1].seq = 1;
+        it[2].out = NULL;
+        assert_int_equal(kvb_cache_attend_batch(c, 0, it, 3), KVB_STATUS_INVALID_ARG);
+        kvb_cache_destroy(c);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -324,6 +376,7 @@ int main(int argc, char **argv)
         {"paged_randomized", test_paged_randomized, 0},
         {"window_drops_old_tokens", test_window_drops_old_tokens, 0},
         {"cache_checks_and_fallbacks", test_cache_checks_and_fallbacks, 0},
+        {"attend_batch_fallback", test_attend_batch_fallback, 0},
     };
     return kvbt_main(argc, argv, "cache", all, KVBT_COUNT(all));
 }
