@@ -15,11 +15,15 @@
  * With threads > 1 attend splits over KV heads; when there are fewer KV heads
  * than threads, each head's context is also cut into parts (at least 256 tokens
  * each) whose outputs are merged by their softmax statistics, as Flash-Decoding
- * does. Threads come from a pool the cache owns. */
+ * does. Threads come from a pool the cache owns. attend_batch hands every
+ * item's (KV head, part) units to the pool in one run, so many short sequences
+ * fill the threads that one of them alone would leave idle; attend is the batch
+ * of one, so a batched item gets exactly what its own attend writes. */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +36,17 @@ typedef struct contig_store {
     int   len, cap;           /* tokens held, tokens room */
 } contig_store;
 
+/* One unit of an attend's work: (item, KV head, part of its context). Every
+ * attend is a batch (contig_attend is the batch of one), so a batched item runs
+ * the very kernel calls, with the same parts and merge, as its single attend. */
+typedef struct contig_unit {
+    const contig_store *s;
+    const float        *q;        /* [g][head_dim]: the head's group of the item's query */
+    float              *dst;      /* [g][head_dim]: the item's out, or its part's slot */
+    float              *ml;       /* [g][2]: the part's max and sum; NULL when unsplit */
+    int                 h, t0, t1;
+} contig_unit;
+
 struct kvb_backend_ctx {
     kvb_shape     shape;
     kvb_options   opt;
@@ -42,8 +57,12 @@ struct kvb_backend_ctx {
     const kvb_attend_kernel *attend;  /* the loops opt.kernel names, chosen once at create */
     kvb_pool     *pool;       /* NULL when single-threaded */
     int           threads, max_parts;
-    float        *part_out;   /* [n_kv_heads * max_parts][g][head_dim]: split contexts' outputs */
-    float        *part_ml;    /* [n_kv_heads * max_parts][g][2]: their max and sum */
+    /* a batch's work units, and its split contexts' outputs; sized at create
+     * for one attend, grown by a larger batch */
+    contig_unit  *units;      /* [cap_units] */
+    size_t        cap_units, cap_parts;
+    float        *part_out;   /* [cap_parts][g][head_dim]: split contexts' outputs */
+    float        *part_ml;    /* [cap_parts][g][2]: their max and sum */
 };
 
 static contig_store *store_at(const kvb_backend_ctx *c, int seq, int layer)
@@ -74,6 +93,28 @@ static kvb_status store_resize(kvb_backend_ctx *c, contig_store *s, int new_cap)
     return KVB_STATUS_OK;
 }
 
+/* Room for n_units units and n_parts split parts; create sized both for one
+ * attend, so only a batch ever grows them. */
+static kvb_status batch_reserve(kvb_backend_ctx *c, size_t n_units, size_t n_parts)
+{
+    const size_t gh = (size_t)c->shape.n_heads / c->shape.n_kv_heads * c->shape.head_dim;
+    if (n_units > c->cap_units) {
+        contig_unit *u = realloc(c->units, n_units * sizeof *u);
+        if (!u) return KVB_STATUS_NO_MEMORY;
+        c->units = u;
+        c->cap_units = n_units;
+    }
+    if (n_parts > c->cap_parts) {
+        float *po = realloc(c->part_out, n_parts * gh * sizeof *po);
+        if (po) c->part_out = po;
+        float *pm = realloc(c->part_ml, n_parts * gh / c->shape.head_dim * 2 * sizeof *pm);
+        if (pm) c->part_ml = pm;
+        if (!po || !pm) return KVB_STATUS_NO_MEMORY;
+        c->cap_parts = n_parts;
+    }
+    return KVB_STATUS_OK;
+}
+
 static void contig_destroy(kvb_backend_ctx *c)
 {
     if (!c) return;
@@ -86,6 +127,7 @@ static void contig_destroy(kvb_backend_ctx *c)
     free(c->scratch);
     free(c->part_out);
     free(c->part_ml);
+    free(c->units);
     kvb_pool_destroy(c->pool);
     free(c);
 }
@@ -115,16 +157,12 @@ static kvb_status contig_create(kvb_backend_ctx **out, const kvb_shape *shape,
     if (c->max_parts < 1) c->max_parts = 1;
     c->scratch_per = kvb_attend_scratch_floats(g, shape->max_seq, shape->head_dim);
     c->scratch = malloc(c->scratch_per * (size_t)c->threads * sizeof(float));
-    size_t items = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
-    if (c->max_parts > 1) {
-        c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
-        c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
-    }
+    size_t units = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
+    kvb_status bst = batch_reserve(c, units, c->max_parts > 1 ? units : 0);
     kvb_status pst = c->threads > 1 ? kvb_pool_create(&c->pool, c->threads, opt->thread_start,
                                                       opt->thread_start_arg)
                                     : KVB_STATUS_OK;
-    if (!c->stores || !c->scratch || pst != KVB_STATUS_OK ||
-        (c->max_parts > 1 && (!c->part_out || !c->part_ml))) {
+    if (!c->stores || !c->scratch || pst != KVB_STATUS_OK || bst != KVB_STATUS_OK) {
         contig_destroy(c);
         return KVB_STATUS_NO_MEMORY;
     }
@@ -155,59 +193,89 @@ static kvb_status contig_append(kvb_backend_ctx *c, int seq, int layer, const fl
     return KVB_STATUS_OK;
 }
 
-/* One attend's work, split into items: (KV head, part of its context). */
-typedef struct attend_job {
-    kvb_backend_ctx    *c;
-    const contig_store *s;
-    const float        *q;
-    float              *out;
-    int                 parts;
-} attend_job;
+typedef struct contig_batch {
+    kvb_backend_ctx   *c;
+    const contig_unit *units;
+} contig_batch;
 
-static void attend_item(void *arg, int item, int thread)
+static void attend_unit(void *arg, int i, int thread)
 {
-    const attend_job *j = arg;
+    const contig_batch *j = arg;
     const kvb_backend_ctx *c = j->c;
-    const contig_store *s = j->s;
+    const contig_unit *u = &j->units[i];
     const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
-    const int h = item / j->parts, p = item % j->parts;
-    const size_t head_bytes = (size_t)s->cap * hd * c->es, qo = (size_t)h * g * hd;
-    float *scratch = c->scratch + (size_t)thread * c->scratch_per;
-    if (j->parts == 1) {
-        kvb_kv_run run = {s->len ? (char *)s->k + h * head_bytes : NULL,
-                          s->len ? (char *)s->v + h * head_bytes : NULL, s->len};
-        c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo, j->out + qo, scratch,
-                       NULL);
-        return;
+    const size_t head = (size_t)u->h * u->s->cap * hd * c->es, off = (size_t)u->t0 * hd * c->es;
+    /* an empty store has no planes: the kernel reads no row and writes zeros */
+    kvb_kv_run run = {u->s->len ? (char *)u->s->k + head + off : NULL,
+                      u->s->len ? (char *)u->s->v + head + off : NULL, u->t1 - u->t0};
+    c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, u->q, u->dst,
+                   c->scratch + (size_t)thread * c->scratch_per, u->ml);
+}
+
+/* Context parts of one store: one, or (fewer KV heads than threads) one per
+ * KVB_CONTIG_MIN_PART tokens up to max_parts. */
+static int parts_of(const kvb_backend_ctx *c, const contig_store *s)
+{
+    int parts = s->len / KVB_CONTIG_MIN_PART;
+    return parts > c->max_parts ? c->max_parts : parts > 1 ? parts : 1;
+}
+
+/* Every item's units in one kvb_pool_run, then the split ones merged per item
+ * and head in the order a single attend merges them. */
+static kvb_status contig_attend_batch(kvb_backend_ctx *c, int layer, const kvb_attend_item *items,
+                                      int n)
+{
+    const int hd = c->shape.head_dim, nkv = c->shape.n_kv_heads, g = c->shape.n_heads / nkv;
+    size_t n_units = 0, n_parts = 0, bytes = 0;
+    for (int i = 0; i < n; i++) {
+        const contig_store *s = store_at(c, items[i].seq, layer);
+        int parts = parts_of(c, s);
+        n_units += (size_t)nkv * parts;
+        n_parts += parts > 1 ? (size_t)nkv * parts : 0;
+        bytes += 2 * (size_t)s->len * nkv * hd * c->es;
     }
-    int t0 = (int)((long long)s->len * p / j->parts);
-    int t1 = (int)((long long)s->len * (p + 1) / j->parts);
-    size_t off = (size_t)t0 * hd * c->es;
-    kvb_kv_run run = {(char *)s->k + h * head_bytes + off, (char *)s->v + h * head_bytes + off,
-                      t1 - t0};
-    c->attend->run(c->opt.dtype, &run, 1, (size_t)hd, hd, g, j->q + qo,
-                   c->part_out + (size_t)item * g * hd, scratch,
-                   c->part_ml + (size_t)item * g * 2);
+    if (n_units > (size_t)INT_MAX) return KVB_STATUS_INVALID_ARG;   /* kvb_pool_run's count */
+    kvb_status st = batch_reserve(c, n_units, n_parts);
+    if (st != KVB_STATUS_OK) return st;
+    size_t u = 0, part = 0;
+    for (int i = 0; i < n; i++) {
+        const contig_store *s = store_at(c, items[i].seq, layer);
+        const int parts = parts_of(c, s);
+        for (int h = 0; h < nkv; h++)
+            for (int p = 0; p < parts; p++, u++) {
+                const size_t qo = (size_t)h * g * hd;
+                contig_unit *w = &c->units[u];
+                *w = (contig_unit){s, items[i].q + qo, items[i].out + qo, NULL, h,
+                                   (int)((long long)s->len * p / parts),
+                                   (int)((long long)s->len * (p + 1) / parts)};
+                if (parts > 1) {
+                    w->dst = c->part_out + (part + (size_t)h * parts + p) * g * hd;
+                    w->ml = c->part_ml + (part + (size_t)h * parts + p) * g * 2;
+                }
+            }
+        part += parts > 1 ? (size_t)nkv * parts : 0;
+    }
+    contig_batch job = {c, c->units};
+    /* waking the pool costs microseconds: below KVB_CONTIG_MIN_THREADED bytes of
+     * K/V (the whole batch's) the caller's thread alone is faster */
+    kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, (int)n_units, attend_unit,
+                 &job);
+    part = 0;
+    for (int i = 0; i < n; i++) {
+        const int parts = parts_of(c, store_at(c, items[i].seq, layer));
+        if (parts == 1) continue;
+        for (int h = 0; h < nkv; h++, part += parts)
+            kvb_attend_merge(parts, g, hd, c->part_out + part * g * hd,
+                             c->part_ml + part * g * 2, items[i].out + (size_t)h * g * hd);
+    }
+    return KVB_STATUS_OK;
 }
 
 static kvb_status contig_attend(kvb_backend_ctx *c, int seq, int layer, const float *q,
                                 float *out)
 {
-    const contig_store *s = store_at(c, seq, layer);
-    const int hd = c->shape.head_dim, nkv = c->shape.n_kv_heads, g = c->shape.n_heads / nkv;
-    int parts = s->len / KVB_CONTIG_MIN_PART;
-    if (parts > c->max_parts) parts = c->max_parts;
-    attend_job job = {c, s, q, out, parts > 1 ? parts : 1};
-    /* waking the pool costs microseconds: below KVB_CONTIG_MIN_THREADED bytes of
-     * K/V the caller's thread alone is faster */
-    size_t bytes = 2 * (size_t)s->len * nkv * hd * c->es;
-    kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, nkv * job.parts, attend_item,
-                 &job);
-    if (job.parts == 1) return KVB_STATUS_OK;
-    for (int h = 0; h < nkv; h++)
-        kvb_attend_merge(job.parts, g, hd, c->part_out + (size_t)h * job.parts * g * hd,
-                         c->part_ml + (size_t)h * job.parts * g * 2, out + (size_t)h * g * hd);
-    return KVB_STATUS_OK;
+    kvb_attend_item one = {seq, q, out};
+    return contig_attend_batch(c, layer, &one, 1);
 }
 
 static kvb_memory contig_seq_memory(const kvb_backend_ctx *c, int seq)
@@ -295,6 +363,7 @@ const kvb_backend kvb_backend_contiguous = {
     .destroy = contig_destroy,
     .append = contig_append,
     .attend = contig_attend,
+    .attend_batch = contig_attend_batch,
     .memory = contig_memory,
     .length = contig_length,
     .seq_clear = contig_seq_clear,

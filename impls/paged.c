@@ -18,6 +18,10 @@
  * over the other heads' runs between blocks (a page-crossing stride the
  * prefetcher does not follow); token-major makes every row a stride. The three
  * measured against the contiguous store: docs/paged.md.
+ * attend_batch walks many sequences' block tables in one pass, as vLLM's paged
+ * kernel does: every item's (KV head, part of its table) units go to the pool
+ * in one run. attend is the batch of one, so each item's output is exactly its
+ * single attend's.
  *
  * Sharing: seq_fork copies the parent's table and raises each block's
  * reference count. The first append into a shared block (necessarily the
@@ -32,6 +36,7 @@
 #include "kernels/kernels.h"
 #include "kernels/pool.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +48,15 @@ typedef struct paged_seq {
     int  n_table, cap_table;
     int *len;                 /* [n_layers] tokens appended per layer */
 } paged_seq;
+
+/* One unit of an attend's work: (item, KV head, part of its block table). */
+typedef struct paged_unit {
+    const paged_seq *s;
+    const float     *q;       /* [g][head_dim]: the head's group of the item's query */
+    float           *dst;     /* [g][head_dim]: the item's out, or its part's slot */
+    float           *ml;      /* [g][2]: the part's max and sum; NULL when unsplit */
+    int              h, b0, b1;   /* blocks b0..b1-1 of the table */
+} paged_unit;
 
 typedef enum paged_layout {
     PAGED_LAYOUT_HEAD_PLANES = 0,  /* [kv_head][block][token][head_dim] */
@@ -72,8 +86,12 @@ struct kvb_backend_ctx {
     kvb_pool   *pool;         /* NULL when single-threaded; attend splits over KV heads */
     const kvb_attend_kernel *attend;  /* the loops opt.kernel names, chosen at create */
     int         max_parts;    /* context parts per KV head when heads are fewer than threads */
-    float      *part_out;     /* [n_kv_heads * max_parts][g][head_dim]: the parts' outputs */
-    float      *part_ml;      /* [n_kv_heads * max_parts][g][2]: their max and sum */
+    /* a batch's work units, and its split tables' outputs; sized at create
+     * for one attend, grown by a larger batch */
+    paged_unit *units;        /* [cap_units] */
+    size_t      cap_units, cap_parts;
+    float      *part_out;     /* [cap_parts][g][head_dim]: the parts' outputs */
+    float      *part_ml;      /* [cap_parts][g][2]: their max and sum */
 };
 
 static size_t block_bytes(const kvb_backend_ctx *c)   /* one block, every layer, K and V */
@@ -122,8 +140,31 @@ static void paged_destroy(kvb_backend_ctx *c)
     }
     free(c->k_pool); free(c->v_pool); free(c->fill); free(c->refs); free(c->free_ids);
     free(c->seqs); free(c->runs); free(c->scratch); free(c->part_out); free(c->part_ml);
+    free(c->units);
     kvb_pool_destroy(c->pool);
     free(c);
+}
+
+/* Room for n_units units and n_parts split parts; create sizes both for one
+ * attend, so only a batch ever grows them. */
+static kvb_status batch_reserve(kvb_backend_ctx *c, size_t n_units, size_t n_parts)
+{
+    const size_t g = (size_t)c->shape.n_heads / c->shape.n_kv_heads;
+    if (n_units > c->cap_units) {
+        paged_unit *u = realloc(c->units, n_units * sizeof *u);
+        if (!u) return KVB_STATUS_NO_MEMORY;
+        c->units = u;
+        c->cap_units = n_units;
+    }
+    if (n_parts > c->cap_parts) {
+        float *po = realloc(c->part_out, n_parts * g * c->shape.head_dim * sizeof *po);
+        if (po) c->part_out = po;
+        float *pm = realloc(c->part_ml, n_parts * g * 2 * sizeof *pm);
+        if (pm) c->part_ml = pm;
+        if (!po || !pm) return KVB_STATUS_NO_MEMORY;
+        c->cap_parts = n_parts;
+    }
+    return KVB_STATUS_OK;
 }
 
 static kvb_status paged_create_layout(kvb_backend_ctx **out, const kvb_shape *shape,
@@ -169,14 +210,10 @@ static kvb_status paged_create_layout(kvb_backend_ctx **out, const kvb_shape *sh
     int split = c->threads > 1 && shape->n_kv_heads < c->threads;
     c->max_parts = split ? (want < room ? want : room) : 1;
     if (c->max_parts < 1) c->max_parts = 1;
-    size_t items = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
-    if (c->max_parts > 1) {
-        c->part_out = malloc(items * (size_t)g * shape->head_dim * sizeof(float));
-        c->part_ml = malloc(items * (size_t)g * 2 * sizeof(float));
-    }
+    size_t units = (size_t)shape->n_kv_heads * (size_t)c->max_parts;
     int ok = c->k_pool && c->v_pool && c->fill && c->refs && c->free_ids && c->seqs && c->runs &&
              c->scratch &&
-             (c->max_parts == 1 || (c->part_out && c->part_ml));
+             batch_reserve(c, units, c->max_parts > 1 ? units : 0) == KVB_STATUS_OK;
     if (ok && c->threads > 1)
         ok = kvb_pool_create(&c->pool, c->threads, opt->thread_start, opt->thread_start_arg) ==
              KVB_STATUS_OK;
@@ -328,63 +365,98 @@ static kvb_status paged_append(kvb_backend_ctx *c, int seq, int layer, const flo
     return KVB_STATUS_OK;
 }
 
-typedef struct paged_job {
-    kvb_backend_ctx *c; const paged_seq *s; int layer; const float *q; float *out; int parts;
-} paged_job;
+typedef struct paged_batch {
+    kvb_backend_ctx *c; int layer; const paged_unit *units;
+} paged_batch;
 
-/* Item (KV head h, part p of its blocks) as runs, then attention over them,
- * with thread-private runs and scratch. With one part the output goes
- * straight to out; with more, each part's output and (max, sum) are merged. */
-static void paged_item(void *arg, int item, int thread)
+/* Unit i (one item's KV head h, blocks b0..b1-1) as runs, then attention over
+ * them, with thread-private runs and scratch. */
+static void paged_unit_run(void *arg, int i, int thread)
 {
-    const paged_job *j = arg;
+    const paged_batch *j = arg;
     kvb_backend_ctx *c = j->c;
-    const int h = item / j->parts, p = item % j->parts;
-    const int n = j->s->len[j->layer], hd = c->shape.head_dim;
-    const int g = c->shape.n_heads / c->shape.n_kv_heads;
-    const int nb = (n + c->bt - 1) / c->bt, b0 = (int)((long long)nb * p / j->parts),
-              b1 = (int)((long long)nb * (p + 1) / j->parts);
+    const paged_unit *u = &j->units[i];
+    const int n = u->s->len[j->layer], hd = c->shape.head_dim;
+    const int g = c->shape.n_heads / c->shape.n_kv_heads, nb = (n + c->bt - 1) / c->bt;
     kvb_kv_run *runs = c->runs + (size_t)thread * max_blocks_per_seq(c);
-    for (int i = b0; i < b1; i++) {
-        runs[i - b0].k = slot_at(c, c->k_pool, j->s->table[i], j->layer, h, 0);
-        runs[i - b0].v = slot_at(c, c->v_pool, j->s->table[i], j->layer, h, 0);
-        runs[i - b0].n = i + 1 < nb ? c->bt : n - i * c->bt;
+    for (int b = u->b0; b < u->b1; b++) {
+        runs[b - u->b0].k = slot_at(c, c->k_pool, u->s->table[b], j->layer, u->h, 0);
+        runs[b - u->b0].v = slot_at(c, c->v_pool, u->s->table[b], j->layer, u->h, 0);
+        runs[b - u->b0].n = b + 1 < nb ? c->bt : n - b * c->bt;
     }
-    size_t qo = (size_t)h * g * hd;
-    float *scratch = c->scratch + (size_t)thread * c->scratch_per;
-    if (j->parts == 1)
-        c->attend->run(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo, j->out + qo,
-                       scratch, NULL);
-    else
-        c->attend->run(c->opt.dtype, runs, b1 - b0, row_stride(c), hd, g, j->q + qo,
-                       c->part_out + (size_t)item * g * hd, scratch,
-                       c->part_ml + (size_t)item * g * 2);
+    c->attend->run(c->opt.dtype, runs, u->b1 - u->b0, row_stride(c), hd, g, u->q, u->dst,
+                   c->scratch + (size_t)thread * c->scratch_per, u->ml);
 }
 
-/* Split over KV heads above 256 KiB of K/V (as the contiguous cache), and
- * over parts of the block table when heads are fewer than threads. */
-static kvb_status paged_attend(kvb_backend_ctx *c, int seq, int layer, const float *q, float *out)
+/* Parts of a sequence's block table: one, or (fewer KV heads than threads)
+ * one per PAGED_MIN_PART tokens up to max_parts, at least one block each. */
+static int parts_of(const kvb_backend_ctx *c, int n)
 {
-    const int n = c->seqs[seq].len[layer], nkv = c->shape.n_kv_heads, hd = c->shape.head_dim;
-    const int g = c->shape.n_heads / nkv, nb = (n + c->bt - 1) / c->bt;
+    const int nb = (n + c->bt - 1) / c->bt;
     int parts = n / PAGED_MIN_PART < c->max_parts ? n / PAGED_MIN_PART : c->max_parts;
-    parts = parts < nb ? parts : nb;                 /* at least one block each */
-    paged_job job = {c, &c->seqs[seq], layer, q, out, parts > 1 ? parts : 1};
-    size_t bytes = 2 * (size_t)n * nkv * hd * c->es;
-    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, nkv * job.parts, paged_item, &job);
+    parts = parts < nb ? parts : nb;
+    return parts > 1 ? parts : 1;
+}
+
+/* Every item's (KV head, part) units in one kvb_pool_run, over KV heads (and
+ * parts) of all items together once the batch's K/V pass 256 KiB (as the
+ * contiguous cache), then the split ones merged per item and head in the
+ * order a single attend merges them: attend is this batch of one. */
+static kvb_status paged_attend_batch(kvb_backend_ctx *c, int layer, const kvb_attend_item *items,
+                                     int n)
+{
+    const int nkv = c->shape.n_kv_heads, hd = c->shape.head_dim, g = c->shape.n_heads / nkv;
+    size_t n_units = 0, n_parts = 0, bytes = 0;
+    for (int i = 0; i < n; i++) {
+        const int len = c->seqs[items[i].seq].len[layer], parts = parts_of(c, len);
+        n_units += (size_t)nkv * parts;
+        n_parts += parts > 1 ? (size_t)nkv * parts : 0;
+        bytes += 2 * (size_t)len * nkv * hd * c->es;
+    }
+    if (n_units > (size_t)INT_MAX) return KVB_STATUS_INVALID_ARG;   /* kvb_pool_run's count */
+    kvb_status st = batch_reserve(c, n_units, n_parts);
+    if (st != KVB_STATUS_OK) return st;
+    size_t u = 0, part = 0;
+    for (int i = 0; i < n; i++) {
+        const paged_seq *s = &c->seqs[items[i].seq];
+        const int len = s->len[layer], nb = (len + c->bt - 1) / c->bt, parts = parts_of(c, len);
+        for (int h = 0; h < nkv; h++)
+            for (int p = 0; p < parts; p++, u++) {
+                const size_t qo = (size_t)h * g * hd, at = part + (size_t)h * parts + p;
+                c->units[u] = (paged_unit){s, items[i].q + qo, items[i].out + qo, NULL, h,
+                                           (int)((long long)nb * p / parts),
+                                           (int)((long long)nb * (p + 1) / parts)};
+                if (parts > 1) {
+                    c->units[u].dst = c->part_out + at * g * hd;
+                    c->units[u].ml = c->part_ml + at * g * 2;
+                }
+            }
+        part += parts > 1 ? (size_t)nkv * parts : 0;
+    }
+    paged_batch job = {c, layer, c->units};
+    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, (int)n_units, paged_unit_run, &job);
 #ifdef KVB_PLANT_SLOWDOWN_PCT
     /* A deliberate slowdown, built only by `make regress PLANT=pct` to show that
-     * the regression gate catches one: the first pct% of the items attended
+     * the regression gate catches one: the first pct% of the units attended
      * again (the output is the same; the work grows by that fraction). */
-    int again = (nkv * job.parts * KVB_PLANT_SLOWDOWN_PCT + 99) / 100;
-    for (int i = 0; i < again && i < nkv * job.parts; i++)
-        paged_item(&job, i, 0);
+    size_t again = (n_units * KVB_PLANT_SLOWDOWN_PCT + 99) / 100;
+    for (size_t i = 0; i < again && i < n_units; i++) paged_unit_run(&job, (int)i, 0);
 #endif
-    if (job.parts > 1)
-        for (int h = 0; h < nkv; h++)
-            kvb_attend_merge(job.parts, g, hd, c->part_out + (size_t)h * job.parts * g * hd,
-                             c->part_ml + (size_t)h * job.parts * g * 2, out + (size_t)h * g * hd);
+    part = 0;
+    for (int i = 0; i < n; i++) {
+        const int parts = parts_of(c, c->seqs[items[i].seq].len[layer]);
+        if (parts == 1) continue;
+        for (int h = 0; h < nkv; h++, part += parts)
+            kvb_attend_merge(parts, g, hd, c->part_out + part * g * hd,
+                             c->part_ml + part * g * 2, items[i].out + (size_t)h * g * hd);
+    }
     return KVB_STATUS_OK;
+}
+
+static kvb_status paged_attend(kvb_backend_ctx *c, int seq, int layer, const float *q, float *out)
+{
+    kvb_attend_item one = {seq, q, out};
+    return paged_attend_batch(c, layer, &one, 1);
 }
 
 static kvb_memory paged_seq_memory(const kvb_backend_ctx *c, int seq)
@@ -453,7 +525,8 @@ static kvb_status paged_read_kv(const kvb_backend_ctx *c, int seq, int layer, in
     .version = KVB_BACKEND_VERSION,                                     \
     .flags = KVB_BACKEND_PAGED, .supports = paged_supports,             \
     .destroy = paged_destroy, .append = paged_append,                   \
-    .attend = paged_attend, .memory = paged_memory,                     \
+    .attend = paged_attend, .attend_batch = paged_attend_batch,         \
+    .memory = paged_memory,                                             \
     .length = paged_length, .seq_clear = paged_seq_clear,               \
     .seq_fork = paged_seq_fork, .seq_memory = paged_seq_memory,         \
     .read_kv = paged_read_kv

@@ -22,12 +22,15 @@
  * f32 tail, softmax, then one fused pass over the value codes plus the tail.
  * With a kernel that rounds the query to int8 (avx512-vnni), keys per token
  * meet the rounded query, the tail included.
+ * attend_batch spreads every item's KV heads over the pool in one run;
+ * attend is the batch of one, so a batched item gets exactly its attend's out.
  * append refuses NaN or Inf (KVB_STATUS_INVALID_ARG, cache unchanged). */
 #include "kvb_backend.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/pool.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,14 @@ typedef struct qstore {
     float    *kt, *vt;        /* [kv_head][ring][head_dim], allocated at the first token */
     int       len, nq, cap;   /* tokens held, tokens quantized, quantized room */
 } qstore;
+
+/* One unit of an attend's work: (item, KV head); quant_head offsets q and out. */
+typedef struct quant_unit {
+    const qstore *s;
+    const float  *q;          /* [n_heads][head_dim]: the item's query */
+    float        *out;        /* [n_heads][head_dim]: the item's out */
+    int           h;
+} quant_unit;
 
 struct kvb_backend_ctx {
     kvb_shape          shape;
@@ -59,6 +70,8 @@ struct kvb_backend_ctx {
     } *scr;                       /* [threads] */
     int       threads;
     kvb_pool *pool;               /* NULL when single-threaded; attend splits over KV heads */
+    quant_unit *units;            /* [cap_units]: a batch's work; n_kv_heads from create */
+    size_t   cap_units;
     float   *stage;               /* [unit][head_dim]: the rows being quantized */
     uint8_t *codes;               /* [unit][head_dim] unpacked codes */
 };
@@ -141,6 +154,7 @@ static void quant_destroy(kvb_backend_ctx *c)
     free(c->scr);
     kvb_pool_destroy(c->pool);
     free(c->stores); free(c->stage); free(c->codes);
+    free(c->units);
     free(c);
 }
 
@@ -172,7 +186,9 @@ static kvb_status quant_create(kvb_backend_ctx **out, const kvb_shape *shape,
     c->scr = calloc((size_t)c->threads, sizeof *c->scr);
     c->stage = malloc((size_t)c->unit * hd * sizeof(float));
     c->codes = malloc((size_t)c->unit * hd);
-    int ok = c->stores && c->scr && c->stage && c->codes;
+    c->cap_units = (size_t)shape->n_kv_heads;    /* one attend's: only a batch grows it */
+    c->units = malloc(c->cap_units * sizeof *c->units);
+    int ok = c->stores && c->scr && c->stage && c->codes && c->units;
     for (int t = 0; ok && t < c->threads; t++) {
         struct qscratch *w = &c->scr[t];
         w->scores = malloc((size_t)g * shape->max_seq * sizeof(float));
@@ -393,27 +409,55 @@ static void quant_head(const kvb_backend_ctx *c, struct qscratch *w, const qstor
         for (int j = 0; j < hd; j++) oh[(size_t)i * hd + j] *= inv[i];
 }
 
-typedef struct quant_job {
-    kvb_backend_ctx *c; const qstore *s; const float *q; float *out;
-} quant_job;
+typedef struct quant_batch {
+    kvb_backend_ctx *c; const quant_unit *units;
+} quant_batch;
 
-static void quant_item(void *arg, int h, int thread)
+static void quant_unit_run(void *arg, int i, int thread)
 {
-    const quant_job *j = arg;
-    quant_head(j->c, &j->c->scr[thread], j->s, h, j->q, j->out);
+    const quant_batch *j = arg;
+    const quant_unit *u = &j->units[i];
+    quant_head(j->c, &j->c->scr[thread], u->s, u->h, u->q, u->out);
 }
 
-/* Split over KV heads when the pool exists and the codes are worth waking it
- * for (256 KiB, as for the contiguous cache); each head writes its own rows of out. */
+/* Every item's KV heads in one kvb_pool_run, split over the threads when the
+ * pool exists and the batch's codes are worth waking it for (256 KiB, as for
+ * the contiguous cache); each unit writes its own rows of its item's out.
+ * attend is this batch of one, so each item gets exactly its attend's output. */
+static kvb_status quant_attend_batch(kvb_backend_ctx *c, int layer, const kvb_attend_item *items,
+                                     int n)
+{
+    const int nkv = c->shape.n_kv_heads;
+    size_t n_units = 0, bytes = 0;
+    for (int i = 0; i < n; i++) {
+        const qstore *s = store_at(c, items[i].seq, layer);
+        /* accum adds into out; an empty store leaves it zero */
+        memset(items[i].out, 0, (size_t)c->shape.n_heads * c->shape.head_dim * sizeof(float));
+        n_units += s->len ? (size_t)nkv : 0;
+        bytes += qbytes(c, s->nq) + tail_bytes(c, s->len - s->nq);
+    }
+    if (n_units > (size_t)INT_MAX) return KVB_STATUS_INVALID_ARG;   /* kvb_pool_run's count */
+    if (n_units > c->cap_units) {
+        quant_unit *u = realloc(c->units, n_units * sizeof *u);
+        if (!u) return KVB_STATUS_NO_MEMORY;
+        c->units = u;
+        c->cap_units = n_units;
+    }
+    size_t u = 0;
+    for (int i = 0; i < n; i++) {
+        const qstore *s = store_at(c, items[i].seq, layer);
+        for (int h = 0; s->len && h < nkv; h++)
+            c->units[u++] = (quant_unit){s, items[i].q, items[i].out, h};
+    }
+    quant_batch job = {c, c->units};
+    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, (int)n_units, quant_unit_run, &job);
+    return KVB_STATUS_OK;
+}
+
 static kvb_status quant_attend(kvb_backend_ctx *c, int seq, int layer, const float *q, float *out)
 {
-    const qstore *s = store_at(c, seq, layer);
-    memset(out, 0, (size_t)c->shape.n_heads * c->shape.head_dim * sizeof *out);
-    if (s->len == 0) return KVB_STATUS_OK;
-    quant_job job = {c, s, q, out};
-    size_t bytes = qbytes(c, s->nq) + tail_bytes(c, s->len - s->nq);
-    kvb_pool_run(bytes < 256 * 1024 ? NULL : c->pool, c->shape.n_kv_heads, quant_item, &job);
-    return KVB_STATUS_OK;
+    kvb_attend_item one = {seq, q, out};
+    return quant_attend_batch(c, layer, &one, 1);
 }
 
 static kvb_memory quant_seq_memory(const kvb_backend_ctx *c, int seq)
@@ -535,6 +579,7 @@ const kvb_backend kvb_backend_quant = {
     .destroy = quant_destroy,
     .append = quant_append,
     .attend = quant_attend,
+    .attend_batch = quant_attend_batch,
     .memory = quant_memory,
     .length = quant_length,
     .seq_clear = quant_seq_clear,

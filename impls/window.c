@@ -224,6 +224,9 @@ const kvb_backend kvb_backend_window = {
     .destroy = window_destroy,
     .append = window_append,
     .attend = window_attend,
+    /* single-threaded, no pool: a batch could only run each item's attend in
+     * turn, which is what kvb_cache_attend_batch's fallback does */
+    .attend_batch = NULL,
     .memory = window_memory,
     .length = window_length,
     .seq_clear = window_seq_clear,
