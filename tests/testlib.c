@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "testlib.h"
+#include "../impls/kernels/quant.h"
 
 typedef struct kvbt_ctx {
     regex_t re;
@@ -261,6 +262,16 @@ double kvbt_tolerance(kvb_dtype dt)
     }
 }
 
+void kvbt_worst_by_type(const double worst[KVB_DTYPE_COUNT], char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int dt = 0; dt < KVB_DTYPE_COUNT && at < n; dt++)
+        if (worst[dt] > 0)
+            at += (size_t)snprintf(buf + at, n - at, " %s %.2g", kvb_dtype_name((kvb_dtype)dt),
+                                   worst[dt]);
+}
+
 /* ---- caches ----------------------------------------------------------------------- */
 
 kvb_cache *kvbt_cache_new(const kvb_backend *b, const kvb_shape *shape, const kvb_options *opt)
@@ -279,4 +290,76 @@ kvb_memory kvbt_seq_memory(const kvb_cache *c, int seq)
     if (st != KVB_STATUS_OK)
         fail_msg("%s: seq_memory(%d): %s", kvb_cache_backend(c)->name, seq, kvb_status_str(st));
     return m;
+}
+
+kvb_status kvbt_read_back(const kvb_cache *c, int seq, int layer, float *k, float *v)
+{
+    const kvb_shape *s = kvb_cache_shape(c);
+    const size_t hd = (size_t)s->head_dim, nkv = (size_t)s->n_kv_heads;
+    const int n = kvb_cache_length(c, seq, layer);
+    for (int t = 0; t < n; t++)
+        for (size_t h = 0; h < nkv; h++) {
+            size_t at = ((size_t)t * nkv + h) * hd;
+            kvb_status st = kvb_cache_read_kv(c, seq, layer, (int)h, t, k + at, v + at);
+            if (st != KVB_STATUS_OK) return st;
+        }
+    return KVB_STATUS_OK;
+}
+
+void kvbt_query_as_attended(const kvb_backend *b, const kvb_shape *s, const kvb_options *o,
+                            const float *q, float *out)
+{
+    const size_t n = (size_t)s->n_heads * s->head_dim;
+    const kvb_qkernels *k = NULL;
+    if (b->flags & KVB_BACKEND_QUANT)
+        k = kvb_qkernels_find(kvb_backend_kernel(b, s, o), s->head_dim, o->group ? o->group : 32,
+                              NULL, 0);
+    if (!k || !k->rounds_query ||
+        kvb_key_axis_resolve(o->dtype, o->key_axis) != KVB_KEY_AXIS_TOKEN) {
+        memcpy(out, q, n * sizeof *out);
+        return;
+    }
+    for (int h = 0; h < s->n_heads; h++)
+        kvb_qround_query(q + (size_t)h * s->head_dim, s->head_dim, out + (size_t)h * s->head_dim);
+}
+
+/* ---- planted wrong backends ------------------------------------------------------------ */
+
+/* The state is the wrapped cache itself, so no file needs this one's struct. */
+kvb_cache *kvbt_wrap_inner(const kvb_backend_ctx *w) { return (kvb_cache *)w; }
+
+kvb_status kvbt_wrap_create(kvb_backend_ctx **out, const kvb_shape *s, const kvb_options *o,
+                            char *msg, size_t msg_len)
+{
+    kvb_cache *c = NULL;
+    kvb_status st = kvb_cache_create(&c, kvb_backend_find("contiguous"), s, o, msg, msg_len);
+    *out = (kvb_backend_ctx *)c;
+    return st;
+}
+void kvbt_wrap_destroy(kvb_backend_ctx *w) { kvb_cache_destroy(kvbt_wrap_inner(w)); }
+kvb_status kvbt_wrap_append(kvb_backend_ctx *w, int seq, int layer, const float *k,
+                            const float *v)
+{
+    return kvb_cache_append(kvbt_wrap_inner(w), seq, layer, k, v);
+}
+kvb_status kvbt_wrap_attend(kvb_backend_ctx *w, int seq, int layer, const float *q, float *out)
+{
+    return kvb_cache_attend(kvbt_wrap_inner(w), seq, layer, q, out);
+}
+kvb_memory kvbt_wrap_memory(const kvb_backend_ctx *w)
+{
+    return kvb_cache_memory(kvbt_wrap_inner(w));
+}
+int kvbt_wrap_length(const kvb_backend_ctx *w, int seq, int layer)
+{
+    return kvb_cache_length(kvbt_wrap_inner(w), seq, layer);
+}
+kvb_status kvbt_wrap_seq_fork(kvb_backend_ctx *w, int parent, int child)
+{
+    return kvb_cache_seq_fork(kvbt_wrap_inner(w), parent, child);
+}
+kvb_status kvbt_wrap_read_kv(const kvb_backend_ctx *w, int seq, int layer, int kv_head,
+                             int token, float *k, float *v)
+{
+    return kvb_cache_read_kv(kvbt_wrap_inner(w), seq, layer, kv_head, token, k, v);
 }

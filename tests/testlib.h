@@ -75,6 +75,8 @@ double kvbt_rel_l2(const float *x, const double *ref, size_t n);
 double kvbt_rel_l2_rows(const float *x, const float *ref, int rows, size_t n);
 /* the largest relative L2 error a storage type may show against float64 */
 double kvbt_tolerance(kvb_dtype dt);
+/* " f32 4.5e-07 f16 0.00026 ...": each storage type's worst error, those above 0 */
+void kvbt_worst_by_type(const double worst[KVB_DTYPE_COUNT], char *buf, size_t n);
 
 /* ---- caches -------------------------------------------------------------------- */
 
@@ -82,5 +84,41 @@ double kvbt_tolerance(kvb_dtype dt);
  * backend's message, where they do not succeed. */
 kvb_cache *kvbt_cache_new(const kvb_backend *b, const kvb_shape *shape, const kvb_options *opt);
 kvb_memory kvbt_seq_memory(const kvb_cache *c, int seq);
+
+/* Every token (seq, layer) holds, oldest first, read back through
+ * kvb_cache_read_kv as attend reads it: k, v [kvb_cache_length][n_kv_heads][head_dim].
+ * UNSUPPORTED where the backend cannot be read (nothing written then). */
+kvb_status kvbt_read_back(const kvb_cache *c, int seq, int layer, float *k, float *v);
+/* The query as the loops of backend b (created with shape s, options o) meet it:
+ * integer quantized kernels round it (kvb_qround_query) where keys are grouped per
+ * token; otherwise a copy. With kvbt_read_back, attention over exactly what a
+ * lossy cache computes with, so its float64 reference holds to f32 rounding.
+ * q, out: [n_heads][head_dim] */
+void kvbt_query_as_attended(const kvb_backend *b, const kvb_shape *s, const kvb_options *o,
+                            const float *q, float *out);
+
+/* ---- planted wrong backends ----------------------------------------------------------- */
+
+/* The slots of a backend whose state is a contiguous cache of the same shape and
+ * options, each forwarding to it: a planted wrong backend takes KVBT_WRAP_SLOTS and
+ * replaces the one slot it gets wrong (a later initializer wins). kvbt_wrap_inner is
+ * the cache a replaced slot calls. */
+kvb_status kvbt_wrap_create(kvb_backend_ctx **out, const kvb_shape *s, const kvb_options *o,
+                            char *msg, size_t msg_len);
+void kvbt_wrap_destroy(kvb_backend_ctx *w);
+kvb_cache *kvbt_wrap_inner(const kvb_backend_ctx *w);
+kvb_status kvbt_wrap_append(kvb_backend_ctx *w, int seq, int layer, const float *k,
+                            const float *v);
+kvb_status kvbt_wrap_attend(kvb_backend_ctx *w, int seq, int layer, const float *q, float *out);
+kvb_memory kvbt_wrap_memory(const kvb_backend_ctx *w);
+int kvbt_wrap_length(const kvb_backend_ctx *w, int seq, int layer);
+kvb_status kvbt_wrap_seq_fork(kvb_backend_ctx *w, int parent, int child);
+kvb_status kvbt_wrap_read_kv(const kvb_backend_ctx *w, int seq, int layer, int kv_head,
+                             int token, float *k, float *v);
+#define KVBT_WRAP_SLOTS                                                                  \
+    .version = KVB_BACKEND_VERSION, .create = kvbt_wrap_create,                          \
+    .destroy = kvbt_wrap_destroy, .append = kvbt_wrap_append, .attend = kvbt_wrap_attend, \
+    .memory = kvbt_wrap_memory, .length = kvbt_wrap_length,                              \
+    .seq_fork = kvbt_wrap_seq_fork, .read_kv = kvbt_wrap_read_kv
 
 #endif
