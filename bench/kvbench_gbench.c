@@ -4,6 +4,8 @@
  *   attend/<backend>/<dtype>/nh=N/nkv=N/hd=N/ctx=N   attend over ctx cached tokens, one layer,
  *       for an MHA (32/32/128) and a GQA (32/8/128) shape, ctx 256..32768 (powers of two),
  *       every backend and storage type that supports the shape;
+ *   attend_batch/<backend>/<dtype>/B=8/ctx=N[/threads=N]   one batched attend over 8
+ *       sequences of N tokens (GQA 32/8/128), and attend_loop/... the same as 8 attends;
  *   append/<backend>/<dtype>/nh=N/nkv=N/hd=N         one token's K/V into one layer;
  *   prefill/stories15m/T:N                           the GEMM prompt pass (contiguous f32);
  *   decode/stories15m/ctx:N                          one full model step (contiguous f32) at
@@ -45,7 +47,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { N_CTX = 8, CTX0 = 256, APPEND_SEQ = 4096, DECODE_SPAN = 256 };
+enum { N_CTX = 8, CTX0 = 256, APPEND_SEQ = 4096, DECODE_SPAN = 256, KVB_BENCH_MAX_BATCH = 8 };
 
 typedef struct bench_ctx bench_ctx;
 
@@ -54,6 +56,8 @@ typedef struct kv_case {
     const kvb_backend *backend;
     kvb_options        opt;
     kvb_shape          shape;       /* one layer; max_seq = the context for attend */
+    int                batch;       /* 0: one sequence; else sequences of max_seq tokens each, */
+    int                loop;        /* attended by one attend_batch (0) or an attend each (1) */
 } kv_case;
 
 /* What the running case built, kept across Google Benchmark's runs of it so a
@@ -99,27 +103,42 @@ static double kv_bytes(const kv_case *k, double n)
            kvb_dtype_bits(k->opt.dtype, k->opt.group) / 8.0;
 }
 
+/* One iteration of an attend case: one attend, a batch of them, or a loop of them. */
+static kvb_status attend_once(const kv_case *k, bench_ctx *c, kvb_attend_item *items)
+{
+    if (!k->batch) return kvb_cache_attend(c->cache, 0, 0, c->q, c->out);
+    if (!k->loop) return kvb_cache_attend_batch(c->cache, 0, items, k->batch);
+    kvb_status st = KVB_STATUS_OK;
+    for (int i = 0; i < k->batch && st == KVB_STATUS_OK; i++)
+        st = kvb_cache_attend(c->cache, items[i].seq, 0, items[i].q, items[i].out);
+    return st;
+}
+
 static void bm_attend(kvb_gb_state *st, void *user)
 {
     kv_case *k = user;
     bench_ctx *c = k->ctx;
     const kvb_shape *s = &k->shape;
+    const int seqs = k->batch ? k->batch : 1;
+    const size_t nq = (size_t)s->n_heads * s->head_dim;
     char msg[256] = "";
     if (c->owner != k) {
         release(c);
         size_t row = (size_t)s->n_kv_heads * s->head_dim;
         float *kv = malloc(2 * row * sizeof *kv);
-        c->q = malloc((size_t)s->n_heads * s->head_dim * sizeof *c->q);
-        c->out = malloc((size_t)s->n_heads * s->head_dim * sizeof *c->out);
+        c->q = malloc(seqs * nq * sizeof *c->q);      /* [seqs][n_heads][head_dim] */
+        c->out = malloc(seqs * nq * sizeof *c->out);  /* [seqs][n_heads][head_dim] */
         kvb_status st2 = kv && c->q && c->out
                              ? kvb_cache_create(&c->cache, k->backend, s, &k->opt, msg, sizeof msg)
                              : KVB_STATUS_NO_MEMORY;
         uint64_t r = 0x9e3779b97f4a7c15ull;
-        for (int t = 0; st2 == KVB_STATUS_OK && t < s->max_seq; t++) {
-            for (size_t i = 0; i < 2 * row; i++) kv[i] = urand(&r);
-            st2 = kvb_cache_append(c->cache, 0, 0, kv, kv + row);
-        }
-        for (int i = 0; c->q && i < s->n_heads * s->head_dim; i++) c->q[i] = 2.0f * urand(&r);
+        /* a batch's sequences grow together, as a server's do */
+        for (int t = 0; st2 == KVB_STATUS_OK && t < s->max_seq; t++)
+            for (int q = 0; st2 == KVB_STATUS_OK && q < seqs; q++) {
+                for (size_t i = 0; i < 2 * row; i++) kv[i] = urand(&r);
+                st2 = kvb_cache_append(c->cache, q, 0, kv, kv + row);
+            }
+        for (size_t i = 0; c->q && i < seqs * nq; i++) c->q[i] = 2.0f * urand(&r);
         free(kv);
         if (st2 != KVB_STATUS_OK) {
             char e[300];
@@ -131,14 +150,18 @@ static void bm_attend(kvb_gb_state *st, void *user)
         }
         c->owner = k;
     }
+    kvb_attend_item items[KVB_BENCH_MAX_BATCH];
+    for (int i = 0; i < k->batch; i++)
+        items[i] = (kvb_attend_item){i, c->q + i * nq, c->out + i * nq};
     uint64_t t0 = kvb_now_ns();
     while (kvb_gb_keep_running(st))
-        if (kvb_cache_attend(c->cache, 0, 0, c->q, c->out) != KVB_STATUS_OK) {
+        if (attend_once(k, c, items) != KVB_STATUS_OK) {
             kvb_gb_skip_with_error(st, "attend failed");
             break;
         }
     double wall_s = (double)(kvb_now_ns() - t0) * 1e-9;
-    double it = (double)kvb_gb_iterations(st);
+    /* one attend of one sequence counts as one token's layer */
+    double it = (double)kvb_gb_iterations(st) * seqs;
     /* where attend starts threads, the benchmark thread's CPU time (what a rate counter
      * divides by) misses their work, which inflates the rate (docs/attention.md).
      * There the rates are per wall-clock second, computed here (UseRealTime would do it
@@ -373,6 +396,49 @@ static mv_case *register_matvec(bench_ctx *ctx, int threads)
     return cases;
 }
 
+/* attend_batch/<backend>/<dtype>/B=8/ctx=N[/threads=N]: one kvb_cache_attend_batch over
+ * 8 sequences of N tokens each, and attend_loop/... the same 8 as one attend each, for
+ * every storing backend in f16 (q8 where it stores only quantized types) at GQA 32/8/128.
+ * Short contexts are where they differ: one sequence's K/V is too little to wake a
+ * backend's threads, eight are not. Adds to cases[n..]; returns the new count. */
+static size_t register_batch(kv_case *cases, size_t n, bench_ctx *ctx, const int threads[2],
+                             int n_threads, kvb_pin_set *pins)
+{
+    static const int ctxs[] = {32, 512};
+    char name[256], why[256];
+    for (int bi = 0; bi < kvb_backend_count(); bi++) {
+        const kvb_backend *b = kvb_backend_at(bi);
+        if (b->flags & KVB_BACKEND_RECOMPUTE) continue;
+        const kvb_dtype dt = b->flags & KVB_BACKEND_QUANT ? KVB_DTYPE_Q8 : KVB_DTYPE_F16;
+        for (size_t ci = 0; ci < sizeof ctxs / sizeof ctxs[0]; ci++)
+            for (int ti = 0; ti < n_threads; ti++)
+                for (int loop = 0; loop < 2; loop++) {
+                    kv_case *k = &cases[n];
+                    *k = (kv_case){ctx, b,
+                                   {.dtype = dt, .max_seqs = KVB_BENCH_MAX_BATCH,
+                                    .threads = threads[ti]},
+                                   {1, 32, 8, 128, ctxs[ci]}, KVB_BENCH_MAX_BATCH, loop};
+                    if (pins->core[0] >= 0) {
+                        k->opt.thread_start = kvb_pin_thread_start;
+                        k->opt.thread_start_arg = pins;
+                    }
+                    if (kvb_backend_supports(b, &k->shape, &k->opt, why, sizeof why) !=
+                        KVB_STATUS_OK)
+                        continue;
+                    int len = snprintf(name, sizeof name, "%s/%s/%s/B=%d/ctx=%d",
+                                       loop ? "attend_loop" : "attend_batch", b->name,
+                                       kvb_dtype_name(dt), k->batch, ctxs[ci]);
+                    if (ti)
+                        snprintf(name + len, sizeof name - (size_t)len, "/threads=%d",
+                                 threads[ti]);
+                    kvb_gb_bench *g = kvb_gb_register(name, bm_attend, k);
+                    if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
+                    n++;
+                }
+    }
+    return n;
+}
+
 static void bm_fail(kvb_gb_state *st, void *user)
 {
     (void)user;
@@ -459,7 +525,8 @@ int main(int argc, char **argv)
     const int n_threads = cores > 1 ? 2 : 1,
               thread_counts[2] = {1, cores > 1 ? (int)(cores < 64 ? cores : 64) : 1};
     /* at most: backends x dtypes x shapes x (contexts x thread counts + 1 append) */
-    size_t max_cases = (size_t)kvb_backend_count() * KVB_DTYPE_COUNT * 2 * (N_CTX * n_threads + 1);
+    size_t max_cases = (size_t)kvb_backend_count() * KVB_DTYPE_COUNT * 2 * (N_CTX * n_threads + 1) +
+                       (size_t)kvb_backend_count() * 2 * n_threads * 2;    /* register_batch */
     kv_case *cases = calloc(max_cases, sizeof *cases);
     if (!cases) return 1;
     size_t n = 0;
@@ -506,6 +573,7 @@ int main(int argc, char **argv)
                     n++;
                 }
     }
+    n = register_batch(cases, n, &ctx, thread_counts, n_threads, &pins);
     kvb_gb_bench *g = kvb_gb_register("prefill/stories15m", bm_prefill, &ctx);
     static const int64_t prompts[] = {128, 512};
     for (int i = 0; g && i < 2; i++) kvb_gb_args(g, &prompts[i], 1);
