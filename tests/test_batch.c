@@ -9,9 +9,10 @@
  * (1) match the float64 reference over the tokens appended, within the storage type's
  * tolerance (kvbt_tolerance); (2) match the float64 reference over what the cache holds
  * (kvbt_read_back, the query as its kernel meets it) to f32 rounding; (3) equal, bit for
- * bit, what kvb_cache_attend writes for that item alone. Three planted wrong backends
- * (a contiguous cache whose attend_batch swaps two outs, skips one item, or drops the
- * newest token of one item) must fail every case of the same check.
+ * bit, what kvb_cache_attend writes for that item alone (also in a batch that names one
+ * sequence twice). Three planted wrong backends (a contiguous cache whose attend_batch
+ * swaps two outs, skips one item, or drops the newest token of one item) must fail every
+ * case of the same check.
  * Usage: test_batch [REGEX] (or KVB_TEST_FILTER=REGEX), e.g.
  *   test_batch 'attend_batch\(paged,f16,h=8,kv=2,hd=128,B=5,th=2\)'. */
 
@@ -183,16 +184,18 @@ static int fill_sequences(batch_case *t, int *forked)
     return ok;
 }
 
-/* The three checks of one case; adds its failures to r. */
+/* The three checks of one case; adds its failures to r, bad_bits (a bitwise
+ * failure found before) among them. */
 static void judge(batch_case *t, const kvb_backend *b, const kvb_shape *shape,
-                  const kvb_options *opt, const char *name, int verbose, batch_result *r)
+                  const kvb_options *opt, const char *name, int verbose, int bad_bits,
+                  batch_result *r)
 {
     const size_t nq = (size_t)t->nh * t->hd, kvn = (size_t)MAX_SEQ * t->nkv * t->hd;
     const kvb_dtype dt = opt->dtype;
     double *ref = malloc(nq * sizeof *ref);
     float *hk = malloc(kvn * sizeof *hk), *hv = malloc(kvn * sizeof *hv),
           *qa = malloc(nq * sizeof *qa);
-    int bad_ref = 0, bad_held = 0, bad_bits = 0;
+    int bad_ref = 0, bad_held = 0;
     for (int i = 0; i < BATCH; i++) {
         const int s = item_seq[i], n = kvb_cache_attended(t->c, t->len[s]);
         const float *out = t->out + i * nq;
@@ -233,6 +236,29 @@ static void judge(batch_case *t, const kvb_backend *b, const kvb_shape *shape,
     free(ref); free(hk); free(hv); free(qa);
 }
 
+/* Items may name the same sequence: seq 3 twice (two queries) and seq 4, batched,
+ * against the three single attends. 1 when an out differs. Uses t->out and t->one. */
+static int same_seq_differs(batch_case *t, const char *name, int verbose)
+{
+    static const int seqs[3] = {3, 3, 4};
+    const size_t nq = (size_t)t->nh * t->hd;
+    kvb_attend_item items[3];
+    for (int i = 0; i < 3; i++) {
+        items[i] = (kvb_attend_item){seqs[i], t->q + i * nq, t->out + i * nq};
+        for (size_t j = 0; j < nq; j++) t->out[i * nq + j] = NAN;
+    }
+    assert_int_equal(kvb_cache_attend_batch(t->c, 1, items, 3), KVB_STATUS_OK);
+    int bad = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(kvb_cache_attend(t->c, seqs[i], 1, t->q + i * nq, t->one + i * nq),
+                         KVB_STATUS_OK);
+        bad |= memcmp(t->out + i * nq, t->one + i * nq, nq * sizeof *t->out) != 0;
+    }
+    if (bad && verbose)
+        print_message("FAIL %s: a batch naming seq 3 twice differs from its attends\n", name);
+    return bad;
+}
+
 static void run_case(const kvb_backend *b, const kvb_shape *shape, const kvb_options *opt,
                      const char *name, int verbose, batch_result *r)
 {
@@ -250,6 +276,7 @@ static void run_case(const kvb_backend *b, const kvb_shape *shape, const kvb_opt
     if (!fill_sequences(&t, &forked)) fail_msg("%s: append failed", name);
     r->forked += forked;
     kvbt_fill(t.q, BATCH * nq, 2.0f, &t.seed);
+    const int dup_bad = same_seq_differs(&t, name, verbose);
     kvb_attend_item items[BATCH];
     for (int i = 0; i < BATCH; i++) {
         items[i] = (kvb_attend_item){item_seq[i], t.q + i * nq, t.out + i * nq};
@@ -262,7 +289,7 @@ static void run_case(const kvb_backend *b, const kvb_shape *shape, const kvb_opt
     for (int i = 0; i < BATCH; i++)
         assert_int_equal(kvb_cache_attend(t.c, item_seq[i], 1, t.q + i * nq, t.one + i * nq),
                          KVB_STATUS_OK);
-    judge(&t, b, shape, opt, name, verbose, r);
+    judge(&t, b, shape, opt, name, verbose, dup_bad, r);
     kvb_cache_destroy(t.c);
     free(t.k); free(t.v); free(t.q); free(t.out); free(t.one);
 }
