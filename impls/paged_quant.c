@@ -39,7 +39,11 @@
 extern const kvb_backend kvb_backend_paged;   /* their supports() hold the shared rules */
 extern const kvb_backend kvb_backend_quant;
 
-enum { PQ_DEFAULT_BLOCK = 16, PQ_DEFAULT_GROUP = 32 };
+/* A kernel call costs a setup (the VNNI table quantizes the query on every
+ * call: microseconds), so attend hands it long runs of rows: blocks adjacent in
+ * the pool are adjacent in a head plane and go as one run; runs shorter than
+ * PQ_RUN_MIN tokens are first copied together, up to PQ_GATHER tokens a call. */
+enum { PQ_DEFAULT_BLOCK = 16, PQ_DEFAULT_GROUP = 32, PQ_RUN_MIN = 128, PQ_GATHER = 512 };
 
 /* The planes of one layer, in the order `planes` holds them. */
 enum pq_plane { PQ_PLANE_KC = 0, PQ_PLANE_VC, PQ_PLANE_KW, PQ_PLANE_VW, PQ_PLANE_COUNT };
@@ -48,6 +52,8 @@ typedef struct pq_scratch {   /* one per attend thread */
     float *scores;            /* [g][max_seq] */
     float *kern;              /* kvb_qkernels_scratch_floats(g, head_dim) */
     float *inv;               /* [g] 1 / each head's softmax sum */
+    uint8_t  *gcodes;         /* [PQ_GATHER][code_row] short runs' codes, copied together */
+    uint16_t *gwords;         /* [PQ_GATHER][n_grp][np] and their words */
 } pq_scratch;
 
 struct kvb_backend_ctx {
@@ -147,6 +153,7 @@ static void pq_destroy(kvb_backend_ctx *c)
         kvb_kv_free(c->planes[i], plane_bytes(c, (int)(i % PQ_PLANE_COUNT)));
     for (int t = 0; c->scr && t < c->threads; t++) {
         free(c->scr[t].scores); free(c->scr[t].kern); free(c->scr[t].inv);
+        free(c->scr[t].gcodes); free(c->scr[t].gwords);
     }
     free(c->planes); free(c->refs); free(c->fill); free(c->free_ids); free(c->tables);
     free(c->n_table); free(c->lens); free(c->unpacked); free(c->scr);
@@ -175,7 +182,9 @@ static int pq_alloc(kvb_backend_ctx *c)
         w->scores = malloc((size_t)g * c->shape.max_seq * sizeof(float));
         w->kern = malloc(kvb_qkernels_scratch_floats(g, hd) * sizeof(float));
         w->inv = malloc((size_t)g * sizeof(float));
-        ok = w->scores && w->kern && w->inv;
+        w->gcodes = malloc(PQ_GATHER * c->row_bytes[PQ_PLANE_KC]);
+        w->gwords = malloc(PQ_GATHER * c->row_bytes[PQ_PLANE_KW]);
+        ok = w->scores && w->kern && w->inv && w->gcodes && w->gwords;
     }
     /* each plane written once, front to back, for paged.c's reason: its pages
      * are then placed in address order (docs/paged.md) */
@@ -310,30 +319,86 @@ static kvb_status pq_append(kvb_backend_ctx *c, int seq, int layer, const float 
     return KVB_STATUS_OK;
 }
 
-/* Attention of KV head h's g query heads over seq's blocks: scores block by
- * block, one softmax, weighted sums block by block (q, out: [n_heads][hd]). */
+/* One pass of attend over a sequence's keys (scores into sc) or values (sums
+ * into oh) for KV head h: sc is [g][n], oh [g][head_dim]. */
+typedef struct pq_pass {
+    const kvb_backend_ctx *c;
+    pq_scratch *w;
+    int layer, h, values, n;
+    const float *qh;
+    float *sc, *oh;
+} pq_pass;
+
+/* The kernel over rows r, tokens t0.. of the sequence. */
+static void pass_rows(const pq_pass *p, const kvb_qrows *r, int t0)
+{
+    const kvb_backend_ctx *c = p->c;
+    const int g = c->shape.n_heads / c->shape.n_kv_heads;
+    if (p->values)
+        c->kern->accum(r, g, p->sc + t0, (size_t)p->n, p->oh, p->w->kern);
+    else
+        c->kern->scores(r, g, p->qh, 1.0f / sqrtf((float)c->shape.head_dim), p->sc + t0,
+                        (size_t)p->n, p->w->kern);
+}
+
+/* The gathered tokens t0..t0+rows through the kernel. */
+static void pass_gathered(const pq_pass *p, int t0, int rows)
+{
+    if (rows == 0) return;
+    kvb_qrows r = block_rows(p->c, p->values, p->layer, p->h, 0, rows);
+    r.codes = p->w->gcodes;
+    r.params = p->w->gwords;
+    pass_rows(p, &r, t0);
+}
+
+/* Runs of adjacent blocks straight from the planes, short ones gathered first;
+ * every token once, in order. */
+static void pass_table(const pq_pass *p, const int *table)
+{
+    const kvb_backend_ctx *c = p->c;
+    const int bt = c->bt, nb = (p->n + bt - 1) / bt;
+    const size_t cb = c->row_bytes[PQ_PLANE_KC], wb = c->row_bytes[PQ_PLANE_KW];
+    int g0 = 0, gn = 0;                         /* gathered: tokens g0..g0+gn */
+    for (int i = 0, j; i < nb; i = j) {
+        for (j = i + 1; j < nb && table[j] == table[j - 1] + 1; j++) {}
+        const int t0 = i * bt, rows = (j * bt < p->n ? j * bt : p->n) - t0;
+        if (rows >= PQ_RUN_MIN) {
+            pass_gathered(p, g0, gn);
+            kvb_qrows r = block_rows(c, p->values, p->layer, p->h, table[i], rows);
+            pass_rows(p, &r, t0);
+            g0 = t0 + rows, gn = 0;
+            continue;
+        }
+        if (gn + rows > PQ_GATHER) {
+            pass_gathered(p, g0, gn);
+            g0 = t0, gn = 0;
+        }
+        memcpy(p->w->gcodes + (size_t)gn * cb,
+               row_at(c, p->layer, PQ_PLANE_KC + p->values, p->h, table[i], 0), rows * cb);
+        memcpy((char *)p->w->gwords + (size_t)gn * wb,
+               row_at(c, p->layer, PQ_PLANE_KW + p->values, p->h, table[i], 0), rows * wb);
+        gn += rows;
+    }
+    pass_gathered(p, g0, gn);
+}
+
+/* Attention of KV head h's g query heads over seq's blocks: scores, one
+ * softmax over all of them, weighted sums (q, out: [n_heads][head_dim]). */
 static void pq_head(const kvb_backend_ctx *c, pq_scratch *w, int seq, int layer, int h,
                     const float *q, float *out)
 {
     const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
-    const int n = len_of(c, seq)[layer], nb = (n + c->bt - 1) / c->bt;
-    const int *table = table_of(c, seq);
-    const float scale = 1.0f / sqrtf((float)hd);
-    const float *qh = q + (size_t)h * g * hd;
-    float *oh = out + (size_t)h * g * hd, *sc = w->scores;       /* sc: [g][n] */
-    memset(oh, 0, (size_t)g * hd * sizeof *oh);
+    const int n = len_of(c, seq)[layer];
+    pq_pass p = {c, w, layer, h, 0, n, q + (size_t)h * g * hd, w->scores,
+                 out + (size_t)h * g * hd};
+    memset(p.oh, 0, (size_t)g * hd * sizeof *p.oh);
     if (n == 0) return;
-    for (int i = 0; i < nb; i++) {
-        kvb_qrows kr = block_rows(c, 0, layer, h, table[i], i + 1 < nb ? c->bt : n - i * c->bt);
-        c->kern->scores(&kr, g, qh, scale, sc + (size_t)i * c->bt, (size_t)n, w->kern);
-    }
-    for (int i = 0; i < g; i++) w->inv[i] = 1.0f / c->kern->softmax_exp(sc + (size_t)i * n, n);
-    for (int i = 0; i < nb; i++) {
-        kvb_qrows vr = block_rows(c, 1, layer, h, table[i], i + 1 < nb ? c->bt : n - i * c->bt);
-        c->kern->accum(&vr, g, sc + (size_t)i * c->bt, (size_t)n, oh, w->kern);
-    }
+    pass_table(&p, table_of(c, seq));
+    for (int i = 0; i < g; i++) w->inv[i] = 1.0f / c->kern->softmax_exp(p.sc + (size_t)i * n, n);
+    p.values = 1;
+    pass_table(&p, table_of(c, seq));
     for (int i = 0; i < g; i++)
-        for (int j = 0; j < hd; j++) oh[(size_t)i * hd + j] *= w->inv[i];
+        for (int j = 0; j < hd; j++) p.oh[(size_t)i * hd + j] *= w->inv[i];
 }
 
 typedef struct pq_job {

@@ -246,19 +246,22 @@ static int check_matches_quant(const kvb_backend *b, int verbose)
     static const struct { int group, bt, threads; const char *qk; } vs[] = {
         {32, 16, 0, NULL}, {64, 3, 2, NULL}, {32, 5, 0, "portable"}, {128, 256, 2, "portable"},
     };
-    const int nh = 8, nkv = 2, hd = 128, ctx = 100;
+    /* interleaved tokens first (short runs of blocks, gathered: more than one
+     * gather's worth), then seq 1 alone (one long run, read in place) */
+    const int nh = 8, nkv = 2, hd = 128, ctx = 1200, mixed = 900;
     double worst = 0;
     for (size_t di = 0; di < KVBT_COUNT(dts); di++)
         for (size_t vi = 0; vi < KVBT_COUNT(vs); vi++) {
-            kvb_shape shape = {2, nh, nkv, hd, 128};
+            kvb_shape shape = {2, nh, nkv, hd, 1024};
             kvb_options o = {.dtype = dts[di], .max_seqs = 2, .group = vs[vi].group,
                              .key_axis = KVB_KEY_AXIS_TOKEN, .block_tokens = vs[vi].bt,
                              .threads = vs[vi].threads, .qkernel = vs[vi].qk};
             kvb_cache *p = create(b, shape, o), *r = create(kvb_backend_find("quant"), shape, o);
             uint64_t sp = 1000 + di * 16 + vi, sr = sp;
             for (int t = 0; t < ctx; t++) {
-                assert_int_equal(append_step(p, t % 3 ? 1 : 0, &sp), KVB_STATUS_OK);
-                assert_int_equal(append_step(r, t % 3 ? 1 : 0, &sr), KVB_STATUS_OK);
+                int seq = t >= mixed || t % 3 ? 1 : 0;
+                assert_int_equal(append_step(p, seq, &sp), KVB_STATUS_OK);
+                assert_int_equal(append_step(r, seq, &sr), KVB_STATUS_OK);
             }
             float q[8 * 128], op[8 * 128], o0[8 * 128], orf[8 * 128], ob[3][8 * 128],
                 kp[128], vp[128], kr[128], vr[128];      /* [n_heads][head_dim], [head_dim] */
