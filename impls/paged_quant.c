@@ -451,13 +451,14 @@ static kvb_memory pq_memory(const kvb_backend_ctx *c)
     kvb_memory m = {(c->n_blocks - c->n_free) * block_bytes(c), c->filled * token_bytes(c),
                     sizeof *c, c->n_blocks * block_bytes(c)};
     /* refs, free ids and fills per block; tables, counts and lengths per
-     * sequence; attend's scratch per thread; append's row of codes */
+     * sequence; attend's scratch and gather rows per thread; append's row of
+     * codes */
+    size_t floats = g * (size_t)c->shape.max_seq + kvb_qkernels_scratch_floats((int)g, (int)hd) + g;
+    size_t gather = PQ_GATHER * (c->row_bytes[PQ_PLANE_KC] + c->row_bytes[PQ_PLANE_KW]);
     m.metadata += c->n_blocks * (2 + L) * sizeof(int) +
                   S * ((size_t)c->row_len + 1 + L) * sizeof(int) +
-                  (size_t)c->threads * sizeof(float) *
-                      (g * (size_t)c->shape.max_seq + kvb_qkernels_scratch_floats((int)g, (int)hd) +
-                       g) +
-                  hd + L * PQ_PLANE_COUNT * sizeof *c->planes;
+                  (size_t)c->threads * (floats * sizeof(float) + gather) + hd +
+                  L * PQ_PLANE_COUNT * sizeof *c->planes;
     return m;
 }
 

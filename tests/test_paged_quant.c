@@ -138,7 +138,8 @@ static int check_fork(const kvb_backend *b, int verbose)
     assert_int_equal(kvb_cache_seq_clear(c, 0), KVB_STATUS_OK);
     assert_int_equal(kvb_cache_seq_clear(c, 1), KVB_STATUS_OK);
     PQ_EXPECT(kvb_cache_memory(c).reserved == 0 && kvb_cache_memory(c).used == 0,
-              "%s: cleared cache still holds %zu bytes\n", b->name, kvb_cache_memory(c).reserved);
+              "%s: a cleared cache reserves %zu and uses %zu bytes\n", b->name,
+              kvb_cache_memory(c).reserved, kvb_cache_memory(c).used);
     free(before);
     free(now);
     kvb_cache_destroy(c);
@@ -295,6 +296,90 @@ static int check_matches_quant(const kvb_backend *b, int verbose)
     return bad;
 }
 
+/* Thousands of random appends, forks and clears on b (q8) and on paged (f32)
+ * with the same pool: the pool logic is the same, so statuses, lengths and
+ * blocks held must agree op by op, and bytes used in tokens; every token reads
+ * back what it read back when appended (sharing and copies never mix tokens). */
+static int check_random(const kvb_backend *b, int verbose)
+{
+    enum { S = 5, L = 2, HD = 32, MAXT = 40, OPS = 3000 };
+    int bad = 0;
+    kvb_shape shape = {L, 2, 1, HD, MAXT};
+    kvb_options o = {.dtype = KVB_DTYPE_Q8, .max_seqs = S, .block_tokens = 4,
+                     .pool_blocks = 10};
+    kvb_cache *c = create(b, shape, o);
+    o.dtype = KVB_DTYPE_F32;
+    kvb_cache *ref = create(kvb_backend_find("paged"), shape, o);
+    static float rows[OPS + 1][L][2][HD];     /* [token id][layer][K, V][head_dim] read back */
+    int ids[S][MAXT], len[S] = {0}, next = 1, fulls = 0, forks = 0;
+    uint64_t seed = 99;
+    for (int op = 0; op < OPS && bad < 5; op++) {
+        int r = (int)((kvbt_urand(&seed) + 1.0f) * 50.0f), s1 = (int)(op * 7 + r) % S,
+            s2 = (int)((kvbt_urand(&seed) + 1.0f) * 2.5f) % S;
+        if (r < 70 && len[s1] < MAXT) {
+            float k[HD], v[HD];
+            kvbt_fill(k, HD, 1.0f, &seed);
+            kvbt_fill(v, HD, 1.0f, &seed);
+            kvb_status st = kvb_cache_append(c, s1, 0, k, v), sr = kvb_cache_append(ref, s1, 0, k, v);
+            PQ_EXPECT(st == sr, "%s op %d: append to seq %d says %s, paged %s\n", b->name, op, s1,
+                      kvb_status_str(st), kvb_status_str(sr));
+            if (st != KVB_STATUS_OK) {
+                fulls += st == KVB_STATUS_FULL;
+                continue;
+            }
+            for (int l = 1; l < L; l++) {            /* the block is held: no refusal */
+                st = kvb_cache_append(c, s1, l, k, v);
+                PQ_EXPECT(st == KVB_STATUS_OK && kvb_cache_append(ref, s1, l, k, v) == st,
+                          "%s op %d: layer %d append says %s\n", b->name, op, l,
+                          kvb_status_str(st));
+            }
+            for (int l = 0; l < L; l++)
+                kvb_cache_read_kv(c, s1, l, 0, len[s1], rows[next][l][0], rows[next][l][1]);
+            ids[s1][len[s1]++] = next++;
+        } else if (r < 85 && len[s2] == 0 && s1 != s2) {
+            kvb_status st = kvb_cache_seq_fork(c, s1, s2);
+            PQ_EXPECT(st == kvb_cache_seq_fork(ref, s1, s2), "%s op %d: fork says %s\n", b->name,
+                      op, kvb_status_str(st));
+            memcpy(ids[s2], ids[s1], sizeof ids[0]);
+            len[s2] = len[s1];
+            forks++;
+        } else if (r >= 85) {
+            kvb_cache_seq_clear(c, s1);
+            kvb_cache_seq_clear(ref, s1);
+            len[s1] = 0;
+        }
+        kvb_memory m = kvb_cache_memory(c), mr = kvb_cache_memory(ref);
+        /* per token and per block: q8 rows of 32 (32 + 2 bytes) against f32 (128) */
+        PQ_EXPECT(m.used / 34 == mr.used / 128 && m.reserved / 34 == mr.reserved / 128 &&
+                      m.used % 34 == 0 && m.reserved <= m.capacity,
+                  "%s op %d: used %zu reserved %zu, paged %zu %zu (x 34/128)\n", b->name, op,
+                  m.used, m.reserved, mr.used, mr.reserved);
+        for (int q = 0; q < S && op % 53 == 0; q++)
+            for (int l = 0; l < L; l++) {
+                float k[HD], v[HD];
+                PQ_EXPECT(kvb_cache_length(c, q, l) == len[q], "%s op %d: seq %d length %d, "
+                          "want %d\n", b->name, op, q, kvb_cache_length(c, q, l), len[q]);
+                for (int t = 0; t < len[q] && t < kvb_cache_length(c, q, l); t++) {
+                    kvb_cache_read_kv(c, q, l, 0, t, k, v);
+                    PQ_EXPECT(!memcmp(k, rows[ids[q][t]][l][0], sizeof k) &&
+                                  !memcmp(v, rows[ids[q][t]][l][1], sizeof v),
+                              "%s op %d: seq %d layer %d token %d is not token id %d\n",
+                              b->name, op, q, l, t, ids[q][t]);
+                }
+            }
+    }
+    if (verbose) print_message("%s random: %d forks, %d full refusals\n", b->name, forks, fulls);
+    PQ_EXPECT(forks > 50 && fulls > 20, "%s random: %d forks, %d fulls: too few to judge\n",
+              b->name, forks, fulls);
+    for (int q = 0; q < S; q++) kvb_cache_seq_clear(c, q);
+    PQ_EXPECT(kvb_cache_memory(c).reserved == 0 && kvb_cache_memory(c).used == 0,
+              "%s random: %zu bytes used after clearing all\n", b->name,
+              kvb_cache_memory(c).used);
+    kvb_cache_destroy(c);
+    kvb_cache_destroy(ref);
+    return bad;
+}
+
 /* ---- planted wrong variants: paged-quant with one slot replaced ------------- */
 
 static const kvb_backend *real(void) { return kvb_backend_find(PQ_NAME); }
@@ -328,7 +413,7 @@ static kvb_status first_only_batch(kvb_backend_ctx *c, int layer, const kvb_atte
 
 typedef int (*pq_check)(const kvb_backend *b, int verbose);
 static const pq_check checks[] = {check_fork, check_exhaustion, check_memory,
-                                  check_matches_quant};
+                                  check_matches_quant, check_random};
 
 static void test_planted_variants_fail(void **state)
 {
@@ -352,7 +437,8 @@ static void test_planted_variants_fail(void **state)
 static void test_every_check_passes(void **state)
 {
     (void)state;
-    static const char *const names[] = {"fork", "exhaustion", "memory", "matches_quant"};
+    static const char *const names[] = {"fork", "exhaustion", "memory", "matches_quant",
+                                        "random"};
     for (size_t i = 0; i < KVBT_COUNT(checks); i++)
         if (checks[i](real(), 1) != 0) fail_msg("%s: check %s failed", PQ_NAME, names[i]);
 }
