@@ -320,7 +320,8 @@ static int check_random(const kvb_backend *b, int verbose)
             float k[HD], v[HD];
             kvbt_fill(k, HD, 1.0f, &seed);
             kvbt_fill(v, HD, 1.0f, &seed);
-            kvb_status st = kvb_cache_append(c, s1, 0, k, v), sr = kvb_cache_append(ref, s1, 0, k, v);
+            kvb_status st = kvb_cache_append(c, s1, 0, k, v);
+            kvb_status sr = kvb_cache_append(ref, s1, 0, k, v);
             PQ_EXPECT(st == sr, "%s op %d: append to seq %d says %s, paged %s\n", b->name, op, s1,
                       kvb_status_str(st), kvb_status_str(sr));
             if (st != KVB_STATUS_OK) {
