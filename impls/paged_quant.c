@@ -500,8 +500,8 @@ static kvb_status pq_read_kv(const kvb_backend_ctx *c, int seq, int layer, int k
 const kvb_backend kvb_backend_paged_quant = {
     .version = KVB_BACKEND_VERSION,
     .name = "paged-quant",
-    .description = "paged pool whose blocks hold q8, q4, q4_1, q2 codes per token; "
-                   "fork shares (COW); fused dequantizing attend",
+    .description = "paged pool of q8, q4, q4_1, q2 blocks (codes per token); fork shares "
+                   "(COW); fused attend",
     .flags = KVB_BACKEND_PAGED | KVB_BACKEND_QUANT,
     .supports = pq_supports,
     .create = pq_create,

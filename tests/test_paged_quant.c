@@ -10,7 +10,9 @@
  *         paged (136 bytes per row of 128 against 512), and bytes per token are
  *         codes + f16 scales for every type;
  *   quant: the same appends give the quant backend's codes (read_kv equal to the
- *         bit) and its attend to float rounding; attend_batch equals attend.
+ *         bit) and its attend to float rounding; attend_batch equals attend;
+ *   random: appends, forks and clears agree op by op with paged's pool (statuses,
+ *         lengths, blocks and tokens held), and no token ever reads back another.
  * The float64 grid over every backend is test_backends'.
  * Usage: test_paged_quant [REGEX] (or KVB_TEST_FILTER=REGEX): see testlib.h. */
 #include <setjmp.h>
