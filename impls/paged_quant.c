@@ -43,7 +43,8 @@ extern const kvb_backend kvb_backend_quant;
  * call: microseconds), so attend hands it long runs of rows: blocks adjacent in
  * the pool are adjacent in a head plane and go as one run; runs shorter than
  * PQ_RUN_MIN tokens are first copied together, up to PQ_GATHER tokens a call. */
-enum { PQ_DEFAULT_BLOCK = 16, PQ_DEFAULT_GROUP = 32, PQ_RUN_MIN = 128, PQ_GATHER = 512 };
+enum { PQ_DEFAULT_BLOCK = 16, PQ_DEFAULT_GROUP = 32, PQ_RUN_MIN = 128, PQ_GATHER = 512,
+       PQ_MIN_PART = 256 };
 
 /* The planes of one layer, in the order `planes` holds them. */
 enum pq_plane { PQ_PLANE_KC = 0, PQ_PLANE_VC, PQ_PLANE_KW, PQ_PLANE_VW, PQ_PLANE_COUNT };
@@ -78,6 +79,9 @@ struct kvb_backend_ctx {
     pq_scratch *scr;          /* [threads] */
     int       threads;
     kvb_pool *pool;           /* NULL when single-threaded */
+    int    max_parts;         /* context parts per KV head when KV heads are fewer than threads */
+    float *part_out;          /* [n_kv_heads * max_parts][g][head_dim] the parts' outputs */
+    float *part_ml;           /* [n_kv_heads * max_parts][g][2] their max and sum */
 };
 
 /* Bytes of one token of one layer: every head's row in all four planes. */
@@ -156,7 +160,8 @@ static void pq_destroy(kvb_backend_ctx *c)
         free(c->scr[t].gcodes); free(c->scr[t].gwords);
     }
     free(c->planes); free(c->refs); free(c->fill); free(c->free_ids); free(c->tables);
-    free(c->n_table); free(c->lens); free(c->unpacked); free(c->scr);
+    free(c->n_table); free(c->lens); free(c->unpacked); free(c->scr); free(c->part_out);
+    free(c->part_ml);
     kvb_pool_destroy(c->pool);
     free(c);
 }
@@ -175,8 +180,19 @@ static int pq_alloc(kvb_backend_ctx *c)
     c->lens = calloc(S * L, sizeof *c->lens);
     c->unpacked = malloc((size_t)hd);
     c->scr = calloc((size_t)c->threads, sizeof *c->scr);
+    /* as paged.c: parts of at least PQ_MIN_PART tokens when KV heads are fewer
+     * than threads, so one attend still uses them all */
+    int want = (c->threads + c->shape.n_kv_heads - 1) / c->shape.n_kv_heads;
+    int room = c->shape.max_seq / PQ_MIN_PART;
+    c->max_parts = c->shape.n_kv_heads < c->threads ? (want < room ? want : room) : 1;
+    c->max_parts = c->max_parts > 1 ? c->max_parts : 1;
+    size_t parts = (size_t)c->shape.n_kv_heads * (size_t)c->max_parts * (size_t)g;
+    if (c->max_parts > 1) {
+        c->part_out = malloc(parts * (size_t)hd * sizeof(float));
+        c->part_ml = malloc(parts * 2 * sizeof(float));
+    }
     int ok = c->planes && c->refs && c->fill && c->free_ids && c->tables && c->n_table &&
-             c->lens && c->unpacked && c->scr;
+             c->lens && c->unpacked && c->scr && (c->max_parts == 1 || (c->part_out && c->part_ml));
     for (int t = 0; ok && t < c->threads; t++) {
         pq_scratch *w = &c->scr[t];
         w->scores = malloc((size_t)g * c->shape.max_seq * sizeof(float));
@@ -382,49 +398,97 @@ static void pass_table(const pq_pass *p, const int *table)
     pass_gathered(p, g0, gn);
 }
 
-/* Attention of KV head h's g query heads over seq's blocks: scores, one
- * softmax over all of them, weighted sums (q, out: [n_heads][head_dim]). */
-static void pq_head(const kvb_backend_ctx *c, pq_scratch *w, int seq, int layer, int h,
-                    const float *q, float *out)
+/* Attention of KV head h's g query heads over n tokens in the blocks of table:
+ * scores, one softmax over all of them, weighted sums. qh, oh: [g][head_dim],
+ * oh normalized; ml NULL, or [g][2] each head's largest score and sum, what
+ * kvb_attend_merge needs. */
+static void pq_head(const kvb_backend_ctx *c, pq_scratch *w, const int *table, int n, int layer,
+                    int h, const float *qh, float *oh, float *ml)
 {
     const int hd = c->shape.head_dim, g = c->shape.n_heads / c->shape.n_kv_heads;
-    const int n = len_of(c, seq)[layer];
-    pq_pass p = {c, w, layer, h, 0, n, q + (size_t)h * g * hd, w->scores,
-                 out + (size_t)h * g * hd};
-    memset(p.oh, 0, (size_t)g * hd * sizeof *p.oh);
+    pq_pass p = {c, w, layer, h, 0, n, qh, w->scores, oh};
+    memset(oh, 0, (size_t)g * hd * sizeof *oh);
     if (n == 0) return;
-    pass_table(&p, table_of(c, seq));
-    for (int i = 0; i < g; i++) w->inv[i] = 1.0f / c->kern->softmax_exp(p.sc + (size_t)i * n, n);
+    pass_table(&p, table);
+    for (int i = 0; i < g; i++) {
+        float *si = p.sc + (size_t)i * n, top = si[0];
+        for (int t = 1; ml && t < n; t++) top = si[t] > top ? si[t] : top;
+        float sum = c->kern->softmax_exp(si, n);
+        w->inv[i] = 1.0f / sum;
+        if (ml) ml[2 * i] = top, ml[2 * i + 1] = sum;
+    }
     p.values = 1;
-    pass_table(&p, table_of(c, seq));
+    pass_table(&p, table);
     for (int i = 0; i < g; i++)
-        for (int j = 0; j < hd; j++) p.oh[(size_t)i * hd + j] *= w->inv[i];
+        for (int j = 0; j < hd; j++) oh[(size_t)i * hd + j] *= w->inv[i];
+}
+
+/* Parts one attend over n tokens is split into: 1, or up to max_parts of at
+ * least PQ_MIN_PART tokens and whole blocks. Of n alone, so an item comes out
+ * the same from attend and from attend_batch. */
+static int parts_of(const kvb_backend_ctx *c, int n)
+{
+    int p = n / PQ_MIN_PART < c->max_parts ? n / PQ_MIN_PART : c->max_parts;
+    int nb = (n + c->bt - 1) / c->bt;
+    p = p < nb ? p : nb;
+    return p > 1 ? p : 1;
 }
 
 typedef struct pq_job {
-    kvb_backend_ctx *c; int layer; const kvb_attend_item *items;
+    kvb_backend_ctx *c; int layer; const kvb_attend_item *items; int parts;
 } pq_job;
 
-/* Pool item = (attend item, KV head): each writes only its own rows of out. */
+/* Pool item = (attend item, KV head), each writing only its own rows of out;
+ * items split into parts are left to pq_part. */
 static void pq_item(void *arg, int item, int thread)
 {
     const pq_job *j = arg;
-    const int nkv = j->c->shape.n_kv_heads;
+    const kvb_backend_ctx *c = j->c;
+    const int nkv = c->shape.n_kv_heads, h = item % nkv;
+    const size_t rows = (size_t)h * (c->shape.n_heads / nkv) * c->shape.head_dim;
     const kvb_attend_item *it = &j->items[item / nkv];
-    pq_head(j->c, &j->c->scr[thread], it->seq, j->layer, item % nkv, it->q, it->out);
+    const int n = len_of(c, it->seq)[j->layer];
+    if (parts_of(c, n) == 1)
+        pq_head(c, &c->scr[thread], table_of(c, it->seq), n, j->layer, h, it->q + rows,
+                it->out + rows, NULL);
+}
+
+/* Pool item = (KV head, part) of job->items[0], into part_out and part_ml. */
+static void pq_part(void *arg, int item, int thread)
+{
+    const pq_job *j = arg;
+    const kvb_backend_ctx *c = j->c;
+    const int g = c->shape.n_heads / c->shape.n_kv_heads, hd = c->shape.head_dim;
+    const int h = item / j->parts, p = item % j->parts, n = len_of(c, j->items->seq)[j->layer];
+    const int nb = (n + c->bt - 1) / c->bt, b0 = nb * p / j->parts, b1 = nb * (p + 1) / j->parts;
+    const int t1 = b1 * c->bt < n ? b1 * c->bt : n;
+    pq_head(c, &c->scr[thread], table_of(c, j->items->seq) + b0, t1 - b0 * c->bt, j->layer, h,
+            j->items->q + (size_t)h * g * hd, c->part_out + (size_t)item * g * hd,
+            c->part_ml + (size_t)item * g * 2);
 }
 
 /* Every (item, KV head) is one piece of work, so a batch spreads over the
  * threads as one attend does; the pool wakes once the codes read pass 256 KiB,
- * the other caches' threshold. */
+ * the other caches' threshold. An item split into parts then runs alone, its
+ * parts merged as Flash-Decoding does. */
 static kvb_status pq_attend_batch(kvb_backend_ctx *c, int layer, const kvb_attend_item *items,
                                   int n)
 {
+    const int nkv = c->shape.n_kv_heads, g = c->shape.n_heads / nkv, hd = c->shape.head_dim;
     size_t tokens = 0;
     for (int i = 0; i < n; i++) tokens += (size_t)len_of(c, items[i].seq)[layer];
-    pq_job job = {c, layer, items};
+    pq_job job = {c, layer, items, 1};
     kvb_pool *pool = tokens * token_bytes(c) < 256 * 1024 ? NULL : c->pool;
-    kvb_pool_run(pool, n * c->shape.n_kv_heads, pq_item, &job);
+    kvb_pool_run(pool, n * nkv, pq_item, &job);
+    for (int i = 0; i < n; i++) {
+        pq_job one = {c, layer, items + i, parts_of(c, len_of(c, items[i].seq)[layer])};
+        if (one.parts == 1) continue;
+        kvb_pool_run(c->pool, nkv * one.parts, pq_part, &one);
+        for (int h = 0; h < nkv; h++)
+            kvb_attend_merge(one.parts, g, hd, c->part_out + (size_t)h * one.parts * g * hd,
+                             c->part_ml + (size_t)h * one.parts * g * 2,
+                             items[i].out + (size_t)h * g * hd);
+    }
     return KVB_STATUS_OK;
 }
 
@@ -455,9 +519,11 @@ static kvb_memory pq_memory(const kvb_backend_ctx *c)
      * codes */
     size_t floats = g * (size_t)c->shape.max_seq + kvb_qkernels_scratch_floats((int)g, (int)hd) + g;
     size_t gather = PQ_GATHER * (c->row_bytes[PQ_PLANE_KC] + c->row_bytes[PQ_PLANE_KW]);
+    size_t parts = c->max_parts > 1 ? (size_t)c->shape.n_kv_heads * c->max_parts * g * (hd + 2) : 0;
     m.metadata += c->n_blocks * (2 + L) * sizeof(int) +
                   S * ((size_t)c->row_len + 1 + L) * sizeof(int) +
                   (size_t)c->threads * (floats * sizeof(float) + gather) + hd +
+                  parts * sizeof(float) +
                   L * PQ_PLANE_COUNT * sizeof *c->planes;
     return m;
 }

@@ -248,6 +248,7 @@ static int check_matches_quant(const kvb_backend *b, int verbose)
     static const kvb_dtype dts[] = {KVB_DTYPE_Q8, KVB_DTYPE_Q4, KVB_DTYPE_Q4_1, KVB_DTYPE_Q2};
     static const struct { int group, bt, threads; const char *qk; } vs[] = {
         {32, 16, 0, NULL}, {64, 3, 2, NULL}, {32, 5, 0, "portable"}, {128, 256, 2, "portable"},
+        {32, 16, 4, NULL},                     /* 2 KV heads on 4 threads: 2 parts each */
     };
     /* interleaved tokens first (short runs of blocks, gathered: more than one
      * gather's worth), then seq 1 alone (one long run, read in place) */
