@@ -15,10 +15,13 @@
  * layer, four head planes (each head's blocks adjacent, paged's default layout):
  *   K codes, V codes  [kv_head][block][block_tokens][code_row]    packed, quant.h order
  *   K words, V words  [kv_head][block][block_tokens][n_grp][np]   f16 d (and m)
- * attend per KV head: the fused score kernel block by block into one [g][len] row
- * of scores, one softmax over it, then the fused weighted sum block by block:
- * quant.c's kernels in quant.c's order, so read_kv gives the quant backend's values
- * to the bit and attend matches it to float rounding.
+ * attend per KV head: the fused score kernel over the table's runs of adjacent
+ * blocks (short runs copied together first) into one [g][len] row of scores, one
+ * softmax over it, then the fused weighted sums the same way: quant.c's kernels,
+ * so read_kv gives the quant backend's values to the bit and attend matches it to
+ * float rounding. Threads take (item, KV head) pairs; with fewer KV heads than
+ * threads a long context is split into parts and merged (Flash-Decoding), as
+ * paged.c does; attend_batch gives each item exactly what attend gives it.
  * Refused by supports(), after paged's and quant's own checks: keys per channel (a
  * channel group spans `group` tokens, which blocks and forks would split), residual
  * > 0 (there is no f32 tail to page), alloc modes but grow. append refuses NaN and
