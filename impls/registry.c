@@ -15,6 +15,7 @@ extern const kvb_backend kvb_backend_paged;
 extern const kvb_backend kvb_backend_paged_blockmajor;
 extern const kvb_backend kvb_backend_paged_tokmajor;
 extern const kvb_backend kvb_backend_quant;
+extern const kvb_backend kvb_backend_paged_quant;
 extern const kvb_backend kvb_backend_window;
 
 static const kvb_backend *const registry[] = {
@@ -24,6 +25,7 @@ static const kvb_backend *const registry[] = {
     &kvb_backend_paged_blockmajor,
     &kvb_backend_paged_tokmajor,
     &kvb_backend_quant,
+    &kvb_backend_paged_quant,
     &kvb_backend_window,
 };
 
