@@ -144,23 +144,25 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
             int bs = (b->flags & KVB_BACKEND_PAGED) ? paged_blocks[bi] : 0;
             int qv = (b->flags & KVB_BACKEND_QUANT) != 0;
             int win = (b->flags & KVB_BACKEND_WINDOW) ? windows[bi] : 0;
-            char name[160], blk[64] = "";
-            if (bs) snprintf(blk, sizeof blk, ",bs=%d", bs);
-            if (qv)
-                snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s",
-                         quant_variants[bi].group ? quant_variants[bi].group : 32,
-                         quant_variants[bi].residual, kvb_key_axis_name(quant_variants[bi].axis));
+            /* a paged quantized store walks the block sizes, its quant
+             * settings cycling under them */
+            size_t qi = bi % KVBT_COUNT(quant_variants);
+            char name[160], blk[96] = "";
+            size_t o = 0;
             /* dense stores: one thread, and three (split over heads, and over the
              * context where heads are fewer: MQA and GQA 4:1 at 768 and 1000 tokens);
              * paged: over heads where the K/V pass 256 KiB, and over parts of the
-             * block table for MQA at 768 and 1000 tokens */
-            int threads = !bs && !qv && !win && bi == 1 ? 3 : 0;
-            if (threads) snprintf(blk, sizeof blk, ",threads=%d", threads);
-            if (win) snprintf(blk, sizeof blk, ",window=%d", win);
-            if (bs && bi % 2) { /* paged: block sizes 3 and 256 on two threads */
-                threads = 2;
-                snprintf(blk, sizeof blk, ",bs=%d,threads=2", bs);
-            }
+             * block table for MQA at 768 and 1000 tokens; block sizes 3 and 256 on
+             * two threads */
+            int threads = !bs && !qv && !win && bi == 1 ? 3 : bs && bi % 2 ? 2 : 0;
+            if (bs) o += (size_t)snprintf(blk + o, sizeof blk - o, ",bs=%d", bs);
+            if (qv)
+                o += (size_t)snprintf(blk + o, sizeof blk - o, ",g=%d,r=%d,keys=%s",
+                                      quant_variants[qi].group ? quant_variants[qi].group : 32,
+                                      quant_variants[qi].residual,
+                                      kvb_key_axis_name(quant_variants[qi].axis));
+            if (win) o += (size_t)snprintf(blk + o, sizeof blk - o, ",window=%d", win);
+            if (threads) snprintf(blk + o, sizeof blk - o, ",threads=%d", threads);
             if (!kvbt_case(state, name, sizeof name,
                            "attend(backend=%s,mode=%s,dt=%s%s,nh=%d,nkv=%d,hd=%d,ctx=%d)", b->name,
                            kvb_alloc_name((kvb_alloc)mode), kvb_dtype_name((kvb_dtype)dt), blk, nh,
@@ -174,9 +176,9 @@ static check_result check_attend(void **state, const kvb_backend *b, int verbose
                                .threads = threads,
                                .window = win};
             if (qv) {
-                opt.group = quant_variants[bi].group;
-                opt.residual = quant_variants[bi].residual;
-                opt.key_axis = quant_variants[bi].axis;
+                opt.group = quant_variants[qi].group;
+                opt.residual = quant_variants[qi].residual;
+                opt.key_axis = quant_variants[qi].axis;
             }
             char why[256];
             if (kvb_backend_supports(b, &shape, &opt, why, sizeof why) != KVB_STATUS_OK) {
