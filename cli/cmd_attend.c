@@ -81,15 +81,18 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
                     int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0,
                         qt = kvb_dtype_is_quant(dts[j]);
                     any_quant |= qt;
-                    for (int k = 0; k < (pg ? nk * nf : qt ? na * nq : nf); k++) {
+                    /* block sizes (paged) x (key axes x quant kernels, or dense kernels) */
+                    int inner = qt ? na * nq : nf;
+                    for (int k = 0; k < (pg ? nk : 1) * inner; k++) {
+                        int in = k % inner;
                         kvb_options o = {.dtype = dts[j],
                                          .max_seqs = c.sequences,
                                          .threads = c.threads,
-                                         .block_tokens = pg ? blocks[k / nf] : 0};
-                        if (!qt) o.kernel = fk_names[fk[k % nf]];
-                        kvb_opts_case(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT,
+                                         .block_tokens = pg ? blocks[k / inner] : 0};
+                        if (!qt) o.kernel = fk_names[fk[in % nf]];
+                        kvb_opts_case(&c, shape.head_dim, qt ? axes[in / nq] : KVB_KEY_AXIS_DEFAULT,
                                        &o);
-                        if (qt) o.qkernel = qk_names[qk[k % nq]];
+                        if (qt) o.qkernel = qk_names[qk[in % nq]];
                         kvb_shape sh = shape;
                         sh.max_seq = ctxs[ci];
                         cases_n++;
@@ -190,15 +193,17 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
                 int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0,
                     qt = kvb_dtype_is_quant(dts[j]);
                 if (!kvb_pair_wanted(backs[i], dts, nd, j)) continue;
-                for (int k = 0; k < (pg ? nk * nf : qt ? na * nq : nf); k++) {
+                int inner = qt ? na * nq : nf;
+                for (int k = 0; k < (pg ? nk : 1) * inner; k++) {
+                    int in = k % inner;
                     memset(&cases[n], 0, sizeof cases[n]);
                     cases[n].backend = backs[i];
                     cases[n].opt.dtype = dts[j];
-                    cases[n].opt.block_tokens = pg ? blocks[k / nf] : 0;
-                    if (!qt) cases[n].opt.kernel = fk_names[fk[k % nf]];
-                    kvb_opts_case(&c, shape.head_dim, qt ? axes[k / nq] : KVB_KEY_AXIS_DEFAULT,
+                    cases[n].opt.block_tokens = pg ? blocks[k / inner] : 0;
+                    if (!qt) cases[n].opt.kernel = fk_names[fk[in % nf]];
+                    kvb_opts_case(&c, shape.head_dim, qt ? axes[in / nq] : KVB_KEY_AXIS_DEFAULT,
                                    &cases[n].opt);
-                    if (qt) cases[n].opt.qkernel = qk_names[qk[k % nq]];
+                    if (qt) cases[n].opt.qkernel = qk_names[qk[in % nq]];
                     cases[n].opt.threads = c.threads;
                     cases[n].samples_ns = samples + (size_t)n * (size_t)c.reps;
                     kvb_opts_pin_workers(&cases[n].opt, &pins);

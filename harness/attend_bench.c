@@ -17,7 +17,8 @@ void kvb_attend_case_name(const kvb_attend_case *c, const kvb_shape *s, char *bu
     if (c->opt.kernel && strcmp(c->opt.kernel, "auto") && !(c->backend->flags & KVB_BACKEND_QUANT))
         snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",kernel=%s", c->opt.kernel);
     if (c->backend->flags & KVB_BACKEND_QUANT)
-        snprintf(blk, sizeof blk, ",g=%d,r=%d,keys=%s%s%s", c->opt.group ? c->opt.group : 32,
+        snprintf(blk + strlen(blk), sizeof blk - strlen(blk), ",g=%d,r=%d,keys=%s%s%s",
+                 c->opt.group ? c->opt.group : 32,
                  c->opt.residual,
                  kvb_key_axis_name(kvb_key_axis_resolve(c->opt.dtype, c->opt.key_axis)),
                  c->opt.qkernel && strcmp(c->opt.qkernel, "auto") ? ",kernel=" : "",

@@ -22,6 +22,9 @@ void kvb_point_mode(const kvb_point *p, char *buf, size_t n)
 {
     if (p->backend->flags & KVB_BACKEND_RECOMPUTE)
         snprintf(buf, n, "-");
+    else if ((p->backend->flags & KVB_BACKEND_PAGED) && (p->backend->flags & KVB_BACKEND_QUANT))
+        snprintf(buf, n, "bs%d-g%d", p->opt.block_tokens ? p->opt.block_tokens : 16,
+                 p->opt.group ? p->opt.group : 32);
     else if (p->backend->flags & KVB_BACKEND_PAGED)
         snprintf(buf, n, "bs%d", p->opt.block_tokens ? p->opt.block_tokens : 16);
     else if (p->backend->flags & KVB_BACKEND_QUANT)   /* group, residual, key axis */
