@@ -36,7 +36,7 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
            $(sort $(wildcard model/*.c)) \
            harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c \
-           harness/sched.c \
+           harness/sched.c harness/serve_run.c \
            harness/quality.c harness/ppl.c harness/topo.c harness/results.c \
            harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \
            analysis/report.c analysis/report_read.c analysis/report_plot.c analysis/report_ppl.c \

@@ -171,7 +171,6 @@ static kvb_status prefix_entry_for(engine *e, const int *toks, int plen, int *k_
     uint64_t h = hash_tokens(toks, plen);
     *k_out = -1;
     *hit = 0;
-    e->st->prefix_lookups++;
     for (int k = 0; k < e->cfg->prefix_slots; k++) {
         prefix_entry *p = &e->ent[k];
         if (p->live && p->hash == h && p->len == plen &&
@@ -217,6 +216,7 @@ static kvb_status admit(engine *e, int r, int use_prefix, int *ok)
     int bt = e->cfg->block_tokens, plen = 0, k = -1, hit = 0;
     if (use_prefix && e->cfg->prefix_slots > 0)
         plen = (q->prefix_len < T - 1 ? q->prefix_len : T - 1) / bt * bt;
+    const int want = plen;
     if (plen > 0) {
         kvb_status s = prefix_entry_for(e, q->prompt, plen, &k, &hit);
         if (s != KVB_STATUS_OK) return s;
@@ -242,11 +242,12 @@ static kvb_status admit(engine *e, int r, int use_prefix, int *ok)
                  kvb_status_str(s));
         return s;
     }
+    if (want > 0) e->st->prefix_lookups++; /* admissions, not attempts */
     if (k >= 0) {
         e->ent[k].refs++;
         e->ent[k].last = ++e->tick;
         if (hit) e->st->prefix_hits++;
-        e->st->prefix_tokens += plen;
+        if (hit) e->st->prefix_tokens += plen;
     }
     rs->prefix_hit_tokens = hit ? plen : 0;
     *ok = 1;
