@@ -32,10 +32,11 @@ const kvb_cmd_spec kvb_serve_real_spec = {
              "pass the budget the newest request is preempted and later recomputed. Every\n"
              "backend x storage type x mode (or block) serves the same requests under the same\n"
              "budget. The clock is simulated: each model call advances it by its wall time.",
-    .epilogue = "Columns: tok/s = output tokens per simulated second; batch = mean (max) sequences\n"
-                "per decode step; ttft, tpot, itl = time to first token, per output token and\n"
-                "between tokens (p50/p99, ms); kv = mean used / budget; saved = mean bytes the\n"
-                "prefix cache's forks did not store. docs/serving.md says more.",
+    .epilogue =
+        "Columns: tok/s = output tokens per simulated second; batch = mean (max) sequences\n"
+        "per decode step; ttft, tpot, itl = time to first token, per output token and\n"
+        "between tokens (p50/p99, ms); kv = mean used / budget; saved = mean bytes the\n"
+        "prefix cache's forks did not store. docs/serving.md says more.",
     .flags = kvb_opts_flags,
 };
 
@@ -44,9 +45,12 @@ enum { MAX_CASES = 64 };
 /* "64MiB", "1.5GB", "1048576" into bytes */
 static int parse_bytes(const char *s, size_t *out)
 {
-    static const struct { const char *sfx; double mul; } units[] = {
-        {"", 1},          {"B", 1},           {"KB", 1e3},        {"MB", 1e6},
-        {"GB", 1e9},      {"KiB", 1024.0},    {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+    static const struct {
+        const char *sfx;
+        double mul;
+    } units[] = {
+        {"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
+        {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
     };
     char *end;
     errno = 0;
@@ -73,7 +77,8 @@ static int parse_range(const char *flag, const char *s, int *lo, int *hi)
         return 0;
     }
     snprintf(first, sizeof first, "%.*s", (int)(colon - s < 31 ? colon - s : 31), s);
-    if (kvb_parse_int(flag, first, 1, 1 << 20, &a) || kvb_parse_int(flag, colon + 1, a, 1 << 20, &b))
+    if (kvb_parse_int(flag, first, 1, 1 << 20, &a) ||
+        kvb_parse_int(flag, colon + 1, a, 1 << 20, &b))
         return KVB_EXIT_USAGE;
     *lo = (int)a;
     *hi = (int)b;
@@ -132,7 +137,8 @@ static int parse_rates(const kvb_opts *c, kvb_arrival arr, double *rates, int *n
             if (kvb_parse_double("--rates", items[i], -1e12, 1e12, &rates[i]))
                 return KVB_EXIT_USAGE;
         if (arr != KVB_ARRIVAL_POISSON)
-            return kvb_usage_error("--rates needs --arrival poisson, not %s", kvb_arrival_name(arr));
+            return kvb_usage_error("--rates needs --arrival poisson, not %s",
+                                   kvb_arrival_name(arr));
     }
     for (int i = 0; i < *n; i++)
         if (!(rates[i] > 0))
@@ -161,8 +167,9 @@ static int write_report(const char *dir, const char *cmdline, const char *source
     snprintf(path, sizeof path, "%s/report.md", dir);
     if (kvb_afile_open(&a, path, msg, msg_len)) return -1;
     FILE *f = a.f;
-    fprintf(f, "# kvbench serve\n\n`%s`\n\nModel %s; KV budget %zu bytes (%.1f MiB); arrivals %s; "
-               "prompts %d..%d own tokens after a shared prefix of %d; outputs %d..%d tokens.\n\n",
+    fprintf(f,
+            "# kvbench serve\n\n`%s`\n\nModel %s; KV budget %zu bytes (%.1f MiB); arrivals %s; "
+            "prompts %d..%d own tokens after a shared prefix of %d; outputs %d..%d tokens.\n\n",
             cmdline, source, budget, budget / 1048576.0, kvb_arrival_name(wc->arrival),
             wc->prompt_lo, wc->prompt_hi, wc->shared_prefix, wc->output_lo, wc->output_hi);
     fprintf(f, "| case | rate | finished | rejected | preempted | seqs/step mean (max) | "
@@ -171,12 +178,13 @@ static int write_report(const char *dir, const char *cmdline, const char *source
                "---|---|\n");
     for (int i = 0; i < n; i++) {
         const kvb_serve_summary *s = &sums[i];
-        fprintf(f, "| %s | %g | %d | %d | %d | %.1f (%d) | %.1f | %.1f / %.1f | %.2f / %.2f | "
-                   "%.2f | %.3f | %d/%d | %.0f |\n",
-                cs[i % n_cases].name, s->rate, s->finished, s->rejected, s->preemptions, s->batch_mean,
-                s->batch_max, s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3, s->tpot[0] * 1e3,
-                s->tpot[2] * 1e3, s->itl[2] * 1e3, s->kv_used_mean, s->prefix_hits,
-                s->prefix_lookups, s->saved_mean);
+        fprintf(f,
+                "| %s | %g | %d | %d | %d | %.1f (%d) | %.1f | %.1f / %.1f | %.2f / %.2f | "
+                "%.2f | %.3f | %d/%d | %.0f |\n",
+                cs[i % n_cases].name, s->rate, s->finished, s->rejected, s->preemptions,
+                s->batch_mean, s->batch_max, s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3,
+                s->tpot[0] * 1e3, s->tpot[2] * 1e3, s->itl[2] * 1e3, s->kv_used_mean,
+                s->prefix_hits, s->prefix_lookups, s->saved_mean);
     }
     fprintf(f, "\nRate is requests per simulated second; the clock advances by each model call's "
                "wall time. Files: serve.csv (these rows), requests.csv, steps.csv (KV used and "
@@ -209,20 +217,23 @@ static int write_plot(const char *dir, const kvb_serve_case *cs, const kvb_serve
     if (kvb_afile_commit(&d, msg, msg_len)) return -1;
     snprintf(path, sizeof path, "%s/serve.gp", pdir);
     if (kvb_afile_open(&g, path, msg, msg_len)) return -1;
-    fprintf(g.f, "# gnuplot serve.gp (in this folder): serve.png\n"
-                 "set terminal pngcairo size 900,600 noenhanced\nset output 'serve.png'\n"
-                 "set title 'kvbench serve: throughput against p99 TPOT over arrival rates'\n"
-                 "set xlabel 'p99 time per output token (ms)'\n"
-                 "set ylabel 'throughput (output tokens / simulated s)'\nset key outside right\n"
-                 "set grid\nplot for [i=0:%d] 'serve.dat' index i using 2:3 with linespoints "
-                 "title columnheader(1)\n",
+    fprintf(g.f,
+            "# gnuplot serve.gp (in this folder): serve.png\n"
+            "set terminal pngcairo size 900,600 noenhanced\nset output 'serve.png'\n"
+            "set title 'kvbench serve: throughput against p99 TPOT over arrival rates'\n"
+            "set xlabel 'p99 time per output token (ms)'\n"
+            "set ylabel 'throughput (output tokens / simulated s)'\nset key outside right\n"
+            "set grid\nplot for [i=0:%d] 'serve.dat' index i using 2:3 with linespoints "
+            "title columnheader(1)\n",
             n_cases - 1);
     if (kvb_afile_commit(&g, msg, msg_len)) return -1;
     char cmd[KVB_PATH_MAX + 64];
     snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot serve.gp >/dev/null 2>&1", pdir);
     if (strchr(pdir, '\'') || system(cmd) != 0)
-        fprintf(stderr, "kvbench: plots/serve.png not drawn (gnuplot missing or failed); "
-                        "run gnuplot serve.gp in '%s'\n", pdir);
+        fprintf(stderr,
+                "kvbench: plots/serve.png not drawn (gnuplot missing or failed); "
+                "run gnuplot serve.gp in '%s'\n",
+                pdir);
     return 0;
 }
 
@@ -254,7 +265,7 @@ static int choose_out(const kvb_opts *c, char *dir, size_t n, char *partial, siz
 }
 
 typedef struct out_files {
-    kvb_afile f[3];           /* serve.csv, requests.csv, steps.csv */
+    kvb_afile f[3]; /* serve.csv, requests.csv, steps.csv */
     int open;
 } out_files;
 
@@ -285,10 +296,10 @@ static int close_files(out_files *o, int ok, char *msg, size_t msg_len)
 }
 
 /* Every case at every rate; rows printed and written as they finish. */
-static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st,
-                     kvb_workload_config *wc, const double *rates, int n_rates,
-                     const kvb_serve_case *cs, int n_cases, const kvb_serve_setup *su,
-                     kvb_serve_summary *sums, out_files *of, char *msg, size_t msg_len)
+static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st, kvb_workload_config *wc,
+                     const double *rates, int n_rates, const kvb_serve_case *cs, int n_cases,
+                     const kvb_serve_setup *su, kvb_serve_summary *sums, out_files *of, char *msg,
+                     size_t msg_len)
 {
     int failed = 0;
     for (int ri = 0; ri < n_rates; ri++) {
@@ -302,8 +313,8 @@ static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st,
             kvb_sched_stats sst;
             if (!c->quiet)
                 fprintf(stderr, "serve: %s at rate %g: %d requests...\n", cs[k].name, rate, w.n);
-            kvb_status r = kvb_serve_case_run(m, st, &cs[k], su, &w, rate, s, res, &sst, msg,
-                                              msg_len);
+            kvb_status r =
+                kvb_serve_case_run(m, st, &cs[k], su, &w, rate, s, res, &sst, msg, msg_len);
             if (r != KVB_STATUS_OK) {
                 fprintf(stderr, "kvbench: %s failed: %s\n", cs[k].name, msg);
                 failed = 1;
@@ -336,8 +347,10 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
         (r = kvb_parse_enum_list("--prefix-cache", c.prefix_cache, pc_names, 2, &pc, &n1)) != 0 ||
         (r = parse_bytes(c.kv_budget, &budget)) != 0)
         return r;
-    kvb_workload_config wc = {.arrival = (kvb_arrival)arr, .n_requests = c.requests,
-                              .shared_prefix = c.shared_prefix, .seed = (uint64_t)c.seed,
+    kvb_workload_config wc = {.arrival = (kvb_arrival)arr,
+                              .n_requests = c.requests,
+                              .shared_prefix = c.shared_prefix,
+                              .seed = (uint64_t)c.seed,
                               .trace = c.trace};
     double rates[KVB_MAX_LIST];
     int n_rates, n_cases;
@@ -412,14 +425,15 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
         goto done;
     }
     openblas_set_num_threads(c.threads);
-    printf("serve: model %s, KV budget %zu bytes, %s arrivals, max %d tokens per request\n",
-           source, budget, kvb_arrival_name(wc.arrival), max_len);
+    printf("serve: model %s, KV budget %zu bytes, %s arrivals, max %d tokens per request\n", source,
+           budget, kvb_arrival_name(wc.arrival), max_len);
     printf("%-26s %6s %4s %4s %6s %10s %9s %8s %8s %7s %7s %7s %5s %5s %9s\n", "case", "rate",
            "fin", "rej", "preempt", "batch(max)", "tok/s", "ttft50", "ttft99", "tpot50", "tpot99",
            "itl99", "kv", "hits", "saved_B");
-    int failed = open_files(&of, partial, msg, sizeof msg) ? -1
-                 : serve_all(&c, &m, &st, &wc, rates, n_rates, cs, n_cases, &su, sums, &of, msg,
-                             sizeof msg);
+    int failed = open_files(&of, partial, msg, sizeof msg)
+                     ? -1
+                     : serve_all(&c, &m, &st, &wc, rates, n_rates, cs, n_cases, &su, sums, &of, msg,
+                                 sizeof msg);
     if (failed < 0 || close_files(&of, 1, msg, sizeof msg) ||
         write_report(partial, cli->cmdline, source, &wc, budget, cs, n_cases, sums,
                      n_rates * n_cases, msg, sizeof msg) ||

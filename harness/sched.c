@@ -10,9 +10,9 @@
 
 typedef struct prefix_entry {
     uint64_t hash;
-    const int *toks;          /* [len] the prompt that filled it (requests outlive the run) */
+    const int *toks; /* [len] the prompt that filled it (requests outlive the run) */
     int len, refs, live;
-    long long last;           /* tick of its last use: least recently used goes first */
+    long long last; /* tick of its last use: least recently used goes first */
 } prefix_entry;
 
 typedef struct engine {
@@ -25,15 +25,15 @@ typedef struct engine {
     kvb_sched_stats *st;
     int n, max_seq, paged, block_tokens, n_slots;
     double t;
-    int *wait;                /* [n] ring of request indices */
+    int *wait; /* [n] ring of request indices */
     int w_head, w_len;
     int *run_req, *run_slot, *run_ent; /* [max_batch] in admission order: newest last */
     int n_run;
-    int *slot_busy;           /* [max_batch] */
-    prefix_entry *ent;        /* [prefix_slots], entry k on slot max_batch + k */
+    int *slot_busy;    /* [max_batch] */
+    prefix_entry *ent; /* [prefix_slots], entry k on slot max_batch + k */
     long long tick;
-    int *buf;                 /* [max_seq] a prompt plus the tokens generated so far */
-    float *logits;            /* [max_batch][vocab] */
+    int *buf;                   /* [max_seq] a prompt plus the tokens generated so far */
+    float *logits;              /* [max_batch][vocab] */
     int *b_seq, *b_tok, *b_pos; /* [max_batch] */
     char *msg;
     size_t msg_len;
@@ -64,8 +64,8 @@ static int record(engine *e, int batch)
         }
         seq_used += sm.used;
     }
-    st->steps[st->n_steps++] = (kvb_sched_step){e->t, batch, e->n_run, e->w_len, mem.used,
-                                                mem.reserved, seq_used};
+    st->steps[st->n_steps++] =
+        (kvb_sched_step){e->t, batch, e->n_run, e->w_len, mem.used, mem.reserved, seq_used};
     return 0;
 }
 
@@ -290,8 +290,8 @@ static kvb_status decode_step(engine *e)
         e->b_pos[i] = e->reqs[r].prompt_len + e->res[r].n_out - 1;
     }
     uint64_t t0 = kvb_now_ns();
-    kvb_status s = kvb_forward_batch(e->m, e->s, e->c, B, e->b_seq, e->b_tok, e->b_pos, e->logits,
-                                     NULL);
+    kvb_status s =
+        kvb_forward_batch(e->m, e->s, e->c, B, e->b_seq, e->b_tok, e->b_pos, e->logits, NULL);
     advance(e, t0);
     if (s == KVB_STATUS_FULL || s == KVB_STATUS_NO_MEMORY) {
         /* the sequences the step reached hold a token without its logits:
@@ -308,8 +308,7 @@ static kvb_status decode_step(engine *e)
         snprintf(e->msg, e->msg_len, "decode step of %d sequences: %s", B, kvb_status_str(s));
         return s;
     }
-    for (int i = 0; i < B; i++)
-        emit(e, e->run_req[i], kvb_argmax(e->logits + (size_t)i * V, V));
+    for (int i = 0; i < B; i++) emit(e, e->run_req[i], kvb_argmax(e->logits + (size_t)i * V, V));
     for (int i = B - 1; i >= 0; i--)
         if (e->res[e->run_req[i]].outcome == KVB_REQ_OUTCOME_FINISHED) drop_running(e, i);
     while (over_budget(e))
@@ -380,8 +379,8 @@ static kvb_status serve(engine *e)
 }
 
 static kvb_status check_args(const kvb_model *m, const kvb_state *s, const kvb_cache *c,
-                             const kvb_sched_config *cfg, const kvb_request *reqs, int n,
-                             char *msg, size_t msg_len)
+                             const kvb_sched_config *cfg, const kvb_request *reqs, int n, char *msg,
+                             size_t msg_len)
 {
     int slots = cfg->max_batch + cfg->prefix_slots;
     if (cfg->max_batch < 1 || cfg->max_batch > s->max_seq) {
@@ -401,12 +400,12 @@ static kvb_status check_args(const kvb_model *m, const kvb_state *s, const kvb_c
     }
     for (int i = 0; i < n; i++) {
         const kvb_request *q = &reqs[i];
-        const char *bad = q->prompt_len < 1                                   ? "prompt_len"
-                          : q->output_len < 1                                 ? "output_len"
+        const char *bad = q->prompt_len < 1                                    ? "prompt_len"
+                          : q->output_len < 1                                  ? "output_len"
                           : q->prefix_len < 0 || q->prefix_len > q->prompt_len ? "prefix_len"
-                          : !q->prompt                                        ? "prompt"
-                          : i && q->arrival_s < reqs[i - 1].arrival_s         ? "arrival_s"
-                                                                              : NULL;
+                          : !q->prompt                                         ? "prompt"
+                          : i && q->arrival_s < reqs[i - 1].arrival_s          ? "arrival_s"
+                                                                               : NULL;
         for (int j = 0; !bad && j < q->prompt_len; j++)
             if (q->prompt[j] < 0 || q->prompt[j] >= m->cfg.vocab_size) bad = "prompt token";
         if (bad) {
@@ -430,11 +429,20 @@ kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     kvb_status rc = check_args(m, s, cache, cfg, reqs, n, msg, msg_len);
     if (rc != KVB_STATUS_OK || n == 0) return rc;
     const int B = cfg->max_batch;
-    engine e = {.m = m, .s = s, .c = cache, .cfg = cfg, .reqs = reqs, .res = res, .st = st,
-                .n = n, .max_seq = kvb_cache_shape(cache)->max_seq,
+    engine e = {.m = m,
+                .s = s,
+                .c = cache,
+                .cfg = cfg,
+                .reqs = reqs,
+                .res = res,
+                .st = st,
+                .n = n,
+                .max_seq = kvb_cache_shape(cache)->max_seq,
                 .paged = (kvb_cache_backend(cache)->flags & KVB_BACKEND_PAGED) != 0,
-                .block_tokens = cfg->block_tokens, .n_slots = B + cfg->prefix_slots,
-                .msg = msg, .msg_len = msg_len};
+                .block_tokens = cfg->block_tokens,
+                .n_slots = B + cfg->prefix_slots,
+                .msg = msg,
+                .msg_len = msg_len};
     if (e.max_seq > m->cfg.max_seq) e.max_seq = m->cfg.max_seq;
     e.wait = malloc((size_t)n * sizeof *e.wait);
     e.run_req = malloc((size_t)B * sizeof(int));

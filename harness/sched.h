@@ -32,11 +32,11 @@
 
 typedef struct kvb_request {
     int id;
-    double arrival_s;         /* on the simulated clock; requests sorted by it */
-    int prompt_len;           /* >= 1 */
-    int output_len;           /* >= 1 tokens to generate */
-    int prefix_len;           /* leading prompt tokens others share (a system prompt); 0: none */
-    const int *prompt;        /* [prompt_len] token ids */
+    double arrival_s;  /* on the simulated clock; requests sorted by it */
+    int prompt_len;    /* >= 1 */
+    int output_len;    /* >= 1 tokens to generate */
+    int prefix_len;    /* leading prompt tokens others share (a system prompt); 0: none */
+    const int *prompt; /* [prompt_len] token ids */
 } kvb_request;
 
 typedef enum kvb_req_outcome {
@@ -46,8 +46,8 @@ typedef enum kvb_req_outcome {
 } kvb_req_outcome;
 
 typedef struct kvb_req_result {
-    int *tokens;              /* [output_len] greedy tokens, owned (kvb_sched_free) */
-    double *token_s;          /* [output_len] clock when each token came out */
+    int *tokens;     /* [output_len] greedy tokens, owned (kvb_sched_free) */
+    double *token_s; /* [output_len] clock when each token came out */
     int n_out;
     double first_s, finish_s; /* clock of the first and the last token */
     int preemptions;          /* times this request was preempted */
@@ -57,38 +57,38 @@ typedef struct kvb_req_result {
 
 /* One model call's aftermath. */
 typedef struct kvb_sched_step {
-    double t_s;               /* clock after it */
-    int batch;                /* sequences decoded (0: a prefill) */
-    int running;              /* requests holding a sequence after it */
-    int waiting;              /* arrived, not running */
-    size_t used, reserved;    /* kvb_cache_memory after it (and any preemption it caused) */
-    size_t seq_used;          /* sum of every sequence's used: what no sharing would hold */
+    double t_s;            /* clock after it */
+    int batch;             /* sequences decoded (0: a prefill) */
+    int running;           /* requests holding a sequence after it */
+    int waiting;           /* arrived, not running */
+    size_t used, reserved; /* kvb_cache_memory after it (and any preemption it caused) */
+    size_t seq_used;       /* sum of every sequence's used: what no sharing would hold */
 } kvb_sched_step;
 
 typedef enum kvb_sched_bug {
     KVB_SCHED_BUG_NONE = 0,
-    KVB_SCHED_BUG_NO_BUDGET,  /* tests: skip every budget check, so they can see it caught */
+    KVB_SCHED_BUG_NO_BUDGET, /* tests: skip every budget check, so they can see it caught */
 } kvb_sched_bug;
 
 typedef struct kvb_sched_config {
-    int max_batch;            /* running requests at most: cache slots 0..max_batch-1 */
-    int prefix_slots;         /* slots after those for prefix entries; 0: no prefix cache */
-    int block_tokens;         /* a paged cache's block, and the unit of prefix lengths */
-    size_t budget_bytes;      /* kvb_cache_memory().reserved at most */
-    size_t token_bytes;       /* K/V bytes of one token, every layer: admission's estimate */
-    int reserve_tokens;       /* tokens a dense sequence reserves at its first (contiguous
-                               * prealloc: the cache's max_seq); 0: as it grows */
-    double step_cost_s;       /* > 0: each model call advances the clock by this */
+    int max_batch;       /* running requests at most: cache slots 0..max_batch-1 */
+    int prefix_slots;    /* slots after those for prefix entries; 0: no prefix cache */
+    int block_tokens;    /* a paged cache's block, and the unit of prefix lengths */
+    size_t budget_bytes; /* kvb_cache_memory().reserved at most */
+    size_t token_bytes;  /* K/V bytes of one token, every layer: admission's estimate */
+    int reserve_tokens;  /* tokens a dense sequence reserves at its first (contiguous
+                          * prealloc: the cache's max_seq); 0: as it grows */
+    double step_cost_s;  /* > 0: each model call advances the clock by this */
     kvb_sched_bug bug;
 } kvb_sched_config;
 
 typedef struct kvb_sched_stats {
     int finished, rejected, preemptions;
     int prefix_lookups, prefix_hits;
-    long long prefix_tokens;  /* prompt tokens taken from the prefix cache */
-    long long out_tokens;     /* generated tokens of finished requests */
-    double end_s;             /* clock when the last request ended */
-    kvb_sched_step *steps;    /* [n_steps] owned */
+    long long prefix_tokens; /* prompt tokens taken from the prefix cache */
+    long long out_tokens;    /* generated tokens of finished requests */
+    double end_s;            /* clock when the last request ended */
+    kvb_sched_step *steps;   /* [n_steps] owned */
     int n_steps, cap_steps;
 } kvb_sched_stats;
 

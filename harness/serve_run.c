@@ -46,9 +46,8 @@ static kvb_status trace_line(const char *path, int no, char *line, kvb_request *
                  (f == 0 ? v[f] >= 0 : v[f] >= 1 && v[f] <= (1 << 20) && v[f] == floor(v[f]));
         if (!ok) {
             size_t n = strcspn(p, ",\r\n");
-            snprintf(msg, msg_len,
-                     "trace '%s' line %d field %d (%s) '%.*s': %s", path, no, f + 1, names[f],
-                     (int)(n > 40 ? 40 : n), p,
+            snprintf(msg, msg_len, "trace '%s' line %d field %d (%s) '%.*s': %s", path, no, f + 1,
+                     names[f], (int)(n > 40 ? 40 : n), p,
                      f == 0 ? "wants seconds >= 0, then a comma"
                             : "wants a whole number of tokens in 1..1048576");
             return KVB_STATUS_FORMAT;
@@ -180,8 +179,8 @@ size_t kvb_serve_token_bytes(const kvb_model_config *mc, const kvb_serve_case *c
 }
 
 kvb_status kvb_serve_plan(const kvb_model_config *mc, const kvb_serve_case *c,
-                          const kvb_serve_setup *su, int max_len, int state_rows,
-                          kvb_options *o, kvb_sched_config *sc, char *msg, size_t msg_len)
+                          const kvb_serve_setup *su, int max_len, int state_rows, kvb_options *o,
+                          kvb_sched_config *sc, char *msg, size_t msg_len)
 {
     const size_t tb = kvb_serve_token_bytes(mc, c);
     const int paged = (c->backend->flags & KVB_BACKEND_PAGED) != 0;
@@ -339,8 +338,8 @@ void kvb_serve_write_row(FILE *f, const kvb_serve_case *c, const kvb_serve_summa
             s->prefix_lookups, s->prefix_hits, s->prefix_tokens, s->saved_mean, s->saved_max);
 }
 
-void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate,
-                              const kvb_workload *w, const kvb_req_result *res)
+void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate, const kvb_workload *w,
+                              const kvb_req_result *res)
 {
     static const char *const outcome[] = {"pending", "finished", "rejected"};
     for (int i = 0; i < w->n; i++) {
@@ -356,8 +355,7 @@ void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate,
     }
 }
 
-void kvb_serve_write_steps(FILE *f, const kvb_serve_case *c, double rate,
-                           const kvb_sched_stats *st)
+void kvb_serve_write_steps(FILE *f, const kvb_serve_case *c, double rate, const kvb_sched_stats *st)
 {
     for (int i = 0; i < st->n_steps; i++) {
         const kvb_sched_step *p = &st->steps[i];

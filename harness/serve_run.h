@@ -22,8 +22,8 @@
 
 typedef enum kvb_arrival {
     KVB_ARRIVAL_POISSON = 0,
-    KVB_ARRIVAL_ALL,          /* every request at time 0 */
-    KVB_ARRIVAL_TRACE,        /* times and lengths from a file */
+    KVB_ARRIVAL_ALL,   /* every request at time 0 */
+    KVB_ARRIVAL_TRACE, /* times and lengths from a file */
     KVB_ARRIVAL_COUNT
 } kvb_arrival;
 
@@ -35,16 +35,16 @@ typedef struct kvb_workload_config {
     int n_requests;           /* POISSON, ALL */
     int prompt_lo, prompt_hi; /* each prompt's own tokens, uniform in [lo, hi] */
     int output_lo, output_hi;
-    int shared_prefix;        /* tokens every prompt starts with, before its own */
+    int shared_prefix; /* tokens every prompt starts with, before its own */
     int vocab;
     uint64_t seed;
-    const char *trace;        /* TRACE: CSV lines arrival_s,prompt,output */
+    const char *trace; /* TRACE: CSV lines arrival_s,prompt,output */
 } kvb_workload_config;
 
 typedef struct kvb_workload {
-    kvb_request *req;         /* [n] sorted by arrival */
-    int *tokens;              /* every prompt's ids, owned */
-    int n, max_len;           /* max_len: the longest prompt + output */
+    kvb_request *req; /* [n] sorted by arrival */
+    int *tokens;      /* every prompt's ids, owned */
+    int n, max_len;   /* max_len: the longest prompt + output */
 } kvb_workload;
 
 /* The requests; a trace's bad line is refused naming its line and field
@@ -56,14 +56,14 @@ void kvb_workload_free(kvb_workload *w);
 /* One cache configuration served. */
 typedef struct kvb_serve_case {
     const kvb_backend *backend;
-    kvb_options opt;          /* dtype, alloc, block_tokens, quant options, threads */
-    char name[64];            /* "paged/f32/bs16", "contiguous/f32/prealloc" */
+    kvb_options opt; /* dtype, alloc, block_tokens, quant options, threads */
+    char name[64];   /* "paged/f32/bs16", "contiguous/f32/prealloc" */
 } kvb_serve_case;
 
 typedef struct kvb_serve_setup {
     size_t budget_bytes;
-    int max_batch;            /* running requests at most (prealloc: what the budget holds) */
-    int prefix_cache;         /* 1: the prefix table of sched.h */
+    int max_batch;    /* running requests at most (prealloc: what the budget holds) */
+    int prefix_cache; /* 1: the prefix table of sched.h */
 } kvb_serve_setup;
 
 /* K/V bytes of one token over every layer in the case's storage type. */
@@ -72,8 +72,8 @@ size_t kvb_serve_token_bytes(const kvb_model_config *mc, const kvb_serve_case *c
  * INVALID_ARG, naming the budget and the need, when it cannot hold one
  * request of max_len tokens. */
 kvb_status kvb_serve_plan(const kvb_model_config *mc, const kvb_serve_case *c,
-                          const kvb_serve_setup *su, int max_len, int state_rows,
-                          kvb_options *o, kvb_sched_config *sc, char *msg, size_t msg_len);
+                          const kvb_serve_setup *su, int max_len, int state_rows, kvb_options *o,
+                          kvb_sched_config *sc, char *msg, size_t msg_len);
 
 /* What one (case, rate) run gives. Latencies are in simulated seconds over
  * finished requests: TTFT = first token - arrival, TPOT = (last - first) /
@@ -82,14 +82,14 @@ typedef struct kvb_serve_summary {
     double rate;
     int n_requests, finished, rejected, preemptions, max_seqs, max_batch;
     size_t budget_bytes;
-    double sim_s, wall_s, throughput;     /* output tokens / simulated second */
-    double ttft[3], tpot[3], itl[3];      /* p50, p90, p99 */
-    double batch_mean;                    /* over decode steps */
+    double sim_s, wall_s, throughput; /* output tokens / simulated second */
+    double ttft[3], tpot[3], itl[3];  /* p50, p90, p99 */
+    double batch_mean;                /* over decode steps */
     int batch_max;
     double kv_used_mean, kv_reserved_mean; /* over model calls, fractions of the budget */
     int prefix_lookups, prefix_hits;
     long long prefix_tokens;
-    double saved_mean, saved_max;         /* bytes forks did not store, over model calls */
+    double saved_mean, saved_max; /* bytes forks did not store, over model calls */
 } kvb_serve_summary;
 
 /* Serves w with case c: a cache as kvb_serve_plan says, the scheduler, the
@@ -112,8 +112,8 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
 #define KVB_SERVE_STEP_HEAD                                                                        \
     "case,rate,call,t_s,batch,running,waiting,kv_used,kv_reserved,kv_seq_used"
 void kvb_serve_write_row(FILE *f, const kvb_serve_case *c, const kvb_serve_summary *s);
-void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate,
-                              const kvb_workload *w, const kvb_req_result *res);
+void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate, const kvb_workload *w,
+                              const kvb_req_result *res);
 void kvb_serve_write_steps(FILE *f, const kvb_serve_case *c, double rate,
                            const kvb_sched_stats *st);
 

@@ -34,8 +34,11 @@ static void make_workload(workload *w, int vocab, int shared)
         int P = shared ? shared + 1 + i % 3 : 3 + (i * 5) % 8;
         kvbt_seeded_tokens(w->prompt[i], P, vocab, 100 + (uint64_t)i);
         if (shared) kvbt_seeded_tokens(w->prompt[i], shared, vocab, 7);
-        w->req[i] = (kvb_request){.id = i, .arrival_s = 0.5 * i, .prompt_len = P,
-                                  .output_len = 4 + (i * 5) % 10, .prefix_len = shared,
+        w->req[i] = (kvb_request){.id = i,
+                                  .arrival_s = 0.5 * i,
+                                  .prompt_len = P,
+                                  .output_len = 4 + (i * 5) % 10,
+                                  .prefix_len = shared,
                                   .prompt = w->prompt[i]};
     }
 }
@@ -50,8 +53,8 @@ static void reference_tokens(const kvb_model *m, kvb_state *s, const kvb_request
     for (int j = 0; j < q->output_len; j++) {
         out[j] = kvb_argmax(s->logits, m->cfg.vocab_size);
         if (j + 1 < q->output_len)
-            assert_int_equal(
-                kvb_forward_token(m, s, c, 0, out[j], q->prompt_len + j, NULL), KVB_STATUS_OK);
+            assert_int_equal(kvb_forward_token(m, s, c, 0, out[j], q->prompt_len + j, NULL),
+                             KVB_STATUS_OK);
     }
     kvb_cache_destroy(c);
 }
@@ -66,8 +69,10 @@ typedef struct serve_case {
 static kvb_cache *case_cache(const kvb_model *m, const serve_case *sc)
 {
     kvb_shape sh = kvb_model_kv_shape(&m->cfg);
-    kvb_options o = {.dtype = KVB_DTYPE_F32, .alloc = sc->alloc,
-                     .max_seqs = sc->max_batch + sc->prefix_slots, .block_tokens = 4};
+    kvb_options o = {.dtype = KVB_DTYPE_F32,
+                     .alloc = sc->alloc,
+                     .max_seqs = sc->max_batch + sc->prefix_slots,
+                     .block_tokens = 4};
     if (strcmp(sc->backend, "paged") == 0) o.pool_bytes = sc->budget;
     kvb_cache *c = NULL;
     char msg[256];
@@ -88,8 +93,8 @@ static const char *violation(const serve_case *sc, const workload *w, const kvb_
 {
     for (int i = 0; i < st->n_steps; i++)
         if (st->steps[i].reserved > sc->budget) {
-            snprintf(buf, n, "step %d: reserved %zu over the budget %zu", i,
-                     st->steps[i].reserved, sc->budget);
+            snprintf(buf, n, "step %d: reserved %zu over the budget %zu", i, st->steps[i].reserved,
+                     sc->budget);
             return buf;
         }
     if (st->finished + st->rejected != N_REQ) {
@@ -98,8 +103,7 @@ static const char *violation(const serve_case *sc, const workload *w, const kvb_
         return buf;
     }
     for (int i = 0; i < N_REQ; i++)
-        if (res[i].outcome != KVB_REQ_OUTCOME_FINISHED ||
-            res[i].n_out != w->req[i].output_len) {
+        if (res[i].outcome != KVB_REQ_OUTCOME_FINISHED || res[i].n_out != w->req[i].output_len) {
             snprintf(buf, n, "request %d: outcome %d with %d of %d tokens", i, res[i].outcome,
                      res[i].n_out, w->req[i].output_len);
             return buf;
@@ -111,11 +115,14 @@ static void run_case(const kvb_model *m, kvb_state *s, const serve_case *sc, con
                      kvb_sched_bug bug, kvb_req_result *res, kvb_sched_stats *st)
 {
     kvb_cache *c = case_cache(m, sc);
-    kvb_sched_config cfg = {.max_batch = sc->max_batch, .prefix_slots = sc->prefix_slots,
-                            .block_tokens = 4, .budget_bytes = sc->budget,
-                            .token_bytes = token_bytes(m), .step_cost_s = 0.25, .bug = bug,
-                            .reserve_tokens = sc->alloc == KVB_ALLOC_PREALLOC ? m->cfg.max_seq
-                                                                               : 0};
+    kvb_sched_config cfg = {.max_batch = sc->max_batch,
+                            .prefix_slots = sc->prefix_slots,
+                            .block_tokens = 4,
+                            .budget_bytes = sc->budget,
+                            .token_bytes = token_bytes(m),
+                            .step_cost_s = 0.25,
+                            .bug = bug,
+                            .reserve_tokens = sc->alloc == KVB_ALLOC_PREALLOC ? m->cfg.max_seq : 0};
     if (strcmp(sc->backend, "paged") == 0) cfg.reserve_tokens = 0;
     char msg[256];
     kvb_status r = kvb_sched_run(m, s, c, &cfg, w->req, N_REQ, res, st, msg, sizeof msg);
@@ -184,8 +191,8 @@ static void test_budget_and_resume(void **state)
         int resumed = 0;
         for (int i = 0; i < N_REQ; i++) resumed += res[i].preemptions > 0;
         print_message("%s/%s: %d steps, %d preemptions (%d requests resumed), end %.2f s\n",
-                      cases[k].backend, kvb_alloc_name(cases[k].alloc), st.n_steps,
-                      st.preemptions, resumed, st.end_s);
+                      cases[k].backend, kvb_alloc_name(cases[k].alloc), st.n_steps, st.preemptions,
+                      resumed, st.end_s);
         if (cases[k].alloc == KVB_ALLOC_GROW && resumed == 0)
             fail_msg("%s: the budget forced no preemption: the test checks nothing",
                      cases[k].backend);
@@ -214,8 +221,8 @@ static void test_prefix_twins(void **state)
         for (int i = 0; i < st.n_steps; i++)
             if (st.steps[i].seq_used > st.steps[i].used + saved)
                 saved = st.steps[i].seq_used - st.steps[i].used;
-        print_message("%s prefix: %d hits of %d lookups, most bytes saved %zu\n",
-                      cases[k].backend, st.prefix_hits, st.prefix_lookups, saved);
+        print_message("%s prefix: %d hits of %d lookups, most bytes saved %zu\n", cases[k].backend,
+                      st.prefix_hits, st.prefix_lookups, saved);
         assert_true(st.prefix_hits >= N_REQ - 2);
         /* paged forks share the prefix's blocks; contiguous ones copy them */
         if (strcmp(cases[k].backend, "paged") == 0)
