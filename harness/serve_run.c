@@ -197,10 +197,11 @@ kvb_status kvb_serve_plan(const kvb_model_config *mc, const kvb_serve_case *c,
         return KVB_STATUS_INVALID_ARG;
     }
     int batch = su->max_batch < state_rows ? su->max_batch : state_rows;
-    int prefix_slots = su->prefix_cache ? 4 : 0;
+    /* a backend that cannot fork serves the same requests unshared */
+    int prefix_slots = su->prefix_cache && c->backend->seq_fork ? 4 : 0;
     if (prealloc) {
         size_t slots = su->budget_bytes / need;
-        prefix_slots = su->prefix_cache && slots >= 2 ? 1 : 0;
+        prefix_slots = prefix_slots && slots >= 2 ? 1 : 0;
         if (slots - (size_t)prefix_slots < (size_t)batch) batch = (int)slots - prefix_slots;
     }
     *o = c->opt;
