@@ -174,17 +174,18 @@ static int write_report(const char *dir, const char *cmdline, const char *source
             wc->prompt_lo, wc->prompt_hi, wc->shared_prefix, wc->output_lo, wc->output_hi);
     fprintf(f, "| case | rate | finished | rejected | preempted | seqs/step mean (max) | "
                "tok/s | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | KV used | "
-               "prefix hits | saved bytes (mean) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+               "prefix hits | saved bytes mean (max blocks) "
+               "|\n|---|---|---|---|---|---|---|---|---|---|---|"
                "---|---|\n");
     for (int i = 0; i < n; i++) {
         const kvb_serve_summary *s = &sums[i];
         fprintf(f,
                 "| %s | %g | %d | %d | %d | %.1f (%d) | %.1f | %.1f / %.1f | %.2f / %.2f | "
-                "%.2f | %.3f | %d/%d | %.0f |\n",
+                "%.2f | %.3f | %d/%d | %.0f (%.0f) |\n",
                 cs[i % n_cases].name, s->rate, s->finished, s->rejected, s->preemptions,
                 s->batch_mean, s->batch_max, s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3,
                 s->tpot[0] * 1e3, s->tpot[2] * 1e3, s->itl[2] * 1e3, s->kv_used_mean,
-                s->prefix_hits, s->prefix_lookups, s->saved_mean);
+                s->prefix_hits, s->prefix_lookups, s->saved_mean, s->saved_max_blocks);
     }
     fprintf(f, "\nRate is requests per simulated second; the clock advances by each model call's "
                "wall time. Files: serve.csv (these rows), requests.csv, steps.csv (KV used and "

@@ -304,6 +304,8 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
     sum->budget_bytes = su->budget_bytes;
     sum->max_seqs = o.max_seqs;
     sum->max_batch = sc.max_batch;
+    const size_t block_bytes =
+        (c->backend->flags & KVB_BACKEND_PAGED) ? (size_t)sc.block_tokens * sc.token_bytes : 0;
     uint64_t t0 = kvb_now_ns();
     r = kvb_sched_run(m, s, cache, &sc, w->req, w->n, res, st, msg, msg_len);
     sum->wall_s = (double)(kvb_now_ns() - t0) * 1e-9;
@@ -312,6 +314,7 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
         snprintf(msg, msg_len, "out of memory for the latency figures");
         r = KVB_STATUS_NO_MEMORY;
     }
+    if (block_bytes) sum->saved_max_blocks = sum->saved_max / (double)block_bytes;
     return r;
 }
 
@@ -335,8 +338,10 @@ void kvb_serve_write_row(FILE *f, const kvb_serve_case *c, const kvb_serve_summa
     const double *v[3] = {s->ttft, s->tpot, s->itl};
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) fprintf(f, ",%.6f", v[i][j]);
-    fprintf(f, ",%.5f,%.5f,%d,%d,%lld,%.0f,%.0f\n", s->kv_used_mean, s->kv_reserved_mean,
-            s->prefix_lookups, s->prefix_hits, s->prefix_tokens, s->saved_mean, s->saved_max);
+    fprintf(f, ",%.5f,%.5f,%d,%d,%.4f,%lld,%.0f,%.0f,%.1f\n", s->kv_used_mean, s->kv_reserved_mean,
+            s->prefix_lookups, s->prefix_hits,
+            s->prefix_lookups ? (double)s->prefix_hits / s->prefix_lookups : 0.0, s->prefix_tokens,
+            s->saved_mean, s->saved_max, s->saved_max_blocks);
 }
 
 void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate, const kvb_workload *w,

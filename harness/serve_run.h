@@ -90,6 +90,7 @@ typedef struct kvb_serve_summary {
     int prefix_lookups, prefix_hits;
     long long prefix_tokens;
     double saved_mean, saved_max; /* bytes forks did not store, over model calls */
+    double saved_max_blocks;      /* saved_max in a paged cache's blocks; 0 otherwise */
 } kvb_serve_summary;
 
 /* Serves w with case c: a cache as kvb_serve_plan says, the scheduler, the
@@ -105,7 +106,8 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
     "case,backend,dtype,mode,rate,requests,budget_bytes,max_seqs,max_batch,finished,rejected,"     \
     "preemptions,sim_s,wall_s,throughput_tok_s,batch_mean,batch_max,ttft_p50,ttft_p90,ttft_p99,"   \
     "tpot_p50,tpot_p90,tpot_p99,itl_p50,itl_p90,itl_p99,kv_used_mean,kv_reserved_mean,"            \
-    "prefix_lookups,prefix_hits,prefix_tokens,saved_mean_bytes,saved_max_bytes"
+    "prefix_lookups,prefix_hits,prefix_hit_rate,prefix_tokens,saved_mean_bytes,saved_max_bytes,"   \
+    "saved_max_blocks"
 #define KVB_SERVE_REQ_HEAD                                                                         \
     "case,rate,id,arrival_s,prompt,output,outcome,generated,first_s,finish_s,ttft_s,tpot_s,"       \
     "preemptions,prefix_hit_tokens"
