@@ -36,6 +36,7 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            $(sort $(wildcard impls/types/*.c impls/kernels/*.c impls/*.c)) \
            $(sort $(wildcard model/*.c)) \
            harness/ceiling.c harness/run.c harness/attend_bench.c harness/serve.c \
+           harness/sched.c harness/serve_run.c \
            harness/quality.c harness/ppl.c harness/topo.c harness/results.c \
            harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \
            analysis/report.c analysis/report_read.c analysis/report_plot.c analysis/report_ppl.c \
@@ -143,8 +144,9 @@ $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testlib.o $(BUILD)/libkv
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@
 
-# the decoder's two test binaries share a tiny model (tests/model_fixture.[ch])
-$(BUILD)/test_forward $(BUILD)/test_step: $(BUILD)/test_%: $(BUILD)/tests/test_%.o \
+# the decoder's test binaries and the scheduler's share a tiny model (tests/model_fixture.[ch])
+$(BUILD)/test_forward $(BUILD)/test_step $(BUILD)/test_sched: \
+  $(BUILD)/test_%: $(BUILD)/tests/test_%.o \
   $(BUILD)/tests/model_fixture.o $(BUILD)/tests/testlib.o $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS) -o $@

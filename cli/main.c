@@ -13,6 +13,9 @@
 #include <string.h>
 
 static kvb_command_fn cmd_version, cmd_help;
+/* cmd_serve_real.c's (cli.h is another's file) */
+kvb_command_fn kvb_cmd_serve_real;
+extern const kvb_cmd_spec kvb_serve_real_spec;
 
 static const kvb_cmd_spec version_spec = {
     .usage = "",
@@ -41,6 +44,8 @@ static const kvb_command commands[] = {
      "time attend alone across backends, block sizes and contexts", &kvb_attend_spec},
     {"serve-sim", KVB_CMD_SERVE, kvb_cmd_serve,
      "many sequences under one memory budget: utilization, fit, sharing", &kvb_serve_spec},
+    {"serve", KVB_CMD_SERVE_REAL, kvb_cmd_serve_real,
+     "requests through the model, continuous batching under one KV budget", &kvb_serve_real_spec},
     {"sweep", KVB_CMD_SWEEP, kvb_cmd_sweep,
      "a named product of runs, attend tables, quality and serving points", &kvb_sweep_spec},
     {"report", KVB_CMD_REPORT, kvb_cmd_report,

@@ -40,6 +40,10 @@ typedef struct kvb_opts {
     const char *lengths, *forks;
     int sequences, max_prompt, max_output, fork_n, no_attend;
     double budget_mb;
+    /* serve: the workload and the budget */
+    const char *kv_budget, *arrival, *rates, *prompt_len, *output_len, *trace, *prefix_cache;
+    double rate;
+    int requests, shared_prefix, max_batch;
     /* ppl */
     const char *text_file;
     int windows;

@@ -16,6 +16,7 @@
 #define INFO   KVB_CMD_INFO
 #define TOKENIZE KVB_CMD_TOKENIZE
 #define PPL    KVB_CMD_PPL
+#define REAL   KVB_CMD_SERVE_REAL
 #define OFF(f) offsetof(kvb_opts, f)
 
 /* clang-format off */
@@ -32,14 +33,16 @@ const kvb_flag kvb_opts_flags[] = {
              "type also gets KL, top-1 agreement and attend error against the f32 cache over the "
              "same tokens (quality.csv)",
      .off = OFF(dtypes)},
-    {.name = "--dtype", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_LIST, .def = "f32", .meta = "LIST",
+    {.name = "--dtype", .cmds = ATTEND | SERVE | REAL, .kind = KVB_FLAG_LIST, .def = "f32",
+     .meta = "LIST",
      .help = "storage types: f32,f16,bf16; q8,q4,q4_1,q2 for quant", .off = OFF(dtypes)},
     {.name = "--mode", .cmds = RUN, .kind = KVB_FLAG_LIST, .def = "grow", .meta = "LIST",
      .help = "contiguous allocation: grow (capacity doubles), prealloc (max-seq up front)",
      .off = OFF(modes)},
-    {.name = "--mode", .cmds = SERVE, .kind = KVB_FLAG_LIST, .def = "prealloc,grow", .meta = "LIST",
+    {.name = "--mode", .cmds = SERVE | REAL, .kind = KVB_FLAG_LIST, .def = "prealloc,grow",
+     .meta = "LIST",
      .help = "contiguous allocation: prealloc, grow", .off = OFF(modes)},
-    {.name = "--block", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_LIST, .def = "16",
+    {.name = "--block", .cmds = RUN | ATTEND | SERVE | REAL, .kind = KVB_FLAG_LIST, .def = "16",
      .meta = "LIST", .help = "paged block sizes in tokens, 1..256", .off = OFF(blocks)},
     {.name = "--pool-mb", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 1, .hi = 1ll << 40,
      .def_help = "room for the whole sequence", .meta = "N",
@@ -47,12 +50,12 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--pool-blocks", .cmds = RUN, .kind = KVB_FLAG_INT64, .lo = 1, .hi = 1ll << 40,
      .def_help = "room for the whole sequence", .meta = "N",
      .help = "paged pool size in blocks (or --pool-mb)", .off = OFF(pool_blocks)},
-    {.name = "--group", .cmds = RUN | ATTEND | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 8,
+    {.name = "--group", .cmds = RUN | ATTEND | SERVE | PPL | REAL, .kind = KVB_FLAG_INT, .lo = 8,
      .hi = 256,
      .def_help = "32, or the largest power of two from 8 dividing the head dimension when 32 "
                  "does not, said on stderr",
      .meta = "N", .help = "quant: values per scale, a power of two 8..256", .off = OFF(group)},
-    {.name = "--residual", .cmds = RUN | ATTEND | SERVE | PPL, .kind = KVB_FLAG_INT, .lo = 0,
+    {.name = "--residual", .cmds = RUN | ATTEND | SERVE | PPL | REAL, .kind = KVB_FLAG_INT, .lo = 0,
      .hi = 65536, .def_help = "128 for q2, else 0", .meta = "N",
      .help = "quant: newest tokens kept in f32", .off = OFF(residual)},
     {.name = "--window", .cmds = RUN | ATTEND | SERVE, .kind = KVB_FLAG_INT, .lo = 0,
@@ -80,7 +83,7 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(kernels)},
 
     /* the model */
-    {.name = "--preset", .cmds = RUN | EXPORT | SERVE | PPL, .kind = KVB_FLAG_STRING,
+    {.name = "--preset", .cmds = RUN | EXPORT | SERVE | PPL | REAL, .kind = KVB_FLAG_STRING,
      .def_help = "stories15m", .meta = "NAME", .help = "model shape, see 'kvbench list'",
      .off = OFF(preset)},
     {.name = "--preset", .cmds = ATTEND, .kind = KVB_FLAG_STRING, .def_help = "none: --heads, "
@@ -97,7 +100,7 @@ const kvb_flag kvb_opts_flags[] = {
              "or its directory) whose metadata gives the exact KV shape: layers, heads, KV "
              "heads, head dimension, context (no weights read)",
      .off = OFF(model)},
-    {.name = "--model", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_STRING, .meta = "PATH",
+    {.name = "--model", .cmds = RUN | EXPORT | PPL | REAL, .kind = KVB_FLAG_STRING, .meta = "PATH",
      .help = "a model's weights instead of seeded random ones, by what PATH holds: a GGUF file "
              "(llama; f32, f16, bf16, q8_0 tensors), a Hugging Face checkpoint directory or its "
              "config.json (safetensors, sharded or not), or a llama2.c .bin; GGUF and safetensors "
@@ -122,7 +125,7 @@ const kvb_flag kvb_opts_flags[] = {
      .meta = "N", .help = "dimension of one head", .off = OFF(head_dim)},
     {.name = "--vocab", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
      .def_help = "the preset's", .meta = "N", .help = "vocabulary size", .off = OFF(vocab)},
-    {.name = "--max-seq", .cmds = RUN | EXPORT, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
+    {.name = "--max-seq", .cmds = RUN | EXPORT | REAL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 24,
      .def_help = "the preset's or the checkpoint's", .meta = "N",
      .help = "positions the model holds; the one override a checkpoint takes",
      .off = OFF(max_seq)},
@@ -146,12 +149,13 @@ const kvb_flag kvb_opts_flags[] = {
      .meta = "N", .help = "weights and prompt seed", .off = OFF(seed)},
     {.name = "--seed", .cmds = EXPORT | PPL, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,
      .def = "1", .meta = "N", .help = "weights seed", .off = OFF(seed)},
-    {.name = "--matvec", .cmds = RUN | PPL, .kind = KVB_FLAG_STRING, .def = "auto", .meta = "NAME",
+    {.name = "--matvec", .cmds = RUN | PPL | REAL, .kind = KVB_FLAG_STRING, .def = "auto",
+     .meta = "NAME",
      .help = "the decode step's matrix-vector kernel: auto (the fastest that keeps x in f32), "
              "avx512-vnni (q8_0: x rounded to int8 per block, as llama.cpp), avx512, avx2, "
              "portable; matrices of types it lacks keep auto",
      .off = OFF(matvec)},
-    {.name = "--wtype", .cmds = RUN | EXPORT | PPL, .kind = KVB_FLAG_STRING, .def = "f32",
+    {.name = "--wtype", .cmds = RUN | EXPORT | PPL | REAL, .kind = KVB_FLAG_STRING, .def = "f32",
      .meta = "TYPE",
      .help = "stored type of the seeded random weights: f32, f16, bf16, q8_0 (GGUF's; needs "
              "dim, hidden and heads x head-dim in blocks of 32). The values are the f32 model's "
@@ -315,6 +319,65 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(dry_run)},
     {.name = "--dry-run", .cmds = ATTEND | SERVE, .kind = KVB_FLAG_SWITCH,
      .help = "check every flag and case, measure nothing", .off = OFF(dry_run)},
+
+    /* serve: requests through the model under one KV budget */
+    {.name = "--backend", .cmds = REAL, .kind = KVB_FLAG_LIST, .def = "contiguous,paged",
+     .meta = "LIST", .help = "backends that hold KV, served side by side on the same requests",
+     .off = OFF(backends)},
+    {.name = "--seed", .cmds = REAL, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX, .def = "1",
+     .meta = "N", .help = "weights, prompts, lengths and arrivals seed", .off = OFF(seed)},
+    {.name = "--kv-budget", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "64MiB",
+     .meta = "BYTES",
+     .help = "KV bytes every cache may hold, with KB, MB, GB (10^3) or KiB, MiB, GiB (2^10): a "
+             "paged pool's size, a prealloc cache's sequences, a grow cache's reserved bytes",
+     .off = OFF(kv_budget)},
+    {.name = "--arrival", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "poisson", .meta = "NAME",
+     .help = "poisson (at --rate), all (at time 0), trace (--trace's times and lengths)",
+     .off = OFF(arrival)},
+    {.name = "--rate", .cmds = REAL, .kind = KVB_FLAG_DOUBLE, .dlo = -1e12, .dhi = 1e12,
+     .def = "4", .meta = "R", .help = "Poisson arrivals per simulated second, above 0",
+     .off = OFF(rate)},
+    {.name = "--rates", .cmds = REAL, .kind = KVB_FLAG_LIST, .meta = "LIST",
+     .help = "several rates (instead of --rate): the same requests at each, one serve.csv row "
+             "per case and rate, and plots/serve.png of throughput against p99 TPOT",
+     .off = OFF(rates)},
+    {.name = "--requests", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1 << 20,
+     .def = "32", .meta = "N", .help = "requests (poisson, all)", .off = OFF(requests)},
+    {.name = "--prompt-len", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "16:64",
+     .meta = "N|A:B", .help = "each prompt's own tokens: fixed, or uniform in A..B (seeded)",
+     .off = OFF(prompt_len)},
+    {.name = "--output-len", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "16:64",
+     .meta = "N|A:B", .help = "tokens each request generates: fixed, or uniform in A..B",
+     .off = OFF(output_len)},
+    {.name = "--trace", .cmds = REAL, .kind = KVB_FLAG_STRING, .meta = "FILE",
+     .help = "--arrival trace's requests: CSV lines arrival_s,prompt,output (a header line "
+             "'arrival_s,...' and # comments are skipped)",
+     .off = OFF(trace)},
+    {.name = "--shared-prefix", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 0, .hi = 1 << 20,
+     .def = "0", .meta = "N",
+     .help = "every prompt starts with the same N seeded tokens (a system prompt)",
+     .off = OFF(shared_prefix)},
+    {.name = "--prefix-cache", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "off",
+     .meta = "on|off",
+     .help = "on: the shared prefix's whole blocks are prefilled once and forked (paged shares "
+             "the blocks, contiguous copies them)",
+     .off = OFF(prefix_cache)},
+    {.name = "--max-batch", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 4096, .def = "64",
+     .meta = "N", .help = "running requests at most (and the model's max-seq at most)",
+     .off = OFF(max_batch)},
+    {.name = "--threads", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
+     .meta = "N", .help = "OpenBLAS threads, the decode matvec's and attention threads",
+     .off = OFF(threads)},
+    {.name = "--out", .cmds = REAL, .kind = KVB_FLAG_STRING, .def_help = "results/<UTC>-serve",
+     .meta = "DIR",
+     .help = "result directory, must not exist: serve.csv, requests.csv, steps.csv, report.md, "
+             "plots/",
+     .off = OFF(out)},
+    {.name = "--quiet", .cmds = REAL, .kind = KVB_FLAG_SWITCH,
+     .help = "no progress lines on stderr", .off = OFF(quiet)},
+    {.name = "--dry-run", .cmds = REAL, .kind = KVB_FLAG_SWITCH,
+     .help = "check every flag, case and the budget, build no model, measure nothing",
+     .off = OFF(dry_run)},
 
     /* tokenize */
     {.name = "--tokenizer", .cmds = TOKENIZE, .kind = KVB_FLAG_STRING, .meta = "PATH",

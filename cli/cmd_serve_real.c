@@ -1,0 +1,458 @@
+/* cmd_serve_real.c: kvbench serve: requests through the real model with
+ * continuous batching under one KV budget, every cache case on the same
+ * requests, at one arrival rate or several; writes serve.csv, requests.csv,
+ * steps.csv, report.md and plots/ into a .partial directory renamed when
+ * complete. Every flag, the trace, the model's shape and the budget against
+ * one request are checked before the model is built. */
+#define _GNU_SOURCE /* gmtime_r */
+#include "cli.h"
+#include "opts.h"
+#include "../base/afile.h"
+#include "../harness/results.h"
+#include "../harness/serve_run.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+kvb_command_fn kvb_cmd_serve_real; /* main.c's table names it */
+extern const kvb_cmd_spec kvb_serve_real_spec;
+
+const kvb_cmd_spec kvb_serve_real_spec = {
+    .usage = "[flags]",
+    .intro = "Serves seeded requests through the model (--preset, --model) with continuous\n"
+             "batching: requests arrive (Poisson at --rate, all at once, or from a --trace),\n"
+             "are admitted first come first served while the --kv-budget holds, prefill their\n"
+             "prompt, then decode one greedy token per step in one batch; when a step would\n"
+             "pass the budget the newest request is preempted and later recomputed. Every\n"
+             "backend x storage type x mode (or block) serves the same requests under the same\n"
+             "budget. The clock is simulated: each model call advances it by its wall time.",
+    .epilogue =
+        "Columns: tok/s = output tokens per simulated second; batch = mean (max) sequences\n"
+        "per decode step; ttft, tpot, itl = time to first token, per output token and\n"
+        "between tokens (p50/p99, ms); kv = mean used / budget; saved = mean bytes the\n"
+        "prefix cache's forks did not store. docs/serving.md says more.",
+    .flags = kvb_opts_flags,
+};
+
+enum { MAX_CASES = 64 };
+
+/* "64MiB", "1.5GB", "1048576" into bytes */
+static int parse_bytes(const char *s, size_t *out)
+{
+    static const struct {
+        const char *sfx;
+        double mul;
+    } units[] = {
+        {"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
+        {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+    };
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    for (size_t i = 0; end != s && !errno && i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].sfx) == 0 && v * units[i].mul >= 1 && v * units[i].mul < 1e15) {
+            *out = (size_t)(v * units[i].mul);
+            return 0;
+        }
+    return kvb_usage_error("--kv-budget '%s': expected bytes from 1 with an optional KB, MB, GB, "
+                           "KiB, MiB or GiB",
+                           s);
+}
+
+/* "N" or "A:B" with 1 <= A <= B */
+static int parse_range(const char *flag, const char *s, int *lo, int *hi)
+{
+    long long a, b;
+    const char *colon = strchr(s, ':');
+    char first[32];
+    if (!colon) {
+        if (kvb_parse_int(flag, s, 1, 1 << 20, &a)) return KVB_EXIT_USAGE;
+        *lo = *hi = (int)a;
+        return 0;
+    }
+    snprintf(first, sizeof first, "%.*s", (int)(colon - s < 31 ? colon - s : 31), s);
+    if (kvb_parse_int(flag, first, 1, 1 << 20, &a) ||
+        kvb_parse_int(flag, colon + 1, a, 1 << 20, &b))
+        return KVB_EXIT_USAGE;
+    *lo = (int)a;
+    *hi = (int)b;
+    return 0;
+}
+
+/* the cases: backend x storage type x (mode, or block for a paged backend) */
+static int make_cases(const kvb_opts *c, int head_dim, kvb_serve_case *cs, int *n)
+{
+    const kvb_backend *backs[KVB_MAX_LIST];
+    kvb_dtype dts[KVB_MAX_LIST];
+    int nb, nd, nm, nk, blocks[KVB_MAX_LIST], mi[KVB_MAX_LIST], r;
+    static const char *const mode_names[] = {"grow", "prealloc"};
+    if ((r = kvb_opts_backends_dtypes(c, backs, &nb, dts, &nd)) != 0 ||
+        (r = kvb_parse_int_list("--block", c->blocks, 1, 256, blocks, &nk)) != 0 ||
+        (r = kvb_parse_enum_list("--mode", c->modes, mode_names, 2, mi, &nm)) != 0)
+        return r;
+    *n = 0;
+    for (int i = 0; i < nb; i++) {
+        if (backs[i]->flags & KVB_BACKEND_RECOMPUTE)
+            return kvb_usage_error("--backend %s holds no KV to serve from", backs[i]->name);
+        int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
+        for (int j = 0; j < nd; j++) {
+            if (!kvb_pair_wanted(backs[i], dts, nd, j)) continue;
+            for (int k = 0; k < (pg ? nk : nm) && *n < MAX_CASES; k++) {
+                kvb_serve_case *x = &cs[(*n)++];
+                x->backend = backs[i];
+                x->opt = (kvb_options){.dtype = dts[j],
+                                       .alloc = pg ? KVB_ALLOC_GROW : (kvb_alloc)mi[k],
+                                       .block_tokens = pg ? blocks[k] : 0,
+                                       .threads = c->threads};
+                kvb_opts_case(c, head_dim, KVB_KEY_AXIS_DEFAULT, &x->opt);
+                if (pg)
+                    snprintf(x->name, sizeof x->name, "%s/%s/bs%d", backs[i]->name,
+                             kvb_dtype_name(dts[j]), blocks[k]);
+                else
+                    snprintf(x->name, sizeof x->name, "%s/%s/%s", backs[i]->name,
+                             kvb_dtype_name(dts[j]), mode_names[mi[k]]);
+            }
+        }
+    }
+    if (*n == 0) return kvb_usage_error("no case: --backend and --dtype share no pair");
+    return 0;
+}
+
+/* the rates: --rates's list, or --rate */
+static int parse_rates(const kvb_opts *c, kvb_arrival arr, double *rates, int *n)
+{
+    *n = 1;
+    rates[0] = c->rate;
+    if (c->rates) {
+        char buf[1024], *items[KVB_MAX_LIST];
+        snprintf(buf, sizeof buf, "%s", c->rates);
+        if (kvb_split_list("--rates", buf, items, KVB_MAX_LIST, n)) return KVB_EXIT_USAGE;
+        for (int i = 0; i < *n; i++)
+            if (kvb_parse_double("--rates", items[i], -1e12, 1e12, &rates[i]))
+                return KVB_EXIT_USAGE;
+        if (arr != KVB_ARRIVAL_POISSON)
+            return kvb_usage_error("--rates needs --arrival poisson, not %s",
+                                   kvb_arrival_name(arr));
+    }
+    for (int i = 0; i < *n; i++)
+        if (!(rates[i] > 0))
+            return kvb_usage_error("%s %g: requests per simulated second must be above 0",
+                                   c->rates ? "--rates item" : "--rate", rates[i]);
+    return 0;
+}
+
+static void print_row(const kvb_serve_case *x, const kvb_serve_summary *s)
+{
+    printf("%-26s %6g %4d %4d %6d %5.1f(%3d) %9.1f %8.1f %8.1f %7.2f %7.2f %7.2f %5.3f %5d %9.0f\n",
+           x->name, s->rate, s->finished, s->rejected, s->preemptions, s->batch_mean, s->batch_max,
+           s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3, s->tpot[0] * 1e3, s->tpot[2] * 1e3,
+           s->itl[2] * 1e3, s->kv_used_mean, s->prefix_hits, s->saved_mean);
+    fflush(stdout);
+}
+
+/* report.md: the command, the workload and a table per run */
+static int write_report(const char *dir, const char *cmdline, const char *source,
+                        const kvb_workload_config *wc, size_t budget, const kvb_serve_case *cs,
+                        int n_cases, const kvb_serve_summary *sums, int n, char *msg,
+                        size_t msg_len)
+{
+    char path[KVB_PATH_MAX];
+    kvb_afile a;
+    snprintf(path, sizeof path, "%s/report.md", dir);
+    if (kvb_afile_open(&a, path, msg, msg_len)) return -1;
+    FILE *f = a.f;
+    fprintf(f,
+            "# kvbench serve\n\n`%s`\n\nModel %s; KV budget %zu bytes (%.1f MiB); arrivals %s; "
+            "prompts %d..%d own tokens after a shared prefix of %d; outputs %d..%d tokens.\n\n",
+            cmdline, source, budget, budget / 1048576.0, kvb_arrival_name(wc->arrival),
+            wc->prompt_lo, wc->prompt_hi, wc->shared_prefix, wc->output_lo, wc->output_hi);
+    fprintf(f, "| case | rate | finished | rejected | preempted | seqs/step mean (max) | "
+               "tok/s | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | KV used | "
+               "prefix hits | saved bytes mean (max blocks) "
+               "|\n|---|---|---|---|---|---|---|---|---|---|---|"
+               "---|---|\n");
+    for (int i = 0; i < n; i++) {
+        const kvb_serve_summary *s = &sums[i];
+        fprintf(f,
+                "| %s | %g | %d | %d | %d | %.1f (%d) | %.1f | %.1f / %.1f | %.2f / %.2f | "
+                "%.2f | %.3f | %d/%d | %.0f (%.0f) |\n",
+                cs[i % n_cases].name, s->rate, s->finished, s->rejected, s->preemptions,
+                s->batch_mean, s->batch_max, s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3,
+                s->tpot[0] * 1e3, s->tpot[2] * 1e3, s->itl[2] * 1e3, s->kv_used_mean,
+                s->prefix_hits, s->prefix_lookups, s->saved_mean, s->saved_max_blocks);
+    }
+    fprintf(f, "\nRate is requests per simulated second; the clock advances by each model call's "
+               "wall time. Files: serve.csv (these rows), requests.csv, steps.csv (KV used and "
+               "reserved after every model call); docs/serving.md explains each figure.\n");
+    return kvb_afile_commit(&a, msg, msg_len) ? -1 : 0;
+}
+
+/* plots/serve.gp and serve.dat: throughput against p99 TPOT, a line per case
+ * over the rates; drawn as serve.png when gnuplot is on PATH */
+static int write_plot(const char *dir, const kvb_serve_case *cs, const kvb_serve_summary *sums,
+                      int n_cases, int n_rates, char *msg, size_t msg_len)
+{
+    char pdir[KVB_PATH_MAX], path[KVB_PATH_MAX];
+    snprintf(pdir, sizeof pdir, "%s/plots", dir);
+    if (mkdir(pdir, 0777) != 0 && errno != EEXIST) {
+        snprintf(msg, msg_len, "cannot create '%s': %s", pdir, strerror(errno));
+        return -1;
+    }
+    kvb_afile d, g;
+    snprintf(path, sizeof path, "%s/serve.dat", pdir);
+    if (kvb_afile_open(&d, path, msg, msg_len)) return -1;
+    for (int k = 0; k < n_cases; k++) {
+        fprintf(d.f, "%s\"%s\"\n# rate tpot_p99_ms throughput_tok_s\n", k ? "\n\n" : "",
+                cs[k].name);
+        for (int r = 0; r < n_rates; r++) {
+            const kvb_serve_summary *s = &sums[r * n_cases + k];
+            fprintf(d.f, "%g %.4f %.3f\n", s->rate, s->tpot[2] * 1e3, s->throughput);
+        }
+    }
+    if (kvb_afile_commit(&d, msg, msg_len)) return -1;
+    snprintf(path, sizeof path, "%s/serve.gp", pdir);
+    if (kvb_afile_open(&g, path, msg, msg_len)) return -1;
+    fprintf(g.f,
+            "# gnuplot serve.gp (in this folder): serve.png\n"
+            "set terminal pngcairo size 900,600 noenhanced\nset output 'serve.png'\n"
+            "set title 'kvbench serve: throughput against p99 TPOT over arrival rates'\n"
+            "set xlabel 'p99 time per output token (ms)'\n"
+            "set ylabel 'throughput (output tokens / simulated s)'\nset key outside right\n"
+            "set grid\nplot for [i=0:%d] 'serve.dat' index i using 2:3 with linespoints "
+            "title columnheader(1)\n",
+            n_cases - 1);
+    if (kvb_afile_commit(&g, msg, msg_len)) return -1;
+    char cmd[KVB_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot serve.gp >/dev/null 2>&1", pdir);
+    if (strchr(pdir, '\'') || system(cmd) != 0)
+        fprintf(stderr,
+                "kvbench: plots/serve.png not drawn (gnuplot missing or failed); "
+                "run gnuplot serve.gp in '%s'\n",
+                pdir);
+    return 0;
+}
+
+/* the result directory: --out, or results/<UTC>-serve; must not exist */
+static int choose_out(const kvb_opts *c, char *dir, size_t n, char *partial, size_t pn)
+{
+    struct stat sb;
+    if (c->out)
+        snprintf(dir, n, "%s", c->out);
+    else {
+        char stamp[64];
+        time_t now = time(NULL);
+        struct tm tmv;
+        gmtime_r(&now, &tmv);
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tmv);
+        if (mkdir("results", 0777) != 0 && errno != EEXIST)
+            return kvb_usage_error("cannot create 'results/': %s", strerror(errno));
+        snprintf(dir, n, "results/%s-serve", stamp);
+    }
+    kvb_partial_name(dir, partial, pn);
+    if (lstat(dir, &sb) == 0)
+        return kvb_usage_error("output '%s' exists: kvbench never overwrites a run; choose "
+                               "another --out",
+                               dir);
+    if (lstat(partial, &sb) == 0)
+        return kvb_usage_error("'%s' exists: an earlier run into it was interrupted; remove it",
+                               partial);
+    return 0;
+}
+
+typedef struct out_files {
+    kvb_afile f[3]; /* serve.csv, requests.csv, steps.csv */
+    int open;
+} out_files;
+
+static int open_files(out_files *o, const char *dir, char *msg, size_t msg_len)
+{
+    static const char *const names[3] = {"serve.csv", "requests.csv", "steps.csv"};
+    static const char *const heads[3] = {KVB_SERVE_REAL_HEAD, KVB_SERVE_REQ_HEAD,
+                                         KVB_SERVE_STEP_HEAD};
+    for (o->open = 0; o->open < 3; o->open++) {
+        char path[KVB_PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, names[o->open]);
+        if (kvb_afile_open(&o->f[o->open], path, msg, msg_len)) return -1;
+        fprintf(o->f[o->open].f, "%s\n", heads[o->open]);
+    }
+    return 0;
+}
+
+static int close_files(out_files *o, int ok, char *msg, size_t msg_len)
+{
+    int rc = ok ? 0 : -1;
+    for (int i = 0; i < o->open; i++)
+        if (rc)
+            kvb_afile_abort(&o->f[i]);
+        else if (kvb_afile_commit(&o->f[i], msg, msg_len))
+            rc = -1;
+    o->open = 0;
+    return rc;
+}
+
+/* Every case at every rate; rows printed and written as they finish. */
+static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st, kvb_workload_config *wc,
+                     const double *rates, int n_rates, const kvb_serve_case *cs, int n_cases,
+                     const kvb_serve_setup *su, kvb_serve_summary *sums, out_files *of, char *msg,
+                     size_t msg_len)
+{
+    int failed = 0;
+    for (int ri = 0; ri < n_rates; ri++) {
+        wc->rate = rates[ri];
+        kvb_workload w;
+        if (kvb_workload_make(wc, &w, msg, msg_len) != KVB_STATUS_OK) return -1;
+        double rate = wc->arrival == KVB_ARRIVAL_POISSON ? rates[ri] : 0;
+        kvb_req_result *res = calloc((size_t)w.n, sizeof *res);
+        for (int k = 0; res && k < n_cases; k++) {
+            kvb_serve_summary *s = &sums[ri * n_cases + k];
+            kvb_sched_stats sst;
+            if (!c->quiet)
+                fprintf(stderr, "serve: %s at rate %g: %d requests...\n", cs[k].name, rate, w.n);
+            kvb_status r =
+                kvb_serve_case_run(m, st, &cs[k], su, &w, rate, s, res, &sst, msg, msg_len);
+            if (r != KVB_STATUS_OK) {
+                fprintf(stderr, "kvbench: %s failed: %s\n", cs[k].name, msg);
+                failed = 1;
+            } else {
+                print_row(&cs[k], s);
+                kvb_serve_write_row(of->f[0].f, &cs[k], s);
+                kvb_serve_write_requests(of->f[1].f, &cs[k], rate, &w, res);
+                kvb_serve_write_steps(of->f[2].f, &cs[k], rate, &sst);
+            }
+            kvb_sched_free(res, w.n, &sst);
+        }
+        if (!res) snprintf(msg, msg_len, "out of memory for %d requests", w.n);
+        free(res);
+        kvb_workload_free(&w);
+        if (!res) return -1;
+    }
+    return failed;
+}
+
+int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, char **argv)
+{
+    kvb_opts c;
+    int r = kvb_opts_parse(cli, self, argc, argv, &c);
+    if (r) return r < 0 ? 0 : r;
+    static const char *const arr_names[] = {"poisson", "all", "trace"};
+    static const char *const pc_names[] = {"off", "on"};
+    int arr, pc, n1;
+    size_t budget = 0;
+    if ((r = kvb_parse_enum_list("--arrival", c.arrival, arr_names, 3, &arr, &n1)) != 0 ||
+        (r = kvb_parse_enum_list("--prefix-cache", c.prefix_cache, pc_names, 2, &pc, &n1)) != 0 ||
+        (r = parse_bytes(c.kv_budget, &budget)) != 0)
+        return r;
+    kvb_workload_config wc = {.arrival = (kvb_arrival)arr,
+                              .n_requests = c.requests,
+                              .shared_prefix = c.shared_prefix,
+                              .seed = (uint64_t)c.seed,
+                              .trace = c.trace};
+    double rates[KVB_MAX_LIST];
+    int n_rates, n_cases;
+    if ((r = parse_rates(&c, wc.arrival, rates, &n_rates)) != 0 ||
+        (r = parse_range("--prompt-len", c.prompt_len, &wc.prompt_lo, &wc.prompt_hi)) != 0 ||
+        (r = parse_range("--output-len", c.output_len, &wc.output_lo, &wc.output_hi)) != 0)
+        return r;
+    if ((wc.arrival == KVB_ARRIVAL_TRACE) != (c.trace != NULL))
+        return kvb_usage_error(c.trace ? "--trace '%s' needs --arrival trace"
+                                       : "--arrival trace needs --trace FILE%s",
+                               c.trace ? c.trace : "");
+    if (pc && c.shared_prefix == 0)
+        return kvb_usage_error("--prefix-cache on needs --shared-prefix N: nothing to share");
+    kvb_model_config mc;
+    const char *source = NULL;
+    if ((r = kvb_opts_model_config(&c, &mc, &source)) != 0) return r;
+    kvb_serve_case cs[MAX_CASES];
+    if ((r = make_cases(&c, mc.head_dim, cs, &n_cases)) != 0) return r;
+    int any_quant = 0;
+    for (int k = 0; k < n_cases; k++) any_quant |= kvb_dtype_is_quant(cs[k].opt.dtype);
+    kvb_opts_note_group(&c, mc.head_dim, any_quant);
+    wc.vocab = mc.vocab_size;
+    char msg[2 * KVB_PATH_MAX + 256];
+    /* the requests once here: the trace and the lengths are checked before any work */
+    kvb_workload w0;
+    wc.rate = rates[0];
+    kvb_status ws = kvb_workload_make(&wc, &w0, msg, sizeof msg);
+    if (ws != KVB_STATUS_OK)
+        return ws == KVB_STATUS_NO_MEMORY ? KVB_EXIT_FAIL : kvb_usage_error("%s", msg);
+    int max_len = w0.max_len;
+    kvb_workload_free(&w0);
+    if (max_len > mc.max_seq)
+        return kvb_usage_error("the longest request holds %d tokens (prompt + output), past the "
+                               "model's max-seq %d: shorten them or raise --max-seq",
+                               max_len, mc.max_seq);
+    kvb_serve_setup su = {budget, c.max_batch, pc};
+    kvb_shape sh = kvb_model_kv_shape(&mc);
+    sh.max_seq = max_len;
+    for (int k = 0; k < n_cases; k++) {
+        kvb_options o;
+        kvb_sched_config sc;
+        char why[256];
+        if (kvb_serve_plan(&mc, &cs[k], &su, max_len, mc.max_seq, &o, &sc, msg, sizeof msg) !=
+            KVB_STATUS_OK)
+            return kvb_usage_error("%s", msg);
+        if (kvb_backend_supports(cs[k].backend, &sh, &o, why, sizeof why) != KVB_STATUS_OK)
+            return kvb_usage_error("%s: %s", cs[k].name, why);
+    }
+    char dir[KVB_PATH_MAX], partial[KVB_PATH_MAX + 16];
+    if ((r = choose_out(&c, dir, sizeof dir, partial, sizeof partial)) != 0) return r;
+    if (c.dry_run) {
+        printf("dry run: %d case%s x %d rate%s, model %s, budget %zu bytes; flags valid, nothing "
+               "measured\n",
+               n_cases, n_cases == 1 ? "" : "s", n_rates, n_rates == 1 ? "" : "s", source, budget);
+        return 0;
+    }
+    if (mkdir(partial, 0777) != 0)
+        return kvb_usage_error("cannot create '%s': %s", partial, strerror(errno));
+    kvb_model m = {0};
+    kvb_state st = {0};
+    out_files of = {0};
+    kvb_serve_summary *sums = calloc((size_t)n_rates * n_cases, sizeof *sums);
+    int rc = 0, kept = 0;
+    if (!sums || (rc = kvb_opts_build_model(&c, &mc, &m)) != 0) {
+        rc = rc ? rc : KVB_EXIT_FAIL;
+        goto done;
+    }
+    if (kvb_state_init(&st, &m.cfg, c.threads) != KVB_STATUS_OK ||
+        kvb_state_set_matvec(&st, &m, c.matvec, msg, sizeof msg) != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: %s\n", st.X ? msg : "out of memory for activations");
+        rc = KVB_EXIT_FAIL;
+        goto done;
+    }
+    openblas_set_num_threads(c.threads);
+    printf("serve: model %s, KV budget %zu bytes, %s arrivals, max %d tokens per request\n", source,
+           budget, kvb_arrival_name(wc.arrival), max_len);
+    printf("%-26s %6s %4s %4s %6s %10s %9s %8s %8s %7s %7s %7s %5s %5s %9s\n", "case", "rate",
+           "fin", "rej", "preempt", "batch(max)", "tok/s", "ttft50", "ttft99", "tpot50", "tpot99",
+           "itl99", "kv", "hits", "saved_B");
+    int failed = open_files(&of, partial, msg, sizeof msg)
+                     ? -1
+                     : serve_all(&c, &m, &st, &wc, rates, n_rates, cs, n_cases, &su, sums, &of, msg,
+                                 sizeof msg);
+    if (failed < 0 || close_files(&of, 1, msg, sizeof msg) ||
+        write_report(partial, cli->cmdline, source, &wc, budget, cs, n_cases, sums,
+                     n_rates * n_cases, msg, sizeof msg) ||
+        write_plot(partial, cs, sums, n_cases, n_rates, msg, sizeof msg) ||
+        kvb_partial_publish(partial, dir, msg, sizeof msg)) {
+        fprintf(stderr, "kvbench: %s; what was written stays in '%s'\n", msg, partial);
+        kept = 1;
+        rc = KVB_EXIT_FAIL;
+        goto done;
+    }
+    kept = 1;
+    printf("results: %s\n", dir);
+    rc = failed ? KVB_EXIT_FAIL : 0;
+done:
+    close_files(&of, 0, msg, sizeof msg);
+    if (!kept) kvb_rmtree(partial);
+    free(sums);
+    kvb_state_free(&st);
+    kvb_model_free(&m);
+    return rc;
+}

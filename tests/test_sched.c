@@ -1,0 +1,274 @@
+/* test_sched.c: the continuous-batching scheduler (harness/sched.h) on the
+ * tiny model of model_fixture.h, with budgets small enough to force
+ * preemption: after every model call the budget holds, every request ends
+ * exactly once with its whole output, a preempted and resumed request's greedy
+ * tokens equal an uninterrupted decode's, a prefix-shared request's equal its
+ * unshared twin's, and a planted bug (no budget check) is caught. The clock
+ * advances by a fixed cost per call: nothing here depends on timing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness/sched.h"
+#include "model_fixture.h"
+#include "testlib.h"
+
+enum { N_REQ = 8, PROMPT_MAX = 12, SHARED = 8 };
+
+typedef struct workload {
+    kvb_request req[N_REQ];
+    int prompt[N_REQ][PROMPT_MAX]; /* [request][token] */
+} workload;
+
+/* prompts of 3..10 tokens, outputs of 4..13, arriving two per simulated
+ * second; shared > 0 gives every prompt the same first `shared` tokens */
+static void make_workload(workload *w, int vocab, int shared)
+{
+    for (int i = 0; i < N_REQ; i++) {
+        int P = shared ? shared + 1 + i % 3 : 3 + (i * 5) % 8;
+        kvbt_seeded_tokens(w->prompt[i], P, vocab, 100 + (uint64_t)i);
+        if (shared) kvbt_seeded_tokens(w->prompt[i], shared, vocab, 7);
+        w->req[i] = (kvb_request){.id = i,
+                                  .arrival_s = 0.5 * i,
+                                  .prompt_len = P,
+                                  .output_len = 4 + (i * 5) % 10,
+                                  .prefix_len = shared,
+                                  .prompt = w->prompt[i]};
+    }
+}
+
+/* the uninterrupted greedy decode of q alone: prompt through the cache, then
+ * one step per token */
+static void reference_tokens(const kvb_model *m, kvb_state *s, const kvb_request *q, int *out)
+{
+    kvb_cache *c = kvbt_model_cache(m, "contiguous", KVB_DTYPE_F32);
+    assert_int_equal(kvb_forward_seq_cached(m, s, c, 0, q->prompt, q->prompt_len, 0, NULL, NULL),
+                     KVB_STATUS_OK);
+    for (int j = 0; j < q->output_len; j++) {
+        out[j] = kvb_argmax(s->logits, m->cfg.vocab_size);
+        if (j + 1 < q->output_len)
+            assert_int_equal(kvb_forward_token(m, s, c, 0, out[j], q->prompt_len + j, NULL),
+                             KVB_STATUS_OK);
+    }
+    kvb_cache_destroy(c);
+}
+
+typedef struct serve_case {
+    const char *backend;
+    kvb_alloc alloc;
+    int max_batch, prefix_slots;
+    size_t budget;
+} serve_case;
+
+static kvb_cache *case_cache(const kvb_model *m, const serve_case *sc)
+{
+    kvb_shape sh = kvb_model_kv_shape(&m->cfg);
+    kvb_options o = {.dtype = KVB_DTYPE_F32,
+                     .alloc = sc->alloc,
+                     .max_seqs = sc->max_batch + sc->prefix_slots,
+                     .block_tokens = 4};
+    if (strcmp(sc->backend, "paged") == 0) o.pool_bytes = sc->budget;
+    kvb_cache *c = NULL;
+    char msg[256];
+    if (kvb_cache_create(&c, kvb_backend_find(sc->backend), &sh, &o, msg, sizeof msg) !=
+        KVB_STATUS_OK)
+        fail_msg("cache %s: %s", sc->backend, msg);
+    return c;
+}
+
+static size_t token_bytes(const kvb_model *m)
+{
+    return 2 * (size_t)m->cfg.n_layers * m->cfg.n_kv_heads * m->cfg.head_dim * sizeof(float);
+}
+
+/* The first broken invariant of a finished run, or NULL. */
+static const char *violation(const serve_case *sc, const workload *w, const kvb_req_result *res,
+                             const kvb_sched_stats *st, char *buf, size_t n)
+{
+    for (int i = 0; i < st->n_steps; i++)
+        if (st->steps[i].reserved > sc->budget) {
+            snprintf(buf, n, "step %d: reserved %zu over the budget %zu", i, st->steps[i].reserved,
+                     sc->budget);
+            return buf;
+        }
+    if (st->finished + st->rejected != N_REQ) {
+        snprintf(buf, n, "%d finished + %d rejected of %d requests", st->finished, st->rejected,
+                 N_REQ);
+        return buf;
+    }
+    for (int i = 0; i < N_REQ; i++)
+        if (res[i].outcome != KVB_REQ_OUTCOME_FINISHED || res[i].n_out != w->req[i].output_len) {
+            snprintf(buf, n, "request %d: outcome %d with %d of %d tokens", i, res[i].outcome,
+                     res[i].n_out, w->req[i].output_len);
+            return buf;
+        }
+    return NULL;
+}
+
+static void run_case(const kvb_model *m, kvb_state *s, const serve_case *sc, const workload *w,
+                     kvb_sched_bug bug, kvb_req_result *res, kvb_sched_stats *st)
+{
+    kvb_cache *c = case_cache(m, sc);
+    kvb_sched_config cfg = {.max_batch = sc->max_batch,
+                            .prefix_slots = sc->prefix_slots,
+                            .block_tokens = 4,
+                            .budget_bytes = sc->budget,
+                            .token_bytes = token_bytes(m),
+                            .step_cost_s = 0.25,
+                            .bug = bug,
+                            .reserve_tokens = sc->alloc == KVB_ALLOC_PREALLOC ? m->cfg.max_seq : 0};
+    if (strcmp(sc->backend, "paged") == 0) cfg.reserve_tokens = 0;
+    char msg[256];
+    kvb_status r = kvb_sched_run(m, s, c, &cfg, w->req, N_REQ, res, st, msg, sizeof msg);
+    if (r != KVB_STATUS_OK) fail_msg("%s: %s", sc->backend, msg);
+    kvb_cache_destroy(c);
+}
+
+typedef struct fixture {
+    kvb_model_config mc;
+    kvb_model m;
+    kvb_state s;
+    workload w;
+    int ref[N_REQ][24]; /* [request][output token]: each decoded alone */
+} fixture;
+
+static void fixture_init(fixture *f, uint64_t seed, int shared)
+{
+    f->mc = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
+    f->m = kvbt_tiny_model(&f->mc, seed, KVB_WTYPE_F32);
+    assert_int_equal(kvb_state_init(&f->s, &f->mc, 1), KVB_STATUS_OK);
+    make_workload(&f->w, f->mc.vocab_size, shared);
+    for (int i = 0; i < N_REQ; i++) reference_tokens(&f->m, &f->s, &f->w.req[i], f->ref[i]);
+}
+
+static void fixture_free(fixture *f)
+{
+    kvb_state_free(&f->s);
+    kvb_model_free(&f->m);
+}
+
+/* One case served and judged: the invariants, and every token against the
+ * request decoded alone. */
+static void serve_checked(fixture *f, const serve_case *sc, kvb_req_result *res,
+                          kvb_sched_stats *st)
+{
+    run_case(&f->m, &f->s, sc, &f->w, KVB_SCHED_BUG_NONE, res, st);
+    char buf[256];
+    const char *v = violation(sc, &f->w, res, st, buf, sizeof buf);
+    if (v) fail_msg("%s/%s: %s", sc->backend, kvb_alloc_name(sc->alloc), v);
+    for (int i = 0; i < N_REQ; i++)
+        for (int j = 0; j < f->w.req[i].output_len; j++)
+            if (res[i].tokens[j] != f->ref[i][j])
+                fail_msg("%s: request %d (preempted %d times, prefix hit %d tokens) token %d: "
+                         "%d, alone %d",
+                         sc->backend, i, res[i].preemptions, res[i].prefix_hit_tokens, j,
+                         res[i].tokens[j], f->ref[i][j]);
+}
+
+/* budgets of 20 (paged) and 32 (grow) tokens for requests of up to 22 positions:
+ * a few run at once, and growing ones push the newest out */
+static void test_budget_and_resume(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 3, 0);
+    const size_t tb = token_bytes(&f.m);
+    const serve_case cases[] = {
+        {"paged", KVB_ALLOC_GROW, 6, 0, 20 * tb},
+        {"contiguous", KVB_ALLOC_GROW, 6, 0, 32 * tb},
+        {"contiguous", KVB_ALLOC_PREALLOC, 2, 0, 2 * 24 * tb},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        kvb_req_result res[N_REQ];
+        kvb_sched_stats st;
+        serve_checked(&f, &cases[k], res, &st);
+        int resumed = 0;
+        for (int i = 0; i < N_REQ; i++) resumed += res[i].preemptions > 0;
+        print_message("%s/%s: %d steps, %d preemptions (%d requests resumed), end %.2f s\n",
+                      cases[k].backend, kvb_alloc_name(cases[k].alloc), st.n_steps, st.preemptions,
+                      resumed, st.end_s);
+        if (cases[k].alloc == KVB_ALLOC_GROW && resumed == 0)
+            fail_msg("%s: the budget forced no preemption: the test checks nothing",
+                     cases[k].backend);
+        kvb_sched_free(res, N_REQ, &st);
+    }
+    fixture_free(&f);
+}
+
+/* every prompt starts with the same 8 tokens (two blocks of 4): later
+ * requests fork the prefix entry and prefill only their rest */
+static void test_prefix_twins(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 5, SHARED);
+    const size_t tb = token_bytes(&f.m);
+    const serve_case cases[] = {
+        {"paged", KVB_ALLOC_GROW, 4, 1, 64 * tb},
+        {"contiguous", KVB_ALLOC_GROW, 4, 1, 160 * tb},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        kvb_req_result res[N_REQ];
+        kvb_sched_stats st;
+        serve_checked(&f, &cases[k], res, &st);
+        size_t saved = 0;
+        for (int i = 0; i < st.n_steps; i++)
+            if (st.steps[i].seq_used > st.steps[i].used + saved)
+                saved = st.steps[i].seq_used - st.steps[i].used;
+        print_message("%s prefix: %d hits of %d lookups, most bytes saved %zu\n", cases[k].backend,
+                      st.prefix_hits, st.prefix_lookups, saved);
+        assert_true(st.prefix_hits >= N_REQ - 2);
+        /* paged forks share the prefix's blocks; contiguous ones copy them */
+        if (strcmp(cases[k].backend, "paged") == 0)
+            assert_true(saved >= SHARED * tb);
+        else
+            assert_int_equal(saved, 0);
+        kvb_sched_free(res, N_REQ, &st);
+    }
+    fixture_free(&f);
+}
+
+/* A scheduler that skips its budget checks must be caught by the same
+ * checks; requests too long for the cache are rejected, never lost. */
+static void test_planted_bug_and_reject(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 3, 0);
+    kvb_model *m = &f.m;
+    kvb_state *s = &f.s;
+    workload w = f.w;
+    const serve_case sc = {"contiguous", KVB_ALLOC_GROW, 6, 0, 40 * token_bytes(m)};
+    kvb_req_result res[N_REQ];
+    kvb_sched_stats st;
+    run_case(m, s, &sc, &w, KVB_SCHED_BUG_NO_BUDGET, res, &st);
+    char buf[256];
+    const char *v = violation(&sc, &w, res, &st, buf, sizeof buf);
+    if (!v) fail_msg("a scheduler without budget checks went unnoticed");
+    print_message("planted bug caught: %s\n", v);
+    kvb_sched_free(res, N_REQ, &st);
+
+    w.req[3].output_len = 20; /* 20 + its prompt pass the 24 positions */
+    run_case(m, s, &sc, &w, KVB_SCHED_BUG_NONE, res, &st);
+    assert_int_equal(res[3].outcome, KVB_REQ_OUTCOME_REJECTED);
+    assert_int_equal(st.finished, N_REQ - 1);
+    assert_int_equal(st.rejected, 1);
+    kvb_sched_free(res, N_REQ, &st);
+    fixture_free(&f);
+}
+
+int main(int argc, char **argv)
+{
+    static const kvbt_test all[] = {
+        {"budget_and_resume", test_budget_and_resume, 0},
+        {"prefix_twins", test_prefix_twins, 0},
+        {"planted_bug_and_reject", test_planted_bug_and_reject, 0},
+    };
+    return kvbt_main(argc, argv, "sched", all, KVBT_COUNT(all));
+}
