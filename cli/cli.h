@@ -40,7 +40,7 @@ kvb_command_fn kvb_cmd_run, kvb_cmd_attend, kvb_cmd_serve, kvb_cmd_export, kvb_c
 extern const kvb_cmd_spec kvb_run_spec, kvb_attend_spec, kvb_serve_spec, kvb_export_spec,
     kvb_info_spec, kvb_list_spec, kvb_sweep_spec, kvb_report_spec, kvb_merge_spec,
     kvb_compare_spec, kvb_tokenize_spec;
-kvb_command_fn kvb_cmd_ppl;
-extern const kvb_cmd_spec kvb_ppl_spec;
+kvb_command_fn kvb_cmd_ppl, kvb_cmd_serve_real;
+extern const kvb_cmd_spec kvb_ppl_spec, kvb_serve_real_spec;
 
 #endif

@@ -20,8 +20,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-kvb_command_fn kvb_cmd_serve_real; /* main.c's table names it */
-extern const kvb_cmd_spec kvb_serve_real_spec;
 
 const kvb_cmd_spec kvb_serve_real_spec = {
     .usage = "[flags]",

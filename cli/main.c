@@ -14,8 +14,6 @@
 
 static kvb_command_fn cmd_version, cmd_help;
 /* cmd_serve_real.c's (cli.h is another's file) */
-kvb_command_fn kvb_cmd_serve_real;
-extern const kvb_cmd_spec kvb_serve_real_spec;
 
 static const kvb_cmd_spec version_spec = {
     .usage = "",
