@@ -7,6 +7,9 @@
  * tree (a row left over takes the same tree, so a pool split changes no bit);
  * each row prefetches PF bytes ahead. q8_0: a block's 32 codes sign-extended
  * 8 at a time, sum(q*x) per block, then d (broadcast as f16) by one FMA.
+ * B vectors (kvb_matvecn_fn): one row at a time against up to 8 vectors (8
+ * accumulators of the 16 registers), each 8 weights loaded and converted once
+ * (q8_0 as d * q) and FMA'd against every vector; B in passes of 8, 4, 2, 1.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -121,6 +124,56 @@ static KVB_AVX2 void mv_q8_0(const void *w, int in, const float *x, float *y, in
     for (; r < r1; r++) q8_rows(1, w, rb, in, x, y, r);
 }
 
+/* 8 weights of a row from element e on, as f32, for every type: q8_0 as d * q */
+static KVB_INLINE2 KVB_AVX2 __m256 load_wn(const int wt, const char *row, int e)
+{
+    if (wt != KVB_WTYPE_Q8_0) return load_w(wt, row, e);
+    const uint8_t *b = (const uint8_t *)row + (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
+    int16_t h;
+    memcpy(&h, b, 2);
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16(h)), q8_eight(b, (e / 8) & 3));
+}
+
+/* one row against NB (1, 2, 4, 8) vectors x [NB][in] into y[b * ldy] */
+static KVB_INLINE2 KVB_AVX2 void n_row(const int wt, const int NB, const char *row, int in,
+                                       const float *x, float *y, int ldy)
+{
+    __m256 acc[8];
+    for (int b = 0; b < NB; b++) acc[b] = _mm256_setzero_ps();
+    for (int e = 0; e < in; e += 8) {
+        _mm_prefetch(row + kvb_wrow_offset((kvb_wtype)wt, e) + PF, _MM_HINT_T0);
+        __m256 wv = load_wn(wt, row, e);
+        for (int b = 0; b < NB; b++)
+            acc[b] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)b * in + e), acc[b]);
+    }
+    for (int b = 0; b < NB; b++)
+        y[(size_t)b * ldy] = _mm_cvtss_f32(reduce4_avx2(acc[b], acc[b], acc[b], acc[b]));
+}
+
+static KVB_INLINE2 KVB_AVX2 void densen(const int wt, const void *w, int in, int B,
+                                        const float *x, float *y, int ldy, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes((kvb_wtype)wt, in);
+    for (int r = r0; r < r1; r++) {
+        const char *row = (const char *)w + (size_t)r * rb;
+        int b = 0;
+        for (; B - b >= 8; b += 8)
+            n_row(wt, 8, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
+        /* NB a constant in each call, so the accumulators stay in registers */
+        if (B - b >= 4) {
+            n_row(wt, 4, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
+            b += 4;
+        }
+        if (B - b >= 2) {
+            n_row(wt, 2, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
+            b += 2;
+        }
+        if (B - b >= 1) n_row(wt, 1, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
+    }
+}
+
+KVB_MATVECN_ROWS(KVB_AVX2, densen)
+
 static int usable_avx2(void)
 {
     __builtin_cpu_init();
@@ -135,8 +188,8 @@ static int usable_avx2(void) { return 0; }
 #endif
 
 const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_WTYPE_COUNT] = {
-    {"avx2", KVB_WTYPE_F32, 8, 0, usable_avx2, MV(mv_f32)},
-    {"avx2", KVB_WTYPE_F16, 8, 0, usable_avx2, MV(mv_f16)},
-    {"avx2", KVB_WTYPE_BF16, 8, 0, usable_avx2, MV(mv_bf16)},
-    {"avx2", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, usable_avx2, MV(mv_q8_0)},
+    {"avx2", KVB_WTYPE_F32, 8, 0, usable_avx2, MV(mv_f32), MV(mvn_f32)},
+    {"avx2", KVB_WTYPE_F16, 8, 0, usable_avx2, MV(mv_f16), MV(mvn_f16)},
+    {"avx2", KVB_WTYPE_BF16, 8, 0, usable_avx2, MV(mv_bf16), MV(mvn_bf16)},
+    {"avx2", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, usable_avx2, MV(mv_q8_0), MV(mvn_q8_0)},
 };

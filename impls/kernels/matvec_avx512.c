@@ -13,6 +13,10 @@
  * unsigned by flipping the top bit (q + 128), vpdpbusd on 32 bytes a block with
  * the int32 sums started at -16 * sum(xq) in each of 8 lanes (which removes the
  * 128 * sum(xq) the offset adds, exactly), then d * sx per block by one FMA.
+ * B vectors (kvb_matvecn_fn): two rows at a time against up to 8 vectors (16
+ * accumulators), each 16 weights loaded and converted once (q8_0 as d * q,
+ * as kvb_wrow_to_f32 gives them) and FMA'd against every vector; B over 8 in
+ * passes of 8, 4, 2, 1 over the same two rows while they are in L1.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -152,6 +156,69 @@ static KVB_AVX512 void mv_q8_0(const void *w, int in, const float *x, float *y, 
     for (; r < r1; r++) q8_rows(1, w, rb, in, x, y, r);
 }
 
+/* 16 weights of a row from element e on, as f32, for every type: q8_0 as d * q */
+static KVB_INLINE KVB_AVX512 __m512 load_wn(const int wt, const char *row, int e)
+{
+    if (wt != KVB_WTYPE_Q8_0) return load_w(wt, row, e);
+    const uint8_t *b = (const uint8_t *)row + (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
+    int16_t h;
+    memcpy(&h, b, 2);
+    return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16(h)), q8_half(b, (e / 16) & 1));
+}
+
+/* R rows (1 or 2) from row on against NB (1, 2, 4, 8) vectors x [NB][in] into
+ * y[b * ldy + j] */
+static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB, const char *row,
+                                         size_t rb, int in, const float *x, float *y, int ldy)
+{
+    __m512 acc[2][8];
+    for (int j = 0; j < R; j++)
+        for (int b = 0; b < NB; b++) acc[j][b] = _mm512_setzero_ps();
+    for (int e = 0; e < in; e += 16) {
+        __m512 wv[2];
+        for (int j = 0; j < R; j++) {
+            _mm_prefetch(row + j * rb + kvb_wrow_offset((kvb_wtype)wt, e) + PF, _MM_HINT_T0);
+            wv[j] = load_wn(wt, row + j * rb, e);
+        }
+        for (int b = 0; b < NB; b++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)b * in + e);
+            for (int j = 0; j < R; j++) acc[j][b] = _mm512_fmadd_ps(wv[j], xv, acc[j][b]);
+        }
+    }
+    for (int j = 0; j < R; j++)
+        for (int b = 0; b < NB; b++) y[(size_t)b * ldy + j] = _mm512_reduce_add_ps(acc[j][b]);
+}
+
+/* R rows against all B vectors, in passes of 8, then 4, 2, 1 */
+static KVB_INLINE KVB_AVX512 void n_pass(const int wt, const int R, const char *row, size_t rb,
+                                         int in, int B, const float *x, float *y, int ldy)
+{
+    int b = 0;
+    for (; B - b >= 8; b += 8)
+        n_rows(wt, R, 8, row, rb, in, x + (size_t)b * in, y + (size_t)b * ldy, ldy);
+    if (B - b >= 4) {
+        n_rows(wt, R, 4, row, rb, in, x + (size_t)b * in, y + (size_t)b * ldy, ldy);
+        b += 4;
+    }
+    if (B - b >= 2) {
+        n_rows(wt, R, 2, row, rb, in, x + (size_t)b * in, y + (size_t)b * ldy, ldy);
+        b += 2;
+    }
+    if (B - b >= 1) n_rows(wt, R, 1, row, rb, in, x + (size_t)b * in, y + (size_t)b * ldy, ldy);
+}
+
+static KVB_INLINE KVB_AVX512 void densen(const int wt, const void *w, int in, int B,
+                                         const float *x, float *y, int ldy, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes((kvb_wtype)wt, in);
+    int r = r0;
+    for (; r + 2 <= r1; r += 2)
+        n_pass(wt, 2, (const char *)w + (size_t)r * rb, rb, in, B, x, y + r, ldy);
+    for (; r < r1; r++) n_pass(wt, 1, (const char *)w + (size_t)r * rb, rb, in, B, x, y + r, ldy);
+}
+
+KVB_MATVECN_ROWS(KVB_AVX512, densen)
+
 /* x rounded per block, in tiles of up to TILE values on the stack */
 enum { TILE = 8192, TB = TILE / KVB_Q8_0_BLOCK };
 
@@ -222,9 +289,9 @@ static int usable_vnni(void) { return 0; }
 #endif
 
 const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1] = {
-    {"avx512-vnni", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 1, usable_vnni, MV(mv_q8_0_vnni)},
-    {"avx512", KVB_WTYPE_F32, 16, 0, kvb_have_avx512, MV(mv_f32)},
-    {"avx512", KVB_WTYPE_F16, 16, 0, kvb_have_avx512, MV(mv_f16)},
-    {"avx512", KVB_WTYPE_BF16, 16, 0, kvb_have_avx512, MV(mv_bf16)},
-    {"avx512", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, kvb_have_avx512, MV(mv_q8_0)},
+    {"avx512-vnni", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 1, usable_vnni, MV(mv_q8_0_vnni), NULL},
+    {"avx512", KVB_WTYPE_F32, 16, 0, kvb_have_avx512, MV(mv_f32), MV(mvn_f32)},
+    {"avx512", KVB_WTYPE_F16, 16, 0, kvb_have_avx512, MV(mv_f16), MV(mvn_f16)},
+    {"avx512", KVB_WTYPE_BF16, 16, 0, kvb_have_avx512, MV(mv_bf16), MV(mvn_bf16)},
+    {"avx512", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, kvb_have_avx512, MV(mv_q8_0), MV(mvn_q8_0)},
 };
