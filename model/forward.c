@@ -4,7 +4,7 @@
  * f32 weights directly, other types a tile of rows at a time converted to f32)
  * plus attention, causal GEMM or through the cache. The batched step of B
  * sequences reads each weight once for all B (matvec.h's B-vector rows, or
- * sgemm from KVB_BATCH_SGEMM_B rows on) into the sequence pass's buffers, and
+ * sgemm from KVB_BATCH_SGEMM_* rows on) into the sequence pass's buffers, and
  * attends through kvb_cache_attend_batch. All share the RMSNorm, RoPE and
  * SwiGLU code so their logits agree to f32 rounding. */
 #include "model.h"
@@ -60,6 +60,7 @@ typedef struct kfound_entry {
 typedef struct kfound {
     int n;
     kfound_entry e[8];
+    int sgemm_f32, sgemm_other;   /* the batched step: rows from which sgemm takes over */
 } kfound;
 
 /* The kernel for W (--matvec's where it has one, else auto); NULL when none
@@ -204,10 +205,30 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     return bad ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_OK;
 }
 
-/* From this many rows on, the batched step's products go through matmul (rows
- * converted to f32 tiles, then sgemm) rather than the B-vector rows: see
- * docs/weights.md for where sgemm wins. */
-enum { KVB_BATCH_SGEMM_B = 32, KVB_BATCH_ITEMS = 64 };
+/* From how many rows on the batched step's products go through matmul (f32
+ * weights straight to sgemm, others converted to f32 tiles first) rather than
+ * the B-vector rows. Measured one thread, 768..32000 x 768 and 4096 x 4096
+ * (docs/weights.md): with OpenBLAS's AVX2 or AVX-512 kernels sgemm wins from
+ * 16 rows at f32 and 24 to 32 at bf16 and q8_0 (the conversion costs); with
+ * its SSE kernels (DYNAMIC_ARCH falls back to Prescott on CPUs it does not
+ * know) the B-vector rows still won at 64, the most measured. */
+enum { KVB_BATCH_SGEMM_F32 = 16, KVB_BATCH_SGEMM_OTHER = 32, KVB_BATCH_SGEMM_SSE = 128,
+       KVB_BATCH_ITEMS = 64 };
+
+static void batch_sgemm_from(kfound *kf)
+{
+    static const char *const vector_cores[] = {"haswell", "zen", "skylakex", "cooperlake",
+                                               "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    char low[32] = "";
+    for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
+        low[i] = (char)(core[i] >= 'A' && core[i] <= 'Z' ? core[i] - 'A' + 'a' : core[i]);
+    int fast = 0;
+    for (size_t i = 0; i < sizeof vector_cores / sizeof *vector_cores; i++)
+        fast |= strstr(low, vector_cores[i]) != NULL;
+    kf->sgemm_f32 = fast ? KVB_BATCH_SGEMM_F32 : KVB_BATCH_SGEMM_SSE;
+    kf->sgemm_other = fast ? KVB_BATCH_SGEMM_OTHER : KVB_BATCH_SGEMM_SSE;
+}
 
 /* Y_i[B][rows_i] = X[B][cols] W_i^T for n (<= 3) matrices that read the same
  * X: every weight read once for the B rows, in one hand-off to the pool (the
@@ -223,10 +244,13 @@ static int matvecn_n(kvb_state *s, kfound *kf, int n, const kvb_wmat *const *w, 
         if (!k || !k->runn) return -1;
         t[i] = (kvb_matvecn_task){k, w[i]->data, w[i]->rows, w[i]->cols, B, X, Y[i]};
     }
-    if (B >= KVB_BATCH_SGEMM_B)
-        for (int i = 0; i < n; i++) matmul(s, Y[i], X, w[i], B, 0.0f);
-    else
-        kvb_matvecn_pool_many(s->pool, t, n);
+    int m = 0;   /* the B-vector tasks to the pool together, the rest to sgemm */
+    for (int i = 0; i < n; i++)
+        if (B >= (w[i]->type == KVB_WTYPE_F32 ? kf->sgemm_f32 : kf->sgemm_other))
+            matmul(s, Y[i], X, w[i], B, 0.0f);
+        else
+            t[m++] = t[i];
+    kvb_matvecn_pool_many(s->pool, t, m);
     return 0;
 }
 
@@ -298,6 +322,7 @@ kvb_status kvb_forward_batch(const kvb_model *m, kvb_state *s, kvb_cache *cache,
               h = c->hidden_dim;
     const float eps = norm_eps(c);
     kfound kf = {0};
+    batch_sgemm_from(&kf);
     int bad = 0;
     uint64_t attn = 0;
     for (int i = 0; i < B; i++) embed(m, tokens[i], s->X + (size_t)i * d);

@@ -9,7 +9,8 @@
  * 8 at a time, sum(q*x) per block, then d (broadcast as f16) by one FMA.
  * B vectors (kvb_matvecn_fn): one row at a time against up to 8 vectors (8
  * accumulators of the 16 registers), each 8 weights loaded and converted once
- * (q8_0 as d * q) and FMA'd against every vector; B in passes of 8, 4, 2, 1.
+ * (q8_0 as d * q) and FMA'd against every vector; B in passes of 8, 4, 2, 1;
+ * columns in blocks of 512, as the AVX-512 rows.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -134,41 +135,49 @@ static KVB_INLINE2 KVB_AVX2 __m256 load_wn(const int wt, const char *row, int e)
     return _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16(h)), q8_eight(b, (e / 8) & 3));
 }
 
-/* one row against NB (1, 2, 4, 8) vectors x [NB][in] into y[b * ldy] */
-static KVB_INLINE2 KVB_AVX2 void n_row(const int wt, const int NB, const char *row, int in,
-                                       const float *x, float *y, int ldy)
+/* one row, columns [c0, c1), against NB (1, 2, 4, 8) vectors x [NB][ldx] into
+ * y[b * ldy] (added from the second block on) */
+static KVB_INLINE2 KVB_AVX2 void n_row(const int wt, const int NB, const char *row, size_t rb,
+                                       int ldx, int c0, int c1, const float *x, float *y,
+                                       int ldy)
 {
     __m256 acc[8];
     for (int b = 0; b < NB; b++) acc[b] = _mm256_setzero_ps();
-    for (int e = 0; e < in; e += 8) {
-        _mm_prefetch(row + kvb_wrow_offset((kvb_wtype)wt, e) + PF, _MM_HINT_T0);
+    for (int e = c0; e < c1; e += 8) {
+        /* the next row's same columns: what this block reads next */
+        _mm_prefetch(row + rb + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
         __m256 wv = load_wn(wt, row, e);
         for (int b = 0; b < NB; b++)
-            acc[b] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)b * in + e), acc[b]);
+            acc[b] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + (size_t)b * ldx + e), acc[b]);
     }
-    for (int b = 0; b < NB; b++)
-        y[(size_t)b * ldy] = _mm_cvtss_f32(reduce4_avx2(acc[b], acc[b], acc[b], acc[b]));
+    for (int b = 0; b < NB; b++) {
+        float v = _mm_cvtss_f32(reduce4_avx2(acc[b], acc[b], acc[b], acc[b]));
+        y[(size_t)b * ldy] = c0 ? y[(size_t)b * ldy] + v : v;
+    }
 }
+
+/* as matvec_avx512.c: columns in blocks of KC so x's block stays in L1 */
+enum { KC = 512 };
 
 static KVB_INLINE2 KVB_AVX2 void densen(const int wt, const void *w, int in, int B,
                                         const float *x, float *y, int ldy, int r0, int r1)
 {
     const size_t rb = kvb_wtype_row_bytes((kvb_wtype)wt, in);
-    for (int r = r0; r < r1; r++) {
-        const char *row = (const char *)w + (size_t)r * rb;
-        int b = 0;
-        for (; B - b >= 8; b += 8)
-            n_row(wt, 8, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
-        /* NB a constant in each call, so the accumulators stay in registers */
-        if (B - b >= 4) {
-            n_row(wt, 4, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
-            b += 4;
+    for (int c0 = 0; c0 < in; c0 += KC) {
+        const int c1 = in - c0 < KC ? in : c0 + KC;
+        for (int r = r0; r < r1; r++) {
+            const char *row = (const char *)w + (size_t)r * rb;
+            int b = 0;
+            /* NB a constant in each call, so the accumulators stay in registers */
+#define KVB_NROW(NB)                                                                          \
+    n_row(wt, NB, row, rb, in, c0, c1, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);  \
+    b += NB
+            for (; B - b >= 8;) { KVB_NROW(8); }
+            if (B - b >= 4) { KVB_NROW(4); }
+            if (B - b >= 2) { KVB_NROW(2); }
+            if (B - b >= 1) { KVB_NROW(1); }
+#undef KVB_NROW
         }
-        if (B - b >= 2) {
-            n_row(wt, 2, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
-            b += 2;
-        }
-        if (B - b >= 1) n_row(wt, 1, row, in, x + (size_t)b * in, y + (size_t)b * ldy + r, ldy);
     }
 }
 
