@@ -236,6 +236,8 @@ static void batch_sgemm_from(kfound *kf)
 static int matvecn_n(kvb_state *s, kfound *kf, int n, const kvb_wmat *const *w, int B,
                      const float *X, float *const *Y)
 {
+    /* one row: the one-vector rows (four weight rows at a time) are faster */
+    if (B == 1) return matvec_n(s, kf, n, w, X, Y);
     kvb_matvecn_task t[3];
     for (int i = 0; i < n; i++) {
         const kvb_matvec_kernel *k = kernel_for(s, kf, w[i]);
