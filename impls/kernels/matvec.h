@@ -26,11 +26,13 @@ typedef void (*kvb_matvec_fn)(const void *w, int in, const float *x, float *y, i
 
 /* The multi-vector product of the batched decode step: y[b][r] = sum_i W[r][i]
  * x[b][i] for b < B and r in [r0, r1); x is [B][in], y is [B][ldy] (ldy >=
- * out). Each weight row is loaded and converted once per pass of up to 8
- * vectors (larger B in passes of 8 while the rows are in L1) and FMA'd against
- * them, so W is read from memory once for all B. x is used in f32 as given
- * (no rounding); the sums per row run in another order than the one-vector
- * row's, so the two agree to float rounding, not bit for bit. */
+ * out). The SIMD rows take columns in blocks of 512 (x's block stays in L1),
+ * every row of [r0, r1) through a block before the next; each 16 (AVX2: 8)
+ * weights are loaded and converted once per pass of up to 8 vectors and FMA'd
+ * against them (larger B: passes of 8, 4, 2, 1 over weights still in L1), so W
+ * is read from memory once for all B. x is used in f32 as given (no
+ * rounding); the sums run in another order than the one-vector row's, so the
+ * two agree to float rounding, not bit for bit. */
 typedef void (*kvb_matvecn_fn)(const void *w, int in, int B, const float *x, float *y, int ldy,
                                int r0, int r1);
 enum { KVB_MATVECN_PASS = 8 };
