@@ -15,7 +15,7 @@
  * 128 * sum(xq) the offset adds, exactly), then d * sx per block by one FMA.
  * B vectors (kvb_matvecn_fn): two rows at a time against up to 8 vectors (16
  * accumulators), each 16 weights loaded and converted once (q8_0 as d * q,
- * as kvb_wrow_to_f32 gives them) and FMA'd against every vector; B over 8 in
+ * as kvb_wrow_to_f32 gives them, a block at a time) and FMA'd against every vector; B over 8 in
  * passes of 8, 4, 2, 1 over the same two rows while they are in L1.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
@@ -156,14 +156,20 @@ static KVB_AVX512 void mv_q8_0(const void *w, int in, const float *x, float *y, 
     for (; r < r1; r++) q8_rows(1, w, rb, in, x, y, r);
 }
 
-/* 16 weights of a row from element e on, as f32, for every type: q8_0 as d * q */
-static KVB_INLINE KVB_AVX512 __m512 load_wn(const int wt, const char *row, int e)
+/* H (1, or 2 for q8_0: a whole block, its scale converted once) vectors of
+ * 16 weights of a row from element e on, as f32: q8_0 as d * q */
+static KVB_INLINE KVB_AVX512 void load_wn(const int wt, const char *row, int e, __m512 *w)
 {
-    if (wt != KVB_WTYPE_Q8_0) return load_w(wt, row, e);
+    if (wt != KVB_WTYPE_Q8_0) {
+        w[0] = load_w(wt, row, e);
+        return;
+    }
     const uint8_t *b = (const uint8_t *)row + (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
     int16_t h;
     memcpy(&h, b, 2);
-    return _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi16(h)), q8_half(b, (e / 16) & 1));
+    const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(h));
+    w[0] = _mm512_mul_ps(d, q8_half(b, 0));
+    w[1] = _mm512_mul_ps(d, q8_half(b, 1));
 }
 
 /* R rows (1 or 2) from row on, columns [c0, c1), against NB (1, 2, 4, 8)
@@ -175,17 +181,20 @@ static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB
     __m512 acc[2][8];
     for (int j = 0; j < R; j++)
         for (int b = 0; b < NB; b++) acc[j][b] = _mm512_setzero_ps();
-    for (int e = c0; e < c1; e += 16) {
-        __m512 wv[2];
+    const int H = wt == KVB_WTYPE_Q8_0 ? 2 : 1;
+    for (int e = c0; e < c1; e += 16 * H) {
+        __m512 wv[2][2];
         for (int j = 0; j < R; j++) {
             /* the next rows' same columns: what this block reads next */
             _mm_prefetch(row + (j + R) * rb + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
-            wv[j] = load_wn(wt, row + j * rb, e);
+            load_wn(wt, row + j * rb, e, wv[j]);
         }
-        for (int b = 0; b < NB; b++) {
-            __m512 xv = _mm512_loadu_ps(x + (size_t)b * ldx + e);
-            for (int j = 0; j < R; j++) acc[j][b] = _mm512_fmadd_ps(wv[j], xv, acc[j][b]);
-        }
+        for (int hh = 0; hh < H; hh++)
+            for (int b = 0; b < NB; b++) {
+                __m512 xv = _mm512_loadu_ps(x + (size_t)b * ldx + e + 16 * hh);
+                for (int j = 0; j < R; j++)
+                    acc[j][b] = _mm512_fmadd_ps(wv[j][hh], xv, acc[j][b]);
+            }
     }
     for (int j = 0; j < R; j++)
         for (int b = 0; b < NB; b++) {
