@@ -192,6 +192,9 @@ static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB
         for (int hh = 0; hh < H; hh++)
             for (int b = 0; b < NB; b++) {
                 __m512 xv = _mm512_loadu_ps(x + (size_t)b * ldx + e + 16 * hh);
+                /* in a register: GCC would fold the load into each row's FMA, two
+                 * loads of x where one does, and the loads are what bind */
+                __asm__("" : "+v"(xv));
                 for (int j = 0; j < R; j++)
                     acc[j][b] = _mm512_fmadd_ps(wv[j][hh], xv, acc[j][b]);
             }
