@@ -13,10 +13,11 @@
  * unsigned by flipping the top bit (q + 128), vpdpbusd on 32 bytes a block with
  * the int32 sums started at -16 * sum(xq) in each of 8 lanes (which removes the
  * 128 * sum(xq) the offset adds, exactly), then d * sx per block by one FMA.
- * B vectors (kvb_matvecn_fn): two rows at a time against up to 8 vectors (16
- * accumulators), each 16 weights loaded and converted once (q8_0 as d * q,
- * as kvb_wrow_to_f32 gives them, a block at a time) and FMA'd against every vector; B over 8 in
- * passes of 8, 4, 2, 1 over the same two rows while they are in L1.
+ * B vectors (kvb_matvecn_fn): four rows at a time against up to 4 vectors, or
+ * two against 8 (16 accumulators), each 16 weights loaded and converted once
+ * (q8_0 as d * q, as kvb_wrow_to_f32 gives them, a block at a time) and FMA'd
+ * against every vector; B over 8 in passes of 8, 4, 2, 1 over the same rows
+ * while they are in L1.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -172,18 +173,19 @@ static KVB_INLINE KVB_AVX512 void load_wn(const int wt, const char *row, int e, 
     w[1] = _mm512_mul_ps(d, q8_half(b, 1));
 }
 
-/* R rows (1 or 2) from row on, columns [c0, c1), against NB (1, 2, 4, 8)
- * vectors x [NB][ldx] into y[b * ldy + j] (added from the second block on) */
+/* R rows (1, 2 or 4; R * NB <= 16 accumulators) from row on, columns [c0, c1),
+ * against NB (1, 2, 4, 8) vectors x [NB][ldx] into y[b * ldy + j] (added from
+ * the second block on) */
 static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB, const char *row,
                                          size_t rb, int ldx, int c0, int c1, const float *x,
                                          float *y, int ldy)
 {
-    __m512 acc[2][8];
+    __m512 acc[4][8];
     for (int j = 0; j < R; j++)
         for (int b = 0; b < NB; b++) acc[j][b] = _mm512_setzero_ps();
     const int H = wt == KVB_WTYPE_Q8_0 ? 2 : 1;
     for (int e = c0; e < c1; e += 16 * H) {
-        __m512 wv[2][2];
+        __m512 wv[4][2];
         for (int j = 0; j < R; j++) {
             /* the next rows' same columns: what this block reads next */
             _mm_prefetch(row + (j + R) * rb + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
@@ -206,19 +208,22 @@ static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB
         }
 }
 
-/* R rows, columns [c0, c1), against all B vectors, in passes of 8, then 4, 2, 1 */
-static KVB_INLINE KVB_AVX512 void n_pass(const int wt, const int R, const char *row, size_t rb,
+/* G rows (4 or 1), columns [c0, c1), against all B vectors, in passes of 8
+ * (two rows at a time), then 4, 2, 1 (all G rows at a time: each x load
+ * serves four rows) */
+static KVB_INLINE KVB_AVX512 void n_pass(const int wt, const int G, const char *row, size_t rb,
                                          int in, int c0, int c1, int B, const float *x, float *y,
                                          int ldy)
 {
     int b = 0;
-#define KVB_NPASS(NB)                                                                        \
-    n_rows(wt, R, NB, row, rb, in, c0, c1, x + (size_t)b * in, y + (size_t)b * ldy, ldy); \
-    b += NB
-    for (; B - b >= 8;) { KVB_NPASS(8); }
-    if (B - b >= 4) { KVB_NPASS(4); }
-    if (B - b >= 2) { KVB_NPASS(2); }
-    if (B - b >= 1) { KVB_NPASS(1); }
+#define KVB_NPASS(R, NB, j)                                                          \
+    n_rows(wt, R, NB, row + (size_t)(j) * rb, rb, in, c0, c1, x + (size_t)b * in, \
+           y + (size_t)b * ldy + (j), ldy)
+    for (; B - b >= 8; b += 8)
+        for (int j = 0; j < G; j += 2 < G ? 2 : G) KVB_NPASS(2 < G ? 2 : G, 8, j);
+    if (B - b >= 4) { KVB_NPASS(G, 4, 0); b += 4; }
+    if (B - b >= 2) { KVB_NPASS(G, 2, 0); b += 2; }
+    if (B - b >= 1) KVB_NPASS(G, 1, 0);
 #undef KVB_NPASS
 }
 
@@ -235,8 +240,8 @@ static KVB_INLINE KVB_AVX512 void densen(const int wt, const void *w, int in, in
     for (int c0 = 0; c0 < in; c0 += KC) {
         const int c1 = in - c0 < KC ? in : c0 + KC;
         int r = r0;
-        for (; r + 2 <= r1; r += 2)
-            n_pass(wt, 2, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
+        for (; r + 4 <= r1; r += 4)
+            n_pass(wt, 4, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
         for (; r < r1; r++)
             n_pass(wt, 1, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
     }
