@@ -207,12 +207,13 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
 
 /* From how many rows on the batched step's products go through matmul (f32
  * weights straight to sgemm, others converted to f32 tiles first) rather than
- * the B-vector rows. Measured one thread, 768..32000 x 768 and 4096 x 4096
- * (docs/weights.md): with OpenBLAS's AVX2 or AVX-512 kernels sgemm wins from
- * 16 rows at f32 and 24 to 32 at bf16 and q8_0 (the conversion costs); with
- * its SSE kernels (DYNAMIC_ARCH falls back to Prescott on CPUs it does not
- * know) the B-vector rows still won at 64, the most measured. */
-enum { KVB_BATCH_SGEMM_F32 = 16, KVB_BATCH_SGEMM_OTHER = 32, KVB_BATCH_SGEMM_SSE = 128,
+ * the B-vector rows. Measured one thread, 768..32000 x 768..2048 and 4096 x
+ * 4096 (docs/weights.md): with OpenBLAS's AVX-512 kernels the B-vector rows
+ * won at 16 rows and lost at 32 for f32 weights; for bf16 and q8_0 (which
+ * sgemm must convert first) they won at 32 and mostly lost at 48; with
+ * OpenBLAS's SSE kernels (DYNAMIC_ARCH falls back to Prescott on CPUs it does
+ * not know) they still won at 64, the most measured. */
+enum { KVB_BATCH_SGEMM_F32 = 24, KVB_BATCH_SGEMM_OTHER = 48, KVB_BATCH_SGEMM_SSE = 128,
        KVB_BATCH_ITEMS = 64 };
 
 static void batch_sgemm_from(kfound *kf)

@@ -129,8 +129,8 @@ static double batch_vs_single(const kvb_model *m, int threads, const char *backe
  * threads: same greedy tokens, logits within rel L2 1e-5 (f32 sums in another
  * order: measured at most 6.1e-7 when written), 5e-3 through the q8 cache
  * (9.2e-4 measured: a K or V value on a rounding edge may take the other code).
- * Also B = 33 and 130: the products by sgemm (from 16 or 32 rows on, or 128
- * where OpenBLAS runs its SSE kernels). */
+ * Also B = 33 and 130: products by sgemm (from 24 rows on at f32, 48 at the
+ * other types, 128 where OpenBLAS runs its SSE kernels). */
 static void test_forward_batch(void **state)
 {
     static const struct {

@@ -177,8 +177,8 @@ static KVB_INLINE KVB_AVX512 void load_wn(const int wt, const char *row, int e, 
  * against NB (1, 2, 4, 8) vectors x [NB][ldx] into y[b * ldy + j] (added from
  * the second block on) */
 static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB, const char *row,
-                                         size_t rb, int ldx, int c0, int c1, const float *x,
-                                         float *y, int ldy)
+                                         size_t rb, size_t pf, int ldx, int c0, int c1,
+                                         const float *x, float *y, int ldy)
 {
     __m512 acc[4][8];
     for (int j = 0; j < R; j++)
@@ -187,8 +187,8 @@ static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB
     for (int e = c0; e < c1; e += 16 * H) {
         __m512 wv[4][2];
         for (int j = 0; j < R; j++) {
-            /* the next rows' same columns: what this block reads next */
-            _mm_prefetch(row + (j + R) * rb + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
+            /* pf bytes on: the next group's same columns, what this block reads next */
+            _mm_prefetch(row + j * rb + pf + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
             load_wn(wt, row + j * rb, e, wv[j]);
         }
         for (int hh = 0; hh < H; hh++)
@@ -217,8 +217,8 @@ static KVB_INLINE KVB_AVX512 void n_pass(const int wt, const int G, const char *
 {
     int b = 0;
 #define KVB_NPASS(R, NB, j)                                                          \
-    n_rows(wt, R, NB, row + (size_t)(j) * rb, rb, in, c0, c1, x + (size_t)b * in, \
-           y + (size_t)b * ldy + (j), ldy)
+    n_rows(wt, R, NB, row + (size_t)(j) * rb, rb, (size_t)G * rb, in, c0, c1,     \
+           x + (size_t)b * in, y + (size_t)b * ldy + (j), ldy)
     for (; B - b >= 8; b += 8)
         for (int j = 0; j < G; j += 2 < G ? 2 : G) KVB_NPASS(2 < G ? 2 : G, 8, j);
     if (B - b >= 4) { KVB_NPASS(G, 4, 0); b += 4; }
