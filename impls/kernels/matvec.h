@@ -27,7 +27,8 @@ typedef void (*kvb_matvec_fn)(const void *w, int in, const float *x, float *y, i
 /* The multi-vector product of the batched decode step: y[b][r] = sum_i W[r][i]
  * x[b][i] for b < B and r in [r0, r1); x is [B][in], y is [B][ldy] (ldy >=
  * out). The SIMD rows take columns in blocks of 512 (x's block stays in L1),
- * every row of [r0, r1) through a block before the next; each 16 (AVX2: 8)
+ * every row of a panel (AVX-512: 64 rows; AVX2: [r0, r1)) through a block
+ * before the next; each 16 (AVX2: 8)
  * weights are loaded and converted once per pass of up to 8 vectors and FMA'd
  * against them (larger B: passes of 8, 4, 2, 1 over weights still in L1), so W
  * is read from memory once for all B. x is used in f32 as given (no
