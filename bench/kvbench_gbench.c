@@ -15,6 +15,9 @@
  *       matrix (14336 x 4096); each checked against float64 on sampled rows before it is
  *       timed. Counter weight_bytes_per_second: W's stored bytes (scales included) per
  *       wall-clock second, GB = 10^9.
+ *   matvecn/<wt>/<kernel>/out=N/in=N/B=K             Y = X W^T for K (1, 4, 8) vectors at once
+ *       (the batched decode step's B-vector rows), same kernels, shapes and counter (W read
+ *       once for the K), plus tokens_per_second (vectors per wall-clock second).
  * Counters: kv_bytes_per_second (K/V bytes the step reads or writes, declared below,
  * GB = 10^9: Google Benchmark's own bytes_per_second uses 1024), tokens_per_second,
  * attend's fraction_of_read_ceiling (bytes per wall-clock second over the read
@@ -81,6 +84,7 @@ typedef struct mv_case {
     bench_ctx *ctx;
     const kvb_matvec_kernel *k;
     int out, in, threads;
+    int B;                           /* matvecn: vectors per product; 0: matvec */
 } mv_case;
 
 static float urand(uint64_t *s)
@@ -303,9 +307,13 @@ static double mv_check(const mv_case *m, const bench_ctx *c)
     size_t rb = kvb_wtype_row_bytes(m->k->wtype, m->in);
     float *wd = malloc((size_t)m->in * 2 * sizeof *wd), *xr = wd ? wd + m->in : NULL;
     if (!wd) return INFINITY;
-    m->k->run(c->mv_w, m->in, c->mv_x, c->mv_y, 0, m->out);
+    /* matvecn: the last of the B vectors is the one checked */
+    const size_t lx = m->B ? (size_t)(m->B - 1) * m->in : 0,
+                 ly = m->B ? (size_t)(m->B - 1) * m->out : 0;
+    if (m->B) m->k->runn(c->mv_w, m->in, m->B, c->mv_x, c->mv_y, m->out, 0, m->out);
+    else m->k->run(c->mv_w, m->in, c->mv_x, c->mv_y, 0, m->out);
     if (m->k->rounds_x) kvb_qround_query(c->mv_x, m->in, xr);
-    else memcpy(xr, c->mv_x, (size_t)m->in * sizeof *xr);
+    else memcpy(xr, c->mv_x + lx, (size_t)m->in * sizeof *xr);
     double worst = 0.0;
     for (int i = 0; i < 16; i++) {
         int r = (int)((long long)i * (m->out - 1) / 15);
@@ -315,7 +323,7 @@ static double mv_check(const mv_case *m, const bench_ctx *c)
             ref += (double)wd[e] * xr[e];
             mag += fabs((double)wd[e] * xr[e]);
         }
-        double err = fabs(c->mv_y[r] - ref) / (mag > 0 ? mag : 1.0);
+        double err = fabs(c->mv_y[ly + r] - ref) / (mag > 0 ? mag : 1.0);
         if (!(err <= worst)) worst = err;
     }
     free(wd);
@@ -332,8 +340,8 @@ static void bm_matvec(kvb_gb_state *st, void *user)
         release(c);                   /* the attend cases' cache: room for the weights */
         c->mv_bytes = rb * (size_t)m->out;
         c->mv_w = kvb_kv_alloc(c->mv_bytes);
-        c->mv_x = malloc((size_t)m->in * sizeof *c->mv_x);
-        c->mv_y = malloc((size_t)m->out * sizeof *c->mv_y);
+        c->mv_x = malloc((size_t)(m->B ? m->B : 1) * m->in * sizeof *c->mv_x);
+        c->mv_y = malloc((size_t)(m->B ? m->B : 1) * m->out * sizeof *c->mv_y);
         float *row = malloc((size_t)m->in * sizeof *row);
         if (!c->mv_w || !c->mv_x || !c->mv_y || !row ||
             (m->threads > 1 && kvb_pool_create(&c->mv_pool, m->threads, NULL, NULL))) {
@@ -343,7 +351,7 @@ static void bm_matvec(kvb_gb_state *st, void *user)
             return;
         }
         uint64_t r = 0x2545f4914f6cdd1dull;
-        for (int i = 0; i < m->in; i++) c->mv_x[i] = urand(&r);
+        for (int i = 0; i < (m->B ? m->B : 1) * m->in; i++) c->mv_x[i] = urand(&r);
         for (int o = 0; o < m->out; o++) {
             for (int i = 0; i < m->in; i++) row[i] = 0.05f * urand(&r);
             kvb_wrow_from_f32(m->k->wtype, row, (char *)c->mv_w + (size_t)o * rb, m->in);
@@ -360,24 +368,29 @@ static void bm_matvec(kvb_gb_state *st, void *user)
         c->mv_owner = m;
     }
     uint64_t t0 = kvb_now_ns();
+    kvb_matvecn_task tn = {m->k, c->mv_w, m->out, m->in, m->B, c->mv_x, c->mv_y};
     while (kvb_gb_keep_running(st))
-        kvb_matvec_pool(c->mv_pool, m->k, c->mv_w, m->out, m->in, c->mv_x, c->mv_y);
+        if (m->B) kvb_matvecn_pool_many(c->mv_pool, &tn, 1);
+        else kvb_matvec_pool(c->mv_pool, m->k, c->mv_w, m->out, m->in, c->mv_x, c->mv_y);
     double wall_s = (double)(kvb_now_ns() - t0) * 1e-9, it = (double)kvb_gb_iterations(st);
     double bytes = (double)c->mv_bytes * it, ceil = c->read_gbs[m->threads > 1];
     if (wall_s > 0) {
         kvb_gb_counter(st, "weight_bytes_per_second", bytes / wall_s, KVB_GB_COUNTER_DEFAULT);
+        if (m->B)
+            kvb_gb_counter(st, "tokens_per_second", it * m->B / wall_s, KVB_GB_COUNTER_DEFAULT);
         if (ceil > 0)
             kvb_gb_counter(st, "fraction_of_read_ceiling", bytes / wall_s / (ceil * 1e9),
                            KVB_GB_COUNTER_DEFAULT);
     }
 }
 
-/* matvec cases for every kernel row this CPU runs (the array to free) */
+/* matvec cases for every kernel row this CPU runs, then matvecn's (the array
+ * to free) */
 static mv_case *register_matvec(bench_ctx *ctx, int threads)
 {
-    static const int shapes[][2] = {{4096, 4096}, {14336, 4096}};
+    static const int shapes[][2] = {{4096, 4096}, {14336, 4096}}, bs[] = {1, 4, 8};
     int nk = kvb_matvec_kernel_count(), n = 0;
-    mv_case *cases = calloc((size_t)nk * 4, sizeof *cases);
+    mv_case *cases = calloc((size_t)nk * 10, sizeof *cases);
     char name[160];
     for (int ki = 0; cases && ki < nk; ki++) {
         const kvb_matvec_kernel *k = kvb_matvec_kernel_at(ki);
@@ -385,10 +398,24 @@ static mv_case *register_matvec(bench_ctx *ctx, int threads)
         for (int si = 0; si < 2; si++)
             for (int ti = 0; ti < (threads > 1 ? 2 : 1); ti++) {
                 mv_case *m = &cases[n++];
-                *m = (mv_case){ctx, k, shapes[si][0], shapes[si][1], ti ? threads : 1};
+                *m = (mv_case){ctx, k, shapes[si][0], shapes[si][1], ti ? threads : 1, 0};
                 int len = snprintf(name, sizeof name, "matvec/%s/%s/out=%d/in=%d",
                                    kvb_wtype_name(k->wtype), k->name, m->out, m->in);
                 if (ti) snprintf(name + len, sizeof name - (size_t)len, "/threads=%d", threads);
+                kvb_gb_bench *g = kvb_gb_register(name, bm_matvec, m);
+                if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
+            }
+    }
+    /* matvecn: one thread, B vectors */
+    for (int ki = 0; cases && ki < nk; ki++) {
+        const kvb_matvec_kernel *k = kvb_matvec_kernel_at(ki);
+        if (!k->runn || !k->usable()) continue;
+        for (int si = 0; si < 2; si++)
+            for (int bi = 0; bi < 3; bi++) {
+                mv_case *m = &cases[n++];
+                *m = (mv_case){ctx, k, shapes[si][0], shapes[si][1], 1, bs[bi]};
+                snprintf(name, sizeof name, "matvecn/%s/%s/out=%d/in=%d/B=%d",
+                         kvb_wtype_name(k->wtype), k->name, m->out, m->in, m->B);
                 kvb_gb_bench *g = kvb_gb_register(name, bm_matvec, m);
                 if (g) kvb_gb_unit(g, KVB_GB_MICROSECOND);
             }

@@ -2,8 +2,11 @@
  * work over the weights in their stored type (matvec.h's kernels, rows split
  * over the state's pool); the sequence passes are matrix-matrix work (sgemm:
  * f32 weights directly, other types a tile of rows at a time converted to f32)
- * plus attention, causal GEMM or through the cache. All share the RMSNorm,
- * RoPE and SwiGLU code so their logits agree to f32 rounding. */
+ * plus attention, causal GEMM or through the cache. The batched step of B
+ * sequences reads each weight once for all B (matvec.h's B-vector rows, or
+ * sgemm from KVB_BATCH_SGEMM_* rows on) into the sequence pass's buffers, and
+ * attends through kvb_cache_attend_batch. All share the RMSNorm, RoPE and
+ * SwiGLU code so their logits agree to f32 rounding. */
 #include "model.h"
 #include "../base/probe.h"
 #include "../impls/kernels/kernels.h"
@@ -57,6 +60,7 @@ typedef struct kfound_entry {
 typedef struct kfound {
     int n;
     kfound_entry e[8];
+    int sgemm_f32, sgemm_other;   /* the batched step: rows from which sgemm takes over */
 } kfound;
 
 /* The kernel for W (--matvec's where it has one, else auto); NULL when none
@@ -201,25 +205,161 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     return bad ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_OK;
 }
 
-kvb_status kvb_forward_batch(const kvb_model *m, kvb_state *s, kvb_cache *cache, int B,
-                             const int *seqs, const int *tokens, const int *pos, float *logits,
-                             kvb_step_timing *t)
+/* From how many rows on the batched step's products go through matmul (f32
+ * weights straight to sgemm, others converted to f32 tiles first) rather than
+ * the B-vector rows. Measured one thread, 768..32000 x 768..2048 and 4096 x
+ * 4096 (docs/weights.md): with OpenBLAS's AVX-512 kernels the B-vector rows
+ * won at 16 rows and lost at 32 for f32 weights; for bf16 and q8_0 (which
+ * sgemm must convert first) they won at 32 and mostly lost at 48; with
+ * OpenBLAS's SSE kernels (DYNAMIC_ARCH falls back to Prescott on CPUs it does
+ * not know) they still won at 64, the most measured. */
+enum { KVB_BATCH_SGEMM_F32 = 24, KVB_BATCH_SGEMM_OTHER = 48, KVB_BATCH_SGEMM_SSE = 128,
+       KVB_BATCH_ITEMS = 64 };
+
+static void batch_sgemm_from(kfound *kf)
+{
+    static const char *const vector_cores[] = {"haswell", "zen", "skylakex", "cooperlake",
+                                               "sapphirerapids"};
+    const char *core = openblas_get_corename();
+    char low[32] = "";
+    for (size_t i = 0; core && core[i] && i + 1 < sizeof low; i++)
+        low[i] = (char)(core[i] >= 'A' && core[i] <= 'Z' ? core[i] - 'A' + 'a' : core[i]);
+    int fast = 0;
+    for (size_t i = 0; i < sizeof vector_cores / sizeof *vector_cores; i++)
+        fast |= strstr(low, vector_cores[i]) != NULL;
+    kf->sgemm_f32 = fast ? KVB_BATCH_SGEMM_F32 : KVB_BATCH_SGEMM_SSE;
+    kf->sgemm_other = fast ? KVB_BATCH_SGEMM_OTHER : KVB_BATCH_SGEMM_SSE;
+}
+
+/* Y_i[B][rows_i] = X[B][cols] W_i^T for n (<= 3) matrices that read the same
+ * X: every weight read once for the B rows, in one hand-off to the pool (the
+ * B-vector rows), or matmul's sgemm for large B; -1 when no kernel reads one */
+static int matvecn_n(kvb_state *s, kfound *kf, int n, const kvb_wmat *const *w, int B,
+                     const float *X, float *const *Y)
+{
+    /* one row: the one-vector rows (four weight rows at a time) are faster */
+    if (B == 1) return matvec_n(s, kf, n, w, X, Y);
+    kvb_matvecn_task t[3];
+    for (int i = 0; i < n; i++) {
+        const kvb_matvec_kernel *k = kernel_for(s, kf, w[i]);
+        /* a row without a B-vector form (VNNI rounds x) leaves it to auto */
+        if (k && !k->runn) k = kvb_matvec_find(NULL, w[i]->type, w[i]->cols, NULL, 0);
+        if (!k || !k->runn) return -1;
+        t[i] = (kvb_matvecn_task){k, w[i]->data, w[i]->rows, w[i]->cols, B, X, Y[i]};
+    }
+    int m = 0;   /* the B-vector tasks to the pool together, the rest to sgemm */
+    for (int i = 0; i < n; i++)
+        if (B >= (w[i]->type == KVB_WTYPE_F32 ? kf->sgemm_f32 : kf->sgemm_other))
+            matmul(s, Y[i], X, w[i], B, 0.0f);
+        else
+            t[m++] = t[i];
+    kvb_matvecn_pool_many(s->pool, t, m);
+    return 0;
+}
+
+static int matvecn(kvb_state *s, kfound *kf, const kvb_wmat *w, int B, const float *X, float *Y)
+{
+    return matvecn_n(s, kf, 1, &w, B, X, &Y);
+}
+
+/* Every argument of a batched step checked before anything is appended. */
+static kvb_status batch_args(const kvb_model *m, const kvb_state *s, const kvb_cache *cache,
+                             int B, const int *seqs, const int *tokens, const int *pos,
+                             const float *logits)
 {
     const kvb_model_config *c = &m->cfg;
     if (B < 1 || B > s->max_seq || !seqs || !tokens || !pos || !logits)
         return KVB_STATUS_INVALID_ARG;
-    /* the reference: one decode step per sequence (each reads every weight) */
-    uint64_t attn = 0;
+    if (!cache || (kvb_cache_backend(cache)->flags & KVB_BACKEND_RECOMPUTE))
+        return KVB_STATUS_UNSUPPORTED;
     for (int i = 0; i < B; i++) {
-        kvb_step_timing ti = {0};
-        kvb_status st = kvb_forward_token(m, s, cache, seqs[i], tokens[i], pos[i], &ti);
-        if (st != KVB_STATUS_OK) return st;
-        memcpy(logits + (size_t)i * c->vocab_size, s->logits,
-               (size_t)c->vocab_size * sizeof(float));
-        attn += ti.attn_ns;
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size || pos[i] < 0 || pos[i] >= c->max_seq ||
+            kvb_cache_length(cache, seqs[i], 0) != pos[i])
+            return KVB_STATUS_INVALID_ARG;
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i]) return KVB_STATUS_INVALID_ARG;
     }
-    if (t) t->attn_ns = attn;
     return KVB_STATUS_OK;
+}
+
+/* Layer l's attention for the B rows: each row's K/V appended to its
+ * sequence, then the queries in batched calls of up to KVB_BATCH_ITEMS (the
+ * items live on the stack: a forward call does not allocate). */
+static kvb_status batch_attend(const kvb_model *m, kvb_state *s, kvb_cache *cache, int l, int B,
+                               const int *seqs)
+{
+    const int qd = m->cfg.n_heads * m->cfg.head_dim, kvd = m->cfg.n_kv_heads * m->cfg.head_dim;
+    kvb_attend_item items[KVB_BATCH_ITEMS];   /* [KVB_BATCH_ITEMS] */
+    for (int i = 0; i < B; i++) {
+        kvb_status st = kvb_cache_append(cache, seqs[i], l, s->K + (size_t)i * kvd,
+                                         s->V + (size_t)i * kvd);
+        if (st != KVB_STATUS_OK) return st;
+    }
+    for (int i0 = 0; i0 < B; i0 += KVB_BATCH_ITEMS) {
+        int n = B - i0 < KVB_BATCH_ITEMS ? B - i0 : KVB_BATCH_ITEMS;
+        for (int i = 0; i < n; i++)
+            items[i] = (kvb_attend_item){seqs[i0 + i], s->Q + (size_t)(i0 + i) * qd,
+                                         s->O + (size_t)(i0 + i) * qd};
+        kvb_status st = kvb_cache_attend_batch(cache, l, items, n);
+        if (st != KVB_STATUS_OK) return st;
+    }
+    return KVB_STATUS_OK;
+}
+
+static void add_rows(float *X, const float *Y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) X[i] += Y[i];
+}
+
+/* The B rows in the sequence pass's buffers: X [B][dim] the residual stream,
+ * XB [B][dim] normed rows and then each product's output before it is added,
+ * Q/O [B][qd], K/V [B][kvd], H1/H3 [B][hidden]. */
+kvb_status kvb_forward_batch(const kvb_model *m, kvb_state *s, kvb_cache *cache, int B,
+                             const int *seqs, const int *tokens, const int *pos, float *logits,
+                             kvb_step_timing *t)
+{
+    kvb_status st = batch_args(m, s, cache, B, seqs, tokens, pos, logits);
+    if (st != KVB_STATUS_OK) return st;
+    const kvb_model_config *c = &m->cfg;
+    const int d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim,
+              h = c->hidden_dim;
+    const float eps = norm_eps(c);
+    kfound kf = {0};
+    batch_sgemm_from(&kf);
+    int bad = 0;
+    uint64_t attn = 0;
+    for (int i = 0; i < B; i++) embed(m, tokens[i], s->X + (size_t)i * d);
+    for (int l = 0; l < c->n_layers; l++) {
+        const kvb_layer_weights *w = &m->w.layer[l];
+        for (int i = 0; i < B; i++)
+            rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, w->rms_att, d, eps);
+        bad |= matvecn_n(s, &kf, 3, (const kvb_wmat *[]){&w->wq, &w->wk, &w->wv}, B, s->XB,
+                         (float *[]){s->Q, s->K, s->V});
+        for (int i = 0; i < B; i++) {
+            rope(s->Q + (size_t)i * qd, c->n_heads, c->head_dim, pos[i], m->rope_freq,
+                 c->rope_layout);
+            rope(s->K + (size_t)i * kvd, c->n_kv_heads, c->head_dim, pos[i], m->rope_freq,
+                 c->rope_layout);
+        }
+        uint64_t t0 = kvb_now_ns();
+        st = batch_attend(m, s, cache, l, B, seqs);
+        attn += kvb_now_ns() - t0;
+        if (st != KVB_STATUS_OK) return st;
+        bad |= matvecn(s, &kf, &w->wo, B, s->O, s->XB);
+        add_rows(s->X, s->XB, (size_t)B * d);
+        for (int i = 0; i < B; i++)
+            rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, w->rms_ffn, d, eps);
+        bad |= matvecn_n(s, &kf, 2, (const kvb_wmat *[]){&w->w1, &w->w3}, B, s->XB,
+                         (float *[]){s->H1, s->H3});
+        swiglu(s->H1, s->H3, (size_t)B * h);
+        bad |= matvecn(s, &kf, &w->w2, B, s->H1, s->XB);
+        add_rows(s->X, s->XB, (size_t)B * d);
+    }
+    for (int i = 0; i < B; i++)
+        rmsnorm(s->XB + (size_t)i * d, s->X + (size_t)i * d, m->w.rms_final, d, eps);
+    bad |= matvecn(s, &kf, &m->w.wcls, B, s->XB, logits);
+    if (t) t->attn_ns = attn;
+    return bad ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_OK;
 }
 
 /* The sequence pass of tokens[0..T) at positions pos0..: attention by the

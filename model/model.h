@@ -195,9 +195,13 @@ kvb_status kvb_forward_token(const kvb_model *m, kvb_state *s, kvb_cache *cache,
  * position pos[i] of sequence seqs[i] (distinct), each appended to (cache,
  * seqs[i]), which must hold exactly pos[i] tokens, then attending over it. The
  * weights are read once for all B (matrix-matrix work) and each layer's
- * attention is one kvb_cache_attend_batch. 1 <= B <= s->max_seq (the
- * sequence pass's buffers hold the B rows). logits: [B][vocab]. t->attn_ns
- * sums the batch's append and attend time. */
+ * attention is one kvb_cache_attend_batch (per 64 sequences). 1 <= B <=
+ * s->max_seq (the sequence pass's buffers hold the B rows). Every argument is
+ * checked (INVALID_ARG: B, a token, a duplicate seq, a pos that is not its
+ * sequence's length) before anything is appended. Each row's logits equal
+ * kvb_forward_token's to f32 rounding (the sums run in another order), not
+ * bit for bit. logits: [B][vocab]. t->attn_ns sums the batch's append and
+ * attend time. */
 kvb_status kvb_forward_batch(const kvb_model *m, kvb_state *s, kvb_cache *cache, int B,
                              const int *seqs, const int *tokens, const int *pos, float *logits,
                              kvb_step_timing *t);

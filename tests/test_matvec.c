@@ -7,7 +7,9 @@
  * only the order and width of the f32 sums count. A planted variant that drops
  * each row's last block must fail that same check in every case. Rows the CPU
  * or build lacks are reported as skipped. Also: the q8_0 row format, the VNNI
- * row's error against the unrounded x, and the pool split. */
+ * row's error against the unrounded x, and the pool split. The B-vector rows
+ * (runn) are held per vector to the same check, through the pool; planted
+ * variants that skip each chunk's last row or read x[0] for every vector fail. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,10 +236,99 @@ static void test_pool_many(void **state)
     kvb_pool_destroy(pool);
 }
 
+/* the worst |y[b][r] - ref| / sum |w x[b]| over B vectors xs [B][in] */
+static double casen_error(const mv_case *c, int B, const float *xs, const float *ys)
+{
+    double worst = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < c->out; r++) {
+            const float *w = c->wd + (size_t)r * c->in, *x = xs + (size_t)b * c->in;
+            double ref = 0.0, mag = 0.0;
+            for (int i = 0; i < c->in; i++) {
+                ref += (double)w[i] * x[i];
+                mag += fabs((double)w[i] * x[i]);
+            }
+            double e = fabs((double)ys[(size_t)b * c->out + r] - ref) / (mag > 0 ? mag : 1.0);
+            if (!(e <= worst)) worst = e;
+        }
+    return worst;
+}
+
+static const int bs[] = {1, 2, 3, 8, 11};
+
+/* one B-vector case through k on the pool: the product, then the planted bugs */
+static void casen_check(const char *name, const kvb_matvec_kernel *k, mv_case *c, int B,
+                        kvb_pool *pool, uint64_t seed)
+{
+    const size_t n = (size_t)B * c->out;
+    float *xs = malloc((size_t)B * c->in * 4), *ys = malloc(n * 4), *y1 = malloc(n * 4);
+    assert_true(xs && ys && y1);
+    kvbt_fill(xs, (size_t)B * c->in, 2.0f, &seed);
+    for (size_t i = 0; i < n; i++) ys[i] = y1[i] = NAN;
+    kvb_matvecn_task t = {k, c->w, c->out, c->in, B, xs, ys};
+    kvb_matvecn_pool_many(pool, &t, 1);
+    double e = casen_error(c, B, xs, ys);
+    if (!(e <= tol_of(k->wtype)))
+        fail_msg("%s: error %.3g over sum|wx| (tolerance %.3g)", name, e, tol_of(k->wtype));
+    /* the pool's split changes no bit */
+    k->runn(c->w, c->in, B, xs, y1, c->out, 0, c->out);
+    assert_memory_equal(ys, y1, n * 4);
+    /* planted: the last row left out */
+    for (size_t i = 0; i < n; i++) y1[i] = NAN;
+    k->runn(c->w, c->in, B, xs, y1, c->out, 0, c->out - 1);
+    if (casen_error(c, B, xs, y1) <= tol_of(k->wtype))
+        fail_msg("%s: the planted skipped row passed", name);
+    /* planted: x[0] for every vector (the same as right when B = 1) */
+    for (int b = 0; B > 1 && b < B; b++)
+        k->runn(c->w, c->in, 1, xs, y1 + (size_t)b * c->out, c->out, 0, c->out);
+    if (B > 1 && casen_error(c, B, xs, y1) <= tol_of(k->wtype))
+        fail_msg("%s: the planted x[0] for all passed", name);
+    free(xs); free(ys); free(y1);
+}
+
+static void test_kernelsn_match_reference(void **state)
+{
+    static const int outs_n[] = {1, 7, 67}, ins_n[] = {32, 96, 2080};   /* 67: a chunk of 3 */
+    int ran = 0, n_rows = kvb_matvec_kernel_count();
+    kvb_pool *pool;
+    assert_int_equal(kvb_pool_create(&pool, 3, NULL, NULL), KVB_STATUS_OK);
+    for (int ki = 0; ki < n_rows; ki++) {
+        const kvb_matvec_kernel *k = kvb_matvec_kernel_at(ki);
+        const char *wn = kvb_wtype_name(k->wtype);
+        if (k->rounds_x) {
+            assert_null(k->runn);
+            continue;
+        }
+        if (!k->runn || !k->usable()) {
+            print_message("matvecn(wt=%s,k=%s): not in this build or CPU, skipped\n", wn,
+                          k->name);
+            continue;
+        }
+        for (size_t oi = 0; oi < KVBT_COUNT(outs_n); oi++)
+            for (size_t ii = 0; ii < KVBT_COUNT(ins_n); ii++)
+                for (size_t bi = 0; bi < KVBT_COUNT(bs); bi++) {
+                    char name[160];
+                    int out = outs_n[oi], in = ins_n[ii], B = bs[bi];
+                    if (!kvbt_case(state, name, sizeof name,
+                                   "matvecn(wt=%s,k=%s,out=%d,in=%d,B=%d)", wn, k->name, out,
+                                   in, B))
+                        continue;
+                    mv_case c;
+                    case_make(&c, k->wtype, out, in, 500u + 31u * ki + 7u * oi + ii);
+                    casen_check(name, k, &c, B, pool, 90u + bi);
+                    case_free(&c);
+                    ran++;
+                }
+    }
+    kvb_pool_destroy(pool);
+    if (!ran) skip();
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
         {"kernels_match_reference", test_kernels_match_reference, 1},
+        {"kernelsn_match_reference", test_kernelsn_match_reference, 1},
         {"rounded_x_error", test_rounded_x_error, 0},
         {"q8_0_format", test_q8_0_format, 0},
         {"pool_split", test_pool_split, 0},

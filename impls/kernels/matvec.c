@@ -2,7 +2,9 @@
  * timed beside), the kernel table and the pool split. Dense rows go through
  * kvb_dot_f32 (16 partial sums, also built for x86-64-v3/v4); f16 and bf16
  * rows are converted 64 values at a time into a stack buffer first; q8_0
- * keeps 8 partial sums per block and scales each block's sum by its d. */
+ * keeps 8 partial sums per block and scales each block's sum by its d. The
+ * portable B-vector rows convert each row 64 values at a time (any type, by
+ * kvb_wrow_to_f32) and dot the chunk with every x[b]. */
 #include "matvec.h"
 
 #include "kernels.h"
@@ -64,13 +66,40 @@ static void mv_q8_0(const void *w, int in, const float *x, float *y, int r0, int
     }
 }
 
+/* per pass of up to KVB_MATVECN_PASS vectors: one sum per vector, each chunk
+ * of the row converted once for the pass (CONV is two q8_0 blocks, so chunks
+ * start on a block) */
+static void mvn_any(kvb_wtype wt, const void *w, int in, int B, const float *x, float *y,
+                    int ldy, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes(wt, in);
+    float buf[CONV];                 /* [CONV] one chunk of the row in f32 */
+    float s[KVB_MATVECN_PASS];       /* [pass] */
+    for (int r = r0; r < r1; r++) {
+        const char *row = (const char *)w + (size_t)r * rb;
+        for (int b0 = 0; b0 < B; b0 += KVB_MATVECN_PASS) {
+            const int nb = B - b0 < KVB_MATVECN_PASS ? B - b0 : KVB_MATVECN_PASS;
+            for (int b = 0; b < nb; b++) s[b] = 0.0f;
+            for (int i = 0; i < in; i += CONV) {
+                int n = in - i < CONV ? in - i : CONV;
+                kvb_wrow_to_f32(wt, row + kvb_wrow_offset(wt, i), buf, n);
+                for (int b = 0; b < nb; b++)
+                    s[b] += kvb_dot_f32(buf, x + (size_t)(b0 + b) * in + i, n);
+            }
+            for (int b = 0; b < nb; b++) y[(size_t)(b0 + b) * ldy + r] = s[b];
+        }
+    }
+}
+
+KVB_MATVECN_ROWS(, mvn_any)
+
 static int always(void) { return 1; }
 
 static const kvb_matvec_kernel portable_rows[KVB_WTYPE_COUNT] = {
-    {"portable", KVB_WTYPE_F32, 1, 0, always, mv_f32},
-    {"portable", KVB_WTYPE_F16, 1, 0, always, mv_f16},
-    {"portable", KVB_WTYPE_BF16, 1, 0, always, mv_bf16},
-    {"portable", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, always, mv_q8_0},
+    {"portable", KVB_WTYPE_F32, 1, 0, always, mv_f32, mvn_f32},
+    {"portable", KVB_WTYPE_F16, 1, 0, always, mv_f16, mvn_f16},
+    {"portable", KVB_WTYPE_BF16, 1, 0, always, mv_bf16, mvn_bf16},
+    {"portable", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, always, mv_q8_0, mvn_q8_0},
 };
 
 /* fastest first: the AVX-512 rows (VNNI q8_0 first), AVX2, then portable */
@@ -129,12 +158,30 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
     return NULL;
 }
 
-/* chunk c of the tasks' rows: task i holds chunks first[i] .. first[i+1]-1 */
+/* chunk c of the tasks' rows: task i holds chunks first[i] .. first[i+1]-1;
+ * the tasks are one-vector (t) or B-vector (tn) products */
 typedef struct mv_job {
     const kvb_matvec_task *t;
+    const kvb_matvecn_task *tn;
     int n;
     int chunk[KVB_MATVEC_TASKS_MAX], first[KVB_MATVEC_TASKS_MAX + 1];
 } mv_job;
+
+static int job_out(const mv_job *j, int i)
+{
+    return j->tn ? j->tn[i].out : j->t[i].out;
+}
+
+static void job_rows(const mv_job *j, int i, int r0, int r1)
+{
+    if (j->tn) {
+        const kvb_matvecn_task *t = &j->tn[i];
+        t->k->runn(t->w, t->in, t->B, t->x, t->y, t->out, r0, r1);
+    } else {
+        const kvb_matvec_task *t = &j->t[i];
+        t->k->run(t->w, t->in, t->x, t->y, r0, r1);
+    }
+}
 
 static void mv_item(void *arg, int item, int thread)
 {
@@ -142,34 +189,43 @@ static void mv_item(void *arg, int item, int thread)
     (void)thread;
     int i = 0;
     while (item >= j->first[i + 1]) i++;
-    const kvb_matvec_task *t = &j->t[i];
-    int r0 = (item - j->first[i]) * j->chunk[i];
-    int r1 = r0 + j->chunk[i] < t->out ? r0 + j->chunk[i] : t->out;
-    t->k->run(t->w, t->in, t->x, t->y, r0, r1);
+    int r0 = (item - j->first[i]) * j->chunk[i], out = job_out(j, i);
+    job_rows(j, i, r0, r0 + j->chunk[i] < out ? r0 + j->chunk[i] : out);
+}
+
+static void job_run(kvb_pool *pool, mv_job *j)
+{
+    int threads = pool ? kvb_pool_threads(pool) : 1;
+    for (int i = 0; i < j->n; i++) {
+        /* about four chunks per thread, so a slow core does not hold the rest up;
+         * small products (out < 32) stay whole */
+        const int out = job_out(j, i);
+        int chunk = (out + 4 * threads - 1) / (4 * threads);
+        chunk = threads <= 1 || out < 32 ? out : (chunk + 15) / 16 * 16;
+        j->chunk[i] = chunk > 0 ? chunk : 1;
+        j->first[i + 1] = j->first[i] + (out + j->chunk[i] - 1) / j->chunk[i];
+    }
+    if (threads <= 1) {
+        for (int i = 0; i < j->n; i++) job_rows(j, i, 0, job_out(j, i));
+        return;
+    }
+    kvb_pool_run(pool, j->first[j->n], mv_item, j);
 }
 
 void kvb_matvec_pool_many(kvb_pool *pool, const kvb_matvec_task *t, int n)
 {
-    if (n > KVB_MATVEC_TASKS_MAX) {
-        kvb_matvec_pool_many(pool, t, KVB_MATVEC_TASKS_MAX);
-        kvb_matvec_pool_many(pool, t + KVB_MATVEC_TASKS_MAX, n - KVB_MATVEC_TASKS_MAX);
-        return;
+    for (; n > 0; t += KVB_MATVEC_TASKS_MAX, n -= KVB_MATVEC_TASKS_MAX) {
+        mv_job j = {t, NULL, n < KVB_MATVEC_TASKS_MAX ? n : KVB_MATVEC_TASKS_MAX, {0}, {0}};
+        job_run(pool, &j);
     }
-    int threads = pool ? kvb_pool_threads(pool) : 1;
-    mv_job j = {t, n, {0}, {0}};
-    for (int i = 0; i < n; i++) {
-        /* about four chunks per thread, so a slow core does not hold the rest up;
-         * small products (out < 32) stay whole */
-        int chunk = (t[i].out + 4 * threads - 1) / (4 * threads);
-        chunk = threads <= 1 || t[i].out < 32 ? t[i].out : (chunk + 15) / 16 * 16;
-        j.chunk[i] = chunk > 0 ? chunk : 1;
-        j.first[i + 1] = j.first[i] + (t[i].out + j.chunk[i] - 1) / j.chunk[i];
+}
+
+void kvb_matvecn_pool_many(kvb_pool *pool, const kvb_matvecn_task *t, int n)
+{
+    for (; n > 0; t += KVB_MATVEC_TASKS_MAX, n -= KVB_MATVEC_TASKS_MAX) {
+        mv_job j = {NULL, t, n < KVB_MATVEC_TASKS_MAX ? n : KVB_MATVEC_TASKS_MAX, {0}, {0}};
+        job_run(pool, &j);
     }
-    if (threads <= 1) {
-        for (int i = 0; i < n; i++) t[i].k->run(t[i].w, t[i].in, t[i].x, t[i].y, 0, t[i].out);
-        return;
-    }
-    kvb_pool_run(pool, j.first[n], mv_item, &j);
 }
 
 void kvb_matvec_pool(kvb_pool *pool, const kvb_matvec_kernel *k, const void *w, int out, int in,

@@ -24,6 +24,43 @@
 
 typedef void (*kvb_matvec_fn)(const void *w, int in, const float *x, float *y, int r0, int r1);
 
+/* The multi-vector product of the batched decode step: y[b][r] = sum_i W[r][i]
+ * x[b][i] for b < B and r in [r0, r1); x is [B][in], y is [B][ldy] (ldy >=
+ * out). The SIMD rows take columns in blocks of 512 (x's block stays in L1),
+ * every row of a panel (AVX-512: 64 rows; AVX2: [r0, r1)) through a block
+ * before the next; each 16 (AVX2: 8)
+ * weights are loaded and converted once per pass of up to 8 vectors and FMA'd
+ * against them (larger B: passes of 8, 4, 2, 1 over weights still in L1), so W
+ * is read from memory once for all B. x is used in f32 as given (no
+ * rounding); the sums run in another order than the one-vector row's, so the
+ * two agree to float rounding, not bit for bit. */
+typedef void (*kvb_matvecn_fn)(const void *w, int in, int B, const float *x, float *y, int ldy,
+                               int r0, int r1);
+enum { KVB_MATVECN_PASS = 8 };
+
+/* A kernel file's four B-vector rows, mvn_f32 .. mvn_q8_0: each calls
+ * body(type, w, in, B, x, y, ldy, r0, r1) with its type; attr is the file's
+ * target attribute (empty for none). */
+#define KVB_MATVECN_ONE(attr, body, name, wt)                                                \
+    static attr void name(const void *w, int in, int B, const float *x, float *y, int ldy,  \
+                          int r0, int r1)                                                   \
+    {                                                                                       \
+        body(wt, w, in, B, x, y, ldy, r0, r1);                                              \
+    }
+#define KVB_MATVECN_ROWS(attr, body)                                                         \
+    KVB_MATVECN_ONE(attr, body, mvn_f32, KVB_WTYPE_F32)                                     \
+    KVB_MATVECN_ONE(attr, body, mvn_f16, KVB_WTYPE_F16)                                     \
+    KVB_MATVECN_ONE(attr, body, mvn_bf16, KVB_WTYPE_BF16)                                   \
+    KVB_MATVECN_ONE(attr, body, mvn_q8_0, KVB_WTYPE_Q8_0)
+
+/* The byte of a stored row where value e starts (for q8_0, e within its block
+ * gives the block's start). */
+static inline size_t kvb_wrow_offset(kvb_wtype wt, int e)
+{
+    if (wt == KVB_WTYPE_Q8_0) return (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
+    return (size_t)e * (wt == KVB_WTYPE_F32 ? 4 : 2);
+}
+
 /* One implementation for one weight type: a row of the const table
  * kvb_matvec_find looks up, fastest first. */
 typedef struct kvb_matvec_kernel {
@@ -33,6 +70,8 @@ typedef struct kvb_matvec_kernel {
     int           rounds_x;   /* 1: x rounded to int8 per block (above) */
     int         (*usable)(void);   /* 1: this CPU and build have its instructions */
     kvb_matvec_fn run;        /* NULL where the build lacks it */
+    kvb_matvecn_fn runn;      /* the B-vector product; NULL where the build lacks it,
+                               * and for rows that round x */
 } kvb_matvec_kernel;
 
 /* Every row, fastest first, for the tests and benchmarks (NULL out of range). */
@@ -64,6 +103,18 @@ typedef struct kvb_matvec_task {
 } kvb_matvec_task;
 enum { KVB_MATVEC_TASKS_MAX = 4 };
 void kvb_matvec_pool_many(kvb_pool *pool, const kvb_matvec_task *t, int n);
+
+/* B vectors at once (kvb_matvecn_fn), in one hand-off to the pool: each
+ * task's rows split and spread as by kvb_matvec_pool_many; k->runn must be
+ * set. y[b] of task i is t[i].y + b * t[i].out. */
+typedef struct kvb_matvecn_task {
+    const kvb_matvec_kernel *k;
+    const void *w;
+    int out, in, B;
+    const float *x;           /* [B][in] */
+    float *y;                 /* [B][out] */
+} kvb_matvecn_task;
+void kvb_matvecn_pool_many(kvb_pool *pool, const kvb_matvecn_task *t, int n);
 
 /* The SIMD rows (matvec_avx512.c, matvec_avx2.c), for the table in matvec.c. */
 extern const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1];

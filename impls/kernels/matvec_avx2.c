@@ -7,6 +7,11 @@
  * tree (a row left over takes the same tree, so a pool split changes no bit);
  * each row prefetches PF bytes ahead. q8_0: a block's 32 codes sign-extended
  * 8 at a time, sum(q*x) per block, then d (broadcast as f16) by one FMA.
+ * B vectors (kvb_matvecn_fn): two rows at a time against up to 4 vectors, or
+ * one against 8 (8 accumulators of the 16 registers), each 8 weights loaded
+ * and converted once (q8_0 as d * q) and FMA'd against every vector; B in
+ * passes of 8, 4, 2, 1; columns in blocks of 512 within panels of 64 rows, as
+ * the AVX-512 rows.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -121,6 +126,88 @@ static KVB_AVX2 void mv_q8_0(const void *w, int in, const float *x, float *y, in
     for (; r < r1; r++) q8_rows(1, w, rb, in, x, y, r);
 }
 
+/* 8 weights of a row from element e on, as f32, for every type: q8_0 as d * q */
+static KVB_INLINE2 KVB_AVX2 __m256 load_wn(const int wt, const char *row, int e)
+{
+    if (wt != KVB_WTYPE_Q8_0) return load_w(wt, row, e);
+    const uint8_t *b = (const uint8_t *)row + (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
+    int16_t h;
+    memcpy(&h, b, 2);
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16(h)), q8_eight(b, (e / 8) & 3));
+}
+
+/* R rows (1 or 2; R * NB <= 8 accumulators of the 16 registers) from row on,
+ * columns [c0, c1), against NB (1, 2, 4, 8) vectors x [NB][ldx] into
+ * y[b * ldy + j] (added from the second block on); pf: bytes to the next
+ * group's same columns, prefetched */
+static KVB_INLINE2 KVB_AVX2 void n_rows(const int wt, const int R, const int NB, const char *row,
+                                        size_t rb, size_t pf, int ldx, int c0, int c1,
+                                        const float *x, float *y, int ldy)
+{
+    __m256 acc[2][8];
+    for (int j = 0; j < R; j++)
+        for (int b = 0; b < NB; b++) acc[j][b] = _mm256_setzero_ps();
+    for (int e = c0; e < c1; e += 8) {
+        __m256 wv[2];
+        for (int j = 0; j < R; j++) {
+            _mm_prefetch(row + j * rb + pf + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
+            wv[j] = load_wn(wt, row + j * rb, e);
+        }
+        for (int b = 0; b < NB; b++) {
+            __m256 xv = _mm256_loadu_ps(x + (size_t)b * ldx + e);
+            __asm__("" : "+x"(xv));   /* one load for both rows: see matvec_avx512.c */
+            for (int j = 0; j < R; j++) acc[j][b] = _mm256_fmadd_ps(wv[j], xv, acc[j][b]);
+        }
+    }
+    for (int j = 0; j < R; j++)
+        for (int b = 0; b < NB; b++) {
+            float v = _mm_cvtss_f32(reduce4_avx2(acc[j][b], acc[j][b], acc[j][b], acc[j][b]));
+            y[(size_t)b * ldy + j] = c0 ? y[(size_t)b * ldy + j] + v : v;
+        }
+}
+
+/* as matvec_avx512.c: columns in blocks of KC within panels of PR rows, so
+ * x's block stays in L1 */
+enum { KC = 512, PR = 64 };
+
+/* G rows (2 or 1) against all B vectors: passes of 8 a row at a time, then 4,
+ * 2, 1 with both rows (each x load serves two) */
+static KVB_INLINE2 KVB_AVX2 void n_pass(const int wt, const int G, const char *row, size_t rb,
+                                        int in, int c0, int c1, int B, const float *x, float *y,
+                                        int ldy)
+{
+    int b = 0;
+    /* R and NB constants in each call, so the accumulators stay in registers */
+#define KVB_NROWS(R, NB, j)                                                          \
+    n_rows(wt, R, NB, row + (size_t)(j) * rb, rb, (size_t)G * rb, in, c0, c1,     \
+           x + (size_t)b * in, y + (size_t)b * ldy + (j), ldy)
+    for (; B - b >= 8; b += 8)
+        for (int j = 0; j < G; j++) KVB_NROWS(1, 8, j);
+    if (B - b >= 4) { KVB_NROWS(G, 4, 0); b += 4; }
+    if (B - b >= 2) { KVB_NROWS(G, 2, 0); b += 2; }
+    if (B - b >= 1) KVB_NROWS(G, 1, 0);
+#undef KVB_NROWS
+}
+
+static KVB_INLINE2 KVB_AVX2 void densen(const int wt, const void *w, int in, int B,
+                                        const float *x, float *y, int ldy, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes((kvb_wtype)wt, in);
+    for (int p0 = r0; p0 < r1; p0 += PR) {
+        const int p1 = r1 - p0 < PR ? r1 : p0 + PR;
+        for (int c0 = 0; c0 < in; c0 += KC) {
+            const int c1 = in - c0 < KC ? in : c0 + KC;
+            int r = p0;
+            for (; r + 2 <= p1; r += 2)
+                n_pass(wt, 2, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
+            for (; r < p1; r++)
+                n_pass(wt, 1, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
+        }
+    }
+}
+
+KVB_MATVECN_ROWS(KVB_AVX2, densen)
+
 static int usable_avx2(void)
 {
     __builtin_cpu_init();
@@ -135,8 +222,8 @@ static int usable_avx2(void) { return 0; }
 #endif
 
 const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_WTYPE_COUNT] = {
-    {"avx2", KVB_WTYPE_F32, 8, 0, usable_avx2, MV(mv_f32)},
-    {"avx2", KVB_WTYPE_F16, 8, 0, usable_avx2, MV(mv_f16)},
-    {"avx2", KVB_WTYPE_BF16, 8, 0, usable_avx2, MV(mv_bf16)},
-    {"avx2", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, usable_avx2, MV(mv_q8_0)},
+    {"avx2", KVB_WTYPE_F32, 8, 0, usable_avx2, MV(mv_f32), MV(mvn_f32)},
+    {"avx2", KVB_WTYPE_F16, 8, 0, usable_avx2, MV(mv_f16), MV(mvn_f16)},
+    {"avx2", KVB_WTYPE_BF16, 8, 0, usable_avx2, MV(mv_bf16), MV(mvn_bf16)},
+    {"avx2", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, usable_avx2, MV(mv_q8_0), MV(mvn_q8_0)},
 };

@@ -13,6 +13,11 @@
  * unsigned by flipping the top bit (q + 128), vpdpbusd on 32 bytes a block with
  * the int32 sums started at -16 * sum(xq) in each of 8 lanes (which removes the
  * 128 * sum(xq) the offset adds, exactly), then d * sx per block by one FMA.
+ * B vectors (kvb_matvecn_fn): four rows at a time against up to 4 vectors, or
+ * two against 8 (16 accumulators), each 16 weights loaded and converted once
+ * (q8_0 as d * q, as kvb_wrow_to_f32 gives them, a block at a time) and FMA'd
+ * against every vector; B over 8 in passes of 8, 4, 2, 1 over the same rows
+ * while they are in L1.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -152,6 +157,104 @@ static KVB_AVX512 void mv_q8_0(const void *w, int in, const float *x, float *y, 
     for (; r < r1; r++) q8_rows(1, w, rb, in, x, y, r);
 }
 
+/* H (1, or 2 for q8_0: a whole block, its scale converted once) vectors of
+ * 16 weights of a row from element e on, as f32: q8_0 as d * q */
+static KVB_INLINE KVB_AVX512 void load_wn(const int wt, const char *row, int e, __m512 *w)
+{
+    if (wt != KVB_WTYPE_Q8_0) {
+        w[0] = load_w(wt, row, e);
+        return;
+    }
+    const uint8_t *b = (const uint8_t *)row + (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
+    int16_t h;
+    memcpy(&h, b, 2);
+    const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16(h));
+    w[0] = _mm512_mul_ps(d, q8_half(b, 0));
+    w[1] = _mm512_mul_ps(d, q8_half(b, 1));
+}
+
+/* R rows (1, 2 or 4; R * NB <= 16 accumulators) from row on, columns [c0, c1),
+ * against NB (1, 2, 4, 8) vectors x [NB][ldx] into y[b * ldy + j] (added from
+ * the second block on) */
+static KVB_INLINE KVB_AVX512 void n_rows(const int wt, const int R, const int NB, const char *row,
+                                         size_t rb, size_t pf, int ldx, int c0, int c1,
+                                         const float *x, float *y, int ldy)
+{
+    __m512 acc[4][8];
+    for (int j = 0; j < R; j++)
+        for (int b = 0; b < NB; b++) acc[j][b] = _mm512_setzero_ps();
+    const int H = wt == KVB_WTYPE_Q8_0 ? 2 : 1;
+    for (int e = c0; e < c1; e += 16 * H) {
+        __m512 wv[4][2];
+        for (int j = 0; j < R; j++) {
+            /* pf bytes on: the next group's same columns, what this block reads next */
+            _mm_prefetch(row + j * rb + pf + kvb_wrow_offset((kvb_wtype)wt, e), _MM_HINT_T0);
+            load_wn(wt, row + j * rb, e, wv[j]);
+        }
+        for (int hh = 0; hh < H; hh++)
+            for (int b = 0; b < NB; b++) {
+                __m512 xv = _mm512_loadu_ps(x + (size_t)b * ldx + e + 16 * hh);
+                /* in a register: GCC would fold the load into each row's FMA, two
+                 * loads of x where one does, and the loads are what bind */
+                __asm__("" : "+v"(xv));
+                for (int j = 0; j < R; j++)
+                    acc[j][b] = _mm512_fmadd_ps(wv[j][hh], xv, acc[j][b]);
+            }
+    }
+    for (int j = 0; j < R; j++)
+        for (int b = 0; b < NB; b++) {
+            float v = _mm512_reduce_add_ps(acc[j][b]);
+            y[(size_t)b * ldy + j] = c0 ? y[(size_t)b * ldy + j] + v : v;
+        }
+}
+
+/* G rows (4 or 1), columns [c0, c1), against all B vectors, in passes of 8
+ * (two rows at a time), then 4, 2, 1 (all G rows at a time: each x load
+ * serves four rows) */
+static KVB_INLINE KVB_AVX512 void n_pass(const int wt, const int G, const char *row, size_t rb,
+                                         int in, int c0, int c1, int B, const float *x, float *y,
+                                         int ldy)
+{
+    int b = 0;
+#define KVB_NPASS(R, NB, j)                                                          \
+    n_rows(wt, R, NB, row + (size_t)(j) * rb, rb, (size_t)G * rb, in, c0, c1,     \
+           x + (size_t)b * in, y + (size_t)b * ldy + (j), ldy)
+    for (; B - b >= 8; b += 8)
+        for (int j = 0; j < G; j += 2 < G ? 2 : G) KVB_NPASS(2 < G ? 2 : G, 8, j);
+    if (B - b >= 4) { KVB_NPASS(G, 4, 0); b += 4; }
+    if (B - b >= 2) { KVB_NPASS(G, 2, 0); b += 2; }
+    if (B - b >= 1) KVB_NPASS(G, 1, 0);
+#undef KVB_NPASS
+}
+
+/* Columns in blocks of KC, every row of a panel of PR rows through a block
+ * before the next, so the block of x (8 vectors: 16 KiB) stays in L1 while
+ * the weights stream past it: with whole rows, x (128 KiB at B = 8, in =
+ * 4096) came from L2 for every pair of rows, which held B = 8 to a fifth of
+ * the FMA rate. Panels keep a row's blocks close in time (pages, prefetch):
+ * f32 14336 x 4096 at B = 8 took 27-34 ms against 31-38 without, on a busy
+ * machine; 256 rows measured no better. */
+enum { KC = 512, PR = 64 };
+
+static KVB_INLINE KVB_AVX512 void densen(const int wt, const void *w, int in, int B,
+                                         const float *x, float *y, int ldy, int r0, int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes((kvb_wtype)wt, in);
+    for (int p0 = r0; p0 < r1; p0 += PR) {
+        const int p1 = r1 - p0 < PR ? r1 : p0 + PR;
+        for (int c0 = 0; c0 < in; c0 += KC) {
+            const int c1 = in - c0 < KC ? in : c0 + KC;
+            int r = p0;
+            for (; r + 4 <= p1; r += 4)
+                n_pass(wt, 4, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
+            for (; r < p1; r++)
+                n_pass(wt, 1, (const char *)w + (size_t)r * rb, rb, in, c0, c1, B, x, y + r, ldy);
+        }
+    }
+}
+
+KVB_MATVECN_ROWS(KVB_AVX512, densen)
+
 /* x rounded per block, in tiles of up to TILE values on the stack */
 enum { TILE = 8192, TB = TILE / KVB_Q8_0_BLOCK };
 
@@ -222,9 +325,9 @@ static int usable_vnni(void) { return 0; }
 #endif
 
 const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1] = {
-    {"avx512-vnni", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 1, usable_vnni, MV(mv_q8_0_vnni)},
-    {"avx512", KVB_WTYPE_F32, 16, 0, kvb_have_avx512, MV(mv_f32)},
-    {"avx512", KVB_WTYPE_F16, 16, 0, kvb_have_avx512, MV(mv_f16)},
-    {"avx512", KVB_WTYPE_BF16, 16, 0, kvb_have_avx512, MV(mv_bf16)},
-    {"avx512", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, kvb_have_avx512, MV(mv_q8_0)},
+    {"avx512-vnni", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 1, usable_vnni, MV(mv_q8_0_vnni), NULL},
+    {"avx512", KVB_WTYPE_F32, 16, 0, kvb_have_avx512, MV(mv_f32), MV(mvn_f32)},
+    {"avx512", KVB_WTYPE_F16, 16, 0, kvb_have_avx512, MV(mv_f16), MV(mvn_f16)},
+    {"avx512", KVB_WTYPE_BF16, 16, 0, kvb_have_avx512, MV(mv_bf16), MV(mvn_bf16)},
+    {"avx512", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, kvb_have_avx512, MV(mv_q8_0), MV(mvn_q8_0)},
 };
