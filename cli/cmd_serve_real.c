@@ -349,6 +349,7 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
     kvb_workload_config wc = {.arrival = (kvb_arrival)arr,
                               .n_requests = c.requests,
                               .shared_prefix = c.shared_prefix,
+                              .max_len = c.max_len,
                               .seed = (uint64_t)c.seed,
                               .trace = c.trace};
     double rates[KVB_MAX_LIST];
@@ -382,9 +383,10 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
     int max_len = w0.max_len;
     kvb_workload_free(&w0);
     if (max_len > mc.max_seq)
-        return kvb_usage_error("the longest request holds %d tokens (prompt + output), past the "
-                               "model's max-seq %d: shorten them or raise --max-seq",
-                               max_len, mc.max_seq);
+        return kvb_usage_error("a sequence would hold %d positions (%s), past the model's "
+                               "max-seq %d: shorten them or raise --max-seq",
+                               max_len, c.max_len ? "--max-len" : "the longest prompt + output",
+                               mc.max_seq);
     kvb_serve_setup su = {budget, c.max_batch, pc};
     kvb_shape sh = kvb_model_kv_shape(&mc);
     sh.max_seq = max_len;

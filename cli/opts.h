@@ -43,7 +43,7 @@ typedef struct kvb_opts {
     /* serve: the workload and the budget */
     const char *kv_budget, *arrival, *rates, *prompt_len, *output_len, *trace, *prefix_cache;
     double rate;
-    int requests, shared_prefix, max_batch;
+    int requests, shared_prefix, max_batch, max_len;
     /* ppl */
     const char *text_file;
     int windows;

@@ -353,6 +353,11 @@ const kvb_flag kvb_opts_flags[] = {
      .help = "--arrival trace's requests: CSV lines arrival_s,prompt,output (a header line "
              "'arrival_s,...' and # comments are skipped)",
      .off = OFF(trace)},
+    {.name = "--max-len", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 0, .hi = 1 << 20,
+     .def = "0", .def_help = "the longest request's prompt + output", .meta = "N",
+     .help = "positions a sequence may hold, as a server's max model length: contiguous "
+             "prealloc reserves N per sequence (vLLM's comparison reserved the maximum)",
+     .off = OFF(max_len)},
     {.name = "--shared-prefix", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 0, .hi = 1 << 20,
      .def = "0", .meta = "N",
      .help = "every prompt starts with the same N seeded tokens (a system prompt)",

@@ -146,6 +146,15 @@ kvb_status kvb_workload_make(const kvb_workload_config *c, kvb_workload *w, char
         total += (size_t)r->prompt_len;
         if (r->prompt_len + r->output_len > w->max_len) w->max_len = r->prompt_len + r->output_len;
     }
+    if (c->max_len) {
+        if (c->max_len < w->max_len) {
+            snprintf(msg, msg_len, "--max-len %d is below the longest request (%d tokens: "
+                     "prompt + output)", c->max_len, w->max_len);
+            kvb_workload_free(w);
+            return KVB_STATUS_INVALID_ARG;
+        }
+        w->max_len = c->max_len;
+    }
     w->tokens = malloc((total ? total : 1) * sizeof *w->tokens);
     if (!w->tokens) goto oom;
     uint64_t shared_seed = c->seed ^ 0x5851f42d4c957f2dull;

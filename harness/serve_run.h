@@ -36,6 +36,8 @@ typedef struct kvb_workload_config {
     int prompt_lo, prompt_hi; /* each prompt's own tokens, uniform in [lo, hi] */
     int output_lo, output_hi;
     int shared_prefix; /* tokens every prompt starts with, before its own */
+    int max_len;       /* positions a sequence may hold (a server's max model length;
+                        * prealloc reserves them); 0: the longest request's */
     int vocab;
     uint64_t seed;
     const char *trace; /* TRACE: CSV lines arrival_s,prompt,output */
@@ -44,7 +46,7 @@ typedef struct kvb_workload_config {
 typedef struct kvb_workload {
     kvb_request *req; /* [n] sorted by arrival */
     int *tokens;      /* every prompt's ids, owned */
-    int n, max_len;   /* max_len: the longest prompt + output */
+    int n, max_len;   /* max_len: config's, or the longest prompt + output */
 } kvb_workload;
 
 /* The requests; a trace's bad line is refused naming its line and field
