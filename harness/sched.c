@@ -132,8 +132,12 @@ static int fits(const engine *e, int tokens, int reserve_tokens)
     if (e->cfg->bug == KVB_SCHED_BUG_NO_BUDGET) return 1;
     kvb_memory mem = kvb_cache_memory(e->c);
     if (e->paged) {
+        /* and one more block for every running sequence: admitting into the
+         * last free blocks only preempts the newcomer at the next block edge,
+         * and each readmission recomputes its prefill (measured: 16 to 22
+         * preemptions for 16 requests at 48 MiB on stories110m without it) */
         size_t bt = (size_t)e->block_tokens;
-        size_t need = (tokens + bt - 1) / bt * bt * e->cfg->token_bytes;
+        size_t need = ((tokens + bt - 1) / bt + (size_t)e->n_run) * bt * e->cfg->token_bytes;
         return mem.reserved + need <= mem.capacity && mem.reserved + need <= e->cfg->budget_bytes;
     }
     int t = reserve_tokens > tokens ? reserve_tokens : tokens;

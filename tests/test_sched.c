@@ -180,7 +180,7 @@ static void test_budget_and_resume(void **state)
     fixture_init(&f, 3, 0);
     const size_t tb = token_bytes(&f.m);
     const serve_case cases[] = {
-        {"paged", KVB_ALLOC_GROW, 6, 0, 20 * tb},
+        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb},
         {"contiguous", KVB_ALLOC_GROW, 6, 0, 32 * tb},
         {"contiguous", KVB_ALLOC_PREALLOC, 2, 0, 2 * 24 * tb},
     };
