@@ -97,7 +97,8 @@ enum { SCH = 64 };
  * into d[j][c]. Converting a block's scale where it is used costs a broadcast
  * and a vcvtph2ps on the shuffle port beside the codes' two sign extensions;
  * copied out 16-bit by 16-bit (load and store ports) and converted 16 at a time
- * it left the q8_0 rows 1.4x faster on the Xeon VM (5.0 -> 7.3 GB/s, 650 MB). */
+ * it left the q8_0 rows 1.4x faster on the Xeon VM (5.0 -> 7.3 GB/s over 650 MB,
+ * old and new side by side in a throwaway program; docs/models.md). */
 static KVB_INLINE KVB_AVX512 void q8_scales(const int R, const uint8_t *row, size_t rb, int c0,
                                             int n, const float *mul, float d[4][SCH])
 {
