@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct kvb_cache {
     const kvb_backend *backend;
@@ -153,6 +154,63 @@ kvb_status kvb_cache_read_kv(const kvb_cache *c, int seq, int layer, int kv_head
     if (!c->backend->read_kv) return KVB_STATUS_UNSUPPORTED;
     if (token < 0 || token >= c->backend->length(c->ctx, seq, layer)) return KVB_STATUS_INVALID_ARG;
     return c->backend->read_kv(c->ctx, seq, layer, kv_head, token, k, v);
+}
+
+static uint32_t name_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (; *name; name++) h = (h ^ (unsigned char)*name) * 16777619u;
+    return h;
+}
+
+kvb_save_head kvb_save_head_of(const char *writer, const kvb_shape *s, kvb_dtype t, int unit,
+                               int tokens)
+{
+    kvb_save_head h = {KVB_SAVE_MAGIC, name_hash(writer), s->n_layers, s->n_kv_heads,
+                       s->head_dim, (int32_t)t, unit, tokens};
+    return h;
+}
+
+int kvb_save_head_tokens(const void *src, size_t bytes, const char *writer, const kvb_shape *s,
+                         kvb_dtype t, int unit)
+{
+    kvb_save_head h, want = kvb_save_head_of(writer, s, t, unit, 0);
+    if (bytes < sizeof h) return -1;
+    memcpy(&h, src, sizeof h);
+    want.tokens = h.tokens;
+    if (memcmp(&h, &want, sizeof h) != 0 || h.tokens < 0 || h.tokens > s->max_seq) return -1;
+    return h.tokens;
+}
+
+static int can_swap(const kvb_cache *c)
+{
+    return c->backend->version >= 4 && c->backend->seq_save && c->backend->seq_load;
+}
+
+kvb_status kvb_cache_seq_save(const kvb_cache *c, int seq, void *dst, size_t *bytes)
+{
+    if (!seq_ok(c, seq) || !bytes) return KVB_STATUS_INVALID_ARG;
+    if (!can_swap(c)) return KVB_STATUS_UNSUPPORTED;
+    int n = c->backend->length(c->ctx, seq, 0);
+    for (int l = 1; l < c->shape.n_layers; l++)
+        if (c->backend->length(c->ctx, seq, l) != n) return KVB_STATUS_INVALID_ARG;
+    size_t need = 0;
+    kvb_status st = c->backend->seq_save(c->ctx, seq, NULL, &need);
+    if (st != KVB_STATUS_OK || !dst) {
+        *bytes = need;
+        return st;
+    }
+    if (*bytes < need) return KVB_STATUS_INVALID_ARG;
+    return c->backend->seq_save(c->ctx, seq, dst, bytes);
+}
+
+kvb_status kvb_cache_seq_load(kvb_cache *c, int seq, const void *src, size_t bytes)
+{
+    if (!seq_ok(c, seq) || !src) return KVB_STATUS_INVALID_ARG;
+    if (!can_swap(c)) return KVB_STATUS_UNSUPPORTED;
+    for (int l = 0; l < c->shape.n_layers; l++)
+        if (c->backend->length(c->ctx, seq, l) != 0) return KVB_STATUS_INVALID_ARG;
+    return c->backend->seq_load(c->ctx, seq, src, bytes);
 }
 
 int kvb_cache_attended(const kvb_cache *c, int appended)

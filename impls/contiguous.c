@@ -353,6 +353,68 @@ static kvb_status contig_read_kv(const kvb_backend_ctx *c, int seq, int layer, i
     return KVB_STATUS_OK;
 }
 
+/* A save: the head, then per layer each KV head's K rows, then its V rows
+ * ([layer][K|V][kv_head][token][head_dim], the storage type's bytes). */
+static size_t save_bytes(const kvb_backend_ctx *c, int n)
+{
+    return sizeof(kvb_save_head) + 2 * (size_t)c->shape.n_layers * plane_bytes(c, n);
+}
+
+static kvb_status contig_seq_save(const kvb_backend_ctx *c, int seq, void *dst, size_t *bytes)
+{
+    const int n = store_at(c, seq, 0)->len;
+    const size_t run = (size_t)n * c->shape.head_dim * c->es;
+    if (dst) {
+        kvb_save_head h = kvb_save_head_of("contiguous", &c->shape, c->opt.dtype, 0, n);
+        char *p = (char *)dst + sizeof h;
+        memcpy(dst, &h, sizeof h);
+        for (int l = 0; n > 0 && l < c->shape.n_layers; l++) {
+            const contig_store *s = store_at(c, seq, l);
+            const size_t head = (size_t)s->cap * c->shape.head_dim * c->es;
+            for (int h2 = 0; h2 < c->shape.n_kv_heads; h2++, p += run)
+                memcpy(p, (const char *)s->k + h2 * head, run);
+            for (int h2 = 0; h2 < c->shape.n_kv_heads; h2++, p += run)
+                memcpy(p, (const char *)s->v + h2 * head, run);
+        }
+    }
+    *bytes = save_bytes(c, n);
+    return KVB_STATUS_OK;
+}
+
+/* The capacity the sequence would have after n appends, so a loaded
+ * sequence reserves what the saved one did. */
+static int cap_for(const kvb_backend_ctx *c, int n)
+{
+    if (n == 0) return 0;
+    int cap = c->opt.alloc == KVB_ALLOC_PREALLOC ? c->shape.max_seq : KVB_CONTIG_MIN_CAP;
+    while (cap < n) cap *= 2;
+    return cap < c->shape.max_seq ? cap : c->shape.max_seq;
+}
+
+static kvb_status contig_seq_load(kvb_backend_ctx *c, int seq, const void *src, size_t bytes)
+{
+    const int n =
+        kvb_save_head_tokens(src, bytes, "contiguous", &c->shape, c->opt.dtype, 0);
+    if (n < 0 || bytes != save_bytes(c, n)) return KVB_STATUS_FORMAT;
+    const size_t run = (size_t)n * c->shape.head_dim * c->es;
+    const char *p = (const char *)src + sizeof(kvb_save_head);
+    for (int l = 0; n > 0 && l < c->shape.n_layers; l++) {
+        contig_store *s = store_at(c, seq, l);
+        if (s->cap != cap_for(c, n)) {
+            kvb_status st = store_resize(c, s, cap_for(c, n));
+            if (st != KVB_STATUS_OK) {
+                contig_seq_clear(c, seq);
+                return st;
+            }
+        }
+        const size_t head = (size_t)s->cap * c->shape.head_dim * c->es;
+        for (int h = 0; h < c->shape.n_kv_heads; h++, p += run) memcpy((char *)s->k + h * head, p, run);
+        for (int h = 0; h < c->shape.n_kv_heads; h++, p += run) memcpy((char *)s->v + h * head, p, run);
+    }
+    for (int l = 0; l < c->shape.n_layers; l++) store_at(c, seq, l)->len = n;
+    return KVB_STATUS_OK;
+}
+
 const kvb_backend kvb_backend_contiguous = {
     .version = KVB_BACKEND_VERSION,
     .name = "contiguous",
@@ -370,4 +432,6 @@ const kvb_backend kvb_backend_contiguous = {
     .seq_fork = contig_seq_fork,
     .seq_memory = contig_seq_memory,
     .read_kv = contig_read_kv,
+    .seq_save = contig_seq_save,
+    .seq_load = contig_seq_load,
 };

@@ -114,11 +114,11 @@ enum {
 };
 
 /* The version of the slot contract below. A table says the version it was
- * written against: 2 has the slots up to read_kv, 3 adds attend_batch, and a
- * slot past a table's version is never read (as SQLite's iVersion). Versions
- * outside KVB_BACKEND_VERSION_MIN..KVB_BACKEND_VERSION are refused at create
- * (and by kvb_backend_supports). */
-enum { KVB_BACKEND_VERSION = 3, KVB_BACKEND_VERSION_MIN = 2 };
+ * written against: 2 has the slots up to read_kv, 3 adds attend_batch, 4
+ * seq_save and seq_load, and a slot past a table's version is never read (as
+ * SQLite's iVersion). Versions outside KVB_BACKEND_VERSION_MIN..
+ * KVB_BACKEND_VERSION are refused at create (and by kvb_backend_supports). */
+enum { KVB_BACKEND_VERSION = 4, KVB_BACKEND_VERSION_MIN = 2 };
 
 /* One (sequence, query) pair of a batched attend (kvb_cache_attend_batch). */
 typedef struct kvb_attend_item {
@@ -126,6 +126,26 @@ typedef struct kvb_attend_item {
     const float *q;           /* [n_heads][head_dim] */
     float       *out;         /* [n_heads][head_dim] */
 } kvb_attend_item;
+
+/* The head every seq_save writes first: who wrote it and for what shape, so
+ * seq_load refuses another backend's or shape's bytes (KVB_STATUS_FORMAT)
+ * instead of reading them as its own. */
+typedef struct kvb_save_head {
+    uint32_t magic;           /* KVB_SAVE_MAGIC */
+    uint32_t writer;          /* FNV-1a of the writing backend's name */
+    int32_t  n_layers, n_kv_heads, head_dim, dtype;
+    int32_t  unit;            /* the writer's own layout unit: block tokens, group, or 0 */
+    int32_t  tokens;          /* tokens of every layer */
+} kvb_save_head;
+
+enum { KVB_SAVE_MAGIC = 0x4b565353 /* "KVSS" */ };
+
+kvb_save_head kvb_save_head_of(const char *writer, const kvb_shape *s, kvb_dtype t, int unit,
+                               int tokens);
+/* The tokens src's head holds, or -1 when src is shorter than a head or its
+ * head is not (writer, s, t, unit)'s or its tokens are outside 0..max_seq. */
+int kvb_save_head_tokens(const void *src, size_t bytes, const char *writer, const kvb_shape *s,
+                         kvb_dtype t, int unit);
 
 /* A backend's own state: each backend file defines the struct for itself. */
 typedef struct kvb_backend_ctx kvb_backend_ctx;
@@ -211,6 +231,26 @@ typedef struct kvb_backend {
      * calls attend once per item, in order. */
     kvb_status (*attend_batch)(kvb_backend_ctx *c, int layer, const kvb_attend_item *items,
                                int n);
+
+    /* ---- version 4 ---- */
+
+    /* seq_save: the sequence's tokens of every layer (each layer holds the
+     * same count: kvb_cache_seq_save checks), in the backend's own stored
+     * bytes, so a server can swap a preempted sequence out to host memory and
+     * give its cache memory to others (vLLM's swap preemption). dst NULL:
+     * only *bytes is set, to what a save writes; else dst holds *bytes (at
+     * least that) and *bytes becomes what was written. The sequence is left
+     * as it was. Optional, with seq_load: NULL means the backend cannot swap:
+     * kvb_cache_seq_save returns UNSUPPORTED and a scheduler recomputes. */
+    kvb_status (*seq_save)(const kvb_backend_ctx *c, int seq, void *dst, size_t *bytes);
+
+    /* seq_load: the empty sequence seq (every layer) takes back what seq_save
+     * wrote, from a cache of the same backend, shape and options; attend and
+     * read_kv then give exactly what they gave the saved sequence (forked
+     * blocks come back unshared). KVB_STATUS_FULL, the sequence still empty,
+     * when the memory is not free; KVB_STATUS_FORMAT when src[0..bytes) is
+     * not a save of this backend and shape. */
+    kvb_status (*seq_load)(kvb_backend_ctx *c, int seq, const void *src, size_t bytes);
 } kvb_backend;
 
 /* The registry: a const table of every backend, looked up by name. */
@@ -270,6 +310,12 @@ kvb_status kvb_cache_seq_fork(kvb_cache *c, int parent, int child);
 kvb_status kvb_cache_seq_memory(const kvb_cache *c, int seq, kvb_memory *out);
 kvb_status kvb_cache_read_kv(const kvb_cache *c, int seq, int layer, int kv_head, int token,
                              float *k, float *v);
+/* seq_save and seq_load of a version 4 table (UNSUPPORTED when either is NULL
+ * or the table older). Save: INVALID_ARG when the sequence's layers hold
+ * different counts, or dst is given with *bytes below the save's size. Load:
+ * INVALID_ARG when the sequence is not empty. */
+kvb_status kvb_cache_seq_save(const kvb_cache *c, int seq, void *dst, size_t *bytes);
+kvb_status kvb_cache_seq_load(kvb_cache *c, int seq, const void *src, size_t bytes);
 
 /* Of the newest `appended` tokens of a layer, how many attend reads: all of
  * them, or the window of a KVB_BACKEND_WINDOW cache. What a reference

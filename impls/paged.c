@@ -520,6 +520,67 @@ static kvb_status paged_read_kv(const kvb_backend_ctx *c, int seq, int layer, in
     return KVB_STATUS_OK;
 }
 
+/* A save: the head, then each block of the table, per layer its K then its V
+ * (a run per KV head, or the token-major layout's one piece): whole blocks in
+ * the storage type, [block][layer][K|V][block_elems]. */
+static size_t save_bytes(const kvb_backend_ctx *c, int n_blocks)
+{
+    return sizeof(kvb_save_head) + (size_t)n_blocks * block_bytes(c);
+}
+
+/* Block b of layer l of one pool out to p (out) or in from p; p advanced. */
+static char *block_io(const kvb_backend_ctx *c, void *const *pool, int b, int l, char *p, int out)
+{
+    const int pieces = c->layout == PAGED_LAYOUT_TOKEN_MAJOR ? 1 : c->shape.n_kv_heads;
+    const size_t piece = c->block_elems / (size_t)pieces * c->es;
+    for (int h = 0; h < pieces; h++, p += piece) {
+        char *at = slot_at(c, pool, b, l, h, 0);
+        memcpy(out ? p : at, out ? at : p, piece);
+    }
+    return p;
+}
+
+static kvb_status paged_seq_save(const kvb_backend_ctx *c, int seq, void *dst, size_t *bytes)
+{
+    const paged_seq *s = &c->seqs[seq];
+    if (dst) {
+        kvb_save_head h = kvb_save_head_of("paged", &c->shape, c->opt.dtype,
+                                           c->bt * 4 + (int)c->layout, s->len[0]);
+        char *p = (char *)dst + sizeof h;
+        memcpy(dst, &h, sizeof h);
+        for (int i = 0; i < s->n_table; i++)
+            for (int l = 0; l < c->shape.n_layers; l++) {
+                p = block_io(c, c->k_pool, s->table[i], l, p, 1);
+                p = block_io(c, c->v_pool, s->table[i], l, p, 1);
+            }
+    }
+    *bytes = save_bytes(c, s->n_table);
+    return KVB_STATUS_OK;
+}
+
+static kvb_status paged_seq_load(kvb_backend_ctx *c, int seq, const void *src, size_t bytes)
+{
+    paged_seq *s = &c->seqs[seq];
+    const int n = kvb_save_head_tokens(src, bytes, "paged", &c->shape, c->opt.dtype,
+                                       c->bt * 4 + (int)c->layout);
+    const int nb = n < 0 ? 0 : (n + c->bt - 1) / c->bt;
+    if (n < 0 || bytes != save_bytes(c, nb)) return KVB_STATUS_FORMAT;
+    if ((size_t)nb > c->n_free) return KVB_STATUS_FULL;
+    if (table_reserve(s, nb) != KVB_STATUS_OK) return KVB_STATUS_NO_MEMORY;
+    char *p = (char *)src + sizeof(kvb_save_head);
+    for (int i = 0; i < nb; i++) {
+        const int b = block_take(c), held = n - i * c->bt < c->bt ? n - i * c->bt : c->bt;
+        s->table[s->n_table++] = b;
+        for (int l = 0; l < c->shape.n_layers; l++) {
+            p = block_io(c, c->k_pool, b, l, p, 0);
+            p = block_io(c, c->v_pool, b, l, p, 0);
+            c->fill[l][b] = held;
+        }
+    }
+    for (int l = 0; l < c->shape.n_layers; l++) s->len[l] = n;
+    return KVB_STATUS_OK;
+}
+
 /* The two layouts share every slot but create, which picks the layout. */
 #define KVB_PAGED_SLOTS                                                   \
     .version = KVB_BACKEND_VERSION,                                     \
@@ -529,7 +590,8 @@ static kvb_status paged_read_kv(const kvb_backend_ctx *c, int seq, int layer, in
     .memory = paged_memory,                                             \
     .length = paged_length, .seq_clear = paged_seq_clear,               \
     .seq_fork = paged_seq_fork, .seq_memory = paged_seq_memory,         \
-    .read_kv = paged_read_kv
+    .read_kv = paged_read_kv, .seq_save = paged_seq_save,          \
+    .seq_load = paged_seq_load
 
 const kvb_backend kvb_backend_paged = {
     .name = "paged",

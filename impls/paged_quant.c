@@ -566,6 +566,68 @@ static kvb_status pq_read_kv(const kvb_backend_ctx *c, int seq, int layer, int k
     return KVB_STATUS_OK;
 }
 
+/* A save: the head, then each block of the table, per layer its four planes'
+ * rows per KV head (codes and words as stored): [block][layer][plane][kv_head]
+ * [block_tokens] rows. */
+static size_t save_bytes(const kvb_backend_ctx *c, int n_blocks)
+{
+    return sizeof(kvb_save_head) + (size_t)n_blocks * block_bytes(c);
+}
+
+/* Block b's rows of every layer, plane and head out to p (out) or in from p. */
+static char *block_io(kvb_backend_ctx *c, int b, char *p, int out)
+{
+    for (int l = 0; l < c->shape.n_layers; l++)
+        for (int pl = 0; pl < PQ_PLANE_COUNT; pl++)
+            for (int h = 0; h < c->shape.n_kv_heads; h++) {
+                const size_t n = (size_t)c->bt * c->row_bytes[pl];
+                void *at = row_at(c, l, pl, h, b, 0);
+                memcpy(out ? (void *)p : at, out ? at : (void *)p, n);
+                p += n;
+            }
+    return p;
+}
+
+/* The layout unit a save names: block tokens and group together. */
+static int save_unit(const kvb_backend_ctx *c) { return c->bt * 1024 + c->group; }
+
+static kvb_status pq_seq_save(const kvb_backend_ctx *c, int seq, void *dst, size_t *bytes)
+{
+    if (dst) {
+        kvb_save_head h = kvb_save_head_of("paged-quant", &c->shape, c->opt.dtype, save_unit(c),
+                                           len_of(c, seq)[0]);
+        char *p = (char *)dst + sizeof h;
+        memcpy(dst, &h, sizeof h);
+        /* block_io only reads the pool when writing out */
+        for (int i = 0; i < c->n_table[seq]; i++)
+            p = block_io((kvb_backend_ctx *)c, table_of(c, seq)[i], p, 1);
+    }
+    *bytes = save_bytes(c, c->n_table[seq]);
+    return KVB_STATUS_OK;
+}
+
+static kvb_status pq_seq_load(kvb_backend_ctx *c, int seq, const void *src, size_t bytes)
+{
+    const int n = kvb_save_head_tokens(src, bytes, "paged-quant", &c->shape, c->opt.dtype,
+                                       save_unit(c));
+    const int nb = n < 0 ? 0 : (n + c->bt - 1) / c->bt;
+    if (n < 0 || bytes != save_bytes(c, nb)) return KVB_STATUS_FORMAT;
+    if ((size_t)nb > c->n_free) return KVB_STATUS_FULL;
+    char *p = (char *)src + sizeof(kvb_save_head);
+    int *table = table_of(c, seq);
+    for (int i = 0; i < nb; i++) {
+        const int b = take_block(c), held = n - i * c->bt < c->bt ? n - i * c->bt : c->bt;
+        table[c->n_table[seq]++] = b;
+        p = block_io(c, b, p, 0);
+        for (int l = 0; l < c->shape.n_layers; l++) {
+            c->fill[(size_t)l * c->n_blocks + (size_t)b] = held;
+            c->filled += (size_t)held;
+        }
+    }
+    for (int l = 0; l < c->shape.n_layers; l++) len_of(c, seq)[l] = n;
+    return KVB_STATUS_OK;
+}
+
 const kvb_backend kvb_backend_paged_quant = {
     .version = KVB_BACKEND_VERSION,
     .name = "paged-quant",
@@ -584,4 +646,6 @@ const kvb_backend kvb_backend_paged_quant = {
     .seq_memory = pq_seq_memory,
     .read_kv = pq_read_kv,
     .attend_batch = pq_attend_batch,
+    .seq_save = pq_seq_save,
+    .seq_load = pq_seq_load,
 };
