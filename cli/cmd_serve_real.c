@@ -41,7 +41,7 @@ const kvb_cmd_spec kvb_serve_real_spec = {
 enum { MAX_CASES = 64 };
 
 /* "64MiB", "1.5GB", "1048576" into bytes */
-static int parse_bytes(const char *s, size_t *out)
+static int parse_bytes(const char *flag, const char *s, size_t *out)
 {
     static const struct {
         const char *sfx;
@@ -58,9 +58,9 @@ static int parse_bytes(const char *s, size_t *out)
             *out = (size_t)(v * units[i].mul);
             return 0;
         }
-    return kvb_usage_error("--kv-budget '%s': expected bytes from 1 with an optional KB, MB, GB, "
+    return kvb_usage_error("%s '%s': expected bytes from 1 with an optional KB, MB, GB, "
                            "KiB, MiB or GiB",
-                           s);
+                           flag, s);
 }
 
 /* "N" or "A:B" with 1 <= A <= B */
@@ -83,16 +83,37 @@ static int parse_range(const char *flag, const char *s, int *lo, int *hi)
     return 0;
 }
 
-/* the cases: backend x storage type x (mode, or block for a paged backend) */
+/* --kv-budget's list: bytes, and each item as given for the case names */
+static int parse_budgets(const kvb_opts *c, size_t *bytes, char (*names)[32], int *n)
+{
+    char buf[1024], *items[KVB_MAX_LIST];
+    snprintf(buf, sizeof buf, "%s", c->kv_budget);
+    if (kvb_split_list("--kv-budget", buf, items, KVB_MAX_LIST, n)) return KVB_EXIT_USAGE;
+    for (int i = 0; i < *n; i++) {
+        int r = parse_bytes("--kv-budget", items[i], &bytes[i]);
+        if (r) return r;
+        snprintf(names[i], sizeof names[i], "%.31s", items[i]);
+    }
+    return 0;
+}
+
+/* the cases: backend x storage type x (mode, or block for a paged backend) x
+ * preemption x budget; a swap case of a backend that cannot swap is skipped,
+ * said on stderr */
 static int make_cases(const kvb_opts *c, int head_dim, kvb_serve_case *cs, int *n)
 {
     const kvb_backend *backs[KVB_MAX_LIST];
     kvb_dtype dts[KVB_MAX_LIST];
-    int nb, nd, nm, nk, blocks[KVB_MAX_LIST], mi[KVB_MAX_LIST], r;
+    int nb, nd, nm, nk, np, nbud, blocks[KVB_MAX_LIST], mi[KVB_MAX_LIST], pi[KVB_MAX_LIST], r;
+    size_t budgets[KVB_MAX_LIST];
+    char bnames[KVB_MAX_LIST][32];
     static const char *const mode_names[] = {"grow", "prealloc"};
+    static const char *const preempt_names[] = {"recompute", "swap"};
     if ((r = kvb_opts_backends_dtypes(c, backs, &nb, dts, &nd)) != 0 ||
         (r = kvb_parse_int_list("--block", c->blocks, 1, 256, blocks, &nk)) != 0 ||
-        (r = kvb_parse_enum_list("--mode", c->modes, mode_names, 2, mi, &nm)) != 0)
+        (r = kvb_parse_enum_list("--mode", c->modes, mode_names, 2, mi, &nm)) != 0 ||
+        (r = kvb_parse_enum_list("--preempt", c->preempt, preempt_names, 2, pi, &np)) != 0 ||
+        (r = parse_budgets(c, budgets, bnames, &nbud)) != 0)
         return r;
     *n = 0;
     for (int i = 0; i < nb; i++) {
@@ -101,20 +122,36 @@ static int make_cases(const kvb_opts *c, int head_dim, kvb_serve_case *cs, int *
         int pg = (backs[i]->flags & KVB_BACKEND_PAGED) != 0;
         for (int j = 0; j < nd; j++) {
             if (!kvb_pair_wanted(backs[i], dts, nd, j)) continue;
-            for (int k = 0; k < (pg ? nk : nm) && *n < MAX_CASES; k++) {
-                kvb_serve_case *x = &cs[(*n)++];
+            for (int k = 0; k < (pg ? nk : nm); k++)
+            for (int p = 0; p < np; p++)
+            for (int bu = 0; bu < nbud; bu++) {
+                if (*n == MAX_CASES)
+                    return kvb_usage_error("more than %d cases: fewer backends, types, modes, "
+                                           "preemptions or budgets", MAX_CASES);
+                kvb_serve_case *x = &cs[*n];
                 x->backend = backs[i];
+                x->preempt = (kvb_preempt)pi[p];
+                x->budget_bytes = budgets[bu];
+                if (x->preempt == KVB_PREEMPT_SWAP && !kvb_serve_can_swap(x)) {
+                    if (bu == 0 && k == 0)
+                        fprintf(stderr, "kvbench: %s cannot swap (no seq_save): its swap "
+                                        "cases are skipped\n", backs[i]->name);
+                    continue;
+                }
                 x->opt = (kvb_options){.dtype = dts[j],
                                        .alloc = pg ? KVB_ALLOC_GROW : (kvb_alloc)mi[k],
                                        .block_tokens = pg ? blocks[k] : 0,
                                        .threads = c->threads};
                 kvb_opts_case(c, head_dim, KVB_KEY_AXIS_DEFAULT, &x->opt);
+                char mode[16];
                 if (pg)
-                    snprintf(x->name, sizeof x->name, "%s/%s/bs%d", backs[i]->name,
-                             kvb_dtype_name(dts[j]), blocks[k]);
+                    snprintf(mode, sizeof mode, "bs%d", blocks[k]);
                 else
-                    snprintf(x->name, sizeof x->name, "%s/%s/%s", backs[i]->name,
-                             kvb_dtype_name(dts[j]), mode_names[mi[k]]);
+                    snprintf(mode, sizeof mode, "%s", mode_names[mi[k]]);
+                snprintf(x->name, sizeof x->name, "%s/%s/%s%s%s%s", backs[i]->name,
+                         kvb_dtype_name(dts[j]), mode, x->preempt ? "/swap" : "",
+                         nbud > 1 ? "@" : "", nbud > 1 ? bnames[bu] : "");
+                (*n)++;
             }
         }
     }
@@ -147,8 +184,10 @@ static int parse_rates(const kvb_opts *c, kvb_arrival arr, double *rates, int *n
 
 static void print_row(const kvb_serve_case *x, const kvb_serve_summary *s)
 {
-    printf("%-26s %6g %4d %4d %6d %5.1f(%3d) %9.1f %8.1f %8.1f %7.2f %7.2f %7.2f %5.3f %5d %9.0f\n",
-           x->name, s->rate, s->finished, s->rejected, s->preemptions, s->batch_mean, s->batch_max,
+    printf("%-30s %6g %4d %4d %6d %5d %5.1f(%3d) %9.1f %8.1f %8.1f %7.2f %7.2f %7.2f %5.3f %5d "
+           "%9.0f\n",
+           x->name, s->rate, s->finished, s->rejected, s->preemptions, s->swaps_out, s->batch_mean,
+           s->batch_max,
            s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3, s->tpot[0] * 1e3, s->tpot[2] * 1e3,
            s->itl[2] * 1e3, s->kv_used_mean, s->prefix_hits, s->saved_mean);
     fflush(stdout);
@@ -156,7 +195,8 @@ static void print_row(const kvb_serve_case *x, const kvb_serve_summary *s)
 
 /* report.md: the command, the workload and a table per run */
 static int write_report(const char *dir, const char *cmdline, const char *source,
-                        const kvb_workload_config *wc, size_t budget, const kvb_serve_case *cs,
+                        const kvb_workload_config *wc, const char *budgets,
+                        const kvb_serve_case *cs,
                         int n_cases, const kvb_serve_summary *sums, int n, char *msg,
                         size_t msg_len)
 {
@@ -166,21 +206,22 @@ static int write_report(const char *dir, const char *cmdline, const char *source
     if (kvb_afile_open(&a, path, msg, msg_len)) return -1;
     FILE *f = a.f;
     fprintf(f,
-            "# kvbench serve\n\n`%s`\n\nModel %s; KV budget %zu bytes (%.1f MiB); arrivals %s; "
+            "# kvbench serve\n\n`%s`\n\nModel %s; KV budget %s; arrivals %s; "
             "prompts %d..%d own tokens after a shared prefix of %d; outputs %d..%d tokens.\n\n",
-            cmdline, source, budget, budget / 1048576.0, kvb_arrival_name(wc->arrival),
+            cmdline, source, budgets, kvb_arrival_name(wc->arrival),
             wc->prompt_lo, wc->prompt_hi, wc->shared_prefix, wc->output_lo, wc->output_hi);
-    fprintf(f, "| case | rate | finished | rejected | preempted | seqs/step mean (max) | "
-               "tok/s | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | KV used | "
-               "prefix hits | saved bytes mean (max blocks) "
-               "|\n|---|---|---|---|---|---|---|---|---|---|---|"
+    fprintf(f, "| case | rate | budget bytes | finished | rejected | preempted (swapped) | "
+               "seqs/step mean (max) | tok/s | TTFT p50 / p99 ms | TPOT p50 / p99 ms | "
+               "ITL p99 ms | KV used | prefix hits | saved bytes mean (max blocks) "
+               "|\n|---|---|---|---|---|---|---|---|---|---|---|---|"
                "---|---|\n");
     for (int i = 0; i < n; i++) {
         const kvb_serve_summary *s = &sums[i];
         fprintf(f,
-                "| %s | %g | %d | %d | %d | %.1f (%d) | %.1f | %.1f / %.1f | %.2f / %.2f | "
-                "%.2f | %.3f | %d/%d | %.0f (%.0f) |\n",
-                cs[i % n_cases].name, s->rate, s->finished, s->rejected, s->preemptions,
+                "| %s | %g | %zu | %d | %d | %d (%d) | %.1f (%d) | %.1f | %.1f / %.1f | "
+                "%.2f / %.2f | %.2f | %.3f | %d/%d | %.0f (%.0f) |\n",
+                cs[i % n_cases].name, s->rate, s->budget_bytes, s->finished, s->rejected,
+                s->preemptions, s->swaps_out,
                 s->batch_mean, s->batch_max, s->throughput, s->ttft[0] * 1e3, s->ttft[2] * 1e3,
                 s->tpot[0] * 1e3, s->tpot[2] * 1e3, s->itl[2] * 1e3, s->kv_used_mean,
                 s->prefix_hits, s->prefix_lookups, s->saved_mean, s->saved_max_blocks);
@@ -341,10 +382,10 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
     static const char *const arr_names[] = {"poisson", "all", "trace"};
     static const char *const pc_names[] = {"off", "on"};
     int arr, pc, n1;
-    size_t budget = 0;
+    size_t budget = 0, swap_space = 0;
     if ((r = kvb_parse_enum_list("--arrival", c.arrival, arr_names, 3, &arr, &n1)) != 0 ||
         (r = kvb_parse_enum_list("--prefix-cache", c.prefix_cache, pc_names, 2, &pc, &n1)) != 0 ||
-        (r = parse_bytes(c.kv_budget, &budget)) != 0)
+        (r = parse_bytes("--swap-space", c.swap_space, &swap_space)) != 0)
         return r;
     kvb_workload_config wc = {.arrival = (kvb_arrival)arr,
                               .n_requests = c.requests,
@@ -369,6 +410,7 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
     if ((r = kvb_opts_model_config(&c, &mc, &source)) != 0) return r;
     kvb_serve_case cs[MAX_CASES];
     if ((r = make_cases(&c, mc.head_dim, cs, &n_cases)) != 0) return r;
+    budget = cs[0].budget_bytes; /* the first; report.md names each case's */
     int any_quant = 0;
     for (int k = 0; k < n_cases; k++) any_quant |= kvb_dtype_is_quant(cs[k].opt.dtype);
     kvb_opts_note_group(&c, mc.head_dim, any_quant);
@@ -387,7 +429,7 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
                                "max-seq %d: shorten them or raise --max-seq",
                                max_len, c.max_len ? "--max-len" : "the longest prompt + output",
                                mc.max_seq);
-    kvb_serve_setup su = {budget, c.max_batch, pc};
+    kvb_serve_setup su = {swap_space, budget, c.max_batch, pc};
     kvb_shape sh = kvb_model_kv_shape(&mc);
     sh.max_seq = max_len;
     for (int k = 0; k < n_cases; k++) {
@@ -403,9 +445,10 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
     char dir[KVB_PATH_MAX], partial[KVB_PATH_MAX + 16];
     if ((r = choose_out(&c, dir, sizeof dir, partial, sizeof partial)) != 0) return r;
     if (c.dry_run) {
-        printf("dry run: %d case%s x %d rate%s, model %s, budget %zu bytes; flags valid, nothing "
+        printf("dry run: %d case%s x %d rate%s, model %s, budget %s; flags valid, nothing "
                "measured\n",
-               n_cases, n_cases == 1 ? "" : "s", n_rates, n_rates == 1 ? "" : "s", source, budget);
+               n_cases, n_cases == 1 ? "" : "s", n_rates, n_rates == 1 ? "" : "s", source,
+               c.kv_budget);
         return 0;
     }
     if (mkdir(partial, 0777) != 0)
@@ -426,17 +469,20 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
         goto done;
     }
     openblas_set_num_threads(c.threads);
-    printf("serve: model %s, KV budget %zu bytes, %s arrivals, max %d tokens per request\n", source,
-           budget, kvb_arrival_name(wc.arrival), max_len);
-    printf("%-26s %6s %4s %4s %6s %10s %9s %8s %8s %7s %7s %7s %5s %5s %9s\n", "case", "rate",
-           "fin", "rej", "preempt", "batch(max)", "tok/s", "ttft50", "ttft99", "tpot50", "tpot99",
+    printf("serve: model %s, KV budget %s (%zu bytes%s), %s arrivals, max %d tokens per "
+           "request\n",
+           source, c.kv_budget, budget, strchr(c.kv_budget, ',') ? " the first" : "",
+           kvb_arrival_name(wc.arrival), max_len);
+    printf("%-30s %6s %4s %4s %6s %5s %10s %9s %8s %8s %7s %7s %7s %5s %5s %9s\n", "case",
+           "rate", "fin", "rej", "preempt", "swap", "batch(max)", "tok/s", "ttft50", "ttft99",
+           "tpot50", "tpot99",
            "itl99", "kv", "hits", "saved_B");
     int failed = open_files(&of, partial, msg, sizeof msg)
                      ? -1
                      : serve_all(&c, &m, &st, &wc, rates, n_rates, cs, n_cases, &su, sums, &of, msg,
                                  sizeof msg);
     if (failed < 0 || close_files(&of, 1, msg, sizeof msg) ||
-        write_report(partial, cli->cmdline, source, &wc, budget, cs, n_cases, sums,
+        write_report(partial, cli->cmdline, source, &wc, c.kv_budget, cs, n_cases, sums,
                      n_rates * n_cases, msg, sizeof msg) ||
         write_plot(partial, cs, sums, n_cases, n_rates, msg, sizeof msg) ||
         kvb_partial_publish(partial, dir, msg, sizeof msg)) {

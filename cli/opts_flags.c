@@ -326,11 +326,23 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(backends)},
     {.name = "--seed", .cmds = REAL, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX, .def = "1",
      .meta = "N", .help = "weights, prompts, lengths and arrivals seed", .off = OFF(seed)},
-    {.name = "--kv-budget", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "64MiB",
-     .meta = "BYTES",
+    {.name = "--kv-budget", .cmds = REAL, .kind = KVB_FLAG_LIST, .def = "64MiB",
+     .meta = "BYTES[,...]",
      .help = "KV bytes every cache may hold, with KB, MB, GB (10^3) or KiB, MiB, GiB (2^10): a "
-             "paged pool's size, a prealloc cache's sequences, a grow cache's reserved bytes",
+             "paged pool's size, a prealloc cache's sequences, a grow cache's reserved bytes; "
+             "several: every case at each (names end @BUDGET)",
      .off = OFF(kv_budget)},
+    {.name = "--preempt", .cmds = REAL, .kind = KVB_FLAG_LIST, .def = "recompute",
+     .meta = "LIST",
+     .help = "what a preempted request's KV becomes: recompute (dropped, prefilled again on "
+             "readmission) or swap (copied to host memory and back, for backends with "
+             "seq_save: contiguous, paged, paged-quant); both: side by side (names end /swap)",
+     .off = OFF(preempt)},
+    {.name = "--swap-space", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "4GiB",
+     .meta = "BYTES",
+     .help = "host memory swapped-out sequences may hold at once (vLLM's default); a swap "
+             "that does not fit recomputes",
+     .off = OFF(swap_space)},
     {.name = "--arrival", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "poisson", .meta = "NAME",
      .help = "poisson (at --rate), all (at time 0), trace (--trace's times and lengths)",
      .off = OFF(arrival)},

@@ -32,6 +32,9 @@ typedef struct engine {
     int *slot_busy;    /* [max_batch] */
     prefix_entry *ent; /* [prefix_slots], entry k on slot max_batch + k */
     long long tick;
+    void **swapped;             /* [n] a swapped-out request's saved sequence, or NULL */
+    size_t *swapped_len;        /* [n] its bytes */
+    size_t swap_used;           /* host bytes swapped sequences hold now */
     int *buf;                   /* [max_seq] a prompt plus the tokens generated so far */
     float *logits;              /* [max_batch][vocab] */
     int *b_seq, *b_tok, *b_pos; /* [max_batch] */
@@ -39,9 +42,18 @@ typedef struct engine {
     size_t msg_len;
 } engine;
 
-static void advance(engine *e, uint64_t t0)
+const char *kvb_preempt_name(kvb_preempt p)
 {
-    e->t += e->cfg->step_cost_s > 0 ? e->cfg->step_cost_s : (double)(kvb_now_ns() - t0) * 1e-9;
+    static const char *const names[] = {"recompute", "swap"};
+    return p >= 0 && p < KVB_PREEMPT_COUNT ? names[p] : "?";
+}
+
+/* The clock moves by the time since t0; returns that step. */
+static double advance(engine *e, uint64_t t0)
+{
+    double dt = e->cfg->step_cost_s > 0 ? e->cfg->step_cost_s : (double)(kvb_now_ns() - t0) * 1e-9;
+    e->t += dt;
+    return dt;
 }
 
 static int record(engine *e, int batch)
@@ -101,9 +113,51 @@ static void drop_running(engine *e, int i)
     e->n_run--;
 }
 
+/* Running request i's sequence copied to host memory, when swapping is on,
+ * the backend can, the sequence is whole (every layer holds the prompt and
+ * the tokens fed so far: not one a failed step cut short) and the host
+ * budget has room; else nothing, and it will be recomputed. */
+static void swap_out(engine *e, int i)
+{
+    const int r = e->run_req[i], slot = e->run_slot[i];
+    const int held = e->reqs[r].prompt_len + e->res[r].n_out - 1;
+    size_t n = 0;
+    if (e->cfg->preempt != KVB_PREEMPT_SWAP) return;
+    for (int l = 0; l < e->m->cfg.n_layers; l++)
+        if (kvb_cache_length(e->c, slot, l) != held) return;
+    if (kvb_cache_seq_save(e->c, slot, NULL, &n) != KVB_STATUS_OK ||
+        e->swap_used + n > e->cfg->swap_bytes)
+        return;
+    void *buf = malloc(n ? n : 1);
+    if (!buf) return;
+    uint64_t t0 = kvb_now_ns();
+    kvb_status st = kvb_cache_seq_save(e->c, slot, buf, &n);
+    e->st->swap_s += advance(e, t0);
+    if (st != KVB_STATUS_OK) {
+        free(buf);
+        return;
+    }
+    e->swapped[r] = buf;
+    e->swapped_len[r] = n;
+    e->swap_used += n;
+    if (e->swap_used > e->st->swap_peak) e->st->swap_peak = e->swap_used;
+    e->res[r].swaps++;
+    e->st->swaps_out++;
+}
+
+static void swap_drop(engine *e, int r)
+{
+    if (!e->swapped[r]) return;
+    free(e->swapped[r]);
+    e->swap_used -= e->swapped_len[r];
+    e->swapped[r] = NULL;
+    e->swapped_len[r] = 0;
+}
+
 static void preempt(engine *e, int i)
 {
     int r = e->run_req[i];
+    swap_out(e, i);
     drop_running(e, i);
     push_front(e, r);
     e->res[r].preemptions++;
@@ -208,6 +262,43 @@ static kvb_status prefix_entry_for(engine *e, const int *toks, int plen, int *k_
 /* Admits waiting request r onto a free slot: prefills its prompt plus what it
  * generated, emitting the next token. *ok = 0 when it did not fit (the cache
  * as it was, but for a prefix entry it may have filled). */
+static void run_add(engine *e, int r, int slot, int k)
+{
+    e->slot_busy[slot] = 1;
+    e->run_req[e->n_run] = r;
+    e->run_slot[e->n_run] = slot;
+    e->run_ent[e->n_run++] = k;
+}
+
+/* Swapped-out request r back onto a free slot from host memory, no model
+ * call: it holds its prompt and every token but the newest, which the next
+ * step feeds. *ok = 0 (the cache as it was) when it does not fit. */
+static kvb_status swap_in(engine *e, int r, int slot, int *ok)
+{
+    const kvb_request *q = &e->reqs[r];
+    const int T = q->prompt_len + e->res[r].n_out;   /* held after the next step */
+    *ok = 0;
+    while (!fits(e, T, e->cfg->reserve_tokens) && evict_one(e, -1)) {
+    }
+    if (!fits(e, T, e->cfg->reserve_tokens)) return KVB_STATUS_OK;
+    uint64_t t0 = kvb_now_ns();
+    kvb_status s = kvb_cache_seq_load(e->c, slot, e->swapped[r], e->swapped_len[r]);
+    e->st->swap_s += advance(e, t0);
+    if (s == KVB_STATUS_OK && over_budget(e)) s = KVB_STATUS_FULL;
+    if (s != KVB_STATUS_OK) {
+        kvb_cache_seq_clear(e->c, slot);
+        if (s == KVB_STATUS_FULL || s == KVB_STATUS_NO_MEMORY) return KVB_STATUS_OK;
+        snprintf(e->msg, e->msg_len, "request %d: swap in of %zu bytes: %s", q->id,
+                 e->swapped_len[r], kvb_status_str(s));
+        return s;
+    }
+    swap_drop(e, r);
+    e->st->swaps_in++;
+    run_add(e, r, slot, -1);
+    *ok = 1;
+    return KVB_STATUS_OK;
+}
+
 static kvb_status admit(engine *e, int r, int use_prefix, int *ok)
 {
     const kvb_request *q = &e->reqs[r];
@@ -215,6 +306,13 @@ static kvb_status admit(engine *e, int r, int use_prefix, int *ok)
     int T = q->prompt_len + rs->n_out, slot = 0;
     *ok = 0;
     while (e->slot_busy[slot]) slot++;
+    if (e->swapped[r]) {
+        kvb_status s = swap_in(e, r, slot, ok);
+        /* alone and still not back (a grow store's doubling can pass the
+         * budget where a prefill's would not): recomputed instead */
+        if (s != KVB_STATUS_OK || *ok || use_prefix) return s;
+        swap_drop(e, r);
+    }
     memcpy(e->buf, q->prompt, (size_t)q->prompt_len * sizeof *e->buf);
     memcpy(e->buf + q->prompt_len, rs->tokens, (size_t)rs->n_out * sizeof *e->buf);
     int bt = e->cfg->block_tokens, plen = 0, k = -1, hit = 0;
@@ -255,10 +353,7 @@ static kvb_status admit(engine *e, int r, int use_prefix, int *ok)
     }
     rs->prefix_hit_tokens = hit ? plen : 0;
     *ok = 1;
-    e->slot_busy[slot] = 1;
-    e->run_req[e->n_run] = r;
-    e->run_slot[e->n_run] = slot;
-    e->run_ent[e->n_run++] = k;
+    run_add(e, r, slot, k);
     emit(e, r, kvb_argmax(e->s->logits, e->m->cfg.vocab_size));
     if (rs->outcome == KVB_REQ_OUTCOME_FINISHED) drop_running(e, e->n_run - 1);
     return KVB_STATUS_OK;
@@ -459,7 +554,10 @@ kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     e.b_seq = malloc((size_t)B * sizeof(int));
     e.b_tok = malloc((size_t)B * sizeof(int));
     e.b_pos = malloc((size_t)B * sizeof(int));
-    int oom = !e.wait || !e.run_req || !e.run_slot || !e.run_ent || !e.slot_busy || !e.ent ||
+    e.swapped = calloc((size_t)n, sizeof *e.swapped);
+    e.swapped_len = calloc((size_t)n, sizeof *e.swapped_len);
+    int oom = !e.swapped || !e.swapped_len || !e.wait || !e.run_req || !e.run_slot ||
+              !e.run_ent || !e.slot_busy || !e.ent ||
               !e.buf || !e.logits || !e.b_seq || !e.b_tok || !e.b_pos;
     for (int i = 0; i < n && !oom; i++) {
         res[i].tokens = malloc((size_t)reqs[i].output_len * sizeof *res[i].tokens);
@@ -472,6 +570,9 @@ kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
     } else
         rc = serve(&e);
     for (int q = 0; q < e.n_slots; q++) kvb_cache_seq_clear(cache, q);
+    for (int i = 0; e.swapped && i < n; i++) swap_drop(&e, i);
+    free(e.swapped);
+    free(e.swapped_len);
     free(e.wait);
     free(e.run_req);
     free(e.run_slot);

@@ -10,10 +10,15 @@
  * running request with kvb_forward_batch (greedy). When a step would pass the
  * budget (a paged pool has no block for it, an append returns
  * KVB_STATUS_FULL, or the cache's reserved bytes pass budget_bytes) the newest
- * running request is preempted by recompute: its sequence is cleared, it waits
- * again at the front of the queue, keeping the tokens it generated, and on
- * readmission its prompt plus those tokens are prefilled again. After every
- * model call reserved <= budget_bytes holds. Every request ends finished with
+ * running request is preempted: its sequence is cleared, it waits again at the
+ * front of the queue, keeping the tokens it generated, and on readmission
+ * either its prompt plus those tokens are prefilled again (recompute), or,
+ * with KVB_PREEMPT_SWAP on a backend that has seq_save/seq_load, its sequence
+ * was copied to host memory first (at most swap_bytes at once) and is copied
+ * back, with no model call (vLLM's two preemption modes). A swap that does not
+ * fit the host budget, or a backend that cannot swap, recomputes; each copy's
+ * wall time advances the clock. After every model call reserved <=
+ * budget_bytes holds. Every request ends finished with
  * all its output tokens, or rejected (it cannot fit even alone), never lost.
  *
  * Prefix caching (prefix_slots > 0): a request's first prefix_len tokens, cut
@@ -45,12 +50,22 @@ typedef enum kvb_req_outcome {
     KVB_REQ_OUTCOME_REJECTED, /* longer than the cache's max_seq, or over the budget alone */
 } kvb_req_outcome;
 
+/* What a preempted request's sequence becomes. */
+typedef enum kvb_preempt {
+    KVB_PREEMPT_RECOMPUTE = 0, /* dropped; prompt and tokens so far prefilled again */
+    KVB_PREEMPT_SWAP,          /* copied to host memory and back (kvb_cache_seq_save/_load) */
+    KVB_PREEMPT_COUNT
+} kvb_preempt;
+
+const char *kvb_preempt_name(kvb_preempt p);
+
 typedef struct kvb_req_result {
     int *tokens;     /* [output_len] greedy tokens, owned (kvb_sched_free) */
     double *token_s; /* [output_len] clock when each token came out */
     int n_out;
     double first_s, finish_s; /* clock of the first and the last token */
     int preemptions;          /* times this request was preempted */
+    int swaps;                /* of those, the ones swapped out (not recomputed) */
     int prefix_hit_tokens;    /* prompt tokens its last admission took from the prefix cache */
     kvb_req_outcome outcome;
 } kvb_req_result;
@@ -78,12 +93,17 @@ typedef struct kvb_sched_config {
     size_t token_bytes;  /* K/V bytes of one token, every layer: admission's estimate */
     int reserve_tokens;  /* tokens a dense sequence reserves at its first (contiguous
                           * prealloc: the cache's max_seq); 0: as it grows */
-    double step_cost_s;  /* > 0: each model call advances the clock by this */
+    double step_cost_s;  /* > 0: each model call (and swap copy) advances the clock by this */
+    kvb_preempt preempt;
+    size_t swap_bytes;   /* KVB_PREEMPT_SWAP: host bytes swapped sequences may hold at once */
     kvb_sched_bug bug;
 } kvb_sched_config;
 
 typedef struct kvb_sched_stats {
     int finished, rejected, preemptions;
+    int swaps_out, swaps_in; /* preemptions swapped out; swapped requests resumed */
+    size_t swap_peak;        /* most host bytes held by swapped sequences at once */
+    double swap_s;           /* clock spent copying to and from host memory */
     int prefix_lookups, prefix_hits;
     long long prefix_tokens; /* prompt tokens taken from the prefix cache */
     long long out_tokens;    /* generated tokens of finished requests */

@@ -187,10 +187,19 @@ size_t kvb_serve_token_bytes(const kvb_model_config *mc, const kvb_serve_case *c
     return (size_t)ceil(2.0 * mc->n_layers * mc->n_kv_heads * mc->head_dim * bits / 8.0);
 }
 
+int kvb_serve_can_swap(const kvb_serve_case *c)
+{
+    return c->backend->version >= 4 && c->backend->seq_save && c->backend->seq_load;
+}
+
 kvb_status kvb_serve_plan(const kvb_model_config *mc, const kvb_serve_case *c,
-                          const kvb_serve_setup *su, int max_len, int state_rows, kvb_options *o,
+                          const kvb_serve_setup *su_all, int max_len, int state_rows,
+                          kvb_options *o,
                           kvb_sched_config *sc, char *msg, size_t msg_len)
 {
+    kvb_serve_setup one = *su_all; /* with the case's own budget */
+    const kvb_serve_setup *su = &one;
+    if (c->budget_bytes) one.budget_bytes = c->budget_bytes;
     const size_t tb = kvb_serve_token_bytes(mc, c);
     const int paged = (c->backend->flags & KVB_BACKEND_PAGED) != 0;
     const int prealloc = !paged && c->opt.alloc == KVB_ALLOC_PREALLOC;
@@ -225,7 +234,10 @@ kvb_status kvb_serve_plan(const kvb_model_config *mc, const kvb_serve_case *c,
                              .block_tokens = bt,
                              .budget_bytes = su->budget_bytes,
                              .token_bytes = tb,
-                             .reserve_tokens = prealloc ? max_len : 0};
+                             .reserve_tokens = prealloc ? max_len : 0,
+                             .preempt = kvb_serve_can_swap(c) ? c->preempt
+                                                              : KVB_PREEMPT_RECOMPUTE,
+                             .swap_bytes = su->swap_bytes};
     return KVB_STATUS_OK;
 }
 
@@ -268,6 +280,10 @@ static kvb_status summarize(const kvb_workload *w, const kvb_req_result *res,
     s->prefix_lookups = st->prefix_lookups;
     s->prefix_hits = st->prefix_hits;
     s->prefix_tokens = st->prefix_tokens;
+    s->swaps_out = st->swaps_out;
+    s->swaps_in = st->swaps_in;
+    s->swap_peak = st->swap_peak;
+    s->swap_s = st->swap_s;
     double bsum = 0, used = 0, resv = 0, saved = 0;
     int nb = 0;
     for (int i = 0; i < st->n_steps; i++) {
@@ -310,7 +326,7 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
         return r;
     sum->rate = rate;
     sum->n_requests = w->n;
-    sum->budget_bytes = su->budget_bytes;
+    sum->budget_bytes = sc.budget_bytes;
     sum->max_seqs = o.max_seqs;
     sum->max_batch = sc.max_batch;
     const size_t block_bytes =
@@ -347,10 +363,12 @@ void kvb_serve_write_row(FILE *f, const kvb_serve_case *c, const kvb_serve_summa
     const double *v[3] = {s->ttft, s->tpot, s->itl};
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) fprintf(f, ",%.6f", v[i][j]);
-    fprintf(f, ",%.5f,%.5f,%d,%d,%.4f,%lld,%.0f,%.0f,%.1f\n", s->kv_used_mean, s->kv_reserved_mean,
-            s->prefix_lookups, s->prefix_hits,
+    fprintf(f, ",%.5f,%.5f,%d,%d,%.4f,%lld,%.0f,%.0f,%.1f,%s,%d,%d,%zu,%.6f\n", s->kv_used_mean,
+            s->kv_reserved_mean, s->prefix_lookups, s->prefix_hits,
             s->prefix_lookups ? (double)s->prefix_hits / s->prefix_lookups : 0.0, s->prefix_tokens,
-            s->saved_mean, s->saved_max, s->saved_max_blocks);
+            s->saved_mean, s->saved_max, s->saved_max_blocks,
+            kvb_preempt_name(kvb_serve_can_swap(c) ? c->preempt : KVB_PREEMPT_RECOMPUTE),
+            s->swaps_out, s->swaps_in, s->swap_peak, s->swap_s);
 }
 
 void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate, const kvb_workload *w,
@@ -361,12 +379,12 @@ void kvb_serve_write_requests(FILE *f, const kvb_serve_case *c, double rate, con
         const kvb_request *q = &w->req[i];
         const kvb_req_result *r = &res[i];
         int fin = r->outcome == KVB_REQ_OUTCOME_FINISHED;
-        fprintf(f, "%s,%g,%d,%.6f,%d,%d,%s,%d,%.6f,%.6f,%.6f,%.6f,%d,%d\n", c->name, rate, q->id,
+        fprintf(f, "%s,%g,%d,%.6f,%d,%d,%s,%d,%.6f,%.6f,%.6f,%.6f,%d,%d,%d\n", c->name, rate, q->id,
                 q->arrival_s, q->prompt_len, q->output_len, outcome[r->outcome], r->n_out,
                 fin ? r->first_s : NAN, fin ? r->finish_s : NAN,
                 fin ? r->first_s - q->arrival_s : NAN,
                 fin && r->n_out > 1 ? (r->finish_s - r->first_s) / (r->n_out - 1) : NAN,
-                r->preemptions, r->prefix_hit_tokens);
+                r->preemptions, r->prefix_hit_tokens, r->swaps);
     }
 }
 

@@ -58,11 +58,17 @@ void kvb_workload_free(kvb_workload *w);
 /* One cache configuration served. */
 typedef struct kvb_serve_case {
     const kvb_backend *backend;
-    kvb_options opt; /* dtype, alloc, block_tokens, quant options, threads */
-    char name[64];   /* "paged/f32/bs16", "contiguous/f32/prealloc" */
+    kvb_options opt;     /* dtype, alloc, block_tokens, quant options, threads */
+    kvb_preempt preempt; /* SWAP on a backend without seq_save: recompute */
+    size_t budget_bytes; /* this case's KV budget; 0: the setup's */
+    char name[96];       /* "paged/f32/bs16", "contiguous/f32/prealloc/swap@48MiB" */
 } kvb_serve_case;
 
+/* Whether c's backend can swap a sequence out (seq_save and seq_load). */
+int kvb_serve_can_swap(const kvb_serve_case *c);
+
 typedef struct kvb_serve_setup {
+    size_t swap_bytes;   /* host bytes swapped-out sequences may hold (sched.h) */
     size_t budget_bytes;
     int max_batch;    /* running requests at most (prealloc: what the budget holds) */
     int prefix_cache; /* 1: the prefix table of sched.h */
@@ -83,6 +89,9 @@ kvb_status kvb_serve_plan(const kvb_model_config *mc, const kvb_serve_case *c,
 typedef struct kvb_serve_summary {
     double rate;
     int n_requests, finished, rejected, preemptions, max_seqs, max_batch;
+    int swaps_out, swaps_in;
+    size_t swap_peak;
+    double swap_s;
     size_t budget_bytes;
     double sim_s, wall_s, throughput; /* output tokens / simulated second */
     double ttft[3], tpot[3], itl[3];  /* p50, p90, p99 */
@@ -109,10 +118,10 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
     "preemptions,sim_s,wall_s,throughput_tok_s,batch_mean,batch_max,ttft_p50,ttft_p90,ttft_p99,"   \
     "tpot_p50,tpot_p90,tpot_p99,itl_p50,itl_p90,itl_p99,kv_used_mean,kv_reserved_mean,"            \
     "prefix_lookups,prefix_hits,prefix_hit_rate,prefix_tokens,saved_mean_bytes,saved_max_bytes,"   \
-    "saved_max_blocks"
+    "saved_max_blocks,preempt,swaps_out,swaps_in,swap_peak_bytes,swap_s"
 #define KVB_SERVE_REQ_HEAD                                                                         \
     "case,rate,id,arrival_s,prompt,output,outcome,generated,first_s,finish_s,ttft_s,tpot_s,"       \
-    "preemptions,prefix_hit_tokens"
+    "preemptions,prefix_hit_tokens,swaps"
 #define KVB_SERVE_STEP_HEAD                                                                        \
     "case,rate,call,t_s,batch,running,waiting,kv_used,kv_reserved,kv_seq_used"
 void kvb_serve_write_row(FILE *f, const kvb_serve_case *c, const kvb_serve_summary *s);

@@ -408,8 +408,10 @@ static kvb_status contig_seq_load(kvb_backend_ctx *c, int seq, const void *src, 
             }
         }
         const size_t head = (size_t)s->cap * c->shape.head_dim * c->es;
-        for (int h = 0; h < c->shape.n_kv_heads; h++, p += run) memcpy((char *)s->k + h * head, p, run);
-        for (int h = 0; h < c->shape.n_kv_heads; h++, p += run) memcpy((char *)s->v + h * head, p, run);
+        for (int h = 0; h < c->shape.n_kv_heads; h++, p += run)
+            memcpy((char *)s->k + h * head, p, run);
+        for (int h = 0; h < c->shape.n_kv_heads; h++, p += run)
+            memcpy((char *)s->v + h * head, p, run);
     }
     for (int l = 0; l < c->shape.n_layers; l++) store_at(c, seq, l)->len = n;
     return KVB_STATUS_OK;

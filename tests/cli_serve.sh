@@ -54,6 +54,31 @@ for c in contiguous/f32/prealloc contiguous/f32/grow paged/f32/bs16; do
   grep -qF "$c " "$T/table" && ok || bad "the table lacks $c"
 done
 
+# preemption by recompute and by swap side by side at two budgets (all at once,
+# outputs long enough to preempt): every request finishes, each swap case swaps
+# out and back in as often, recompute cases never swap, no step passes its
+# case's budget; quant cannot swap and says so
+"$KVB" serve --preset stories15m --requests 8 --prompt-len 2:6 --output-len 20:40 --quiet \
+  --arrival all --backend contiguous,paged,quant --dtype f32,q8 --mode grow \
+  --preempt recompute,swap --kv-budget 700KB,1MB --out "$T/sw" > "$T/table" 2> "$T/err"
+[ $? = 0 ] && ok || bad "swap run exit: $(cat "$T/err")"
+grep -qF "quant cannot swap (no seq_save)" "$T/err" && ok || bad "no note that quant cannot swap"
+[ "$(wc -l < "$T/sw/serve.csv")" = 11 ] && ok || bad "swap run rows: $(cat "$T/sw/serve.csv")"
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+  { n++; pre += $(c["preemptions"])
+    if ($(c["case"]) ~ /\/swap@/) { if ($(c["preempt"]) == "swap" && $(c["swaps_out"]) > 0 &&
+        $(c["swaps_out"]) == $(c["swaps_in"]) && $(c["swap_peak_bytes"]) > 0) s++ }
+    else if ($(c["preempt"]) == "recompute" && $(c["swaps_out"]) == 0) r++
+    if ($(c["finished"]) == 8) f++ }
+  END { exit !(n == 10 && s == 4 && r == 6 && f == 10 && pre > 0) }' "$T/sw/serve.csv" && ok ||
+  bad "swap cases do not swap, or recompute ones do: $(cat "$T/sw/serve.csv")"
+awk -F, 'FNR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+  FILENAME ~ /serve.csv/ { b[$(c["case"])] = $(c["budget_bytes"]); next }
+  { n++; if ($(c["kv_reserved"]) > b[$(c["case"])]) over++ }
+  END { exit !(n > 0 && over == 0) }' "$T/sw/serve.csv" "$T/sw/steps.csv" && ok ||
+  bad "a step passes its case's budget"
+grep -qF "paged/f32/bs16/swap@700KB " "$T/table" && ok || bad "the table lacks the swap case"
+
 # a trace: times and lengths from the file
 printf 'arrival_s,prompt,output\n0,4,3\n# a comment\n0.01,6,2\n0.5,3,4\n' > "$T/trace.csv"
 "$KVB" serve $S --arrival trace --trace "$T/trace.csv" --backend paged --out "$T/tr" \
@@ -65,6 +90,9 @@ expect 2 "--rate 0" $S --rate 0 --out "$T/x"
 expect 2 "--rates item -1" $S --rates 1,-1 --out "$T/x"
 expect 2 "bogus" $S --arrival bogus --out "$T/x"
 expect 2 "--kv-budget '12XB'" $S --kv-budget 12XB --out "$T/x"
+expect 2 "--kv-budget: empty item" $S --kv-budget 2MiB,, --out "$T/x"
+expect 2 "--swap-space 'lots'" $S --swap-space lots --out "$T/x"
+expect 2 "--preempt 'evict'" $S --preempt evict --out "$T/x"
 expect 2 "--kv-budget 1000 bytes is below" $S --kv-budget 1000 --out "$T/x"
 expect 2 "needs --trace" $S --arrival trace --out "$T/x"
 expect 2 "needs --arrival trace" $S --trace "$T/trace.csv" --out "$T/x"

@@ -3,7 +3,9 @@
  * preemption: after every model call the budget holds, every request ends
  * exactly once with its whole output, a preempted and resumed request's greedy
  * tokens equal an uninterrupted decode's, a prefix-shared request's equal its
- * unshared twin's, and a planted bug (no budget check) is caught. The clock
+ * unshared twin's, with preemption by recompute and by swap to host memory
+ * (whole, and with a host budget too small for some), and two planted bugs (no
+ * budget check; a backend whose swap save zeroes a layer) are caught. The clock
  * advances by a fixed cost per call: nothing here depends on timing. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,7 +66,37 @@ typedef struct serve_case {
     kvb_alloc alloc;
     int max_batch, prefix_slots;
     size_t budget;
+    kvb_preempt preempt;
+    size_t swap_bytes; /* SWAP: host bytes; 0: a budget no save fits */
+    int burst;         /* every request at time 0: more preemptions */
 } serve_case;
+
+/* A planted wrong backend: contiguous whose swap save zeroes its last layer. */
+static kvb_status w_save(const kvb_backend_ctx *w, int seq, void *dst, size_t *bytes)
+{
+    const kvb_cache *in = kvbt_wrap_inner(w);
+    kvb_status st = kvb_cache_seq_save(in, seq, dst, bytes);
+    if (st == KVB_STATUS_OK && dst) {
+        /* contiguous's save: [layer][K|V][kv_head][token][head_dim] after its head */
+        size_t layer = (*bytes - sizeof(kvb_save_head)) / (size_t)kvb_cache_shape(in)->n_layers;
+        memset((char *)dst + *bytes - layer, 0, layer);
+    }
+    return st;
+}
+static kvb_status w_load(kvb_backend_ctx *w, int seq, const void *src, size_t bytes)
+{
+    return kvb_cache_seq_load(kvbt_wrap_inner(w), seq, src, bytes);
+}
+static const kvb_backend wrong_swap = {
+    .name = "wrong-swap", .description = "planted bug: a swapped sequence loses its last layer",
+    .seq_save = w_save, .seq_load = w_load, KVBT_WRAP_SLOTS,
+};
+
+static const kvb_backend *case_backend(const serve_case *sc)
+{
+    return strcmp(sc->backend, wrong_swap.name) == 0 ? &wrong_swap
+                                                      : kvb_backend_find(sc->backend);
+}
 
 static kvb_cache *case_cache(const kvb_model *m, const serve_case *sc)
 {
@@ -76,7 +108,7 @@ static kvb_cache *case_cache(const kvb_model *m, const serve_case *sc)
     if (strcmp(sc->backend, "paged") == 0) o.pool_bytes = sc->budget;
     kvb_cache *c = NULL;
     char msg[256];
-    if (kvb_cache_create(&c, kvb_backend_find(sc->backend), &sh, &o, msg, sizeof msg) !=
+    if (kvb_cache_create(&c, case_backend(sc), &sh, &o, msg, sizeof msg) !=
         KVB_STATUS_OK)
         fail_msg("cache %s: %s", sc->backend, msg);
     return c;
@@ -122,6 +154,8 @@ static void run_case(const kvb_model *m, kvb_state *s, const serve_case *sc, con
                             .token_bytes = token_bytes(m),
                             .step_cost_s = 0.25,
                             .bug = bug,
+                            .preempt = sc->preempt,
+                            .swap_bytes = sc->swap_bytes,
                             .reserve_tokens = sc->alloc == KVB_ALLOC_PREALLOC ? m->cfg.max_seq : 0};
     if (strcmp(sc->backend, "paged") == 0) cfg.reserve_tokens = 0;
     char msg[256];
@@ -158,9 +192,11 @@ static void fixture_free(fixture *f)
 static void serve_checked(fixture *f, const serve_case *sc, kvb_req_result *res,
                           kvb_sched_stats *st)
 {
-    run_case(&f->m, &f->s, sc, &f->w, KVB_SCHED_BUG_NONE, res, st);
+    workload w = f->w; /* prompts still point into f->w */
+    for (int i = 0; sc->burst && i < N_REQ; i++) w.req[i].arrival_s = 0;
+    run_case(&f->m, &f->s, sc, &w, KVB_SCHED_BUG_NONE, res, st);
     char buf[256];
-    const char *v = violation(sc, &f->w, res, st, buf, sizeof buf);
+    const char *v = violation(sc, &w, res, st, buf, sizeof buf);
     if (v) fail_msg("%s/%s: %s", sc->backend, kvb_alloc_name(sc->alloc), v);
     for (int i = 0; i < N_REQ; i++)
         for (int j = 0; j < f->w.req[i].output_len; j++)
@@ -180,22 +216,40 @@ static void test_budget_and_resume(void **state)
     fixture_init(&f, 3, 0);
     const size_t tb = token_bytes(&f.m);
     const serve_case cases[] = {
-        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb},
-        {"contiguous", KVB_ALLOC_GROW, 6, 0, 32 * tb},
-        {"contiguous", KVB_ALLOC_PREALLOC, 2, 0, 2 * 24 * tb},
+        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb, KVB_PREEMPT_RECOMPUTE, 0, 0},
+        {"contiguous", KVB_ALLOC_GROW, 6, 0, 32 * tb, KVB_PREEMPT_RECOMPUTE, 0, 0},
+        {"contiguous", KVB_ALLOC_PREALLOC, 2, 0, 2 * 24 * tb, KVB_PREEMPT_RECOMPUTE, 0, 0},
+        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb, KVB_PREEMPT_RECOMPUTE, 0, 1},
+        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb, KVB_PREEMPT_SWAP, 1 << 30, 1},
+        {"contiguous", KVB_ALLOC_GROW, 6, 0, 32 * tb, KVB_PREEMPT_SWAP, 1 << 30, 1},
+        /* a host budget no save fits: every preemption recomputes */
+        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb, KVB_PREEMPT_SWAP, 64, 1},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const serve_case *sc = &cases[k];
         kvb_req_result res[N_REQ];
         kvb_sched_stats st;
-        serve_checked(&f, &cases[k], res, &st);
-        int resumed = 0;
+        serve_checked(&f, sc, res, &st);
+        int resumed = 0, swapped = 0;
         for (int i = 0; i < N_REQ; i++) resumed += res[i].preemptions > 0;
-        print_message("%s/%s: %d steps, %d preemptions (%d requests resumed), end %.2f s\n",
-                      cases[k].backend, kvb_alloc_name(cases[k].alloc), st.n_steps, st.preemptions,
-                      resumed, st.end_s);
-        if (cases[k].alloc == KVB_ALLOC_GROW && resumed == 0)
+        for (int i = 0; i < N_REQ; i++) swapped += res[i].swaps;
+        print_message("%s/%s/%s%s: %d steps, %d preemptions (%d requests resumed), %d swapped "
+                      "out, %d in, host peak %zu bytes, end %.2f s\n",
+                      sc->backend, kvb_alloc_name(sc->alloc), kvb_preempt_name(sc->preempt),
+                      sc->burst ? "/burst" : "", st.n_steps, st.preemptions, resumed,
+                      st.swaps_out, st.swaps_in,
+                      st.swap_peak, st.end_s);
+        if (sc->alloc == KVB_ALLOC_GROW && resumed == 0)
             fail_msg("%s: the budget forced no preemption: the test checks nothing",
-                     cases[k].backend);
+                     sc->backend);
+        assert_int_equal(swapped, st.swaps_out);
+        assert_true(st.swap_peak <= sc->swap_bytes);
+        if (sc->preempt == KVB_PREEMPT_SWAP) {
+            /* every swapped request came back from host memory */
+            assert_int_equal(st.swaps_in, st.swaps_out);
+            assert_true(sc->swap_bytes < 4096 ? st.swaps_out == 0 : st.swaps_out > 0);
+        } else
+            assert_int_equal(st.swaps_out, 0);
         kvb_sched_free(res, N_REQ, &st);
     }
     fixture_free(&f);
@@ -210,8 +264,8 @@ static void test_prefix_twins(void **state)
     fixture_init(&f, 5, SHARED);
     const size_t tb = token_bytes(&f.m);
     const serve_case cases[] = {
-        {"paged", KVB_ALLOC_GROW, 4, 1, 64 * tb},
-        {"contiguous", KVB_ALLOC_GROW, 4, 1, 160 * tb},
+        {"paged", KVB_ALLOC_GROW, 4, 1, 64 * tb, KVB_PREEMPT_RECOMPUTE, 0, 0},
+        {"contiguous", KVB_ALLOC_GROW, 4, 1, 160 * tb, KVB_PREEMPT_RECOMPUTE, 0, 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         kvb_req_result res[N_REQ];
@@ -244,7 +298,8 @@ static void test_planted_bug_and_reject(void **state)
     kvb_model *m = &f.m;
     kvb_state *s = &f.s;
     workload w = f.w;
-    const serve_case sc = {"contiguous", KVB_ALLOC_GROW, 6, 0, 40 * token_bytes(m)};
+    const serve_case sc = {"contiguous", KVB_ALLOC_GROW, 6, 0, 40 * token_bytes(m),
+                          KVB_PREEMPT_RECOMPUTE, 0, 0};
     kvb_req_result res[N_REQ];
     kvb_sched_stats st;
     run_case(m, s, &sc, &w, KVB_SCHED_BUG_NO_BUDGET, res, &st);
@@ -252,6 +307,19 @@ static void test_planted_bug_and_reject(void **state)
     const char *v = violation(&sc, &w, res, &st, buf, sizeof buf);
     if (!v) fail_msg("a scheduler without budget checks went unnoticed");
     print_message("planted bug caught: %s\n", v);
+    kvb_sched_free(res, N_REQ, &st);
+
+    /* a backend that loses a layer on the way to host memory and back */
+    const serve_case ws = {"wrong-swap", KVB_ALLOC_GROW, 6, 0, 32 * token_bytes(m),
+                           KVB_PREEMPT_SWAP, 1 << 30, 0};
+    run_case(m, s, &ws, &w, KVB_SCHED_BUG_NONE, res, &st);
+    int wrong = 0;
+    for (int i = 0; i < N_REQ; i++)
+        for (int j = 0; j < res[i].n_out; j++) wrong += res[i].tokens[j] != f.ref[i][j];
+    print_message("planted swap bug: %d swapped in, %d tokens differ from the requests alone\n",
+                  st.swaps_in, wrong);
+    assert_true(st.swaps_in > 0);
+    if (wrong == 0) fail_msg("a swap that loses a layer went unnoticed");
     kvb_sched_free(res, N_REQ, &st);
 
     w.req[3].output_len = 20; /* 20 + its prompt pass the 24 positions */

@@ -358,6 +358,10 @@ kvb_status kvbt_wrap_seq_fork(kvb_backend_ctx *w, int parent, int child)
 {
     return kvb_cache_seq_fork(kvbt_wrap_inner(w), parent, child);
 }
+kvb_status kvbt_wrap_seq_clear(kvb_backend_ctx *w, int seq)
+{
+    return kvb_cache_seq_clear(kvbt_wrap_inner(w), seq);
+}
 kvb_status kvbt_wrap_read_kv(const kvb_backend_ctx *w, int seq, int layer, int kv_head,
                              int token, float *k, float *v)
 {

@@ -113,12 +113,14 @@ kvb_status kvbt_wrap_attend(kvb_backend_ctx *w, int seq, int layer, const float 
 kvb_memory kvbt_wrap_memory(const kvb_backend_ctx *w);
 int kvbt_wrap_length(const kvb_backend_ctx *w, int seq, int layer);
 kvb_status kvbt_wrap_seq_fork(kvb_backend_ctx *w, int parent, int child);
+kvb_status kvbt_wrap_seq_clear(kvb_backend_ctx *w, int seq);
 kvb_status kvbt_wrap_read_kv(const kvb_backend_ctx *w, int seq, int layer, int kv_head,
                              int token, float *k, float *v);
 #define KVBT_WRAP_SLOTS                                                                  \
     .version = KVB_BACKEND_VERSION, .create = kvbt_wrap_create,                          \
     .destroy = kvbt_wrap_destroy, .append = kvbt_wrap_append, .attend = kvbt_wrap_attend, \
     .memory = kvbt_wrap_memory, .length = kvbt_wrap_length,                              \
-    .seq_fork = kvbt_wrap_seq_fork, .read_kv = kvbt_wrap_read_kv
+    .seq_fork = kvbt_wrap_seq_fork, .seq_clear = kvbt_wrap_seq_clear,                    \
+    .read_kv = kvbt_wrap_read_kv
 
 #endif
