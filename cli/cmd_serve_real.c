@@ -232,26 +232,26 @@ static int write_report(const char *dir, const char *cmdline, const char *source
     return kvb_afile_commit(&a, msg, msg_len) ? -1 : 0;
 }
 
-/* plots/serve.gp and serve.dat: throughput against p99 TPOT, a line per case
- * over the rates; drawn as serve.png when gnuplot is on PATH */
+/* plots/serve.gp and serve.dat (kv.dat was written as the cases ran):
+ * serve.png, throughput against p99 TPOT, a line per case over the rates;
+ * load.png, throughput, p99 TPOT and p99 TTFT against the arrival rate;
+ * kv.png, KV used / budget over the clock, a line per case and rate. Drawn
+ * when gnuplot is on PATH. */
 static int write_plot(const char *dir, const kvb_serve_case *cs, const kvb_serve_summary *sums,
                       int n_cases, int n_rates, char *msg, size_t msg_len)
 {
     char pdir[KVB_PATH_MAX], path[KVB_PATH_MAX];
     snprintf(pdir, sizeof pdir, "%s/plots", dir);
-    if (mkdir(pdir, 0777) != 0 && errno != EEXIST) {
-        snprintf(msg, msg_len, "cannot create '%s': %s", pdir, strerror(errno));
-        return -1;
-    }
     kvb_afile d, g;
     snprintf(path, sizeof path, "%s/serve.dat", pdir);
     if (kvb_afile_open(&d, path, msg, msg_len)) return -1;
     for (int k = 0; k < n_cases; k++) {
-        fprintf(d.f, "%s\"%s\"\n# rate tpot_p99_ms throughput_tok_s\n", k ? "\n\n" : "",
-                cs[k].name);
+        fprintf(d.f, "%s\"%s\"\n# rate tpot_p99_ms throughput_tok_s ttft_p99_s\n",
+                k ? "\n\n" : "", cs[k].name);
         for (int r = 0; r < n_rates; r++) {
             const kvb_serve_summary *s = &sums[r * n_cases + k];
-            fprintf(d.f, "%g %.4f %.3f\n", s->rate, s->tpot[2] * 1e3, s->throughput);
+            fprintf(d.f, "%g %.4f %.3f %.4f\n", s->rate, s->tpot[2] * 1e3, s->throughput,
+                    s->ttft[2]);
         }
     }
     if (kvb_afile_commit(&d, msg, msg_len)) return -1;
@@ -264,8 +264,26 @@ static int write_plot(const char *dir, const kvb_serve_case *cs, const kvb_serve
             "set xlabel 'p99 time per output token (ms)'\n"
             "set ylabel 'throughput (output tokens / simulated s)'\nset key outside right\n"
             "set grid\nplot for [i=0:%d] 'serve.dat' index i using 2:3 with linespoints "
-            "title columnheader(1)\n",
-            n_cases - 1);
+            "title columnheader(1)\n\n"
+            "set terminal pngcairo size 1800,560 noenhanced\nset output 'load.png'\n"
+            "set multiplot title 'kvbench serve: against load (arrival rate)'\nunset title\n"
+            "set key at screen 0.76, screen 0.9 left top\n"
+            "set xlabel 'arrival rate (requests / simulated s)'\n"
+            "set size 0.25,0.9\nset origin 0,0\nset ylabel 'throughput (output tokens / s)'\n"
+            "plot for [i=0:%d] 'serve.dat' index i using 1:3 with linespoints notitle\n"
+            "set origin 0.25,0\nset ylabel 'p99 TPOT (ms)'\n"
+            "plot for [i=0:%d] 'serve.dat' index i using 1:2 with linespoints notitle\n"
+            "set origin 0.5,0\nset ylabel 'p99 TTFT (s)'\n"
+            "plot for [i=0:%d] 'serve.dat' index i using 1:4 with linespoints "
+            "title columnheader(1)\n"
+            "unset multiplot\nset size 1,1\nset origin 0,0\n\n"
+            "set terminal pngcairo size 1000,600 noenhanced\nset output 'kv.png'\n"
+            "set title 'kvbench serve: KV used / budget over the clock, at rate %g'\n"
+            "set key outside right\nset xlabel 'simulated time (s)'\n"
+            "set ylabel 'KV used / budget'\nset yrange [0:1.05]\n"
+            "plot for [i=%d:%d] 'kv.dat' index i using 1:2 with lines title columnheader(1)\n",
+            n_cases - 1, n_cases - 1, n_cases - 1, n_cases - 1, sums[(n_rates - 1) * n_cases].rate,
+            (n_rates - 1) * n_cases, n_rates * n_cases - 1);
     if (kvb_afile_commit(&g, msg, msg_len)) return -1;
     char cmd[KVB_PATH_MAX + 64];
     snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot serve.gp >/dev/null 2>&1", pdir);
@@ -305,16 +323,23 @@ static int choose_out(const kvb_opts *c, char *dir, size_t n, char *partial, siz
 }
 
 typedef struct out_files {
-    kvb_afile f[3]; /* serve.csv, requests.csv, steps.csv */
+    kvb_afile f[4]; /* serve.csv, requests.csv, steps.csv, plots/kv.dat */
     int open;
 } out_files;
 
 static int open_files(out_files *o, const char *dir, char *msg, size_t msg_len)
 {
-    static const char *const names[3] = {"serve.csv", "requests.csv", "steps.csv"};
-    static const char *const heads[3] = {KVB_SERVE_REAL_HEAD, KVB_SERVE_REQ_HEAD,
-                                         KVB_SERVE_STEP_HEAD};
-    for (o->open = 0; o->open < 3; o->open++) {
+    static const char *const names[4] = {"serve.csv", "requests.csv", "steps.csv",
+                                         "plots/kv.dat"};
+    static const char *const heads[4] = {KVB_SERVE_REAL_HEAD, KVB_SERVE_REQ_HEAD,
+                                         KVB_SERVE_STEP_HEAD, "# kv.png's lines, one block each"};
+    char pdir[KVB_PATH_MAX];
+    snprintf(pdir, sizeof pdir, "%s/plots", dir);
+    if (mkdir(pdir, 0777) != 0 && errno != EEXIST) {
+        snprintf(msg, msg_len, "cannot create '%s': %s", pdir, strerror(errno));
+        return -1;
+    }
+    for (o->open = 0; o->open < 4; o->open++) {
         char path[KVB_PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[o->open]);
         if (kvb_afile_open(&o->f[o->open], path, msg, msg_len)) return -1;
@@ -333,6 +358,20 @@ static int close_files(out_files *o, int ok, char *msg, size_t msg_len)
             rc = -1;
     o->open = 0;
     return rc;
+}
+
+/* One (case, rate)'s kv.dat block for kv.png: clock, used and reserved over
+ * the budget after each model call. Blocks appear in serve's order, rate by
+ * rate, as kv.png indexes them. */
+static void write_kv_block(FILE *f, const kvb_serve_case *c, const kvb_serve_summary *s,
+                           const kvb_sched_stats *st)
+{
+    fprintf(f, "\"%s rate %g\"\n# t_s kv_used/budget kv_reserved/budget\n", c->name, s->rate);
+    for (int i = 0; i < st->n_steps; i++)
+        fprintf(f, "%.4f %.4f %.4f\n", st->steps[i].t_s,
+                (double)st->steps[i].used / (double)s->budget_bytes,
+                (double)st->steps[i].reserved / (double)s->budget_bytes);
+    fprintf(f, "\n\n");
 }
 
 /* Every case at every rate; rows printed and written as they finish. */
@@ -363,6 +402,7 @@ static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st, kvb_w
                 kvb_serve_write_row(of->f[0].f, &cs[k], s);
                 kvb_serve_write_requests(of->f[1].f, &cs[k], rate, &w, res);
                 kvb_serve_write_steps(of->f[2].f, &cs[k], rate, &sst);
+                write_kv_block(of->f[3].f, &cs[k], s, &sst);
             }
             kvb_sched_free(res, w.n, &sst);
         }

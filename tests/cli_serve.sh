@@ -26,12 +26,14 @@ BUDGET=1048576
 "$KVB" serve $S --rates 50,200 --shared-prefix 16 --prefix-cache on --kv-budget 1MiB \
   --out "$T/dir" > "$T/table" 2> "$T/err"
 [ $? = 0 ] && ok || bad "serve exit $?: $(cat "$T/err")"
-for f in serve.csv requests.csv steps.csv report.md plots/serve.gp plots/serve.dat; do
+for f in serve.csv requests.csv steps.csv report.md plots/serve.gp plots/serve.dat plots/kv.dat; do
   [ -s "$T/dir/$f" ] && ok || bad "--out lacks $f"
 done
 [ -e "$T/dir.partial" ] && bad "the .partial directory is left" || ok
 if command -v gnuplot > /dev/null 2>&1; then
-  [ -s "$T/dir/plots/serve.png" ] && ok || bad "no plots/serve.png"
+  for p in serve load kv; do
+    [ -s "$T/dir/plots/$p.png" ] && ok || bad "no plots/$p.png"
+  done
 fi
 # three cases (contiguous prealloc and grow, paged) at two rates
 [ "$(wc -l < "$T/dir/serve.csv")" = 7 ] && ok || bad "serve.csv rows: $(cat "$T/dir/serve.csv")"
