@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 
 const kvb_cmd_spec kvb_serve_real_spec = {
@@ -377,8 +378,8 @@ static void write_kv_block(FILE *f, const kvb_serve_case *c, const kvb_serve_sum
 /* Every case at every rate; rows printed and written as they finish. */
 static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st, kvb_workload_config *wc,
                      const double *rates, int n_rates, const kvb_serve_case *cs, int n_cases,
-                     const kvb_serve_setup *su, kvb_serve_summary *sums, out_files *of, char *msg,
-                     size_t msg_len)
+                     const kvb_serve_setup *su, int interleave, kvb_serve_summary *sums,
+                     out_files *of, char *msg, size_t msg_len)
 {
     int failed = 0;
     for (int ri = 0; ri < n_rates; ri++) {
@@ -386,30 +387,41 @@ static int serve_all(const kvb_opts *c, const kvb_model *m, kvb_state *st, kvb_w
         kvb_workload w;
         if (kvb_workload_make(wc, &w, msg, msg_len) != KVB_STATUS_OK) return -1;
         double rate = wc->arrival == KVB_ARRIVAL_POISSON ? rates[ri] : 0;
-        kvb_req_result *res = calloc((size_t)w.n, sizeof *res);
-        for (int k = 0; res && k < n_cases; k++) {
+        /* per case: its requests' results, its scheduler's records, status, message */
+        kvb_req_result *res = calloc((size_t)w.n * n_cases, sizeof *res);
+        kvb_sched_stats *sst = calloc((size_t)n_cases, sizeof *sst);
+        kvb_status *rcs = calloc((size_t)n_cases, sizeof *rcs);
+        char(*msgs)[KVB_SERVE_MSG] = calloc((size_t)n_cases, sizeof *msgs);
+        int oom = !res || !sst || !rcs || !msgs;
+        if (!oom && !c->quiet)
+            fprintf(stderr, "serve: %d case%s %s at rate %g: %d requests...\n", n_cases,
+                    n_cases == 1 ? "" : "s", interleave ? "interleaved" : "one after another",
+                    rate, w.n);
+        if (!oom)
+            kvb_serve_cases_run(m, st, cs, n_cases, su, &w, rate, interleave,
+                                &sums[ri * n_cases], res, sst, rcs, msgs);
+        for (int k = 0; !oom && k < n_cases; k++) {
             kvb_serve_summary *s = &sums[ri * n_cases + k];
-            kvb_sched_stats sst;
-            if (!c->quiet)
-                fprintf(stderr, "serve: %s at rate %g: %d requests...\n", cs[k].name, rate, w.n);
-            kvb_status r =
-                kvb_serve_case_run(m, st, &cs[k], su, &w, rate, s, res, &sst, msg, msg_len);
-            if (r != KVB_STATUS_OK) {
-                fprintf(stderr, "kvbench: %s failed: %s\n", cs[k].name, msg);
+            kvb_req_result *rk = res + (size_t)k * w.n;
+            if (rcs[k] != KVB_STATUS_OK) {
+                fprintf(stderr, "kvbench: %s failed: %s\n", cs[k].name, msgs[k]);
                 failed = 1;
             } else {
                 print_row(&cs[k], s);
                 kvb_serve_write_row(of->f[0].f, &cs[k], s);
-                kvb_serve_write_requests(of->f[1].f, &cs[k], rate, &w, res);
-                kvb_serve_write_steps(of->f[2].f, &cs[k], rate, &sst);
-                write_kv_block(of->f[3].f, &cs[k], s, &sst);
+                kvb_serve_write_requests(of->f[1].f, &cs[k], rate, &w, rk);
+                kvb_serve_write_steps(of->f[2].f, &cs[k], rate, &sst[k]);
+                write_kv_block(of->f[3].f, &cs[k], s, &sst[k]);
             }
-            kvb_sched_free(res, w.n, &sst);
+            kvb_sched_free(rk, w.n, &sst[k]);
         }
-        if (!res) snprintf(msg, msg_len, "out of memory for %d requests", w.n);
+        if (oom) snprintf(msg, msg_len, "out of memory for %d requests of %d cases", w.n, n_cases);
         free(res);
+        free(sst);
+        free(rcs);
+        free(msgs);
         kvb_workload_free(&w);
-        if (!res) return -1;
+        if (oom) return -1;
     }
     return failed;
 }
@@ -421,10 +433,12 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
     if (r) return r < 0 ? 0 : r;
     static const char *const arr_names[] = {"poisson", "all", "trace"};
     static const char *const pc_names[] = {"off", "on"};
-    int arr, pc, n1;
+    int arr, pc, n1, interleave;
     size_t budget = 0, swap_space = 0;
     if ((r = kvb_parse_enum_list("--arrival", c.arrival, arr_names, 3, &arr, &n1)) != 0 ||
         (r = kvb_parse_enum_list("--prefix-cache", c.prefix_cache, pc_names, 2, &pc, &n1)) != 0 ||
+        (r = kvb_parse_enum_list("--interleave", c.interleave, pc_names, 2, &interleave, &n1)) !=
+            0 ||
         (r = parse_bytes("--swap-space", c.swap_space, &swap_space)) != 0)
         return r;
     kvb_workload_config wc = {.arrival = (kvb_arrival)arr,
@@ -482,6 +496,15 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
         if (kvb_backend_supports(cs[k].backend, &sh, &o, why, sizeof why) != KVB_STATUS_OK)
             return kvb_usage_error("%s: %s", cs[k].name, why);
     }
+    /* interleaved cases hold every cache at once: not past half the memory */
+    double all = 0, phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    for (int k = 0; k < n_cases; k++) all += (double)cs[k].budget_bytes;
+    if (interleave && n_cases > 1 && phys > 0 && all > phys / 2) {
+        fprintf(stderr, "kvbench: the %d cases' budgets together (%.0f MiB) pass half the memory "
+                        "(%.0f MiB): served one after another, not interleaved\n",
+                n_cases, all / 1048576, phys / 1048576);
+        interleave = 0;
+    }
     char dir[KVB_PATH_MAX], partial[KVB_PATH_MAX + 16];
     if ((r = choose_out(&c, dir, sizeof dir, partial, sizeof partial)) != 0) return r;
     if (c.dry_run) {
@@ -519,8 +542,8 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
            "itl99", "kv", "hits", "saved_B");
     int failed = open_files(&of, partial, msg, sizeof msg)
                      ? -1
-                     : serve_all(&c, &m, &st, &wc, rates, n_rates, cs, n_cases, &su, sums, &of, msg,
-                                 sizeof msg);
+                     : serve_all(&c, &m, &st, &wc, rates, n_rates, cs, n_cases, &su, interleave,
+                                 sums, &of, msg, sizeof msg);
     if (failed < 0 || close_files(&of, 1, msg, sizeof msg) ||
         write_report(partial, cli->cmdline, source, &wc, c.kv_budget, cs, n_cases, sums,
                      n_rates * n_cases, msg, sizeof msg) ||

@@ -42,7 +42,7 @@ typedef struct kvb_opts {
     double budget_mb;
     /* serve: the workload and the budget */
     const char *kv_budget, *arrival, *rates, *prompt_len, *output_len, *trace, *prefix_cache;
-    const char *preempt, *swap_space;
+    const char *preempt, *swap_space, *interleave;
     double rate;
     int requests, shared_prefix, max_batch, max_len;
     /* ppl */

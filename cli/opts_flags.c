@@ -338,6 +338,12 @@ const kvb_flag kvb_opts_flags[] = {
              "readmission) or swap (copied to host memory and back, for backends with "
              "seq_save: contiguous, paged, paged-quant); both: side by side (names end /swap)",
      .off = OFF(preempt)},
+    {.name = "--interleave", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "on",
+     .meta = "on|off",
+     .help = "on: every case's cache set up at once and their schedulers take turns a round "
+             "each, so a noisy stretch of a shared machine falls on all cases alike (off, or "
+             "budgets past half the memory: one case after another)",
+     .off = OFF(interleave)},
     {.name = "--swap-space", .cmds = REAL, .kind = KVB_FLAG_STRING, .def = "4GiB",
      .meta = "BYTES",
      .help = "host memory swapped-out sequences may hold at once (vLLM's default); a swap "

@@ -15,7 +15,9 @@ typedef struct prefix_entry {
     long long last; /* tick of its last use: least recently used goes first */
 } prefix_entry;
 
-typedef struct engine {
+typedef struct kvb_sched engine;
+
+struct kvb_sched {
     const kvb_model *m;
     kvb_state *s;
     kvb_cache *c;
@@ -40,7 +42,9 @@ typedef struct engine {
     int *b_seq, *b_tok, *b_pos; /* [max_batch] */
     char *msg;
     size_t msg_len;
-} engine;
+    int arrived;  /* requests reqs[0..arrived) have joined the queue or been rejected */
+    double wall;  /* seconds this engine's rounds took */
+};
 
 const char *kvb_preempt_name(kvb_preempt p)
 {
@@ -450,32 +454,38 @@ static kvb_status admit_waiting(engine *e)
     return KVB_STATUS_OK;
 }
 
-static kvb_status serve(engine *e)
+kvb_status kvb_sched_round(kvb_sched *e, int *done)
 {
-    int a = 0;
-    while (e->st->finished + e->st->rejected < e->n) {
-        for (; a < e->n && e->reqs[a].arrival_s <= e->t; a++) {
-            const kvb_request *q = &e->reqs[a];
+    uint64_t t0 = kvb_now_ns();
+    kvb_status s = KVB_STATUS_OK;
+    *done = 0;
+    while (s == KVB_STATUS_OK && e->st->finished + e->st->rejected < e->n) {
+        for (; e->arrived < e->n && e->reqs[e->arrived].arrival_s <= e->t; e->arrived++) {
+            const kvb_request *q = &e->reqs[e->arrived];
             if (q->prompt_len + q->output_len > e->max_seq)
-                reject(e, a);
+                reject(e, e->arrived);
             else
-                e->wait[(e->w_head + e->w_len++) % e->n] = a;
+                e->wait[(e->w_head + e->w_len++) % e->n] = e->arrived;
         }
-        if (e->n_run == 0 && e->w_len == 0) {
-            if (a < e->n) e->t = e->reqs[a].arrival_s;
+        if (e->n_run == 0 && e->w_len == 0) { /* idle: the clock jumps to the next arrival */
+            if (e->arrived < e->n) e->t = e->reqs[e->arrived].arrival_s;
             continue;
         }
-        kvb_status s = admit_waiting(e);
+        s = admit_waiting(e);
         if (s == KVB_STATUS_OK && e->n_run > 0) s = decode_step(e);
-        if (s != KVB_STATUS_OK) {
-            if (s == KVB_STATUS_NO_MEMORY && !e->msg[0])
-                snprintf(e->msg, e->msg_len, "out of memory for the step records");
-            return s;
-        }
+        if (s == KVB_STATUS_NO_MEMORY && !e->msg[0])
+            snprintf(e->msg, e->msg_len, "out of memory for the step records");
+        break;
     }
-    e->st->end_s = e->t;
-    return KVB_STATUS_OK;
+    if (s == KVB_STATUS_OK && e->st->finished + e->st->rejected == e->n) {
+        e->st->end_s = e->t;
+        *done = 1;
+    }
+    e->wall += (double)(kvb_now_ns() - t0) * 1e-9;
+    return s;
 }
+
+double kvb_sched_wall_s(const kvb_sched *e) { return e->wall; }
 
 static kvb_status check_args(const kvb_model *m, const kvb_state *s, const kvb_cache *c,
                              const kvb_sched_config *cfg, const kvb_request *reqs, int n, char *msg,
@@ -518,17 +528,23 @@ static kvb_status check_args(const kvb_model *m, const kvb_state *s, const kvb_c
     return KVB_STATUS_OK;
 }
 
-kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
-                         const kvb_sched_config *cfg, const kvb_request *reqs, int n,
-                         kvb_req_result *res, kvb_sched_stats *st, char *msg, size_t msg_len)
+kvb_status kvb_sched_start(kvb_sched **out, const kvb_model *m, kvb_state *s, kvb_cache *cache,
+                           const kvb_sched_config *cfg, const kvb_request *reqs, int n,
+                           kvb_req_result *res, kvb_sched_stats *st, char *msg, size_t msg_len)
 {
+    *out = NULL;
     memset(st, 0, sizeof *st);
     memset(res, 0, (size_t)n * sizeof *res);
     msg[0] = 0;
     kvb_status rc = check_args(m, s, cache, cfg, reqs, n, msg, msg_len);
-    if (rc != KVB_STATUS_OK || n == 0) return rc;
+    if (rc != KVB_STATUS_OK) return rc;
     const int B = cfg->max_batch;
-    engine e = {.m = m,
+    engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(msg, msg_len, "out of memory for the scheduler");
+        return KVB_STATUS_NO_MEMORY;
+    }
+    *e = (engine){.m = m,
                 .s = s,
                 .c = cache,
                 .cfg = cfg,
@@ -542,48 +558,67 @@ kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
                 .n_slots = B + cfg->prefix_slots,
                 .msg = msg,
                 .msg_len = msg_len};
-    if (e.max_seq > m->cfg.max_seq) e.max_seq = m->cfg.max_seq;
-    e.wait = malloc((size_t)n * sizeof *e.wait);
-    e.run_req = malloc((size_t)B * sizeof(int));
-    e.run_slot = malloc((size_t)B * sizeof(int));
-    e.run_ent = malloc((size_t)B * sizeof(int));
-    e.slot_busy = calloc((size_t)B, sizeof(int));
-    e.ent = calloc((size_t)cfg->prefix_slots + 1, sizeof *e.ent);
-    e.buf = malloc((size_t)e.max_seq * sizeof *e.buf);
-    e.logits = malloc((size_t)B * m->cfg.vocab_size * sizeof *e.logits);
-    e.b_seq = malloc((size_t)B * sizeof(int));
-    e.b_tok = malloc((size_t)B * sizeof(int));
-    e.b_pos = malloc((size_t)B * sizeof(int));
-    e.swapped = calloc((size_t)n, sizeof *e.swapped);
-    e.swapped_len = calloc((size_t)n, sizeof *e.swapped_len);
-    int oom = !e.swapped || !e.swapped_len || !e.wait || !e.run_req || !e.run_slot ||
-              !e.run_ent || !e.slot_busy || !e.ent ||
-              !e.buf || !e.logits || !e.b_seq || !e.b_tok || !e.b_pos;
+    if (e->max_seq > m->cfg.max_seq) e->max_seq = m->cfg.max_seq;
+    const size_t nr = n > 0 ? (size_t)n : 1;
+    e->wait = malloc(nr * sizeof *e->wait);
+    e->run_req = malloc((size_t)B * sizeof(int));
+    e->run_slot = malloc((size_t)B * sizeof(int));
+    e->run_ent = malloc((size_t)B * sizeof(int));
+    e->slot_busy = calloc((size_t)B, sizeof(int));
+    e->ent = calloc((size_t)cfg->prefix_slots + 1, sizeof *e->ent);
+    e->buf = malloc((size_t)e->max_seq * sizeof *e->buf);
+    e->logits = malloc((size_t)B * m->cfg.vocab_size * sizeof *e->logits);
+    e->b_seq = malloc((size_t)B * sizeof(int));
+    e->b_tok = malloc((size_t)B * sizeof(int));
+    e->b_pos = malloc((size_t)B * sizeof(int));
+    e->swapped = calloc(nr, sizeof *e->swapped);
+    e->swapped_len = calloc(nr, sizeof *e->swapped_len);
+    int oom = !e->swapped || !e->swapped_len || !e->wait || !e->run_req || !e->run_slot ||
+              !e->run_ent || !e->slot_busy || !e->ent ||
+              !e->buf || !e->logits || !e->b_seq || !e->b_tok || !e->b_pos;
     for (int i = 0; i < n && !oom; i++) {
         res[i].tokens = malloc((size_t)reqs[i].output_len * sizeof *res[i].tokens);
         res[i].token_s = malloc((size_t)reqs[i].output_len * sizeof *res[i].token_s);
         oom = !res[i].tokens || !res[i].token_s;
     }
     if (oom) {
+        kvb_sched_end(e);
         snprintf(msg, msg_len, "out of memory for %d requests' records", n);
-        rc = KVB_STATUS_NO_MEMORY;
-    } else
-        rc = serve(&e);
-    for (int q = 0; q < e.n_slots; q++) kvb_cache_seq_clear(cache, q);
-    for (int i = 0; e.swapped && i < n; i++) swap_drop(&e, i);
-    free(e.swapped);
-    free(e.swapped_len);
-    free(e.wait);
-    free(e.run_req);
-    free(e.run_slot);
-    free(e.run_ent);
-    free(e.slot_busy);
-    free(e.ent);
-    free(e.buf);
-    free(e.logits);
-    free(e.b_seq);
-    free(e.b_tok);
-    free(e.b_pos);
+        return KVB_STATUS_NO_MEMORY;
+    }
+    *out = e;
+    return KVB_STATUS_OK;
+}
+
+void kvb_sched_end(kvb_sched *e)
+{
+    if (!e) return;
+    for (int q = 0; q < e->n_slots; q++) kvb_cache_seq_clear(e->c, q);
+    for (int i = 0; e->swapped && i < e->n; i++) swap_drop(e, i);
+    free(e->swapped);
+    free(e->swapped_len);
+    free(e->wait);
+    free(e->run_req);
+    free(e->run_slot);
+    free(e->run_ent);
+    free(e->slot_busy);
+    free(e->ent);
+    free(e->buf);
+    free(e->logits);
+    free(e->b_seq);
+    free(e->b_tok);
+    free(e->b_pos);
+    free(e);
+}
+
+kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
+                         const kvb_sched_config *cfg, const kvb_request *reqs, int n,
+                         kvb_req_result *res, kvb_sched_stats *st, char *msg, size_t msg_len)
+{
+    kvb_sched *e = NULL;
+    kvb_status rc = kvb_sched_start(&e, m, s, cache, cfg, reqs, n, res, st, msg, msg_len);
+    for (int done = n == 0; rc == KVB_STATUS_OK && !done;) rc = kvb_sched_round(e, &done);
+    kvb_sched_end(e);
     return rc;
 }
 

@@ -120,6 +120,21 @@ typedef struct kvb_sched_stats {
 kvb_status kvb_sched_run(const kvb_model *m, kvb_state *s, kvb_cache *cache,
                          const kvb_sched_config *cfg, const kvb_request *reqs, int n,
                          kvb_req_result *res, kvb_sched_stats *st, char *msg, size_t msg_len);
+
+/* kvb_sched_run in rounds, so several schedulers (one per cache case) can take
+ * turns on one machine and meet the same noise: start checks and sets up
+ * (the arguments as kvb_sched_run's, kept by reference until end); each round
+ * admits what it can and runs one decode step (a few model calls), *done = 1
+ * once every request has ended; end clears the cache's sequences and frees the
+ * scheduler (not res or st). Schedulers may share s: a round leaves nothing
+ * in it that the next round needs. */
+typedef struct kvb_sched kvb_sched;
+kvb_status kvb_sched_start(kvb_sched **out, const kvb_model *m, kvb_state *s, kvb_cache *cache,
+                           const kvb_sched_config *cfg, const kvb_request *reqs, int n,
+                           kvb_req_result *res, kvb_sched_stats *st, char *msg, size_t msg_len);
+kvb_status kvb_sched_round(kvb_sched *e, int *done);
+double kvb_sched_wall_s(const kvb_sched *e); /* wall seconds its rounds took so far */
+void kvb_sched_end(kvb_sched *e);            /* NULL-safe */
 void kvb_sched_free(kvb_req_result *res, int n, kvb_sched_stats *st);
 
 #endif

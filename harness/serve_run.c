@@ -307,40 +307,121 @@ static kvb_status summarize(const kvb_workload *w, const kvb_req_result *res,
     return KVB_STATUS_OK;
 }
 
+/* One case in flight: its cache, scheduler and configuration (which the
+ * scheduler reads by reference). */
+typedef struct case_run {
+    kvb_cache *cache;
+    kvb_sched *sched;
+    kvb_sched_config sc;
+    int done;
+} case_run;
+
+/* Case k's cache and scheduler; the summary's fixed fields. */
+static kvb_status case_setup(const kvb_model *m, kvb_state *s, const kvb_serve_case *c,
+                             const kvb_serve_setup *su, const kvb_workload *w, double rate,
+                             kvb_serve_summary *sum, kvb_req_result *res, kvb_sched_stats *st,
+                             case_run *cr, char *msg, size_t msg_len)
+{
+    memset(sum, 0, sizeof *sum);
+    memset(st, 0, sizeof *st);
+    memset(res, 0, (size_t)w->n * sizeof *res);
+    memset(cr, 0, sizeof *cr);
+    kvb_options o;
+    kvb_status r =
+        kvb_serve_plan(&m->cfg, c, su, w->max_len, s->max_seq, &o, &cr->sc, msg, msg_len);
+    if (r != KVB_STATUS_OK) return r;
+    kvb_shape sh = kvb_model_kv_shape(&m->cfg);
+    sh.max_seq = w->max_len;
+    if ((r = kvb_cache_create(&cr->cache, c->backend, &sh, &o, msg, msg_len)) != KVB_STATUS_OK)
+        return r;
+    sum->rate = rate;
+    sum->n_requests = w->n;
+    sum->budget_bytes = cr->sc.budget_bytes;
+    sum->max_seqs = o.max_seqs;
+    sum->max_batch = cr->sc.max_batch;
+    r = kvb_sched_start(&cr->sched, m, s, cr->cache, &cr->sc, w->req, w->n, res, st, msg,
+                        msg_len);
+    cr->done = w->n == 0;
+    return r;
+}
+
+/* Case k's figures once its scheduler is done (or failed with r); its
+ * scheduler and cache freed. */
+static kvb_status case_finish(const kvb_serve_case *c, const kvb_workload *w, case_run *cr,
+                              kvb_status r, kvb_serve_summary *sum, kvb_req_result *res,
+                              kvb_sched_stats *st, char *msg, size_t msg_len)
+{
+    sum->wall_s = cr->sched ? kvb_sched_wall_s(cr->sched) : 0;
+    kvb_sched_end(cr->sched);
+    kvb_cache_destroy(cr->cache);
+    cr->sched = NULL;
+    cr->cache = NULL;
+    if (r == KVB_STATUS_OK && summarize(w, res, st, sum) != KVB_STATUS_OK) {
+        snprintf(msg, msg_len, "out of memory for the latency figures");
+        r = KVB_STATUS_NO_MEMORY;
+    }
+    if (c->backend->flags & KVB_BACKEND_PAGED)
+        sum->saved_max_blocks =
+            sum->saved_max / ((double)cr->sc.block_tokens * (double)cr->sc.token_bytes);
+    return r;
+}
+
 kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_case *c,
                               const kvb_serve_setup *su, const kvb_workload *w, double rate,
                               kvb_serve_summary *sum, kvb_req_result *res, kvb_sched_stats *st,
                               char *msg, size_t msg_len)
 {
-    memset(sum, 0, sizeof *sum);
-    memset(st, 0, sizeof *st);
-    memset(res, 0, (size_t)w->n * sizeof *res);
-    kvb_options o;
-    kvb_sched_config sc;
-    kvb_status r = kvb_serve_plan(&m->cfg, c, su, w->max_len, s->max_seq, &o, &sc, msg, msg_len);
-    if (r != KVB_STATUS_OK) return r;
-    kvb_shape sh = kvb_model_kv_shape(&m->cfg);
-    sh.max_seq = w->max_len;
-    kvb_cache *cache = NULL;
-    if ((r = kvb_cache_create(&cache, c->backend, &sh, &o, msg, msg_len)) != KVB_STATUS_OK)
-        return r;
-    sum->rate = rate;
-    sum->n_requests = w->n;
-    sum->budget_bytes = sc.budget_bytes;
-    sum->max_seqs = o.max_seqs;
-    sum->max_batch = sc.max_batch;
-    const size_t block_bytes =
-        (c->backend->flags & KVB_BACKEND_PAGED) ? (size_t)sc.block_tokens * sc.token_bytes : 0;
-    uint64_t t0 = kvb_now_ns();
-    r = kvb_sched_run(m, s, cache, &sc, w->req, w->n, res, st, msg, msg_len);
-    sum->wall_s = (double)(kvb_now_ns() - t0) * 1e-9;
-    kvb_cache_destroy(cache);
-    if (r == KVB_STATUS_OK && summarize(w, res, st, sum) != KVB_STATUS_OK) {
-        snprintf(msg, msg_len, "out of memory for the latency figures");
-        r = KVB_STATUS_NO_MEMORY;
-    }
-    if (block_bytes) sum->saved_max_blocks = sum->saved_max / (double)block_bytes;
+    kvb_status r = KVB_STATUS_OK;
+    char(*m1)[KVB_SERVE_MSG] = malloc(sizeof *m1);
+    if (!m1) return KVB_STATUS_NO_MEMORY;
+    kvb_serve_cases_run(m, s, c, 1, su, w, rate, 0, sum, res, st, &r, m1);
+    snprintf(msg, msg_len, "%s", m1[0]);
+    free(m1);
     return r;
+}
+
+void kvb_serve_cases_run(const kvb_model *m, kvb_state *s, const kvb_serve_case *cs, int n,
+                         const kvb_serve_setup *su, const kvb_workload *w, double rate,
+                         int interleave, kvb_serve_summary *sums, kvb_req_result *res,
+                         kvb_sched_stats *sts, kvb_status *rcs, char (*msgs)[KVB_SERVE_MSG])
+{
+    case_run *cr = calloc((size_t)n, sizeof *cr);
+    for (int k = 0; k < n; k++) {
+        msgs[k][0] = 0;
+        rcs[k] = cr ? KVB_STATUS_OK : KVB_STATUS_NO_MEMORY;
+    }
+    if (!cr) {
+        for (int k = 0; k < n; k++) snprintf(msgs[k], KVB_SERVE_MSG, "out of memory");
+        return;
+    }
+    kvb_req_result *rk;
+    /* interleaved: every case set up, then a round each in turn until all are
+     * done, so a noisy stretch of the machine falls on all of them alike;
+     * else one case from start to end after another */
+    for (int k0 = 0; k0 < n; k0 = interleave ? n : k0 + 1) {
+        const int k1 = interleave ? n : k0 + 1;
+        for (int k = k0; k < k1; k++) {
+            rk = res + (size_t)k * w->n;
+            rcs[k] = case_setup(m, s, &cs[k], su, w, rate, &sums[k], rk, &sts[k], &cr[k],
+                                msgs[k], KVB_SERVE_MSG);
+            if (rcs[k] != KVB_STATUS_OK) cr[k].done = 1;
+        }
+        for (int busy = 1; busy;) {
+            busy = 0;
+            for (int k = k0; k < k1; k++) {
+                if (cr[k].done) continue;
+                rcs[k] = kvb_sched_round(cr[k].sched, &cr[k].done);
+                if (rcs[k] != KVB_STATUS_OK) cr[k].done = 1;
+                busy |= !cr[k].done;
+            }
+        }
+        for (int k = k0; k < k1; k++) {
+            rk = res + (size_t)k * w->n;
+            rcs[k] = case_finish(&cs[k], w, &cr[k], rcs[k], &sums[k], rk, &sts[k], msgs[k],
+                                 KVB_SERVE_MSG);
+        }
+    }
+    free(cr);
 }
 
 /* the mode column: a paged case's block, else the allocation */

@@ -111,6 +111,20 @@ kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_
                               kvb_serve_summary *sum, kvb_req_result *res, kvb_sched_stats *st,
                               char *msg, size_t msg_len);
 
+enum { KVB_SERVE_MSG = 512 };
+
+/* Serves w with every case cs[0..n), each with its own cache: interleave 1
+ * sets them all up (every cache at once: the sum of their budgets), then
+ * runs a scheduler round of each in turn (kvb_sched_round) until all are
+ * done, so the machine's noise falls on every case alike and their ratios
+ * hold; 0 runs one after another (one cache at a time). Per case k: sums[k],
+ * res[k * w->n ..], sts[k] (kvb_sched_free each), rcs[k] and msgs[k]; a
+ * failed case does not stop the others. */
+void kvb_serve_cases_run(const kvb_model *m, kvb_state *s, const kvb_serve_case *cs, int n,
+                         const kvb_serve_setup *su, const kvb_workload *w, double rate,
+                         int interleave, kvb_serve_summary *sums, kvb_req_result *res,
+                         kvb_sched_stats *sts, kvb_status *rcs, char (*msgs)[KVB_SERVE_MSG]);
+
 /* The files' rows: serve.csv (a row per case and rate), requests.csv (per
  * request), steps.csv (per model call). */
 #define KVB_SERVE_REAL_HEAD                                                                        \

@@ -288,6 +288,67 @@ static void test_prefix_twins(void **state)
     fixture_free(&f);
 }
 
+/* Two schedulers (paged swap, contiguous grow recompute) sharing one state and
+ * taking rounds in turn, as kvbench serve interleaves its cases: each gives
+ * every request the tokens it has alone, and the same records as when run
+ * alone (the fixed step cost makes the clocks equal). */
+static void test_interleaved_rounds(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, 3, 0);
+    const size_t tb = token_bytes(&f.m);
+    const serve_case cases[2] = {
+        {"paged", KVB_ALLOC_GROW, 6, 0, 24 * tb, KVB_PREEMPT_SWAP, 1 << 30, 1},
+        {"contiguous", KVB_ALLOC_GROW, 6, 0, 32 * tb, KVB_PREEMPT_RECOMPUTE, 0, 1},
+    };
+    workload w = f.w;
+    for (int i = 0; i < N_REQ; i++) w.req[i].arrival_s = 0;
+    kvb_cache *c[2];
+    kvb_sched *e[2];
+    kvb_sched_config cfg[2];
+    kvb_req_result res[2][N_REQ], alone[N_REQ];
+    kvb_sched_stats st[2], st_alone;
+    char msg[256];
+    for (int k = 0; k < 2; k++) {
+        c[k] = case_cache(&f.m, &cases[k]);
+        cfg[k] = (kvb_sched_config){.max_batch = 6, .block_tokens = 4,
+                                    .budget_bytes = cases[k].budget, .token_bytes = tb,
+                                    .step_cost_s = 0.25, .preempt = cases[k].preempt,
+                                    .swap_bytes = cases[k].swap_bytes};
+        assert_int_equal(kvb_sched_start(&e[k], &f.m, &f.s, c[k], &cfg[k], w.req, N_REQ,
+                                         res[k], &st[k], msg, sizeof msg),
+                         KVB_STATUS_OK);
+    }
+    int done[2] = {0, 0}, rounds = 0;
+    while (!done[0] || !done[1]) {
+        for (int k = 0; k < 2; k++)
+            if (!done[k]) assert_int_equal(kvb_sched_round(e[k], &done[k]), KVB_STATUS_OK);
+        assert_true(++rounds < 100000);
+    }
+    for (int k = 0; k < 2; k++) {
+        kvb_sched_end(e[k]);
+        for (int i = 0; i < N_REQ; i++)
+            for (int j = 0; j < w.req[i].output_len; j++)
+                if (res[k][i].tokens[j] != f.ref[i][j])
+                    fail_msg("%s interleaved: request %d token %d: %d, alone %d",
+                             cases[k].backend, i, j, res[k][i].tokens[j], f.ref[i][j]);
+        /* the same case alone: the same steps */
+        assert_int_equal(kvb_sched_run(&f.m, &f.s, c[k], &cfg[k], w.req, N_REQ, alone,
+                                       &st_alone, msg, sizeof msg),
+                         KVB_STATUS_OK);
+        assert_int_equal(st_alone.n_steps, st[k].n_steps);
+        assert_int_equal(st_alone.preemptions, st[k].preemptions);
+        assert_true(st_alone.end_s == st[k].end_s);
+        print_message("%s: %d rounds interleaved, %d model calls, %d preemptions, as alone\n",
+                      cases[k].backend, rounds, st[k].n_steps, st[k].preemptions);
+        kvb_sched_free(alone, N_REQ, &st_alone);
+        kvb_sched_free(res[k], N_REQ, &st[k]);
+        kvb_cache_destroy(c[k]);
+    }
+    fixture_free(&f);
+}
+
 /* A scheduler that skips its budget checks must be caught by the same
  * checks; requests too long for the cache are rejected, never lost. */
 static void test_planted_bug_and_reject(void **state)
@@ -336,6 +397,7 @@ int main(int argc, char **argv)
     static const kvbt_test all[] = {
         {"budget_and_resume", test_budget_and_resume, 0},
         {"prefix_twins", test_prefix_twins, 0},
+        {"interleaved_rounds", test_interleaved_rounds, 0},
         {"planted_bug_and_reject", test_planted_bug_and_reject, 0},
     };
     return kvbt_main(argc, argv, "sched", all, KVBT_COUNT(all));
