@@ -92,9 +92,9 @@ static KVB_AVX512 void mv_bf16(const void *w, int in, const float *x, float *y, 
 
 /* Blocks per chunk whose scales are converted together: one vector of 16. A
  * chunk reads the scale of each of its blocks before the codes, so the chunk
- * is what must already be in cache when it starts; 64 blocks (a whole row at
- * in = 2048, 8.7 KB over four rows) reached past the prefetched bytes and
- * missed (docs/models.md). */
+ * is what must already be in cache when it starts; 64 blocks are a whole row
+ * at in = 2048 (8.7 KB over four rows), past what is prefetched. 16 measured
+ * no worse than 64 and mostly better, within the noise (docs/models.md). */
 enum { SCH = 16 };
 
 /* The f16 scales of blocks c0..c0+n-1 (n <= SCH) of R rows, as f32 times
@@ -127,8 +127,8 @@ static KVB_INLINE KVB_AVX512 void q8_scales(const int R, const uint8_t *row, siz
  * offset o lies in the row itself while o + QPF < rb and past it in the same
  * row of the next group (G rows on), what this row's stream reads next. The
  * dense rows' "o + PF" reached into the next row of the same group at in =
- * 2048 (a q8_0 row is 2176 bytes), bytes already read: the q8_0 rows ran on
- * the hardware prefetchers alone there. 2, 3 and 4 KiB measured (T0 and
+ * 2048 (a q8_0 row is 2176 bytes), bytes already read: the q8_0 rows ran
+ * mostly on the hardware prefetchers there. 2, 3 and 4 KiB measured (T0 and
  * T1), 3 KiB T0 among the best and kept (docs/models.md). */
 enum { QPF = 3072 };
 
@@ -325,9 +325,10 @@ static KVB_INLINE KVB_VNNI void vnni_rows(const int R, const uint8_t *w, size_t 
 /* x rounded as kvb_qquant_query rounds it, bit for bit (the tests hold the
  * row to that rounding), 16 values a vector: nb blocks of x into xq [nb][32],
  * sx [nb] and corr [nb] = -16 * sum(xq) of the block (vnni_block). The
- * portable function calls lrintf and fmaxf per value: 8-10 us for in =
- * 2048 on the Xeon VM, run for every chunk of rows the pool hands out (8 a
- * product at two threads), which cost the VNNI row more than its blocks did.
+ * portable function calls lrintf and fmaxf per value, about 27 us a product
+ * at in = 2048 on the Xeon VM (256 rows hot in L2: 131 -> 66 ms over 2400
+ * products), and ran for every chunk of rows the pool hands out (8 a product
+ * at two threads).
  * Same operations, same order per value: |x| max (any order: exact), 127 /
  * amax, the product, the clamp, then round to nearest even as lrintf does
  * under the default rounding mode; a NaN x gives -127 in both (max_ps returns
