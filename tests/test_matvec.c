@@ -7,7 +7,8 @@
  * only the order and width of the f32 sums count. A planted variant that drops
  * each row's last block must fail that same check in every case. Rows the CPU
  * or build lacks are reported as skipped. Also: the q8_0 row format, the VNNI
- * row's error against the unrounded x, and the pool split. The B-vector rows
+ * row's error against the unrounded x and its rounding of x value by value
+ * (ties, a block of zeros), and the pool split. The B-vector rows
  * (runn) are held per vector to the same check, through the pool; planted
  * variants that skip each chunk's last row or read x[0] for every vector fail. */
 #include <setjmp.h>
@@ -153,6 +154,41 @@ static void test_rounded_x_error(void **state)
     print_message("avx512-vnni q8_0: relative L2 error against the f32 x: %.4f\n", rel);
     assert_true(rel > 0.0 && rel < 0.02);
     case_free(&c);
+}
+
+/* The VNNI row's x, value by value, against kvb_qround_query: W the identity
+ * (one code of 127 a row) reads x' back, so a value rounded the other way
+ * (ties: x * 127 / amax on .5, both signs), a block of zeros (sx = 0) or a
+ * clamped value shows as an error of a code, 1/127 of the value or more. */
+static void test_rounded_x_values(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    const kvb_matvec_kernel *k = kvb_matvec_find("avx512-vnni", KVB_WTYPE_Q8_0, N, NULL, 0);
+    if (!k) { print_message("avx512-vnni: not in this build or CPU, skipped\n"); skip(); }
+    size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, N);
+    uint8_t *w = malloc(N * rb);
+    float *one = calloc(N, 4), x[N], xr[N], y[N], back[N];   /* one: [N] a row of W */
+    assert_true(w && one);
+    for (int r = 0; r < N; r++) {
+        memset(one, 0, N * 4);
+        one[r] = 1.0f;
+        kvb_wrow_from_f32(KVB_WTYPE_Q8_0, one, w + r * rb, N);
+    }
+    for (int i = 0; i < 31; i++) x[i] = (i % 2 ? -1.0f : 1.0f) * ((float)i + 0.5f);
+    x[31] = 127.0f;                            /* amax 127: x * 127 / amax = x */
+    for (int i = 32; i < N; i++) x[i] = 0.0f;  /* sx = 0 */
+    kvb_qround_query(x, N, xr);
+    k->run(w, N, x, y, 0, N);
+    for (int r = 0; r < N; r++) {
+        kvb_wrow_to_f32(KVB_WTYPE_Q8_0, w + r * rb, back, N);
+        double want = (double)back[r] * xr[r];
+        if (!(fabs(y[r] - want) <= 1e-6 * fabs(want)))
+            fail_msg("row %d: x %g rounded to %g, the VNNI row read %g (want %g)", r, x[r],
+                     xr[r], y[r], want);
+    }
+    free(w);
+    free(one);
 }
 
 /* q8_0 as stored: 34 bytes a block, d first, |w - w'| <= d/2 */
@@ -330,6 +366,7 @@ int main(int argc, char **argv)
         {"kernels_match_reference", test_kernels_match_reference, 1},
         {"kernelsn_match_reference", test_kernelsn_match_reference, 1},
         {"rounded_x_error", test_rounded_x_error, 0},
+        {"rounded_x_values", test_rounded_x_values, 0},
         {"q8_0_format", test_q8_0_format, 0},
         {"pool_split", test_pool_split, 0},
         {"pool_many", test_pool_many, 0},

@@ -8,7 +8,7 @@
  * vcvtph2ps, bf16 by a 16-bit shift, q8_0 by sign-extending 16 codes to int32
  * and converting, then sum(q*x) per block scaled by its d with one FMA (the
  * blocks' d converted 16 at a time ahead of use: q8_scales). Each row
- * prefetches PF bytes ahead of what it reads.
+ * prefetches PF bytes ahead of what it reads (q8_0: QPF along its stream, below).
  * VNNI (q8_0): x rounded to int8 per block (kvb_qquant_query), the codes made
  * unsigned by flipping the top bit (q + 128), vpdpbusd on 32 bytes a block with
  * the int32 sums started at -16 * sum(xq) in each of 8 lanes (which removes the
@@ -90,31 +90,51 @@ static KVB_AVX512 void mv_bf16(const void *w, int in, const float *x, float *y, 
     dense(KVB_WTYPE_BF16, w, in, x, y, r0, r1);
 }
 
-/* Blocks per chunk whose scales are converted together. */
-enum { SCH = 64 };
+/* Blocks per chunk whose scales are converted together: one vector of 16. A
+ * chunk reads the scale of each of its blocks before the codes, so the chunk
+ * is what must already be in cache when it starts; 64 blocks are a whole row
+ * at in = 2048 (8.7 KB over four rows), past what is prefetched. 16 measured
+ * no worse than 64 and mostly better, within the noise (docs/models.md). */
+enum { SCH = 16 };
 
-/* The f16 scales of blocks c0..c0+n-1 of R rows, as f32 times mul[c] (NULL: 1),
- * into d[j][c]. Converting a block's scale where it is used costs a broadcast
- * and a vcvtph2ps on the shuffle port beside the codes' two sign extensions;
- * copied out 16-bit by 16-bit (load and store ports) and converted 16 at a time
- * it left the q8_0 rows 1.4x faster on the Xeon VM (5.0 -> 7.3 GB/s over 650 MB,
- * old and new side by side in a throwaway program; docs/models.md). */
+/* The f16 scales of blocks c0..c0+n-1 (n <= SCH) of R rows, as f32 times
+ * mul[c] (NULL: 1), into d[j][c]. Converting a block's scale where it is used
+ * costs a broadcast and a vcvtph2ps on the shuffle port beside the codes' two
+ * sign extensions; copied out 16-bit by 16-bit (load and store ports) and
+ * converted 16 at a time it left the q8_0 rows 1.4x faster on the Xeon VM
+ * (5.0 -> 7.3 GB/s over 650 MB, old and new side by side in a throwaway
+ * program; docs/models.md). */
 static KVB_INLINE KVB_AVX512 void q8_scales(const int R, const uint8_t *row, size_t rb, int c0,
                                             int n, const float *mul, float d[4][SCH])
 {
-    uint16_t h[4][SCH] __attribute__((aligned(64)));
-    for (int j = 0; j < R; j++)
-        for (int c = 0; c < (n + 15) / 16 * 16; c++) {
-            h[j][c] = 0;
-            if (c < n) memcpy(&h[j][c], row + j * rb + (size_t)(c0 + c) * KVB_Q8_0_BYTES, 2);
-        }
-    for (int j = 0; j < R; j++)
-        for (int c = 0; c < n; c += 16) {
-            __m512 v = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)&h[j][c]));
-            __mmask16 live = (__mmask16)(n - c >= 16 ? 0xffff : (1u << (n - c)) - 1);
-            if (mul) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(live, mul + c0 + c));
-            _mm512_store_ps(&d[j][c], v);
-        }
+    uint16_t h[4][SCH] __attribute__((aligned(64)));   /* [row][block] f16 bits */
+    for (int j = 0; j < R; j++) {
+        const uint8_t *b = row + j * rb + (size_t)c0 * KVB_Q8_0_BYTES;
+        int c = 0;
+        for (; c < n; c++) memcpy(&h[j][c], b + (size_t)c * KVB_Q8_0_BYTES, 2);
+        for (; c < SCH; c++) h[j][c] = 0;
+    }
+    const __mmask16 live = (__mmask16)(n >= SCH ? 0xffff : (1u << n) - 1);
+    for (int j = 0; j < R; j++) {
+        __m512 v = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)h[j]));
+        if (mul) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(live, mul + c0));
+        _mm512_store_ps(d[j], v);
+    }
+}
+
+/* How far ahead along its row each q8_0 row prefetches, and where: the
+ * rows of a group are consecutive in memory, so QPF bytes on from a row's
+ * offset o lies in the row itself while o + QPF < rb and past it in the same
+ * row of the next group (G rows on), what this row's stream reads next. The
+ * dense rows' "o + PF" reached into the next row of the same group at in =
+ * 2048 (a q8_0 row is 2176 bytes), bytes already read: the q8_0 rows ran
+ * mostly on the hardware prefetchers there. 2, 3 and 4 KiB measured (T0 and
+ * T1), 3 KiB T0 among the best and kept (docs/models.md). */
+enum { QPF = 3072 };
+
+static KVB_INLINE size_t q8_ahead(int G, size_t rb, size_t o)
+{
+    return o + QPF < rb ? o + QPF : o + QPF + (size_t)(G - 1) * rb;
 }
 
 static KVB_INLINE KVB_AVX512 __m512 q8_half(const uint8_t *b, int half)
@@ -123,6 +143,10 @@ static KVB_INLINE KVB_AVX512 __m512 q8_half(const uint8_t *b, int half)
         _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b + 2 + 16 * half))));
 }
 
+/* R rows (1 or 4) from row r on: per block of 32 the codes sign-extended and
+ * converted (2 + 2 uops), sum(q * x) by a multiply and an FMA and the block
+ * scaled into the row's sum by one more FMA; 7 vector uops a row-block on
+ * the two 512-bit ports, the exact row's floor (docs/models.md) */
 static KVB_INLINE KVB_AVX512 void q8_rows(const int R, const uint8_t *w, size_t rb, int in,
                                           const float *x, float *y, int r)
 {
@@ -130,7 +154,7 @@ static KVB_INLINE KVB_AVX512 void q8_rows(const int R, const uint8_t *w, size_t 
                      _mm512_setzero_ps()};
     const uint8_t *row = w + (size_t)r * rb;
     const int nb = in / KVB_Q8_0_BLOCK;
-    float d[4][SCH] __attribute__((aligned(64)));
+    float d[4][SCH] __attribute__((aligned(64)));   /* [row][block of the chunk] */
     for (int c0 = 0; c0 < nb; c0 += SCH) {
         const int n = nb - c0 < SCH ? nb - c0 : SCH;
         q8_scales(R, row, rb, c0, n, NULL, d);
@@ -138,7 +162,8 @@ static KVB_INLINE KVB_AVX512 void q8_rows(const int R, const uint8_t *w, size_t 
             const size_t o = (size_t)(c0 + c) * KVB_Q8_0_BYTES;
             const float *xc = x + (size_t)(c0 + c) * KVB_Q8_0_BLOCK;
             __m512 x0 = _mm512_loadu_ps(xc), x1 = _mm512_loadu_ps(xc + 16);
-            for (int j = 0; j < R; j++) _mm_prefetch(row + j * rb + o + PF, _MM_HINT_T0);
+            for (int j = 0; j < R; j++)
+                _mm_prefetch((const char *)row + j * rb + q8_ahead(R, rb, o), _MM_HINT_T0);
             for (int j = 0; j < R; j++) {
                 const uint8_t *b = row + j * rb + o;
                 __m512 t = _mm512_fmadd_ps(q8_half(b, 1), x1, _mm512_mul_ps(q8_half(b, 0), x0));
@@ -274,13 +299,16 @@ static KVB_INLINE KVB_VNNI void vnni_rows(const int R, const uint8_t *w, size_t 
 {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                      _mm256_setzero_ps()};
-    float d[4][SCH] __attribute__((aligned(64)));
+    float d[4][SCH] __attribute__((aligned(64)));   /* [row][block of the chunk]: d * sx */
     for (int c0 = 0; c0 < nb; c0 += SCH) {
         const int n = nb - c0 < SCH ? nb - c0 : SCH;
-        q8_scales(R, w, rb, c0, n, sx, d); /* d * sx */
+        q8_scales(R, w, rb, c0, n, sx, d);
         for (int c = 0; c < n; c++) {
             const size_t o = (size_t)(c0 + c) * KVB_Q8_0_BYTES;
-            for (int j = 0; j < R; j++) _mm_prefetch(w + j * rb + o + PF, _MM_HINT_T0);
+            /* o from the tile's start: past the first tile of a row (in > TILE)
+             * the step to the next group comes early, a hint only */
+            for (int j = 0; j < R; j++)
+                _mm_prefetch((const char *)w + j * rb + q8_ahead(R, rb, o), _MM_HINT_T0);
             for (int j = 0; j < R; j++) {
                 __m256 s = vnni_block(w + j * rb + o, xq + 32 * (c0 + c), corr[c0 + c]);
                 acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d[j][c]), s, acc[j]);
@@ -294,6 +322,40 @@ static KVB_INLINE KVB_VNNI void vnni_rows(const int R, const uint8_t *w, size_t 
     }
 }
 
+/* x rounded as kvb_qquant_query rounds it, bit for bit (the tests hold the
+ * row to that rounding), 16 values a vector: nb blocks of x into xq [nb][32],
+ * sx [nb] and corr [nb] = -16 * sum(xq) of the block (vnni_block). The
+ * portable function calls lrintf and fmaxf per value, about 27 us a product
+ * at in = 2048 on the Xeon VM (256 rows hot in L2: 131 -> 66 ms over 2400
+ * products), and ran for every chunk of rows the pool hands out (8 a product
+ * at two threads).
+ * Same operations, same order per value: |x| max (any order: exact), 127 /
+ * amax, the product, the clamp, then round to nearest even as lrintf does
+ * under the default rounding mode; a NaN x gives -127 in both (max_ps returns
+ * its second operand on NaN, as fmaxf returns the number). */
+static KVB_INLINE KVB_VNNI void vnni_quant_x(const float *x, int nb, int8_t *xq, float *sx,
+                                             int *corr)
+{
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (int c = 0; c < nb; c++) {
+        const float *xc = x + 32 * c;
+        __m512 v0 = _mm512_loadu_ps(xc), v1 = _mm512_loadu_ps(xc + 16);
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_abs_ps(v1), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float iq = amax > 0.0f ? 127.0f / amax : 0.0f;
+        sx[c] = amax / 127.0f;
+        __m512 s = _mm512_set1_ps(iq);
+        __m512i q0 = _mm512_cvtps_epi32(
+            _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v0, s), lo), hi));
+        __m512i q1 = _mm512_cvtps_epi32(
+            _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v1, s), lo), hi));
+        _mm_storeu_si128((__m128i *)(void *)(xq + 32 * c), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(void *)(xq + 32 * c + 16), _mm512_cvtepi32_epi8(q1));
+        corr[c] = -16 * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
 static KVB_VNNI void mv_q8_0_vnni(const void *w, int in, const float *x, float *y, int r0, int r1)
 {
     const size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, in);
@@ -303,12 +365,7 @@ static KVB_VNNI void mv_q8_0_vnni(const void *w, int in, const float *x, float *
     for (int r = r0; r < r1; r++) y[r] = 0.0f;
     for (int c0 = 0; c0 < in; c0 += TILE) {
         int n = in - c0 < TILE ? in - c0 : TILE, nb = n / KVB_Q8_0_BLOCK;
-        kvb_qquant_query(x + c0, n, xq, sx);
-        for (int c = 0; c < nb; c++) {
-            int s = 0;
-            for (int e = 0; e < 32; e++) s += xq[32 * c + e];
-            corr[c] = -16 * s;
-        }
+        vnni_quant_x(x + c0, nb, xq, sx, corr);
         const uint8_t *wt = (const uint8_t *)w + (size_t)(c0 / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
         int r = r0;
         for (; r + 4 <= r1; r += 4) vnni_rows(4, wt + (size_t)r * rb, rb, nb, xq, sx, corr, y + r);
