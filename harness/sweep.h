@@ -20,6 +20,7 @@
 #define KVB_SWEEP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "../impls/kvb_backend.h"
 
 enum {
@@ -115,5 +116,39 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
  * (time budgets aside). The report is written before the final rename. */
 kvb_status kvb_sweep_merge(const char *out, const char *const *dirs, int n, char *msg,
                            size_t msg_len);
+
+/* ---- Slurm (sweep_slurm.c) ---- */
+typedef struct kvb_slurm_opts {
+    const char *partition;          /* NULL: the cluster's default */
+    int max_parallel;               /* 0: as many tasks at once as Slurm gives */
+    const char *const *sbatch_args; /* each one sbatch option, a #SBATCH line of both scripts */
+    int n_sbatch_args;
+    int dry_run; /* print the scripts and the sbatch lines; make and submit nothing */
+} kvb_slurm_opts;
+
+/* Refuses (INVALID_ARG, msg naming the value and what is allowed) a partition
+ * that is not a name or a list of them, an sbatch argument that is not one
+ * option on one line, and, unless dry_run, a PATH without sbatch. */
+kvb_status kvb_sweep_slurm_check(const kvb_slurm_opts *o, char *msg, size_t msg_len);
+/* DIR.slurm for DIR.partial: where the scripts, points.txt, submit.sh and each
+ * point's <point>.out and .err go; beside the sweep, so it outlives the rename. */
+void kvb_sweep_slurm_dir(const char *partial, char *out, size_t n);
+/* Writes DIR.slurm/ (points.txt: a point a line, array task i runs line i;
+ * points.sbatch: one point per task, the node to itself unless the user's
+ * sbatch arguments size the task (-c, --exclusive=..., --oversubscribe);
+ * collect.sbatch: kvbench sweep --resume DIR.partial) and submits the points
+ * as one array job per time limit (2 x budget + 4 minutes, whole minutes;
+ * with max_parallel, each after the one before) and the collection job after
+ * them (afterok, cancelled if one fails); prints the job ids and how to watch
+ * them on out. DIR.partial and its sweep.def must exist (the caller makes
+ * them), DIR.slurm must not. With dry_run, prints the files and the sbatch
+ * lines instead and makes nothing. IO with msg when a file or a submission
+ * fails (msg names the jobs already submitted). */
+kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, const char *exe,
+                           const char *partial, const kvb_slurm_opts *o, FILE *out, char *msg,
+                           size_t msg_len);
+/* s as one shell word: as it is when every character is safe (as Python's
+ * shlex.quote), else in single quotes, each ' as '\'' */
+void kvb_sweep_shell_quote(const char *s, char *out, size_t n);
 
 #endif
