@@ -314,9 +314,11 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
         }
     }
     if (o.slurm && so.dry_run) {
-        kvb_sweep_slurm(sw.name, pts, n, exe, partial, &so, stdout, msg, sizeof msg);
+        kvb_status st =
+            kvb_sweep_slurm(sw.name, pts, n, exe, partial, &so, stdout, msg, sizeof msg);
         free(pts);
-        return KVB_EXIT_OK;
+        if (st != KVB_STATUS_OK) fprintf(stderr, "kvbench: %s\n", msg);
+        return st == KVB_STATUS_OK ? KVB_EXIT_OK : KVB_EXIT_FAIL;
     }
     sigset_t old;
     block_stop_signals(&old);

@@ -88,7 +88,10 @@ typedef struct kvb_sweep_tally {
 /* Runs every point not yet done under dir (a .partial directory), or only the
  * point named `only`, each as a child process of `exe`; a point's status goes
  * to points/<id>.status and dir/sweep.csv is rebuilt after each; progress and
- * ETA on stderr when it is a terminal.
+ * ETA on stderr when it is a terminal. Each point's record names the machine
+ * that ran it (host, CPU, cores, ceilings) and its description: machine.txt
+ * when that is this host, else nodes/<host>.txt, measured once per node (with
+ * `only`, a job on a node, machine.txt is not written).
  * Each child runs in its own process group (stopped with its group at its time
  * limit or when the sweep is interrupted), dies with the sweep where the OS
  * allows (PR_SET_PDEATHSIG on Linux), and holds its point's lock (an flock
@@ -104,7 +107,9 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
                          const char *only, kvb_sweep_tally *t, char *msg, size_t msg_len);
 
 /* Writes dir/machine.txt once (host, date, and `exe info`: description and
- * ceilings); kept when it exists. The description is held in memory until
+ * ceilings); kept when it exists. Where points ran as jobs on other nodes
+ * (dir/nodes/<host>.txt exist) it is the first node's description instead,
+ * and this host measures nothing. The description is held in memory until
  * machine.txt is written (no temporary file left by a kill). Returns 0, -1
  * when it could not be written (msg), or the signal number that interrupted it. */
 int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, size_t msg_len);

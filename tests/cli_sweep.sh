@@ -234,6 +234,21 @@ grep -c "^kvbench: point run-tiny-contiguous-f32-t1, job 101_1" \
   && grep -q "^ok " "$T/sl.partial/points/run-tiny-contiguous-f32-t1.status" && ok \
   || bad "a requeued task: $(cat "$T/sl.slurm/"*.out "$T/sl.slurm/"*.err)"
 
+# --- issue 17: a sweep whose points ran on two kinds of node: the report and compare keep the
+# kinds apart (one point's record edited to another node) ---
+cp -R "$T/base" "$T/kinds.partial"
+sed -i 's/^host: .*/host: nodeb/; s/^cpu: .*/cpu: Other CPU 9000/; s/^cores: .*/cores: 96/
+  s|^node: .*|node: nodes/nodeb.txt|' "$T/kinds.partial/points/run-tiny-paged-f32-bs16-t1.status"
+"$KVB" sweep --quiet --resume "$T/kinds.partial" >/dev/null 2>"$T/stderr" \
+  && grep -q "^| paged/f32/bs16 on Other CPU 9000, 96 cores |" "$T/kinds/report.md" \
+  && grep -q "^| contiguous/f32/grow on .*, [0-9]* cores |" "$T/kinds/report.md" \
+  && grep -q "^node nodeb (Other CPU 9000, 96 cores) ran 1 point;" "$T/kinds/report.md" && ok \
+  || bad "a sweep over two kinds of node: $(cat "$T/stderr"; grep -n ' on ' "$T/kinds/report.md")"
+"$KVB" compare "$T/kinds" "$T/kinds" >"$T/stdout" 2>&1
+grep -q "(several machines)" "$T/stdout" \
+  && grep -q "^Other CPU 9000, 96 cores:run-tiny-paged-f32-bs16-t1:" "$T/stdout" && ok \
+  || bad "compare does not group by node kind: $(head -n 8 "$T/stdout")"
+
 # --- §5: the report is written before the final rename: a directory without one stays .partial ---
 mkpartial "$T/rep.partial" "${TINYDEF}run.backends = contiguous\n"
 "$KVB" sweep --quiet --resume "$T/rep.partial" --only run-tiny-contiguous-f32-t1 >/dev/null 2>&1
