@@ -276,6 +276,7 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
     static const char *const file[3] = {"points.txt", "points.sbatch", "collect.sbatch"};
     kvb_status st = KVB_STATUS_OK;
     int *lim = NULL;
+    char *tasks = NULL;
     if (!text[0] || !text[1] || !text[2]) {
         snprintf(msg, msg_len, "out of memory");
         st = KVB_STATUS_NO_MEMORY;
@@ -285,7 +286,10 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
     enum { MAX_GROUPS = 16 };
     int mins[MAX_GROUPS + 1], ng = 0, top = 0;
     lim = calloc((size_t)n + 1, sizeof *lim);
-    if (!lim) {
+    /* a task list is at most every line number and a comma each */
+    size_t tasks_len = (size_t)n * 12 + 16;
+    tasks = malloc(tasks_len);
+    if (!lim || !tasks) {
         snprintf(msg, msg_len, "out of memory");
         st = KVB_STATUS_NO_MEMORY;
         goto done;
@@ -308,7 +312,7 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
                 mins[a] = mins[b];
                 mins[b] = t;
             }
-    char tim[MAX_GROUPS][32], dep[MAX_GROUPS][400], tasks[4096], ids[MAX_GROUPS][32];
+    char tim[MAX_GROUPS][32], dep[MAX_GROUPS][400], ids[MAX_GROUPS][32];
     char collect_id[32] = "";
     if (o->dry_run) {
         for (int k = 0; k < 3; k++) fprintf(out, "==> %s/%s <==\n%s\n", slurm, file[k], text[k]);
@@ -334,7 +338,7 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
     if (sub)
         fprintf(sub, "# what kvbench sweep --slurm submitted, in order (job ids as comments)\n");
     for (int g = 0; g < ng; g++) {
-        task_list(lim, n, mins[g], tasks, sizeof tasks);
+        task_list(lim, n, mins[g], tasks, tasks_len);
         char *array_arg = NULL;
         int w = o->max_parallel > 0 ? asprintf(&array_arg, "--array=%s%%%d", tasks, o->max_parallel)
                                     : asprintf(&array_arg, "--array=%s", tasks);
@@ -406,7 +410,7 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
     }
     char all[600] = "";
     for (int g = 0; g < ng; g++) {
-        task_list(lim, n, mins[g], tasks, sizeof tasks);
+        task_list(lim, n, mins[g], tasks, tasks_len);
         fprintf(out, "array job %s: tasks %s (lines of points.txt), %d min each\n", ids[g], tasks,
                 mins[g]);
         size_t k = strlen(all);
@@ -420,6 +424,7 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
             all, collect_id, qslurm, final);
 done:
     free(lim);
+    free(tasks);
     for (int k = 0; k < 3; k++) free(text[k]);
     return st;
 }
