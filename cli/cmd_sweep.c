@@ -161,8 +161,8 @@ const kvb_cmd_spec kvb_sweep_spec = {
              "images (gnuplot), written before DIR.partial becomes DIR.",
     .epilogue =
         "--emit-jobs creates DIR.partial and prints one command per point instead\n"
-        "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or a Slurm\n"
-        "array on machines of one kind; a last --resume finishes the sweep. --slurm submits\n"
+        "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or any\n"
+        "runner (parallel -j1 < jobs.txt); a last --resume finishes the sweep. --slurm submits\n"
         "the points as a Slurm array job (each task a node to itself, a time limit from its\n"
         "point's budget, its output in DIR.slurm/<point>.out and .err) and a job that runs\n"
         "that --resume after them; it prints the job ids and how to watch them. A requeued\n"
