@@ -94,7 +94,8 @@ port_free() { # nothing listens on TCP port $1 (IPv4 or IPv6)
 }
 P=$((20000 + $$ % 20000))
 while ! port_free $P || ! port_free $((P + 1)); do P=$((P + 2)); done
-H=$(hostname -s)
+H=$(hostname -s)      # the node's name to Slurm
+HN=$(hostname)        # what kvbench records: the kernel's host name, maybe longer
 N=$(nproc)
 MEM=$(free -m | awk '/^Mem:/ {print $2}')
 MEM=$((MEM > 2048 ? MEM - 1024 : MEM / 2)) # slack for the daemons and the OS
@@ -186,19 +187,22 @@ awk '{ o = ""; q = 0
   | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
       { print $c["point"] "\t" $c["status"] "\t" $c["host"] "\t" $c["cpu"] "\t" $c["cores"] \
           "\t" $c["ceilings"] "\t" $c["node"] }' > "$T/rows"
-cpu=$(sed -n 's/^cpu: *//p' "$T/sw/nodes/$H.txt" | head -n 1)
-while IFS="$TAB" read -r point status host pcpu cores ceil node; do
+cpu=$(sed -n 's/^cpu: *//p' "$T/sw/nodes/$HN.txt" | head -n 1)
+cores=$(getconf _NPROCESSORS_ONLN) # the node's online cores (nproc may be an affinity's share)
+while IFS="$TAB" read -r point status host pcpu ncores ceil node; do
   case "$status" in ok|cut_short) ;; *) bad "$point: status $status" ;; esac
-  [ "$host" = "$H" ] && [ "$pcpu" = "$cpu" ] && [ "$cores" = "$N" ] \
-    && [ "$node" = "nodes/$H.txt" ] && echo "$ceil" | grep -q 'read .* GB/s.*sgemm' && ok \
-    || bad "$point ran on host '$host' cpu '$pcpu' cores '$cores' ceilings '$ceil' node '$node'"
-  grep -q "^kvbench: point $point, job [0-9_]* on $H," "$T/sw.slurm/$point.out" && ok \
+  [ "$host" = "$HN" ] && [ "$pcpu" = "$cpu" ] && [ "$ncores" = "$cores" ] \
+    && [ "$node" = "nodes/$HN.txt" ] && echo "$ceil" | grep -q 'read .* GB/s.*sgemm' && ok \
+    || bad "$point ran on host '$host' cpu '$pcpu' cores '$ncores' ceilings '$ceil' node '$node'"
+  grep -q "^kvbench: point $point, job [0-9_]* on $HN," "$T/sw.slurm/$point.out" && ok \
     || bad "$point: its Slurm output does not say where it ran: $(cat "$T/sw.slurm/$point.out")"
 done < "$T/rows"
-grep -q "^host: $H" "$T/sw/nodes/$H.txt" && grep -q "^read bandwidth:" "$T/sw/nodes/$H.txt" \
-  && ok || bad "nodes/$H.txt is not this node's description"
-grep -q "$H" "$T/sw/report.md" && ok || bad "the report does not name the node $H"
-say "per-point hosts (points: host, cpu, cores, ceilings):"
+grep -q "^host: $HN" "$T/sw/nodes/$HN.txt" && grep -q "^read bandwidth:" "$T/sw/nodes/$HN.txt" \
+  && ok || bad "nodes/$HN.txt is not this node's description"
+grep -q "^node $HN (.*) ran [0-9]* points; its description: nodes/$HN.txt" "$T/sw/report.md" \
+  && ok || bad "the report does not name the node $HN: $(sed -n '/^## Machine/,/^## Conf/p' \
+  "$T/sw/report.md" | tail -n 5)"
+say "the collected sweep's points by machine (count, host, cpu, cores, ceilings, node):"
 cut -f3- "$T/rows" | sort | uniq -c | sed 's/^/    /'
 say "$(wc -l < "$T/rows") points: $(cut -f1,2 "$T/rows" | tr '\t\n' ' ,')"
 
