@@ -34,7 +34,7 @@ done
 T=$(mktemp -d /tmp/kvbench-slurm.XXXXXX)
 chmod 755 "$T"
 export SLURM_CONF="$T/slurm.conf"
-DAEMONS="" WATCH=""
+DAEMONS="" WATCH="" CTLD=""
 # jobs and their processes carry SLURM_CONF=$T/slurm.conf in their environment: found by it
 leftovers() {
   for d in /proc/[0-9]*; do
@@ -48,7 +48,7 @@ cleanup() {
     kill "$WATCH" 2>/dev/null
     [ -s "$T/watch.pid" ] && kill "$(cat "$T/watch.pid")" 2>/dev/null
   fi
-  if [ -n "$DAEMONS" ]; then
+  if [ -n "$CTLD" ]; then # (scancel and squeue wait long for a controller that is not there)
     scancel --quiet --user=root 2>/dev/null
     i=0; while [ -n "$(squeue -h 2>/dev/null)" ] && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
   fi
@@ -131,7 +131,7 @@ NodeName=$H NodeAddr=127.0.0.1 CPUs=$N RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=$H Default=YES MaxTime=INFINITE State=UP
 EOF
 slurmctld -D -i >"$T/log/slurmctld.out" 2>&1 &
-DAEMONS="$! $DAEMONS"
+DAEMONS="$! $DAEMONS" CTLD=$!
 sleep 1
 slurmd -D >"$T/log/slurmd.out" 2>&1 &
 DAEMONS="$! $DAEMONS"
