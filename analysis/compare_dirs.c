@@ -87,13 +87,63 @@ static void free_list(char **names, int n)
     free(names);
 }
 
+/* The machine a sweep point ran on, from its status file (the node's host, CPU and cores:
+ * a Slurm task's node, not the host that submitted the sweep): "" where it does not say. */
+typedef struct point_machine {
+    char host[72], cpu[160], kind[200]; /* kind: "CPU, N cores" */
+} point_machine;
+
+static void point_machine_of(const char *dir, const char *name, point_machine *pm)
+{
+    char path[2400], *cpu = pm->cpu;
+    int cores = 0;
+    memset(pm, 0, sizeof *pm);
+    snprintf(path, sizeof path, "%s/points/%s.status", dir, name);
+    char *t = kvb_slurp(path);
+    for (const char *l = t; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        sscanf(l, "host: %71[^\n]", pm->host);
+        sscanf(l, "cpu: %159[^\n]", cpu);
+        sscanf(l, "cores: %d", &cores);
+    }
+    free(t);
+    for (char *f[] = {pm->host, cpu}, **q = f; q < f + 2; q++) /* the record's padding */
+        for (size_t k = strlen(*q); k && (*q)[k - 1] == ' ';) (*q)[--k] = 0;
+    if (cpu[0]) snprintf(pm->kind, sizeof pm->kind, cores > 0 ? "%s, %d cores" : "%s", cpu, cores);
+}
+
 static void load_dir(ld *L, const char *dir, const char *prefix)
 {
     char path[2400];
-    machine_of(L->s, dir);
     snprintf(path, sizeof path, "%s/points", dir);
     int n;
     char **names = list_dir(path, &n);
+    /* the machine: the points' own record where they have one, else machine.txt. Points that
+     * ran on several kinds of node are grouped by kind (their cases named after it), since one
+     * kind's times are not another's; several hosts of one kind keep ratios comparable */
+    point_machine *pm = names ? calloc((size_t)n + 1, sizeof *pm) : NULL;
+    int kinds = 0, hosts = 0, first = -1;
+    for (int i = 0; pm && i < n; i++) {
+        if (strchr(names[i], '.')) continue;
+        point_machine_of(dir, names[i], &pm[i]);
+        if (!pm[i].kind[0]) continue;
+        if (first < 0) first = i;
+        int new_kind = 1, new_host = 1;
+        for (int k = first; k < i; k++) {
+            new_kind &= strcmp(pm[k].kind, pm[i].kind) != 0 || !pm[k].kind[0];
+            new_host &= strcmp(pm[k].host, pm[i].host) != 0 || !pm[k].kind[0];
+        }
+        kinds += new_kind;
+        hosts += new_host;
+    }
+    if (first >= 0 && !L->s->machine[0]) {
+        if (kinds > 1)
+            snprintf(L->s->machine, sizeof L->s->machine, "several machines");
+        else if (hosts > 1)
+            snprintf(L->s->machine, sizeof L->s->machine, "%s @ %d hosts", pm[first].cpu, hosts);
+        else
+            snprintf(L->s->machine, sizeof L->s->machine, "%s @ %s", pm[first].cpu, pm[first].host);
+    }
+    machine_of(L->s, dir);
     if (!names) { /* a single run */
         if (exists(dir, "tokens.csv")) kvb_cmp_load_run(L, dir, prefix);
         if (!L->bad && exists(dir, "quality.csv")) kvb_cmp_load_quality(L, dir, prefix);
@@ -118,8 +168,9 @@ static void load_dir(ld *L, const char *dir, const char *prefix)
         }
         /* the point names its cases: the same backend in another point (another preset, or a
          * contiguous row timed beside a paged one) is another case */
-        char pp[600];
-        snprintf(pp, sizeof pp, "%s%s:", prefix, names[i]);
+        char pp[800];
+        snprintf(pp, sizeof pp, "%s%s%s%s:", prefix, kinds > 1 && pm ? pm[i].kind : "",
+                 kinds > 1 ? ":" : "", names[i]);
         const char *need = !strncmp(names[i], "run-", 4)       ? "tokens.csv"
                            : !strncmp(names[i], "quality-", 8) ? "quality.csv"
                            : !strncmp(names[i], "attend-", 7)  ? "attend.csv"
@@ -141,6 +192,7 @@ static void load_dir(ld *L, const char *dir, const char *prefix)
         }
     }
     free_list(names, n);
+    free(pm);
 }
 
 kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_len)

@@ -521,6 +521,15 @@ int kvb_rp_cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A series' machine in a sweep spread over kinds of node: the kind, after the merge's host. */
+static void node_label(char *out, size_t n, const char *host, const char *mach)
+{
+    if (strcmp(host, "this machine"))
+        snprintf(out, n, "%s: %s", host, mach);
+    else
+        snprintf(out, n, "%s", mach);
+}
+
 static void read_sweep_or_run(report *r, const char *mdir, const char *host)
 {
     char path[2400];
@@ -546,25 +555,67 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
         }
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, kvb_rp_cmp_str);
-    /* every point's status, so a timed-out or failed point is listed, never silently missing */
+    /* every point's status, so a timed-out or failed point is listed, never silently missing;
+     * and the machine each ran on, from its own record (the node's CPU and cores): a sweep whose
+     * points ran on several kinds of node (Slurm nodes, issue 17) draws each kind apart */
     snprintf(path, sizeof path, "%s/sweep.csv", mdir);
+    struct prow {
+        char point[160], kind[16], status[16], seconds[16], host[72], mach[64];
+        int job; /* described in nodes/: ran as a job on another node */
+    } *rows = NULL;
+    int nr = 0, cap_r = 0, kinds = 0;
     kvb_csv idx;
     char msg[600];
     if (kvb_csv_open(&idx, path, msg, sizeof msg) == 0) {
-        static const char *const cols[4] = {KVB_COL_POINT, KVB_COL_KIND, KVB_COL_STATUS,
-                                            KVB_COL_SECONDS};
-        int c[4], need = -1;
+        static const char *const cols[8] = {KVB_COL_POINT,   KVB_COL_KIND, KVB_COL_STATUS,
+                                            KVB_COL_SECONDS, "host",       "cpu",
+                                            "cores",         "node"};
+        int c[8], need = -1;
         while (kvb_csv_next(&idx) > 0) {
             if (idx.no == 1) {
                 if (kvb_csv_header(&idx) == 0) need = kvb_csv_columns(&idx, cols, c, 4);
+                for (int k = 4; k < 8; k++) c[k] = kvb_csv_column(&idx, cols[k]);
                 continue;
             }
             if (need < 0 || idx.n <= need) continue;
-            kvb_rp_appendf(r, &r->points, &r->points_len, &r->points_cap,
-                           "| %s%s%s | %s | %s | %s |\n", idx.field[c[0]], r->multi ? " on " : "",
-                           r->multi ? host : "", idx.field[c[1]], idx.field[c[2]], idx.field[c[3]]);
+            if (kvb_rp_grow(&rows, &cap_r, nr + 1, sizeof *rows) && (r->failed = 1)) break;
+            struct prow *w = &rows[nr++];
+            const char *f[8];
+            for (int k = 0; k < 8; k++) f[k] = c[k] >= 0 && c[k] < idx.n ? idx.field[c[k]] : "";
+            snprintf(w->point, sizeof w->point, "%s", f[0]);
+            snprintf(w->kind, sizeof w->kind, "%s", f[1]);
+            snprintf(w->status, sizeof w->status, "%s", f[2]);
+            snprintf(w->seconds, sizeof w->seconds, "%s", f[3]);
+            snprintf(w->host, sizeof w->host, "%s", f[4]);
+            snprintf(w->mach, sizeof w->mach, atoi(f[6]) > 0 ? "%.48s, %s cores" : "%s", f[5],
+                     f[6]);
+            w->job = !strncmp(f[7], "nodes/", 6);
+            int seen = 0;
+            for (int k = 0; k < nr - 1 && !seen; k++) seen = !strcmp(rows[k].mach, w->mach);
+            kinds += !seen && w->mach[0];
         }
         kvb_csv_close(&idx);
+    }
+    int by_node = kinds > 1; /* series and rows carry the node's kind */
+    r->multi |= by_node;
+    for (int i = 0; i < nr; i++) {
+        char on[200] = "";
+        if (r->multi) snprintf(on, sizeof on, " on %s", host);
+        if (by_node) node_label(on + 4, sizeof on - 4, host, rows[i].mach);
+        kvb_rp_appendf(r, &r->points, &r->points_len, &r->points_cap, "| %s%s | %s | %s | %s |\n",
+                       rows[i].point, on, rows[i].kind, rows[i].status, rows[i].seconds);
+        /* a node that ran points as jobs, named once in the machine section */
+        int first = rows[i].job, count = 0;
+        for (int k = 0; k < i && first; k++)
+            first = strcmp(rows[k].host, rows[i].host) || strcmp(rows[k].mach, rows[i].mach);
+        for (int k = i; k < nr && first; k++)
+            count += !strcmp(rows[k].host, rows[i].host) && !strcmp(rows[k].mach, rows[i].mach);
+        size_t len = strlen(r->machine);
+        if (first)
+            snprintf(r->machine + len, sizeof r->machine - len,
+                     "%snode %s (%s) ran %d point%s; its description: nodes/%s.txt",
+                     len ? "\n" : "", rows[i].host, rows[i].mach, count, count == 1 ? "" : "s",
+                     rows[i].host);
     }
     for (int i = 0; i < n; i++) {
         char pd[2400], st[32] = "ok";
@@ -579,10 +630,17 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
             free(names[i]);
             continue;
         } /* listed above, not drawn */
+        /* the machine this point's series belong to: the sweep's, or its node's kind */
+        const char *ph = host;
+        char both[200];
+        snprintf(both, sizeof both, "%s", host);
+        for (int k = 0; by_node && k < nr; k++)
+            if (!strcmp(rows[k].point, names[i])) node_label(both, sizeof both, host, rows[k].mach);
+        if (by_node) ph = both;
         if (strncmp(names[i], "run-", 4) == 0)
-            read_run(r, pd, host, threads_of(names[i]));
+            read_run(r, pd, ph, threads_of(names[i]));
         else if (strncmp(names[i], "quality-", 8) == 0)
-            read_quality(r, pd, host);
+            read_quality(r, pd, ph);
         else if (strncmp(names[i], "attend-", 7) == 0) {
             /* attend-<shape>-<backend>-<dtype>-t<N>; a backend name may hold '-' */
             char backend[64] = "";
@@ -592,14 +650,15 @@ static void read_sweep_or_run(report *r, const char *mdir, const char *host)
             if (b0 && dt0 && dt0 > b0)
                 snprintf(backend, sizeof backend, "%.*s", (int)(dt0 - b0 - 1), b0 + 1);
             snprintf(path, sizeof path, "%s/attend.csv", pd);
-            read_attend(r, path, host, threads_of(names[i]), backend[0] ? backend : NULL);
+            read_attend(r, path, ph, threads_of(names[i]), backend[0] ? backend : NULL);
         } else if (strncmp(names[i], "serve-", 6) == 0) {
             snprintf(path, sizeof path, "%s/serve.csv", pd);
-            read_serve(r, path, host);
+            read_serve(r, path, ph);
         }
         free(names[i]);
     }
     free(names);
+    free(rows);
 }
 
 /* Reads one set of machines (or the one directory) into r and writes its plot data. */

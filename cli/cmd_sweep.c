@@ -1,6 +1,7 @@
 /* cmd_sweep.c: kvbench sweep, report and merge: a sweep's points run as child
- * processes into NAME.partial, renamed when every point is done; report and
- * merge read finished result directories. */
+ * processes into NAME.partial, renamed when every point is done, or are
+ * printed as commands (--emit-jobs) or submitted as Slurm jobs (--slurm) that
+ * a last --resume collects; report and merge read finished result directories. */
 #define _GNU_SOURCE /* strsignal */
 #include "cli.h"
 #include "../base/afile.h"
@@ -30,33 +31,6 @@ static void self_path(const char *argv0, char *buf, size_t n)
     if (!realpath(argv0, buf)) snprintf(buf, n, "%s", argv0);
 }
 
-/* s as one shell word: as it is when every character is safe (as Python's
- * shlex.quote), else in single quotes, each ' as '\'' */
-static void shell_quote(const char *s, char *out, size_t n)
-{
-    size_t o = 0;
-    if (n < 3) {
-        if (n) out[0] = 0;
-        return;
-    }
-    if (*s &&
-        strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./_-") ==
-            strlen(s)) {
-        snprintf(out, n, "%s", s);
-        return;
-    }
-    out[o++] = '\'';
-    for (; *s && o + 6 < n; s++) {
-        if (*s == '\'') {
-            memcpy(out + o, "'\\''", 4);
-            o += 4;
-        } else
-            out[o++] = *s;
-    }
-    out[o++] = '\'';
-    out[o] = 0;
-}
-
 /* SIGINT, SIGTERM and SIGHUP wait while the sweep works: kvb_sweep_run takes
  * them between points and while a child runs, stops and reaps the child and
  * drops its lock; then the sweep dies of the signal (die_of). One that came
@@ -79,12 +53,26 @@ static int die_of(int sig, const sigset_t *old)
     return 128 + sig; /* not reached unless the signal is ignored */
 }
 
+enum { MAX_SBATCH_ARGS = 32 };
 typedef struct sweep_opts {
     kvb_sweep sw;
     const char *def; /* "": a sweep of --set alone */
     const char *out, *resume, *only;
     int emit, quiet;
+    int slurm, dry_run, max_parallel;
+    const char *partition;
+    const char *sbatch[MAX_SBATCH_ARGS];
+    int n_sbatch;
 } sweep_opts;
+
+static int sweep_sbatch_arg(void *opts, const char *arg)
+{
+    sweep_opts *o = opts;
+    if (o->n_sbatch == MAX_SBATCH_ARGS)
+        return kvb_usage_error("--sbatch-arg '%s': at most %d are taken", arg, MAX_SBATCH_ARGS);
+    o->sbatch[o->n_sbatch++] = arg;
+    return 0;
+}
 
 static int sweep_set(void *opts, const char *kv)
 {
@@ -127,6 +115,23 @@ static const kvb_flag sweep_flags[] = {
      .help = "with --resume: run this one point only (what --emit-jobs prints)", .off = OFF(only)},
     {.name = "--quiet", .cmds = KVB_CMD_SWEEP, .kind = KVB_FLAG_SWITCH,
      .help = "no progress lines", .off = OFF(quiet)},
+    {.name = "--slurm", .cmds = KVB_CMD_SWEEP, .kind = KVB_FLAG_SWITCH,
+     .help = "create DIR.partial and submit the points as a Slurm array job (a node per task) "
+             "and a job that collects them (DIR.slurm/ holds the scripts and outputs)",
+     .off = OFF(slurm)},
+    {.name = "--partition", .cmds = KVB_CMD_SWEEP, .kind = KVB_FLAG_STRING, .meta = "P",
+     .def_help = "the cluster's default", .help = "with --slurm: the partition of every job",
+     .off = OFF(partition)},
+    {.name = "--max-parallel", .cmds = KVB_CMD_SWEEP, .kind = KVB_FLAG_INT, .meta = "N", .lo = 1,
+     .hi = 100000, .def_help = "no limit",
+     .help = "with --slurm: at most N points' tasks at once", .off = OFF(max_parallel)},
+    {.name = "--sbatch-arg", .cmds = KVB_CMD_SWEEP, .kind = KVB_FLAG_CALL, .meta = "OPTION",
+     .help = "with --slurm: one more sbatch option for both jobs (--account=A, "
+             "--constraint=F; -c N or --oversubscribe lets tasks share a node); repeatable",
+     .call = sweep_sbatch_arg},
+    {.name = "--dry-run", .cmds = KVB_CMD_SWEEP, .kind = KVB_FLAG_SWITCH,
+     .help = "with --slurm: print the job scripts and sbatch lines; make and submit nothing",
+     .off = OFF(dry_run)},
     {.name = NULL},
 };
 /* clang-format on */
@@ -135,6 +140,8 @@ static const kvb_flag sweep_flags[] = {
 const kvb_cmd_spec kvb_sweep_spec = {
     .usage = "NAME|FILE [--set section.key=value ...] [--out DIR] [--quiet]\n"
              "       kvbench sweep NAME --emit-jobs [--out DIR]   (one command per point)\n"
+             "       kvbench sweep NAME --slurm [--partition P] [--max-parallel N]\n"
+             "             [--sbatch-arg OPTION ...] [--dry-run] [--out DIR]\n"
              "       kvbench sweep --resume DIR.partial [--only POINT]",
     .intro = "Runs a named sweep (bench/sweeps/NAME.sweep: smoke, default, long-context), a\n"
              "definition file, or one made of --set alone. A sweep is the product of its lists:\n"
@@ -154,9 +161,14 @@ const kvb_cmd_spec kvb_sweep_spec = {
              "images (gnuplot), written before DIR.partial becomes DIR.",
     .epilogue =
         "--emit-jobs creates DIR.partial and prints one command per point instead\n"
-        "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or a Slurm\n"
-        "array on machines of one kind; a last --resume finishes the sweep. To compare\n"
-        "machines, sweep on each, then 'kvbench merge OUT DIR...'.\n\n"
+        "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or any\n"
+        "runner (parallel -j1 < jobs.txt); a last --resume finishes the sweep. --slurm submits\n"
+        "the points as a Slurm array job (each task a node to itself, a time limit from its\n"
+        "point's budget, its output in DIR.slurm/<point>.out and .err) and a job that runs\n"
+        "that --resume after them; it prints the job ids and how to watch them. A requeued\n"
+        "or repeated task leaves a done point alone, and exits 0 once the sweep is collected.\n"
+        "Each point records the host, CPU, cores and ceilings of the node that ran it. To\n"
+        "compare machines, sweep on each, then 'kvbench merge OUT DIR...'.\n\n"
         "SIGINT, SIGTERM or SIGHUP stop the running point's child (left pending) before the\n"
         "sweep dies; a point's lock is held until its child is gone.\n"
         "exit status: 0 done; 1 a point failed or is not done, or a file could not be\n"
@@ -175,9 +187,25 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
     kvb_sweep sw = o.sw;
     const char *def = o.def, *out = o.out, *resume = o.resume, *only = o.only;
     int emit = o.emit, quiet = o.quiet;
+    kvb_slurm_opts so = {.partition = o.partition,
+                         .max_parallel = o.max_parallel,
+                         .sbatch_args = o.sbatch,
+                         .n_sbatch_args = o.n_sbatch,
+                         .dry_run = o.dry_run};
     char msg[2048], file[1200], dir[1200], exe[1200], trimmed[1200];
     self_path(cli->argv0, exe, sizeof exe);
     char partial[1300];
+    if (!o.slurm && (so.partition || so.max_parallel || so.n_sbatch_args || so.dry_run))
+        return kvb_usage_error("%s goes with --slurm (the jobs it submits)",
+                               so.partition       ? "--partition"
+                               : so.max_parallel  ? "--max-parallel"
+                               : so.n_sbatch_args ? "--sbatch-arg"
+                                                  : "--dry-run");
+    if (o.slurm && (emit || resume))
+        return kvb_usage_error("--slurm submits a new sweep: not with %s",
+                               emit ? "--emit-jobs (pick one)" : "--resume");
+    if (o.slurm && kvb_sweep_slurm_check(&so, msg, sizeof msg) != KVB_STATUS_OK)
+        return kvb_usage_error("%s", msg);
     if (resume) {
         if (def || out || emit)
             return kvb_usage_error("--resume DIR takes the definition and directory from DIR");
@@ -188,6 +216,17 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
         if (len < 9 || strcmp(resume + len - 8, ".partial") != 0)
             return kvb_usage_error(
                 "--resume '%s': expected an unfinished sweep directory (NAME.partial)", resume);
+        struct stat st;
+        char done_dir[1200], csv[1300];
+        snprintf(done_dir, sizeof done_dir, "%.*s", (int)(len - 8), resume);
+        snprintf(csv, sizeof csv, "%s/sweep.csv", done_dir);
+        if (lstat(resume, &st) != 0 && errno == ENOENT && stat(csv, &st) == 0) {
+            /* a requeued or late job (a Slurm task, the collection job again): the sweep was
+             * finished and renamed meanwhile; nothing is left to do, and that is not an error */
+            printf("kvbench: %s was collected already into %s: nothing to do%s%s\n", resume,
+                   done_dir, only ? " for point " : "", only ? only : "");
+            return KVB_EXIT_OK;
+        }
         snprintf(file, sizeof file, "%s/sweep.def", resume);
         if (kvb_sweep_load(&sw, file, msg, sizeof msg) != KVB_STATUS_OK)
             return kvb_usage_error("--resume '%s': %s", resume, msg);
@@ -252,10 +291,17 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
     if (n < 0) return kvb_usage_error("%s", msg);
     if (!resume) {
         struct stat st;
+        char slurm_dir[1400];
+        kvb_sweep_slurm_dir(partial, slurm_dir, sizeof slurm_dir);
         if (lstat(dir, &st) == 0 || lstat(partial, &st) == 0) {
             free(pts);
             return kvb_usage_error(
                 "'%s' (or its .partial) exists: choose another --out, or --resume it", dir);
+        }
+        if (o.slurm && lstat(slurm_dir, &st) == 0) {
+            free(pts);
+            return kvb_usage_error("'%s' exists (another sweep's Slurm jobs): choose another --out",
+                                   slurm_dir);
         }
         /* and each point's own command with --dry-run: what it would refuse is refused now, not an
          * hour in (a resumed sweep was checked when it started) */
@@ -266,6 +312,13 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
             fprintf(stderr, "kvbench: %s\n", msg);
             return KVB_EXIT_FAIL;
         }
+    }
+    if (o.slurm && so.dry_run) {
+        kvb_status st =
+            kvb_sweep_slurm(sw.name, pts, n, exe, partial, &so, stdout, msg, sizeof msg);
+        free(pts);
+        if (st != KVB_STATUS_OK) fprintf(stderr, "kvbench: %s\n", msg);
+        return st == KVB_STATUS_OK ? KVB_EXIT_OK : KVB_EXIT_FAIL;
     }
     sigset_t old;
     block_stop_signals(&old);
@@ -284,6 +337,20 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
             return 1;
         }
     }
+    if (o.slurm) {
+        /* the machine is not described here (a login node, say): each point's task describes
+         * the node it runs on, and the collection job the sweep from them */
+        if (!quiet)
+            fprintf(stderr, "kvbench: sweep %s: %d points as Slurm jobs into %s\n", sw.name, n,
+                    partial);
+        kvb_status st =
+            kvb_sweep_slurm(sw.name, pts, n, exe, partial, &so, stdout, msg, sizeof msg);
+        free(pts);
+        if (st != KVB_STATUS_OK) fprintf(stderr, "kvbench: %s\n", msg);
+        fflush(stdout);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return st == KVB_STATUS_OK ? KVB_EXIT_OK : KVB_EXIT_FAIL;
+    }
     if (emit) {
         /* one command per point, for GNU parallel or a Slurm array; each runs its
          * point into this directory, and a last --resume finishes the sweep */
@@ -298,10 +365,10 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
             sigprocmask(SIG_SETMASK, &old, NULL);
             return 1;
         }
-        shell_quote(exe, qexe, sizeof qexe);
-        shell_quote(where, qdir, sizeof qdir);
+        kvb_sweep_shell_quote(exe, qexe, sizeof qexe);
+        kvb_sweep_shell_quote(where, qdir, sizeof qdir);
         for (int i = 0; i < n; i++) {
-            shell_quote(pts[i].id, qid, sizeof qid);
+            kvb_sweep_shell_quote(pts[i].id, qid, sizeof qid);
             printf("%s sweep --quiet --resume %s --only %s\n", qexe, qdir, qid);
         }
         free(pts);

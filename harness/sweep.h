@@ -20,6 +20,7 @@
 #define KVB_SWEEP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "../impls/kvb_backend.h"
 
 enum {
@@ -87,7 +88,10 @@ typedef struct kvb_sweep_tally {
 /* Runs every point not yet done under dir (a .partial directory), or only the
  * point named `only`, each as a child process of `exe`; a point's status goes
  * to points/<id>.status and dir/sweep.csv is rebuilt after each; progress and
- * ETA on stderr when it is a terminal.
+ * ETA on stderr when it is a terminal. Each point's record names the machine
+ * that ran it (host, CPU, cores, ceilings) and its description: machine.txt
+ * when that is this host, else nodes/<host>.txt, measured once per node (with
+ * `only`, a job on a node, machine.txt is not written).
  * Each child runs in its own process group (stopped with its group at its time
  * limit or when the sweep is interrupted), dies with the sweep where the OS
  * allows (PR_SET_PDEATHSIG on Linux), and holds its point's lock (an flock
@@ -103,7 +107,9 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
                          const char *only, kvb_sweep_tally *t, char *msg, size_t msg_len);
 
 /* Writes dir/machine.txt once (host, date, and `exe info`: description and
- * ceilings); kept when it exists. The description is held in memory until
+ * ceilings); kept when it exists. Where points ran as jobs on other nodes
+ * (dir/nodes/<host>.txt exist) it is the first node's description instead,
+ * and this host measures nothing. The description is held in memory until
  * machine.txt is written (no temporary file left by a kill). Returns 0, -1
  * when it could not be written (msg), or the signal number that interrupted it. */
 int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, size_t msg_len);
@@ -115,5 +121,39 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
  * (time budgets aside). The report is written before the final rename. */
 kvb_status kvb_sweep_merge(const char *out, const char *const *dirs, int n, char *msg,
                            size_t msg_len);
+
+/* ---- Slurm (sweep_slurm.c) ---- */
+typedef struct kvb_slurm_opts {
+    const char *partition;          /* NULL: the cluster's default */
+    int max_parallel;               /* 0: as many tasks at once as Slurm gives */
+    const char *const *sbatch_args; /* each one sbatch option, a #SBATCH line of both scripts */
+    int n_sbatch_args;
+    int dry_run; /* print the scripts and the sbatch lines; make and submit nothing */
+} kvb_slurm_opts;
+
+/* Refuses (INVALID_ARG, msg naming the value and what is allowed) a partition
+ * that is not a name or a list of them, an sbatch argument that is not one
+ * option on one line, and, unless dry_run, a PATH without sbatch. */
+kvb_status kvb_sweep_slurm_check(const kvb_slurm_opts *o, char *msg, size_t msg_len);
+/* DIR.slurm for DIR.partial: where the scripts, points.txt, submit.sh and each
+ * point's <point>.out and .err go; beside the sweep, so it outlives the rename. */
+void kvb_sweep_slurm_dir(const char *partial, char *out, size_t n);
+/* Writes DIR.slurm/ (points.txt: a point a line, array task i runs line i;
+ * points.sbatch: one point per task, the node to itself unless the user's
+ * sbatch arguments size the task (-c, --exclusive=..., --oversubscribe);
+ * collect.sbatch: kvbench sweep --resume DIR.partial) and submits the points
+ * as one array job per time limit (2 x budget + 4 minutes, whole minutes;
+ * with max_parallel, each after the one before) and the collection job after
+ * them (afterok, cancelled if one fails); prints the job ids and how to watch
+ * them on out. DIR.partial and its sweep.def must exist (the caller makes
+ * them), DIR.slurm must not. With dry_run, prints the files and the sbatch
+ * lines instead and makes nothing. IO with msg when a file or a submission
+ * fails (msg names the jobs already submitted). */
+kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, const char *exe,
+                           const char *partial, const kvb_slurm_opts *o, FILE *out, char *msg,
+                           size_t msg_len);
+/* s as one shell word: as it is when every character is safe (as Python's
+ * shlex.quote), else in single quotes, each ' as '\'' */
+void kvb_sweep_shell_quote(const char *s, char *out, size_t n);
 
 #endif

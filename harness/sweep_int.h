@@ -1,6 +1,7 @@
 /* sweep_int.h: what the sweep's files share and nothing outside them uses:
  * a definition's lookups (sweep_def.c), running a point's command as a child
- * process (sweep_child.c), the sweep.csv field cleaner (sweep_run.c). */
+ * process (sweep_child.c), the sweep.csv field cleaner and a description's
+ * host (sweep_run.c). */
 #ifndef KVB_SWEEP_INT_H
 #define KVB_SWEEP_INT_H
 
@@ -31,6 +32,9 @@ void kvb_sweep_run_child(const char *exe, char **argv, int log_fd, double limit_
 int kvb_sweep_take_signal(void);
 /* The cause a child's output gives, on one line. */
 void kvb_sweep_last_line(const char *tail, char *out, size_t n);
+/* A description's (machine.txt, nodes/<host>.txt) `host:` value, whole (to the end of its
+ * line): 0, or -1 when the file cannot be read or has none. */
+int kvb_sweep_host_of(const char *file, char *host, size_t n);
 /* s without what would break a line of sweep.csv or the status file */
 void kvb_sweep_clean_field(char *s);
 

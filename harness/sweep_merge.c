@@ -36,28 +36,6 @@ static int plain_name(const char *h)
     return 1;
 }
 
-/* machine.txt's `host:` value, whole (to the end of its line) */
-static int host_of(const char *dir, char *host, size_t n)
-{
-    char path[2400];
-    snprintf(path, sizeof path, "%s/machine.txt", dir);
-    char *m = kvb_slurp(path);
-    if (!m) return -1;
-    int found = 0;
-    for (const char *l = m; l && *l && !found; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, "host:", 5) == 0) {
-            const char *v = l + 5, *e = strchr(v, '\n');
-            while (*v == ' ' || *v == '\t') v++;
-            size_t len = e ? (size_t)(e - v) : strlen(v);
-            while (len && (v[len - 1] == ' ' || v[len - 1] == '\r' || v[len - 1] == '\t')) len--;
-            snprintf(host, n, "%.*s", (int)len, v);
-            if (len >= n) host[n - 2] = '~'; /* too long to be plain: refused below */
-            found = 1;
-        }
-    free(m);
-    return found ? 0 : -1;
-}
-
 /* 1 when the sweep.csv at path lists a point pending or failed */
 static int unfinished_points(const char *path)
 {
@@ -130,7 +108,9 @@ kvb_status kvb_sweep_merge(const char *out_arg, const char *const *dirs, int n, 
     kvb_status st = KVB_STATUS_INVALID_ARG;
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/sweep.csv", dirs[i]);
-        if (!kvb_sweep_exists(path) || host_of(dirs[i], hosts[i], sizeof hosts[i]) != 0) {
+        char mfile[2400];
+        snprintf(mfile, sizeof mfile, "%s/machine.txt", dirs[i]);
+        if (!kvb_sweep_exists(path) || kvb_sweep_host_of(mfile, hosts[i], sizeof hosts[i]) != 0) {
             snprintf(msg, msg_len,
                      "'%s' is not a sweep directory (no sweep.csv or machine.txt with a host)",
                      dirs[i]);

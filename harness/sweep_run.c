@@ -1,6 +1,7 @@
 /* sweep_run.c: running a sweep's points (see sweep.h): each point's status
- * file, sweep.csv rebuilt after each, machine.txt, the dry run, and the loop
- * that runs what is not yet done. */
+ * file, sweep.csv rebuilt after each, machine.txt and the description of each
+ * node that ran a point (nodes/<host>.txt), the dry run, and the loop that
+ * runs what is not yet done. */
 #define _GNU_SOURCE /* flock, strsignal */
 #include "sweep.h"
 #include "sweep_int.h"
@@ -9,6 +10,7 @@
 #include "../base/json.h"
 #include "../base/textio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,15 +46,21 @@ static const char *run_status(const char *point_dir)
 
 /* A point's status lives in points/<id>.status, so points run as separate
  * jobs (--only) never rewrite each other's; sweep.csv is rebuilt from them.
- * "STATUS SECONDS\nhost: H\ncpu: C\n", padded to STATUS_BYTES: the file is
- * made (pending) before its point runs and rewritten in place after, so a
- * disk that fills during the point cannot keep a finished point pending. */
-enum { STATUS_BYTES = 320 };
+ * "STATUS SECONDS\nhost: H\ncpu: C\ncores: N\nceilings: ...\nnode: FILE\n",
+ * padded to STATUS_BYTES: the file is made (pending) before its point runs and
+ * rewritten in place after, so a disk that fills during the point cannot keep
+ * a finished point pending. host, cpu, cores and ceilings are the node's that
+ * ran the point (a Slurm node, not the host that submitted the sweep); node
+ * names its whole description: machine.txt or nodes/<host>.txt. */
+enum { STATUS_BYTES = 512 };
 typedef struct point_state {
     char status[16];
     double seconds;
     char host[72];
     char cpu[160];
+    int cores;
+    char ceilings[96];
+    char node[96];
 } point_state;
 
 /* s without what would break a line of sweep.csv or the status file */
@@ -70,8 +78,9 @@ static void status_path(const char *dir, const kvb_sweep_point *p, char *path, s
 static void status_record(const point_state *ps, char *rec)
 {
     memset(rec, ' ', STATUS_BYTES);
-    int w = snprintf(rec, STATUS_BYTES, "%s %.1f\nhost: %s\ncpu: %s\n", ps->status, ps->seconds,
-                     ps->host, ps->cpu);
+    int w = snprintf(rec, STATUS_BYTES,
+                     "%s %.1f\nhost: %s\ncpu: %s\ncores: %d\nceilings: %s\nnode: %s\n", ps->status,
+                     ps->seconds, ps->host, ps->cpu, ps->cores, ps->ceilings, ps->node);
     if (w >= 0 && w < STATUS_BYTES) rec[w] = ' ';
     rec[STATUS_BYTES - 1] = '\n';
 }
@@ -120,9 +129,14 @@ static void load_status(const char *dir, const kvb_sweep_point *p, point_state *
         ps->seconds = 0;
     }
     const char *h = strstr(text, "\nhost: "), *c = strstr(text, "\ncpu: ");
+    const char *k = strstr(text, "\ncores: "), *l = strstr(text, "\nceilings: ");
+    const char *nd = strstr(text, "\nnode: ");
     if (h) sscanf(h + 7, "%71[^\n]", ps->host);
     if (c) sscanf(c + 6, "%159[^\n]", ps->cpu);
-    for (char *f[] = {ps->host, ps->cpu}, **q = f; q < f + 2; q++) {
+    if (k) sscanf(k + 8, "%d", &ps->cores);
+    if (l) sscanf(l + 11, "%95[^\n]", ps->ceilings);
+    if (nd) sscanf(nd + 7, "%95[^\n]", ps->node);
+    for (char *f[] = {ps->host, ps->cpu, ps->ceilings, ps->node}, **q = f; q < f + 4; q++) {
         size_t n = strlen(*q);
         while (n && (*q)[n - 1] == ' ') (*q)[--n] = 0;
         kvb_sweep_clean_field(*q);
@@ -138,7 +152,7 @@ static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char 
     kvb_afile a;
     if (kvb_afile_open(&a, path, msg, msg_len)) return -1;
     FILE *f = a.f;
-    fprintf(f, KVB_SWEEP_HEAD "\n");
+    fprintf(f, KVB_SWEEP_HEAD ",cores,ceilings,node\n");
     for (int i = 0; i < n; i++) {
         point_state ps;
         load_status(dir, &pts[i], &ps);
@@ -149,7 +163,8 @@ static int write_index(const char *dir, const kvb_sweep_point *pts, int n, char 
             for (const char *c = pts[i].argv[k]; *c; c++)
                 fputc(*c == '"' || *c == '\n' ? '?' : *c, f);
         }
-        fprintf(f, "\",\"%s\",\"%s\"\n", ps.host, ps.cpu);
+        fprintf(f, "\",\"%s\",\"%s\",%d,\"%s\",\"%s\"\n", ps.host, ps.cpu, ps.cores, ps.ceilings,
+                ps.node);
     }
     return kvb_afile_commit(&a, msg, msg_len) ? -1 : 0;
 }
@@ -166,11 +181,26 @@ static void fmt_time(double s, char *buf, size_t n)
     snprintf(buf, n, "%d:%02d", t / 60, t % 60);
 }
 
-int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, size_t msg_len)
+/* This host's name as one plain word (it names nodes/<host>.txt): anything but letters, digits,
+ * '.', '-' and '_' becomes '_' */
+static void own_host(char *host, size_t n)
 {
-    char path[2400], host[256] = "unknown", date[64];
-    snprintf(path, sizeof path, "%s/machine.txt", dir);
-    if (kvb_sweep_exists(path)) return 0;
+    char h[256] = "unknown";
+    gethostname(h, sizeof h - 1);
+    h[sizeof h - 1] = 0;
+    snprintf(host, n, "%s", h);
+    for (char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '-' || *c == '_'))
+            *c = '_';
+    if (host[0] == '.' || host[0] == '-') host[0] = '_';
+}
+
+/* `exe info` on this host, written whole to path under a host and date line. Returns 0, -1
+ * when it could not be written (msg), or the signal number that interrupted it. */
+static int describe_to(const char *exe, const char *path, int quiet, char *msg, size_t msg_len)
+{
+    char host[256] = "unknown", date[64];
     char *argv[] = {"info", NULL};
     if (!quiet) fprintf(stderr, "kvbench: describing the machine (kvbench info)...\n");
     child_run cr = {.capture = 1};
@@ -193,6 +223,131 @@ int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, s
     }
     free(cr.out);
     return err ? -1 : 0;
+}
+
+int kvb_sweep_host_of(const char *file, char *host, size_t n)
+{
+    char *m = kvb_slurp(file);
+    if (!m) return -1;
+    int found = 0;
+    for (const char *l = m; l && *l && !found; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, "host:", 5) == 0) {
+            const char *v = l + 5, *e = strchr(v, '\n');
+            while (*v == ' ' || *v == '\t') v++;
+            size_t len = e ? (size_t)(e - v) : strlen(v);
+            while (len && (v[len - 1] == ' ' || v[len - 1] == '\r' || v[len - 1] == '\t')) len--;
+            snprintf(host, n, "%.*s", (int)len, v);
+            if (len >= n) host[n - 2] = '~'; /* too long to be plain: merge refuses it */
+            found = 1;
+        }
+    free(m);
+    return found ? 0 : -1;
+}
+
+/* The first node description under dir/nodes (by name), for a machine.txt that no host wrote:
+ * a sweep whose points all ran as jobs on other nodes. 0 with its name in rel, -1 when none. */
+static int first_node(const char *dir, char *rel, size_t n)
+{
+    char path[2400];
+    snprintf(path, sizeof path, "%s/nodes", dir);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    rel[0] = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".txt") != 0) continue;
+        if (!rel[0] || strcmp(e->d_name, rel + 6) < 0) snprintf(rel, n, "nodes/%s", e->d_name);
+    }
+    closedir(d);
+    return rel[0] ? 0 : -1;
+}
+
+int kvb_sweep_describe(const char *exe, const char *dir, int quiet, char *msg, size_t msg_len)
+{
+    char path[2400], rel[400], from[2500];
+    snprintf(path, sizeof path, "%s/machine.txt", dir);
+    if (kvb_sweep_exists(path)) return 0;
+    if (first_node(dir, rel, sizeof rel) == 0) {
+        /* the points ran elsewhere (Slurm nodes): this host, collecting, measured nothing; the
+         * first node's description stands for the sweep, each point names its own */
+        snprintf(from, sizeof from, "%s/%s", dir, rel);
+        char *text = kvb_slurp(from);
+        kvb_afile a;
+        int err = !text || kvb_afile_open(&a, path, msg, msg_len);
+        if (!text) snprintf(msg, msg_len, "cannot read '%s': %s", from, strerror(errno));
+        if (!err) {
+            fputs(text, a.f);
+            fprintf(a.f,
+                    "note: the points ran as jobs; this is %s, each point's node is in "
+                    "sweep.csv's node column\n",
+                    rel);
+            err = kvb_afile_commit(&a, msg, msg_len);
+        }
+        free(text);
+        return err ? -1 : 0;
+    }
+    return describe_to(exe, path, quiet, msg, msg_len);
+}
+
+/* The description of the node running this process, named in rel: machine.txt when it
+ * describes this host, else nodes/<host>.txt, measured once per node: the first point there
+ * runs `exe info` holding nodes/<host>.lock, and a second task on that node waits for it
+ * rather than measuring beside it. 0, -1 (msg), or the signal number that interrupted it. */
+static int describe_node(const char *exe, const char *dir, int quiet, char *rel, size_t rel_n,
+                         char *msg, size_t msg_len)
+{
+    char host[128], mhost[256] = "", path[2400], lock[2400];
+    own_host(host, sizeof host);
+    snprintf(path, sizeof path, "%s/machine.txt", dir);
+    if (kvb_sweep_host_of(path, mhost, sizeof mhost) == 0 && strcmp(mhost, host) == 0) {
+        snprintf(rel, rel_n, "machine.txt");
+        return 0;
+    }
+    snprintf(rel, rel_n, "nodes/%s.txt", host);
+    snprintf(path, sizeof path, "%s/nodes", dir);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        snprintf(msg, msg_len, "cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    if (kvb_sweep_exists(path)) return 0;
+    snprintf(lock, sizeof lock, "%s/nodes/%s.lock", dir, host);
+    int lk = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (lk < 0) {
+        snprintf(msg, msg_len, "cannot open '%s': %s", lock, strerror(errno));
+        return -1;
+    }
+    while (flock(lk, LOCK_EX) != 0 && errno == EINTR) {
+    }
+    int r = kvb_sweep_exists(path) ? 0 : describe_to(exe, path, quiet, msg, msg_len);
+    close(lk);
+    return r;
+}
+
+/* The ceilings and core count a description gives (kvbench info's lines), for the point's
+ * record: "read 7.3 GB/s x1, 6.4 GB/s x2; sgemm 10.6 GFLOP/s" over the large array. */
+static void node_fields(const char *dir, point_state *ps)
+{
+    char path[2400];
+    snprintf(path, sizeof path, "%s/%s", dir, ps->node);
+    char *text = kvb_slurp(path);
+    size_t k = 0;
+    ps->ceilings[0] = 0;
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        double v;
+        int th, mib, cores;
+        if (sscanf(l, "online cores: %d", &cores) == 1 && cores > 0) ps->cores = cores;
+        if (sscanf(l, "read bandwidth: %lf GB/s %d thread%*[s] over a %d MiB", &v, &th, &mib) ==
+                3 ||
+            sscanf(l, "read bandwidth: %lf GB/s %d thread over a %d MiB", &v, &th, &mib) == 3) {
+            if (mib >= 256 && k < sizeof ps->ceilings)
+                k += (size_t)snprintf(ps->ceilings + k, sizeof ps->ceilings - k, "%s%.1f GB/s x%d",
+                                      k ? ", " : "read ", v, th);
+        } else if (sscanf(l, "sgemm: %lf GFLOP/s", &v) == 1 && k < sizeof ps->ceilings)
+            k += (size_t)snprintf(ps->ceilings + k, sizeof ps->ceilings - k, "%ssgemm %.1f GFLOP/s",
+                                  k ? "; " : "", v);
+    }
+    free(text);
 }
 
 kvb_status kvb_sweep_dry_run(const kvb_sweep_point *pts, int n, const char *exe, char *msg,
@@ -230,6 +385,8 @@ static void own_machine(point_state *ps)
     host[sizeof host - 1] = 0;
     snprintf(ps->host, sizeof ps->host, "%s", host);
     kvb_cpu_model(ps->cpu, sizeof ps->cpu);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    ps->cores = n > 0 ? (int)n : 0;
 }
 
 /* The host and CPU a point ran on: its own meta.json's record where it wrote
@@ -245,6 +402,7 @@ static void point_machine(const char *fin, const point_state *own, point_state *
     cJSON_Delete(meta);
     if (!ps->host[0]) snprintf(ps->host, sizeof ps->host, "%s", own->host);
     if (!ps->cpu[0]) snprintf(ps->cpu, sizeof ps->cpu, "%s", own->cpu);
+    ps->cores = own->cores;
     kvb_sweep_clean_field(ps->host);
     kvb_sweep_clean_field(ps->cpu);
 }
@@ -280,7 +438,9 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         st = KVB_STATUS_IO;
         goto out;
     }
-    int d = kvb_sweep_describe(exe, dir, quiet, msg, msg_len);
+    /* the machine once for a sweep run here; a job (--only) describes the node it runs on,
+     * once per node, when it runs a point (it may find nothing left to run) */
+    int d = only ? 0 : kvb_sweep_describe(exe, dir, quiet, msg, msg_len);
     if (d > 0) {
         t->signo = d;
         goto out;
@@ -322,6 +482,16 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
         if (kvb_sweep_exists(fin) && is_done(ps[i].status)) {
             close(lk);
             continue;
+        }
+        char node[96];
+        int dn = describe_node(exe, dir, quiet, node, sizeof node, msg, msg_len);
+        if (dn != 0) {
+            close(lk);
+            if (dn > 0)
+                t->signo = dn;
+            else
+                st = KVB_STATUS_IO;
+            break;
         }
         /* leftovers of an interrupted attempt */
         kvb_rmtree(fin);
@@ -412,6 +582,8 @@ kvb_status kvb_sweep_run(const kvb_sweep *s, const char *exe, const char *dir, i
             st = KVB_STATUS_IO;
         }
         point_machine(fin, &own, &ps[i]);
+        snprintf(ps[i].node, sizeof ps[i].node, "%s", node);
+        node_fields(dir, &ps[i]);
         if (save_status(dir, p, &ps[i], st == KVB_STATUS_OK ? msg : why,
                         st == KVB_STATUS_OK ? msg_len : sizeof why)) {
             if (st != KVB_STATUS_OK) fprintf(stderr, "kvbench: %s\n", why);

@@ -2,7 +2,8 @@
 # cli_sweep.sh: kvbench sweep and merge as a hostile user meets them (issue 13):
 # kills by PID, special and oversized sweep files, bad values refused before
 # anything runs, full disks, leftovers, quoting, merges that would escape or
-# mix. Each check failed before its fix.
+# mix; Slurm submission (--slurm, with a stand-in sbatch; tests/slurm_test.sh
+# runs a real one). Each check failed before its fix.
 # Usage: sh tests/cli_sweep.sh path/to/kvbench [path/to/kvbench-gbench]
 set -u
 KVB=${1:?usage: cli_sweep.sh path/to/kvbench [path/to/kvbench-gbench]}
@@ -160,9 +161,93 @@ sed -i 's/^host: .*/host: emitter/' "$T/with space/jobs.partial/machine.txt"
   || bad "jobs under a path with a space: $(cat "$T/jobs.txt" "$T/stderr")"
 host=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
 m="^run-tiny-contiguous-f32-t1,run,ok,.*,\"$host\",\"[^\"]"
-head -n 1 "$T/with space/jobs/sweep.csv" | grep -q ',command,host,cpu$' \
+head -n 1 "$T/with space/jobs/sweep.csv" | grep -q ',command,host,cpu,cores,ceilings,node$' \
   && grep -q "$m" "$T/with space/jobs/sweep.csv" && ok \
   || bad "sweep.csv lacks the point's own host and cpu: $(cat "$T/with space/jobs/sweep.csv")"
+# (issue 17) and its cores and ceilings, from the description of the node that ran it, made
+# there once: machine.txt names another host (the emitter), so not that one
+m=",$(nproc),\"read [0-9.]* GB/s x1.*sgemm [0-9.]* GFLOP/s\",\"nodes/$host.txt\"\$"
+grep -q "$m" "$T/with space/jobs/sweep.csv" && grep -q "^host: $host" \
+  "$T/with space/jobs/nodes/$host.txt" && ok \
+  || bad "the point lacks its node's cores and ceilings: $(cat "$T/with space/jobs/sweep.csv")"
+
+# --- issue 17: a job that starts after the sweep was collected exits 0 and says so ---
+"$KVB" sweep --quiet --resume "$T/with space/jobs.partial" --only run-tiny-contiguous-f32-t1 \
+  >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ $rc -eq 0 ] && grep -q "was collected already into .*jobs: nothing to do for point run-tiny" \
+  "$T/stdout" && [ ! -e "$T/with space/jobs.partial" ] && ok \
+  || bad "a late job after collection: exit $rc: $(cat "$T/stdout" "$T/stderr")"
+
+# --- issue 17: --slurm: the scripts, checked with --dry-run (nothing made), then submitted
+# through a stand-in sbatch that records what it was asked ---
+expect_fail 2 "--dry-run goes with --slurm" sweep $TINY --set run.backends=contiguous --dry-run \
+  --out "$T/out"
+expect_fail 2 "--slurm submits a new sweep: not with --emit-jobs" \
+  sweep $TINY --set run.backends=contiguous --slurm --emit-jobs --out "$T/out"
+expect_fail 2 "--partition 'a b': expected a Slurm partition name" \
+  sweep $TINY --set run.backends=contiguous --slurm --dry-run --partition 'a b' --out "$T/out"
+expect_fail 2 "--sbatch-arg 'account=x': expected one sbatch option" \
+  sweep $TINY --set run.backends=contiguous --slurm --dry-run --sbatch-arg account=x \
+  --out "$T/out"
+expect_fail 2 "--max-parallel" \
+  sweep $TINY --set run.backends=contiguous --slurm --dry-run --max-parallel 0 --out "$T/out"
+mkdir -p "$T/nobin"
+env PATH="$T/nobin" "$KVB" sweep $TINY --set run.backends=contiguous --slurm --out "$T/out" \
+  >/dev/null 2>"$T/stderr"; rc=$?
+[ $rc -eq 2 ] && grep -q "sbatch is not on PATH" "$T/stderr" && [ ! -e "$T/out.partial" ] && ok \
+  || bad "--slurm without sbatch: exit $rc: $(cat "$T/stderr")"
+SL="$TINY --set run.backends=contiguous,paged --set attend.backends=contiguous"
+SL="$SL --set attend.shapes=4/2/16 --set attend.ctxs=64 --set attend.reps=3 --set attend.budget=30"
+"$KVB" sweep $SL --slurm --dry-run --max-parallel 1 --partition short --out "$T/out" \
+  >"$T/dry" 2>"$T/stderr"; rc=$?
+[ $rc -eq 0 ] && [ ! -e "$T/out.partial" ] && [ ! -e "$T/out.slurm" ] \
+  && grep -q '^#SBATCH --exclusive$' "$T/dry" && grep -q '^#SBATCH --partition=short$' "$T/dry" \
+  && grep -q "^sbatch --array=3%1 --time=5 .*points.sbatch$" "$T/dry" \
+  && grep -q "^sbatch --array=1-2%1 --time=8 --dependency=afterany" "$T/dry" && ok \
+  || bad "--slurm --dry-run: exit $rc: $(cat "$T/dry" "$T/stderr")"
+"$KVB" sweep $SL --slurm --dry-run --sbatch-arg=-c2 --out "$T/out" >"$T/dry" 2>&1
+grep -q '^#SBATCH -c2$' "$T/dry" && ! grep -q 'exclusive' "$T/dry" && ok \
+  || bad "--sbatch-arg=-c2 still takes the whole node: $(cat "$T/dry")"
+mkdir -p "$T/bin"
+cat > "$T/bin/sbatch" <<EOF
+#!/bin/sh
+n=\$(( \$(cat "$T/bin/n" 2>/dev/null || echo 100) + 1 )); echo \$n > "$T/bin/n"
+echo "\$n: \$*" >> "$T/bin/log"; echo "\$n"
+EOF
+chmod +x "$T/bin/sbatch"
+PATH="$T/bin:$PATH" "$KVB" sweep $SL --slurm --quiet --out "$T/sl" >"$T/stdout" 2>"$T/stderr"
+rc=$?
+[ $rc -eq 0 ] && grep -q "^collection job 103: " "$T/stdout" \
+  && grep -q "^watch:  squeue -j 101,102,103$" "$T/stdout" \
+  && grep -q "^103: --parsable --dependency=afterok:101:102 --kill-on-invalid-dep=yes .*coll" \
+     "$T/bin/log" && [ -d "$T/sl.partial" ] && [ -s "$T/sl.slurm/points.sbatch" ] \
+  && [ "$(wc -l < "$T/sl.slurm/points.txt")" -eq 3 ] && ok \
+  || bad "--slurm with a stand-in sbatch: exit $rc: $(cat "$T/stdout" "$T/stderr" "$T/bin/log")"
+# a task of the array as Slurm would start it, twice (a requeue): the second leaves it alone
+# (this host described already: base's machine.txt)
+cp "$T/base/machine.txt" "$T/sl.partial/"
+for k in 1 1; do
+  SLURM_ARRAY_TASK_ID=$k SLURM_ARRAY_JOB_ID=101 sh "$T/sl.slurm/points.sbatch" || bad "task $k"
+done
+grep -c "^kvbench: point run-tiny-contiguous-f32-t1, job 101_1" \
+  "$T/sl.slurm/run-tiny-contiguous-f32-t1.out" | grep -qx 2 \
+  && grep -q "^ok " "$T/sl.partial/points/run-tiny-contiguous-f32-t1.status" && ok \
+  || bad "a requeued task: $(cat "$T/sl.slurm/"*.out "$T/sl.slurm/"*.err)"
+
+# --- issue 17: a sweep whose points ran on two kinds of node: the report and compare keep the
+# kinds apart (one point's record edited to another node) ---
+cp -R "$T/base" "$T/kinds.partial"
+sed -i 's/^host: .*/host: nodeb/; s/^cpu: .*/cpu: Other CPU 9000/; s/^cores: .*/cores: 96/
+  s|^node: .*|node: nodes/nodeb.txt|' "$T/kinds.partial/points/run-tiny-paged-f32-bs16-t1.status"
+"$KVB" sweep --quiet --resume "$T/kinds.partial" >/dev/null 2>"$T/stderr" \
+  && grep -q "^| paged/f32/bs16 on Other CPU 9000, 96 cores |" "$T/kinds/report.md" \
+  && grep -q "^| contiguous/f32/grow on .*, [0-9]* cores |" "$T/kinds/report.md" \
+  && grep -q "^node nodeb (Other CPU 9000, 96 cores) ran 1 point;" "$T/kinds/report.md" && ok \
+  || bad "a sweep over two kinds of node: $(cat "$T/stderr"; grep -n ' on ' "$T/kinds/report.md")"
+"$KVB" compare "$T/kinds" "$T/kinds" >"$T/stdout" 2>&1
+grep -q "(several machines)" "$T/stdout" \
+  && grep -q "^Other CPU 9000, 96 cores:run-tiny-paged-f32-bs16-t1:" "$T/stdout" && ok \
+  || bad "compare does not group by node kind: $(head -n 8 "$T/stdout")"
 
 # --- §5: the report is written before the final rename: a directory without one stays .partial ---
 mkpartial "$T/rep.partial" "${TINYDEF}run.backends = contiguous\n"
