@@ -366,20 +366,6 @@ static kvb_status case_finish(const kvb_serve_case *c, const kvb_workload *w, ca
     return r;
 }
 
-kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_case *c,
-                              const kvb_serve_setup *su, const kvb_workload *w, double rate,
-                              kvb_serve_summary *sum, kvb_req_result *res, kvb_sched_stats *st,
-                              char *msg, size_t msg_len)
-{
-    kvb_status r = KVB_STATUS_OK;
-    char(*m1)[KVB_SERVE_MSG] = malloc(sizeof *m1);
-    if (!m1) return KVB_STATUS_NO_MEMORY;
-    kvb_serve_cases_run(m, s, c, 1, su, w, rate, 0, sum, res, st, &r, m1);
-    snprintf(msg, msg_len, "%s", m1[0]);
-    free(m1);
-    return r;
-}
-
 void kvb_serve_cases_run(const kvb_model *m, kvb_state *s, const kvb_serve_case *cs, int n,
                          const kvb_serve_setup *su, const kvb_workload *w, double rate,
                          int interleave, kvb_serve_summary *sums, kvb_req_result *res,

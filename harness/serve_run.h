@@ -104,16 +104,10 @@ typedef struct kvb_serve_summary {
     double saved_max_blocks;      /* saved_max in a paged cache's blocks; 0 otherwise */
 } kvb_serve_summary;
 
-/* Serves w with case c: a cache as kvb_serve_plan says, the scheduler, the
- * summary. res[w->n] and st are kept for the files (kvb_sched_free them). */
-kvb_status kvb_serve_case_run(const kvb_model *m, kvb_state *s, const kvb_serve_case *c,
-                              const kvb_serve_setup *su, const kvb_workload *w, double rate,
-                              kvb_serve_summary *sum, kvb_req_result *res, kvb_sched_stats *st,
-                              char *msg, size_t msg_len);
-
 enum { KVB_SERVE_MSG = 512 };
 
-/* Serves w with every case cs[0..n), each with its own cache: interleave 1
+/* Serves w with every case cs[0..n), each with its own cache (as kvb_serve_plan
+ * says), scheduler and summary: interleave 1
  * sets them all up (every cache at once: the sum of their budgets), then
  * runs a scheduler round of each in turn (kvb_sched_round) until all are
  * done, so the machine's noise falls on every case alike and their ratios

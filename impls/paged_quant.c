@@ -574,18 +574,23 @@ static size_t save_bytes(const kvb_backend_ctx *c, int n_blocks)
     return sizeof(kvb_save_head) + (size_t)n_blocks * block_bytes(c);
 }
 
-/* Block b's rows of every layer, plane and head out to p (out) or in from p. */
-static char *block_io(kvb_backend_ctx *c, int b, char *p, int out)
+/* Block b's rows of every layer, plane and head out to dst (save), or in
+ * from src (load, dst NULL); returns the bytes moved. */
+static size_t block_io(const kvb_backend_ctx *c, int b, char *dst, const char *src)
 {
+    size_t off = 0;
     for (int l = 0; l < c->shape.n_layers; l++)
         for (int pl = 0; pl < PQ_PLANE_COUNT; pl++)
             for (int h = 0; h < c->shape.n_kv_heads; h++) {
                 const size_t n = (size_t)c->bt * c->row_bytes[pl];
                 void *at = row_at(c, l, pl, h, b, 0);
-                memcpy(out ? (void *)p : at, out ? at : (void *)p, n);
-                p += n;
+                if (dst)
+                    memcpy(dst + off, at, n);
+                else
+                    memcpy(at, src + off, n);
+                off += n;
             }
-    return p;
+    return off;
 }
 
 /* The layout unit a save names: block tokens and group together. */
@@ -598,9 +603,7 @@ static kvb_status pq_seq_save(const kvb_backend_ctx *c, int seq, void *dst, size
                                            len_of(c, seq)[0]);
         char *p = (char *)dst + sizeof h;
         memcpy(dst, &h, sizeof h);
-        /* block_io only reads the pool when writing out */
-        for (int i = 0; i < c->n_table[seq]; i++)
-            p = block_io((kvb_backend_ctx *)c, table_of(c, seq)[i], p, 1);
+        for (int i = 0; i < c->n_table[seq]; i++) p += block_io(c, table_of(c, seq)[i], p, NULL);
     }
     *bytes = save_bytes(c, c->n_table[seq]);
     return KVB_STATUS_OK;
@@ -613,12 +616,12 @@ static kvb_status pq_seq_load(kvb_backend_ctx *c, int seq, const void *src, size
     const int nb = n < 0 ? 0 : (n + c->bt - 1) / c->bt;
     if (n < 0 || bytes != save_bytes(c, nb)) return KVB_STATUS_FORMAT;
     if ((size_t)nb > c->n_free) return KVB_STATUS_FULL;
-    char *p = (char *)src + sizeof(kvb_save_head);
+    const char *p = (const char *)src + sizeof(kvb_save_head);
     int *table = table_of(c, seq);
     for (int i = 0; i < nb; i++) {
         const int b = take_block(c), held = n - i * c->bt < c->bt ? n - i * c->bt : c->bt;
         table[c->n_table[seq]++] = b;
-        p = block_io(c, b, p, 0);
+        p += block_io(c, b, NULL, p);
         for (int l = 0; l < c->shape.n_layers; l++) {
             c->fill[(size_t)l * c->n_blocks + (size_t)b] = held;
             c->filled += (size_t)held;
