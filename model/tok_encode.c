@@ -284,13 +284,22 @@ kvb_status kvb_tokenizer_encode_alloc(const kvb_tokenizer *t, const char *text, 
     *ids = NULL;
     if (n > (size_t)(INT_MAX / 9 - 8))
         return kvb_tokenizer_encode(t, text, n, add_bos, NULL, 0, n_ids, msg, msg_len);
+    /* n + 2 holds every bpe encoding and nearly every spm one; an spm vocab
+     * without U+2581 spends three byte tokens on a space: then once more at
+     * the count the first call found (at most 3 n + 4, under INT_MAX here) */
     int cap = (int)n + 2;
-    int *p = malloc((size_t)cap * sizeof *p);
-    if (!p) {
-        snprintf(msg, msg_len, "no memory for %d ids", cap);
-        return KVB_STATUS_NO_MEMORY;
+    kvb_status st = KVB_STATUS_FULL;
+    int *p = NULL;
+    for (int pass = 0; pass < 2 && st == KVB_STATUS_FULL; pass++) {
+        if (pass) cap = *n_ids;
+        free(p);
+        p = malloc((size_t)cap * sizeof *p);
+        if (!p) {
+            snprintf(msg, msg_len, "no memory for %d ids", cap);
+            return KVB_STATUS_NO_MEMORY;
+        }
+        st = kvb_tokenizer_encode(t, text, n, add_bos, p, cap, n_ids, msg, msg_len);
     }
-    kvb_status st = kvb_tokenizer_encode(t, text, n, add_bos, p, cap, n_ids, msg, msg_len);
     if (st != KVB_STATUS_OK) free(p);
     else *ids = p;
     return st;

@@ -75,12 +75,15 @@ void kvb_tokenizer_free(kvb_tokenizer *t);
 /* n bytes of text (not NUL-terminated; any bytes) to ids. add_bos: 1 puts
  * BOS first, 0 does not, -1 does what the file says (kvb_tokenizer_add_bos).
  * Writes at most cap ids; *n_ids is the whole count even when it exceeds cap,
- * then KVB_STATUS_FULL (call again with cap >= *n_ids). Never more than
- * n + 2 ids. INVALID_ARG: add_bos 1 without a BOS token, or (spm) a character
+ * then KVB_STATUS_FULL (call again with cap >= *n_ids). At most n + 1 ids
+ * for bpe (one a byte, and BOS); spm at most 3 n + 4 (every space becomes
+ * U+2581, three byte tokens when that is no piece, a leading one, BOS); real
+ * vocabs give far fewer. INVALID_ARG: add_bos 1 without a BOS token, or (spm) a character
  * with no piece, no byte token and no unk. NO_MEMORY: scratch space. */
 kvb_status kvb_tokenizer_encode(const kvb_tokenizer *t, const char *text, size_t n, int add_bos,
                                 int *ids, int cap, int *n_ids, char *msg, size_t msg_len);
-/* The same into a malloc'd array (*ids, free it) of *n_ids. */
+/* The same into a malloc'd array (*ids, free it) of *n_ids: sized n + 2
+ * first, encoded again at the whole count when that is short. */
 kvb_status kvb_tokenizer_encode_alloc(const kvb_tokenizer *t, const char *text, size_t n,
                                       int add_bos, int **ids, int *n_ids, char *msg,
                                       size_t msg_len);

@@ -107,12 +107,13 @@ static const struct { const char *piece; float score; } spm_pieces[] = {
     {"\xc3\xa9", -2}, {"aa", -1},
 };
 
-static bytes spm_bin(void)
+/* the image of the first n tokens */
+static bytes spm_bin_n(int n)
 {
     bytes b = {0};
     char piece[8];
     add32(&b, 16);
-    for (int id = 0; id < SPM_N; id++) {
+    for (int id = 0; id < n; id++) {
         const char *p = id == 0 ? "<unk>" : id == 1 ? "<s>" : id == 2 ? "</s>" : piece;
         if (id >= 3 && id < SPM_SP) snprintf(piece, sizeof piece, "<0x%02X>", id - 3);
         if (id >= SPM_SP) p = spm_pieces[id - SPM_SP].piece;
@@ -122,6 +123,8 @@ static bytes spm_bin(void)
     }
     return b;
 }
+
+static bytes spm_bin(void) { return spm_bin_n(SPM_N); }
 
 static kvb_tokenizer *spm_open(void)
 {
@@ -182,6 +185,33 @@ static void test_spm_merges(void **state)
     assert_int_equal(n, 3);
     assert_int_equal(all[2], SPM_BC);
     free(all);
+    kvb_tokenizer_free(t);
+}
+
+/* a vocab of bytes alone (the image's first SPM_SP tokens: no ▁ piece): each
+ * space, and the leading one, is three byte tokens, more ids than n + 2; the
+ * allocating call sizes its array again and returns them all */
+static void test_spm_bytes_only(void **state)
+{
+    (void)state;
+    bytes b = spm_bin_n(SPM_SP);
+    kvb_tokenizer *t = NULL;
+    char msg[512];
+    kvb_status st = kvb_tokenizer_from_bin(&t, b.p, b.n, SPM_SP, msg, sizeof msg);
+    free(b.p);
+    if (st != KVB_STATUS_OK) fail_msg("tokenizer.bin, bytes only: %s", msg);
+    enum { E2 = 3 + 0xe2, X96 = 3 + 0x96, X81 = 3 + 0x81 };
+    const int want[] = {1, E2, X96, X81, 3 + 'a', E2, X96, X81, E2, X96, X81, 3 + 'b'};
+    int *ids = NULL, n = 0;
+    assert_int_equal(kvb_tokenizer_encode_alloc(t, "a  b", 4, 1, &ids, &n, msg, sizeof msg),
+                     KVB_STATUS_OK);
+    assert_int_equal(n, 12);
+    assert_memory_equal(ids, want, sizeof want);
+    free(ids);
+    char out[16];
+    /* byte tokens decode to their bytes as they are: U+2581, not a space */
+    decode_all(t, want, 12, out, sizeof out);
+    assert_string_equal(out, SP "a" SP SP "b");
     kvb_tokenizer_free(t);
 }
 
@@ -653,6 +683,7 @@ int main(int argc, char **argv)
     static const kvbt_test all[] = {
         {"spm_merges", test_spm_merges, 0},
         {"spm_long", test_spm_long, 0},
+        {"spm_bytes_only", test_spm_bytes_only, 0},
         {"spm_bin_malformed", test_spm_bin_malformed, 0},
         {"spm_gguf", test_spm_gguf, 0},
         {"spm_gguf_malformed", test_spm_gguf_malformed, 0},
