@@ -39,7 +39,7 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            harness/sched.c harness/serve_run.c \
            harness/quality.c harness/ppl.c harness/topo.c harness/results.c \
            harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \
-           harness/sweep_slurm.c \
+           harness/sweep_slurm.c harness/sweep_ab.c \
            analysis/report.c analysis/report_read.c analysis/report_plot.c analysis/report_ppl.c \
            analysis/compare.c analysis/compare_load.c analysis/compare_dirs.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -65,6 +65,12 @@ typedef struct kvb_cmp_set {
  * marked finished whose result file is missing, a run of a runs/ pool that
  * holds no results. Points that did not finish are counted, not read. */
 kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_len);
+/* The same; with run_medians, a pool of runs (runs/<n>/) gives each case one
+ * sample per run, the median of that run's own: for runs that took turns with
+ * the other side's (kvbench ab), where a run slow as a whole is one slow
+ * sample, not reps of them. Other sides load as kvb_cmp_load does. */
+kvb_status kvb_cmp_load_runs(kvb_cmp_set *s, const char *path, int run_medians, char *msg,
+                             size_t msg_len);
 void       kvb_cmp_free(kvb_cmp_set *s);
 
 typedef enum kvb_verdict {

@@ -6,6 +6,7 @@
 #include "../base/json.h"
 #include "../base/columns.h"
 #include "../base/textio.h"
+#include "../base/stats.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -195,7 +196,27 @@ static void load_dir(ld *L, const char *dir, const char *prefix)
     free(pm);
 }
 
+/* the samples run i added to each case (from *before, the counts before it: cases it
+ * made start at 0) replaced by their median */
+static void to_run_medians(kvb_cmp_set *s, const int *before, int n_before)
+{
+    for (int j = 0; j < s->n; j++) {
+        kvb_cmp_case *c = &s->c[j];
+        int from = j < n_before ? before[j] : 0;
+        if (c->n - from > 1) {
+            c->v[from] = kvb_median(c->v + from, (size_t)(c->n - from));
+            c->n = from + 1;
+        }
+    }
+}
+
 kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_len)
+{
+    return kvb_cmp_load_runs(s, path, 0, msg, msg_len);
+}
+
+kvb_status kvb_cmp_load_runs(kvb_cmp_set *s, const char *path, int run_medians, char *msg,
+                             size_t msg_len)
 {
     memset(s, 0, sizeof *s);
     ld L = {s, msg, msg_len, 0};
@@ -217,11 +238,21 @@ kvb_status kvb_cmp_load(kvb_cmp_set *s, const char *path, char *msg, size_t msg_
             for (int i = 0; i < n && !L.bad; i++) {
                 char rd[2600];
                 snprintf(rd, sizeof rd, "%s/%s", sub, names[i]);
-                int before = s->n, loads = s->load;
+                int before = s->n, loads = s->load, *counts = NULL;
+                if (run_medians && before) {
+                    counts = malloc((size_t)before * sizeof *counts);
+                    if (!counts) {
+                        kvb_cmp_fail(&L, "out of memory reading '%s'", rd);
+                        break;
+                    }
+                    for (int j = 0; j < before; j++) counts[j] = s->c[j].n;
+                }
                 if (!is_dir(rd))
                     kvb_cmp_fail(&L, "'%s' in a pool of runs is not a result directory", rd);
                 else
                     load_dir(&L, rd, "");
+                if (run_medians) to_run_medians(s, counts, counts ? before : 0);
+                free(counts);
                 /* every run of a pool must hold results: a dropped run narrows the baseline */
                 if (!L.bad && s->load == loads && s->n == before)
                     kvb_cmp_fail(&L, "'%s' (a run of the pool '%s') holds no kvbench results", rd,

@@ -26,6 +26,16 @@ int kvb_parse_int(const char *flag, const char *s, long long lo, long long hi, l
 int kvb_parse_double(const char *flag, const char *s, double lo, double hi, double *out);
 /* splits a comma list in place into at most max items; refuses empty items */
 int kvb_split_list(const char *flag, char *s, char **items, int max, int *n);
+/* --gate's value (compare, ab): "all" or a list of time, ratio, ceiling, exact,
+ * tolerance as a mask of 1 << kvb_cmp_kind; else a usage error */
+int kvb_gate_parse(const char *gate, unsigned *mask);
+/* The definition def names (bench/sweeps/NAME.sweep, a .sweep file, "" for
+ * --set alone) into *sw, whose keys on entry (the --set values) override the
+ * file's; else a usage error (sweep, ab) */
+/* this binary's path, for child processes (sweep, ab) */
+void kvb_self_path(const char *argv0, char *buf, size_t n);
+struct kvb_sweep;
+int kvb_sweep_named(const char *def, struct kvb_sweep *sw);
 /* a comma list of integers in [lo, hi] into out (at most KVB_MAX_LIST) */
 int kvb_parse_int_list(const char *flag, const char *list, long long lo, long long hi, int *out,
                        int *n);
@@ -42,5 +52,7 @@ extern const kvb_cmd_spec kvb_run_spec, kvb_attend_spec, kvb_serve_spec, kvb_exp
     kvb_compare_spec, kvb_tokenize_spec;
 kvb_command_fn kvb_cmd_ppl, kvb_cmd_serve_real;
 extern const kvb_cmd_spec kvb_ppl_spec, kvb_serve_real_spec;
+kvb_command_fn kvb_cmd_ab;
+extern const kvb_cmd_spec kvb_ab_spec;
 
 #endif

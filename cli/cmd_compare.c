@@ -124,7 +124,7 @@ typedef struct compare_opts {
     const char *side[2];
     int ns;
     const char *md, *js, *filter, *gate;
-    int quiet, any_machine, allow_missing;
+    int quiet, any_machine, allow_missing, run_medians;
     double alpha, min_change, tolerance;
 } compare_opts;
 
@@ -158,6 +158,9 @@ static const kvb_flag compare_flags[] = {
     {.name = "--allow-missing", .cmds = C, .kind = KVB_FLAG_SWITCH,
      .help = "report a gated case of BASE missing from NEW instead of failing",
      .off = OFF(allow_missing)},
+    {.name = "--run-medians", .cmds = C, .kind = KVB_FLAG_SWITCH,
+     .help = "a side of several runs (runs/<n>/) gives one sample per run, its median "
+             "(kvbench ab's rounds)", .off = OFF(run_medians)},
     {.name = "--filter", .cmds = C, .kind = KVB_FLAG_TEXT, .meta = "REGEX",
      .help = "compare only the cases whose name matches (extended regular expression)",
      .off = OFF(filter)},
@@ -199,6 +202,30 @@ const kvb_cmd_spec kvb_compare_spec = {
     .positional = compare_side,
 };
 
+/* which kinds can regress: "all", or a list of them */
+int kvb_gate_parse(const char *gate, unsigned *mask)
+{
+    *mask = 0;
+    if (strcmp(gate, "all") == 0) {
+        *mask = (1u << KVB_CMP_KIND_COUNT) - 1;
+        return 0;
+    }
+    char gl[256], *items[8];
+    int ng;
+    snprintf(gl, sizeof gl, "%s", gate);
+    if (kvb_split_list("--gate", gl, items, 8, &ng)) return KVB_EXIT_USAGE;
+    for (int i = 0; i < ng; i++) {
+        int k = 0;
+        while (k < KVB_CMP_KIND_COUNT && strcmp(items[i], cmp_kind_names[k])) k++;
+        if (k == KVB_CMP_KIND_COUNT)
+            return kvb_usage_error("unknown --gate kind '%s': allowed are all, or a list of time, "
+                                   "ratio, ceiling, exact, tolerance",
+                                   items[i]);
+        *mask |= 1u << k;
+    }
+    return 0;
+}
+
 int kvb_cmd_compare(const kvb_cli *cli, const kvb_command *self, int argc, char **argv)
 {
     compare_opts co;
@@ -212,38 +239,18 @@ int kvb_cmd_compare(const kvb_cli *cli, const kvb_command *self, int argc, char 
     const char *const *side = co.side, *md = co.md, *js = co.js, *filter = co.filter;
     const char *gate = co.gate;
     int quiet = co.quiet, any_machine = co.any_machine, allow_missing = co.allow_missing;
-    /* which kinds can regress: a list, or all of them */
     unsigned mask = 0;
-    if (strcmp(gate, "all") == 0)
-        mask = (1u << KVB_CMP_KIND_COUNT) - 1;
-    else {
-        char gl[256], *items[8];
-        int ng;
-        snprintf(gl, sizeof gl, "%s", gate);
-        if (kvb_split_list("--gate", gl, items, 8, &ng)) return KVB_EXIT_USAGE;
-        static const char *const gate_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling",
-                                                                   "exact", "tolerance"};
-        for (int i = 0; i < ng; i++) {
-            int k = 0;
-            while (k < KVB_CMP_KIND_COUNT && strcmp(items[i], gate_names[k])) k++;
-            if (k == KVB_CMP_KIND_COUNT)
-                return kvb_usage_error(
-                    "unknown --gate kind '%s': allowed are all, or a list of time, ratio, "
-                    "ceiling, exact, tolerance",
-                    items[i]);
-            mask |= 1u << k;
-        }
-    }
+    if (kvb_gate_parse(gate, &mask)) return KVB_EXIT_USAGE;
     regex_t re;
     if (filter && regcomp(&re, filter, REG_EXTENDED | REG_NOSUB) != 0)
         return kvb_usage_error("--filter '%s' is not a valid extended regular expression", filter);
     kvb_cmp_set b, nw;
     char msg[1024];
-    if (kvb_cmp_load(&b, side[0], msg, sizeof msg) != KVB_STATUS_OK) {
+    if (kvb_cmp_load_runs(&b, side[0], co.run_medians, msg, sizeof msg) != KVB_STATUS_OK) {
         if (filter) regfree(&re);
         return kvb_usage_error("base: %s", msg);
     }
-    if (kvb_cmp_load(&nw, side[1], msg, sizeof msg) != KVB_STATUS_OK) {
+    if (kvb_cmp_load_runs(&nw, side[1], co.run_medians, msg, sizeof msg) != KVB_STATUS_OK) {
         kvb_cmp_free(&b);
         if (filter) regfree(&re);
         return kvb_usage_error("new: %s", msg);

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* The kvbench binary itself, for the sweep's child processes. */
-static void self_path(const char *argv0, char *buf, size_t n)
+void kvb_self_path(const char *argv0, char *buf, size_t n)
 {
     ssize_t len = readlink("/proc/self/exe", buf, n - 1);
     if (len > 0) {
@@ -146,19 +146,21 @@ const kvb_cmd_spec kvb_sweep_spec = {
     .intro = "Runs a named sweep (bench/sweeps/NAME.sweep: smoke, default, long-context), a\n"
              "definition file, or one made of --set alone. A sweep is the product of its lists:\n"
              "  run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq\n"
-             "           group budget\n"
+             "           group budget ceilings\n"
              "  attend.  backends dtypes shapes (H/KV/HD) ctxs blocks threads reps group budget\n"
+             "           ceilings\n"
              "  quality. preset dtypes tokens max_seq group residual budget\n"
              "  serve.   preset backends blocks sequences budget\n"
              "Each point is one kvbench command run as a child process into DIR/points/<point>/;\n"
-             "budget is seconds per point: a decode point stops there and is marked cut_short,\n"
-             "and any point still running at twice its budget plus a minute is stopped and\n"
-             "marked timed_out (never dropped). DIR (default results/<UTC>-sweep-NAME) is built\n"
-             "as DIR.partial: an interrupted sweep keeps every finished point and --resume runs\n"
-             "the rest. DIR/sweep.csv lists every point's status, time, command, and the host\n"
-             "and CPU that ran it. Every value, and each point's own command (--dry-run), is\n"
-             "checked before anything runs. At the end: report.md, report.html, plot data and\n"
-             "images (gnuplot), written before DIR.partial becomes DIR.",
+             "ceilings = off skips its read ceiling. budget is seconds per point: a decode point\n"
+             "stops there and is marked cut_short, and any point still running at twice its\n"
+             "budget plus a minute is stopped and marked timed_out (never dropped). DIR\n"
+             "(default results/<UTC>-sweep-NAME) is built as DIR.partial: an interrupted sweep\n"
+             "keeps every finished point and --resume runs the rest. DIR/sweep.csv lists every\n"
+             "point's status, time, command, and the host and CPU that ran it. Every value, and\n"
+             "each point's own command (--dry-run), is checked before anything runs. At the\n"
+             "end: report.md, report.html, plot data and images (gnuplot), written before\n"
+             "DIR.partial becomes DIR.",
     .epilogue =
         "--emit-jobs creates DIR.partial and prints one command per point instead\n"
         "(kvbench sweep --resume DIR.partial --only POINT), for GNU parallel or any\n"
@@ -178,6 +180,39 @@ const kvb_cmd_spec kvb_sweep_spec = {
     .positional = sweep_name,
 };
 
+int kvb_sweep_named(const char *def, kvb_sweep *sw)
+{
+    char msg[2048], file[1200];
+    if (!def[0]) {
+        snprintf(sw->name, sizeof sw->name, "custom");
+        return 0;
+    }
+    kvb_sweep overrides = *sw;
+    memset(sw, 0, sizeof *sw);
+    if (strchr(def, '/') || strstr(def, ".sweep"))
+        snprintf(file, sizeof file, "%s", def);
+    else {
+        /* a named sweep: bench/sweeps/ beside the binary, installed, or here (datadir.h) */
+        char rel[300], where[1200];
+        snprintf(rel, sizeof rel, "bench/sweeps/%s.sweep", def);
+        if (kvb_data_path(rel, where, sizeof where) != 0)
+            return kvb_usage_error("no sweep named '%s': cannot read sweep file '%s' (looked in "
+                                   "$KVBENCH_DATA, beside the binary (%s), in an installed "
+                                   "share/kvbench and the working directory)",
+                                   def, rel, where);
+        snprintf(file, sizeof file, "%s", where);
+    }
+    if (kvb_sweep_load(sw, file, msg, sizeof msg) != KVB_STATUS_OK)
+        return kvb_usage_error("%s", msg);
+    for (int i = 0; i < overrides.n; i++) {
+        char kv[400];
+        snprintf(kv, sizeof kv, "%s=%s", overrides.key[i], overrides.val[i]);
+        if (kvb_sweep_set(sw, kv, msg, sizeof msg) != KVB_STATUS_OK)
+            return kvb_usage_error("%s", msg);
+    }
+    return 0;
+}
+
 int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **argv)
 {
     sweep_opts o;
@@ -193,7 +228,7 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
                          .n_sbatch_args = o.n_sbatch,
                          .dry_run = o.dry_run};
     char msg[2048], file[1200], dir[1200], exe[1200], trimmed[1200];
-    self_path(cli->argv0, exe, sizeof exe);
+    kvb_self_path(cli->argv0, exe, sizeof exe);
     char partial[1300];
     if (!o.slurm && (so.partition || so.max_parallel || so.n_sbatch_args || so.dry_run))
         return kvb_usage_error("%s goes with --slurm (the jobs it submits)",
@@ -244,33 +279,8 @@ int kvb_cmd_sweep(const kvb_cli *cli, const kvb_command *self, int argc, char **
             return kvb_usage_error(
                 "sweep needs a definition: a name in bench/sweeps/ (smoke, default, "
                 "long-context), a .sweep file, or --set section.key=value");
-        if (def[0]) {
-            kvb_sweep overrides = sw;
-            memset(&sw, 0, sizeof sw);
-            if (strchr(def, '/') || strstr(def, ".sweep"))
-                snprintf(file, sizeof file, "%s", def);
-            else {
-                /* a named sweep: bench/sweeps/ beside the binary, installed, or here (datadir.h) */
-                char rel[300], where[1200];
-                snprintf(rel, sizeof rel, "bench/sweeps/%s.sweep", def);
-                if (kvb_data_path(rel, where, sizeof where) != 0)
-                    return kvb_usage_error(
-                        "no sweep named '%s': cannot read sweep file '%s' (looked in "
-                        "$KVBENCH_DATA, beside the binary (%s), in an installed share/kvbench "
-                        "and the working directory)",
-                        def, rel, where);
-                snprintf(file, sizeof file, "%s", where);
-            }
-            if (kvb_sweep_load(&sw, file, msg, sizeof msg) != KVB_STATUS_OK)
-                return kvb_usage_error("%s", msg);
-            for (int i = 0; i < overrides.n; i++) {
-                char kv[400];
-                snprintf(kv, sizeof kv, "%s=%s", overrides.key[i], overrides.val[i]);
-                if (kvb_sweep_set(&sw, kv, msg, sizeof msg) != KVB_STATUS_OK)
-                    return kvb_usage_error("%s", msg);
-            }
-        } else
-            snprintf(sw.name, sizeof sw.name, "custom");
+        int dr = kvb_sweep_named(def, &sw);
+        if (dr) return dr;
         if (out) {
             snprintf(dir, sizeof dir, "%s", out);
             size_t len = strlen(dir);

@@ -19,6 +19,7 @@ enum {
     KVB_CMD_COMPARE = 1u << 9, KVB_CMD_VERSION = 1u << 10, KVB_CMD_HELP = 1u << 11,
     KVB_CMD_TOKENIZE = 1u << 12,
     KVB_CMD_PPL = 1u << 13, KVB_CMD_SERVE_REAL = 1u << 14,
+    KVB_CMD_AB = 1u << 16,
 };
 
 typedef enum {

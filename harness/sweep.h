@@ -8,11 +8,14 @@
  *
  * Sections and keys (lists are comma-separated; a point per combination):
  *   run.     preset backends dtypes blocks threads prompt tokens reps warmup max_seq budget
+ *            ceilings
  *   attend.  backends dtypes shapes (HEADS/KV_HEADS/HEAD_DIM) ctxs blocks threads reps budget
+ *            ceilings
  *   quality. preset dtypes tokens max_seq group residual budget
  *   serve.   preset backends blocks sequences budget
  * run.KEY@BACKEND gives one backend its own tokens, reps, warmup, prompt,
  * max_seq or budget (no-cache cannot decode as far as a cache in the time).
+ * ceilings = off: the points skip measuring the read ceiling (on by default).
  * budget: seconds per point. A decode point stops itself there and is marked
  * cut short (kvbench run --time-budget); any point still running at twice its
  * budget plus a minute is stopped and marked timed_out. Never dropped. */
@@ -155,5 +158,45 @@ kvb_status kvb_sweep_slurm(const char *name, const kvb_sweep_point *pts, int n, 
 /* s as one shell word: as it is when every character is safe (as Python's
  * shlex.quote), else in single quotes, each ' as '\'' */
 void kvb_sweep_shell_quote(const char *s, char *out, size_t n);
+
+/* ---- kvbench ab (sweep_ab.c): one commit against another, interleaved ---- */
+/* The top of the git checkout holding the working directory; INVALID_ARG when
+ * there is none (ab builds revisions from it). */
+kvb_status kvb_ab_repo(char *top, size_t n, char *msg, size_t msg_len);
+/* rev (a hash, HEAD~1, a branch, a tag) as the full commit id of repo's
+ * history; INVALID_ARG naming it when git knows no such commit. */
+kvb_status kvb_ab_resolve(const char *repo, const char *rev, char *sha, size_t n, char *msg,
+                          size_t msg_len);
+/* The kvbench binary of commit sha, *exe: cache/<sha>/kvbench, built before
+ * or now: a detached worktree cache/<sha>/src made with git, `make -jJOBS
+ * BUILD=cache/<sha>/build` there (its output in cache/<sha>/build.log), the
+ * binary moved in whole, the worktree removed. One build per commit at a time
+ * (an flock on cache/<sha>/lock). IO with the output's last line on failure. */
+kvb_status kvb_ab_build(const char *repo, const char *sha, const char *cache, int jobs, int quiet,
+                        char *exe, size_t n, char *msg, size_t msg_len);
+
+typedef struct kvb_ab_tally {
+    int rounds;             /* rounds completed */
+    int points, runs;       /* points per round; point runs done, both sides */
+    int failed;             /* runs neither ok, cut short nor skipped */
+    char first_failed[256]; /* "point of side in round r (status)" */
+    int signo;              /* a SIGINT, SIGTERM or SIGHUP took it (kvb_sweep_run's rule) */
+} kvb_ab_tally;
+
+/* rounds x the sweep's points: every point run by exe[0] into
+ * dir/a/runs/<r>/ and by exe[1] into dir/b/runs/<r>/, back to back, the side
+ * that goes first alternating from point to point and round to round (each
+ * leads half the time); every round directory holds the definition and one
+ * description of the machine (exe[1]'s, measured once), so compare pools each
+ * side's rounds and judges times as from one machine. dir/ab.csv: a row per
+ * run (round, point, side, order, status, seconds). dir must exist. A failed
+ * run is counted and the rounds go on; IO stops them (msg). */
+kvb_status kvb_ab_run(const kvb_sweep *s, const char *const exe[2], const char *dir, int rounds,
+                      int quiet, kvb_ab_tally *t, char *msg, size_t msg_len);
+/* `exe compare dir/a dir/b` with those settings, writing dir/compare.md and
+ * compare.json, its output on this stdout: its exit status (0 same, 1
+ * regressed, 2 unusable input), -1 when it did not run. */
+int kvb_ab_judge(const char *exe, const char *dir, const char *gate, double alpha,
+                 double min_change, int quiet);
 
 #endif

@@ -24,7 +24,7 @@ static const char *const known_keys[] = {
     "attend.ctxs",   "attend.blocks",    "attend.threads",  "attend.reps",    "attend.group",
     "attend.budget", "quality.preset",   "quality.dtypes",  "quality.tokens", "quality.max_seq",
     "quality.group", "quality.residual", "quality.budget",  "serve.preset",   "serve.backends",
-    "serve.blocks",  "serve.sequences",  "serve.budget",
+    "serve.blocks",  "serve.sequences",  "serve.budget",    "run.ceilings",   "attend.ceilings",
 };
 enum { N_KNOWN = (int)(sizeof known_keys / sizeof known_keys[0]) };
 
@@ -306,7 +306,7 @@ static void model_point_name(const char *path, char *out, size_t n)
 
 /* What each key's items must be: the kinds below, each item checked here so a
  * bad value is refused before the machine is measured or a directory made. */
-enum { V_BACKEND, V_DTYPE, V_PRESET, V_SHAPE, V_BUDGET, V_INT };
+enum { V_BACKEND, V_DTYPE, V_PRESET, V_SHAPE, V_BUDGET, V_INT, V_ONOFF };
 static const struct {
     const char *key;
     int kind, list;
@@ -320,6 +320,7 @@ static const struct {
     {"reps", V_INT, 0, 1, 1000},       {"warmup", V_INT, 0, 0, 1 << 20},
     {"max_seq", V_INT, 0, 1, 1 << 24}, {"group", V_INT, 0, 8, 256},
     {"sequences", V_INT, 0, 1, 4096},  {"residual", V_INT, 0, 0, 65536},
+    {"ceilings", V_ONOFF, 0, 0, 0},
 };
 
 static void backend_names(char *buf, size_t n)
@@ -347,6 +348,10 @@ static int check_item(const char *key, int kind, long long lo, long long hi, con
         if (kvb_dtype_parse(item, &dt) == KVB_STATUS_OK) return 0;
         snprintf(msg, msg_len,
                  "sweep key '%s': unknown storage type '%s' (kvbench list shows them)", key, item);
+        return -1;
+    case V_ONOFF:
+        if (strcmp(item, "on") == 0 || strcmp(item, "off") == 0) return 0;
+        snprintf(msg, msg_len, "sweep key '%s': '%s' (allowed: on, off)", key, item);
         return -1;
     case V_PRESET:
         if (kvb_model_preset(item, &cfg) == KVB_STATUS_OK) return 0;
@@ -448,6 +453,14 @@ static int check_values(const kvb_sweep *s, char *msg, size_t msg_len)
 
 #define OR(v, d) ((v) ? (v) : (d))
 
+/* a KEY = off: its points skip the read ceiling (kvbench ab's rounds time the two
+ * commits against each other, not against the memory) */
+static int off(const kvb_sweep *s, const char *key)
+{
+    const char *v = kvb_sweep_get(s, key);
+    return v && strcmp(v, "off") == 0;
+}
+
 /* The next point, cleared, of that kind; NULL when the list is full (*overflow set). */
 static kvb_sweep_point *new_point(kvb_sweep_point *pts, int n, size_t cap, const char *kind,
                                   int *overflow)
@@ -519,6 +532,7 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                             if (get_for(s, opt[o][0], backs[i]))
                                 ok = ok && add_args(p, &used, 2, opt[o][1],
                                                     get_for(s, opt[o][0], backs[i]));
+                        if (off(s, "run.ceilings")) ok = ok && add_args(p, &used, 1, "--no-ceilings");
                         ok = ok && add_args(p, &used, 2, "--out", path);
                         if (!ok) goto too_long;
                         n++;
@@ -578,6 +592,7 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                         if (paged)
                             ok = ok && add_args(p, &used, 2, "--block",
                                                 OR(kvb_sweep_get(s, "attend.blocks"), "16"));
+                        if (off(s, "attend.ceilings")) ok = ok && add_args(p, &used, 1, "--no-ceilings");
                         if (kvb_sweep_get(s, "attend.reps"))
                             ok = ok &&
                                  add_args(p, &used, 2, "--reps", kvb_sweep_get(s, "attend.reps"));

@@ -260,6 +260,22 @@ static kvb_status contig_attend_batch(kvb_backend_ctx *c, int layer, const kvb_a
      * K/V (the whole batch's) the caller's thread alone is faster */
     kvb_pool_run(bytes < KVB_CONTIG_MIN_THREADED ? NULL : c->pool, (int)n_units, attend_unit,
                  &job);
+#ifdef KVB_PLANT_CONTIG_SLOWDOWN_PCT
+    /* A deliberate slowdown, built only into the commits bench/ab_plant.sh makes, to
+     * show that kvbench ab catches one: every unit's first pct% of tokens attended
+     * again into a scratch output (the result is the same; the reads grow by pct%). */
+    for (size_t i = 0; i < n_units; i++) {
+        contig_unit w = c->units[i];
+        float *dst = malloc((size_t)g * hd * sizeof *dst), ml[2 * 64];
+        if (!dst) break;
+        w.t1 = w.t0 + (int)((long long)(w.t1 - w.t0) * KVB_PLANT_CONTIG_SLOWDOWN_PCT / 100);
+        w.dst = dst;
+        w.ml = g <= 64 ? ml : NULL;
+        contig_batch again = {c, &w};
+        if (w.t1 > w.t0 && w.ml) attend_unit(&again, 0, 0);
+        free(dst);
+    }
+#endif
     part = 0;
     for (int i = 0; i < n; i++) {
         const int parts = parts_of(c, store_at(c, items[i].seq, layer));

@@ -1,0 +1,260 @@
+/* cmd_ab.c: kvbench ab BASE_REV [NEW_REV], one commit against another in one
+ * run: both binaries (built from git, cached by commit, or this one for the
+ * working tree) run the sweep's points in turn (harness/sweep_ab.c), then
+ * this binary's compare judges side b against side a, times too, since both
+ * ran on this machine minutes apart. DIR is DIR.partial until judged. */
+#define _GNU_SOURCE /* strsignal */
+#include "cli.h"
+#include "../base/afile.h"
+#include "../harness/results.h"
+#include "../harness/sweep.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct ab_opts {
+    kvb_sweep sw;
+    const char *rev[2];
+    int nrev;
+    const char *def, *out, *gate, *cache, *exe[2];
+    int rounds, jobs, quiet;
+    double alpha, min_change;
+} ab_opts;
+
+static int ab_rev(void *opts, const char *arg)
+{
+    ab_opts *o = opts;
+    if (o->nrev == 2) return kvb_usage_error("ab takes BASE_REV and NEW_REV, got a third: '%s'", arg);
+    o->rev[o->nrev++] = arg;
+    return 0;
+}
+
+static int ab_set(void *opts, const char *kv)
+{
+    ab_opts *o = opts;
+    char msg[2048];
+    if (kvb_sweep_set(&o->sw, kv, msg, sizeof msg) != KVB_STATUS_OK)
+        return kvb_usage_error("%s", msg);
+    return 0;
+}
+
+#define A      KVB_CMD_AB
+#define OFF(f) offsetof(ab_opts, f)
+/* clang-format off */
+static const kvb_flag ab_flags[] = {
+    {.name = "--sweep", .cmds = A, .kind = KVB_FLAG_STRING, .def = "ab", .meta = "NAME|FILE",
+     .help = "the points both sides run (bench/sweeps/NAME.sweep or a file)", .off = OFF(def)},
+    {.name = "--set", .cmds = A, .kind = KVB_FLAG_CALL, .meta = "KEY=VALUE",
+     .help = "one value of the definition, as for sweep", .call = ab_set},
+    {.name = "--rounds", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 100, .def = "5",
+     .meta = "R", .help = "times each side runs every point (pooled per side)", .off = OFF(rounds)},
+    {.name = "--out", .cmds = A, .kind = KVB_FLAG_TEXT, .meta = "DIR",
+     .def_help = "results/<UTC>-ab-<base>-<new>", .help = "where both sides' rounds and the "
+     "comparison go; must not exist", .off = OFF(out)},
+    {.name = "--gate", .cmds = A, .kind = KVB_FLAG_TEXT, .def = "all", .meta = "all|KINDS",
+     .help = "the kinds that can regress (compare's): time,ratio,ceiling,exact,tolerance",
+     .off = OFF(gate)},
+    {.name = "--alpha", .cmds = A, .kind = KVB_FLAG_DOUBLE, .dlo = 1e-6, .dhi = 0.5, .def = "0.05",
+     .meta = "A", .help = "significance level of compare's Mann-Whitney U test",
+     .off = OFF(alpha)},
+    {.name = "--min-change", .cmds = A, .kind = KVB_FLAG_DOUBLE, .dlo = 0, .dhi = 10,
+     .def = "0.05", .meta = "F", .help = "smallest change of a median that can regress",
+     .off = OFF(min_change)},
+    {.name = "--base-exe", .cmds = A, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .help = "side a is this kvbench binary instead of a built BASE_REV", .off = OFF(exe[0])},
+    {.name = "--new-exe", .cmds = A, .kind = KVB_FLAG_STRING, .meta = "PATH",
+     .help = "side b is this kvbench binary instead of NEW_REV or this one", .off = OFF(exe[1])},
+    {.name = "--cache", .cmds = A, .kind = KVB_FLAG_STRING, .def = "build-ab", .meta = "DIR",
+     .help = "built revisions, one DIR/<commit>/kvbench each, relative to the checkout's top",
+     .off = OFF(cache)},
+    {.name = "--jobs", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .meta = "N",
+     .def_help = "online cores", .help = "make -jN for a revision's build", .off = OFF(jobs)},
+    {.name = "--quiet", .cmds = A, .kind = KVB_FLAG_SWITCH,
+     .help = "no progress lines; compare prints the gate and regressions only",
+     .off = OFF(quiet)},
+    {.name = NULL},
+};
+/* clang-format on */
+#undef OFF
+#undef A
+
+const kvb_cmd_spec kvb_ab_spec = {
+    .usage = "BASE_REV [NEW_REV] [--sweep NAME] [--rounds R] [--out DIR] [flags]\n"
+             "       kvbench ab --base-exe PATH [--new-exe PATH] [flags]",
+    .intro =
+        "One commit against another on this machine, in one run. Side a is BASE_REV, side b\n"
+        "NEW_REV, or without it this binary (the working tree as built). A revision is built\n"
+        "from a detached git worktree into --cache/<commit>/ (kept: the next ab reuses it).\n"
+        "Then R rounds: every point of the sweep (default bench/sweeps/ab.sweep: attend\n"
+        "tables and short decodes, about 20 s a round and side) runs with one binary, then\n"
+        "with the other, the side that goes first alternating point by point and round by\n"
+        "round, so the machine's slow moments fall on both. Each side's rounds are\n"
+        "DIR/a/runs/<r>/ and DIR/b/runs/<r>/; compare pools them and judges b against a,\n"
+        "absolute times included (both sides ran here, minutes apart): a case regresses when\n"
+        "Mann-Whitney's p < --alpha and its median moved the wrong way by --min-change.\n"
+        "DIR/ab.csv lists every run (round, point, side, order, status, seconds);\n"
+        "DIR/compare.md and compare.json the verdicts. DIR is DIR.partial until judged.",
+    .epilogue = "exit status: 0 nothing regressed; 1 something did, a point failed on a side, or\n"
+                "a build failed (its log named); 2 refused before anything ran: an unknown\n"
+                "revision, no git checkout, a bad flag or sweep value, an existing DIR.",
+    .flags = ab_flags,
+    .positional = ab_rev,
+};
+
+/* "kvbench ab ..." and what the two sides are, for DIR/ab.txt */
+static int write_about(const char *dir, const char *const label[2], const char *const exe[2],
+                       const ab_opts *o, char *msg, size_t msg_len)
+{
+    char path[1400], version[256];
+    snprintf(path, sizeof path, "%s/ab.txt", dir);
+    kvb_afile a;
+    if (kvb_afile_open(&a, path, msg, msg_len) != 0) return -1;
+    kvb_version(version, sizeof version);
+    fprintf(a.f, "a: %s\n   binary %s\nb: %s\n   binary %s\n", label[0], exe[0], label[1], exe[1]);
+    fprintf(a.f, "sweep: %s, %d rounds; judged by %s\ngate: %s, alpha %g, min change %g\n",
+            o->sw.name, o->rounds, version, o->gate, o->alpha, o->min_change);
+    return kvb_afile_commit(&a, msg, msg_len);
+}
+
+int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **argv)
+{
+    ab_opts o;
+    memset(&o, 0, sizeof o);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    o.jobs = cores > 0 ? (int)cores : 1;
+    int r = kvb_flags_parse(cli, self, argc, argv, &o);
+    if (r) return r < 0 ? 0 : r;
+    unsigned mask;
+    if (kvb_gate_parse(o.gate, &mask)) return KVB_EXIT_USAGE;
+    /* side a: BASE_REV or --base-exe; side b: NEW_REV, --new-exe, or this binary */
+    if (!o.exe[0] && o.nrev == 0)
+        return kvb_usage_error("ab needs BASE_REV (a commit: HEAD~1, a hash, a branch) or "
+                               "--base-exe PATH");
+    if (o.exe[0] && o.nrev == 2)
+        return kvb_usage_error("--base-exe replaces BASE_REV: give NEW_REV alone, or --new-exe");
+    const char *rev[2] = {o.exe[0] ? NULL : o.rev[0],
+                          o.exe[0] ? (o.nrev ? o.rev[0] : NULL) : (o.nrev == 2 ? o.rev[1] : NULL)};
+    if (rev[1] && o.exe[1])
+        return kvb_usage_error("--new-exe replaces NEW_REV '%s': give one of them", rev[1]);
+    char msg[2048], exe[2][1400], label[2][300], repo[1200] = "", sha[2][64] = {"", ""};
+    for (int k = 0; k < 2; k++)
+        if (o.exe[k]) {
+            if (access(o.exe[k], X_OK) != 0 || !realpath(o.exe[k], exe[k]))
+                return kvb_usage_error("%s '%s': not an executable file (%s)",
+                                       k ? "--new-exe" : "--base-exe", o.exe[k], strerror(errno));
+            snprintf(label[k], sizeof label[k], "the binary %s", o.exe[k]);
+        }
+    if (rev[0] || rev[1]) {
+        if (kvb_ab_repo(repo, sizeof repo, msg, sizeof msg) != KVB_STATUS_OK)
+            return kvb_usage_error("%s", msg);
+        for (int k = 0; k < 2; k++)
+            if (rev[k]) {
+                if (kvb_ab_resolve(repo, rev[k], sha[k], sizeof sha[k], msg, sizeof msg) !=
+                    KVB_STATUS_OK)
+                    return kvb_usage_error("%s", msg);
+                snprintf(label[k], sizeof label[k], "%s = commit %s", rev[k], sha[k]);
+            }
+    }
+    char me[1200], version[256];
+    kvb_self_path(cli->argv0, me, sizeof me);
+    if (!o.exe[1] && !rev[1]) {
+        snprintf(exe[1], sizeof exe[1], "%s", me);
+        kvb_version(version, sizeof version);
+        snprintf(label[1], sizeof label[1], "this binary, %s", version);
+    }
+    /* the definition and every point's values, checked before anything is built or run */
+    int dr = kvb_sweep_named(o.def, &o.sw);
+    if (dr) return dr;
+    kvb_sweep_point *pts;
+    int n = kvb_sweep_expand(&o.sw, "ab", &pts, msg, sizeof msg);
+    if (n < 0) return kvb_usage_error("%s", msg);
+    free(pts);
+    if (n == 0) return kvb_usage_error("sweep '%s' has no points", o.sw.name);
+    char dir[1200], partial[1300];
+    if (o.out) {
+        snprintf(dir, sizeof dir, "%s", o.out);
+        size_t len = strlen(dir);
+        while (len > 1 && dir[len - 1] == '/') dir[--len] = 0;
+        if (!dir[0] || strlen(o.out) > 1000)
+            return kvb_usage_error("--out '%s': expected a new directory's name", o.out);
+    } else {
+        time_t t = time(NULL);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&t));
+        snprintf(dir, sizeof dir, "results/%s-ab-%.10s-%.10s", stamp,
+                 sha[0][0] ? sha[0] : "exe", sha[1][0] ? sha[1] : o.exe[1] ? "exe" : "tree");
+    }
+    kvb_partial_name(dir, partial, sizeof partial);
+    struct stat st;
+    if (lstat(dir, &st) == 0 || lstat(partial, &st) == 0)
+        return kvb_usage_error("'%s' (or its .partial) exists: choose another --out", dir);
+    /* the revisions' binaries (cached by commit) */
+    char cache[2400];
+    snprintf(cache, sizeof cache, "%s%s%s", o.cache[0] == '/' ? "" : repo,
+             o.cache[0] == '/' ? "" : "/", o.cache);
+    for (int k = 0; k < 2; k++)
+        if (rev[k] &&
+            kvb_ab_build(repo, sha[k], cache, o.jobs, o.quiet, exe[k], sizeof exe[k], msg,
+                         sizeof msg) != KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: ab: %s\n", msg);
+            return KVB_EXIT_FAIL;
+        }
+    if (mkdir(partial, 0755) != 0) {
+        fprintf(stderr, "kvbench: cannot create '%s': %s\n", partial, strerror(errno));
+        return KVB_EXIT_FAIL;
+    }
+    const char *const labels[2] = {label[0], label[1]}, *const exes[2] = {exe[0], exe[1]};
+    if (write_about(partial, labels, exes, &o, msg, sizeof msg) != 0) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        return KVB_EXIT_FAIL;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "kvbench: ab: a = %s\nkvbench: ab: b = %s\nkvbench: ab: %d points x %d "
+                        "rounds x 2 sides into %s\n",
+                label[0], label[1], n, o.rounds, partial);
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    kvb_ab_tally t;
+    kvb_status rs = kvb_ab_run(&o.sw, exes, partial, o.rounds, o.quiet, &t, msg, sizeof msg);
+    if (t.signo) {
+        fprintf(stderr, "\nkvbench: ab interrupted (%s): what ran is kept in %s\n",
+                strsignal(t.signo), partial);
+        signal(t.signo, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        raise(t.signo);
+        return 128 + t.signo;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (rs != KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: ab: %s (what ran is kept in %s)\n", msg, partial);
+        return KVB_EXIT_FAIL;
+    }
+    /* compare b against a: this binary's judgement, whatever the sides' versions */
+    int code = kvb_ab_judge(me, partial, o.gate, o.alpha, o.min_change, o.quiet);
+    int judged = code == 0 || code == 1, rc = judged ? code : KVB_EXIT_FAIL;
+    if (!judged)
+        fprintf(stderr, "kvbench: ab: compare could not judge the sides (exit %d); kept in %s\n",
+                code, partial);
+    else if (kvb_partial_publish(partial, dir, msg, sizeof msg) != 0) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        rc = KVB_EXIT_FAIL;
+    } else
+        printf("results: %s\n", dir);
+    if (t.failed) {
+        fprintf(stderr, "kvbench: ab: %d of %d runs failed, the first %s (its log under %s)\n",
+                t.failed, t.runs, t.first_failed, judged ? dir : partial);
+        rc = KVB_EXIT_FAIL;
+    }
+    return rc;
+}
