@@ -60,7 +60,7 @@ RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15
 
 .PHONY: all install deps run run-only test test-only test-asan bench bench-only sweep sweep-only \
         plots regress regress-only baseline baseline-only check clean help \
-        deps-slurm test-slurm test-slurm-only
+        deps-slurm test-slurm test-slurm-only ab ab-only
 all: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
 
 help:
@@ -74,6 +74,7 @@ help:
 	@echo "                -> results/<UTC>-sweep-NAME/"
 	@echo "make plots      plots and report for the newest results (or RESULTS=dir)"
 	@echo "make regress    the smoke sweep against results/baselines/smoke/<this CPU>"
+	@echo "make ab         BASE=rev [NEW=rev]: two commits built and run in turns, then judged"
 	@echo "                (fails on a regression)"
 	@echo "make baseline   record or refresh results/baselines/smoke/<this CPU>"
 	@echo "make fuzz       libFuzzer targets, FUZZ_SECONDS each (fuzz/README.md)"
@@ -257,6 +258,20 @@ regress-only:
 	  echo "regress: $$dir/compare.md ($$(( $$(date +%s) - start )) s)"; \
 	  if [ -n "$$GITHUB_STEP_SUMMARY" ]; then cat "$$dir/compare.md" >> "$$GITHUB_STEP_SUMMARY"; fi; \
 	  exit $$rc
+
+# Commit against commit on this machine, no stored baseline: kvbench ab builds BASE (and
+# NEW, else this tree's build) from git into build-ab/<commit>/, runs bench/sweeps/ab.sweep's
+# points with the two binaries in turns for AB_ROUNDS rounds and judges NEW against BASE,
+# times included (docs/regression.md). CI runs it with BASE=HEAD~1.
+BASE      ?= HEAD~1
+NEW       ?=
+AB_ROUNDS ?= 5
+AB_FLAGS  ?=
+ab: deps
+	@$(MAKE) --no-print-directory ab-only
+ab-only: $(BUILD)/kvbench
+	@start=$$(date +%s); ./$(BUILD)/kvbench ab $(BASE) $(NEW) --rounds $(AB_ROUNDS) $(AB_FLAGS); \
+	  rc=$$?; echo "ab: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # records or refreshes this CPU's committed baseline on purpose: three runs of the
 # smoke sweep in $(BASELINES)/<cpu key>/runs/ (or $(BASELINE)/runs/; compare pools

@@ -1,0 +1,117 @@
+#!/bin/sh
+# cli_ab.sh: kvbench ab (issue 18): refusals before anything is built or run; two
+# binaries taking turns (the side that goes first alternating), each side's rounds
+# pooled and judged; a side b that holds more per sequence (a stand-in binary that
+# decodes more tokens) regresses and exits 1, the same as side a improves and exits 0.
+# Building a revision is what CI's gate runs (.ci/run); here the sides are binaries.
+# Usage: sh tests/cli_ab.sh path/to/kvbench
+set -u
+KVB=${1:?usage: cli_ab.sh path/to/kvbench}
+case "$KVB" in /*) ;; *) KVB="$(pwd)/$KVB" ;; esac
+T=$(mktemp -d /tmp/kvbench-ab.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' INT TERM
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect_fail CODE NEEDLE ARGS...: that exit status, NEEDLE on stderr, no $T/out made
+expect_fail() {
+  code=$1 needle=$2; shift 2
+  rm -rf "$T/out" "$T/out.partial"
+  timeout 60 "$KVB" "$@" >"$T/stdout" 2>"$T/stderr"; rc=$?
+  if [ "$rc" -ne "$code" ]; then
+    bad "kvbench $* -> exit $rc, wanted $code: $(head -c 400 "$T/stderr")"; return
+  fi
+  grep -qF -- "$needle" "$T/stderr" || { bad "kvbench $* -> no '$needle' in: $(head -c 400 "$T/stderr")"; return; }
+  [ -e "$T/out" ] || [ -e "$T/out.partial" ] && { bad "kvbench $* left a result directory"; return; }
+  ok
+}
+
+# a sweep of two short points: an attend table and a decode
+cat > "$T/tiny.sweep" <<'EOF'
+attend.backends = contiguous
+attend.shapes   = 8/2/64
+attend.ctxs     = 512
+attend.reps     = 5
+attend.ceilings = off
+run.preset      = tiny
+run.backends    = contiguous
+run.prompt      = 4
+run.tokens      = 8
+run.reps        = 1
+run.warmup      = 0
+run.ceilings    = off
+EOF
+SW="--sweep $T/tiny.sweep --quiet"
+
+# --- refused before anything runs ---
+expect_fail 2 "ab needs BASE_REV" ab $SW --out "$T/out"
+expect_fail 2 "not an executable file" ab --base-exe "$T/none" $SW --out "$T/out"
+expect_fail 2 "replaces BASE_REV" ab --base-exe "$KVB" HEAD HEAD $SW --out "$T/out"
+expect_fail 2 "unknown --gate kind 'speed'" ab --base-exe "$KVB" --gate speed $SW --out "$T/out"
+expect_fail 2 "--rounds" ab --base-exe "$KVB" --rounds 0 $SW --out "$T/out"
+expect_fail 2 "no sweep named 'nosuch'" ab --base-exe "$KVB" --sweep nosuch --out "$T/out"
+expect_fail 2 "unknown sweep key" ab --base-exe "$KVB" $SW --set attend.speed=1 --out "$T/out"
+expect_fail 2 "'attend.ceilings': 'maybe'" ab --base-exe "$KVB" $SW --set attend.ceilings=maybe \
+  --out "$T/out"
+mkdir -p "$T/taken"
+expect_fail 2 "exists" ab --base-exe "$KVB" $SW --out "$T/taken"
+# revisions need the git checkout ab runs in
+if command -v git >/dev/null 2>&1 && git rev-parse --show-toplevel >/dev/null 2>&1; then
+  expect_fail 2 "revision 'no-such-rev-kvb': not a commit" ab no-such-rev-kvb $SW --out "$T/out"
+  expect_fail 2 "--new-exe replaces NEW_REV" ab HEAD HEAD --new-exe "$KVB" $SW --out "$T/out"
+fi
+if command -v git >/dev/null 2>&1; then
+  mkdir -p "$T/nogit"
+  (cd "$T/nogit" && GIT_CEILING_DIRECTORIES="$T" expect_fail 2 "git checkout" ab HEAD $SW \
+    --out "$T/out")
+fi
+
+# --- the same binary on both sides: turns alternate, the rounds pool, nothing regresses ---
+"$KVB" ab --base-exe "$KVB" --rounds 4 $SW --out "$T/same" >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ "$rc" -eq 0 ] && ok || bad "ab of one binary against itself: exit $rc: $(tail -c 600 "$T/stderr")"
+for s in a b; do for r in 1 2 3 4; do
+  [ -f "$T/same/$s/runs/$r/points/attend-8x2x64-contiguous-f32-t1/attend.csv" ] \
+    && [ -f "$T/same/$s/runs/$r/machine.txt" ] && ok || bad "no round $r of side $s in $T/same"
+done; done
+[ -f "$T/same/compare.md" ] && [ -f "$T/same/compare.json" ] && ok || bad "no compare.md/json"
+grep -q "^a: the binary $KVB" "$T/same/ab.txt" && ok || bad "ab.txt: $(cat "$T/same/ab.txt")"
+# ab.csv: 4 rounds x 2 points x 2 sides, every run ok; a first in half the (round, point) turns
+rows=$(grep -c ',ok,' "$T/same/ab.csv")
+[ "$rows" -eq 16 ] && ok || bad "ab.csv: $rows ok runs, wanted 16: $(cat "$T/same/ab.csv")"
+afirst=$(grep -c ',a,1,' "$T/same/ab.csv"); bfirst=$(grep -c ',b,1,' "$T/same/ab.csv")
+[ "$afirst" -eq 4 ] && [ "$bfirst" -eq 4 ] && ok || bad "a first $afirst, b first $bfirst times (wanted 4 each)"
+grep -q '"REGRESSED": 0' "$T/same/compare.json" && ok || bad "compare.json: $(head -c 600 "$T/same/compare.json")"
+
+# --- side b keeps more K/V per sequence: a stand-in binary that decodes 8 tokens more ---
+cat > "$T/more" <<EOF
+#!/bin/sh
+case "\$1" in run) exec "$KVB" "\$@" --tokens 16;; *) exec "$KVB" "\$@";; esac
+EOF
+chmod +x "$T/more"
+"$KVB" ab --base-exe "$KVB" --new-exe "$T/more" --rounds 4 $SW --out "$T/worse" \
+  >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ "$rc" -eq 1 ] && ok || bad "b holding more bytes: exit $rc, wanted 1: $(tail -c 600 "$T/stderr")"
+grep -q 'REGRESSED: .*/used_bytes' "$T/stdout" && ok || bad "no used_bytes regression in: $(cat "$T/stdout")"
+[ -d "$T/worse" ] && [ ! -e "$T/worse.partial" ] && ok || bad "a judged ab is not published as $T/worse"
+"$KVB" ab --base-exe "$T/more" --new-exe "$KVB" --rounds 4 $SW --out "$T/better" \
+  >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ "$rc" -eq 0 ] && ok || bad "b holding fewer bytes: exit $rc, wanted 0: $(tail -c 600 "$T/stderr")"
+grep -q '"improved": [1-9]' "$T/better/compare.json" && grep -q '"REGRESSED": 0' "$T/better/compare.json" \
+  && ok || bad "no improvement in: $(head -c 600 "$T/better/compare.json")"
+
+# --- a side whose points fail: reported, exit 1, the run kept ---
+cat > "$T/broken" <<EOF
+#!/bin/sh
+case "\$1" in attend) echo "kvbench: planted failure" >&2; exit 1;; *) exec "$KVB" "\$@";; esac
+EOF
+chmod +x "$T/broken"
+"$KVB" ab --base-exe "$KVB" --new-exe "$T/broken" --rounds 4 $SW --out "$T/broke" \
+  >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ "$rc" -eq 1 ] && ok || bad "a failing side: exit $rc, wanted 1"
+grep -q "runs failed, the first attend-8x2x64-contiguous-f32-t1 of b" "$T/stderr" && ok \
+  || bad "failed runs not named: $(tail -c 600 "$T/stderr")"
+
+echo "cli_ab: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
