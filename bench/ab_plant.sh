@@ -7,7 +7,9 @@
 set -eu
 pct=${1:?usage: ab_plant.sh PCT [REV]}
 rev=${2:-HEAD}
-case $pct in '' | *[!0-9]*) echo "ab_plant.sh: PCT '$pct': expected a whole number of percent" >&2; exit 2;; esac
+case $pct in
+  '' | *[!0-9]*) echo "ab_plant.sh: PCT '$pct': expected a whole number of percent" >&2; exit 2;;
+esac
 base=$(git rev-parse --verify "$rev^{commit}")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kvb-plant.XXXXXX")
 trap 'git worktree remove --force "$tmp/src" >/dev/null 2>&1; rm -rf "$tmp"' EXIT

@@ -31,7 +31,8 @@ typedef struct ab_opts {
 static int ab_rev(void *opts, const char *arg)
 {
     ab_opts *o = opts;
-    if (o->nrev == 2) return kvb_usage_error("ab takes BASE_REV and NEW_REV, got a third: '%s'", arg);
+    if (o->nrev == 2)
+        return kvb_usage_error("ab takes BASE_REV and NEW_REV, got a third: '%s'", arg);
     o->rev[o->nrev++] = arg;
     return 0;
 }
@@ -88,19 +89,18 @@ static const kvb_flag ab_flags[] = {
 const kvb_cmd_spec kvb_ab_spec = {
     .usage = "BASE_REV [NEW_REV] [--sweep NAME] [--rounds R] [--out DIR] [flags]\n"
              "       kvbench ab --base-exe PATH [--new-exe PATH] [flags]",
-    .intro =
-        "One commit against another on this machine, in one run. Side a is BASE_REV, side b\n"
-        "NEW_REV, or without it this binary (the working tree as built). A revision is built\n"
-        "from a detached git worktree into --cache/<commit>/ (kept: the next ab reuses it).\n"
-        "Then R rounds: every point of the sweep (default bench/sweeps/ab.sweep: attend\n"
-        "tables and short decodes, about 20 s a round and side) runs with one binary, then\n"
-        "with the other, the side that goes first alternating point by point and round by\n"
-        "round, so the machine's slow moments fall on both. Each side's rounds are\n"
-        "DIR/a/runs/<r>/ and DIR/b/runs/<r>/; compare pools them and judges b against a,\n"
-        "absolute times included (both sides ran here, minutes apart): a case regresses when\n"
-        "Mann-Whitney's p < --alpha and its median moved the wrong way by --min-change.\n"
-        "DIR/ab.csv lists every run (round, point, side, order, status, seconds);\n"
-        "DIR/compare.md and compare.json the verdicts. DIR is DIR.partial until judged.",
+    .intro = "One commit against another on this machine, in one run. Side a is BASE_REV, side b\n"
+             "NEW_REV, or without it this binary (the working tree as built). A revision is built\n"
+             "from a detached git worktree into --cache/<commit>/ (kept: the next ab reuses it).\n"
+             "Then R rounds: every point of the sweep (default bench/sweeps/ab.sweep: attend\n"
+             "tables and short decodes, about 20 s a round and side) runs with one binary, then\n"
+             "with the other, the side that goes first alternating point by point and round by\n"
+             "round, so the machine's slow moments fall on both. Each side's rounds are\n"
+             "DIR/a/runs/<r>/ and DIR/b/runs/<r>/; compare pools them and judges b against a,\n"
+             "absolute times included (both sides ran here, minutes apart): a case regresses when\n"
+             "Mann-Whitney's p < --alpha and its median moved the wrong way by --min-change.\n"
+             "DIR/ab.csv lists every run (round, point, side, order, status, seconds);\n"
+             "DIR/compare.md and compare.json the verdicts. DIR is DIR.partial until judged.",
     .epilogue = "exit status: 0 nothing regressed; 1 something did, a point failed on a side, or\n"
                 "a build failed (its log named); 2 refused before anything ran: an unknown\n"
                 "revision, no git checkout, a bad flag or sweep value, an existing DIR.",
@@ -188,8 +188,10 @@ int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **arg
         time_t t = time(NULL);
         char stamp[32];
         strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", gmtime(&t));
-        snprintf(dir, sizeof dir, "results/%s-ab-%.10s-%.10s", stamp,
-                 sha[0][0] ? sha[0] : "exe", sha[1][0] ? sha[1] : o.exe[1] ? "exe" : "tree");
+        snprintf(dir, sizeof dir, "results/%s-ab-%.10s-%.10s", stamp, sha[0][0] ? sha[0] : "exe",
+                 sha[1][0]  ? sha[1]
+                 : o.exe[1] ? "exe"
+                            : "tree");
     }
     kvb_partial_name(dir, partial, sizeof partial);
     struct stat st;
@@ -200,9 +202,8 @@ int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **arg
     snprintf(cache, sizeof cache, "%s%s%s", o.cache[0] == '/' ? "" : repo,
              o.cache[0] == '/' ? "" : "/", o.cache);
     for (int k = 0; k < 2; k++)
-        if (rev[k] &&
-            kvb_ab_build(repo, sha[k], cache, o.jobs, o.quiet, exe[k], sizeof exe[k], msg,
-                         sizeof msg) != KVB_STATUS_OK) {
+        if (rev[k] && kvb_ab_build(repo, sha[k], cache, o.jobs, o.quiet, exe[k], sizeof exe[k], msg,
+                                   sizeof msg) != KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: ab: %s\n", msg);
             return KVB_EXIT_FAIL;
         }
@@ -216,8 +217,9 @@ int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **arg
         return KVB_EXIT_FAIL;
     }
     if (!o.quiet)
-        fprintf(stderr, "kvbench: ab: a = %s\nkvbench: ab: b = %s\nkvbench: ab: %d points x %d "
-                        "rounds x 2 sides into %s\n",
+        fprintf(stderr,
+                "kvbench: ab: a = %s\nkvbench: ab: b = %s\nkvbench: ab: %d points x %d "
+                "rounds x 2 sides into %s\n",
                 label[0], label[1], n, o.rounds, partial);
     sigset_t set, old;
     sigemptyset(&set);

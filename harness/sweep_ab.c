@@ -275,8 +275,8 @@ kvb_status kvb_ab_run(const kvb_sweep *s, const char *const exe[2], const char *
                 if (strcmp(status, "ok") != 0 && strcmp(status, "cut_short") != 0 &&
                     strcmp(status, "skipped") != 0) {
                     if (!t->failed++)
-                        snprintf(t->first_failed, sizeof t->first_failed, "%s of %c in round %d (%s)",
-                                 pts[i].id, side_name[k], r, status);
+                        snprintf(t->first_failed, sizeof t->first_failed,
+                                 "%s of %c in round %d (%s)", pts[i].id, side_name[k], r, status);
                 }
                 fprintf(csv, "%d,%s,%c,%d,%s,%.3f\n", r, pts[i].id, side_name[k], o + 1, status,
                         secs[k]);
@@ -307,9 +307,22 @@ int kvb_ab_judge(const char *exe, const char *dir, const char *gate, double alph
     snprintf(js, sizeof js, "%s/compare.json", dir);
     snprintf(al, sizeof al, "%.17g", alpha);
     snprintf(mc, sizeof mc, "%.17g", min_change);
-    char *argv[] = {"compare", a,          b,  "--gate",        (char *)gate, "--alpha",
-                    al,        "--min-change", mc, "--run-medians", "--markdown", md,
-                    "--json",  js,         quiet ? "--quiet" : NULL, NULL};
+    char *argv[] = {"compare",
+                    a,
+                    b,
+                    "--gate",
+                    (char *)gate,
+                    "--alpha",
+                    al,
+                    "--min-change",
+                    mc,
+                    "--run-medians",
+                    "--markdown",
+                    md,
+                    "--json",
+                    js,
+                    quiet ? "--quiet" : NULL,
+                    NULL};
     fflush(stdout);
     child_run r = {0};
     kvb_sweep_run_child(exe, argv, STDOUT_FILENO, 600, &r);

@@ -532,7 +532,8 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                             if (get_for(s, opt[o][0], backs[i]))
                                 ok = ok && add_args(p, &used, 2, opt[o][1],
                                                     get_for(s, opt[o][0], backs[i]));
-                        if (off(s, "run.ceilings")) ok = ok && add_args(p, &used, 1, "--no-ceilings");
+                        if (off(s, "run.ceilings"))
+                            ok = ok && add_args(p, &used, 1, "--no-ceilings");
                         ok = ok && add_args(p, &used, 2, "--out", path);
                         if (!ok) goto too_long;
                         n++;
@@ -584,15 +585,16 @@ int kvb_sweep_expand(const kvb_sweep *s, const char *out_dir, kvb_sweep_point **
                         snprintf(dl, sizeof dl, "%s%s", contig ? "" : quant ? "f32," : "", dts[j]);
                         int ok = add_args(p, &used, 11, "attend", "--backend", bl, "--dtype", dl,
                                           "--threads", threads[t], "--ctx",
-                                          OR(kvb_sweep_get(s, "attend.ctxs"), "1024,8192"),
-                                          "--csv", path);
+                                          OR(kvb_sweep_get(s, "attend.ctxs"), "1024,8192"), "--csv",
+                                          path);
                         ok = ok && (nh ? add_args(p, &used, 6, "--heads", a, "--kv-heads", b,
                                                   "--head-dim", c)
                                        : add_args(p, &used, 2, "--model", shapes[h]));
                         if (paged)
                             ok = ok && add_args(p, &used, 2, "--block",
                                                 OR(kvb_sweep_get(s, "attend.blocks"), "16"));
-                        if (off(s, "attend.ceilings")) ok = ok && add_args(p, &used, 1, "--no-ceilings");
+                        if (off(s, "attend.ceilings"))
+                            ok = ok && add_args(p, &used, 1, "--no-ceilings");
                         if (kvb_sweep_get(s, "attend.reps"))
                             ok = ok &&
                                  add_args(p, &used, 2, "--reps", kvb_sweep_get(s, "attend.reps"));

@@ -23,8 +23,12 @@ expect_fail() {
   if [ "$rc" -ne "$code" ]; then
     bad "kvbench $* -> exit $rc, wanted $code: $(head -c 400 "$T/stderr")"; return
   fi
-  grep -qF -- "$needle" "$T/stderr" || { bad "kvbench $* -> no '$needle' in: $(head -c 400 "$T/stderr")"; return; }
-  [ -e "$T/out" ] || [ -e "$T/out.partial" ] && { bad "kvbench $* left a result directory"; return; }
+  if ! grep -qF -- "$needle" "$T/stderr"; then
+    bad "kvbench $* -> no '$needle' in: $(head -c 400 "$T/stderr")"; return
+  fi
+  if [ -e "$T/out" ] || [ -e "$T/out.partial" ]; then
+    bad "kvbench $* left a result directory"; return
+  fi
   ok
 }
 
@@ -81,8 +85,10 @@ grep -q "^a: the binary $KVB" "$T/same/ab.txt" && ok || bad "ab.txt: $(cat "$T/s
 rows=$(grep -c ',ok,' "$T/same/ab.csv")
 [ "$rows" -eq 16 ] && ok || bad "ab.csv: $rows ok runs, wanted 16: $(cat "$T/same/ab.csv")"
 afirst=$(grep -c ',a,1,' "$T/same/ab.csv"); bfirst=$(grep -c ',b,1,' "$T/same/ab.csv")
-[ "$afirst" -eq 4 ] && [ "$bfirst" -eq 4 ] && ok || bad "a first $afirst, b first $bfirst times (wanted 4 each)"
-grep -q '"REGRESSED": 0' "$T/same/compare.json" && ok || bad "compare.json: $(head -c 600 "$T/same/compare.json")"
+[ "$afirst" -eq 4 ] && [ "$bfirst" -eq 4 ] && ok \
+  || bad "a first $afirst, b first $bfirst times (wanted 4 each)"
+grep -q '"REGRESSED": 0' "$T/same/compare.json" && ok \
+  || bad "compare.json: $(head -c 600 "$T/same/compare.json")"
 
 # --- side b keeps more K/V per sequence: a stand-in binary that decodes 8 tokens more ---
 cat > "$T/more" <<EOF
@@ -93,12 +99,15 @@ chmod +x "$T/more"
 "$KVB" ab --base-exe "$KVB" --new-exe "$T/more" --rounds 4 $SW --out "$T/worse" \
   >"$T/stdout" 2>"$T/stderr"; rc=$?
 [ "$rc" -eq 1 ] && ok || bad "b holding more bytes: exit $rc, wanted 1: $(tail -c 600 "$T/stderr")"
-grep -q 'REGRESSED: .*/used_bytes' "$T/stdout" && ok || bad "no used_bytes regression in: $(cat "$T/stdout")"
-[ -d "$T/worse" ] && [ ! -e "$T/worse.partial" ] && ok || bad "a judged ab is not published as $T/worse"
+grep -q 'REGRESSED: .*/used_bytes' "$T/stdout" && ok \
+  || bad "no used_bytes regression in: $(cat "$T/stdout")"
+[ -d "$T/worse" ] && [ ! -e "$T/worse.partial" ] && ok \
+  || bad "a judged ab is not published as $T/worse"
 "$KVB" ab --base-exe "$T/more" --new-exe "$KVB" --rounds 4 $SW --out "$T/better" \
   >"$T/stdout" 2>"$T/stderr"; rc=$?
 [ "$rc" -eq 0 ] && ok || bad "b holding fewer bytes: exit $rc, wanted 0: $(tail -c 600 "$T/stderr")"
-grep -q '"improved": [1-9]' "$T/better/compare.json" && grep -q '"REGRESSED": 0' "$T/better/compare.json" \
+grep -q '"improved": [1-9]' "$T/better/compare.json" \
+  && grep -q '"REGRESSED": 0' "$T/better/compare.json" \
   && ok || bad "no improvement in: $(head -c 600 "$T/better/compare.json")"
 
 # --- a side whose points fail: reported, exit 1, the run kept ---
