@@ -42,5 +42,7 @@ extern const kvb_cmd_spec kvb_run_spec, kvb_attend_spec, kvb_serve_spec, kvb_exp
     kvb_compare_spec, kvb_tokenize_spec;
 kvb_command_fn kvb_cmd_ppl, kvb_cmd_serve_real;
 extern const kvb_cmd_spec kvb_ppl_spec, kvb_serve_real_spec;
+kvb_command_fn kvb_cmd_history;
+extern const kvb_cmd_spec kvb_history_spec;
 
 #endif

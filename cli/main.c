@@ -52,6 +52,8 @@ static const kvb_command commands[] = {
      &kvb_merge_spec},
     {"compare", KVB_CMD_COMPARE, kvb_cmd_compare,
      "BASE NEW: regressions, with a Mann-Whitney U test per case", &kvb_compare_spec},
+    {"history", KVB_CMD_HISTORY, kvb_cmd_history,
+     "add|show|check: results per machine and commit, the newest judged", &kvb_history_spec},
     {"list", KVB_CMD_LIST, kvb_cmd_list, "backends, presets, storage types", &kvb_list_spec},
     {"info", KVB_CMD_INFO, kvb_cmd_info, "machine description and measured ceilings",
      &kvb_info_spec},
