@@ -185,10 +185,13 @@ static kvb_status commit_of(const char *dir, const char *given, kvb_hist_commit 
                  dir, r.commit, r.where, r.other, r.other_where);
         return KVB_STATUS_INVALID_ARG;
     }
-    if (given && !valid_name(given)) {
+    /* a revision git knows becomes its hash; any other name is the folder's */
+    int usable = given && given[0] != '-' && strlen(given) < KVB_HIST_NAME_MAX;
+    if (usable) git_describe(given, c);
+    if (given && (!usable || (!c->time[0] && !valid_name(given)))) {
         snprintf(msg, msg_len,
-                 "--commit '%s' is not a usable commit name (allowed: letters, "
-                 "digits, '.', '_', '-', at most %d, not starting with '.' or '-')",
+                 "--commit '%s' is not a usable commit name (allowed: a revision git knows, or "
+                 "letters, digits, '.', '_', '-', at most %d, not starting with '.' or '-')",
                  given, KVB_HIST_NAME_MAX - 1);
         return KVB_STATUS_INVALID_ARG;
     }
@@ -211,7 +214,7 @@ static kvb_status commit_of(const char *dir, const char *given, kvb_hist_commit 
                  r.commit);
         return KVB_STATUS_FORMAT;
     }
-    git_describe(given ? given : r.commit, c);
+    if (!given) git_describe(r.commit, c);
     if (given && r.commit[0] && !r.dirty) {
         kvb_hist_commit rc;
         git_describe(r.commit, &rc);
