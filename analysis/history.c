@@ -472,8 +472,13 @@ kvb_status kvb_hist_add(const char *root, const char *dir, const char *commit, k
 {
     memset(out, 0, sizeof *out);
     size_t dl = strlen(dir);
+    struct stat sb;
     if (!is_dir(dir)) {
-        snprintf(msg, msg_len, "'%s': no such result directory", dir);
+        snprintf(msg, msg_len,
+                 stat(dir, &sb) == 0 ? "'%s' is not a directory: a history files result "
+                                       "directories (a run, a sweep, a pool of runs)"
+                                     : "'%s': no such result directory",
+                 dir);
         return KVB_STATUS_INVALID_ARG;
     }
     if (dl >= 8 && !strcmp(dir + dl - 8, ".partial")) {
@@ -507,6 +512,14 @@ kvb_status kvb_hist_add(const char *root, const char *dir, const char *commit, k
 
     char kdir[PATH_N], runs[PATH_N], src[PATH_N];
     snprintf(kdir, sizeof kdir, "%s/%s", root, out->key);
+    /* an index that cannot be read is refused before anything is filed */
+    snprintf(src, sizeof src, "%s/index.csv", kdir);
+    kvb_hist_commit *old;
+    int n_old;
+    if (stat(src, &sb) == 0) {
+        if ((st = read_index(src, &old, &n_old, msg, msg_len)) != KVB_STATUS_OK) return st;
+        free(old);
+    }
     snprintf(runs, sizeof runs, "%s/%s/runs", kdir, out->commit.commit);
     if (mkdir_p(runs)) {
         snprintf(msg, msg_len, "cannot create '%s': %s", runs, strerror(errno));

@@ -48,7 +48,7 @@ static const kvb_flag history_flags[] = {
      .help = "add: the commit, where the result records none (or a dirty build)",
      .off = OFF(commit)},
     {.name = "--machine", .cmds = H, .kind = KVB_FLAG_STRING, .meta = "KEY",
-     .def_help = "this machine's (kvbench info --cpu-key)",
+     .def_help = "this machine's, kvbench info --cpu-key",
      .help = "show, check: the machine key whose history to read", .off = OFF(machine)},
     {.name = "--out", .cmds = H, .kind = KVB_FLAG_STRING, .meta = "DIR",
      .help = "show: also write DIR/history.dat, history.gp and the chart history.png",

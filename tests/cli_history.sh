@@ -84,10 +84,13 @@ got=$(tail -n +2 "$H/$KEY/index.csv" | cut -d, -f1 | tr '\n' ' ')
   || bad "index order: '$got'"
 head -n 1 "$H/$KEY/index.csv" | grep -qx 'commit,added,commit_time,subject' && ok \
   || bad "index header: $(head -n 1 "$H/$KEY/index.csv")"
-# commits git knows go by their own time, whatever order they are filed in
-if (cd "$REPO" && git rev-parse -q --verify HEAD~1 >/dev/null 2>&1); then
-  new=$(cd "$REPO" && git rev-parse HEAD) old=$(cd "$REPO" && git rev-parse HEAD~1)
-  for rev in HEAD HEAD~1; do
+# commits git knows go by their own time, whatever order they are filed in (HEAD, then the
+# newest commit of an earlier second)
+new=$(cd "$REPO" && git log -1 --format=%H 2>/dev/null)
+old=$(cd "$REPO" && t=$(git log -1 --format=%ct) && git log --format='%H %ct' 2>/dev/null |
+      awk -v t="$t" '$2 < t { print $1; exit }')
+if [ -n "$new" ] && [ -n "$old" ]; then
+  for rev in HEAD "$old"; do
     (cd "$REPO" && "$KVB" history add "$T/c2" --commit "$rev" --history "$T/hg") >"$T/out" 2>&1 \
       && ok || bad "add --commit $rev: $(cat "$T/out")"
   done
@@ -114,7 +117,13 @@ expect 2 "disagrees with the commit" add "$T/r1" --history "$H" --commit c9
 mk "$T/unfinished" 1 && echo "failed 1.0" > "$T/unfinished/points/attend-x.status"
 expect 2 "did not finish" add "$T/unfinished" --history "$H" --commit c9
 expect 2 "holds no kvbench results" add "$T/r1/plots" --history "$H" --commit c9
+expect 2 "is not a directory" add "$T/r1/machine.txt" --history "$H" --commit c9
 [ ! -d "$H/$KEY/c9" ] && ok || bad "a refused add left $H/$KEY/c9"
+# a damaged index is refused before anything is filed
+mkdir -p "$T/hd/$KEY" && echo "garbage" > "$T/hd/$KEY/index.csv"
+expect 2 "not a history index" add "$T/r1" --history "$T/hd"
+[ -z "$(ls "$T/hd/$KEY" | grep -v index.csv)" ] && ok || bad "filed beside a damaged index"
+expect 2 "not a history index" show x --history "$T/hd" --machine $KEY
 expect 2 "--machine is for history show and check" add "$T/r1" --history "$H" --machine x
 expect 2 "unknown history action 'ad'" ad "$T/r1"
 expect 2 "history needs an action" --history "$H"
