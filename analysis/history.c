@@ -1,9 +1,8 @@
 /* history.c: see history.h. Filing a result (its commit from meta.json, its
  * machine key from what compare reads, a copy under runs/<n>/, the index),
- * reading the index and a commit's pool, and show's chart (gnuplot as a
- * child, as report_plot.c runs it). */
-#define _GNU_SOURCE /* renameat2 in afile.c's kvb_partial_publish; scandir */
-#include "history.h"
+ * reading the index and a commit's pool; history_plot.c draws show's chart. */
+#define _XOPEN_SOURCE 700
+#include "history_int.h"
 #include "../base/afile.h"
 #include "../base/csv.h"
 #include "../base/json.h"
@@ -11,21 +10,12 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
-
-enum { PATH_N = 2400 };
 
 static int is_dir(const char *p)
 {
@@ -38,58 +28,6 @@ static int visible(const struct dirent *e)
     return e->d_name[0] != '.';
 }
 
-/* ---- a child's output ------------------------------------------------------------ */
-
-/* Runs argv[0] (found on PATH) with no input, its stdout into out (at most n - 1 bytes) and its
- * stderr into err (en bytes; both may be NULL). Its exit status; -1 when it could not be
- * started (*missing set when it is not installed) or did not exit. */
-static int run_child(char *const argv[], char *out, size_t n, char *err, size_t en, int *missing)
-{
-    FILE *fo = tmpfile(), *fe = tmpfile();
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    int rc = -1, st = 0, have_fa = 0, have_at = 0;
-    *missing = 0;
-    if (out && n) out[0] = 0;
-    if (err && en) err[0] = 0;
-    if (!fo || !fe || posix_spawn_file_actions_init(&fa) != 0) goto done;
-    have_fa = 1;
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fileno(fo), 1);
-    posix_spawn_file_actions_adddup2(&fa, fileno(fe), 2);
-    /* no signal blocked in the child, whatever the caller blocks */
-    sigset_t none;
-    sigemptyset(&none);
-    if ((have_at = posix_spawnattr_init(&at) == 0)) {
-        posix_spawnattr_setsigmask(&at, &none);
-        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-    }
-    pid_t pid;
-    int e = posix_spawnp(&pid, argv[0], &fa, have_at ? &at : NULL, argv, environ);
-    if (e) {
-        *missing = e == ENOENT;
-        goto done;
-    }
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) goto done;
-    *missing = WIFEXITED(st) && WEXITSTATUS(st) == 127;
-    rc = WIFEXITED(st) && !*missing ? WEXITSTATUS(st) : -1;
-    FILE *fs[2] = {fo, fe};
-    char *buf[2] = {out, err};
-    size_t cap[2] = {n, en};
-    for (int i = 0; i < 2; i++)
-        if (buf[i] && cap[i]) {
-            rewind(fs[i]);
-            buf[i][fread(buf[i], 1, cap[i] - 1, fs[i])] = 0;
-        }
-done:
-    if (have_fa) posix_spawn_file_actions_destroy(&fa);
-    if (have_at) posix_spawnattr_destroy(&at);
-    if (fo) fclose(fo);
-    if (fe) fclose(fe);
-    return rc;
-}
-
 /* What git (in the working directory's repository) knows of rev: its full hash, time and
  * subject into c; c->commit stays rev where git does not know it. */
 static void git_describe(const char *rev, kvb_hist_commit *c)
@@ -100,7 +38,7 @@ static void git_describe(const char *rev, kvb_hist_commit *c)
     int missing;
     snprintf(c->commit, sizeof c->commit, "%s", rev);
     c->time[0] = c->subject[0] = 0;
-    if (run_child(argv, out, sizeof out, NULL, 0, &missing) != 0) return;
+    if (kvb_hist_run(argv, out, sizeof out, NULL, 0, &missing) != 0) return;
     char hash[KVB_HIST_NAME_MAX] = "";
     long long t = -1;
     int used = 0;
@@ -132,15 +70,15 @@ static int valid_name(const char *s)
 /* ---- the commit a result records ------------------------------------------------- */
 
 typedef struct recorded {
-    char commit[KVB_HIST_NAME_MAX], where[PATH_N];
+    char commit[KVB_HIST_NAME_MAX], where[KVB_HIST_PATH];
     int dirty, clash;
-    char other[KVB_HIST_NAME_MAX], other_where[PATH_N];
+    char other[KVB_HIST_NAME_MAX], other_where[KVB_HIST_PATH];
 } recorded;
 
 /* Every meta.json at most depth folders below dir: git.commit and git.dirty. */
 static void scan_meta(const char *dir, int depth, recorded *r)
 {
-    char path[PATH_N];
+    char path[KVB_HIST_PATH];
     snprintf(path, sizeof path, "%s/meta.json", dir);
     int err;
     char why[600], c[KVB_HIST_NAME_MAX] = "";
@@ -272,7 +210,7 @@ static int copy_tree(const char *from, const char *to, char *msg, size_t msg_len
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        char a[PATH_N], b[PATH_N];
+        char a[KVB_HIST_PATH], b[KVB_HIST_PATH];
         struct stat st;
         snprintf(a, sizeof a, "%s/%s", from, e[i]->d_name);
         snprintf(b, sizeof b, "%s/%s", to, e[i]->d_name);
@@ -306,7 +244,7 @@ static int last_run(const char *dir)
 /* one run copied to runs/<n>/ (the next free n) under a hidden name, then renamed */
 static int file_run(const char *runs, const char *src, int *no, char *msg, size_t msg_len)
 {
-    char tmp[PATH_N], dst[PATH_N];
+    char tmp[KVB_HIST_PATH], dst[KVB_HIST_PATH];
     snprintf(tmp, sizeof tmp, "%s/.adding-%ld", runs, (long)getpid());
     kvb_rmtree(tmp);
     if (copy_tree(src, tmp, msg, msg_len)) {
@@ -398,7 +336,7 @@ static const char *order_key(const kvb_hist_commit *c)
 /* adds c (if new) to root/key/index.csv, the rows kept in order */
 static kvb_status index_add(const char *kdir, const kvb_hist_commit *c, char *msg, size_t msg_len)
 {
-    char path[PATH_N];
+    char path[KVB_HIST_PATH];
     snprintf(path, sizeof path, "%s/index.csv", kdir);
     kvb_hist_commit *all = NULL;
     int n = 0;
@@ -510,16 +448,15 @@ kvb_status kvb_hist_add(const char *root, const char *dir, const char *commit, k
     gmtime_r(&now, &tmv);
     strftime(out->commit.added, sizeof out->commit.added, "%Y-%m-%dT%H:%M:%SZ", &tmv);
 
-    char kdir[PATH_N], runs[PATH_N], src[PATH_N];
+    char kdir[KVB_HIST_PATH], runs[KVB_HIST_PATH], src[KVB_HIST_PATH];
     snprintf(kdir, sizeof kdir, "%s/%s", root, out->key);
     /* an index that cannot be read is refused before anything is filed */
     snprintf(src, sizeof src, "%s/index.csv", kdir);
-    kvb_hist_commit *old;
+    kvb_hist_commit *old = NULL;
     int n_old;
-    if (stat(src, &sb) == 0) {
-        if ((st = read_index(src, &old, &n_old, msg, msg_len)) != KVB_STATUS_OK) return st;
-        free(old);
-    }
+    st = stat(src, &sb) == 0 ? read_index(src, &old, &n_old, msg, msg_len) : KVB_STATUS_OK;
+    free(old);
+    if (st != KVB_STATUS_OK) return st;
     snprintf(runs, sizeof runs, "%s/%s/runs", kdir, out->commit.commit);
     if (mkdir_p(runs)) {
         snprintf(msg, msg_len, "cannot create '%s': %s", runs, strerror(errno));
@@ -530,7 +467,7 @@ kvb_status kvb_hist_add(const char *root, const char *dir, const char *commit, k
     struct dirent **e = NULL;
     int n = is_dir(src) ? scandir(src, &e, visible, alphasort) : -1;
     for (int i = 0; i < (n < 0 ? 1 : n); i++) {
-        char one[PATH_N];
+        char one[KVB_HIST_PATH];
         int no = 0;
         if (n >= 0) snprintf(one, sizeof one, "%s/%s", src, e[i]->d_name);
         if (st == KVB_STATUS_OK && file_run(runs, n >= 0 ? one : dir, &no, msg, msg_len) != 0)
@@ -548,7 +485,7 @@ kvb_status kvb_hist_add(const char *root, const char *dir, const char *commit, k
 kvb_status kvb_hist_index(const char *root, const char *key, kvb_hist_commit **c, int *n, char *msg,
                           size_t msg_len)
 {
-    char path[PATH_N];
+    char path[KVB_HIST_PATH];
     struct stat sb;
     *c = NULL;
     *n = 0;
@@ -577,7 +514,7 @@ kvb_status kvb_hist_index(const char *root, const char *key, kvb_hist_commit **c
 kvb_status kvb_hist_load(const char *root, const char *key, const char *commit, kvb_cmp_set *s,
                          char *msg, size_t msg_len)
 {
-    char path[PATH_N];
+    char path[KVB_HIST_PATH];
     snprintf(path, sizeof path, "%s/%s/%s", root, key, commit);
     return kvb_cmp_load(s, path, msg, msg_len);
 }
@@ -601,102 +538,4 @@ int kvb_hist_pool(const kvb_cmp_set *sets, int n, const char *name, kvb_cmp_kind
         for (int j = 0; j < c->n && k < KVB_CMP_MAX_SAMPLES; j++) out[k++] = c->v[j];
     }
     return k;
-}
-
-/* ---- the chart ------------------------------------------------------------------ */
-
-/* gnuplot's single-quoted string: a quote inside is doubled */
-static void gp_str(FILE *f, const char *s)
-{
-    fputc('\'', f);
-    for (; *s; s++) fputs(*s == '\'' ? "''" : (char[2]){*s, 0}, f);
-    fputc('\'', f);
-}
-
-kvb_status kvb_hist_plot(const char *dir, const kvb_hist_commit *commits, int n_commits,
-                         const char *const *cases, int n_cases, const double *med, const double *lo,
-                         const double *hi, int *drawn, char *msg, size_t msg_len)
-{
-    char path[PATH_N], png[PATH_N];
-    kvb_afile a;
-    *drawn = 0;
-    if (mkdir(dir, 0755) != 0 && !(errno == EEXIST && is_dir(dir))) {
-        snprintf(msg, msg_len, "cannot create '%s': %s", dir, strerror(errno));
-        return KVB_STATUS_IO;
-    }
-    /* the data: a block per case, a row per commit that has it */
-    snprintf(path, sizeof path, "%s/history.dat", dir);
-    if (kvb_afile_open(&a, path, msg, msg_len)) return KVB_STATUS_IO;
-    double ymin = INFINITY, ymax = 0;
-    for (int i = 0; i < n_cases; i++) {
-        fprintf(a.f, "%s# %s\n# commit median low high\n", i ? "\n\n" : "", cases[i]);
-        for (int j = 0; j < n_commits; j++) {
-            size_t k = (size_t)i * (size_t)n_commits + (size_t)j;
-            if (isnan(med[k])) continue;
-            char s[16];
-            kvb_hist_short(commits[j].commit, s);
-            fprintf(a.f, "%d %.9g %.9g %.9g %s\n", j, med[k], lo[k], hi[k], s);
-            if (lo[k] > 0 && lo[k] < ymin) ymin = lo[k];
-            if (hi[k] > ymax) ymax = hi[k];
-        }
-    }
-    if (kvb_afile_commit(&a, msg, msg_len)) return KVB_STATUS_IO;
-    /* the script: standalone (gnuplot history.gp in dir), or told where by -e */
-    snprintf(path, sizeof path, "%s/history.gp", dir);
-    if (kvb_afile_open(&a, path, msg, msg_len)) return KVB_STATUS_IO;
-    FILE *f = a.f;
-    fprintf(f,
-            "# kvbench history show: each case's median per commit, bars p10 to p90\n"
-            "if (!exists('dat')) dat = 'history.dat'\n"
-            "if (!exists('out')) out = 'history.png'\n"
-            "set terminal pngcairo size 1200, 700 font 'sans,10' noenhanced\n"
-            "set output out\n"
-            "set title 'kvbench history: median per commit, bars p10 to p90'\n"
-            "set ylabel 'median (the case''s unit)'\n"
-            "set grid ytics\nset key outside below\n"
-            "set xrange [-0.5:%g]\n",
-            n_commits - 0.5);
-    /* figures a hundredfold apart share one chart on a log scale */
-    if (ymax > 0 && isfinite(ymin) && ymax / ymin > 100) fprintf(f, "set logscale y\n");
-    fprintf(f, "set xtics rotate by -45 (");
-    for (int j = 0; j < n_commits; j++) {
-        char s[16];
-        kvb_hist_short(commits[j].commit, s);
-        fprintf(f, "%s", j ? ", " : "");
-        gp_str(f, s);
-        fprintf(f, " %d", j);
-    }
-    fprintf(f, ")\nplot \\\n");
-    for (int i = 0; i < n_cases; i++) {
-        fprintf(f, "  dat index %d using 1:2:3:4 with yerrorlines pt 7 title ", i);
-        gp_str(f, cases[i]);
-        fprintf(f, "%s\n", i + 1 < n_cases ? ", \\" : "");
-    }
-    if (kvb_afile_commit(&a, msg, msg_len)) return KVB_STATUS_IO;
-    /* gnuplot draws into a temporary file beside history.png, renamed when it is done */
-    snprintf(png, sizeof png, "%s/history.png", dir);
-    kvb_afile img;
-    if (kvb_afile_open(&img, png, msg, msg_len)) return KVB_STATUS_IO;
-    char assign[3 * PATH_N], dat[PATH_N], err[1024];
-    snprintf(dat, sizeof dat, "%s/history.dat", dir);
-    FILE *mem = fmemopen(assign, sizeof assign, "w");
-    if (mem) {
-        fprintf(mem, "dat = ");
-        gp_str(mem, dat);
-        fprintf(mem, "; out = ");
-        gp_str(mem, img.tmp);
-        fclose(mem);
-    }
-    char *argv[] = {"gnuplot", "-e", assign, path, NULL};
-    int missing, rc = mem ? run_child(argv, NULL, 0, err, sizeof err, &missing) : -1;
-    if (rc != 0) {
-        kvb_afile_abort(&img);
-        if (missing) return KVB_STATUS_OK;
-        err[strcspn(err, "\n")] = 0;
-        snprintf(msg, msg_len, "gnuplot failed on '%s': %s", path, err[0] ? err : "no message");
-        return KVB_STATUS_IO;
-    }
-    if (kvb_afile_commit(&img, msg, msg_len)) return KVB_STATUS_IO;
-    *drawn = 1;
-    return KVB_STATUS_OK;
 }

@@ -76,7 +76,9 @@ expect 0 "runs/3 and on" add "$T/pool" --commit 11111111111111111111111111111111
   --history "$H"
 [ -d "$C1/runs/4" ] && [ ! -d "$C1/runs/5" ] && ok || bad "a pool of two runs: $(ls "$C1/runs")"
 # commits git does not know are ordered as filed
-for c in c2 c3; do mk "$T/$c" 1; expect 0 "(commit $c)" add "$T/$c" --commit "$c" --history "$H"; done
+for c in c2 c3; do
+  mk "$T/$c" 1; expect 0 "(commit $c)" add "$T/$c" --commit "$c" --history "$H"
+done
 mk "$T/slow" 1.3
 expect 0 "(commit c4)" add "$T/slow" --commit c4 --history "$H"
 got=$(tail -n +2 "$H/$KEY/index.csv" | cut -d, -f1 | tr '\n' ' ')
@@ -151,8 +153,8 @@ expect 2 "no history at" show x --history "$T/none" --machine $KEY
 expect 1 "REGRESSED: $PAGED/time_ns +30.0%" check --history "$H" --machine $KEY
 grep -qF "REGRESSED: $PAGED/vs_contiguous" "$T/out" && ok \
   || bad "check: the ratio to contiguous did not regress: $(tail -n 4 "$T/out")"
-grep -qF "REGRESSED: attend-x:attend(backend=contiguous" "$T/out" && bad "check: contiguous flagged" \
-  || ok
+grep -qF "REGRESSED: attend-x:attend(backend=contiguous" "$T/out" \
+  && bad "check: contiguous flagged" || ok
 grep -q "against the 3 commit(s) before it, 1111111..c3" "$T/out" && ok \
   || bad "check: the base commits: $(sed -n 2p "$T/out")"
 # the same gate without times and ratios: nothing else moved
