@@ -114,13 +114,13 @@ kvb_status kvb_hist_plot(const char *dir, const kvb_hist_commit *commits, int n_
             "# kvbench history show: each case's median per commit, bars p10 to p90\n"
             "if (!exists('dat')) dat = 'history.dat'\n"
             "if (!exists('out')) out = 'history.png'\n"
-            "set terminal pngcairo size 1200, 700 font 'sans,10' noenhanced\n"
+            "set terminal pngcairo size 1200, %d font 'sans,10' noenhanced\n"
             "set output out\n"
             "set title 'kvbench history: median per commit, bars p10 to p90'\n"
             "set ylabel 'median (the case''s unit)'\n"
             "set grid ytics\nset key outside below\n"
             "set xrange [-0.5:%g]\n",
-            n_commits - 0.5);
+            500 + 16 * (n_cases < 200 ? n_cases : 200), n_commits - 0.5); /* a key line a case */
     /* figures a hundredfold apart share one chart on a log scale */
     if (ymax > 0 && isfinite(ymin) && ymax / ymin > 100) fprintf(f, "set logscale y\n");
     fprintf(f, "set xtics rotate by -45 (");
