@@ -42,7 +42,7 @@ static void git_describe(const char *rev, kvb_hist_commit *c)
     char hash[KVB_HIST_NAME_MAX] = "";
     long long t = -1;
     int used = 0;
-    if (sscanf(out, "%63[0-9a-f]\t%lld\t%n", hash, &t, &used) < 2 || t < 0) return;
+    if (sscanf(out, "%71[0-9a-f]\t%lld\t%n", hash, &t, &used) < 2 || t < 0) return;
     snprintf(c->commit, sizeof c->commit, "%s", hash);
     time_t tt = (time_t)t;
     struct tm tmv;
@@ -55,7 +55,7 @@ static void git_describe(const char *rev, kvb_hist_commit *c)
 void kvb_hist_short(const char *commit, char out[16])
 {
     size_t n = strlen(commit);
-    int hash = n == 40 && strspn(commit, "0123456789abcdef") == 40;
+    int hash = n >= 40 && strspn(commit, "0123456789abcdef") == n; /* SHA-1 or SHA-256 */
     snprintf(out, 16, "%.*s", hash ? 7 : 12, commit);
 }
 

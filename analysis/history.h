@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include "compare.h"
 
-enum { KVB_HIST_NAME_MAX = 64 };
+enum { KVB_HIST_NAME_MAX = 72 }; /* a SHA-256 hash too */
 
 typedef struct kvb_hist_commit {
     char commit[KVB_HIST_NAME_MAX]; /* the folder's name: a full hash where git knew it */
