@@ -275,10 +275,11 @@ static kvb_status read_index(const char *path, kvb_hist_commit **c, int *n, char
     if (kvb_csv_open(&r, path, msg, msg_len)) return KVB_STATUS_IO;
     static const char *const names[4] = {"commit", "added", "commit_time", "subject"};
     int col[4], cap = 0;
-    int bad = kvb_csv_next(&r) != 1 || kvb_csv_header(&r) || kvb_csv_columns(&r, names, col, 4) < 0;
+    int last = -1, bad = kvb_csv_next(&r) != 1 || kvb_csv_header(&r) ||
+                         (last = kvb_csv_columns(&r, names, col, 4)) < 0;
     if (bad) snprintf(msg, msg_len, "'%s' line 1: not a history index (commit,added,...)", path);
     for (int k; !bad && (k = kvb_csv_next(&r)) != 0;) {
-        if (k < 0 || r.n < 4 || r.cut || !valid_name(r.field[col[0]])) {
+        if (k < 0 || r.n <= last || r.cut || !valid_name(r.field[col[0]])) {
             snprintf(msg, msg_len, "'%s' line %d: %s", path, r.no,
                      k < 0 ? "out of memory" : "not a row of commit,added,commit_time,subject");
             bad = 1;

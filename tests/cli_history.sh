@@ -126,6 +126,9 @@ mkdir -p "$T/hd/$KEY" && echo "garbage" > "$T/hd/$KEY/index.csv"
 expect 2 "not a history index" add "$T/r1" --history "$T/hd"
 [ -z "$(ls "$T/hd/$KEY" | grep -v index.csv)" ] && ok || bad "filed beside a damaged index"
 expect 2 "not a history index" show x --history "$T/hd" --machine $KEY
+printf 'commit,added,commit_time,subject\n../../etc,2026-12-03T00:00:00Z,,""\n' \
+  > "$T/hd/$KEY/index.csv"
+expect 2 "line 2: not a row of commit,added" show x --history "$T/hd" --machine $KEY
 expect 2 "--machine is for history show and check" add "$T/r1" --history "$H" --machine x
 expect 2 "unknown history action 'ad'" ad "$T/r1"
 expect 2 "history needs an action" --history "$H"
