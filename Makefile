@@ -41,7 +41,8 @@ LIB_SRC := base/probe.c base/stats.c base/textio.c base/datadir.c \
            harness/sweep_def.c harness/sweep_child.c harness/sweep_run.c harness/sweep_merge.c \
            harness/sweep_slurm.c harness/sweep_ab.c \
            analysis/report.c analysis/report_read.c analysis/report_plot.c analysis/report_ppl.c \
-           analysis/compare.c analysis/compare_load.c analysis/compare_dirs.c
+           analysis/compare.c analysis/compare_load.c analysis/compare_dirs.c \
+           analysis/history.c analysis/history_plot.c
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 # the command line: main.c's table dispatches to a cmd_*.c per command
 CLI_SRC := $(wildcard cli/*.c)

@@ -54,5 +54,7 @@ kvb_command_fn kvb_cmd_ppl, kvb_cmd_serve_real;
 extern const kvb_cmd_spec kvb_ppl_spec, kvb_serve_real_spec;
 kvb_command_fn kvb_cmd_ab;
 extern const kvb_cmd_spec kvb_ab_spec;
+kvb_command_fn kvb_cmd_history;
+extern const kvb_cmd_spec kvb_history_spec;
 
 #endif

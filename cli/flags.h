@@ -18,7 +18,7 @@ enum {
     KVB_CMD_SWEEP = 1u << 6, KVB_CMD_REPORT = 1u << 7, KVB_CMD_MERGE = 1u << 8,
     KVB_CMD_COMPARE = 1u << 9, KVB_CMD_VERSION = 1u << 10, KVB_CMD_HELP = 1u << 11,
     KVB_CMD_TOKENIZE = 1u << 12,
-    KVB_CMD_PPL = 1u << 13, KVB_CMD_SERVE_REAL = 1u << 14,
+    KVB_CMD_PPL = 1u << 13, KVB_CMD_SERVE_REAL = 1u << 14, KVB_CMD_HISTORY = 1u << 15,
     KVB_CMD_AB = 1u << 16,
 };
 

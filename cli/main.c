@@ -55,6 +55,8 @@ static const kvb_command commands[] = {
     {"ab", KVB_CMD_AB, kvb_cmd_ab,
      "BASE_REV [NEW_REV]: two commits' binaries in turn on one sweep, then compare",
      &kvb_ab_spec},
+    {"history", KVB_CMD_HISTORY, kvb_cmd_history,
+     "add|show|check: results per machine and commit, the newest judged", &kvb_history_spec},
     {"list", KVB_CMD_LIST, kvb_cmd_list, "backends, presets, storage types", &kvb_list_spec},
     {"info", KVB_CMD_INFO, kvb_cmd_info, "machine description and measured ceilings",
      &kvb_info_spec},

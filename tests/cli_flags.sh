@@ -13,7 +13,8 @@ pass=0 fail=0
 ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-CMDS="run attend serve-sim serve sweep report merge compare ab list info export tokenize ppl"
+CMDS="run attend serve-sim serve sweep report merge compare ab history list info export"
+CMDS="$CMDS tokenize ppl"
 CMDS="$CMDS version help"
 
 # --- the help of each command, and the flags it lists ---
