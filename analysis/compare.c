@@ -98,3 +98,35 @@ kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double
     if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
     return r;
 }
+
+kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const double *base,
+                                    const double *new_, int n, const kvb_cmp_opts *o)
+{
+    if (kind == KVB_CMP_EXACT || kind == KVB_CMP_TOL || n < 2)
+        return kvb_cmp_judge_floor(kind, floor, base, n, new_, n, o);
+    kvb_cmp_result r = {NAN, NAN, NAN, NAN, NAN, KVB_VERDICT_SAME};
+    double d[KVB_CMP_MAX_SAMPLES];
+    for (int i = 0; i < n; i++) {
+        if (!(base[i] > 0) || !(new_[i] > 0)) /* ratios need positive values */
+            return kvb_cmp_judge_floor(kind, floor, base, n, new_, n, o);
+        d[i] = log(new_[i] / base[i]);
+    }
+    r.base = kvb_median(base, (size_t)n);
+    r.new_ = kvb_median(new_, (size_t)n);
+    r.change = expm1(kvb_median(d, (size_t)n)); /* the median pair's ratio, less one */
+    kvb_mwu w;
+    if (kvb_wilcoxon_signed(d, (size_t)n, &w) != 0) return r; /* every pair equal: same */
+    r.p = w.p;
+    r.p_min = w.p_min;
+    if (w.p_min >= o->alpha) {
+        r.verdict = KVB_VERDICT_TOO_FEW;
+        return r;
+    }
+    double worse = kind == KVB_CMP_CEILING ? -r.change : r.change;
+    if (r.p < o->alpha && worse >= o->min_change)
+        r.verdict = KVB_VERDICT_REGRESSED;
+    else if (r.p < o->alpha && -worse >= o->min_change)
+        r.verdict = KVB_VERDICT_IMPROVED;
+    if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
+    return r;
+}

@@ -110,4 +110,15 @@ kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, cons
 kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double *base, int nb,
                                    const double *new_, int nn, const kvb_cmp_opts *o);
 
+/* Sample i of base and of new_ a pair (the same round of kvbench ab's turns:
+ * kvb_cmp_load_runs with run_medians, the same runs on both sides): sampled
+ * kinds are judged on the pairs' log ratios by the Wilcoxon signed-rank test,
+ * so what moved both sides of a round cancels; change is the median pair's
+ * ratio less one, and the verdict takes alpha and min_change as
+ * kvb_cmp_judge does (6 pairs are needed to reach p < 0.05: fewer say too few).
+ * Deterministic kinds, and pairs with a value not above 0, are judged as
+ * kvb_cmp_judge_floor judges them. */
+kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const double *base,
+                                    const double *new_, int n, const kvb_cmp_opts *o);
+
 #endif

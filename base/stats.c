@@ -143,3 +143,48 @@ int kvb_mann_whitney(const double *x, size_t nx, const double *y, size_t ny, kvb
     free(ways);
     return 0;
 }
+
+int kvb_wilcoxon_signed(const double *d, size_t n, kvb_mwu *out)
+{
+    if (n > KVB_MWU_MAX / 100) return -1;
+    ranked *r = malloc((n ? n : 1) * sizeof *r);
+    if (!r) return -1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (d[i] != 0 && !isnan(d[i])) r[m++] = (ranked){fabs(d[i]), d[i] > 0, 0};
+    if (!m) {
+        free(r);
+        return -1;
+    }
+    qsort(r, m, sizeof *r, cmp_ranked);
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        while (j + 1 < m && r[j + 1].v == r[i].v) j++;
+        for (size_t k = i; k <= j; k++) r[k].rank = (double)(i + j + 2) / 2.0;
+        i = j + 1;
+    }
+    /* ways[s]: sign patterns whose doubled positive rank sum is s */
+    size_t smax = m * (m + 1);
+    double *ways = calloc(smax + 1, sizeof *ways), pos2 = 0;
+    if (!ways) {
+        free(r);
+        return -1;
+    }
+    ways[0] = 1;
+    for (size_t i = 0; i < m; i++) {
+        size_t w = (size_t)(2 * r[i].rank + 0.5);
+        for (size_t s = smax; s >= w; s--) ways[s] += ways[s - w];
+        if (r[i].from_x) pos2 += 2 * r[i].rank;
+    }
+    double mean2 = (double)smax / 2, obs = fabs(pos2 - mean2), total = 0, extreme = 0;
+    for (size_t s = 0; s <= smax; s++) {
+        total += ways[s];
+        if (fabs((double)s - mean2) >= obs - 1e-9) extreme += ways[s];
+    }
+    out->u = pos2 / 2;
+    out->p = extreme / total;
+    out->p_min = 2 / total;
+    free(ways);
+    free(r);
+    return 0;
+}

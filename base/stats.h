@@ -40,4 +40,15 @@ enum { KVB_MWU_EXACT = 60, KVB_MWU_MAX = 100000 };
 typedef struct kvb_mwu { double u, p, p_min; } kvb_mwu;
 int kvb_mann_whitney(const double *x, size_t nx, const double *y, size_t ny, kvb_mwu *out);
 
+/* Wilcoxon signed-rank test of paired differences d (new minus base, or their
+ * logs), two-sided: whether they are centred on zero. Zeros are dropped (they
+ * favour neither side), ties of |d| share their mid-rank. u: the rank sum of
+ * the positive differences; p exact over all 2^n sign patterns of the ranks
+ * (a count per doubled rank sum, so mid-ranks stay integers), for n up to
+ * KVB_MWU_MAX / 100 nonzero pairs; p_min: 2 / 2^n, the smallest p n pairs
+ * can give (6 are needed to reach 0.05). Returns -1 with no nonzero d or too
+ * many. For runs that took turns (kvbench ab): a drift shared by both sides of
+ * a pair cancels, where Mann-Whitney counts it against them. */
+int kvb_wilcoxon_signed(const double *d, size_t n, kvb_mwu *out);
+
 #endif

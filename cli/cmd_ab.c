@@ -54,7 +54,7 @@ static const kvb_flag ab_flags[] = {
      .help = "the points both sides run (bench/sweeps/NAME.sweep or a file)", .off = OFF(def)},
     {.name = "--set", .cmds = A, .kind = KVB_FLAG_CALL, .meta = "KEY=VALUE",
      .help = "one value of the definition, as for sweep", .call = ab_set},
-    {.name = "--rounds", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 100, .def = "5",
+    {.name = "--rounds", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 64, .def = "8",
      .meta = "R", .help = "times each side runs every point (pooled per side)", .off = OFF(rounds)},
     {.name = "--out", .cmds = A, .kind = KVB_FLAG_TEXT, .meta = "DIR",
      .def_help = "results/<UTC>-ab-<base>-<new>", .help = "where both sides' rounds and the "

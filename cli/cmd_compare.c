@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", "ceiling", "exact",
                                                                "tolerance"};
@@ -124,7 +125,7 @@ typedef struct compare_opts {
     const char *side[2];
     int ns;
     const char *md, *js, *filter, *gate;
-    int quiet, any_machine, allow_missing, run_medians;
+    int quiet, any_machine, allow_missing, run_medians, paired;
     double alpha, min_change, tolerance;
 } compare_opts;
 
@@ -161,6 +162,10 @@ static const kvb_flag compare_flags[] = {
     {.name = "--run-medians", .cmds = C, .kind = KVB_FLAG_SWITCH,
      .help = "a side of several runs (runs/<n>/) gives one sample per run, its median "
              "(kvbench ab's rounds)", .off = OFF(run_medians)},
+    {.name = "--paired", .cmds = C, .kind = KVB_FLAG_SWITCH,
+     .help = "run r of BASE and run r of NEW are a pair (kvbench ab's rounds; implies "
+             "--run-medians): judged by the Wilcoxon signed-rank test on the pairs' ratios",
+     .off = OFF(paired)},
     {.name = "--filter", .cmds = C, .kind = KVB_FLAG_TEXT, .meta = "REGEX",
      .help = "compare only the cases whose name matches (extended regular expression)",
      .off = OFF(filter)},
@@ -246,6 +251,19 @@ int kvb_cmd_compare(const kvb_cli *cli, const kvb_command *self, int argc, char 
         return kvb_usage_error("--filter '%s' is not a valid extended regular expression", filter);
     kvb_cmp_set b, nw;
     char msg[1024];
+    if (co.paired) {
+        /* pairs are runs: both sides must be pools of them */
+        for (int k = 0; k < 2; k++) {
+            char runs[1200];
+            struct stat st;
+            snprintf(runs, sizeof runs, "%s/runs", side[k]);
+            if (stat(runs, &st) != 0 || !S_ISDIR(st.st_mode))
+                return kvb_usage_error("--paired: '%s' is not a pool of runs (runs/<n>/, as "
+                                       "kvbench ab writes each side)",
+                                       side[k]);
+        }
+        co.run_medians = 1;
+    }
     if (kvb_cmp_load_runs(&b, side[0], co.run_medians, msg, sizeof msg) != KVB_STATUS_OK) {
         if (filter) regfree(&re);
         return kvb_usage_error("base: %s", msg);
@@ -345,9 +363,12 @@ int kvb_cmd_compare(const kvb_cli *cli, const kvb_command *self, int argc, char 
         }
         bc[n] = &b.c[i];
         nc[n] = m;
-        res[n] = kvb_cmp_judge_floor(
-            b.c[i].kind, b.c[i].kind == KVB_CMP_TOL ? kvb_cmp_tol_floor(b.c[i].name) : 0, b.c[i].v,
-            b.c[i].n, m->v, m->n, &oc);
+        double floor = b.c[i].kind == KVB_CMP_TOL ? kvb_cmp_tol_floor(b.c[i].name) : 0;
+        /* paired only where both sides hold one sample per run of equally many runs */
+        res[n] = co.paired && b.c[i].n == m->n
+                     ? kvb_cmp_judge_paired(b.c[i].kind, floor, b.c[i].v, m->v, m->n, &oc)
+                     : kvb_cmp_judge_floor(b.c[i].kind, floor, b.c[i].v, b.c[i].n, m->v, m->n,
+                                           &oc);
         counts[res[n].verdict]++;
         n++;
     }

@@ -316,7 +316,7 @@ int kvb_ab_judge(const char *exe, const char *dir, const char *gate, double alph
                     al,
                     "--min-change",
                     mc,
-                    "--run-medians",
+                    "--paired",
                     "--markdown",
                     md,
                     "--json",

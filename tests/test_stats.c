@@ -185,12 +185,75 @@ static void test_compare_verdicts(void **state)
     assert_int_equal(kvb_cmp_judge(KVB_CMP_TOL, e1, 1, e3, 1, &o).verdict, KVB_VERDICT_REGRESSED);
 }
 
+/* exact p by hand: 6 positive differences, 2 of 64 sign patterns as far from
+ * the mean (scipy.stats.wilcoxon gives the same); mid-ranks for ties; zeros dropped */
+static void test_wilcoxon(void **state)
+{
+    (void)state;
+    kvb_mwu w;
+    double up[6] = {1, 2, 3, 4, 5, 6}, one_down[6] = {1, -2, 3, 4, 5, 6};
+    assert_int_equal(kvb_wilcoxon_signed(up, 6, &w), 0);
+    assert_true(fabs(w.p - 2.0 / 64) < 1e-12 && fabs(w.p_min - 2.0 / 64) < 1e-12);
+    assert_true(fabs(w.u - 21) < 1e-12);
+    /* W+ = 19: sums 19, 20, 21 and 0, 1, 2 are as far: 6 of 64 */
+    assert_int_equal(kvb_wilcoxon_signed(one_down, 6, &w), 0);
+    assert_true(fabs(w.p - 6.0 / 64) < 1e-12);
+    /* |d| 1, 1, 1, 2: ranks 2, 2, 2, 4; W+ 8 of 10: 8 of 16 patterns as far */
+    double ties[4] = {1, 1, -1, 2};
+    assert_int_equal(kvb_wilcoxon_signed(ties, 4, &w), 0);
+    assert_true(fabs(w.p - 0.5) < 1e-12 && fabs(w.u - 8) < 1e-12);
+    double zeros[7] = {0, 1, 2, 3, 4, 5, 6}, none[3] = {0, 0, 0};
+    assert_int_equal(kvb_wilcoxon_signed(zeros, 7, &w), 0);
+    assert_true(fabs(w.p - 2.0 / 64) < 1e-12);
+    assert_int_equal(kvb_wilcoxon_signed(none, 3, &w), -1);
+    /* five pairs cannot reach 0.05 */
+    assert_int_equal(kvb_wilcoxon_signed(up, 5, &w), 0);
+    assert_true(w.p_min > 0.05);
+}
+
+/* rounds that drift together (kvbench ab): a steady 6% in every pair is a
+ * regression the pairs see and Mann-Whitney, blind to the pairing, does not;
+ * 6% up and down in turn is not one; five pairs are too few */
+static void test_compare_paired(void **state)
+{
+    (void)state;
+    kvb_cmp_opts o = {0.05, 0.05, 0.05, (1u << KVB_CMP_KIND_COUNT) - 1};
+    double base[8], slow[8], mixed[8];
+    for (int i = 0; i < 8; i++) {
+        base[i] = 1e6 * (1 + 0.15 * (i % 4));   /* rounds 0-45% apart */
+        slow[i] = base[i] * 1.06;
+        mixed[i] = base[i] * (i % 2 ? 1.06 : 0.94);
+    }
+    kvb_cmp_result r = kvb_cmp_judge_paired(KVB_CMP_TIME, 0, base, slow, 8, &o);
+    assert_int_equal(r.verdict, KVB_VERDICT_REGRESSED);
+    assert_true(fabs(r.change - 0.06) < 1e-9 && r.p < 0.01);
+    assert_int_equal(kvb_cmp_judge(KVB_CMP_TIME, base, 8, slow, 8, &o).verdict, KVB_VERDICT_SAME);
+    assert_int_equal(kvb_cmp_judge_paired(KVB_CMP_TIME, 0, slow, base, 8, &o).verdict,
+                     KVB_VERDICT_IMPROVED);
+    assert_int_equal(kvb_cmp_judge_paired(KVB_CMP_CEILING, 0, slow, base, 8, &o).verdict,
+                     KVB_VERDICT_REGRESSED);
+    assert_int_equal(kvb_cmp_judge_paired(KVB_CMP_TIME, 0, base, mixed, 8, &o).verdict,
+                     KVB_VERDICT_SAME);
+    assert_int_equal(kvb_cmp_judge_paired(KVB_CMP_TIME, 0, base, slow, 5, &o).verdict,
+                     KVB_VERDICT_TOO_FEW);
+    /* 3% steady: significant, below min_change */
+    for (int i = 0; i < 8; i++) slow[i] = base[i] * 1.03;
+    assert_int_equal(kvb_cmp_judge_paired(KVB_CMP_TIME, 0, base, slow, 8, &o).verdict,
+                     KVB_VERDICT_SAME);
+    /* bytes stay exact */
+    double by[1] = {4096}, by2[1] = {4097};
+    assert_int_equal(kvb_cmp_judge_paired(KVB_CMP_EXACT, 0, by, by2, 1, &o).verdict,
+                     KVB_VERDICT_REGRESSED);
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
         {"stats", test_stats, 0},
         {"mann_whitney", test_mann_whitney, 0},
         {"compare_verdicts", test_compare_verdicts, 0},
+        {"wilcoxon", test_wilcoxon, 0},
+        {"compare_paired", test_compare_paired, 0},
     };
     return kvbt_main(argc, argv, "stats", all, KVBT_COUNT(all));
 }
