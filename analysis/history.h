@@ -78,5 +78,12 @@ void kvb_hist_short(const char *commit, char out[16]);
 kvb_status kvb_hist_plot(const char *dir, const kvb_hist_commit *commits, int n_commits,
                          const char *const *cases, int n_cases, const double *med, const double *lo,
                          const double *hi, int *drawn, char *msg, size_t msg_len);
+/* show's report, dir/history.md: per case a table of the commits (short id,
+ * time, subject, median, p10, p90, change from the commit before) and the
+ * chart (drawn: history.png is there). The same arrays as kvb_hist_plot. */
+kvb_status kvb_hist_report(const char *dir, const kvb_hist_commit *commits, int n_commits,
+                           const char *const *cases, int n_cases, const double *med,
+                           const double *lo, const double *hi, int drawn, char *msg,
+                           size_t msg_len);
 
 #endif

@@ -165,3 +165,43 @@ kvb_status kvb_hist_plot(const char *dir, const kvb_hist_commit *commits, int n_
     *drawn = 1;
     return KVB_STATUS_OK;
 }
+
+kvb_status kvb_hist_report(const char *dir, const kvb_hist_commit *commits, int n_commits,
+                           const char *const *cases, int n_cases, const double *med,
+                           const double *lo, const double *hi, int drawn, char *msg,
+                           size_t msg_len)
+{
+    char path[KVB_HIST_PATH];
+    snprintf(path, sizeof path, "%s/history.md", dir);
+    kvb_afile a;
+    if (kvb_afile_open(&a, path, msg, msg_len)) return KVB_STATUS_IO;
+    FILE *f = a.f;
+    fprintf(f, "# kvbench history: %d commit(s), oldest first\n\n", n_commits);
+    if (drawn)
+        fprintf(f, "![median per commit, bars p10 to p90](history.png)\n\n");
+    else
+        fprintf(f, "Chart not drawn (gnuplot is not installed): `gnuplot history.gp`.\n\n");
+    for (int i = 0; i < n_cases; i++) {
+        fprintf(f,
+                "## `%s`\n\n| commit | time | subject | median | p10 | p90 | change |\n"
+                "|---|---|---|---|---|---|---|\n",
+                cases[i]);
+        double prev = NAN;
+        for (int j = 0; j < n_commits; j++) {
+            size_t k = (size_t)i * (size_t)n_commits + (size_t)j;
+            if (isnan(med[k])) continue;
+            char s[16], ch[16] = "", subj[200];
+            kvb_hist_short(commits[j].commit, s);
+            snprintf(subj, sizeof subj, "%s", commits[j].subject);
+            for (char *c = subj; *c; c++)
+                if (*c == '|' || *c == '\n') *c = ' '; /* one table cell */
+            if (!isnan(prev) && prev != 0)
+                snprintf(ch, sizeof ch, "%+.1f%%", 100 * (med[k] / prev - 1));
+            fprintf(f, "| `%s` | %s | %s | %.5g | %.5g | %.5g | %s |\n", s,
+                    commits[j].time[0] ? commits[j].time : "-", subj, med[k], lo[k], hi[k], ch);
+            prev = med[k];
+        }
+        fputc('\n', f);
+    }
+    return kvb_afile_commit(&a, msg, msg_len) ? KVB_STATUS_IO : KVB_STATUS_OK;
+}

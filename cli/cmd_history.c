@@ -51,7 +51,8 @@ static const kvb_flag history_flags[] = {
      .def_help = "this machine's, kvbench info --cpu-key",
      .help = "show, check: the machine key whose history to read", .off = OFF(machine)},
     {.name = "--out", .cmds = H, .kind = KVB_FLAG_STRING, .meta = "DIR",
-     .help = "show: also write DIR/history.dat, history.gp and the chart history.png",
+     .help = "show: also write DIR/history.md (tables and chart), history.dat, history.gp "
+             "and the chart history.png",
      .off = OFF(out)},
     {.name = "--last", .cmds = H, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1000, .def = "5",
      .meta = "N", .help = "check: how many commits before the newest make the base",
@@ -250,9 +251,14 @@ static int do_show(const history_opts *o)
             KVB_STATUS_OK) {
             fprintf(stderr, "kvbench: %s\n", msg);
             rc = KVB_EXIT_FAIL;
+        } else if (kvb_hist_report(o->out, c, n, names, nc, med, lo, hi, drawn, msg,
+                                   sizeof msg) != KVB_STATUS_OK) {
+            fprintf(stderr, "kvbench: %s\n", msg);
+            rc = KVB_EXIT_FAIL;
         } else
-            printf("\nchart: %s/history.%s\n", o->out,
-                   drawn ? "png" : "gp (gnuplot is not installed: history.png not drawn)");
+            printf("\nchart: %s/history.%s; report: %s/history.md\n", o->out,
+                   drawn ? "png" : "gp (gnuplot is not installed: history.png not drawn)",
+                   o->out);
     }
 done_cells:
     free(med);

@@ -143,6 +143,10 @@ expect 0 "chart: $T/chart/history." show 'time_ns' --history "$H" --machine $KEY
 [ "$(grep -c '^[0-9]' "$T/chart/history.dat")" -eq 8 ] && ok \
   || bad "history.dat: 2 cases x 4 commits wanted: $(cat "$T/chart/history.dat")"
 grep -q "xtics rotate.*'c4' 3" "$T/chart/history.gp" && ok || bad "history.gp: no commit tics"
+# the report: a row per commit of each case, c4's change, the chart named
+grep -qE '^\| `c4` \|.*\| 1310.4 \|.*\| \+30\.0% \|$' "$T/chart/history.md" \
+  && [ "$(grep -c '^| `' "$T/chart/history.md")" -eq 8 ] && ok \
+  || bad "history.md: $(cat "$T/chart/history.md")"
 if command -v gnuplot >/dev/null 2>&1; then
   [ -s "$T/chart/history.png" ] && ok || bad "gnuplot is here but history.png is not"
 fi
