@@ -266,7 +266,7 @@ regress-only:
 # times included (docs/regression.md). CI runs it with BASE=HEAD~1.
 BASE      ?= HEAD~1
 NEW       ?=
-AB_ROUNDS ?= 8
+AB_ROUNDS ?= 10
 AB_FLAGS  ?=
 ab: deps
 	@$(MAKE) --no-print-directory ab-only

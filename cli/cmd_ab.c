@@ -54,19 +54,21 @@ static const kvb_flag ab_flags[] = {
      .help = "the points both sides run (bench/sweeps/NAME.sweep or a file)", .off = OFF(def)},
     {.name = "--set", .cmds = A, .kind = KVB_FLAG_CALL, .meta = "KEY=VALUE",
      .help = "one value of the definition, as for sweep", .call = ab_set},
-    {.name = "--rounds", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 64, .def = "8",
-     .meta = "R", .help = "times each side runs every point (pooled per side)", .off = OFF(rounds)},
+    {.name = "--rounds", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 64, .def = "10",
+     .meta = "R", .help = "times each side runs every point (a pair per round)",
+     .off = OFF(rounds)},
     {.name = "--out", .cmds = A, .kind = KVB_FLAG_TEXT, .meta = "DIR",
      .def_help = "results/<UTC>-ab-<base>-<new>", .help = "where both sides' rounds and the "
      "comparison go; must not exist", .off = OFF(out)},
     {.name = "--gate", .cmds = A, .kind = KVB_FLAG_TEXT, .def = "all", .meta = "all|KINDS",
      .help = "the kinds that can regress (compare's): time,ratio,ceiling,exact,tolerance",
      .off = OFF(gate)},
-    {.name = "--alpha", .cmds = A, .kind = KVB_FLAG_DOUBLE, .dlo = 1e-6, .dhi = 0.5, .def = "0.05",
-     .meta = "A", .help = "significance level of compare's Mann-Whitney U test",
+    {.name = "--alpha", .cmds = A, .kind = KVB_FLAG_DOUBLE, .dlo = 1e-6, .dhi = 0.5,
+     .def = "0.01", .meta = "A", .help = "significance level of the paired test",
      .off = OFF(alpha)},
     {.name = "--min-change", .cmds = A, .kind = KVB_FLAG_DOUBLE, .dlo = 0, .dhi = 10,
-     .def = "0.05", .meta = "F", .help = "smallest change of a median that can regress",
+     .def = "0.03", .meta = "F",
+     .help = "smallest change of the median pair's ratio that can regress",
      .off = OFF(min_change)},
     {.name = "--base-exe", .cmds = A, .kind = KVB_FLAG_STRING, .meta = "PATH",
      .help = "side a is this kvbench binary instead of a built BASE_REV", .off = OFF(exe[0])},
@@ -93,12 +95,14 @@ const kvb_cmd_spec kvb_ab_spec = {
              "NEW_REV, or without it this binary (the working tree as built). A revision is built\n"
              "from a detached git worktree into --cache/<commit>/ (kept: the next ab reuses it).\n"
              "Then R rounds: every point of the sweep (default bench/sweeps/ab.sweep: attend\n"
-             "tables and short decodes, about 20 s a round and side) runs with one binary, then\n"
+             "tables and short decodes, about 6 s a round and side) runs with one binary, then\n"
              "with the other, the side that goes first alternating point by point and round by\n"
              "round, so the machine's slow moments fall on both. Each side's rounds are\n"
-             "DIR/a/runs/<r>/ and DIR/b/runs/<r>/; compare pools them and judges b against a,\n"
-             "absolute times included (both sides ran here, minutes apart): a case regresses when\n"
-             "Mann-Whitney's p < --alpha and its median moved the wrong way by --min-change.\n"
+             "DIR/a/runs/<r>/ and DIR/b/runs/<r>/. compare --paired judges b against a,\n"
+             "absolute times included: each round gives each case its median, rounds r of a\n"
+             "and b are a pair, and a case regresses when the Wilcoxon signed-rank test on the\n"
+             "pairs' ratios gives p < --alpha and the median pair's ratio moved the wrong way by\n"
+             "--min-change (6 rounds are the fewest that can reach p < 0.05, 8 for 0.01).\n"
              "DIR/ab.csv lists every run (round, point, side, order, status, seconds);\n"
              "DIR/compare.md and compare.json the verdicts. DIR is DIR.partial until judged.",
     .epilogue = "exit status: 0 nothing regressed; 1 something did, a point failed on a side, or\n"
