@@ -52,6 +52,27 @@ double kvb_cmp_tol_floor(const char *name)
 
 /* ---- the verdict --------------------------------------------------------------- */
 
+/* a sampled case's verdict from its test (either one's p and p_min) and r.change:
+ * too few when p < alpha is out of reach, else p < alpha AND min_change the wrong
+ * way (a ceiling's drop is the wrong way); a kind out of the gate is reported */
+static kvb_cmp_result sampled_verdict(kvb_cmp_kind kind, kvb_cmp_result r, const kvb_mwu *t,
+                                      const kvb_cmp_opts *o)
+{
+    r.p = t->p;
+    r.p_min = t->p_min;
+    if (t->p_min >= o->alpha) {
+        r.verdict = KVB_VERDICT_TOO_FEW;
+        return r;
+    }
+    double worse = kind == KVB_CMP_CEILING ? -r.change : r.change; /* > 0: the wrong way */
+    if (r.p < o->alpha && worse >= o->min_change)
+        r.verdict = KVB_VERDICT_REGRESSED;
+    else if (r.p < o->alpha && -worse >= o->min_change)
+        r.verdict = KVB_VERDICT_IMPROVED;
+    if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
+    return r;
+}
+
 kvb_cmp_result kvb_cmp_judge(kvb_cmp_kind kind, const double *base, int nb, const double *new_,
                              int nn, const kvb_cmp_opts *o)
 {
@@ -84,19 +105,7 @@ kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double
         r.verdict = KVB_VERDICT_TOO_FEW;
         return r;
     }
-    r.p = m.p;
-    r.p_min = m.p_min;
-    if (m.p_min >= o->alpha) {
-        r.verdict = KVB_VERDICT_TOO_FEW;
-        return r;
-    }                                                              /* p < alpha unreachable */
-    double worse = kind == KVB_CMP_CEILING ? -r.change : r.change; /* > 0: the wrong way */
-    if (r.p < o->alpha && worse >= o->min_change)
-        r.verdict = KVB_VERDICT_REGRESSED;
-    else if (r.p < o->alpha && -worse >= o->min_change)
-        r.verdict = KVB_VERDICT_IMPROVED;
-    if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
-    return r;
+    return sampled_verdict(kind, r, &m, o);
 }
 
 kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const double *base,
@@ -116,17 +125,5 @@ kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const doubl
     r.change = expm1(kvb_median(d, (size_t)n)); /* the median pair's ratio, less one */
     kvb_mwu w;
     if (kvb_wilcoxon_signed(d, (size_t)n, &w) != 0) return r; /* every pair equal: same */
-    r.p = w.p;
-    r.p_min = w.p_min;
-    if (w.p_min >= o->alpha) {
-        r.verdict = KVB_VERDICT_TOO_FEW;
-        return r;
-    }
-    double worse = kind == KVB_CMP_CEILING ? -r.change : r.change;
-    if (r.p < o->alpha && worse >= o->min_change)
-        r.verdict = KVB_VERDICT_REGRESSED;
-    else if (r.p < o->alpha && -worse >= o->min_change)
-        r.verdict = KVB_VERDICT_IMPROVED;
-    if (!(o->gate & (1u << kind)) && r.verdict != KVB_VERDICT_SAME) r.verdict = KVB_VERDICT_INFO;
-    return r;
+    return sampled_verdict(kind, r, &w, o);
 }
