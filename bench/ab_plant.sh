@@ -1,7 +1,9 @@
 #!/bin/sh
 # ab_plant.sh PCT [REV]: prints the id of a new commit, REV (default HEAD) plus one line that
-# makes the contiguous cache's attend read PCT% more (impls/contiguous.c,
-# KVB_PLANT_CONTIG_SLOWDOWN_PCT), for measuring what `kvbench ab` catches:
+# makes the contiguous cache's attend take PCT% longer: it waits PCT% of its own time
+# (impls/contiguous.c, KVB_PLANT_CONTIG_SLOWDOWN_PCT; before 2026-12-03 the plant attended
+# PCT% of the context again, which a large last-level cache can absorb), for measuring what
+# `kvbench ab` catches:
 #   kvbench ab HEAD $(sh bench/ab_plant.sh 20)
 # The commit is on no branch (git gc drops it in time); the worktree it is made in is removed.
 set -eu
@@ -16,5 +18,5 @@ trap 'git worktree remove --force "$tmp/src" >/dev/null 2>&1; rm -rf "$tmp"' EXI
 git worktree add --quiet --detach "$tmp/src" "$base"
 sed -i "1i #define KVB_PLANT_CONTIG_SLOWDOWN_PCT $pct" "$tmp/src/impls/contiguous.c"
 git -C "$tmp/src" -c user.name=kvbench -c user.email=kvbench@localhost \
-    commit --quiet -am "plant: contiguous attend reads $pct% more (bench/ab_plant.sh)"
+    commit --quiet -am "plant: contiguous attend takes $pct% longer (bench/ab_plant.sh)"
 git -C "$tmp/src" rev-parse HEAD
