@@ -1,5 +1,6 @@
-/* quant_avx512.c: the AVX-512 and AVX512-VNNI fused loops of quant.h for 8-, 4-
- * and 2-bit codes, head_dim and group multiples of 32.
+/* quant_avx512.c: the AVX-512 fused loops of quant.h for 8-, 4- and 2-bit
+ * codes, head_dim and group multiples of 32 (the AVX512-VNNI table,
+ * quant_vnni.c, takes its values loop and its float scores from here).
  *
  * Work unit: a chunk of 32 values of one row (a group holds group/32 chunks).
  * The chunk's codes are widened to two vectors of 16 floats and dequantized
@@ -17,31 +18,6 @@
 #include "quant.h"
 
 #include <math.h>
-
-/* The query as the integer kernels see it (quant.h), in portable C built
- * everywhere: here beside the only kernels that round it (the VNNI scores). */
-void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq)
-{
-    for (int c = 0; c < n / 32; c++) {
-        float amax = 0.0f;
-        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(q[32 * c + e]));
-        float iq = amax > 0.0f ? 127.0f / amax : 0.0f;
-        sq[c] = amax / 127.0f;
-        /* the clamp first, so a huge value never reaches lrintf */
-        for (int e = 0; e < 32; e++)
-            qi[32 * c + e] = (int8_t)lrintf(fminf(fmaxf(q[32 * c + e] * iq, -127.0f), 127.0f));
-    }
-}
-
-void kvb_qround_query(const float *q, int n, float *out)
-{
-    for (int c = 0; c < n / 32; c++) {
-        int8_t qi[32];
-        float sq;
-        kvb_qquant_query(q + 32 * c, 32, qi, &sq);
-        for (int e = 0; e < 32; e++) out[32 * c + e] = sq * (float)qi[e];
-    }
-}
 
 /* GCC on x86-64 only: clang's __builtin_cpu_supports lacks some of these
  * feature names; other compilers and CPUs get the portable table. */
@@ -453,187 +429,8 @@ static const kvb_qkernels avx512 = {
     .softmax_exp = softmax_exp_avx512,
 };
 
-/* ---- AVX512-VNNI scores: integer dot products ---------------------------------
- *
- * The query is rounded to int8 per 32 values (qi = round(q / sq), sq = max|q| /
- * 127, as llama.cpp's q8_0 vec_dot does) and vpdpbusd multiplies the unsigned
- * codes by it 64 bytes at a time: no code is widened to float. Lane l of a 64-
- * byte block holds the sum over 4 bytes (q8: 4 values; q4: 4 low nibbles with
- * their query bytes, then 4 high ones, 8 values), all in one chunk, so per lane
- *     dot = d[group] * sq[chunk] * (sum qi c - zero sum qi) + m[group] * sq[chunk] * sum qi
- * The zero term starts the integer sum; d and m come from the row's f16 words,
- * spread over the lanes by one permute. Rows: R at a time, as above. */
-
-#define KVB_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
-
-typedef struct vnni_query {
-    const int8_t *qi; /* [HB][hd] bytes in block order (q4: per 128 values, 64 low then 64 high) */
-    const float   *sql;       /* [HB][nb][16] sq of each lane's chunk */
-    const int32_t *corr;      /* [HB][nb][16] -zero * sum qi over the lane (symmetric formats) */
-    const float   *qs;        /* [HB][nb][16] sq * sum qi over the lane (asymmetric formats) */
-    const int32_t *idx;       /* [nb][2][16] word index of each lane's d, and of its m */
-    int nb;                   /* 64-byte blocks per row */
-} vnni_query;
-
-static KVB_INLINE KVB_VNNI void vnni_block(const kvb_qrows *k, const int bits, const int asym,
-                                           const int HB, const int R, const vnni_query *vq, int t,
-                                           float scale, float *s, size_t s_stride)
-{
-    const int hd = k->head_dim, nb = vq->nb, nw = (hd / k->group) * (asym ? 2 : 1);
-    const __mmask16 wmask = (__mmask16)((1u << nw) - 1u);
-    __m512 acc[8];
-    for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
-    for (int r = 0; r < R; r++) {
-        const uint8_t *row = k->codes + (size_t)(t + r) * k->code_stride;
-        const uint16_t *p = k->params + (size_t)(t + r) * k->param_stride;
-        for (size_t b = 0; b < k->code_stride; b += 64)
-            _mm_prefetch((const char *)row + pf_rows(k->code_stride) * k->code_stride + b,
-                         _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + pf_rows(k->code_stride) * k->param_stride), _MM_HINT_T0);
-        __m512 words = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(wmask, p));
-        for (int b = 0; b < nb; b++) {
-            __m512 dl = _mm512_permutexvar_ps(_mm512_loadu_si512(vq->idx + b * 32), words), ml = dl;
-            if (asym) ml = _mm512_permutexvar_ps(_mm512_loadu_si512(vq->idx + b * 32 + 16), words);
-            __m512i c0 = _mm512_loadu_si512(row + 64 * b), c1 = c0;
-            if (bits == 4) {
-                const __m512i lo4 = _mm512_set1_epi8(15);
-                c1 = _mm512_and_si512(_mm512_srli_epi16(c0, 4), lo4);
-                c0 = _mm512_and_si512(c0, lo4);
-            }
-            for (int h = 0; h < HB; h++) {
-                const size_t lane = ((size_t)h * nb + b) * 16;
-                __m512i ai = asym ? _mm512_setzero_si512() : _mm512_loadu_si512(vq->corr + lane);
-                const int8_t *qb = vq->qi + (size_t)h * hd + (size_t)b * 64 * (bits == 4 ? 2 : 1);
-                ai = _mm512_dpbusd_epi32(ai, c0, _mm512_loadu_si512(qb));
-                if (bits == 4) ai = _mm512_dpbusd_epi32(ai, c1, _mm512_loadu_si512(qb + 64));
-                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(ai), dl);
-                acc[h * R + r] =
-                    _mm512_fmadd_ps(f, _mm512_loadu_ps(vq->sql + lane), acc[h * R + r]);
-                if (asym)
-                    acc[h * R + r] =
-                        _mm512_fmadd_ps(ml, _mm512_loadu_ps(vq->qs + lane), acc[h * R + r]);
-            }
-        }
-    }
-    store_scores(acc, HB, R, t, scale, s, s_stride);
-}
-
-static KVB_INLINE KVB_VNNI void vnni_heads(const kvb_qrows *k, const int bits, const int asym,
-                                           const int HB, const vnni_query *vq, float scale,
-                                           float *s, size_t s_stride)
-{
-    const int R = HB >= 4 ? 1 : 4 / HB;
-    int t = 0;
-    for (; t + R <= k->n; t += R) vnni_block(k, bits, asym, HB, R, vq, t, scale, s, s_stride);
-    for (; t < k->n; t++) vnni_block(k, bits, asym, HB, 1, vq, t, scale, s, s_stride);
-}
-
-/* Whether the integer path takes these rows: 8-bit rows of whole 64-byte blocks
- * or 4-bit rows of whole 128-value blocks, every d/m word of a row in one
- * 16-word load. */
-static int vnni_fits(const kvb_qrows *k)
-{
-    int nw = (k->head_dim / k->group) * (k->fmt->asym ? 2 : 1);
-    if (!k->params || k->fmt->bits == 2 || nw > 16) return 0;
-    return k->fmt->bits == 8 ? k->head_dim % 64 == 0 : k->head_dim % 128 == 0;
-}
-
-static KVB_INLINE KVB_VNNI void vnni_fmt(const kvb_qrows *k, const int bits, const int asym,
-                                         const int zero, int g, const float *q, float scale,
-                                         float *s, size_t s_stride, float *scratch)
-{
-    const int hd = k->head_dim, vals = bits == 8 ? 64 : 128, nb = hd / vals, np = asym ? 2 : 1;
-    /* scratch, in floats: qi (g*hd bytes), sq per chunk, then per lane sql and
-     * corr or qs, and the word indices; (2g+1)*hd floats hold it all */
-    int8_t *qi = (int8_t *)(void *)scratch;
-    float *sqc = scratch + ((size_t)g * hd + 3) / 4;       /* [hd/32] of the head at hand */
-    float *sql = sqc + hd / 32;
-    float *qs = sql + (size_t)g * nb * 16;
-    int32_t *corr = (int32_t *)(void *)qs;                 /* one or the other */
-    int32_t *idx = (int32_t *)(void *)(qs + (size_t)g * nb * 16);
-    const int per_lane = vals / 16;                        /* values a lane sums: 4 or 8 */
-    for (int b = 0; b < nb; b++)
-        for (int l = 0; l < 16; l++) {
-            int grp = (b * vals + l * per_lane) / k->group;
-            idx[b * 32 + l] = grp * np;
-            idx[b * 32 + 16 + l] = grp * np + 1;
-        }
-    for (int h = 0; h < g; h++) {
-        int8_t *qb = qi + (size_t)h * hd;
-        kvb_qquant_query(q + (size_t)h * hd, hd, qb, sqc);
-        if (bits == 4) {                         /* per 128 values: even ones, then odd ones */
-            int8_t tmp[128];
-            for (int b = 0; b < nb; b++) {
-                for (int e = 0; e < 128; e++) tmp[(e & 1) * 64 + e / 2] = qb[b * 128 + e];
-                memcpy(qb + b * 128, tmp, 128);
-            }
-        }
-        for (int b = 0; b < nb; b++)
-            for (int l = 0; l < 16; l++) {
-                const int8_t *lb = qb + (size_t)b * (bits == 4 ? 128 : 64) + 4 * l;
-                int sum = lb[0] + lb[1] + lb[2] + lb[3];
-                if (bits == 4) sum += lb[64] + lb[65] + lb[66] + lb[67];
-                size_t lane = ((size_t)h * nb + b) * 16 + (size_t)l;
-                float sq = sqc[(b * vals + l * per_lane) / 32];
-                sql[lane] = sq;
-                if (asym) qs[lane] = sq * (float)sum;
-                else      corr[lane] = -zero * sum;
-            }
-    }
-    vnni_query vq = {qi, sql, corr, qs, idx, nb};
-    for (int h0 = 0; h0 < g;) {
-        int left = g - h0, hb = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
-        vnni_query vh = vq;
-        vh.qi += (size_t)h0 * hd;
-        vh.sql += (size_t)h0 * nb * 16;
-        vh.corr += (size_t)h0 * nb * 16;
-        vh.qs += (size_t)h0 * nb * 16;
-        float *sh = s + (size_t)h0 * s_stride;
-        switch (hb) {
-        case 8:  vnni_heads(k, bits, asym, 8, &vh, scale, sh, s_stride); break;
-        case 4:  vnni_heads(k, bits, asym, 4, &vh, scale, sh, s_stride); break;
-        case 2:  vnni_heads(k, bits, asym, 2, &vh, scale, sh, s_stride); break;
-        default: vnni_heads(k, bits, asym, 1, &vh, scale, sh, s_stride); break;
-        }
-        h0 += hb;
-    }
-}
-
-/* Every row with d/m words sees the rounded query (kvb_qround_query), whichever
- * path computes it, so the table's arithmetic has one definition. */
-static KVB_VNNI void scores_vnni(const kvb_qrows *k, int g, const float *q, float scale,
-                                 float *s, size_t s_stride, float *scratch)
-{
-    if (vnni_fits(k)) {
-        if (k->fmt->bits == 8)  vnni_fmt(k, 8, 0, 128, g, q, scale, s, s_stride, scratch);
-        else if (k->fmt->asym)  vnni_fmt(k, 4, 1, 0, g, q, scale, s, s_stride, scratch);
-        else                    vnni_fmt(k, 4, 0, 8, g, q, scale, s, s_stride, scratch);
-        return;
-    }
-    if (!k->params) { scores_avx512(k, g, q, scale, s, s_stride, scratch); return; }
-    /* the float path over the rounded query: its rows go last in scratch */
-    float *qr = scratch + (size_t)(g + 1) * k->head_dim;
-    for (int h = 0; h < g; h++)
-        kvb_qround_query(q + (size_t)h * k->head_dim, k->head_dim, qr + (size_t)h * k->head_dim);
-    scores_avx512(k, g, qr, scale, s, s_stride, scratch);
-}
-
-static const kvb_qkernels avx512_vnni = {
-    .name = "avx512-vnni",
-    .rounds_query = 1,
-    .scores = scores_vnni,
-    .accum = accum_avx512,
-    .softmax_exp = softmax_exp_avx512,
-};
-
 const kvb_qkernels *kvb_qkernels_avx512(void) { return kvb_have_avx512() ? &avx512 : NULL; }
-
-const kvb_qkernels *kvb_qkernels_avx512_vnni(void)
-{
-    return kvb_have_avx512() && __builtin_cpu_supports("avx512vnni") ? &avx512_vnni : NULL;
-}
 
 #else
 const kvb_qkernels *kvb_qkernels_avx512(void) { return NULL; }
-const kvb_qkernels *kvb_qkernels_avx512_vnni(void) { return NULL; }
 #endif
