@@ -88,7 +88,7 @@ static int chunk_pos(int bits, int e)
 static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bits, const int asym,
                                                const int zero, const int HB, const int R,
                                                const float *qp, int t, float scale, float *s,
-                                               size_t s_stride)
+                                               size_t s_stride, size_t ahead)
 {
     const int hd = k->head_dim, cpg = k->group / 32, ng = hd / k->group;
     const uint8_t *row[4];
@@ -99,8 +99,7 @@ static KVB_INLINE KVB_AVX512 void scores_block(const kvb_qrows *k, const int bit
         p[r] = k->params ? k->params + (size_t)(t + r) * k->param_stride : NULL;
         /* a row is little work: ask for rows ~2 KiB ahead so several misses overlap */
         for (size_t b = 0; b < k->code_stride; b += 64)
-            _mm_prefetch((const char *)row[r] + pf_rows(k->code_stride) * k->code_stride + b,
-                         _MM_HINT_T0);
+            _mm_prefetch((const char *)row[r] + ahead + b, _MM_HINT_T0);
     }
     for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
     for (int gi = 0; gi < ng; gi++) {
@@ -127,10 +126,12 @@ static KVB_INLINE KVB_AVX512 void scores_heads(const kvb_qrows *k, const int bit
                                                float scale, float *s, size_t s_stride)
 {
     const int R = HB >= 4 ? 1 : 4 / HB;
+    const size_t ahead = pf_rows(k->code_stride) * k->code_stride;   /* one division a call */
     int t = 0;
     for (; t + R <= k->n; t += R)
-        scores_block(k, bits, asym, zero, HB, R, qp, t, scale, s, s_stride);
-    for (; t < k->n; t++) scores_block(k, bits, asym, zero, HB, 1, qp, t, scale, s, s_stride);
+        scores_block(k, bits, asym, zero, HB, R, qp, t, scale, s, s_stride, ahead);
+    for (; t < k->n; t++)
+        scores_block(k, bits, asym, zero, HB, 1, qp, t, scale, s, s_stride, ahead);
 }
 
 static KVB_INLINE KVB_AVX512 void scores_fmt(const kvb_qrows *k, const int bits, const int asym,
@@ -274,13 +275,13 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
     __m512 acc[2][2 * 8];                                  /* [head][2 * chunk] */
     for (int h = 0; h < HB; h++)
         for (int j = 0; j < 2 * NC; j++) acc[h][j] = _mm512_setzero_ps();
+    const size_t ahead = pf_rows(v->code_stride);          /* rows; one division a call */
     for (int t = 0; t < v->n; t++) {
         const uint8_t *row = v->codes + (size_t)t * v->code_stride;
         const uint16_t *p = v->params + (size_t)t * v->param_stride;
         for (size_t b = 0; b < v->code_stride; b += 64)
-            _mm_prefetch((const char *)row + pf_rows(v->code_stride) * v->code_stride + b,
-                         _MM_HINT_T0);
-        _mm_prefetch((const char *)(p + pf_rows(v->code_stride) * v->param_stride), _MM_HINT_T0);
+            _mm_prefetch((const char *)row + ahead * v->code_stride + b, _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + ahead * v->param_stride), _MM_HINT_T0);
         for (int c = 0; c < NC; c++) {
             const int gi = c / cpg;
             __m512 x0, x1;
@@ -304,33 +305,71 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
         }
 }
 
+/* d and a (x' = d*c + a) of every group of rows t0..t1-1 into co[t - t0][0][g]
+ * and co[t - t0][1][g]: one conversion per row instead of one per group and
+ * chunk pass, the same f32 values as group_coeffs. */
+static KVB_INLINE KVB_AVX512 void rows_coeffs(const kvb_qrows *v, const int asym, const int zero,
+                                              int t0, int t1, float (*co)[2][16])
+{
+    const int ng = v->head_dim / v->group, nw = ng * (asym ? 2 : 1);
+    if (nw > 16) {
+        for (int t = t0; t < t1; t++) {
+            const uint16_t *p = v->params + (size_t)t * v->param_stride;
+            for (int g = 0; g < ng; g++) {
+                float d = _cvtsh_ss(p[asym ? 2 * g : g]);
+                co[t - t0][0][g] = d;
+                co[t - t0][1][g] = asym ? _cvtsh_ss(p[2 * g + 1]) : -(float)zero * d;
+            }
+        }
+        return;
+    }
+    const __mmask16 wm = (__mmask16)((1u << nw) - 1u);
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    for (int t = t0; t < t1; t++) {
+        __m512 x = _mm512_cvtph_ps(
+            _mm256_maskz_loadu_epi16(wm, v->params + (size_t)t * v->param_stride));
+        if (asym) {
+            _mm512_storeu_ps(co[t - t0][0], _mm512_permutexvar_ps(ev, x));
+            _mm512_storeu_ps(co[t - t0][1], _mm512_permutexvar_ps(od, x));
+        } else {
+            _mm512_storeu_ps(co[t - t0][0], x);
+            _mm512_storeu_ps(co[t - t0][1], _mm512_mul_ps(_mm512_set1_ps(-(float)zero), x));
+        }
+    }
+}
+
 /* Four heads (GQA 4:1), an even number of chunks: tiles of rows walked two
  * chunks (64 values) at a time with 4 x 4 sums in registers, so each weight is
- * broadcast once per row and pair, and each row's codes are widened once. */
+ * broadcast once per row and pair, and each row's codes are widened once; the
+ * tile's d and a words are converted once first (rows_coeffs). */
 static KVB_INLINE KVB_AVX512 void accum_4heads(const kvb_qrows *v, const int bits, const int asym,
                                                const int zero, const float *w, size_t w_stride,
                                                float *op)
 {
     const int nc = v->head_dim / 32, cpg = v->group / 32;
+    _Alignas(64) float co[TILE][2][16];                  /* [row][d, a][group] */
     for (int t0 = 0; t0 < v->n; t0 += TILE) {
         int t1 = t0 + TILE < v->n ? t0 + TILE : v->n;
+        rows_coeffs(v, asym, zero, t0, t1, co);
         for (int c = 0; c < nc; c += 2) {
+            const int g0 = c / cpg, g1 = (c + 1) / cpg;
             __m512 acc[4][4];
             for (int h = 0; h < 4; h++)
                 for (int j = 0; j < 4; j++) acc[h][j] = _mm512_setzero_ps();
             for (int t = t0; t < t1; t++) {
                 const uint8_t *row = v->codes + (size_t)t * v->code_stride;
-                const uint16_t *p = v->params + (size_t)t * v->param_stride;
                 if (c == 0) {
                     const char *nr = (const char *)(row + (size_t)TILE * v->code_stride);
                     for (size_t b = 0; b < v->code_stride; b += 64)
                         _mm_prefetch(nr + b, _MM_HINT_T0);
                 }
-                __m512 x[4], d0, a0, d1, a1;
+                __m512 x[4];
+                const float(*cf)[16] = co[t - t0];
+                const __m512 d0 = _mm512_set1_ps(cf[0][g0]), a0 = _mm512_set1_ps(cf[1][g0]);
+                const __m512 d1 = _mm512_set1_ps(cf[0][g1]), a1 = _mm512_set1_ps(cf[1][g1]);
                 load_chunk(bits, row, c, &x[0], &x[1]);
                 load_chunk(bits, row, c + 1, &x[2], &x[3]);
-                group_coeffs(asym, zero, p, c / cpg, &d0, &a0);
-                group_coeffs(asym, zero, p, (c + 1) / cpg, &d1, &a1);
                 x[0] = _mm512_fmadd_ps(x[0], d0, a0);
                 x[1] = _mm512_fmadd_ps(x[1], d0, a0);
                 x[2] = _mm512_fmadd_ps(x[2], d1, a1);
