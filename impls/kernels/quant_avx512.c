@@ -271,10 +271,17 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
                                                 const float *w, size_t w_stride, float *op,
                                                 float *cst)
 {
-    const int cpg = v->group / 32, ng = v->head_dim / v->group;
+    const int cpg = v->group / 32, ng = v->head_dim / v->group, nw = ng * (asym ? 2 : 1);
+    const __mmask16 wm = (__mmask16)((1u << nw) - 1u);       /* head_dim <= 128: nw <= 8 */
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
     __m512 acc[2][2 * 8];                                  /* [head][2 * chunk] */
-    for (int h = 0; h < HB; h++)
+    __m512 asum[2];                                        /* [head], lanes: groups */
+    _Alignas(64) float wd[2][16];                          /* [head][group]: w d of the row */
+    for (int h = 0; h < HB; h++) {
+        asum[h] = _mm512_setzero_ps();
         for (int j = 0; j < 2 * NC; j++) acc[h][j] = _mm512_setzero_ps();
+    }
     const size_t ahead = pf_rows(v->code_stride);          /* rows; one division a call */
     for (int t = 0; t < v->n; t++) {
         const uint8_t *row = v->codes + (size_t)t * v->code_stride;
@@ -282,20 +289,31 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
         for (size_t b = 0; b < v->code_stride; b += 64)
             _mm_prefetch((const char *)row + ahead * v->code_stride + b, _MM_HINT_T0);
         _mm_prefetch((const char *)(p + ahead * v->param_stride), _MM_HINT_T0);
+        /* the row's words in one conversion; w d and w a for every group at once */
+        const __m512 x = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(wm, p));
+        const __m512 dv = asym ? _mm512_permutexvar_ps(ev, x) : x;
+        const __m512 av = asym ? _mm512_permutexvar_ps(od, x)
+                               : _mm512_mul_ps(_mm512_set1_ps(-(float)zero), x);
+        for (int h = 0; h < HB; h++) {
+            const __m512 wt = _mm512_set1_ps(w[(size_t)h * w_stride + t]);
+            _mm512_store_ps(wd[h], _mm512_mul_ps(wt, dv));
+            asum[h] = _mm512_add_ps(asum[h], _mm512_mul_ps(wt, av));
+        }
         for (int c = 0; c < NC; c++) {
             const int gi = c / cpg;
             __m512 x0, x1;
             load_chunk(bits, row, c, &x0, &x1);
-            float d = _cvtsh_ss(p[asym ? 2 * gi : gi]);
-            float a = asym ? _cvtsh_ss(p[2 * gi + 1]) : -(float)zero * d;
             for (int h = 0; h < HB; h++) {
-                float wt = w[(size_t)h * w_stride + t];
-                __m512 wd = _mm512_set1_ps(wt * d);
-                acc[h][2 * c] = _mm512_fmadd_ps(wd, x0, acc[h][2 * c]);
-                acc[h][2 * c + 1] = _mm512_fmadd_ps(wd, x1, acc[h][2 * c + 1]);
-                if (c % cpg == 0) cst[h * ng + gi] += wt * a;
+                const __m512 wdb = _mm512_set1_ps(wd[h][gi]);
+                acc[h][2 * c] = _mm512_fmadd_ps(wdb, x0, acc[h][2 * c]);
+                acc[h][2 * c + 1] = _mm512_fmadd_ps(wdb, x1, acc[h][2 * c + 1]);
             }
         }
+    }
+    for (int h = 0; h < HB; h++) {
+        _Alignas(64) float al[16];
+        _mm512_store_ps(al, asum[h]);
+        for (int g = 0; g < ng; g++) cst[h * ng + g] += al[g];
     }
     for (int h = 0; h < HB; h++)
         for (int c = 0; c < NC; c++) {
