@@ -16,17 +16,19 @@
  * ahead; the tiled loops prefetch the next tile. */
 #include "kernels.h"
 
-/* 4 rows ahead suits the Xeon the SIMD loops were first tuned on (more rows were
- * slower there); on AMD Zen 5, 4 rows (1 KiB of f16) leave the stream short of
- * misses in flight, so AMD prefetches about 6 KiB ahead; other CPUs keep 4 rows
- * (the A/B runs: docs/tuning.md). Targets past a run's end are redirected to the
- * next runs (below), which a paged cache needs at this distance. */
+/* How far ahead the loops prefetch: about 4 KiB, at least 4 rows (16 rows of
+ * head_dim-128 f16, 8 of f32). 4 rows (1 KiB of f16) leave the stream short of
+ * misses in flight: on AMD Zen 5 about 6 KiB ahead was best, and on the Xeon VM
+ * in 2026-12 4 KiB beat 4 rows for f16 and for GQA (the A/B runs:
+ * docs/tuning.md). Targets past a run's end are redirected to the next runs
+ * (below), which a paged cache needs at this distance. */
 size_t kvb_attend_prefetch_bytes(size_t row_bytes)
 {
-    size_t rows = 4;
+    size_t bytes = 4096;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_is("amd")) rows = (6144 + row_bytes - 1) / (row_bytes ? row_bytes : 1);
+    if (__builtin_cpu_is("amd")) bytes = 6144;
 #endif
+    size_t rows = (bytes + row_bytes - 1) / (row_bytes ? row_bytes : 1);
     return (rows < 4 ? 4 : rows) * row_bytes;
 }
 
