@@ -110,6 +110,14 @@ extern const kvb_qkernels kvb_qkernels_portable;
 const kvb_qkernels *kvb_qkernels_avx512(void);
 const kvb_qkernels *kvb_qkernels_avx512_vnni(void);
 
+/* The AVX-512 table's scores and accum, which the VNNI table shares (its values,
+ * and the rows its integer scores do not take). Defined in x86-64 GCC builds
+ * only; call them only where kvb_qkernels_avx512() is non-NULL. */
+void kvb_qscores_avx512(const kvb_qrows *k, int g, const float *q, float scale, float *s,
+                        size_t s_stride, float *scratch);
+void kvb_qaccum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_stride, float *out,
+                       float *scratch);
+
 /* The table called name ("portable", "avx512", "avx512-vnni"); NULL with why
  * set when the name is unknown or this CPU lacks it, or the shape does not
  * suit it (SIMD tables need head_dim and group multiples of 32). */

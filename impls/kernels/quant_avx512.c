@@ -1,6 +1,7 @@
 /* quant_avx512.c: the AVX-512 fused loops of quant.h for 8-, 4- and 2-bit
  * codes, head_dim and group multiples of 32 (the AVX512-VNNI table,
- * quant_vnni.c, takes its values loop and its float scores from here).
+ * quant_vnni.c, takes its values loop and its float scores from here:
+ * kvb_qscores_avx512 and kvb_qaccum_avx512).
  *
  * Work unit: a chunk of 32 values of one row (a group holds group/32 chunks).
  * The chunk's codes are widened to two vectors of 16 floats and dequantized
@@ -452,8 +453,8 @@ static KVB_INLINE KVB_AVX512 void accum_fmt(const kvb_qrows *v, const int bits, 
 
 /* One instance per format: (bits, asym, zero) of q8, q4, q4_1 and q2 as
  * constants. Without params (per-channel keys) the codes enter raw. */
-static KVB_AVX512 void scores_avx512(const kvb_qrows *k, int g, const float *q, float scale,
-                                     float *s, size_t s_stride, float *scratch)
+KVB_AVX512 void kvb_qscores_avx512(const kvb_qrows *k, int g, const float *q, float scale,
+                                   float *s, size_t s_stride, float *scratch)
 {
     switch (k->fmt->bits) {
     case 8:  scores_fmt(k, 8, 0, 128, g, q, scale, s, s_stride, scratch); break;
@@ -465,8 +466,8 @@ static KVB_AVX512 void scores_avx512(const kvb_qrows *k, int g, const float *q, 
     }
 }
 
-static KVB_AVX512 void accum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_stride,
-                                    float *out, float *scratch)
+KVB_AVX512 void kvb_qaccum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_stride,
+                                  float *out, float *scratch)
 {
     switch (v->fmt->bits) {
     case 8:  accum_fmt(v, 8, 0, 128, g, w, w_stride, out, scratch); break;
@@ -481,8 +482,8 @@ static KVB_AVX512 void accum_avx512(const kvb_qrows *v, int g, const float *w, s
 static const kvb_qkernels avx512 = {
     .name = "avx512",
     .rounds_query = 0,
-    .scores = scores_avx512,
-    .accum = accum_avx512,
+    .scores = kvb_qscores_avx512,
+    .accum = kvb_qaccum_avx512,
     .softmax_exp = softmax_exp_avx512,
 };
 

@@ -1,7 +1,8 @@
 /* quant_vnni.c: the AVX512-VNNI table of quant.h: key scores as integer dot
  * products of the codes with the query rounded to int8 (kvb_qquant_query, here
  * in portable C beside the only kernels that round it); values, 2-bit codes
- * and rows that do not fit go through the AVX-512 table's loops (quant_avx512.c).
+ * and rows that do not fit go through the AVX-512 table's loops
+ * (kvb_qscores_avx512, kvb_qaccum_avx512 in quant_avx512.c).
  *
  * Contract: the scores of rows with d/m words are exact for the rounded query
  * (quant.h's rounds_query), whichever path computes them. Compiled for any
@@ -116,12 +117,12 @@ static KVB_INLINE KVB_VNNI void vnni_rows16(const kvb_qrows *k, const int bits, 
         /* 16 rows' words in at most 128 bytes: one permute per word slot */
         const __mmask32 m0 = nw == 1 ? 0xFFFFu : 0xFFFFFFFFu, m1 = nw == 4 ? 0xFFFFFFFFu : 0;
         __m512i lo = _mm512_maskz_loadu_epi16(m0, p0), hi = _mm512_maskz_loadu_epi16(m1, p0 + 32);
-        for (int w = 0; w < nw; w++) {
-            const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20,
-                                                  19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8,
-                                                  7, 6, 5, 4, 3, 2, 1, 0);
-            const __m512i nwv = _mm512_set1_epi16((short)nw), wv = _mm512_set1_epi16((short)w);
-            const __m512i idx = _mm512_add_epi16(_mm512_mullo_epi16(lane, nwv), wv);
+        const __m512i lane = _mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19,
+                                              18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
+                                              4, 3, 2, 1, 0);
+        const __m512i first = _mm512_mullo_epi16(lane, _mm512_set1_epi16((short)nw));
+        for (int w = 0; w < nw; w++) {          /* word w of row r: r nw + w */
+            const __m512i idx = _mm512_add_epi16(first, _mm512_set1_epi16((short)w));
             _mm256_storeu_si256((__m256i *)(void *)words[w],
                                 _mm512_castsi512_si256(_mm512_permutex2var_epi16(lo, idx, hi)));
         }
@@ -262,26 +263,19 @@ static KVB_VNNI void scores_vnni(const kvb_qrows *k, int g, const float *q, floa
         else                    vnni_fmt(k, 4, 0, 8, g, q, scale, s, s_stride, scratch);
         return;
     }
-    const kvb_qkernels *fl = kvb_qkernels_avx512();        /* non-NULL where this runs */
-    if (!k->params) { fl->scores(k, g, q, scale, s, s_stride, scratch); return; }
+    if (!k->params) { kvb_qscores_avx512(k, g, q, scale, s, s_stride, scratch); return; }
     /* the float path over the rounded query: its rows go last in scratch */
     float *qr = scratch + (size_t)(g + 1) * k->head_dim;
     for (int h = 0; h < g; h++)
         kvb_qround_query(q + (size_t)h * k->head_dim, k->head_dim, qr + (size_t)h * k->head_dim);
-    fl->scores(k, g, qr, scale, s, s_stride, scratch);
-}
-
-static KVB_VNNI void accum_vnni(const kvb_qrows *v, int g, const float *w, size_t w_stride,
-                                float *out, float *scratch)
-{
-    kvb_qkernels_avx512()->accum(v, g, w, w_stride, out, scratch);
+    kvb_qscores_avx512(k, g, qr, scale, s, s_stride, scratch);
 }
 
 static const kvb_qkernels avx512_vnni = {
     .name = "avx512-vnni",
     .rounds_query = 1,
     .scores = scores_vnni,
-    .accum = accum_vnni,
+    .accum = kvb_qaccum_avx512,
     .softmax_exp = softmax_exp_avx512,
 };
 
