@@ -247,14 +247,16 @@ static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB,
  * tiles of PAIR_ROWS rows (global index), each read whole, front to back, by
  * two passes of two heads (16 sums in registers), the second pass from L1.
  * Against 64-column tiles (dense_values_tiles) it reads rows in order, which
- * the hardware prefetchers follow, and spreads the next tile's software
- * prefetches over both passes; 32 rows keep a tile and the next in L1 even in
- * f32 (64 rows do not; docs/tuning.md). */
+ * the hardware prefetchers follow; the first pass prefetches whole rows pf
+ * bytes on, as the key loop does (the next tile's lines spread over both
+ * passes, 32 rows on, left f32 GQA 7-13% slower on the Xeon VM:
+ * docs/tuning.md); 32 rows keep a tile in L1 even in f32. */
 static KVB_INLINE KVB_AVX512 void dense_values_pairs(const int dt, const int NC16,
                                                      const kvb_kv_run *runs, size_t row_bytes,
-                                                     int n, const float *w, size_t w_stride,
-                                                     float *out, int hd)
+                                                     size_t pf, int n, const float *w,
+                                                     size_t w_stride, float *out, int hd)
 {
+    const int pfr = (int)(pf / row_bytes);
     row_cursor start = {runs, 0, 0};
     for (int t0 = 0; t0 < n; t0 += PAIR_ROWS) {
         int t1 = t0 + PAIR_ROWS < n ? t0 + PAIR_ROWS : n;
@@ -267,10 +269,8 @@ static KVB_INLINE KVB_AVX512 void dense_values_pairs(const int dt, const int NC1
             const float *w0 = w + (size_t)hp * w_stride, *w1 = w0 + w_stride;
             for (int t = t0; t < t1; t++) {
                 const char *row = cursor_next(&cur, row_bytes);
-                /* the row a tile on, half its lines a pass */
-                const char *next = cursor_ahead(&cur, row_bytes, PAIR_ROWS, t, n);
-                for (size_t b = 64 * (size_t)(hp / 2); next && b < row_bytes; b += 128)
-                    _mm_prefetch(next + b, _MM_HINT_T0);
+                /* the first pass reads from memory: the row pfr on, whole */
+                if (hp == 0) prefetch_line_row(cursor_ahead(&cur, row_bytes, pfr, t, n), row_bytes);
                 __m512 a0 = _mm512_set1_ps(w0[t]), a1 = _mm512_set1_ps(w1[t]);
                 for (int c = 0; c < NC16; c++) {
                     __m512 x = load16(dt, row, 16 * c);
@@ -333,9 +333,9 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
             else
                 dense_values_rows(dt, 1, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         } else if (hb == 4 && hd == 128)
-            dense_values_pairs(dt, 8, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_pairs(dt, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         else if (hb == 4 && hd == 64)
-            dense_values_pairs(dt, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_pairs(dt, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         else if (hb == 4 && hd % 64 == 0)
             dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
         else if (hb == 8)
