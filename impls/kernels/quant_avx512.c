@@ -7,9 +7,10 @@
  * The chunk's codes are widened to two vectors of 16 floats and dequantized
  * with one FMA each (x' = d*c + a; the value passes look 4-bit codes up in a
  * 16-entry table instead, bit for bit the same: q4_codes, q4_lookup); every
- * query head of the GQA group then uses them, so a row is read and converted once per KV head. 4-bit chunks come out
- * as (even elements, odd elements): queries are permuted into that order once
- * per call and the value sums are un-permuted once at the end.
+ * query head of the GQA group then uses them, so a row is read and converted
+ * once per KV head. 4-bit chunks come out as (even elements, odd elements):
+ * queries are permuted into that order once per call and the value sums are
+ * un-permuted once at the end.
  * Scores keep one accumulator per (head, row) for blocks of 4 such pairs, whose
  * horizontal sums share one shuffle tree; values walk a tile of rows per chunk
  * with two accumulators per head, so sums stay in registers. Format, head and
