@@ -127,3 +127,17 @@ kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const doubl
     if (kvb_wilcoxon_signed(d, (size_t)n, &w) != 0) return r; /* every pair equal: same */
     return sampled_verdict(kind, r, &w, o);
 }
+
+int kvb_cmp_ratio_explained(const kvb_cmp_case *c, const kvb_cmp_case *const *cases,
+                            const kvb_cmp_result *res, int n)
+{
+    if (c->kind != KVB_CMP_RATIO || !c->num[0] || !c->den[0]) return 0;
+    int den = 0, num = 0;
+    for (int i = 0; i < n; i++) {
+        if (cases[i]->kind != KVB_CMP_TIME) continue;
+        if (!strcmp(cases[i]->name, c->den)) den = res[i].verdict == KVB_VERDICT_IMPROVED;
+        if (!strcmp(cases[i]->name, c->num))
+            num = res[i].verdict != KVB_VERDICT_REGRESSED && res[i].verdict != KVB_VERDICT_TOO_FEW;
+    }
+    return den && num;
+}

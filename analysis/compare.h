@@ -23,7 +23,10 @@
  * the wrong way by at least min_change; a pair of sample sizes that cannot
  * reach alpha is reported as too few, not judged. Only the kinds in the
  * options' gate mask can regress; the caller leaves absolute times out of it
- * when the sides ran on different machines. */
+ * when the sides ran on different machines. Where times are gated, a RATIO
+ * that regressed only because the time it divides by improved (its own time
+ * did not regress) is not a regression: kvbench compare reports it as changed,
+ * not gated (kvb_cmp_ratio_explained). */
 #ifndef KVB_COMPARE_H
 #define KVB_COMPARE_H
 
@@ -45,6 +48,8 @@ typedef struct kvb_cmp_case {
                                * "" where the result does not say, "mixed" when pooled
                                * runs disagree */
     int load; /* the file load that made it: one file naming a case twice is refused */
+    char num[224], den[224];  /* RATIO: the TIME cases it is the quotient of (its own
+                               * and the contiguous one timed beside it); "" otherwise */
 } kvb_cmp_case;
 
 typedef struct kvb_cmp_set {
@@ -118,6 +123,12 @@ kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double
  * kvb_cmp_judge does (6 pairs are needed to reach p < 0.05: fewer say too few).
  * Deterministic kinds, and pairs with a value not above 0, are judged as
  * kvb_cmp_judge_floor judges them. */
+/* 1 when the RATIO case c regressed for its denominator alone: the TIME case
+ * named c->den was judged improved and the one named c->num was judged and did
+ * not regress. cases[i] and res[i] are the judged cases and their verdicts. */
+int kvb_cmp_ratio_explained(const kvb_cmp_case *c, const kvb_cmp_case *const *cases,
+                            const kvb_cmp_result *res, int n);
+
 kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const double *base,
                                     const double *new_, int n, const kvb_cmp_opts *o);
 

@@ -418,6 +418,10 @@ void kvb_cmp_load_attend(ld *L, const char *path, const char *prefix)
                 b->threads != a->threads || b->n != a->n)
                 continue;
             c = add_case(L, path, KVB_CMP_RATIO, "%s%s/vs_contiguous", prefix, a->name);
+            if (c) {
+                snprintf(c->num, sizeof c->num, "%s%s/time_ns", prefix, a->name);
+                snprintf(c->den, sizeof c->den, "%s%s/time_ns", prefix, b->name);
+            }
             for (int k = 0; c && k < a->n; k++) push(c, a->t[k] / b->t[k]);
             break;
         }

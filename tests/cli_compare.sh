@@ -109,6 +109,29 @@ grep -q "$m" "$T/out" && ok || bad "stale: gate line $(grep gated "$T/out")"
 cmp_expect 1 "REGRESSED: attend-x:attend(backend=quant,dt=q8" "$T/stale" "$T/q8coarse" \
   --gate ratio,exact,tolerance
 
+# --- a ratio that rose only because the contiguous time it divides by fell (kvbench ab of
+# a faster contiguous attend): with times gated, not a regression; without them, it is.
+# Rounds set by hand (Q for the quantized row, C for the contiguous one), five each ---
+set_rounds() {
+  awk -F, -v q="$3" -v c="$4" 'BEGIN { OFS = "," }
+    NR > 1 { b = $0 ~ /backend=quant/ ? q : c; o = "";
+      for (i = 0; i < 5; i++) o = o (i ? ";" : "") (b + i); $NF = o } { print }' \
+    "$1/$A" > "$2/$A"
+}
+for d in r_base r_fastc r_fastslow; do cp -R "$T/base" "$T/$d"; done
+set_rounds "$T/base" "$T/r_base" 1000 500
+set_rounds "$T/base" "$T/r_fastc" 1000 250
+set_rounds "$T/base" "$T/r_fastslow" 3000 250
+m="ratio: 1 case(s) not gated: the contiguous time they divide by improved"
+cmp_expect 0 "$m" "$T/r_base" "$T/r_fastc" --gate all
+grep -q "^compare: .* 0 regressed, 1 improved" "$T/out" && ok \
+  || bad "faster contiguous: $(grep '^compare:' "$T/out")"
+cmp_expect 1 "/vs_contiguous +" "$T/r_base" "$T/r_fastc" --gate ratio
+# the quantized time slower too: the ratio stays a regression beside its own time
+cmp_expect 1 "/vs_contiguous +" "$T/r_base" "$T/r_fastslow" --gate all
+grep -q "REGRESSED: attend-x:attend(backend=quant,dt=q8,.*/time_ns" "$T/out" && ok \
+  || bad "faster contiguous, slower quant: $(grep REGRESSED "$T/out")"
+
 # --- unusable input: exit 2, the file and line named ---
 cp -R "$T/base" "$T/trunc" && head -c -40 "$T/base/$A" > "$T/trunc/$A"
 cmp_expect 2 "trunc/$A' line" "$T/trunc" "$T/base"
