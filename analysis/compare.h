@@ -123,13 +123,13 @@ kvb_cmp_result kvb_cmp_judge_floor(kvb_cmp_kind kind, double floor, const double
  * kvb_cmp_judge does (6 pairs are needed to reach p < 0.05: fewer say too few).
  * Deterministic kinds, and pairs with a value not above 0, are judged as
  * kvb_cmp_judge_floor judges them. */
+kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const double *base,
+                                    const double *new_, int n, const kvb_cmp_opts *o);
+
 /* 1 when the RATIO case c regressed for its denominator alone: the TIME case
  * named c->den was judged improved and the one named c->num was judged and did
  * not regress. cases[i] and res[i] are the judged cases and their verdicts. */
 int kvb_cmp_ratio_explained(const kvb_cmp_case *c, const kvb_cmp_case *const *cases,
                             const kvb_cmp_result *res, int n);
-
-kvb_cmp_result kvb_cmp_judge_paired(kvb_cmp_kind kind, double floor, const double *base,
-                                    const double *new_, int n, const kvb_cmp_opts *o);
 
 #endif

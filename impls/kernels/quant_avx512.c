@@ -6,7 +6,7 @@
  * Work unit: a chunk of 32 values of one row (a group holds group/32 chunks).
  * The chunk's codes are widened to two vectors of 16 floats and dequantized
  * with one FMA each (x' = d*c + a; the value passes look 4-bit codes up in a
- * 16-entry table instead, bit for bit the same: q4_codes, q4_lookup); every
+ * 16-entry table instead, bit for bit the same: q4_pick, q4_lookup); every
  * query head of the GQA group then uses them, so a row is read and converted
  * once per KV head. 4-bit chunks come out as (even elements, odd elements):
  * queries are permuted into that order once per call and the value sums are
@@ -79,19 +79,25 @@ static KVB_INLINE KVB_AVX512 void group_coeffs(const int asym, const int zero, c
     *a = _mm512_set1_ps(asym ? _cvtsh_ss(w[1]) : -(float)zero * df);
 }
 
-/* Chunk c of a 4-bit row as load_chunk gives it, bit for bit, in 4 vector
- * instructions instead of 5: vpermps reads the low 4 bits of each widened byte
- * (the low nibble, or after a shift the high one) as an index into the 16
- * codes as floats, so no mask and no conversion. Only where the loop has the
- * shuffle port to spare: in the key passes, whose sums share shuffle trees,
- * and for the 2-bit codes, the same swap measured slower (docs/tuning.md). */
-static KVB_INLINE KVB_AVX512 void q4_codes(const uint8_t *row, int c, __m512 *x0, __m512 *x1)
+/* Chunk c of a 4-bit row through a 16-entry table: vpermps reads the low 4
+ * bits of each widened byte (the low nibble, or after a shift the high one) as
+ * the index, so no mask and no conversion. With lut = 0..15 it gives the codes
+ * as load_chunk does, bit for bit, in 4 vector instructions instead of 5. The
+ * value passes use it; the key passes and the 2-bit codes do not: there the
+ * same swap measured slower, the shuffle port being busy with the key passes'
+ * sum trees (docs/tuning.md). */
+static KVB_INLINE KVB_AVX512 void q4_pick(const uint8_t *row, int c, __m512 lut, __m512 *x0,
+                                          __m512 *x1)
 {
-    const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i b =
         _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
-    *x0 = _mm512_permutexvar_ps(b, iota);
-    *x1 = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), iota);
+    *x0 = _mm512_permutexvar_ps(b, lut);
+    *x1 = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), lut);
+}
+
+static KVB_INLINE KVB_AVX512 __m512 q4_iota(void)
+{
+    return _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
 }
 
 /* Position in chunk order of element e of a 32-value chunk. */
@@ -320,7 +326,7 @@ static KVB_INLINE KVB_AVX512 void accum_rows_nc(const kvb_qrows *v, const int bi
         for (int c = 0; c < NC; c++) {
             const int gi = c / cpg;
             __m512 x0, x1;
-            if (bits == 4) q4_codes(row, c, &x0, &x1);
+            if (bits == 4) q4_pick(row, c, q4_iota(), &x0, &x1);
             else           load_chunk(bits, row, c, &x0, &x1);
             for (int h = 0; h < HB; h++) {
                 const __m512 wdb = _mm512_set1_ps(wd[h][gi]);
@@ -377,25 +383,16 @@ static KVB_INLINE KVB_AVX512 void rows_coeffs(const kvb_qrows *v, const int asym
 }
 
 /* 4-bit chunks c and c + 1 of a row, dequantized, as load_chunk and one FMA
- * each give them, bit for bit: the 16 values a group's codes can take, d*i + a
- * for i = 0..15 (the same single-rounded FMA), and vpermps picks each lane's
- * from the low 4 bits of its widened byte (the low nibble, or after a shift the
- * high one). 5 vector instructions a chunk instead of 7: no masking, no
- * int-to-float conversions, one FMA per group and row instead of one per 16
- * values. */
+ * each give them, bit for bit: the table holds the 16 values a group's codes
+ * can take, d*i + a for i = 0..15 (the same single-rounded FMA). 5 vector
+ * instructions a chunk instead of 7: one FMA per group and row instead of one
+ * per 16 values. */
 static KVB_INLINE KVB_AVX512 void q4_lookup(const uint8_t *row, int c, __m512 d0, __m512 a0,
                                             __m512 d1, __m512 a1, __m512 *x)
 {
-    const __m512 iota = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512 lut0 = _mm512_fmadd_ps(iota, d0, a0), lut1 = _mm512_fmadd_ps(iota, d1, a1);
-    const __m512i b0 =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c)));
-    const __m512i b1 =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * c + 16)));
-    x[0] = _mm512_permutexvar_ps(b0, lut0);
-    x[1] = _mm512_permutexvar_ps(_mm512_srli_epi32(b0, 4), lut0);
-    x[2] = _mm512_permutexvar_ps(b1, lut1);
-    x[3] = _mm512_permutexvar_ps(_mm512_srli_epi32(b1, 4), lut1);
+    const __m512 iota = q4_iota();
+    q4_pick(row, c, _mm512_fmadd_ps(iota, d0, a0), &x[0], &x[1]);
+    q4_pick(row, c + 1, _mm512_fmadd_ps(iota, d1, a1), &x[2], &x[3]);
 }
 
 /* Four heads (GQA 4:1), an even number of chunks: tiles of rows walked two
