@@ -1,8 +1,9 @@
 #!/bin/sh
 # ab_calibrate.sh RUNS BASE NEW [ab flags...]: RUNS runs of `kvbench ab BASE NEW`, a line
-# each: exit status, cases regressed (named), seconds, and the change of each time case of
-# the contiguous attend (the case bench/ab_plant.sh slows); then how many runs failed. With
-# BASE = NEW it counts false alarms, with NEW = $(sh bench/ab_plant.sh PCT) detections.
+# each: exit status, seconds, the cases the first rounds flagged (named) and those the rerun
+# confirmed (kvbench ab --confirm), and the change of each time case of the contiguous
+# attend in the first rounds (the case bench/ab_plant.sh slows); then how many runs failed.
+# With BASE = NEW it counts false alarms, with NEW = $(sh bench/ab_plant.sh PCT) detections.
 # KVB names the binary (default build/kvbench); results under results/ab-calibrate-<UTC>/.
 set -u
 runs=${1:?usage: ab_calibrate.sh RUNS BASE NEW [ab flags...]}
@@ -25,7 +26,11 @@ while [ "$i" -le "$runs" ]; do
         sed 's/^[^:]*://' | tr '\n' ' ')
   cont=$(grep '"kind": "time"' "$js" 2>/dev/null | grep 'attend(backend=contiguous' |
          sed -n 's/.*"change": \([-0-9.e+]*\).*"p": \([0-9.e+-]*\).*/\1 (p \2)/p' | tr '\n' ' ')
-  echo "run $i: exit $rc, ${took} s; regressed: ${reg:-none}; contiguous attend: $cont"
+  conf=$(grep '^REGRESSED (confirmed): ' "$out/$i/confirm.txt" 2>/dev/null |
+         sed 's/^REGRESSED (confirmed): [^:]*:\([^ ]*\) .*/\1/' | tr '\n' ' ')
+  [ -f "$out/$i/confirm.txt" ] || conf="(no rerun)"
+  echo "run $i: exit $rc, ${took} s; flagged: ${reg:-none}; confirmed: ${conf:-none};" \
+       "contiguous attend: $cont"
   i=$((i + 1))
 done
 echo "ab_calibrate: $failed of $runs runs failed ($out)"

@@ -5,11 +5,13 @@
  * ran on this machine minutes apart. DIR is DIR.partial until judged. */
 #define _GNU_SOURCE /* strsignal */
 #include "cli.h"
+#include "../analysis/compare.h"
 #include "../base/afile.h"
 #include "../harness/results.h"
 #include "../harness/sweep.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -24,7 +26,7 @@ typedef struct ab_opts {
     const char *rev[2];
     int nrev;
     const char *def, *out, *gate, *cache, *exe[2];
-    int rounds, jobs, quiet;
+    int rounds, confirm, jobs, quiet;
     double alpha, min_change;
 } ab_opts;
 
@@ -57,6 +59,10 @@ static const kvb_flag ab_flags[] = {
     {.name = "--rounds", .cmds = A, .kind = KVB_FLAG_INT, .lo = 1, .hi = 64, .def = "10",
      .meta = "R", .help = "times each side runs every point (a pair per round)",
      .off = OFF(rounds)},
+    {.name = "--confirm", .cmds = A, .kind = KVB_FLAG_INT, .lo = 0, .hi = 64, .def = "16",
+     .meta = "R", .help = "rounds of each point that holds a regressed time or ratio, run "
+     "again and judged alone: a case fails only if both say so (0: no rerun)",
+     .off = OFF(confirm)},
     {.name = "--out", .cmds = A, .kind = KVB_FLAG_TEXT, .meta = "DIR",
      .def_help = "results/<UTC>-ab-<base>-<new>", .help = "where both sides' rounds and the "
      "comparison go; must not exist", .off = OFF(out)},
@@ -103,6 +109,10 @@ const kvb_cmd_spec kvb_ab_spec = {
              "and b are a pair, and a case regresses when the Wilcoxon signed-rank test on the\n"
              "pairs' ratios gives p < --alpha and the median pair's ratio moved the wrong way by\n"
              "--min-change (6 rounds are the fewest that can reach p < 0.05, 8 for 0.01).\n"
+             "A time, ratio or ceiling can move that far with nothing changed (a process's\n"
+             "memory, a neighbour): each point holding such a regression runs --confirm more\n"
+             "rounds into DIR/confirm/, judged alone, and the case fails only if it regresses\n"
+             "there too (DIR/confirm.txt). Bytes and seeded errors fail at once.\n"
              "DIR/ab.csv lists every run (round, point, side, order, status, seconds);\n"
              "DIR/compare.md and compare.json the verdicts. DIR is DIR.partial until judged.",
     .epilogue = "exit status: 0 nothing regressed; 1 something did, a point failed on a side, or\n"
@@ -122,9 +132,117 @@ static int write_about(const char *dir, const char *const label[2], const char *
     if (kvb_afile_open(&a, path, msg, msg_len) != 0) return -1;
     kvb_version(version, sizeof version);
     fprintf(a.f, "a: %s\n   binary %s\nb: %s\n   binary %s\n", label[0], exe[0], label[1], exe[1]);
-    fprintf(a.f, "sweep: %s, %d rounds; judged by %s\ngate: %s, alpha %g, min change %g\n",
-            o->sw.name, o->rounds, version, o->gate, o->alpha, o->min_change);
+    fprintf(a.f,
+            "sweep: %s, %d rounds (%d more of a point to confirm a regression); judged by %s\n"
+            "gate: %s, alpha %g, min change %g\n",
+            o->sw.name, o->rounds, o->confirm, version, o->gate, o->alpha, o->min_change);
     return kvb_afile_commit(&a, msg, msg_len);
+}
+
+/* "+3.9% (p 0.00195)" */
+static void change_text(const kvb_ab_case *c, char *out, size_t n)
+{
+    if (isnan(c->p))
+        snprintf(out, n, "%+.1f%%", 100 * c->change);
+    else
+        snprintf(out, n, "%+.1f%% (p %.3g)", 100 * c->change, c->p);
+}
+
+/* The first rounds flagged a case (compare exited 1): each point holding a regressed
+ * time, ratio or ceiling runs o->confirm more rounds into dir/confirm/, judged alone,
+ * and a case fails only where both judgements say so. With nothing changed a shared VM
+ * flags one run in ten to thirty (docs/regression.md); a rerun that agrees by chance
+ * as well is rarer by about alpha again, while a real slowdown shows in both. Bytes and
+ * seeded errors are deterministic, as is a case missing from a side: no rerun could
+ * clear them. Returns the exit status; *signo a signal that stopped the rerun. */
+static int confirm(const ab_opts *o, const char *const exe[2], const char *me, const char *dir,
+                   int *signo)
+{
+    char msg[2048], cdir[1400];
+    kvb_ab_case *first = NULL, *again = NULL;
+    kvb_sweep_point *pts = NULL;
+    const char **only = NULL;
+    int rc = KVB_EXIT_FAIL, n = kvb_ab_cases(dir, 1, &first, msg, sizeof msg), fixed = 0;
+    if (n < 0) fprintf(stderr, "kvbench: ab: %s\n", msg);
+    if (n <= 0) goto done; /* a gated case missing from a side */
+    for (int i = 0; i < n; i++)
+        fixed += !strcmp(first[i].kind, "exact") || !strcmp(first[i].kind, "tolerance");
+    if (fixed) {
+        printf("ab: not rerun: %d byte or seeded-error case(s) regressed, which a rerun "
+               "cannot change\n",
+               fixed);
+        goto done;
+    }
+    int np = kvb_sweep_expand(&o->sw, dir, &pts, msg, sizeof msg), nonly = 0;
+    only = np > 0 ? calloc((size_t)np + 1, sizeof *only) : NULL;
+    for (int i = 0; only && i < np; i++) {
+        int held = 0;
+        for (int j = 0; j < n && !held; j++) held = kvb_ab_case_of(first[j].name, pts[i].id);
+        if (held) only[nonly++] = pts[i].id;
+    }
+    if (!nonly) {
+        fprintf(stderr, "kvbench: ab: no point of the sweep holds the regressed cases\n");
+        goto done;
+    }
+    printf("ab: %d case(s) regressed in %d rounds; %d point(s) run %d rounds more to confirm\n",
+           n, o->rounds, nonly, o->confirm);
+    fflush(stdout);
+    snprintf(cdir, sizeof cdir, "%s/confirm", dir);
+    kvb_ab_tally t;
+    if (mkdir(cdir, 0755) != 0) {
+        fprintf(stderr, "kvbench: cannot create '%s': %s\n", cdir, strerror(errno));
+        goto done;
+    }
+    if (kvb_ab_run(&o->sw, exe, cdir, o->confirm, only, o->quiet, &t, msg, sizeof msg) !=
+        KVB_STATUS_OK) {
+        fprintf(stderr, "kvbench: ab: %s\n", msg);
+        goto done;
+    }
+    if ((*signo = t.signo) != 0) goto done;
+    if (t.failed) {
+        fprintf(stderr, "kvbench: ab: %d of %d runs of the rerun failed, the first %s\n",
+                t.failed, t.runs, t.first_failed);
+        goto done;
+    }
+    int code = kvb_ab_judge(me, cdir, o->gate, o->alpha, o->min_change, 1);
+    int m = code == 0 || code == 1 ? kvb_ab_cases(cdir, 0, &again, msg, sizeof msg) : -1;
+    if (m < 0) {
+        fprintf(stderr, "kvbench: ab: the rerun could not be judged (exit %d)\n", code);
+        goto done;
+    }
+    kvb_afile a;
+    char path[1500];
+    snprintf(path, sizeof path, "%s/confirm.txt", dir);
+    if (kvb_afile_open(&a, path, msg, sizeof msg) != 0) {
+        fprintf(stderr, "kvbench: %s\n", msg);
+        goto done;
+    }
+    int confirmed = 0;
+    for (int i = 0; i < n; i++) {
+        const kvb_ab_case *r = NULL;
+        for (int j = 0; j < m && !r; j++)
+            if (!strcmp(again[j].name, first[i].name)) r = &again[j];
+        int yes = r && !strcmp(r->verdict, kvb_verdict_name(KVB_VERDICT_REGRESSED));
+        char c1[64], c2[64] = "not measured";
+        change_text(&first[i], c1, sizeof c1);
+        if (r) change_text(r, c2, sizeof c2);
+        confirmed += yes;
+        for (int k = 0; k < 2; k++)
+            fprintf(k ? a.f : stdout, "%s: %s %s in %d rounds, %s in %d more\n",
+                    yes ? "REGRESSED (confirmed)" : "not confirmed", first[i].name, c1, o->rounds,
+                    c2, o->confirm);
+    }
+    for (int k = 0; k < 2; k++)
+        fprintf(k ? a.f : stdout, "ab: %d of %d regressed case(s) confirmed by the rerun%s\n",
+                confirmed, n, confirmed ? "" : ": nothing regressed");
+    rc = kvb_afile_commit(&a, msg, sizeof msg) != 0 ? KVB_EXIT_FAIL : confirmed ? 1 : 0;
+    if (rc == KVB_EXIT_FAIL) fprintf(stderr, "kvbench: %s\n", msg);
+done:
+    free(first);
+    free(again);
+    free(only);
+    free(pts);
+    return rc;
 }
 
 int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **argv)
@@ -232,7 +350,14 @@ int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **arg
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, &old);
     kvb_ab_tally t;
-    kvb_status rs = kvb_ab_run(&o.sw, exes, partial, o.rounds, o.quiet, &t, msg, sizeof msg);
+    kvb_status rs =
+        kvb_ab_run(&o.sw, exes, partial, o.rounds, NULL, o.quiet, &t, msg, sizeof msg);
+    /* compare b against a: this binary's judgement, whatever the sides' versions */
+    int code = rs == KVB_STATUS_OK && !t.signo
+                   ? kvb_ab_judge(me, partial, o.gate, o.alpha, o.min_change, o.quiet)
+                   : -1;
+    int judged = code == 0 || code == 1, rc = judged ? code : KVB_EXIT_FAIL;
+    if (code == 1 && o.confirm && !t.failed) rc = confirm(&o, exes, me, partial, &t.signo);
     if (t.signo) {
         fprintf(stderr, "\nkvbench: ab interrupted (%s): what ran is kept in %s\n",
                 strsignal(t.signo), partial);
@@ -246,9 +371,6 @@ int kvb_cmd_ab(const kvb_cli *cli, const kvb_command *self, int argc, char **arg
         fprintf(stderr, "kvbench: ab: %s (what ran is kept in %s)\n", msg, partial);
         return KVB_EXIT_FAIL;
     }
-    /* compare b against a: this binary's judgement, whatever the sides' versions */
-    int code = kvb_ab_judge(me, partial, o.gate, o.alpha, o.min_change, o.quiet);
-    int judged = code == 0 || code == 1, rc = judged ? code : KVB_EXIT_FAIL;
     if (!judged)
         fprintf(stderr, "kvbench: ab: compare could not judge the sides (exit %d); kept in %s\n",
                 code, partial);

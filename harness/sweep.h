@@ -190,13 +190,31 @@ typedef struct kvb_ab_tally {
  * description of the machine (exe[1]'s, measured once), so compare pools each
  * side's rounds and judges times as from one machine. dir/ab.csv: a row per
  * run (round, point, side, order, status, seconds). dir must exist. A failed
- * run is counted and the rounds go on; IO stops them (msg). */
+ * run is counted and the rounds go on; IO stops them (msg). only: NULL for
+ * every point, else a NULL-terminated list of the point ids to run. */
 kvb_status kvb_ab_run(const kvb_sweep *s, const char *const exe[2], const char *dir, int rounds,
-                      int quiet, kvb_ab_tally *t, char *msg, size_t msg_len);
+                      const char *const *only, int quiet, kvb_ab_tally *t, char *msg,
+                      size_t msg_len);
 /* `exe compare dir/a dir/b` with those settings, writing dir/compare.md and
  * compare.json, its output on this stdout: its exit status (0 same, 1
  * regressed, 2 unusable input), -1 when it did not run. */
 int kvb_ab_judge(const char *exe, const char *dir, const char *gate, double alpha,
                  double min_change, int quiet);
+
+/* A case of dir/compare.json: its name, kind, change, p and verdict. */
+typedef struct kvb_ab_case {
+    char   name[512];
+    char   kind[16];    /* time, ratio, ceiling, exact, tolerance */
+    char   verdict[24]; /* kvb_verdict_name's */
+    double change, p;   /* the median pair's change (0.05: 5% worse); p NaN where untested */
+} kvb_ab_case;
+
+/* The cases of dir/compare.json (only those judged regressed where
+ * regressed_only) into *out (malloc'd, the caller frees; NULL when none):
+ * their count, or -1 when the file cannot be read (msg). */
+int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, char *msg,
+                 size_t msg_len);
+/* 1 when case names a case of point id: "<id>:..." or "<kind>:<id>:...". */
+int kvb_ab_case_of(const char *case_name, const char *id);
 
 #endif

@@ -9,12 +9,15 @@
 #define _GNU_SOURCE
 #include "sweep.h"
 #include "sweep_int.h"
+#include "../analysis/compare.h"
 #include "../base/afile.h"
+#include "../base/json.h"
 #include "../base/textio.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +210,8 @@ static void point_status(const char *round, const char *id, char *out, size_t n)
 }
 
 kvb_status kvb_ab_run(const kvb_sweep *s, const char *const exe[2], const char *dir, int rounds,
-                      int quiet, kvb_ab_tally *t, char *msg, size_t msg_len)
+                      const char *const *only, int quiet, kvb_ab_tally *t, char *msg,
+                      size_t msg_len)
 {
     static const char side_name[2] = {'a', 'b'};
     memset(t, 0, sizeof *t);
@@ -215,6 +219,15 @@ kvb_status kvb_ab_run(const kvb_sweep *s, const char *const exe[2], const char *
     kvb_sweep_point *pts;
     int n = kvb_sweep_expand(s, dir, &pts, msg, msg_len);
     if (n < 0) return KVB_STATUS_INVALID_ARG;
+    if (only) { /* the listed points, in the sweep's order */
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            int want = 0;
+            for (int j = 0; only[j] && !want; j++) want = strcmp(only[j], pts[i].id) == 0;
+            if (want) pts[kept++] = pts[i];
+        }
+        n = kept;
+    }
     kvb_status st = KVB_STATUS_OK;
     /* every round's directory, its definition and one description of the machine: the
      * same file in all of them, so compare sees both sides on one machine */
@@ -327,4 +340,56 @@ int kvb_ab_judge(const char *exe, const char *dir, const char *gate, double alph
     child_run r = {0};
     kvb_sweep_run_child(exe, argv, STDOUT_FILENO, 600, &r);
     return r.code;
+}
+
+int kvb_ab_case_of(const char *case_name, const char *id)
+{
+    size_t len = strlen(id);
+    if (!strncmp(case_name, id, len) && case_name[len] == ':') return 1;
+    const char *c = strchr(case_name, ':'); /* a kind of node first, where several ran */
+    return c && !strncmp(c + 1, id, len) && c[1 + len] == ':';
+}
+
+int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, char *msg,
+                 size_t msg_len)
+{
+    char path[2400];
+    snprintf(path, sizeof path, "%s/compare.json", dir);
+    int err = 0;
+    *out = NULL;
+    cJSON *doc = kvb_json_load(path, &err, msg, msg_len);
+    if (!doc) return -1;
+    if (!cJSON_IsArray(kvb_json_at(doc, "cases"))) {
+        snprintf(msg, msg_len, "'%s' holds no \"cases\" array", path);
+        cJSON_Delete(doc);
+        return -1;
+    }
+    const cJSON *cases = kvb_json_at(doc, "cases"), *c;
+    int n = 0;
+    cJSON_ArrayForEach(c, cases)
+    {
+        const char *v = kvb_json_str_at(c, "verdict");
+        if (!v || (regressed_only && strcmp(v, kvb_verdict_name(KVB_VERDICT_REGRESSED))))
+            continue;
+        kvb_ab_case *grown = realloc(*out, (size_t)(n + 1) * sizeof **out);
+        if (!grown) {
+            snprintf(msg, msg_len, "out of memory reading '%s'", path);
+            n = -1;
+            break;
+        }
+        *out = grown;
+        kvb_ab_case *r = &grown[n++];
+        kvb_json_copy_at(c, "case", r->name, sizeof r->name);
+        kvb_json_copy_at(c, "kind", r->kind, sizeof r->kind);
+        snprintf(r->verdict, sizeof r->verdict, "%s", v);
+        const cJSON *p = kvb_json_at(c, "p");
+        r->change = kvb_json_num_at(c, "change");
+        r->p = cJSON_IsNumber(p) ? p->valuedouble : NAN;
+    }
+    cJSON_Delete(doc);
+    if (n < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return n;
 }

@@ -2,7 +2,9 @@
 # cli_ab.sh: kvbench ab (issue 18): refusals before anything is built or run; two
 # binaries taking turns (the side that goes first alternating), each side's rounds
 # pooled and judged; a side b that holds more per sequence (a stand-in binary that
-# decodes more tokens) regresses and exits 1, the same as side a improves and exits 0.
+# decodes more tokens) regresses and exits 1, the same as side a improves and exits 0. A
+# time that regressed is rerun (--confirm): a slowdown that lasts fails, one that was only
+# in the first rounds (a stand-in slow for its first runs) passes, named in confirm.txt.
 # Building a revision is what CI's gate runs (.ci/run); here the sides are binaries.
 # Usage: sh tests/cli_ab.sh path/to/kvbench
 set -u
@@ -121,6 +123,57 @@ chmod +x "$T/broken"
 [ "$rc" -eq 1 ] && ok || bad "a failing side: exit $rc, wanted 1"
 grep -q "runs failed, the first attend-8x2x64-contiguous-f32-t1 of b" "$T/stderr" && ok \
   || bad "failed runs not named: $(tail -c 600 "$T/stderr")"
+
+# --- a time regression is rerun before it fails: side b's attend reports every sample ten
+# times longer (a stand-in that edits its attend.csv), always or for its first 8 runs ---
+cat > "$T/attend.sweep" <<'EOF'
+attend.backends = contiguous
+attend.shapes   = 8/2/64
+attend.ctxs     = 1024
+attend.reps     = 5
+attend.ceilings = off
+EOF
+AW="--sweep $T/attend.sweep --quiet --rounds 8 --confirm 8"
+for how in slow flaky; do
+  cat > "$T/$how" <<EOF
+#!/bin/sh
+csv= prev=
+for a in "\$@"; do [ "\$prev" = --csv ] && csv=\$a; prev=\$a; done
+"$KVB" "\$@" || exit \$?
+[ "\$1" = attend ] && [ -n "\$csv" ] || exit 0
+if [ $how = flaky ]; then
+  n=\$(cat "$T/count" 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n > "$T/count"
+  [ \$n -le 8 ] || exit 0
+fi
+sed -i -E '2,\$ { s/;/0;/g; s/\$/0/ }' "\$csv"
+EOF
+done
+chmod +x "$T/slow" "$T/flaky"
+"$KVB" ab --base-exe "$KVB" --new-exe "$T/slow" $AW --out "$T/slowed" >"$T/stdout" 2>"$T/stderr"
+rc=$?
+[ "$rc" -eq 1 ] && ok || bad "a lasting slowdown: exit $rc, wanted 1: $(tail -c 600 "$T/stderr")"
+grep -q '^REGRESSED (confirmed): attend-8x2x64-contiguous-f32-t1:.*/time_ns' \
+  "$T/slowed/confirm.txt" && grep -q '^ab: 1 of 1 regressed' "$T/stdout" && ok \
+  || bad "slowdown not confirmed: $(cat "$T/stdout")"
+rows=$(grep -c ',ok,' "$T/slowed/confirm/ab.csv")
+[ "$rows" -eq 16 ] && ok || bad "confirm/ab.csv: $rows ok runs, wanted 8 rounds x 2 sides"
+rm -f "$T/count"
+"$KVB" ab --base-exe "$KVB" --new-exe "$T/flaky" $AW --out "$T/flaky-run" >"$T/stdout" \
+  2>"$T/stderr"; rc=$?
+[ "$rc" -eq 0 ] && ok || bad "slow in the first rounds only: exit $rc, wanted 0: $(cat "$T/stdout")"
+grep -q '^REGRESSED: .*/time_ns' "$T/stdout" && grep -q '^not confirmed: .*/time_ns' "$T/stdout" \
+  && grep -q '^ab: 0 of 1 regressed case(s) confirmed by the rerun: nothing regressed' \
+  "$T/flaky-run/confirm.txt" && ok || bad "first-rounds slowdown: $(cat "$T/stdout")"
+rm -f "$T/count"
+"$KVB" ab --base-exe "$KVB" --new-exe "$T/flaky" $AW --confirm 0 --out "$T/no-rerun" \
+  >"$T/stdout" 2>"$T/stderr"; rc=$?
+[ "$rc" -eq 1 ] && [ ! -e "$T/no-rerun/confirm" ] && ok \
+  || bad "--confirm 0: exit $rc (wanted 1) or a confirm/ made"
+# bytes regress for good: no rerun
+"$KVB" ab --base-exe "$KVB" --new-exe "$T/more" --rounds 4 $SW --out "$T/bytes" >"$T/stdout" \
+  2>"$T/stderr"; rc=$?
+[ "$rc" -eq 1 ] && grep -q '^ab: not rerun: [1-9]' "$T/stdout" && [ ! -e "$T/bytes/confirm" ] \
+  && ok || bad "bytes: exit $rc, or rerun: $(cat "$T/stdout")"
 
 echo "cli_ab: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
