@@ -162,15 +162,16 @@ static int confirm(const ab_opts *o, const char *const exe[2], const char *me, c
     kvb_ab_case *first = NULL, *again = NULL;
     kvb_sweep_point *pts = NULL;
     const char **only = NULL;
-    int rc = KVB_EXIT_FAIL, n = kvb_ab_cases(dir, 1, &first, msg, sizeof msg), fixed = 0;
+    int missing, rc = KVB_EXIT_FAIL, fixed = 0;
+    int n = kvb_ab_cases(dir, 1, &first, &missing, msg, sizeof msg);
     if (n < 0) fprintf(stderr, "kvbench: ab: %s\n", msg);
-    if (n <= 0) goto done; /* a gated case missing from a side */
+    if (n <= 0) goto done;
     for (int i = 0; i < n; i++)
         fixed += !strcmp(first[i].kind, "exact") || !strcmp(first[i].kind, "tolerance");
-    if (fixed) {
-        printf("ab: not rerun: %d byte or seeded-error case(s) regressed, which a rerun "
-               "cannot change\n",
-               fixed);
+    if (fixed || missing) {
+        printf("ab: not rerun: %d byte or seeded-error case(s) regressed and %d gated case(s) "
+               "are missing from b, which a rerun cannot change\n",
+               fixed, missing);
         goto done;
     }
     int np = kvb_sweep_expand(&o->sw, dir, &pts, msg, sizeof msg), nonly = 0;
@@ -205,7 +206,7 @@ static int confirm(const ab_opts *o, const char *const exe[2], const char *me, c
         goto done;
     }
     int code = kvb_ab_judge(me, cdir, o->gate, o->alpha, o->min_change, 1);
-    int m = code == 0 || code == 1 ? kvb_ab_cases(cdir, 0, &again, msg, sizeof msg) : -1;
+    int m = code == 0 || code == 1 ? kvb_ab_cases(cdir, 0, &again, &missing, msg, sizeof msg) : -1;
     if (m < 0) {
         fprintf(stderr, "kvbench: ab: the rerun could not be judged (exit %d)\n", code);
         goto done;

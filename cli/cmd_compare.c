@@ -22,7 +22,8 @@ static const char *const cmp_kind_names[KVB_CMP_KIND_COUNT] = {"time", "ratio", 
 /* compare.json: the gate's settings, the verdict counts and a row per case */
 static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
                        const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc,
-                       const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts)
+                       const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts,
+                       int missing)
 {
     kvb_jw w;
     kvb_jw_init(&w, f);
@@ -50,6 +51,7 @@ static void write_json(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
     for (int v = 0; v < KVB_VERDICT_COUNT; v++)
         kvb_jw_kint(&w, kvb_verdict_name((kvb_verdict)v), counts[v]);
     kvb_jw_close(&w, "");
+    kvb_jw_kint(&w, "missing_from_new", missing); /* gated base cases new lacks */
     kvb_jw_break(&w, "\n  ");
     kvb_jw_key(&w, "cases");
     kvb_jw_open(&w, '[', "\n    ");
@@ -105,13 +107,14 @@ static void write_markdown(FILE *f, const kvb_cmp_set *b, const kvb_cmp_set *nw,
 /* Writes the comparison as markdown or JSON into path, whole or not at all. */
 static int write_compare(const char *path, int json, const kvb_cmp_set *b, const kvb_cmp_set *nw,
                          const kvb_cmp_case *const *bc, const kvb_cmp_case *const *nc,
-                         const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts)
+                         const kvb_cmp_result *res, int n, const kvb_cmp_opts *o, const int *counts,
+                         int missing)
 {
     char why[KVB_PATH_MAX + 256];
     kvb_afile a;
     if (kvb_afile_open(&a, path, why, sizeof why)) return kvb_usage_error("%s", why);
     if (json)
-        write_json(a.f, b, nw, bc, nc, res, n, o, counts);
+        write_json(a.f, b, nw, bc, nc, res, n, o, counts, missing);
     else
         write_markdown(a.f, b, nw, bc, res, n, o, counts);
     if (kvb_afile_commit(&a, why, sizeof why)) {
@@ -437,8 +440,8 @@ int kvb_cmd_compare(const kvb_cli *cli, const kvb_command *self, int argc, char 
         printf("; %d gated base cases missing from new%s", only_base,
                allow_missing ? " (allowed)" : "");
     printf("\n");
-    if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
-    if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts)) != 0) goto done;
+    if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts, only_base)) != 0) goto done;
+    if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts, only_base)) != 0) goto done;
     rc = counts[KVB_VERDICT_REGRESSED] || (only_base && !allow_missing) ? 1 : 0;
 done:
     free(bc);

@@ -211,8 +211,9 @@ typedef struct kvb_ab_case {
 
 /* The cases of dir/compare.json (only those judged regressed where
  * regressed_only) into *out (malloc'd, the caller frees; NULL when none):
- * their count, or -1 when the file cannot be read (msg). */
-int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, char *msg,
+ * their count, or -1 when the file cannot be read (msg). *missing: the gated
+ * cases of side a that side b lacks (-1 when the file does not say). */
+int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, int *missing, char *msg,
                  size_t msg_len);
 /* 1 when case names a case of point id: "<id>:..." or "<kind>:<id>:...". */
 int kvb_ab_case_of(const char *case_name, const char *id);

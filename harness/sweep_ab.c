@@ -350,7 +350,7 @@ int kvb_ab_case_of(const char *case_name, const char *id)
     return c && !strncmp(c + 1, id, len) && c[1 + len] == ':';
 }
 
-int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, char *msg,
+int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, int *missing, char *msg,
                  size_t msg_len)
 {
     char path[2400];
@@ -364,7 +364,9 @@ int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, char *m
         cJSON_Delete(doc);
         return -1;
     }
-    const cJSON *cases = kvb_json_at(doc, "cases"), *c;
+    const cJSON *cases = kvb_json_at(doc, "cases"), *c,
+                *miss = kvb_json_at(doc, "missing_from_new");
+    *missing = cJSON_IsNumber(miss) ? miss->valueint : -1;
     int n = 0;
     cJSON_ArrayForEach(c, cases)
     {
