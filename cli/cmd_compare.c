@@ -440,8 +440,12 @@ int kvb_cmd_compare(const kvb_cli *cli, const kvb_command *self, int argc, char 
         printf("; %d gated base cases missing from new%s", only_base,
                allow_missing ? " (allowed)" : "");
     printf("\n");
-    if (md && (rc = write_compare(md, 0, &b, &nw, bc, nc, res, n, &o, counts, only_base)) != 0) goto done;
-    if (js && (rc = write_compare(js, 1, &b, &nw, bc, nc, res, n, &o, counts, only_base)) != 0) goto done;
+    for (int json = 0; json < 2; json++) {
+        const char *path = json ? js : md;
+        if (path && (rc = write_compare(path, json, &b, &nw, bc, nc, res, n, &o, counts,
+                                        only_base)) != 0)
+            goto done;
+    }
     rc = counts[KVB_VERDICT_REGRESSED] || (only_base && !allow_missing) ? 1 : 0;
 done:
     free(bc);
