@@ -223,7 +223,8 @@ static int confirm(const ab_opts *o, const char *const exe[2], const char *me, c
         const kvb_ab_case *r = NULL;
         for (int j = 0; j < m && !r; j++)
             if (!strcmp(again[j].name, first[i].name)) r = &again[j];
-        int yes = r && !strcmp(r->verdict, kvb_verdict_name(KVB_VERDICT_REGRESSED));
+        /* a case the rerun did not measure cannot be cleared by it */
+        int yes = !r || !strcmp(r->verdict, kvb_verdict_name(KVB_VERDICT_REGRESSED));
         char c1[64], c2[64] = "not measured";
         change_text(&first[i], c1, sizeof c1);
         if (r) change_text(r, c2, sizeof c2);

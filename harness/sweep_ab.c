@@ -359,13 +359,13 @@ int kvb_ab_cases(const char *dir, int regressed_only, kvb_ab_case **out, int *mi
     *out = NULL;
     cJSON *doc = kvb_json_load(path, &err, msg, msg_len);
     if (!doc) return -1;
-    if (!cJSON_IsArray(kvb_json_at(doc, "cases"))) {
+    const cJSON *cases = kvb_json_at(doc, "cases"), *c,
+                *miss = kvb_json_at(doc, "missing_from_new");
+    if (!cJSON_IsArray(cases)) {
         snprintf(msg, msg_len, "'%s' holds no \"cases\" array", path);
         cJSON_Delete(doc);
         return -1;
     }
-    const cJSON *cases = kvb_json_at(doc, "cases"), *c,
-                *miss = kvb_json_at(doc, "missing_from_new");
     *missing = cJSON_IsNumber(miss) ? miss->valueint : -1;
     int n = 0;
     cJSON_ArrayForEach(c, cases)

@@ -126,13 +126,7 @@ grep -q "runs failed, the first attend-8x2x64-contiguous-f32-t1 of b" "$T/stderr
 
 # --- a time regression is rerun before it fails: side b's attend reports every sample ten
 # times longer (a stand-in that edits its attend.csv), always or for its first 8 runs ---
-cat > "$T/attend.sweep" <<'EOF'
-attend.backends = contiguous
-attend.shapes   = 8/2/64
-attend.ctxs     = 1024
-attend.reps     = 5
-attend.ceilings = off
-EOF
+grep '^attend\.' "$T/tiny.sweep" > "$T/attend.sweep"
 AW="--sweep $T/attend.sweep --quiet --rounds 8 --confirm 8"
 for how in slow flaky; do
   cat > "$T/$how" <<EOF
