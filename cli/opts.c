@@ -153,7 +153,8 @@ int kvb_opts_wtype(const kvb_opts *c, kvb_wtype *wt)
     *wt = KVB_WTYPE_F32;
     if (!c->wtype) return 0;
     if (kvb_wtype_parse(c->wtype, wt) != KVB_STATUS_OK)
-        return kvb_usage_error("unknown --wtype '%s': allowed are f32, f16, bf16, q8_0", c->wtype);
+        return kvb_usage_error("unknown --wtype '%s': allowed are f32, f16, bf16, q8_0, q4_0, "
+                               "q4_k, q6_k", c->wtype);
     if (*wt != KVB_WTYPE_F32 && c->checkpoint)
         return kvb_usage_error("--wtype %s: a llama2.c checkpoint's weights are f32 (--wtype "
                                "stores seeded random weights)", c->wtype);

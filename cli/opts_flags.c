@@ -102,7 +102,8 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(model)},
     {.name = "--model", .cmds = RUN | EXPORT | PPL | REAL, .kind = KVB_FLAG_STRING, .meta = "PATH",
      .help = "a model's weights instead of seeded random ones, by what PATH holds: a GGUF file "
-             "(llama; f32, f16, bf16, q8_0 tensors), a Hugging Face checkpoint directory or its "
+             "(llama; f32, f16, bf16, q8_0, q4_0, q4_k, q6_k tensors), a Hugging Face checkpoint "
+             "directory or its "
              "config.json (safetensors, sharded or not), or a llama2.c .bin; GGUF and safetensors "
              "are mapped, never copied. Only --max-seq overrides its shape",
      .off = OFF(model)},
@@ -157,8 +158,9 @@ const kvb_flag kvb_opts_flags[] = {
      .off = OFF(matvec)},
     {.name = "--wtype", .cmds = RUN | EXPORT | PPL | REAL, .kind = KVB_FLAG_STRING, .def = "f32",
      .meta = "TYPE",
-     .help = "stored type of the seeded random weights: f32, f16, bf16, q8_0 (GGUF's; needs "
-             "dim, hidden and heads x head-dim in blocks of 32). The values are the f32 model's "
+     .help = "stored type of the seeded random weights: f32, f16, bf16, q8_0, q4_0 (GGUF's; "
+             "need dim, hidden and heads x head-dim in blocks of 32), q4_k, q6_k (GGUF's "
+             "k-quants: blocks of 256). The values are the f32 model's "
              "of the same seed, rounded; decode reads them in this type",
      .off = OFF(wtype)},
     {.name = "--seed", .cmds = ATTEND, .kind = KVB_FLAG_INT64, .lo = 0, .hi = LLONG_MAX,

@@ -3,8 +3,9 @@
  * Beyond not crashing: a refusal names its reason and keeps nothing; what is
  * accepted is consistent: every tensor's bytes follow from its type and dims
  * and lie inside the input at an aligned offset, no two share a byte, every
- * name finds its own tensor, and a llama config that is read passes the
- * model's own shape check. */
+ * name finds its own tensor, the first row of a tensor of a type the decoder
+ * reads dequantizes (kvb_wrow_to_f32, inside the tensor's bytes), and a llama
+ * config that is read passes the model's own shape check. */
 #include "fuzz_util.h"
 #include "../model/gguf.h"
 
@@ -33,6 +34,12 @@ static void check_parsed(const kvb_gguf *g, const uint8_t *data, size_t size)
                                g->t[j].offset + g->t[j].bytes <= t->offset,
                            "tensors %llu and %llu overlap", (unsigned long long)i,
                            (unsigned long long)j);
+        /* the weight types the decoder reads dequantize whatever bytes they hold */
+        for (int w = 0; w < KVB_WTYPE_COUNT && t->dims[0] <= 4096; w++)
+            if (kvb_wtype_traits_of((kvb_wtype)w)->ggml == t->type) {
+                float row[4096];   /* [dims[0]] the tensor's first row */
+                kvb_wrow_to_f32((kvb_wtype)w, t->data, row, (int)t->dims[0]);
+            }
         char name[256];
         if (t->name.n < sizeof name && !memchr(t->name.p, 0, (size_t)t->name.n)) {
             memcpy(name, t->name.p, (size_t)t->name.n);

@@ -30,18 +30,14 @@ static int find(void *ctx, const char *name, kvb_load_tensor *t, char *msg, size
 {
     const kvb_gguf_tensor *g = kvb_gguf_find_tensor(ctx, name);
     if (!g) return 1;
-    static const struct { uint32_t ggml; kvb_wtype w; } types[] = {
-        {KVB_GGML_F32, KVB_WTYPE_F32}, {KVB_GGML_F16, KVB_WTYPE_F16},
-        {KVB_GGML_BF16, KVB_WTYPE_BF16}, {KVB_GGML_Q8_0, KVB_WTYPE_Q8_0},
-    };
-    int k = -1;
-    for (int i = 0; i < 4; i++)
-        if (types[i].ggml == g->type) k = i;
+    int k = -1;   /* the weight type whose GGUF id the tensor has */
+    for (int i = 0; i < KVB_WTYPE_COUNT; i++)
+        if (kvb_wtype_traits_of((kvb_wtype)i)->ggml == g->type) k = i;
     char b[96];
     if (k < 0) {
         const char *tn = kvb_gguf_type_name(g->type);
-        snprintf(msg, msg_len, "tensor '%s' has type %s: the decoder reads f32, f16, bf16 and "
-                 "q8_0", cname(g->name, b, sizeof b), tn ? tn : "unknown");
+        snprintf(msg, msg_len, "tensor '%s' has type %s: the decoder reads f32, f16, bf16, "
+                 "q8_0, q4_0, q4_k and q6_k", cname(g->name, b, sizeof b), tn ? tn : "unknown");
         return -1;
     }
     if (g->n_dims > 2) {
@@ -49,7 +45,7 @@ static int find(void *ctx, const char *name, kvb_load_tensor *t, char *msg, size
                  cname(g->name, b, sizeof b), g->n_dims);
         return -1;
     }
-    *t = (kvb_load_tensor){.data = g->data, .type = types[k].w, .n_dims = g->n_dims,
+    *t = (kvb_load_tensor){.data = g->data, .type = (kvb_wtype)k, .n_dims = g->n_dims,
                            .rows = g->dims[1], .cols = g->dims[0]};
     return 0;
 }

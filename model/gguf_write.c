@@ -90,8 +90,8 @@ static void layer_tensors(const kvb_model *m, int l, wtensor *t)
 /* GGML's id of a weight type */
 static uint32_t ggml_type(kvb_wtype t)
 {
-    return t == KVB_WTYPE_F16 ? KVB_GGML_F16 : t == KVB_WTYPE_BF16 ? KVB_GGML_BF16
-         : t == KVB_WTYPE_Q8_0 ? KVB_GGML_Q8_0 : KVB_GGML_F32;
+    const kvb_wtype_traits *tr = kvb_wtype_traits_of(t);
+    return tr ? tr->ggml : KVB_GGML_F32;
 }
 
 static uint64_t tensor_bytes(const wtensor *t)

@@ -267,7 +267,8 @@ kvb_status kvb_model_wtype_check(const kvb_model_config *c, kvb_wtype wt, char *
 {
     const kvb_wtype_traits *tr = kvb_wtype_traits_of(wt);
     if (!tr) {
-        snprintf(msg, msg_len, "weight type %d: allowed are f32, f16, bf16, q8_0", (int)wt);
+        snprintf(msg, msg_len, "weight type %d: allowed are f32, f16, bf16, q8_0, q4_0, q4_k, "
+                 "q6_k", (int)wt);
         return KVB_STATUS_INVALID_ARG;
     }
     int qd = c->n_heads * c->head_dim;
@@ -445,8 +446,8 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
         const kvb_wmat *w = slot_mat(&m->w, t.kind, t.layer);
         const kvb_wtype_traits *tr = kvb_wtype_traits_of(w->type);
         if (!tr) {
-            snprintf(msg, msg_len, "tensor %s: weight type %d is not one of f32, f16, bf16, q8_0",
-                     where, (int)w->type);
+            snprintf(msg, msg_len, "tensor %s: weight type %d is not one of f32, f16, bf16, "
+                     "q8_0, q4_0, q4_k, q6_k", where, (int)w->type);
             return KVB_STATUS_INVALID_ARG;
         }
         if (w->rows != t.rows || w->cols != t.cols) {

@@ -347,10 +347,12 @@ static void greedy(const kvb_model *m, int threads, const int *prompt, int P, in
 
 /* What rounding the weights to each type does to the logits of this model
  * (rel L2 against the f32 model of the same seed): bounds 2 to 4 times what
- * was measured (f16 5.8e-4, bf16 4.9e-3, q8_0 1.1e-2 when this was
- * written), and a floor a tenth of it that shows the rounding happened. */
+ * was measured (f16 5.8e-4, bf16 4.9e-3, q8_0 1.1e-2, q4_0 0.18, q4_k 0.16,
+ * q6_k 3.9e-2 when this was written; the k types on the 256-wide shape), and
+ * a floor about a tenth of it that shows the rounding happened. */
 static const struct { kvb_wtype t; double lo, hi; } wcases[] = {
-    {KVB_WTYPE_F16, 5e-5, 2e-3}, {KVB_WTYPE_BF16, 5e-4, 2e-2}, {KVB_WTYPE_Q8_0, 1e-3, 4e-2}};
+    {KVB_WTYPE_F16, 5e-5, 2e-3}, {KVB_WTYPE_BF16, 5e-4, 2e-2}, {KVB_WTYPE_Q8_0, 1e-3, 4e-2},
+    {KVB_WTYPE_Q4_0, 2e-2, 0.5}, {KVB_WTYPE_Q4_K, 2e-2, 0.45}, {KVB_WTYPE_Q6_K, 4e-3, 0.12}};
 
 static void test_forward_typed_weights(void **state)
 {
@@ -362,7 +364,8 @@ static void test_forward_typed_weights(void **state)
         if (!kvbt_case(state, name, sizeof name, "typed(%s)", kvb_wtype_name(wcases[wi].t)))
             continue;
         ran++;
-        kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_HALF);
+        kvb_model_config c = kvbt_shape_for(kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_HALF),
+                                            wcases[wi].t);
         const int V = c.vocab_size;
         kvb_model mt = kvbt_tiny_model(&c, 5, wcases[wi].t);
         kvb_model mf = kvbt_tiny_model(&c, 5, KVB_WTYPE_F32);
@@ -540,9 +543,11 @@ static void test_gguf_export_typed(void **state)
 {
     const struct { kvb_wtype t; uint32_t ggml; } types[] = {
         {KVB_WTYPE_F16, KVB_GGML_F16}, {KVB_WTYPE_BF16, KVB_GGML_BF16},
-        {KVB_WTYPE_Q8_0, KVB_GGML_Q8_0}};
-    for (int i = 0; i < 3; i++) {
-        kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
+        {KVB_WTYPE_Q8_0, KVB_GGML_Q8_0}, {KVB_WTYPE_Q4_0, KVB_GGML_Q4_0},
+        {KVB_WTYPE_Q4_K, KVB_GGML_Q4_K}, {KVB_WTYPE_Q6_K, KVB_GGML_Q6_K}};
+    for (int i = 0; i < 6; i++) {
+        kvb_model_config c = kvbt_shape_for(kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED),
+                                            types[i].t);
         c.rope_scaling = KVB_ROPE_SCALING_NONE;
         kvb_model m = kvbt_tiny_model(&c, 9, types[i].t);
         char msg[512], path[1024], name[32];

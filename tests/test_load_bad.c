@@ -119,10 +119,10 @@ static void test_gguf_planted(void **state)
             memcpy(p + at, f + at + 8, 8);
             memcpy(p + at + 8, f + at, 8);
             want = "tensor 'blk.0.ffn_gate.weight': 2 dims, 64 rows (out) x 96 cols";
-        } else {               /* q4_0: fewer bytes, a type the decoder lacks */
-            uint32_t q4 = KVB_GGML_Q4_0;
+        } else {               /* q4_1: fewer bytes, a type the decoder lacks */
+            uint32_t q4 = KVB_GGML_Q4_1;
             memcpy(p + oq - 4, &q4, 4);
-            want = "tensor 'blk.0.attn_q.weight' has type q4_0";
+            want = "tensor 'blk.0.attn_q.weight' has type q4_1";
         }
         remove(bad);
         kvbt_write_file(bad, p, n);

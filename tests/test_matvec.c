@@ -24,14 +24,22 @@
 #include "../impls/kernels/quant.h"
 #include "testlib.h"
 
-static const int outs[] = {1, 7, 64, 300}, ins[] = {32, 64, 96, 2080, 4096};
+/* ins a row's type does not divide (the k types' blocks of 256) are left out;
+ * 8448 takes the rows that tile x past 8192 values into a second tile */
+static const int outs[] = {1, 7, 64, 300}, ins[] = {32, 64, 96, 256, 2080, 4096, 8448};
 
 /* the largest error a row may show, over sum |w x|, per weight type: the f32
- * sums of up to 4096 products measured below 1e-7 here (q8_0 adds one rounding
- * per block scale); one dropped block of 4096 values is near 1e-3 */
+ * sums of up to 4096 products measured below 1e-7 here (the block types add
+ * one rounding per block scale); one dropped block of 4096 values is near 1e-3 */
 static double tol_of(kvb_wtype wt)
 {
-    return wt == KVB_WTYPE_Q8_0 ? 2e-6 : 1e-6;
+    return kvb_wtype_traits_of(wt)->block > 1 ? 2e-6 : 1e-6;
+}
+
+/* a row length every type divides, for the tests that take one shape */
+static int in_for(kvb_wtype wt)
+{
+    return kvb_wtype_traits_of(wt)->block > 96 ? 512 : 96;
 }
 
 typedef struct mv_case {
@@ -107,6 +115,7 @@ static void test_kernels_match_reference(void **state)
             for (size_t ii = 0; ii < KVBT_COUNT(ins); ii++) {
                 char name[160];
                 int out = outs[oi], in = ins[ii];
+                if (in % k->multiple) continue;
                 if (!kvbt_case(state, name, sizeof name, "matvec(wt=%s,k=%s,out=%d,in=%d)", wn,
                                k->name, out, in))
                     continue;
@@ -220,6 +229,80 @@ static void test_q8_0_format(void **state)
     assert_true(b[34] == 0 && b[35] == 0);
 }
 
+/* q4_0, q4_k and q6_k as ggml lays them out: blocks built here byte by byte
+ * with known values (d = 1.0 is f16 0x3c00, 0.5 is 0x3800), read back by
+ * kvb_wrow_to_f32; then each type's own quantizer within half a step of the
+ * values it was given, and the sizes. A nibble or bit pair read from the
+ * wrong place changes one of the values checked. */
+static void test_k_formats(void **state)
+{
+    (void)state;
+    float y[256];
+    /* q4_0: byte j holds value j (low) and j + 16 (high); d * (q - 8) */
+    uint8_t q40[18] = {0x00, 0x3c};
+    for (int j = 0; j < 16; j++) q40[2 + j] = (uint8_t)(j | (15 - j) << 4);
+    kvb_wrow_to_f32(KVB_WTYPE_Q4_0, q40, y, 32);
+    for (int j = 0; j < 16; j++) {
+        assert_true(y[j] == (float)(j - 8));
+        assert_true(y[j + 16] == (float)(7 - j));
+    }
+    /* q4_k: d 1, dmin 0.5; scales/mins of sub-blocks 0..7 packed as ggml's
+     * get_scale_min_k4 reads them: sc = 1, 2, 3, 4, 17, 3, 5, 7 and m = 5, 6, 7, 8,
+     * 2, 4, 6, 8; qs byte 32p + l holds sub-block 2p (low) and 2p + 1 (high) */
+    uint8_t q4k[144] = {0x00, 0x3c, 0x00, 0x38, 0x41, 2, 3, 4, 5, 6, 7, 8,
+                        0x21, 0x43, 0x65, 0x87};
+    for (int p = 0; p < 4; p++)
+        for (int l = 0; l < 32; l++)
+            q4k[16 + 32 * p + l] = (uint8_t)((l % 16) | (15 - l % 16) << 4);
+    static const int sc[8] = {1, 2, 3, 4, 17, 3, 5, 7}, mn[8] = {5, 6, 7, 8, 2, 4, 6, 8};
+    kvb_wrow_to_f32(KVB_WTYPE_Q4_K, q4k, y, 256);
+    for (int s = 0; s < 8; s++)
+        for (int l = 0; l < 32; l++) {
+            int q = s % 2 ? 15 - l % 16 : l % 16;
+            if (y[32 * s + l] != (float)(sc[s] * q) - 0.5f * (float)mn[s])
+                fail_msg("q4_k value %d: %g, want %g", 32 * s + l, y[32 * s + l],
+                         (double)(sc[s] * q) - 0.5 * mn[s]);
+        }
+    /* q6_k: d 1, scales[s] = s + 1; codes 0 (value -32 * scale) but for
+     * those set through ql[0], ql[32], qh[0] (values 0, 32, 64, 96) and ql[69],
+     * qh[37] (value 133, in the second half) */
+    uint8_t q6k[210] = {0};
+    for (int s = 0; s < 16; s++) q6k[192 + s] = (uint8_t)(s + 1);
+    q6k[209] = 0x3c;
+    q6k[0] = 0xa3; q6k[32] = 0x5c; q6k[128] = 0xe4;   /* qh pairs 0, 1, 2, 3 */
+    q6k[69] = 0x07; q6k[128 + 37] = 0x02;
+    kvb_wrow_to_f32(KVB_WTYPE_Q6_K, q6k, y, 256);
+    for (int i = 0; i < 256; i++) {
+        int q = i == 0 ? 3 : i == 32 ? 12 + 16 : i == 64 ? 10 + 32 : i == 96 ? 5 + 48
+              : i == 133 ? 7 + 32 : 0;
+        if (y[i] != (float)((q - 32) * (i / 16 + 1)))
+            fail_msg("q6_k value %d: %g, want %d", i, y[i], (q - 32) * (i / 16 + 1));
+    }
+    /* each quantizer against its own values: within half a step and a min */
+    static const kvb_wtype types[3] = {KVB_WTYPE_Q4_0, KVB_WTYPE_Q4_K, KVB_WTYPE_Q6_K};
+    static const double step[3] = {2.0 / 15, 2.0 / 15, 2.0 / 63};   /* of the range 2 */
+    for (int t = 0; t < 3; t++) {
+        uint64_t seed = 11u + (unsigned)t;
+        float x[512], back[512];
+        uint8_t b[2 * 210];
+        kvbt_fill(x, 512, 1.0f, &seed);
+        kvb_wrow_from_f32(types[t], x, b, 512);
+        kvb_wrow_to_f32(types[t], b, back, 512);
+        double worst = 0.0;
+        for (int i = 0; i < 512; i++) worst = fmax(worst, fabs((double)x[i] - back[i]));
+        print_message("%s: largest |x - x'| %.4f on values in [-1, 1]\n",
+                      kvb_wtype_name(types[t]), worst);
+        /* half a step, with room for the 6-bit scale's rounding */
+        if (!(worst > 0.0 && worst < 1.5 * step[t]))
+            fail_msg("%s: |x - x'| up to %g", kvb_wtype_name(types[t]), worst);
+    }
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_Q4_0, 64), 36);
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_Q4_K, 512), 288);
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_Q6_K, 256), 210);
+    assert_int_equal(kvb_wtype_row_bytes(KVB_WTYPE_Q4_K, 96), 0);
+    assert_null(kvb_matvec_find(NULL, KVB_WTYPE_Q6_K, 96, NULL, 0));
+}
+
 /* the pool split gives the single-thread result, bit for bit */
 static void test_pool_split(void **state)
 {
@@ -227,13 +310,14 @@ static void test_pool_split(void **state)
     kvb_pool *pool;
     assert_int_equal(kvb_pool_create(&pool, 3, NULL, NULL), KVB_STATUS_OK);
     for (int wt = 0; wt < KVB_WTYPE_COUNT; wt++) {
-        const kvb_matvec_kernel *k = kvb_matvec_find(NULL, (kvb_wtype)wt, 96, NULL, 0);
+        const int in = in_for((kvb_wtype)wt);
+        const kvb_matvec_kernel *k = kvb_matvec_find(NULL, (kvb_wtype)wt, in, NULL, 0);
         mv_case c;
-        case_make(&c, (kvb_wtype)wt, 301, 96, 9u + (unsigned)wt);
+        case_make(&c, (kvb_wtype)wt, 301, in, 9u + (unsigned)wt);
         float *y1 = malloc(301 * 4);
         assert_non_null(y1);
-        k->run(c.w, 96, c.x, y1, 0, 301);
-        kvb_matvec_pool(pool, k, c.w, 301, 96, c.x, c.y);
+        k->run(c.w, in, c.x, y1, 0, 301);
+        kvb_matvec_pool(pool, k, c.w, 301, in, c.x, c.y);
         assert_memory_equal(y1, c.y, 301 * 4);
         free(y1);
         case_free(&c);
@@ -256,12 +340,13 @@ static void test_pool_many(void **state)
     float *want[N];
     for (int i = 0; i < N; i++) {
         kvb_wtype wt = (kvb_wtype)(i % KVB_WTYPE_COUNT);
-        case_make(&c[i], wt, outs_n[i], 96, 40u + (unsigned)i);
-        const kvb_matvec_kernel *k = kvb_matvec_find(NULL, wt, 96, NULL, 0);
+        const int in = in_for(wt);
+        case_make(&c[i], wt, outs_n[i], in, 40u + (unsigned)i);
+        const kvb_matvec_kernel *k = kvb_matvec_find(NULL, wt, in, NULL, 0);
         want[i] = malloc((size_t)outs_n[i] * 4);
         assert_non_null(want[i]);
-        k->run(c[i].w, 96, c[i].x, want[i], 0, outs_n[i]);
-        t[i] = (kvb_matvec_task){k, c[i].w, outs_n[i], 96, c[i].x, c[i].y};
+        k->run(c[i].w, in, c[i].x, want[i], 0, outs_n[i]);
+        t[i] = (kvb_matvec_task){k, c[i].w, outs_n[i], in, c[i].x, c[i].y};
     }
     kvb_matvec_pool_many(pool, t, N);
     for (int i = 0; i < N; i++) {
@@ -324,7 +409,8 @@ static void casen_check(const char *name, const kvb_matvec_kernel *k, mv_case *c
 
 static void test_kernelsn_match_reference(void **state)
 {
-    static const int outs_n[] = {1, 7, 67}, ins_n[] = {32, 96, 2080};   /* 67: a chunk of 3 */
+    /* 67: a chunk of 3; 256 and 2304 for the k types */
+    static const int outs_n[] = {1, 7, 67}, ins_n[] = {32, 96, 256, 2080, 2304};
     int ran = 0, n_rows = kvb_matvec_kernel_count();
     kvb_pool *pool;
     assert_int_equal(kvb_pool_create(&pool, 3, NULL, NULL), KVB_STATUS_OK);
@@ -345,6 +431,7 @@ static void test_kernelsn_match_reference(void **state)
                 for (size_t bi = 0; bi < KVBT_COUNT(bs); bi++) {
                     char name[160];
                     int out = outs_n[oi], in = ins_n[ii], B = bs[bi];
+                    if (in % k->multiple) continue;
                     if (!kvbt_case(state, name, sizeof name,
                                    "matvecn(wt=%s,k=%s,out=%d,in=%d,B=%d)", wn, k->name, out,
                                    in, B))
@@ -368,6 +455,7 @@ int main(int argc, char **argv)
         {"rounded_x_error", test_rounded_x_error, 0},
         {"rounded_x_values", test_rounded_x_values, 0},
         {"q8_0_format", test_q8_0_format, 0},
+        {"k_formats", test_k_formats, 0},
         {"pool_split", test_pool_split, 0},
         {"pool_many", test_pool_many, 0},
     };

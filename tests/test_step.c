@@ -143,7 +143,8 @@ static void test_forward_batch(void **state)
     kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_HALF);
     c.max_seq = 130;   /* the sequence pass's buffers hold the B rows */
     for (int wt = 0; wt < KVB_WTYPE_COUNT; wt++) {
-        kvb_model m = kvbt_tiny_model(&c, 12, (kvb_wtype)wt);
+        const kvb_model_config cw = kvbt_shape_for(c, (kvb_wtype)wt);
+        kvb_model m = kvbt_tiny_model(&cw, 12, (kvb_wtype)wt);
         for (size_t ci = 0; ci < KVBT_COUNT(caches); ci++) {
             double worst = 0.0;
             for (size_t bi = 0; bi < KVBT_COUNT(bs); bi++)
@@ -178,12 +179,13 @@ static void test_forward_batch_named(void **state)
     kvb_model_config c = kvbt_tiny_shape(4, 2, KVB_ROPE_LAYOUT_INTERLEAVED);
     char msg[256];
     for (int wt = 0; wt < KVB_WTYPE_COUNT; wt++) {
-        kvb_model m = kvbt_tiny_model(&c, 31, (kvb_wtype)wt);
+        const kvb_model_config cw = kvbt_shape_for(c, (kvb_wtype)wt);
+        kvb_model m = kvbt_tiny_model(&cw, 31, (kvb_wtype)wt);
         for (int i = 0; i < kvb_matvec_kernel_count(); i++) {
             const kvb_matvec_kernel *k = kvb_matvec_kernel_at(i);
             if (k->wtype != (kvb_wtype)wt || !k->run || !k->usable()) continue;
             kvb_state probe;
-            assert_int_equal(kvb_state_init(&probe, &c, 1), KVB_STATUS_OK);
+            assert_int_equal(kvb_state_init(&probe, &cw, 1), KVB_STATUS_OK);
             assert_int_equal(kvb_state_set_matvec(&probe, &m, k->name, msg, sizeof msg),
                              KVB_STATUS_OK);
             kvb_state_free(&probe);

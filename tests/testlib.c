@@ -367,3 +367,13 @@ kvb_status kvbt_wrap_read_kv(const kvb_backend_ctx *w, int seq, int layer, int k
 {
     return kvb_cache_read_kv(kvbt_wrap_inner(w), seq, layer, kv_head, token, k, v);
 }
+
+kvb_model_config kvbt_shape_for(kvb_model_config c, kvb_wtype wt)
+{
+    const int b = kvb_wtype_traits_of(wt)->block;
+    if (c.dim % b == 0 && c.hidden_dim % b == 0 && (c.n_heads * c.head_dim) % b == 0) return c;
+    c.dim = 256;
+    c.hidden_dim = 512;
+    c.head_dim = 256 / c.n_heads;
+    return c;
+}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "../impls/kvb_backend.h"
+#include "../model/model.h"
 
 /* ---- running: filter, temporary directory, a supervising parent ------------ */
 
@@ -122,5 +123,9 @@ kvb_status kvbt_wrap_read_kv(const kvb_backend_ctx *w, int seq, int layer, int k
     .memory = kvbt_wrap_memory, .length = kvbt_wrap_length,                              \
     .seq_fork = kvbt_wrap_seq_fork, .seq_clear = kvbt_wrap_seq_clear,                    \
     .read_kv = kvbt_wrap_read_kv
+
+/* c where wt's blocks divide its rows; else widened to dim 256, hidden 512 and
+ * head_dim 256 / heads (the k types' blocks are 256 values) */
+kvb_model_config kvbt_shape_for(kvb_model_config c, kvb_wtype wt);
 
 #endif

@@ -1,10 +1,11 @@
 /* matvec.c: see matvec.h. The portable rows (the reference every SIMD row is
  * timed beside), the kernel table and the pool split. Dense rows go through
  * kvb_dot_f32 (16 partial sums, also built for x86-64-v3/v4); f16 and bf16
- * rows are converted 64 values at a time into a stack buffer first; q8_0
- * keeps 8 partial sums per block and scales each block's sum by its d. The
- * portable B-vector rows convert each row 64 values at a time (any type, by
- * kvb_wrow_to_f32) and dot the chunk with every x[b]. */
+ * rows are converted 256 values at a time into a stack buffer first, and so
+ * are the 4- and 6-bit block types (by kvb_wrow_to_f32); q8_0 keeps 8 partial
+ * sums per block and scales each block's sum by its d. The portable B-vector
+ * rows convert each row 256 values at a time (any type) and dot the chunk
+ * with every x[b]. */
 #include "matvec.h"
 
 #include "kernels.h"
@@ -12,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { CONV = 64 };
+enum { CONV = 256 };   /* values converted at a time: a whole k-type block */
 
 static void mv_f32(const void *w, int in, const float *x, float *y, int r0, int r1)
 {
@@ -29,6 +30,24 @@ static void mv_half(kvb_wtype wt, const void *w, int in, const float *x, float *
         for (int i = 0; i < in; i += CONV) {
             int n = in - i < CONV ? in - i : CONV;
             kvb_wrow_to_f32(wt, row + i, buf, n);
+            s += kvb_dot_f32(buf, x + i, n);
+        }
+        y[r] = s;
+    }
+}
+
+/* any type through kvb_wrow_to_f32, CONV values (whole blocks) at a time */
+static void mv_conv(kvb_wtype wt, const void *w, int in, const float *x, float *y, int r0,
+                    int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes(wt, in);
+    float buf[CONV];   /* [CONV] one chunk of the row in f32 */
+    for (int r = r0; r < r1; r++) {
+        const char *row = (const char *)w + (size_t)r * rb;
+        float s = 0.0f;
+        for (int i = 0; i < in; i += CONV) {
+            int n = in - i < CONV ? in - i : CONV;
+            kvb_wrow_to_f32(wt, row + kvb_wrow_offset(wt, i), buf, n);
             s += kvb_dot_f32(buf, x + i, n);
         }
         y[r] = s;
@@ -66,9 +85,24 @@ static void mv_q8_0(const void *w, int in, const float *x, float *y, int r0, int
     }
 }
 
+static void mv_q4_0(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    mv_conv(KVB_WTYPE_Q4_0, w, in, x, y, r0, r1);
+}
+
+static void mv_q4_k(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    mv_conv(KVB_WTYPE_Q4_K, w, in, x, y, r0, r1);
+}
+
+static void mv_q6_k(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    mv_conv(KVB_WTYPE_Q6_K, w, in, x, y, r0, r1);
+}
+
 /* per pass of up to KVB_MATVECN_PASS vectors: one sum per vector, each chunk
- * of the row converted once for the pass (CONV is two q8_0 blocks, so chunks
- * start on a block) */
+ * of the row converted once for the pass (CONV is a whole number of every
+ * type's blocks, so chunks start on a block) */
 static void mvn_any(kvb_wtype wt, const void *w, int in, int B, const float *x, float *y,
                     int ldy, int r0, int r1)
 {
@@ -92,6 +126,9 @@ static void mvn_any(kvb_wtype wt, const void *w, int in, int B, const float *x, 
 }
 
 KVB_MATVECN_ROWS(, mvn_any)
+KVB_MATVECN_ONE(, mvn_any, mvn_q4_0, KVB_WTYPE_Q4_0)
+KVB_MATVECN_ONE(, mvn_any, mvn_q4_k, KVB_WTYPE_Q4_K)
+KVB_MATVECN_ONE(, mvn_any, mvn_q6_k, KVB_WTYPE_Q6_K)
 
 static int always(void) { return 1; }
 
@@ -100,19 +137,28 @@ static const kvb_matvec_kernel portable_rows[KVB_WTYPE_COUNT] = {
     {"portable", KVB_WTYPE_F16, 1, 0, always, mv_f16, mvn_f16},
     {"portable", KVB_WTYPE_BF16, 1, 0, always, mv_bf16, mvn_bf16},
     {"portable", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 0, always, mv_q8_0, mvn_q8_0},
+    {"portable", KVB_WTYPE_Q4_0, KVB_Q4_0_BLOCK, 0, always, mv_q4_0, mvn_q4_0},
+    {"portable", KVB_WTYPE_Q4_K, KVB_QK_BLOCK, 0, always, mv_q4_k, mvn_q4_k},
+    {"portable", KVB_WTYPE_Q6_K, KVB_QK_BLOCK, 0, always, mv_q6_k, mvn_q6_k},
 };
 
 /* fastest first: the AVX-512 rows (VNNI q8_0 first), AVX2, then portable */
-enum {
-    N_AVX512 = KVB_WTYPE_COUNT + 1,
-    N_SIMD = N_AVX512 + KVB_WTYPE_COUNT,
-    N_ROWS = N_SIMD + KVB_WTYPE_COUNT
+static const struct {
+    const kvb_matvec_kernel *rows;
+    int n;
+} tables[] = {
+    {kvb_matvec_avx512_rows, KVB_MATVEC_BASE_ROWS + 1},
+    {kvb_matvec_avx512_qk_rows, KVB_MATVEC_QK_ROWS},
+    {kvb_matvec_avx2_rows, KVB_MATVEC_BASE_ROWS},
+    {portable_rows, KVB_WTYPE_COUNT},
 };
+enum { N_ROWS = 2 * KVB_MATVEC_BASE_ROWS + 1 + KVB_MATVEC_QK_ROWS + KVB_WTYPE_COUNT };
 
 static const kvb_matvec_kernel *row_at(int i)
 {
-    if (i < N_AVX512) return &kvb_matvec_avx512_rows[i];
-    return i < N_SIMD ? &kvb_matvec_avx2_rows[i - N_AVX512] : &portable_rows[i - N_SIMD];
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; i -= tables[t++].n)
+        if (i < tables[t].n) return &tables[t].rows[i];
+    return NULL;
 }
 
 int kvb_matvec_kernel_count(void) { return N_ROWS; }

@@ -1,6 +1,6 @@
 /* matvec.h: the decode step's matrix-vector product over weights kept in their
  * stored type: y[r] = sum_i W[r][i] x[i] for rows r in [r0, r1), W of
- * kvb_wtype f32, f16, bf16 or q8_0 (kvb_types.h), x and y f32.
+ * any kvb_wtype (kvb_types.h), x and y f32.
  *
  * Contract. Pure functions over caller-owned memory: no allocation, no global
  * state. W is `out` rows of `in` values, row r at w + r * kvb_wtype_row_bytes(
@@ -38,7 +38,7 @@ typedef void (*kvb_matvecn_fn)(const void *w, int in, int B, const float *x, flo
                                int r0, int r1);
 enum { KVB_MATVECN_PASS = 8 };
 
-/* A kernel file's four B-vector rows, mvn_f32 .. mvn_q8_0: each calls
+/* A kernel file's B-vector rows, mvn_f32 .. mvn_q8_0: each calls
  * body(type, w, in, B, x, y, ldy, r0, r1) with its type; attr is the file's
  * target attribute (empty for none). */
 #define KVB_MATVECN_ONE(attr, body, name, wt)                                                \
@@ -53,12 +53,12 @@ enum { KVB_MATVECN_PASS = 8 };
     KVB_MATVECN_ONE(attr, body, mvn_bf16, KVB_WTYPE_BF16)                                   \
     KVB_MATVECN_ONE(attr, body, mvn_q8_0, KVB_WTYPE_Q8_0)
 
-/* The byte of a stored row where value e starts (for q8_0, e within its block
- * gives the block's start). */
+/* The byte of a stored row where value e starts (for a block type, e within
+ * its block gives the block's start). */
 static inline size_t kvb_wrow_offset(kvb_wtype wt, int e)
 {
-    if (wt == KVB_WTYPE_Q8_0) return (size_t)(e / KVB_Q8_0_BLOCK) * KVB_Q8_0_BYTES;
-    return (size_t)e * (wt == KVB_WTYPE_F32 ? 4 : 2);
+    const kvb_wtype_traits *tr = kvb_wtype_traits_of(wt);
+    return tr ? (size_t)(e / tr->block) * tr->block_bytes : 0;
 }
 
 /* One implementation for one weight type: a row of the const table
@@ -116,8 +116,13 @@ typedef struct kvb_matvecn_task {
 } kvb_matvecn_task;
 void kvb_matvecn_pool_many(kvb_pool *pool, const kvb_matvecn_task *t, int n);
 
-/* The SIMD rows (matvec_avx512.c, matvec_avx2.c), for the table in matvec.c. */
-extern const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1];
-extern const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_WTYPE_COUNT];
+/* The SIMD rows, for the table in matvec.c: matvec_avx512.c's and
+ * matvec_avx2.c's for f32, f16, bf16 and q8_0 (AVX-512 also the VNNI q8_0
+ * row), matvec_qk_avx512.c's for q4_0, q4_k and q6_k. The 4- and 6-bit types
+ * have no AVX2 rows: auto takes the portable one there. */
+enum { KVB_MATVEC_BASE_ROWS = 4, KVB_MATVEC_QK_ROWS = 3 };
+extern const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_MATVEC_BASE_ROWS + 1];
+extern const kvb_matvec_kernel kvb_matvec_avx512_qk_rows[KVB_MATVEC_QK_ROWS];
+extern const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_MATVEC_BASE_ROWS];
 
 #endif

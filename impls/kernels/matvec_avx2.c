@@ -221,7 +221,7 @@ static int usable_avx2(void) { return 0; }
 #define MV(f) NULL
 #endif
 
-const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_WTYPE_COUNT] = {
+const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_MATVEC_BASE_ROWS] = {
     {"avx2", KVB_WTYPE_F32, 8, 0, usable_avx2, MV(mv_f32), MV(mvn_f32)},
     {"avx2", KVB_WTYPE_F16, 8, 0, usable_avx2, MV(mv_f16), MV(mvn_f16)},
     {"avx2", KVB_WTYPE_BF16, 8, 0, usable_avx2, MV(mv_bf16), MV(mvn_bf16)},

@@ -382,7 +382,7 @@ static int usable_vnni(void) { return 0; }
 #define MV(f) NULL
 #endif
 
-const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_WTYPE_COUNT + 1] = {
+const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_MATVEC_BASE_ROWS + 1] = {
     {"avx512-vnni", KVB_WTYPE_Q8_0, KVB_Q8_0_BLOCK, 1, usable_vnni, MV(mv_q8_0_vnni), NULL},
     {"avx512", KVB_WTYPE_F32, 16, 0, kvb_have_avx512, MV(mv_f32), MV(mvn_f32)},
     {"avx512", KVB_WTYPE_F16, 16, 0, kvb_have_avx512, MV(mv_f16), MV(mvn_f16)},

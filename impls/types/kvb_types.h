@@ -91,24 +91,40 @@ void kvb_row_from_f32(kvb_dtype dt, const float *src, void *dst, int n);
 void kvb_row_to_f32(kvb_dtype dt, const void *src, float *dst, int n);
 
 /* Storage type of model weights (impls/kernels/matvec.h reads them). Separate
- * from kvb_dtype: q8_0 here is GGUF's Q8_0 layout (blocks of 32 values, each
- * an f16 scale d then 32 signed int8 q, value = d*q: 34 bytes a block), not the
- * KV cache's unsigned codes with their scales kept apart. Rows in wtypes.c. */
+ * from kvb_dtype: the block types here are GGUF's layouts, byte for byte as
+ * ggml writes them, not the KV cache's codes with their scales kept apart:
+ * - q8_0: blocks of 32, an f16 d then 32 int8 q; value = d*q (34 bytes).
+ * - q4_0: blocks of 32, an f16 d then 16 bytes; byte j holds value j in its
+ *   low nibble and value j+16 in its high one; value = d*(q - 8) (18 bytes).
+ * - q4_k: super-blocks of 256, f16 d and dmin, 12 bytes of 6-bit scales sc[8]
+ *   and mins m[8] (packed as ggml's get_scale_min_k4), 128 bytes of nibbles:
+ *   sub-block s (32 values) is byte 32*(s/2)+l's low (s even) or high nibble;
+ *   value = d*sc[s]*q - dmin*m[s] (144 bytes).
+ * - q6_k: super-blocks of 256, ql[128] (low 4 bits), qh[64] (high 2 bits),
+ *   int8 scales[16] (one per 16 values), f16 d; value = d*scales[i/16]*(q - 32)
+ *   (210 bytes; the bit layout in wtypes.c).
+ * Rows in wtypes.c. */
 typedef enum kvb_wtype {
     KVB_WTYPE_F32 = 0,
     KVB_WTYPE_F16,
     KVB_WTYPE_BF16,
     KVB_WTYPE_Q8_0,
+    KVB_WTYPE_Q4_0,
+    KVB_WTYPE_Q4_K,
+    KVB_WTYPE_Q6_K,
     KVB_WTYPE_COUNT
 } kvb_wtype;
 
 enum { KVB_Q8_0_BLOCK = 32, KVB_Q8_0_BYTES = 34 };
+enum { KVB_Q4_0_BLOCK = 32, KVB_Q4_0_BYTES = 18 };
+enum { KVB_QK_BLOCK = 256, KVB_Q4_K_BYTES = 144, KVB_Q6_K_BYTES = 210 };
 
 typedef struct kvb_wtype_traits {
     kvb_wtype   wtype;
-    const char *name;         /* "f32", "f16", "bf16", "q8_0" */
-    int         block;        /* values per block: 1, or 32 for q8_0 */
-    size_t      block_bytes;  /* bytes per block: 4, 2, 2, 34 */
+    const char *name;         /* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k" */
+    int         block;        /* values per block: 1, 32 (q8_0, q4_0) or 256 (k types) */
+    size_t      block_bytes;  /* bytes per block: 4, 2, 2, 34, 18, 144, 210 */
+    unsigned    ggml;         /* GGUF's tensor type id (ggml_type): 0, 1, 30, 8, 2, 12, 14 */
 } kvb_wtype_traits;
 
 /* The row of t; NULL when out of range. */
@@ -119,8 +135,14 @@ kvb_status  kvb_wtype_parse(const char *name, kvb_wtype *out);
 size_t      kvb_wtype_row_bytes(kvb_wtype t, int n);
 /* One row of n values to and from f32, rounding to nearest. q8_0 (n a
  * multiple of 32): d = max|x| / 127 rounded to f16, q = round(x / d) clamped
- * to -127..127 (ggml divides by d before rounding it: codes may differ by one). */
+ * to -127..127 (ggml divides by d before rounding it: codes may differ by one).
+ * q4_0 as ggml's reference quantizer (d = the value of largest |x| / -8). The
+ * k types by a plain min/max fit per sub-block, not ggml's search for the
+ * best scales: valid files of the same layout, a little less accurate than
+ * llama.cpp's quantize would make them. */
 void kvb_wrow_from_f32(kvb_wtype t, const float *src, void *dst, int n);
 void kvb_wrow_to_f32(kvb_wtype t, const void *src, float *dst, int n);
+/* q4_k sub-block j's (0..7) 6-bit scale and min from a block's 12 scale bytes */
+void kvb_q4_k_scale_min(int j, const uint8_t *scales, int *sc, int *m);
 
 #endif
