@@ -153,7 +153,7 @@ const kvb_flag kvb_opts_flags[] = {
     {.name = "--matvec", .cmds = RUN | PPL | REAL, .kind = KVB_FLAG_STRING, .def = "auto",
      .meta = "NAME",
      .help = "the decode step's matrix-vector kernel: auto (the fastest that keeps x in f32), "
-             "avx512-vnni (q8_0: x rounded to int8 per block, as llama.cpp), avx512, avx2, "
+             "avx512-vnni (q8_0, q4_k: x rounded to int8 per block, as llama.cpp), avx512, avx2, "
              "portable; matrices of types it lacks keep auto",
      .off = OFF(matvec)},
     {.name = "--wtype", .cmds = RUN | EXPORT | PPL | REAL, .kind = KVB_FLAG_STRING, .def = "f32",

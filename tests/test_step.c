@@ -72,10 +72,13 @@ static void test_forward_matvec_named(void **state)
 /* The batched step against one-sequence steps, on two caches of one kind:
  * sequence ids in reverse (seqs[i] = B - 1 - i), sequence i first fed
  * 2 (i % 5) + 1 prompt tokens (mixed positions), then `steps` batched steps; each step's
- * greedy tokens must be equal. matvec: the kernel by name (NULL: auto).
+ * greedy tokens must be equal (unless same_tokens is 0: a row that rounds x in
+ * the single steps only moves logits near a tie). matvec: the kernel by name
+ * (NULL: auto).
  * Returns the worst relative L2 of the logits. */
 static double batch_vs_single(const kvb_model *m, int threads, const char *backend, kvb_dtype dt,
-                              int B, int steps, const char *name, const char *matvec)
+                              int B, int steps, const char *name, const char *matvec,
+                              int same_tokens)
 {
     const int V = m->cfg.vocab_size;
     kvb_state s;
@@ -111,7 +114,7 @@ static double batch_vs_single(const kvb_model *m, int threads, const char *backe
             double e = kvbt_rel_l2_rows(lb + (size_t)i * V, s.logits, 1, (size_t)V);
             if (!(e <= worst)) worst = e;
             int next = kvb_argmax(lb + (size_t)i * V, V);
-            if (next != kvb_argmax(s.logits, V))
+            if (same_tokens && next != kvb_argmax(s.logits, V))
                 fail_msg("%s: step %d seq %d: greedy tokens differ (rel L2 %.3g)", name, step,
                          seqs[i], e);
             tok[i] = next;
@@ -157,7 +160,7 @@ static void test_forward_batch(void **state)
                                    kvb_dtype_name(caches[ci].dt), B, th))
                         continue;
                     double e = batch_vs_single(&m, th, caches[ci].backend, caches[ci].dt, B,
-                                               B > 5 ? 2 : 4, name, NULL);
+                                               B > 5 ? 2 : 4, name, NULL, 1);
                     if (!(e < caches[ci].tol))
                         fail_msg("%s: rel L2 %.3g (tolerance %.3g)", name, e, caches[ci].tol);
                     if (!(e <= worst)) worst = e;
@@ -192,7 +195,8 @@ static void test_forward_batch_named(void **state)
             char name[96];
             snprintf(name, sizeof name, "forward_batch(wt=%s,matvec=%s)", kvb_wtype_name(k->wtype),
                      k->name);
-            double e = batch_vs_single(&m, 2, "paged", KVB_DTYPE_F32, 5, 3, name, k->name);
+            double e = batch_vs_single(&m, 2, "paged", KVB_DTYPE_F32, 5, 3, name, k->name,
+                                       !k->rounds_x);
             print_message("%s: rel L2 %.2g\n", name, e);
             /* the VNNI single steps round x, the batch does not */
             if (!(e < (k->rounds_x ? 3.6e-2 : 1e-5))) fail_msg("%s: rel L2 %.3g", name, e);

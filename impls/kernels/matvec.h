@@ -8,12 +8,12 @@
  * may split the rows (kvb_matvec_pool). Arithmetic is f32 with several
  * independent partial sums per row; every kernel row is held by the tests to
  * the float64 product of the dequantized weights. One exception, flagged
- * rounds_x: the VNNI q8_0 row rounds x to int8 per block of 32 (as
- * kvb_qquant_query, quant.h: qi = round(x / sx), sx = max|x| / 127) and is
- * exact to float rounding for that rounded x; against the f32 x its error is
+ * rounds_x: the VNNI q8_0 and q4_k rows round x to int8 per block of 32 (as
+ * kvb_qquant_query, quant.h: qi = round(x / sx), sx = max|x| / 127) and are
+ * exact to float rounding for that rounded x; against the f32 x the error is
  * that of the rounding, |x - x'| <= sx/2 per value: 0.0037 relative L2 over
  * 56 rows of uniform weights and x at in = 4096 (tests/test_matvec.c). It is
- * what llama.cpp does with q8_0 weights and the faster q8_0 row on the Xeon VM
+ * what llama.cpp does with these weights and the faster row on the Xeon VM
  * (docs/models.md), but "auto" never picks it: --matvec avx512-vnni asks. */
 #ifndef KVB_MATVEC_H
 #define KVB_MATVEC_H
@@ -120,7 +120,14 @@ void kvb_matvecn_pool_many(kvb_pool *pool, const kvb_matvecn_task *t, int n);
  * matvec_avx2.c's for f32, f16, bf16 and q8_0 (AVX-512 also the VNNI q8_0
  * row), matvec_qk_avx512.c's for q4_0, q4_k and q6_k. The 4- and 6-bit types
  * have no AVX2 rows: auto takes the portable one there. */
-enum { KVB_MATVEC_BASE_ROWS = 4, KVB_MATVEC_QK_ROWS = 3 };
+enum { KVB_MATVEC_BASE_ROWS = 4, KVB_MATVEC_QK_ROWS = 4 };
+
+/* matvec_avx512.c's rounding of x for the VNNI rows (x86-64 GCC builds only;
+ * call only where kvb_matvec_usable_vnni() says 1): nb blocks of 32 values to
+ * xq [nb][32], sx [nb] and corr [nb] = -16 * the block's sum of xq, exactly as
+ * kvb_qquant_query rounds. */
+void kvb_matvec_round_x(const float *x, int nb, int8_t *xq, float *sx, int *corr);
+int kvb_matvec_usable_vnni(void);
 extern const kvb_matvec_kernel kvb_matvec_avx512_rows[KVB_MATVEC_BASE_ROWS + 1];
 extern const kvb_matvec_kernel kvb_matvec_avx512_qk_rows[KVB_MATVEC_QK_ROWS];
 extern const kvb_matvec_kernel kvb_matvec_avx2_rows[KVB_MATVEC_BASE_ROWS];

@@ -373,11 +373,23 @@ static KVB_VNNI void mv_q8_0_vnni(const void *w, int in, const float *x, float *
     }
 }
 
-static int usable_vnni(void) { return kvb_have_avx512() && __builtin_cpu_supports("avx512vnni"); }
+/* for matvec_qk_avx512.c's VNNI row: x rounded as here, the same code */
+KVB_VNNI void kvb_matvec_round_x(const float *x, int nb, int8_t *xq, float *sx, int *corr)
+{
+    vnni_quant_x(x, nb, xq, sx, corr);
+}
+
+int kvb_matvec_usable_vnni(void)
+{
+    return kvb_have_avx512() && __builtin_cpu_supports("avx512vnni");
+}
+
+static int usable_vnni(void) { return kvb_matvec_usable_vnni(); }
 #define MV(f) f
 
 #else
 static int kvb_have_avx512(void) { return 0; }
+int kvb_matvec_usable_vnni(void) { return 0; }
 static int usable_vnni(void) { return 0; }
 #define MV(f) NULL
 #endif

@@ -1,16 +1,18 @@
 /* matvec_qk_avx512.c: the AVX-512 rows of the matvec table (matvec.h) for the
  * 4- and 6-bit GGUF weight types q4_0, q4_k and q6_k (layouts in kvb_types.h).
  *
- * Each row goes through in chunks of 256 values: the chunk's blocks are
- * dequantized in registers (nibbles masked and shifted in bytes, widened to
- * int32, converted, times the block's scale) into a 1 KiB buffer, as
- * kvb_wrow_to_f32 computes them, the same operations in the same order, so
- * the buffer holds exactly the portable row's values; then dotted with x by
- * FMAs over four accumulators. The B-vector rows dequantize each chunk once
- * and dot it with every vector. x stays f32: these rows round nothing but
- * their sums. The buffer costs stores and loads (load/store ports) rather
- * than vector arithmetic; the integer dot products llama.cpp runs on these
- * types round x to 8 bits, which the exact rows here do not.
+ * Three kinds, measured side by side in kvbench-gbench (docs/models.md):
+ * - q4_k in registers (the bulk of a Q4_K_M file): four rows share each load
+ *   of x, nibbles widened and converted 16 at a time, the mins taken out of
+ *   the loop through sum(x) per sub-block (below).
+ * - q4_k against x rounded to int8 (avx512-vnni, rounds_x: opt-in as the
+ *   q8_0 one; what llama.cpp does): one vpdpbusd per 64 weights.
+ * - q4_0 and q6_k, and every type's B-vector rows, through a buffer: a chunk
+ *   of 256 values dequantized in registers as kvb_wrow_to_f32 computes them
+ *   (same operations, same order: the buffer holds the portable row's values),
+ *   then dotted with x by FMAs over four accumulators; the B-vector rows
+ *   dequantize each chunk once and dot it with every vector.
+ * The exact rows round nothing but their f32 sums.
  * Compiled for any x86-64 GCC with function-level target attributes; the rows'
  * usable() checks CPUID. Elsewhere the rows have no run. */
 #include "matvec.h"
@@ -126,17 +128,32 @@ static KVB_AVX512 void deq_q6_k(const uint8_t *b, float *out, int nb)
  * kvb_q4_k_scale_min; test_matvec holds the rows to the dequantized weights). */
 enum { QT = 8192 };   /* values of x per tile: QT / 32 sub-block sums on the stack */
 
-static KVB_INLINE void q4k_unpack(const uint8_t *s12, uint8_t out[16])
+/* A super-block's 12 scale bytes (read as 16: the 4 after them are codes) to
+ * sc[0..7] in bytes 0..7 and m[0..7] in 8..15, in 32-bit lanes: the stores
+ * and reloads of a scalar unpack stalled on store forwarding */
+static KVB_INLINE KVB_AVX512 __m128i q4k_unpack(const uint8_t *s12)
 {
-    const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
-    uint32_t u[4];   /* in: the 12 bytes; out: sc[0..7] then m[0..7] */
-    memcpy(u, s12, 12);
-    u[3] = ((u[2] >> 4) & k2) | ((u[1] >> 6) & k3) << 4;
-    const uint32_t m03 = u[1] & k1;
-    u[1] = (u[2] & k2) | ((u[0] >> 6) & k3) << 4;
-    u[2] = m03;
-    u[0] &= k1;
-    memcpy(out, u, 16);
+    const __m128i u = _mm_loadu_si128((const __m128i *)(const void *)s12);   /* u0 u1 u2 - */
+    const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));         /* u0 u2 u1 u2 */
+    const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));         /* u0 u0 u1 u1 */
+    const __m128i even = _mm_and_si128(a, _mm_set1_epi32(0x3f3f3f3f));
+    const __m128i odd = _mm_or_si128(
+        _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0f0f0f0f)),
+        _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(b, 6), _mm_set1_epi32(0x03030303)), 4));
+    return _mm_blend_epi32(even, odd, 0xa);
+}
+
+/* sc (low 8 bytes of v) and m (high 8) as floats times d and dmin (f16 at b) */
+static KVB_INLINE KVB_AVX512 void q4k_scales(__m128i v, const uint8_t *b, __m256 *ds, __m256 *dm)
+{
+    int dd;   /* d and dmin, f16 */
+    memcpy(&dd, b, 4);
+    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128(dd));
+    *ds = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)),
+                        _mm256_broadcastss_ps(h));
+    *dm = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
+                        _mm256_permutevar8x32_ps(_mm256_castps128_ps256(h),
+                                                 _mm256_set1_epi32(1)));
 }
 
 static KVB_INLINE KVB_AVX512 __m512 u8x16f(__m128i v)
@@ -161,15 +178,10 @@ static KVB_INLINE KVB_AVX512 void q4k_rows(const int R, const uint8_t *w, size_t
             const uint8_t *b = w + j * rb + (size_t)k * KVB_Q4_K_BYTES;
             for (int o = 0; o < KVB_Q4_K_BYTES; o += 64)
                 _mm_prefetch((const char *)b + PF_QK + o, _MM_HINT_T0);
-            uint8_t sm[16];
-            q4k_unpack(b + 4, sm);
-            const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                (const __m128i *)(const void *)sm)));
-            const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                (const __m128i *)(const void *)(sm + 8))));
-            _mm256_store_ps(ds[j], _mm256_mul_ps(sc, _mm256_set1_ps(half_at(b))));
-            accm[j] = _mm256_fmadd_ps(_mm256_mul_ps(mn, _mm256_set1_ps(half_at(b + 2))),
-                                      _mm256_loadu_ps(xs + 8 * k), accm[j]);
+            __m256 dsc, dmn;
+            q4k_scales(q4k_unpack(b + 4), b, &dsc, &dmn);
+            _mm256_store_ps(ds[j], dsc);
+            accm[j] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(xs + 8 * k), accm[j]);
         }
         for (int p = 0; p < 4; p++) {
             const __m512 x0 = _mm512_loadu_ps(xk + 64 * p), x1 = _mm512_loadu_ps(xk + 64 * p + 16);
@@ -213,6 +225,100 @@ static KVB_AVX512 void mv_q4_k(const void *w, int in, const float *x, float *y, 
             q4k_rows(4, wt + (size_t)r * rb, rb, n / KVB_QK_BLOCK, x + c0, xs, y + r);
         for (; r < r1; r++)
             q4k_rows(1, wt + (size_t)r * rb, rb, n / KVB_QK_BLOCK, x + c0, xs, y + r);
+    }
+}
+
+/* ---- q4_k against x rounded to int8 (VNNI; opt-in, as the q8_0 one) -------
+ * x rounded per block of 32 as kvb_qquant_query does (kvb_matvec_round_x),
+ * which is what llama.cpp does with these weights (to 8 bits in blocks of
+ * 256 there). A 64-byte load holds four sub-blocks' codes: its low nibbles are
+ * sub-blocks 4g and 4g+2, its high ones 4g+1 and 4g+3, so x's rounded blocks
+ * are stored in that order (xq below) and one vpdpbusd (codes unsigned, x
+ * signed) per 64 values gives 8 lanes of sums for each of two sub-blocks;
+ * converted, one FMA by d * sc * sx spread over those lanes. Mins: dmin * m
+ * * sx * sum(xq) per sub-block, one 8-lane FMA per super-block and row. */
+#define KVB_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
+
+enum { QTB = QT / 32 };   /* x blocks of a tile */
+
+static KVB_INLINE KVB_VNNI void q4k_vnni_rows(const int R, const uint8_t *w, size_t rb, int nsb,
+                                              const int8_t *xq, const float *sx,
+                                              const float *sxq, float *part)
+{
+    /* lane l of the sums of a low (high) nibble load belongs to sub-block
+     * 4g + (l < 8 ? 0 : 2) (+ 1) */
+    const __m512i lane[2][2] = {   /* [g][low, high nibbles] */
+        {_mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+         _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)},
+        {_mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4),
+         _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5)}};
+    const __m512i m4 = _mm512_set1_epi8(15);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
+    __m256 accm[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                      _mm256_setzero_ps()};   /* [row] dmin * m * sx * sum(xq) */
+    for (int k = 0; k < nsb; k++) {
+        const __m256 sxk = _mm256_loadu_ps(sx + 8 * k);
+        const int8_t *xk = xq + KVB_QK_BLOCK * k;
+        for (int j = 0; j < R; j++) {
+            const uint8_t *b = w + j * rb + (size_t)k * KVB_Q4_K_BYTES;
+            for (int o = 0; o < KVB_Q4_K_BYTES; o += 64)
+                _mm_prefetch((const char *)b + PF_QK + o, _MM_HINT_T0);
+            __m256 dsc, dmn;
+            q4k_scales(q4k_unpack(b + 4), b, &dsc, &dmn);
+            accm[j] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(sxq + 8 * k), accm[j]);
+            /* [sub-block] d * sc * sx, as a zmm whose low 8 lanes are used */
+            const __m512 dsx = _mm512_castps256_ps512(_mm256_mul_ps(dsc, sxk));
+            for (int g = 0; g < 2; g++) {
+                const __m512i v = _mm512_loadu_si512((const void *)(b + 16 + 64 * g));
+                const __m512i x0 = _mm512_loadu_si512((const void *)(xk + 128 * g));
+                const __m512i x1 = _mm512_loadu_si512((const void *)(xk + 128 * g + 64));
+                __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                 _mm512_and_si512(v, m4), x0);
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                 _mm512_and_si512(_mm512_srli_epi16(v, 4), m4),
+                                                 x1);
+                acc[j] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(s0),
+                    _mm512_permutexvar_ps(lane[g][0], dsx), acc[j]);
+                acc[j] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(s1),
+                    _mm512_permutexvar_ps(lane[g][1], dsx), acc[j]);
+            }
+        }
+    }
+    for (int j = 0; j < R; j++) {
+        __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm[j]), _mm256_extractf128_ps(accm[j], 1));
+        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        part[j] += _mm512_reduce_add_ps(acc[j]) - _mm_cvtss_f32(m);
+    }
+}
+
+static KVB_VNNI void mv_q4_k_vnni(const void *w, int in, const float *x, float *y, int r0,
+                                  int r1)
+{
+    const size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q4_K, in);
+    int8_t xr[QT], xq[QT] __attribute__((aligned(64)));   /* [value] natural; reordered */
+    float sx[QTB], sxq[QTB];   /* [block] scale; scale * sum of its codes */
+    int corr[QTB];
+    for (int r = r0; r < r1; r++) y[r] = 0.0f;
+    for (int c0 = 0; c0 < in; c0 += QT) {
+        const int n = in - c0 < QT ? in - c0 : QT, nb = n / 32;
+        kvb_matvec_round_x(x + c0, nb, xr, sx, corr);
+        for (int c = 0; c < nb; c++) {
+            /* block c = 8k + 4g + t goes to slot 4g + (0, 2, 1, 3)[t] of its super-block */
+            static const int slot[4] = {0, 2, 1, 3};
+            const int t = c % 4;
+            memcpy(xq + 32 * (c - t + slot[t]), xr + 32 * c, 32);
+            sxq[c] = sx[c] * (float)(-corr[c] / 16);
+        }
+        const uint8_t *wt = (const uint8_t *)w + (size_t)(c0 / KVB_QK_BLOCK) * KVB_Q4_K_BYTES;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4)
+            q4k_vnni_rows(4, wt + (size_t)r * rb, rb, n / KVB_QK_BLOCK, xq, sx, sxq, y + r);
+        for (; r < r1; r++)
+            q4k_vnni_rows(1, wt + (size_t)r * rb, rb, n / KVB_QK_BLOCK, xq, sx, sxq, y + r);
     }
 }
 
@@ -309,6 +415,8 @@ static int kvb_have_avx512(void) { return 0; }
 #endif
 
 const kvb_matvec_kernel kvb_matvec_avx512_qk_rows[KVB_MATVEC_QK_ROWS] = {
+    {"avx512-vnni", KVB_WTYPE_Q4_K, KVB_QK_BLOCK, 1, kvb_matvec_usable_vnni, MV(mv_q4_k_vnni),
+     NULL},
     {"avx512", KVB_WTYPE_Q4_0, KVB_Q4_0_BLOCK, 0, kvb_have_avx512, MV(mv_q4_0), MV(mvn_q4_0)},
     {"avx512", KVB_WTYPE_Q4_K, KVB_QK_BLOCK, 0, kvb_have_avx512, MV(mv_q4_k), MV(mvn_q4_k)},
     {"avx512", KVB_WTYPE_Q6_K, KVB_QK_BLOCK, 0, kvb_have_avx512, MV(mv_q6_k), MV(mvn_q6_k)},

@@ -128,13 +128,6 @@ static void q4_k_to(const uint8_t *b, float *y)
  * values l, l+32, l+64, l+96 take ql[l] low, ql[l+32] low, ql[l] high,
  * ql[l+32] high for their low 4 bits and qh[l]'s bit pairs 0, 1, 2, 3 for
  * their high 2; ql moves on 64 bytes, qh 32 and the scales 8 a half. */
-static int q6_k_code(const uint8_t *ql, const uint8_t *qh, int i)
-{
-    const int h = i / 128, k = i % 128, l = k % 32, part = k / 32;
-    const uint8_t lo = ql[64 * h + l + (part & 1) * 32];
-    return ((part & 2 ? lo >> 4 : lo & 15) | ((qh[32 * h + l] >> (2 * part)) & 3) << 4) - 32;
-}
-
 static void q6_k_from(const float *x, uint8_t *b)
 {
     float scale[16], smax = 0.0f, samax = 0.0f;
@@ -162,11 +155,28 @@ static void q6_k_from(const float *x, uint8_t *b)
     }
 }
 
+/* one value: (d * scale) * (code - 32), code from its low 4 and high 2 bits */
+static float q6v(float d, int8_t sc, int lo4, int hi2)
+{
+    return d * (float)sc * (float)((lo4 | hi2 << 4) - 32);
+}
+
+/* per half and l < 32 the four values of the layout above */
 static void q6_k_to(const uint8_t *b, float *y)
 {
     const float d = get_f16(b + 208);
-    for (int i = 0; i < KVB_QK_BLOCK; i++)
-        y[i] = d * (float)(int8_t)b[192 + i / 16] * (float)q6_k_code(b, b + 128, i);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b + 64 * h, *qh = b + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(b + 192 + 8 * h);
+        float *o = y + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            const int is = l / 16;
+            o[l] = q6v(d, sc[is], ql[l] & 15, qh[l] & 3);
+            o[l + 32] = q6v(d, sc[is + 2], ql[l + 32] & 15, (qh[l] >> 2) & 3);
+            o[l + 64] = q6v(d, sc[is + 4], ql[l] >> 4, (qh[l] >> 4) & 3);
+            o[l + 96] = q6v(d, sc[is + 6], ql[l + 32] >> 4, qh[l] >> 6);
+        }
+    }
 }
 
 const kvb_wtype_traits *kvb_wtype_traits_of(kvb_wtype t)
