@@ -161,6 +161,18 @@ static KVB_INLINE KVB_AVX512 __m512 u8x16f(__m128i v)
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
 }
 
+/* part[j] += the lanes of acc[j] less those of the mins' accm[j] */
+static KVB_INLINE KVB_AVX512 void q4k_finish(const int R, const __m512 *acc, const __m256 *accm,
+                                             float *part)
+{
+    for (int j = 0; j < R; j++) {
+        __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm[j]), _mm256_extractf128_ps(accm[j], 1));
+        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        part[j] += _mm512_reduce_add_ps(acc[j]) - _mm_cvtss_f32(m);
+    }
+}
+
 /* R rows (1 or 4) over nsb super-blocks from w on (row j at w + j * rb), x and
  * its sub-block sums xs from the same value on; adds each row's sum to part[j] */
 static KVB_INLINE KVB_AVX512 void q4k_rows(const int R, const uint8_t *w, size_t rb, int nsb,
@@ -201,12 +213,7 @@ static KVB_INLINE KVB_AVX512 void q4k_rows(const int R, const uint8_t *w, size_t
             }
         }
     }
-    for (int j = 0; j < R; j++) {
-        __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm[j]), _mm256_extractf128_ps(accm[j], 1));
-        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        part[j] += _mm512_reduce_add_ps(acc[j]) - _mm_cvtss_f32(m);
-    }
+    q4k_finish(R, acc, accm, part);
 }
 
 static KVB_AVX512 void mv_q4_k(const void *w, int in, const float *x, float *y, int r0, int r1)
@@ -287,12 +294,7 @@ static KVB_INLINE KVB_VNNI void q4k_vnni_rows(const int R, const uint8_t *w, siz
             }
         }
     }
-    for (int j = 0; j < R; j++) {
-        __m128 m = _mm_add_ps(_mm256_castps256_ps128(accm[j]), _mm256_extractf128_ps(accm[j], 1));
-        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        part[j] += _mm512_reduce_add_ps(acc[j]) - _mm_cvtss_f32(m);
-    }
+    q4k_finish(R, acc, accm, part);
 }
 
 static KVB_VNNI void mv_q4_k_vnni(const void *w, int in, const float *x, float *y, int r0,
