@@ -48,7 +48,7 @@ static void print_table(const kvb_point *pts, int n, const kvb_model_config *mc,
             continue;
         }
         kvb_point_summary s;
-        kvb_point_summarize(&pts[i], mc, prompt_len, &s);
+        kvb_point_summarize(&pts[i], mc, prompt_len, 0, &s);
         printf("%-24s %-9s %9.3f %9.3f %9.3f %11.1f %12zu %12zu %9.2f %9.2f\n", label,
                kvb_point_status_name(pts[i].status), s.prefill_ns_median / 1e6,
                s.first_ns_median / 1e6, s.last_ns_median / 1e6, s.total_ns_median / 1e6, s.used,
@@ -526,6 +526,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                          &m.cfg,
                          kvb_model_wtype_name(&m),
                          m.weight_bytes,
+                         m.step_bytes,
                          &g,
                          openblas_get_num_threads(),
                          have_ceil ? &ceil : NULL,

@@ -80,9 +80,10 @@ static void json_read_bw(kvb_jw *w, const char *key, const kvb_read_bw *r)
     kvb_jw_close(w, "");
 }
 
-/* Flops and bytes of one decode step at `pos` (context pos+1), from the shape. */
-static void step_work(const kvb_model_config *c, int recompute, int pos, double es, double *flop,
-                      double *bytes)
+/* Flops and bytes of one decode step at `pos` (context pos+1), from the shape;
+ * wb the weight bytes it reads (0: every weight as f32). */
+static void step_work(const kvb_model_config *c, int recompute, int pos, double es, double wb,
+                      double *flop, double *bytes)
 {
     double d = c->dim, qd = (double)c->n_heads * c->head_dim,
            kvd = (double)c->n_kv_heads * c->head_dim, h = c->hidden_dim, L = c->n_layers;
@@ -90,12 +91,13 @@ static void step_work(const kvb_model_config *c, int recompute, int pos, double 
     double cls = (double)c->vocab_size * d;
     double ctx = pos + 1.0;
     double attn_per_ctx = L * c->n_heads * (double)c->head_dim * 4.0; /* q.k and p.v */
+    if (wb <= 0) wb = 4 * (mat + cls);
     if (recompute) {
         *flop = 2 * mat * ctx + 2 * cls + attn_per_ctx * ctx * (ctx + 1) / 2;
-        *bytes = 4 * (mat + cls);
+        *bytes = wb;
     } else {
         *flop = 2 * (mat + cls) + attn_per_ctx * ctx;
-        *bytes = 4 * (mat + cls) + 2 * L * kvd * ctx * es;
+        *bytes = wb + 2 * L * kvd * ctx * es;
     }
 }
 
@@ -163,7 +165,7 @@ static void exponent_interval(const kvb_point *p, const double *x, int lo, doubl
 }
 
 void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prompt_len,
-                         kvb_point_summary *o)
+                         uint64_t step_bytes, kvb_point_summary *o)
 {
     memset(o, 0, sizeof *o);
     const int N = p->n_tokens, R = p->reps;
@@ -254,7 +256,7 @@ void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prom
         int rc = (p->backend->flags & KVB_BACKEND_RECOMPUTE) != 0;
         double fl, by;
         step_work(m, rc, o->last_pos, rc ? 4.0 : kvb_dtype_bits(p->opt.dtype, p->opt.group) / 8.0,
-                  &fl, &by);
+                  (double)step_bytes, &fl, &by);
         o->last_step_gflop = fl / 1e9;
         o->last_step_gbytes = by / 1e9;
     }
@@ -383,6 +385,7 @@ static void json_model(kvb_jw *w, const kvb_run_info *in)
     kvb_jw_kuint(w, "params", kvb_model_param_count(c));
     kvb_jw_kstr(w, "wtype", in->wtype ? in->wtype : "f32");
     kvb_jw_kuint(w, "weight_bytes", in->weight_bytes);
+    kvb_jw_kuint(w, "step_bytes", in->step_bytes);
     kvb_jw_close(w, "");
 }
 
@@ -543,9 +546,11 @@ static void json_fit(kvb_jw *w, const char *key, const char *model, double b, do
 static void json_summary_point(kvb_jw *w, const kvb_run_info *in, const kvb_point *p)
 {
     kvb_point_summary s;
-    kvb_point_summarize(p, in->model, in->gen->prompt_len, &s);
+    kvb_point_summarize(p, in->model, in->gen->prompt_len, in->step_bytes, &s);
     double t = s.last_ns_median / 1e9;
-    double ceil_bw = in->ceil ? in->ceil->dram.gbs : NAN;
+    /* a step on more than one thread against the read of every core */
+    double ceil_bw = !in->ceil ? NAN : in->threads > 1 && in->ceil->dram_all.gbs > 0
+                                           ? in->ceil->dram_all.gbs : in->ceil->dram.gbs;
     double ceil_ws = in->ceil ? in->ceil->working_set.gbs : NAN;
     json_point_head(w, p, in->model);
     kvb_jw_kstr(w, KVB_KEY_STATUS, kvb_point_status_name(p->status));

@@ -22,7 +22,8 @@ typedef struct kvb_run_info {
     uint64_t              seed;
     const kvb_model_config *model;
     const char           *wtype;          /* the weights' stored type, or "mixed" */
-    uint64_t              weight_bytes;   /* every weight as stored: what a step reads */
+    uint64_t              weight_bytes;   /* every weight as stored */
+    uint64_t              step_bytes;     /* what a decode step reads of them (kvb_model's) */
     const kvb_gen_config *gen;
     int                   blas_threads;
     const kvb_ceilings   *ceil;           /* NULL when not measured */
@@ -51,8 +52,10 @@ typedef struct kvb_point_summary {
     double last_step_gflop, last_step_gbytes;   /* work and bytes of the last step */
 } kvb_point_summary;
 
+/* step_bytes: the weight bytes a decode step reads (kvb_model's step_bytes);
+ * 0 counts every weight as f32 (the last step's roofline) */
 void kvb_point_summarize(const kvb_point *p, const kvb_model_config *m, int prompt_len,
-                         kvb_point_summary *out);
+                         uint64_t step_bytes, kvb_point_summary *out);
 
 /* Writes the three files into dir (which must exist). 0 on success, else -1
  * with msg set; no file is left half-written under its final name. */

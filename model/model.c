@@ -431,7 +431,7 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
         return KVB_STATUS_INVALID_ARG;
     }
     if (c->shared_classifier && !m->w.wcls.data) m->w.wcls = m->w.token_embedding;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, step = 0;
     for (int i = 0, n = kvb_model_slot_count(c) + (c->shared_classifier ? 1 : 0); i < n; i++) {
         kvb_tslot t;
         kvb_model_slot(m, i, &t);
@@ -442,7 +442,11 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
             snprintf(msg, msg_len, "tensor %s is missing (no data)", where);
             return KVB_STATUS_INVALID_ARG;
         }
-        if (t.is_norm) { bytes += 4u * (uint64_t)t.cols; continue; }
+        if (t.is_norm) {
+            bytes += 4u * (uint64_t)t.cols;
+            step += 4u * (uint64_t)t.cols;
+            continue;
+        }
         const kvb_wmat *w = slot_mat(&m->w, t.kind, t.layer);
         const kvb_wtype_traits *tr = kvb_wtype_traits_of(w->type);
         if (!tr) {
@@ -463,6 +467,8 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
         /* a shared classifier is the embedding's bytes, read once */
         if (t.kind == KVB_TKIND_CLS && w->data == m->w.token_embedding.data) continue;
         bytes += tensor_bytes(w->type, w->rows, w->cols);
+        const int table = t.kind == KVB_TKIND_EMB && m->w.wcls.data != w->data;
+        step += tensor_bytes(w->type, table ? 1 : w->rows, w->cols);
     }
     float *f = malloc((size_t)(c->head_dim / 2) * sizeof *f);
     if (!f) {
@@ -473,6 +479,7 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len)
     free(m->rope_freq);
     m->rope_freq = f;
     m->weight_bytes = bytes;
+    m->step_bytes = step;
     return KVB_STATUS_OK;
 }
 

@@ -94,7 +94,10 @@ typedef struct kvb_model {
     size_t            mem_bytes;
     void             *map;        /* a loader's mapped file(s), or NULL */
     void            (*map_release)(void *map);
-    uint64_t          weight_bytes;  /* every weight as stored: what a decode step reads */
+    uint64_t          weight_bytes;  /* every weight as stored */
+    uint64_t          step_bytes;    /* what a decode step reads of them: weight_bytes less
+                                      * the embedding table but the token's row (all of it
+                                      * where it is also the classifier) */
     char              source[32];    /* "random", "llama2.c", "gguf", "safetensors" */
 } kvb_model;
 

@@ -296,14 +296,14 @@ static void test_point_summary(void **state)
     }
     p.rec[3].used = 123;
     kvb_point_summary s;
-    kvb_point_summarize(&p, &cfg, 10, &s);
+    kvb_point_summarize(&p, &cfg, 10, 0, &s);
     assert_int_equal(s.steps, 4);
     assert_true(s.first_ns_median == 1001 && s.last_ns_median == 4001);
     assert_true(s.total_ns_median == 10000 + 4);   /* reps total 10000+4r: median r = 1 */
     assert_int_equal(s.used, 123);
     assert_int_equal(s.analytic_used, 2 * 2 * 2 * 16 * 2 * 14);   /* layers kv hd es tokens */
     p.steps_done[2] = 2;                                           /* a cut-short repetition */
-    kvb_point_summarize(&p, &cfg, 10, &s);
+    kvb_point_summarize(&p, &cfg, 10, 0, &s);
     assert_int_equal(s.full_reps, 2);
     kvb_point_free(&p);
 
@@ -316,7 +316,7 @@ static void test_point_summary(void **state)
         for (int i = 0; i < 400; i++)
             p.rec[i] =
                 (kvb_step_record){i, 0, (uint64_t)(growing ? 1000 * (i + 1) : 5000), 0, 0, 0, 0, 0};
-        kvb_point_summarize(&p, &cfg, 0, &s);
+        kvb_point_summarize(&p, &cfg, 0, 0, &s);
         if (!growing) {
             assert_true(fabs(s.fit_total_b - 1.0) < 1e-9 && fabs(s.fit_tail_b - 1.0) < 1e-9);
             assert_true(fabs(s.fit_latency_b) < 1e-9);
