@@ -20,22 +20,6 @@ static void mv_f32(const void *w, int in, const float *x, float *y, int r0, int 
     for (int r = r0; r < r1; r++) y[r] = kvb_dot_f32((const float *)w + (size_t)r * in, x, in);
 }
 
-static void mv_half(kvb_wtype wt, const void *w, int in, const float *x, float *y, int r0,
-                    int r1)
-{
-    float buf[CONV];
-    for (int r = r0; r < r1; r++) {
-        const uint16_t *row = (const uint16_t *)w + (size_t)r * in;
-        float s = 0.0f;
-        for (int i = 0; i < in; i += CONV) {
-            int n = in - i < CONV ? in - i : CONV;
-            kvb_wrow_to_f32(wt, row + i, buf, n);
-            s += kvb_dot_f32(buf, x + i, n);
-        }
-        y[r] = s;
-    }
-}
-
 /* any type through kvb_wrow_to_f32, CONV values (whole blocks) at a time */
 static void mv_conv(kvb_wtype wt, const void *w, int in, const float *x, float *y, int r0,
                     int r1)
@@ -56,12 +40,12 @@ static void mv_conv(kvb_wtype wt, const void *w, int in, const float *x, float *
 
 static void mv_f16(const void *w, int in, const float *x, float *y, int r0, int r1)
 {
-    mv_half(KVB_WTYPE_F16, w, in, x, y, r0, r1);
+    mv_conv(KVB_WTYPE_F16, w, in, x, y, r0, r1);
 }
 
 static void mv_bf16(const void *w, int in, const float *x, float *y, int r0, int r1)
 {
-    mv_half(KVB_WTYPE_BF16, w, in, x, y, r0, r1);
+    mv_conv(KVB_WTYPE_BF16, w, in, x, y, r0, r1);
 }
 
 /* per block: d * sum(q * x), the block sums added up in order */
@@ -152,7 +136,6 @@ static const struct {
     {kvb_matvec_avx2_rows, KVB_MATVEC_BASE_ROWS},
     {portable_rows, KVB_WTYPE_COUNT},
 };
-enum { N_ROWS = 2 * KVB_MATVEC_BASE_ROWS + 1 + KVB_MATVEC_QK_ROWS + KVB_WTYPE_COUNT };
 
 static const kvb_matvec_kernel *row_at(int i)
 {
@@ -161,11 +144,16 @@ static const kvb_matvec_kernel *row_at(int i)
     return NULL;
 }
 
-int kvb_matvec_kernel_count(void) { return N_ROWS; }
+int kvb_matvec_kernel_count(void)
+{
+    int n = 0;
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) n += tables[t].n;
+    return n;
+}
 
 const kvb_matvec_kernel *kvb_matvec_kernel_at(int i)
 {
-    return i >= 0 && i < N_ROWS ? row_at(i) : NULL;
+    return i >= 0 ? row_at(i) : NULL;
 }
 
 const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in, char *why,
@@ -178,7 +166,7 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
                      kvb_wtype_name(wt), in);
         return NULL;
     }
-    for (int i = 0; i < N_ROWS; i++) {
+    for (int i = 0, n = kvb_matvec_kernel_count(); i < n; i++) {
         const kvb_matvec_kernel *k = row_at(i);
         if (any ? k->rounds_x : strcmp(name, k->name) != 0) continue;
         known = 1;

@@ -51,6 +51,34 @@ static KVB_AVX512 void deq_q4_0(const uint8_t *b, float *out, int nb)
     }
 }
 
+/* A super-block's 12 scale bytes (read as 16: the 4 after them are codes) to
+ * sc[0..7] in bytes 0..7 and m[0..7] in 8..15, in 32-bit lanes: the stores
+ * and reloads of a scalar unpack stalled on store forwarding */
+static KVB_INLINE KVB_AVX512 __m128i q4k_unpack(const uint8_t *s12)
+{
+    const __m128i u = _mm_loadu_si128((const __m128i *)(const void *)s12);   /* u0 u1 u2 - */
+    const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));         /* u0 u2 u1 u2 */
+    const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));         /* u0 u0 u1 u1 */
+    const __m128i even = _mm_and_si128(a, _mm_set1_epi32(0x3f3f3f3f));
+    const __m128i odd = _mm_or_si128(
+        _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0f0f0f0f)),
+        _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(b, 6), _mm_set1_epi32(0x03030303)), 4));
+    return _mm_blend_epi32(even, odd, 0xa);
+}
+
+/* sc (low 8 bytes of v) and m (high 8) as floats times d and dmin (f16 at b) */
+static KVB_INLINE KVB_AVX512 void q4k_scales(__m128i v, const uint8_t *b, __m256 *ds, __m256 *dm)
+{
+    int dd;   /* d and dmin, f16 */
+    memcpy(&dd, b, 4);
+    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128(dd));
+    *ds = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)),
+                        _mm256_broadcastss_ps(h));
+    *dm = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
+                        _mm256_permutevar8x32_ps(_mm256_castps128_ps256(h),
+                                                 _mm256_set1_epi32(1)));
+}
+
 /* 16 unsigned nibbles (bytes 0..15) to d * q - m */
 static KVB_INLINE KVB_AVX512 __m512 u4x16(__m128i v, __m512 d, __m512 m)
 {
@@ -62,19 +90,20 @@ static KVB_AVX512 void deq_q4_k(const uint8_t *b, float *out, int nb)
 {
     const __m256i m4 = _mm256_set1_epi8(15);
     for (int k = 0; k < nb; k++, b += KVB_Q4_K_BYTES, out += KVB_QK_BLOCK) {
-        const float d = half_at(b), dmin = half_at(b + 2);
+        float ds[8] __attribute__((aligned(32))), dm[8] __attribute__((aligned(32)));
+        __m256 dsc, dmn;   /* [sub-block] d * sc, dmin * m */
+        q4k_scales(q4k_unpack(b + 4), b, &dsc, &dmn);
+        _mm256_store_ps(ds, dsc);
+        _mm256_store_ps(dm, dmn);
         for (int p = 0; p < 4; p++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(b + 16 + 32 * p));
             const __m256i nib[2] = {_mm256_and_si256(v, m4),
                                     _mm256_and_si256(_mm256_srli_epi16(v, 4), m4)};
             for (int h = 0; h < 2; h++) {
-                int sc, m;
-                kvb_q4_k_scale_min(2 * p + h, b + 4, &sc, &m);
-                const __m512 ds = _mm512_set1_ps(d * (float)sc);
-                const __m512 dm = _mm512_set1_ps(dmin * (float)m);
+                const __m512 s = _mm512_set1_ps(ds[2 * p + h]), m = _mm512_set1_ps(dm[2 * p + h]);
                 float *o = out + 64 * p + 32 * h;
-                _mm512_storeu_ps(o, u4x16(_mm256_castsi256_si128(nib[h]), ds, dm));
-                _mm512_storeu_ps(o + 16, u4x16(_mm256_extracti128_si256(nib[h], 1), ds, dm));
+                _mm512_storeu_ps(o, u4x16(_mm256_castsi256_si128(nib[h]), s, m));
+                _mm512_storeu_ps(o + 16, u4x16(_mm256_extracti128_si256(nib[h], 1), s, m));
             }
         }
     }
@@ -128,37 +157,21 @@ static KVB_AVX512 void deq_q6_k(const uint8_t *b, float *out, int nb)
  * kvb_q4_k_scale_min; test_matvec holds the rows to the dequantized weights). */
 enum { QT = 8192 };   /* values of x per tile: QT / 32 sub-block sums on the stack */
 
-/* A super-block's 12 scale bytes (read as 16: the 4 after them are codes) to
- * sc[0..7] in bytes 0..7 and m[0..7] in 8..15, in 32-bit lanes: the stores
- * and reloads of a scalar unpack stalled on store forwarding */
-static KVB_INLINE KVB_AVX512 __m128i q4k_unpack(const uint8_t *s12)
-{
-    const __m128i u = _mm_loadu_si128((const __m128i *)(const void *)s12);   /* u0 u1 u2 - */
-    const __m128i a = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));         /* u0 u2 u1 u2 */
-    const __m128i b = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));         /* u0 u0 u1 u1 */
-    const __m128i even = _mm_and_si128(a, _mm_set1_epi32(0x3f3f3f3f));
-    const __m128i odd = _mm_or_si128(
-        _mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0f0f0f0f)),
-        _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(b, 6), _mm_set1_epi32(0x03030303)), 4));
-    return _mm_blend_epi32(even, odd, 0xa);
-}
-
-/* sc (low 8 bytes of v) and m (high 8) as floats times d and dmin (f16 at b) */
-static KVB_INLINE KVB_AVX512 void q4k_scales(__m128i v, const uint8_t *b, __m256 *ds, __m256 *dm)
-{
-    int dd;   /* d and dmin, f16 */
-    memcpy(&dd, b, 4);
-    const __m128 h = _mm_cvtph_ps(_mm_cvtsi32_si128(dd));
-    *ds = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)),
-                        _mm256_broadcastss_ps(h));
-    *dm = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))),
-                        _mm256_permutevar8x32_ps(_mm256_castps128_ps256(h),
-                                                 _mm256_set1_epi32(1)));
-}
-
 static KVB_INLINE KVB_AVX512 __m512 u8x16f(__m128i v)
 {
     return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v));
+}
+
+/* A row's super-block b: its lines prefetched PF_QK ahead, dmin * m * sums
+ * (the eight sub-blocks' sums of x) added to *accm; returns d * sc */
+static KVB_INLINE KVB_AVX512 __m256 q4k_head(const uint8_t *b, const float *sums, __m256 *accm)
+{
+    for (int o = 0; o < KVB_Q4_K_BYTES; o += 64)
+        _mm_prefetch((const char *)b + PF_QK + o, _MM_HINT_T0);
+    __m256 dsc, dmn;
+    q4k_scales(q4k_unpack(b + 4), b, &dsc, &dmn);
+    *accm = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(sums), *accm);
+    return dsc;
 }
 
 /* part[j] += the lanes of acc[j] less those of the mins' accm[j] */
@@ -186,15 +199,9 @@ static KVB_INLINE KVB_AVX512 void q4k_rows(const int R, const uint8_t *w, size_t
     for (int k = 0; k < nsb; k++) {
         const float *xk = x + KVB_QK_BLOCK * k;
         float ds[4][8] __attribute__((aligned(32)));   /* [row][sub-block] d * sc */
-        for (int j = 0; j < R; j++) {
-            const uint8_t *b = w + j * rb + (size_t)k * KVB_Q4_K_BYTES;
-            for (int o = 0; o < KVB_Q4_K_BYTES; o += 64)
-                _mm_prefetch((const char *)b + PF_QK + o, _MM_HINT_T0);
-            __m256 dsc, dmn;
-            q4k_scales(q4k_unpack(b + 4), b, &dsc, &dmn);
-            _mm256_store_ps(ds[j], dsc);
-            accm[j] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(xs + 8 * k), accm[j]);
-        }
+        for (int j = 0; j < R; j++)
+            _mm256_store_ps(ds[j], q4k_head(w + j * rb + (size_t)k * KVB_Q4_K_BYTES,
+                                            xs + 8 * k, &accm[j]));
         for (int p = 0; p < 4; p++) {
             const __m512 x0 = _mm512_loadu_ps(xk + 64 * p), x1 = _mm512_loadu_ps(xk + 64 * p + 16);
             const __m512 x2 = _mm512_loadu_ps(xk + 64 * p + 32);
@@ -269,13 +276,9 @@ static KVB_INLINE KVB_VNNI void q4k_vnni_rows(const int R, const uint8_t *w, siz
         const int8_t *xk = xq + KVB_QK_BLOCK * k;
         for (int j = 0; j < R; j++) {
             const uint8_t *b = w + j * rb + (size_t)k * KVB_Q4_K_BYTES;
-            for (int o = 0; o < KVB_Q4_K_BYTES; o += 64)
-                _mm_prefetch((const char *)b + PF_QK + o, _MM_HINT_T0);
-            __m256 dsc, dmn;
-            q4k_scales(q4k_unpack(b + 4), b, &dsc, &dmn);
-            accm[j] = _mm256_fmadd_ps(dmn, _mm256_loadu_ps(sxq + 8 * k), accm[j]);
             /* [sub-block] d * sc * sx, as a zmm whose low 8 lanes are used */
-            const __m512 dsx = _mm512_castps256_ps512(_mm256_mul_ps(dsc, sxk));
+            const __m512 dsx = _mm512_castps256_ps512(
+                _mm256_mul_ps(q4k_head(b, sxq + 8 * k, &accm[j]), sxk));
             for (int g = 0; g < 2; g++) {
                 const __m512i v = _mm512_loadu_si512((const void *)(b + 16 + 64 * g));
                 const __m512i x0 = _mm512_loadu_si512((const void *)(xk + 128 * g));
