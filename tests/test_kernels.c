@@ -3,9 +3,11 @@
  * Each attend kernel row (portable, AVX2, AVX-512; the ones this build and CPU
  * lack are skipped) against the float64 reference,
  * on runs of rows as a paged cache holds them; the no-cache causal kernels at
- * every position; the f16/bf16 conversions bit by bit; the K/V allocator.
+ * every position; the f16/bf16 conversions bit by bit; the K/V allocator; the
+ * thread pool's runs, back to back and apart, with more threads than cores.
  * Usage: test_kernels [REGEX] (or KVB_TEST_FILTER=REGEX): see testlib.h. */
 
+#define _POSIX_C_SOURCE 200809L   /* nanosleep */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,11 +15,14 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../impls/kernels/kernels.h"
+#include "../impls/kernels/pool.h"
 #include "../impls/kvb_backend.h"
 #include "testlib.h"
 
@@ -212,6 +217,58 @@ static void test_kv_alloc(void **state)
     kvb_kv_free(NULL, 123);
 }
 
+/* [runs][items]: how often each item ran, and on which thread; one run's items
+ * are in row `run`, so a late worker still inside an earlier run shows up. */
+typedef struct pool_log {
+    int run, threads, seen_bad, meet;   /* meet: items 0 and 1 wait for each other */
+    atomic_int arrived, met;
+    int count[64][41];
+    int thread_of[64][41];
+} pool_log;
+
+static void log_item(void *arg, int item, int thread)
+{
+    pool_log *g = arg;
+    g->count[g->run][item]++;   /* each item is taken by one thread: no race on its cell */
+    g->thread_of[g->run][item] = thread;
+    if (thread < 0 || thread >= g->threads) g->seen_bad = 1;
+    if (g->meet && item < 2) {  /* both inside at once, or the pool ran them one by one */
+        atomic_fetch_add(&g->arrived, 1);
+        for (int i = 0; i < 4000 && atomic_load(&g->arrived) < 2; i++)
+            nanosleep(&(struct timespec){0, 500000}, NULL);   /* at most 2 s */
+        if (atomic_load(&g->arrived) >= 2) atomic_fetch_add(&g->met, 1);
+    }
+}
+
+/* Every item of every run runs exactly once, on a thread in range, whether
+ * the runs come back to back or 2 ms apart, and with more threads than this
+ * machine's cores; n below, at and above the thread count. One run's items 0
+ * and 1 wait for each other: they meet only if two threads run them at once. */
+static void test_pool_runs_every_item_once(void **state)
+{
+    (void)state;
+    static const int threads[] = {2, 3, 5};
+    static pool_log g;
+    for (int t = 0; t < 3; t++) {
+        kvb_pool *p = NULL;
+        assert_int_equal(kvb_pool_create(&p, threads[t], NULL, NULL), KVB_STATUS_OK);
+        assert_int_equal(kvb_pool_threads(p), threads[t]);
+        memset(&g, 0, sizeof g);
+        g.threads = threads[t];
+        for (g.run = 0; g.run < 64; g.run++) {
+            int n = 1 + (g.run * 7) % 41;
+            g.meet = g.run == 3;
+            kvb_pool_run(p, n, log_item, &g);
+            if (g.run % 16 == 15) nanosleep(&(struct timespec){0, 2000000}, NULL);
+            for (int i = 0; i < 41; i++) assert_int_equal(g.count[g.run][i], i < n);
+        }
+        assert_int_equal(g.seen_bad, 0);
+        assert_int_equal(atomic_load(&g.met), 2);
+        assert_int_not_equal(g.thread_of[3][0], g.thread_of[3][1]);
+        kvb_pool_destroy(p);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -219,6 +276,7 @@ int main(int argc, char **argv)
         {"causal_matches_reference", test_causal_matches_reference, 1},
         {"f16_bf16_conversions", test_f16_bf16_conversions, 0},
         {"kv_alloc", test_kv_alloc, 0},
+        {"pool_runs_every_item_once", test_pool_runs_every_item_once, 0},
     };
     return kvbt_main(argc, argv, "kernels", all, KVBT_COUNT(all));
 }
