@@ -18,6 +18,7 @@
 #include "../harness/ppl.h"
 #include "../model/tokenizer.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -279,6 +280,7 @@ int kvb_cmd_ppl(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         free(tok);
         return kvb_usage_error("out of memory for the activations of --ctx %d", ctx);
     }
+    openblas_set_num_threads(1);   /* the passes split sgemm over the state's pool */
     if (kvb_state_set_matvec(&s, &m, c.matvec, msg, sizeof msg) != KVB_STATUS_OK) {
         kvb_state_free(&s);
         kvb_model_free(&m);

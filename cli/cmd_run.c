@@ -493,6 +493,9 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
         if (ws > kvb_mem_available() / 4) ws = 0;
         have_ceil = kvb_measure_ceilings(&ceil, 0, ws, 7) == 0;
     }
+    /* the sgemm ceiling above ran on --threads of OpenBLAS's; the model's passes
+     * split their sgemm over the state's pool instead, one OpenBLAS thread each */
+    openblas_set_num_threads(1);
     char topo_msg[256];
     have_topo = kvb_topo_init(&topo, topo_msg, sizeof topo_msg) == KVB_STATUS_OK;
     if ((rc = kvb_opts_pin(&c, have_topo ? &topo : NULL, &pins)) != 0) goto done_model;

@@ -531,7 +531,7 @@ int kvb_cmd_serve_real(const kvb_cli *cli, const kvb_command *self, int argc, ch
         rc = KVB_EXIT_FAIL;
         goto done;
     }
-    openblas_set_num_threads(c.threads);
+    openblas_set_num_threads(1);   /* the passes split sgemm over the state's pool */
     printf("serve: model %s, KV budget %s (%zu bytes%s), %s arrivals, max %d tokens per "
            "request\n",
            source, c.kv_budget, budget, strchr(c.kv_budget, ',') ? " the first" : "",

@@ -253,7 +253,7 @@ const kvb_flag kvb_opts_flags[] = {
      .meta = "N", .help = "at most N windows (0: every whole window of the text)",
      .off = OFF(windows)},
     {.name = "--threads", .cmds = PPL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
-     .meta = "N", .help = "OpenBLAS threads, the decode matvec's and attention threads",
+     .meta = "N", .help = "threads of the model's pool (matvec rows, sgemm tiles, attention heads)",
      .off = OFF(threads)},
     {.name = "--csv", .cmds = PPL, .kind = KVB_FLAG_STRING, .meta = "FILE",
      .help = "also write the table as CSV (ppl.csv's columns; temporary file, then renamed)",
@@ -273,7 +273,8 @@ const kvb_flag kvb_opts_flags[] = {
     /* measuring and writing */
     {.name = "--threads", .cmds = RUN, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
      .meta = "N",
-     .help = "OpenBLAS threads, and attention threads for the contiguous and quant caches",
+     .help = "threads of the model's pool (the step's matvec rows, the sequence passes' sgemm "
+             "tiles) and attention threads for every cache; the sgemm ceiling's OpenBLAS threads",
      .off = OFF(threads)},
     {.name = "--threads", .cmds = ATTEND, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
      .meta = "N",
@@ -391,7 +392,7 @@ const kvb_flag kvb_opts_flags[] = {
      .meta = "N", .help = "running requests at most (and the model's max-seq at most)",
      .off = OFF(max_batch)},
     {.name = "--threads", .cmds = REAL, .kind = KVB_FLAG_INT, .lo = 1, .hi = 1024, .def = "1",
-     .meta = "N", .help = "OpenBLAS threads, the decode matvec's and attention threads",
+     .meta = "N", .help = "threads of the model's pool (matvec rows, sgemm tiles, attention heads)",
      .off = OFF(threads)},
     {.name = "--out", .cmds = REAL, .kind = KVB_FLAG_STRING, .def_help = "results/<UTC>-serve",
      .meta = "DIR",

@@ -96,25 +96,52 @@ static int matvec(kvb_state *s, kfound *kf, const kvb_wmat *w, const float *x, f
     return matvec_n(s, kf, 1, &w, x, &y);
 }
 
-/* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add). Weights not in f32
- * go KVB_TILE_ROWS rows at a time through s->tile into columns of Y. */
+/* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add), KVB_MM_ROWS rows
+ * of W a pool item: f32 rows straight to sgemm, other types converted first
+ * into the item's thread's tile. 128 rows: the 768 rows of a small model's
+ * matrices make 6 items, which two threads share evenly (256 made 3, and the
+ * no-cache step of stories110m ran 10-20% slower on two threads than with
+ * OpenBLAS's own threads); each call packs X again, so not fewer rows either.
+ * The items are the same at any thread count,
+ * and OpenBLAS runs one thread inside each (the callers set it), so the sum
+ * for every element is the same code's: 1 and 2 threads give the same bits.
+ * One pool for all of a pass's threads: OpenBLAS's own workers poll for
+ * work between calls, and beside the pool's they took cores from the decode
+ * steps after a prefill (docs/weights.md). */
+enum { KVB_MM_ROWS = 128 };   /* <= KVB_TILE_ROWS */
+
+typedef struct mm_job {
+    kvb_state *s;
+    float *Y;
+    const float *X;
+    const kvb_wmat *w;
+    int T;
+    float beta;
+} mm_job;
+
+static void mm_item(void *arg, int item, int thread)
+{
+    const mm_job *j = arg;
+    const kvb_wmat *w = j->w;
+    const int out = w->rows, in = w->cols, r0 = item * KVB_MM_ROWS;
+    const int n = out - r0 < KVB_MM_ROWS ? out - r0 : KVB_MM_ROWS;
+    const size_t rb = kvb_wtype_row_bytes(w->type, in);
+    const char *src = (const char *)w->data + (size_t)r0 * rb;
+    const float *W = (const float *)(const void *)src;
+    if (w->type != KVB_WTYPE_F32) {
+        float *tile = j->s->tile + (size_t)thread * j->s->tile_floats;   /* [n][in] */
+        for (int r = 0; r < n; r++)
+            kvb_wrow_to_f32(w->type, src + (size_t)r * rb, tile + (size_t)r * in, in);
+        W = tile;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, n, in, 1.0f, j->X, in, W, in,
+                j->beta, j->Y + r0, out);
+}
+
 static void matmul(kvb_state *s, float *Y, const float *X, const kvb_wmat *w, int T, float beta)
 {
-    const int out = w->rows, in = w->cols;
-    if (w->type == KVB_WTYPE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, X, in, w->data, in,
-                    beta, Y, out);
-        return;
-    }
-    const size_t rb = kvb_wtype_row_bytes(w->type, in);
-    for (int r0 = 0; r0 < out; r0 += KVB_TILE_ROWS) {
-        int n = out - r0 < KVB_TILE_ROWS ? out - r0 : KVB_TILE_ROWS;
-        const char *src = (const char *)w->data + (size_t)r0 * rb;
-        for (int r = 0; r < n; r++)
-            kvb_wrow_to_f32(w->type, src + (size_t)r * rb, s->tile + (size_t)r * in, in);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, in, 1.0f, X, in, s->tile, in,
-                    beta, Y + r0, out);
-    }
+    mm_job j = {s, Y, X, w, T, beta};
+    kvb_pool_run(s->pool, (w->rows + KVB_MM_ROWS - 1) / KVB_MM_ROWS, mm_item, &j);
 }
 
 int kvb_argmax(const float *x, int n)
@@ -418,7 +445,7 @@ static kvb_status seq_pass(const kvb_model *m, kvb_state *s, kvb_cache *cache, i
         }
         if (!cached)
             kvb_attend_causal_gemm(s->Q, s->K, s->V, T, c->n_heads, c->n_kv_heads, c->head_dim,
-                                   s->O, s->scratch);
+                                   s->O, s->scratch, s->pool);
         attn += kvb_now_ns() - t0;
         seq_mm(s, &kf, cached, s->X, s->O, &w->wo, T, 1.0f, s->XB);   /* X += O Wo^T */
         for (int i = 0; i < T; i++)

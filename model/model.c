@@ -524,9 +524,11 @@ kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c, int threads)
     s->V = malloc(T * kvd * sizeof(float));
     s->H1 = malloc(T * h * sizeof(float));
     s->H3 = malloc(T * h * sizeof(float));
-    s->scratch = malloc(kvb_attend_causal_scratch_floats(c->n_heads, c->n_kv_heads, c->max_seq,
-                                                         c->head_dim) * sizeof(float));
-    s->tile = malloc((size_t)KVB_TILE_ROWS * wide * sizeof(float));
+    s->scratch = malloc((size_t)threads * sizeof(float) *
+                        kvb_attend_causal_scratch_floats(c->n_heads, c->n_kv_heads, c->max_seq,
+                                                         c->head_dim));
+    s->tile_floats = (size_t)KVB_TILE_ROWS * wide;
+    s->tile = malloc((size_t)threads * s->tile_floats * sizeof(float));
     float *all[] = {s->x, s->xb, s->xb2, s->q, s->att, s->k, s->v, s->hb, s->hb2, s->logits,
                     s->X, s->XB, s->Q, s->O, s->K, s->V, s->H1, s->H3, s->scratch, s->tile};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

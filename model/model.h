@@ -2,9 +2,12 @@
  * SwiGLU), driven one token at a time through a KV-cache backend, or over a
  * whole sequence at once (prefill, and the no-cache path).
  *
- * Contract: weights stay in their stored type (f32, f16, bf16, GGUF q8_0): the
- * decode step reads them with impls/kernels/matvec.h's kernels over the state's
- * threads; sequence passes convert tiles of rows to f32 for OpenBLAS's sgemm.
+ * Contract: weights stay in their stored type (f32, f16, bf16, GGUF q8_0, q4_0,
+ * q4_k, q6_k): the decode step reads them with impls/kernels/matvec.h's kernels
+ * over the state's threads; sequence passes split their products over the same
+ * threads, 128 rows a task converted to f32 for OpenBLAS's sgemm (run it on one
+ * thread: openblas_set_num_threads(1), or its workers and the pool's share the
+ * cores).
  * Activations are f32. The model owns its weights' memory or the loader's map;
  * a kvb_state owns every activation buffer a forward pass needs, sized once for
  * max_seq, so no forward call allocates. Weight matrices are row-major
@@ -114,9 +117,10 @@ typedef struct kvb_state {
     float *Q, *O;             /* [max_seq][n_heads * head_dim] */
     float *K, *V;             /* [max_seq][n_kv_heads * head_dim] */
     float *H1, *H3;           /* [max_seq][hidden] */
-    float *scratch;           /* kvb_attend_causal_gemm's, for max_seq */
-    float *tile;              /* [KVB_TILE_ROWS][max(dim, hidden, n_heads * head_dim)]:
-                               * stored-type weight rows converted for sgemm */
+    float *scratch;           /* [threads][kvb_attend_causal_scratch_floats for max_seq] */
+    float *tile;              /* [threads][KVB_TILE_ROWS][max(dim, hidden, n_heads *
+                               * head_dim)]: stored-type weight rows converted for sgemm */
+    size_t tile_floats;       /* one thread's tile */
     struct kvb_pool *pool;    /* owned: the decode step's matvec threads (NULL: one) */
     const char *matvec;       /* matvec kernel by name (NULL: auto; kvb_state_set_matvec) */
     int    max_seq;
@@ -176,7 +180,8 @@ kvb_status kvb_model_finish(kvb_model *m, char *msg, size_t msg_len);
 const char *kvb_model_wtype_name(const kvb_model *m);
 void       kvb_model_free(kvb_model *m);
 
-/* Buffers for c, and a pool of `threads` (>= 1) for the decode step's matvec. */
+/* Buffers for c, and a pool of `threads` (>= 1) for the decode step's matvec
+ * and the sequence passes' products and causal attention. */
 kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c, int threads);
 void       kvb_state_free(kvb_state *s);
 /* The decode step's matvec kernel by name (matvec.h: "auto", "avx512-vnni", ...)

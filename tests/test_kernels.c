@@ -111,7 +111,9 @@ static void test_attend_paths_match_reference(void **state)
     if (!ran) skip();
 }
 
-/* The no-cache path: causal attention over activations, every position. */
+/* The no-cache path: causal attention over activations, every position; the
+ * GEMM variant alone, through a pool of 2 and of 3 threads (its heads spread,
+ * each thread with its own scratch), and bit for bit as without one. */
 static void test_causal_matches_reference(void **state)
 {
     uint64_t seed = 7;
@@ -128,23 +130,32 @@ static void test_causal_matches_reference(void **state)
         ran++;
         size_t qn = (size_t)T * nh * hd, kn = (size_t)T * nkv * hd;
         float *q = malloc(qn * 4), *k = malloc(kn * 4), *v = malloc(kn * 4), *o = malloc(qn * 4);
-        float *scr = malloc(kvb_attend_causal_scratch_floats(nh, nkv, T, hd) * 4);
+        float *scr = malloc(3 * kvb_attend_causal_scratch_floats(nh, nkv, T, hd) * 4);
+        float *alone = malloc(qn * 4);
         double *ref = malloc((size_t)nh * hd * sizeof *ref);
         for (size_t i = 0; i < qn; i++) q[i] = 2.0f * kvbt_urand(&seed);
         for (size_t i = 0; i < kn; i++) { k[i] = kvbt_urand(&seed); v[i] = kvbt_urand(&seed); }
-        for (int variant = 0; variant < 2; variant++) {
+        static const char *const variants[] = {"rows", "gemm", "gemm, pool of 2",
+                                               "gemm, pool of 3"};
+        for (int variant = 0; variant < 4; variant++) {
             memset(o, 0xff, qn * 4);              /* NaN: a position left unwritten fails */
-            (variant ? kvb_attend_causal_gemm : kvb_attend_causal_rows)(q, k, v, T, nh, nkv, hd, o,
-                                                                        scr);
+            kvb_pool *pool = NULL;
+            if (variant >= 2) assert_int_equal(kvb_pool_create(&pool, variant, NULL, NULL), 0);
+            if (variant == 0) kvb_attend_causal_rows(q, k, v, T, nh, nkv, hd, o, scr);
+            else kvb_attend_causal_gemm(q, k, v, T, nh, nkv, hd, o, scr, pool);
+            kvb_pool_destroy(pool);
             for (int p = 0; p < T; p++) {
                 kvbt_ref_attend(q + (size_t)p * nh * hd, k, v, p + 1, nh, nkv, hd, ref);
                 double e = kvbt_rel_l2(o + (size_t)p * nh * hd, ref, (size_t)nh * hd);
                 if (!(e <= kvbt_tolerance(KVB_DTYPE_F32)))
                     fail_msg("%s variant %s at position %d: rel L2 error %.3g", name,
-                             variant ? "gemm" : "rows", p, e);
+                             variants[variant], p, e);
             }
+            if (variant == 1) memcpy(alone, o, qn * 4);
+            if (variant >= 2 && memcmp(alone, o, qn * 4) != 0)
+                fail_msg("%s: %s differs from one thread", name, variants[variant]);
         }
-        free(q); free(k); free(v); free(o); free(scr); free(ref);
+        free(q); free(k); free(v); free(o); free(scr); free(alone); free(ref);
     }
     if (!ran) skip();
 }

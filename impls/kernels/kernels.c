@@ -197,33 +197,48 @@ float kvb_sum_f32(const float *x, size_t n)
     return s;
 }
 
+typedef struct causal_job {
+    const float *q, *k, *v;
+    float *out, *scratch;   /* scratch: [threads][kvb_attend_causal_scratch_floats] */
+    size_t per_thread;
+    int T, n_heads, n_kv_heads, head_dim;
+} causal_job;
+
+/* One query head (a pool item): its scores and weighted values per block of rows. */
+static void causal_head(void *arg, int h, int thread)
+{
+    const causal_job *j = arg;
+    const int T = j->T, head_dim = j->head_dim, g = j->n_heads / j->n_kv_heads;
+    const int qs = j->n_heads * head_dim, kvs = j->n_kv_heads * head_dim;   /* row strides */
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    float *S = j->scratch + (size_t)thread * j->per_thread;   /* [rows][keys]: scores, weights */
+    const float *kh = j->k + (size_t)(h / g) * head_dim, *vh = j->v + (size_t)(h / g) * head_dim;
+    for (int i0 = 0; i0 < T; i0 += KVB_CAUSAL_BLOCK) {
+        int rows = T - i0 < KVB_CAUSAL_BLOCK ? T - i0 : KVB_CAUSAL_BLOCK;
+        int keys = i0 + rows;             /* the block's last row sees every key up to it */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, head_dim, scale,
+                    j->q + (size_t)i0 * qs + (size_t)h * head_dim, qs, kh, kvs, 0.0f, S, keys);
+        for (int r = 0; r < rows; r++) {
+            float *s = S + (size_t)r * keys;
+            int n = i0 + r + 1;           /* row i0 + r attends to keys 0..i0 + r */
+            float mx = s[0], sum = 0.0f;
+            for (int t = 1; t < n; t++) mx = s[t] > mx ? s[t] : mx;
+            for (int t = 0; t < n; t++) { s[t] = expf(s[t] - mx); sum += s[t]; }
+            float inv = 1.0f / sum;
+            for (int t = 0; t < n; t++) s[t] *= inv;
+            for (int t = n; t < keys; t++) s[t] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f, S,
+                    keys, vh, kvs, 0.0f, j->out + (size_t)i0 * qs + (size_t)h * head_dim, qs);
+    }
+}
+
 void kvb_attend_causal_gemm(const float *q, const float *k, const float *v, int T,
                             int n_heads, int n_kv_heads, int head_dim, float *out,
-                            float *scratch)
+                            float *scratch, kvb_pool *pool)
 {
-    const int g = n_heads / n_kv_heads;
-    const int qs = n_heads * head_dim, kvs = n_kv_heads * head_dim;   /* row strides */
-    const float scale = 1.0f / sqrtf((float)head_dim);
-    float *S = scratch;                   /* [rows][keys]: one block's scores, then weights */
-    for (int h = 0; h < n_heads; h++) {
-        const float *kh = k + (size_t)(h / g) * head_dim, *vh = v + (size_t)(h / g) * head_dim;
-        for (int i0 = 0; i0 < T; i0 += KVB_CAUSAL_BLOCK) {
-            int rows = T - i0 < KVB_CAUSAL_BLOCK ? T - i0 : KVB_CAUSAL_BLOCK;
-            int keys = i0 + rows;         /* the block's last row sees every key up to it */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, head_dim, scale,
-                        q + (size_t)i0 * qs + (size_t)h * head_dim, qs, kh, kvs, 0.0f, S, keys);
-            for (int r = 0; r < rows; r++) {
-                float *s = S + (size_t)r * keys;
-                int n = i0 + r + 1;       /* row i0 + r attends to keys 0..i0 + r */
-                float mx = s[0], sum = 0.0f;
-                for (int t = 1; t < n; t++) mx = s[t] > mx ? s[t] : mx;
-                for (int t = 0; t < n; t++) { s[t] = expf(s[t] - mx); sum += s[t]; }
-                float inv = 1.0f / sum;
-                for (int t = 0; t < n; t++) s[t] *= inv;
-                for (int t = n; t < keys; t++) s[t] = 0.0f;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, head_dim, keys, 1.0f,
-                        S, keys, vh, kvs, 0.0f, out + (size_t)i0 * qs + (size_t)h * head_dim, qs);
-        }
-    }
+    causal_job j = {q, k, v, out, scratch,
+                    kvb_attend_causal_scratch_floats(n_heads, n_kv_heads, T, head_dim),
+                    T, n_heads, n_kv_heads, head_dim};
+    kvb_pool_run(pool, n_heads, causal_head, &j);
 }

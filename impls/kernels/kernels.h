@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../types/kvb_types.h"
+#include "pool.h"
 
 /* Zeroed memory for K/V planes and pools; kvb_kv_free(p, the same bytes)
  * releases it. From 4 MiB on (Linux), mapped 2 MiB-aligned and offered as
@@ -104,7 +105,12 @@ const char *kvb_kernels_path(void);
  *   _rows  one attend kernel call per position (streams K/V once per group);
  *   _gemm  query rows in blocks of KVB_CAUSAL_BLOCK: scores and the weighted sum
  *          of values as OpenBLAS sgemm, masked to the causal triangle. It does up
- *          to twice the flops of the triangle, at GEMM speed; the harness uses it. */
+ *          to twice the flops of the triangle, at GEMM speed; the harness uses it.
+ *          The heads go over `pool` (NULL: the caller alone), each thread with
+ *          its own scratch: `scratch` holds kvb_pool_threads(pool) of them. Each
+ *          head is computed as one thread would, so any pool gives the same bits;
+ *          OpenBLAS should run one thread inside (openblas_set_num_threads(1)),
+ *          or its threads and the pool's oversubscribe the cores. */
 enum { KVB_CAUSAL_BLOCK = 128 };
 size_t kvb_attend_causal_scratch_floats(int n_heads, int n_kv_heads, int T, int head_dim);
 void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int T,
@@ -112,6 +118,6 @@ void kvb_attend_causal_rows(const float *q, const float *k, const float *v, int 
                             float *scratch);
 void kvb_attend_causal_gemm(const float *q, const float *k, const float *v, int T,
                             int n_heads, int n_kv_heads, int head_dim, float *out,
-                            float *scratch);
+                            float *scratch, kvb_pool *pool);
 
 #endif
