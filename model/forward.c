@@ -96,18 +96,18 @@ static int matvec(kvb_state *s, kfound *kf, const kvb_wmat *w, const float *x, f
     return matvec_n(s, kf, 1, &w, x, &y);
 }
 
-/* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add), KVB_MM_ROWS rows
- * of W a pool item: f32 rows straight to sgemm, other types converted first
- * into the item's thread's tile. 128 rows: the 768 rows of a small model's
- * matrices make 6 items, which two threads share evenly (256 made 3, and the
- * no-cache step of stories110m ran 10-20% slower on two threads than with
- * OpenBLAS's own threads); each call packs X again, so not fewer rows either.
- * The items are the same at any thread count,
- * and OpenBLAS runs one thread inside each (the callers set it), so the sum
- * for every element is the same code's: 1 and 2 threads give the same bits.
- * One pool for all of a pass's threads: OpenBLAS's own workers poll for
- * work between calls, and beside the pool's they took cores from the decode
- * steps after a prefill (docs/weights.md). */
+/* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add), a block of W's
+ * rows a pool item: f32 a quarter of W (at least KVB_MM_ROWS rows), straight
+ * to sgemm; other types KVB_MM_ROWS rows, converted first into the item's
+ * thread's tile. Every sgemm call packs X again, so f32 takes few, large
+ * items: with 128 rows the no-cache step of stories110m ran 9% slower on two
+ * threads than with OpenBLAS's own threads, with quarters 2% (docs/weights.md).
+ * Four items (or 128-row ones) keep two threads evenly busy. The items depend
+ * on W alone, not on the thread count, and OpenBLAS runs one thread inside
+ * each (the callers set it), so every element's sum is the same code's: 1 and
+ * 2 threads give the same bits. One pool for all of a pass's threads:
+ * OpenBLAS's own workers poll for work between calls, and beside the pool's
+ * they took cores from the decode steps after a prefill (docs/weights.md). */
 enum { KVB_MM_ROWS = 128 };   /* <= KVB_TILE_ROWS */
 
 typedef struct mm_job {
@@ -115,7 +115,7 @@ typedef struct mm_job {
     float *Y;
     const float *X;
     const kvb_wmat *w;
-    int T;
+    int T, rows;   /* rows: of W a task */
     float beta;
 } mm_job;
 
@@ -123,8 +123,8 @@ static void mm_item(void *arg, int item, int thread)
 {
     const mm_job *j = arg;
     const kvb_wmat *w = j->w;
-    const int out = w->rows, in = w->cols, r0 = item * KVB_MM_ROWS;
-    const int n = out - r0 < KVB_MM_ROWS ? out - r0 : KVB_MM_ROWS;
+    const int out = w->rows, in = w->cols, r0 = item * j->rows;
+    const int n = out - r0 < j->rows ? out - r0 : j->rows;
     const size_t rb = kvb_wtype_row_bytes(w->type, in);
     const char *src = (const char *)w->data + (size_t)r0 * rb;
     const float *W = (const float *)(const void *)src;
@@ -140,8 +140,13 @@ static void mm_item(void *arg, int item, int thread)
 
 static void matmul(kvb_state *s, float *Y, const float *X, const kvb_wmat *w, int T, float beta)
 {
-    mm_job j = {s, Y, X, w, T, beta};
-    kvb_pool_run(s->pool, (w->rows + KVB_MM_ROWS - 1) / KVB_MM_ROWS, mm_item, &j);
+    int rows = KVB_MM_ROWS;
+    if (w->type == KVB_WTYPE_F32) {   /* a quarter of W a task, in whole lines */
+        int quarter = ((w->rows + 3) / 4 + 15) / 16 * 16;
+        if (quarter > rows) rows = quarter;
+    }
+    mm_job j = {s, Y, X, w, T, rows, beta};
+    kvb_pool_run(s->pool, (w->rows + rows - 1) / rows, mm_item, &j);
 }
 
 int kvb_argmax(const float *x, int n)

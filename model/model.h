@@ -5,7 +5,7 @@
  * Contract: weights stay in their stored type (f32, f16, bf16, GGUF q8_0, q4_0,
  * q4_k, q6_k): the decode step reads them with impls/kernels/matvec.h's kernels
  * over the state's threads; sequence passes split their products over the same
- * threads, 128 rows a task converted to f32 for OpenBLAS's sgemm (run it on one
+ * threads, blocks of rows converted to f32 for OpenBLAS's sgemm (run it on one
  * thread: openblas_set_num_threads(1), or its workers and the pool's share the
  * cores).
  * Activations are f32. The model owns its weights' memory or the loader's map;
