@@ -97,8 +97,8 @@ static int matvec(kvb_state *s, kfound *kf, const kvb_wmat *w, const float *x, f
 }
 
 /* Y[T][rows] (+)= X[T][cols] W[rows][cols]^T (beta 1: add), a block of W's
- * rows a pool item: f32 a quarter of W (at least KVB_MM_ROWS rows), straight
- * to sgemm; other types KVB_MM_ROWS rows, converted first into the item's
+ * rows a pool item: f32 a quarter of W (at least KVB_TILE_ROWS rows), straight
+ * to sgemm; other types KVB_TILE_ROWS rows, converted first into the item's
  * thread's tile. Every sgemm call packs X again, so f32 takes few, large
  * items: with 128 rows the no-cache step of stories110m ran 9% slower on two
  * threads than with OpenBLAS's own threads, with quarters 2% (docs/weights.md).
@@ -108,8 +108,6 @@ static int matvec(kvb_state *s, kfound *kf, const kvb_wmat *w, const float *x, f
  * 2 threads give the same bits. One pool for all of a pass's threads:
  * OpenBLAS's own workers poll for work between calls, and beside the pool's
  * they took cores from the decode steps after a prefill (docs/weights.md). */
-enum { KVB_MM_ROWS = 128 };   /* <= KVB_TILE_ROWS */
-
 typedef struct mm_job {
     kvb_state *s;
     float *Y;
@@ -140,7 +138,7 @@ static void mm_item(void *arg, int item, int thread)
 
 static void matmul(kvb_state *s, float *Y, const float *X, const kvb_wmat *w, int T, float beta)
 {
-    int rows = KVB_MM_ROWS;
+    int rows = KVB_TILE_ROWS;
     if (w->type == KVB_WTYPE_F32) {   /* a quarter of W a task, in whole lines */
         int quarter = ((w->rows + 3) / 4 + 15) / 16 * 16;
         if (quarter > rows) rows = quarter;

@@ -127,7 +127,7 @@ typedef struct kvb_state {
     int    threads;
 } kvb_state;
 
-enum { KVB_TILE_ROWS = 256 };
+enum { KVB_TILE_ROWS = 128 };
 
 /* Time spent in the step's attention (append + attend, or the causal kernel). */
 typedef struct kvb_step_timing {

@@ -22,7 +22,6 @@
 #include <time.h>
 
 #include "../impls/kernels/kernels.h"
-#include "../impls/kernels/pool.h"
 #include "../impls/kvb_backend.h"
 #include "testlib.h"
 
