@@ -2,15 +2,16 @@
  * f16 and bf16 rows (head_dim a multiple of 16), chosen at run time; kernels.c
  * keeps the portable reference, and the tests hold every path to float64.
  *
- * Keys: rows R at a time (4/HB rows for HB <= 2 heads, 2 for four), 16 values
- * per vector, converted in registers (f16: vcvtph2ps; bf16: a 16-bit shift),
- * each row read once for all HB query heads of its GQA group and each query
- * vector loaded once for the R rows; the horizontal sums of four (head, row)
+ * Keys: rows R at a time (4/HB rows for HB <= 2 heads; for four, 4 rows of
+ * f16/bf16 and 2 of f32), 16 values per vector, converted in registers (f16:
+ * vcvtph2ps; bf16: a 16-bit shift), each row read once for all HB query heads
+ * of its GQA group and each query vector loaded once for the R rows; the horizontal sums of four (head, row)
  * pairs share one shuffle tree. Softmax: vectorized max and exp. Values: for
  * one or two heads and head_dim <= 128, whole rows of accumulators stay in
- * registers and rows stream front to back; four heads at head_dim 64 or 128
- * take tiles of 32 rows, read whole by two passes of two heads; other four-head
- * shapes take tiles 64 columns at a time (4 x 4 sums); otherwise tiles are
+ * registers and rows stream front to back; four heads at head_dim 64, and f32
+ * at 128, take tiles of 32 rows, read whole by two passes of two heads; other
+ * four-head shapes (f16/bf16 at 128 among them: each value converted once, not
+ * once a pass) take tiles 64 columns at a time (4 x 4 sums); otherwise tiles are
  * walked 16 values at a time with up to 8 heads' sums in registers. The key
  * loops and the one-or-two-head value loop prefetch kvb_attend_prefetch_bytes()
  * ahead; the tiled loops prefetch the next tile. */
@@ -97,7 +98,7 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
     const size_t pfr = pf / row_bytes;
     int t = 0;
     for (; t + R <= n; t += R) {
-        __m512 acc[8];
+        __m512 acc[16];
         for (int j = 0; j < R * HB; j++) acc[j] = _mm512_setzero_ps();
         if (HB >= 4) {
             /* each query vector loaded once for the R rows: with four heads, the
@@ -301,7 +302,14 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
             const size_t after = (size_t)(n - t - runs[r].n); /* rows in the runs after this one */
-            if (hb == 4)
+            /* four rows of 16-bit keys: 16 sums, each a chain of head_dim/16 FMAs;
+             * with two rows the FMA latency, not the ports, bound the pass (f16
+             * GQA in L2 on the Xeon VM: 29 -> 25 ns a row). f32 stays at two:
+             * four rows of 512 bytes in flight were 5% slower streaming */
+            if (hb == 4 && dt != KVB_DTYPE_F32)
+                dense_scores(dt, 4, 4, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                             scale, sh + t, (size_t)n);
+            else if (hb == 4)
                 dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
             else if (hb == 2)
@@ -332,7 +340,9 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
                 dense_values_rows(dt, 2, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
             else
                 dense_values_rows(dt, 1, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
-        } else if (hb == 4 && hd == 128)
+        } else if (hb == 4 && hd == 128 && dt != KVB_DTYPE_F32)
+            dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+        else if (hb == 4 && hd == 128)
             dense_values_pairs(dt, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         else if (hb == 4 && hd == 64)
             dense_values_pairs(dt, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
