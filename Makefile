@@ -62,7 +62,7 @@ RUN_ARGS ?= --backend nocache,contiguous --mode grow,prealloc --preset stories15
 .PHONY: all install deps run run-only test test-only test-asan bench bench-only sweep sweep-only \
         plots regress regress-only baseline baseline-only check clean help \
         deps-slurm test-slurm test-slurm-only ab ab-only
-all: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench
+all: $(BUILD)/kvbench $(TEST_BIN) $(BUILD)/kvbench-gbench $(BUILD)/kvbench-roofline
 
 help:
 	@echo "make run        install missing packages, build, run the default benchmark, plot"
@@ -153,6 +153,12 @@ $(BUILD)/kvbench-gbench: $(BUILD)/bench/kvbench_gbench.o $(BUILD)/bench/gbench.o
                          $(BUILD)/libkvbench.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CXX) $(CXXFLAGS) $^ $(LDLIBS) $(GBENCH_LIBS) -o $@
+
+# the machine's side of a kernel's roofline (bench/roofline.c; docs/attention.md)
+$(BUILD)/kvbench-roofline: bench/roofline.c $(BUILD)/libkvbench.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 # every test binary links the shared test library (tests/testlib.[ch])
 $(BUILD)/test_%: $(BUILD)/tests/test_%.o $(BUILD)/tests/testlib.o $(BUILD)/libkvbench.a
