@@ -5,8 +5,9 @@
  * Keys: rows R at a time (4/HB rows for HB <= 2 heads; for four, 4 rows of
  * f16/bf16 and 2 of f32), 16 values per vector, converted in registers (f16:
  * vcvtph2ps; bf16: a 16-bit shift), each row read once for all HB query heads
- * of its GQA group and each query vector loaded once for the R rows; the horizontal sums of four (head, row)
- * pairs share one shuffle tree. Softmax: vectorized max and exp. Values: for
+ * of its GQA group and each query vector loaded once for the R rows; the
+ * horizontal sums of four (head, row) pairs share one shuffle tree. Softmax:
+ * vectorized max and exp. Values: for
  * one or two heads and head_dim <= 128, whole rows of accumulators stay in
  * registers and rows stream front to back; four heads at head_dim 64, and f32
  * at 128, take tiles of 32 rows, read whole by two passes of two heads; other
