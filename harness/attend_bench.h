@@ -48,9 +48,17 @@ kvb_status kvb_attend_bench(kvb_attend_case *cases, int n_cases, const kvb_shape
 
 /* Attention in float64, the reference every lossy figure is measured against:
  * out[h] for query head h reading KV head h / (nh / nkv) over ctx tokens;
- * q: [nh][hd], k, v: [ctx][nkv][hd], out: [nh][hd], sc: ctx doubles of scratch. */
+ * q: [nh][hd], k, v: [ctx][nkv][hd], out: [nh][hd], sc: scratch of
+ * kvb_attend_reference_scratch(ctx, nh, nkv) doubles. */
 void kvb_attend_reference(const float *q, const float *k, const float *v, int ctx, int nh, int nkv,
                           int hd, double *out, double *sc);
+enum { KVB_REF_HEADS = 16 };   /* query heads the reference takes together, at most */
+static inline size_t kvb_attend_reference_scratch(int ctx, int nh, int nkv)
+{
+    int g = nh / (nkv > 0 ? nkv : 1);
+    return (size_t)(ctx > 0 ? ctx : 1) *
+           (size_t)(g < KVB_REF_HEADS ? (g > 0 ? g : 1) : KVB_REF_HEADS);
+}
 
 /* The channel of the i-th outlier pair's first element (its pair is +1);
  * i < head_dim / 2 gives distinct pairs. */

@@ -66,7 +66,7 @@ struct kvb_backend_ctx {
     kvb_shape  shape;
     float   *k, *v;           /* [layer][max_seq][n_kv_heads * head_dim]: as appended */
     int     *len;             /* [layer] */
-    double  *ref, *sc;        /* [n_heads * head_dim], [max_seq] */
+    double  *ref, *sc;        /* [n_heads * head_dim], kvb_attend_reference_scratch's */
     kvb_quality *q;
     long    *n_checked;       /* [layer] */
 };
@@ -167,7 +167,8 @@ kvb_status kvb_quality_compare(const kvb_model *m, kvb_state *s, const kvb_backe
     w.len = calloc((size_t)L, sizeof *w.len);
     w.n_checked = calloc((size_t)L, sizeof *w.n_checked);
     w.ref = malloc((size_t)w.shape.n_heads * w.shape.head_dim * sizeof *w.ref);
-    w.sc = malloc((size_t)w.shape.max_seq * sizeof *w.sc);
+    w.sc = malloc(kvb_attend_reference_scratch(w.shape.max_seq, w.shape.n_heads,
+                                               w.shape.n_kv_heads) * sizeof *w.sc);
     q->n_layers = L;
     q->n_steps = N;
     /* decode step i attends over P + i + 1 tokens, i < N - 1 (the last

@@ -4,7 +4,8 @@
  * (a threaded cache's workers are bound when create returns), sweep definitions
  * and their expansion into points (every named sweep in the repository loads),
  * the serving simulation (paging holds more live bytes per byte reserved), and
- * the per-point summary (medians, bytes, fitted exponents).
+ * the per-point summary (medians, bytes, fitted exponents), and the float64
+ * attention every attend and quality figure's error is measured against.
  * Usage: test_harness [REGEX] (or KVB_TEST_FILTER=REGEX): see testlib.h. */
 
 #include <setjmp.h>
@@ -20,6 +21,7 @@
 
 #include "../base/datadir.h"
 #include "../base/probe.h"
+#include "../harness/attend_bench.h"
 #include "../harness/results.h"
 #include "../harness/run.h"
 #include "../harness/serve.h"
@@ -330,6 +332,45 @@ static void test_point_summary(void **state)
     }
 }
 
+/* kvb_attend_reference (heads of a KV head's group taken together, up to
+ * KVB_REF_HEADS a pass) against the test library's head-by-head float64
+ * attention: MHA, GQA, MQA and a group of 32 (two passes), contexts from 1. */
+static void test_attend_reference(void **state)
+{
+    static const int shapes[][3] = {{8, 8, 64}, {32, 8, 128}, {8, 1, 32}, {32, 1, 64}, {12, 4, 48}};
+    static const int ctxs[] = {1, 2, 17, 300};
+    uint64_t seed = 7;
+    for (size_t s = 0; s < KVBT_COUNT(shapes); s++)
+        for (size_t c = 0; c < KVBT_COUNT(ctxs); c++) {
+            const int nh = shapes[s][0], nkv = shapes[s][1], hd = shapes[s][2], ctx = ctxs[c];
+            char name[96];
+            if (!kvbt_case(state, name, sizeof name, "reference(nh=%d,nkv=%d,hd=%d,ctx=%d)", nh,
+                           nkv, hd, ctx))
+                continue;
+            size_t kvn = (size_t)ctx * nkv * hd, qn = (size_t)nh * hd;
+            float *k = malloc(kvn * sizeof *k), *v = malloc(kvn * sizeof *v),
+                  *q = malloc(qn * sizeof *q);
+            double *want = malloc(qn * sizeof *want), *got = malloc(qn * sizeof *got),
+                   *sc = malloc(kvb_attend_reference_scratch(ctx, nh, nkv) * sizeof *sc);
+            assert_non_null(k); assert_non_null(v); assert_non_null(q);
+            assert_non_null(want); assert_non_null(got); assert_non_null(sc);
+            kvbt_fill(k, kvn, 1.0f, &seed);
+            kvbt_fill(v, kvn, 1.0f, &seed);
+            kvbt_fill(q, qn, 3.0f, &seed);
+            kvbt_ref_attend(q, k, v, ctx, nh, nkv, hd, want);
+            kvb_attend_reference(q, k, v, ctx, nh, nkv, hd, got, sc);
+            double e = 0, r = 0;
+            for (size_t i = 0; i < qn; i++) {
+                e += (got[i] - want[i]) * (got[i] - want[i]);
+                r += want[i] * want[i];
+            }
+            if (!(sqrt(e / r) < 1e-12))
+                fail_msg("%s: relative L2 %g from the test library's float64 attention", name,
+                         sqrt(e / r));
+            free(k); free(v); free(q); free(want); free(got); free(sc);
+        }
+}
+
 int main(int argc, char **argv)
 {
     static const kvbt_test all[] = {
@@ -338,6 +379,7 @@ int main(int argc, char **argv)
         {"sweep_expand", test_sweep_expand, 0},
         {"serve_sim", test_serve_sim, 0},
         {"point_summary", test_point_summary, 0},
+        {"attend_reference", test_attend_reference, 0},
     };
     return kvbt_main(argc, argv, "harness", all, KVBT_COUNT(all));
 }
