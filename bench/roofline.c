@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../base/probe.h"
+#include "../base/stats.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -77,16 +78,14 @@ static const op_row OPS[] = {
     {"vpermb", "byte permute", "avx512vbmi", op_permb},
 };
 
-static int cmp_double(const void *a, const void *b)
+/* whether this CPU has a row's extra feature (__builtin_cpu_supports takes
+ * only literal names) */
+static int have_feature(const char *f)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median5(double v[5])
-{
-    qsort(v, 5, sizeof v[0], cmp_double);
-    return v[2];
+    if (!f) return 1;
+    if (strcmp(f, "avx512vnni") == 0) return __builtin_cpu_supports("avx512vnni");
+    if (strcmp(f, "avx512bw") == 0) return __builtin_cpu_supports("avx512bw");
+    return strcmp(f, "avx512vbmi") == 0 && __builtin_cpu_supports("avx512vbmi");
 }
 
 /* 4 lines a step, F FMAs (8 chains) per 256 bytes; returns GB/s of reads */
@@ -136,12 +135,7 @@ int main(int argc, char **argv)
     printf("512-bit instructions a second, 16 independent chains (G/s, median of 5):\n");
     for (size_t i = 0; i < sizeof OPS / sizeof OPS[0]; i++) {
         const op_row *o = &OPS[i];
-        if (o->feature && !((strcmp(o->feature, "avx512vnni") == 0 &&
-                              __builtin_cpu_supports("avx512vnni")) ||
-                             (strcmp(o->feature, "avx512bw") == 0 &&
-                              __builtin_cpu_supports("avx512bw")) ||
-                             (strcmp(o->feature, "avx512vbmi") == 0 &&
-                              __builtin_cpu_supports("avx512vbmi")))) {
+        if (!have_feature(o->feature)) {
             printf("  %-12s  skipped (no %s)\n", o->name, o->feature);
             continue;
         }
@@ -152,7 +146,7 @@ int main(int argc, char **argv)
             o->run();
             r[k] = 16.0 * STEPS / (double)(kvb_now_ns() - t0);
         }
-        printf("  %-12s %6.2f   %s\n", o->name, median5(r), o->what);
+        printf("  %-12s %6.2f   %s\n", o->name, kvb_median(r, 5), o->what);
     }
 
     const size_t big = (size_t)1 << 30, hot = (size_t)64 << 10;
@@ -174,7 +168,7 @@ int main(int argc, char **argv)
             c[k] = stream(a, hot, 2048, fs[i], 0);
             s[k] = stream(a, big, 1, fs[i], 1);
         }
-        double cm = median5(c), sm = median5(s), ts = 1.0 / sm;
+        double cm = kvb_median(c, 5), sm = kvb_median(s, 5), ts = 1.0 / sm;
         if (i == 0) {
             t_read = ts;
             printf("  %4d %10.2f %10.2f %8.2f %6s\n", fs[i], cm, sm, 1.0, "-");
