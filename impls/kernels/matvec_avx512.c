@@ -100,23 +100,23 @@ enum { SCH = 16 };
 /* The f16 scales of blocks c0..c0+n-1 (n <= SCH) of R rows, as f32 times
  * mul[c] (NULL: 1), into d[j][c]. Converting a block's scale where it is used
  * costs a broadcast and a vcvtph2ps on the shuffle port beside the codes' two
- * sign extensions; copied out 16-bit by 16-bit (load and store ports) and
- * converted 16 at a time it left the q8_0 rows 1.4x faster on the Xeon VM
- * (5.0 -> 7.3 GB/s over 650 MB, old and new side by side in a throwaway
- * program; docs/models.md). */
+ * sign extensions, so a chunk's 16 are converted together. They are gathered
+ * (a dword at each block's start, 34 bytes apart; its low half is the scale):
+ * copied out 16-bit by 16-bit into a buffer read back as one vector, the
+ * load waited for 16 stores it could not forward from, and the exact row took
+ * 1.2-1.3x the gathered one's time in L2 and 1.1x streaming, one and two
+ * threads (docs/models.md). Masked-off lanes read nothing. */
 static KVB_INLINE KVB_AVX512 void q8_scales(const int R, const uint8_t *row, size_t rb, int c0,
                                             int n, const float *mul, float d[4][SCH])
 {
-    uint16_t h[4][SCH] __attribute__((aligned(64)));   /* [row][block] f16 bits */
-    for (int j = 0; j < R; j++) {
-        const uint8_t *b = row + j * rb + (size_t)c0 * KVB_Q8_0_BYTES;
-        int c = 0;
-        for (; c < n; c++) memcpy(&h[j][c], b + (size_t)c * KVB_Q8_0_BYTES, 2);
-        for (; c < SCH; c++) h[j][c] = 0;
-    }
+    const __m512i at = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(KVB_Q8_0_BYTES));
     const __mmask16 live = (__mmask16)(n >= SCH ? 0xffff : (1u << n) - 1);
     for (int j = 0; j < R; j++) {
-        __m512 v = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)h[j]));
+        const uint8_t *b = row + j * rb + (size_t)c0 * KVB_Q8_0_BYTES;
+        __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, at, b, 1);
+        __m512 v = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
         if (mul) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(live, mul + c0));
         _mm512_store_ps(d[j], v);
     }
