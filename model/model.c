@@ -536,6 +536,9 @@ kvb_status kvb_state_init(kvb_state *s, const kvb_model_config *c, int threads)
     if (threads > 1) {
         kvb_status st = kvb_pool_create(&s->pool, threads, NULL, NULL);
         if (st != KVB_STATUS_OK) { kvb_state_free(s); return st; }
+        /* a step hands the pool 4 products a layer, microseconds apart: its
+         * workers poll between them (pool.h; the step's idle threads, docs/weights.md) */
+        kvb_pool_set_poll(s->pool, KVB_STATE_POLL_US);
     }
     return KVB_STATUS_OK;
 }

@@ -129,6 +129,11 @@ typedef struct kvb_state {
 
 enum { KVB_TILE_ROWS = 128 };
 
+/* how long the state's pool workers poll for the next product before they
+ * sleep (kvb_pool_set_poll): past the gaps inside a step (norms, RoPE, a short
+ * attention: tens of microseconds) */
+enum { KVB_STATE_POLL_US = 200 };
+
 /* Time spent in the step's attention (append + attend, or the causal kernel). */
 typedef struct kvb_step_timing {
     uint64_t attn_ns;

@@ -252,19 +252,22 @@ static void log_item(void *arg, int item, int thread)
 
 /* Every item of every run runs exactly once, on a thread in range, whether
  * the runs come back to back or 2 ms apart, and with more threads than this
- * machine's cores; n below, at and above the thread count. One run's items 0
- * and 1 wait for each other: they meet only if two threads run them at once. */
+ * machine's cores; n below, at and above the thread count; workers that sleep
+ * at once and workers that poll 200 us first (kvb_pool_set_poll: 2 ms apart
+ * they have gone to sleep, back to back they have not). One run's items 0 and
+ * 1 wait for each other: they meet only if two threads run them at once. */
 static void test_pool_runs_every_item_once(void **state)
 {
     (void)state;
     static const int threads[] = {2, 3, 5};
     static pool_log g;
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 6; t++) {
         kvb_pool *p = NULL;
-        assert_int_equal(kvb_pool_create(&p, threads[t], NULL, NULL), KVB_STATUS_OK);
-        assert_int_equal(kvb_pool_threads(p), threads[t]);
+        assert_int_equal(kvb_pool_create(&p, threads[t % 3], NULL, NULL), KVB_STATUS_OK);
+        assert_int_equal(kvb_pool_threads(p), threads[t % 3]);
+        kvb_pool_set_poll(p, t < 3 ? 0 : 200);
         memset(&g, 0, sizeof g);
-        g.threads = threads[t];
+        g.threads = threads[t % 3];
         for (g.run = 0; g.run < 64; g.run++) {
             int n = 1 + (g.run * 7) % 41;
             g.meet = g.run == 3;

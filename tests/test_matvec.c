@@ -8,7 +8,7 @@
  * each row's last block must fail that same check in every case. Rows the CPU
  * or build lacks are reported as skipped. Also: the q8_0 row format, the VNNI
  * row's error against the unrounded x and its rounding of x value by value
- * (ties, a block of zeros), and the pool split. The B-vector rows
+ * (ties, a block of zeros), the pool split and its pieces. The B-vector rows
  * (runn) are held per vector to the same check, through the pool; planted
  * variants that skip each chunk's last row or read x[0] for every vector fail. */
 #include <setjmp.h>
@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,6 +358,110 @@ static void test_pool_many(void **state)
     kvb_pool_destroy(pool);
 }
 
+/* The pieces a hand-off is cut into, as a counting row sees them: y[r] += 1
+ * for every row it is given, and each call's (y, r0, r1) logged. */
+enum { PIECE_LOG_MAX = 8192 };
+typedef struct piece { const float *y; int r0, r1; } piece;
+static struct { atomic_int n; piece at[PIECE_LOG_MAX]; } plog;
+
+static void count_rows(const void *w, int in, const float *x, float *y, int r0, int r1)
+{
+    (void)w; (void)in; (void)x;
+    for (int r = r0; r < r1; r++) y[r] += 1.0f;
+    int i = atomic_fetch_add(&plog.n, 1);
+    if (i < PIECE_LOG_MAX) plog.at[i] = (piece){y, r0, r1};
+}
+
+static void count_rows_n(const void *w, int in, int B, const float *x, float *y, int ldy, int r0,
+                         int r1)
+{
+    (void)B; (void)ldy;
+    count_rows(w, in, x, y, r0, r1);
+}
+
+static int piece_cmp(const void *a, const void *b)
+{
+    const piece *p = a, *q = b;
+    if (p->y != q->y) return p->y < q->y ? -1 : 1;
+    return (p->r0 > q->r0) - (p->r0 < q->r0);
+}
+
+/* How one hand-off is cut, through a row that only counts (no weights read):
+ * the 1B model's classifier (128256 q8_0 rows of 2048, 279 MB), a product under
+ * 32 rows and one of 1000, on 1 (NULL), 2 and 3 threads, one-vector and
+ * B-vector. Every row of every task is given out exactly once; a task under 32
+ * rows, or any task on one thread, goes whole; pieces are whole multiples of
+ * 16 rows but a task's last, never grow along a task, none is over the bytes
+ * left / (2 * threads) when it was cut, and the big task's last piece is under
+ * 1/64 of it (guided: even pieces of 1/(4 threads) left a thread idle for up
+ * to 1/8 of a product). */
+static void test_pool_pieces(void **state)
+{
+    (void)state;
+    static const kvb_matvec_kernel counter = {"count", KVB_WTYPE_Q8_0, 32, 0, NULL,
+                                              count_rows, count_rows_n};
+    enum { NT = 3 };
+    static const int outs_n[NT] = {20, 1000, 128256};
+    const int in = 2048;
+    const size_t rb = kvb_wtype_row_bytes(KVB_WTYPE_Q8_0, in);
+    float *y[NT], *ys = malloc((size_t)(outs_n[0] + outs_n[1] + outs_n[2]) * 4);
+    assert_non_null(ys);
+    for (int i = 0; i < NT; i++) y[i] = i ? y[i - 1] + outs_n[i - 1] : ys;   /* in task order */
+    static const int thread_counts[] = {1, 2, 3};
+    for (size_t ti = 0; ti < KVBT_COUNT(thread_counts); ti++)
+        for (int nvec = 0; nvec < 2; nvec++) {
+            const int threads = thread_counts[ti];
+            kvb_pool *pool = NULL;
+            if (threads > 1) assert_int_equal(kvb_pool_create(&pool, threads, NULL, NULL), 0);
+            atomic_store(&plog.n, 0);
+            kvb_matvec_task t[NT];
+            kvb_matvecn_task tn[NT];
+            size_t total = 0;
+            for (int i = 0; i < NT; i++) {
+                memset(y[i], 0, (size_t)outs_n[i] * 4);
+                t[i] = (kvb_matvec_task){&counter, NULL, outs_n[i], in, NULL, y[i]};
+                tn[i] = (kvb_matvecn_task){&counter, NULL, outs_n[i], in, 2, NULL, y[i]};
+                total += (size_t)outs_n[i] * rb;
+            }
+            if (nvec) kvb_matvecn_pool_many(pool, tn, NT);
+            else kvb_matvec_pool_many(pool, t, NT);
+            const int n = atomic_load(&plog.n);
+            assert_true(n <= PIECE_LOG_MAX);
+            for (int i = 0; i < NT; i++)
+                for (int r = 0; r < outs_n[i]; r++)
+                    if (y[i][r] != 1.0f)
+                        fail_msg("threads %d: task %d row %d given out %g times", threads, i, r,
+                                 (double)y[i][r]);
+            qsort(plog.at, (size_t)n, sizeof plog.at[0], piece_cmp);
+            size_t left = total;   /* bytes not yet given out, in the order cut */
+            for (int i = 0, k = 0; i < NT; i++) {
+                int pieces = 0, last_rows = 0;
+                for (; k < n && plog.at[k].y == y[i]; k++, pieces++) {
+                    const int rows = plog.at[k].r1 - plog.at[k].r0;
+                    const int is_last = plog.at[k].r1 == outs_n[i];
+                    if (!is_last && rows % 16)
+                        fail_msg("threads %d: task %d piece of %d rows", threads, i, rows);
+                    if (!is_last && pieces && rows > last_rows)
+                        fail_msg("threads %d: task %d piece grew from %d to %d rows", threads, i,
+                                 last_rows, rows);
+                    if (threads > 1 && (size_t)rows * rb > left / (2 * (size_t)threads) + 16 * rb &&
+                        (size_t)rows * rb > 64 * 1024 + 16 * rb)
+                        fail_msg("threads %d: task %d piece of %zu bytes with %zu left", threads,
+                                 i, (size_t)rows * rb, left);
+                    left -= (size_t)rows * rb;
+                    last_rows = rows;
+                }
+                if (threads == 1 || outs_n[i] < 32) assert_int_equal(pieces, 1);
+                if (threads > 1 && i == NT - 1) {
+                    assert_true(pieces > 4 * threads);
+                    assert_true(last_rows * 64 < outs_n[i]);
+                }
+            }
+            kvb_pool_destroy(pool);
+        }
+    free(ys);
+}
+
 /* the worst |y[b][r] - ref| / sum |w x[b]| over B vectors xs [B][in] */
 static double casen_error(const mv_case *c, int B, const float *xs, const float *ys)
 {
@@ -458,6 +563,7 @@ int main(int argc, char **argv)
         {"k_formats", test_k_formats, 0},
         {"pool_split", test_pool_split, 0},
         {"pool_many", test_pool_many, 0},
+        {"pool_pieces", test_pool_pieces, 0},
     };
     return kvbt_main(argc, argv, "matvec", all, KVBT_COUNT(all));
 }

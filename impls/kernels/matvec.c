@@ -192,18 +192,34 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
     return NULL;
 }
 
-/* chunk c of the tasks' rows: task i holds chunks first[i] .. first[i+1]-1;
- * the tasks are one-vector (t) or B-vector (tn) products */
+/* A hand-off's rows in pieces, guided: each piece is 1 / (2 * threads) of the
+ * weight bytes not yet given out (16 rows at least, and MV_PIECE_MIN bytes),
+ * so the first pieces are large and the last small, and the thread that runs
+ * out first waits for at most one small piece. Even pieces of 1/4 a thread
+ * (before) left the other thread waiting for up to 1/8 of the product: the
+ * classifier's 35 MB at 1B q8_0, about 64 us a product on average over a step
+ * (docs/weights.md). */
+enum { MV_PIECE_MIN = 64 * 1024, MV_PIECES_MAX = 512 };
+
+typedef struct mv_piece { int task, r0, r1; } mv_piece;
+
+/* the tasks are one-vector (t) or B-vector (tn) products */
 typedef struct mv_job {
     const kvb_matvec_task *t;
     const kvb_matvecn_task *tn;
-    int n;
-    int chunk[KVB_MATVEC_TASKS_MAX], first[KVB_MATVEC_TASKS_MAX + 1];
+    int n, n_pieces;
+    mv_piece piece[MV_PIECES_MAX];
 } mv_job;
 
 static int job_out(const mv_job *j, int i)
 {
     return j->tn ? j->tn[i].out : j->t[i].out;
+}
+
+static size_t job_row_bytes(const mv_job *j, int i)
+{
+    const kvb_matvec_kernel *k = j->tn ? j->tn[i].k : j->t[i].k;
+    return kvb_wtype_row_bytes(k->wtype, j->tn ? j->tn[i].in : j->t[i].in);
 }
 
 static void job_rows(const mv_job *j, int i, int r0, int r1)
@@ -221,35 +237,49 @@ static void mv_item(void *arg, int item, int thread)
 {
     const mv_job *j = arg;
     (void)thread;
-    int i = 0;
-    while (item >= j->first[i + 1]) i++;
-    int r0 = (item - j->first[i]) * j->chunk[i], out = job_out(j, i);
-    job_rows(j, i, r0, r0 + j->chunk[i] < out ? r0 + j->chunk[i] : out);
+    job_rows(j, j->piece[item].task, j->piece[item].r0, j->piece[item].r1);
+}
+
+/* the pieces of j's tasks for `threads` threads, in order; every row of every
+ * task in exactly one piece (tests/test_matvec.c) */
+static void job_split(mv_job *j, int threads)
+{
+    size_t left = 0;
+    for (int i = 0; i < j->n; i++) left += (size_t)job_out(j, i) * job_row_bytes(j, i);
+    j->n_pieces = 0;
+    for (int i = 0; i < j->n; i++) {
+        const int out = job_out(j, i);
+        const size_t rb = job_row_bytes(j, i) ? job_row_bytes(j, i) : 1;
+        for (int r0 = 0; r0 < out;) {
+            size_t want = left / (2 * (size_t)threads);
+            if (want < MV_PIECE_MIN) want = MV_PIECE_MIN;
+            size_t rows = (want + rb - 1) / rb;
+            rows = (rows + 15) / 16 * 16;
+            /* the last slots take what is left of each task whole */
+            if (threads <= 1 || out < 32 || j->n_pieces >= MV_PIECES_MAX - j->n) rows = (size_t)out;
+            const int r1 = rows >= (size_t)(out - r0) ? out : r0 + (int)rows;
+            j->piece[j->n_pieces++] = (mv_piece){i, r0, r1};
+            left -= (size_t)(r1 - r0) * rb;
+            r0 = r1;
+        }
+    }
 }
 
 static void job_run(kvb_pool *pool, mv_job *j)
 {
     int threads = pool ? kvb_pool_threads(pool) : 1;
-    for (int i = 0; i < j->n; i++) {
-        /* about four chunks per thread, so a slow core does not hold the rest up;
-         * small products (out < 32) stay whole */
-        const int out = job_out(j, i);
-        int chunk = (out + 4 * threads - 1) / (4 * threads);
-        chunk = threads <= 1 || out < 32 ? out : (chunk + 15) / 16 * 16;
-        j->chunk[i] = chunk > 0 ? chunk : 1;
-        j->first[i + 1] = j->first[i] + (out + j->chunk[i] - 1) / j->chunk[i];
-    }
     if (threads <= 1) {
         for (int i = 0; i < j->n; i++) job_rows(j, i, 0, job_out(j, i));
         return;
     }
-    kvb_pool_run(pool, j->first[j->n], mv_item, j);
+    job_split(j, threads);
+    kvb_pool_run(pool, j->n_pieces, mv_item, j);
 }
 
 void kvb_matvec_pool_many(kvb_pool *pool, const kvb_matvec_task *t, int n)
 {
     for (; n > 0; t += KVB_MATVEC_TASKS_MAX, n -= KVB_MATVEC_TASKS_MAX) {
-        mv_job j = {t, NULL, n < KVB_MATVEC_TASKS_MAX ? n : KVB_MATVEC_TASKS_MAX, {0}, {0}};
+        mv_job j = {t, NULL, n < KVB_MATVEC_TASKS_MAX ? n : KVB_MATVEC_TASKS_MAX, 0, {{0}}};
         job_run(pool, &j);
     }
 }
@@ -257,7 +287,7 @@ void kvb_matvec_pool_many(kvb_pool *pool, const kvb_matvec_task *t, int n)
 void kvb_matvecn_pool_many(kvb_pool *pool, const kvb_matvecn_task *t, int n)
 {
     for (; n > 0; t += KVB_MATVEC_TASKS_MAX, n -= KVB_MATVEC_TASKS_MAX) {
-        mv_job j = {NULL, t, n < KVB_MATVEC_TASKS_MAX ? n : KVB_MATVEC_TASKS_MAX, {0}, {0}};
+        mv_job j = {NULL, t, n < KVB_MATVEC_TASKS_MAX ? n : KVB_MATVEC_TASKS_MAX, 0, {{0}}};
         job_run(pool, &j);
     }
 }
