@@ -216,10 +216,12 @@ static int job_out(const mv_job *j, int i)
     return j->tn ? j->tn[i].out : j->t[i].out;
 }
 
+/* bytes a row of task i (1 where its type does not divide `in`: no kernel runs then) */
 static size_t job_row_bytes(const mv_job *j, int i)
 {
     const kvb_matvec_kernel *k = j->tn ? j->tn[i].k : j->t[i].k;
-    return kvb_wtype_row_bytes(k->wtype, j->tn ? j->tn[i].in : j->t[i].in);
+    const size_t rb = kvb_wtype_row_bytes(k->wtype, j->tn ? j->tn[i].in : j->t[i].in);
+    return rb ? rb : 1;
 }
 
 static void job_rows(const mv_job *j, int i, int r0, int r1)
@@ -249,14 +251,14 @@ static void job_split(mv_job *j, int threads)
     j->n_pieces = 0;
     for (int i = 0; i < j->n; i++) {
         const int out = job_out(j, i);
-        const size_t rb = job_row_bytes(j, i) ? job_row_bytes(j, i) : 1;
+        const size_t rb = job_row_bytes(j, i);
         for (int r0 = 0; r0 < out;) {
             size_t want = left / (2 * (size_t)threads);
             if (want < MV_PIECE_MIN) want = MV_PIECE_MIN;
-            size_t rows = (want + rb - 1) / rb;
-            rows = (rows + 15) / 16 * 16;
-            /* the last slots take what is left of each task whole */
-            if (threads <= 1 || out < 32 || j->n_pieces >= MV_PIECES_MAX - j->n) rows = (size_t)out;
+            size_t rows = ((want + rb - 1) / rb + 15) / 16 * 16;
+            /* small tasks go whole; so does the rest of each task once the slots
+             * left are only enough for one piece a task */
+            if (out < 32 || j->n_pieces >= MV_PIECES_MAX - j->n) rows = (size_t)out;
             const int r1 = rows >= (size_t)(out - r0) ? out : r0 + (int)rows;
             j->piece[j->n_pieces++] = (mv_piece){i, r0, r1};
             left -= (size_t)(r1 - r0) * rb;

@@ -86,13 +86,14 @@ const kvb_matvec_kernel *kvb_matvec_find(const char *name, kvb_wtype wt, int in,
                                          size_t why_len);
 
 /* y[0..out) over the pool's threads (NULL pool: the caller alone), rows split
- * in chunks of whole multiples of 16. */
+ * in pieces of whole multiples of 16 rows (but a product's last), large first
+ * and shrinking toward the end, so no thread waits long for another (matvec.c). */
 void kvb_matvec_pool(kvb_pool *pool, const kvb_matvec_kernel *k, const void *w, int out, int in,
                      const float *x, float *y);
 
 /* Several products in one hand-off to the pool (q, k and v of a layer share x;
  * so do the gate and up projections): each task's rows split as by
- * kvb_matvec_pool, all chunks of all tasks spread over the threads at once,
+ * kvb_matvec_pool, all pieces of all tasks spread over the threads at once,
  * so there is one wait where there were n. Each y as kvb_matvec_pool's. */
 typedef struct kvb_matvec_task {
     const kvb_matvec_kernel *k;
