@@ -15,7 +15,8 @@
  * once a pass) take tiles 64 columns at a time (4 x 4 sums); otherwise tiles are
  * walked 16 values at a time with up to 8 heads' sums in registers. The key
  * loops and the one-or-two-head value loop prefetch kvb_attend_prefetch_bytes()
- * ahead; the tiled loops prefetch the next tile. */
+ * ahead, the four-head key loops also into L2 kvb_attend_l2_bytes() ahead; the
+ * tiled loops prefetch the next tile. */
 #include "kernels.h"
 
 /* How far ahead the loops prefetch: about 4 KiB, at least 4 rows (16 rows of
@@ -32,6 +33,21 @@ size_t kvb_attend_prefetch_bytes(size_t row_bytes)
 #endif
     size_t rows = (bytes + row_bytes - 1) / (row_bytes ? row_bytes : 1);
     return (rows < 4 ? 4 : rows) * row_bytes;
+}
+
+/* The L2 prefetch 16 KiB ahead of the four-head key loops: with the 4 KiB
+ * prefetcht0 alone, the loads wait on line-fill buffers held for the whole
+ * trip to memory (perf: docs/tuning.md); lines already in L2 free them sooner.
+ * On the Xeon VM (2026-12-04, GQA 32/8 at 32768 tokens, one thread, eight
+ * rounds) it took f32 to 0.93-0.95 of the time, q8 (VNNI) 0.91-0.92, f16
+ * 0.97, q4 1.00; 8 and 32 KiB measured alike. Not measured on AMD: none there
+ * until it is (the matvec's q8_0 row has its own, matvec_avx512.c). */
+size_t kvb_attend_l2_bytes(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_is("amd")) return 0;
+#endif
+    return 16384;
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -93,8 +109,8 @@ static KVB_INLINE void prefetch_key_row(const char *row0, const kvb_kv_run *late
 static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const int R,
                                                const char *row0, size_t row_bytes,
                                                const kvb_kv_run *later, size_t left, size_t pf,
-                                               int n, int hd, const float *q, float scale, float *s,
-                                               size_t s_stride)
+                                               size_t l2, int n, int hd, const float *q,
+                                               float scale, float *s, size_t s_stride)
 {
     const size_t pfr = pf / row_bytes;
     int t = 0;
@@ -109,6 +125,9 @@ static KVB_INLINE KVB_AVX512 void dense_scores(const int dt, const int HB, const
             const char *row = row0 + (size_t)t * row_bytes;
             for (int r = 0; r < R; r++)
                 prefetch_key_row(row0, later, left, row_bytes, n, (size_t)(t + r) + pfr);
+            if (l2)   /* within this run only: a paged block is shorter than l2 */
+                kvb_prefetch_l2(row0, (size_t)t * row_bytes + l2, (size_t)R * row_bytes,
+                                (size_t)n * row_bytes);
             for (int e = 0; e < hd; e += 16) {
                 __m512 x[4];
                 for (int r = 0; r < R; r++) x[r] = load16(dt, row + (size_t)r * row_bytes, e);
@@ -295,7 +314,7 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
                                             float *out, float *scores, int n, float *ml)
 {
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t pf = kvb_attend_prefetch_bytes(row_bytes);
+    const size_t pf = kvb_attend_prefetch_bytes(row_bytes), l2 = kvb_attend_l2_bytes();
     for (int h0 = 0; h0 < g;) {
         int left = g - h0, hb = left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *qh = q + (size_t)h0 * hd;
@@ -308,16 +327,16 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
              * GQA in L2 on the Xeon VM: 29 -> 25 ns a row). f32 stays at two:
              * four rows of 512 bytes in flight were 5% slower streaming */
             if (hb == 4 && dt != KVB_DTYPE_F32)
-                dense_scores(dt, 4, 4, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                dense_scores(dt, 4, 4, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
             else if (hb == 4)
-                dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
             else if (hb == 2)
-                dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
             else
-                dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, runs[r].n, hd, qh,
+                dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
         }
         h0 += hb;

@@ -10,6 +10,7 @@
  * x86-64 GCC with function-level target attributes; the table exists only when
  * CPUID reports AVX512-VNNI beside the AVX-512 table's features. */
 #include "quant.h"
+#include "kernels.h"
 #include "matvec.h"
 
 #include <math.h>
@@ -99,8 +100,8 @@ static KVB_INLINE KVB_VNNI void transpose16(const __m512i *r, __m512i *t)
 
 /* Scores of rows t..t+nr-1 (nr <= 16) for heads 0..HB-1. */
 static KVB_INLINE KVB_VNNI void vnni_rows16(const kvb_qrows *k, const int bits, const int asym,
-                                            const int HB, const vnni_query *vq, int t, int nr,
-                                            float *s, size_t s_stride)
+                                            const int HB, const vnni_query *vq, size_t l2, int t,
+                                            int nr, float *s, size_t s_stride)
 {
     const int hd = k->head_dim, nd = hd * bits / 32, nc = hd / 32, cpg = k->group / 32;
     const int np = asym ? 2 : 1, nw = (hd / k->group) * np, cw = bits; /* words a chunk */
@@ -114,6 +115,9 @@ static KVB_INLINE KVB_VNNI void vnni_rows16(const kvb_qrows *k, const int bits, 
         for (size_t b = 0; b < k->code_stride; b += 64)
             _mm_prefetch((const char *)row[r] + ahead + b, _MM_HINT_T0);
     }
+    if (l2)   /* and the L2 further on (attend_avx512.c: kvb_attend_l2_bytes) */
+        kvb_prefetch_l2((const char *)k->codes, (size_t)t * k->code_stride + l2,
+                        16 * k->code_stride, (size_t)k->n * k->code_stride);
     const uint16_t *p0 = k->params + (size_t)t * k->param_stride;
     if (nr == 16 && k->param_stride == (size_t)nw && nw <= 4) {
         /* 16 rows' words in at most 128 bytes: one permute per word slot */
@@ -184,8 +188,9 @@ static KVB_INLINE KVB_VNNI void vnni_heads(const kvb_qrows *k, const int bits, c
                                            const int HB, const vnni_query *vq, float *s,
                                            size_t s_stride)
 {
+    const size_t l2 = kvb_attend_l2_bytes();
     for (int t = 0; t < k->n; t += 16)
-        vnni_rows16(k, bits, asym, HB, vq, t, k->n - t < 16 ? k->n - t : 16, s, s_stride);
+        vnni_rows16(k, bits, asym, HB, vq, l2, t, k->n - t < 16 ? k->n - t : 16, s, s_stride);
 }
 
 /* Whether the integer path takes these rows: 8-bit rows of whole 64-value

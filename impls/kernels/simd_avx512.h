@@ -22,6 +22,14 @@ static inline int kvb_have_avx512(void)
            __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
+/* Asks the L2 for bytes [at, at + len) of a stream that ends at `end`
+ * (offsets from base), one line in two: the L2's adjacent-line prefetcher
+ * brings the other (one prefetch a line was slower: docs/tuning.md). */
+static KVB_INLINE void kvb_prefetch_l2(const char *base, size_t at, size_t len, size_t end)
+{
+    for (size_t b = 0; b < len && at + b < end; b += 128) _mm_prefetch(base + at + b, _MM_HINT_T1);
+}
+
 /* Sums of four vectors' lanes: {sum a, sum b, sum c, sum d}. */
 static KVB_INLINE KVB_AVX512 __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d)
 {
