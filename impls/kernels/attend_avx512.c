@@ -15,8 +15,8 @@
  * once a pass) take tiles 64 columns at a time (4 x 4 sums); otherwise tiles are
  * walked 16 values at a time with up to 8 heads' sums in registers. The key
  * loops and the one-or-two-head value loop prefetch kvb_attend_prefetch_bytes()
- * ahead, the four-head key loops also into L2 kvb_attend_l2_bytes() ahead; the
- * tiled loops prefetch the next tile. */
+ * ahead, the four-head key loops and the tiled value loops also into L2
+ * kvb_attend_l2_bytes() ahead. */
 #include "kernels.h"
 
 /* How far ahead the loops prefetch: about 4 KiB, at least 4 rows (16 rows of
@@ -35,13 +35,14 @@ size_t kvb_attend_prefetch_bytes(size_t row_bytes)
     return (rows < 4 ? 4 : rows) * row_bytes;
 }
 
-/* The L2 prefetch 16 KiB ahead of the four-head key loops: with the 4 KiB
- * prefetcht0 alone, the loads wait on line-fill buffers held for the whole
- * trip to memory (perf: docs/tuning.md); lines already in L2 free them sooner.
- * On the Xeon VM (2026-12-04, GQA 32/8 at 32768 tokens, one thread, eight
- * rounds) it took f32 to 0.93-0.95 of the time, q8 (VNNI) 0.91-0.92, f16
- * 0.97, q4 1.00; 8 and 32 KiB measured alike. Not measured on AMD: none there
- * until it is (the matvec's q8_0 row has its own, matvec_avx512.c). */
+/* The L2 prefetch 16 KiB ahead of the four-head key loops (and of the tiled
+ * value loops, dense_values_tiles): with the 4 KiB prefetcht0 alone, the
+ * loads wait on line-fill buffers held for the whole trip to memory (perf:
+ * docs/tuning.md); lines already in L2 free them sooner. On the Xeon VM
+ * (2026-12-04, GQA 32/8 at 32768 tokens, one thread, eight rounds) the key
+ * loops' took f32 to 0.93-0.95 of the time, q8 (VNNI) 0.91-0.92, f16 0.97, q4
+ * 1.00; 8 and 32 KiB measured alike. Not measured on AMD: none there until it
+ * is (the matvec's q8_0 row has its own, matvec_avx512.c). */
 size_t kvb_attend_l2_bytes(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -92,6 +93,11 @@ static KVB_INLINE void prefetch_line_row(const char *p, size_t row_bytes)
 {
     if (p)
         for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
+}
+
+static KVB_INLINE void prefetch_l2_row(const char *p, size_t row_bytes)
+{
+    if (p) kvb_prefetch_l2(p, 0, row_bytes, row_bytes);
 }
 
 /* Key row idx of a run of n rows at row0 (left rows in the runs after it):
@@ -227,12 +233,18 @@ static KVB_INLINE KVB_AVX512 void dense_values_rows(const int dt, const int HB, 
 /* Any head count and head_dim: tiles of TILE_ROWS rows (global index), COLS
  * values at a time (64 for four heads: 4 x 4 sums, one broadcast per row and
  * block; 16 otherwise, up to 8 heads' sums), so each tile is read from memory
- * once and re-read from cache for the next column block. */
+ * once and re-read from cache for the next column block. The first column
+ * block prefetches as the key loops do: whole rows pf bytes on, and every
+ * second line l2 bytes on into L2; without an l2 distance (AMD, where it was
+ * not measured) the next tile's rows, whole, by prefetcht0, as before
+ * 2026-12-04 (on the Xeon VM f16 GQA 32/8 at 32768 tokens takes 0.95 of that
+ * time: docs/tuning.md). */
 static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB, const int NCV,
                                                      const kvb_kv_run *runs, size_t row_bytes,
-                                                     int n, const float *w, size_t w_stride,
-                                                     float *out, int hd)
+                                                     size_t pf, size_t l2, int n, const float *w,
+                                                     size_t w_stride, float *out, int hd)
 {
+    const int pfr = (int)(pf / row_bytes), l2r = (int)(l2 / row_bytes);
     row_cursor start = {runs, 0, 0};
     for (int t0 = 0; t0 < n; t0 += TILE_ROWS) {
         int t1 = t0 + TILE_ROWS < n ? t0 + TILE_ROWS : n;
@@ -244,8 +256,10 @@ static KVB_INLINE KVB_AVX512 void dense_values_tiles(const int dt, const int HB,
             cur = start;
             for (int t = t0; t < t1; t++) {
                 const char *row = cursor_next(&cur, row_bytes);
-                if (e0 ==
-                    0) /* the next tile's rows, whole: its later column blocks hit the cache */
+                if (e0 == 0 && l2r) {
+                    prefetch_line_row(cursor_ahead(&cur, row_bytes, pfr, t, n), row_bytes);
+                    prefetch_l2_row(cursor_ahead(&cur, row_bytes, l2r, t, n), row_bytes);
+                } else if (e0 == 0)     /* no L2 distance (AMD): as measured there */
                     prefetch_line_row(cursor_ahead(&cur, row_bytes, TILE_ROWS, t, n), row_bytes);
                 __m512 x[4];
                 for (int c = 0; c < NCV; c++) x[c] = load16(dt, row, e0 + 16 * c);
@@ -361,21 +375,21 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
             else
                 dense_values_rows(dt, 1, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         } else if (hb == 4 && hd == 128 && dt != KVB_DTYPE_F32)
-            dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_tiles(dt, 4, 4, runs, row_bytes, pf, l2, n, wh, (size_t)n, oh, hd);
         else if (hb == 4 && hd == 128)
             dense_values_pairs(dt, 8, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         else if (hb == 4 && hd == 64)
             dense_values_pairs(dt, 4, runs, row_bytes, pf, n, wh, (size_t)n, oh, hd);
         else if (hb == 4 && hd % 64 == 0)
-            dense_values_tiles(dt, 4, 4, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_tiles(dt, 4, 4, runs, row_bytes, pf, l2, n, wh, (size_t)n, oh, hd);
         else if (hb == 8)
-            dense_values_tiles(dt, 8, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_tiles(dt, 8, 1, runs, row_bytes, pf, l2, n, wh, (size_t)n, oh, hd);
         else if (hb == 4)
-            dense_values_tiles(dt, 4, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_tiles(dt, 4, 1, runs, row_bytes, pf, l2, n, wh, (size_t)n, oh, hd);
         else if (hb == 2)
-            dense_values_tiles(dt, 2, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_tiles(dt, 2, 1, runs, row_bytes, pf, l2, n, wh, (size_t)n, oh, hd);
         else
-            dense_values_tiles(dt, 1, 1, runs, row_bytes, n, wh, (size_t)n, oh, hd);
+            dense_values_tiles(dt, 1, 1, runs, row_bytes, pf, l2, n, wh, (size_t)n, oh, hd);
         h0 += hb;
     }
 }

@@ -94,8 +94,9 @@ void kvb_attend_merge(int parts, int g, int head_dim, const float *part_out, con
  * differ, so the distance is measured per vendor (see attend_avx512.c). */
 size_t kvb_attend_prefetch_bytes(size_t row_bytes);
 
-/* How far ahead the key loops of four or more query heads (and the VNNI key
- * pass) also ask the L2 for their stream, every other line (prefetcht1);
+/* How far ahead the key loops of four or more query heads, the tiled value
+ * loops and the VNNI key pass also ask the L2 for their stream, every other
+ * line (prefetcht1);
  * 0: not at all. Per vendor, as above (attend_avx512.c). */
 size_t kvb_attend_l2_bytes(void);
 
