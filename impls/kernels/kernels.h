@@ -96,8 +96,7 @@ size_t kvb_attend_prefetch_bytes(size_t row_bytes);
 
 /* How far ahead the key loops of four or more query heads, the tiled value
  * loops and the VNNI key pass also ask the L2 for their stream, every other
- * line (prefetcht1);
- * 0: not at all. Per vendor, as above (attend_avx512.c). */
+ * line (prefetcht1); 0: not at all. Per vendor, as above (attend_avx512.c). */
 size_t kvb_attend_l2_bytes(void);
 
 /* The kernel "auto" picks for head_dim 128 on this CPU, for `kvbench info`. */
