@@ -336,7 +336,9 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
         for (int r = 0, t = 0; r < n_runs; t += runs[r].n, r++) {
             const char *k = runs[r].k;
             const size_t after = (size_t)(n - t - runs[r].n); /* rows in the runs after this one */
-            /* four rows of 16-bit keys: 16 sums, each a chain of head_dim/16 FMAs;
+            /* l2 = 0 for one or two heads: only the four-head loop asks the L2
+             * (MHA f32/f16 already read at the ceiling, docs/attention.md). Four
+             * rows of 16-bit keys: 16 sums, each a chain of head_dim/16 FMAs;
              * with two rows the FMA latency, not the ports, bound the pass (f16
              * GQA in L2 on the Xeon VM: 29 -> 25 ns a row). f32 stays at two:
              * four rows of 512 bytes in flight were 5% slower streaming */
@@ -347,10 +349,10 @@ static KVB_INLINE KVB_AVX512 void dense_run(const int dt, const kvb_kv_run *runs
                 dense_scores(dt, 4, 2, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
             else if (hb == 2)
-                dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
+                dense_scores(dt, 2, 2, k, row_bytes, runs + r + 1, after, pf, 0, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
             else
-                dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, l2, runs[r].n, hd, qh,
+                dense_scores(dt, 1, 4, k, row_bytes, runs + r + 1, after, pf, 0, runs[r].n, hd, qh,
                              scale, sh + t, (size_t)n);
         }
         h0 += hb;
