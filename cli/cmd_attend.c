@@ -9,6 +9,7 @@
 #include "../base/columns.h"
 #include "../harness/attend_bench.h"
 #include "../harness/ceiling.h"
+#include "../impls/kernels/quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -40,13 +41,13 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
     int nb, nd, nk, nc, na, nq, nf, blocks[KVB_MAX_LIST], ctxs[KVB_MAX_LIST], qk[KVB_MAX_LIST],
         fk[KVB_MAX_LIST];
     kvb_key_axis axes[KVB_MAX_LIST];
-    static const char *const qk_names[] = {"auto", "portable", "avx512", "avx512-vnni"};
     static const char *const fk_names[] = {"auto", "portable", "avx2", "avx512"};
     if ((r = kvb_opts_backends_dtypes(&c, backs, &nb, dts, &nd)) != 0) return r;
     if ((r = kvb_parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = kvb_parse_int_list("--ctx", c.ctxs, 1, 1 << 22, ctxs, &nc)) != 0) return r;
     if ((r = kvb_opts_key_axes(&c, axes, &na)) != 0) return r;
-    if ((r = kvb_parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
+    if ((r = kvb_parse_enum_list("--qkernel", c.qkernels, kvb_qkernel_names, KVB_QKERNEL_COUNT,
+                                   qk, &nq)) != 0) return r;
     if ((r = kvb_parse_enum_list("--kernel", c.kernels, fk_names, 4, fk, &nf)) != 0) return r;
     if (c.model || c.preset) {
         kvb_model_config mc;
@@ -92,7 +93,7 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
                         if (!qt) o.kernel = fk_names[fk[in % nf]];
                         kvb_opts_case(&c, shape.head_dim, qt ? axes[in / nq] : KVB_KEY_AXIS_DEFAULT,
                                        &o);
-                        if (qt) o.qkernel = qk_names[qk[in % nq]];
+                        if (qt) o.qkernel = kvb_qkernel_names[qk[in % nq]];
                         kvb_shape sh = shape;
                         sh.max_seq = ctxs[ci];
                         cases_n++;
@@ -203,7 +204,7 @@ int kvb_cmd_attend(const kvb_cli *cli, const kvb_command *self, int argc, char *
                     if (!qt) cases[n].opt.kernel = fk_names[fk[in % nf]];
                     kvb_opts_case(&c, shape.head_dim, qt ? axes[in / nq] : KVB_KEY_AXIS_DEFAULT,
                                    &cases[n].opt);
-                    if (qt) cases[n].opt.qkernel = qk_names[qk[in % nq]];
+                    if (qt) cases[n].opt.qkernel = kvb_qkernel_names[qk[in % nq]];
                     cases[n].opt.threads = c.threads;
                     cases[n].samples_ns = samples + (size_t)n * (size_t)c.reps;
                     kvb_opts_pin_workers(&cases[n].opt, &pins);

@@ -8,6 +8,7 @@
 #include "../base/probe.h"
 #include "../model/tokenizer.h"
 #include "../harness/ceiling.h"
+#include "../impls/kernels/quant.h"
 #include "../harness/quality.h"
 #include "../harness/results.h"
 #include "../harness/run.h"
@@ -225,10 +226,10 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
             return kvb_usage_error("unknown mode '%s': allowed are grow, prealloc", mn[i]);
     int nk, na, nq, qk[KVB_MAX_LIST], blocks[KVB_MAX_LIST];
     kvb_key_axis axes[KVB_MAX_LIST];
-    static const char *const qk_names[] = {"auto", "portable", "avx512", "avx512-vnni"};
     if ((r = kvb_parse_int_list("--block", c.blocks, 1, 256, blocks, &nk)) != 0) return r;
     if ((r = kvb_opts_key_axes(&c, axes, &na)) != 0) return r;
-    if ((r = kvb_parse_enum_list("--qkernel", c.qkernels, qk_names, 4, qk, &nq)) != 0) return r;
+    if ((r = kvb_parse_enum_list("--qkernel", c.qkernels, kvb_qkernel_names, KVB_QKERNEL_COUNT,
+                                   qk, &nq)) != 0) return r;
     if (nq != 1)
         return kvb_usage_error("--qkernel: run takes one kernel (attend compares several)");
     static const char *const fk_names[] = {"auto", "portable", "avx2", "avx512"};
@@ -299,7 +300,7 @@ int kvb_cmd_run(const kvb_cli *cli, const kvb_command *self, int argc, char **ar
                                  .pool_bytes = (size_t)c.pool_mb << 20,
                                  .threads = c.threads};
                 kvb_opts_case(&c, mc.head_dim, qt ? axes[k / nm] : KVB_KEY_AXIS_DEFAULT, &o);
-                if (quant) o.qkernel = qk_names[qk[0]];
+                if (quant) o.qkernel = kvb_qkernel_names[qk[0]];
                 o.kernel = fk_names[fk[0]];
                 if (kvb_point_init(&pts[n_pts], backs[i], &o, c.tokens, c.reps) != KVB_STATUS_OK) {
                     fprintf(stderr, "kvbench: out of memory for %d x %d step records\n", c.reps,

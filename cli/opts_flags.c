@@ -69,11 +69,12 @@ const kvb_flag kvb_opts_flags[] = {
              "tokens",
      .off = OFF(key_axes)},
     {.name = "--qkernel", .cmds = RUN, .kind = KVB_FLAG_STRING, .def = "auto", .meta = "NAME",
-     .help = "quant's fused loops: auto (the fastest this CPU has), portable, avx512, avx512-vnni",
+     .help = "quant's fused loops: auto (the fastest this CPU has), portable, avx512, avx512-vnni, "
+             "avx512-vnni-int8 (values summed in int8: weights rounded to 8 bits)",
      .off = OFF(qkernels)},
     {.name = "--qkernel", .cmds = ATTEND, .kind = KVB_FLAG_LIST, .def = "auto", .meta = "LIST",
-     .help = "quant's fused loops: auto,portable,avx512,avx512-vnni (auto: the fastest this CPU "
-             "has), timed side by side",
+     .help = "quant's fused loops: auto,portable,avx512,avx512-vnni,avx512-vnni-int8 (auto: the "
+             "fastest this CPU has; int8: weights rounded to 8 bits), timed side by side",
      .off = OFF(qkernels)},
     {.name = "--kernel", .cmds = RUN, .kind = KVB_FLAG_STRING, .def = "auto", .meta = "NAME",
      .help = "contiguous and paged attend loops: auto, portable, avx2, avx512",

@@ -79,8 +79,8 @@ typedef struct kvb_options {
     int          group;       /* values per scale: 8..256, a power of two; 0: 32 */
     int          residual;    /* newest tokens kept in f32 before they are quantized, 0..65536 */
     kvb_key_axis key_axis;
-    const char  *qkernel;     /* fused loops: NULL or "auto" (fastest here), "portable",
-                               * "avx512", "avx512-vnni" (impls/kernels/quant.h) */
+    const char  *qkernel;     /* fused loops: NULL or one of kvb_qkernel_names
+                               * (impls/kernels/quant.h) */
 } kvb_options;
 
 /* Checks sizes and divisibility; on failure writes a message naming the value. */

@@ -133,8 +133,7 @@ static kvb_status quant_supports(const kvb_shape *s, const kvb_options *o, char 
         return KVB_STATUS_INVALID_ARG;
     }
     if (!kvb_qkernels_known(o->qkernel)) {
-        snprintf(why, n, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni",
-                 o->qkernel);
+        snprintf(why, n, "quant kernel '%s': allowed are " KVB_QKERNEL_ALLOWED, o->qkernel);
         return KVB_STATUS_INVALID_ARG;
     }
     if (!kvb_qkernels_find(o->qkernel, s->head_dim, group, why, n)) return KVB_STATUS_UNSUPPORTED;

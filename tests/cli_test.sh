@@ -186,7 +186,9 @@ expect_fail 2 "--residual '-1'"              $R --backend quant --dtype q8 --res
 expect_fail 2 "unknown --key-axis 'diagonal'" $R --backend quant --dtype q8 --key-axis diagonal
 expect_fail 2 "--key-outliers 100: at most head_dim / 2 = 8" $R --backend quant --dtype q8 \
   --key-outliers 100
-expect_fail 2 "unknown --qkernel 'neon'"     $R --backend quant --dtype q8 --qkernel neon
+expect_fail 2 \
+  "unknown --qkernel 'neon': allowed are auto, portable, avx512, avx512-vnni, avx512-vnni-int8" \
+  $R --backend quant --dtype q8 --qkernel neon
 expect_fail 2 "run takes one kernel"         $R --backend quant --dtype q8 --qkernel portable,avx512
 expect_fail 2 "only --max-seq may override" run --checkpoint "$T/none.bin" --untied --out "$T/out"
 expect_ok run --preset tiny --backend contiguous,quant --dtype f32,q8,q2 --group 16 --residual 4 \
@@ -212,6 +214,12 @@ expect_ok attend --backend quant --dtype q8 --qkernel portable,avx512 --group 16
 grep -q 'kernel=avx512.*skipped: quant kernel .avx512. needs head_dim and group multiples of 32' \
   "$T/stdout" && ok \
   || bad "a SIMD kernel on head_dim 16 was not reported as skipped: $(cat "$T/stdout")"
+# the integer values' table beside the float one: both run (a rel_err printed), or it is
+# skipped where this CPU lacks AVX512-VNNI or AVX512-VBMI
+expect_ok attend --backend quant --dtype q4 --qkernel avx512-vnni,avx512-vnni-int8 --heads 8 \
+  --kv-heads 2 --head-dim 128 --ctx 300 --reps 2 --no-ceilings
+I8='kernel=avx512-vnni-int8,.*ctx=300\) +([0-9.]+ .*[0-9]e-0[0-9]|.*skipped: .*this CPU)'
+grep -Eq "$I8" "$T/stdout" && ok || bad "attend lacks the avx512-vnni-int8 case: $(cat "$T/stdout")"
 expect_fail 2 "unknown --kernel 'sse9': allowed are auto, portable, avx2, avx512" \
   attend --kernel sse9
 expect_ok attend --backend contiguous,paged --dtype f16 --kernel portable,avx2,avx512 --heads 4 \

@@ -208,12 +208,14 @@ const kvb_qkernels *kvb_qkernels_pick(int head_dim, int group)
     return &kvb_qkernels_portable;
 }
 
+const char *const kvb_qkernel_names[KVB_QKERNEL_COUNT] = {"auto", "portable", "avx512",
+                                                           "avx512-vnni", "avx512-vnni-int8"};
+
 int kvb_qkernels_known(const char *name)
 {
-    static const char *const names[] = {"auto", "portable", "avx512", "avx512-vnni"};
     if (!name || !*name) return 1;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i]) == 0) return 1;
+    for (int i = 0; i < KVB_QKERNEL_COUNT; i++)
+        if (strcmp(name, kvb_qkernel_names[i]) == 0) return 1;
     return 0;
 }
 
@@ -223,8 +225,7 @@ const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group,
     if (!name || !*name || strcmp(name, "auto") == 0) return kvb_qkernels_pick(head_dim, group);
     if (strcmp(name, "portable") == 0) return &kvb_qkernels_portable;
     if (!kvb_qkernels_known(name)) {
-        snprintf(why, why_len, "quant kernel '%s': allowed are auto, portable, avx512, avx512-vnni",
-                 name);
+        snprintf(why, why_len, "quant kernel '%s': allowed are " KVB_QKERNEL_ALLOWED, name);
         return NULL;
     }
     /* the shape first: the same answer on every CPU */
@@ -234,8 +235,9 @@ const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group,
                  head_dim, group);
         return NULL;
     }
-    const kvb_qkernels *t =
-        strcmp(name, "avx512") == 0 ? kvb_qkernels_avx512() : kvb_qkernels_avx512_vnni();
+    const kvb_qkernels *t = strcmp(name, "avx512") == 0        ? kvb_qkernels_avx512()
+                            : strcmp(name, "avx512-vnni") == 0 ? kvb_qkernels_avx512_vnni()
+                                                               : kvb_qkernels_avx512_vnni_int8();
     if (!t) snprintf(why, why_len, "quant kernel '%s': this CPU or build lacks it", name);
     return t;
 }

@@ -27,7 +27,9 @@
  * dot/axpy); AVX-512 (head_dim and group multiples of 32: codes widened and
  * scaled in registers, shared by every query head of a GQA group); and
  * AVX512-VNNI (the same, but key scores as int8 dot products against the
- * rounded query where a row fits its blocks). */
+ * rounded query where a row fits its blocks). A fourth, AVX512-VNNI-int8, is
+ * asked for by name only: the VNNI table whose value sums are integer too, exact
+ * for weights rounded to 8 bits (rounds_weights below). */
 #ifndef KVB_QUANT_H
 #define KVB_QUANT_H
 
@@ -78,12 +80,30 @@ typedef struct kvb_qrows {
     int                group;     /* divides head_dim */
 } kvb_qrows;
 
+/* The integer value pass (the opt-in table "avx512-vnni-int8") rounds each
+ * head's products u_t = w_t d_t of a group per tile of this many rows, counted
+ * from the call's first row; a tile whose largest u_t is below KVB_QWEIGHT_TINY
+ * adds nothing to that group. */
+enum { KVB_QWEIGHT_TILE = 64 };
+#define KVB_QWEIGHT_TINY 0x1p-100f
+
 /* One implementation of the fused loops (a `static const` table per ISA). */
 typedef struct kvb_qkernels {
-    const char *name;         /* "portable", "avx512", "avx512-vnni" */
+    const char *name;         /* "portable", "avx512", "avx512-vnni", "avx512-vnni-int8" */
     /* 1: scores of rows with d/m words use the query rounded by kvb_qround_query
      * (integer dot products); the result is exact for that query. 0: the f32 query. */
     int rounds_query;
+    /* Optional, NULL: accum sums in f32, exactly. Else whether accum rounds the
+     * weights of these rows (1) or sums them in f32 (0). Rounding: for each head,
+     * group and tile of KVB_QWEIGHT_TILE rows, kvb_qround_weights over the tile's
+     * w_t and d_t gives wq_t and delta, and accum is exact for those:
+     *     out_i += sum_t delta wq_t (c_t - k) + w_t (m_t + k d_t),   k = 2^(bits-1)
+     * (k = zero and m = 0 for the symmetric formats; the asymmetric ones' codes
+     * are centred too, so the rounding meets small numbers).
+     * The tiles follow the calls, so caches that cut the rows differently (paged
+     * blocks, threads) differ by that rounding. A call with any weight < 0 or NaN
+     * sums in f32 whatever this says. */
+    int (*rounds_weights)(const kvb_qrows *v);
     /* scores: s[i*s_stride + t] = scale * dot(q_i, x'_t) for the g query heads
      * q: [g][head_dim], for every row t of k. */
     void (*scores)(const kvb_qrows *k, int g, const float *q, float scale,
@@ -109,6 +129,7 @@ extern const kvb_qkernels kvb_qkernels_portable;
 /* The AVX-512 tables if this CPU and build have them, else NULL. */
 const kvb_qkernels *kvb_qkernels_avx512(void);
 const kvb_qkernels *kvb_qkernels_avx512_vnni(void);
+const kvb_qkernels *kvb_qkernels_avx512_vnni_int8(void);
 
 /* The AVX-512 table's scores and accum, which the VNNI table shares (its values,
  * and the rows its integer scores do not take). Defined in x86-64 GCC builds
@@ -118,12 +139,19 @@ void kvb_qscores_avx512(const kvb_qrows *k, int g, const float *q, float scale, 
 void kvb_qaccum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_stride, float *out,
                        float *scratch);
 
-/* The table called name ("portable", "avx512", "avx512-vnni"); NULL with why
+/* The names kvb_options.qkernel and --qkernel take: "auto" (the fastest here,
+ * never one that rounds the weights) first. */
+enum { KVB_QKERNEL_COUNT = 5 };
+extern const char *const kvb_qkernel_names[KVB_QKERNEL_COUNT];
+#define KVB_QKERNEL_ALLOWED "auto, portable, avx512, avx512-vnni, avx512-vnni-int8"
+
+/* The table called name ("portable", "avx512", "avx512-vnni", "avx512-vnni-int8";
+ * auto never picks the last, which rounds the weights); NULL with why
  * set when the name is unknown or this CPU lacks it, or the shape does not
  * suit it (SIMD tables need head_dim and group multiples of 32). */
 const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why,
                                       size_t why_len);
-int kvb_qkernels_known(const char *name);     /* NULL, "", or one of the four names */
+int kvb_qkernels_known(const char *name);     /* NULL, "", "auto", or one of the four names */
 
 /* The query as the integer kernels see it: per 32 values, qi = round(q / sq)
  * in -127..127 with sq = max|q| / 127 (0 when all are 0). kvb_qquant_query
@@ -131,6 +159,13 @@ int kvb_qkernels_known(const char *name);     /* NULL, "", or one of the four na
  * multiple of 32. */
 void kvb_qquant_query(const float *q, int n, int8_t *qi, float *sq);
 void kvb_qround_query(const float *q, int n, float *out);
+
+/* The weights as the integer value pass sees them, for n <= KVB_QWEIGHT_TILE
+ * rows of one head and group: u_t = w_t d_t (w_t, d_t >= 0), amax = max u_t,
+ * wq_t = round(u_t * 255 / amax) in 0..255 and delta = amax / 255, so u_t reads
+ * back as delta * wq_t (within delta / 2); amax below KVB_QWEIGHT_TINY gives
+ * wq_t = 0 and delta = 0. */
+void kvb_qround_weights(const float *w, const float *d, int n, uint8_t *wq, float *delta);
 
 /* The fastest table for rows of head_dim values in groups of `group`:
  * AVX512-VNNI, then AVX-512 when the CPU has it and head_dim and group are
