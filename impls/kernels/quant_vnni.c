@@ -364,15 +364,6 @@ static KVB_INLINE KVB_IV void ivals_mix(const int bits, const int hf, __m512i r0
     x[3] = _mm512_and_si512(_mm512_srli_epi16(y1, 4), lo4);
 }
 
-/* acc + vpdpbusd(a, b). GCC 12 copies the accumulator of the intrinsic to a
- * new register and back around each one in these loops (a move per product);
- * the instruction by hand keeps it in place. */
-static KVB_INLINE KVB_IV __m512i iv_dpbusd(__m512i acc, __m512i a, __m512i b)
-{
-    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "vm"(b));
-    return acc;
-}
-
 /* acc[h][j] += the weight bytes wq (one 64-byte vector a head) times x[j]. */
 static KVB_INLINE KVB_IV void ivals_dot(const int HB, const uint8_t (*wq)[4][64], int k,
                                         const __m512i *x, __m512i (*acc)[4])
@@ -381,7 +372,7 @@ static KVB_INLINE KVB_IV void ivals_dot(const int HB, const uint8_t (*wq)[4][64]
     for (int h = 0; h < HB; h++) {
         const __m512i wo = _mm512_load_si512(wq[h][k]);
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) acc[h][j] = iv_dpbusd(acc[h][j], wo, x[j]);
+        for (int j = 0; j < 4; j++) acc[h][j] = _mm512_dpbusd_epi32(acc[h][j], wo, x[j]);
     }
 }
 
