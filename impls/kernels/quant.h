@@ -151,7 +151,7 @@ extern const char *const kvb_qkernel_names[KVB_QKERNEL_COUNT];
  * suit it (SIMD tables need head_dim and group multiples of 32). */
 const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group, char *why,
                                       size_t why_len);
-int kvb_qkernels_known(const char *name);     /* NULL, "", "auto", or one of the four names */
+int kvb_qkernels_known(const char *name);     /* NULL, "", or one of kvb_qkernel_names */
 
 /* The query as the integer kernels see it: per 32 values, qi = round(q / sq)
  * in -127..127 with sq = max|q| / 127 (0 when all are 0). kvb_qquant_query
