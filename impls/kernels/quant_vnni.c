@@ -476,8 +476,7 @@ static KVB_INLINE KVB_IV void ivals_weights(const int bits, const int asym, cons
     for (int q = 0; q < n4; q++) {
         const __m512i wi = _mm512_cvtps_epi32(_mm512_mul_ps(u[q], iw));
         if (bits == 4) sum = _mm512_add_epi32(sum, wi);
-        _mm512_store_si512(wop[q][h][0], _mm512_permutexvar_epi8(_mm512_load_si512(pick[0]), wi));
-        for (int k = 1; k < nk; k++)
+        for (int k = 0; k < nk; k++)
             _mm512_store_si512(wop[q][h][k],
                                _mm512_permutexvar_epi8(_mm512_load_si512(pick[k]), wi));
     }
@@ -501,11 +500,11 @@ static KVB_INLINE KVB_IV void ivals_heads(const kvb_qrows *v, const int bits, co
     _Alignas(64) uint8_t wop[IV_QUADS][4][4][64]; /* [quad][head][k]: lane L, its group's wq */
     _Alignas(64) float fo[4][4][4][16];           /* [head][pass][j][lane word]: the sums */
     _Alignas(64) float dl[4][4][16];              /* [head][k]: delta of each lane's group */
-    _Alignas(64) int32_t zl[4][4][16];            /* [head][k]: zero * sum wq, the same */
+    _Alignas(64) int32_t zl[4][4][16];            /* [head][k]: 8 sum wq (4-bit; 0), the same */
     _Alignas(64) uint8_t pick[4][64];             /* [k]: byte of wi that lane byte takes */
     _Alignas(64) int32_t gsel[4][16];             /* [k]: word of a group-per-lane vector */
     uint16_t pw[IV_TILE * 8];                     /* a tile's d/m words, rows packed */
-    __m512 ms[4];                                 /* [head]: sum w m, [group][row] */
+    __m512 ms[4];                                 /* [head]: sum w (m + 8 d), [group][row] */
     memset(fo, 0, sizeof fo);
     for (int k = 0; k < nk; k++)
         for (int L = 0; L < 4; L++) {
@@ -518,19 +517,15 @@ static KVB_INLINE KVB_IV void ivals_heads(const kvb_qrows *v, const int bits, co
         }
     for (int h = 0; h < HB; h++) ms[h] = _mm512_setzero_ps();
     /* word of row r, group g within four rows' packed words: [g][r] order */
-    __m512i dsel = _mm512_setzero_si512(), msel = dsel;
+    _Alignas(64) int32_t di[16], mi[16];
     __mmask16 gm = 0;
-    {
-        _Alignas(64) int32_t di[16], mi[16];
-        for (int g = 0; g < 4; g++)
-            for (int r = 0; r < 4; r++) {
-                di[4 * g + r] = g < ng ? r * nw + g * np : 0;
-                mi[4 * g + r] = g < ng ? r * nw + g * np + 1 : 0;
-                if (g < ng) gm |= (__mmask16)(1u << (4 * g + r));
-            }
-        dsel = _mm512_load_si512(di);
-        msel = _mm512_load_si512(mi);
-    }
+    for (int g = 0; g < 4; g++)
+        for (int r = 0; r < 4; r++) {
+            di[4 * g + r] = g < ng ? r * nw + g * np : 0;
+            mi[4 * g + r] = g < ng ? r * nw + g * np + 1 : 0;
+            if (g < ng) gm |= (__mmask16)(1u << (4 * g + r));
+        }
+    const __m512i dsel = _mm512_load_si512(di), msel = _mm512_load_si512(mi);
     /* the next tile's rows into L1 (each is read npass times), the L2 further on */
     const size_t pf = (size_t)IV_TILE * v->code_stride, l2 = kvb_attend_l2_bytes();
     for (int t0 = 0; t0 < v->n; t0 += IV_TILE) {
@@ -578,7 +573,7 @@ static KVB_INLINE KVB_IV void ivals_heads(const kvb_qrows *v, const int bits, co
         }
     }
     for (int h = 0; h < HB; h++) {
-        _Alignas(64) float m[16];
+        _Alignas(64) float m[16];                 /* [group][row] */
         _mm512_store_ps(m, ms[h]);
         float *oh = out + (size_t)h * hd;
         for (int pass = 0; pass < npass; pass++)
@@ -589,11 +584,10 @@ static KVB_INLINE KVB_IV void ivals_heads(const kvb_qrows *v, const int bits, co
                                                  bits == 4 ? pass % 2 : 0, j, L, i);
                         oh[e] += fo[h][pass][j][4 * L + i];
                     }
-        if (asym)
-            for (int e = 0; e < hd; e++) {
-                const float *mg = m + 4 * (e / v->group);
-                oh[e] += (mg[0] + mg[1]) + (mg[2] + mg[3]);
-            }
+        for (int g = 0; asym && g < ng; g++) {
+            const float mg = (m[4 * g] + m[4 * g + 1]) + (m[4 * g + 2] + m[4 * g + 3]);
+            for (int e = g * v->group; e < (g + 1) * v->group; e++) oh[e] += mg;
+        }
     }
 }
 
