@@ -155,44 +155,52 @@ static KVB_INLINE KVB_VNNI void vnni_rows16(const kvb_qrows *k, const int bits, 
     }
     __m512 facc[8];
     for (int h = 0; h < HB; h++) facc[h] = _mm512_setzero_ps();
+    int gi = 0, gc = 0;                       /* chunk c's group (c / cpg) and place in it */
     for (int cb = 0; cb < nd / 16; cb++) {
-        __m512i in[16], x[2][16];
+        __m512i in[16], x[16];
         for (int r = 0; r < 16; r++) in[r] = _mm512_loadu_si512(row[r] + 64 * cb);
-        transpose16(in, x[0]);
-        if (bits == 4)
-            for (int j = 0; j < 16; j++) {
-                const __m512i lo4 = _mm512_set1_epi8(15);
-                x[1][j] = _mm512_and_si512(_mm512_srli_epi16(x[0][j], 4), lo4);
-                x[0][j] = _mm512_and_si512(x[0][j], lo4);
+        transpose16(in, x);
+        /* one loop over the 16 words, chunk by chunk (cw words each): unrolled,
+         * every index is a constant and x stays in registers (with a variable
+         * word index GCC kept the 16 vectors on the stack) */
+        const int32_t *qd = vq->qd + (size_t)cb * 16 * 2;      /* head h: + h nd 2 */
+        __m512i ai[8];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            const int c = cb * (16 / cw) + j / cw;
+            if (j % cw == 0)
+#pragma GCC unroll 8
+                for (int h = 0; h < HB; h++)
+                    ai[h] = asym ? _mm512_setzero_si512() : _mm512_set1_epi32(vq->corr[h * nc + c]);
+            __m512i lo = x[j], hi = lo;
+            if (bits == 4) {   /* low nibbles: even values; high: odd */
+                hi = _mm512_and_si512(_mm512_srli_epi16(lo, 4), _mm512_set1_epi8(15));
+                lo = _mm512_and_si512(lo, _mm512_set1_epi8(15));
             }
-        for (int cc = 0; cc < 16 / cw; cc++) {
-            const int c = cb * (16 / cw) + cc, gi = c / cpg;
+#pragma GCC unroll 8
+            for (int h = 0; h < HB; h++) {
+                const int32_t *qh = qd + (size_t)h * nd * 2;
+                ai[h] = _mm512_dpbusd_epi32(ai[h], lo, _mm512_set1_epi32(qh[2 * j]));
+                if (bits == 4)
+                    ai[h] = _mm512_dpbusd_epi32(ai[h], hi, _mm512_set1_epi32(qh[2 * j + 1]));
+            }
+            if (j % cw != cw - 1) continue;
+            /* the chunk's sums: d of its group (gi), into the float scores */
             const __m512 d =
                 _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)words[gi * np]));
-            __m512 m = d;
-            if (asym)
-                m = _mm512_cvtph_ps(
-                    _mm256_loadu_si256((const __m256i *)(const void *)words[gi * np + 1]));
-            const int32_t *qd = vq->qd + (size_t)cb * 16 * 2;      /* head h: + h nd 2 */
-            __m512i ai[8];
-#pragma GCC unroll 8
-            for (int h = 0; h < HB; h++)
-                ai[h] = asym ? _mm512_setzero_si512() : _mm512_set1_epi32(vq->corr[h * nc + c]);
-            for (int j = cc * cw; j < (cc + 1) * cw; j++)
-#pragma GCC unroll 8
-                for (int h = 0; h < HB; h++) {
-                    const int32_t *qh = qd + (size_t)h * nd * 2;
-                    ai[h] = _mm512_dpbusd_epi32(ai[h], x[0][j], _mm512_set1_epi32(qh[2 * j]));
-                    if (bits == 4)
-                        ai[h] = _mm512_dpbusd_epi32(ai[h], x[1][j],
-                                                    _mm512_set1_epi32(qh[2 * j + 1]));
-                }
 #pragma GCC unroll 8
             for (int h = 0; h < HB; h++) {
                 const __m512 dq = _mm512_mul_ps(d, _mm512_set1_ps(vq->sq[h * nc + c]));
                 facc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ai[h]), dq, facc[h]);
-                if (asym) facc[h] = _mm512_fmadd_ps(m, _mm512_set1_ps(vq->qs[h * nc + c]), facc[h]);
             }
+            if (asym) {
+                const __m512 m = _mm512_cvtph_ps(
+                    _mm256_loadu_si256((const __m256i *)(const void *)words[gi * np + 1]));
+#pragma GCC unroll 8
+                for (int h = 0; h < HB; h++)
+                    facc[h] = _mm512_fmadd_ps(m, _mm512_set1_ps(vq->qs[h * nc + c]), facc[h]);
+            }
+            if (++gc == cpg) { gc = 0; gi++; }
         }
     }
     const __mmask16 keep = (__mmask16)((1u << nr) - 1u);
