@@ -132,11 +132,8 @@ static kvb_status quant_supports(const kvb_shape *s, const kvb_options *o, char 
         snprintf(why, n, "key axis %d out of range", (int)o->key_axis);
         return KVB_STATUS_INVALID_ARG;
     }
-    if (!kvb_qkernels_known(o->qkernel)) {
-        snprintf(why, n, "quant kernel '%s': allowed are " KVB_QKERNEL_ALLOWED, o->qkernel);
-        return KVB_STATUS_INVALID_ARG;
-    }
-    if (!kvb_qkernels_find(o->qkernel, s->head_dim, group, why, n)) return KVB_STATUS_UNSUPPORTED;
+    if (!kvb_qkernels_find(o->qkernel, s->head_dim, group, why, n))   /* why says which */
+        return kvb_qkernels_known(o->qkernel) ? KVB_STATUS_UNSUPPORTED : KVB_STATUS_INVALID_ARG;
     return KVB_STATUS_OK;
 }
 

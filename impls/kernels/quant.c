@@ -224,8 +224,11 @@ const kvb_qkernels *kvb_qkernels_find(const char *name, int head_dim, int group,
 {
     if (!name || !*name || strcmp(name, "auto") == 0) return kvb_qkernels_pick(head_dim, group);
     if (strcmp(name, "portable") == 0) return &kvb_qkernels_portable;
-    if (!kvb_qkernels_known(name)) {
-        snprintf(why, why_len, "quant kernel '%s': allowed are " KVB_QKERNEL_ALLOWED, name);
+    if (!kvb_qkernels_known(name)) {   /* the allowed names, from the one list */
+        int at = snprintf(why, why_len, "quant kernel '%s': allowed are", name);
+        for (int i = 0; i < KVB_QKERNEL_COUNT && at >= 0 && (size_t)at < why_len; i++)
+            at += snprintf(why + at, why_len - (size_t)at, "%s %s", i ? "," : "",
+                           kvb_qkernel_names[i]);
         return NULL;
     }
     /* the shape first: the same answer on every CPU */

@@ -143,7 +143,6 @@ void kvb_qaccum_avx512(const kvb_qrows *v, int g, const float *w, size_t w_strid
  * never one that rounds the weights) first. */
 enum { KVB_QKERNEL_COUNT = 5 };
 extern const char *const kvb_qkernel_names[KVB_QKERNEL_COUNT];
-#define KVB_QKERNEL_ALLOWED "auto, portable, avx512, avx512-vnni, avx512-vnni-int8"
 
 /* The table called name ("portable", "avx512", "avx512-vnni", "avx512-vnni-int8";
  * auto never picks the last, which rounds the weights); NULL with why

@@ -630,8 +630,6 @@ static KVB_IV int weights_nonneg(int g, int n, const float *w, size_t w_stride)
     return 1;
 }
 
-static int rounds_weights_int8(const kvb_qrows *v) { return ivals_fits(v); }
-
 static KVB_IV void accum_int8(const kvb_qrows *v, int g, const float *w, size_t w_stride,
                               float *out, float *scratch)
 {
@@ -655,7 +653,7 @@ static const kvb_qkernels avx512_vnni = {
 static const kvb_qkernels avx512_vnni_int8 = {
     .name = "avx512-vnni-int8",
     .rounds_query = 1,
-    .rounds_weights = rounds_weights_int8,
+    .rounds_weights = ivals_fits,   /* the rows accum_int8 rounds */
     .scores = scores_vnni,
     .accum = accum_int8,
     .softmax_exp = softmax_exp_avx512,
